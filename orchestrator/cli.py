@@ -1,0 +1,42 @@
+"""`orchestrator` console script.
+
+Subcommands live next to the code they drive and are imported only when called, so
+`orchestrator --help` stays fast and a broken optional module cannot break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command or group. Add new commands here.
+COMMANDS: dict[str, str] = {
+    "sandbox": "orchestrator.emulators.sandbox:sandbox_command",
+    "dev": "orchestrator.devserver:dev_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup)
+def cli() -> None:
+    """SLA-aware orchestration for Fivetran, Airbyte and dbt on Dagster."""
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

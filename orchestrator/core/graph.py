@@ -1,0 +1,225 @@
+"""The asset graph as plain data: what the decision core reasons over.
+
+Keys are Dagster's user strings ("salesforce/account"), so a key printed by the CLI can be
+pasted into the Dagster UI and back. Nothing here imports Dagster; the Dagster shell builds an
+``AssetGraph`` from its repository, tests and the simulator build one from a dbt manifest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# What an asset is, as far as the decision core cares.
+CONNECTOR_TABLE = "connector_table"
+DBT_MODEL = "dbt_model"
+DBT_SOURCE = "dbt_source"
+DASHBOARD = "dashboard"
+OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetNode:
+    key: str
+    role: str = OTHER
+    upstream: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
+    group: str | None = None
+    owners: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # "daily" for daily-partitioned assets, None otherwise.
+    partitioning: str | None = None
+    # Which connector syncs this table ("fivetran:<connector_id>" / "airbyte:<connection_id>").
+    connector: str | None = None
+    # dbt exposure name for dashboards, dbt unique_id for models.
+    dbt_name: str | None = None
+    description: str | None = None
+
+
+class UnknownAssetError(KeyError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"unknown asset key {self.key!r}"
+
+
+class AssetGraph:
+    """An immutable DAG of ``AssetNode`` with cached downstream edges.
+
+    Upstream keys that are not nodes of the graph are dropped, so a partial graph (a selection,
+    a manifest with disabled sources) is still a consistent DAG.
+    """
+
+    def __init__(self, nodes: Iterable[AssetNode]):
+        self._nodes: dict[str, AssetNode] = {}
+        for node in nodes:
+            self._nodes[node.key] = node
+        self._upstream: dict[str, tuple[str, ...]] = {
+            key: tuple(u for u in dict.fromkeys(node.upstream) if u in self._nodes and u != key)
+            for key, node in self._nodes.items()
+        }
+        downstream: dict[str, list[str]] = {key: [] for key in self._nodes}
+        for key, ups in self._upstream.items():
+            for up in ups:
+                downstream[up].append(key)
+        self._downstream = {key: tuple(v) for key, v in downstream.items()}
+        self._topo: tuple[str, ...] | None = None
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def __contains__(self, key: object) -> bool:
+        return key in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self) -> Iterator[AssetNode]:
+        return iter(self._nodes.values())
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._nodes)
+
+    def node(self, key: str) -> AssetNode:
+        try:
+            return self._nodes[key]
+        except KeyError:
+            raise UnknownAssetError(key) from None
+
+    def get(self, key: str) -> AssetNode | None:
+        return self._nodes.get(key)
+
+    def parents(self, key: str) -> tuple[str, ...]:
+        self.node(key)
+        return self._upstream[key]
+
+    def children(self, key: str) -> tuple[str, ...]:
+        self.node(key)
+        return self._downstream[key]
+
+    def roots(self) -> list[str]:
+        return [k for k, ups in self._upstream.items() if not ups]
+
+    def leaves(self) -> list[str]:
+        return [k for k, downs in self._downstream.items() if not downs]
+
+    def by_role(self, role: str) -> list[AssetNode]:
+        return [n for n in self._nodes.values() if n.role == role]
+
+    # -- traversal ------------------------------------------------------------------------------
+    def _closure(self, starts: Iterable[str], edges: Mapping[str, tuple[str, ...]]) -> set[str]:
+        seen: set[str] = set()
+        queue = deque()
+        for start in starts:
+            self.node(start)
+            queue.append(start)
+        while queue:
+            key = queue.popleft()
+            for nxt in edges[key]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return seen
+
+    def upstream_closure(self, *keys: str, include_self: bool = False) -> set[str]:
+        found = self._closure(keys, self._upstream)
+        return found | set(keys) if include_self else found - set(keys)
+
+    def downstream_closure(self, *keys: str, include_self: bool = False) -> set[str]:
+        found = self._closure(keys, self._downstream)
+        return found | set(keys) if include_self else found - set(keys)
+
+    def topological_order(self) -> tuple[str, ...]:
+        """Kahn's algorithm; raises ValueError naming a node on a cycle."""
+        if self._topo is None:
+            indegree = {k: len(u) for k, u in self._upstream.items()}
+            ready = deque(k for k, d in indegree.items() if d == 0)
+            order: list[str] = []
+            while ready:
+                key = ready.popleft()
+                order.append(key)
+                for child in self._downstream[key]:
+                    indegree[child] -= 1
+                    if indegree[child] == 0:
+                        ready.append(child)
+            if len(order) != len(self._nodes):
+                stuck = next(k for k, d in indegree.items() if d > 0)
+                raise ValueError(f"asset graph has a cycle through {stuck!r}")
+            self._topo = tuple(order)
+        return self._topo
+
+    def subgraph(self, keys: Iterable[str]) -> AssetGraph:
+        wanted = set(keys)
+        return AssetGraph(n for k, n in self._nodes.items() if k in wanted)
+
+    # -- construction from a dbt manifest -------------------------------------------------------
+    @classmethod
+    def from_dbt_manifest(cls, manifest: Mapping | str | Path) -> AssetGraph:
+        """Sources, models, snapshots, seeds and exposures of a manifest (v10+) as a graph.
+
+        Keys follow dagster-dbt's defaults: ``meta.dagster.asset_key`` where set, else
+        ``<source_name>/<table>`` for sources, the model name for models and
+        ``dashboard/<exposure>`` for exposures.
+        """
+        if not isinstance(manifest, Mapping):
+            path = Path(manifest)
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as fh:
+                manifest = json.load(fh)
+
+        key_of: dict[str, str] = {}
+        raw: list[tuple[str, dict, str]] = []
+
+        def explicit_key(entry: Mapping) -> str | None:
+            meta = (entry.get("config") or {}).get("meta") or entry.get("meta") or {}
+            key = (meta.get("dagster") or {}).get("asset_key")
+            return "/".join(key) if key else None
+
+        for uid, src in manifest.get("sources", {}).items():
+            key_of[uid] = explicit_key(src) or f"{src['source_name']}/{src['name']}"
+            raw.append((uid, src, DBT_SOURCE))
+        for uid, node in manifest.get("nodes", {}).items():
+            if node.get("resource_type") not in ("model", "snapshot", "seed"):
+                continue
+            key_of[uid] = explicit_key(node) or node["name"]
+            raw.append((uid, node, DBT_MODEL))
+        for uid, exp in manifest.get("exposures", {}).items():
+            key_of[uid] = f"dashboard/{exp['name']}"
+            raw.append((uid, exp, DASHBOARD))
+
+        nodes = []
+        for uid, entry, role in raw:
+            config = entry.get("config") or {}
+            upstream = tuple(
+                key_of[d] for d in (entry.get("depends_on") or {}).get("nodes", []) if d in key_of
+            )
+            owners: tuple[str, ...] = ()
+            if role == DASHBOARD:
+                owner = entry.get("owner") or {}
+                owners = tuple(o for o in (owner.get("email"), owner.get("name")) if o)[:1]
+            meta = config.get("meta") or entry.get("meta") or {}
+            dagster_meta = meta.get("dagster") or {}
+            group = dagster_meta.get("group") or config.get("group") or entry.get("group")
+            if not group and entry.get("fqn") and len(entry["fqn"]) > 2:
+                group = entry["fqn"][1]
+            tags = {t: "" for t in (config.get("tags") or entry.get("tags") or [])}
+            incremental = config.get("materialized") == "incremental"
+            nodes.append(
+                AssetNode(
+                    key=key_of[uid],
+                    role=role,
+                    upstream=upstream,
+                    kinds=frozenset({"dbt"} if role != DASHBOARD else {"dashboard"}),
+                    group=group,
+                    owners=owners or tuple(dagster_meta.get("owners") or ()),
+                    tags=tags,
+                    partitioning="daily" if incremental and config.get("event_time") else None,
+                    dbt_name=entry.get("name") if role == DASHBOARD else uid,
+                )
+            )
+        return cls(nodes)

@@ -1,0 +1,53 @@
+"""Where the embedded default keeps its files, and how to reach the connector APIs.
+
+Every value comes from the environment (prefix ``ORCHESTRATOR_``) with a default that works on a
+fresh clone. Moving to real accounts is configuration only: see README "Real accounts".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    home: Path = Field(PROJECT_ROOT / ".local", description="Root of all local state.")
+    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    policies_dir: Path = PROJECT_ROOT / "policies"
+    scenario: Path = PROJECT_ROOT / "orchestrator" / "emulators" / "scenarios" / "default.yaml"
+
+    # Emulator ports on loopback (sandbox / embedded default).
+    fivetran_port: int = 8701
+    airbyte_port: int = 8702
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.warehouse_dir / "landing"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.warehouse_dir / "analytics.duckdb"
+
+    @property
+    def emulator_state_dir(self) -> Path:
+        return self.home / "emulators"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
