@@ -26,7 +26,15 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except ImportError as exc:
+            # One broken optional module must not take the whole CLI down with it.
+            @click.command(cmd_name, help=f"(unavailable: {exc})")
+            def unavailable() -> None:
+                raise click.ClickException(f"'{cmd_name}' cannot be loaded: {exc}")
+
+            return unavailable
 
 
 @click.group(cls=LazyGroup)

@@ -27,17 +27,21 @@ class Settings(BaseSettings):
     fivetran_port: int = 8701
     airbyte_port: int = 8702
 
+    # Unset means "under home"; set ORCHESTRATOR_LANDING_DIR / ORCHESTRATOR_DUCKDB_PATH to move them.
+    landing_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_LANDING_DIR")
+    duckdb_path_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DUCKDB_PATH")
+
     @property
     def warehouse_dir(self) -> Path:
         return self.home / "warehouse"
 
     @property
     def landing_dir(self) -> Path:
-        return self.warehouse_dir / "landing"
+        return self.landing_dir_override or self.warehouse_dir / "landing"
 
     @property
     def duckdb_path(self) -> Path:
-        return self.warehouse_dir / "analytics.duckdb"
+        return self.duckdb_path_override or self.warehouse_dir / "analytics.duckdb"
 
     @property
     def emulator_state_dir(self) -> Path:

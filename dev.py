@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project with nothing but Python 3.11 installed.
+
+    python3 dev.py up      start the product on its embedded defaults, print the UI URL
+    python3 dev.py test    run the whole test suite (extra arguments go to pytest)
+
+Both create .venv from requirements.lock when it is missing or the lock changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".installed-lock-sha256"
+UV_VERSION = "0.13.8"
+
+
+def _lock_digest() -> str:
+    digest = hashlib.sha256(LOCK.read_bytes())
+    digest.update((ROOT / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python >= 3.11 is required, this is {sys.version.split()[0]}")
+    if STAMP.exists() and STAMP.read_text() == _lock_digest():
+        return
+    if not (BIN / "python").exists():
+        print(f"Creating virtual environment in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("Installing locked dependencies (first run takes a minute) ...", flush=True)
+    run([BIN / "python", "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"])
+    env = {**os.environ, "VIRTUAL_ENV": str(VENV)}
+    run([BIN / "uv", "pip", "sync", "--python", BIN / "python", LOCK], env=env)
+    run([BIN / "uv", "pip", "install", "--python", BIN / "python", "--no-deps", "-e", ROOT], env=env)
+    STAMP.write_text(_lock_digest())
+
+
+def run(cmd, **kwargs) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"up", "test"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    command, rest = argv[0], argv[1:]
+    if command == "up":
+        args = [str(BIN / "orchestrator"), "dev", *rest]
+    else:
+        args = [str(BIN / "python"), "-m", "pytest", *rest]
+    os.chdir(ROOT)
+    os.execv(args[0], args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

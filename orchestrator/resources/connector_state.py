@@ -1,0 +1,76 @@
+"""Last known connector state, so the code location loads when a connector API is down.
+
+Every successful workspace fetch is written to disk; when the API cannot be reached the last
+snapshot is used instead and the outcome is recorded, so assets can say where their
+definitions came from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from dagster_shared.serdes import deserialize_value, serialize_value
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConnectorStateUnavailable(RuntimeError):
+    """The API is unreachable and there is no snapshot to fall back on."""
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    source: str  # "live" | "cached"
+    fetched_at: str
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.source == "live":
+            return f"live from the API at {self.fetched_at}"
+        return f"last known state from {self.fetched_at} (API unreachable: {self.error})"
+
+
+# Keyed by "<system>/<account>", read by the asset builders to annotate specs.
+LOAD_OUTCOMES: dict[str, LoadOutcome] = {}
+
+
+def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_dir: Path) -> T:
+    key = f"{system}/{account}"
+    path = Path(state_dir) / f"{system}-{_safe(account)}.json"
+    try:
+        data = fetch()
+    except Exception as exc:  # any transport or API error: fall back to the snapshot
+        if not path.exists():
+            raise ConnectorStateUnavailable(
+                f"{system} API unreachable for {account!r} and no last known state at {path}: {exc}"
+            ) from exc
+        fetched_at = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        reason = _first_line(exc)
+        log.warning(
+            "%s API unreachable (%s); loading the last known connector state from %s (saved %s)",
+            system, reason, path, fetched_at,
+        )
+        LOAD_OUTCOMES[key] = LoadOutcome("cached", fetched_at, reason)
+        return deserialize_value(path.read_text())  # type: ignore[return-value]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(serialize_value(data))
+    tmp.replace(path)
+    LOAD_OUTCOMES[key] = LoadOutcome("live", datetime.now(UTC).isoformat(timespec="seconds"))
+    return data
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,98 @@
+"""Fivetran workspace resource: dagster-fivetran's own client, pointed where configuration says.
+
+dagster-fivetran hard-codes ``https://api.fivetran.com`` as a module constant. Rather than
+rewriting that global, the client here carries its base URL per instance, so a code location can
+talk to a real account and tests can talk to a local emulator in the same process. It also adds
+the poll interval and timeout that dagster-fivetran's asset path never passes (a hung sync would
+otherwise be waited on forever), and the last-known-state fallback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster_fivetran import FivetranWorkspace
+from dagster_fivetran.resources import FIVETRAN_API_VERSION, FivetranClient
+from dagster_fivetran.translator import FivetranWorkspaceData
+from pydantic import Field
+
+from orchestrator.resources.connector_state import fetch_or_restore
+
+REAL_FIVETRAN_API_BASE = "https://api.fivetran.com"
+
+
+class ConfiguredFivetranClient(FivetranClient):
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        poll_interval: float,
+        poll_timeout: float | None,
+        **client_kwargs,
+    ):
+        super().__init__(**client_kwargs)
+        self._api_base = api_base.rstrip("/")
+        self._poll_interval = poll_interval
+        self._poll_timeout = poll_timeout
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self._api_base}/{FIVETRAN_API_VERSION}"
+
+    def sync_and_poll(self, connector_id, poll_interval=None, poll_timeout=None):
+        return super().sync_and_poll(
+            connector_id=connector_id,
+            poll_interval=poll_interval or self._poll_interval,
+            poll_timeout=poll_timeout or self._poll_timeout,
+        )
+
+    def resync_and_poll(
+        self, connector_id, poll_interval=None, poll_timeout=None, resync_parameters=None
+    ):
+        return super().resync_and_poll(
+            connector_id=connector_id,
+            poll_interval=poll_interval or self._poll_interval,
+            poll_timeout=poll_timeout or self._poll_timeout,
+            resync_parameters=resync_parameters,
+        )
+
+
+class FivetranWorkspaceResource(FivetranWorkspace):
+    """``FivetranWorkspace`` with a configurable API base URL, poll timing and state fallback."""
+
+    api_base_url: str = Field(
+        default=REAL_FIVETRAN_API_BASE,
+        description="Fivetran REST API base URL without the /v1 suffix (env FIVETRAN_API_BASE_URL).",
+    )
+    poll_interval: float = Field(default=10.0, description="Seconds between sync status polls.")
+    poll_timeout: float | None = Field(
+        default=3600.0,
+        description=(
+            "Seconds after which a sync that has not finished fails the run. Fivetran has no "
+            "cancel endpoint, so this is what stops a hung sync from holding a run forever."
+        ),
+    )
+    connector_state_dir: str | None = Field(
+        default=None,
+        description="Where the last known workspace state is kept for loading while the API is down.",
+    )
+
+    def get_client(self) -> ConfiguredFivetranClient:
+        return ConfiguredFivetranClient(
+            api_base=self.api_base_url,
+            poll_interval=self.poll_interval,
+            poll_timeout=self.poll_timeout,
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            request_max_retries=self.request_max_retries,
+            request_retry_delay=self.request_retry_delay,
+            request_backoff_factor=self.request_backoff_factor,
+            disable_schedule_on_trigger=self.disable_schedule_on_trigger,
+            retry_on_reschedule=self.retry_on_reschedule,
+        )
+
+    def fetch_fivetran_workspace_data(self) -> FivetranWorkspaceData:
+        live = super().fetch_fivetran_workspace_data
+        if not self.connector_state_dir:
+            return live()
+        return fetch_or_restore("fivetran", self.account_id, live, Path(self.connector_state_dir))
