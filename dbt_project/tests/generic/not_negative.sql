@@ -1,0 +1,6 @@
+{#- Column is >= 0 where not null. -#}
+{% test not_negative(model, column_name) %}
+    select {{ column_name }}
+    from {{ model }}
+    where {{ column_name }} < 0
+{% endtest %}
