@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, str] = {
     "sandbox": "orchestrator.emulators.sandbox:sandbox_command",
     "dev": "orchestrator.devserver:dev_command",
+    "policies": "orchestrator.policies.cli:policies_group",
 }
 
 

@@ -1,0 +1,262 @@
+"""Business-day deadline schedules and time windows, evaluated in an IANA time zone.
+
+Plain Python (zoneinfo + cronsim + holidays); no Dagster.
+
+DST rules (the same as Debian cron and Dagster's own schedules):
+
+* a local time that does not exist (02:30 on the spring-forward day in America/New_York)
+  fires at the first instant after the gap (03:00 EDT = 07:00 UTC);
+* a local time that exists twice (01:30 on the fall-back day) fires once, at its first
+  occurrence (01:30 EDT = 05:30 UTC).
+
+Durations (lead times) are subtracted on absolute time, never on wall-clock time, so a chain
+of models that takes 3 hours is given 3 real hours even across a DST change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from cronsim import CronSim, CronSimError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+UTC = timezone.utc
+
+# How many cron ticks to scan for the next business-day tick before giving up (a calendar that
+# excludes every tick for ~3 years is a configuration error, not a loop).
+_MAX_SCAN = 2000
+
+
+@lru_cache(maxsize=256)
+def get_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+
+
+@lru_cache(maxsize=1)
+def all_zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_cron(expr: str) -> None:
+    """Raise ValueError with cronsim's reason for an invalid 5-field cron expression."""
+    if len(expr.split()) != 5:
+        raise ValueError(
+            f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
+        )
+    try:
+        CronSim(expr, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
+
+
+def _aware(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r}: pass a time-zone-aware datetime")
+    return dt
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    """Which local dates count as business days.
+
+    ``weekdays`` are 0=Monday..6=Sunday. ``holidays`` is an object answering ``date in h``
+    (a ``holidays`` library calendar); ``extra_holidays``/``extra_business_days`` override it.
+    """
+
+    weekdays: frozenset[int] = frozenset(range(5))
+    holidays: object | None = None
+    extra_holidays: frozenset[date] = frozenset()
+    extra_business_days: frozenset[date] = frozenset()
+    description: str = "Mon-Fri"
+
+    def is_business_day(self, day: date) -> bool:
+        if day in self.extra_business_days:
+            return True
+        if day in self.extra_holidays:
+            return False
+        if day.weekday() not in self.weekdays:
+            return False
+        return not (self.holidays is not None and day in self.holidays)  # type: ignore[operator]
+
+    def holiday_name(self, day: date) -> str | None:
+        if day in self.extra_holidays:
+            return "extra holiday"
+        if self.holidays is not None and day in self.holidays:  # type: ignore[operator]
+            return self.holidays.get(day)  # type: ignore[attr-defined]
+        return None
+
+
+def make_holidays(
+    country: str | None = None,
+    subdivision: str | None = None,
+    market: str | None = None,
+    categories: Iterable[str] | None = None,
+):
+    """A ``holidays`` calendar for a country (+subdivision) or a financial market (NYSE...)."""
+    import holidays as holidays_lib
+
+    if market:
+        return holidays_lib.financial_holidays(market)
+    kwargs = {}
+    if subdivision:
+        kwargs["subdiv"] = subdivision
+    if categories:
+        kwargs["categories"] = tuple(categories)
+    return holidays_lib.country_holidays(country, **kwargs)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A deadline schedule: a cron expression in a time zone, optionally on business days only.
+
+    A tick on a non-business local date is skipped (the deadline does not exist that day).
+    All instants returned are time-zone aware (in the schedule's zone).
+    """
+
+    cron: str
+    timezone: str = "UTC"
+    calendar: BusinessCalendar | None = None
+
+    def __post_init__(self) -> None:
+        check_cron(self.cron)
+        get_zone(self.timezone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return get_zone(self.timezone)
+
+    def _iter(self, start: datetime, reverse: bool) -> Iterator[datetime]:
+        local = _aware(start).astimezone(self.zone)
+        it = CronSim(self.cron, local, reverse=reverse)
+        for _ in range(_MAX_SCAN):
+            tick = next(it)
+            if self.calendar is None or self.calendar.is_business_day(tick.date()):
+                yield tick
+        raise ValueError(
+            f"no business-day tick of {self.cron!r} in {self.timezone} within {_MAX_SCAN} ticks"
+        )
+
+    def next_tick(self, after: datetime) -> datetime:
+        """The first deadline strictly after ``after``."""
+        return next(self._iter(after, reverse=False))
+
+    def prev_tick(self, before: datetime) -> datetime:
+        """The last deadline strictly before ``before``."""
+        return next(self._iter(before, reverse=True))
+
+    def ticks(self, start: datetime, end: datetime) -> list[datetime]:
+        """All deadlines in (start, end]."""
+        out = []
+        for tick in self._iter(start, reverse=False):
+            if tick > end:
+                break
+            out.append(tick)
+        return out
+
+    def min_interval(self, sample_days: int = 35) -> timedelta:
+        """Smallest gap between consecutive cron ticks (ignoring the business calendar)."""
+        start = datetime(2001, 1, 1, tzinfo=UTC)  # a year with no DST in UTC
+        it = CronSim(self.cron, start)
+        prev = next(it)
+        best: timedelta | None = None
+        end = start + timedelta(days=sample_days)
+        while True:
+            tick = next(it)
+            gap = tick - prev
+            if best is None or gap < best:
+                best = gap
+            if tick > end:
+                break
+            prev = tick
+        return best or timedelta(days=1)
+
+    def describe(self) -> str:
+        cal = f", {self.calendar.description}" if self.calendar else ""
+        return f"cron '{self.cron}' {self.timezone}{cal}"
+
+
+# -- windows ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """A recurring window (weekdays + local start/end times, may cross midnight) or a one-off
+    window between two instants. ``contains`` is half-open: [start, end)."""
+
+    timezone: str = "UTC"
+    days: frozenset[int] = frozenset(range(7))
+    start_time: time | None = None
+    end_time: time | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    reason: str | None = None
+    kind: str = "window"
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def recurring(self) -> bool:
+        return self.start_at is None
+
+    def contains(self, at: datetime) -> bool:
+        at = _aware(at)
+        if not self.recurring:
+            return self.start_at <= at < self.end_at  # type: ignore[operator]
+        local = at.astimezone(get_zone(self.timezone))
+        t = local.time().replace(tzinfo=None)
+        wd = local.weekday()
+        start, end = self.start_time, self.end_time
+        assert start is not None and end is not None
+        if start < end:
+            return wd in self.days and start <= t < end
+        # crosses midnight (or start == end: the whole day)
+        if start == end:
+            return wd in self.days
+        return (wd in self.days and t >= start) or (((wd - 1) % 7) in self.days and t < end)
+
+    def next_open(self, after: datetime) -> datetime | None:
+        """``after`` if inside the window, else the next instant the window opens (None if never)."""
+        after = _aware(after)
+        if self.contains(after):
+            return after
+        if not self.recurring:
+            return self.start_at if self.start_at > after else None  # type: ignore[operator]
+        zone = get_zone(self.timezone)
+        local_day = after.astimezone(zone).date()
+        for offset in range(0, 9):
+            day = local_day + timedelta(days=offset)
+            if day.weekday() not in self.days:
+                continue
+            opens = datetime.combine(day, self.start_time, tzinfo=zone)  # type: ignore[arg-type]
+            # normalise a non-existent local time through UTC
+            opens = opens.astimezone(UTC).astimezone(zone)
+            if opens > after:
+                return opens
+        return None
+
+    def describe(self) -> str:
+        if not self.recurring:
+            text = f"{self.start_at.isoformat()} to {self.end_at.isoformat()}"  # type: ignore[union-attr]
+        else:
+            if self.days == frozenset(range(7)):
+                days = "daily"
+            else:
+                days = ",".join(WEEKDAYS[d] for d in sorted(self.days))
+            text = (
+                f"{days} {self.start_time.strftime('%H:%M')}-"  # type: ignore[union-attr]
+                f"{self.end_time.strftime('%H:%M')} {self.timezone}"  # type: ignore[union-attr]
+            )
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+def any_contains(windows: Iterable[Window], at: datetime) -> Window | None:
+    for w in windows:
+        if w.contains(at):
+            return w
+    return None

@@ -1,0 +1,454 @@
+"""Resolve a policy set against an asset graph: who governs each asset, and the effective
+deadline of every upstream asset along the critical path.
+
+Precedence (documented in policies/README.md):
+
+* **Deadline** — every deadline that reaches an asset (its own policies' and every downstream
+  policy's, minus the predicted duration of the path in between) is a candidate; the most
+  urgent (earliest instant for the upcoming deadline cycle) wins. Ties: more critical tier,
+  then earlier policy.
+* **max_lag** — the smallest propagated lag (policy max_lag minus path duration) wins.
+* **Tier** — the most critical of every policy that selects the asset or whose deadline/max_lag
+  reaches it (a staging model feeding a critical dashboard is critical).
+* **Operational settings** (rollout, auto_approve, owners, off-peak windows) come from the
+  *primary* policy: among policies that select the asset directly, the highest ``priority``,
+  then the most specific selector (exact key/exposure > key glob > tag/owner > kind/group >
+  role > upstream_of), then the most critical tier, then load order (file path, position).
+  An asset reached only through propagation takes them from the policy of its winning deadline.
+* **Blackout windows** — the union over every policy that selects the asset directly (any
+  blackout blocks), or the primary policy's when only propagated.
+* **Budgets** — every policy with a budget that governs the asset (directly or through
+  propagation) lists it; a budget covers all assets its policy governs.
+
+One reverse-topological pass: O(assets + edges x policies-reaching-each-edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from orchestrator.core.graph import AssetGraph
+from orchestrator.policies.calendar import Schedule, Window, any_contains
+from orchestrator.policies.durations import DurationModel
+from orchestrator.policies.model import (
+    ActionType,
+    Budget,
+    Policy,
+    PolicyError,
+    PolicySet,
+    Rollout,
+    Tier,
+    format_duration,
+    load_policies,
+)
+from orchestrator.policies.selectors import GraphIndex, policy_members, validate
+
+UTC = timezone.utc
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveDeadline:
+    """This asset must be complete by ``at`` so that ``target`` meets its policy deadline
+    ``target_deadline`` (the upcoming tick at resolution time). ``lead`` is the predicted
+    duration of the path from this asset (exclusive) down to the target (inclusive)."""
+
+    policy: str
+    target: str
+    schedule: Schedule
+    lead: timedelta
+    target_deadline: datetime
+    at: datetime
+    via: str | None  # next asset downstream on the critical path (None: this is the target)
+
+    def for_tick(self, tick: datetime) -> datetime:
+        """Effective deadline for a given target deadline tick."""
+        return tick - self.lead
+
+    def next_after(self, after: datetime) -> datetime:
+        """The next effective deadline strictly after ``after`` (a tick still reachable)."""
+        return self.schedule.next_tick(after + self.lead) - self.lead
+
+    def local(self) -> datetime:
+        return self.at.astimezone(self.schedule.zone)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    key: str
+    duration_s: float  # predicted duration of this asset
+    basis: str  # where the duration comes from
+    complete_by: datetime  # effective deadline of this asset for the cycle
+    lead: timedelta
+
+
+@dataclass(frozen=True)
+class Infeasibility:
+    """A deadline (or max lag) that the predicted durations cannot meet."""
+
+    policy: str
+    kind: str  # "deadline" or "max_lag"
+    target: str
+    start: str  # first asset of the critical path
+    required: timedelta  # predicted duration of the whole path start..target
+    allowed: timedelta  # the deadline window or the max lag
+    path: tuple[str, ...]
+    file: str
+    line: int
+
+    @property
+    def message(self) -> str:
+        what = "deadline" if self.kind == "deadline" else "max_lag"
+        limit = "the window before each deadline is" if self.kind == "deadline" else "max_lag is"
+        return (
+            f"{what} cannot be met: the critical path {self.start} -> {self.target} "
+            f"({len(self.path)} assets) is predicted to take {format_duration(self.required)} but "
+            f"{limit} {format_duration(self.allowed)} (short by "
+            f"{format_duration(self.required - self.allowed)})"
+        )
+
+    def as_error(self) -> PolicyError:
+        return PolicyError(self.file, self.line, self.kind, self.message, severity="warning")
+
+
+@dataclass(frozen=True)
+class EffectiveSLA:
+    key: str
+    tier: Tier
+    primary_policy: str
+    policies: tuple[str, ...]  # policies selecting this asset directly, in precedence order
+    propagated_from: tuple[str, ...]  # policies whose deadline/max_lag reaches it from downstream
+    rollout: Rollout
+    auto_approve: frozenset[ActionType]
+    owners: tuple[str, ...]
+    budgets: tuple[tuple[str, Budget], ...]
+    off_peak: tuple[Window, ...]
+    blackout: tuple[Window, ...]
+    deadline: EffectiveDeadline | None
+    max_lag: timedelta | None  # effective (propagated) maximum lag
+    max_lag_policy: str | None
+    predicted_duration_s: float
+    infeasible: tuple[str, ...] = ()  # policies whose deadline/lag cannot be met via this asset
+
+    @property
+    def direct(self) -> bool:
+        return bool(self.policies)
+
+    def may_run_without_approval(self, action: ActionType | str) -> bool:
+        """True when the rollout is ``auto`` and the action is listed in ``auto_approve``."""
+        action = ActionType(action)
+        return self.rollout is Rollout.auto and action in self.auto_approve
+
+    def blackout_at(self, at: datetime) -> Window | None:
+        return any_contains(self.blackout, at)
+
+    def off_peak_at(self, at: datetime) -> Window | None:
+        return any_contains(self.off_peak, at)
+
+    def next_off_peak(self, after: datetime) -> datetime | None:
+        opens = [t for w in self.off_peak if (t := w.next_open(after)) is not None]
+        return min(opens) if opens else None
+
+
+@dataclass
+class Resolution:
+    """The outcome of resolving policies over a graph. When ``ok`` is False nothing applies:
+    ``slas`` is empty and ``skip_reason`` says why (sensors skip with it)."""
+
+    ok: bool
+    now: datetime
+    errors: list[PolicyError] = field(default_factory=list)
+    warnings: list[PolicyError] = field(default_factory=list)
+    slas: dict[str, EffectiveSLA] = field(default_factory=dict)
+    infeasible: list[Infeasibility] = field(default_factory=list)
+    members: dict[str, frozenset[str]] = field(default_factory=dict)
+    policy_set: PolicySet | None = None
+    graph: AssetGraph | None = None
+    durations: DurationModel | None = None
+    # internal: per asset {source policy name: (lead seconds, via)}
+    _leads: dict[str, dict[str, tuple[float, str | None, str]]] = field(default_factory=dict, repr=False)
+    _targets: dict[str, datetime] = field(default_factory=dict, repr=False)
+
+    @property
+    def skip_reason(self) -> str | None:
+        if self.ok:
+            return None
+        first = self.errors[0] if self.errors else None
+        more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return f"SLA policies are invalid and not applied: {first}{more}"
+
+    def sla(self, key: str) -> EffectiveSLA | None:
+        return self.slas.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.slas
+
+    def policy(self, name: str) -> Policy:
+        assert self.policy_set is not None
+        return self.policy_set.by_name(name)
+
+    def governed_by(self, policy: str) -> frozenset[str]:
+        return self.members.get(policy, frozenset())
+
+    def chain(self, key: str, policy: str | None = None) -> list[ChainLink]:
+        """The critical path from ``key`` down to the target whose deadline it serves."""
+        sla = self.slas.get(key)
+        if sla is None:
+            return []
+        policy = policy or (sla.deadline.policy if sla.deadline else sla.max_lag_policy)
+        if policy is None or self.durations is None or self.graph is None:
+            return []
+        target_tick = self._targets.get(policy)
+        links: list[ChainLink] = []
+        cur: str | None = key
+        while cur is not None:
+            lead, via, _ = self._leads[cur][policy]
+            est = self.durations.estimate(self.graph.node(cur))
+            complete_by = (target_tick - timedelta(seconds=lead)) if target_tick else None
+            links.append(ChainLink(cur, est.seconds, est.basis, complete_by, timedelta(seconds=lead)))  # type: ignore[arg-type]
+            cur = via
+        return links
+
+    def explain(self, key: str) -> str:
+        from orchestrator.policies.explain import explain_text
+
+        return explain_text(self, key)
+
+
+def _sort_key(policy: Policy, spec: int) -> tuple:
+    return (-policy.priority, -spec, -policy.tier.rank, policy.order)
+
+
+def validate_against_graph(policy_set: PolicySet, graph: AssetGraph, index: GraphIndex | None = None) -> list[PolicyError]:
+    """Selector problems (unknown keys/groups/kinds/exposures..., with suggestions)."""
+    index = index or GraphIndex(graph)
+    errors: list[PolicyError] = []
+    for policy in policy_set.policies:
+        for part in ("select", "exclude"):
+            for i, sel in enumerate(getattr(policy, part)):
+                for sub, message in validate(sel, index):
+                    path = (part, i, *sub)
+                    label = f"policies[{policy._index}]({policy.name}).{part}[{i}]" + "".join(
+                        f"[{p}]" if isinstance(p, int) else f".{p}" for p in sub
+                    )
+                    errors.append(PolicyError(policy.file, policy.line_of(*path), label, message))
+    return errors
+
+
+def resolve(
+    policy_set: PolicySet,
+    graph: AssetGraph,
+    durations: DurationModel | None = None,
+    now: datetime | None = None,
+) -> Resolution:
+    """Resolve ``policy_set`` over ``graph``. Never half-applies: any error -> ``ok=False``."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    durations = durations or DurationModel()
+    res = Resolution(ok=False, now=now, policy_set=policy_set, graph=graph, durations=durations)
+    res.errors = [e for e in policy_set.errors if e.severity == "error"]
+    res.warnings = [e for e in policy_set.errors if e.severity != "error"]
+    try:
+        topo = graph.topological_order()
+    except ValueError as exc:
+        res.errors.append(PolicyError("<asset graph>", 0, "", str(exc)))
+        return res
+    index = GraphIndex(graph)
+    res.errors.extend(validate_against_graph(policy_set, graph, index))
+    if res.errors:
+        return res
+
+    policies = policy_set.policies
+    by_name = {p.name: p for p in policies}
+
+    # -- direct matches -----------------------------------------------------------------------
+    direct: dict[str, list[tuple[Policy, int]]] = {}
+    direct_sets: dict[str, set[str]] = {}
+    for policy in policies:
+        found = policy_members(policy, index)
+        direct_sets[policy.name] = set(found)
+        for key, spec in found.items():
+            direct.setdefault(key, []).append((policy, spec))
+
+    # -- sources: policies with a deadline or a max lag ---------------------------------------
+    targets: dict[str, datetime] = {}
+    windows: dict[str, float] = {}
+    for policy in policies:
+        schedule = policy.schedule()
+        if schedule is not None:
+            try:
+                targets[policy.name] = schedule.next_tick(now)
+            except ValueError as exc:
+                res.errors.append(
+                    PolicyError(policy.file, policy.line_of("deadline"), "deadline", str(exc))
+                )
+                continue
+            windows[policy.name] = policy.deadline.effective_window(schedule).total_seconds()  # type: ignore[union-attr]
+    if res.errors:
+        return res
+    sources = {p.name for p in policies if p.name in targets or p.max_lag is not None}
+    direct_src: dict[str, list[str]] = {}
+    for name in sources:
+        for key in direct_sets[name]:
+            direct_src.setdefault(key, []).append(name)
+
+    # -- one reverse-topological pass ---------------------------------------------------------
+    nodes = {n.key: n for n in graph}
+    dur: dict[str, float] = {}
+
+    def duration(key: str) -> float:
+        d = dur.get(key)
+        if d is None:
+            d = dur[key] = durations.seconds(nodes[key])
+        return d
+
+    leads: dict[str, dict[str, tuple[float, str | None, str]]] = {}
+    children = graph.children
+    for key in reversed(topo):
+        mine: dict[str, tuple[float, str | None]] | None = None
+        own = direct_src.get(key)
+        if own:
+            mine = {name: (0.0, None, key) for name in own}
+        for child in children(key):
+            theirs = leads.get(child)
+            if not theirs:
+                continue
+            dc = duration(child)
+            if mine is None:
+                mine = {}
+            for name, (lead, _, target) in theirs.items():
+                cand = lead + dc
+                cur = mine.get(name)
+                if cur is None or cand > cur[0]:
+                    mine[name] = (cand, child, target)
+        if mine:
+            leads[key] = mine
+    res._leads = leads
+    res._targets = targets
+
+    # -- per asset ---------------------------------------------------------------------------
+    off_peak = {p.name: p.off_peak_windows() for p in policies}
+    blackout = {p.name: p.blackout_windows() for p in policies}
+    worst: dict[tuple[str, str], tuple[float, str]] = {}  # (policy, kind) -> (total, start)
+    members: dict[str, set[str]] = {name: set(keys) for name, keys in direct_sets.items()}
+
+    for key in direct.keys() | leads.keys():
+        matched = sorted(direct.get(key, ()), key=lambda ps: _sort_key(*ps))
+        reach = leads.get(key, {})
+        own_dur = duration(key)
+
+        best_deadline: EffectiveDeadline | None = None
+        best_rank: tuple | None = None
+        lag_value: float | None = None
+        lag_policy: str | None = None
+        bad: list[str] = []
+        for name, (lead, via, target) in reach.items():
+            policy = by_name[name]
+            members[name].add(key)
+            total = lead + own_dur
+            if name in targets:
+                at = targets[name] - timedelta(seconds=lead)
+                rank = (at, -policy.tier.rank, policy.order)
+                if best_rank is None or rank < best_rank:
+                    best_rank = rank
+                    best_deadline = EffectiveDeadline(
+                        name, target, policy.schedule(),  # type: ignore[arg-type]
+                        timedelta(seconds=lead), targets[name], at, via,
+                    )
+                if total > windows[name]:
+                    bad.append(name)
+                    prev = worst.get((name, "deadline"))
+                    if prev is None or total > prev[0]:
+                        worst[(name, "deadline")] = (total, key)
+            if policy.max_lag is not None:
+                limit = policy.max_lag.total_seconds()
+                value = limit - lead
+                if lag_value is None or value < lag_value:
+                    lag_value, lag_policy = value, name
+                if total > limit:
+                    if name not in bad:
+                        bad.append(name)
+                    prev = worst.get((name, "max_lag"))
+                    if prev is None or total > prev[0]:
+                        worst[(name, "max_lag")] = (total, key)
+
+        governing = {p.name for p, _ in matched} | set(reach)
+        tier = max((by_name[n].tier for n in governing), key=lambda t: t.rank)
+        if matched:
+            primary = matched[0][0]
+        elif best_deadline is not None:
+            primary = by_name[best_deadline.policy]
+        else:
+            primary = by_name[lag_policy]  # type: ignore[index]
+        owners = tuple(primary.owners) or tuple(nodes[key].owners)
+        if matched:
+            bl: tuple[Window, ...] = tuple(w for p, _ in matched for w in blackout[p.name])
+        else:
+            bl = blackout[primary.name]
+        budgets = tuple(
+            (p.name, p.budget)
+            for p in sorted((by_name[n] for n in governing), key=lambda p: p.order)
+            if p.budget is not None
+        )
+        res.slas[key] = EffectiveSLA(
+            key=key,
+            tier=tier,
+            primary_policy=primary.name,
+            policies=tuple(p.name for p, _ in matched),
+            propagated_from=tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None)),
+            rollout=primary.rollout,
+            auto_approve=frozenset(primary.auto_approve),
+            owners=owners,
+            budgets=budgets,  # type: ignore[arg-type]
+            off_peak=off_peak[primary.name],
+            blackout=bl,
+            deadline=best_deadline,
+            max_lag=timedelta(seconds=lag_value) if lag_value is not None else None,
+            max_lag_policy=lag_policy,
+            predicted_duration_s=own_dur,
+            infeasible=tuple(bad),
+        )
+
+    res.members = {name: frozenset(keys) for name, keys in members.items()}
+    for (name, kind), (total, start) in sorted(worst.items()):
+        policy = by_name[name]
+        path = [start]
+        cur = leads[start][name][1]
+        while cur is not None:
+            path.append(cur)
+            cur = leads[cur][name][1]
+        allowed = windows[name] if kind == "deadline" else policy.max_lag.total_seconds()  # type: ignore[union-attr]
+        res.infeasible.append(
+            Infeasibility(
+                policy=name, kind=kind, target=path[-1], start=start,
+                required=timedelta(seconds=total), allowed=timedelta(seconds=allowed),
+                path=tuple(path), file=policy.file,
+                line=policy.line_of("deadline" if kind == "deadline" else "max_lag"),
+            )
+        )
+    res.warnings.extend(i.as_error() for i in res.infeasible)
+    res.ok = True
+    return res
+
+
+def load_and_resolve(
+    paths: Sequence[str | Path] | Iterable[str | Path] = ("policies",),
+    graph: AssetGraph | None = None,
+    durations: DurationModel | None = None,
+    now: datetime | None = None,
+) -> Resolution:
+    """Load policy files and resolve them; never raises (errors land in ``Resolution.errors``)."""
+    now = now or datetime.now(UTC)
+    try:
+        policy_set = load_policies(paths)
+        if graph is None:
+            raise ValueError("no asset graph given")
+        return resolve(policy_set, graph, durations, now)
+    except Exception as exc:  # the code location must load even with broken policies
+        return Resolution(
+            ok=False, now=now,
+            errors=[PolicyError("<policies>", 0, "", f"{type(exc).__name__}: {exc}")],
+        )
