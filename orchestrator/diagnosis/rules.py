@@ -1,0 +1,322 @@
+"""Weighted pattern catalog: vendor phrasings -> failure category (pure Python, no dagster).
+
+Each rule is a regular expression over one line of the (scrubbed) failure message with a weight
+(how strongly the phrase implies its category) and, optionally, a transient override. Rules are
+written from the vendors' documented semantics, not from particular messages:
+
+- Fivetran: REST error envelope codes (TooManyRequests, NotFound, InvalidInput), connector
+  ``setup_state``/``sync_state``, platform-log events (retry_api_call, RESCHEDULED,
+  table_excluded_by_system), setup-test titles.
+- Airbyte: platform failure reasons (config_error, transient_error, heartbeat_timeout,
+  destination_timeout, refresh_schema) and their external messages; CDK HTTP errors.
+- Warehouses: Snowflake error codes (390114 token expired, 003001 access control, 000606 no
+  warehouse, 000630 statement timeout, 100038/100090 data errors, 001003 syntax), BigQuery
+  ``reason`` values (rateLimitExceeded vs quotaExceeded, accessDenied, invalidQuery,
+  resourcesExceeded), PostgreSQL SQLSTATE classes (28 auth, 42501 privilege, 23 integrity,
+  22 data exception, 53 insufficient resources, 08 connection), DuckDB error classes
+  (Conversion/Binder/Parser/Catalog/Out of Memory Error).
+- dbt: Compilation/Runtime/Database Error, test failures, source freshness, env_var.
+- Dagster: step skipping, child-process crashes, k8s run-worker health.
+- HTTP statuses and Python/Java exception names.
+
+Weights: ~3 = the phrase alone settles it; ~2 = strong hint; ~1 = weak hint that only counts
+together with others. ``classifier.py`` turns the per-category sums into a confidence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+CATEGORIES: tuple[str, ...] = (
+    "rate_limit",
+    "auth_expired",
+    "permission_denied",
+    "schema_drift",
+    "source_unavailable",
+    "destination_capacity",
+    "data_quality",
+    "code_error",
+    "resource_exhausted",
+    "upstream_delay",
+    "config_error",
+    "unknown",
+)
+
+# Whether a plain retry (with backoff) is expected to succeed, by category.
+DEFAULT_TRANSIENT: dict[str, bool] = {
+    "rate_limit": True,
+    "auth_expired": False,
+    "permission_denied": False,
+    "schema_drift": False,
+    "source_unavailable": True,
+    "destination_capacity": True,
+    "data_quality": False,
+    "code_error": False,
+    "resource_exhausted": False,
+    "upstream_delay": True,
+    "config_error": False,
+    "unknown": False,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    category: str
+    pattern: re.Pattern[str]
+    weight: float
+    transient: bool | None = None
+    systems: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: Rule
+    line: str
+    span: tuple[int, int]
+
+
+def _r(category: str, name: str, regex: str, weight: float, transient: bool | None = None,
+       systems: tuple[str, ...] = ()) -> Rule:
+    return Rule(name, category, re.compile(regex, re.I), weight, transient, frozenset(systems))
+
+
+RULES: list[Rule] = [
+    # ---------------------------------------------------------------- rate_limit (short-term)
+    _r("rate_limit", "http_429", r"\b429\b|too many requests|toomanyrequests|too_many_requests", 3.0),
+    _r("rate_limit", "rate_limit_phrase",
+       r"rate[ _-]?limit(?:ed|s)?(?:\s+\w+){0,3}\s+(?:exceeded|hit|reached)|"
+       r"(?:exceeded|hit|reached)(?:\s+\w+){0,2}\s+rate[ _-]?limits?|ratelimitexceeded|rate_limit_exceeded|"
+       r"\brate[ _-]?limited\b", 3.0),
+    _r("rate_limit", "salesforce_request_limit",
+       r"request_limit_exceeded|totalrequests limit exceeded|concurrentper\w* limit exceeded", 3.0),
+    _r("rate_limit", "api_call_budget",
+       r"max \d+ api calls|api (?:call|request)s? (?:limit|quota)|(?:daily|hourly|secondly|per[- ]minute) (?:api )?limit",
+       2.5),
+    _r("rate_limit", "per_interval_quota",
+       r"quota\b.*\bper (?:second|minute|100 seconds|user per method)|requests? per (?:second|minute)", 2.5),
+    _r("rate_limit", "concurrent_query_cap",
+       r"exceeded the maximum number of concurrent (?:queries|requests|api)", 2.5),
+    _r("rate_limit", "throttled", r"\bthrottl(?:ed|ing)\b|slow down\b", 2.0),
+    _r("rate_limit", "retry_after", r"retry-after|retrying after \d+ ?s", 1.0),
+    _r("rate_limit", "fivetran_rescheduled_quota",
+       r"rescheduled.*(?:quota|rate limit|api limit)|sync_state\W+rescheduled", 2.5),
+
+    # ---------------------------------------------------------------- auth_expired
+    _r("auth_expired", "token_expired",
+       r"(?:token|session|credentials?|password|certificate|key)\s+(?:has\s+|have\s+)?(?:been\s+)?"
+       r"(?:expired|revoked)|expired (?:token|session|credentials?)|token (?:is )?(?:invalid or )?expired|"
+       r"expired or (?:was |been )?revoked", 3.0),
+    _r("auth_expired", "oauth_invalid_grant", r"invalid_grant|invalid_client|invalid_token\b", 3.0),
+    _r("auth_expired", "refresh_token", r"refresh[ _]token\b.*(?:invalid|expired|revoked)", 3.0),
+    _r("auth_expired", "snowflake_390114", r"\b3901(?:14|12|18)\b|authentication token has expired", 3.0),
+    _r("auth_expired", "session_invalid", r"invalid_session_id|session expired or invalid", 3.0),
+    _r("auth_expired", "reauthenticate", r"re-?authenticat|re-?authori[sz]|reconnect (?:the |your )?(?:connector|account|source)", 2.0),
+    _r("auth_expired", "http_401", r"\b401\b|\bunauthori[sz]ed\b", 3.0),
+    _r("auth_expired", "bad_credentials",
+       r"invalid (?:login |user )?credentials|authentication failed|password authentication failed|"
+       r"incorrect (?:username|user name) or password|invalid (?:username|user name|user) or password|"
+       r"login failed for user|invalid api[ _-]?key|api[ _-]?key (?:is )?invalid|"
+       r"(?:invalid|malformed) (?:access|oauth) token|error validating access token|jwt token is invalid|"
+       r"incorrect username or password was specified|\b28P01\b|not authenticated", 2.5),
+
+    # ---------------------------------------------------------------- permission_denied
+    _r("permission_denied", "permission_denied", r"permission denied|permission_denied", 3.0),
+    _r("permission_denied", "insufficient_privileges",
+       r"insufficient (?:privileges?|permissions?|scopes?)|sql access control error|"
+       r"(?:has|have) no privileges|must be owner of|\b42501\b", 3.0),
+    _r("permission_denied", "access_denied", r"\baccess denied\b|accessdenied|access is denied", 2.5),
+    _r("permission_denied", "lacks_permission",
+       r"does not have (?:the )?(?:required )?(?:[\w.]+ )?(?:permission|privilege|access)|"
+       r"permission [\w.]+ denied|missing (?:the )?(?:required )?permissions?|"
+       r"not authori[sz]ed to|resource not accessible by integration|"
+       r"(?:requires?|need) (?:the )?[\w ]{0,20}(?:role|scope) ", 2.5),
+    _r("permission_denied", "http_403", r"\b403\b|\bforbidden\b", 1.0),
+    _r("permission_denied", "not_exist_or_not_authorized",
+       r"does not exist,? or (?:is )?not authori[sz]ed|does not exist or not authorized|"
+       r"is not exist or\s+no permit", 1.0),
+
+    # ---------------------------------------------------------------- schema_drift
+    _r("schema_drift", "incremental_out_of_sync",
+       r"schemas? on this incremental model are out of sync|source and target schemas", 3.0),
+    _r("schema_drift", "bq_schema_mismatch",
+       r"provided schema does not match table|invalid schema update|"
+       r"cannot add required fields to an existing schema", 3.0),
+    _r("schema_drift", "changed_type", r"(?:has )?changed type from \w+ to \w+|new column types", 3.0),
+    _r("schema_drift", "schema_change_detected",
+       r"schema changes? (?:was |were |has been )?detected|breaking (?:schema )?changes?|"
+       r"refresh_schema|schema (?:has )?changed|schema mismatch|table_excluded_by_system|"
+       r"schema (?:drift|evolution)|column (?:was |has been )?(?:added|removed|dropped|renamed) (?:in|from|to) (?:the )?source",
+       2.5),
+    _r("schema_drift", "column_count_mismatch",
+       r"number of columns in (?:file|the source) .*does not match|"
+       r"columns? (?:count )?(?:mismatch|do(?:es)? not match)", 2.5),
+    _r("schema_drift", "column_missing",
+       r"column \S+ (?:of relation \S+ )?does not exist|invalid identifier|"
+       r"referenced column .* not found|no such column|unknown column|"
+       r"(?:source|target) columns not in (?:target|source)", 1.5),
+
+    # ---------------------------------------------------------------- source_unavailable
+    _r("source_unavailable", "connection_refused",
+       r"connection (?:to \S+ )?refused|econnrefused|could not connect to (?:the )?server|"
+       r"failed to establish a new connection|"
+       r"name or service not known|could not translate host name|no route to host|"
+       r"network is unreachable|temporary failure in name resolution|nodename nor servname|"
+       r"connection (?:was )?(?:reset|aborted|closed unexpectedly)|remote end closed connection|"
+       r"broken pipe|\b08001\b|\b08006\b|connect(?:ion)? timed out|read timed out|"
+       r"connecttimeout|readtimeout|sslerror|ssl handshake", 2.5),
+    _r("source_unavailable", "cannot_connect_vague",
+       r"(?:can't|cannot|unable to|could not|failed to) (?:connect|reach)\b", 1.5),
+    _r("source_unavailable", "http_5xx",
+       r"\b50[0234]\b|service unavailable|bad gateway|gateway time-?out|internal server error|"
+       r"server error|backenderror", 2.0),
+    _r("source_unavailable", "airbyte_heartbeat",
+       r"didn't send any records|heartbeat_timeout|source (?:is )?(?:not )?responding|"
+       r"temporarily unavailable|under maintenance|is currently unavailable", 2.5),
+    _r("source_unavailable", "timeout_generic", r"\btimed? ?out\b|\btimeout\b", 1.0),
+
+    # ---------------------------------------------------------------- destination_capacity
+    _r("destination_capacity", "sf_resource_monitor",
+       r"resource monitor .*(?:exceeded|quota)|cannot be resumed because resource monitor", 3.5, False),
+    _r("destination_capacity", "sf_warehouse_state",
+       r"warehouse .*(?:is suspended|cannot be resumed|suspended by|overloaded)", 2.5),
+    _r("destination_capacity", "statement_timeout",
+       r"statement reached its statement or warehouse timeout|\b000630\b|"
+       r"canceling statement due to statement timeout|query (?:was )?(?:queued|timed out) .*warehouse",
+       3.0),
+    _r("destination_capacity", "bq_quota",
+       r"quota exceeded|exceeded quota|quotaexceeded|custom quota|billingtierlimitexceeded|billing tier",
+       2.5, False),
+    _r("destination_capacity", "resources_exceeded",
+       r"resources exceeded during query execution|resourcesexceeded|"
+       r"not enough resources for query planning|too many dml statements outstanding", 3.0),
+    _r("destination_capacity", "connection_slots",
+       r"too many (?:clients|connections)|remaining connection slots are reserved|"
+       r"connection limit exceeded|max_connections|\b53300\b", 3.0),
+    _r("destination_capacity", "warehouse_storage",
+       r"disk full|diskfull|disk quota exceeded|storage quota|insufficient storage|"
+       r"\b53100\b|could not extend file", 2.5),
+    _r("destination_capacity", "destination_timeout", r"destination_timeout|destination .*(?:timed out|timeout)", 2.0),
+
+    # ---------------------------------------------------------------- data_quality
+    _r("data_quality", "dbt_test_failure",
+       r"failure in test|got \d+ results?, configured to (?:fail|warn)|\bfailures?=\d+", 3.0),
+    _r("data_quality", "constraint_violation",
+       r"violates (?:unique|not-null|foreign key|check|exclusion) constraint|not null violation|"
+       r"null value in column|duplicate key value|unique constraint|integrityerror|"
+       r"\b23(?:502|503|505|514)\b", 3.0),
+    _r("data_quality", "duplicate_rows",
+       r"duplicate row detected|must match at most one source row|"
+       r"duplicate (?:rows?|keys?|primary keys?|records?)", 3.0),
+    _r("data_quality", "value_conversion",
+       r"numeric value .* is not recognized|could not convert (?:string|value)|conversion error|"
+       r"invalid input syntax for (?:type )?\w+|cast error|cannot cast|"
+       r"(?:date|timestamp|time) .* is not recognized|invalid (?:date|timestamp|datetime|number|numeric) value|"
+       r"value too long for type|numeric value out of range|division by zero|"
+       r"failed to parse .* (?:value|field)|\b22(?:001|003|007|008|012|018|P02)\b|\b100038\b", 2.5),
+    _r("data_quality", "rejected_records",
+       r"bad records?|max_bad_records|rows? (?:were )?rejected|records? rejected", 2.0),
+    _r("data_quality", "check_failed",
+       r"asset check .*(?:failed|did not pass)|expectation (?:failed|suite)|data quality check", 2.5),
+
+    # ---------------------------------------------------------------- code_error
+    _r("code_error", "dbt_compilation", r"(?<!sql )compilation error", 2.5),
+    _r("code_error", "sql_syntax",
+       r"syntax error|parser error|parse error|unexpected (?:token|end of input|'[^']*')|"
+       r"\b42601\b|\b001003\b", 3.0),
+    _r("code_error", "jinja_undefined", r"'[^']+' is undefined|undefined (?:variable|macro)|jinja2?\.", 2.5),
+    _r("code_error", "missing_graph_node",
+       r"depends on (?:a node named )?'?[\w.]+'? which (?:was not found|is not in the graph)|"
+       r"not found in manifest|node .* not found", 3.0),
+    _r("code_error", "sql_semantics",
+       r"cannot be used with arguments of types|no function matches|function \S+ does not exist|"
+       r"unknown function|binder error|ambiguous column|must appear in the group by|"
+       r"\b42883\b|\b42803\b", 2.5),
+    _r("code_error", "python_exception",
+       r"\b(?:NameError|TypeError|AttributeError|KeyError|IndexError|ValueError|ZeroDivisionError|"
+       r"ImportError|ModuleNotFoundError|SyntaxError|IndentationError|UnboundLocalError|"
+       r"AssertionError|NotImplementedError|RecursionError|NullPointerException|"
+       r"ClassCastException)\b|object has no attribute|object is not (?:subscriptable|callable|iterable)|"
+       r"takes \d+ positional arguments?|missing \d+ required positional", 2.0),
+    _r("code_error", "sql_compilation_generic", r"sql compilation error|catalog error", 1.0),
+
+    # ---------------------------------------------------------------- resource_exhausted
+    _r("resource_exhausted", "out_of_memory",
+       r"out ?of ?memory|outofmemory|oomkilled|oom-?kill|memoryerror|java heap space|"
+       r"cannot allocate memory|failed to allocate|could not allocate|memory cgroup out of memory|"
+       r"bad[_ ]alloc|bad allocation|gc overhead limit exceeded|memory limit exceeded", 3.0),
+    _r("resource_exhausted", "killed_by_os",
+       r"signal 9\b|sigkill|exit(?:ed with)? code 137|terminated by signal|killed by the operating system",
+       2.5),
+    _r("resource_exhausted", "local_disk",
+       r"no space left on device|errno 28\b|\[errno 28\]", 3.0),
+    _r("resource_exhausted", "platform_resources",
+       r"insufficient system resources|\bevicted\b|node was low on resource|ephemeral-storage|"
+       r"too many open files|cannot fork|resource temporarily unavailable|insufficient (?:cpu|memory)\b",
+       2.5, True),
+
+    # ---------------------------------------------------------------- upstream_delay
+    _r("upstream_delay", "freshness",
+       r"\bfreshness of\b|source freshness|\bstale\b|freshness (?:check|sla|policy) (?:failed|violated)", 2.5),
+    _r("upstream_delay", "skipped_dependencies",
+       r"skipp(?:ing|ed) (?:step|op|asset|model|node)? ?.*due to (?:skipped |failed |upstream )?dependenc|"
+       r"dependencies for step .* failed|not executing\b|skipped due to upstream|"
+       r"upstream (?:step|asset|op|dependency|model)s? (?:failed|did not|was skipped|not materialized)|"
+       r"\bskip relation\b", 3.0),
+    _r("upstream_delay", "upstream_not_ready",
+       r"upstream .*(?:not (?:yet )?(?:ready|available|complete|materiali[sz]ed|arrived)|late|delayed)|"
+       r"waiting (?:for|on) upstream|sensor (?:has )?timed out|data not (?:yet )?available|"
+       r"partition .* (?:has not been|not|hasn't been) materiali[sz]ed|missing upstream partition", 3.0),
+    _r("upstream_delay", "already_running",
+       r"(?:sync|job|run) (?:is )?already (?:running|in progress)|already running for|"
+       r"found sync job .* already running|a sync is already running", 2.5),
+
+    # ---------------------------------------------------------------- config_error
+    _r("config_error", "dbt_profile",
+       r"could not find profile|no profile was specified|profile \S+ (?:not found|doesn't exist)|"
+       r"profiles\.yml file \[error|dbt_project\.yml (?:file )?(?:not found|invalid)", 3.5),
+    _r("config_error", "env_var_missing",
+       r"env var required but not provided|environment variable \S+ (?:is )?(?:not set|required|missing)|"
+       r"envvarmissingerror", 4.0),
+    _r("config_error", "invalid_config",
+       r"dagsterinvalidconfigerror|missing required config|invalid (?:configuration|config)\b|"
+       r"configuration (?:is )?invalid|field '[^']+' is required|\binvalidinput\b|is a required property",
+       3.0),
+    # Airbyte's failureType / exception class as reported by the connector: a label, not a cause.
+    _r("config_error", "airbyte_config_error_type", r"\bconfig_error\b|configerrorexception", 1.5),
+    _r("config_error", "no_active_warehouse", r"no active warehouse selected|\b000606\b", 3.5),
+    _r("config_error", "connector_setup",
+       r"has not been setup|setup_state\W+(?:incomplete|broken)|setup (?:is )?incomplete|"
+       r"checking (?:source|destination) connection failed|review this connection's configuration|"
+       r"is currently paused", 3.0),
+    _r("config_error", "bad_option",
+       r"no such (?:option|command)|unrecognized (?:option|argument|arguments)|unknown (?:option|parameter)|"
+       r"invalid value for|no such file or directory|file not found|could not (?:find|locate) (?:the )?file|"
+       r"not a valid (?:url|host|port|account)", 2.0),
+    _r("config_error", "endpoint_retired",
+       r"metadata api is deprecated|endpoint .*(?:deprecated|retired|removed)|\b404\b.*not ?found|\bnotfound\b",
+       2.0),
+    _r("config_error", "not_exist_or_not_authorized",
+       r"does not exist,? or (?:is )?not authori[sz]ed|does not exist or not authorized|"
+       r"object does not exist, or operation cannot be performed", 1.0),
+
+    # ---------------------------------------------------------------- unknown (explicitly generic)
+    _r("unknown", "generic_failure",
+       r"an unknown failure occurred|something went wrong|unexpected error|internal error|"
+       r"unhandled (?:error|exception)|an error occurred|failed for an unknown reason", 1.0),
+]
+
+
+def match_rules(text: str, system: str | None = None) -> list[RuleHit]:
+    """All rule hits in ``text`` (scrubbed), one per (rule, line)."""
+    hits: list[RuleHit] = []
+    for raw in text.splitlines() or [text]:
+        line = raw.strip()
+        if not line:
+            continue
+        for rule in RULES:
+            m = rule.pattern.search(line)
+            if m:
+                hits.append(RuleHit(rule, line, m.span()))
+    return hits
