@@ -12,6 +12,7 @@ import click
 
 # name -> "module:attribute" of a click command or group. Add new commands here.
 COMMANDS: dict[str, str] = {
+    "diagnose": "orchestrator.diagnosis.cli:diagnose_command",
     "sandbox": "orchestrator.emulators.sandbox:sandbox_command",
     "dev": "orchestrator.devserver:dev_command",
     "policies": "orchestrator.policies.cli:policies_group",
