@@ -260,3 +260,53 @@ def any_contains(windows: Iterable[Window], at: datetime) -> Window | None:
         if w.contains(at):
             return w
     return None
+
+
+# -- cron arithmetic (for compiling shifted deadlines into Dagster freshness policies) ------------
+
+
+def _shift_dow_field(field_text: str, days: int) -> str | None:
+    """Shift a weekday field ('1-5', '1,3', '*', 'mon-fri') by ``days`` (negative = earlier)."""
+    if field_text == "*":
+        return "*"
+    names = {n: i for i, n in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+    values: set[int] = set()
+    for part in field_text.lower().split(","):
+        if any(c in part for c in "/#l?"):
+            return None
+        bounds = part.split("-")
+        try:
+            nums = [names[b] if b in names else int(b) for b in bounds]
+        except (KeyError, ValueError):
+            return None
+        nums = [n % 7 for n in nums]
+        if len(nums) == 1:
+            values.add(nums[0])
+        elif len(nums) == 2:
+            a, b = nums
+            values.update(range(a, b + 1) if a <= b else list(range(a, 7)) + list(range(0, b + 1)))
+        else:
+            return None
+    shifted = sorted({(v + days) % 7 for v in values})
+    return ",".join(str(v) for v in shifted)
+
+
+def shift_cron(cron: str, earlier: timedelta, weekdays: frozenset[int] | None = None) -> str | None:
+    """The cron expression whose ticks are ``earlier`` before those of ``cron`` (wall clock),
+    optionally restricted to business ``weekdays`` (0=Mon). None when that cannot be written
+    as a cron (minute/hour not single values, or a day shift with a day-of-month field)."""
+    minute, hour, dom, month, dow = cron.split()
+    if not (minute.isdigit() and hour.isdigit()):
+        return None
+    if weekdays is not None and dow == "*" and len(weekdays) < 7:
+        dow = ",".join(str((d + 1) % 7) for d in sorted(weekdays))  # cron: 0=Sun
+    total = int(hour) * 60 + int(minute) - int(-(-earlier.total_seconds() // 60))
+    days, rem = divmod(total, 1440)
+    if days:
+        if dom != "*" or month != "*":
+            return None
+        new_dow = _shift_dow_field(dow, days)
+        if new_dow is None:
+            return None
+        dow = new_dow
+    return f"{rem % 60} {rem // 60} {dom} {month} {dow}"

@@ -222,9 +222,8 @@ class Selector(_Strict):
     selectors is ORed; ``exclude`` selectors are removed.
 
     * ``key``: an asset key, or a glob (``salesforce/*``; ``*`` also crosses ``/``)
-    * ``group`` / ``kind`` / ``role``: exact
+    * ``group`` / ``kind`` / ``owner``: exact or a glob (``fivetran_*``); ``role``: exact
     * ``tag``: ``name``, ``name=value`` or a mapping ``{name: value}``
-    * ``owner``: an owner of the asset (email or ``team:x``)
     * ``exposure``: a dbt exposure name (its dashboard asset)
     * ``upstream_of``: everything upstream of a key/glob or of a nested selector (inclusive)
     """
@@ -571,8 +570,17 @@ class Policy(_Strict):
 
 
 class PolicyFile(_Strict):
+    """Top-level keys starting with ``x-`` are ignored (use them for YAML anchors)."""
+
     version: Literal[1] = 1
     policies: list[Policy] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return value
 
 
 ALL_FIELD_NAMES = sorted(

@@ -84,6 +84,20 @@ class GraphIndex:
         return hit
 
 
+def _lookup(table, value: str) -> set[str]:
+    """Exact lookup, or the union over every name matching a glob (``fivetran_*``)."""
+    if is_glob(value):
+        out: set[str] = set()
+        for name in fnmatch.filter(table, value):
+            out |= table[name]
+        return out
+    return set(table.get(value, ()))
+
+
+def _known(table, value: str) -> bool:
+    return bool(fnmatch.filter(table, value)) if is_glob(value) else value in table
+
+
 def _tag_match(index: GraphIndex, name: str, value: str | None) -> set[str]:
     values = index.tags.get(name)
     if not values:
@@ -115,13 +129,13 @@ def match(selector: Selector, index: GraphIndex) -> set[str]:
             key = index.exposures.get(selector.exposure)
             narrow({key} if key else set())
     if selector.group is not None:
-        narrow(index.groups.get(selector.group, set()))
+        narrow(_lookup(index.groups, selector.group))
     if selector.kind is not None:
-        narrow(index.kinds.get(selector.kind, set()))
+        narrow(_lookup(index.kinds, selector.kind))
     if selector.role is not None:
         narrow(index.roles.get(selector.role, set()))
     if selector.owner is not None:
-        narrow(index.owners.get(selector.owner, set()))
+        narrow(_lookup(index.owners, selector.owner))
     for name, value in selector.tag_items():
         narrow(_tag_match(index, name, value))
     if selector.upstream_of is not None:
@@ -181,11 +195,11 @@ def validate(selector: Selector, index: GraphIndex) -> list[tuple[tuple, str]]:
                 problems.append((("exposure",), f"glob {selector.exposure!r} matches no exposure"))
         elif selector.exposure not in index.exposures:
             unknown(("exposure",), "exposure", selector.exposure, index.exposures)
-    if selector.group is not None and selector.group not in index.groups:
+    if selector.group is not None and not _known(index.groups, selector.group):
         unknown(("group",), "group", selector.group, index.groups)
-    if selector.kind is not None and selector.kind not in index.kinds:
+    if selector.kind is not None and not _known(index.kinds, selector.kind):
         unknown(("kind",), "kind", selector.kind, index.kinds)
-    if selector.owner is not None and selector.owner not in index.owners:
+    if selector.owner is not None and not _known(index.owners, selector.owner):
         unknown(("owner",), "owner", selector.owner, index.owners)
     for name, value in selector.tag_items():
         if name not in index.tags:

@@ -1,0 +1,179 @@
+"""Dagster shell for SLA policies: metadata, tags, owners and a native FreshnessPolicy per
+governed asset, compiled from a ``Resolution`` of the decision core (orchestrator.policies).
+
+Usage in definitions.py::
+
+    resolution = load_resolution(graph)                 # never raises
+    specs = apply_sla_to_specs(specs, resolution)       # unchanged when policies are invalid
+    Definitions(..., metadata=policy_status_metadata(resolution))
+
+The compiled FreshnessPolicy is ``FreshnessPolicy.cron`` with the asset's *effective*
+deadline (the policy cron shifted earlier by the predicted duration downstream, restricted to
+the calendar's weekdays). Dagster's cron cannot skip holidays: on a holiday the UI may show a
+governed asset as failing its freshness policy while the sensors (which use the full business
+calendar) do not act. Assets with only a max_lag get ``FreshnessPolicy.time_window``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+from dagster import AssetSpec, FreshnessPolicy
+
+from orchestrator.core.graph import AssetGraph
+from orchestrator.policies.calendar import Schedule, shift_cron
+from orchestrator.policies.durations import DurationModel
+from orchestrator.policies.model import format_duration
+from orchestrator.policies.resolve import EffectiveSLA, Resolution, load_and_resolve
+
+_TAG_VALUE_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+
+TAG_PREFIX = "sla"
+
+
+def tag_value(text: str) -> str:
+    """A string made valid as a strict Dagster tag value ([A-Za-z0-9_.-], <= 63 chars)."""
+    return _TAG_VALUE_BAD.sub("_", text.replace("@", "_at_").replace("/", "."))[:63]
+
+
+class SlaAttributes(NamedTuple):
+    metadata: dict[str, object]
+    tags: dict[str, str]
+    owners: list[str]
+    freshness_policy: FreshnessPolicy | None
+
+
+def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> FreshnessPolicy | None:
+    dl = sla.deadline
+    if dl is not None:
+        schedule = dl.schedule
+        weekdays = schedule.calendar.weekdays if schedule.calendar else None
+        cron = shift_cron(schedule.cron, dl.lead, weekdays)
+        if cron is not None:
+            policy = resolution.policy(dl.policy)
+            window = policy.deadline.effective_window(schedule)  # type: ignore[union-attr]
+            smallest = Schedule(cron, schedule.timezone).min_interval()
+            lower = min(max(window - dl.lead, timedelta(minutes=1)), smallest)
+            try:
+                return FreshnessPolicy.cron(
+                    deadline_cron=cron, lower_bound_delta=lower, timezone=schedule.timezone
+                )
+            except Exception:  # a cron Dagster rejects: fall through to max_lag / none
+                pass
+    if sla.max_lag is not None and sla.max_lag >= timedelta(minutes=2):
+        warn = sla.max_lag * 0.75
+        return FreshnessPolicy.time_window(
+            fail_window=sla.max_lag, warn_window=warn if warn >= timedelta(minutes=1) else None
+        )
+    return None
+
+
+def sla_attributes(resolution: Resolution, asset_key: str) -> SlaAttributes | None:
+    """What a governed asset carries in Dagster; None if ungoverned or policies are invalid."""
+    if not resolution.ok:
+        return None
+    sla = resolution.sla(asset_key)
+    if sla is None:
+        return None
+    meta: dict[str, object] = {
+        "sla/tier": sla.tier.value,
+        "sla/policy": sla.primary_policy,
+        "sla/policies": ", ".join(sla.policies) or f"(inherited from {sla.primary_policy})",
+        "sla/owners": ", ".join(sla.owners),
+        "sla/rollout": sla.rollout.value,
+        "sla/auto_approve": ", ".join(sorted(a.value for a in sla.auto_approve)) or "none",
+        "sla/predicted_duration": format_duration(sla.predicted_duration_s),
+    }
+    tags = {
+        f"{TAG_PREFIX}/tier": sla.tier.value,
+        f"{TAG_PREFIX}/policy": tag_value(sla.primary_policy),
+        f"{TAG_PREFIX}/rollout": sla.rollout.value,
+    }
+    if sla.owners:
+        tags[f"{TAG_PREFIX}/owner"] = tag_value(sla.owners[0])
+    dl = sla.deadline
+    if dl is not None:
+        local = dl.local()
+        meta["sla/effective_deadline"] = (
+            f"{local:%H:%M} {dl.schedule.timezone} ({dl.target} due "
+            f"{dl.target_deadline.astimezone(dl.schedule.zone):%H:%M} minus "
+            f"{format_duration(dl.lead)})"
+        )
+        meta["sla/deadline_policy"] = dl.policy
+        meta["sla/deadline_schedule"] = dl.schedule.describe()
+        meta["sla/deadline_lead_seconds"] = int(dl.lead.total_seconds())
+        meta["sla/deadline_target"] = dl.target
+        if dl.via:
+            meta["sla/critical_path_next"] = dl.via
+        tags[f"{TAG_PREFIX}/deadline"] = f"{local:%Hh%M}"
+        tags[f"{TAG_PREFIX}/deadline_tz"] = tag_value(dl.schedule.timezone)
+        tags[f"{TAG_PREFIX}/deadline_policy"] = tag_value(dl.policy)
+    if sla.max_lag is not None:
+        meta["sla/max_lag"] = format_duration(sla.max_lag)
+    if sla.budgets:
+        meta["sla/budgets"] = "; ".join(
+            f"{name}: "
+            + ", ".join(
+                p for p in (
+                    f"{b.per_day:g} {b.unit}/day" if b.per_day is not None else "",
+                    f"{b.per_month:g} {b.unit}/month" if b.per_month is not None else "",
+                ) if p
+            )
+            for name, b in sla.budgets
+        )
+    if sla.off_peak:
+        meta["sla/off_peak"] = "; ".join(w.describe() for w in sla.off_peak)
+    if sla.blackout:
+        meta["sla/blackout"] = "; ".join(w.describe() for w in sla.blackout)
+    if sla.infeasible:
+        meta["sla/cannot_meet"] = ", ".join(sla.infeasible)
+        tags[f"{TAG_PREFIX}/cannot_meet"] = "true"
+    owners = [o for o in sla.owners if _EMAIL.fullmatch(o) or (o.startswith("team:") and len(o) > 5)]
+    return SlaAttributes(meta, tags, owners, compile_freshness_policy(sla, resolution))
+
+
+def apply_sla_to_spec(spec: AssetSpec, resolution: Resolution) -> AssetSpec:
+    attrs = sla_attributes(resolution, spec.key.to_user_string())
+    if attrs is None:
+        return spec
+    merged = spec.merge_attributes(
+        metadata=attrs.metadata,
+        tags=attrs.tags,
+        owners=[o for o in attrs.owners if o not in (spec.owners or [])],
+    )
+    if attrs.freshness_policy is not None and spec.freshness_policy is None:
+        merged = merged.replace_attributes(freshness_policy=attrs.freshness_policy)
+    return merged
+
+
+def apply_sla_to_specs(specs: Iterable[AssetSpec], resolution: Resolution) -> list[AssetSpec]:
+    """Every governed spec gets its SLA; invalid policies leave every spec unchanged."""
+    return [apply_sla_to_spec(spec, resolution) for spec in specs]
+
+
+def policy_status_metadata(resolution: Resolution) -> dict[str, str]:
+    """Definitions-level metadata: shows in the UI whether policies apply and why not."""
+    if resolution.ok:
+        return {
+            "sla_policies/status": "ok",
+            "sla_policies/governed_assets": str(len(resolution.slas)),
+            "sla_policies/cannot_meet": "; ".join(i.message for i in resolution.infeasible) or "none",
+        }
+    return {
+        "sla_policies/status": "invalid: not applied",
+        "sla_policies/errors": "\n".join(str(e) for e in resolution.errors[:50]),
+    }
+
+
+def load_resolution(
+    graph: AssetGraph,
+    paths: Sequence[str | Path] = ("policies",),
+    durations: DurationModel | None = None,
+) -> Resolution:
+    """Load and resolve policies for the code location. Never raises."""
+    return load_and_resolve(paths, graph, durations)
