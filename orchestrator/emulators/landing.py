@@ -1,0 +1,215 @@
+"""What a source holds and what a sync lands: tables, schema drift, and Parquet files.
+
+A sync writes one file per table, `<landing_dir>/<schema>/<table>/<sync-id>.parquet`, holding the
+new and updated rows (the first sync and any resync land every current row). Consumers
+deduplicate on the primary key keeping the latest `_fivetran_synced` / `_airbyte_extracted_at`.
+Files are written under a dot-prefixed temporary name and renamed, so a reader globbing
+`*.parquet` never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from orchestrator.emulators.datagen import ARROW_TYPES, RowBatch, RowGenerator, TableLedger
+from orchestrator.emulators.scenario import ColumnSpec, SchemaChangeFault, TableSpec
+from orchestrator.emulators.state import iso_z, parse_instant
+
+
+class AppliedSchemaChange(BaseModel):
+    table: str
+    change: str
+    column: str
+    column_spec: dict[str, Any] | None = None
+    to_type: str | None = None
+    sync_number: int
+    applied_at: str
+
+
+class SourceDataState(BaseModel):
+    """Per connector/connection: generation ledgers, schema drift, and when data versions landed."""
+
+    ledgers: dict[str, TableLedger] = Field(default_factory=dict)
+    schema_changes: list[AppliedSchemaChange] = Field(default_factory=list)
+    # data version (sync number) -> ISO time it landed; defines timestamp windows.
+    landed_versions: dict[int, str] = Field(default_factory=dict)
+
+
+# Fills the vendor's bookkeeping columns for `n` rows of one landed file of `table`.
+MetadataColumns = Callable[[int, datetime, str], dict[str, pa.Array]]
+
+
+class SourceData:
+    """Tables of one connector/connection as they currently are, and how to land them."""
+
+    def __init__(
+        self,
+        schema: str,
+        tables: Mapping[str, TableSpec],
+        state: SourceDataState,
+        generator: RowGenerator,
+        seed: int,
+        history_days: float,
+        table_prefix: str = "",
+    ):
+        self.schema = schema
+        self.tables = tables
+        self.state = state
+        self.generator = generator
+        self.seed = seed
+        self.history = timedelta(days=history_days)
+        self.table_prefix = table_prefix
+
+    def destination_table(self, table: str) -> str:
+        return f"{self.table_prefix}{table}"
+
+    def table_ref(self, table: str) -> str:
+        return f"{self.schema}.{self.destination_table(table)}"
+
+    # --- schema drift ---
+
+    def columns(self, table: str) -> dict[str, ColumnSpec]:
+        """The table's columns after every schema change applied so far."""
+        columns = dict(self.tables[table].columns)
+        for change in self.state.schema_changes:
+            if change.table != table:
+                continue
+            if change.change == "add_column":
+                columns[change.column] = ColumnSpec.model_validate(change.column_spec)
+            elif change.change == "drop_column":
+                columns.pop(change.column, None)
+            elif change.change == "change_type" and change.column in columns:
+                columns[change.column] = columns[change.column].model_copy(update={"type": change.to_type})
+        return columns
+
+    def original_columns(self, table: str) -> dict[str, ColumnSpec]:
+        return dict(self.tables[table].columns)
+
+    def apply_schema_change(self, fault: SchemaChangeFault, sync_number: int, now: datetime) -> None:
+        self.state.schema_changes.append(
+            AppliedSchemaChange(
+                table=fault.table,
+                change=fault.change,
+                column=fault.column,
+                column_spec=fault.column_spec.model_dump(mode="json") if fault.column_spec else None,
+                to_type=fault.to_type,
+                sync_number=sync_number,
+                applied_at=iso_z(now),
+            )
+        )
+
+    # --- landing ---
+
+    def mark_cleared(self, tables: list[str] | None = None) -> None:
+        for table in tables or list(self.tables):
+            self.state.ledgers.setdefault(table, TableLedger()).needs_full = True
+
+    def land(
+        self,
+        landing_dir: Path,
+        sync_number: int,
+        sync_id: str,
+        now: datetime,
+        metadata_columns: MetadataColumns,
+        full_tables: set[str] | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """Generates and writes this sync's rows; returns {table: {"rows", "bytes"}}."""
+        self.state.landed_versions[sync_number] = iso_z(now)
+        stats: dict[str, dict[str, int]] = {}
+        for table, spec in self.tables.items():
+            ledger = self.state.ledgers.setdefault(table, TableLedger())
+            full = full_tables is not None and table in full_tables
+            first = ledger.history_version is None
+            batch = ledger.plan_sync(spec, sync_number, self.seed, self.table_ref(table), full=full)
+            if len(batch) == 0 and not first:
+                stats[table] = {"rows": 0, "bytes": 0}  # nothing changed: no empty file
+                continue
+            arrow_table = self._rows(table, batch)
+            for name, array in metadata_columns(len(batch), now, table).items():
+                arrow_table = arrow_table.append_column(name, array)
+            path = landing_dir / self.schema / self.destination_table(table) / f"{sync_id}.parquet"
+            stats[table] = {"rows": len(batch), "bytes": write_parquet_atomically(arrow_table, path)}
+        return stats
+
+    def clear_landed_files(self, landing_dir: Path, tables: list[str] | None = None) -> None:
+        for table in tables or list(self.tables):
+            folder = landing_dir / self.schema / self.destination_table(table)
+            for file in folder.glob("*.parquet") if folder.exists() else []:
+                file.unlink(missing_ok=True)
+
+    def _rows(self, table: str, batch: RowBatch) -> pa.Table:
+        ref = self.table_ref(table)
+        current = self.columns(table)
+        original = self.original_columns(table)
+        arrays = {}
+        for name, column in current.items():
+            before = original.get(name)
+            if before is not None and before.type != column.type:
+                arrays[name] = self._retyped(ref, name, before, column, batch)
+            else:
+                arrays[name] = self._one(ref, name, column, batch)
+        return pa.table(arrays) if arrays else pa.table({})
+
+    def _one(self, ref: str, name: str, column: ColumnSpec, batch: RowBatch) -> pa.Array:
+        return self.generator.generate(ref, {name: column}, batch, self._window).column(0).combine_chunks()
+
+    def _retyped(
+        self, ref: str, name: str, before: ColumnSpec, after: ColumnSpec, batch: RowBatch
+    ) -> pa.Array:
+        # A type change keeps the values where they convert (integer -> string "1234"), as a
+        # source column altered in place would; otherwise the column is generated afresh.
+        values = self._one(ref, name, before, batch)
+        try:
+            return pc.cast(values, ARROW_TYPES[after.type])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            fresh = after.model_copy(update={"values": None, "min": None, "max": None, "references": None})
+            return self._one(ref, name, fresh, batch)
+
+    def _window(self, versions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        landed = sorted((int(v), parse_instant(t)) for v, t in self.state.landed_versions.items())
+        bounds: dict[int, tuple[int, int]] = {}
+        previous: datetime | None = None
+        for version, moment in landed:
+            start = previous if previous is not None else moment - self.history
+            bounds[version] = (_micros(start), _micros(moment))
+            previous = moment
+        starts = np.empty(versions.size, dtype=np.float64)
+        ends = np.empty(versions.size, dtype=np.float64)
+        fallback = bounds[max(bounds)] if bounds else (0, 0)
+        for version in np.unique(versions).tolist():
+            start, end = bounds.get(int(version), fallback)
+            mask = versions == version
+            starts[mask], ends[mask] = start, end
+        return starts, ends
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def write_parquet_atomically(table: pa.Table, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def deterministic_uuids(namespace: str, count: int) -> pa.Array:
+    base = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
+    return pa.array([str(uuid.uuid5(base, str(i))) for i in range(count)], pa.string())
