@@ -99,6 +99,9 @@ RULES: list[Rule] = [
     _r("rate_limit", "concurrent_query_cap",
        r"exceeded the maximum number of concurrent (?:queries|requests|api)", 2.5),
     _r("rate_limit", "throttled", r"\bthrottl(?:ed|ing)\b|slow down\b", 2.0),
+    _r("rate_limit", "calls_per_interval",
+       r"exceeded \d+ (?:calls|requests) per (?:second|minute|hour)|reduce (?:your )?request rates?|"
+       r"abuse (?:detection|rate limit)|secondary rate limit|temporarily blocked", 3.0),
     _r("rate_limit", "retry_after", r"retry-after|retrying after \d+ ?s", 1.0),
     _r("rate_limit", "fivetran_rescheduled_quota",
        r"rescheduled.*(?:quota|rate limit|api limit)|sync_state\W+rescheduled", 2.5),
@@ -110,7 +113,7 @@ RULES: list[Rule] = [
        r"expired or (?:was |been )?revoked", 3.0),
     _r("auth_expired", "oauth_invalid_grant", r"invalid_grant|invalid_client|invalid_token\b", 3.0),
     _r("auth_expired", "refresh_token", r"refresh[ _]token\b.*(?:invalid|expired|revoked)", 3.0),
-    _r("auth_expired", "snowflake_390114", r"\b3901(?:14|12|18)\b|authentication token has expired", 3.0),
+    _r("auth_expired", "snowflake_390114", r"\b3901(?:14|12|18|44)\b|authentication token has expired|jwt token is invalid", 3.0),
     _r("auth_expired", "session_invalid", r"invalid_session_id|session expired or invalid", 3.0),
     _r("auth_expired", "reauthenticate", r"re-?authenticat|re-?authori[sz]|reconnect (?:the |your )?(?:connector|account|source)", 2.0),
     _r("auth_expired", "http_401", r"\b401\b|\bunauthori[sz]ed\b", 3.0),
@@ -133,6 +136,8 @@ RULES: list[Rule] = [
        r"not authori[sz]ed to|resource not accessible by integration|"
        r"(?:requires?|need) (?:the )?[\w ]{0,20}(?:role|scope) ", 2.5),
     _r("permission_denied", "http_403", r"\b403\b|\bforbidden\b", 1.0),
+    _r("permission_denied", "rbac_forbidden",
+       r"is forbidden: user|cannot (?:get|list|create|patch|update|delete|watch) resource", 3.0),
     _r("permission_denied", "not_exist_or_not_authorized",
        r"does not exist,? or (?:is )?not authori[sz]ed|does not exist or not authorized|"
        r"is not exist or\s+no permit", 1.0),
@@ -143,7 +148,8 @@ RULES: list[Rule] = [
     _r("schema_drift", "bq_schema_mismatch",
        r"provided schema does not match table|invalid schema update|"
        r"cannot add required fields to an existing schema", 3.0),
-    _r("schema_drift", "changed_type", r"(?:has )?changed type from \w+ to \w+|new column types", 3.0),
+    _r("schema_drift", "changed_type",
+       r"(?:has )?changed type from \w+ to \w+|new column types|cannot change column \S+ from type", 3.0),
     _r("schema_drift", "schema_change_detected",
        r"schema changes? (?:was |were |has been )?detected|breaking (?:schema )?changes?|"
        r"refresh_schema|schema (?:has )?changed|schema mismatch|table_excluded_by_system|"
@@ -155,7 +161,8 @@ RULES: list[Rule] = [
     _r("schema_drift", "column_missing",
        r"column \S+ (?:of relation \S+ )?does not exist|invalid identifier|"
        r"referenced column .* not found|no such column|unknown column|"
-       r"(?:source|target) columns not in (?:target|source)", 1.5),
+       r"(?:source|target) columns not in (?:target|source)|cannot resolve \S+ in \w+ clause given columns|"
+       r"unresolved_column|column .* cannot be resolved", 1.5),
 
     # ---------------------------------------------------------------- source_unavailable
     _r("source_unavailable", "connection_refused",
@@ -164,7 +171,7 @@ RULES: list[Rule] = [
        r"name or service not known|could not translate host name|no route to host|"
        r"network is unreachable|temporary failure in name resolution|nodename nor servname|"
        r"connection (?:was )?(?:reset|aborted|closed unexpectedly)|remote end closed connection|"
-       r"broken pipe|\b08001\b|\b08006\b|connect(?:ion)? timed out|read timed out|"
+       r"broken pipe|connect(?:ion)? timed out|read timed out|"
        r"connecttimeout|readtimeout|sslerror|ssl handshake", 2.5),
     _r("source_unavailable", "cannot_connect_vague",
        r"(?:can't|cannot|unable to|could not|failed to) (?:connect|reach)\b", 1.5),
@@ -197,6 +204,8 @@ RULES: list[Rule] = [
     _r("destination_capacity", "warehouse_storage",
        r"disk full|diskfull|disk quota exceeded|storage quota|insufficient storage|"
        r"\b53100\b|could not extend file", 2.5),
+    _r("destination_capacity", "workload_management",
+       r"\bwlm\b|query monitoring rule|workload management", 2.5),
     _r("destination_capacity", "destination_timeout", r"destination_timeout|destination .*(?:timed out|timeout)", 2.0),
 
     # ---------------------------------------------------------------- data_quality
@@ -212,7 +221,8 @@ RULES: list[Rule] = [
     _r("data_quality", "value_conversion",
        r"numeric value .* is not recognized|could not convert (?:string|value)|conversion error|"
        r"invalid input syntax for (?:type )?\w+|cast error|cannot cast|"
-       r"(?:date|timestamp|time) .* is not recognized|invalid (?:date|timestamp|datetime|number|numeric) value|"
+       r"(?:date|timestamp|time) .* is not recognized|invalid (?:date|timestamp|datetime|number|numeric)(?: value)?\b|"
+       r"(?:date|time|datetime|timestamp)\W*(?:time )?format (?:type )?does not match|"
        r"value too long for type|numeric value out of range|division by zero|"
        r"failed to parse .* (?:value|field)|\b22(?:001|003|007|008|012|018|P02)\b|\b100038\b", 2.5),
     _r("data_quality", "rejected_records",
@@ -224,7 +234,11 @@ RULES: list[Rule] = [
     _r("code_error", "dbt_compilation", r"(?<!sql )compilation error", 2.5),
     _r("code_error", "sql_syntax",
        r"syntax error|parser error|parse error|unexpected (?:token|end of input|'[^']*')|"
-       r"\b42601\b|\b001003\b", 3.0),
+       r"error in your sql syntax|\b42601\b|\b001003\b|\b1064 \(42000\)", 3.0),
+    _r("code_error", "definition_invalid",
+       r"parsing error|invariant violation|invariantviolation|checkerror|parametercheckerror|"
+       r"feature not supported|\(0A000\)|invalid (?:test|model|asset|op|job) (?:config|definition)", 2.0),
+    _r("code_error", "user_code_raised", r"error occurred during the execution of|user code error", 1.5),
     _r("code_error", "jinja_undefined", r"'[^']+' is undefined|undefined (?:variable|macro)|jinja2?\.", 2.5),
     _r("code_error", "missing_graph_node",
        r"depends on (?:a node named )?'?[\w.]+'? which (?:was not found|is not in the graph)|"
@@ -267,7 +281,8 @@ RULES: list[Rule] = [
     _r("upstream_delay", "upstream_not_ready",
        r"upstream .*(?:not (?:yet )?(?:ready|available|complete|materiali[sz]ed|arrived)|late|delayed)|"
        r"waiting (?:for|on) upstream|sensor (?:has )?timed out|data not (?:yet )?available|"
-       r"partition .* (?:has not been|not|hasn't been) materiali[sz]ed|missing upstream partition", 3.0),
+       r"partition .* (?:has not been|not|hasn't been) materiali[sz]ed|missing upstream partition|"
+       r"upstream (?:materializations?|data) (?:are |is )?missing", 3.0),
     _r("upstream_delay", "already_running",
        r"(?:sync|job|run) (?:is )?already (?:running|in progress)|already running for|"
        r"found sync job .* already running|a sync is already running", 2.5),
@@ -286,6 +301,9 @@ RULES: list[Rule] = [
     # Airbyte's failureType / exception class as reported by the connector: a label, not a cause.
     _r("config_error", "airbyte_config_error_type", r"\bconfig_error\b|configerrorexception", 1.5),
     _r("config_error", "no_active_warehouse", r"no active warehouse selected|\b000606\b", 3.5),
+    _r("config_error", "missing_setting",
+       r"(?:password|user(?:name)?|account|host|database|warehouse|role) (?:is )?(?:empty|missing|not (?:set|specified|provided))|"
+       r"connection string is invalid|invalid connection string|could not find configuration", 3.0),
     _r("config_error", "connector_setup",
        r"has not been setup|setup_state\W+(?:incomplete|broken)|setup (?:is )?incomplete|"
        r"checking (?:source|destination) connection failed|review this connection's configuration|"
