@@ -120,7 +120,7 @@ RULES: list[Rule] = [
     _r("auth_expired", "bad_credentials",
        r"invalid (?:login |user )?credentials|authentication failed|password authentication failed|"
        r"incorrect (?:username|user name) or password|invalid (?:username|user name|user) or password|"
-       r"login failed for user|invalid api[ _-]?key|api[ _-]?key (?:is )?invalid|"
+       r"login failed for user|(?:invalid|incorrect) api[ _-]?key|api[ _-]?key (?:is )?invalid|"
        r"(?:invalid|malformed) (?:access|oauth) token|error validating access token|jwt token is invalid|"
        r"incorrect username or password was specified|\b28P01\b|not authenticated", 2.5),
 
