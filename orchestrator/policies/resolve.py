@@ -217,8 +217,30 @@ class Resolution:
         return explain_text(self, key)
 
 
-def _sort_key(policy: Policy, spec: int) -> tuple:
-    return (-policy.priority, -spec, -policy.tier.rank, policy.order)
+class _Info:
+    """A policy's facts as plain attributes (fast to read in the per-asset loop)."""
+
+    __slots__ = ("name", "order", "tier", "tier_rank", "priority", "schedule", "max_lag_s",
+                 "owners", "rollout", "auto_approve", "budget", "off_peak", "blackout")
+
+    def __init__(self, policy: Policy):
+        self.name = policy.name
+        self.order = policy.order
+        self.tier = policy.tier
+        self.tier_rank = policy.tier.rank
+        self.priority = policy.priority
+        self.schedule = policy.schedule()
+        self.max_lag_s = policy.max_lag.total_seconds() if policy.max_lag is not None else None
+        self.owners = tuple(policy.owners)
+        self.rollout = policy.rollout
+        self.auto_approve = frozenset(policy.auto_approve)
+        self.budget = policy.budget
+        self.off_peak = policy.off_peak_windows()
+        self.blackout = policy.blackout_windows()
+
+    def sort_key(self, spec: int) -> tuple:
+        """Precedence among direct matches: priority, specificity, tier, load order."""
+        return (-self.priority, -spec, -self.tier_rank, self.order)
 
 
 def validate_against_graph(policy_set: PolicySet, graph: AssetGraph, index: GraphIndex | None = None) -> list[PolicyError]:
@@ -267,11 +289,13 @@ def resolve(
     # -- direct matches -----------------------------------------------------------------------
     direct: dict[str, list[tuple[Policy, int]]] = {}
     direct_sets: dict[str, set[str]] = {}
+    specs: dict[tuple[str, str], int] = {}
     for policy in policies:
         found = policy_members(policy, index)
         direct_sets[policy.name] = set(found)
         for key, spec in found.items():
             direct.setdefault(key, []).append((policy, spec))
+            specs[(policy.name, key)] = spec
 
     # -- sources: policies with a deadline or a max lag ---------------------------------------
     targets: dict[str, datetime] = {}
@@ -330,13 +354,17 @@ def resolve(
     res._targets = targets
 
     # -- per asset ---------------------------------------------------------------------------
-    off_peak = {p.name: p.off_peak_windows() for p in policies}
-    blackout = {p.name: p.blackout_windows() for p in policies}
+    # plain per-policy facts: pydantic attribute access is too slow for the per-asset loop
+    info = {p.name: _Info(p) for p in policies}
     worst: dict[tuple[str, str], tuple[float, str]] = {}  # (policy, kind) -> (total, start)
     members: dict[str, set[str]] = {name: set(keys) for name, keys in direct_sets.items()}
+    slas = res.slas
 
     for key in direct.keys() | leads.keys():
-        matched = sorted(direct.get(key, ()), key=lambda ps: _sort_key(*ps))
+        matched = sorted(
+            (info[p.name] for p, spec in direct.get(key, ())),
+            key=lambda inf, _k=key: inf.sort_key(specs[(inf.name, _k)]),
+        ) if key in direct else []
         reach = leads.get(key, {})
         own_dur = duration(key)
 
@@ -346,64 +374,61 @@ def resolve(
         lag_policy: str | None = None
         bad: list[str] = []
         for name, (lead, via, target) in reach.items():
-            policy = by_name[name]
+            pi = info[name]
             members[name].add(key)
             total = lead + own_dur
-            if name in targets:
+            if pi.schedule is not None and name in targets:
                 at = targets[name] - timedelta(seconds=lead)
-                rank = (at, -policy.tier.rank, policy.order)
+                rank = (at, -pi.tier_rank, pi.order)
                 if best_rank is None or rank < best_rank:
                     best_rank = rank
                     best_deadline = EffectiveDeadline(
-                        name, target, policy.schedule(),  # type: ignore[arg-type]
-                        timedelta(seconds=lead), targets[name], at, via,
+                        name, target, pi.schedule, timedelta(seconds=lead), targets[name], at, via
                     )
                 if total > windows[name]:
                     bad.append(name)
                     prev = worst.get((name, "deadline"))
                     if prev is None or total > prev[0]:
                         worst[(name, "deadline")] = (total, key)
-            if policy.max_lag is not None:
-                limit = policy.max_lag.total_seconds()
-                value = limit - lead
+            if pi.max_lag_s is not None:
+                value = pi.max_lag_s - lead
                 if lag_value is None or value < lag_value:
                     lag_value, lag_policy = value, name
-                if total > limit:
+                if total > pi.max_lag_s:
                     if name not in bad:
                         bad.append(name)
                     prev = worst.get((name, "max_lag"))
                     if prev is None or total > prev[0]:
                         worst[(name, "max_lag")] = (total, key)
 
-        governing = {p.name for p, _ in matched} | set(reach)
-        tier = max((by_name[n].tier for n in governing), key=lambda t: t.rank)
+        governing = [info[n] for n in ({pi.name for pi in matched} | reach.keys())]
+        tier = max(governing, key=lambda pi: pi.tier_rank).tier
         if matched:
-            primary = matched[0][0]
+            primary = matched[0]
         elif best_deadline is not None:
-            primary = by_name[best_deadline.policy]
+            primary = info[best_deadline.policy]
         else:
-            primary = by_name[lag_policy]  # type: ignore[index]
-        owners = tuple(primary.owners) or tuple(nodes[key].owners)
-        if matched:
-            bl: tuple[Window, ...] = tuple(w for p, _ in matched for w in blackout[p.name])
+            primary = info[lag_policy]  # type: ignore[index]
+        if len(matched) > 1:
+            bl: tuple[Window, ...] = tuple(w for pi in matched for w in pi.blackout)
         else:
-            bl = blackout[primary.name]
+            bl = primary.blackout
         budgets = tuple(
-            (p.name, p.budget)
-            for p in sorted((by_name[n] for n in governing), key=lambda p: p.order)
-            if p.budget is not None
+            (pi.name, pi.budget)
+            for pi in sorted(governing, key=lambda pi: pi.order)
+            if pi.budget is not None
         )
-        res.slas[key] = EffectiveSLA(
+        slas[key] = EffectiveSLA(
             key=key,
             tier=tier,
             primary_policy=primary.name,
-            policies=tuple(p.name for p, _ in matched),
+            policies=tuple(pi.name for pi in matched),
             propagated_from=tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None)),
             rollout=primary.rollout,
-            auto_approve=frozenset(primary.auto_approve),
-            owners=owners,
+            auto_approve=primary.auto_approve,
+            owners=primary.owners or tuple(nodes[key].owners),
             budgets=budgets,  # type: ignore[arg-type]
-            off_peak=off_peak[primary.name],
+            off_peak=primary.off_peak,
             blackout=bl,
             deadline=best_deadline,
             max_lag=timedelta(seconds=lag_value) if lag_value is not None else None,
