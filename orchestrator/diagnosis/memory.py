@@ -73,15 +73,21 @@ class Neighbour:
 
 
 # --------------------------------------------------------------------------- lexical index
+def _content_tokens(sig: str) -> list[str]:
+    # Placeholders (<q>, <num>, ...) say nothing about the cause; drop them with 1-char tokens.
+    return [t for t in tokens(sig) if not t.startswith("<") and len(t) > 1]
+
+
 def _word_features(sig: str) -> Counter[str]:
-    toks = tokens(sig)
+    toks = _content_tokens(sig)
     feats = Counter(toks)
     feats.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
     return feats
 
 
 def _char_features(sig: str) -> Counter[str]:
-    return Counter(char_ngrams(sig, 4))
+    # character 4-grams of the words only (punctuation and JSON structure are not evidence)
+    return Counter(char_ngrams(" ".join(_content_tokens(sig)), 4))
 
 
 class _TfIdf:
@@ -96,6 +102,7 @@ class _TfIdf:
         self.vectors = [self.vectorize(d) for d in docs]
 
     def idf(self, term: str) -> float:
+        # smoothed idf (as scikit-learn): stable for a memory of one signature or of thousands
         return math.log((self.n + 1) / (self.df.get(term, 0) + 1)) + 1.0
 
     def vectorize(self, feats: Counter[str]) -> dict[str, float]:
@@ -113,9 +120,14 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
 def lexical_similarity(a: str, b: str) -> float:
     """Similarity of two raw messages (normalized first), 0..1. Handy for tests and tooling."""
     sa, sb = normalize(a), normalize(b)
-    words = _TfIdf([_word_features(sa), _word_features(sb)])
-    chars = _TfIdf([_char_features(sa), _char_features(sb)])
-    return 0.6 * _cosine(*words.vectors) + 0.4 * _cosine(*chars.vectors)
+
+    def unit(c: Counter[str]) -> dict[str, float]:
+        n = math.sqrt(sum(v * v for v in c.values())) or 1.0
+        return {k: v / n for k, v in c.items()}
+
+    return 0.6 * _cosine(unit(_word_features(sa)), unit(_word_features(sb))) + 0.4 * _cosine(
+        unit(_char_features(sa)), unit(_char_features(sb))
+    )
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -231,7 +243,8 @@ class FailureMemory:
                     row.embedding, row.embedding_model = emb[0], self._embedder.model
             sig_id = row.id
             label = row.category
-        self._index = None
+        if is_new or weight > 0:
+            self._index = None
         if weight > 0 or resolution:
             self.store.append_audit(
                 "failure_memory.learn", actor=actor, subject=f"signature:{sig_id}",
