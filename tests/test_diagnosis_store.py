@@ -57,3 +57,23 @@ def test_default_url_under_dagster_home(tmp_path, monkeypatch):
     assert default_store_url() == f"sqlite:///{tmp_path / 'dagster_home' / 'orchestrator.db'}"
     monkeypatch.setenv("ORCHESTRATOR_STORE_URL", "postgresql+psycopg://u@h/db")
     assert default_store_url() == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("ORCHESTRATOR_TEST_PG_URL"),
+                    reason="set ORCHESTRATOR_TEST_PG_URL=postgresql+psycopg://... to run on PostgreSQL")
+def test_postgres_migrations_and_append_only():
+    import os
+
+    from orchestrator.store import downgrade
+
+    s = open_store(os.environ["ORCHESTRATOR_TEST_PG_URL"], cached=False)
+    try:
+        assert {"failure_signatures", "audit_events"} <= set(sa.inspect(s.engine).get_table_names())
+        s.append_audit("pg.test", payload={"a": [1, 2]})
+        for stmt in ("update audit_events set actor = 'x'", "delete from audit_events", "truncate audit_events"):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                with s.engine.begin() as c:
+                    c.execute(sa.text(stmt))
+    finally:
+        downgrade(s.engine, "base")
+        s.dispose()
