@@ -1,6 +1,5 @@
 """Airbyte connections as Dagster assets: one multi-asset per connection, one asset per stream."""
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator, airbyte_assets
@@ -11,18 +10,17 @@ from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 INGESTION_OWNER = "team:data-platform"
 
 
-def destination_schema(props: AirbyteConnectionTableProps) -> str | None:
-    """The schema a connection's streams land in, carried by its stream prefix ("product_")."""
-    return props.stream_prefix.rstrip("_") if props.stream_prefix else None
-
-
 class AirbyteTranslator(DagsterAirbyteTranslator):
-    """Keys Airbyte tables like Fivetran's, ``<schema>/<table>``, instead of one flat name."""
+    """Keys Airbyte tables like Fivetran's, ``<schema>/<table>``, instead of one flat name.
+
+    ``props.schema`` is the connection's namespace (see ``AirbyteWorkspaceResource``) and
+    ``props.table_name`` the destination table (stream prefix included).
+    """
 
     def get_asset_spec(self, props: AirbyteConnectionTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
-        schema = destination_schema(props)
-        key = dg.AssetKey([schema, props.stream_name]) if schema else spec.key
+        schema = props.schema
+        key = dg.AssetKey([schema, props.table_name]) if schema else spec.key
         return spec.replace_attributes(
             key=key,
             group_name=f"airbyte_{schema or 'default'}",
@@ -34,25 +32,22 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
             ),
         ).merge_attributes(
             tags={"ingestion": "airbyte"},
-            metadata={"destination_schema": schema or "", "destination_table": props.stream_name},
+            metadata={"destination_schema": schema or "", "destination_table": props.table_name},
         )
 
 
 def build_airbyte_assets(workspace: AirbyteWorkspaceResource) -> list[dg.AssetsDefinition]:
     translator = AirbyteTranslator()
     specs = workspace.load_asset_specs(dagster_airbyte_translator=translator)
-    by_connection: dict[str, list[dg.AssetSpec]] = {}
-    for spec in specs:
-        by_connection.setdefault(AirbyteMetadataSet.extract(spec.metadata).connection_id, []).append(spec)
-
+    connection_ids = sorted({AirbyteMetadataSet.extract(s.metadata).connection_id for s in specs})
     definitions = []
-    for connection_id, connection_specs in sorted(by_connection.items()):
+    for connection_id in connection_ids:
 
         @airbyte_assets(
             connection_id=connection_id,
             workspace=workspace,
             name=f"airbyte_sync_{connection_id.replace('-', '_')}",
-            group_name=connection_specs[0].group_name,
+
             dagster_airbyte_translator=translator,
         )
         def _sync(context: dg.AssetExecutionContext, airbyte: AirbyteWorkspaceResource):

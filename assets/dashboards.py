@@ -6,7 +6,6 @@ the warehouse and writes the extract the BI tool would serve, so "is the dashboa
 same meaning in the UI as for any other asset.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Mapping

@@ -1,6 +1,5 @@
 """dbt models as Dagster assets, with dbt sources linked to the connector tables that feed them."""
 
-from __future__ import annotations
 
 import json
 import os

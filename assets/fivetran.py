@@ -1,6 +1,5 @@
 """Fivetran connectors as Dagster assets: one multi-asset per connector, one asset per table."""
 
-from __future__ import annotations
 
 from collections.abc import Sequence
 
@@ -47,16 +46,11 @@ def build_fivetran_assets(workspace: FivetranWorkspaceResource) -> list[dg.Asset
     specs = workspace.load_asset_specs(dagster_fivetran_translator=translator)
     definitions = []
     for connector_id in connector_ids(specs):
-        connector_specs = [
-            s for s in specs if FivetranMetadataSet.extract(s.metadata).connector_id == connector_id
-        ]
-        group = connector_specs[0].group_name
-
         @fivetran_assets(
             connector_id=connector_id,
             workspace=workspace,
             name=f"fivetran_sync_{connector_id}",
-            group_name=group,
+
             dagster_fivetran_translator=translator,
         )
         def _sync(

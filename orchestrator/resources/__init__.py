@@ -7,7 +7,9 @@ FIVETRAN_ACCOUNT_ID) or AIRBYTE_REST_API_BASE_URL and friends, and the same code
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import yaml
 from dagster import EnvVar
@@ -87,7 +89,8 @@ def dbt_project() -> DbtProject:
 
 
 def dbt_cli() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project())
+    # The dbt next to this interpreter, so a venv that is not activated still finds it.
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).with_name("dbt")))
 
 
 def dbt_env() -> dict[str, str]:
