@@ -212,6 +212,10 @@ def test_dbt_ls_selection_split(dbt_tmp, manifest):
 def test_models_documented_and_marts_owned(manifest):
     for uid, node in _models(manifest).items():
         assert node.get("description"), f"{uid} has no description"
+        # A configured schema would prefix dagster-dbt's asset key (marts/fct_mrr); the asset
+        # graph and SLA policies use bare model names. The layer schema comes from the folder.
+        assert node["config"].get("schema") is None, f"{uid}: use the folder, not +schema"
+        assert node["schema"] == node["fqn"][1], uid
         if node["fqn"][1] == "marts":
             owner = _meta(node).get("owner") or ""
             assert EMAIL.match(owner), f"mart {uid} needs config.meta.owner (an email)"

@@ -4,7 +4,8 @@
     timezone('UTC', cast({{ column }} as timestamptz))
 {%- endmacro %}
 
-{#- Stripe amounts are integer minor units (cents). -#}
-{% macro cents_to_dollars(column, scale=2) -%}
-    round(cast({{ column }} as decimal(18, 2)) / 100, {{ scale }})
+{#- Stripe amounts are integer minor units (cents); the result is an exact decimal(18, 2).
+    divisor=1200 turns a yearly price in cents into a monthly one in dollars. -#}
+{% macro cents_to_dollars(column, divisor=100) -%}
+    cast(cast({{ column }} as double) / {{ divisor }} as decimal(18, 2))
 {%- endmacro %}

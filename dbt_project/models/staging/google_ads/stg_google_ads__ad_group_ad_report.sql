@@ -10,6 +10,6 @@ select
     cast(impressions as bigint) as impressions,
     cast(clicks as bigint) as clicks,
     cast(cost_micros as bigint) as cost_micros,
-    round(cast(cost_micros as decimal(38, 6)) / 1000000, 2) as cost,
+    cast(cast(cost_micros as double) / 1000000 as decimal(18, 2)) as cost,
     {{ to_utc_timestamp('_airbyte_extracted_at') }} as extracted_at
 from latest

@@ -11,7 +11,7 @@ select
     lower(cast(currency as varchar)) as currency,
     lower(cast(interval as varchar)) as billing_interval,
     case lower(cast(interval as varchar))
-        when 'year' then round(cast(amount as decimal(18, 2)) / 100 / 12, 2)
+        when 'year' then {{ cents_to_dollars('amount', 1200) }}
         else {{ cents_to_dollars('amount') }}
     end as monthly_amount,
     {{ to_utc_timestamp('_fivetran_synced') }} as synced_at
