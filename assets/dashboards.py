@@ -54,10 +54,11 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
                 skippable=True,
             )
         )
+        # Schema-qualified only: the database part of relation_name is the DuckDB file name at
+        # parse time, which need not be the file the warehouse is opened from now.
         upstream_relations[key] = {
-            nodes[uid]["name"]: nodes[uid]["relation_name"]
+            nodes[uid]["name"]: f'"{nodes[uid]["schema"]}"."{nodes[uid].get("alias") or nodes[uid]["name"]}"'
             for uid in parents
-            if nodes[uid].get("relation_name")
         }
     return specs, upstream_relations
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.airbyte import build_airbyte_assets
 from assets.dashboards import build_dashboard_assets
-from assets.dbt import ProjectDbtTranslator, build_dbt_assets, ensure_manifest
+from assets.dbt import ProjectDbtTranslator, build_dbt_assets, daily_partitions, ensure_manifest
 from assets.fivetran import build_fivetran_assets
 from orchestrator.resources import airbyte_workspace, dbt_cli, dbt_env, fivetran_workspace
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, ConnectorStateUnavailable
@@ -46,10 +46,31 @@ def build_definitions() -> dg.Definitions:
     dbt_defs = build_dbt_assets(connector_keys)
     dashboards = build_dashboard_assets(ensure_manifest(), ProjectDbtTranslator(connector_keys))
 
+    partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
     return dg.Definitions(
         assets=[*connector_assets, *dbt_defs, dashboards],
+        jobs=[
+            dg.define_asset_job(
+                "refresh_everything",
+                # Dashboards reading a daily-partitioned model refresh after that day is built.
+                selection=dg.AssetSelection.all() - partitioned.downstream(),
+                description=(
+                    "Sync every connector, build every unpartitioned dbt model, refresh the "
+                    "dashboards that read only those."
+                ),
+            ),
+            dg.define_asset_job(
+                "daily_partitioned_models",
+                selection=partitioned,
+                partitions_def=daily_partitions,
+                description="The daily-partitioned dbt models, one day per run.",
+            ),
+        ],
         resources={"fivetran": fivetran, "airbyte": airbyte, "dbt": dbt_cli()},
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    # Loaded lazily by Dagster, so importing this module (tests, the CLI) calls no API.
+    return build_definitions()

@@ -59,6 +59,6 @@ def asset_graph_from_definitions(defs: dg.Definitions) -> AssetGraph:
 
 
 def load_project_graph() -> AssetGraph:
-    from orchestrator.definitions import defs
+    from orchestrator.definitions import build_definitions
 
-    return asset_graph_from_definitions(defs)
+    return asset_graph_from_definitions(build_definitions())

@@ -12,14 +12,32 @@ filled here:
 
 from pathlib import Path
 
+import dagster as dg
+
 from dagster_airbyte import AirbyteWorkspace
 from dagster_shared.record import copy
-from dagster_airbyte.translator import AirbyteConnection, AirbyteDestination, AirbyteWorkspaceData
+from dagster_airbyte.translator import (
+    AirbyteConnection,
+    AirbyteConnectionTableProps,
+    AirbyteDestination,
+    AirbyteWorkspaceData,
+)
+from dagster_airbyte.utils import get_airbyte_connection_table_name
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.sync_failures import explain_airbyte_failure
 
 CUSTOM_NAMESPACE = {"customformat", "custom_format"}
+
+
+def connection_namespace(connection_details) -> str | None:
+    """The fixed schema a connection writes to, or None (destination default, per-stream formats)."""
+    namespace = connection_details.get("namespaceFormat")
+    # "${SOURCE_NAMESPACE}"-style formats resolve per stream; only fixed names are used.
+    if connection_details.get("namespaceDefinition") in CUSTOM_NAMESPACE and namespace and "${" not in namespace:
+        return namespace
+    return None
 
 
 def with_connection_namespaces(
@@ -52,12 +70,47 @@ class AirbyteWorkspaceResource(AirbyteWorkspace):
         client = self.get_client()
         namespaces = {}
         for connection_id in data.connections_by_id:
-            details = client.get_connection_details(connection_id=connection_id)
-            namespace = details.get("namespaceFormat")
-            # "${SOURCE_NAMESPACE}"-style formats resolve per stream; only fixed names are used.
-            if details.get("namespaceDefinition") in CUSTOM_NAMESPACE and namespace and "${" not in namespace:
+            namespace = connection_namespace(client.get_connection_details(connection_id=connection_id))
+            if namespace:
                 namespaces[connection_id] = namespace
         return with_connection_namespaces(data, namespaces)
+
+    def _generate_materialization(self, airbyte_output, dagster_airbyte_translator):
+        # dagster-airbyte rebuilds the keys here with schema=None, which would not match the
+        # namespaced keys the assets were defined with; pass the connection's namespace through.
+        details = airbyte_output.connection_details
+        connection = AirbyteConnection.from_connection_details(connection_details=details)
+        namespace = connection_namespace(details)
+        for stream in connection.streams.values():
+            if not stream.selected:
+                continue
+            table_name = get_airbyte_connection_table_name(
+                stream_prefix=connection.stream_prefix, stream_name=stream.name
+            )
+            spec = dagster_airbyte_translator.get_asset_spec(
+                props=AirbyteConnectionTableProps(
+                    table_name=table_name,
+                    stream_prefix=connection.stream_prefix,
+                    stream_name=stream.name,
+                    json_schema=stream.json_schema,
+                    connection_id=connection.id,
+                    connection_name=connection.name,
+                    destination_type=None,
+                    database=None,
+                    schema=namespace,
+                )
+            )
+            yield dg.AssetMaterialization(
+                asset_key=spec.key,
+                description=f"Table synced by Airbyte connection {connection.name}: {table_name}",
+                metadata=spec.metadata,
+            )
+
+    def sync_and_poll(self, context):
+        try:
+            yield from super().sync_and_poll(context=context)
+        except dg.Failure as failure:
+            raise explain_airbyte_failure(failure, self.get_client()) from None
 
     def fetch_airbyte_workspace_data(self) -> AirbyteWorkspaceData:
         if not self.connector_state_dir:

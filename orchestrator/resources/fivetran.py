@@ -7,16 +7,16 @@ the poll interval and timeout that dagster-fivetran's asset path never passes (a
 otherwise be waited on forever), and the last-known-state fallback.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
+import dagster as dg
 from dagster_fivetran import FivetranWorkspace
 from dagster_fivetran.resources import FIVETRAN_API_VERSION, FivetranClient
-from dagster_fivetran.translator import FivetranWorkspaceData
+from dagster_fivetran.translator import FivetranMetadataSet, FivetranWorkspaceData
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.sync_failures import explain_fivetran_failure
 
 REAL_FIVETRAN_API_BASE = "https://api.fivetran.com"
 
@@ -90,6 +90,15 @@ class FivetranWorkspaceResource(FivetranWorkspace):
             disable_schedule_on_trigger=self.disable_schedule_on_trigger,
             retry_on_reschedule=self.retry_on_reschedule,
         )
+
+    def sync_and_poll(self, context, config=None):
+        try:
+            yield from super().sync_and_poll(context=context, config=config)
+        except dg.Failure as failure:
+            connector_id = next(
+                FivetranMetadataSet.extract(spec.metadata).connector_id for spec in context.assets_def.specs
+            )
+            raise explain_fivetran_failure(failure, self.get_client(), connector_id) from None
 
     def fetch_fivetran_workspace_data(self) -> FivetranWorkspaceData:
         live = super().fetch_fivetran_workspace_data

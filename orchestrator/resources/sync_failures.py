@@ -1,0 +1,92 @@
+"""Turn dagster's bare sync failures into ones that carry the vendor's own error message.
+
+dagster-airbyte fails with "Job failed: 42" and dagster-fivetran with "Sync for connector 'x'
+failed!"; the reason lives elsewhere (Airbyte's configuration API ``jobs/get``, Fivetran's
+connector ``status.tasks``/``warnings``/``setup_tests``). An engineer, and the failure sensor,
+should see it in the run itself.
+"""
+
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+AIRBYTE_JOB_ID = re.compile(r"Job (?:failed|was cancelled): (\d+)")
+
+
+def airbyte_failure_reasons(job_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    reasons = []
+    for attempt in job_info.get("attempts") or []:
+        summary = (attempt.get("attempt") or {}).get("failureSummary") or {}
+        for failure in summary.get("failures") or []:
+            reasons.append(
+                {
+                    key: failure[key]
+                    for key in ("failureOrigin", "failureType", "externalMessage", "internalMessage", "retryable")
+                    if key in failure
+                }
+            )
+    return reasons
+
+
+def explain_airbyte_failure(failure: dg.Failure, client) -> dg.Failure:
+    match = AIRBYTE_JOB_ID.search(failure.description or "")
+    if not match:
+        return failure
+    job_id = int(match.group(1))
+    try:
+        info = client._single_request(  # the config API is the only place failure reasons live
+            method="POST", url=f"{client.configuration_api_base_url}/jobs/get", data={"id": job_id}
+        )
+    except Exception:  # the original failure is still the truth; the explanation is best effort
+        return failure
+    reasons = airbyte_failure_reasons(info or {})
+    if not reasons:
+        return failure
+    last = reasons[-1]
+    message = "; ".join(m for m in (last.get("externalMessage"), last.get("internalMessage")) if m)
+    return dg.Failure(
+        description=f"{failure.description}: [{last.get('failureOrigin')}/{last.get('failureType')}] {message}",
+        metadata={
+            **(failure.metadata or {}),
+            "airbyte_job_id": job_id,
+            "failure_reasons": dg.MetadataValue.json(reasons),
+        },
+    )
+
+
+def fivetran_problems(connector_details: Mapping[str, Any]) -> list[str]:
+    status = connector_details.get("status") or {}
+    problems = [
+        f"{item.get('code')}: {item.get('message')}" + (f" ({item['details']})" if item.get("details") else "")
+        for item in [*(status.get("tasks") or []), *(status.get("warnings") or [])]
+    ]
+    problems += [
+        f"setup test {t.get('title')!r} {t.get('status')}: {t.get('message')}"
+        + (f" ({t['details']})" if t.get("details") else "")
+        for t in connector_details.get("setup_tests") or []
+        if t.get("status") in ("FAILED", "JOB_FAILED")
+    ]
+    return problems
+
+
+def explain_fivetran_failure(failure: dg.Failure, client, connector_id: str) -> dg.Failure:
+    metadata = failure.metadata or {}
+    details_value = metadata.get("connector_details")
+    details = getattr(details_value, "data", None) or getattr(details_value, "value", None)
+    if not isinstance(details, Mapping):
+        try:
+            details = client.get_connector_details(connector_id)
+        except Exception:
+            return failure
+    problems = fivetran_problems(details)
+    if not problems:
+        return failure
+    return dg.Failure(
+        description=f"{failure.description} {' | '.join(problems)}",
+        metadata={**metadata, "fivetran_problems": dg.MetadataValue.json(problems)},
+    )
+
+

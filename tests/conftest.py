@@ -1,0 +1,58 @@
+"""Project-wide fixtures: the sandbox (emulators on free ports, a temporary ORCHESTRATOR_HOME)
+and the code location's Definitions built against it."""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # shared fixture modules (emulator_fixtures.py)
+
+from orchestrator.emulators.server import EmulatorHandle, start_emulators  # noqa: E402
+from orchestrator.settings import Settings, get_settings  # noqa: E402
+
+
+@dataclass
+class Sandbox:
+    emulators: EmulatorHandle
+    settings: Settings
+    home: Path
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Sandbox:
+    home = tmp_path_factory.mktemp("orchestrator_home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ORCHESTRATOR_HOME", str(home))
+    get_settings.cache_clear()
+    settings = get_settings()
+    handle = start_emulators(
+        settings.scenario,
+        settings.emulator_state_dir,
+        settings.landing_dir,
+        time_scale=0.05,
+        auto_sync=False,
+    )
+    for name, value in handle.env().items():
+        patch.setenv(name, value)
+    for name, value in {
+        "FIVETRAN_POLL_INTERVAL": "0.2",
+        "FIVETRAN_POLL_TIMEOUT": "30",
+        "AIRBYTE_POLL_INTERVAL": "0.2",
+        "AIRBYTE_POLL_TIMEOUT": "30",
+        "ORCHESTRATOR_DUCKDB_PATH": str(settings.duckdb_path),
+    }.items():
+        patch.setenv(name, value)
+    get_settings.cache_clear()
+    yield Sandbox(handle, get_settings(), home)
+    handle.stop()
+    patch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def project_defs(sandbox):
+    from orchestrator.definitions import build_definitions
+
+    return build_definitions()

@@ -1,0 +1,66 @@
+"""The code location loads against the emulators and shows one connected graph."""
+
+import dagster as dg
+
+from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL
+from orchestrator.emulators.scenario import load_scenario
+from orchestrator.project_graph import asset_graph_from_definitions
+
+
+def test_every_scenario_table_is_a_connector_asset(sandbox, project_defs):
+    graph = asset_graph_from_definitions(project_defs)
+    scenario = load_scenario(sandbox.settings.scenario)
+    expected = {f"{schema}/{table}" for _, schema, table in scenario.landing_tables()}
+    connector_tables = {n.key for n in graph.by_role(CONNECTOR_TABLE)}
+    assert connector_tables == expected
+    systems = {n.connector.split(":")[0] for n in graph.by_role(CONNECTOR_TABLE)}
+    assert systems == {"fivetran", "airbyte"}
+    assert len({n.connector for n in graph.by_role(CONNECTOR_TABLE)}) >= 5
+
+
+def test_every_connector_table_reaches_a_dashboard_that_uses_it(project_defs):
+    graph = asset_graph_from_definitions(project_defs)
+    dashboards = {n.key for n in graph.by_role(DASHBOARD)}
+    assert len(dashboards) >= 3
+    for table in graph.by_role(CONNECTOR_TABLE):
+        reached = graph.downstream_closure(table.key) & dashboards
+        assert reached, f"{table.key} feeds no dashboard"
+        # ... through dbt models, not by a direct edge.
+        assert any(graph.node(c).role == DBT_MODEL for c in graph.children(table.key))
+
+
+def test_dbt_sources_are_linked_not_left_dangling(project_defs):
+    graph = asset_graph_from_definitions(project_defs)
+    # Anything that is neither a connector table nor a dbt model nor a dashboard would be an
+    # unlinked dbt source (an external asset with dagster-dbt's default key).
+    roles = {n.key: n.role for n in graph}
+    assert {r for r in roles.values()} == {CONNECTOR_TABLE, DBT_MODEL, DASHBOARD}
+    staging = [n for n in graph.by_role(DBT_MODEL) if n.key.startswith("stg_")]
+    assert staging and all(
+        all(roles[u] == CONNECTOR_TABLE for u in n.upstream) for n in staging
+    )
+
+
+def test_assets_carry_kinds_groups_owners_descriptions(project_defs):
+    repo_graph = project_defs.resolve_asset_graph()
+    for key in repo_graph.get_all_asset_keys():
+        node = repo_graph.get(key)
+        who = key.to_user_string()
+        assert node.kinds, f"{who} has no kinds"
+        assert node.group_name and node.group_name != "default", f"{who} has no group"
+        assert node.owners, f"{who} has no owner"
+        assert node.description, f"{who} has no description"
+    dashboard = repo_graph.get(dg.AssetKey(["dashboard", "executive_revenue"]))
+    assert dashboard.owners == ["finance-data@example.com"]
+    assert "dashboard" in dashboard.kinds
+
+
+def test_partitioned_model_is_daily(project_defs):
+    repo_graph = project_defs.resolve_asset_graph()
+    node = repo_graph.get(dg.AssetKey("fct_product_events_daily"))
+    assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+
+
+def test_connector_assets_say_their_state_came_live(project_defs):
+    spec = project_defs.resolve_asset_graph().get(dg.AssetKey(["salesforce", "account"]))
+    assert spec.metadata["connector_state"].startswith("live from the API")
