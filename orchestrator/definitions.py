@@ -11,8 +11,12 @@ from assets.airbyte import build_airbyte_assets
 from assets.dashboards import build_dashboard_assets
 from assets.dbt import ProjectDbtTranslator, build_dbt_assets, daily_partitions, ensure_manifest
 from assets.fivetran import build_fivetran_assets
+from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
+from orchestrator.project_graph import asset_graph_from_assets
 from orchestrator.resources import airbyte_workspace, dbt_cli, dbt_env, fivetran_workspace
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, ConnectorStateUnavailable
+from orchestrator.settings import get_settings
+from sensors import ProjectContext, sensor_definitions
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,22 @@ def build_definitions() -> dg.Definitions:
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
     dbt_defs = build_dbt_assets(connector_keys)
     dashboards = build_dashboard_assets(ensure_manifest(), ProjectDbtTranslator(connector_keys))
+    assets = [*connector_assets, *dbt_defs, dashboards]
+
+    # SLA policies: resolved over the plain graph, compiled onto the specs. Invalid policies
+    # apply nothing; the reason shows in the code location's metadata and the sensors skip.
+    graph = asset_graph_from_assets(assets)
+    resolution = load_resolution(graph, [get_settings().policies_dir])
+    if not resolution.ok:
+        log.error("SLA policies not applied: %s", resolution.skip_reason)
+    assets = dg.map_asset_specs(lambda spec: apply_sla_to_spec(spec, resolution), assets)
+    specs = {spec.key: spec for a in assets for spec in a.specs}
+    context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
 
     partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
-    return dg.Definitions(
-        assets=[*connector_assets, *dbt_defs, dashboards],
+    core = dg.Definitions(
+        metadata=policy_status_metadata(resolution),
+        assets=assets,
         jobs=[
             dg.define_asset_job(
                 "refresh_everything",
@@ -68,6 +84,7 @@ def build_definitions() -> dg.Definitions:
         ],
         resources={"fivetran": fivetran, "airbyte": airbyte, "dbt": dbt_cli()},
     )
+    return dg.Definitions.merge(core, *sensor_definitions(context))
 
 
 @dg.definitions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from orchestrator.core.graph import (
@@ -32,30 +34,44 @@ def _connector(metadata) -> str | None:
     return None
 
 
-def asset_graph_from_definitions(defs: dg.Definitions) -> AssetGraph:
-    repo_graph = defs.resolve_asset_graph()
+def _dbt_unique_id(metadata) -> str | None:
+    props = metadata.get("dagster_dbt/unique_id") or metadata.get("dagster-dbt/unique_id")
+    return str(getattr(props, "value", props)) if props else None
+
+
+def _node(spec: dg.AssetSpec, partitions_def) -> AssetNode:
+    kinds = set(spec.kinds)
+    metadata = spec.metadata or {}
+    return AssetNode(
+        key=spec.key.to_user_string(),
+        role=_role(kinds),
+        upstream=tuple(dep.asset_key.to_user_string() for dep in spec.deps),
+        kinds=frozenset(kinds),
+        group=spec.group_name,
+        owners=tuple(spec.owners),
+        tags=dict(spec.tags),
+        partitioning="daily" if isinstance(partitions_def, dg.DailyPartitionsDefinition) else None,
+        connector=_connector(metadata),
+        # dbt_name: the exposure name for dashboards (what policy selectors match), the dbt
+        # unique_id for models.
+        dbt_name=spec.tags.get("dbt_exposure") or _dbt_unique_id(metadata),
+        description=spec.description,
+    )
+
+
+def asset_graph_from_assets(assets: Iterable[dg.AssetsDefinition | dg.AssetSpec]) -> AssetGraph:
+    """The plain graph of asset definitions, without needing resources or a full Definitions."""
     nodes = []
-    for key in repo_graph.get_all_asset_keys():
-        node = repo_graph.get(key)
-        kinds = set(node.kinds)
-        metadata = node.metadata or {}
-        partitions = node.partitions_def
-        nodes.append(
-            AssetNode(
-                key=key.to_user_string(),
-                role=_role(kinds),
-                upstream=tuple(k.to_user_string() for k in node.parent_keys),
-                kinds=frozenset(kinds),
-                group=node.group_name,
-                owners=tuple(node.owners),
-                tags=dict(node.tags),
-                partitioning="daily" if isinstance(partitions, dg.DailyPartitionsDefinition) else None,
-                connector=_connector(metadata),
-                dbt_name=str(metadata.get("dbt_exposure") or "") or None,
-                description=node.description,
-            )
-        )
+    for item in assets:
+        if isinstance(item, dg.AssetSpec):
+            nodes.append(_node(item, item.partitions_def))
+        else:
+            nodes.extend(_node(spec, item.partitions_def) for spec in item.specs)
     return AssetGraph(nodes)
+
+
+def asset_graph_from_definitions(defs: dg.Definitions) -> AssetGraph:
+    return asset_graph_from_assets(defs.assets or [])
 
 
 def load_project_graph() -> AssetGraph:

@@ -64,3 +64,42 @@ def test_partitioned_model_is_daily(project_defs):
 def test_connector_assets_say_their_state_came_live(project_defs):
     spec = project_defs.resolve_asset_graph().get(dg.AssetKey(["salesforce", "account"]))
     assert spec.metadata["connector_state"].startswith("live from the API")
+
+
+def test_governed_assets_carry_their_sla_and_a_native_freshness_policy(project_defs):
+    assert project_defs.metadata["sla_policies/status"].text == "ok"
+    node = project_defs.resolve_asset_graph().get(dg.AssetKey(["dashboard", "executive_revenue"]))
+    assert node.tags["sla/tier"] == "critical"
+    assert node.tags["sla/deadline_tz"] == "America.New_York"
+    assert node.freshness_policy is not None
+    # Deadlines propagate upstream: a connector feeding the revenue dashboard must be ready earlier.
+    invoice = project_defs.resolve_asset_graph().get(dg.AssetKey(["stripe", "invoice"]))
+    assert invoice.tags["sla/deadline_policy"] == "executive-revenue"
+    assert invoice.tags["sla/deadline"] < node.tags["sla/deadline"]
+
+
+def test_invalid_policies_never_half_apply_and_the_location_still_loads(sandbox, tmp_path, monkeypatch):
+    from orchestrator.definitions import build_definitions
+    from orchestrator.settings import get_settings
+
+    (tmp_path / "broken.yaml").write_text(
+        "policies:\n"
+        "  - name: revenue\n"
+        "    select: [{exposure: executive_revenue}]\n"
+        "    tier: critical\n"
+        "  - name: typo\n"
+        "    select: [{key: stripe/invoices}]\n"
+        "    tier: high\n"
+    )
+    monkeypatch.setenv("ORCHESTRATOR_POLICIES_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        defs = build_definitions()
+    finally:
+        monkeypatch.delenv("ORCHESTRATOR_POLICIES_DIR")
+        get_settings.cache_clear()
+    assert defs.metadata["sla_policies/status"].text.startswith("invalid")
+    errors = defs.metadata["sla_policies/errors"].text
+    assert "broken.yaml:6" in errors and "stripe/invoice" in errors  # names file:line, suggests the key
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["dashboard", "executive_revenue"]))
+    assert not any(tag.startswith("sla/") for tag in node.tags)  # the valid policy did not apply either
