@@ -1,0 +1,266 @@
+"""Freshness SLA assessment: ok / at_risk / breached for every governed asset.
+
+One pass in topological order over the whole graph per tick (no per-asset graph walks):
+
+* each asset's *cycle*: the upcoming effective deadline ``next`` (= target tick - lead) and the
+  previous one ``prev``; the cycle opens ``window`` before the target tick (the policy's
+  ``deadline.window``). Ticks are computed once per policy and found per asset by bisection.
+* ``needs_run``: the asset's latest success predates the cycle opening, or an upstream needs to
+  run (its new data has not propagated).
+* ``ready``: predicted ready time. Not needing a run: its latest success. In flight: the run's
+  start (now for queued runs) + the predicted duration (never before now). Otherwise: the
+  latest of now, the cycle opening and every upstream's ready time, + the predicted duration
+  (a quantile of past durations from ``DurationModel``).
+* ``blocking``: the first not-yet-ready asset of the critical (latest-ready) upstream chain.
+
+Status: ``breached`` when the previous effective deadline passed and nothing fresh for that
+cycle materialized (cleared by the next success: a recovery), or the data is older than its
+effective ``max_lag``; ``at_risk`` when ``predicted ready + margin`` > the upcoming deadline
+(or the max-lag limit); else ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from orchestrator.core.records import (
+    FreshnessAssessment,
+    FreshnessStatus,
+    RunRecord,
+    RunStatus,
+    Snapshot,
+)
+
+UTC = timezone.utc
+DEFAULT_MARGIN_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Cycle:
+    prev: datetime | None  # previous effective deadline (this asset's share of the last target tick)
+    prev_open: datetime | None  # when work for that previous cycle could start
+    next: datetime  # effective deadline for the upcoming target tick (may already have passed)
+    open: datetime  # when work for the upcoming target tick may start
+    after: datetime  # effective deadline of the tick after (reported once this cycle is done)
+    policy: str
+
+
+def _policy_ticks(schedule, now: datetime) -> tuple[datetime | None, datetime, datetime]:
+    """(last target tick <= now, first tick > now, the tick after that), in UTC."""
+    nxt = schedule.next_tick(now).astimezone(UTC)
+    after = schedule.next_tick(nxt).astimezone(UTC)
+    try:
+        prev = schedule.prev_tick(now + timedelta(microseconds=1)).astimezone(UTC)
+    except ValueError:
+        prev = None
+    return prev, nxt, after
+
+
+def _in_flight_start(runs: list[RunRecord], now: datetime) -> dict[str, datetime]:
+    """Asset key -> when its in-flight run started (now when queued/starting)."""
+    started: dict[str, datetime] = {}
+    for run in runs:
+        if not run.status.in_flight:
+            continue
+        at = run.started_at if run.status is RunStatus.running and run.started_at else now
+        for key in run.asset_keys:
+            cur = started.get(key)
+            if cur is None or at < cur:
+                started[key] = at
+    return started
+
+
+def assess_freshness(
+    snapshot: Snapshot,
+    resolution,
+    durations=None,
+    now: datetime | None = None,
+    *,
+    margin_s: float = DEFAULT_MARGIN_S,
+) -> dict[str, FreshnessAssessment]:
+    """Assess every asset governed by a deadline or a max_lag in ``resolution``.
+
+    ``durations``: an ``orchestrator.policies.DurationModel`` (default: one built from
+    ``snapshot.durations``). ``now`` defaults to ``snapshot.taken_at``.
+    """
+    from orchestrator.policies import DurationModel
+
+    if resolution is None or not getattr(resolution, "ok", False):
+        return {}
+    now = (now or snapshot.taken_at).astimezone(UTC)
+    graph = snapshot.graph
+    if durations is None:
+        durations = DurationModel(snapshot.durations)
+    slas = resolution.slas
+    last = snapshot.last_success
+    in_flight = _in_flight_start(snapshot.runs, now)
+    margin = timedelta(seconds=margin_s)
+
+    # -- per policy: the target ticks around now and the window, computed once -------------
+    # Every asset is assessed against its winning deadline's *target* tick: an upstream whose
+    # own share of the cycle already passed is late for that tick, not early for the next one.
+    ticks: dict[str, tuple[datetime | None, datetime, datetime, timedelta]] = {}
+    cycles: dict[str, _Cycle] = {}
+    for key, sla in slas.items():
+        dl = sla.deadline
+        if dl is None:
+            continue
+        t = ticks.get(dl.policy)
+        if t is None:
+            policy = resolution.policy(dl.policy)
+            schedule = policy.schedule()
+            t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
+        prev_tick, next_tick, after_tick, win = t
+        cycles[key] = _Cycle(
+            prev=prev_tick - dl.lead if prev_tick else None,
+            prev_open=prev_tick - win if prev_tick else None,
+            next=next_tick - dl.lead,
+            open=next_tick - win,
+            after=after_tick - dl.lead,
+            policy=dl.policy,
+        )
+
+    # -- one topological pass: needs_run, ready, blocking ----------------------------------
+    nodes = {n.key: n for n in graph}
+    needs: dict[str, bool] = {}
+    ready: dict[str, datetime] = {}
+    blocking: dict[str, str | None] = {}
+    parents_of = graph.parents
+    for key in graph.topological_order():
+        node = nodes[key]
+        ls = last.get(key)
+        cyc = cycles.get(key)
+        sla = slas.get(key)
+        if cyc is not None:
+            stale = ls is None or ls < cyc.open
+        elif sla is not None and sla.max_lag is not None:
+            stale = ls is None or ls < now - sla.max_lag
+        else:
+            stale = ls is None
+        parents = parents_of(key)
+        crit: str | None = None
+        crit_ready: datetime | None = None
+        up_needs = False
+        for p in parents:
+            if needs[p]:
+                up_needs = True
+                r = ready[p]
+                if crit_ready is None or r > crit_ready:
+                    crit, crit_ready = p, r
+        need = stale or up_needs
+        needs[key] = need
+        if not need:
+            ready[key] = ls if ls is not None else now
+            blocking[key] = None
+            continue
+        dur = timedelta(seconds=durations.seconds(node))
+        start = in_flight.get(key)
+        if start is not None and not up_needs:
+            ready[key] = max(now, start + dur)
+        else:
+            begin = now
+            if cyc is not None and cyc.open > begin:
+                begin = cyc.open
+            if crit_ready is not None and crit_ready > begin:
+                begin = crit_ready
+            ready[key] = begin + dur
+        blocking[key] = (blocking[crit] or crit) if crit is not None else None
+
+    # -- statuses ---------------------------------------------------------------------------
+    out: dict[str, FreshnessAssessment] = {}
+    for key, sla in slas.items():
+        cyc = cycles.get(key)
+        ls = last.get(key)
+        if cyc is None and sla.max_lag is None:
+            continue
+        policy = cyc.policy if cyc is not None else sla.max_lag_policy
+        predicted = ready.get(key)
+        status = FreshnessStatus.ok
+        deadline: datetime | None = None
+        reason = ""
+        block = blocking.get(key)
+        if cyc is not None:
+            deadline = cyc.next
+            if cyc.prev is not None and cyc.prev <= now and (ls is None or ls < cyc.prev_open):
+                status = FreshnessStatus.breached
+                deadline = cyc.prev
+                reason = (
+                    f"deadline {cyc.prev.isoformat()} passed without a materialization "
+                    f"since {cyc.prev_open.isoformat()}"
+                    + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
+                    + (f" (blocked by {block})" if block else "")
+                )
+            elif cyc.next <= now and (ls is None or ls < cyc.open):
+                status = FreshnessStatus.breached
+                reason = (
+                    f"late for its share of the {cyc.policy} deadline: needed by "
+                    f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
+                    + (f" (blocked by {block})" if block else "")
+                )
+            elif not needs[key]:
+                if deadline <= now:
+                    deadline = cyc.after
+                reason = (
+                    f"fresh for the deadline {cyc.next.isoformat()}"
+                    + (f" (materialized {ls.isoformat()})" if ls else "")
+                )
+            elif predicted + margin > cyc.next:
+                status = FreshnessStatus.at_risk
+                reason = (
+                    f"predicted ready {predicted.isoformat()} is after the deadline "
+                    f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
+                    + (f"; critical path held by {block}" if block else "")
+                )
+            else:
+                reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
+        if sla.max_lag is not None and status is not FreshnessStatus.breached:
+            limit = (ls + sla.max_lag) if ls is not None else now
+            if ls is None or now > limit:
+                status = FreshnessStatus.breached
+                deadline = limit
+                reason = (f"data older than max_lag {sla.max_lag}" if ls else "never materialized") + (
+                    f" (policy {sla.max_lag_policy})"
+                )
+            elif cyc is None:
+                deadline = limit
+                # the next refresh would have to start now to land before the limit
+                if needs[key] and predicted + margin > limit:
+                    status = FreshnessStatus.at_risk
+                    reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
+                elif not needs[key]:
+                    full = now + timedelta(seconds=durations.seconds(nodes[key])) + margin
+                    if full > limit:
+                        status = FreshnessStatus.at_risk
+                        reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
+                    else:
+                        reason = f"within max_lag until {limit.isoformat()}"
+                else:
+                    reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
+        slack = (deadline - predicted).total_seconds() if deadline and predicted else None
+        out[key] = FreshnessAssessment(
+            asset_key=key,
+            status=status,
+            tier=sla.tier.value,
+            policy=policy,
+            deadline=deadline,
+            predicted_ready=predicted,
+            slack_s=slack,
+            blocking_asset=block,
+            reason=reason,
+        )
+    return out
+
+
+def recoveries(
+    previous: Mapping[str, str], current: Mapping[str, FreshnessAssessment]
+) -> list[str]:
+    """Keys that were at_risk/breached before (``previous``: key -> status value) and are ok now."""
+    return [
+        key
+        for key, status in previous.items()
+        if status != FreshnessStatus.ok.value
+        and key in current
+        and current[key].status is FreshnessStatus.ok
+    ]
