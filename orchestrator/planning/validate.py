@@ -1,0 +1,217 @@
+"""Validation: every action, from the planner or the LLM, is checked against what is real.
+
+``validate(plan, snapshot, resolution) -> (accepted, rejected)``; ``rejected`` is a list of
+``(action, reason)``. An action is rejected when it
+
+* has a type that is not an ``ActionType``, or lacks what its type needs (assets, a connector,
+  tables, partitions, a run id);
+* names an asset, partition, connector, table or run that does not exist (partitions only on
+  partitioned assets, ``YYYY-MM-DD`` keys not in the future);
+* is too broad: more assets than ``max_assets`` (default 200, at most half the graph), a
+  backfill outside the *affected* partitions (partitions with a recorded failure) or outside
+  the downstream closure of the affected assets, a ``full_resync`` of a connector without a
+  recorded failure;
+* falls into a blackout window of any asset it touches (at ``not_before`` when deferred);
+* would exceed a budget already forecast over (non-critical work only; critical work passes and
+  the gate asks for approval);
+* repeats something in flight (a running/queued run on the same assets and partitions, a sync
+  running on the connector) or an earlier action of the same plan.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from orchestrator.core.records import Action, Plan, Snapshot
+from orchestrator.planning.common import UTC, action_type
+from orchestrator.policies import ActionType
+
+_PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class ValidationConfig:
+    max_assets: int = 200
+    max_partitions: int = 31
+    priority_bounds: tuple[int, int] = (-1000, 1000)
+    max_defer: timedelta = timedelta(days=2)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _spent_today(snapshot: Snapshot, keys: set[str], now: datetime) -> float:
+    day = now.astimezone(UTC).date()
+    return sum(c.amount_usd for c in snapshot.costs
+               if c.asset_key in keys and _aware(c.at).astimezone(UTC).date() == day)
+
+
+def validate(
+    plan: Plan,
+    snapshot: Snapshot,
+    resolution,
+    *,
+    now: datetime | None = None,
+    config: ValidationConfig | None = None,
+) -> tuple[list[Action], list[tuple[Action, str]]]:
+    cfg = config or ValidationConfig()
+    now = _aware(now or plan.created_at or snapshot.taken_at)
+    graph = snapshot.graph
+    max_assets = max(1, min(cfg.max_assets, max(len(graph) // 2, 1)))
+    connectors: dict[str, list[str]] = {}
+    for n in graph:
+        if n.connector:
+            connectors.setdefault(n.connector, []).append(n.key)
+    in_flight = snapshot.in_flight()
+    runs_by_id = {r.run_id: r for r in snapshot.runs}
+    syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
+    failed_parts: dict[str, set[str]] = {}
+    failed_connectors: set[str] = set()
+    for f in snapshot.failures:
+        if f.asset_key and f.partition:
+            failed_parts.setdefault(f.asset_key, set()).add(f.partition)
+        if f.connector:
+            failed_connectors.add(f.connector)
+    # runs the plan cancels (re-prioritisation) do not count as in flight
+    replaced = {a.run_id for a in plan.actions if a.run_id and a.type in ("materialize", "cancel_run")}
+
+    accepted: list[Action] = []
+    rejected: list[tuple[Action, str]] = []
+    seen: set[tuple] = set()
+    budget_cache: dict[str, tuple[float, float | None]] = {}
+
+    def check(a: Action) -> str | None:
+        t = action_type(a)
+        if t is None:
+            return f"action type {a.type!r} is not allowed (allowed: {', '.join(x.value for x in ActionType)})"
+        lo, hi = cfg.priority_bounds
+        if not lo <= a.priority <= hi:
+            return f"priority {a.priority} outside [{lo}, {hi}]"
+        if not 0.0 <= a.confidence <= 1.0:
+            return f"confidence {a.confidence} outside [0, 1]"
+        unknown = [k for k in a.asset_keys if k not in graph]
+        if unknown:
+            return f"unknown asset(s): {', '.join(map(repr, unknown[:5]))}"
+        if len(set(a.asset_keys)) != len(a.asset_keys):
+            return "an asset is named twice"
+        if a.connector is not None and a.connector not in connectors:
+            return f"unknown connector {a.connector!r}"
+        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+            if not a.asset_keys:
+                return f"{t.value} needs at least one asset"
+            if len(a.asset_keys) > max_assets:
+                return f"too broad: {len(a.asset_keys)} assets in one action (max {max_assets})"
+        if t in (ActionType.resync_table, ActionType.full_resync, ActionType.pause_connector,
+                 ActionType.resume_connector, ActionType.reschedule_connector) and not a.connector:
+            return f"{t.value} needs a connector"
+        if t is ActionType.cancel_run and (not a.run_id or a.run_id not in runs_by_id):
+            return f"cancel_run names an unknown run {a.run_id!r}"
+        if a.run_id and t is ActionType.materialize:
+            run = runs_by_id.get(a.run_id)
+            if run is None or not run.status.in_flight:
+                return f"re-prioritised run {a.run_id!r} is not queued"
+        # partitions
+        if a.partitions:
+            if len(a.partitions) > cfg.max_partitions:
+                return f"too broad: {len(a.partitions)} partitions (max {cfg.max_partitions})"
+            for p in a.partitions:
+                if not _PARTITION.match(p):
+                    return f"invalid partition key {p!r}"
+                try:
+                    if date.fromisoformat(p) > now.astimezone(UTC).date():
+                        return f"partition {p} is in the future"
+                except ValueError:
+                    return f"invalid partition key {p!r}"
+            unpart = [k for k in a.asset_keys if not graph.node(k).partitioning]
+            if unpart:
+                return f"partitions given for unpartitioned asset(s): {', '.join(unpart[:5])}"
+        else:
+            part = [k for k in a.asset_keys if graph.node(k).partitioning]
+            if part and t in (ActionType.materialize, ActionType.retry, ActionType.defer, ActionType.backfill):
+                return f"partitioned asset(s) without partitions: {', '.join(part[:5])}"
+        if t is ActionType.backfill:
+            if not a.partitions:
+                return "backfill needs the affected partitions"
+            affected = {k for k, ps in failed_parts.items() if set(a.partitions) & ps}
+            if not affected:
+                return "backfill of partitions with no recorded failure (not targeted)"
+            extra = set(a.partitions) - set().union(*(failed_parts[k] for k in affected))
+            if extra:
+                return f"backfill beyond the affected partitions: {', '.join(sorted(extra)[:5])}"
+            closure = graph.downstream_closure(*affected, include_self=True)
+            outside = [k for k in a.asset_keys if k not in closure]
+            if outside:
+                return f"backfill outside the downstream closure of the affected assets: {', '.join(outside[:5])}"
+        if t is ActionType.resync_table:
+            if not a.tables:
+                return "resync_table needs tables"
+            own = set(connectors[a.connector])
+            for schema, tables in a.tables.items():
+                for table in tables:
+                    if f"{schema}/{table}" not in own and table not in {k.rpartition('/')[2] for k in own}:
+                        return f"table {schema}.{table} is not synced by {a.connector}"
+        if t is ActionType.full_resync and a.connector not in failed_connectors:
+            return f"full_resync of {a.connector} without any recorded failure of it"
+        if a.not_before is not None and _aware(a.not_before) - now > cfg.max_defer:
+            return f"not_before {a.not_before.isoformat()} is more than {cfg.max_defer} away"
+
+        # blackout windows
+        at = _aware(a.not_before) if a.not_before and _aware(a.not_before) > now else now
+        touched = list(a.asset_keys) or connectors.get(a.connector or "", [])
+        if resolution is not None:
+            for k in touched:
+                sla = resolution.sla(k)
+                if sla is None:
+                    continue
+                w = sla.blackout_at(at)
+                if w is not None:
+                    why = f" ({w.reason})" if getattr(w, "reason", None) else ""
+                    return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
+        # budgets
+        if resolution is not None and a.estimated_cost_usd > 0 and t is not ActionType.pause_connector:
+            for k in touched:
+                sla = resolution.sla(k)
+                if sla is None or sla.tier.value == "critical":
+                    continue
+                for name, budget in sla.budgets:
+                    if budget.per_day is None or budget.unit != "usd":
+                        continue
+                    if name not in budget_cache:
+                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now), budget.per_day)
+                    spent, per_day = budget_cache[name]
+                    if spent + a.estimated_cost_usd > per_day:
+                        return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today, "
+                                f"this would add {a.estimated_cost_usd:.2f}")
+        # in flight and duplicates
+        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+            for r in in_flight:
+                if r.run_id in replaced or r.run_id == a.run_id:
+                    continue
+                if set(a.asset_keys) <= set(r.asset_keys) and (
+                    not a.partitions or not r.partitions or set(a.partitions) <= set(r.partitions)
+                ):
+                    return f"already in flight: run {r.run_id} ({r.status.value}) covers these assets"
+        if a.connector and a.connector in syncing and t in (
+            ActionType.retry, ActionType.resync_table, ActionType.full_resync
+        ):
+            return f"a sync of {a.connector} is already running"
+        sig = (t.value, tuple(sorted(a.asset_keys)), tuple(sorted(a.partitions)), a.connector, a.run_id,
+               tuple(sorted((s, tuple(v)) for s, v in a.tables.items())))
+        if sig in seen:
+            return "duplicate of an earlier action in this plan"
+        seen.add(sig)
+        return None
+
+    for a in plan.actions:
+        try:
+            reason = check(a)
+        except Exception as exc:  # malformed input never crashes the cycle
+            reason = f"invalid action: {type(exc).__name__}: {exc}"
+        if reason is None:
+            accepted.append(a)
+        else:
+            rejected.append((a, reason))
+    return accepted, rejected
