@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "sandbox": "orchestrator.emulators.sandbox:sandbox_command",
     "dev": "orchestrator.devserver:dev_command",
     "policies": "orchestrator.policies.cli:policies_group",
+    "bench": "orchestrator.simulator.cli:bench_command",
 }
 
 
