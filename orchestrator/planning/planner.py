@@ -402,6 +402,9 @@ def plan(
     targets: dict[str, str] = {}
     for fa in urgent:
         for k in _path(graph, resolution, fa.blocking_asset, fa.asset_key):
+            if k in blocked:  # broken upstream: running what is below it would not help
+                notes.append(f"{fa.asset_key}: blocked by {k}")
+                break
             if k not in want:
                 want[k] = (fa.slack_s, _tv(fa.tier))
                 targets[k] = fa.asset_key
