@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "dev": "orchestrator.devserver:dev_command",
     "policies": "orchestrator.policies.cli:policies_group",
     "bench": "orchestrator.simulator.cli:bench_command",
+    "plan": "orchestrator.planning.cli:plan_command",
+    "proposals": "orchestrator.planning.cli:proposals_group",
 }
 
 

@@ -13,7 +13,9 @@ import dagster as dg
 
 from orchestrator.core.graph import AssetGraph
 
-CONTRIBUTORS: list[str] = []
+CONTRIBUTORS: list[str] = [
+    "sensors.execution:definitions",
+]
 
 
 @dataclass
