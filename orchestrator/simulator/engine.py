@@ -333,10 +333,12 @@ class Simulation:
                 reasons.append(f"unknown asset {unknown[0]!r}")
             if action.type in CONNECTOR_ACTIONS and action.connector not in self.sc.connectors:
                 reasons.append(f"unknown connector {action.connector!r}")
-            if action.type in ("materialize", "backfill") and keys and all(
-                self.active_units.get(self.unit_of(k), 0) for k in keys if self.unit_of(k)
-            ) and any(self.unit_of(k) for k in keys):
-                reasons.append("repeats work already in flight")
+            if action.type in ("materialize", "backfill", "retry") and action.asset_keys:
+                wanted = set(action.asset_keys)
+                for run in self.inflight_runs.values():
+                    if run.run_id != action.run_id and wanted <= set(run.assets):
+                        reasons.append(f"repeats run {run.run_id} already in flight")
+                        break
         if res is not None and res.ok:
             day = self._day(self.now)
             for k in keys:
@@ -737,6 +739,9 @@ class Simulation:
         t = action.type
         nb = self.secs(action.not_before) if action.not_before else None
         if t in ("materialize", "backfill"):
+            old = self.runs.get(action.run_id or "")
+            if old is not None and old.ended is None:
+                self.cancel(old)  # re-prioritisation: cancel the queued run, re-submit it
             self.submit(keys, priority=action.priority, source=f"action:{t}", not_before=nb, approved=approved,
                         action_id=action.action_id, audit=False)
         elif t == "retry":
