@@ -1,0 +1,141 @@
+"""The project store on a real PostgreSQL server, started by the test (initdb + pg_ctl in a temp
+dir; as the ``postgres`` system user when running as root, since PostgreSQL refuses root)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from planning_fixtures import NOW, failure, fresh, scenario
+
+PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+               if (p / "initdb").exists()), None) if Path("/usr/lib/postgresql").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    if PG_BIN is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql; .ci/run does)")
+    as_root = os.geteuid() == 0
+    if as_root:
+        if subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+        wrap = ["runuser", "-u", "postgres", "--"]
+    else:
+        wrap = []
+    tmp = Path(tempfile.mkdtemp(prefix="orch-pg-"))
+    data, sock = tmp / "data", tmp / "sock"
+    sock.mkdir()
+    if as_root:
+        shutil.chown(tmp, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run([*wrap, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*wrap, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-t", "60",
+                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        import psycopg
+
+        for _ in range(50):
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                                     autocommit=True) as c:
+                    c.execute("CREATE DATABASE orch")
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.2)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/orch"
+    finally:
+        subprocess.run([*wrap, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_proposal_lifecycle_on_postgres(pg_url):
+    from orchestrator.agent.client import LLMCall
+    from orchestrator.planning import CircuitBreaker
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import downgrade, open_store
+
+    store = open_store(pg_url, cached=False)
+    try:
+        assert store.engine.dialect.name == "postgresql"
+        tables = set(sa.inspect(store.engine).get_table_names())
+        assert {"proposals", "proposal_actions", "approvals", "executions", "llm_calls", "breaker_state",
+                "audit_events", "failure_signatures"} <= tables
+        with store.engine.connect() as c:
+            assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002_scheduling_agent"
+        props = Proposals(store)
+        sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")],
+                      failures=[failure("f1", "rate_limit", "HTTP 429 Too Many Requests", connector="fivetran:crm",
+                                        at=NOW - timedelta(hours=3))])
+        r = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+        r.llm_calls.append(LLMCall("m", "fast", "review", "ok", 10, 5, 0.001, 0.2))
+        props.store.append_audit("test", payload={"calls": 1})
+        assert r.recorded and len(r.new_action_ids) == len(r.decisions)
+        # the same situation again: nothing new
+        r2 = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+        assert r2.new_action_ids == []
+        pending = props.list(status="pending")
+        assert pending, props.list()
+        aid = pending[0]["action_id"]
+        props.approve(aid, actor="ana@example.com", via="email", comment="ok", now=NOW + timedelta(minutes=5))
+        shown = props.show(aid)
+        assert shown["status"] == "approved" and shown["approvals"][0]["via"] == "email"
+        assert aid in [a.action_id for a in props.executable(NOW + timedelta(hours=2))]
+        assert props.claim(aid) and not props.claim(aid)  # conditional update: only one claimer
+        props.record_execution(aid, "run", run_key=aid, run_id="run-1")
+        props.record_outcome(aid, True)
+        assert props.show(aid)["status"] == "succeeded"
+        # the outcome taught the failure memory (retry worked for rate_limit)
+        rates = props.memory.success_rates("rate_limit")
+        assert any(res == shown["type"] for (_, res) in rates) or shown["type"] != "retry"
+        # breaker state persists as JSON
+        br = CircuitBreaker(threshold=1)
+        br.record("connector:fivetran:crm", False, NOW)
+        props.save_breaker(br)
+        assert props.breaker().is_open("connector:fivetran:crm")
+        # the audit trail is still append-only
+        assert {"proposal", "gate.decision", "approval", "execution", "outcome"} <= {
+            e["kind"] for e in store.audit_events()}
+        for stmt in ("update audit_events set actor = 'x'", "delete from audit_events"):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                with store.engine.begin() as c:
+                    c.execute(sa.text(stmt))
+        downgrade(store.engine, "0001_failure_memory")
+        assert "proposals" not in set(sa.inspect(store.engine).get_table_names())
+    finally:
+        downgrade(store.engine, "base")
+        store.dispose()
+
+
+def test_deploy_instance_config_matches_dagster_schema(monkeypatch):
+    import yaml
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config_schema
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    for k, v in {"DAGSTER_PG_HOST": "pg", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u",
+                 "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "DAGSTER_K8S_NAMESPACE": "n"}.items():
+        monkeypatch.setenv(k, v)
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "dagster.yaml").read_text())
+    res = process_config(dagster_instance_config_schema(), cfg)
+    assert res.success, res.errors
+    assert cfg["run_launcher"]["class"] == "K8sRunLauncher" and "postgres" in cfg["storage"]
+    coord = process_config(QueuedRunCoordinator.config_type(), cfg["run_coordinator"]["config"])
+    assert coord.success, coord.errors
+    assert any(t["key"] == "orchestrator/action_type" for t in cfg["run_coordinator"]["config"]["tag_concurrency_limits"])
