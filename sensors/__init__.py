@@ -14,6 +14,9 @@ import dagster as dg
 from orchestrator.core.graph import AssetGraph
 
 CONTRIBUTORS: list[str] = [
+    "sensors.freshness:definitions",
+    "sensors.cost:definitions",
+    "sensors.failures:definitions",
     "sensors.execution:definitions",
 ]
 

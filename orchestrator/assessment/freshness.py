@@ -58,9 +58,16 @@ def _policy_ticks(schedule, now: datetime) -> tuple[datetime | None, datetime, d
     return prev, nxt, after
 
 
-def _in_flight_start(runs: list[RunRecord], now: datetime) -> dict[str, datetime]:
-    """Asset key -> when its in-flight run started (now when queued/starting)."""
+def _in_flight_start(runs: list[RunRecord], now: datetime, syncs=()) -> dict[str, datetime]:
+    """Asset key -> when its in-flight run (or running connector sync, whoever started it)
+    started (now when queued/starting)."""
     started: dict[str, datetime] = {}
+    for sync in syncs:
+        if sync.status == "running":
+            for key in sync.tables:
+                cur = started.get(key)
+                if cur is None or sync.started_at < cur:
+                    started[key] = sync.started_at
     for run in runs:
         if not run.status.in_flight:
             continue
@@ -95,7 +102,7 @@ def assess_freshness(
         durations = DurationModel(snapshot.durations)
     slas = resolution.slas
     last = snapshot.last_success
-    in_flight = _in_flight_start(snapshot.runs, now)
+    in_flight = _in_flight_start(snapshot.runs, now, snapshot.syncs)
     margin = timedelta(seconds=margin_s)
 
     # -- per policy: the target ticks around now and the window, computed once -------------

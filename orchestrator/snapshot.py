@@ -1,0 +1,433 @@
+"""The Dagster shell's read side: the instance and the connectors' own state -> ``Snapshot``.
+
+Batched: one query per kind of thing, never one per asset --
+
+* latest materialization of every asset: ``get_latest_materialization_events`` in chunks;
+* recent materializations, step starts, step/run failures, check evaluations: one
+  ``get_event_records`` each, filtered by event type and time;
+* in-flight runs and recently updated runs: two ``get_run_records``;
+* Fivetran: one ``GET /groups`` + one ``GET /groups/{id}/connectors`` per group (each connector
+  carries ``succeeded_at``/``failed_at``/``status``); Airbyte: one paginated ``GET /jobs`` for the
+  workspace, plus ``POST /jobs/get`` (config API) for each failed job not seen before, for its
+  failure reasons.
+
+Syncs Dagster did not start are included: a completed sync with no Dagster run of its
+connector's assets in flight at that moment is ``triggered_by="schedule"`` (or ``external``).
+dagster-fivetran's polling sensor ignores failed syncs and dagster-airbyte has none; the
+failure sensor (``sensors/failures.py``) reports both from these records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+from dagster._core.event_api import EventRecordsFilter
+from dagster._core.events import DagsterEventType
+from dateutil.parser import isoparse
+
+from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL, AssetGraph
+from orchestrator.core.records import (
+    CheckRecord,
+    FailureRecord,
+    Materialization,
+    RunRecord,
+    RunStatus,
+    Snapshot,
+    SyncRecord,
+)
+from orchestrator.resources.sync_failures import airbyte_failure_reasons, fivetran_problems
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+CHUNK = 500
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+_STATUS = {
+    dg.DagsterRunStatus.QUEUED: RunStatus.queued,
+    dg.DagsterRunStatus.NOT_STARTED: RunStatus.queued,
+    dg.DagsterRunStatus.STARTING: RunStatus.starting,
+    dg.DagsterRunStatus.STARTED: RunStatus.running,
+    dg.DagsterRunStatus.SUCCESS: RunStatus.success,
+    dg.DagsterRunStatus.FAILURE: RunStatus.failure,
+    dg.DagsterRunStatus.CANCELING: RunStatus.running,
+    dg.DagsterRunStatus.CANCELED: RunStatus.canceled,
+}
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _iso(value: Any) -> datetime | None:
+    if not value:
+        return None
+    t = isoparse(value) if isinstance(value, str) else value
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# -- the instance ---------------------------------------------------------------------------------
+
+
+def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, datetime]:
+    keys = list(keys)
+    out: dict[str, datetime] = {}
+    for i in range(0, len(keys), CHUNK):
+        chunk = [dg.AssetKey.from_user_string(k) for k in keys[i:i + CHUNK]]
+        for key, entry in instance.get_latest_materialization_events(chunk).items():
+            if entry is not None:
+                out[key.to_user_string()] = _dt(entry.timestamp)
+    return out
+
+
+def _records(instance, event_type, since: datetime, limit: int, after_id: int | None = None):
+    flt = EventRecordsFilter(event_type=event_type, after_timestamp=since.timestamp())
+    if after_id is not None:
+        flt = EventRecordsFilter(event_type=event_type, after_cursor=after_id)
+    return instance.event_log_storage.get_event_records(flt, limit=limit, ascending=False)
+
+
+StepAssets = Callable[[str, str], tuple[str, ...]]  # (job_name, step_key) -> asset keys
+
+
+@dataclass
+class InstanceReader:
+    """Reads one instance into snapshot parts. ``job_assets(job_name)`` and
+    ``step_assets(job_name, step_key)`` resolve runs without an explicit asset selection and
+    steps of multi-asset ops (from the repository definition, see ``resolvers_from_repository``)."""
+
+    instance: dg.DagsterInstance
+    job_assets: Callable[[str], tuple[str, ...]] = lambda job: ()
+    step_assets: StepAssets = lambda job, step: ()
+    history: timedelta = timedelta(days=2)
+    limit: int = 20_000
+    _jobs: dict[str, str] = field(default_factory=dict)
+
+    def runs(self, since: datetime) -> list[RunRecord]:
+        records = {
+            r.dagster_run.run_id: r
+            for r in self.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=self.limit)
+        }
+        for r in self.instance.get_run_records(dg.RunsFilter(updated_after=since), limit=self.limit):
+            records.setdefault(r.dagster_run.run_id, r)
+        out = []
+        for rec in records.values():
+            run = rec.dagster_run
+            self._jobs[run.run_id] = run.job_name
+            if run.asset_selection:
+                keys = tuple(sorted(k.to_user_string() for k in run.asset_selection))
+            else:
+                keys = self.job_assets(run.job_name)
+            out.append(RunRecord(
+                run_id=run.run_id,
+                status=_STATUS.get(run.status, RunStatus.failure),
+                asset_keys=keys,
+                created_at=rec.create_timestamp.astimezone(UTC),
+                started_at=_dt(rec.start_time),
+                ended_at=_dt(rec.end_time),
+                partitions=(run.tags["dagster/partition"],) if "dagster/partition" in run.tags else (),
+                priority=int(run.tags.get("dagster/priority", 0) or 0),
+                tags=dict(run.tags),
+            ))
+        return out
+
+    def materializations(self, since: datetime) -> tuple[list[Materialization], dict[str, list[float]]]:
+        starts: dict[tuple[str, str], float] = {}
+        for rec in _records(self.instance, DagsterEventType.STEP_START, since - timedelta(hours=12), self.limit):
+            ev = rec.event_log_entry
+            starts[(ev.run_id, ev.step_key)] = ev.timestamp
+        mats: list[Materialization] = []
+        durations: dict[str, list[float]] = defaultdict(list)
+        for rec in reversed(_records(self.instance, DagsterEventType.ASSET_MATERIALIZATION, since, self.limit)):
+            ev = rec.event_log_entry
+            key = rec.asset_key.to_user_string()
+            start = starts.get((ev.run_id, ev.step_key)) if ev.run_id else None
+            dur = ev.timestamp - start if start is not None else None
+            if dur is not None:
+                durations[key].append(dur)
+            mats.append(Materialization(key, _dt(ev.timestamp), ev.run_id or None,
+                                        rec.partition_key, dur))
+        return mats, dict(durations)
+
+    def failures(self, since: datetime, graph: AssetGraph, runs: Mapping[str, RunRecord]) -> list[FailureRecord]:
+        out: list[FailureRecord] = []
+        failed_runs: set[str] = set()
+        for rec in _records(self.instance, DagsterEventType.STEP_FAILURE, since, self.limit):
+            ev = rec.event_log_entry
+            data = ev.dagster_event.step_failure_data
+            parts = []
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                parts.append(data.user_failure_data.description)
+            if data.error is not None:
+                msg = data.error.message.strip()
+                if not any(p and p in msg for p in parts):
+                    parts.append(msg)
+                cause = data.error.cause
+                while cause is not None:
+                    parts.append(cause.message.strip())
+                    cause = cause.cause
+            run = runs.get(ev.run_id)
+            job = self._jobs.get(ev.run_id) or _job_of(self.instance, ev.run_id)
+            keys = self.step_assets(job, ev.step_key or "")
+            keys = tuple(k for k in keys if k in graph) or (run.asset_keys[:1] if run else ())
+            key = keys[0] if keys else None
+            node = graph.get(key) if key else None
+            system = "dbt" if node is not None and node.role == DBT_MODEL else "dagster"
+            failed_runs.add(ev.run_id)
+            out.append(FailureRecord(
+                failure_id=f"step:{ev.run_id}:{ev.step_key}",
+                at=_dt(ev.timestamp),
+                message="\n".join(p for p in parts if p),
+                system=system,
+                asset_key=key,
+                connector=node.connector if node is not None else None,
+                run_id=ev.run_id,
+                partition=run.partitions[0] if run and run.partitions else None,
+            ))
+        for rec in _records(self.instance, DagsterEventType.RUN_FAILURE, since, self.limit):
+            ev = rec.event_log_entry
+            if ev.run_id in failed_runs:
+                continue  # the step failure already explains it
+            run = runs.get(ev.run_id)
+            out.append(FailureRecord(
+                failure_id=f"run:{ev.run_id}", at=_dt(ev.timestamp),
+                message=ev.dagster_event.message or ev.user_message or "run failed",
+                system="dagster", asset_key=run.asset_keys[0] if run and run.asset_keys else None,
+                run_id=ev.run_id,
+            ))
+        return out
+
+    def checks(self, since: datetime) -> list[CheckRecord]:
+        out = []
+        for rec in _records(self.instance, DagsterEventType.ASSET_CHECK_EVALUATION, since, self.limit):
+            data = rec.event_log_entry.dagster_event.event_specific_data
+            out.append(CheckRecord(
+                data.asset_key.to_user_string(), data.check_name, data.passed,
+                data.severity.value, _dt(rec.event_log_entry.timestamp),
+            ))
+        return out
+
+
+_JOB_CACHE: dict[str, str] = {}
+
+
+def _job_of(instance, run_id: str) -> str:
+    job = _JOB_CACHE.get(run_id)
+    if job is None:
+        run = instance.get_run_by_id(run_id)
+        job = _JOB_CACHE[run_id] = run.job_name if run else ""
+    return job
+
+
+def resolvers_from_repository(repo_def) -> tuple[Callable[[str], tuple[str, ...]], StepAssets]:
+    """``job_assets`` and ``step_assets`` from a ``RepositoryDefinition`` (cached per job)."""
+    job_cache: dict[str, tuple[str, ...]] = {}
+    step_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+    assets_by_op: dict[str, tuple[str, ...]] = {}
+    for assets_def in repo_def.assets_defs_by_key.values():
+        try:
+            name = assets_def.node_def.name
+        except Exception:  # noqa: BLE001 - external assets have no node
+            continue
+        assets_by_op[name] = tuple(k.to_user_string() for k in assets_def.keys)
+
+    def job_assets(job_name: str) -> tuple[str, ...]:
+        if job_name not in job_cache:
+            try:
+                job = repo_def.get_job(job_name)
+                job_cache[job_name] = tuple(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys))
+            except Exception:  # noqa: BLE001 - unknown job (another location, deleted)
+                job_cache[job_name] = ()
+        return job_cache[job_name]
+
+    def step_assets(job_name: str, step_key: str) -> tuple[str, ...]:
+        hit = step_cache.get((job_name, step_key))
+        if hit is None:
+            op = step_key.split("[", 1)[0]
+            keys = assets_by_op.get(op) or assets_by_op.get(op.rsplit(".", 1)[-1]) or ()
+            selected = set(job_assets(job_name))
+            hit = tuple(k for k in keys if not selected or k in selected) or tuple(keys)
+            step_cache[(job_name, step_key)] = hit
+        return hit
+
+    return job_assets, step_assets
+
+
+# -- the connectors -------------------------------------------------------------------------------
+
+
+@dataclass
+class ConnectorReader:
+    """Reads the connectors' own sync state through the project's resources' clients."""
+
+    fivetran: Any = None  # FivetranWorkspaceResource (or its client)
+    airbyte: Any = None  # AirbyteWorkspaceResource (or its client)
+    reasons_cache: dict[int, str] = field(default_factory=dict)  # airbyte job id -> failure text
+    errors: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def _client(resource):
+        return resource.get_client() if hasattr(resource, "get_client") else resource
+
+    def fivetran_syncs(self, tables_of: Mapping[str, list[str]]) -> list[SyncRecord]:
+        client = self._client(self.fivetran)
+        out = []
+        groups = client.get_groups().get("items", [])
+        for group in groups:
+            for conn in client.list_connectors_for_group(group["id"]):
+                cid = f"fivetran:{conn['id']}"
+                tables = tuple(tables_of.get(cid, ()))
+                status = conn.get("status") or {}
+                succeeded, failed = _iso(conn.get("succeeded_at")), _iso(conn.get("failed_at"))
+                auto = conn.get("schedule_type") == "auto"
+                if succeeded:
+                    out.append(SyncRecord(cid, f"{conn['id']}@{succeeded.isoformat()}", "succeeded",
+                                          started_at=succeeded, ended_at=succeeded,
+                                          triggered_by="schedule" if auto else "unknown", tables=tables))
+                if failed:
+                    problems = fivetran_problems(conn)
+                    message = f"Sync for connector '{conn['id']}' failed" + (
+                        f": {' | '.join(problems)}" if problems else ""
+                    ) + (f" (setup_state {status.get('setup_state')})" if status.get("setup_state") not in (None, "connected") else "")
+                    out.append(SyncRecord(cid, f"{conn['id']}@{failed.isoformat()}", "failed",
+                                          started_at=failed, ended_at=failed,
+                                          triggered_by="schedule" if auto else "unknown",
+                                          error_message=message, tables=tables))
+                if status.get("sync_state") in ("syncing", "rescheduled"):
+                    since = max([t for t in (succeeded, failed) if t], default=None)
+                    out.append(SyncRecord(cid, f"{conn['id']}@running", "running" if status.get("sync_state") == "syncing" else "rescheduled",
+                                          started_at=since or datetime.now(UTC), tables=tables))
+        return out
+
+    def airbyte_syncs(self, tables_of: Mapping[str, list[str]], since: datetime) -> list[SyncRecord]:
+        client = self._client(self.airbyte)
+        params = {"workspaceIds": client.workspace_id,
+                  "createdAtStart": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        jobs = client._paginated_request(method="GET", url=f"{client.rest_api_base_url}/jobs", params=params)
+        out = []
+        for job in jobs:
+            if job.get("jobType", "sync") != "sync":
+                continue
+            cid = f"airbyte:{job.get('connectionId')}"
+            raw = job.get("status")
+            status = {"succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled"}.get(raw, "running")
+            error = None
+            if status in ("failed", "cancelled"):
+                error = self.reasons_cache.get(job["jobId"])
+                if error is None:
+                    error = self._airbyte_reason(client, job["jobId"], raw)
+                    self.reasons_cache[job["jobId"]] = error
+            out.append(SyncRecord(
+                cid, str(job["jobId"]), status,
+                started_at=_iso(job.get("startTime")) or datetime.now(UTC),
+                ended_at=_iso(job.get("lastUpdatedAt")) if status != "running" else None,
+                triggered_by="unknown", error_message=error, rows=job.get("rowsSynced"),
+                tables=tuple(tables_of.get(cid, ())),
+            ))
+        return out
+
+    def _airbyte_reason(self, client, job_id: int, status: str) -> str:
+        try:
+            info = client._single_request(method="POST", url=f"{client.configuration_api_base_url}/jobs/get",
+                                          data={"id": job_id})
+        except Exception as exc:  # noqa: BLE001 - the status is still the truth
+            return f"Job {status}: {job_id} (failure reasons unavailable: {exc})"
+        reasons = airbyte_failure_reasons(info or {})
+        if not reasons:
+            return f"Job {status}: {job_id}"
+        last = reasons[-1]
+        text = "; ".join(m for m in (last.get("externalMessage"), last.get("internalMessage")) if m)
+        return f"Job {status}: {job_id}: [{last.get('failureOrigin')}/{last.get('failureType')}] {text}"
+
+    def syncs(self, graph: AssetGraph, since: datetime) -> list[SyncRecord]:
+        tables_of: dict[str, list[str]] = defaultdict(list)
+        for node in graph:
+            if node.connector:
+                tables_of[node.connector].append(node.key)
+        out: list[SyncRecord] = []
+        self.errors = []
+        for name, read in (("fivetran", lambda: self.fivetran_syncs(tables_of)),
+                           ("airbyte", lambda: self.airbyte_syncs(tables_of, since))):
+            if getattr(self, name) is None:
+                continue
+            try:
+                out.extend(read())
+            except Exception as exc:  # noqa: BLE001 - one API down must not blind the sensor
+                log.warning("%s sync state unavailable: %s", name, exc)
+                self.errors.append(f"{name}: {exc}")
+        return out
+
+
+def mark_triggered_by(syncs: list[SyncRecord], runs: list[RunRecord], graph: AssetGraph,
+                      slack: timedelta = timedelta(seconds=30)) -> list[SyncRecord]:
+    """``triggered_by="dagster"`` for syncs that ended while a Dagster run of one of their
+    connector's tables was running; the others keep what the API said (schedule / unknown ->
+    external)."""
+    windows: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    now = datetime.now(UTC)
+    for run in runs:
+        if run.started_at is None:
+            continue
+        conns = {graph.node(k).connector for k in run.asset_keys if k in graph and graph.node(k).connector}
+        for conn in conns:
+            windows[conn].append((run.started_at - slack, (run.ended_at or now) + slack))
+    out = []
+    for s in syncs:
+        point = s.ended_at or s.started_at
+        by_dagster = any(lo <= point <= hi for lo, hi in windows.get(s.connector, ()))
+        trig = "dagster" if by_dagster else ("schedule" if s.triggered_by == "schedule" else "external")
+        out.append(SyncRecord(s.connector, s.sync_id, s.status, s.started_at, s.ended_at, trig,
+                              s.error_message, s.rows, s.tables))
+    return out
+
+
+def sync_failures(syncs: Iterable[SyncRecord]) -> list[FailureRecord]:
+    return [
+        FailureRecord(
+            failure_id=f"sync:{s.connector}:{s.sync_id}", at=s.ended_at or s.started_at,
+            message=s.error_message or f"sync {s.status}", system=s.connector.split(":", 1)[0],
+            connector=s.connector,
+        )
+        for s in syncs
+        if s.status in ("failed",)
+    ]
+
+
+def build_snapshot(
+    instance: dg.DagsterInstance,
+    graph: AssetGraph,
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    repository_def=None,
+    connectors: ConnectorReader | None = None,
+    failures: bool = True,
+    history: bool = True,
+) -> Snapshot:
+    """A full snapshot: last successes, recent materializations and durations, in-flight and
+    recent runs, failures (steps, runs, connector syncs) and check results since ``since``
+    (default: two days before ``now``)."""
+    now = now or datetime.now(UTC)
+    since = since or now - timedelta(days=2)
+    kwargs = {}
+    if repository_def is not None:
+        kwargs["job_assets"], kwargs["step_assets"] = resolvers_from_repository(repository_def)
+    reader = InstanceReader(instance, **kwargs)
+    snap = Snapshot(taken_at=now, graph=graph)
+    snap.last_success = read_last_success(instance, graph.keys)
+    snap.runs = reader.runs(since)
+    if history:
+        snap.materializations, snap.durations = reader.materializations(since)
+        snap.checks = reader.checks(since)
+    if failures:
+        snap.failures = reader.failures(since, graph, {r.run_id: r for r in snap.runs})
+    if connectors is not None:
+        snap.syncs = mark_triggered_by(connectors.syncs(graph, since), snap.runs, graph)
+        if failures:
+            snap.failures.extend(sync_failures(snap.syncs))
+    return snap

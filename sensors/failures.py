@@ -1,0 +1,241 @@
+"""Failure sensor: run failures and failed connector syncs (including syncs Dagster did not
+start), linked to their root cause, diagnosed once, remembered, and shown in the UI.
+
+Each tick (every 60 s) reads the failures of the last ``WINDOW`` from the instance (step and run
+failures, with dbt and vendor messages) and from the connector APIs (Fivetran connector
+``failed_at`` + tasks/warnings/setup tests, Airbyte jobs + config-API failure reasons), links
+downstream failures to their root (``orchestrator.assessment.link_root_causes``), diagnoses the
+roots (rules + failure memory) and, for failures not reported before (cursor):
+
+* records them: ``FailureMemory.observe`` (counted, never self-labelled) and an append-only
+  ``failure.diagnosed`` audit event in the project store;
+* shows them: an ``AssetObservation`` on each affected asset (category, transient, confidence,
+  evidence, root) and, on connector tables, a ``connector_sync`` check (ERROR while the latest
+  sync failed, passed again after a success).
+
+It also emits ``AssetMaterialization``s for successful Airbyte syncs that Dagster did not start
+(dagster-airbyte has no polling sensor).
+"""
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+from orchestrator.resources.fivetran import FivetranWorkspaceResource
+
+from orchestrator.assessment import diagnose_failures, link_root_causes
+from orchestrator.core.graph import CONNECTOR_TABLE
+from orchestrator.core.records import DiagnosedFailure, SyncRecord
+from sensors import ProjectContext
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+SENSOR_NAME = "failure_diagnosis_sensor"
+CHECK_NAME = "connector_sync"
+WINDOW = timedelta(hours=6)
+
+
+def _observation_metadata(d: DiagnosedFailure) -> dict:
+    from orchestrator.diagnosis import scrub
+
+    f = d.failure
+    return {
+        "failure/category": d.category,
+        "failure/transient": d.transient,
+        "failure/confidence": float(d.confidence),
+        "failure/evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in d.evidence) or "-"),
+        "failure/message": dg.MetadataValue.text(scrub(f.message)[:2000]),
+        "failure/system": f.system,
+        "failure/id": f.failure_id,
+        "failure/root": d.root_failure_id or "",
+        "failure/run_id": f.run_id or "",
+        "failure/connector": f.connector or "",
+        "failure/at": f.at.isoformat(),
+    }
+
+
+def failures_tick(
+    instance: dg.DagsterInstance,
+    ctx: ProjectContext,
+    state: dict,
+    *,
+    now: datetime,
+    repository_def=None,
+    connectors=None,
+    memory=None,
+    store=None,
+) -> tuple[list[DiagnosedFailure], list, dict]:
+    """(newly reported diagnosed failures, asset events, new cursor state). ``state``:
+    {"seen": {failure_id: epoch}, "bad": {connector: sync_id}, "ab": {connection: last job id}}."""
+    from orchestrator.snapshot import build_snapshot
+
+    graph = ctx.graph
+    snap = build_snapshot(instance, graph, now=now, since=now - WINDOW, repository_def=repository_def,
+                          connectors=connectors, history=False)
+    roots = link_root_causes(snap.failures, graph)
+    diagnosed = diagnose_failures(snap.failures, graph, memory, roots=roots)
+    seen: dict[str, float] = {k: v for k, v in state.get("seen", {}).items() if v >= (now - 2 * WINDOW).timestamp()}
+    events: list = []
+    new: list[DiagnosedFailure] = []
+    tables_of: dict[str, list[str]] = defaultdict(list)
+    for node in graph:
+        if node.connector:
+            tables_of[node.connector].append(node.key)
+    for d in sorted(diagnosed, key=lambda d: d.failure.at):
+        f = d.failure
+        if f.failure_id in seen:
+            continue
+        seen[f.failure_id] = f.at.timestamp()
+        new.append(d)
+        if memory is not None and d.root_failure_id is None and f.message.strip():
+            try:
+                memory.observe(f.message, d.category, confidence=d.confidence, system=f.system,
+                               external_id=f.failure_id)
+            except Exception as exc:  # noqa: BLE001 - the UI still shows it
+                log.warning("failure memory unavailable: %s", exc)
+        if store is not None:
+            store.append_audit("failure.diagnosed", actor=SENSOR_NAME, subject=f.failure_id[:255], payload={
+                "category": d.category, "transient": d.transient, "confidence": d.confidence,
+                "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
+                "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
+                "at": f.at.isoformat(),
+            })
+        keys = [f.asset_key] if f.asset_key else tables_of.get(f.connector or "", [])
+        meta = _observation_metadata(d)
+        for key in keys:
+            events.append(dg.AssetObservation(asset_key=dg.AssetKey.from_user_string(key), metadata=meta,
+                                              description=f"{d.category}: {f.message[:300]}"))
+
+    # connector health checks: the latest terminal sync of each connector
+    bad: dict[str, str] = dict(state.get("bad", {}))
+    latest: dict[str, SyncRecord] = {}
+    for s in snap.syncs:
+        if s.status in ("succeeded", "failed", "cancelled"):
+            cur = latest.get(s.connector)
+            if cur is None or (s.ended_at or s.started_at) > (cur.ended_at or cur.started_at):
+                latest[s.connector] = s
+    by_sync = {d.failure.failure_id: d for d in diagnosed}
+    for conn, s in latest.items():
+        tables = [k for k in tables_of.get(conn, []) if graph.node(k).role == CONNECTOR_TABLE]
+        if s.status == "failed" and bad.get(conn) != s.sync_id:
+            bad[conn] = s.sync_id
+            d = by_sync.get(f"sync:{conn}:{s.sync_id}")
+            meta = {"sync_id": s.sync_id, "triggered_by": s.triggered_by, "connector": conn,
+                    "category": d.category if d else "unknown",
+                    "transient": bool(d.transient) if d else False,
+                    "evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in (d.evidence if d else ())) or "-"),
+                    "message": (s.error_message or "")[:2000]}
+            for key in tables:
+                events.append(dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey.from_user_string(key), check_name=CHECK_NAME, passed=False,
+                    severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
+                    description=f"latest sync failed ({meta['category']}, {s.triggered_by})"))
+        elif s.status == "succeeded" and conn in bad:
+            del bad[conn]
+            for key in tables:
+                events.append(dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey.from_user_string(key), check_name=CHECK_NAME, passed=True,
+                    metadata={"sync_id": s.sync_id, "triggered_by": s.triggered_by, "connector": conn},
+                    description="latest sync succeeded (recovered)"))
+
+    # successful Airbyte syncs Dagster did not start: dagster-airbyte would never see them
+    ab: dict[str, int] = dict(state.get("ab", {}))
+    for s in sorted(snap.syncs, key=lambda s: s.started_at):
+        if not s.connector.startswith("airbyte:") or s.status != "succeeded" or not s.sync_id.isdigit():
+            continue
+        job = int(s.sync_id)
+        if job <= ab.get(s.connector, -1):
+            continue
+        ab[s.connector] = job
+        if s.triggered_by == "dagster":
+            continue
+        for key in s.tables:
+            events.append(dg.AssetMaterialization(
+                asset_key=dg.AssetKey.from_user_string(key),
+                description=f"Synced by Airbyte job {job} ({s.triggered_by}, not started by Dagster)",
+                metadata={"airbyte_job_id": job, "triggered_by": s.triggered_by,
+                          "rows_synced": s.rows if s.rows is not None else -1,
+                          "ended_at": (s.ended_at or s.started_at).isoformat()}))
+    return new, events, {"seen": seen, "bad": bad, "ab": ab}
+
+
+def build_failure_sensor(
+    ctx: ProjectContext,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    minimum_interval_seconds: int = 60,
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Run failures and failed syncs (also those Dagster did not start), diagnosed by root cause.",
+    )
+    def failure_diagnosis_sensor(context: dg.SensorEvaluationContext, fivetran: FivetranWorkspaceResource,
+                                airbyte: AirbyteWorkspaceResource):
+        from orchestrator.diagnosis import FailureMemory
+        from orchestrator.snapshot import ConnectorReader
+        from orchestrator.store import open_store
+
+        state = json.loads(context.cursor) if context.cursor else {}
+        store = open_store()
+        connectors = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
+        new, events, new_state = failures_tick(
+            context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
+            connectors=connectors, memory=FailureMemory(store), store=store,
+        )
+        for d in new:
+            context.log.info("%s %s: %s (%s)", d.failure.failure_id, d.category,
+                             "; ".join(d.evidence)[:300], "root" if d.root_failure_id is None else f"caused by {d.root_failure_id}")
+        if connectors.errors:
+            context.log.warning("connector state unavailable: %s", "; ".join(connectors.errors))
+        if not events:
+            return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no new failures")
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(new_state))
+
+    return failure_diagnosis_sensor
+
+
+def build_sync_checks(ctx: ProjectContext):
+    known = {k.to_user_string() for k in ctx.asset_specs} if ctx.asset_specs else set(ctx.graph.keys)
+    keys = sorted(n.key for n in ctx.graph if n.role == CONNECTOR_TABLE and n.connector and n.key in known)
+    if not keys:
+        return []
+    specs = [dg.AssetCheckSpec(CHECK_NAME, asset=dg.AssetKey.from_user_string(k),
+                               description="The connector's latest sync (whoever started it) succeeded.")
+             for k in keys]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name="connector_sync_checks",
+                          required_resource_keys={"fivetran", "airbyte"})
+    def connector_sync_checks(context):
+        from orchestrator.snapshot import ConnectorReader, sync_failures
+
+        reader = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
+        syncs = reader.syncs(ctx.graph, datetime.now(UTC) - timedelta(days=2))
+        latest: dict[str, SyncRecord] = {}
+        for s in syncs:
+            if s.status in ("succeeded", "failed", "cancelled"):
+                cur = latest.get(s.connector)
+                if cur is None or (s.ended_at or s.started_at) > (cur.ended_at or cur.started_at):
+                    latest[s.connector] = s
+        diag = {d.failure.connector: d for d in diagnose_failures(sync_failures(latest.values()), ctx.graph)}
+        for k in context.selected_asset_check_keys:
+            node = ctx.graph.node(k.asset_key.to_user_string())
+            s = latest.get(node.connector)
+            d = diag.get(node.connector) if s is not None and s.status == "failed" else None
+            yield dg.AssetCheckResult(
+                asset_key=k.asset_key, check_name=CHECK_NAME, passed=d is None,
+                metadata={"sync_id": s.sync_id if s else "", "category": d.category if d else "",
+                          "message": (s.error_message or "")[:2000] if s else ""},
+            )
+
+    return [connector_sync_checks]
+
+
+def definitions(ctx: ProjectContext) -> dg.Definitions:
+    return dg.Definitions(asset_checks=build_sync_checks(ctx), sensors=[build_failure_sensor(ctx)])
