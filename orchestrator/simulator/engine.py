@@ -389,6 +389,7 @@ class Simulation:
                not_before: float | None = None, approved: bool = False, resync: str | None = None,
                action_id: str | None = None, audit: bool = True, units: list[str] | None = None) -> SimRun | None:
         """A run over asset keys (connector tables pull in their connector's sync)."""
+        self._snapshot_cache = None
         keys = tuple(dict.fromkeys(keys))
         if units is None:
             units = []
@@ -484,6 +485,7 @@ class Simulation:
         return "", None, None, None
 
     def _start(self, st: Step) -> None:
+        self._snapshot_cache = None
         st.state = "running"
         st.start = self.now
         k = self.attempts.get(st.unit, 0)
@@ -520,6 +522,7 @@ class Simulation:
                 skipped: bool = False) -> None:
         if st.state not in ("running", "queued", "pending", "retry"):
             return  # canceled meanwhile
+        self._snapshot_cache = None
         was_running = st.start is not None and st.state == "running"
         st.end = self.now
         if was_running:
@@ -678,6 +681,7 @@ class Simulation:
                     lst.on_run_end(self, run)
 
     def cancel(self, run: SimRun) -> None:
+        self._snapshot_cache = None
         run.canceled = True
         for st in run.steps:
             if st.state in ("pending", "queued", "retry"):
