@@ -23,11 +23,11 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 concurrency:
+  runs:
+    max_concurrent_runs: 4
   pools:
     # Assets in a pool (the DuckDB warehouse) run one at a time: DuckDB has a single writer.
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 4
 """
 
 
