@@ -18,6 +18,10 @@ Every tick, for each executable action in the project store (``Proposals.executa
 
 ``ORCHESTRATOR_EXECUTION_INTERVAL`` (seconds, default 30) sets the sensor interval;
 ``ORCHESTRATOR_EXECUTION_SENSOR=off`` leaves it stopped by default.
+
+The planning sensor (``orchestrator_planning``, every ``ORCHESTRATOR_PLANNING_INTERVAL`` s,
+default 300; stopped unless ``ORCHESTRATOR_PLANNING_SENSOR=on``) runs one cycle per tick and
+records the proposal; ``orchestrator plan`` does the same from the command line.
 """
 
 from __future__ import annotations
@@ -199,8 +203,49 @@ def _project_clients(context) -> dict[str, Any]:
     return out
 
 
+def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url: str | None = None,
+                          minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
+    """One planning cycle per tick: snapshot (instance + connector APIs) -> assess -> plan -> LLM
+    review -> validate -> gate -> proposals in the store (the execution sensor does the rest).
+    Stopped by default; ``ORCHESTRATOR_PLANNING_SENSOR=on`` starts it with the code location."""
+    interval = minimum_interval_seconds or int(os.environ.get("ORCHESTRATOR_PLANNING_INTERVAL", "300"))
+    status = (dg.DefaultSensorStatus.RUNNING if os.environ.get("ORCHESTRATOR_PLANNING_SENSOR") == "on"
+              else dg.DefaultSensorStatus.STOPPED)
+
+    @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=status,
+               required_resource_keys={"fivetran", "airbyte"},
+               description="Scheduling agent: plans what to run now and records proposals (risk-gated).")
+    def _planning(context: dg.SensorEvaluationContext):
+        if ctx.resolution is None or not ctx.resolution.ok:
+            return dg.SkipReason(getattr(ctx.resolution, "skip_reason", None) or "no SLA policies")
+        from orchestrator.assessment import assess
+        from orchestrator.policies import DurationModel
+        from orchestrator.proposals import Proposals
+        from orchestrator.snapshot import ConnectorReader, build_snapshot
+        from orchestrator.store import open_store
+
+        now = datetime.now(UTC)
+        props = Proposals(open_store(store_url))
+        snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
+                              connectors=ConnectorReader(fivetran=context.resources.fivetran,
+                                                         airbyte=context.resources.airbyte))
+        durations = DurationModel(snap.durations)
+        assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now)
+        r = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
+        counts = {k: sum(1 for d in r.decisions if d.decision == k) for k in ("execute", "await_approval", "record_only")}
+        return dg.SkipReason(
+            f"proposal {r.proposal_id} ({r.plan.planner}): {counts['execute']} to execute, "
+            f"{counts['await_approval']} awaiting approval, {counts['record_only']} recorded, "
+            f"{len(r.rejected)} rejected, {len(r.new_action_ids)} new")
+
+    return _planning
+
+
 def definitions(ctx) -> dg.Definitions:
-    """Registry entry (sensors/__init__.py): the execution sensor bound to the project's resources."""
-    return dg.Definitions(sensors=[build_execution_sensor(
-        resolution=ctx.resolution, clients=_project_clients, required_resource_keys={"fivetran", "airbyte"},
-    )])
+    """Registry entry (sensors/__init__.py): the execution and planning sensors, bound to the
+    project's resources."""
+    return dg.Definitions(sensors=[
+        build_execution_sensor(resolution=ctx.resolution, clients=_project_clients,
+                               required_resource_keys={"fivetran", "airbyte"}),
+        build_planning_sensor(ctx),
+    ])
