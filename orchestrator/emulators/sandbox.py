@@ -74,11 +74,11 @@ def sandbox_command(
         # Only the emulator's own well-known defaults are shown; real-looking secrets never are.
         shown = value if not name.endswith("SECRET") or value in _SECRET_DEFAULTS else "<as configured>"
         click.echo(f"  export {name}={shlex.quote(shown)}")
-    click.echo("\nPress Ctrl-C to stop.")
-
+    # Handlers go in before the prompt: a Ctrl-C right after it must stop cleanly, not abort.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    click.echo("\nPress Ctrl-C to stop.")
     try:
         while not stop.wait(0.5):
             pass
