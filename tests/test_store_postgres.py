@@ -78,7 +78,12 @@ def test_proposal_lifecycle_on_postgres(pg_url):
         assert {"proposals", "proposal_actions", "approvals", "executions", "llm_calls", "breaker_state",
                 "audit_events", "failure_signatures"} <= tables
         with store.engine.connect() as c:
-            assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002_scheduling_agent"
+            from alembic.script import ScriptDirectory
+
+            from orchestrator.store import MIGRATIONS_DIR
+
+            head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+            assert c.execute(sa.text("select version_num from alembic_version")).scalar() == head
         props = Proposals(store)
         sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")],
                       failures=[failure("f1", "rate_limit", "HTTP 429 Too Many Requests", connector="fivetran:crm",
