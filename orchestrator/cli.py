@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "bench": "orchestrator.simulator.cli:bench_command",
     "plan": "orchestrator.planning.cli:plan_command",
     "proposals": "orchestrator.planning.cli:proposals_group",
+    "digest": "orchestrator.digest.cli:digest_command",
+    "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,27 @@ class Settings(BaseSettings):
     # Unset means "under home"; set ORCHESTRATOR_LANDING_DIR / ORCHESTRATOR_DUCKDB_PATH to move them.
     landing_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_LANDING_DIR")
     duckdb_path_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DUCKDB_PATH")
+
+    # Daily digest (sensors/digest.py, orchestrator/digest): schedule, SMTP, recipients.
+    digest_cron: str = "0 7 * * *"
+    digest_tz: str = "America/New_York"
+    smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
+    smtp_port: int | None = Field(None, validation_alias="SMTP_PORT")
+    smtp_starttls: bool = Field(False, validation_alias="SMTP_STARTTLS")
+    smtp_ssl: bool = Field(False, validation_alias="SMTP_SSL")
+    smtp_username: str | None = Field(None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    digest_sender: str = Field("orchestrator@localhost", validation_alias="DIGEST_SENDER")
+    # "owner=addr[ addr2], ...; a bare address (or *=addr) receives the catch-all digest"
+    digest_recipients: str = Field("", validation_alias="DIGEST_RECIPIENTS")
+    # Approval links (orchestrator/approvals): HMAC secret, public base URL, token lifetime.
+    approval_secret: SecretStr | None = None
+    approval_base_url: str = "http://127.0.0.1:8703"
+    approval_token_ttl: str = "12h"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
 
     @property
     def warehouse_dir(self) -> Path:

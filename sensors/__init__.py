@@ -18,6 +18,7 @@ CONTRIBUTORS: list[str] = [
     "sensors.cost:definitions",
     "sensors.failures:definitions",
     "sensors.execution:definitions",
+    "sensors.digest:definitions",
 ]
 
 

@@ -1,0 +1,200 @@
+"""The approval service (ASGI, Starlette): what the digest's Approve/Reject links open.
+
+    GET  /decide/<action_id>/<approve|reject>?token=...   confirmation page; changes nothing
+    POST /decide/<action_id>/<approve|reject>              form field ``token`` (+ ``comment``):
+                                                          spends the token, approves/rejects
+    GET  /healthz
+
+Mail scanners and link previewers follow links, so a GET never decides anything: the page shows
+the action and a button that POSTs. Refusals (forged, expired, replayed, cross-proposal tokens,
+actions no longer pending) get a page that says why, with a 4xx status. Every decision and
+refused POST goes to the audit trail with the actor (the recipient the link was issued to), the
+time, the client address (and X-Forwarded-For when present) and the user agent. Approved actions
+are executed by the execution sensor (``sensors/execution.py``); an expired action is refused
+here and by ``Proposals.approve``, so it never runs without a new proposal and approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse
+from starlette.routing import Route
+
+from orchestrator.approvals.tokens import DECISIONS, TokenError, is_spent, set_outcome, spend, verify
+
+UTC = timezone.utc
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # the token is in the URL
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(("html",)),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def _page(template: str, status: int = 200, **ctx) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(template).render(**ctx), status_code=status, headers=HEADERS)
+
+
+REFUSAL_STATUS = {"malformed": 400, "forged": 403, "mismatch": 403, "expired": 410, "replayed": 409}
+
+
+def _refuse(exc: TokenError, action_id: str | None = None) -> HTMLResponse:
+    return _page("refused.html", REFUSAL_STATUS.get(exc.code, 400), title=exc.title, detail=exc.detail,
+                 code=exc.code, action_id=action_id)
+
+
+def _client(request: Request) -> tuple[str | None, str | None, str | None]:
+    addr = request.client.host if request.client else None
+    return addr, request.headers.get("x-forwarded-for"), request.headers.get("user-agent")
+
+
+def _parse(ts: str) -> datetime:
+    dt = datetime.fromisoformat(ts)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+
+
+def _fmt(ts: str | None) -> str:
+    if not ts:
+        return "-"
+    return _parse(ts).astimezone(UTC).strftime("%a %d %b %H:%M UTC")
+
+
+def create_app(*, store=None, secret: bytes | None = None, settings=None,
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
+    """``store``/``secret`` default to the project store and ``approval_secret()`` (which refuses
+    to work without ORCHESTRATOR_APPROVAL_SECRET outside the sandbox)."""
+    from orchestrator.proposals import Proposals
+
+    if settings is None:
+        from orchestrator.settings import Settings
+
+        settings = Settings()
+    if secret is None:
+        from orchestrator.approvals.tokens import approval_secret
+
+        secret = approval_secret(settings)
+    if store is None:
+        from orchestrator.store import open_store
+
+        store = open_store()
+    props = Proposals(store)
+
+    def _action(action_id: str) -> dict | None:
+        try:
+            return props.show(action_id)
+        except KeyError:
+            return None
+
+    def _not_pending(action: dict | None, action_id: str, now: datetime) -> HTMLResponse | None:
+        if action is None:
+            return _page("refused.html", 404, title="This proposal no longer exists",
+                         detail=f"there is no action {action_id}", code="unknown", action_id=action_id)
+        exp = action.get("expires_at")
+        if action["status"] == "pending" and exp and _parse(exp) <= now:
+            return _page("refused.html", 410, title="This proposal has expired",
+                         detail=f"it expired at {_fmt(exp)} and will not run on this approval; the next "
+                                "planning cycle proposes it again if it is still needed",
+                         code="proposal_expired", action_id=action_id)
+        if action["status"] != "pending":
+            last = (action.get("approvals") or [{}])[-1]
+            who = f" by {last.get('actor')} via {last.get('via')} at {_fmt(last.get('at'))}" if last.get("actor") else ""
+            return _page("refused.html", 409, title=f"This proposal is already {action['status']}",
+                         detail=f"nothing was changed{who}", code="not_pending", action_id=action_id)
+        return None
+
+    async def decide_get(request: Request):
+        action_id, decision = request.path_params["action_id"], request.path_params["decision"]
+        if decision not in DECISIONS:
+            return PlainTextResponse("not found", status_code=404)
+        now = clock()
+        try:
+            claims = verify(request.query_params.get("token", ""), secret, action_id=action_id,
+                            decision=decision, now=now)
+            if is_spent(store, claims.nonce):
+                raise TokenError("replayed", "each link works once; this one was already used")
+        except TokenError as exc:
+            return _refuse(exc, action_id)
+        action = _action(action_id)
+        refusal = _not_pending(action, action_id, now)
+        if refusal is not None:
+            return refusal
+        return _page("confirm.html", action=action, a=action["action"], decision=decision, claims=claims,
+                     token=request.query_params["token"], fmt=_fmt, expires=_fmt(claims.expires_at.isoformat()))
+
+    async def decide_post(request: Request):
+        action_id, decision = request.path_params["action_id"], request.path_params["decision"]
+        if decision not in DECISIONS:
+            return PlainTextResponse("not found", status_code=404)
+        # application/x-www-form-urlencoded, parsed here (no python-multipart needed)
+        body = await request.body()
+        if len(body) > 65536:
+            return PlainTextResponse("request too large", status_code=413)
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        token = str(form.get("token") or request.query_params.get("token") or "")
+        comment = (str(form.get("comment") or "").strip() or None)
+        comment = comment[:2000] if comment else None
+        addr, fwd, agent = _client(request)
+        now = clock()
+        where = {"client_addr": addr, "forwarded_for": fwd, "user_agent": agent, "at": now.isoformat()}
+        try:
+            claims = verify(token, secret, action_id=action_id, decision=decision, now=now)
+        except TokenError as exc:
+            store.append_audit("approval.refused", actor="anonymous", subject=f"action:{action_id}",
+                               payload={"reason": exc.code, "detail": exc.detail, "decision": decision, **where})
+            return _refuse(exc, action_id)
+        action = _action(action_id)
+        refusal = _not_pending(action, action_id, now)
+        if refusal is not None:
+            store.append_audit("approval.refused", actor=claims.recipient, subject=f"action:{action_id}",
+                               payload={"reason": "not_pending" if action else "unknown", "decision": decision,
+                                        "status": action["status"] if action else None, **where})
+            return refusal
+        try:
+            spend(store, claims, actor=claims.recipient, client_addr=fwd or addr, user_agent=agent, now=now)
+        except TokenError as exc:
+            store.append_audit("approval.refused", actor=claims.recipient, subject=f"action:{action_id}",
+                               payload={"reason": exc.code, "decision": decision, **where})
+            return _refuse(exc, action_id)
+        fn = props.approve if decision == "approve" else props.reject
+        try:
+            shown = fn(action_id, actor=claims.recipient, via="email", comment=comment, now=now)
+        except (KeyError, ValueError) as exc:
+            set_outcome(store, claims.nonce, f"refused: {exc}")
+            store.append_audit("approval.refused", actor=claims.recipient, subject=f"action:{action_id}",
+                               payload={"reason": str(exc), "decision": decision, **where})
+            return _page("refused.html", 409, title="This proposal can no longer be decided", detail=str(exc),
+                         code="not_pending", action_id=action_id)
+        set_outcome(store, claims.nonce, shown["status"])
+        store.append_audit("approval.link", actor=claims.recipient, subject=f"action:{action_id}", payload={
+            "decision": decision, "status": shown["status"], "proposal_id": claims.proposal_id,
+            "comment": comment, "nonce": claims.nonce, **where})
+        return _page("done.html", action=shown, a=shown["action"], decision=decision, actor=claims.recipient,
+                     fmt=_fmt, at=_fmt(now.isoformat()))
+
+    async def healthz(request: Request):
+        return PlainTextResponse("ok", headers=HEADERS)
+
+    async def index(request: Request):
+        return _page("index.html")
+
+    app = Starlette(routes=[
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/decide/{action_id}/{decision}", decide_get, methods=["GET", "HEAD"]),
+        Route("/decide/{action_id}/{decision}", decide_post, methods=["POST"]),
+    ])
+    app.state.store = store
+    return app

@@ -1,0 +1,169 @@
+"""Daily digest and approvals in Dagster: the digest asset, its schedule, the approval job.
+
+* ``orchestrator_digest`` (asset, group ``orchestrator``): builds the per-owner digest from the
+  instance (snapshot -> assessment) and the project store; its Markdown preview is the
+  materialization's ``preview`` metadata. It sends (SMTP, else ``.eml`` files in the outbox) when
+  launched by the schedule or with ``send: true`` in its config; otherwise (e.g. *Materialize
+  all*) it only renders the preview.
+* ``daily_digest_schedule``: ``ORCHESTRATOR_DIGEST_CRON`` (default ``0 7 * * *``) in
+  ``ORCHESTRATOR_DIGEST_TZ`` (default ``America/New_York``); ``ORCHESTRATOR_DIGEST_SCHEDULE=off``
+  leaves it stopped.
+* ``approve_proposals`` (job, Launchpad): config ``proposal_ids`` (proposal or action ids),
+  ``decision`` (approve | reject), ``approver``, ``comment``; the same ``Proposals`` API as the CLI,
+  recorded with ``via=ui`` and the run id. Approved actions run through the execution sensor.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from orchestrator.settings import Settings
+
+UTC = timezone.utc
+DIGEST_KEY = dg.AssetKey("orchestrator_digest")
+SCHEDULE_NAME = "daily_digest_schedule"
+DIGEST_JOB = "daily_digest"
+APPROVE_JOB = "approve_proposals"
+
+
+class DigestConfig(dg.Config):
+    send: bool | None = None  # None: send only when launched by the schedule
+    hours: float = 24.0  # how far back "overnight" reaches
+
+
+def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=DIGEST_KEY, group_name="orchestrator", kinds={"email"}, owners=["team:data-platform"],
+        required_resource_keys={"fivetran", "airbyte"},
+        description="Daily digest per owner: yesterday's SLAs, today's outlook, automatic actions, proposals "
+                    "awaiting approval (signed one-click links), failures, cost, circuit breaker. Sent by "
+                    f"{SCHEDULE_NAME}; the Markdown preview is in the materialization metadata.",
+    )
+    def orchestrator_digest(context: dg.AssetExecutionContext, config: DigestConfig) -> dg.MaterializeResult:
+        from orchestrator.assessment import assess
+        from orchestrator.digest import run_digest
+        from orchestrator.policies import DurationModel
+        from orchestrator.proposals import Proposals
+        from orchestrator.snapshot import ConnectorReader, build_snapshot
+        from orchestrator.store import open_store
+
+        now = datetime.now(UTC)
+        send = config.send if config.send is not None else (
+            context.run.tags.get("dagster/schedule_name") == SCHEDULE_NAME)
+        repo = getattr(context, "repository_def", None)
+        try:
+            connectors = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
+            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo, connectors=connectors)
+        except Exception as exc:  # a connector API down must not stop the digest
+            context.log.warning(f"connector state unavailable for the digest: {exc}")
+            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo)
+        store = open_store(store_url)
+        durations = DurationModel(snap.durations)
+        assessment = assess(snap, ctx.resolution, durations, memory=Proposals(store).memory, now=now)
+        run = run_digest(store, snap, assessment, ctx.resolution, now=now,
+                         since=now - timedelta(hours=config.hours), send=True, deliver_messages=send)
+        t = run.digest.totals
+        meta: dict = {
+            "preview": dg.MetadataValue.md(run.markdown),
+            "delivery": run.report.mode,
+            "messages": len(run.outgoing),
+            "recipients": ", ".join(sorted({o.to for o in run.outgoing})) or "-",
+            "owners": len(run.digest.owners),
+            "to_approve": t.get("pending", 0),
+            "at_risk": t.get("at_risk", 0) + t.get("late_now", 0),
+            "sla_met": t.get("met", 0),
+            "sla_breached": t.get("breached", 0),
+            "approval_links": run.links,
+        }
+        if run.report.outbox is not None:
+            meta["outbox"] = dg.MetadataValue.path(str(run.report.outbox))
+            context.log.info(f"digest written to {run.report.outbox}: " + ", ".join(p.name for p in run.report.paths))
+        if run.report.unaddressed:
+            meta["unaddressed_owners"] = ", ".join(run.report.unaddressed)
+        return dg.MaterializeResult(metadata=meta)
+
+    return orchestrator_digest
+
+
+class ApproveConfig(dg.Config):
+    proposal_ids: list[str]  # proposal ids (every pending action of it) or action ids
+    decision: str = "approve"  # approve | reject
+    approver: str  # who decides (recorded in the audit trail)
+    comment: str | None = None
+
+
+def decide_ids(props, ids: list[str], decision: str, approver: str, *, comment: str | None = None,
+               via: str = "ui", now: datetime | None = None) -> tuple[list[dict], list[str]]:
+    """Approve/reject each id (a proposal id expands to its pending actions). Returns (decided
+    actions, problems)."""
+    if decision not in ("approve", "reject"):
+        raise ValueError(f"decision must be approve or reject, not {decision!r}")
+    fn = props.approve if decision == "approve" else props.reject
+    done, problems = [], []
+    for ident in dict.fromkeys(i.strip() for i in ids if i and i.strip()):
+        try:
+            shown = props.show(ident)
+        except KeyError as exc:
+            problems.append(str(exc).strip("'\""))
+            continue
+        if "action_id" in shown:
+            targets = [ident]
+        else:
+            targets = [a["action_id"] for a in shown["actions"] if a["status"] == "pending"]
+            if not targets:
+                problems.append(f"proposal {ident} has no pending action")
+        for aid in targets:
+            try:
+                done.append(fn(aid, actor=approver, via=via, comment=comment, now=now))
+            except (KeyError, ValueError) as exc:
+                problems.append(str(exc).strip("'\""))
+    return done, problems
+
+
+def build_approve_job(*, store_url: str | None = None) -> dg.JobDefinition:
+    @dg.op(name="decide_proposals", description="Approve or reject proposals of the scheduling agent.")
+    def decide_proposals(context: dg.OpExecutionContext, config: ApproveConfig) -> None:
+        from orchestrator.proposals import Proposals
+        from orchestrator.store import open_store
+
+        approver = config.approver.strip()
+        if not approver:
+            raise dg.Failure("approver is required (who decides is recorded in the audit trail)")
+        props = Proposals(open_store(store_url))
+        comment = config.comment or f"Dagster run {context.run_id}"
+        done, problems = decide_ids(props, config.proposal_ids, config.decision, approver, comment=comment)
+        for d in done:
+            props.store.append_audit("approval.ui", actor=approver, subject=f"action:{d['action_id']}", payload={
+                "decision": config.decision, "status": d["status"], "run_id": context.run_id,
+                "job": context.job_name})
+            context.log.info(f"{d['action_id']} ({d['type']}): {d['status']} by {approver}")
+        context.log.info(f"{len(done)} decided, {len(problems)} refused")
+        if problems:
+            raise dg.Failure(description=f"{len(done)} decided, {len(problems)} refused: " + "; ".join(problems),
+                             metadata={"decided": ", ".join(d["action_id"] for d in done) or "-"})
+
+    @dg.job(name=APPROVE_JOB, description="Approve or reject proposals from the Launchpad: config proposal_ids, "
+                                          "decision (approve | reject), approver, comment.",
+            tags={"orchestrator/kind": "approval"})
+    def approve_proposals():
+        decide_proposals()
+
+    return approve_proposals
+
+
+def definitions(ctx) -> dg.Definitions:
+    settings = Settings()
+    digest_asset = build_digest_asset(ctx)
+    job = dg.define_asset_job(DIGEST_JOB, selection=[DIGEST_KEY],
+                              description="Build and send the daily digest.")
+    status = (dg.DefaultScheduleStatus.STOPPED if os.environ.get("ORCHESTRATOR_DIGEST_SCHEDULE") == "off"
+              else dg.DefaultScheduleStatus.RUNNING)
+    schedule = dg.ScheduleDefinition(
+        name=SCHEDULE_NAME, job=job, cron_schedule=settings.digest_cron,
+        execution_timezone=settings.digest_tz, default_status=status,
+        description="Every morning: the digest per owner, with one-click approvals.",
+    )
+    return dg.Definitions(assets=[digest_asset], jobs=[job, build_approve_job()], schedules=[schedule])
