@@ -13,7 +13,6 @@
   recorded with ``via=ui`` and the run id. Approved actions run through the execution sensor.
 """
 
-from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
@@ -53,7 +52,10 @@ def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinit
         now = datetime.now(UTC)
         send = config.send if config.send is not None else (
             context.run.tags.get("dagster/schedule_name") == SCHEDULE_NAME)
-        repo = getattr(context, "repository_def", None)
+        try:
+            repo = context.repository_def
+        except Exception:  # executed in process without a repository (tests, execute_in_process)
+            repo = None
         try:
             connectors = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo, connectors=connectors)

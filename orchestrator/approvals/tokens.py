@@ -10,8 +10,8 @@ Claims: ``a`` action id, ``p`` proposal id, ``d`` decision, ``r`` recipient, ``e
 seconds), ``n`` random nonce. The signature is checked in constant time before anything in the
 claims is trusted. Single use: the nonce is the primary key of ``approval_token_uses``.
 
-The secret: ``ORCHESTRATOR_APPROVAL_SECRET`` (at least 16 characters). Only in the sandbox (no
-real Fivetran/Airbyte credentials configured) a random secret is generated once per
+The secret: ``ORCHESTRATOR_APPROVAL_SECRET`` (at least 16 characters). Only in the sandbox (both
+connector APIs are the loopback emulators) a random secret is generated once per
 ORCHESTRATOR_HOME in ``<home>/approval_secret`` (mode 0600); anywhere else a missing secret is
 an error.
 """
@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 UTC = timezone.utc
 DECISIONS = ("approve", "reject")
@@ -168,10 +168,15 @@ def set_outcome(store, nonce: str, outcome: str) -> None:
 
 
 # -- the secret and the links ---------------------------------------------------------------------
-def in_sandbox() -> bool:
-    from orchestrator.resources import airbyte_uses_sandbox, fivetran_uses_sandbox
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-    return fivetran_uses_sandbox() and airbyte_uses_sandbox()
+
+def in_sandbox() -> bool:
+    """Both connector APIs are the loopback emulators (the embedded default, ``orchestrator dev``
+    / ``sandbox``): no real account is reachable from this configuration."""
+    ft = os.environ.get("FIVETRAN_API_BASE_URL") or ("" if os.environ.get("FIVETRAN_API_KEY") else "http://127.0.0.1")
+    ab = os.environ.get("AIRBYTE_REST_API_BASE_URL") or "http://127.0.0.1"
+    return all(urlsplit(u).hostname in LOOPBACK for u in (ft, ab))
 
 
 def approval_secret(settings=None, *, sandbox: bool | None = None) -> bytes:
