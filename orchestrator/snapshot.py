@@ -3,8 +3,10 @@
 Batched: one query per kind of thing, never one per asset --
 
 * latest materialization of every asset: ``get_latest_materialization_events`` in chunks;
-* recent materializations, step starts, step/run failures, check evaluations: one
-  ``get_event_records`` each, filtered by event type and time;
+* recent materializations: one indexed ``get_event_records``; latest check evaluations of
+  the given check keys: one batched query;
+* step/run failures: ``all_logs`` of each run that failed in the window (never a scan of
+  every run's events, which SQLite shards per run);
 * in-flight runs and recently updated runs: two ``get_run_records``;
 * Fivetran: one ``GET /groups`` + one ``GET /groups/{id}/connectors`` per group (each connector
   carries ``succeeded_at``/``failed_at``/``status``); Airbyte: one paginated ``GET /jobs`` for the
@@ -136,80 +138,96 @@ class InstanceReader:
             ))
         return out
 
-    def materializations(self, since: datetime) -> tuple[list[Materialization], dict[str, list[float]]]:
-        starts: dict[tuple[str, str], float] = {}
-        for rec in _records(self.instance, DagsterEventType.STEP_START, since - timedelta(hours=12), self.limit):
-            ev = rec.event_log_entry
-            starts[(ev.run_id, ev.step_key)] = ev.timestamp
+    def materializations(
+        self, since: datetime, graph: AssetGraph | None = None, runs: Mapping[str, RunRecord] | None = None,
+    ) -> tuple[list[Materialization], dict[str, list[float]]]:
+        """Recent materializations (one indexed query) and durations estimated without reading
+        step events (per-run shards on SQLite): time since the later of the run's start and the
+        latest materialization of an upstream asset in the same run."""
+        runs = runs or {}
         mats: list[Materialization] = []
         durations: dict[str, list[float]] = defaultdict(list)
+        in_run: dict[str, dict[str, float]] = defaultdict(dict)  # run -> key -> materialized at
         for rec in reversed(_records(self.instance, DagsterEventType.ASSET_MATERIALIZATION, since, self.limit)):
             ev = rec.event_log_entry
             key = rec.asset_key.to_user_string()
-            start = starts.get((ev.run_id, ev.step_key)) if ev.run_id else None
-            dur = ev.timestamp - start if start is not None else None
-            if dur is not None:
+            dur = None
+            run = runs.get(ev.run_id) if ev.run_id else None
+            if run is not None and run.started_at is not None:
+                begin = run.started_at.timestamp()
+                if graph is not None and key in graph:
+                    done = in_run[ev.run_id]
+                    for parent in graph.parents(key):
+                        t = done.get(parent)
+                        if t is not None and t > begin:
+                            begin = t
+                dur = max(0.0, ev.timestamp - begin)
                 durations[key].append(dur)
-            mats.append(Materialization(key, _dt(ev.timestamp), ev.run_id or None,
-                                        rec.partition_key, dur))
+                in_run[ev.run_id][key] = ev.timestamp
+            mats.append(Materialization(key, _dt(ev.timestamp), ev.run_id or None, rec.partition_key, dur))
         return mats, dict(durations)
 
     def failures(self, since: datetime, graph: AssetGraph, runs: Mapping[str, RunRecord]) -> list[FailureRecord]:
+        """Step failures (with dbt and vendor messages) of runs that failed since ``since``, read
+        per failed run (few), and the run failure when no step explains it."""
         out: list[FailureRecord] = []
-        failed_runs: set[str] = set()
-        for rec in _records(self.instance, DagsterEventType.STEP_FAILURE, since, self.limit):
-            ev = rec.event_log_entry
-            data = ev.dagster_event.step_failure_data
-            parts = []
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                parts.append(data.user_failure_data.description)
-            if data.error is not None:
-                msg = data.error.message.strip()
-                if not any(p and p in msg for p in parts):
-                    parts.append(msg)
-                cause = data.error.cause
-                while cause is not None:
-                    parts.append(cause.message.strip())
-                    cause = cause.cause
-            run = runs.get(ev.run_id)
-            job = self._jobs.get(ev.run_id) or _job_of(self.instance, ev.run_id)
-            keys = self.step_assets(job, ev.step_key or "")
-            keys = tuple(k for k in keys if k in graph) or (run.asset_keys[:1] if run else ())
-            key = keys[0] if keys else None
-            node = graph.get(key) if key else None
-            system = "dbt" if node is not None and node.role == DBT_MODEL else "dagster"
-            failed_runs.add(ev.run_id)
-            out.append(FailureRecord(
-                failure_id=f"step:{ev.run_id}:{ev.step_key}",
-                at=_dt(ev.timestamp),
-                message="\n".join(p for p in parts if p),
-                system=system,
-                asset_key=key,
-                connector=node.connector if node is not None else None,
-                run_id=ev.run_id,
-                partition=run.partitions[0] if run and run.partitions else None,
-            ))
-        for rec in _records(self.instance, DagsterEventType.RUN_FAILURE, since, self.limit):
-            ev = rec.event_log_entry
-            if ev.run_id in failed_runs:
-                continue  # the step failure already explains it
-            run = runs.get(ev.run_id)
-            out.append(FailureRecord(
-                failure_id=f"run:{ev.run_id}", at=_dt(ev.timestamp),
-                message=ev.dagster_event.message or ev.user_message or "run failed",
-                system="dagster", asset_key=run.asset_keys[0] if run and run.asset_keys else None,
-                run_id=ev.run_id,
-            ))
+        failed = [r for r in runs.values() if r.status is RunStatus.failure and (r.ended_at or r.created_at) >= since]
+        for run in failed:
+            entries = self.instance.all_logs(
+                run.run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
+            steps = [e for e in entries if e.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
+            for ev in steps:
+                data = ev.dagster_event.step_failure_data
+                parts = []
+                if data.user_failure_data is not None and data.user_failure_data.description:
+                    parts.append(data.user_failure_data.description)
+                if data.error is not None:
+                    msg = data.error.message.strip()
+                    if not any(p and p in msg for p in parts):
+                        parts.append(msg)
+                    cause = data.error.cause
+                    while cause is not None:
+                        parts.append(cause.message.strip())
+                        cause = cause.cause
+                job = self._jobs.get(run.run_id) or _job_of(self.instance, run.run_id)
+                keys = self.step_assets(job, ev.step_key or "")
+                keys = tuple(k for k in keys if k in graph) or run.asset_keys[:1]
+                key = keys[0] if keys else None
+                node = graph.get(key) if key else None
+                out.append(FailureRecord(
+                    failure_id=f"step:{run.run_id}:{ev.step_key}",
+                    at=_dt(ev.timestamp),
+                    message="\n".join(p for p in parts if p),
+                    system="dbt" if node is not None and node.role == DBT_MODEL else "dagster",
+                    asset_key=key,
+                    connector=node.connector if node is not None else None,
+                    run_id=run.run_id,
+                    partition=run.partitions[0] if run.partitions else None,
+                ))
+            if not steps:
+                for ev in entries:
+                    out.append(FailureRecord(
+                        failure_id=f"run:{run.run_id}", at=_dt(ev.timestamp),
+                        message=ev.dagster_event.message or ev.user_message or "run failed",
+                        system="dagster", asset_key=run.asset_keys[0] if run.asset_keys else None,
+                        run_id=run.run_id,
+                    ))
         return out
 
-    def checks(self, since: datetime) -> list[CheckRecord]:
+    def checks(self, check_keys: Iterable[tuple[str, str]]) -> list[CheckRecord]:
+        """Latest evaluation of each (asset key, check name): one batched query (check events
+        are not in SQLite's index shard, so never scan them by type)."""
+        keys = [dg.AssetCheckKey(dg.AssetKey.from_user_string(a), c) for a, c in check_keys]
         out = []
-        for rec in _records(self.instance, DagsterEventType.ASSET_CHECK_EVALUATION, since, self.limit):
-            data = rec.event_log_entry.dagster_event.event_specific_data
-            out.append(CheckRecord(
-                data.asset_key.to_user_string(), data.check_name, data.passed,
-                data.severity.value, _dt(rec.event_log_entry.timestamp),
-            ))
+        for i in range(0, len(keys), CHUNK):
+            latest = self.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys[i:i + CHUNK])
+            for key, rec in latest.items():
+                event = rec.event
+                data = event.dagster_event.event_specific_data if event and event.dagster_event else None
+                if data is None or not hasattr(data, "passed"):
+                    continue
+                out.append(CheckRecord(key.asset_key.to_user_string(), key.name, data.passed,
+                                       data.severity.value, _dt(event.timestamp)))
         return out
 
 
@@ -408,6 +426,7 @@ def build_snapshot(
     connectors: ConnectorReader | None = None,
     failures: bool = True,
     history: bool = True,
+    check_keys: Iterable[tuple[str, str]] = (),
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
@@ -422,8 +441,10 @@ def build_snapshot(
     snap.last_success = read_last_success(instance, graph.keys)
     snap.runs = reader.runs(since)
     if history:
-        snap.materializations, snap.durations = reader.materializations(since)
-        snap.checks = reader.checks(since)
+        snap.materializations, snap.durations = reader.materializations(
+            since, graph, {r.run_id: r for r in snap.runs})
+    if check_keys:
+        snap.checks = reader.checks(check_keys)
     if failures:
         snap.failures = reader.failures(since, graph, {r.run_id: r for r in snap.runs})
     if connectors is not None:
