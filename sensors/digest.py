@@ -1,10 +1,11 @@
 """Daily digest and approvals in Dagster: the digest asset, its schedule, the approval job.
 
-* ``orchestrator_digest`` (asset, group ``orchestrator``): builds the per-owner digest from the
-  instance (snapshot -> assessment) and the project store; its Markdown preview is the
-  materialization's ``preview`` metadata. It sends (SMTP, else ``.eml`` files in the outbox) when
-  launched by the schedule or with ``send: true`` in its config; otherwise (e.g. *Materialize
-  all*) it only renders the preview.
+* ``daily_digest`` (job, one op): builds the per-owner digest from the instance (snapshot ->
+  assessment) and the project store, and records a materialization of the ``orchestrator_digest``
+  asset key whose ``preview`` metadata is the Markdown digest (Assets -> orchestrator_digest). It
+  sends (SMTP, else ``.eml`` files in the outbox) when launched by the schedule or with
+  ``send: true`` in its config; otherwise it only renders the preview. Not an asset definition,
+  so the digest stays out of the lineage, the planner's graph and *Materialize all*.
 * ``daily_digest_schedule``: ``ORCHESTRATOR_DIGEST_CRON`` (default ``0 7 * * *``) in
   ``ORCHESTRATOR_DIGEST_TZ`` (default ``America/New_York``); ``ORCHESTRATOR_DIGEST_SCHEDULE=off``
   leaves it stopped.
@@ -33,15 +34,15 @@ class DigestConfig(dg.Config):
     hours: float = 24.0  # how far back "overnight" reaches
 
 
-def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=DIGEST_KEY, group_name="orchestrator", kinds={"email"}, owners=["team:data-platform"],
-        required_resource_keys={"fivetran", "airbyte"},
-        description="Daily digest per owner: yesterday's SLAs, today's outlook, automatic actions, proposals "
-                    "awaiting approval (signed one-click links), failures, cost, circuit breaker. Sent by "
-                    f"{SCHEDULE_NAME}; the Markdown preview is in the materialization metadata.",
-    )
-    def orchestrator_digest(context: dg.AssetExecutionContext, config: DigestConfig) -> dg.MaterializeResult:
+def build_digest_job(ctx, *, store_url: str | None = None) -> dg.JobDefinition:
+    """The digest job: one op that builds, renders and (when asked) sends the digest, and records it
+    as a materialization of the ``orchestrator_digest`` asset key with the Markdown preview. It is
+    deliberately not an asset definition: the digest is not data, so it stays out of the lineage
+    graph, the planner's graph and *Materialize all*."""
+
+    @dg.op(name="orchestrator_digest", required_resource_keys={"fivetran", "airbyte"},
+           description="Build the daily digest per owner and send it (schedule, or config send: true).")
+    def orchestrator_digest(context: dg.OpExecutionContext, config: DigestConfig) -> None:
         from orchestrator.assessment import assess
         from orchestrator.digest import run_digest
         from orchestrator.policies import DurationModel
@@ -85,9 +86,17 @@ def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinit
             context.log.info(f"digest written to {run.report.outbox}: " + ", ".join(p.name for p in run.report.paths))
         if run.report.unaddressed:
             meta["unaddressed_owners"] = ", ".join(run.report.unaddressed)
-        return dg.MaterializeResult(metadata=meta)
+        context.log_event(dg.AssetMaterialization(
+            asset_key=DIGEST_KEY, metadata=meta,
+            description="Daily digest per owner (SLAs, outlook, automatic actions, approvals, failures, cost)."))
 
-    return orchestrator_digest
+    @dg.job(name=DIGEST_JOB, description="Build the daily digest (Markdown preview on the orchestrator_digest "
+                                         "asset) and send it when launched by the schedule or with send: true.",
+            tags={"orchestrator/kind": "digest"})
+    def daily_digest():
+        orchestrator_digest()
+
+    return daily_digest
 
 
 class ApproveConfig(dg.Config):
@@ -158,9 +167,7 @@ def build_approve_job(*, store_url: str | None = None) -> dg.JobDefinition:
 
 def definitions(ctx) -> dg.Definitions:
     settings = Settings()
-    digest_asset = build_digest_asset(ctx)
-    job = dg.define_asset_job(DIGEST_JOB, selection=[DIGEST_KEY],
-                              description="Build and send the daily digest.")
+    job = build_digest_job(ctx)
     status = (dg.DefaultScheduleStatus.STOPPED if os.environ.get("ORCHESTRATOR_DIGEST_SCHEDULE") == "off"
               else dg.DefaultScheduleStatus.RUNNING)
     schedule = dg.ScheduleDefinition(
@@ -168,4 +175,4 @@ def definitions(ctx) -> dg.Definitions:
         execution_timezone=settings.digest_tz, default_status=status,
         description="Every morning: the digest per owner, with one-click approvals.",
     )
-    return dg.Definitions(assets=[digest_asset], jobs=[job, build_approve_job()], schedules=[schedule])
+    return dg.Definitions(jobs=[job, build_approve_job()], schedules=[schedule])

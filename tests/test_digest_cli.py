@@ -1,6 +1,7 @@
 """The digest on the real code location: `orchestrator digest` writes .eml files to the outbox and
-prints where; the digest asset (schedule target) renders its Markdown preview and sends only when
-asked; the schedule and the approval job are part of the code location."""
+prints where; the digest job (schedule target) records the Markdown preview on the
+orchestrator_digest asset key and sends only when asked; the schedule and the approval job are
+part of the code location."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def test_digest_asset_preview_and_send(digest_env, project_defs, tmp_path):
         sent = job.execute_in_process(instance=instance,
                                       run_config={"ops": {"orchestrator_digest": {"config": {"send": True}}}})
         mat = sent.asset_materializations_for_node("orchestrator_digest")[0]
+        # the preview is on the asset key's latest materialization (what the UI's asset page shows)
+        latest = instance.get_latest_materialization_event(dg.AssetKey("orchestrator_digest"))
+        assert latest.asset_materialization.metadata["preview"].value.startswith("# Daily digest")
         assert mat.metadata["delivery"].value == "outbox" and mat.metadata["messages"].value >= 1
         assert set((sandbox.home / "outbox").rglob("*.eml")) - before
 
@@ -79,5 +83,5 @@ def test_schedule_and_approval_job_in_the_code_location(project_defs):
     assert sched.cron_schedule == "0 7 * * *" and sched.execution_timezone == "America/New_York"
     assert sched.job_name == "daily_digest"
     assert project_defs.resolve_job_def("approve_proposals") is not None
-    node = project_defs.resolve_asset_graph().get(dg.AssetKey("orchestrator_digest"))
-    assert node.group_name == "orchestrator" and node.owners and "email" in node.kinds
+    # the digest is not data: not in the asset graph (lineage, planner, refresh_everything)
+    assert not project_defs.resolve_asset_graph().has(dg.AssetKey("orchestrator_digest"))

@@ -37,10 +37,6 @@ def fmt_duration(seconds: float | None, signed: bool = False) -> str:
     return f"{sign}{h}h {m:02d}m" if h else f"{sign}{m}m"
 
 
-def _env_for(tz: str) -> Environment:
-    return _env(tz)
-
-
 @lru_cache(maxsize=8)
 def _env(tz: str) -> Environment:
     env = Environment(
