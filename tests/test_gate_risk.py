@@ -46,8 +46,9 @@ def test_rollout_shadow_records_only():
 def test_confidence_comes_from_the_failure_memory(tmp_path):
     from orchestrator.diagnosis.memory import FailureMemory
 
-    msg = "HTTP 429 Too Many Requests from the Salesforce API (rate limit exceeded)"
-    sc = scenario(failures=[failure("f1", "rate_limit", msg, connector="fivetran:crm", at=NOW - timedelta(hours=2))])
+    # a class without a prescribed resolution (a transient-looking ``unknown``): only history helps
+    msg = "Something went wrong within the destination connector (internal error 7731)"
+    sc = scenario(failures=[failure("f1", "unknown", msg, connector="fivetran:crm", at=NOW - timedelta(hours=2))])
     p = plan(sc.snapshot, sc.assessment, sc.resolution, now=NOW)
     accepted, _ = validate(p, sc.snapshot, sc.resolution, now=NOW)
     assert [a.type for a in accepted] == ["retry"]
@@ -58,7 +59,7 @@ def test_confidence_comes_from_the_failure_memory(tmp_path):
     (d,) = _gate(sc, accepted, memory=mem)
     assert d.decision == "await_approval"  # empty memory: still never seen
     for _ in range(4):
-        mem.record_resolution(msg, "rate_limit", "retry", True)
+        mem.record_resolution(msg, "unknown", "retry", True)
     (d,) = _gate(sc, accepted, memory=mem)
     assert d.decision == "execute" and d.confidence >= 0.5, d.reason
     # the LLM's own number can only lower it
@@ -66,7 +67,7 @@ def test_confidence_comes_from_the_failure_memory(tmp_path):
     assert _gate(sc, [low], memory=mem)[0].confidence == 0.2
     # a resolution that keeps failing for this class loses confidence
     for _ in range(8):
-        mem.record_resolution(msg, "rate_limit", "retry", False)
+        mem.record_resolution(msg, "unknown", "retry", False)
     (d,) = _gate(sc, accepted, memory=mem)
     assert d.decision == "await_approval"
 

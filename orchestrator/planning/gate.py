@@ -4,15 +4,30 @@
 
 **Risk** (0..1, low < 0.35 <= medium < 0.6 <= high) adds up the action type (a materialize is
 cheap to undo, a full resync is not), the most critical tier it touches, the rollout mode of the
-governing policy (``recommend`` adds), its size, its estimated cost (and whether a budget covering
-it is already forecast over) and whether the LLM proposed it.
+governing policy (``recommend`` adds), its size in units of work (a connector sync counts once,
+however many tables it lands; each model and partition counts), its estimated cost, whether it
+would overspend a budget covering it (spent today + this action > the daily budget: +0.2; a
+budget only *forecast* over by its burn rate: +0.05) and whether the LLM proposed it.
+*Pre-authorised* actions — every policy governing the touched assets runs in ``auto`` and lists
+the action type in ``auto_approve`` — carry no tier risk: the owners who set the tier accepted
+that action on it. Type, size, cost, budget and LLM origin still count, so a large, expensive
+or budget-breaking run still waits.
 
 **Confidence** of a failure-driven action comes from the failure memory, not from the LLM: the
 diagnosis confidence x how similar the failure is to past cases of the same class x how often
-this resolution worked for that class (Laplace-smoothed, so a resolution never tried starts at
-2/3). An LLM's own confidence can only lower it. Without memory, failures count as never seen
-(similarity 0), so nothing failure-driven runs automatically. Freshness work not tied to a failure
-has confidence 1 from the planner, at most 0.9 from the LLM.
+this resolution worked for that class (smoothed with 3 pseudo-attempts at a prior rate). For a
+*prescribed* resolution — a ``retry`` (the planner backs it off by class) of a failure the
+diagnosis calls transient (rate_limit, source_unavailable, destination_capacity, ...), or a
+``resync_table`` of ``schema_drift`` — the prior rate is 0.8 and, while the memory holds no
+labelled case of the class, the diagnosis stands alone (similarity factor 1); history then raises
+or lowers it (similar cases, outcomes of past attempts). A transient fault keeps failing attempts
+until it clears, which is why retries back off: what the gate rates for a prescribed retry is
+the *backoff schedule* (up to the class's ``max_attempts``, then the planner escalates; the
+circuit breaker stops it earlier after repeated automatic failures), i.e. 1 - (1 - rate)^attempts. Every other resolution starts at a prior
+of 2/3 and counts a never-seen failure as dissimilar (similarity 0), so e.g. ``auth_expired``,
+``permission_denied``, ``config_error``, ``code_error`` and ``data_quality`` never act on their
+own without history. An LLM's own confidence can only lower it. Freshness work not tied to a
+failure has confidence 1 from the planner, at most 0.9 from the LLM.
 
 **Decision**: any subject with an open circuit breaker -> ``record_only``; a touched asset under
 ``shadow`` (or no policy: ungoverned assets never act on their own) -> ``record_only`` /
@@ -37,13 +52,36 @@ AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 
 TYPE_RISK = {
-    "defer": 0.05, "materialize": 0.10, "retry": 0.15, "backfill": 0.30, "resume_connector": 0.30,
-    "resync_table": 0.35, "cancel_run": 0.35, "reschedule_connector": 0.40, "pause_connector": 0.45,
+    "defer": 0.05, "materialize": 0.10, "retry": 0.15, "resync_table": 0.25, "backfill": 0.30,
+    "resume_connector": 0.30, "cancel_run": 0.35, "reschedule_connector": 0.40, "pause_connector": 0.45,
     "full_resync": 0.90,
 }
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
 ROLLOUT_RISK = {"auto": 0.0, "recommend": 0.10, "shadow": 0.0}
 NEVER_AUTOMATIC = frozenset({ActionType.full_resync})
+# Classes a plain retry never fixes, whatever a single diagnosis says.
+NOT_RETRYABLE = frozenset({"auth_expired", "permission_denied", "config_error", "code_error", "data_quality",
+                           "schema_drift", "unknown"})
+# (class, resolution) pairs the planner prescribes: the prior rate of success without history.
+PRESCRIBED_PRIOR = 0.8
+PRIOR_STRENGTH = 3.0  # pseudo-attempts of the prior in the smoothed success rate
+DEFAULT_PRIOR = 2 / 3
+
+
+def _retry_budget(category: str) -> int:
+    from orchestrator.planning.planner import DEFAULT_BACKOFF
+
+    b = DEFAULT_BACKOFF.get(category)
+    return b.max_attempts if b is not None else 1
+
+
+def prescribed(d: DiagnosedFailure, action_type: str) -> bool:
+    """True when ``action_type`` is the planner's prescribed resolution of this failure."""
+    if action_type == "retry":
+        return bool(d.transient) and d.category not in NOT_RETRYABLE
+    if action_type == "resync_table":
+        return d.category == "schema_drift"
+    return False
 
 
 @dataclass
@@ -86,26 +124,54 @@ def related_failures(action: Action, assessment: Assessment) -> list[DiagnosedFa
 
 
 def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memory) -> tuple[float, str]:
-    """Confidence that ``action`` resolves ``failures``, from the failure memory."""
+    """Confidence that ``action`` resolves ``failures``, from the failure memory (and, for a
+    prescribed resolution, a prior from the failure class)."""
     best, why = 0.0, "no failure memory"
     for d in failures:
-        sim, rate, att = 0.0, 2 / 3, 0
+        prior_backed = prescribed(d, action.type)
+        prior = PRESCRIBED_PRIOR if prior_backed else DEFAULT_PRIOR
+        sim, rate, att, history = 0.0, prior, 0, False
         if memory is not None:
             try:
                 near = memory.nearest(d.failure.message, k=5, labelled_only=True)
-                sim = max((n.similarity for n in near if n.category == d.category), default=0.0)
+                same = [n.similarity for n in near if n.category == d.category]
+                history = bool(same)
+                sim = max(same, default=0.0)
                 stats = memory.success_rates(d.category).get((d.category, action.type))
                 if stats:
                     att = int(stats["attempts"])
-                    rate = (stats["successes"] + 2) / (att + 3)
+                    rate = (stats["successes"] + PRIOR_STRENGTH * prior) / (att + PRIOR_STRENGTH)
             except Exception:  # memory is advisory: an error counts as no history
-                sim, rate = 0.0, 2 / 3
-        conf = d.confidence * (0.5 + 0.5 * sim) * rate
+                sim, rate, att, history = 0.0, prior, 0, False
+        sim_factor = 1.0 if (prior_backed and not history) else 0.5 + 0.5 * sim
+        schedule = ""
+        if prior_backed and action.type == "retry":
+            n = _retry_budget(d.category)
+            rate = 1.0 - (1.0 - rate) ** n
+            schedule = f" over {n} backed-off attempts"
+        conf = d.confidence * sim_factor * rate
         if conf >= best:
             best = conf
-            why = (f"{d.category}: diagnosis {d.confidence:.2f}, similarity to past cases {sim:.2f}, "
-                   f"{action.type} worked {rate:.2f} (smoothed, {att} attempts)")
+            basis = ("prescribed for the class, no labelled case yet" if prior_backed and not history
+                     else f"similarity to past cases {sim:.2f}")
+            why = (f"{d.category}{' (transient)' if d.transient else ''}: diagnosis {d.confidence:.2f}, {basis}, "
+                   f"{action.type} works{schedule} {rate:.2f} (smoothed, {att} past attempts)")
     return min(1.0, best), why
+
+
+def _units(action: Action, graph) -> int:
+    """Units of work: one per connector sync (however many tables), one per other asset."""
+    conns: set[str] = set()
+    other = 0
+    for k in action.asset_keys:
+        node = graph.get(k) if graph is not None else None
+        if node is not None and node.connector:
+            conns.add(node.connector)
+        else:
+            other += 1
+    if action.connector:
+        conns.add(action.connector)
+    return len(conns) + other
 
 
 def gate(
@@ -126,12 +192,20 @@ def gate(
     for n in graph:
         if n.connector:
             conn_tables.setdefault(n.connector, []).append(n.key)
-    burning: set[str] = set()
+    burning: set[str] = set()  # policies whose budget is forecast over (burn rate)
+    spent: dict[str, tuple[float, float | None, float, float | None]] = {}  # policy -> today, budget, month, budget
     for c in assessment.cost:
+        kind, _, name = c.scope.partition(":")
+        if kind != "policy":
+            continue
         if c.over_budget:
-            kind, _, name = c.scope.partition(":")
-            if kind == "policy":
-                burning.add(name)
+            burning.add(name)
+        spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
+
+    def overspends(policy: str, cost: float) -> bool:
+        today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
+        return ((day_budget is not None and today + cost > day_budget)
+                or (month_budget is not None and month + cost > month_budget))
     out: list[GateDecision] = []
     for a in actions:
         t = action_type(a)
@@ -145,14 +219,23 @@ def gate(
         if len(governed) < len(touched) or not touched:
             rollouts.append("recommend")  # ungoverned assets never act on their own
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
+        budget_names = {name for s in governed for name, _ in s.budgets}
+        preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
+                         and all(s.may_run_without_approval(t) for s in governed))
+        if any(overspends(name, a.estimated_cost_usd) for name in budget_names):
+            budget_risk = 0.2
+        elif budget_names & burning:
+            budget_risk = 0.05
+        else:
+            budget_risk = 0.0
 
         factors = {
             "type": TYPE_RISK.get(a.type, 0.5),
-            "tier": TIER_RISK.get(tier, 0.05),
+            "tier": 0.0 if preauthorised else TIER_RISK.get(tier, 0.05),
             "rollout": ROLLOUT_RISK.get(rollout, 0.1),
-            "size": min(0.2, 0.005 * max(0, len(a.asset_keys) - 1) + 0.01 * len(a.partitions)),
+            "size": min(0.2, 0.005 * max(0, _units(a, graph) - 1) + 0.01 * len(a.partitions)),
             "cost": 0.2 if a.estimated_cost_usd > cfg.cost_high_usd else 0.0,
-            "budget": 0.2 if any(name in burning for s in governed for name, _ in s.budgets) else 0.0,
+            "budget": budget_risk,
             "llm": cfg.llm_risk if a.source == "llm" else 0.0,
         }
         score = min(1.0, sum(factors.values()))
