@@ -43,7 +43,7 @@ policies:
     tier: low
     owners: [team:growth]
     rollout: auto
-    auto_approve: [retry, materialize, defer, backfill]
+    auto_approve: [materialize, defer]  # retries and backfills wait for approval
     budget: {per_day: 50, unit: usd}
 """
 
