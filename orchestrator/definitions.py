@@ -61,6 +61,12 @@ def build_definitions() -> dg.Definitions:
     specs = {spec.key: spec for a in assets for spec in a.specs}
     context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
 
+    fragments = sensor_definitions(context)
+    # Checks the sensors report (freshness SLA, connector sync state) are evaluated by their
+    # sensors or on demand from the UI, not as extra steps at the end of every refresh.
+    sensor_checks = dg.AssetSelection.checks(
+        *[check for fragment in fragments for check in (fragment.asset_checks or [])]
+    )
     partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
     core = dg.Definitions(
         metadata=policy_status_metadata(resolution),
@@ -69,7 +75,7 @@ def build_definitions() -> dg.Definitions:
             dg.define_asset_job(
                 "refresh_everything",
                 # Dashboards reading a daily-partitioned model refresh after that day is built.
-                selection=dg.AssetSelection.all() - partitioned.downstream(),
+                selection=dg.AssetSelection.all() - partitioned.downstream() - sensor_checks,
                 description=(
                     "Sync every connector, build every unpartitioned dbt model, refresh the "
                     "dashboards that read only those."
@@ -77,14 +83,14 @@ def build_definitions() -> dg.Definitions:
             ),
             dg.define_asset_job(
                 "daily_partitioned_models",
-                selection=partitioned,
+                selection=partitioned - sensor_checks,
                 partitions_def=daily_partitions,
                 description="The daily-partitioned dbt models, one day per run.",
             ),
         ],
         resources={"fivetran": fivetran, "airbyte": airbyte, "dbt": dbt_cli()},
     )
-    return dg.Definitions.merge(core, *sensor_definitions(context))
+    return dg.Definitions.merge(core, *fragments)
 
 
 @dg.definitions

@@ -1,6 +1,7 @@
 """The code location loads against the emulators and shows one connected graph."""
 
 import dagster as dg
+from dagster._core.definitions.dependency import NodeHandle
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL
 from orchestrator.emulators.scenario import load_scenario
@@ -103,3 +104,13 @@ def test_invalid_policies_never_half_apply_and_the_location_still_loads(sandbox,
     assert "broken.yaml:6" in errors and "stripe/invoice" in errors  # names file:line, suggests the key
     node = defs.resolve_asset_graph().get(dg.AssetKey(["dashboard", "executive_revenue"]))
     assert not any(tag.startswith("sla/") for tag in node.tags)  # the valid policy did not apply either
+
+
+def test_refresh_job_runs_dbt_tests_but_not_the_sensor_checks(project_defs):
+    job = project_defs.resolve_job_def("refresh_everything")
+    selected = job.asset_layer.get_selected_entity_keys_for_node(NodeHandle("dbt_models", None))
+    check_names = {key.name for key in selected if isinstance(key, dg.AssetCheckKey)}
+    assert any(name.startswith("not_null") for name in check_names)  # dbt tests still run
+    steps = {node.name for node in job.graph.node_defs}
+    assert "dbt_models" in steps
+    assert not {"sla_freshness_checks", "connector_sync_checks"} & steps
