@@ -116,6 +116,20 @@ def action_from_dict(d: Mapping) -> Action:
     )
 
 
+def units_of_work(keys: Iterable[str], graph, connector: str | None = None) -> int:
+    """Units of work of an action: one per connector sync (however many tables it lands), one
+    per other asset. A connector syncs all its tables in one call; its tables are not N jobs."""
+    conns: set[str] = {connector} if connector else set()
+    other = 0
+    for k in keys:
+        node = graph.get(k) if graph is not None else None
+        if node is not None and node.connector:
+            conns.add(node.connector)
+        else:
+            other += 1
+    return len(conns) + other
+
+
 def connector_tables(graph, connector: str) -> list[str]:
     return [n.key for n in graph if n.connector == connector]
 

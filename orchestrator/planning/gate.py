@@ -5,7 +5,9 @@
 **Risk** (0..1, low < 0.35 <= medium < 0.6 <= high) adds up the action type (a materialize is
 cheap to undo, a full resync is not), the most critical tier it touches, the rollout mode of the
 governing policy (``recommend`` adds), its size in units of work (a connector sync counts once,
-however many tables it lands; each model and partition counts), its estimated cost, whether it
+however many tables it lands; each model and partition counts), its estimated cost (over
+``cost_high_usd``; where budgets cover every touched asset, over half of what is left of them
+instead: the owners' budget is the yardstick), whether it
 would overspend a budget covering it (spent today + this action > the daily budget: +0.2; a
 budget only *forecast* over by its burn rate: +0.05) and whether the LLM proposed it.
 *Pre-authorised* actions — every policy governing the touched assets runs in ``auto`` and lists
@@ -44,7 +46,7 @@ from datetime import datetime
 
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
-from orchestrator.planning.common import action_type, subjects
+from orchestrator.planning.common import action_type, subjects, units_of_work
 from orchestrator.policies import ActionType
 
 EXECUTE = "execute"
@@ -159,21 +161,6 @@ def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memo
     return min(1.0, best), why
 
 
-def _units(action: Action, graph) -> int:
-    """Units of work: one per connector sync (however many tables), one per other asset."""
-    conns: set[str] = set()
-    other = 0
-    for k in action.asset_keys:
-        node = graph.get(k) if graph is not None else None
-        if node is not None and node.connector:
-            conns.add(node.connector)
-        else:
-            other += 1
-    if action.connector:
-        conns.add(action.connector)
-    return len(conns) + other
-
-
 def gate(
     actions: Iterable[Action],
     snapshot: Snapshot,
@@ -206,6 +193,12 @@ def gate(
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
         return ((day_budget is not None and today + cost > day_budget)
                 or (month_budget is not None and month + cost > month_budget))
+
+    def large_for_budget(policy: str, cost: float) -> bool:
+        """More than half of what is left of the policy's daily (or monthly) budget."""
+        today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
+        left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
+        return not left or cost > 0.5 * min(left)
     out: list[GateDecision] = []
     for a in actions:
         t = action_type(a)
@@ -220,6 +213,8 @@ def gate(
             rollouts.append("recommend")  # ungoverned assets never act on their own
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
         budget_names = {name for s in governed for name, _ in s.budgets}
+        # owners who set a budget made it the yardstick for what counts as expensive
+        covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
                          and all(s.may_run_without_approval(t) for s in governed))
         if any(overspends(name, a.estimated_cost_usd) for name in budget_names):
@@ -233,8 +228,9 @@ def gate(
             "type": TYPE_RISK.get(a.type, 0.5),
             "tier": 0.0 if preauthorised else TIER_RISK.get(tier, 0.05),
             "rollout": ROLLOUT_RISK.get(rollout, 0.1),
-            "size": min(0.2, 0.005 * max(0, _units(a, graph) - 1) + 0.01 * len(a.partitions)),
-            "cost": 0.2 if a.estimated_cost_usd > cfg.cost_high_usd else 0.0,
+            "size": min(0.2, 0.005 * max(0, units_of_work(a.asset_keys, graph, a.connector) - 1) + 0.01 * len(a.partitions)),
+            "cost": 0.2 if a.estimated_cost_usd > cfg.cost_high_usd and (
+                not covered or any(large_for_budget(name, a.estimated_cost_usd) for name in budget_names)) else 0.0,
             "budget": budget_risk,
             "llm": cfg.llm_risk if a.source == "llm" else 0.0,
         }

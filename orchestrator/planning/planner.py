@@ -14,10 +14,11 @@ What it proposes, in this order:
      the retry is a *new sync* of all its tables (a fresh run of the connector's assets), never a
      re-execution of the failed run, which would only re-attach to the old sync. After
      ``max_attempts`` failures since the last success the subject is escalated instead.
-   * ``schema_drift``: a change the connector's schema-change setting absorbs (new columns under
-     ALLOW_ALL/ALLOW_COLUMNS, Fivetran's default) is just retried; a type change, dropped or
-     renamed column, or anything under BLOCK_ALL gets a table-level ``resync_table`` of exactly the
-     drifted tables.
+   * ``schema_drift``: a change the connector's schema-change setting absorbs (a message that
+     names an added column, under ALLOW_ALL/ALLOW_COLUMNS, Fivetran's default) is retried once;
+     anything else — a type change, dropped or renamed column, a mismatch the message does not
+     identify as an added column, anything under BLOCK_ALL, or drift that fails again after the
+     retry — gets a table-level ``resync_table`` of exactly the drifted tables.
    * partitioned assets failing on several partitions: ``backfill`` = those partitions x the
      partitioned downstream closure, nothing more.
    * ``upstream_delay``: nothing (wait for the upstream); ``code_error`` / ``data_quality`` and
@@ -48,7 +49,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.core.graph import AssetGraph
+from orchestrator.core.graph import CONNECTOR_TABLE, DBT_SOURCE, AssetGraph
 from orchestrator.core.records import (
     Action,
     Assessment,
@@ -94,6 +95,9 @@ _BREAKING_DRIFT = re.compile(
     r"removed\s+column|column\s+\S+\s+(?:was\s+)?(?:removed|deleted|renamed)|rename|"
     r"primary\s+key\s+changed|to_type)"
 )
+_ADDED_COLUMN = re.compile(
+    r"(?i)(new\s+(?:column|field)s?|(?:column|field)s?\s+\S+\s+(?:was\s+|were\s+)?added|added\s+(?:a\s+)?(?:new\s+)?(?:column|field))"
+)
 _RETRY_AFTER = re.compile(r"(?i)retry[- ]after[\"':= ]+(\d{1,6})")
 _TIER_RANK = {"critical": 3, "high": 2, "standard": 1, "low": 0}
 
@@ -108,6 +112,13 @@ class PlannerConfig:
     # connector -> Fivetran schema_change_handling (ALLOW_ALL | ALLOW_COLUMNS | BLOCK_ALL)
     schema_change_handling: Mapping[str, str] = field(default_factory=dict)
     max_backfill_partitions: int = 31
+    # proactive planning: work whose latest start (deadline - predicted remaining path) falls
+    # before the next planning cycle + a safety margin starts now
+    tick_interval_s: float = 300.0  # how often the planner runs (the planning sensor's interval)
+    min_margin_s: float = 300.0  # safety margin at least this ...
+    spread_quantile: float = 0.5  # ... or the path's duration spread: sum of (p90 - this quantile)
+    cost_aware_start: bool = True  # work that could start early waits for a cheaper (off-peak) window
+    max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
 
 
 def _aware(t: datetime) -> datetime:
@@ -214,11 +225,194 @@ def _burning_assets(assessment: Assessment, resolution, graph: AssetGraph) -> se
     return keys
 
 
-def _drift_is_breaking(d: DiagnosedFailure, handling: str | None) -> bool:
+def _drift_is_breaking(d: DiagnosedFailure, handling: str | None, attempt: int = 1) -> bool:
+    """Whether the connector's schema-change setting will *not* absorb this drift: BLOCK_ALL, a
+    breaking change (type change, dropped/renamed column...), a change the message does not
+    identify as an added column, or drift that failed again after a retry (it was not absorbed)."""
     text = " ".join([d.failure.message, *d.evidence])
-    if handling == "BLOCK_ALL":
+    if handling == "BLOCK_ALL" or attempt > 1:
         return True
-    return bool(_BREAKING_DRIFT.search(text))
+    if _BREAKING_DRIFT.search(text):
+        return True
+    if handling is not None and handling not in ABSORBS_NEW_COLUMNS:
+        return True
+    return not _ADDED_COLUMN.search(text)
+
+
+
+def _pending_keys(snapshot: Snapshot) -> set[str]:
+    """Keys an in-flight run (or a running connector sync) is still rebuilding: not yet
+    materialized since the run was created."""
+    last = snapshot.last_success
+    out: set[str] = set()
+    for run in snapshot.runs:
+        if not run.status.in_flight:
+            continue
+        since = _aware(run.created_at)
+        for k in run.asset_keys:
+            ls = last.get(k)
+            if ls is None or _aware(ls) < since:
+                out.add(k)
+    for sync in snapshot.syncs:
+        if sync.status == "running":
+            since = _aware(sync.started_at)
+            for k in sync.tables:
+                ls = last.get(k)
+                if ls is None or _aware(ls) < since:
+                    out.add(k)
+    return out
+
+
+class _Cycles:
+    """Deadline cycles of the governed assets, for proactive planning.
+
+    For every asset the assessment covers with a deadline: the cycle it works for (the target
+    tick of its winning deadline; the missed one while breached) opens ``window`` before that
+    tick; data must be newer than that. An input must also be newer than the cycles of the
+    consumers it feeds whose windows open before its own latest start (so one refresh serves
+    them all). ``needs``: stale for that, or an input is. Its latest start is now + slack (the
+    assessment's slack: effective deadline - predicted ready, p90 durations); it is *due* when the
+    latest start falls before the next planning cycle + a safety margin (at least
+    ``min_margin_s``, or the duration spread of its remaining critical path).
+    """
+
+    def __init__(self, snapshot, assessment, resolution, model, now, cfg, topo_index):
+        self.graph = snapshot.graph
+        self.assessment = assessment
+        self.resolution = resolution
+        self.model = model
+        self.now = now
+        self.cfg = cfg
+        self.needs: dict[str, bool] = {}
+        self.req: dict[str, datetime] = {}
+        self._spread: dict[str, float] = {}
+        self._p_low: DurationModel | None = None
+        if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
+            self.keys: list[str] = []
+            return
+        graph = self.graph
+        fresh = assessment.freshness
+        self.keys = sorted((k for k in fresh if k in graph), key=lambda k: topo_index.get(k, 0))
+        opens: dict[str, datetime] = {}
+        windows: dict[str, timedelta] = {}
+        for k in self.keys:
+            fa = fresh[k]
+            sla = resolution.sla(k)
+            dl = sla.deadline if sla is not None else None
+            if dl is None or fa.deadline is None or (fa.policy is not None and fa.policy != dl.policy):
+                continue
+            w = windows.get(dl.policy)
+            if w is None:
+                try:
+                    policy = resolution.policy(dl.policy)
+                    w = windows[dl.policy] = policy.deadline.effective_window(policy.schedule())
+                except Exception:  # noqa: BLE001 - an odd policy only disables proactive work
+                    continue
+            opens[k] = _aware(fa.deadline) + dl.lead - w
+        # required freshness: own cycle, and consumers' cycles opening before the latest start
+        req: dict[str, datetime] = {}
+        for k in reversed(self.keys):
+            r = opens.get(k)
+            lst = self.latest_start(k)
+            for c in graph.children(k):
+                rc = req.get(c)
+                if rc is not None and (lst is None or rc <= lst) and (r is None or rc > r):
+                    r = rc
+            if r is not None:
+                req[k] = r
+        self.req = req
+        last = snapshot.last_success
+        needs = self.needs
+        for k in self.keys:
+            r = req.get(k)
+            ls = last.get(k)
+            stale = r is not None and (ls is None or _aware(ls) < r)
+            needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
+
+    def latest_start(self, k: str) -> datetime | None:
+        fa = self.assessment.freshness.get(k)
+        if fa is None or fa.slack_s is None:
+            return None
+        return self.now + timedelta(seconds=fa.slack_s)
+
+    def spread(self, k: str) -> float:
+        """Duration spread of the remaining critical path from ``k`` to its target."""
+        hit = self._spread.get(k)
+        if hit is not None:
+            return hit
+        if self._p_low is None:
+            m = self.model
+            self._p_low = DurationModel(m.history, q=self.cfg.spread_quantile, priors=m.priors,
+                                        min_samples=m.min_samples, max_samples=m.max_samples)
+        chain: list[str] = []
+        cur: str | None = k
+        while cur is not None and cur not in self._spread and len(chain) <= len(self.graph):
+            chain.append(cur)
+            sla = self.resolution.sla(cur)
+            cur = sla.deadline.via if sla is not None and sla.deadline is not None else None
+        acc = self._spread.get(cur, 0.0) if cur is not None else 0.0
+        for key in reversed(chain):
+            node = self.graph.get(key)
+            if node is not None:
+                acc += max(0.0, self.model.seconds(node) - self._p_low.seconds(node))
+            self._spread[key] = acc
+        return self._spread[k]
+
+    def due(self, k: str) -> bool:
+        fa = self.assessment.freshness[k]
+        if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached):
+            return True
+        if fa.slack_s is None:
+            return False
+        margin = max(self.cfg.min_margin_s, self.spread(k))
+        return fa.slack_s <= self.cfg.tick_interval_s + margin
+
+    def cheaper_later(self, k: str) -> bool:
+        """An off-peak window of its policy opens before its latest start (minus the horizon)."""
+        if not self.cfg.cost_aware_start:
+            return False
+        sla = self.resolution.sla(k)
+        if sla is None or not sla.off_peak or sla.off_peak_at(self.now) is not None:
+            return False
+        opens = sla.next_off_peak(self.now)
+        fa = self.assessment.freshness[k]
+        if opens is None or fa.slack_s is None:
+            return False
+        spare = fa.slack_s - self.cfg.tick_interval_s - max(self.cfg.min_margin_s, self.spread(k))
+        return (_aware(opens) - self.now).total_seconds() <= spare
+
+    def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
+        """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
+        start within the horizon), "ready" (a model whose inputs are fresh for its cycle) or
+        "wait" (could start, but a cheaper window opens before its latest start)."""
+        out: dict[str, tuple] = {}
+        graph = self.graph
+        fresh = self.assessment.freshness
+        started: set[str] = set()
+        for k in self.keys:
+            if not self.needs.get(k) or k in blocked or k in pending:
+                continue
+            r = self.req.get(k)
+            if r is None or r > self.now:
+                continue  # its cycle has not opened: data now would be too old by then
+            parents = graph.parents(k)
+            if any(self.needs.get(u, False) and u not in started and u not in retry_keys for u in parents):
+                continue  # an input still needs a run that is not starting now
+            node = graph.node(k)
+            source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
+            fa = fresh[k]
+            if self.due(k):
+                why = "due"
+            elif source:
+                continue  # a sync before it is due: the connector's own schedule may land it first
+            elif self.cheaper_later(k):
+                out[k] = (fa.slack_s, _tv(fa.tier), "wait")
+                continue
+            else:
+                why = "ready"
+            started.add(k)
+            out[k] = (fa.slack_s, _tv(fa.tier), why)
+        return out
 
 
 def plan(
@@ -352,7 +546,7 @@ def plan(
             continue
         if cat == "schema_drift" and conn:
             handling = cfg.schema_change_handling.get(conn)
-            if _drift_is_breaking(d, handling):
+            if _drift_is_breaking(d, handling, attempts.get(subject, 1)):
                 drifted = [f.asset_key] if f.asset_key in graph else keys
                 tabs = tables_of(drifted)
                 aid = action_id("resync_table", conn, tabs, f.failure_id)
@@ -392,6 +586,11 @@ def plan(
         })
 
     # -- freshness -------------------------------------------------------------------------------
+    topo_index = {k: i for i, k in enumerate(graph.topological_order())}
+    pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
+    retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
+    cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
+
     urgent = [
         fa for fa in assessment.freshness.values()
         if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached) and fa.asset_key in graph
@@ -400,14 +599,29 @@ def plan(
                                 -_TIER_RANK.get(_tv(fa.tier), 1), fa.asset_key))
     want: dict[str, tuple[float | None, str]] = {}  # key -> (slack, tier) of the most urgent need
     targets: dict[str, str] = {}
+    broken: set[str] = set()  # targets whose critical path runs through a broken asset
     for fa in urgent:
         for k in _path(graph, resolution, fa.blocking_asset, fa.asset_key):
             if k in blocked:  # broken upstream: running what is below it would not help
                 notes.append(f"{fa.asset_key}: blocked by {k}")
+                broken.add(fa.asset_key)
                 break
             if k not in want:
                 want[k] = (fa.slack_s, _tv(fa.tier))
                 targets[k] = fa.asset_key
+    # proactive: every governed asset whose cycle is open and whose latest start falls within the
+    # planning horizon (or, for models, whose inputs are all fresh for the cycle: starting as soon
+    # as it can run costs the same as starting late, and queues behind nothing)
+    waiting = 0
+    for k, (slack, tier, why) in cycles.schedulable(blocked | broken, pending, retry_keys).items():
+        if why == "wait":
+            waiting += 1
+            continue
+        if k not in want:
+            want[k] = (slack, tier)
+            targets[k] = k
+    if waiting:
+        notes.append(f"{waiting} asset(s) wait for a cheaper window before their latest start")
 
     # queued runs: re-prioritise (cancel + re-submit) when they hold urgent keys at a lower priority
     for run in sorted(queued, key=lambda r: r.run_id):
@@ -430,30 +644,30 @@ def plan(
             estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in run.asset_keys), 4),
         ))
     for k in list(want):
-        if k in running or k in blocked:
+        if k in running or k in blocked or k in pending:
             want.pop(k)
+    # a step never starts while an input is still being rebuilt elsewhere, or is stale and not
+    # part of the same run: it would read old data and have to run again
+    for k in sorted(want, key=lambda x: topo_index.get(x, 0)):
+        for u in graph.parents(k):
+            if u in want or u in retry_keys:
+                continue
+            if u in pending or cycles.needs.get(u, False):
+                want.pop(k)
+                break
 
-    # merge overlapping needs with the retries into runs
+    # merge into runs: connected needs (and the retries they depend on) run together, so a
+    # downstream model never races its upstream in another run
     groups = _Groups()
     for k in want:
         groups.find(k)
     for rg in retry_groups:
         if not rg["partitions"]:
             groups.union(rg["keys"])
-    # a path's keys belong together: union each key with its neighbour on the same target path
-    by_target: dict[str, list[str]] = {}
-    for k, t in targets.items():
-        if k in want:
-            by_target.setdefault(t, []).append(k)
-    for ks in by_target.values():
-        groups.union(ks)
-    # connect needs that are direct children of a retried subject (downstream waits for the retry)
-    retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     for k in want:
-        node = graph.node(k)
-        hits = [u for u in node.upstream if u in retry_keys]
-        if hits:
-            groups.union([k, *hits])
+        for u in graph.parents(k):
+            if u in want or u in retry_keys:
+                groups.union([k, u])
 
     members: dict[str, list[str]] = {}
     for k in list(want) + sorted(retry_keys):
@@ -465,9 +679,16 @@ def plan(
         if rg["partitions"]:
             continue
         retry_of_root.setdefault(groups.find(rg["keys"][0]), []).append(rg)
+    # runs larger than the validation limit: the upstream part now, the rest once it has landed
+    max_run = max(1, min(cfg.max_run_assets, max(len(graph) // 2, 1)))
+    for root, keys in list(members.items()):
+        if len(keys) > max_run and root not in retry_of_root:
+            keys.sort(key=lambda k: topo_index.get(k, 0))
+            members[root] = keys[:max_run]
+            notes.append(f"{len(keys) - max_run} asset(s) left for a later run (run size limit {max_run})")
 
     burning = _burning_assets(assessment, resolution, graph)
-    order = {k: i for i, k in enumerate(graph.topological_order())} if members else {}
+    order = topo_index
     for root, keys in members.items():
         keys = sorted(set(keys), key=lambda k: order.get(k, 0))
         slack = min((want[k][0] for k in keys if k in want and want[k][0] is not None), default=None)

@@ -7,7 +7,8 @@
   tables, partitions, a run id);
 * names an asset, partition, connector, table or run that does not exist (partitions only on
   partitioned assets, ``YYYY-MM-DD`` keys not in the future);
-* is too broad: more assets than ``max_assets`` (default 200, at most half the graph), a
+* is too broad: more units of work than ``max_assets`` (default 200, at most half the graph; a
+  connector sync counts once however many tables it lands, every other asset counts), a
   backfill outside the *affected* partitions (partitions with a recorded failure) or outside
   the downstream closure of the affected assets, a ``full_resync`` of a connector without a
   recorded failure;
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from orchestrator.core.records import Action, Plan, Snapshot
-from orchestrator.planning.common import UTC, action_type
+from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.policies import ActionType
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -102,8 +103,10 @@ def validate(
         if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
             if not a.asset_keys:
                 return f"{t.value} needs at least one asset"
-            if len(a.asset_keys) > max_assets:
-                return f"too broad: {len(a.asset_keys)} assets in one action (max {max_assets})"
+            units = units_of_work(a.asset_keys, graph, a.connector)
+            if units > max_assets:
+                return (f"too broad: {units} units of work ({len(a.asset_keys)} assets) in one action "
+                        f"(max {max_assets})")
         if t in (ActionType.resync_table, ActionType.full_resync, ActionType.pause_connector,
                  ActionType.resume_connector, ActionType.reschedule_connector) and not a.connector:
             return f"{t.value} needs a connector"

@@ -500,9 +500,11 @@ class Simulation:
             st.data_time = min((self.data_time[p] for p in parents), default=self.now) if parents else self.now
         cause, ep, message, fault = self._active_cause(st.unit)
         if ep is not None and st.resync and ep.fix == "resync_table":
-            # a resync is the fix for schema drift: it clears the episode and succeeds
+            # a resync is the fix for schema drift: it clears the episode and succeeds (the
+            # episode's cause and message are cleared too: before, the attempt that cleared it
+            # still failed with the drift message)
             self._fixed[int(cause[2:])] = self.now
-            ep = None
+            cause, ep, message, fault = "", None, None, None
         if ep is None:
             u = self.world.draw(st.unit, k)
             acc = 0.0

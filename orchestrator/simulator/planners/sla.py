@@ -42,6 +42,7 @@ class SLAPlanner(Planner):
                 self.llm_config = LLMConfig()
             self._review, self._context = review, build_context
         self.memory = None
+        self._config = None
         self._pending: set[str] = set()
         self._action_of_run: dict[str, object] = {}
         self._resolution = None
@@ -85,7 +86,7 @@ class SLAPlanner(Planner):
         res = self.resolution(sim)
         durations = DurationModel(snap.durations)
         assessment = self._assess(snap, res, durations, memory=self.memory, now=now)
-        p = self._plan(snap, assessment, res, durations, now=now)
+        p = self._plan(snap, assessment, res, durations, now=now, config=self._planner_config(sim))
         if self.llm and p.actions:
             context, _ = self._context(p, snap, assessment, res, durations)
             outcome = self._review(p, context, config=self.llm_config, client=self.client)
@@ -124,6 +125,14 @@ class SLAPlanner(Planner):
                         self.decisions["approved_but_stale"] = self.decisions.get("approved_but_stale", 0) + 1
 
                 sim.request_approval(action, approved)
+
+    def _planner_config(self, sim):
+        # the planning sensor's own interval: work due before the next tick starts now
+        if self._config is None:
+            from orchestrator.planning import PlannerConfig
+
+            self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds())
+        return self._config
 
     @staticmethod
     def _key(action) -> str:
