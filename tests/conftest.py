@@ -1,6 +1,7 @@
 """Project-wide fixtures: the sandbox (emulators on free ports, a temporary ORCHESTRATOR_HOME)
 and the code location's Definitions built against it."""
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +57,23 @@ def project_defs(sandbox):
     from orchestrator.definitions import build_definitions
 
     return build_definitions()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic"],
+        )
+        yield launched
+        launched.close()

@@ -7,7 +7,6 @@ POST), and the refusal when the same link is opened again."""
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from html import unescape
@@ -25,23 +24,6 @@ from orchestrator.store import open_store
 UTC = timezone.utc
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts" / "digest"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic"],
-        )
-        yield launched
-        launched.close()
 
 
 def test_email_and_approval_pages_render(browser, tmp_path, monkeypatch):

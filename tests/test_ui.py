@@ -1,10 +1,9 @@
 """The product as a user starts it: `orchestrator dev` prints the UI URL and the UI shows the graph.
 
-Screenshots land in artifacts/ui/ (look at them: the grouped lineage and the expanded graph).
+Screenshots land in artifacts/ui/ (look at them: the grouped lineage and one dashboard's upstream chain).
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "ui"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 GROUPS = [
     "fivetran_salesforce", "fivetran_stripe", "fivetran_zendesk",
     "airbyte_product", "airbyte_hubspot", "airbyte_google_ads",
@@ -65,22 +63,6 @@ def running_product(tmp_path_factory):
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic"],
-        )
-        yield launched
-        launched.close()
 
 
 def test_ui_shows_the_connected_asset_graph(running_product, browser):
