@@ -311,13 +311,15 @@ class _Cycles:
             opens[k] = _aware(fa.deadline) + dl.lead - w
         # required freshness: own cycle, and consumers' cycles opening before the latest start
         req: dict[str, datetime] = {}
+        children = graph.children
         for k in reversed(self.keys):
             r = opens.get(k)
-            lst = self.latest_start(k)
-            for c in graph.children(k):
-                rc = req.get(c)
-                if rc is not None and (lst is None or rc <= lst) and (r is None or rc > r):
-                    r = rc
+            later = [rc for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
+            if later:
+                lst = self.latest_start(k)
+                for rc in later:
+                    if (lst is None or rc <= lst) and (r is None or rc > r):
+                        r = rc
             if r is not None:
                 req[k] = r
         self.req = req
@@ -342,8 +344,9 @@ class _Cycles:
             return hit
         if self._p_low is None:
             m = self.model
-            self._p_low = DurationModel(m.history, q=self.cfg.spread_quantile, priors=m.priors,
+            self._p_low = DurationModel(q=self.cfg.spread_quantile, priors=m.priors,
                                         min_samples=m.min_samples, max_samples=m.max_samples)
+            self._p_low.history = m.history  # read-only: share the (already clipped) history
         chain: list[str] = []
         cur: str | None = k
         while cur is not None and cur not in self._spread and len(chain) <= len(self.graph):
@@ -364,8 +367,17 @@ class _Cycles:
             return True
         if fa.slack_s is None:
             return False
-        margin = max(self.cfg.min_margin_s, self.spread(k))
-        return fa.slack_s <= self.cfg.tick_interval_s + margin
+        horizon = self.cfg.tick_interval_s
+        if fa.slack_s <= horizon + self.cfg.min_margin_s:
+            return True
+        # the spread never exceeds the remaining path's p90 total: skip the walk when far off
+        sla = self.resolution.sla(k)
+        node = self.graph.get(k)
+        bound = (sla.deadline.lead.total_seconds() if sla is not None and sla.deadline is not None else 0.0) + (
+            self.model.seconds(node) if node is not None else 0.0)
+        if fa.slack_s > horizon + bound:
+            return False
+        return fa.slack_s <= horizon + max(self.cfg.min_margin_s, self.spread(k))
 
     def cheaper_later(self, k: str) -> bool:
         """An off-peak window of its policy opens before its latest start (minus the horizon)."""
@@ -396,7 +408,7 @@ class _Cycles:
             if r is None or r > self.now:
                 continue  # its cycle has not opened: data now would be too old by then
             parents = graph.parents(k)
-            if any(self.needs.get(u, False) and u not in started and u not in retry_keys for u in parents):
+            if any((self.needs.get(u, False) and u not in started) or u in retry_keys for u in parents):
                 continue  # an input still needs a run that is not starting now
             node = graph.node(k)
             source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
@@ -459,6 +471,8 @@ def plan(
                 if o not in out:
                     out.append(o)
         return tuple(out)
+
+    pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
 
     # -- failures --------------------------------------------------------------------------------
     blocked: set[str] = set()  # keys no freshness action may include (broken or being fixed)
@@ -579,6 +593,9 @@ def plan(
         if conn and conn in syncing:
             notes.append(f"{subject}: a sync is already running, no retry")
             continue
+        if keys and all(k in pending for k in keys):
+            notes.append(f"{subject}: a run covering it is already in flight, no retry")
+            continue
         retry_groups.append({
             "keys": keys, "not_before": not_before if not_before > now else None,
             "failure": f.failure_id, "connector": conn, "category": cat, "attempt": n,
@@ -587,7 +604,6 @@ def plan(
 
     # -- freshness -------------------------------------------------------------------------------
     topo_index = {k: i for i, k in enumerate(graph.topological_order())}
-    pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
     retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
 
@@ -646,28 +662,42 @@ def plan(
     for k in list(want):
         if k in running or k in blocked or k in pending:
             want.pop(k)
-    # a step never starts while an input is still being rebuilt elsewhere, or is stale and not
-    # part of the same run: it would read old data and have to run again
+    # a retry re-runs exactly what failed (its risk and any approval concern that alone); what
+    # depends on it runs once it has landed, and it waits for inputs still being rebuilt
+    retry_need = {k: want.pop(k) for k in list(want) if k in retry_keys}
+    held = []
+    for rg in retry_groups:
+        if rg["partitions"]:
+            continue
+        own = set(rg["keys"])
+        if any(u not in own and (u in want or u in pending) for k in rg["keys"] for u in graph.parents(k)):
+            held.append(rg)
+    for rg in held:
+        retry_groups.remove(rg)
+        notes.append(f"retry of {rg['connector'] or rg['keys'][0]} waits for its inputs")
+    retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
+    failing = {k for rg in held for k in rg["keys"]} | retry_keys
+    # a step never starts while an input is still being rebuilt elsewhere, is failing, or is
+    # stale and not part of the same run: it would read old data and have to run again
     for k in sorted(want, key=lambda x: topo_index.get(x, 0)):
         for u in graph.parents(k):
-            if u in want or u in retry_keys:
+            if u in want:
                 continue
-            if u in pending or cycles.needs.get(u, False):
+            if u in pending or u in failing or cycles.needs.get(u, False):
                 want.pop(k)
                 break
 
-    # merge into runs: connected needs (and the retries they depend on) run together, so a
-    # downstream model never races its upstream in another run
+    # runs: connected needs run together (a downstream model never races its upstream in another
+    # run); each retry is its own run
     groups = _Groups()
     for k in want:
         groups.find(k)
+        for u in graph.parents(k):
+            if u in want:
+                groups.union([k, u])
     for rg in retry_groups:
         if not rg["partitions"]:
             groups.union(rg["keys"])
-    for k in want:
-        for u in graph.parents(k):
-            if u in want or u in retry_keys:
-                groups.union([k, u])
 
     members: dict[str, list[str]] = {}
     for k in list(want) + sorted(retry_keys):
@@ -686,13 +716,14 @@ def plan(
             keys.sort(key=lambda k: topo_index.get(k, 0))
             members[root] = keys[:max_run]
             notes.append(f"{len(keys) - max_run} asset(s) left for a later run (run size limit {max_run})")
+    need_of = {**retry_need, **want}
 
     burning = _burning_assets(assessment, resolution, graph)
     order = topo_index
     for root, keys in members.items():
         keys = sorted(set(keys), key=lambda k: order.get(k, 0))
-        slack = min((want[k][0] for k in keys if k in want and want[k][0] is not None), default=None)
-        tiers = {want[k][1] if k in want else _tier(resolution, k) for k in keys}
+        slack = min((need_of[k][0] for k in keys if k in need_of and need_of[k][0] is not None), default=None)
+        tiers = {need_of[k][1] if k in need_of else _tier(resolution, k) for k in keys}
         tier = max(tiers, key=lambda t: _TIER_RANK.get(t, 1))
         prio = priority_for(slack, tier, cfg)
         cost = round(sum(cost_asset.get(k, 0.0) for k in keys), 4)

@@ -16,7 +16,8 @@
 * would exceed a budget already forecast over (non-critical work only; critical work passes and
   the gate asks for approval);
 * repeats something in flight (a running/queued run on the same assets and partitions, a sync
-  running on the connector) or an earlier action of the same plan.
+  running on the connector) or an earlier action of the same plan (the same action, or a run
+  whose assets an earlier accepted run of the plan already covers).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def validate(
     accepted: list[Action] = []
     rejected: list[tuple[Action, str]] = []
     seen: set[tuple] = set()
+    launched: list[tuple[str, set[str], set[str]]] = []  # run-launching actions accepted so far
     budget_cache: dict[str, tuple[float, float | None]] = {}
 
     def check(a: Action) -> str | None:
@@ -205,6 +207,10 @@ def validate(
                tuple(sorted((s, tuple(v)) for s, v in a.tables.items())))
         if sig in seen:
             return "duplicate of an earlier action in this plan"
+        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+            for other_id, keys, parts in launched:
+                if set(a.asset_keys) <= keys and (not a.partitions or not parts or set(a.partitions) <= parts):
+                    return f"already covered by action {other_id} of this plan"
         seen.add(sig)
         return None
 
@@ -215,6 +221,8 @@ def validate(
             reason = f"invalid action: {type(exc).__name__}: {exc}"
         if reason is None:
             accepted.append(a)
+            if a.type in ("materialize", "retry", "backfill", "defer"):
+                launched.append((a.action_id, set(a.asset_keys), set(a.partitions)))
         else:
             rejected.append((a, reason))
     return accepted, rejected

@@ -501,6 +501,37 @@ def _kind(cid: str) -> str:
     return cid.split(":", 1)[0]
 
 
+
+def _upstream_closed(graph: AssetGraph, topo, n: int) -> set[str]:
+    """``n`` assets that keep whole lineages: the upstream closures of the graph's sinks
+    (exposures/dashboards and leaf models), in manifest order, while they fit; the rest is filled
+    with assets whose parents are all kept (sources first). A prefix of the topological order
+    would keep mostly sources and drop the dashboards their deadlines are about."""
+    keep: set[str] = set()
+    for key in graph.keys:
+        if len(keep) >= n:
+            break
+        if graph.children(key) or key in keep:
+            continue
+        new: list[str] = []
+        stack, seen = [key], {key}
+        while stack:
+            k = stack.pop()
+            new.append(k)
+            for u in graph.parents(k):
+                if u not in seen and u not in keep:
+                    seen.add(u)
+                    stack.append(u)
+        if len(keep) + len(new) <= n:
+            keep.update(new)
+    for key in topo:
+        if len(keep) >= n:
+            break
+        if key not in keep and all(u in keep for u in graph.parents(key)):
+            keep.add(key)
+    return keep
+
+
 def build_scenario(spec: ScenarioSpec, file: Path | None = None) -> Scenario:
     where = str(file) if file else "<memory>"
     errors: list[str] = []
@@ -598,7 +629,7 @@ def build_scenario(spec: ScenarioSpec, file: Path | None = None) -> Scenario:
     except ValueError as exc:
         raise ScenarioError([f"{where}: graph: {exc}"]) from None
     if g.max_assets and len(graph) > g.max_assets:
-        keep = set(topo[: g.max_assets])
+        keep = _upstream_closed(graph, topo, g.max_assets)
         graph = graph.subgraph(keep)
         topo = graph.topological_order()
         connectors = {cid: replace(c, tables=tuple(t for t in c.tables if t in keep))
