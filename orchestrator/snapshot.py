@@ -541,10 +541,12 @@ def build_snapshot(
     failures: bool = True,
     history: bool = True,
     check_keys: Iterable[tuple[str, str]] = (),
+    last_success: bool = True,
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
-    (default: two days before ``now``)."""
+    (default: two days before ``now``). ``history=False`` / ``last_success=False`` skip the
+    recent materializations / the latest materialization of every asset."""
     now = now or datetime.now(UTC)
     since = since or now - timedelta(days=2)
     kwargs = {}
@@ -552,7 +554,8 @@ def build_snapshot(
         kwargs["job_assets"], kwargs["step_assets"] = resolvers_from_repository(repository_def)
     reader = InstanceReader(instance, **kwargs)
     snap = Snapshot(taken_at=now, graph=graph)
-    snap.last_success = read_last_success(instance, graph.keys)
+    if last_success:
+        snap.last_success = read_last_success(instance, graph.keys)
     snap.runs = reader.runs(since)
     if history:
         snap.materializations, snap.durations = reader.materializations(

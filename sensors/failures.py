@@ -76,7 +76,7 @@ def failures_tick(
 
     graph = ctx.graph
     snap = build_snapshot(instance, graph, now=now, since=now - WINDOW, repository_def=repository_def,
-                          connectors=connectors, history=False)
+                          connectors=connectors, history=False, last_success=False)
     roots = link_root_causes(snap.failures, graph)
     diagnosed = diagnose_failures(snap.failures, graph, memory, roots=roots)
     seen: dict[str, float] = {k: v for k, v in state.get("seen", {}).items() if v >= (now - 2 * WINDOW).timestamp()}

@@ -96,12 +96,18 @@ def attribute(costs: list[CostRecord], graph, resolution) -> dict[str, list[tupl
             scope_keys[key] = hit
         return hit
 
+    total = scopes["total"]
     for rec in costs:
         amount = rec.amount_usd
-        scopes["total"].append((rec.at, amount))
+        total.append((rec.at, amount))
         if rec.asset_key:
-            targets = [(rec.asset_key, amount)]
-        elif rec.connector and tables_of.get(rec.connector):
+            # one asset: its scopes are distinct (policy names, one group), so each gets the
+            # full amount (0.0 + amount, as the per-scope sum below would give)
+            item = (rec.at, 0.0 + amount)
+            for scope in scopes_for(rec.asset_key):
+                scopes[scope].append(item)
+            continue
+        if rec.connector and tables_of.get(rec.connector):
             keys = tables_of[rec.connector]
             targets = [(k, amount / len(keys)) for k in keys]
         else:
@@ -113,6 +119,8 @@ def attribute(costs: list[CostRecord], graph, resolution) -> dict[str, list[tupl
                 per_scope[scope] += share
         for scope, share in per_scope.items():
             scopes[scope].append((rec.at, share))
+    if not total:
+        del scopes["total"]
     return scopes
 
 

@@ -108,26 +108,31 @@ def assess_freshness(
     # -- per policy: the target ticks around now and the window, computed once -------------
     # Every asset is assessed against its winning deadline's *target* tick: an upstream whose
     # own share of the cycle already passed is late for that tick, not early for the next one.
+    # Assets sharing a policy and a lead share one (immutable) cycle.
     ticks: dict[str, tuple[datetime | None, datetime, datetime, timedelta]] = {}
+    shared: dict[tuple[str, timedelta], _Cycle] = {}
     cycles: dict[str, _Cycle] = {}
     for key, sla in slas.items():
         dl = sla.deadline
         if dl is None:
             continue
-        t = ticks.get(dl.policy)
-        if t is None:
-            policy = resolution.policy(dl.policy)
-            schedule = policy.schedule()
-            t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
-        prev_tick, next_tick, after_tick, win = t
-        cycles[key] = _Cycle(
-            prev=prev_tick - dl.lead if prev_tick else None,
-            prev_open=prev_tick - win if prev_tick else None,
-            next=next_tick - dl.lead,
-            open=next_tick - win,
-            after=after_tick - dl.lead,
-            policy=dl.policy,
-        )
+        cyc = shared.get((dl.policy, dl.lead))
+        if cyc is None:
+            t = ticks.get(dl.policy)
+            if t is None:
+                policy = resolution.policy(dl.policy)
+                schedule = policy.schedule()
+                t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
+            prev_tick, next_tick, after_tick, win = t
+            cyc = shared[(dl.policy, dl.lead)] = _Cycle(
+                prev=prev_tick - dl.lead if prev_tick else None,
+                prev_open=prev_tick - win if prev_tick else None,
+                next=next_tick - dl.lead,
+                open=next_tick - win,
+                after=after_tick - dl.lead,
+                policy=dl.policy,
+            )
+        cycles[key] = cyc
 
     # -- one topological pass: needs_run, ready, blocking ----------------------------------
     nodes = {n.key: n for n in graph}
