@@ -96,3 +96,64 @@ def test_circuit_breaker_trips_serialises_and_blocks():
     assert [d.decision for d in decisions] == ["execute", "record_only"]
     clone.reset(s)
     assert not clone.is_open(s)
+
+
+def test_transient_retry_runs_without_history_other_classes_wait(tmp_path):
+    from orchestrator.diagnosis.memory import FailureMemory
+
+    msg = "HTTP 429 Too Many Requests from the Salesforce API (rate limit exceeded)"
+    sc = scenario(failures=[failure("f1", "rate_limit", msg, connector="fivetran:crm", confidence=0.73)])
+    retry = Action("r1", "retry", "x", asset_keys=("crm/account", "crm/contact"), connector="fivetran:crm")
+    (d,) = _gate(sc, [retry])  # no memory at all: the class prior and the diagnosis decide
+    assert d.decision == "execute" and d.confidence >= 0.5 and "prescribed" in d.reason
+    # non-transient classes still wait for a person, even with a retry on the table
+    for cat in ("auth_expired", "permission_denied", "config_error", "code_error", "data_quality"):
+        sc2 = scenario(failures=[failure("f2", cat, "something failed", connector="fivetran:crm", transient=False)])
+        assert _gate(sc2, [retry])[0].decision == "await_approval", cat
+    # history raises or lowers it: a retry schedule that never works loses the prior
+    mem = FailureMemory(open_store(f"sqlite:///{tmp_path}/m.db", cached=False), embeddings=False)
+    for _ in range(4):
+        mem.record_resolution(msg, "rate_limit", "retry", True)
+    up = _gate(sc, [retry], memory=mem)[0]
+    assert up.decision == "execute" and up.confidence > d.confidence
+    for _ in range(40):
+        mem.record_resolution(msg, "rate_limit", "retry", False)
+    assert _gate(sc, [retry], memory=mem)[0].decision == "await_approval"
+
+
+def test_drift_resync_runs_by_itself_only_where_the_policy_auto_approves_it():
+    drift = "Number of columns in file (2) does not match that of the corresponding table (16)"
+    sc = scenario(failures=[failure("f1", "schema_drift", drift, connector="fivetran:crm", transient=False,
+                                    confidence=0.73)])
+    resync = Action("s1", "resync_table", "x", connector="fivetran:crm", tables={"crm": ("account",)},
+                    asset_keys=("crm/account",))
+    (d,) = _gate(sc, [resync])  # crm/account serves exec (critical): auto, resync_table auto-approved
+    assert d.decision == "execute" and d.risk == "low" and d.factors["tier"] == 0.0
+    sc2 = scenario(failures=[failure("f2", "schema_drift", drift, connector="airbyte:events", transient=False)])
+    ev = Action("s2", "resync_table", "x", connector="airbyte:events", tables={"events": ("page_view",)},
+                asset_keys=("events/page_view",))
+    (d2,) = _gate(sc2, [ev])  # growth does not list resync_table
+    assert d2.decision == "await_approval" and "not in auto_approve" in d2.reason
+
+
+def test_preauthorised_materialize_is_low_risk_cost_and_budget_still_count():
+    from orchestrator.core.records import CostAssessment
+
+    keys = ("crm/account", "crm/contact", "stg_account", "stg_contact", "fct_revenue", "dashboard/exec")
+    sc = scenario()
+    (d,) = _gate(sc, [Action("m1", "materialize", "x", asset_keys=keys)])
+    assert d.decision == "execute" and d.factors["tier"] == 0.0  # critical, but its owners pre-authorised it
+    assert d.factors["size"] == 0.02  # 5 units of work: the two CRM tables are one sync
+    # cost still counts (assets no budget covers: over cost_high_usd)
+    (d,) = _gate(sc, [Action("m2", "materialize", "x", asset_keys=keys, estimated_cost_usd=40.0)])
+    assert d.factors["cost"] == 0.2 and d.risk_score > 0.3
+    # growth has a 50 USD/day budget: forecast over only nudges, overspending waits
+    burn = CostAssessment(scope="policy:growth", spent_today_usd=10, spent_month_usd=100, forecast_day_usd=80,
+                          forecast_month_usd=900, budget_day_usd=50, budget_month_usd=None, spike=False,
+                          baseline_day_usd=30, reason="t")
+    sc.assessment.cost.append(burn)
+    g = ("stg_events", "dashboard/growth")
+    (d,) = _gate(sc, [Action("g1", "materialize", "x", asset_keys=g, estimated_cost_usd=5.0)])
+    assert d.decision == "execute" and d.factors["budget"] == 0.05 and d.factors["cost"] == 0.0
+    (d,) = _gate(sc, [Action("g2", "materialize", "x", asset_keys=g, estimated_cost_usd=45.0)])
+    assert d.decision == "await_approval" and d.factors["budget"] == 0.2

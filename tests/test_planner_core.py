@@ -163,3 +163,115 @@ def test_validation_blackout_and_budget():
     sc = scenario(costs=[CostRecord(NOW - timedelta(hours=1), 49.0, "run", asset_key="dashboard/growth")])
     accepted, rejected = _one(sc, asset_keys=("dashboard/growth",), estimated_cost_usd=5.0)
     assert "over budget" in rejected[0][1]
+
+
+# -- proactive planning on a real assessment -------------------------------------------------------
+
+def _real(last: dict, runs=(), failures=(), now=NOW, **kw):
+    """The fixture project with a real assessment: ``last`` overrides last successes (hours ago)."""
+    from orchestrator.assessment import assess
+    from orchestrator.core.records import Assessment
+    from orchestrator.policies import DurationModel
+
+    sc = scenario(runs=runs, failures=failures, now=now, **kw)
+    for k, hours in last.items():
+        sc.snapshot.last_success[k] = now - timedelta(hours=hours)
+    a = assess(sc.snapshot, sc.resolution, DurationModel(), now=now)
+    sc.assessment = Assessment(taken_at=now, freshness=a.freshness, cost=a.cost, failures=list(failures))
+    return sc
+
+
+def _runs(p):
+    return [a for a in p.actions if a.type in ("materialize", "retry", "defer")]
+
+
+def test_models_start_once_their_inputs_are_fresh_for_the_cycle_in_one_run():
+    # exec's cycle opened at 02:00 (deadline 10:00, window 8h); the CRM tables synced at 03:00
+    sc = _real({"crm/account": 6, "crm/contact": 6})
+    assert sc.assessment.freshness["dashboard/exec"].status.value == "ok"  # not at risk: slack is large
+    p = _plan(sc)
+    (run,) = [a for a in _runs(p) if "fct_revenue" in a.asset_keys]
+    assert run.asset_keys == ("stg_account", "stg_contact", "fct_revenue", "dashboard/exec")  # coalesced, in order
+    assert run.type == "materialize" and "crm/account" not in run.asset_keys  # fresh inputs are not re-run
+    # stale tables are left to the connector's own schedule while their latest start is far off
+    assert not any("events/page_view" in a.asset_keys for a in p.actions)
+    # already fresh for the cycle: nothing to do
+    done = _real({k: 1 for k in ("crm/account", "crm/contact", "stg_account", "stg_contact", "fct_revenue",
+                                 "dashboard/exec")})
+    assert not [a for a in _runs(_plan(done)) if "fct_revenue" in a.asset_keys]
+
+
+def test_sync_starts_when_its_latest_start_falls_within_the_planning_horizon():
+    from orchestrator.planning import PlannerConfig
+
+    sc = _real({})  # everything stale since yesterday
+    p = _plan(sc)
+    assert not any("crm/account" in a.asset_keys for a in _runs(p))  # latest start still hours away
+    slack = sc.assessment.freshness["crm/account"].slack_s
+    assert slack > 600
+    # a planner that runs only every (slack) seconds must start it now: it is due before the next tick
+    p = _plan(sc, config=PlannerConfig(tick_interval_s=slack))
+    (run,) = [a for a in _runs(p) if "crm/account" in a.asset_keys]
+    assert run.asset_keys == ("crm/account", "crm/contact", "stg_account", "stg_contact", "fct_revenue")
+    assert "latest start falls before the next planning cycle" in run.reason
+    assert "left for a later run (run size limit 5)" in p.rationale  # upstream-first split
+    # the least-slack work gets the highest priority
+    others = [a for a in _runs(p) if a is not run]
+    assert all(run.priority >= a.priority for a in others)
+
+
+def test_no_step_starts_while_an_input_is_rebuilt_elsewhere():
+    inflight = RunRecord("r1", RunStatus.running, ("crm/account",), NOW - timedelta(minutes=2),
+                         started_at=NOW - timedelta(minutes=2))
+    sc = _real({"crm/account": 6, "crm/contact": 6}, runs=[inflight])
+    keys = {k for a in _runs(_plan(sc)) for k in a.asset_keys}
+    assert "stg_contact" in keys  # its input is fresh
+    assert "stg_account" not in keys and "fct_revenue" not in keys  # wait for crm/account to land
+
+
+def test_retry_reruns_only_what_failed_and_dependents_wait():
+    f = failure("f1", "rate_limit", "HTTP 429 Too Many Requests", connector="fivetran:crm",
+                at=NOW - timedelta(minutes=30))
+    sc = _real({"crm/contact": 6}, failures=[f])
+    p = _plan(sc)
+    (retry,) = [a for a in p.actions if a.type == "retry"]
+    assert set(retry.asset_keys) == {"crm/account", "crm/contact"}
+    assert not any("stg_account" in a.asset_keys or "fct_revenue" in a.asset_keys for a in p.actions)
+
+
+def test_off_peak_window_before_the_latest_start_defers_early_work():
+    # growth (low tier) has an off-peak window 10:00-11:00 and a 12:00 deadline; its table synced at 01:00
+    sc = _real({"events/page_view": 8})
+    assert not any("stg_events" in a.asset_keys for a in _runs(_plan(sc)))
+    assert "cheaper window" in _plan(sc).rationale
+    later = NOW.replace(hour=10, minute=15)
+    sc = _real({"events/page_view": 9}, now=later)
+    p = plan(sc.snapshot, sc.assessment, sc.resolution, sc.durations, now=later)
+    assert any("stg_events" in a.asset_keys for a in _runs(p))
+
+
+def test_drift_the_connector_does_not_absorb_is_resynced():
+    mismatch = failure("f1", "schema_drift", "Number of columns in file (2) does not match that of the "
+                       "corresponding table (16)", connector="fivetran:crm", transient=False)
+    (a,) = _plan(scenario(failures=[mismatch])).actions
+    assert a.type == "resync_table" and a.connector == "fivetran:crm"
+    # an added column is absorbed and retried once; failing again means it was not absorbed
+    added = [failure(f"a{i}", "schema_drift", "new column region added to account", connector="fivetran:crm",
+                     asset="crm/account", transient=False, at=NOW - timedelta(minutes=30 - i)) for i in range(2)]
+    (b,) = _plan(scenario(failures=added)).actions
+    assert b.type == "resync_table" and b.tables == {"crm": ("account",)}
+
+
+def test_validation_counts_a_connector_sync_once_and_rejects_overlapping_runs():
+    from orchestrator.planning import ValidationConfig
+
+    sc = scenario()
+    sync = Action(action_id="s", type="retry", reason="t", asset_keys=("crm/account", "crm/contact"),
+                  connector="fivetran:crm")
+    ok, rej = validate(AgentPlan(created_at=NOW, actions=[sync], planner="t"), sc.snapshot, sc.resolution, now=NOW,
+                       config=ValidationConfig(max_assets=1))
+    assert ok == [sync] and not rej  # two tables, one sync
+    big = Action(action_id="b", type="materialize", reason="t", asset_keys=("stg_account", "fct_revenue"))
+    sub = Action(action_id="c", type="retry", reason="t", asset_keys=("fct_revenue",))
+    ok, rej = validate(AgentPlan(created_at=NOW, actions=[big, sub], planner="t"), sc.snapshot, sc.resolution, now=NOW)
+    assert ok == [big] and "already covered by action b" in rej[0][1]

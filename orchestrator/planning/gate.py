@@ -12,8 +12,8 @@ would overspend a budget covering it (spent today + this action > the daily budg
 budget only *forecast* over by its burn rate: +0.05) and whether the LLM proposed it.
 *Pre-authorised* actions — every policy governing the touched assets runs in ``auto`` and lists
 the action type in ``auto_approve`` — carry no tier risk: the owners who set the tier accepted
-that action on it. Type, size, cost, budget and LLM origin still count, so a large, expensive
-or budget-breaking run still waits.
+that action on it (as for ``low``-tier assets before). Type, size, cost, budget and LLM origin
+still count: a run that would overspend a budget, or a large and expensive one, still waits.
 
 **Confidence** of a failure-driven action comes from the failure memory, not from the LLM: the
 diagnosis confidence x how similar the failure is to past cases of the same class x how often

@@ -24,12 +24,21 @@ What it proposes, in this order:
    * ``upstream_delay``: nothing (wait for the upstream); ``code_error`` / ``data_quality`` and
      non-transient ``unknown``: escalate only.
 
-2. **Freshness**: every at-risk or breached target gets the path from its blocking asset down to
-   it (following the critical path of the resolution). Overlapping paths merge into one run, so
-   a downstream model never races its upstream in another run. Keys already running are left out;
+2. **Freshness** (proactive, see ``_Cycles``): every governed asset works for a deadline cycle
+   (its data must be newer than the window's opening, and than the cycles of consumers opening
+   before its own latest start). Assets already fresh for it are never re-run. A model whose
+   inputs are all fresh for the cycle starts now (unless an off-peak window of its policy opens
+   before its latest start); a connector sync waits for the connector's own schedule until its
+   latest start (now + slack) falls before the next planning cycle + a safety margin
+   (``tick_interval_s`` + max(``min_margin_s``, the remaining critical path's p90 - p50 spread)).
+   At-risk or breached targets also get the path from their blocking asset. No step starts while
+   an input is being rebuilt by another run, is failing, or is stale and not in the same run.
+   Connected needs merge into one run (split upstream-first at ``max_run_assets``), so a
+   downstream model never races its upstream in another run. Keys already running are left out;
    keys in a *queued* run with a lower priority are re-prioritised (Dagster reads
    ``dagster/priority`` only at dequeue): the run is cancelled and re-submitted with the new
-   priority (one ``materialize`` action carrying the queued ``run_id``).
+   priority (one ``materialize`` action carrying the queued ``run_id``). A retry re-runs only
+   what failed; what depends on it follows once it has landed.
 
 3. **Priority** is least-slack-first: ``dagster/priority`` decreases monotonically with slack
    (5-minute buckets), the tier breaking ties inside a bucket.
@@ -629,6 +638,7 @@ def plan(
     # planning horizon (or, for models, whose inputs are all fresh for the cycle: starting as soon
     # as it can run costs the same as starting late, and queues behind nothing)
     waiting = 0
+    why_of: dict[str, str] = {}
     for k, (slack, tier, why) in cycles.schedulable(blocked | broken, pending, retry_keys).items():
         if why == "wait":
             waiting += 1
@@ -636,6 +646,7 @@ def plan(
         if k not in want:
             want[k] = (slack, tier)
             targets[k] = k
+            why_of[k] = why
     if waiting:
         notes.append(f"{waiting} asset(s) wait for a cheaper window before their latest start")
 
@@ -770,6 +781,11 @@ def plan(
         reason = (f"{target} is {status.replace('_', ' ')}"
                   + (f" (slack {int(slack // 60)} min)" if slack is not None else "")
                   + f": run {len(keys)} asset(s) on its critical path now")
+        if status == "ok" and why_of.get(worst):
+            when = f" for {fa.deadline:%Y-%m-%d %H:%M} UTC" if fa and fa.deadline else ""
+            reason = (f"{target} needs a refresh{when} (slack {int((slack or 0) // 60)} min): run {len(keys)} asset(s) now, "
+                      + ("their latest start falls before the next planning cycle + safety margin"
+                         if why_of[worst] == "due" else "their inputs are fresh for this deadline cycle"))
         if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
             if sla is not None and sla.off_peak_at(now) is None:

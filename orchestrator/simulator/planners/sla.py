@@ -1,7 +1,9 @@
 """This project's planner on virtual time: the same decision core the sensors call.
 
 At every sensor tick (``sensor_tick``): Snapshot (from the simulation) -> ``assess`` -> ``plan``
-(-> the LLM agent's ``review`` for ``sla-llm``) -> ``validate`` -> ``gate``. ``execute`` decisions
+(-> the LLM agent's ``review`` for ``sla-llm``) -> ``validate`` -> ``gate``. The planner is told
+the tick interval (``PlannerConfig.tick_interval_s``, as the planning sensor's own interval):
+work whose latest start falls before the next tick starts now. ``execute`` decisions
 run at once; ``await_approval`` ones wait ``approvals.delay`` for a human (who fixes what needs a
 human while approving); ``record_only`` ones are logged. Connectors keep their own sync
 schedules, as in production. The circuit breaker hears the outcome of every automatic action.
