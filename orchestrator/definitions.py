@@ -67,6 +67,8 @@ def build_definitions() -> dg.Definitions:
     sensor_checks = dg.AssetSelection.checks(
         *[check for fragment in fragments for check in (fragment.asset_checks or [])]
     )
+    # Assets the sensor modules own (the digest) are not data: no refresh job picks them up.
+    sensor_assets = dg.AssetSelection.assets(*[a for fragment in fragments for a in (fragment.assets or [])])
     partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
     core = dg.Definitions(
         metadata=policy_status_metadata(resolution),
@@ -75,7 +77,7 @@ def build_definitions() -> dg.Definitions:
             dg.define_asset_job(
                 "refresh_everything",
                 # Dashboards reading a daily-partitioned model refresh after that day is built.
-                selection=dg.AssetSelection.all() - partitioned.downstream() - sensor_checks,
+                selection=dg.AssetSelection.all() - partitioned.downstream() - sensor_assets - sensor_checks,
                 description=(
                     "Sync every connector, build every unpartitioned dbt model, refresh the "
                     "dashboards that read only those."

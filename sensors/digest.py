@@ -1,11 +1,11 @@
 """Daily digest and approvals in Dagster: the digest asset, its schedule, the approval job.
 
-* ``daily_digest`` (job, one op): builds the per-owner digest from the instance (snapshot ->
-  assessment) and the project store, and records a materialization of the ``orchestrator_digest``
-  asset key whose ``preview`` metadata is the Markdown digest (Assets -> orchestrator_digest). It
-  sends (SMTP, else ``.eml`` files in the outbox) when launched by the schedule or with
-  ``send: true`` in its config; otherwise it only renders the preview. Not an asset definition,
-  so the digest stays out of the lineage, the planner's graph and *Materialize all*.
+* ``orchestrator_digest`` (asset, group ``orchestrator``) materialized by the ``daily_digest`` job:
+  builds the per-owner digest from the instance (snapshot -> assessment) and the project store;
+  its ``preview`` metadata is the Markdown digest (Assets -> orchestrator_digest). It sends (SMTP,
+  else ``.eml`` files in the outbox) when launched by the schedule or with ``send: true`` in its
+  config; otherwise it only renders the preview. It depends on no data asset and is left out of
+  ``refresh_everything`` and of the graph the SLA policies and the planner reason over.
 * ``daily_digest_schedule``: ``ORCHESTRATOR_DIGEST_CRON`` (default ``0 7 * * *``) in
   ``ORCHESTRATOR_DIGEST_TZ`` (default ``America/New_York``); ``ORCHESTRATOR_DIGEST_SCHEDULE=off``
   leaves it stopped.
@@ -34,15 +34,22 @@ class DigestConfig(dg.Config):
     hours: float = 24.0  # how far back "overnight" reaches
 
 
-def build_digest_job(ctx, *, store_url: str | None = None) -> dg.JobDefinition:
-    """The digest job: one op that builds, renders and (when asked) sends the digest, and records it
-    as a materialization of the ``orchestrator_digest`` asset key with the Markdown preview. It is
-    deliberately not an asset definition: the digest is not data, so it stays out of the lineage
-    graph, the planner's graph and *Materialize all*."""
+def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinition:
+    """The digest asset: builds, renders and (when asked) sends the digest; its materialization
+    carries the Markdown preview."""
 
-    @dg.op(name="orchestrator_digest", required_resource_keys={"fivetran", "airbyte"},
-           description="Build the daily digest per owner and send it (schedule, or config send: true).")
-    def orchestrator_digest(context: dg.OpExecutionContext, config: DigestConfig) -> None:
+    @dg.asset(
+        key=DIGEST_KEY,
+        group_name="orchestrator",
+        kinds={"email"},
+        owners=["team:data-platform"],
+        required_resource_keys={"fivetran", "airbyte"},
+        description=(
+            "Daily digest per owner (SLAs, outlook, automatic actions, approvals, failures, cost); "
+            "sent by the schedule or with config send: true."
+        ),
+    )
+    def orchestrator_digest(context: dg.AssetExecutionContext, config: DigestConfig) -> dg.MaterializeResult:
         from orchestrator.assessment import assess
         from orchestrator.digest import run_digest
         from orchestrator.policies import DurationModel
@@ -86,17 +93,9 @@ def build_digest_job(ctx, *, store_url: str | None = None) -> dg.JobDefinition:
             context.log.info(f"digest written to {run.report.outbox}: " + ", ".join(p.name for p in run.report.paths))
         if run.report.unaddressed:
             meta["unaddressed_owners"] = ", ".join(run.report.unaddressed)
-        context.log_event(dg.AssetMaterialization(
-            asset_key=DIGEST_KEY, metadata=meta,
-            description="Daily digest per owner (SLAs, outlook, automatic actions, approvals, failures, cost)."))
+        return dg.MaterializeResult(metadata=meta)
 
-    @dg.job(name=DIGEST_JOB, description="Build the daily digest (Markdown preview on the orchestrator_digest "
-                                         "asset) and send it when launched by the schedule or with send: true.",
-            tags={"orchestrator/kind": "digest"})
-    def daily_digest():
-        orchestrator_digest()
-
-    return daily_digest
+    return orchestrator_digest
 
 
 class ApproveConfig(dg.Config):
@@ -167,7 +166,14 @@ def build_approve_job(*, store_url: str | None = None) -> dg.JobDefinition:
 
 def definitions(ctx) -> dg.Definitions:
     settings = Settings()
-    job = build_digest_job(ctx)
+    digest = build_digest_asset(ctx)
+    job = dg.define_asset_job(
+        DIGEST_JOB,
+        selection=[DIGEST_KEY],
+        description="Build the daily digest (Markdown preview on the orchestrator_digest asset) and "
+                    "send it when launched by the schedule or with send: true.",
+        tags={"orchestrator/kind": "digest"},
+    )
     status = (dg.DefaultScheduleStatus.STOPPED if os.environ.get("ORCHESTRATOR_DIGEST_SCHEDULE") == "off"
               else dg.DefaultScheduleStatus.RUNNING)
     schedule = dg.ScheduleDefinition(
@@ -175,4 +181,4 @@ def definitions(ctx) -> dg.Definitions:
         execution_timezone=settings.digest_tz, default_status=status,
         description="Every morning: the digest per owner, with one-click approvals.",
     )
-    return dg.Definitions(jobs=[job, build_approve_job()], schedules=[schedule])
+    return dg.Definitions(assets=[digest], jobs=[job, build_approve_job()], schedules=[schedule])

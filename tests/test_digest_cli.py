@@ -83,5 +83,8 @@ def test_schedule_and_approval_job_in_the_code_location(project_defs):
     assert sched.cron_schedule == "0 7 * * *" and sched.execution_timezone == "America/New_York"
     assert sched.job_name == "daily_digest"
     assert project_defs.resolve_job_def("approve_proposals") is not None
-    # the digest is not data: not in the asset graph (lineage, planner, refresh_everything)
-    assert not project_defs.resolve_asset_graph().has(dg.AssetKey("orchestrator_digest"))
+    # the digest is an asset of its own, outside the data lineage and the refresh job
+    digest = project_defs.resolve_asset_graph().get(dg.AssetKey("orchestrator_digest"))
+    assert digest.group_name == "orchestrator" and not digest.parent_keys
+    refresh = project_defs.resolve_job_def("refresh_everything")
+    assert dg.AssetKey("orchestrator_digest") not in refresh.asset_layer.selected_asset_keys
