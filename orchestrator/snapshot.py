@@ -6,7 +6,10 @@ Batched: one query per kind of thing, never one per asset --
 * recent materializations: one indexed ``get_event_records``; latest check evaluations of
   the given check keys: one batched query;
 * step/run failures: ``all_logs`` of each run that failed in the window (never a scan of
-  every run's events, which SQLite shards per run);
+  every run's events, which SQLite shards per run); a failed dbt step is split per dbt node
+  from its invocation's ``run_results.json`` (the target folder dagster-dbt names in the step
+  error, else ``<project target>/<op>-<run id[:7]>-*``), or from the dbt log errors dagster-dbt
+  appends to the step error when that file is out of reach;
 * in-flight runs and recently updated runs: two ``get_run_records``;
 * Fivetran: one ``GET /groups`` + one ``GET /groups/{id}/connectors`` per group (each connector
   carries ``succeeded_at``/``failed_at``/``status``); Airbyte: one paginated ``GET /jobs`` for the
@@ -21,11 +24,14 @@ failure sensor (``sensors/failures.py``) reports both from these records.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -33,6 +39,12 @@ from dagster._core.event_api import EventRecordsFilter
 from dagster._core.events import DagsterEventType
 from dateutil.parser import isoparse
 
+from orchestrator.assessment.dbt_results import (
+    DbtNodeIndex,
+    node_failures_from_message,
+    node_failures_from_run_results,
+    target_path_from_message,
+)
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL, AssetGraph
 from orchestrator.core.records import (
     CheckRecord,
@@ -211,6 +223,48 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
 
 
 StepAssets = Callable[[str, str], tuple[str, ...]]  # (job_name, step_key) -> asset keys
+_JSON_CACHE: dict[str, tuple[float, Any]] = {}  # path -> (mtime, parsed): the sensor re-reads each tick
+_JSON_CACHE_MAX = 32
+
+
+def _read_json(path: Path) -> Any:
+    """A dbt artifact, parsed once per file version; None when unreadable."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    hit = _JSON_CACHE.get(str(path))
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if len(_JSON_CACHE) >= _JSON_CACHE_MAX:
+        _JSON_CACHE.pop(next(iter(_JSON_CACHE)))
+    _JSON_CACHE[str(path)] = (mtime, data)
+    return data
+
+
+def _dbt_target_root(project) -> Path | None:
+    """Where dagster-dbt puts each invocation's target folder for a ``DbtProject``."""
+    try:
+        target = Path(os.environ.get("DBT_TARGET_PATH") or project.target_path or "target")
+        return target if target.is_absolute() else Path(project.project_dir) / target
+    except Exception:  # noqa: BLE001 - no project: only the path in the step error is used
+        return None
+
+
+def find_run_results(message: str, roots: Iterable[Path], op: str, run_id: str) -> Path | None:
+    """The failed dbt invocation's ``run_results.json``: in the target folder dagster-dbt names
+    in the step error, else the newest ``<root>/<op>-<run id[:7]>-*/run_results.json``."""
+    named = target_path_from_message(message)
+    if named and (Path(named) / "run_results.json").is_file():
+        return Path(named) / "run_results.json"
+    found = []
+    for root in roots:
+        found.extend(Path(root).glob(f"{op}-{run_id[:7]}-*/run_results.json"))
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 @dataclass
@@ -222,6 +276,8 @@ class InstanceReader:
     instance: dg.DagsterInstance
     job_assets: Callable[[str], tuple[str, ...]] = lambda job: ()
     step_assets: StepAssets = lambda job, step: ()
+    # op name -> dbt target roots (from the dbt assets' DbtProject, see ``dbt_target_roots``)
+    dbt_targets: Callable[[str], tuple[Path, ...]] = lambda op: ()
     history: timedelta = timedelta(days=2)
     limit: int = 20_000
     _jobs: dict[str, str] = field(default_factory=dict)
@@ -308,6 +364,11 @@ class InstanceReader:
                 keys = tuple(k for k in keys if k in graph) or run.asset_keys[:1]
                 key = keys[0] if keys else None
                 node = graph.get(key) if key else None
+                if any(getattr(graph.get(k), "role", None) == DBT_MODEL for k in keys):
+                    per_node = self._dbt_failures(run, ev, "\n".join(parts), graph)
+                    if per_node:
+                        out.extend(per_node)
+                        continue
                 out.append(FailureRecord(
                     failure_id=f"step:{run.run_id}:{ev.step_key}",
                     at=_dt(ev.timestamp),
@@ -327,6 +388,24 @@ class InstanceReader:
                         run_id=run.run_id,
                     ))
         return out
+
+    def _dbt_failures(self, run: RunRecord, ev, message: str, graph: AssetGraph) -> list[FailureRecord]:
+        """One record per failed/errored/skipped dbt node of a failed dbt step (empty: unknown)."""
+        op = (ev.step_key or "").split("[", 1)[0].rsplit(".", 1)[-1]
+        at = _dt(ev.timestamp)
+        partition = run.partitions[0] if run.partitions else None
+        index = DbtNodeIndex(graph)
+        path = find_run_results(message, self.dbt_targets(op), op, run.run_id)
+        results = _read_json(path) if path is not None else None
+        if isinstance(results, dict):
+            manifest_path = path.with_name("manifest.json")
+            recs = node_failures_from_run_results(
+                results, graph, run_id=run.run_id, at=at, partition=partition, index=index,
+                manifest=lambda: _read_json(manifest_path))
+            if recs:
+                return recs
+        return node_failures_from_message(message, graph, run_id=run.run_id, at=at, partition=partition,
+                                          index=index)
 
     def checks(self, check_keys: Iterable[tuple[str, str]]) -> list[CheckRecord]:
         """Latest evaluation of each (asset key, check name): one batched query (check events
@@ -388,6 +467,39 @@ def resolvers_from_repository(repo_def) -> tuple[Callable[[str], tuple[str, ...]
         return hit
 
     return job_assets, step_assets
+
+
+def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
+    """op name -> where its dbt invocations' target folders are (dbt assets carry their
+    ``DbtProject`` in the ``dagster_dbt/project`` metadata); read on the first dbt failure."""
+    roots: dict[str, tuple[Path, ...]] | None = None
+
+    def read() -> dict[str, tuple[Path, ...]]:
+        out: dict[str, set[Path]] = defaultdict(set)
+        seen: set[int] = set()
+        for assets_def in repo_def.assets_defs_by_key.values():
+            if id(assets_def) in seen:
+                continue
+            seen.add(id(assets_def))
+            try:
+                name = assets_def.node_def.name
+                spec = next(iter(assets_def.specs))
+            except Exception:  # noqa: BLE001 - external assets have no node
+                continue
+            project = (spec.metadata or {}).get("dagster_dbt/project")
+            project = getattr(project, "value", project)
+            root = _dbt_target_root(project) if project is not None else None
+            if root is not None:
+                out[name].add(root)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
+    def of(op: str) -> tuple[Path, ...]:
+        nonlocal roots
+        if roots is None:
+            roots = read()
+        return roots.get(op, ())
+
+    return of
 
 
 # -- the connectors -------------------------------------------------------------------------------
@@ -552,6 +664,7 @@ def build_snapshot(
     kwargs = {}
     if repository_def is not None:
         kwargs["job_assets"], kwargs["step_assets"] = resolvers_from_repository(repository_def)
+        kwargs["dbt_targets"] = dbt_target_roots(repository_def)
     reader = InstanceReader(instance, **kwargs)
     snap = Snapshot(taken_at=now, graph=graph)
     if last_success:

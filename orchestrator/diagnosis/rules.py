@@ -158,6 +158,9 @@ RULES: list[Rule] = [
     _r("schema_drift", "column_count_mismatch",
        r"number of columns in (?:file|the source) .*does not match|"
        r"columns? (?:count )?(?:mismatch|do(?:es)? not match)", 2.5),
+    # DuckDB's binder names the column a model reads that its input no longer has
+    _r("schema_drift", "duckdb_referenced_column_missing",
+       r"referenced column .* not found in from clause", 2.5),
     _r("schema_drift", "column_missing",
        r"column \S+ (?:of relation \S+ )?does not exist|invalid identifier|"
        r"referenced column .* not found|no such column|unknown column|"
@@ -245,7 +248,7 @@ RULES: list[Rule] = [
        r"not found in manifest|node .* not found", 3.0),
     _r("code_error", "sql_semantics",
        r"cannot be used with arguments of types|no function matches|function \S+ does not exist|"
-       r"unknown function|binder error|ambiguous column|must appear in the group by|"
+       r"unknown function|binder error(?!:\s*referenced column)|ambiguous column|must appear in the group by|"
        r"\b42883\b|\b42803\b", 2.5),
     _r("code_error", "python_exception",
        r"\b(?:NameError|TypeError|AttributeError|KeyError|IndexError|ValueError|ZeroDivisionError|"
