@@ -5,8 +5,13 @@ worked. New failures are matched to the nearest past signatures with a lexical s
 needs no model: TF-IDF cosine over word unigrams+bigrams of the normalized signature, blended
 with TF-IDF cosine over character 4-grams (robust to identifiers glued to words). When
 ``ORCHESTRATOR_EMBEDDINGS_MODEL`` is set (and ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` point at an
-OpenAI-compatible endpoint) signature embeddings are blended in; any embedding failure falls
-back to lexical only.
+OpenAI-compatible endpoint) signature embeddings are blended in: similarity is
+``max(lexical, 0.35 * lexical + 0.65 * cosine)``, so embeddings can find a paraphrase with no
+word in common but never hide a lexical match. Only normalized, scrubbed signatures are sent.
+Signatures stored without an embedding of the configured model (recorded before embeddings were
+on, while the endpoint was down, or under another model) are embedded when the index loads. Any
+embedding failure (error, timeout: ``ORCHESTRATOR_EMBEDDINGS_TIMEOUT`` seconds, default 10)
+falls back to lexical only for the rest of that memory object's life.
 
 What it learns from:
 - ``record(..., source="label")``: a human/curated label for a message;
@@ -134,8 +139,11 @@ def lexical_similarity(a: str, b: str) -> float:
 class _Embedder:
     """Optional embeddings through the ``openai`` SDK to any OpenAI-compatible endpoint."""
 
-    def __init__(self, model: str):
+    BATCH = 128
+
+    def __init__(self, model: str, timeout: float = 10.0):
         self.model = model
+        self.timeout = timeout
         self._client = None
         self.disabled = False
 
@@ -144,7 +152,11 @@ class _Embedder:
         model = os.environ.get("ORCHESTRATOR_EMBEDDINGS_MODEL")
         if not model or not (os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY")):
             return None
-        return cls(model)
+        try:
+            timeout = float(os.environ.get("ORCHESTRATOR_EMBEDDINGS_TIMEOUT") or 10.0)
+        except ValueError:
+            timeout = 10.0
+        return cls(model, timeout)
 
     def embed(self, texts: list[str]) -> list[list[float]] | None:
         if self.disabled or not texts:
@@ -154,14 +166,25 @@ class _Embedder:
                 from openai import OpenAI
 
                 self._client = OpenAI(
-                    api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=10.0, max_retries=1
+                    api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=self.timeout, max_retries=1
                 )
-            resp = self._client.embeddings.create(model=self.model, input=texts)
-            return [list(d.embedding) for d in resp.data]
+            out: list[list[float]] = []
+            for i in range(0, len(texts), self.BATCH):
+                batch = [scrub(t) for t in texts[i:i + self.BATCH]]  # signatures are scrubbed already
+                resp = self._client.embeddings.create(model=self.model, input=batch)
+                data = sorted(resp.data, key=lambda d: d.index)
+                if len(data) != len(batch):
+                    raise ValueError(f"{len(data)} embeddings for {len(batch)} inputs")
+                out.extend([float(x) for x in d.embedding] for d in data)
+            return out
         except Exception as exc:  # never required: fall back to lexical similarity
             log.warning("embeddings disabled (%s: %s); using lexical similarity only", type(exc).__name__, exc)
             self.disabled = True
             return None
+
+
+EMBEDDING_WEIGHT = 0.65
+BACKFILL_MAX = 2000  # signatures embedded per index load
 
 
 def _dense_cosine(a: list[float], b: list[float]) -> float:
@@ -237,12 +260,15 @@ class FailureMemory:
             s.flush()
             if weight > 0:
                 self._relabel(s, row)
-            if is_new and self._embedder is not None:
-                emb = self._embedder.embed([sig])
-                if emb:
-                    row.embedding, row.embedding_model = emb[0], self._embedder.model
             sig_id = row.id
             label = row.category
+        if is_new and self._embedder is not None:
+            # outside the write transaction: a slow endpoint must not hold the store's lock
+            emb = self._embedder.embed([sig])
+            if emb:
+                with self.store.session() as s:
+                    row = s.get(FailureSignature, sig_id)
+                    row.embedding, row.embedding_model = emb[0], self._embedder.model
         if is_new or weight > 0:
             self._index = None
         if weight > 0 or resolution:
@@ -327,15 +353,34 @@ class FailureMemory:
             rows = s.execute(
                 select(FailureSignature.id, FailureSignature.signature, FailureSignature.category,
                        FailureSignature.label_weight, FailureSignature.occurrences,
-                       FailureSignature.transient, FailureSignature.embedding)
+                       FailureSignature.transient, FailureSignature.embedding,
+                       FailureSignature.embedding_model)
             ).all()
         sigs = [r[1] for r in rows]
         self._index = {
             "rows": rows,
             "words": _TfIdf([_word_features(x) for x in sigs]),
             "chars": _TfIdf([_char_features(x) for x in sigs]),
+            "emb": self._embeddings(rows),
         }
         return self._index
+
+    def _embeddings(self, rows) -> list[list[float] | None]:
+        """Each row's embedding under the configured model; missing ones are embedded and stored."""
+        if self._embedder is None:
+            return [None] * len(rows)
+        model = self._embedder.model
+        embs = [r[6] if r[6] and r[7] == model else None for r in rows]
+        todo = [i for i, e in enumerate(embs) if e is None][:BACKFILL_MAX]
+        vectors = self._embedder.embed([rows[i][1] for i in todo]) if todo else None
+        if vectors:
+            with self.store.session() as s:
+                for i, vec in zip(todo, vectors):
+                    row = s.get(FailureSignature, rows[i][0])
+                    if row is not None:
+                        row.embedding, row.embedding_model = vec, model
+                    embs[i] = vec
+        return embs
 
     def nearest(self, message: str, k: int = 5, *, min_similarity: float = 0.0,
                 labelled_only: bool = False) -> list[Neighbour]:
@@ -348,7 +393,7 @@ class FailureMemory:
         qw = idx["words"].vectorize(_word_features(sig))
         qc = idx["chars"].vectorize(_char_features(sig))
         qemb = None
-        if self._embedder is not None and any(r[6] for r in rows):
+        if self._embedder is not None and any(e is not None for e in idx["emb"]):
             e = self._embedder.embed([sig])
             qemb = e[0] if e else None
         scored = []
@@ -357,8 +402,10 @@ class FailureMemory:
                 continue
             lex = 0.6 * _cosine(qw, idx["words"].vectors[i]) + 0.4 * _cosine(qc, idx["chars"].vectors[i])
             sim = lex
-            if qemb is not None and r[6]:
-                sim = 0.5 * lex + 0.5 * max(0.0, _dense_cosine(qemb, r[6]))
+            emb = idx["emb"][i]
+            if qemb is not None and emb is not None and len(emb) == len(qemb):
+                dense = max(0.0, _dense_cosine(qemb, emb))
+                sim = max(lex, (1 - EMBEDDING_WEIGHT) * lex + EMBEDDING_WEIGHT * dense)
             if sim >= min_similarity:
                 scored.append((min(1.0, sim), r))
         scored.sort(key=lambda x: -x[0])
