@@ -225,3 +225,37 @@ def test_job_ids_and_connection_state_survive_restart(emulators):
     second = client.sync_and_poll(PRODUCT).job_details
     assert second["jobId"] == first["jobId"] + 1
     assert len(list((again.landing_dir / "product" / "events").glob("*.parquet"))) == 2
+
+
+def _wait_job(handle, job_id: int, timeout_s: float = 20) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = _job_info(handle, job_id)["job"]
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_reset_of_selected_streams_clears_only_those(emulators):
+    handle = emulators()
+    fivetran_workspace(handle).get_client().sync_and_poll(SALESFORCE, poll_interval=0.1, poll_timeout=20)
+    airbyte_workspace(handle).get_client().sync_and_poll(PRODUCT)
+    events_before = sorted((handle.landing_dir / "product" / "events").glob("*.parquet"))
+    headers = _token(handle)
+
+    bad = httpx.post(f"{handle.airbyte_config_url}/connections/reset/stream", headers=headers,
+                     json={"connectionId": PRODUCT, "streams": [{"streamName": "userz"}]})
+    assert bad.status_code == 400 and "userz" in bad.json()["message"]
+
+    reset = httpx.post(f"{handle.airbyte_config_url}/connections/reset/stream", headers=headers,
+                       json={"connectionId": PRODUCT, "streams": [{"streamName": "users", "streamNamespace": "public"}]})
+    reset.raise_for_status()
+    job = _wait_job(handle, reset.json()["job"]["id"])
+    assert (job["configType"], job["status"]) == ("reset_connection", "succeeded")
+    assert not list((handle.landing_dir / "product" / "users").glob("*.parquet"))
+    assert sorted((handle.landing_dir / "product" / "events").glob("*.parquet")) == events_before
+
+    airbyte_workspace(handle).get_client().sync_and_poll(PRODUCT)  # the next sync re-lands the history
+    users = duckdb.sql(f"select count(*) from read_parquet('{handle.landing_dir}/product/users/*.parquet')")
+    assert users.fetchall()[0][0] >= 50  # all of the small scenario's users again, not just new ones

@@ -262,6 +262,18 @@ def build_airbyte_app(engine: AirbyteEmulator) -> Starlette:
         with engine.lock:
             return JSONResponse(engine.config_job_json(job))
 
+    def cfg_reset_streams(request: Request, body: Any) -> Response:
+        # {"connectionId", "streams": [{"streamName", "streamNamespace"?}]}: reset only those streams
+        streams = body.get("streams") if isinstance(body, dict) else None
+        if not isinstance(streams, list) or not streams or not all(
+            isinstance(s, dict) and isinstance(s.get("streamName"), str) for s in streams
+        ):
+            raise problem(400, "bad-request", "streams must be a non-empty list of {streamName, streamNamespace}")
+        names = [s["streamName"] for s in streams]
+        job = engine.start_job(body_field(body, "connectionId"), "reset", streams=names)
+        with engine.lock:
+            return JSONResponse(engine.config_job_json(job))
+
     def cfg_job_get(request: Request, body: Any) -> Response:
         job = engine.job(body_field(body, "id", int))
         with engine.lock:
@@ -310,6 +322,8 @@ def build_airbyte_app(engine: AirbyteEmulator) -> Starlette:
             ("/connections/list", cfg_connection_list),
             ("/connections/sync", cfg_sync),
             ("/connections/reset", cfg_reset),
+            ("/connections/reset/stream", cfg_reset_streams),
+            ("/connections/clear/stream", cfg_reset_streams),
             ("/jobs/get", cfg_job_get),
             ("/jobs/list", cfg_job_list),
             ("/jobs/cancel", cfg_job_cancel),

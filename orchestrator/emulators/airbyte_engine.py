@@ -91,6 +91,8 @@ class Job(BaseModel):
     id: int
     connection_id: str
     job_type: Literal["sync", "reset", "clear"] = "sync"
+    # reset/clear of selected streams (config API connections/reset/stream); None = all streams
+    streams: list[str] | None = None
     status: Literal["pending", "running", "incomplete", "failed", "succeeded", "cancelled"] = "running"
     created_at: str
     updated_at: str
@@ -281,11 +283,17 @@ class AirbyteEmulator:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def start_job(self, connection_id: str, job_type: str) -> Job:
+    def start_job(self, connection_id: str, job_type: str, streams: list[str] | None = None) -> Job:
         with self.lock:
             now = utc_now()
             self.advance(now)
-            self.spec(connection_id)
+            spec = self.spec(connection_id)
+            unknown = [s for s in streams or [] if s not in spec.streams]
+            if unknown:
+                raise problem(
+                    400, "bad-request",
+                    f"unknown stream(s) {unknown} for connection {connection_id}; streams: {sorted(spec.streams)}",
+                )
             if job_type == "refresh":
                 raise problem(422, "unprocessable-entity", "Refreshes are not supported in the public API")
             if job_type not in ("sync", "reset", "clear"):
@@ -296,6 +304,7 @@ class AirbyteEmulator:
                     {"message": f"A sync is already running for: {connection_id}"},
                 )
             job = self._create_job(connection_id, job_type, "api", now)
+            job.streams = list(streams) if streams else None
             self.save()
             return job
 
@@ -414,9 +423,10 @@ class AirbyteEmulator:
             attempt.bytes = sum(s["bytes"] for s in stats.values())
             attempt.log_lines.append(f"{iso_z(now)} INFO Sync summary: {attempt.records} records committed")
         else:
-            data.clear_landed_files(self.landing_dir)
-            data.mark_cleared()
-            attempt.log_lines.append(f"{iso_z(now)} INFO Cleared data for all streams")
+            data.clear_landed_files(self.landing_dir, job.streams)
+            data.mark_cleared(job.streams)
+            cleared = ", ".join(job.streams) if job.streams else "all streams"
+            attempt.log_lines.append(f"{iso_z(now)} INFO Cleared data for {cleared}")
         done = utc_now()
         attempt.status = "succeeded"
         attempt.ended_at = attempt.updated_at = iso_z(done)
