@@ -181,11 +181,7 @@ class AirbyteEmulator:
                 )
                 self._plan_next_auto_sync(state, now)
                 self.state.connections[spec.id] = state
-        if not self.state.faults.scenario_loaded:
-            for fault in self.scenario.faults:
-                if self.scenario.api_of(fault.target or "") == "airbyte" or fault.api == "airbyte":
-                    self.state.faults.add(fault, source="scenario")
-            self.state.faults.scenario_loaded = True
+        self.state.faults.load_scenario_faults(self.scenario, "airbyte")
 
     def save(self) -> None:
         self.store.save(self.state)

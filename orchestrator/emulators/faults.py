@@ -42,6 +42,15 @@ class FaultBook(BaseModel):
     # re-fire faults that already fired.
     scenario_loaded: bool = False
 
+    def load_scenario_faults(self, scenario: Any, api: str) -> None:
+        """Adds the scenario's faults aimed at this API, once per state directory."""
+        if self.scenario_loaded:
+            return
+        for fault in scenario.faults:
+            if scenario.api_of(fault.target or "") == api or fault.api == api:
+                self.add(fault, source="scenario")
+        self.scenario_loaded = True
+
     def add(self, fault: Any, source: str) -> ActiveFault:
         spec = fault.model_dump(mode="json", by_alias=True, exclude_none=True)
         remaining = getattr(fault, "requests", None) or getattr(fault, "next_syncs", None)

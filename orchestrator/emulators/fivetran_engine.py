@@ -149,11 +149,7 @@ class FivetranEmulator:
                     created_at=iso_z(now - timedelta(days=self.scenario.history_days)),
                 )
                 self._plan_next_auto_sync(self.state.connectors[spec.id], now)
-        if not self.state.faults.scenario_loaded:
-            for fault in self.scenario.faults:
-                if self.scenario.api_of(fault.target or "") == "fivetran" or fault.api == "fivetran":
-                    self.state.faults.add(fault, source="scenario")
-            self.state.faults.scenario_loaded = True
+        self.state.faults.load_scenario_faults(self.scenario, "fivetran")
 
     def save(self) -> None:
         self.store.save(self.state)
