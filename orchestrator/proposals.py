@@ -243,20 +243,29 @@ class Proposals:
     def _decide(self, action_id: str, approve: bool, actor: str, via: str, comment: str | None,
                 now: datetime | None) -> dict:
         now = _now(now)
+        still_pending = (ActionRow.id == action_id, ActionRow.status == "pending")
         with self.store.session() as s:
             row = s.get(ActionRow, action_id)
             if row is None:
                 raise KeyError(f"no action {action_id!r}")
             if row.status != "pending":
                 raise ValueError(f"action {action_id} is {row.status}, not pending")
-            if row.expires_at is not None and _aware(row.expires_at) <= now:
-                row.status, row.updated_at = "expired", now
-                raise ValueError(f"action {action_id} expired at {row.expires_at.isoformat()}")
-            row.status = "approved" if approve else "declined"
-            row.updated_at = now
-            s.add(ApprovalRow(action_id=action_id, decision="approve" if approve else "reject",
-                              actor=actor, via=via, comment=comment, at=now))
-            failures, atype = list(row.failures or []), row.type
+            expires_at = row.expires_at
+            expired = expires_at is not None and _aware(expires_at) <= now
+            if expired:  # recorded (committed) before refusing, so it never looks pending again
+                s.execute(update(ActionRow).where(*still_pending).values(status="expired", updated_at=now))
+            else:
+                # Conditional on still being pending: an Approve and a Reject link confirmed at the
+                # same moment cannot both win.
+                decided = s.execute(update(ActionRow).where(*still_pending).values(
+                    status="approved" if approve else "declined", updated_at=now))
+                if decided.rowcount != 1:
+                    raise ValueError(f"action {action_id} was decided by someone else meanwhile")
+                s.add(ApprovalRow(action_id=action_id, decision="approve" if approve else "reject",
+                                  actor=actor, via=via, comment=comment, at=now))
+                failures, atype = list(row.failures or []), row.type
+        if expired:
+            raise ValueError(f"action {action_id} expired at {expires_at.isoformat()}")
         self.store.append_audit("approval" if approve else "rejection", actor=actor, subject=f"action:{action_id}",
                                 payload={"via": via, "comment": comment, "at": now.isoformat()})
         for f in failures:  # the operator's verdict teaches the failure memory
