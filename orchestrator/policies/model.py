@@ -726,16 +726,21 @@ def _pydantic_message(err: dict, path: tuple) -> tuple[str, str | None]:
     return msg, None
 
 
+def load_yaml_document(text: str) -> tuple[yaml.Node | None, object]:
+    """One YAML document as (node, data): the node keeps the line marks errors point at."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+
+
 def parse_policy_text(text: str, file: str = "<memory>") -> tuple[list[Policy], list[PolicyError]]:
     """Parse one YAML document of policies. Never raises for bad input."""
     errors: list[PolicyError] = []
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node, data = load_yaml_document(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, DBT_SOURCE, AssetGraph, AssetNode
 from orchestrator.policies.calendar import check_cron
-from orchestrator.policies.model import Duration, _data_path, _Loader, _walk
+from orchestrator.policies.model import Duration, _data_path, _walk, load_yaml_document
 
 UTC = timezone.utc
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -343,12 +343,7 @@ def _label(path: tuple) -> str:
 def parse_scenario_text(text: str, file: str = "<memory>") -> ScenarioSpec:
     """Validate one scenario document; raises :class:`ScenarioError` with every problem."""
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node, data = load_yaml_document(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ScenarioError([f"{file}:{mark.line + 1 if mark else 0}: YAML syntax error: {exc.problem or exc}"]) from None
