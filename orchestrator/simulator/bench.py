@@ -8,7 +8,7 @@ from pathlib import Path
 
 from orchestrator.policies import DurationModel, load_policies, resolve
 from orchestrator.simulator.engine import Simulation
-from orchestrator.simulator.metrics import BenchResult, deadlines_of, result_from_sim
+from orchestrator.simulator.metrics import BenchResult, deadlines_of, lateness, result_from_sim
 from orchestrator.simulator.planners import make_planner
 from orchestrator.simulator.scenario import Scenario, ScenarioError, load_scenario
 
@@ -28,13 +28,28 @@ def run_benchmark(scenario: Scenario | str | Path, planner: str, seed: int = 0, 
     world = sc.realise(seed)
     res = resolve_policies(sc, world)
     deadlines = deadlines_of(res, sc.t0, sc.horizon_s)
-    if planner == "oracle":
-        from orchestrator.simulator.planners.oracle import solve
+    if planner in ("bound", "oracle"):
+        from orchestrator.simulator.bound import solve_bound
 
-        result = solve(sc, world, res, deadlines)
+        result = solve_bound(sc, world, res, deadlines, name=planner)
+        result.wall_s = round(time.perf_counter() - started, 2)
+        return result
+    if planner == "cron-tuned":
+        from orchestrator.simulator.planners.cron_tuned import describe, tune
+
+        result, setting, n = tune(sc, seed, lambda p: simulate(sc, seed, p, res, deadlines))
+        result.planner = "cron-tuned"
+        result.note = f"best of {n} settings: {describe(setting)}"
         result.wall_s = round(time.perf_counter() - started, 2)
         return result
     p = make_planner(planner, **planner_kwargs)
+    return simulate(sc, seed, p, res, deadlines, progress=progress, started=started)
+
+
+def simulate(sc: Scenario, seed: int, p, res, deadlines, *, progress: Callable[[str], None] | None = None,
+             started: float | None = None) -> BenchResult:
+    """One planner object on one seed's world; figures from the finished simulation."""
+    started = time.perf_counter() if started is None else started
     sim = Simulation(sc, seed, progress=progress)
     sim.set_resolution(res)
     for d in deadlines:
@@ -42,8 +57,9 @@ def run_benchmark(scenario: Scenario | str | Path, planner: str, seed: int = 0, 
     p.start(sim)
     sim.run()
     p.finish(sim)
-    result = result_from_sim(sim, planner, deadlines, time.perf_counter() - started)
+    result = result_from_sim(sim, p.name, deadlines, time.perf_counter() - started)
     note = getattr(p, "note", "")
     if note:
         result.note = note
+    result.lateness = [lateness(d, sim.watch.get(d.target, []), sim.horizon) for d in deadlines]
     return result

@@ -15,11 +15,13 @@ Faults come from ``World.episodes`` (scheduled, recurring, with a ground-truth f
 with a real vendor message; the failure is an *incident* until the unit succeeds again, resolved
 ``auto`` unless a human fixed the cause or approved the run that cleared it.
 
-Safety audit (``unsafe``): every action executed, and every run the orchestrator launches
-(schedules, retries, eager), is checked independently of the planner against blackout windows
-and daily budgets; actions are also checked against validation rules (known assets and
-connectors, no pure repeat of work in flight) and, when executed without approval, against
-``rollout: auto`` + ``auto_approve`` of every asset they touch.
+Safety audit (``unsafe``): :class:`~orchestrator.simulator.audit.SafetyAudit`, independent of
+the decision core, watches every step as it executes (blackouts), every launch and completion
+(daily budgets) and every action executed (validation rules, pre-authorisation re-derived from
+the policies).
+
+A person fixes only what has been reported: an approval (or the on-call engineer, after
+``human_fix_delay``) clears a fault episode that has already failed an attempt.
 """
 
 from __future__ import annotations
@@ -46,12 +48,11 @@ from orchestrator.core.records import (
     Snapshot,
     SyncRecord,
 )
+from orchestrator.simulator.audit import SafetyAudit
 from orchestrator.simulator.scenario import FaultEpisode, RetrySpec, Scenario, World
 
 UTC = timezone.utc
 RESYNC_FACTOR = {"resync_table": 1.5, "full_resync": 4.0}
-CONNECTOR_ACTIONS = {"resync_table", "full_resync", "pause_connector", "resume_connector",
-                     "reschedule_connector"}
 
 
 @dataclass(eq=False)
@@ -165,7 +166,6 @@ class Simulation:
         self.open_incidents: dict[str, Incident] = {}
         self.actions: list[ActionLog] = []
         self.approvals_requested = 0
-        self.unsafe: list[tuple[float, str, str]] = []  # (time, what, reason)
         self.watch: dict[str, list[tuple[float, float]]] = {}  # target -> [(ready at, data time)]
         self._dash_children: dict[str, list[str]] = {}
         for n in self.graph:
@@ -178,6 +178,7 @@ class Simulation:
             self._episodes.setdefault(ep.target, []).append((i, ep))
         self._fixed: dict[int, float] = {}
         self._human_fixed: set[int] = set()
+        self._observed: set[int] = set()  # episodes that have failed an attempt (reported)
         self._attempt_faults = [(f, targets, msg) for f, targets, msg in self.world.attempt_faults]
         self._rng = np.random.default_rng([seed, 31337])
         # prices
@@ -185,8 +186,7 @@ class Simulation:
         self._wh_rate = self.spec.cost.warehouse_usd_per_hour / 3600.0
         # policies (static parts: blackout, budgets, rollout) for the safety audit
         self.resolution = None
-        self._budget_of: dict[str, tuple[tuple[str, float], ...]] = {}
-        self._spent: dict[tuple[str, int], float] = {}
+        self.auditor = SafetyAudit(None, self.t0)
         self._snapshot_cache: tuple[float, Snapshot] | None = None
 
     # -- clock -----------------------------------------------------------------------------------
@@ -206,14 +206,18 @@ class Simulation:
 
         self.at(start, tick)
 
-    def cron(self, expr: str, fn: Callable, *args) -> None:
-        """Call ``fn(sim, *args)`` at each UTC tick of ``expr`` within the horizon."""
-        it = CronSim(expr, self.t0 - timedelta(seconds=1))
-        for tick in it:
-            t = (tick - self.t0).total_seconds()
+    def cron(self, expr: str, fn: Callable, *args, tz: str = "UTC", offset_s: float = 0.0) -> None:
+        """Call ``fn(sim, *args)`` at each tick of ``expr`` (local time in ``tz``, DST-aware, as
+        a Dagster schedule's ``execution_timezone``), moved by ``offset_s``, within the horizon."""
+        from orchestrator.policies.calendar import get_zone
+
+        first = self.t0 - timedelta(seconds=1 + max(0.0, offset_s))
+        for tick in CronSim(expr, first.astimezone(get_zone(tz))):
+            t = (tick - self.t0).total_seconds() + offset_s
             if t >= self.horizon:
                 break
-            self.at(t, fn, self, *args)
+            if t >= 0:
+                self.at(t, fn, self, *args)
 
     def run(self) -> Simulation:
         last_report = 0.0
@@ -228,7 +232,16 @@ class Simulation:
                 self.progress(f"  t={self.dt():%Y-%m-%d %H:%M} runs={len(self.runs)} "
                               f"in-flight={len(self.inflight_runs)} cost=${self.total_cost:,.0f}")
         self.now = self.horizon
+        for run in list(self.inflight_runs.values()):  # still executing at the end: audit so far
+            for st in run.steps:
+                if st.state == "running" and st.start is not None:
+                    self.auditor.step_ran(self.assets_of(st.unit), st.start, self.horizon, run.source,
+                                          f"run {run.source} step {st.unit}")
         return self
+
+    @property
+    def unsafe(self) -> list[tuple[float, str, str]]:
+        return [(t, what, why) for t, _, what, why in self.auditor.events]
 
     # -- prices ----------------------------------------------------------------------------------
     def _price_table(self) -> tuple[list[float], list[float]]:
@@ -299,74 +312,12 @@ class Simulation:
     # -- policies / audit ------------------------------------------------------------------------
     def set_resolution(self, resolution) -> None:
         self.resolution = resolution
-        self._budget_of = {}
-        if resolution is None or not resolution.ok:
-            return
-        for key, sla in resolution.slas.items():
-            if sla.budgets:
-                self._budget_of[key] = tuple((name, b.per_day) for name, b in sla.budgets if b.per_day is not None)
+        self.auditor = SafetyAudit(resolution, self.t0)
 
-    def _day(self, t: float) -> int:
-        return int((self.t0 + timedelta(seconds=t)).timestamp() // 86400)
-
-    def _charge(self, rec: CostRecord, keys: tuple[str, ...]) -> None:
+    def _charge(self, rec: CostRecord, keys: tuple[str, ...], source: str = "", what: str = "") -> None:
         self.costs.append(rec)
         self.total_cost += rec.amount_usd
-        if self._budget_of:
-            day = self._day(self.now)
-            seen = set()
-            for k in keys:
-                for name, _ in self._budget_of.get(k, ()):
-                    if name not in seen:
-                        seen.add(name)
-                        self._spent[(name, day)] = self._spent.get((name, day), 0.0) + rec.amount_usd
-
-    def audit(self, keys: tuple[str, ...], what: str, *, action: Action | None = None,
-              approved: bool = False) -> tuple[str, ...]:
-        """Why launching this work now is unsafe (empty when it is safe)."""
-        reasons: list[str] = []
-        res = self.resolution
-        now = self.dt()
-        if action is not None:
-            unknown = [k for k in action.asset_keys if k not in self.graph]
-            if unknown:
-                reasons.append(f"unknown asset {unknown[0]!r}")
-            if action.type in CONNECTOR_ACTIONS and action.connector not in self.sc.connectors:
-                reasons.append(f"unknown connector {action.connector!r}")
-            if action.type in ("materialize", "backfill", "retry") and action.asset_keys:
-                wanted = set(action.asset_keys)
-                for run in self.inflight_runs.values():
-                    if run.run_id != action.run_id and wanted <= set(run.assets):
-                        reasons.append(f"repeats run {run.run_id} already in flight")
-                        break
-        if res is not None and res.ok:
-            day = self._day(self.now)
-            for k in keys:
-                sla = res.slas.get(k)
-                if sla is None:
-                    continue
-                if sla.blackout and sla.blackout_at(now) is not None:
-                    reasons.append(f"blackout window on {k}")
-                    break
-            for k in keys:
-                for name, per_day in self._budget_of.get(k, ()):
-                    if self._spent.get((name, day), 0.0) >= per_day:
-                        reasons.append(f"daily budget of {name} spent")
-                        break
-                else:
-                    continue
-                break
-            if action is not None and not approved:
-                for k in keys:
-                    sla = res.slas.get(k)
-                    if sla is not None and not sla.may_run_without_approval(action.type):
-                        reasons.append(f"{action.type} on {k} ({sla.tier.value}, rollout {sla.rollout.value}) "
-                                       "needs approval")
-                        break
-        out = tuple(dict.fromkeys(reasons))
-        if out:
-            self.unsafe.append((self.now, what, "; ".join(out)))
-        return out
+        self.auditor.charge(keys, self.now, rec.amount_usd, source, what)
 
     # -- units -----------------------------------------------------------------------------------
     def unit_of(self, key: str) -> str | None:
@@ -401,7 +352,8 @@ class Simulation:
         if not units:
             return None
         if audit:
-            self.audit(keys or tuple(t for u in units for t in self.assets_of(u)), f"run {source}")
+            self.auditor.launch(keys or tuple(t for u in units for t in self.assets_of(u)), self.now, source,
+                                f"run {source}")
         run = SimRun(f"sim-{next(self._rid)}", keys or tuple(t for u in units for t in self.assets_of(u)),
                      priority, source, self.now, retry, approved, not_before or 0.0, action_id=action_id)
         self.runs[run.run_id] = run
@@ -542,11 +494,15 @@ class Simulation:
                                              error_message=message, rows=rows, tables=keys))
                 if usd:
                     self._charge(CostRecord(self.dt(), usd, "sync", connector=st.unit,
-                                            compute_s=self.now - st.start, detail={"rows": rows}), keys)
+                                            compute_s=self.now - st.start, detail={"rows": rows}), keys,
+                                 st.run.source, f"run {st.run.source} step {st.unit}")
             else:
                 usd = self.compute_cost(st.start, self.now)
                 self._charge(CostRecord(self.dt(), usd, "run", asset_key=st.unit,
-                                        compute_s=self.now - st.start), keys)
+                                        compute_s=self.now - st.start), keys,
+                             st.run.source, f"run {st.run.source} step {st.unit}")
+        if was_running:
+            self.auditor.step_ran(keys, st.start, self.now, st.run.source, f"run {st.run.source} step {st.unit}")
         if ok:
             self._succeed(st, keys)
         elif not skipped:
@@ -612,6 +568,8 @@ class Simulation:
                 asset_key=None if st.is_sync else st.unit, connector=st.unit if st.is_sync else None,
                 run_id=st.run.run_id,
             ))
+            if cause_id.startswith("ep"):
+                self._observed.add(int(cause_id[2:]))
             inc = self.open_incidents.get(st.unit)
             if inc is None and cause_id:
                 category = ep.category if ep else next(
@@ -650,7 +608,7 @@ class Simulation:
     def human_fix_unit(self, unit: str) -> None:
         """An approver fixed the cause of this unit's current failure (credentials, code...)."""
         for i, ep in self._episodes.get(unit, ()):
-            if ep.start <= self.now and i not in self._fixed and ep.fix == "human":
+            if i in self._observed and i not in self._fixed and ep.fix == "human":
                 self._human_fix(i)
 
     def _release_children(self, st: Step, ok: bool) -> None:
@@ -723,7 +681,7 @@ class Simulation:
             else:
                 self.actions.append(ActionLog(action, "declined", self.now))
 
-        self.at(self.now + self.spec.approvals.delay.total_seconds(), answer)
+        self.at(self.spec.approvals.answer_at(self.t0, self.now), answer)
 
     def _units_of_action(self, action: Action) -> list[str]:
         units = [u for k in action.asset_keys if (u := self.unit_of(k))]
@@ -740,7 +698,9 @@ class Simulation:
         if action.connector and action.connector in self.sc.connectors and not keys:
             keys = self.sc.connectors[action.connector].tables
         log = ActionLog(action, decision, self.now, self.now)
-        log.unsafe = self.audit(keys, f"action {action.type} {action.action_id}", action=action, approved=approved)
+        log.unsafe = self.auditor.action(
+            action, keys, self.now, approved=approved, known_assets=self.graph, known_connectors=self.sc.connectors,
+            inflight=[(r.run_id, r.assets) for r in self.inflight_runs.values()])
         self.actions.append(log)
         t = action.type
         nb = self.secs(action.not_before) if action.not_before else None

@@ -12,8 +12,10 @@
 * ``mean_time_to_action_s``: mean seconds from an incident's first failure to the first action
   on it (a retry, a new run, an approval request); censored at the horizon.
 * ``approvals_requested``: gate decisions that waited for a human.
-* ``unsafe_actions``: work that reached execution against a validation rule, a blackout window,
-  a spent daily budget, or without approval where the policy requires one (see engine.audit).
+* ``unsafe_actions``: what the independent audit (``audit.py``) flagged: steps the orchestrator
+  launched that executed inside a blackout window, launches after a daily budget was spent and
+  completions that took spend over it, actions run without the approval their policy requires,
+  and actions against a validation rule.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ class BenchResult:
     actions_auto: int = 0
     runs: int = 0
     wall_s: float = 0.0
-    bound: bool = False  # oracle: a relaxation bound rather than a schedule
+    bound: bool = False  # bound/oracle: a relaxation rather than a schedule
     note: str = ""
     unsafe_detail: list = field(default_factory=list)
+    unsafe_by_kind: dict = field(default_factory=dict)
+    lateness: list = field(default_factory=list)  # seconds per deadline (deadlines_of order)
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -123,4 +127,5 @@ def result_from_sim(sim, planner: str, deadlines: list[Deadline], wall_s: float)
         actions_auto=sum(1 for a in sim.actions if a.decision == "execute"),
         runs=len(sim.runs), wall_s=round(wall_s, 2),
         unsafe_detail=[f"{sim.dt(t):%H:%M} {what}: {why}" for t, what, why in sim.unsafe[:20]],
+        unsafe_by_kind=sim.auditor.by_kind(),
     )

@@ -267,15 +267,50 @@ class RetrySpec(_Strict):
 
 
 class JobSpec(_Strict):
+    """A Dagster job as a careful engineer sets it: a schedule in an execution time zone, an
+    asset selection, ``dagster/priority``, and optionally chained after other jobs (a run status
+    sensor: it starts once every job in ``after`` has succeeded since its own last run)."""
+
     name: str
-    cron: str
-    select: list[str] = Field(default_factory=lambda: ["*"])  # model key globs
+    cron: str | None = None
+    timezone: str = "UTC"  # the schedule's execution_timezone (DST-aware)
+    select: list[str] = Field(default_factory=lambda: ["*"])  # model key globs or graph selectors
+    priority: int = 0  # dagster/priority tag of its runs
+    after: list[str] = Field(default_factory=list)  # job names this one waits for
+    retry: RetrySpec | None = None  # this job's RetryPolicy (default: baseline.retry)
 
     @field_validator("cron")
     @classmethod
-    def _cron(cls, v: str) -> str:
-        check_cron(v)
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_cron(v)
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from orchestrator.policies.calendar import get_zone
+
+        try:
+            get_zone(v)
+        except Exception:  # noqa: BLE001 - any lookup failure is a bad name
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as 'America/New_York')") from None
+        return v
+
+    @field_validator("select")
+    @classmethod
+    def _select(cls, v: list[str]) -> list[str]:
+        from orchestrator.simulator.selection import parse_selector
+
+        for item in v:
+            parse_selector(item)
+        return v
+
+    @model_validator(mode="after")
+    def _trigger(self) -> JobSpec:
+        if self.cron is None and not self.after:
+            raise ValueError(f"job {self.name!r} needs a 'cron' schedule and/or 'after' (jobs it follows)")
+        return self
 
 
 class BaselineSpec(_Strict):
@@ -283,10 +318,57 @@ class BaselineSpec(_Strict):
     retry: RetrySpec = RetrySpec()
     eager_tick: Duration = timedelta(seconds=30)
 
+    @model_validator(mode="after")
+    def _chains(self) -> BaselineSpec:
+        names = [j.name for j in self.jobs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate job name {dup[0]!r}")
+        for j in self.jobs:
+            for a in j.after:
+                if a not in names:
+                    hint = difflib.get_close_matches(a, names, n=1)
+                    raise ValueError(f"job {j.name!r}: 'after' names unknown job {a!r}"
+                                     + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                if a == j.name:
+                    raise ValueError(f"job {j.name!r} cannot wait for itself")
+        return self
+
+
+class NightSpec(_Strict):
+    """Hours when approvers sleep: a request made inside is answered ``delay`` after ``end``."""
+
+    start: str = "22:00"
+    end: str = "07:00"
+    timezone: str = "UTC"
+
+    _c = field_validator("start", "end", mode="before")(lambda cls, v: _clock(v))
+
 
 class ApprovalSpec(_Strict):
-    delay: Duration = timedelta(minutes=45)  # how long a human takes to answer
+    delay: Duration = timedelta(minutes=45)  # how long a human takes to answer (awake)
     approve: float = Field(default=1.0, ge=0, le=1)  # share of requests approved
+    night: NightSpec | None = None  # slower at night: answered after the night ends
+
+    def answer_at(self, t0: datetime, requested_s: float) -> float:
+        """Seconds since ``t0`` when a request made at ``requested_s`` is answered; never
+        earlier than ``requested_s + delay`` (the bound relies on it)."""
+        d = self.delay.total_seconds()
+        if self.night is None:
+            return requested_s + d
+        from orchestrator.policies.calendar import get_zone
+
+        zone = get_zone(self.night.timezone)
+        at = (t0 + timedelta(seconds=requested_s)).astimezone(zone)
+        sh, sm = (int(x) for x in self.night.start.split(":"))
+        eh, em = (int(x) for x in self.night.end.split(":"))
+        t, start, end = at.hour * 60 + at.minute, sh * 60 + sm, eh * 60 + em
+        inside = (start <= t < end) if start < end else (t >= start or t < end)
+        if not inside:
+            return requested_s + d
+        wake_day = at.date() if (start < end or t < end) else at.date() + timedelta(days=1)
+        wake = datetime.combine(wake_day, time(eh, em), tzinfo=zone).astimezone(UTC)
+        return max(requested_s, (wake - t0).total_seconds()) + d
 
 
 class OracleSpec(_Strict):
@@ -329,7 +411,7 @@ class ScenarioSpec(_Strict):
 
 _FIELDS = sorted({n for m in (ScenarioSpec, GraphSpec, ConnectorSpec, AssetSpec, DurationSpec,
                               DurationsSpec, CapacitySpec, CostSpec, FaultSpec, RetrySpec, JobSpec,
-                              BaselineSpec, ApprovalSpec, OracleSpec, PriceWindow, AutoConnectors)
+                              BaselineSpec, ApprovalSpec, NightSpec, OracleSpec, PriceWindow, AutoConnectors)
                   for n in m.model_fields})
 
 
@@ -655,8 +737,12 @@ def build_scenario(spec: ScenarioSpec, file: Path | None = None) -> Scenario:
     fault_targets = set(graph.keys) | set(connectors)
     for i, f in enumerate(spec.faults):
         for pat in f.targets:
-            if not any(fnmatch.fnmatchcase(t, pat) for t in fault_targets):
+            hits = [t for t in fault_targets if fnmatch.fnmatchcase(t, pat)]
+            if not hits:
                 errors.append(f"{where}: faults[{i}]({f.name}).targets: {pat!r} matches no asset or connector")
+            elif all(t not in connectors and graph.node(t).role == DASHBOARD for t in hits):
+                errors.append(f"{where}: faults[{i}]({f.name}).targets: {pat!r} matches only dashboards, "
+                              "which run nothing that can fail; target their models or connectors")
         if f.effective_fix == "resync_table" and not any(
             fnmatch.fnmatchcase(t, pat) for pat in f.targets for t in connectors
         ):
@@ -665,6 +751,24 @@ def build_scenario(spec: ScenarioSpec, file: Path | None = None) -> Scenario:
         raise ScenarioError(errors)
     return Scenario(spec, file, graph, connectors, models, model_pool, model_duration, pools,
                     policy_paths, data_dir)
+
+
+def fault_units(sc: Scenario, patterns: list[str]) -> list[str]:
+    """The units a fault's target globs hit: connector ids and models; a connector table stands
+    for its connector (a table-level fault fails the connector's sync, which lands that table);
+    dashboards run nothing and are skipped."""
+    models: list[str] = []
+    hit_connectors: set[str] = set()
+    for t in sc.graph.keys:
+        if not any(fnmatch.fnmatchcase(t, p) for p in patterns):
+            continue
+        node = sc.graph.node(t)
+        if node.connector and node.connector in sc.connectors:
+            hit_connectors.add(node.connector)
+        elif node.role != DASHBOARD:
+            models.append(t)
+    hit_connectors.update(c for c in sc.connectors if any(fnmatch.fnmatchcase(c, p) for p in patterns))
+    return models + [c for c in sc.connectors if c in hit_connectors]
 
 
 def shipped_scenarios() -> list[str]:
@@ -810,9 +914,7 @@ def _realise(sc: Scenario, seed: int) -> World:
     day0 = datetime.combine(spec.start.date(), time(0), tzinfo=UTC)
     frng = np.random.default_rng([seed, 104729])
     for f in spec.faults:
-        matching = [t for t in targets_all if any(fnmatch.fnmatchcase(t, p) for p in f.targets)]
-        # connectors take the fault for their tables
-        matching = [t for t in matching if t in sc.connectors or sc.graph.node(t).connector is None] or matching
+        matching = fault_units(sc, f.targets)
         pool = msgs[f.category]
         message = f.message or pool[int(frng.integers(0, len(pool)))]
         if f.probability is not None:

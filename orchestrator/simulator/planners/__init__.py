@@ -7,13 +7,15 @@
   ``baseline.eager_tick``); no retries (eager does not re-request a failed asset).
 * ``sla`` / ``sla-llm``: this project's decision core (assess -> plan -> validate -> gate) at
   every sensor tick, gate in auto mode, approvals answered after ``approvals.delay``.
-* ``oracle``: offline optimum with full knowledge (CP-SAT) on small scenarios; a relaxation
-  bound on large ones (not a schedule: attainment is an upper bound, lateness/cost lower bounds).
+* ``cron-tuned``: the best ``cron`` setting found by searching build times and retry settings
+  on the same seed (:mod:`.cron_tuned`): a competent baseline by construction.
+* ``bound`` (alias ``oracle``): a valid upper bound on attainment, relaxed per deadline cycle
+  (:mod:`orchestrator.simulator.bound`): not a schedule; no planner can exceed it.
 """
 
 from __future__ import annotations
 
-PLANNERS = ("cron", "eager", "sla", "sla-llm", "oracle")
+PLANNERS = ("cron", "cron-tuned", "eager", "sla", "sla-llm", "bound", "oracle")
 
 
 class PlannerUnavailable(RuntimeError):
