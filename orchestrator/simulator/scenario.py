@@ -552,10 +552,15 @@ class Scenario:
         return self._worlds[seed]
 
 
-def _data_dir(spec: ScenarioSpec, file: Path | None) -> Path:
+def _data_dir_env() -> Path | None:
     env = os.environ.get("ORCHESTRATOR_SHARED_DATA")
+    return Path(env) if env else None
+
+
+def _data_dir(spec: ScenarioSpec, file: Path | None) -> Path:
+    env = _data_dir_env()
     if env:
-        return Path(env)
+        return env
     if spec.data_dir:
         p = Path(spec.data_dir)
         if not p.is_absolute():
