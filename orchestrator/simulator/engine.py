@@ -107,6 +107,7 @@ class Incident:
     first_action: float | None = None
     resolved: float | None = None
     resolved_by: str | None = None  # auto | human
+    needs_person: bool = False  # ground truth: only a person can clear its cause
 
 
 @dataclass
@@ -575,7 +576,10 @@ class Simulation:
                 category = ep.category if ep else next(
                     (f.category for f, _, _ in self._attempt_faults if f"af:{f.name}" == cause_id), "unknown")
                 recurring = ep.recurring if ep else True
-                inc = Incident(st.unit, cause_id, fault or "", category, message, recurring, self.now)
+                fix = ep.fix if ep else next(
+                    (f.effective_fix for f, _, _ in self._attempt_faults if f"af:{f.name}" == cause_id), "retry")
+                inc = Incident(st.unit, cause_id, fault or "", category, message, recurring, self.now,
+                               needs_person=fix == "human")
                 self.incidents.append(inc)
                 self.open_incidents[st.unit] = inc
                 if ep is not None and ep.fix in ("human", "resync_table"):

@@ -54,6 +54,7 @@ class BenchResult:
     met: int = 0
     incidents: int = 0
     recurring_incidents: int = 0
+    person_incidents: int = 0  # incidents whose cause only a person can clear
     recurring_auto_resolved_share: float = 1.0
     actions_auto: int = 0
     runs: int = 0
@@ -123,6 +124,7 @@ def result_from_sim(sim, planner: str, deadlines: list[Deadline], wall_s: float)
         mean_time_to_action_s=round(sum(tta) / len(tta), 1) if tta else 0.0,
         approvals_requested=sim.approvals_requested, unsafe_actions=len(sim.unsafe),
         deadlines=len(deadlines), met=met, incidents=len(incidents), recurring_incidents=len(rec),
+        person_incidents=sum(1 for i in incidents if i.needs_person),
         recurring_auto_resolved_share=round(rec_auto / len(rec), 4) if rec else 1.0,
         actions_auto=sum(1 for a in sim.actions if a.decision == "execute"),
         runs=len(sim.runs), wall_s=round(wall_s, 2),
