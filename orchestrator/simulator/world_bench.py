@@ -166,7 +166,7 @@ def render_worlds(report: dict) -> str:
     for key in ("sla_vs_cron_tuned", "sla_vs_cron", "cron_tuned_vs_cron"):
         c = report.get(key)
         if c:
-            a, b = key.split("_vs_")
+            a, b = (x.replace("_", "-") for x in key.split("_vs_"))
             hard = c["mean_attainment_diff_contention_or_faults"]
             lines.append(f"- {a} >= {b} on {c['share_ge']:.1%} of {c['worlds']} worlds; mean attainment "
                          f"difference {c['mean_attainment_diff']:+.3f}"

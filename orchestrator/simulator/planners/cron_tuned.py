@@ -22,9 +22,9 @@ from datetime import timedelta
 from orchestrator.simulator.planners.cron import CronPlanner, CronSetting, TimedJob
 from orchestrator.simulator.scenario import RetrySpec
 
-SHIFTS_H = (0, -0.5, -1, -1.5, -2, -3, -4, -6, 0.5, 1, 2)
-LEADS_H = (0.5, 1, 1.5, 2, 3, 4, 6, 8)
-RETRIES = ((60, 3), (300, 3), (900, 2), (300, 5), (1800, 3), (60, 0))
+SHIFTS_H = (0, -1, -2, -3, -4, -6, 1)
+LEADS_H = (1, 2, 3, 4, 6, 8)
+RETRIES = ((60, 3), (300, 3), (900, 4), (1800, 3), (60, 0))
 TIER_PRIORITY = {"critical": 30, "high": 20, "standard": 10, "low": 0}
 
 
