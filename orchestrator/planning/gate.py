@@ -47,23 +47,17 @@ from datetime import datetime
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
-from orchestrator.policies import ActionType
+from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 
-TYPE_RISK = {
-    "defer": 0.05, "materialize": 0.10, "retry": 0.15, "resync_table": 0.25, "backfill": 0.30,
-    "resume_connector": 0.30, "cancel_run": 0.35, "reschedule_connector": 0.40, "pause_connector": 0.45,
-    "full_resync": 0.90,
-}
+TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
 ROLLOUT_RISK = {"auto": 0.0, "recommend": 0.10, "shadow": 0.0}
-NEVER_AUTOMATIC = frozenset({ActionType.full_resync})
-# Classes a plain retry never fixes, whatever a single diagnosis says.
-NOT_RETRYABLE = frozenset({"auth_expired", "permission_denied", "config_error", "code_error", "data_quality",
-                           "schema_drift", "unknown"})
+NEVER_AUTOMATIC = frozenset(t for t in ActionType if t.never_automatic)
+__all__ = ["NOT_RETRYABLE", "gate", "GateConfig", "GateDecision"]
 # (class, resolution) pairs the planner prescribes: the prior rate of success without history.
 PRESCRIBED_PRIOR = 0.8
 PRIOR_STRENGTH = 3.0  # pseudo-attempts of the prior in the smoothed success rate
@@ -71,18 +65,17 @@ DEFAULT_PRIOR = 2 / 3
 
 
 def _retry_budget(category: str) -> int:
-    from orchestrator.planning.planner import DEFAULT_BACKOFF
-
-    b = DEFAULT_BACKOFF.get(category)
+    b = FailureClass.parse(category).backoff
     return b.max_attempts if b is not None else 1
 
 
 def prescribed(d: DiagnosedFailure, action_type: str) -> bool:
     """True when ``action_type`` is the planner's prescribed resolution of this failure."""
-    if action_type == "retry":
+    t = ActionType.parse(action_type)
+    if t is ActionType.retry:
         return bool(d.transient) and d.category not in NOT_RETRYABLE
-    if action_type == "resync_table":
-        return d.category == "schema_drift"
+    if t is ActionType.resync_table:
+        return FailureClass.parse(d.category) is FailureClass.schema_drift
     return False
 
 
@@ -147,7 +140,7 @@ def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memo
                 sim, rate, att, history = 0.0, prior, 0, False
         sim_factor = 1.0 if (prior_backed and not history) else 0.5 + 0.5 * sim
         schedule = ""
-        if prior_backed and action.type == "retry":
+        if prior_backed and ActionType.parse(action.type) is ActionType.retry:
             n = _retry_budget(d.category)
             rate = 1.0 - (1.0 - rate) ** n
             schedule = f" over {n} backed-off attempts"

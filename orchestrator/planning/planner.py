@@ -75,27 +75,10 @@ from orchestrator.planning.common import (
     action_id,
     tables_of,
 )
-from orchestrator.policies import ActionType, DurationModel
+from orchestrator.core.vocab import DEFAULT_BACKOFF, ESCALATE_ONLY, NO_ACTION, ActionType, Backoff
+from orchestrator.policies import DurationModel
 
-
-@dataclass(frozen=True)
-class Backoff:
-    base_s: float
-    factor: float = 2.0
-    max_attempts: int = 3
-    cap_s: float = 2 * 3600
-
-
-DEFAULT_BACKOFF: dict[str, Backoff] = {
-    "rate_limit": Backoff(300, 2.0, 5),
-    "source_unavailable": Backoff(600, 2.0, 4),
-    "destination_capacity": Backoff(900, 2.0, 3),
-    "resource_exhausted": Backoff(600, 2.0, 3),
-    "unknown": Backoff(300, 2.0, 2),
-    "schema_drift": Backoff(0, 1.0, 2),  # absorbed drift: the next sync picks the change up
-}
-NO_ACTION = frozenset({"upstream_delay"})
-ESCALATE_ONLY = frozenset({"code_error", "data_quality"})
+__all__ = ["DEFAULT_BACKOFF", "Backoff", "PlannerConfig", "plan", "priority_for"]
 
 # Schema changes a connector's own setting absorbs (Fivetran schema_change_handling).
 ABSORBS_NEW_COLUMNS = frozenset({"ALLOW_ALL", "ALLOW_COLUMNS"})
@@ -818,7 +801,7 @@ def plan(
         links[aid] = (rg["failure"],)
 
     actions.sort(key=lambda a: (-a.priority, a.not_before or now, a.action_id))
-    n_run = sum(1 for a in actions if a.type in ("materialize", "retry", "backfill", "defer"))
+    n_run = sum(1 for a in actions if (t := ActionType.parse(a.type)) is not None and t.starts_run)
     rationale = (f"{len(urgent)} target(s) at risk or breached, {len(latest)} failing subject(s); "
                  f"{n_run} run(s) proposed least-slack-first, {len(escalations)} escalation(s)")
     if notes:
