@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
@@ -120,38 +120,94 @@ def related_failures(action: Action, assessment: Assessment) -> list[DiagnosedFa
 
 def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memory) -> tuple[float, str]:
     """Confidence that ``action`` resolves ``failures``, from the failure memory (and, for a
-    prescribed resolution, a prior from the failure class)."""
+    prescribed resolution, a prior from the failure class).
+
+    A prescribed resolution is rated on the class (the diagnosis), not on how similar the
+    message is to past cases: history raises it while the resolution keeps working and lowers it
+    only when it fails. A prescribed retry is rated as its backoff schedule: a transient fault
+    fails attempts until it clears, so ``n`` failed attempts count as one failed schedule (n =
+    the class's ``max_attempts``), never as ``n`` failures of the resolution.
+    """
     best, why = 0.0, "no failure memory"
     for d in failures:
         prior_backed = prescribed(d, action.type)
+        is_retry = prior_backed and ActionType.parse(action.type) is ActionType.retry
+        n = _retry_budget(d.category) if is_retry else 1
         prior = PRESCRIBED_PRIOR if prior_backed else DEFAULT_PRIOR
+        if is_retry:
+            prior = 1.0 - (1.0 - prior) ** n  # the schedule's prior, not one attempt's
         sim, rate, att, history = 0.0, prior, 0, False
         if memory is not None:
             try:
-                near = memory.nearest(d.failure.message, k=5, labelled_only=True)
-                same = [n.similarity for n in near if n.category == d.category]
-                history = bool(same)
-                sim = max(same, default=0.0)
                 stats = memory.success_rates(d.category).get((d.category, action.type))
+                if not prior_backed:
+                    near = memory.nearest(d.failure.message, k=5, labelled_only=True)
+                    same = [nb.similarity for nb in near if nb.category == d.category]
+                    history = bool(same)
+                    sim = max(same, default=0.0)
                 if stats:
                     att = int(stats["attempts"])
-                    rate = (stats["successes"] + PRIOR_STRENGTH * prior) / (att + PRIOR_STRENGTH)
+                    ok = float(stats["successes"])
+                    tries = ok + (att - ok) / n  # failed attempts of a schedule count once per schedule
+                    rate = (ok + PRIOR_STRENGTH * prior) / (tries + PRIOR_STRENGTH)
+                    rate = min(1.0, rate)
             except Exception:  # memory is advisory: an error counts as no history
                 sim, rate, att, history = 0.0, prior, 0, False
-        sim_factor = 1.0 if (prior_backed and not history) else 0.5 + 0.5 * sim
-        schedule = ""
-        if prior_backed and ActionType.parse(action.type) is ActionType.retry:
-            n = _retry_budget(d.category)
-            rate = 1.0 - (1.0 - rate) ** n
-            schedule = f" over {n} backed-off attempts"
+        sim_factor = 1.0 if prior_backed else 0.5 + 0.5 * sim
+        schedule = f" over {n} backed-off attempts" if is_retry else ""
         conf = d.confidence * sim_factor * rate
         if conf >= best:
             best = conf
-            basis = ("prescribed for the class, no labelled case yet" if prior_backed and not history
-                     else f"similarity to past cases {sim:.2f}")
+            basis = ("prescribed for the class" if prior_backed else f"similarity to past cases {sim:.2f}")
             why = (f"{d.category}{' (transient)' if d.transient else ''}: diagnosis {d.confidence:.2f}, {basis}, "
                    f"{action.type} works{schedule} {rate:.2f} (smoothed, {att} past attempts)")
     return min(1.0, best), why
+
+
+def _run_span_s(action: Action, graph, durations) -> float:
+    """Predicted wall time of the run an action starts: the longest chain of its assets (p90)."""
+    if durations is None or not action.asset_keys:
+        return 0.0
+    keys = set(action.asset_keys)
+    finish: dict[str, float] = {}
+
+    def fin(k: str) -> float:  # longest chain ending at k, inside the action (memoised, iterative)
+        stack = [k]
+        while stack:
+            cur = stack[-1]
+            todo = [p for p in graph.parents(cur) if p in keys and p not in finish]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if cur not in finish:
+                node = graph.get(cur)
+                own = durations.seconds(node) if node is not None else 0.0
+                finish[cur] = own + max((finish[p] for p in graph.parents(cur) if p in keys), default=0.0)
+        return finish[k]
+
+    for k in keys:
+        fin(k)
+    return max(finish.values(), default=0.0)
+
+
+def blackout_hit(action: Action, touched, resolution, start: datetime, span_s: float):
+    """(asset, window) of the first blackout the work would run in between ``start`` and
+    ``start + span_s``, else None."""
+    if resolution is None:
+        return None
+    end = start + timedelta(seconds=span_s)
+    for k in touched:
+        sla = resolution.sla(k)
+        if sla is None:
+            continue
+        for w in getattr(sla, "blackout", ()) or ():
+            if w.contains(start):
+                return k, w
+            nxt = w.next_open(start)
+            if nxt is not None and nxt <= end:
+                return k, w
+    return None
 
 
 def gate(
@@ -164,6 +220,7 @@ def gate(
     *,
     now: datetime | None = None,
     config: GateConfig | None = None,
+    durations=None,
 ) -> list[GateDecision]:
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
@@ -210,7 +267,8 @@ def gate(
         covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
                          and all(s.may_run_without_approval(t) for s in governed))
-        if any(overspends(name, a.estimated_cost_usd) for name in budget_names):
+        over = sorted(name for name in budget_names if overspends(name, a.estimated_cost_usd))
+        if over:
             budget_risk = 0.2
         elif budget_names & burning:
             budget_risk = 0.05
@@ -255,8 +313,18 @@ def gate(
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
             not_listed = sorted({n.value for n in needed for s in governed if not s.may_run_without_approval(n)})
+            start = a.not_before if a.not_before is not None and a.not_before > now else now
+            dark = blackout_hit(a, touched, resolution, start, _run_span_s(a, graph, durations)) if (
+                t.starts_run or t.calls_connector) else None
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
+            elif over:
+                out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
+                                                  f"action ({a.estimated_cost_usd:.2f} USD): waits for approval"))
+            elif dark is not None:
+                out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
+                                                  f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
+                                                  ": waits for approval"))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
             elif level != "low":
