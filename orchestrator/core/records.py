@@ -118,6 +118,11 @@ class Snapshot:
     failures: list[FailureRecord] = field(default_factory=list)
     costs: list[CostRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
+    # asset key -> the time its data is current as of (a sync: when it started; a model: the
+    # oldest data time of the inputs it read). Missing keys fall back to ``last_success``
+    # (see ``orchestrator.core.datatime.data_times``).
+    data_time: dict[str, datetime] = field(default_factory=dict)
+    paused_connectors: set[str] = field(default_factory=set)  # connectors paused now (when known)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]
@@ -205,6 +210,10 @@ class Action:
     confidence: float = 1.0
     estimated_cost_usd: float = 0.0
     source: str = "planner"  # planner | llm
+    # what it answers: a failure class ("auth_expired"), "freshness", or "repair:<class>"; and the
+    # occurrence of it (a deadline cycle, a failure id): the ledger never proposes it twice
+    cause: str | None = None
+    cycle: str | None = None
 
 
 @dataclass

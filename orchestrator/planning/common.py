@@ -86,6 +86,8 @@ def action_to_dict(action: Action) -> dict:
         "confidence": action.confidence,
         "estimated_cost_usd": action.estimated_cost_usd,
         "source": action.source,
+        "cause": action.cause,
+        "cycle": action.cycle,
     }
 
 
@@ -105,6 +107,8 @@ def action_from_dict(d: Mapping) -> Action:
         confidence=float(d.get("confidence", 1.0)),
         estimated_cost_usd=float(d.get("estimated_cost_usd") or 0.0),
         source=d.get("source", "planner"),
+        cause=d.get("cause"),
+        cycle=d.get("cycle"),
     )
 
 

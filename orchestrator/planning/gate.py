@@ -289,7 +289,9 @@ def gate(
         level = "low" if score < cfg.low_risk else ("medium" if score < cfg.high_risk else "high")
 
         fails = related_failures(a, assessment)
-        if fails:
+        if a.cause and a.cause.startswith("repair:") and a.source != "llm":
+            confidence, conf_why = 1.0, f"a person repaired {a.cause.split(':', 1)[1]}; closing the incident"
+        elif fails:
             confidence, conf_why = memory_confidence(a, fails, memory)
             if a.source == "llm":
                 confidence = min(confidence, a.confidence)
