@@ -85,7 +85,11 @@ class ActionLedger:
         """An open action of the same type and cause covering this one's subjects."""
         subs = action_subjects(action)
         for e in self.entries.values():
-            if e.status not in OPEN or e.action.type != action.type or e.action.action_id == action.action_id:
+            if e.status not in OPEN:
+                continue
+            if e.action.action_id == action.action_id:
+                return e
+            if e.action.type != action.type:
                 continue
             if e.action.cause != action.cause:
                 continue
