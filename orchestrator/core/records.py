@@ -148,6 +148,9 @@ class FreshnessAssessment:
     slack_s: float | None  # deadline - predicted_ready; negative = late
     blocking_asset: str | None  # the upstream on the critical path holding it back
     reason: str
+    data_time: datetime | None = None  # the time its data is current as of
+    data_held_by: str | None = None  # the input whose (old) data time it inherits
+    window_open: datetime | None = None  # data must be newer than this for the cycle it serves next
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,11 +315,13 @@ class _Cycles:
             if r is not None:
                 req[k] = r
         self.req = req
-        last = snapshot.last_success
+        from orchestrator.core.datatime import data_times
+
+        dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
-            ls = last.get(k)
+            ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
 
