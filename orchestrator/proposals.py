@@ -32,12 +32,8 @@ from orchestrator.planning import (
     GateDecision,
     action_from_dict,
     action_to_dict,
-    build_context,
-    gate,
-    plan,
     scrub_pii,
     subjects,
-    validate,
 )
 from orchestrator.planning.gate import related_failures
 from orchestrator.policies import ActionType
@@ -88,6 +84,7 @@ class CycleResult:
     fallback_reason: str | None = None
     new_action_ids: list[str] = field(default_factory=list)
     recorded: bool = False
+    suppressed: list[tuple[Action, str]] = field(default_factory=list)  # already pending / done (ledger)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +95,7 @@ class CycleResult:
             "context_tokens": self.context_tokens,
             "decisions": [{**d.as_dict(), "action": action_to_dict(d.action)} for d in self.decisions],
             "rejected": [{"action": action_to_dict(a), "reason": r} for a, r in self.rejected],
+            "suppressed": [{"action": action_to_dict(a), "reason": r} for a, r in self.suppressed],
             "escalations": [_esc(e) for e in self.plan.escalations],
             "llm_calls": [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in c.__dict__.items()}
@@ -138,35 +136,64 @@ class Proposals:
                 row.state, row.updated_at = breaker.to_dict(), _now()
 
     # -- one cycle --------------------------------------------------------------------------------
+    def ledger(self, now: datetime | None = None, *, keep: timedelta = timedelta(hours=48)):
+        """The actions of earlier cycles the decision core must not repeat: every open one, and
+        those that succeeded within ``keep`` (with whether a person approved them)."""
+        from orchestrator.core.incidents import ActionLedger, LedgerEntry
+
+        now = _now(now)
+        ledger = ActionLedger()
+        with self.store.session() as s:
+            rows = s.scalars(select(ActionRow).where(
+                ActionRow.status.in_(OPEN_STATUSES + ("succeeded",)),
+                ActionRow.updated_at >= now - keep)).all()
+            for r in rows:
+                if r.status not in OPEN_STATUSES and r.status != "succeeded":
+                    continue
+                try:
+                    action = action_from_dict(r.payload)
+                except Exception:  # noqa: BLE001 - an unreadable old row is not a reason to stop planning
+                    continue
+                ledger.entries[r.id] = LedgerEntry(
+                    action, r.status, _aware(r.updated_at),
+                    by_person=r.decision == AWAIT_APPROVAL and r.status != "pending")
+            # open rows older than ``keep`` still count (a pending approval is pending however old)
+            old = s.scalars(select(ActionRow).where(ActionRow.status.in_(OPEN_STATUSES),
+                                                    ActionRow.updated_at < now - keep)).all()
+            for r in old:
+                try:
+                    ledger.entries[r.id] = LedgerEntry(action_from_dict(r.payload), r.status, _aware(r.updated_at),
+                                                       by_person=r.decision == AWAIT_APPROVAL and r.status != "pending")
+                except Exception:  # noqa: BLE001
+                    continue
+        return ledger
+
     def run_cycle(self, snapshot: Snapshot, assessment: Assessment, resolution, durations=None, *,
                   now: datetime | None = None, llm="env", client=None, dry_run: bool = False,
                   use_memory: bool = True) -> CycleResult:
-        """Plan (deterministic, then the LLM when configured), validate, gate, and record."""
+        """One decision cycle (``orchestrator.core.decide.decide``: plan, LLM review when
+        configured, the ledger of earlier actions, validate, gate), then record it."""
+        from orchestrator.core.decide import decide, llm_reviewer
+
         now = _now(now or snapshot.taken_at)
-        baseline = plan(snapshot, assessment, resolution, durations, now=now)
-        final, calls, fallback, tokens = baseline, [], None, None
         if llm == "env":
             from orchestrator.agent import LLMConfig
 
             llm = LLMConfig.from_env()
-        if llm is not None and baseline.actions:
-            from orchestrator.agent import review
-
-            ctx, tokens = build_context(baseline, snapshot, assessment, resolution, durations,
-                                        max_tokens=llm.max_context_tokens)
-            outcome = review(baseline, ctx, config=llm, client=client)
-            final, calls, fallback = outcome.plan, outcome.calls, outcome.fallback_reason
-        accepted, rejected = validate(final, snapshot, resolution, now=now)
-        breaker = self.breaker()
-        decisions = gate(accepted, snapshot, assessment, resolution,
-                         memory=self.memory if use_memory else None, breaker=breaker, now=now)
+        reviewer = llm_reviewer(llm, client) if llm is not None else None
+        d = decide(snapshot, resolution, memory=self.memory if use_memory else None, breaker=self.breaker(),
+                   reviewer=reviewer, now=now, durations=durations, assessment=assessment,
+                   ledger=self.ledger(now))
+        review = d.review
         result = CycleResult(
-            proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=baseline, plan=final,
-            accepted=accepted, rejected=rejected, decisions=decisions, context_tokens=tokens,
-            llm_calls=calls, fallback_reason=fallback,
+            proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=d.baseline, plan=d.plan,
+            accepted=d.accepted, rejected=d.rejected, decisions=d.decisions,
+            context_tokens=review.context_tokens if review else None,
+            llm_calls=list(review.calls) if review else [], fallback_reason=review.fallback_reason if review else None,
+            suppressed=d.suppressed,
         )
         if not dry_run:
-            self.record(result, snapshot, assessment, now=now)
+            self.record(result, snapshot, d.assessment, now=now)
         return result
 
     def record(self, result: CycleResult, snapshot: Snapshot, assessment: Assessment, *,

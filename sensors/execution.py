@@ -36,13 +36,13 @@ import dagster as dg
 
 from orchestrator.core.records import Action
 from orchestrator.planning import scrub_pii
-from orchestrator.policies import ActionType
+from orchestrator.core.vocab import RUN_ACTION_VALUES, ActionType
 
 UTC = timezone.utc
 TAG_PROPOSAL = "orchestrator/proposal_id"
 TAG_ACTION = "orchestrator/action_id"
 TAG_TYPE = "orchestrator/action_type"
-RUN_TYPES = {"materialize", "retry", "backfill", "defer"}
+RUN_TYPES = RUN_ACTION_VALUES
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 

@@ -4,7 +4,8 @@ Every asset governed by a deadline or a max_lag gets an ``sla_freshness`` check.
 (every 60 s) reads a snapshot of the instance and the connectors (running syncs count as in
 flight, whoever started them), assesses it (``orchestrator.assessment.assess_freshness``) and
 reports check evaluations: WARN for at_risk, ERROR for breached, passed for ok (recoveries
-included), with metadata deadline, predicted_ready, slack_s, blocking_asset, policy, tier.
+included), with metadata deadline, predicted_ready, slack_s, blocking_asset, policy, tier,
+data_time (the time its data is current as of) and data_held_back_by (the input it inherits it from).
 Only changes are reported (cursor), plus a refresh when an at-risk asset's slack moves by more
 than 10 minutes. The check can also be executed from the UI (same computation, in a run).
 """
@@ -51,6 +52,8 @@ def check_metadata(a: FreshnessAssessment) -> dict:
         "blocking_asset": a.blocking_asset or "",
         "policy": a.policy or "",
         "tier": a.tier,
+        "data_time": a.data_time.isoformat() if getattr(a, "data_time", None) else "",
+        "data_held_back_by": getattr(a, "data_held_by", None) or "",
     }
 
 

@@ -100,8 +100,11 @@ def assess_freshness(
     graph = snapshot.graph
     if durations is None:
         durations = DurationModel(snapshot.durations)
+    from orchestrator.core.datatime import data_times
+
     slas = resolution.slas
     last = snapshot.last_success
+    dts, held_by = data_times(snapshot)  # freshness is judged by data time, not by run time
     in_flight = _in_flight_start(snapshot.runs, now, snapshot.syncs)
     margin = timedelta(seconds=margin_s)
 
@@ -143,14 +146,15 @@ def assess_freshness(
     for key in graph.topological_order():
         node = nodes[key]
         ls = last.get(key)
+        dt = dts.get(key)
         cyc = cycles.get(key)
         sla = slas.get(key)
         if cyc is not None:
-            stale = ls is None or ls < cyc.open
+            stale = dt is None or dt < cyc.open
         elif sla is not None and sla.max_lag is not None:
-            stale = ls is None or ls < now - sla.max_lag
+            stale = dt is None or dt < now - sla.max_lag
         else:
-            stale = ls is None
+            stale = dt is None
         parents = parents_of(key)
         crit: str | None = None
         crit_ready: datetime | None = None
@@ -185,8 +189,10 @@ def assess_freshness(
     for key, sla in slas.items():
         cyc = cycles.get(key)
         ls = last.get(key)
+        dt = dts.get(key)
         if cyc is None and sla.max_lag is None:
             continue
+        window_open = cyc.open if cyc is not None else None
         policy = cyc.policy if cyc is not None else sla.max_lag_policy
         predicted = ready.get(key)
         status = FreshnessStatus.ok
@@ -195,16 +201,18 @@ def assess_freshness(
         block = blocking.get(key)
         if cyc is not None:
             deadline = cyc.next
-            if cyc.prev is not None and cyc.prev <= now and (ls is None or ls < cyc.prev_open):
+            if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
                 status = FreshnessStatus.breached
                 deadline = cyc.prev
                 reason = (
-                    f"deadline {cyc.prev.isoformat()} passed without a materialization "
-                    f"since {cyc.prev_open.isoformat()}"
+                    f"deadline {cyc.prev.isoformat()} passed without data newer than "
+                    f"{cyc.prev_open.isoformat()}"
+                    + (f" (data as of {dt.isoformat()}"
+                       + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
                     + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
                     + (f" (blocked by {block})" if block else "")
                 )
-            elif cyc.next <= now and (ls is None or ls < cyc.open):
+            elif cyc.next <= now and (dt is None or dt < cyc.open):
                 status = FreshnessStatus.breached
                 reason = (
                     f"late for its share of the {cyc.policy} deadline: needed by "
@@ -216,7 +224,8 @@ def assess_freshness(
                     deadline = cyc.after
                 reason = (
                     f"fresh for the deadline {cyc.next.isoformat()}"
-                    + (f" (materialized {ls.isoformat()})" if ls else "")
+                    + (f" (data as of {dt.isoformat()}" if dt else "")
+                    + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
                 )
             elif predicted + margin > cyc.next:
                 status = FreshnessStatus.at_risk
@@ -228,11 +237,11 @@ def assess_freshness(
             else:
                 reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
         if sla.max_lag is not None and status is not FreshnessStatus.breached:
-            limit = (ls + sla.max_lag) if ls is not None else now
-            if ls is None or now > limit:
+            limit = (dt + sla.max_lag) if dt is not None else now
+            if dt is None or now > limit:
                 status = FreshnessStatus.breached
                 deadline = limit
-                reason = (f"data older than max_lag {sla.max_lag}" if ls else "never materialized") + (
+                reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
                     f" (policy {sla.max_lag_policy})"
                 )
             elif cyc is None:
@@ -261,6 +270,9 @@ def assess_freshness(
             slack_s=slack,
             blocking_asset=block,
             reason=reason,
+            data_time=dt,
+            data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
+            window_open=window_open,
         )
     return out
 

@@ -118,6 +118,11 @@ class Snapshot:
     failures: list[FailureRecord] = field(default_factory=list)
     costs: list[CostRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
+    # asset key -> the time its data is current as of (a sync: when it started; a model: the
+    # oldest data time of the inputs it read). Missing keys fall back to ``last_success``
+    # (see ``orchestrator.core.datatime.data_times``).
+    data_time: dict[str, datetime] = field(default_factory=dict)
+    paused_connectors: set[str] = field(default_factory=set)  # connectors paused now (when known)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]
@@ -143,6 +148,9 @@ class FreshnessAssessment:
     slack_s: float | None  # deadline - predicted_ready; negative = late
     blocking_asset: str | None  # the upstream on the critical path holding it back
     reason: str
+    data_time: datetime | None = None  # the time its data is current as of
+    data_held_by: str | None = None  # the input whose (old) data time it inherits
+    window_open: datetime | None = None  # data must be newer than this for the cycle it serves next
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +213,10 @@ class Action:
     confidence: float = 1.0
     estimated_cost_usd: float = 0.0
     source: str = "planner"  # planner | llm
+    # what it answers: a failure class ("auth_expired"), "freshness", or "repair:<class>"; and the
+    # occurrence of it (a deadline cycle, a failure id): the ledger never proposes it twice
+    cause: str | None = None
+    cycle: str | None = None
 
 
 @dataclass

@@ -9,19 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from orchestrator.core.records import Action, Plan
-from orchestrator.policies import ActionType
+from orchestrator.core.vocab import CONNECTOR_ACTIONS, PAUSE_AND_ESCALATE, RUN_ACTIONS, ActionType
 
 UTC = timezone.utc
 
-# Action types that start a Dagster run (everything else is a connector API call or a run
-# cancellation).
-RUN_ACTIONS = frozenset({ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer})
-CONNECTOR_ACTIONS = frozenset({
-    ActionType.resync_table, ActionType.full_resync, ActionType.pause_connector,
-    ActionType.resume_connector, ActionType.reschedule_connector,
-})
-# Failure classes the planner never retries: a person must fix something first.
-ESCALATE_CATEGORIES = frozenset({"auth_expired", "permission_denied", "config_error"})
+__all__ = ["CONNECTOR_ACTIONS", "ESCALATE_CATEGORIES", "RUN_ACTIONS"]
+
+# Failure classes the planner never retries: a person must fix something first (vocab).
+ESCALATE_CATEGORIES = PAUSE_AND_ESCALATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +41,7 @@ class AgentPlan(Plan):
 
 
 def action_type(action: Action) -> ActionType | None:
-    try:
-        return ActionType(action.type)
-    except ValueError:
-        return None
+    return ActionType.parse(action.type)
 
 
 def action_id(kind: str, *parts: object) -> str:
@@ -94,6 +86,8 @@ def action_to_dict(action: Action) -> dict:
         "confidence": action.confidence,
         "estimated_cost_usd": action.estimated_cost_usd,
         "source": action.source,
+        "cause": action.cause,
+        "cycle": action.cycle,
     }
 
 
@@ -113,6 +107,8 @@ def action_from_dict(d: Mapping) -> Action:
         confidence=float(d.get("confidence", 1.0)),
         estimated_cost_usd=float(d.get("estimated_cost_usd") or 0.0),
         source=d.get("source", "planner"),
+        cause=d.get("cause"),
+        cycle=d.get("cycle"),
     )
 
 

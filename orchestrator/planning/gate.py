@@ -42,28 +42,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
-from orchestrator.policies import ActionType
+from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 
-TYPE_RISK = {
-    "defer": 0.05, "materialize": 0.10, "retry": 0.15, "resync_table": 0.25, "backfill": 0.30,
-    "resume_connector": 0.30, "cancel_run": 0.35, "reschedule_connector": 0.40, "pause_connector": 0.45,
-    "full_resync": 0.90,
-}
+TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
 ROLLOUT_RISK = {"auto": 0.0, "recommend": 0.10, "shadow": 0.0}
-NEVER_AUTOMATIC = frozenset({ActionType.full_resync})
-# Classes a plain retry never fixes, whatever a single diagnosis says.
-NOT_RETRYABLE = frozenset({"auth_expired", "permission_denied", "config_error", "code_error", "data_quality",
-                           "schema_drift", "unknown"})
+NEVER_AUTOMATIC = frozenset(t for t in ActionType if t.never_automatic)
+__all__ = ["NOT_RETRYABLE", "gate", "GateConfig", "GateDecision"]
 # (class, resolution) pairs the planner prescribes: the prior rate of success without history.
 PRESCRIBED_PRIOR = 0.8
 PRIOR_STRENGTH = 3.0  # pseudo-attempts of the prior in the smoothed success rate
@@ -71,18 +65,17 @@ DEFAULT_PRIOR = 2 / 3
 
 
 def _retry_budget(category: str) -> int:
-    from orchestrator.planning.planner import DEFAULT_BACKOFF
-
-    b = DEFAULT_BACKOFF.get(category)
+    b = FailureClass.parse(category).backoff
     return b.max_attempts if b is not None else 1
 
 
 def prescribed(d: DiagnosedFailure, action_type: str) -> bool:
     """True when ``action_type`` is the planner's prescribed resolution of this failure."""
-    if action_type == "retry":
+    t = ActionType.parse(action_type)
+    if t is ActionType.retry:
         return bool(d.transient) and d.category not in NOT_RETRYABLE
-    if action_type == "resync_table":
-        return d.category == "schema_drift"
+    if t is ActionType.resync_table:
+        return FailureClass.parse(d.category) is FailureClass.schema_drift
     return False
 
 
@@ -127,38 +120,94 @@ def related_failures(action: Action, assessment: Assessment) -> list[DiagnosedFa
 
 def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memory) -> tuple[float, str]:
     """Confidence that ``action`` resolves ``failures``, from the failure memory (and, for a
-    prescribed resolution, a prior from the failure class)."""
+    prescribed resolution, a prior from the failure class).
+
+    A prescribed resolution is rated on the class (the diagnosis), not on how similar the
+    message is to past cases: history raises it while the resolution keeps working and lowers it
+    only when it fails. A prescribed retry is rated as its backoff schedule: a transient fault
+    fails attempts until it clears, so ``n`` failed attempts count as one failed schedule (n =
+    the class's ``max_attempts``), never as ``n`` failures of the resolution.
+    """
     best, why = 0.0, "no failure memory"
     for d in failures:
         prior_backed = prescribed(d, action.type)
+        is_retry = prior_backed and ActionType.parse(action.type) is ActionType.retry
+        n = _retry_budget(d.category) if is_retry else 1
         prior = PRESCRIBED_PRIOR if prior_backed else DEFAULT_PRIOR
+        if is_retry:
+            prior = 1.0 - (1.0 - prior) ** n  # the schedule's prior, not one attempt's
         sim, rate, att, history = 0.0, prior, 0, False
         if memory is not None:
             try:
-                near = memory.nearest(d.failure.message, k=5, labelled_only=True)
-                same = [n.similarity for n in near if n.category == d.category]
-                history = bool(same)
-                sim = max(same, default=0.0)
                 stats = memory.success_rates(d.category).get((d.category, action.type))
+                if not prior_backed:
+                    near = memory.nearest(d.failure.message, k=5, labelled_only=True)
+                    same = [nb.similarity for nb in near if nb.category == d.category]
+                    history = bool(same)
+                    sim = max(same, default=0.0)
                 if stats:
                     att = int(stats["attempts"])
-                    rate = (stats["successes"] + PRIOR_STRENGTH * prior) / (att + PRIOR_STRENGTH)
+                    ok = float(stats["successes"])
+                    tries = ok + (att - ok) / n  # failed attempts of a schedule count once per schedule
+                    rate = (ok + PRIOR_STRENGTH * prior) / (tries + PRIOR_STRENGTH)
+                    rate = min(1.0, rate)
             except Exception:  # memory is advisory: an error counts as no history
                 sim, rate, att, history = 0.0, prior, 0, False
-        sim_factor = 1.0 if (prior_backed and not history) else 0.5 + 0.5 * sim
-        schedule = ""
-        if prior_backed and action.type == "retry":
-            n = _retry_budget(d.category)
-            rate = 1.0 - (1.0 - rate) ** n
-            schedule = f" over {n} backed-off attempts"
+        sim_factor = 1.0 if prior_backed else 0.5 + 0.5 * sim
+        schedule = f" over {n} backed-off attempts" if is_retry else ""
         conf = d.confidence * sim_factor * rate
         if conf >= best:
             best = conf
-            basis = ("prescribed for the class, no labelled case yet" if prior_backed and not history
-                     else f"similarity to past cases {sim:.2f}")
+            basis = ("prescribed for the class" if prior_backed else f"similarity to past cases {sim:.2f}")
             why = (f"{d.category}{' (transient)' if d.transient else ''}: diagnosis {d.confidence:.2f}, {basis}, "
                    f"{action.type} works{schedule} {rate:.2f} (smoothed, {att} past attempts)")
     return min(1.0, best), why
+
+
+def _run_span_s(action: Action, graph, durations) -> float:
+    """Predicted wall time of the run an action starts: the longest chain of its assets (p90)."""
+    if durations is None or not action.asset_keys:
+        return 0.0
+    keys = set(action.asset_keys)
+    finish: dict[str, float] = {}
+
+    def fin(k: str) -> float:  # longest chain ending at k, inside the action (memoised, iterative)
+        stack = [k]
+        while stack:
+            cur = stack[-1]
+            todo = [p for p in graph.parents(cur) if p in keys and p not in finish]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if cur not in finish:
+                node = graph.get(cur)
+                own = durations.seconds(node) if node is not None else 0.0
+                finish[cur] = own + max((finish[p] for p in graph.parents(cur) if p in keys), default=0.0)
+        return finish[k]
+
+    for k in keys:
+        fin(k)
+    return max(finish.values(), default=0.0)
+
+
+def blackout_hit(action: Action, touched, resolution, start: datetime, span_s: float):
+    """(asset, window) of the first blackout the work would run in between ``start`` and
+    ``start + span_s``, else None."""
+    if resolution is None:
+        return None
+    end = start + timedelta(seconds=span_s)
+    for k in touched:
+        sla = resolution.sla(k)
+        if sla is None:
+            continue
+        for w in getattr(sla, "blackout", ()) or ():
+            if w.contains(start):
+                return k, w
+            nxt = w.next_open(start)
+            if nxt is not None and nxt <= end:
+                return k, w
+    return None
 
 
 def gate(
@@ -171,6 +220,7 @@ def gate(
     *,
     now: datetime | None = None,
     config: GateConfig | None = None,
+    durations=None,
 ) -> list[GateDecision]:
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
@@ -217,7 +267,8 @@ def gate(
         covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
                          and all(s.may_run_without_approval(t) for s in governed))
-        if any(overspends(name, a.estimated_cost_usd) for name in budget_names):
+        over = sorted(name for name in budget_names if overspends(name, a.estimated_cost_usd))
+        if over:
             budget_risk = 0.2
         elif budget_names & burning:
             budget_risk = 0.05
@@ -238,7 +289,9 @@ def gate(
         level = "low" if score < cfg.low_risk else ("medium" if score < cfg.high_risk else "high")
 
         fails = related_failures(a, assessment)
-        if fails:
+        if a.cause and a.cause.startswith("repair:") and a.source != "llm":
+            confidence, conf_why = 1.0, f"a person repaired {a.cause.split(':', 1)[1]}; closing the incident"
+        elif fails:
             confidence, conf_why = memory_confidence(a, fails, memory)
             if a.source == "llm":
                 confidence = min(confidence, a.confidence)
@@ -262,8 +315,18 @@ def gate(
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
             not_listed = sorted({n.value for n in needed for s in governed if not s.may_run_without_approval(n)})
+            start = a.not_before if a.not_before is not None and a.not_before > now else now
+            dark = blackout_hit(a, touched, resolution, start, _run_span_s(a, graph, durations)) if (
+                t.starts_run or t.calls_connector) else None
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
+            elif over:
+                out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
+                                                  f"action ({a.estimated_cost_usd:.2f} USD): waits for approval"))
+            elif dark is not None:
+                out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
+                                                  f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
+                                                  ": waits for approval"))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
             elif level != "low":

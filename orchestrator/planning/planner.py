@@ -75,27 +75,10 @@ from orchestrator.planning.common import (
     action_id,
     tables_of,
 )
-from orchestrator.policies import ActionType, DurationModel
+from orchestrator.core.vocab import DEFAULT_BACKOFF, ESCALATE_ONLY, NO_ACTION, ActionType, Backoff
+from orchestrator.policies import DurationModel
 
-
-@dataclass(frozen=True)
-class Backoff:
-    base_s: float
-    factor: float = 2.0
-    max_attempts: int = 3
-    cap_s: float = 2 * 3600
-
-
-DEFAULT_BACKOFF: dict[str, Backoff] = {
-    "rate_limit": Backoff(300, 2.0, 5),
-    "source_unavailable": Backoff(600, 2.0, 4),
-    "destination_capacity": Backoff(900, 2.0, 3),
-    "resource_exhausted": Backoff(600, 2.0, 3),
-    "unknown": Backoff(300, 2.0, 2),
-    "schema_drift": Backoff(0, 1.0, 2),  # absorbed drift: the next sync picks the change up
-}
-NO_ACTION = frozenset({"upstream_delay"})
-ESCALATE_ONLY = frozenset({"code_error", "data_quality"})
+__all__ = ["DEFAULT_BACKOFF", "Backoff", "PlannerConfig", "plan", "priority_for"]
 
 # Schema changes a connector's own setting absorbs (Fivetran schema_change_handling).
 ABSORBS_NEW_COLUMNS = frozenset({"ALLOW_ALL", "ALLOW_COLUMNS"})
@@ -332,11 +315,13 @@ class _Cycles:
             if r is not None:
                 req[k] = r
         self.req = req
-        last = snapshot.last_success
+        from orchestrator.core.datatime import data_times
+
+        dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
-            ls = last.get(k)
+            ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
 
@@ -444,9 +429,14 @@ def plan(
     now: datetime | None = None,
     *,
     config: PlannerConfig | None = None,
+    incidents=None,
 ) -> AgentPlan:
-    """The baseline plan. Always returns a plan (possibly empty), never raises on odd input."""
+    """The baseline plan. Always returns a plan (possibly empty), never raises on odd input.
+
+    ``incidents`` (an ``orchestrator.core.incidents.IncidentView``): connectors paused now and the
+    ledger of earlier actions, so a repaired incident is resumed and retried, not paused again."""
     cfg = config or PlannerConfig()
+    paused = set(getattr(incidents, "paused", ()) or ()) | set(getattr(snapshot, "paused_connectors", ()) or ())
     now = _aware(now or snapshot.taken_at)
     graph = snapshot.graph
     model = _duration_model(durations)
@@ -531,6 +521,7 @@ def plan(
             asset_keys=tuple(closure), partitions=pkeys,
             priority=priority_for(None, _tier(resolution, key), cfg),
             estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in closure) * len(pkeys), 4),
+            cause=",".join(sorted({p.category for p in parts.values()})), cycle=",".join(fids),
         ))
         links[aid] = fids
         backfilled.add(f"asset:{key}")
@@ -545,17 +536,39 @@ def plan(
         if subject in backfilled:
             continue
         owners = owners_of(keys)
+        repaired = incidents.repaired_at(subject, cat, _aware(f.at)) if (
+            incidents is not None and cat in ESCALATE_CATEGORIES) else None
+        if repaired is not None:
+            # a person fixed the cause: close the incident (resume the connector, sync again)
+            if conn and conn in paused:
+                aid = action_id("resume", conn, f.failure_id)
+                actions.append(Action(
+                    action_id=aid, type=ActionType.resume_connector.value, connector=conn,
+                    reason=f"{cat} on {subject} repaired at {repaired:%Y-%m-%d %H:%M} UTC: resume {conn}",
+                    priority=priority_for(None, _tier(resolution, keys[0]) if keys else "standard", cfg),
+                    cause=f"repair:{cat}", cycle=f.failure_id,
+                ))
+            if conn and conn in syncing:
+                notes.append(f"{subject}: repaired, a sync is already running")
+                continue
+            retry_groups.append({
+                "keys": keys, "not_before": None, "failure": f.failure_id, "connector": conn,
+                "category": cat, "attempt": 1, "partitions": (), "repair": True,
+            })
+            continue
         if cat in ESCALATE_CATEGORIES:
             blocked.update(keys)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: needs a person (credentials, grants or setup); "
                                           "not retried", f.failure_id))
-            if conn:
+            if conn and conn in paused:
+                notes.append(f"{subject}: paused, waiting for a person to repair {cat}")
+            elif conn:
                 aid = action_id("pause", conn, f.failure_id)
                 actions.append(Action(
                     action_id=aid, type=ActionType.pause_connector.value, connector=conn,
                     reason=f"{cat}: pause {conn} so it stops failing every sync; escalated to owners",
-                    asset_keys=(), priority=0,
+                    asset_keys=(), priority=0, cause=cat, cycle=f.failure_id,
                 ))
                 links[aid] = (f.failure_id,)
             continue
@@ -581,6 +594,7 @@ def plan(
                             f"{sum(len(t) for t in tabs.values())} table(s) only"),
                     priority=priority_for(None, _tier(resolution, drifted[0]), cfg),
                     estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in drifted), 4),
+                    cause=cat, cycle=f.failure_id,
                 ))
                 links[aid] = (f.failure_id,)
                 blocked.update(drifted)
@@ -669,6 +683,7 @@ def plan(
             reason=(f"re-prioritise queued run {run.run_id} from {run.priority} to {new_p} "
                     f"(least slack first; Dagster reads priority only at dequeue, so cancel and re-submit)"),
             estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in run.asset_keys), 4),
+            cause="priority", cycle=f"{run.run_id}:{new_p}",
         ))
     for k in list(want):
         if k in running or k in blocked or k in pending:
@@ -746,8 +761,12 @@ def plan(
             conns = sorted({rg["connector"] for rg in rgs if rg["connector"]})
             cost += round(sum(cost_connector.get(c, 0.0) for c in conns), 4)
             what = "; ".join(
-                f"{rg['category']} on {rg['connector'] or rg['keys'][0]} (attempt {rg['attempt']})" for rg in rgs
+                (f"{rg['category']} on {rg['connector'] or rg['keys'][0]} repaired by a person" if rg.get("repair")
+                 else f"{rg['category']} on {rg['connector'] or rg['keys'][0]} (attempt {rg['attempt']})")
+                for rg in rgs
             )
+            repair = any(rg.get("repair") for rg in rgs)
+            cats = sorted({rg["category"] for rg in rgs})
             aid = action_id("retry", keys, fids)
             actions.append(Action(
                 action_id=aid, type=ActionType.retry.value, asset_keys=tuple(keys),
@@ -756,6 +775,7 @@ def plan(
                         + (": a new connector sync, not a re-run of the failed run" if conns else "")
                         + (f"; {len(keys)} assets incl. downstream at risk" if len(keys) > 1 else "")),
                 estimated_cost_usd=cost,
+                cause=("repair:" if repair else "") + ",".join(cats), cycle=",".join(fids),
             ))
             links[aid] = fids
             continue
@@ -768,6 +788,7 @@ def plan(
                 action_id=paid, type=ActionType.materialize.value, asset_keys=tuple(part_keys),
                 partitions=day, priority=prio, estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in part_keys), 4),
                 reason=f"partitioned asset(s) on an at-risk path: run the latest day {day[0]}",
+                cause="freshness", cycle=day[0],
             ))
             if not keys:
                 continue
@@ -800,7 +821,8 @@ def plan(
         aid = action_id(atype.value, keys, target, fa.deadline if fa else None, nb)
         actions.append(Action(
             action_id=aid, type=atype.value, asset_keys=tuple(keys), priority=prio,
-            not_before=nb, reason=reason, estimated_cost_usd=cost,
+            not_before=nb, reason=reason, estimated_cost_usd=cost, cause="freshness",
+            cycle=f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None,
         ))
 
     # partitioned retries stay single-partition runs
@@ -814,11 +836,12 @@ def plan(
             priority=priority_for(None, _tier(resolution, key), cfg), not_before=rg["not_before"],
             reason=f"retry partition {rg['partitions'][0]} of {key} after {rg['category']} (attempt {rg['attempt']})",
             estimated_cost_usd=round(cost_asset.get(key, 0.0), 4),
+            cause=rg["category"], cycle=rg["failure"],
         ))
         links[aid] = (rg["failure"],)
 
     actions.sort(key=lambda a: (-a.priority, a.not_before or now, a.action_id))
-    n_run = sum(1 for a in actions if a.type in ("materialize", "retry", "backfill", "defer"))
+    n_run = sum(1 for a in actions if (t := ActionType.parse(a.type)) is not None and t.starts_run)
     rationale = (f"{len(urgent)} target(s) at risk or breached, {len(latest)} failing subject(s); "
                  f"{n_run} run(s) proposed least-slack-first, {len(escalations)} escalation(s)")
     if notes:

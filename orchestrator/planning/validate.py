@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
-from orchestrator.policies import ActionType
+from orchestrator.core.vocab import ActionType
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -78,7 +78,8 @@ def validate(
         if f.connector:
             failed_connectors.add(f.connector)
     # runs the plan cancels (re-prioritisation) do not count as in flight
-    replaced = {a.run_id for a in plan.actions if a.run_id and a.type in ("materialize", "cancel_run")}
+    replaced = {a.run_id for a in plan.actions
+                if a.run_id and ActionType.parse(a.type) in (ActionType.materialize, ActionType.cancel_run)}
 
     accepted: list[Action] = []
     rejected: list[tuple[Action, str]] = []
@@ -102,15 +103,14 @@ def validate(
             return "an asset is named twice"
         if a.connector is not None and a.connector not in connectors:
             return f"unknown connector {a.connector!r}"
-        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+        if t.starts_run:
             if not a.asset_keys:
                 return f"{t.value} needs at least one asset"
             units = units_of_work(a.asset_keys, graph, a.connector)
             if units > max_assets:
                 return (f"too broad: {units} units of work ({len(a.asset_keys)} assets) in one action "
                         f"(max {max_assets})")
-        if t in (ActionType.resync_table, ActionType.full_resync, ActionType.pause_connector,
-                 ActionType.resume_connector, ActionType.reschedule_connector) and not a.connector:
+        if t.calls_connector and not a.connector:
             return f"{t.value} needs a connector"
         if t is ActionType.cancel_run and (not a.run_id or a.run_id not in runs_by_id):
             return f"cancel_run names an unknown run {a.run_id!r}"
@@ -135,7 +135,7 @@ def validate(
                 return f"partitions given for unpartitioned asset(s): {', '.join(unpart[:5])}"
         else:
             part = [k for k in a.asset_keys if graph.node(k).partitioning]
-            if part and t in (ActionType.materialize, ActionType.retry, ActionType.defer, ActionType.backfill):
+            if part and t.starts_run:
                 return f"partitioned asset(s) without partitions: {', '.join(part[:5])}"
         if t is ActionType.backfill:
             if not a.partitions:
@@ -191,7 +191,7 @@ def validate(
                         return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today, "
                                 f"this would add {a.estimated_cost_usd:.2f}")
         # in flight and duplicates
-        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+        if t.starts_run:
             for r in in_flight:
                 if r.run_id in replaced or r.run_id == a.run_id:
                     continue
@@ -207,7 +207,7 @@ def validate(
                tuple(sorted((s, tuple(v)) for s, v in a.tables.items())))
         if sig in seen:
             return "duplicate of an earlier action in this plan"
-        if t in (ActionType.materialize, ActionType.retry, ActionType.backfill, ActionType.defer):
+        if t.starts_run:
             for other_id, keys, parts in launched:
                 if set(a.asset_keys) <= keys and (not a.partitions or not parts or set(a.partitions) <= parts):
                     return f"already covered by action {other_id} of this plan"
@@ -221,7 +221,7 @@ def validate(
             reason = f"invalid action: {type(exc).__name__}: {exc}"
         if reason is None:
             accepted.append(a)
-            if a.type in ("materialize", "retry", "backfill", "defer"):
+            if ActionType(a.type).starts_run:
                 launched.append((a.action_id, set(a.asset_keys), set(a.partitions)))
         else:
             rejected.append((a, reason))

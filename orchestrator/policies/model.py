@@ -71,19 +71,8 @@ class Rollout(str, enum.Enum):
         return {"shadow": 0, "recommend": 1, "auto": 2}[self.value]
 
 
-class ActionType(str, enum.Enum):
-    """What the planner may do to an asset or its connector."""
-
-    materialize = "materialize"  # run the asset (and what it needs) now
-    retry = "retry"  # re-run a failed run / step
-    backfill = "backfill"  # targeted backfill of affected partitions x downstream closure
-    resync_table = "resync_table"  # connector: resync selected tables
-    full_resync = "full_resync"  # connector: historical re-sync of everything
-    pause_connector = "pause_connector"
-    resume_connector = "resume_connector"
-    reschedule_connector = "reschedule_connector"  # change a connector's sync frequency
-    defer = "defer"  # move a run into an off-peak window
-    cancel_run = "cancel_run"
+# ActionType lives with the other shared vocabularies (orchestrator.core.vocab).
+from orchestrator.core.vocab import ActionType  # noqa: E402
 
 
 # -- scalar parsers ------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
 """This project's planner on virtual time: the same decision core the sensors call.
 
-At every sensor tick (``sensor_tick``): Snapshot (from the simulation) -> ``assess`` -> ``plan``
-(-> the LLM agent's ``review`` for ``sla-llm``) -> ``validate`` -> ``gate``. The planner is told
-the tick interval (``PlannerConfig.tick_interval_s``, as the planning sensor's own interval):
-work whose latest start falls before the next tick starts now. ``execute`` decisions
-run at once; ``await_approval`` ones wait ``approvals.delay`` for a human (who fixes what needs a
-human while approving); ``record_only`` ones are logged. Connectors keep their own sync
-schedules, as in production. The circuit breaker hears the outcome of every automatic action.
+At every sensor tick (``sensor_tick``): Snapshot (from the simulation, with each asset's data time
+and the paused connectors) -> ``orchestrator.core.decide.decide`` (assess -> plan -> [the LLM
+agent's review for ``sla-llm``] -> ledger -> validate -> gate), the one cycle the planning sensor
+runs. The planner is told the tick interval (``PlannerConfig.tick_interval_s``, as the planning
+sensor's own interval): work whose latest start falls before the next tick starts now.
+``execute`` decisions run at once; ``await_approval`` ones wait ``approvals.delay`` for a human
+(who fixes what needs a human while approving); ``record_only`` ones are logged. Connectors keep
+their own sync schedules, as in production. Outcomes go through ``learn_outcome`` (failure memory,
+circuit breaker, ledger), as the execution sensor's do.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orchestrator.simulator.planners import Planner, PlannerUnavailable
 
@@ -21,19 +23,20 @@ class SLAPlanner(Planner):
         self.name = "sla-llm" if llm else "sla"
         self.llm = llm
         try:
-            from orchestrator.assessment import assess
-            from orchestrator.planning import CircuitBreaker, gate, plan, validate
+            from orchestrator.core.decide import decide, learn_outcome
+            from orchestrator.core.incidents import ActionLedger
+            from orchestrator.planning import CircuitBreaker, validate
         except ImportError as exc:  # the decision core is not there (yet)
-            missing = "orchestrator.planning" if "planning" in str(exc) else "orchestrator.assessment"
-            raise PlannerUnavailable(f"not available yet: {missing} missing ({exc})") from None
-        self._assess, self._plan, self._validate, self._gate = assess, plan, validate, gate
+            raise PlannerUnavailable(f"not available yet: the decision core is missing ({exc})") from None
+        self._decide, self._learn, self._validate = decide, learn_outcome, validate
         self.breaker = CircuitBreaker()
+        self.ledger = ActionLedger()
         self.llm_config = None
         self.client = client
         if llm:
             try:
-                from orchestrator.agent import LLMConfig, review
-                from orchestrator.planning import build_context
+                from orchestrator.agent import LLMConfig
+                from orchestrator.core.decide import llm_reviewer
             except ImportError as exc:
                 raise PlannerUnavailable(f"not available yet: orchestrator.agent missing ({exc})") from None
             self.llm_config = LLMConfig.from_env()
@@ -42,7 +45,7 @@ class SLAPlanner(Planner):
                     "sla-llm needs an OpenAI-compatible endpoint: set OPENAI_API_KEY and/or OPENAI_BASE_URL")
             if self.llm_config is None:
                 self.llm_config = LLMConfig()
-            self._review, self._context = review, build_context
+            self._reviewer = llm_reviewer(self.llm_config, client)
         self.memory = None
         self._config = None
         self._pending: set[str] = set()
@@ -79,54 +82,77 @@ class SLAPlanner(Planner):
             self._resolved_until = min(targets) if targets else None
         return self._resolution
 
-    def tick(self, sim) -> None:
-        from orchestrator.policies import DurationModel
+    def snapshot(self, sim):
+        """The simulation's snapshot with what the connector APIs and the event log tell the
+        Dagster shell too: each asset's data time and the paused connectors."""
+        snap = sim.snapshot()
+        t0 = sim.t0
+        snap.data_time = {k: t0 + timedelta(seconds=v) for k, v in sim.data_time.items()}
+        snap.paused_connectors = set(sim.paused)
+        return snap
 
+    def tick(self, sim) -> None:
         self.ticks += 1
         now = sim.dt()
-        snap = sim.snapshot()
+        snap = self.snapshot(sim)
         res = self.resolution(sim)
-        durations = DurationModel(snap.durations)
-        assessment = self._assess(snap, res, durations, memory=self.memory, now=now)
-        p = self._plan(snap, assessment, res, durations, now=now, config=self._planner_config(sim))
-        if self.llm and p.actions:
-            context, _ = self._context(p, snap, assessment, res, durations)
-            outcome = self._review(p, context, config=self.llm_config, client=self.client)
-            self.llm_calls += len(outcome.calls)
-            self.llm_fallbacks += outcome.fallback_reason is not None
-            p = outcome.plan
-        accepted, rejected = self._validate(p, snap, res, now=now)
-        if not accepted:
-            return
+        reviewer = None
+        if self.llm:
+            reviewer = self._counting_reviewer
+        d = self._decide(snap, res, memory=self.memory, breaker=self.breaker, reviewer=reviewer, now=now,
+                         ledger=self.ledger, planner_config=self._planner_config(sim))
         from orchestrator.planning.gate import related_failures
 
-        for d in self._gate(accepted, snap, assessment, res, memory=self.memory, breaker=self.breaker, now=now):
-            self.decisions[d.decision] = self.decisions.get(d.decision, 0) + 1
-            action = d.action
-            related = [(f.failure.message, f.category, f.failure.system) for f in related_failures(action, assessment)]
-            if d.decision == "execute":
+        for g in d.decisions:
+            self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
+            action = g.action
+            related = [(f.failure.message, f.category, f.failure.system)
+                       for f in related_failures(action, d.assessment)]
+            if g.decision == "execute":
+                self.ledger.record(action, "executing", now, by_person=False)
                 self._launch(sim, action, approved=False, related=related)
-            elif d.decision == "await_approval":
+            elif g.decision == "await_approval":
                 key = self._key(action)
                 if key in self._pending:
                     continue
                 self._pending.add(key)
+                self.ledger.record(action, "pending", now)
 
-                def approved(a, key=key, related=related) -> None:
+                def answered(a, key=key, related=related) -> None:
                     self._pending.discard(key)
+                    self.ledger.update(a.action_id, "approved", sim.dt(), by_person=True)
                     self._learn_approval(a, related)
-                    # the execution sensor re-validates an approved proposal against the fleet now
+                    # the execution sensor runs what is approved; it must still be valid now
                     from orchestrator.core.records import Plan
 
-                    snap_now = sim.snapshot()
-                    ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), snap_now, self.resolution(sim),
-                                           now=sim.dt())
+                    ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
+                                           self.resolution(sim), now=sim.dt())
                     if ok:
+                        self.ledger.update(a.action_id, "executing", sim.dt())
                         self._launch(sim, a, approved=True, related=related)
                     else:
+                        self.ledger.update(a.action_id, "expired", sim.dt())
                         self.decisions["approved_but_stale"] = self.decisions.get("approved_but_stale", 0) + 1
 
-                sim.request_approval(action, approved)
+                sim.request_approval(action, answered)
+                self._declined_later(sim, action, key)
+            else:
+                self.ledger.record(action, "record_only", now)
+
+    def _declined_later(self, sim, action, key) -> None:
+        """An approval that never came (declined) leaves the ledger when the answer is due."""
+        def check() -> None:
+            if self.ledger.status(action.action_id) == "pending":
+                self._pending.discard(key)
+                self.ledger.update(action.action_id, "declined", sim.dt())
+
+        sim.at(sim.now + sim.spec.approvals.delay.total_seconds() + 1.0, check)
+
+    def _counting_reviewer(self, plan, snapshot, assessment, resolution, durations):
+        out = self._reviewer(plan, snapshot, assessment, resolution, durations)
+        self.llm_calls += len(out.calls)
+        self.llm_fallbacks += out.fallback_reason is not None
+        return out
 
     def _planner_config(self, sim):
         # the planning sensor's own interval: work due before the next tick starts now
@@ -143,8 +169,12 @@ class SLAPlanner(Planner):
     def _launch(self, sim, action, *, approved: bool, related=()) -> None:
         before = set(sim.runs)
         sim.execute(action, approved=approved, decision="approved" if approved else "execute")
-        for rid in set(sim.runs) - before:
+        launched = set(sim.runs) - before
+        for rid in launched:
             self._action_of_run[rid] = (action, approved, related)
+        if not launched:  # an API call (pause, resume) or nothing to run: done now
+            self._learn(action, True, failures=(), memory=None, breaker=None, automatic=not approved,
+                        now=sim.dt(), ledger=self.ledger)
 
     def _learn_approval(self, action, related) -> None:
         # what the approvals service does: an approval confirms the diagnosis and its resolution
@@ -164,17 +194,8 @@ class SLAPlanner(Planner):
         if hit is None:
             return
         action, approved, related = hit
-        from orchestrator.planning import subjects
-
-        for subject in subjects(action):
-            self.breaker.record(subject, not run.failed, sim.dt(), automatic=not approved)
-        # what the execution sensor does: remember whether the resolution worked
-        if self.memory is not None:
-            for message, category, system in related[:3]:
-                try:
-                    self.memory.record_resolution(message, category, action.type, not run.failed, system=system)
-                except Exception:  # noqa: BLE001
-                    pass
+        self._learn(action, not run.failed, failures=related, memory=self.memory, breaker=self.breaker,
+                    automatic=not approved, now=sim.dt(), ledger=self.ledger)
 
     def finish(self, sim) -> None:
         parts = [f"{self.ticks} ticks", ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items()))]

@@ -1,0 +1,200 @@
+"""One decision cycle: assess -> plan -> [review] -> ledger -> validate -> gate (no Dagster imports).
+
+    from orchestrator.core.decide import decide
+    d = decide(snapshot, resolution, memory=memory, breaker=breaker, reviewer=None, now=now,
+               ledger=ledger)
+    d.decisions          # [GateDecision]: execute | await_approval | record_only
+    d.rejected           # [(Action, reason)] from validation
+    d.suppressed         # [(Action, reason)] already pending, or already done for this cycle
+
+Every caller runs this one function: the planning sensor and ``orchestrator plan`` (through
+``Proposals.run_cycle``), the digest's sample cycle, and the simulator's ``sla`` adapter. What a
+caller does with the decisions (record a proposal, launch runs) stays with the caller.
+
+``reviewer``: ``callable(plan, snapshot, assessment, resolution, durations) -> Review`` (the LLM
+agent, see :func:`llm_reviewer`); it sees the baseline plan and may replace it; whatever it
+returns is validated and gated like the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from orchestrator.core.incidents import ActionLedger, IncidentView
+from orchestrator.core.records import Action, Assessment, Snapshot
+from orchestrator.core.vocab import ActionType
+
+UTC = timezone.utc
+
+
+@dataclass
+class Review:
+    """What a reviewer (the LLM agent) returns: a plan and what it cost."""
+
+    plan: object  # AgentPlan
+    calls: list = field(default_factory=list)
+    fallback_reason: str | None = None
+    context_tokens: int | None = None
+
+
+Reviewer = Callable[..., Review]
+
+
+@dataclass
+class Decision:
+    """The typed result of one cycle."""
+
+    now: datetime
+    assessment: Assessment
+    baseline: object  # AgentPlan from the deterministic planner
+    plan: object  # AgentPlan after review (the baseline when there is no reviewer)
+    accepted: list[Action]
+    rejected: list[tuple[Action, str]]
+    decisions: list  # [GateDecision]
+    suppressed: list[tuple[Action, str]] = field(default_factory=list)
+    review: Review | None = None
+
+    def by_decision(self, kind: str) -> list:
+        return [d for d in self.decisions if d.decision == kind]
+
+    @property
+    def to_execute(self) -> list:
+        return self.by_decision("execute")
+
+    @property
+    def awaiting_approval(self) -> list:
+        return self.by_decision("await_approval")
+
+    def counts(self) -> dict[str, int]:
+        out = {k: 0 for k in ("execute", "await_approval", "record_only")}
+        for d in self.decisions:
+            out[d.decision] = out.get(d.decision, 0) + 1
+        out["rejected"], out["suppressed"] = len(self.rejected), len(self.suppressed)
+        return out
+
+
+def llm_reviewer(config, client=None) -> Reviewer:
+    """The LLM agent as a reviewer (``orchestrator.agent``): context of the at-risk subgraph,
+    one review, the baseline on any failure."""
+
+    def review(plan, snapshot, assessment, resolution, durations) -> Review:
+        from orchestrator.agent import review as agent_review
+        from orchestrator.planning import build_context
+
+        ctx, tokens = build_context(plan, snapshot, assessment, resolution, durations,
+                                    max_tokens=config.max_context_tokens)
+        out = agent_review(plan, ctx, config=config, client=client)
+        return Review(out.plan, list(out.calls), out.fallback_reason, tokens)
+
+    return review
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list[Action], list[tuple[Action, str]]]:
+    """Drop what the ledger says was already asked (still open) or already done for this cycle."""
+    if ledger is None or not ledger.entries:
+        return list(actions), []
+    kept: list[Action] = []
+    dropped: list[tuple[Action, str]] = []
+    graph = snapshot.graph
+    for a in actions:
+        dup = ledger.open_duplicate(a)
+        if dup is not None:
+            dropped.append((a, f"already {dup.status}: {dup.action.action_id} ({a.type}, {a.cause or 'same cause'})"))
+            continue
+        done = ledger.done_before(a)
+        if done is not None:
+            t = ActionType.parse(a.type)
+            if t is not None and t.starts_run:
+                # a run is the same only if none of its inputs changed since it ran
+                keys = set(a.asset_keys)
+                changed = any(
+                    p not in keys and (ls := snapshot.last_success.get(p)) is not None and _aware(ls) > done.at
+                    for k in keys for p in (graph.parents(k) if k in graph else ()))
+                if changed:
+                    kept.append(a)
+                    continue
+            dropped.append((a, f"already done for this cycle: {done.action.action_id} succeeded "
+                               f"at {done.at:%Y-%m-%d %H:%M} UTC"))
+            continue
+        kept.append(a)
+    return kept, dropped
+
+
+def decide(
+    snapshot: Snapshot,
+    resolution,
+    *,
+    memory=None,
+    breaker=None,
+    reviewer: Reviewer | None = None,
+    now: datetime | None = None,
+    durations=None,
+    assessment: Assessment | None = None,
+    ledger: ActionLedger | None = None,
+    planner_config=None,
+    gate_config=None,
+    validation_config=None,
+) -> Decision:
+    """One cycle. ``assessment`` may be given when the caller already assessed this snapshot."""
+    from dataclasses import replace
+
+    from orchestrator.assessment import assess
+    from orchestrator.planning import gate, plan, validate
+    from orchestrator.policies import DurationModel
+
+    now = _aware(now or snapshot.taken_at)
+    if durations is None:
+        durations = DurationModel(snapshot.durations)
+    elif not isinstance(durations, DurationModel):
+        durations = DurationModel(durations)
+    if assessment is None:
+        assessment = assess(snapshot, resolution, durations, memory=memory, now=now)
+    paused = set(snapshot.paused_connectors or ())
+    if ledger is not None:
+        paused |= ledger.paused_connectors()
+    incidents = IncidentView(paused=frozenset(paused), ledger=ledger)
+    baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
+                    incidents=incidents)
+    final, review = baseline, None
+    if reviewer is not None and baseline.actions:
+        review = reviewer(baseline, snapshot, assessment, resolution, durations)
+        final = review.plan
+    kept, suppressed = screen(list(final.actions), ledger, snapshot)
+    if suppressed:
+        final = replace(final, actions=kept)
+    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
+    decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
+                     config=gate_config, durations=durations)
+    return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
+                    rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
+
+
+def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, breaker=None,
+                  automatic: bool, now: datetime, ledger: ActionLedger | None = None) -> list:
+    """What happens when an action finishes, wherever it ran (the execution sensor through
+    ``Proposals.record_outcome``, the simulator): the failure memory learns whether this resolution
+    worked for each related failure (``failures``: (message, category, system)), the circuit
+    breaker hears automatic outcomes, the ledger closes the action. Returns breaker trips."""
+    if ledger is not None:
+        ledger.update(action.action_id, "succeeded" if success else "failed", now)
+    if memory is not None:
+        for message, category, system in list(failures)[:3]:
+            try:
+                memory.record_resolution(message, category, action.type, success, system=system)
+            except Exception:  # noqa: BLE001 - memory is advisory
+                pass
+    trips = []
+    if breaker is not None:
+        from orchestrator.planning.common import subjects
+
+        for subject in subjects(action):
+            trip = breaker.record(subject, success, now, automatic=automatic)
+            if trip is not None:
+                trips.append(trip)
+    return trips

@@ -1,0 +1,157 @@
+"""What the decision core already did, so that incidents close and nothing is asked twice.
+
+An :class:`ActionLedger` holds the actions of earlier cycles with their status (``pending``,
+``approved``, ``executing``, ``succeeded``, ``failed``, ``declined``, ``expired``,
+``record_only``, ``rejected``) and whether a person approved them. ``decide`` reads it:
+
+* **never twice while open**: an action is dropped when an open (pending / approved / executing)
+  action of the same type and cause already covers its subjects;
+* **not again once done**: an action is dropped when one of the same type, subjects, cause and
+  cycle (the deadline cycle, the failure) already ran and succeeded;
+* **repairs close incidents**: a failure that needs a person (credentials, grants, setup) counts
+  as repaired once a person approved an action about it on that subject and it succeeded (the
+  approver fixed the cause; the simulator models exactly that), or a manual repair was recorded
+  (:meth:`ActionLedger.record_repair`). The planner then proposes ``resume_connector`` (when the
+  connector is paused) and a retry, instead of asking for the pause again.
+
+The project store (``orchestrator.proposals``) and the simulator's ``sla`` adapter fill it the
+same way. Pure Python, no Dagster imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from orchestrator.core.records import Action
+from orchestrator.core.vocab import ActionType, FailureClass
+
+OPEN = frozenset({"pending", "approved", "executing"})
+DONE_OK = "succeeded"
+
+
+def action_subjects(action: Action) -> frozenset[str]:
+    out = {f"asset:{k}" for k in action.asset_keys}
+    if action.connector:
+        out.add(f"connector:{action.connector}")
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    action: Action
+    status: str
+    at: datetime  # last status change
+    by_person: bool = False  # approved by a person (not by policy)
+
+    @property
+    def subjects(self) -> frozenset[str]:
+        return action_subjects(self.action)
+
+
+@dataclass
+class ActionLedger:
+    entries: dict[str, LedgerEntry] = field(default_factory=dict)  # action id -> entry
+    # subject -> (failure class, when) of repairs a person reported outside any action
+    repairs: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[LedgerEntry]) -> ActionLedger:
+        return cls({e.action.action_id: e for e in entries})
+
+    # -- writing ---------------------------------------------------------------------------------
+    def record(self, action: Action, status: str, at: datetime, *, by_person: bool | None = None) -> None:
+        old = self.entries.get(action.action_id)
+        person = by_person if by_person is not None else (old.by_person if old else False)
+        self.entries[action.action_id] = LedgerEntry(action, status, at, person)
+
+    def update(self, action_id: str, status: str, at: datetime, *, by_person: bool | None = None) -> None:
+        old = self.entries.get(action_id)
+        if old is not None:
+            self.entries[action_id] = replace(old, status=status, at=at,
+                                              by_person=old.by_person if by_person is None else by_person)
+
+    def record_repair(self, subject: str, category: str, at: datetime) -> None:
+        """A person reports having fixed ``category`` on ``subject`` (e.g. re-authenticated)."""
+        self.repairs[subject] = (category, at)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def status(self, action_id: str) -> str | None:
+        e = self.entries.get(action_id)
+        return e.status if e else None
+
+    def open_duplicate(self, action: Action) -> LedgerEntry | None:
+        """An open action of the same type and cause covering this one's subjects."""
+        subs = action_subjects(action)
+        for e in self.entries.values():
+            if e.status not in OPEN:
+                continue
+            if e.action.action_id == action.action_id:
+                return e
+            if e.action.type != action.type:
+                continue
+            if e.action.cause != action.cause:
+                continue
+            if subs and subs <= e.subjects:
+                return e
+        return None
+
+    def done_before(self, action: Action) -> LedgerEntry | None:
+        """The same action (or one of the same type, subjects, cause and cycle) ran and succeeded."""
+        e = self.entries.get(action.action_id)
+        if e is not None and e.status == DONE_OK:
+            return e
+        if action.cycle is None:
+            return None
+        subs = action_subjects(action)
+        for e in self.entries.values():
+            if (e.status == DONE_OK and e.action.type == action.type and e.action.cause == action.cause
+                    and e.action.cycle == action.cycle and subs <= e.subjects):
+                return e
+        return None
+
+    def repaired_since(self, subject: str, category: str, since: datetime) -> datetime | None:
+        """When a person repaired ``category`` on ``subject`` after ``since`` (None: not repaired)."""
+        best: datetime | None = None
+        rep = self.repairs.get(subject)
+        if rep is not None and rep[0] == category and rep[1] >= since:
+            best = rep[1]
+        for e in self.entries.values():
+            if not e.by_person or e.status != DONE_OK or e.at < since or subject not in e.subjects:
+                continue
+            if e.action.cause in (category, None) and FailureClass.parse(category).needs_person:
+                if best is None or e.at > best:
+                    best = e.at
+        return best
+
+    def paused(self, connector: str) -> bool:
+        """The last pause/resume of ``connector`` that succeeded was a pause."""
+        last: tuple[datetime, bool] | None = None
+        for e in self.entries.values():
+            t = ActionType.parse(e.action.type)
+            if e.status != DONE_OK or e.action.connector != connector or t not in (
+                    ActionType.pause_connector, ActionType.resume_connector):
+                continue
+            if last is None or e.at >= last[0]:
+                last = (e.at, t is ActionType.pause_connector)
+        return bool(last and last[1])
+
+    def paused_connectors(self) -> set[str]:
+        conns = {e.action.connector for e in self.entries.values() if e.action.connector}
+        return {c for c in conns if self.paused(c)}
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What the planner needs from the ledger and the snapshot about incidents."""
+
+    paused: frozenset[str] = frozenset()  # connectors paused now
+    # subject -> (failure class, repaired at) for failures that need a person and were repaired
+    repaired: Mapping[str, datetime] = field(default_factory=dict)
+    ledger: ActionLedger | None = None
+
+    def repaired_at(self, subject: str, category: str, since: datetime) -> datetime | None:
+        if self.ledger is None:
+            return None
+        return self.ledger.repaired_since(subject, category, since)
