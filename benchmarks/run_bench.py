@@ -28,6 +28,7 @@ ORDER = ["small", "peak-hour", "bad-day", "fleet-10k"]
 
 
 def mean(xs):
+    xs = [x for x in xs if x is not None]
     return statistics.fmean(xs) if xs else float("nan")
 
 

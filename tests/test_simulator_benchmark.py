@@ -314,3 +314,14 @@ def test_bench_needs_one_of_scenario_or_worlds():
 
     result = CliRunner().invoke(cli, ["bench", "--planner", "cron"])
     assert result.exit_code != 0 and "exactly one of --scenario" in result.output
+
+
+def test_bound_claims_nothing_it_does_not_measure(tmp_path):
+    from orchestrator.cli import cli
+
+    path = write(tmp_path, BASE.format(horizon="12h"), POLICY)
+    result = CliRunner().invoke(cli, ["bench", "--scenario", str(path), "--planner", "bound", "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["auto_resolved_share"] is None and data["mean_time_to_action_s"] is None
+    assert data["sla_attainment"] == 1.0

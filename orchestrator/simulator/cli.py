@@ -64,9 +64,10 @@ def bench_command(scenario: str | None, worlds: int | None, planners: tuple[str,
         for key, value in result.as_json().items():
             click.echo(f"  {key:24s} {value}")
         click.echo(f"  {'deadlines met':24s} {result.met}/{result.deadlines}")
-        click.echo(f"  {'incidents':24s} {result.incidents} (recurring {result.recurring_incidents}, "
-                   f"auto-resolved {result.recurring_auto_resolved_share:.0%}; "
-                   f"{result.person_incidents} need a person)")
+        if not result.bound:
+            click.echo(f"  {'incidents':24s} {result.incidents} (recurring {result.recurring_incidents}, "
+                       f"auto-resolved {result.recurring_auto_resolved_share:.0%}; "
+                       f"{result.person_incidents} need a person)")
         if result.unsafe_by_kind:
             click.echo(f"  {'unsafe by kind':24s} " + ", ".join(f"{k} {v}" for k, v in sorted(result.unsafe_by_kind.items())))
         click.echo(f"  {'wall time':24s} {result.wall_s:.2f} s")

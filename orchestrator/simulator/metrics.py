@@ -45,8 +45,8 @@ class BenchResult:
     sla_attainment: float
     weighted_lateness: float
     cost: float
-    auto_resolved_share: float
-    mean_time_to_action_s: float
+    auto_resolved_share: float | None  # None for the bound (it resolves nothing)
+    mean_time_to_action_s: float | None
     approvals_requested: int
     unsafe_actions: int
     # extra detail (not in the --json contract)
@@ -55,7 +55,7 @@ class BenchResult:
     incidents: int = 0
     recurring_incidents: int = 0
     person_incidents: int = 0  # incidents whose cause only a person can clear
-    recurring_auto_resolved_share: float = 1.0
+    recurring_auto_resolved_share: float | None = 1.0
     actions_auto: int = 0
     runs: int = 0
     wall_s: float = 0.0
