@@ -3,7 +3,9 @@
 Relaxed per deadline cycle: for each window opening ``o``, the earliest instant each asset can
 hold data newer than ``o`` if every unit of work ran with
 
-* unlimited capacity (no pool, no queue, no other work in the way),
+* no queue and no other work in the way: only the busiest pool's share of this cycle's own work
+  counts (every unit upstream must run once after the window opens, so the target cannot be
+  ready before ``opens + work on that pool / its slots``),
 * the shortest duration this seed draws for that unit (over all its attempts),
 * perfect foresight of faults: an attempt starts the moment nothing blocks it, and
 * the fastest fix the simulation allows: a fault that clears by itself blocks until it ends; one a
@@ -56,6 +58,7 @@ class CycleBound:
         for lst in self.blocks.values():
             lst.sort()
         self._units: dict[str, str | None] = {}
+        self._load: dict[str, float] = {}
 
     def unit_of(self, key: str) -> str | None:
         if key not in self._units:
@@ -113,13 +116,27 @@ class CycleBound:
             ready[key] = unit_ready[u]
         return ready
 
+    def load_s(self, target: str) -> float:
+        """The least time a pool needs for one cycle of ``target``: every unit upstream must run
+        once after the window opens, so the busiest pool is busy for at least its work divided
+        by its slots (the one capacity fact the relaxation keeps)."""
+        if target not in self._load:
+            work: dict[str, float] = {}
+            units = {u for k in self.graph.upstream_closure(target, include_self=True)
+                     if (u := self.unit_of(k)) is not None}
+            for u in units:
+                pool = self.sc.connectors[u].pool if u in self.sc.connectors else self.sc.model_pool[u]
+                work[pool] = work.get(pool, 0.0) + self.dmin.get(u, 0.0)
+            self._load[target] = max((w / self.sc.pools[p] for p, w in work.items()), default=0.0)
+        return self._load[target]
+
     def deadline_ready(self, deadlines: Sequence[Deadline]) -> list[float]:
         """For each deadline, the earliest instant its target can be fresh for its cycle."""
         by_opens: dict[float, set[str]] = {}
         for d in deadlines:
             by_opens.setdefault(d.opens, set()).add(d.target)
         cache = {o: self.ready_times(o, sorted(ts)) for o, ts in by_opens.items()}
-        return [cache[d.opens].get(d.target, INF) for d in deadlines]
+        return [max(cache[d.opens].get(d.target, INF), d.opens + self.load_s(d.target)) for d in deadlines]
 
 
 def bound_lateness(sc, world, deadlines: Sequence[Deadline]) -> list[float]:
