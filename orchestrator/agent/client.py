@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from orchestrator.agent.schema import SCHEMA_HINT, LLMPlan, merge
 from orchestrator.planning.common import AgentPlan
-from orchestrator.planning.context import scrub_pii
+from orchestrator.scrubbing import scrub_obj, scrub_pii
 
 UTC = timezone.utc
 
@@ -153,7 +153,8 @@ def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None
     sent: list[str] = []
     messages = [
         {"role": "system", "content": scrub_pii(SYSTEM_PROMPT)},
-        {"role": "user", "content": scrub_pii(json.dumps(context, separators=(",", ":"), default=str))},
+        # field by field, then serialised once: the context stays valid JSON
+        {"role": "user", "content": json.dumps(scrub_obj(context), separators=(",", ":"), default=str)},
     ]
 
     def call(purpose: str):

@@ -61,6 +61,21 @@ def _client(request: Request) -> tuple[str | None, str | None, str | None]:
     return addr, request.headers.get("x-forwarded-for"), request.headers.get("user-agent")
 
 
+_FREE_TEXT = ("reason", "rejection_reason", "gate_reason", "rationale", "message", "detail", "comment", "error")
+
+
+def _scrubbed(obj):
+    """The free text of an action (its reason, the LLM's rationale, quoted failure messages) as
+    the page may show it: credentials and personal data redacted. Ids, times and owners stay."""
+    from orchestrator.scrubbing import scrub_pii
+
+    if isinstance(obj, dict):
+        return {k: scrub_pii(v) if k in _FREE_TEXT and isinstance(v, str) else _scrubbed(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_scrubbed(v) for v in obj]
+    return obj
+
+
 def _parse(ts: str) -> datetime:
     dt = datetime.fromisoformat(ts)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
@@ -94,9 +109,10 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
 
     def _action(action_id: str) -> dict | None:
         try:
-            return props.show(action_id)
+            shown = props.show(action_id)
         except KeyError:
             return None
+        return _scrubbed(shown)
 
     def _not_pending(action: dict | None, action_id: str, now: datetime) -> HTMLResponse | None:
         if action is None:
