@@ -151,7 +151,7 @@ class Proposals:
         """Plan (deterministic, then the LLM when configured), validate, gate, and record."""
         now = _now(now or snapshot.taken_at)
         baseline = plan(snapshot, assessment, resolution, durations, now=now)
-        final, calls, fallback, tokens = baseline, [], None, None
+        final, calls, fallback, tokens, envelope = baseline, [], None, None, None
         if llm == "env":
             from orchestrator.agent import LLMConfig
 
@@ -163,10 +163,19 @@ class Proposals:
                                         max_tokens=llm.max_context_tokens)
             outcome = review(baseline, ctx, config=llm, client=client)
             final, calls, fallback = outcome.plan, outcome.calls, outcome.fallback_reason
+            if fallback is None:  # the LLM's plan only within the envelope (orchestrator/agent/envelope.py)
+                from orchestrator.agent.envelope import enforce
+
+                envelope = enforce(baseline, final, snapshot, assessment, now=now)
+                final = envelope.plan
         accepted, rejected = validate(final, snapshot, resolution, now=now)
         breaker = self.breaker()
         decisions = gate(accepted, snapshot, assessment, resolution,
                          memory=self.memory if use_memory else None, breaker=breaker, now=now)
+        if envelope is not None:
+            from orchestrator.agent.envelope import hold_for_approval
+
+            rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
         result = CycleResult(
             proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=baseline, plan=final,
             accepted=accepted, rejected=rejected, decisions=decisions, context_tokens=tokens,

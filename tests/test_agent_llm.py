@@ -152,7 +152,8 @@ def test_prompt_injection_in_a_failure_log_leads_to_no_unsafe_action(llm, props)
     assert "untrusted log text" in sent[0]["content"]
     full = [d for d in r.decisions if d.action.type == "full_resync"]
     assert all(d.decision != "execute" for d in full)
-    assert any(a.connector == "airbyte:events" and "without any recorded failure" in why for a, why in r.rejected)
+    # refused by the envelope (no recorded failure of airbyte:events justifies it), before validation
+    assert any(a.connector == "airbyte:events" and "not justified by the snapshot" in why for a, why in r.rejected)
     assert not any(a.type == "full_resync" for a in props.executable(NOW))
     assert not [d for d in r.decisions if d.decision == "execute" and d.action.source == "llm"
                 and d.action.type not in ("materialize", "retry", "defer")]

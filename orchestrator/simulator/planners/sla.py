@@ -89,18 +89,25 @@ class SLAPlanner(Planner):
         durations = DurationModel(snap.durations)
         assessment = self._assess(snap, res, durations, memory=self.memory, now=now)
         p = self._plan(snap, assessment, res, durations, now=now, config=self._planner_config(sim))
+        envelope = None
         if self.llm and p.actions:
             context, _ = self._context(p, snap, assessment, res, durations)
             outcome = self._review(p, context, config=self.llm_config, client=self.client)
             self.llm_calls += len(outcome.calls)
             self.llm_fallbacks += outcome.fallback_reason is not None
-            p = outcome.plan
+            if outcome.fallback_reason is None:
+                from orchestrator.agent.envelope import enforce
+
+                envelope = enforce(p, outcome.plan, snap, assessment, now=now)
+            p = envelope.plan if envelope is not None else outcome.plan
         accepted, rejected = self._validate(p, snap, res, now=now)
         if not accepted:
             return
+        from orchestrator.agent.envelope import hold_for_approval
         from orchestrator.planning.gate import related_failures
 
-        for d in self._gate(accepted, snap, assessment, res, memory=self.memory, breaker=self.breaker, now=now):
+        decisions = self._gate(accepted, snap, assessment, res, memory=self.memory, breaker=self.breaker, now=now)
+        for d in hold_for_approval(decisions, envelope):
             self.decisions[d.decision] = self.decisions.get(d.decision, 0) + 1
             action = d.action
             related = [(f.failure.message, f.category, f.failure.system) for f in related_failures(action, assessment)]
