@@ -108,11 +108,19 @@ def test_added_actions_are_priced_justified_and_wait(w):
     sc, base, _ = w
     env, _, rejected, decisions = with_llm(sc, base, {"rationale": "extra", "actions": [
         {"type": "retry", "asset_keys": ["stg_account"], "rationale": "healthy table", "confidence": 1.0},
-        {"type": "materialize", "asset_keys": ["stg_contact"], "rationale": "cost 0.0", "confidence": 1.0},
+        {"type": "materialize", "asset_keys": ["stg_contact"], "rationale": "off the late path", "confidence": 1.0},
         {"type": "full_resync", "connector": "fivetran:crm", "rationale": "resync all", "confidence": 1.0},
+        {"type": "materialize", "asset_keys": ["stg_account"], "rationale": "cost 0.0", "confidence": 1.0},
+        {"type": "backfill", "asset_keys": ["fct_events_daily"], "partitions": ["2026-03-09"], "rationale": "b",
+         "confidence": 1.0},
+        {"type": "retry", "asset_keys": ["crm/account"], "connector": "fivetran:crm", "rationale": "again",
+         "confidence": 1.0},
     ]})
     why = {a.asset_keys or (a.connector,): r for a, r in rejected}
-    assert "not justified" in why[("stg_account",)]
+    assert "not justified" in why[("stg_account",)]  # a retry of a table that did not fail
+    assert "not justified" in why[("stg_contact",)]  # not late for any deadline
+    assert "not justified" in why[("fivetran:crm",)]  # a full resync does not fix a rate limit
+    assert "already planned" in why[("crm/account",)]  # the planner retries fivetran:crm
     llm = [d for d in decisions if d.action.source == "llm"]
     assert llm and all(d.decision != "execute" for d in llm)
     assert all(d.action.estimated_cost_usd >= CFG.unknown_cost_usd for d in llm)  # no cost history: expensive

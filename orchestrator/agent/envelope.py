@@ -20,9 +20,12 @@ propose extra actions. It **may never**
 * make anything run automatically that the planner would not: every LLM-originated action is
   priced with the planner's cost model (mean cost per asset/connector from the snapshot; an asset
   or connector with no cost history costs ``unknown_cost_usd``, a full resync at least that),
-  must be justified by a need the snapshot shows (a recorded failure on what it touches; for a
-  run, an input of a target at risk; for a cancel, a queued run and a target at risk), and waits
-  for approval (``hold``) unless it is identical to a baseline action (then it *is* that action).
+  must be justified by a need the snapshot shows (a recorded failure on what it touches whose
+  class the action resolves: retry/transient, resync/schema drift or bad data, pause/credentials
+  or configuration, backfill/the failed partition; for a run, data late for a deadline: a target
+  at risk, its blocker or the path between; for a cancel, a queued run and a target at risk),
+  must not repeat what a baseline action already does, and waits for approval (``hold``) unless
+  it is identical to a baseline action (then it *is* that action).
 
 Bounded work per cycle: at most ``max_llm_actions`` LLM-originated actions are considered; at
 most ``max_rejection_rows`` refusals are listed one by one, the rest become one summary row.
@@ -99,11 +102,16 @@ class _Facts:
         self.urgent = {k for k, fa in assessment.freshness.items()
                        if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached) and k in graph}
         self.slack = {k: fa.slack_s for k, fa in assessment.freshness.items() if fa.slack_s is not None and k in graph}
-        # inputs of a target at risk (and the targets)
-        self.needed = graph.upstream_closure(*self.urgent, include_self=True) if self.urgent else set()
+        # what is stale for a deadline: targets at risk, their blockers, and the path between
+        blockers = {fa.blocking_asset for k, fa in assessment.freshness.items()
+                    if k in self.urgent and fa.blocking_asset and fa.blocking_asset in graph}
+        path = graph.downstream_closure(*blockers, include_self=True) if blockers else set()
+        self.needed = self.urgent | blockers | (path & graph.upstream_closure(*self.urgent)) if self.urgent else set()
         roots = [d for d in assessment.failures if d.root_failure_id is None]
+        self.failures = roots
         self.failed_assets = {d.failure.asset_key for d in roots if d.failure.asset_key}
         self.failed_conns = {d.failure.connector for d in roots if d.failure.connector}
+        self.baseline: list[Action] = []
         self.conn_tables: dict[str, list[str]] = {}
         for n in graph:
             if n.connector:
@@ -155,17 +163,50 @@ class _Facts:
             cost = max(cost, unknown)
         return round(cost, 4)
 
-    def need(self, a: Action) -> str | None:
-        """The need the snapshot shows for ``a`` (None: not justified)."""
+    def _failures_of(self, a: Action) -> list:
         touched = set(self.touched(a))
         conns = ({a.connector} if a.connector else set()) | {
             self.graph.node(k).connector for k in a.asset_keys if k in self.graph and self.graph.node(k).connector}
-        if a.type in FAILURE_TYPES:
-            hit = sorted(touched & self.failed_assets) or sorted(conns & self.failed_conns)
-            return f"recorded failure on {hit[0]}" if hit else None
+        return [d for d in self.failures
+                if (d.failure.asset_key and d.failure.asset_key in touched)
+                or (d.failure.connector and d.failure.connector in conns)]
+
+    def planned(self, a: Action) -> str | None:
+        """The baseline action that already does this (same type, covers its subjects)."""
+        keys, parts = set(a.asset_keys), set(a.partitions)
+        for b in self.baseline:
+            if b.type != a.type:
+                continue
+            same_conn = a.connector is not None and a.connector == b.connector
+            covered = bool(keys) and keys <= set(b.asset_keys) and (not parts or not b.partitions or parts <= set(b.partitions))
+            if same_conn or covered or (not keys and not a.connector and a.run_id and a.run_id == b.run_id):
+                return b.action_id
+        return None
+
+    def need(self, a: Action) -> str | None:
+        """The need the snapshot shows for ``a`` (None: not justified). The resolution must fit
+        the failure class, as the planner's would: a retry for a transient failure, a resync for
+        schema drift or bad data, a pause for credentials or configuration, a backfill for a
+        failed partition; a run for data that is late for a deadline."""
+        from orchestrator.planning.common import ESCALATE_CATEGORIES
+        from orchestrator.planning.gate import NOT_RETRYABLE
+
+        fails = self._failures_of(a)
+        fitting = {
+            "retry": [d for d in fails if d.transient and d.category not in NOT_RETRYABLE],
+            "backfill": [d for d in fails if d.failure.partition and d.failure.partition in a.partitions],
+            "resync_table": [d for d in fails if d.category in ("schema_drift", "data_quality")],
+            "full_resync": [d for d in fails if d.category in ("schema_drift", "data_quality")],
+            "pause_connector": [d for d in fails if d.category in ESCALATE_CATEGORIES],
+            "resume_connector": fails,
+            "reschedule_connector": fails,
+        }
+        if a.type in fitting:
+            hit = fitting[a.type]
+            return f"{hit[0].category} failure {hit[0].failure.failure_id}" if hit else None
         if a.type in RUN_TYPES:
-            hit = sorted(set(a.asset_keys) & self.needed) or sorted(set(a.asset_keys) & self.failed_assets)
-            return f"{hit[0]} feeds a target at risk" if hit else None
+            hit = sorted(set(a.asset_keys) & self.needed)
+            return f"{hit[0]} is late for a deadline" if hit else None
         if a.type == "cancel_run":
             return "queued run while a target is at risk" if a.run_id in self.queued and self.urgent else None
         return None
@@ -191,6 +232,7 @@ def enforce(
     if proposed is baseline or not proposed.planner.startswith("llm"):
         return EnvelopeResult(proposed)
     facts = _Facts(snapshot, assessment, now, cfg)
+    facts.baseline = list(baseline.actions)
     lo, hi = cfg.priority_bounds
     base_ids = {a.action_id for a in baseline.actions}
     base_sigs = {_sig(a): a.action_id for a in baseline.actions}
@@ -250,8 +292,12 @@ def enforce(
             continue
         need = facts.need(a)
         if need is None:
-            rejected.append((a, f"{a.type} not justified by the snapshot (no recorded failure or target at risk "
-                                "it would help)"))
+            rejected.append((a, f"{a.type} not justified by the snapshot (no recorded failure it resolves, or "
+                                "data late for a deadline, on what it touches)"))
+            continue
+        already = facts.planned(a)
+        if already is not None:
+            rejected.append((a, f"{a.type} already planned by the planner (action {already})"))
             continue
         priced = replace(a, estimated_cost_usd=max(facts.price(a), float(a.estimated_cost_usd or 0.0)),
                          confidence=min(float(a.confidence), 0.9),
