@@ -218,3 +218,39 @@ def test_adversary_rate_limit_world(answer):
 @given(answers(BASELINES["auth-expired"]))
 def test_adversary_auth_expired_world(answer):
     _check("auth-expired", answer)
+
+
+CATEGORIES = ["rate_limit", "source_unavailable", "auth_expired", "permission_denied", "config_error", "schema_drift",
+              "data_quality", "code_error", "unknown"]
+
+
+@st.composite
+def generated_world(draw):
+    slack_exec = draw(st.sampled_from([-7200.0, -900.0, 0.0, 600.0, 3600.0, 6 * 3600.0]))
+    slack_growth = draw(st.sampled_from([-900.0, 1800.0, 3 * 3600.0, 12 * 3600.0]))
+    fails = []
+    for fid, conn, asset, system in (("c1", "fivetran:crm", "crm/account", "fivetran"),
+                                     ("e1", "airbyte:events", "events/page_view", "airbyte")):
+        cat = draw(st.sampled_from(CATEGORIES + [None]))
+        if cat is not None:
+            fails.append(failure(fid, cat, f"{cat} happened", connector=conn, asset=asset, system=system,
+                                 transient=cat in ("rate_limit", "source_unavailable")))
+    if draw(st.booleans()):
+        fails.append(failure("p1", "source_unavailable", "timeout", asset="fct_events_daily", partition="2026-03-09",
+                             system="dagster"))
+    status = lambda s: "breached" if s < -3600 else "at_risk" if s < 7200 else "ok"  # noqa: E731
+    return scenario(freshness=[fresh("dashboard/exec", status=status(slack_exec), slack=slack_exec,
+                                     blocker="crm/account"),
+                               fresh("dashboard/growth", status=status(slack_growth), slack=slack_growth,
+                                     blocker="events/page_view", tier="low")], failures=fails)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_adversary_generated_worlds(data):
+    sc = data.draw(generated_world())
+    base = plan(sc.snapshot, sc.assessment, sc.resolution, now=NOW)
+    if not base.actions:
+        return
+    WORLDS["generated"], BASELINES["generated"] = sc, base
+    _check("generated", data.draw(answers(base)))
