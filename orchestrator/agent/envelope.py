@@ -45,8 +45,6 @@ from orchestrator.planning.common import UTC, AgentPlan
 from orchestrator.scrubbing import scrub_pii
 
 SAFETY_TYPES = frozenset({"pause_connector"})
-FAILURE_TYPES = frozenset({"retry", "backfill", "resync_table", "full_resync", "pause_connector",
-                           "resume_connector", "reschedule_connector"})
 RUN_TYPES = frozenset({"materialize", "defer"})
 
 
@@ -273,11 +271,9 @@ def enforce(
     hold: set[str] = set()
     extra = [a for a in proposed.actions if a.action_id not in base_ids]
     seen: set[tuple] = set()
-    for i, a in enumerate(extra):
+    over_cap = extra[cfg.max_llm_actions:]
+    for a in extra[: cfg.max_llm_actions]:
         a = replace(a, reason=_note(a.reason, cfg.max_reason_chars), source="llm")
-        if i >= cfg.max_llm_actions:
-            rejected.append((a, f"over the cap of {cfg.max_llm_actions} LLM actions per cycle"))
-            continue
         sig = _sig(a)
         if sig in base_sigs:
             notes.append(f"{a.action_id} is the planner's {base_sigs[sig]}: kept once")
@@ -306,6 +302,13 @@ def enforce(
         actions.append(priced)
         hold.add(priced.action_id)
 
+    if over_cap:  # never looked at one by one: counted in one row
+        by_type = Counter(str(a.type)[:20] for a in over_cap)
+        digest = hashlib.sha1("|".join(a.action_id for a in over_cap[:1000]).encode()).hexdigest()[:12]
+        rejected.append((Action(action_id=f"llm--overcap-{digest}", type="summary", source="llm", confidence=0.0,
+                                reason=f"{len(over_cap)} LLM actions over the cap"),
+                         f"{len(over_cap)} more LLM actions over the cap of {cfg.max_llm_actions} per cycle, not "
+                         "considered (by type: " + ", ".join(f"{t} {n}" for t, n in by_type.most_common(8)) + ")"))
     rejected = summarise(rejected, cfg.max_rejection_rows)
     rationale = proposed.rationale
     if notes:
