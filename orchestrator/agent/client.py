@@ -25,10 +25,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import httpx
 from pydantic import ValidationError
 
 from orchestrator.agent.schema import SCHEMA_HINT, LLMPlan, merge
@@ -151,6 +153,20 @@ class _CallFailed(Exception):
         self.outcome, self.error = outcome, error
 
 
+_SSL: list = []
+
+
+def _ssl_context():
+    """One TLS context per process (loading the CA bundle for every call costs ~0.1-1 s)."""
+    if not _SSL:
+        import ssl
+
+        import certifi
+
+        _SSL.append(ssl.create_default_context(cafile=certifi.where()))
+    return _SSL[0]
+
+
 def _endpoint(config: LLMConfig) -> str:
     return (config.base_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
 
@@ -160,20 +176,17 @@ def _post_bounded(config: LLMConfig, body: dict, deadline: float, http=None) -> 
     whatever the server does: the request runs in a worker thread whose socket reads also time
     out, and whose body is read in chunks, counted and abandoned past the byte cap or the
     deadline."""
-    import threading
-
-    import httpx
-
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise _CallFailed("timeout", "no time left in the review budget")
     box: dict = {}
     own = http is None
-    client = http or httpx.Client()
     headers = {"Authorization": f"Bearer {config.api_key or 'not-needed'}", "Accept": "application/json"}
 
     def work() -> None:
         try:
+            # built in the worker (loading CA certificates takes time too): the wait below is the bound
+            client = box["client"] = http or httpx.Client(verify=_ssl_context())
             with client.stream("POST", _endpoint(config), json=body, headers=headers,
                                timeout=httpx.Timeout(remaining)) as resp:
                 buf = bytearray()
@@ -202,11 +215,11 @@ def _post_bounded(config: LLMConfig, body: dict, deadline: float, http=None) -> 
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     if worker.is_alive():  # hung or dripping: abandon it (its own read timeout ends it later)
-        if own:
-            threading.Thread(target=client.close, daemon=True).start()
+        if own and "client" in box:
+            threading.Thread(target=box["client"].close, daemon=True).start()
         raise _CallFailed("timeout", f"timeout after {config.timeout_s}s (total deadline)")
-    if own:
-        client.close()
+    if own and "client" in box:
+        box["client"].close()
     if "failed" in box:
         raise box["failed"]
     return box["data"]
