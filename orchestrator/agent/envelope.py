@@ -24,7 +24,8 @@ propose extra actions. It **may never**
   class the action resolves: retry/transient, resync/schema drift or bad data, pause/credentials
   or configuration, backfill/the failed partition; for a run, data late for a deadline: a target
   at risk, its blocker or the path between; for a cancel, a queued run and a target at risk),
-  must not repeat what a baseline action already does, and waits for approval (``hold``) unless
+  must not repeat what the planner already does (a planner run covering its assets, a planner
+  action on its connector, an escalation of its subject), and waits for approval (``hold``) unless
   it is identical to a baseline action (then it *is* that action).
 
 Bounded work per cycle: at most ``max_llm_actions`` LLM-originated actions are considered; at
@@ -45,7 +46,7 @@ from orchestrator.planning.common import UTC, AgentPlan
 from orchestrator.scrubbing import scrub_pii
 
 SAFETY_TYPES = frozenset({"pause_connector"})
-RUN_TYPES = frozenset({"materialize", "defer"})
+RUN_TYPES = frozenset({"materialize", "defer"})  # justified by data late for a deadline
 
 
 @dataclass
@@ -110,6 +111,7 @@ class _Facts:
         self.failed_assets = {d.failure.asset_key for d in roots if d.failure.asset_key}
         self.failed_conns = {d.failure.connector for d in roots if d.failure.connector}
         self.baseline: list[Action] = []
+        self.escalations: list = []
         self.conn_tables: dict[str, list[str]] = {}
         for n in graph:
             if n.connector:
@@ -170,15 +172,23 @@ class _Facts:
                 or (d.failure.connector and d.failure.connector in conns)]
 
     def planned(self, a: Action) -> str | None:
-        """The baseline action that already does this (same type, covers its subjects)."""
+        """The baseline action that already addresses this: a run of the planner covering its
+        assets (whatever the run's type), or a planner action on the same connector; or an
+        escalation of one of its subjects (a person fixes that first)."""
         keys, parts = set(a.asset_keys), set(a.partitions)
+        run_types = RUN_TYPES | {"retry", "backfill"}
         for b in self.baseline:
-            if b.type != a.type:
-                continue
-            same_conn = a.connector is not None and a.connector == b.connector
-            covered = bool(keys) and keys <= set(b.asset_keys) and (not parts or not b.partitions or parts <= set(b.partitions))
-            if same_conn or covered or (not keys and not a.connector and a.run_id and a.run_id == b.run_id):
+            if a.type in run_types and b.type in run_types and keys and keys <= set(b.asset_keys) and (
+                    not parts or not b.partitions or parts <= set(b.partitions)):
                 return b.action_id
+            if a.connector is not None and a.connector == b.connector and a.type not in run_types:
+                return b.action_id
+            if a.type == b.type and a.run_id and a.run_id == b.run_id:
+                return b.action_id
+        subjects = {f"asset:{k}" for k in keys} | ({f"connector:{a.connector}"} if a.connector else set())
+        for e in self.escalations:
+            if e.subject in subjects:
+                return f"escalation of {e.subject}"
         return None
 
     def need(self, a: Action) -> str | None:
@@ -230,7 +240,7 @@ def enforce(
     if proposed is baseline or not proposed.planner.startswith("llm"):
         return EnvelopeResult(proposed)
     facts = _Facts(snapshot, assessment, now, cfg)
-    facts.baseline = list(baseline.actions)
+    facts.baseline, facts.escalations = list(baseline.actions), list(baseline.escalations)
     lo, hi = cfg.priority_bounds
     base_ids = {a.action_id for a in baseline.actions}
     base_sigs = {_sig(a): a.action_id for a in baseline.actions}
