@@ -65,6 +65,13 @@ def _esc(e) -> dict:
     return d
 
 
+def _clean(a: Action) -> dict:
+    """``action_to_dict`` with its free text scrubbed (the LLM's rationale, failure quotes)."""
+    d = action_to_dict(a)
+    d["reason"] = scrub_pii(d["reason"])
+    return d
+
+
 def _aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
@@ -205,7 +212,7 @@ class Proposals:
                 ActionRow.id.in_([a.action_id for a in result.plan.actions] or [""]))).all())
             s.add(ProposalRow(
                 id=result.proposal_id, created_at=now, snapshot_at=snapshot.taken_at,
-                planner=result.plan.planner, rationale=result.plan.rationale[:4000],
+                planner=result.plan.planner, rationale=scrub_pii(result.plan.rationale)[:4000],
                 fallback_reason=result.fallback_reason, context_tokens=result.context_tokens,
                 details={"escalations": [_esc(e) for e in result.plan.escalations],
                          "baseline_actions": [a.action_id for a in result.baseline.actions]},
@@ -215,12 +222,13 @@ class Proposals:
                 s.add(LLMCallRow(proposal_id=result.proposal_id, at=c.at, model=c.model, tier=c.tier,
                                  purpose=c.purpose, prompt_tokens=c.prompt_tokens,
                                  completion_tokens=c.completion_tokens, cost_usd=c.cost_usd,
-                                 latency_s=c.latency_s, outcome=c.outcome, error=c.error))
+                                 latency_s=c.latency_s, outcome=c.outcome, error=scrub_pii(c.error) or None))
                 audit.append(("llm.call", "agent", f"proposal:{result.proposal_id}",
-                              {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in c.__dict__.items()}))
+                              {k: (v.isoformat() if isinstance(v, datetime) else scrub_pii(v) if isinstance(v, str) else v)
+                               for k, v in c.__dict__.items()}))
             if result.fallback_reason:
                 audit.append(("llm.fallback", "agent", f"proposal:{result.proposal_id}",
-                              {"reason": result.fallback_reason}))
+                              {"reason": scrub_pii(result.fallback_reason)}))
 
             def add(a: Action, status: str, **kw) -> None:
                 if a.action_id in existing:
@@ -232,7 +240,7 @@ class Proposals:
                 s.add(ActionRow(
                     id=a.action_id, proposal_id=result.proposal_id, type=str(a.type)[:32], source=a.source,
                     status=status, reason=scrub_pii(a.reason)[:4000], subjects=subjects(a),
-                    payload=action_to_dict(a), failures=fails, not_before=_aware(a.not_before),
+                    payload=_clean(a), failures=fails, not_before=_aware(a.not_before),
                     created_at=now, updated_at=now, **kw,
                 ))
                 result.new_action_ids.append(a.action_id)
@@ -240,7 +248,7 @@ class Proposals:
             for a, reason in result.rejected:
                 add(a, "rejected", rejection_reason=reason)
                 audit.append(("action.rejected", "validator", f"action:{a.action_id}",
-                              {"reason": reason, "action": action_to_dict(a)}))
+                              {"reason": scrub_pii(reason), "action": _clean(a)}))
             for d in result.decisions:
                 status = {"execute": "approved", "await_approval": "pending"}.get(d.decision, "record_only")
                 ttl_from = max(now, _aware(d.action.not_before) or now)
@@ -248,7 +256,7 @@ class Proposals:
                     confidence=d.confidence, gate_reason=d.reason, owners=list(d.owners),
                     expires_at=ttl_from + PENDING_TTL if status == "pending" else None)
                 audit.append(("gate.decision", "gate", f"action:{d.action.action_id}",
-                              {**d.as_dict(), "action": action_to_dict(d.action)}))
+                              {**d.as_dict(), "action": _clean(d.action)}))
                 if d.decision == EXECUTE and d.action.action_id in result.new_action_ids:
                     s.add(ApprovalRow(action_id=d.action.action_id, decision="approve",
                                       actor="policy", via="policy", comment=d.reason, at=now))
@@ -259,7 +267,7 @@ class Proposals:
             "accepted": len(result.accepted), "rejected": len(result.rejected),
             "decisions": {k: sum(1 for d in result.decisions if d.decision == k)
                           for k in ("execute", "await_approval", "record_only")},
-            "new": len(result.new_action_ids), "rationale": result.plan.rationale[:1000],
+            "new": len(result.new_action_ids), "rationale": scrub_pii(result.plan.rationale)[:1000],
         })
         for kind, actor, subject, payload in audit:
             self.store.append_audit(kind, actor=actor, subject=subject, payload=payload)

@@ -115,13 +115,16 @@ def test_slow_answer_times_out_and_falls_back(llm, props):
 
 
 def test_action_inside_blackout_is_rejected(llm, props):
-    bl = '  - name: freeze\n    select: [{key: "stg_contact"}]\n    max_lag: 48h\n' \
+    bl = '  - name: freeze\n    select: [{key: "stg_account"}]\n    max_lag: 48h\n' \
          '    windows: {blackout: [{start: 2026-03-10T08:00, end: 2026-03-10T12:00, reason: "close"}]}\n'
     sc = exec_scenario(blackout=bl)
     llm.script = [("json", {"rationale": "x", "actions": [
-        {"type": "materialize", "asset_keys": ["stg_contact"], "priority": 9, "rationale": "r", "confidence": 0.9}]})]
+        {"type": "materialize", "asset_keys": ["stg_account"], "priority": 9, "rationale": "r", "confidence": 0.9}]})]
     r = run(props, sc, llm)
-    assert any(a.asset_keys == ("stg_contact",) and "blackout" in why for a, why in r.rejected)
+    # the planner's run through stg_account is refused by the blackout; the LLM's repeat of it by the envelope
+    assert any("stg_account" in a.asset_keys and "blackout" in why for a, why in r.rejected)
+    assert any(a.asset_keys == ("stg_account",) and a.source == "llm" for a, why in r.rejected)
+    assert not any("stg_account" in d.action.asset_keys and d.decision == "execute" for d in r.decisions)
 
 
 def test_backfill_everything_is_rejected(llm, props):
@@ -152,7 +155,8 @@ def test_prompt_injection_in_a_failure_log_leads_to_no_unsafe_action(llm, props)
     assert "untrusted log text" in sent[0]["content"]
     full = [d for d in r.decisions if d.action.type == "full_resync"]
     assert all(d.decision != "execute" for d in full)
-    assert any(a.connector == "airbyte:events" and "without any recorded failure" in why for a, why in r.rejected)
+    # refused by the envelope (no recorded failure of airbyte:events justifies it), before validation
+    assert any(a.connector == "airbyte:events" and "not justified by the snapshot" in why for a, why in r.rejected)
     assert not any(a.type == "full_resync" for a in props.executable(NOW))
     assert not [d for d in r.decisions if d.decision == "execute" and d.action.source == "llm"
                 and d.action.type not in ("materialize", "retry", "defer")]

@@ -184,7 +184,9 @@ def test_reject_link_records_who_when_where(env):
     assert shown["approvals"][-1] | {"at": None} == {"decision": "reject", "actor": "lead@example.com", "via": "email",
                                                      "comment": "not during quarter close", "at": None}
     ev = store.audit_events(kind="approval.link")[-1]
-    assert ev["actor"] == "lead@example.com" and ev["payload"]["forwarded_for"] == "203.0.113.9"
+    # not behind a configured proxy: a client-sent X-Forwarded-For is not trusted, nor recorded
+    assert ev["actor"] == "lead@example.com" and "forwarded_for" not in ev["payload"]
+    assert ev["payload"]["client_addr"] != "203.0.113.9"
     assert ev["payload"]["user_agent"] == "attack-test" and ev["payload"]["client_addr"] and ev["payload"]["at"]
 
 

@@ -155,7 +155,7 @@ def test_digest_smtp_approve_link_post_then_run_requested(tmp_path, monkeypatch,
         with httpx.Client(headers={"User-Agent": "digest-e2e-test"}) as client:
             page = client.get(link)  # what a mail scanner or a click does
             assert page.status_code == 200 and "Confirm approval" in page.text
-            assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+            assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "same-origin"
             assert props.show(aid)["status"] == "pending"  # GET changed nothing
             token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
             done = client.post(link.split("?")[0], data={"token": unescape(token), "comment": "go ahead"})

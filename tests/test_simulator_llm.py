@@ -49,3 +49,23 @@ def test_sla_llm_with_a_hostile_model_does_nothing_unsafe_and_keeps_the_baseline
     assert with_llm["unsafe_actions"] == 0
     assert with_llm["sla_attainment"] == baseline["sla_attainment"]
     assert with_llm["cost"] <= baseline["cost"] * 1.01  # the rejected resyncs cost nothing
+
+
+def test_sla_llm_against_every_adversary_strategy_keeps_attainment_and_safety():
+    """A server that attacks the baseline it is shown (tests/llm_adversary.py, one strategy per call:
+    delay +47 h, drop everything, swap subjects, dangerous actions at confidence 1.0, 5,000
+    actions, injected text and extreme numbers): attainment as the deterministic planner's, no
+    unsafe action, no extra cost."""
+    from llm_adversary import STRATEGIES, Adversary
+
+    server = Adversary(mode="mixed")
+    try:
+        env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
+        with_llm = bench("sla-llm", env)
+        assert len(server.requests) >= len(STRATEGIES), "every strategy was tried"
+        baseline = bench("sla", {k: v for k, v in env.items() if not k.startswith("OPENAI_")})
+    finally:
+        server.stop()
+    assert with_llm["unsafe_actions"] == 0
+    assert with_llm["sla_attainment"] >= baseline["sla_attainment"]
+    assert with_llm["cost"] <= baseline["cost"] * 1.01

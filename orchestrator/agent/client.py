@@ -1,5 +1,12 @@
-"""OpenAI-SDK client of the agent: timeouts, one repair attempt, refusal detection, scrubbing,
-token and cost accounting, fast/deep model choice.
+"""Client of the agent for any OpenAI-compatible ``/chat/completions`` endpoint: a total deadline
+per call (connect + every read, enforced from outside the socket), a bound on the whole review,
+a cap on response bytes, one repair attempt, refusal detection, scrubbing, token and cost
+accounting, fast/deep model choice.
+
+The server is untrusted: it may hang, send one byte every few seconds, answer 10 MB, 429/5xx or
+garbage. Every call ends by its deadline (``ORCHESTRATOR_LLM_TIMEOUT``); the whole review
+(answer + one repair) by ``2 x ORCHESTRATOR_LLM_TIMEOUT``; anything else falls back to the
+baseline, recorded.
 
 Environment:
 
@@ -8,7 +15,8 @@ Environment:
 | ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` | enable the agent (either); the base URL points at Ollama, vLLM or any OpenAI-compatible server | unset: agent off |
 | ``ORCHESTRATOR_LLM_FAST_MODEL`` | model for routine reviews | ``gpt-4o-mini`` |
 | ``ORCHESTRATOR_LLM_DEEP_MODEL`` | model when a critical target is breached or failures pile up | ``gpt-4o`` |
-| ``ORCHESTRATOR_LLM_TIMEOUT`` | seconds per call | ``30`` |
+| ``ORCHESTRATOR_LLM_TIMEOUT`` | total seconds per call (connect + all reads); the review ends within 2x | ``30`` |
+| ``ORCHESTRATOR_LLM_MAX_RESPONSE_BYTES`` | a longer answer is cut off and refused | ``262144`` |
 | ``ORCHESTRATOR_LLM_PRICES`` | JSON ``{"model": [usd_per_1M_in, usd_per_1M_out]}`` | a few OpenAI models; others cost 0 |
 """
 
@@ -17,15 +25,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import httpx
 from pydantic import ValidationError
 
 from orchestrator.agent.schema import SCHEMA_HINT, LLMPlan, merge
 from orchestrator.planning.common import AgentPlan
-from orchestrator.planning.context import scrub_pii
+from orchestrator.scrubbing import scrub_obj, scrub_pii
 
 UTC = timezone.utc
 
@@ -63,6 +73,8 @@ class LLMConfig:
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     max_output_tokens: int = 2000
     max_context_tokens: int = 4000
+    max_response_bytes: int = 256 * 1024
+    review_budget_factor: float = 2.0  # the whole review (answer + repair) ends within this x timeout_s
 
     @classmethod
     def from_env(cls) -> LLMConfig | None:
@@ -81,6 +93,7 @@ class LLMConfig:
             deep_model=os.environ.get("ORCHESTRATOR_LLM_DEEP_MODEL", cls.deep_model),
             timeout_s=float(os.environ.get("ORCHESTRATOR_LLM_TIMEOUT", "30")),
             api_key=key, base_url=base, prices=prices,
+            max_response_bytes=int(os.environ.get("ORCHESTRATOR_LLM_MAX_RESPONSE_BYTES", str(256 * 1024))),
         )
 
     def cost(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float:
@@ -134,56 +147,130 @@ def _extract_json(text: str) -> str:
     return text[start:end + 1] if start != -1 and end > start else text
 
 
-def _make_client(config: LLMConfig):
-    from openai import OpenAI
+class _CallFailed(Exception):
+    def __init__(self, outcome: str, error: str):
+        super().__init__(error)
+        self.outcome, self.error = outcome, error
 
-    return OpenAI(api_key=config.api_key or "not-needed", base_url=config.base_url,
-                  timeout=config.timeout_s, max_retries=0)
+
+_SSL: list = []
+
+
+def _ssl_context():
+    """One TLS context per process (loading the CA bundle for every call costs ~0.1-1 s)."""
+    if not _SSL:
+        import ssl
+
+        import certifi
+
+        _SSL.append(ssl.create_default_context(cafile=certifi.where()))
+    return _SSL[0]
+
+
+def _endpoint(config: LLMConfig) -> str:
+    return (config.base_url or "https://api.openai.com/v1").rstrip("/") + "/chat/completions"
+
+
+def _post_bounded(config: LLMConfig, body: dict, deadline: float, http=None) -> dict:
+    """POST ``body``; the parsed JSON answer, or :class:`_CallFailed`. Returns by ``deadline``
+    whatever the server does: the request runs in a worker thread whose socket reads also time
+    out, and whose body is read in chunks, counted and abandoned past the byte cap or the
+    deadline."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _CallFailed("timeout", "no time left in the review budget")
+    box: dict = {}
+    own = http is None
+    headers = {"Authorization": f"Bearer {config.api_key or 'not-needed'}", "Accept": "application/json"}
+
+    def work() -> None:
+        try:
+            # built in the worker (loading CA certificates takes time too): the wait below is the bound
+            client = box["client"] = http or httpx.Client(verify=_ssl_context())
+            with client.stream("POST", _endpoint(config), json=body, headers=headers,
+                               timeout=httpx.Timeout(remaining)) as resp:
+                buf = bytearray()
+                for chunk in resp.iter_bytes():
+                    buf += chunk
+                    if len(buf) > config.max_response_bytes:
+                        raise _CallFailed("error", f"response larger than {config.max_response_bytes} bytes: cut off")
+                    if time.monotonic() > deadline:
+                        raise _CallFailed("timeout", f"timeout after {config.timeout_s}s (answer still arriving)")
+                if resp.status_code >= 400:
+                    raise _CallFailed("error", f"HTTP {resp.status_code}: {bytes(buf[:300]).decode('utf-8', 'replace')}")
+                try:
+                    box["data"] = json.loads(bytes(buf))
+                except ValueError as exc:
+                    raise _CallFailed("error", f"malformed response (not JSON): {exc}") from None
+                if not isinstance(box["data"], dict):
+                    raise _CallFailed("error", "malformed response (not a JSON object)")
+        except _CallFailed as exc:
+            box["failed"] = exc
+        except httpx.TimeoutException as exc:
+            box["failed"] = _CallFailed("timeout", f"timeout after {config.timeout_s}s: {type(exc).__name__}")
+        except Exception as exc:  # connection refused, reset, anything: the baseline stands
+            box["failed"] = _CallFailed("error", f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=work, daemon=True, name="llm-call")
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():  # hung or dripping: abandon it (its own read timeout ends it later)
+        if own and "client" in box:
+            threading.Thread(target=box["client"].close, daemon=True).start()
+        raise _CallFailed("timeout", f"timeout after {config.timeout_s}s (total deadline)")
+    if own and "client" in box:
+        box["client"].close()
+    if "failed" in box:
+        raise box["failed"]
+    return box["data"]
 
 
 def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None,
            tier: str | None = None) -> AgentOutcome:
-    """Ask the model to review ``baseline``; any failure returns the baseline (recorded)."""
-    import openai
+    """Ask the model to review ``baseline``; any failure returns the baseline (recorded).
 
+    ``client``: an ``httpx.Client`` to reuse (default: a new one per call). Each call ends within
+    ``config.timeout_s``, the whole review within ``review_budget_factor x timeout_s``."""
     tier = tier or choose_tier(context)
     model = config.deep_model if tier == "deep" else config.fast_model
-    client = client or _make_client(config)
+    review_deadline = time.monotonic() + config.review_budget_factor * config.timeout_s
     calls: list[LLMCall] = []
     sent: list[str] = []
     messages = [
         {"role": "system", "content": scrub_pii(SYSTEM_PROMPT)},
-        {"role": "user", "content": scrub_pii(json.dumps(context, separators=(",", ":"), default=str))},
+        # field by field, then serialised once: the context stays valid JSON
+        {"role": "user", "content": json.dumps(scrub_obj(context), separators=(",", ":"), default=str)},
     ]
 
     def call(purpose: str):
         for m in messages:
             sent.append(m["content"])
         t0 = time.perf_counter()
+        deadline = min(time.monotonic() + config.timeout_s, review_deadline)
+        body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": config.max_output_tokens,
+                "response_format": {"type": "json_object"}}
         try:
-            resp = client.chat.completions.create(
-                model=model, messages=messages, temperature=0, max_tokens=config.max_output_tokens,
-                response_format={"type": "json_object"}, timeout=config.timeout_s,
-            )
-        except openai.APITimeoutError as exc:
-            calls.append(LLMCall(model, tier, purpose, "timeout", latency_s=time.perf_counter() - t0,
-                                 error=f"timeout after {config.timeout_s}s: {exc}"))
-            return None, "timeout"
-        except Exception as exc:  # connection refused, 4xx/5xx, anything: baseline stands
-            calls.append(LLMCall(model, tier, purpose, "error", latency_s=time.perf_counter() - t0,
-                                 error=scrub_pii(f"{type(exc).__name__}: {exc}")[:500]))
-            return None, f"error: {type(exc).__name__}"
+            resp = _post_bounded(config, body, deadline, client)
+        except _CallFailed as exc:
+            calls.append(LLMCall(model, tier, purpose, exc.outcome, latency_s=time.perf_counter() - t0,
+                                 error=scrub_pii(exc.error)[:500]))
+            return None, "timeout" if exc.outcome == "timeout" else f"error: {scrub_pii(exc.error)[:80]}"
         latency = time.perf_counter() - t0
-        usage = getattr(resp, "usage", None)
-        pt = getattr(usage, "prompt_tokens", None)
-        ct = getattr(usage, "completion_tokens", None)
+        usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
+        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        pt = pt if isinstance(pt, int) and pt >= 0 else None
+        ct = ct if isinstance(ct, int) and ct >= 0 else None
         rec = LLMCall(model, tier, purpose, "ok", pt, ct, config.cost(model, pt, ct), latency)
         calls.append(rec)
-        choice = resp.choices[0] if resp.choices else None
-        msg = choice.message if choice else None
-        content = (msg.content or "") if msg else ""
-        refusal = getattr(msg, "refusal", None) if msg else None
-        if refusal or (choice is not None and choice.finish_reason == "content_filter") or (
+        choices = resp.get("choices") if isinstance(resp.get("choices"), list) else []
+        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        msg = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        content = msg.get("content") if isinstance(msg.get("content"), str) else ""
+        refusal = msg.get("refusal") if isinstance(msg.get("refusal"), str) else None
+        if not choices:
+            rec.outcome, rec.error = "error", "malformed response: no choices"
+            return None, "error: malformed response"
+        if refusal or choice.get("finish_reason") == "content_filter" or (
             "{" not in content and _REFUSAL.search(content)
         ):
             rec.outcome, rec.error = "refusal", scrub_pii(refusal or content)[:300]
@@ -196,7 +283,7 @@ def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None
     try:
         answer = LLMPlan.model_validate_json(_extract_json(content))
     except (ValidationError, ValueError) as exc:
-        calls[-1].outcome, calls[-1].error = "invalid", str(exc)[:500]
+        calls[-1].outcome, calls[-1].error = "invalid", scrub_pii(str(exc))[:500]
         messages.append({"role": "assistant", "content": scrub_pii(content[:4000])})
         messages.append({"role": "user", "content": scrub_pii(
             "Your answer is not valid for the required JSON shape: "
@@ -207,6 +294,6 @@ def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None
         try:
             answer = LLMPlan.model_validate_json(_extract_json(content))
         except (ValidationError, ValueError) as exc2:
-            calls[-1].outcome, calls[-1].error = "invalid", str(exc2)[:500]
+            calls[-1].outcome, calls[-1].error = "invalid", scrub_pii(str(exc2))[:500]
             return _fallback(baseline, "invalid output after one repair attempt", calls, model, sent)
     return AgentOutcome(merge(baseline, answer, model), calls, None, model, sent)

@@ -201,7 +201,11 @@ def approval_secret(settings=None, *, sandbox: bool | None = None) -> bytes:
             os.write(fd, secrets.token_urlsafe(32).encode())
         finally:
             os.close(fd)
-    return path.read_text().strip().encode()
+    value = path.read_text().strip()
+    from orchestrator.scrubbing import register_secret
+
+    register_secret(value)  # a secret read from a file is redacted like the configured ones
+    return value.encode()
 
 
 def token_ttl(settings) -> timedelta:

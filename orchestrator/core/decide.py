@@ -161,16 +161,26 @@ def decide(
     incidents = IncidentView(paused=frozenset(paused), ledger=ledger)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)
-    final, review = baseline, None
+    final, review, envelope = baseline, None, None
     if reviewer is not None and baseline.actions:
         review = reviewer(baseline, snapshot, assessment, resolution, durations)
         final = review.plan
+        if review.fallback_reason is None and final is not baseline:
+            # the reviewer's plan only within the envelope (orchestrator/agent/envelope.py)
+            from orchestrator.agent.envelope import enforce
+
+            envelope = enforce(baseline, final, snapshot, assessment, now=now)
+            final = envelope.plan
     kept, suppressed = screen(list(final.actions), ledger, snapshot)
     if suppressed:
         final = replace(final, actions=kept)
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations)
+    if envelope is not None:
+        from orchestrator.agent.envelope import hold_for_approval
+
+        rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
 

@@ -38,6 +38,7 @@ from orchestrator.diagnosis.normalize import (
     char_ngrams,
     normalize,
     scrub,
+    scrub_pii,
     signature_hash,
     tokens,
 )
@@ -223,7 +224,7 @@ class FailureMemory:
         """
         if category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-        clean = scrub(message)[:MAX_MESSAGE_CHARS]
+        clean = scrub_pii(message)[:MAX_MESSAGE_CHARS]
         sig = normalize(message)
         if not sig:
             raise ValueError("empty failure message")

@@ -2,9 +2,9 @@
 
 Two different views of one failure message:
 
-- :func:`scrub` keeps the text readable (rules and evidence work on it) but replaces anything
-  that looks like a credential with ``<secret>``. Everything that leaves this package (evidence,
-  stored examples, audit payloads) goes through it first.
+- :func:`scrub` (from :mod:`orchestrator.scrubbing`) keeps the text readable (rules and evidence
+  work on it) but replaces anything that looks like a credential with ``<secret>``. Everything
+  that leaves this package (evidence, stored examples, audit payloads) goes through it first.
 - :func:`normalize` turns a message into a *signature*: scrubbed, lower-cased, with ids, uuids,
   numbers, timestamps, paths, quoted identifiers, emails, URLs and hex replaced by placeholders,
   so that two occurrences of the same failure on different tables/runs/days compare equal.
@@ -15,67 +15,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-SECRET = "<secret>"
-
-# --- secrets -------------------------------------------------------------------------------
-_KEY_NAMES = (
-    r"password|passwd|pwd|pass|secret|client[_-]?secret|api[_-]?secret|token|auth[_-]?token|"
-    r"access[_-]?token|refresh[_-]?token|id[_-]?token|session[_-]?token|api[_-]?key|apikey|"
-    r"access[_-]?key(?:[_-]?id)?|secret[_-]?access[_-]?key|private[_-]?key|private[_-]?key[_-]?passphrase|"
-    r"passphrase|credentials?|signature|sig|x-api-key|authorization"
+from orchestrator.scrubbing import (  # noqa: F401 (re-exported: this is where scrubbing used to live)
+    SECRET,
+    configured_secrets,
+    install_log_scrubbing,
+    register_secret,
+    scrub,
+    scrub_log,
+    scrub_obj,
+    scrub_pii,
 )
-_SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # PEM private keys (multi-line)
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
-        ),
-        SECRET,
-    ),
-    # user:password@host in URLs / DSNs
-    (re.compile(r"(?<=://)[^/\s:@'\"]+:[^/\s@'\"]+(?=@)"), SECRET),
-    # Authorization headers / schemes
-    (re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)[A-Za-z0-9._~+/=\-]{8,}"), r"\1\2" + SECRET),
-    # key=value, key: value, "key": "value", key='value'
-    (
-        re.compile(
-            r"(?i)([\"']?\b(?:" + _KEY_NAMES + r")\b[\"']?\s*(?:=|:)\s*)"
-            r"(?:\"[^\"]*\"|'[^']*'|[^\s,;&}\])]+)"
-        ),
-        r"\1" + SECRET,
-    ),
-    # well-known token shapes
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"), SECRET),  # JWT
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), SECRET),  # AWS access key id
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"), SECRET),  # GitHub
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"), SECRET),
-    (re.compile(r"\bxox[abporsi]-[A-Za-z0-9\-]{10,}"), SECRET),  # Slack
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"), SECRET),  # OpenAI-style
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), SECRET),  # Google API key
-    (re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"), SECRET),  # Google OAuth access token
-    (re.compile(r"\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}"), SECRET),  # bcrypt hash
-]
-# Long opaque mixed-case alphanumeric strings (API keys/secrets); lowercase hex ids are left alone.
-_OPAQUE = re.compile(r"(?<![A-Za-z0-9_/.\-])[A-Za-z0-9_\-+/]{32,}={0,2}(?![A-Za-z0-9_])")
-
-
-def _looks_opaque(tok: str) -> bool:
-    return (
-        any(c.isupper() for c in tok)
-        and any(c.islower() for c in tok)
-        and any(c.isdigit() for c in tok)
-    )
-
-
-def scrub(text: str) -> str:
-    """Replace credentials in ``text`` with ``<secret>``; everything else is kept."""
-    if not text:
-        return ""
-    out = text
-    for pat, repl in _SECRET_PATTERNS:
-        out = pat.sub(repl, out)
-    return _OPAQUE.sub(lambda m: SECRET if _looks_opaque(m.group(0)) else m.group(0), out)
-
 
 # --- signature normalization -----------------------------------------------------------------
 _PLACEHOLDERS: list[tuple[re.Pattern[str], str]] = [

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from orchestrator.core.records import Assessment, FreshnessStatus, Snapshot
+from orchestrator.scrubbing import scrub_pii
 
 UTC = timezone.utc
 CATCH_ALL = "unowned"
@@ -328,9 +329,10 @@ def _action_item(row, rationale: str | None) -> ActionItem:
     payload = row.payload or {}
     return ActionItem(
         action_id=row.id, proposal_id=row.proposal_id, type=row.type, status=row.status, target=_target(payload),
-        reason=row.reason, rationale=rationale, risk=row.risk, confidence=row.confidence,
+        reason=scrub_pii(row.reason), rationale=scrub_pii(rationale) if rationale else rationale, risk=row.risk,
+        confidence=row.confidence,
         estimated_cost_usd=float(payload.get("estimated_cost_usd") or 0.0), expires_at=_aware(row.expires_at),
-        gate_reason=row.gate_reason, created_at=_aware(row.created_at),
+        gate_reason=scrub_pii(row.gate_reason) if row.gate_reason else row.gate_reason, created_at=_aware(row.created_at),
     )
 
 
@@ -378,7 +380,7 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
             if sla is not None and not sla.direct:
                 continue
             item = OutlookItem(key, f.tier, f.policy, f.status.value, _aware(f.deadline), _aware(f.predicted_ready),
-                               f.slack_s, f.blocking_asset, f.reason)
+                               f.slack_s, f.blocking_asset, scrub_pii(f.reason))
             for sec in to(owners.of_asset(key)):
                 sec.outlook.append(item)
 
@@ -429,7 +431,7 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
         if subject in open_now and at is None:
             st = breaker.to_dict()["open"].get(subject) or {}
             at = _aware(datetime.fromisoformat(st["opened_at"])) if st.get("opened_at") else None
-        item = BreakerItem(subject, reason or breaker.reason(subject) or "circuit breaker open", at,
+        item = BreakerItem(subject, scrub_pii(reason or breaker.reason(subject) or "circuit breaker open"), at,
                            subject in open_now, breaker_stopped.get(subject, []))
         for sec in to(trip_owners or owners.of_subject(subject)):
             sec.breaker.append(item)
@@ -460,7 +462,8 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
             if after is None and sync_key in ok_syncs and ok_syncs[sync_key] > _aware(f.at):
                 after = ok_syncs[sync_key]
             item = FailureItem(f.failure_id, _aware(f.at), f.system, f.asset_key or f.connector or f.run_id or "?",
-                               d.category, d.transient, _short(f.message), tuple(d.evidence[:3]), after is not None,
+                               d.category, d.transient, _short(scrub_pii(f.message)),
+                               tuple(scrub_pii(e) for e in d.evidence[:3]), after is not None,
                                after, sorted(set(downstream.get(f.failure_id, []))))
             who = owners.of_asset(f.asset_key) or owners.of_connector(f.connector)
             for sec in to(who):

@@ -16,39 +16,10 @@ import re
 from datetime import datetime
 
 from orchestrator.core.records import Assessment, FreshnessStatus, Plan, Snapshot
-from orchestrator.diagnosis.normalize import scrub
+from orchestrator.scrubbing import scrub_obj, scrub_pii  # noqa: F401 (re-exported)
 from orchestrator.policies import ActionType, DurationModel
 
-_EMAIL = re.compile(r"(?i)\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
-_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_PHONE = re.compile(r"(?<![\w-])\+?\d{1,3}[\s.-]?\(?\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}(?![\w-])")
-_CARD = re.compile(r"\b(?:\d[ -]?){13,16}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b")
 _WORD = re.compile(r"\w+|[^\w\s]")
-
-
-def scrub_pii(text: str | None) -> str:
-    """``diagnosis.scrub`` (credentials) plus personal data: e-mails, IPs, phones, cards, IBANs."""
-    if not text:
-        return ""
-    out = scrub(str(text))
-    out = _EMAIL.sub("<email>", out)
-    out = _CARD.sub("<number>", out)
-    out = _IBAN.sub("<iban>", out)
-    out = _PHONE.sub("<phone>", out)
-    out = _IPV4.sub("<ip>", out)
-    return out
-
-
-def scrub_obj(obj):
-    """Scrub every string inside a JSON-like structure (keys included)."""
-    if isinstance(obj, str):
-        return scrub_pii(obj)
-    if isinstance(obj, dict):
-        return {scrub_pii(str(k)): scrub_obj(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [scrub_obj(v) for v in obj]
-    return obj
 
 
 def estimate_tokens(text: str) -> int:

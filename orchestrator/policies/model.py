@@ -715,12 +715,124 @@ def _pydantic_message(err: dict, path: tuple) -> tuple[str, str | None]:
     return msg, None
 
 
+# Hostile files: a policy or scenario file is parsed within these bounds, or rejected with its
+# file and line (documented in policies/README.md). An alias bomb (a few hundred bytes expanding
+# to billions of nodes) or a self-referencing alias is refused before anything walks the data.
+MAX_YAML_BYTES = 2_000_000  # characters of one file
+MAX_YAML_DEPTH = 64  # nesting of collections, as written and once aliases are expanded
+MAX_YAML_ALIASES = 1_000  # '*name' references in one document
+MAX_YAML_NODES = 250_000  # nodes once every alias is expanded
+
+
+class YAMLLimitError(yaml.MarkedYAMLError):
+    """The document is over a limit (size, nesting, aliases, expansion) or self-referencing."""
+
+
+class _BoundedLoader(_Loader):
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise YAMLLimitError(None, None, f"more than {MAX_YAML_ALIASES} aliases in one document",
+                                     self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise YAMLLimitError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                 self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Linear in the composed graph (shared nodes counted once per visit, memoised): the number
+    of nodes and the depth the data has once aliases are expanded, and alias cycles."""
+    size: dict[int, tuple[int, int]] = {}  # id -> (expanded nodes, expanded depth)
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            open_.discard(nid)
+            kids = [size[id(c)] for c in _children(node)]
+            total = 1 + sum(k[0] for k in kids)
+            depth = 1 + max((k[1] for k in kids), default=0)
+            if total > MAX_YAML_NODES:
+                raise YAMLLimitError(None, None, f"expands to more than {MAX_YAML_NODES:,} nodes through aliases "
+                                                 "(an alias bomb?)", node.start_mark)
+            if depth > MAX_YAML_DEPTH:
+                raise YAMLLimitError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep once aliases "
+                                                 "are expanded", node.start_mark)
+            size[nid] = (total, depth)
+            continue
+        if nid in size:
+            continue
+        open_.add(nid)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                raise YAMLLimitError(None, None, "an alias refers to a collection that contains it "
+                                                 "(self-referencing alias)", child.start_mark)
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|(?:^|(?<=\s))#[^\n]*', re.M)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str) -> None:
+    """Flow brackets nested deeper than the limit, found before PyYAML's scanner (which looks
+    ahead up to 1,024 characters per open bracket: quadratic on '[[[[...')."""
+    if text.count("[") + text.count("{") <= MAX_YAML_DEPTH:
+        return
+    stripped = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group(0)), text)
+    depth = 0
+    for m in _BRACKET.finditer(stripped):
+        depth = depth + 1 if m.group(0) in "[{" else max(0, depth - 1)
+        if depth > MAX_YAML_DEPTH:
+            line = text.count("\n", 0, m.start())
+            raise YAMLLimitError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                 yaml.Mark("<file>", m.start(), line, m.start() - text.rfind("\n", 0, m.start()) - 1,
+                                           None, None))
+
+
 def load_yaml_document(text: str) -> tuple[yaml.Node | None, object]:
-    """One YAML document as (node, data): the node keeps the line marks errors point at."""
-    loader = _Loader(text)
+    """One YAML document as (node, data): the node keeps the line marks errors point at.
+
+    Bounded: over ``MAX_YAML_BYTES`` characters, ``MAX_YAML_DEPTH`` levels, ``MAX_YAML_ALIASES``
+    aliases or ``MAX_YAML_NODES`` expanded nodes, or with a self-referencing alias, it raises
+    :class:`YAMLLimitError` (a ``yaml.MarkedYAMLError``: it carries the line)."""
+    if len(text) > MAX_YAML_BYTES:
+        line = text.count("\n", 0, MAX_YAML_BYTES) + 1
+        raise YAMLLimitError(None, None, f"file is larger than {MAX_YAML_BYTES:,} characters ({len(text):,})",
+                             yaml.Mark("<file>", MAX_YAML_BYTES, line - 1, 0, None, None))
+    _check_flow_depth(text)
+    loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
-        return node, loader.construct_document(node) if node is not None else None
+        if node is None:
+            return None, None
+        _check_expansion(node)
+        return node, loader.construct_document(node)
+    except RecursionError:
+        raise YAMLLimitError(None, None, "nested too deeply", None) from None
     finally:
         loader.dispose()
 
@@ -733,7 +845,8 @@ def parse_policy_text(text: str, file: str = "<memory>") -> tuple[list[Policy], 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        return [], [PolicyError(file, line, "", f"YAML syntax error: {exc.problem or exc}")]
+        what = "YAML rejected" if isinstance(exc, YAMLLimitError) else "YAML syntax error"
+        return [], [PolicyError(file, line, "", f"{what}: {exc.problem or exc}")]
     except yaml.YAMLError as exc:
         return [], [PolicyError(file, 0, "", f"YAML error: {exc}")]
     if data is None:
@@ -833,7 +946,8 @@ def load_policies(paths: Iterable[str | Path] = ("policies",)) -> PolicySet:
         display = _display_path(path)
         result.files.append(display)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as fh:  # never more than the limit (+1: "over the limit")
+                text = fh.read(MAX_YAML_BYTES + 1)
         except (OSError, UnicodeDecodeError) as exc:
             result.errors.append(PolicyError(display, 0, "", f"cannot read: {exc}"))
             continue

@@ -13,6 +13,9 @@ from typing import Any
 
 import dagster as dg
 
+from orchestrator.scrubbing import scrub_obj
+from orchestrator.scrubbing import scrub_pii as scrub
+
 AIRBYTE_JOB_ID = re.compile(r"Job (?:failed|was cancelled): (\d+)")
 
 
@@ -42,13 +45,13 @@ def explain_airbyte_failure(failure: dg.Failure, client) -> dg.Failure:
         )
     except Exception:  # the original failure is still the truth; the explanation is best effort
         return failure
-    reasons = airbyte_failure_reasons(info or {})
+    reasons = scrub_obj(airbyte_failure_reasons(info or {}))
     if not reasons:
         return failure
     last = reasons[-1]
     message = "; ".join(m for m in (last.get("externalMessage"), last.get("internalMessage")) if m)
     return dg.Failure(
-        description=f"{failure.description}: [{last.get('failureOrigin')}/{last.get('failureType')}] {message}",
+        description=scrub(f"{failure.description}: [{last.get('failureOrigin')}/{last.get('failureType')}] {message}"),
         metadata={
             **(failure.metadata or {}),
             "airbyte_job_id": job_id,
@@ -81,11 +84,11 @@ def explain_fivetran_failure(failure: dg.Failure, client, connector_id: str) -> 
             details = client.get_connector_details(connector_id)
         except Exception:
             return failure
-    problems = fivetran_problems(details)
+    problems = [scrub(p) for p in fivetran_problems(details)]
     if not problems:
         return failure
     return dg.Failure(
-        description=f"{failure.description} {' | '.join(problems)}",
+        description=scrub(f"{failure.description} {' | '.join(problems)}"),
         metadata={**metadata, "fivetran_problems": dg.MetadataValue.json(problems)},
     )
 

@@ -1,0 +1,259 @@
+"""Planted secrets and personal data never leave the process: every string of a corpus of
+real-shaped credentials and PII (tests/data/secrets_corpus.jsonl), plus the literal values of the
+secrets the project is configured with, is checked in every sink a failure message reaches: the
+LLM context (which must stay valid JSON), the digest (HTML, text, Markdown), the failure messages
+and metadata raised into Dagster run events, the project store (failure memory, rationales,
+audit), the approval pages and the logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from planning_fixtures import NOW, FakeLLM, failure, fresh, scenario
+
+from orchestrator.scrubbing import configured_secrets, scrub, scrub_obj, scrub_pii
+
+CORPUS = [json.loads(line) for line in (Path(__file__).parent / "data" / "secrets_corpus.jsonl").read_text().splitlines()
+          if line.strip()]
+# Configured secrets with no recognisable shape: only their literal value gives them away.
+LITERALS = {
+    "FIVETRAN_API_KEY": "warmbreeze42",
+    "FIVETRAN_API_SECRET": "tuesdaylunchbox",
+    "AIRBYTE_CLIENT_SECRET": "greenpotato7",
+    "SMTP_PASSWORD": "correcthorse",
+    "ORCHESTRATOR_APPROVAL_SECRET": "approvalsecretvalue-0123456789abcdef",
+    "OPENAI_API_KEY": "localllmkey1",
+    "DAGSTER_PG_PASSWORD": "pgsecret9x",
+    "SNOWFLAKE_PASSWORD": "bigwarehousepw",
+}
+LITERAL_MESSAGES = [f"vendor said: credentials rejected ({v}) while connecting" for v in LITERALS.values()]
+MESSAGES = [r["message"] for r in CORPUS] + LITERAL_MESSAGES
+SECRETS = [(r["kind"], r["secret"]) for r in CORPUS] + [(k, v) for k, v in LITERALS.items()]
+
+
+@pytest.fixture(autouse=True)
+def configured(monkeypatch):
+    for k, v in LITERALS.items():
+        monkeypatch.setenv(k, v)
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def leaks(text: str) -> list[str]:
+    return [kind for kind, secret in SECRETS if secret in text]
+
+
+def test_corpus_is_large_and_real_shaped():
+    assert len(CORPUS) >= 60 and len(SECRETS) >= 68
+    assert len({r["kind"] for r in CORPUS}) == len(CORPUS)
+
+
+def test_every_planted_secret_is_redacted_by_the_scrubber():
+    assert set(LITERALS.values()) <= configured_secrets()
+    found = {kind: scrub_pii(msg) for (kind, _), msg in zip(SECRETS, MESSAGES)}
+    assert [k for k, out in found.items() if leaks(out)] == []
+
+
+def test_scrub_keeps_ordinary_failure_text():
+    for text in ["HTTP 429 Too Many Requests: retry after 60s", "token expired for user etl_loader",
+                 "Column 'amount' changed type from STRING to NUMERIC", "Job failed: 4242 at 2026-03-10T09:00:00Z",
+                 "max_tokens: 2000", "password authentication failed for user \"etl\""]:
+        assert scrub(text) == text
+
+
+# -- LLM context ------------------------------------------------------------------------------------
+def test_llm_context_is_scrubbed_field_by_field_and_stays_valid_json():
+    from orchestrator.agent import LLMConfig, review
+    from orchestrator.planning import build_context, plan
+
+    server = FakeLLM()
+    try:
+        for start in range(0, len(MESSAGES), 8):
+            chunk = MESSAGES[start:start + 8]
+            fails = [failure(f"f{start + i}", "auth_expired", m, connector="fivetran:crm", transient=False)
+                     for i, m in enumerate(chunk)]
+            sc = scenario(freshness=[fresh("dashboard/exec", blocker="crm/account")], failures=fails)
+            base = plan(sc.snapshot, sc.assessment, sc.resolution, now=NOW)
+            ctx, _ = build_context(base, sc.snapshot, sc.assessment, sc.resolution, max_tokens=100_000)
+            assert leaks(json.dumps(ctx)) == []
+            # the raw context (unscrubbed, strings ending in key=value) through the client
+            raw = {"failures": [{"message": m, "tail": f"{m} token=abc123XYZ"} for m in chunk], "note": 'x password="y'}
+            server.script = [("json", {"rationale": "ok", "actions": []})]
+            review(base, raw, config=LLMConfig(api_key="k", base_url=server.base_url, timeout_s=5), client=None)
+            sent = server.requests[-1]["messages"][1]["content"]
+            assert json.loads(sent)["failures"][0]["message"]  # valid JSON, one object
+            assert leaks(server.raw_received()) == []
+    finally:
+        server.stop()
+
+
+# -- Dagster run events ---------------------------------------------------------------------------
+def test_failures_raised_into_run_events_are_scrubbed():
+    import dagster as dg
+
+    from orchestrator.resources.sync_failures import explain_airbyte_failure, explain_fivetran_failure
+
+    class Airbyte:
+        configuration_api_base_url = "http://x"
+
+        def _single_request(self, **kw):
+            return {"attempts": [{"attempt": {"failureSummary": {"failures": [
+                {"failureOrigin": "source", "failureType": "config_error", "externalMessage": m,
+                 "internalMessage": m} for m in MESSAGES]}}}]}
+
+    class Fivetran:
+        def get_connector_details(self, cid):
+            return {"status": {"tasks": [{"code": "x", "message": m, "details": m} for m in MESSAGES]},
+                    "setup_tests": [{"title": "t", "status": "FAILED", "message": m} for m in MESSAGES]}
+
+    for exc in (explain_airbyte_failure(dg.Failure("Job failed: 42"), Airbyte()),
+                explain_fivetran_failure(dg.Failure("Sync for connector 'c' failed!"), Fivetran(), "c")):
+        meta = {k: getattr(v, "data", getattr(v, "value", v)) for k, v in (exc.metadata or {}).items()}
+        assert leaks(exc.description) == [] and leaks(json.dumps(meta, default=str)) == []
+        assert "<secret>" in exc.description
+
+
+# -- project store -------------------------------------------------------------------------------
+def _dump_store(store) -> str:
+    from sqlalchemy import text
+
+    out = []
+    with store.session() as s:
+        for table in ("failure_signatures", "failure_occurrences", "audit_events", "proposals", "proposal_actions",
+                      "llm_calls", "approvals"):
+            out += [repr(tuple(r)) for r in s.execute(text(f"SELECT * FROM {table}")).all()]
+    return "\n".join(out)
+
+
+def test_project_store_keeps_no_secret(tmp_path):
+    from orchestrator.agent import LLMConfig
+    from orchestrator.diagnosis.memory import FailureMemory
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db", cached=False)
+    mem = FailureMemory(store, embeddings=False)
+    for m in MESSAGES:
+        mem.observe(m, "auth_expired", confidence=0.9)
+    props = Proposals(store, memory=mem)
+    fails = [failure(f"f{i}", "auth_expired", m, connector="fivetran:crm", transient=False)
+             for i, m in enumerate(MESSAGES[:20])]
+    sc = scenario(freshness=[fresh("dashboard/exec", blocker="crm/account")], failures=fails)
+    server = FakeLLM()
+    try:
+        base = __import__("orchestrator.planning", fromlist=["plan"]).plan(sc.snapshot, sc.assessment, sc.resolution,
+                                                                          now=NOW)
+        server.script = [("json", {"rationale": " ".join(MESSAGES), "actions": [
+            {"ref": a.action_id, "type": a.type, "asset_keys": list(a.asset_keys), "connector": a.connector,
+             "tables": {k: list(v) for k, v in a.tables.items()}, "partitions": list(a.partitions),
+             "priority": a.priority, "rationale": " ".join(MESSAGES[i::5]), "confidence": 0.5}
+            for i, a in enumerate(base.actions)]})]
+        r = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW,
+                            llm=LLMConfig(api_key="k", base_url=server.base_url, timeout_s=5))
+        assert r.plan.planner.startswith("llm:")
+    finally:
+        server.stop()
+    dump = _dump_store(store)
+    assert "<secret>" in dump
+    assert leaks(dump) == []
+
+
+# -- digest ------------------------------------------------------------------------------------
+def test_digest_html_text_and_markdown_keep_no_secret(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from orchestrator.digest import run_digest
+    from orchestrator.digest.sample import _failure, record_sample
+    from orchestrator.settings import Settings
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import ActionRow, ProposalRow
+
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path))
+    monkeypatch.delenv("SMTP_HOST", raising=False)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    store = open_store(f"sqlite:///{tmp_path}/d.db", cached=False)
+    snap, asm, res = record_sample(store, now)
+    # rows written before scrubbing existed (or by another writer): the digest scrubs what it prints
+    with store.session() as s:
+        s.execute(update(ProposalRow).values(rationale=" ".join(MESSAGES)))
+        s.execute(update(ActionRow).values(reason=" | ".join(MESSAGES)))
+    for i, m in enumerate(MESSAGES):
+        d = _failure(f"x{i}", "auth_expired", m, now - timedelta(minutes=i + 1), connector="fivetran:crm",
+                     asset="crm/account", transient=False)
+        asm.failures.append(d)
+        snap.failures.append(d.failure)
+    run = run_digest(store, snap, asm, res, now=now, send=False, settings=Settings(digest_recipients="*=ops@example.com"))
+    assert run.outgoing
+    bodies = [run.markdown]
+    for o in run.outgoing:
+        for part in o.message.walk():
+            if part.get_content_type() in ("text/plain", "text/html"):
+                bodies.append(part.get_content())
+    assert any("<secret>" in b or "&lt;secret&gt;" in b for b in bodies)
+    assert {k: leaks(b) for k, b in enumerate(bodies) if leaks(b)} == {}
+
+
+# -- approval pages ----------------------------------------------------------------------------
+def test_approval_pages_show_no_secret(tmp_path):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+    from starlette.testclient import TestClient
+
+    from orchestrator.approvals.app import create_app
+    from orchestrator.approvals.tokens import decision_url, issue
+    from orchestrator.digest.sample import record_sample
+    from orchestrator.settings import Settings
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import ActionRow
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    store = open_store(f"sqlite:///{tmp_path}/a.db", cached=False)
+    record_sample(store, now)
+    with store.session() as s:
+        row = s.query(ActionRow).filter(ActionRow.status == "pending").first()
+        aid, pid = row.id, row.proposal_id
+        s.execute(update(ActionRow).where(ActionRow.id == aid).values(reason=" | ".join(MESSAGES)))
+    secret = b"s" * 32
+    app = create_app(store=store, secret=secret, settings=Settings())
+    with TestClient(app, base_url="http://127.0.0.1:8703") as c:
+        tok = issue(aid, pid, "approve", "ops@example.com", secret=secret, now=now, ttl=timedelta(hours=1))
+        url = decision_url("http://127.0.0.1:8703", aid, "approve", tok)
+        page = c.get(url)
+        assert page.status_code == 200 and "&lt;secret&gt;" in page.text
+        assert leaks(page.text) == []
+        done = c.post(f"/decide/{aid}/approve", data={"token": tok, "comment": " ".join(MESSAGES)},
+                      headers={"origin": "http://127.0.0.1:8703"})
+        assert done.status_code == 200, done.text
+        assert leaks(done.text) == []
+
+
+# -- logs --------------------------------------------------------------------------------------
+def test_log_records_of_any_logger_keep_no_secret(caplog):
+    caplog.set_level(logging.DEBUG)
+    for name in ("orchestrator.sensors", "uvicorn.error", "dagster", "httpx"):
+        log = logging.getLogger(name)
+        for m in MESSAGES:
+            log.warning("failure: %s", m)
+            log.info(m)
+        try:
+            raise RuntimeError(MESSAGES[0] + " " + MESSAGES[-1])
+        except RuntimeError:
+            log.exception("boom")
+    text = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    assert "<secret>" in text
+    assert leaks(text) == []
+
+
+def test_scrub_obj_output_serialises_to_valid_json():
+    obj = {"a": "user said token=abc\"", "b": ['password="x', "key: 'v'"], "api_key=zzz": 1}
+    assert json.loads(json.dumps(scrub_obj(obj)))
