@@ -91,6 +91,9 @@ def main() -> dict:
     missing = [i for i in range(len(items)) if i not in pass_a or i not in pass_b]
     assert not missing, f"unlabelled items: {missing[:10]}"
 
+    project = [json.loads(x) for x in (HERE.parent / "failure_messages.jsonl").read_text().splitlines() if x.strip()]
+    project_msgs = {p["message"] for p in project}
+    project_sources = {p["source"] for p in project}
     rows, dropped = [], 0
     for i, it in enumerate(items):
         a, b = pass_a[i], pass_b[i]
@@ -110,6 +113,9 @@ def main() -> dict:
             "label_b": {"category": cb, "transient": tb},
             "category": ca if ca == cb else None,
             "transient": ta if ta == tb else None,
+            # the rule catalog was written with the project's labelled set in view: the same
+            # message, or one from the same thread, is not "never seen" for the rules
+            "seen_by_rules": it["message"] in project_msgs or it["source"] in project_sources,
         })
     with OUT.open("w", encoding="utf-8") as f:
         for r in rows:
@@ -127,6 +133,8 @@ def main() -> dict:
         "transient_agreement": sum(x == y for x, y in zip(tr_a, tr_b)) / len(rows),
         "transient_kappa": cohen_kappa(tr_a, tr_b),
         "consensus_category": sum(r["category"] is not None for r in rows),
+        "consensus_transient": sum(r["transient"] is not None for r in rows),
+        "seen_by_rules": sum(r["seen_by_rules"] for r in rows),
         "consensus_by_category": dict(Counter(r["category"] for r in rows if r["category"])),
     }
     return stats
