@@ -88,18 +88,25 @@ def combine(rule_scores: dict[str, float], model_probs: dict[str, float] | None,
     return {c: math.exp(v - m) / z for c, v in logits.items()}
 
 
-def _model_evidence(text: str, model, category: str, k: int = 2) -> list[str]:
-    """Message lines holding the words that pushed the model hardest towards ``category``."""
-    words = [f[2:] for f in model.top_features(text, category, k=8) if f.startswith(("w:", "b:"))]
-    out: list[str] = []
-    for w in words:
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line and w.split(" ")[0] in line.lower() and line not in out:
-                out.append(line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…")
-                break
-        if len(out) >= k:
-            break
+def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[str]:
+    """The message lines holding most of the terms that pushed the model towards ``category``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
+    if not lines:
+        return []
+    terms = model.top_terms(vec, category, k=16)
+    needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
+    needles = [n for n in needles if len(n) >= 3]
+    if not needles:
+        return []
+    scored = []
+    for pos, line in enumerate(lines):
+        low = line.lower()
+        score = sum(len(needles) - i for i, n in enumerate(needles) if n in low)
+        if score:
+            scored.append((-score, pos, line))
+    out = []
+    for _, _, line in sorted(scored)[:k]:
+        out.append(line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…")
     return out
 
 
@@ -230,7 +237,8 @@ def _transient(top: str, cat_hits: list[RuleHit], mem_transient: dict[str, bool 
 def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
                          model, threshold) -> Diagnosis:
     params = model.params
-    model_probs = model.proba(text) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
+    vec = model.vector(text)
+    model_probs = model.proba_vector(vec) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
     probs = combine(scores, model_probs, mem_scores, rule_weight=params.get("rule_weight", 1.0),
                     temperature=params.get("temperature", 1.0))
     rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
@@ -248,8 +256,8 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) - math.log(1.0 / len(CATEGORIES))
     mem_part = mem_scores.get(top, 0.0)
     basis = max((("rules", rule_part), ("model", model_part), ("memory", mem_part)), key=lambda x: x[1])[0]
-    if len(evidence) < MAX_EVIDENCE and top != "unknown":
-        for line in _model_evidence(text, model, top):
+    if top != "unknown" and (basis == "model" or not evidence):
+        for line in _model_evidence(text, model, vec, top):
             if line not in evidence:
                 evidence.append(line)
     if top in mem_evidence:

@@ -26,7 +26,7 @@ from orchestrator.diagnosis.model import TextModel, features
 from orchestrator.diagnosis.normalize import scrub
 from orchestrator.diagnosis.rules import CATEGORIES, match_rules
 
-RULE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+RULE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 TEMPERATURES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 

@@ -52,9 +52,10 @@ def features(message: str) -> Counter[str]:
 
 def _vectorize(feats: Counter[str], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     get = vocab.get
-    n = len(feats)
-    js = np.fromiter((get(f, -1) for f in feats), dtype=np.int64, count=n)
-    cs = np.fromiter(feats.values(), dtype=np.float32, count=n)
+    js = np.array([get(f, -1) for f in feats], dtype=np.int64)
+    if len(js) == 0:
+        return js, np.zeros(0, dtype=np.float32)
+    cs = np.array(list(feats.values()), dtype=np.float32)
     keep = js >= 0
     if not keep.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -74,6 +75,8 @@ class TextModel:
         self.W = np.asarray(W, dtype=np.float32)
         self.b = np.asarray(b, dtype=np.float32)
         self.params = dict(params or {})
+        self._Wc = self.W - self.W.mean(axis=1, keepdims=True)  # for explanations
+        self._words: dict[str, np.ndarray] = {}  # word -> vocabulary ids of its w:/char features
 
     # ---------------------------------------------------------------- training
     @classmethod
@@ -145,28 +148,66 @@ class TextModel:
         return cls(kept, W, b)
 
     # ---------------------------------------------------------------- inference
+    def _word_ids(self, w: str) -> np.ndarray:
+        ids = self._words.get(w)
+        if ids is None:
+            p = f" {w} "
+            L = len(p)
+            grams = [p[i:i + n] for n in (3, 4, 5) for i in range(L - n + 1)]
+            grams.append("w:" + w)
+            get = self.vocab.get
+            ids = np.array([j for j in (get(g) for g in grams) if j is not None], dtype=np.int64)
+            if len(self._words) < 200_000:
+                self._words[w] = ids
+        return ids
+
+    def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
+        """(feature indices, weights) of a message in this model's vocabulary; the same vector as
+        ``_vectorize(features(message), vocab)``, computed from a per-word cache."""
+        words = [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
+        if not words:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        get = self.vocab.get
+        parts = [self._word_ids(w) for w in words]
+        bi = [j for j in (get(f"b:{a} {b}") for a, b in zip(words, words[1:])) if j is not None]
+        if bi:
+            parts.append(np.array(bi, dtype=np.int64))
+        allids = np.concatenate(parts)
+        if len(allids) == 0:
+            return allids, np.zeros(0, dtype=np.float32)
+        idx, counts = np.unique(allids, return_counts=True)
+        v = (1.0 + np.log(counts)).astype(np.float32)
+        v /= np.float32(np.sqrt(float(v @ v)))
+        return idx, v
+
+    def proba_vector(self, vec: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+        idx, val = vec
+        z = (val @ self.W[idx] + self.b) if len(idx) else self.b.copy()
+        z = np.exp(z - z.max())
+        z /= z.sum()
+        return dict(zip(self.classes, z.tolist()))
+
     def logits(self, message: str) -> np.ndarray:
-        idx, val = _vectorize(features(message), self.vocab)
-        if len(idx) == 0:
-            return self.b.copy()
-        return val @ self.W[idx] + self.b
+        idx, val = self.vector(message)
+        return (val @ self.W[idx] + self.b) if len(idx) else self.b.copy()
 
     def proba(self, message: str) -> dict[str, float]:
-        z = self.logits(message)
-        z = z - z.max()
-        p = np.exp(z)
-        p /= p.sum()
-        return {c: float(p[i]) for i, c in enumerate(self.classes)}
+        return self.proba_vector(self.vector(message))
 
-    def top_features(self, message: str, category: str, k: int = 3) -> list[str]:
-        """The message's features that pushed hardest towards ``category`` (for explanations)."""
-        idx, val = _vectorize(features(message), self.vocab)
+    def top_terms(self, vec: tuple[np.ndarray, np.ndarray], category: str, k: int = 12) -> list[str]:
+        """The features of ``vec`` that pushed hardest towards ``category`` (strongest first)."""
+        idx, val = vec
         if len(idx) == 0:
             return []
         c = self.classes.index(category)
-        contrib = val * (self.W[idx, c] - self.W[idx].mean(axis=1))
-        order = np.argsort(-contrib)[:k]
-        return [self.vocab_list[idx[i]] for i in order if contrib[i] > 0]
+        contrib = val * self._Wc[idx, c]
+        order = np.argsort(-contrib)[:k].tolist()
+        ids = idx.tolist()
+        vl = self.vocab_list
+        return [vl[ids[i]] for i in order if contrib[i] > 0]
+
+    def top_features(self, message: str, category: str, k: int = 3) -> list[str]:
+        return self.top_terms(self.vector(message), category, k)
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path = ARTIFACT) -> Path:

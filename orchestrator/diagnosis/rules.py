@@ -77,6 +77,7 @@ class Rule:
     systems: frozenset[str] = field(default_factory=frozenset)
     # Lower-case substrings one of which every match must contain (None: no cheap pre-check).
     anchors: tuple[str, ...] | None = None
+    anchor_re: re.Pattern[str] | None = None  # the same, as one alternation (many anchors)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ def anchors_of(regex: str) -> tuple[str, ...] | None:
 
 def _r(category: str, name: str, regex: str, weight: float, transient: bool | None = None,
        systems: tuple[str, ...] = ()) -> Rule:
-    return Rule(name, category, re.compile(regex, re.I), weight, transient, frozenset(systems),
-                anchors_of(regex))
+    anchors = anchors_of(regex)
+    alt = re.compile("|".join(map(re.escape, anchors))) if anchors and len(anchors) > 1 else None
+    return Rule(name, category, re.compile(regex, re.I), weight, transient, frozenset(systems), anchors, alt)
 
 
 RULES: list[Rule] = [
@@ -386,8 +388,12 @@ def match_rules(text: str, system: str | None = None, *, precheck: bool = True) 
             continue
         low = line.lower() if precheck else ""
         for rule in RULES:
-            if precheck and rule.anchors is not None and not any(a in low for a in rule.anchors):
-                continue
+            if precheck and rule.anchors is not None:
+                if rule.anchor_re is not None:
+                    if rule.anchor_re.search(low) is None:
+                        continue
+                elif not any(a in low for a in rule.anchors):
+                    continue
             m = rule.pattern.search(line)
             if m:
                 hits.append(RuleHit(rule, line, m.span()))
