@@ -93,6 +93,9 @@ def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[st
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
     if not lines:
         return []
+    if len(lines) == 1:  # the whole evidence is that line
+        line = lines[0]
+        return [line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…"]
     terms = model.top_terms(vec, category, k=16)
     needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
     needles = [n for n in needles if len(n) >= 3]

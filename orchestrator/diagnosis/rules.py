@@ -77,7 +77,6 @@ class Rule:
     systems: frozenset[str] = field(default_factory=frozenset)
     # Lower-case substrings one of which every match must contain (None: no cheap pre-check).
     anchors: tuple[str, ...] | None = None
-    anchor_re: re.Pattern[str] | None = None  # the same, as one alternation (many anchors)
 
 
 @dataclass(frozen=True)
@@ -123,9 +122,8 @@ def anchors_of(regex: str) -> tuple[str, ...] | None:
 
 def _r(category: str, name: str, regex: str, weight: float, transient: bool | None = None,
        systems: tuple[str, ...] = ()) -> Rule:
-    anchors = anchors_of(regex)
-    alt = re.compile("|".join(map(re.escape, anchors))) if anchors and len(anchors) > 1 else None
-    return Rule(name, category, re.compile(regex, re.I), weight, transient, frozenset(systems), anchors, alt)
+    return Rule(name, category, re.compile(regex, re.I), weight, transient, frozenset(systems),
+                anchors_of(regex))
 
 
 RULES: list[Rule] = [
@@ -375,25 +373,39 @@ RULES: list[Rule] = [
 ]
 
 
+# Pre-check index: the first three characters of every anchor -> (anchor, rule position).
+_ALWAYS: list[int] = [i for i, r in enumerate(RULES) if r.anchors is None]
+_TRI: dict[str, list[tuple[str, int]]] = {}
+for _i, _rule in enumerate(RULES):
+    for _a in _rule.anchors or ():
+        _TRI.setdefault(_a[:3], []).append((_a, _i))
+_TRI_KEYS = frozenset(_TRI)
+
+
+def _candidates(low: str) -> list[int]:
+    """Positions (in RULES order) of the rules whose pre-check passes on the lower-cased line."""
+    tris = {low[i:i + 3] for i in range(len(low) - 2)}
+    found = set(_ALWAYS)
+    for t in tris & _TRI_KEYS:
+        for anchor, i in _TRI[t]:
+            if i not in found and anchor in low:
+                found.add(i)
+    return sorted(found)
+
+
 def match_rules(text: str, system: str | None = None, *, precheck: bool = True) -> list[RuleHit]:
     """All rule hits in ``text`` (scrubbed), one per (rule, line).
 
-    ``precheck``: skip a rule's regex on a line that contains none of its required literals
-    (:attr:`Rule.anchors`); the result is the same, about ten times faster.
+    ``precheck``: only run the regexes of rules one of whose required literals
+    (:attr:`Rule.anchors`) the line contains; the result is the same, about ten times faster.
     """
     hits: list[RuleHit] = []
     for raw in text.splitlines() or [text]:
         line = raw.strip()
         if not line:
             continue
-        low = line.lower() if precheck else ""
-        for rule in RULES:
-            if precheck and rule.anchors is not None:
-                if rule.anchor_re is not None:
-                    if rule.anchor_re.search(low) is None:
-                        continue
-                elif not any(a in low for a in rule.anchors):
-                    continue
+        rules = [RULES[i] for i in _candidates(line.lower())] if precheck else RULES
+        for rule in rules:
             m = rule.pattern.search(line)
             if m:
                 hits.append(RuleHit(rule, line, m.span()))
