@@ -37,3 +37,24 @@ def test_long_evidence_is_cut():
     s = summarize("data_quality", ["x" * 500], None)
     assert len(s["summary"]) < 400
     assert "…" in s["summary"]
+
+
+def test_cli_explain_adds_basis_summary_and_steps_after_the_contract_fields(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": 1, "message": "permission denied for schema analytics",
+                               "system": "postgres"}) + "\n")
+    res = CliRunner().invoke(cli, ["diagnose", str(src), "--no-memory", "--explain"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert list(out)[:5] == ["id", "category", "transient", "confidence", "evidence"]
+    assert out["category"] == "permission_denied" and out["basis"] in {"rules", "model"}
+    assert "privilege" in out["summary"] and out["remediation"]
+    plain = CliRunner().invoke(cli, ["diagnose", str(src), "--no-memory"])
+    assert list(json.loads(plain.output.strip().splitlines()[-1])) == ["id", "category", "transient",
+                                                                       "confidence", "evidence"]
