@@ -13,6 +13,7 @@ import click
 # name -> "module:attribute" of a click command or group. Add new commands here.
 COMMANDS: dict[str, str] = {
     "diagnose": "orchestrator.diagnosis.cli:diagnose_command",
+    "incidents": "orchestrator.diagnosis.incidents:incidents_group",
     "sandbox": "orchestrator.emulators.sandbox:sandbox_command",
     "dev": "orchestrator.devserver:dev_command",
     "policies": "orchestrator.policies.cli:policies_group",

@@ -42,9 +42,13 @@ WINDOW = timedelta(hours=6)
 
 def _observation_metadata(d: DiagnosedFailure) -> dict:
     from orchestrator.diagnosis import scrub
+    from orchestrator.diagnosis.summaries import summarize
 
     f = d.failure
+    s = summarize(d.category, list(d.evidence), f.system, d.transient)
     return {
+        "failure/summary": dg.MetadataValue.text(str(s["summary"])),
+        "failure/remediation": dg.MetadataValue.md("\n".join(f"1. {step}" for step in s["remediation"])),
         "failure/category": d.category,
         "failure/transient": d.transient,
         "failure/confidence": float(d.confidence),

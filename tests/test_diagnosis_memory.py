@@ -32,8 +32,9 @@ def test_similarity_is_high_for_same_failure_low_for_other():
 
 
 def test_unknown_becomes_confident_after_labelled_resolution(memory):
-    before = diagnose(NEW, memory=memory)
-    assert before.category == "unknown"
+    before = diagnose(NEW, memory=memory, model=None)
+    assert before.category == "unknown"  # no rule knows it
+    assert diagnose(NEW, memory=memory).category != "source_unavailable"  # nor does the model
 
     memory.record_resolution(PAST, "source_unavailable", "restart_source_export", worked=True,
                              system="ledger", transient=True)
@@ -45,11 +46,14 @@ def test_unknown_becomes_confident_after_labelled_resolution(memory):
     assert after.neighbours and after.neighbours[0]["similarity"] > 0.8
     # unrelated failures are not captured by the neighbour
     assert diagnose("Job failed: 1234", memory=memory).category == "unknown"
+    # the same holds with the rules alone
+    assert diagnose(NEW, memory=memory, model=None).category == "source_unavailable"
 
 
 def test_failed_resolution_does_not_teach_category(memory):
     memory.record_resolution(PAST, "rate_limit", "retry_with_backoff", worked=False)
-    assert diagnose(NEW, memory=memory).category == "unknown"
+    assert diagnose(NEW, memory=memory, model=None).category == "unknown"
+    assert diagnose(NEW, memory=memory).category != "rate_limit"
 
 
 def test_success_rates_update(memory):
@@ -72,7 +76,8 @@ def test_learns_from_approvals_and_rejections(memory):
     assert diagnose(NEW, memory=memory).category == "upstream_delay"
     memory.learn_from_approval(PAST, "upstream_delay", "wait_for_upstream", approved=False, actor="bob")
     memory.learn_from_approval(PAST, "upstream_delay", "wait_for_upstream", approved=False, actor="bob")
-    assert diagnose(NEW, memory=memory).category == "unknown"
+    assert diagnose(NEW, memory=memory, model=None).category == "unknown"
+    assert diagnose(NEW, memory=memory).category != "upstream_delay"
     kinds = [e["kind"] for e in memory.store.audit_events()]
     assert "failure_memory.learn" in kinds and "failure_memory.rejection" in kinds
 
@@ -80,7 +85,9 @@ def test_learns_from_approvals_and_rejections(memory):
 def test_observations_do_not_self_reinforce(memory):
     for _ in range(5):
         memory.observe(PAST, "code_error", confidence=0.55)
-    assert diagnose(NEW, memory=memory).category == "unknown"
+    assert diagnose(NEW, memory=memory, model=None).category == "unknown"
+    # the memory adds nothing to the model's own answer either
+    assert diagnose(NEW, memory=memory).probabilities == diagnose(NEW).probabilities
     stats = memory.stats()
     assert stats["signatures"] == 1 and stats["occurrences"] == 5
 

@@ -1,7 +1,14 @@
-"""Failure diagnosis: rules + failure-memory neighbours -> category, transient, confidence, evidence.
+"""Failure diagnosis: rules + statistical model + failure-memory neighbours -> category, transient,
+confidence, evidence.
 
-Pure Python (pydantic for the result type); no dagster imports. The sensor and the
-``orchestrator diagnose`` CLI both call :func:`diagnose` / :func:`diagnose_records`.
+Pure Python (pydantic for the result type, numpy for the model); no dagster imports. The sensor and
+the ``orchestrator diagnose`` CLI both call :func:`diagnose` / :func:`diagnose_records`.
+
+With the shipped model (``model.py``, on by default; ``ORCHESTRATOR_DIAGNOSIS_MODEL=off`` for rules
+only) the per-category evidence is combined log-linearly:
+``logit(c) = log p_model(c) + rule_weight * rules(c) + memory(c)``, then divided by a temperature;
+rule weight, temperature and abstention threshold were fitted by grouped cross-validation inside
+the training folds (stored in the artifact). Without a model the scoring is the original one below.
 
 Scoring: each matched rule adds its weight to its category (a rule counts once however many
 lines match it). Memory neighbours add up to ``MEMORY_MAX`` to their labelled category, scaled
@@ -31,6 +38,8 @@ MEMORY_MIN_SIMILARITY = 0.35
 MEMORY_MAX = 6.0
 MAX_EVIDENCE = 5
 MAX_EVIDENCE_CHARS = 300
+MODEL_FLOOR = 1e-4
+_USE_DEFAULT = object()
 
 
 class Diagnosis(BaseModel):
@@ -40,6 +49,9 @@ class Diagnosis(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)
     neighbours: list[dict[str, Any]] = Field(default_factory=list)
+    # what decided: "rules", "model", "memory" (the strongest contributor to the top category)
+    basis: str = "rules"
+    probabilities: dict[str, float] = Field(default_factory=dict)
 
     def as_output(self, id: Any) -> dict[str, Any]:
         """The CLI/JSON-lines record: exactly id, category, transient, confidence, evidence."""
@@ -52,11 +64,53 @@ class Diagnosis(BaseModel):
         }
 
 
-def default_threshold() -> float:
-    try:
-        return float(os.environ.get("ORCHESTRATOR_DIAGNOSIS_THRESHOLD", DEFAULT_THRESHOLD))
-    except ValueError:
-        return DEFAULT_THRESHOLD
+def default_threshold(model_default: float | None = None) -> float:
+    """``ORCHESTRATOR_DIAGNOSIS_THRESHOLD`` if set, else the model's fitted threshold, else 0.5."""
+    env = os.environ.get("ORCHESTRATOR_DIAGNOSIS_THRESHOLD")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            pass
+    return DEFAULT_THRESHOLD if model_default is None else model_default
+
+
+def combine(rule_scores: dict[str, float], model_probs: dict[str, float] | None,
+            mem_scores: dict[str, float], *, rule_weight: float, temperature: float) -> dict[str, float]:
+    """Calibrated probability per category from the three sources (log-linear, then softmax/T)."""
+    cats = CATEGORIES if model_probs else tuple(sorted(set(rule_scores) | set(mem_scores)))
+    logits = {}
+    for c in cats:
+        base = math.log(max(model_probs.get(c, 0.0), MODEL_FLOOR)) if model_probs else 0.0
+        logits[c] = (base + rule_weight * rule_scores.get(c, 0.0) + mem_scores.get(c, 0.0)) / temperature
+    m = max(logits.values())
+    z = sum(math.exp(v - m) for v in logits.values())
+    return {c: math.exp(v - m) / z for c, v in logits.items()}
+
+
+def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[str]:
+    """The message lines holding most of the terms that pushed the model towards ``category``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
+    if not lines:
+        return []
+    if len(lines) == 1:  # the whole evidence is that line
+        line = lines[0]
+        return [line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…"]
+    terms = model.top_terms(vec, category, k=16)
+    needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
+    needles = [n for n in needles if len(n) >= 3]
+    if not needles:
+        return []
+    scored = []
+    for pos, line in enumerate(lines):
+        low = line.lower()
+        score = sum(len(needles) - i for i, n in enumerate(needles) if n in low)
+        if score:
+            scored.append((-score, pos, line))
+    out = []
+    for _, _, line in sorted(scored)[:k]:
+        out.append(line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…")
+    return out
 
 
 def _evidence_line(hit: RuleHit) -> str:
@@ -95,21 +149,30 @@ def diagnose(
     memory: FailureMemory | None = None,
     *,
     threshold: float | None = None,
+    model: Any = _USE_DEFAULT,
 ) -> Diagnosis:
     """Diagnose one failure message.
 
     ``system``: optional origin hint (fivetran, airbyte, dbt, snowflake, bigquery, postgres,
     duckdb, dagster, ...). ``memory``: optional :class:`FailureMemory` whose nearest labelled
-    neighbours are combined with the rules. Below ``threshold`` (default 0.5, env
-    ``ORCHESTRATOR_DIAGNOSIS_THRESHOLD``) the answer is ``unknown``. Evidence lines are scrubbed
-    of secrets.
+    neighbours are combined with the rules and the model. ``model``: a
+    :class:`~orchestrator.diagnosis.model.TextModel`, ``None`` for rules (+memory) only, default
+    the shipped artifact. Below ``threshold`` (default: the model's fitted threshold, 0.5 without
+    a model, env ``ORCHESTRATOR_DIAGNOSIS_THRESHOLD``) the answer is ``unknown``. Evidence lines
+    are scrubbed of secrets.
     """
-    threshold = default_threshold() if threshold is None else threshold
+    if model is _USE_DEFAULT:
+        from orchestrator.diagnosis.model import load_default
+
+        model = load_default()
+    params = model.params if model is not None else {}
+    threshold = default_threshold(params.get("threshold")) if threshold is None else threshold
     text = scrub(message or "")
     hits = match_rules(text, system)
     scores = _score(hits, system)
 
     neighbours = []
+    mem_scores: dict[str, float] = {}
     mem_evidence: dict[str, str] = {}
     mem_transient: dict[str, bool | None] = {}
     if memory is not None and text.strip():
@@ -119,17 +182,20 @@ def diagnose(
                 continue
             trust = min(1.0, n.label_weight)
             contrib = MEMORY_MAX * (n.similarity - MEMORY_MIN_SIMILARITY) / (1 - MEMORY_MIN_SIMILARITY) * trust
-            if contrib > scores.get(f"__mem_{n.category}", 0.0):
-                scores[f"__mem_{n.category}"] = contrib
+            if contrib > mem_scores.get(n.category, 0.0):
+                mem_scores[n.category] = contrib
                 mem_evidence[n.category] = (
                     f"memory: similar to past failure #{n.signature_id} labelled {n.category} "
                     f"(similarity {n.similarity:.2f}, seen {n.occurrences}x)"
                 )
                 mem_transient[n.category] = n.transient
-    for key in [k for k in scores if k.startswith("__mem_")]:
-        cat = key[len("__mem_"):]
-        scores[cat] = scores.get(cat, 0.0) + scores.pop(key)
 
+    if model is not None:
+        return _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient,
+                                    neighbours, model, threshold)
+
+    for cat, v in mem_scores.items():
+        scores[cat] = scores.get(cat, 0.0) + v
     baseline = UNKNOWN_BASELINE + scores.pop("unknown", 0.0)
     probs = _softmax(scores, baseline)
     rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
@@ -150,20 +216,64 @@ def diagnose(
             break
     if top in mem_evidence:
         evidence.append(mem_evidence[top])
+    basis = "memory" if top in mem_scores and not cat_hits else "rules"
 
     if p_top < threshold:
         return Diagnosis(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
                          confidence=round(1.0 - p_top, 4), evidence=evidence, scores=rounded,
-                         neighbours=neighbours)
+                         neighbours=neighbours, basis=basis)
 
-    transient = DEFAULT_TRANSIENT[top]
+    transient = _transient(top, cat_hits, mem_transient)
+    return Diagnosis(category=top, transient=transient, confidence=round(p_top, 4),
+                     evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis)
+
+
+def _transient(top: str, cat_hits: list[RuleHit], mem_transient: dict[str, bool | None]) -> bool:
     overrides = [h for h in cat_hits if h.rule.transient is not None]
     if overrides:
-        transient = bool(overrides[0].rule.transient)
-    elif not cat_hits and mem_transient.get(top) is not None:
-        transient = bool(mem_transient[top])
-    return Diagnosis(category=top, transient=transient, confidence=round(p_top, 4),
-                     evidence=evidence, scores=rounded, neighbours=neighbours)
+        return bool(overrides[0].rule.transient)
+    if not cat_hits and mem_transient.get(top) is not None:
+        return bool(mem_transient[top])
+    return DEFAULT_TRANSIENT[top]
+
+
+def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
+                         model, threshold) -> Diagnosis:
+    params = model.params
+    vec = model.vector(text)
+    model_probs = model.proba_vector(vec) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
+    probs = combine(scores, model_probs, mem_scores, rule_weight=params.get("rule_weight", 1.0),
+                    temperature=params.get("temperature", 1.0))
+    rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
+    top = max(probs, key=lambda c: probs[c])
+    p_top = probs[top]
+    cat_hits = sorted((h for h in hits if h.rule.category == top), key=lambda h: -h.rule.weight)
+    evidence: list[str] = []
+    for h in cat_hits:
+        line = _evidence_line(h)
+        if line not in evidence:
+            evidence.append(line)
+        if len(evidence) >= MAX_EVIDENCE:
+            break
+    rule_part = params.get("rule_weight", 1.0) * scores.get(top, 0.0)
+    model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) - math.log(1.0 / len(CATEGORIES))
+    mem_part = mem_scores.get(top, 0.0)
+    basis = max((("rules", rule_part), ("model", model_part), ("memory", mem_part)), key=lambda x: x[1])[0]
+    if top != "unknown" and (basis == "model" or not evidence):
+        for line in _model_evidence(text, model, vec, top):
+            if line not in evidence:
+                evidence.append(line)
+    if top in mem_evidence:
+        evidence.append(mem_evidence[top])
+    top_probs = {c: round(p, 4) for c, p in sorted(probs.items(), key=lambda x: -x[1])[:3]}
+    if top == "unknown" or p_top < threshold:
+        return Diagnosis(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
+                         confidence=round(probs["unknown"] if top == "unknown" else 1.0 - p_top, 4),
+                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
+                         probabilities=top_probs)
+    return Diagnosis(category=top, transient=_transient(top, cat_hits, mem_transient),
+                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
+                     neighbours=neighbours, basis=basis, probabilities=top_probs)
 
 
 def diagnose_records(
@@ -178,4 +288,4 @@ def diagnose_records(
         yield d.as_output(rec.get("id"))
 
 
-__all__ = ["CATEGORIES", "Diagnosis", "diagnose", "diagnose_records", "default_threshold"]
+__all__ = ["CATEGORIES", "Diagnosis", "combine", "diagnose", "diagnose_records", "default_threshold"]

@@ -1,7 +1,9 @@
 """``orchestrator diagnose [FILE|-]``: JSON lines in, JSON lines out (same path as the sensor).
 
 Input lines: ``{"id": ..., "message": "...", "system": "..."?}``. Output lines: exactly
-``{"id", "category", "transient", "confidence", "evidence"}``. A malformed input line is reported
+``{"id", "category", "transient", "confidence", "evidence"}`` (``--explain`` appends ``basis``,
+``probabilities``, ``summary`` and ``remediation``; ``--llm`` asks the configured LLM about
+low-confidence failures). A malformed input line is reported
 on stderr with its line number and skipped; the exit status is 1 if any line was bad.
 
 By default the failure memory in the project store (``ORCHESTRATOR_STORE_URL`` or SQLite under
@@ -43,9 +45,15 @@ def _parse(line: str) -> dict[str, Any]:
               help="Consult the failure memory in the project store.")
 @click.option("--store-url", default=None, help="Project store URL (default: ORCHESTRATOR_STORE_URL "
               "or SQLite under dagster_home).")
-def diagnose_command(file, threshold: float | None, use_memory: bool, store_url: str | None) -> None:
+@click.option("--explain", is_flag=True, help="Add basis (rules/model/memory/llm), top probabilities, a "
+              "root-cause summary and remediation steps to each output line.")
+@click.option("--llm/--no-llm", "use_llm", default=False, show_default=True,
+              help="Ask the configured LLM (OPENAI_BASE_URL/OPENAI_API_KEY) about low-confidence failures.")
+def diagnose_command(file, threshold: float | None, use_memory: bool, store_url: str | None,
+                     explain: bool, use_llm: bool) -> None:
     """Classify failure messages (JSON lines from FILE or stdin) by root cause."""
     from orchestrator.diagnosis.classifier import diagnose
+    from orchestrator.diagnosis.summaries import summarize
 
     memory = None
     if use_memory:
@@ -70,8 +78,25 @@ def diagnose_command(file, threshold: float | None, use_memory: bool, store_url:
             bad += 1
             click.echo(f"error: line {lineno}: {exc}", err=True)
             continue
-        d = diagnose(rec["message"], rec.get("system"), memory, threshold=threshold)
-        out.write(json.dumps(d.as_output(rec["id"]), ensure_ascii=False) + "\n")
+        llm = None
+        if use_llm:
+            from orchestrator.diagnosis.llm import diagnose_with_llm
+
+            d, llm = diagnose_with_llm(rec["message"], rec.get("system"), memory, threshold=threshold)
+        else:
+            d = diagnose(rec["message"], rec.get("system"), memory, threshold=threshold)
+        rec_out = d.as_output(rec["id"])
+        if explain:
+            rec_out["basis"] = d.basis
+            rec_out["probabilities"] = d.probabilities
+            if llm is not None and llm.accepted and llm.answer is not None and d.basis == "llm":
+                rec_out["summary"], rec_out["remediation"] = llm.answer.summary, llm.answer.remediation
+            else:
+                s = summarize(d.category, d.evidence, rec.get("system"), d.transient)
+                rec_out["summary"], rec_out["remediation"] = s["summary"], s["remediation"]
+            if llm is not None:
+                rec_out["llm"] = {"accepted": llm.accepted, "reason": llm.reason}
+        out.write(json.dumps(rec_out, ensure_ascii=False) + "\n")
         out.flush()
     if bad:
         click.echo(f"error: {bad} malformed input line(s) skipped", err=True)

@@ -1,0 +1,137 @@
+"""The statistical tier: deterministic training, the shipped artifact (small, fast to load, fitted
+the documented way), how it combines with the rules and the memory, and what a user sees."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.diagnosis import diagnose
+from orchestrator.diagnosis.crossval import (
+    RULE_WEIGHTS, TEMPERATURES, THRESHOLDS, cross_validate, metrics, prepare, rules_only,
+)
+from orchestrator.diagnosis.model import ARTIFACT, TextModel, features, load_default
+from orchestrator.diagnosis.normalize import scrub
+from orchestrator.diagnosis.rules import CATEGORIES
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "data" / "failure_corpus.jsonl"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [json.loads(x) for x in CORPUS.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def test_training_is_deterministic(rows):
+    sample = [r for r in rows if r["category"]][::7]
+    msgs, labels = [r["message"] for r in sample], [r["category"] for r in sample]
+    a = TextModel.fit(msgs, labels, steps=15)
+    b = TextModel.fit(list(msgs), list(labels), steps=15)
+    assert a.vocab_list == b.vocab_list
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+
+
+def test_save_load_roundtrip(tmp_path, rows):
+    sample = [r for r in rows if r["category"]][::9]
+    m = TextModel.fit([r["message"] for r in sample], [r["category"] for r in sample], steps=10)
+    m.params = {"rule_weight": 0.5, "temperature": 1.25, "threshold": 0.3}
+    m2 = TextModel.load(m.save(tmp_path / "m.npz"))
+    assert m2.params == m.params and m2.classes == tuple(CATEGORIES)
+    msg = sample[0]["message"]
+    p1, p2 = m.proba(msg), m2.proba(msg)
+    assert max(abs(p1[c] - p2[c]) for c in CATEGORIES) < 1e-2  # float16 weights on disk
+
+
+def test_shipped_artifact_is_small_loads_fast_and_was_fitted_by_cv():
+    assert ARTIFACT.exists(), "run: python benchmarks/bench_diagnosis.py --train"
+    assert ARTIFACT.stat().st_size < 2_500_000
+    t0 = time.perf_counter()
+    m = TextModel.load(ARTIFACT)
+    assert time.perf_counter() - t0 < 1.0
+    assert m.classes == tuple(CATEGORIES)
+    assert m.params["rule_weight"] in RULE_WEIGHTS
+    assert m.params["temperature"] in TEMPERATURES
+    assert m.params["threshold"] in THRESHOLDS
+
+
+def test_features_ignore_numbers_ids_and_case():
+    a = features("Connection refused to 10.0.0.12:5432 at 2024-01-01T00:00:00Z (run 8f3a9c2e11)")
+    b = features("connection REFUSED to 192.168.1.1:6543 at 2025-12-31T23:59:59Z (run 77aa00bb99)")
+    assert {k for k in a if not k.startswith(("w:8f", "w:f3"))} >= {"w:connection", "w:refused"}
+    assert a["w:connection"] == b["w:connection"] and "b:connection refused" in b
+
+
+@pytest.mark.parametrize("message, category", [
+    ("HTTP 429 Too Many Requests", "rate_limit"),
+    ("permission denied for schema analytics", "permission_denied"),
+    ("FATAL: password authentication failed for user \"loader\"", "auth_expired"),
+    ("Database Error in model orders (models/orders.sql)\n  syntax error at or near \"selec\"", "code_error"),
+    ("Pod evicted: The node was low on resource: memory. Container main was using 3Gi", "resource_exhausted"),
+])
+def test_rules_keep_precision_with_the_model_on(message, category):
+    d = diagnose(message)
+    assert d.category == category, d
+    assert d.evidence and all(isinstance(e, str) for e in d.evidence)
+
+
+def test_model_fills_in_where_no_rule_fires():
+    msg = "Unable to acquire credentials with the given password: KDC has no support for encryption type"
+    with_rules_only = diagnose(msg, model=None)
+    d = diagnose(msg)
+    assert with_rules_only.category == "unknown"
+    assert d.category != "unknown" and d.basis == "model"
+    assert d.evidence, "a model-based answer still points at the line it relied on"
+    assert all(e in scrub(msg) for e in d.evidence)  # verbatim lines of the (scrubbed) message
+
+
+@pytest.mark.parametrize("message", ["", "failed", "Sync failed: failed", "Encountered an error:"])
+def test_unknown_when_the_message_does_not_say(message):
+    assert diagnose(message).category == "unknown"
+
+
+def test_memory_of_a_confirmed_case_raises_confidence(tmp_path):
+    from orchestrator.diagnosis.memory import FailureMemory
+    from orchestrator.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/m.db", cached=False)
+    try:
+        mem = FailureMemory(store, embeddings=False)
+        msg = "Replication slot airbyte_slot is inactive; WAL retention exceeded on primary db-7"
+        before = diagnose(msg, memory=mem)
+        mem.learn_from_approval(msg, "source_unavailable", "retry_with_backoff", approved=True,
+                                actor="alice@example.com")
+        after = diagnose(msg.replace("db-7", "db-9"), memory=mem)
+        assert after.category == "source_unavailable"
+        assert after.confidence > (before.confidence if before.category == "source_unavailable" else 0.0)
+        assert any(e.startswith("memory:") for e in after.evidence)
+        learned = store.audit_events(kind="failure_memory.learn")
+        assert learned and learned[-1]["actor"] == "alice@example.com"
+    finally:
+        store.dispose()
+
+
+def test_grouped_cv_beats_rules_alone_on_issue_thread_messages(rows):
+    """Small, fast version of the benchmark: 3 grouped folds over the issue-thread messages."""
+    items = prepare([r for r in rows if r["kind"] == "issue_thread"])
+    preds, params = cross_validate(items, k=3, inner_k=2, steps=25)
+    assert len(params) == 3
+    model_m = metrics(items, preds)
+    rules_m = metrics(items, rules_only(items))
+    assert model_m["accuracy"] > rules_m["accuracy"] + 0.1
+    assert model_m["abstention"] < rules_m["abstention"]
+
+
+def test_throughput(rows):
+    msgs = [r["message"] for r in rows][:400]
+    load_default()
+    diagnose(msgs[0])
+    t0 = time.process_time()
+    for m in msgs:
+        diagnose(m)
+    rate = len(msgs) / (time.process_time() - t0)
+    assert rate >= 1000, f"{rate:.0f} messages/s of CPU time"
