@@ -93,8 +93,10 @@ def analyze_change(table: str, source: str | None, change: ColumnChange, lineage
     columns, models = _downstream(origin, lineage)
     impact.columns = {(names[m], c) for m, c in columns}
     impact.models = {names[m] for m in models}
+    copies = _copies(origin, lineage)  # the column and its copies passed along by '*'
     impact.direct_readers = {
-        m: set(ml.reads[origin]) for m, ml in lineage.models.items() if origin in ml.reads
+        m: {use for ref in copies if ref in ml.reads for use in ml.reads[ref]}
+        for m, ml in lineage.models.items() if any(ref in ml.reads for ref in copies)
     }
     broken: set[str] = set()
     if change.kind in ("removed", "renamed"):
@@ -143,21 +145,22 @@ def _downstream(origin: Ref, lineage: ProjectLineage) -> tuple[set[Ref], set[str
     return columns, models
 
 
-def _readers_of_vanished(origin: Ref, lineage: ProjectLineage) -> set[str]:
-    vanished = {origin}
-    broken: set[str] = set()
+def _copies(origin: Ref, lineage: ProjectLineage) -> set[Ref]:
+    copies = {origin}
     pending = [origin[0]]
     while pending:
         node = pending.pop()
         for model in lineage.consumers(node):
-            ml = lineage.models[model]
-            if any(ref in vanished for ref in ml.reads):
-                broken.add(model)
-            passed = {(model, out) for out, ref in ml.passthrough.items() if ref in vanished}
-            if passed - vanished:
-                vanished |= passed
+            passed = {(model, out) for out, ref in lineage.models[model].passthrough.items() if ref in copies}
+            if passed - copies:
+                copies |= passed
                 pending.append(model)
-    return broken
+    return copies
+
+
+def _readers_of_vanished(origin: Ref, lineage: ProjectLineage) -> set[str]:
+    copies = _copies(origin, lineage)
+    return {m for m, ml in lineage.models.items() if any(ref in ml.reads for ref in copies)}
 
 
 def _unsafe_uses(origin: Ref, old: str, new: str, lineage: ProjectLineage) -> tuple[set[str], str]:
