@@ -63,7 +63,8 @@ class Patch:
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
     answered: list[str] = field(default_factory=list)  # change summaries this patch answers
     unanswered: list[str] = field(default_factory=list)  # breaking changes it does not (why)
-    models: set[str] = field(default_factory=set)  # affected model names to build and test
+    models: set[str] = field(default_factory=set)  # models the patch rewrites
+    affected: set[str] = field(default_factory=set)  # those + every model downstream: built and tested
 
     def diff(self) -> str:
         out = []
@@ -251,6 +252,8 @@ def build_patch(project_dir: Path, manifest: Mapping[str, Any], impacts: Iterabl
             patch._edit(project_dir, path, lambda sql: rewrite_column(
                 sql, change.column, replacement, dialect, macro_replacement=macro))
             patch.models.add(node["name"])
+            patch.affected.add(node["name"])
+        patch.affected |= impact.models | impact.blocked_models
         if source is not None:
             patch._edit(project_dir, source["original_file_path"], lambda text: rewrite_source_yaml(
                 text, source["source_name"], source["name"], change.column, **yaml_edit))
@@ -331,7 +334,7 @@ def compile_manifest(project_dir: Path, landing_dir: Path | None = None, timeout
 def verify(project_dir: Path, patch: Patch, landing_dir: Path | None, *, production_db: Path | None = None,
            models: Iterable[str] | None = None, timeout: float = 900, compile_first: bool = True) -> Verification:
     """`dbt compile` + `dbt build --select +<models>` of the patched project on a scratch DuckDB."""
-    selected = sorted(models if models is not None else patch.models)
+    selected = sorted(models if models is not None else (patch.affected or patch.models))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="schema-verify-") as tmp:
         project, db = scratch_project(project_dir, Path(tmp), patch)
