@@ -39,9 +39,10 @@ def sync(handle: EmulatorHandle, fivetran_ids: list[str], airbyte_ids: list[str]
         ab = AirbyteWorkspace(rest_api_base_url=handle.airbyte_rest_url,
                               configuration_api_base_url=handle.airbyte_config_url,
                               workspace_id=handle.airbyte_workspace_id, client_id=handle.airbyte_client_id,
-                              client_secret=handle.airbyte_client_secret, request_retry_delay=0.02).get_client()
+                              client_secret=handle.airbyte_client_secret, request_retry_delay=0.02,
+                              poll_interval=0.1, poll_timeout=60).get_client()
         for connection in airbyte_ids:
-            ab.sync_and_poll(connection, poll_interval=0.1, poll_timeout=60)
+            ab.sync_and_poll(connection)
 
 
 def inject(handle: EmulatorHandle, fault: dict[str, Any], api: str = "fivetran") -> dict[str, Any]:

@@ -122,8 +122,6 @@ SHOP_B = [
 
 SF, STRIPE, ZD = "crimson_notebook", "dapper_ledger", "quiet_harbor"
 PRODUCT, HUBSPOT = "1f0c6a2e-8d4b-4e7a-9c31-0b5d7e8f9a12", "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
-MAIN_A: list[Case] = []  # filled below (expected sets in MAIN_EXPECTED)
-MAIN_B: list[Case] = []
 
 
 def _main_cases():
@@ -149,7 +147,39 @@ def _main_cases():
     return a, b
 
 
-MAIN_EXPECTED: dict[str, dict] = {}
+MAIN_EXPECTED: dict[str, dict] = {
+    # read off the project's SQL (grep the column through staging -> marts -> exposures)
+    'rename stripe.invoice.amount_due': {"breaking": True, "models": {'dim_accounts', 'fct_revenue_daily', 'stg_stripe__invoices', 'int_account_360'},
+        "columns": {'stg_stripe__invoices.amount_due', 'fct_revenue_daily.amount_written_off', 'dim_accounts.open_receivables', 'fct_revenue_daily.amount_outstanding', 'int_account_360.open_receivables', 'fct_revenue_daily.amount_invoiced', 'dim_accounts.health_score', 'stg_stripe__invoices.amount_due_cents'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline'}, "broken": {'stg_stripe__invoices'}},
+    'retype stripe.invoice.amount_paid': {"breaking": True, "models": {'dim_accounts', 'fct_revenue_daily', 'stg_stripe__invoices', 'int_account_360'},
+        "columns": {'stg_stripe__invoices.amount_paid', 'fct_revenue_daily.amount_collected_mtd', 'dim_accounts.lifecycle_stage', 'dim_accounts.open_receivables', 'fct_revenue_daily.amount_outstanding', 'int_account_360.open_receivables', 'int_account_360.lifetime_revenue', 'stg_stripe__invoices.amount_paid_cents', 'fct_revenue_daily.amount_collected', 'dim_accounts.health_score', 'dim_accounts.lifetime_revenue'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline'}, "broken": {'stg_stripe__invoices'}},
+    'rename salesforce.opportunity.stage_name': {"breaking": True, "models": {'int_account_360', 'dim_accounts', 'fct_pipeline', 'int_campaign_attribution', 'stg_salesforce__opportunities'},
+        "columns": {'int_account_360.open_opportunities', 'dim_accounts.open_pipeline_amount', 'int_account_360.open_pipeline_amount', 'dim_accounts.lifecycle_stage', 'dim_accounts.open_opportunities', 'stg_salesforce__opportunities.stage_name', 'fct_pipeline.is_past_due', 'int_account_360.won_amount', 'fct_pipeline.is_won', 'stg_salesforce__opportunities.is_won', 'stg_salesforce__opportunities.is_closed', 'fct_pipeline.stage_name', 'dim_accounts.won_amount', 'fct_pipeline.is_closed'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline', 'marketing_performance'}, "broken": {'stg_salesforce__opportunities'}},
+    'add salesforce.account.region': {"breaking": False, "models": set(),
+        "columns": set(),
+        "exposures": set(), "broken": set()},
+    'rename zendesk.ticket.priority': {"breaking": True, "models": {'int_account_360', 'int_ticket_sla', 'dim_accounts', 'stg_zendesk__tickets', 'fct_support_tickets'},
+        "columns": {'int_ticket_sla.sla_status', 'fct_support_tickets.sla_target_hours', 'int_ticket_sla.priority', 'fct_support_tickets.priority', 'stg_zendesk__tickets.priority', 'int_ticket_sla.sla_target_hours', 'fct_support_tickets.sla_status', 'int_account_360.sla_breaches', 'dim_accounts.health_score', 'fct_support_tickets.is_sla_breached', 'dim_accounts.sla_breaches'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline'}, "broken": {'stg_zendesk__tickets'}},
+    'retype zendesk.ticket.subject': {"breaking": False, "models": {'fct_support_tickets', 'int_ticket_sla', 'stg_zendesk__tickets'},
+        "columns": {'fct_support_tickets.subject', 'int_ticket_sla.subject', 'stg_zendesk__tickets.subject'},
+        "exposures": {'support_health'}, "broken": set()},
+    'rename product.users.plan': {"breaking": True, "models": {'stg_product__users'},
+        "columns": {'stg_product__users.plan'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline', 'product_engagement'}, "broken": {'stg_product__users'}},
+    'drop salesforce.account.industry': {"breaking": True, "models": {'int_account_360', 'dim_accounts', 'fct_pipeline', 'fct_support_tickets', 'stg_salesforce__accounts'},
+        "columns": {'dim_accounts.industry', 'int_account_360.industry', 'fct_pipeline.industry', 'stg_salesforce__accounts.industry', 'fct_support_tickets.industry'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline'}, "broken": {'stg_salesforce__accounts'}},
+    'drop hubspot.campaigns.channel': {"breaking": True, "models": {'stg_hubspot__campaigns', 'fct_marketing_performance'},
+        "columns": {'fct_marketing_performance.channel', 'stg_hubspot__campaigns.channel'},
+        "exposures": {'marketing_performance'}, "broken": {'stg_hubspot__campaigns'}},
+    'drop zendesk.organization.name': {"breaking": True, "models": {'stg_zendesk__organizations'},
+        "columns": {'stg_zendesk__organizations.organization_name'},
+        "exposures": {'executive_revenue', 'support_health', 'sales_pipeline'}, "broken": {'stg_zendesk__organizations'}},
+}
 
 
 def _impacts_for(world, cases):
@@ -247,7 +277,7 @@ def _run_project(name, project_dir, scenario, round_a, round_b, tmp_path_factory
         _, results_b = run_round(round_b)
     finally:
         handle.stop()
-    return {"baseline": baseline, "results": results_a + results_b, "patch": the_patch,
+    return {"baseline": baseline, "results": results_a + results_b, "patch": the_patch, "landing": handle.landing_dir,
             "verification": verification, "timings": timings, "lineage": lin, "manifest": manifest}
 
 
@@ -304,6 +334,7 @@ def test_shop_project_impact_exact_and_patches_build(shop_run):
     assert patches["breaking_renames_and_type_changes"] == 6
     assert patches["build_and_test_pass"] / patches["breaking_renames_and_type_changes"] >= 0.9, patches
     assert "--- a/models/staging/stg_shop__orders.sql" in patches["diff"]
+    assert shop_run["verification"].ok and shop_run["verification"].compile_ok
 
 
 @pytest.mark.slow
@@ -315,4 +346,72 @@ def test_main_project_impact_exact_and_patches_build(main_run):
     assert report["problems"] == []
     assert report["impact_exact"] == report["cases"] == 10
     patches = report["patches"]
+    assert patches["breaking_renames_and_type_changes"] == 5
+    assert main_run["verification"].ok, patches["verification"]["nodes"]
     assert patches["build_and_test_pass"] / max(1, patches["breaking_renames_and_type_changes"]) >= 0.9, patches
+
+
+def _shop_context():
+    from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
+    from sensors import ProjectContext
+
+    nodes = [AssetNode(f"shop/{t}", CONNECTOR_TABLE, connector="fivetran:bright_till") for t in ("orders", "customers", "refunds")]
+    nodes += [AssetNode(m, DBT_MODEL, owners=("sales-ops@example.com",)) for m in
+              ("stg_shop__orders", "stg_shop__customers", "stg_shop__refunds", "int_orders_enriched",
+               "fct_daily_sales", "fct_refunds")]
+    nodes += [AssetNode("dim_customers", DBT_MODEL, owners=("crm@example.com",)),
+              AssetNode("dashboard/sales_dashboard", DASHBOARD)]
+    return ProjectContext(graph=AssetGraph(nodes), resolution=None)
+
+
+@pytest.mark.slow
+def test_sensor_reports_breaking_changes_on_the_source_asset_in_its_first_tick(shop_run, tmp_path):
+    import dagster as dg
+
+    from orchestrator.digest.content import build_digest
+    from orchestrator.digest.render import render_markdown
+    from orchestrator.store import open_store
+    from sensors.schema_changes import CHECK_NAME, JOB_NAME, schema_tick
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}", cached=False)
+    ctx = _shop_context()
+    started = time.monotonic()
+    reports, events, runs, state = schema_tick(
+        ctx, {}, manifest=shop_run["manifest"], landing_dir=shop_run["landing"], cache_dir=tmp_path,
+        project_dir=SHOP, lineage=lambda: shop_run["lineage"], store=store)
+    tick_s = time.monotonic() - started
+    by_key = {e.asset_key.to_user_string(): e for e in events}
+    assert set(by_key) == {"shop/orders", "shop/customers", "shop/refunds"}
+    orders = by_key["shop/orders"]
+    assert orders.check_name == CHECK_NAME and not orders.passed
+    assert orders.severity == dg.AssetCheckSeverity.ERROR
+    assert "renames shop.orders.amount to amount_total: breaks 1 model, blocks 3, 2 dashboards" in orders.description
+    assert "removes shop.orders.status" in orders.metadata["schema/summary"].value
+    table = orders.metadata["schema/changes"].value
+    assert "| renames shop.orders.amount to amount_total | yes | stg_shop__orders | 3 |" in table and "| patch |" in table
+    assert "| adds shop.orders.gift_message (string) | no | - | 0 | - | none |" in table
+    # breaking renames/type changes: a patch run per table; removals alone go to a person
+    assert sorted(r.tags["orchestrator/schema_table"] for r in runs) == ["shop/customers", "shop/orders", "shop/refunds"]
+    assert all(r.job_name == JOB_NAME for r in runs)
+    events_recorded = store.audit_events(kind="schema_change.detected")
+    assert {e["subject"] for e in events_recorded} == {"shop/orders", "shop/customers", "shop/refunds"}
+    refunds = next(e for e in events_recorded if e["subject"] == "shop/refunds")["payload"]
+    assert refunds["owners"] == ["sales-ops@example.com"] and refunds["breaking"]
+    # the next tick with the same files reports nothing again
+    _, again, runs_again, _ = schema_tick(ctx, state, manifest=shop_run["manifest"], landing_dir=shop_run["landing"],
+                                          cache_dir=tmp_path, project_dir=SHOP, lineage=lambda: shop_run["lineage"],
+                                          store=store)
+    assert again == [] and runs_again == []
+    assert tick_s < 60, tick_s  # within one sensor interval of the sync that landed it
+
+    # the digest lists them for their owners
+    from orchestrator.core.records import Snapshot
+    from datetime import datetime, timezone
+    snapshot = Snapshot(taken_at=datetime.now(timezone.utc), graph=ctx.graph)
+    digest = build_digest(store, snapshot, None, None)
+    crm = digest.section("crm@example.com")
+    assert crm is not None and any(c.startswith("renames shop.customers.email to email_address: breaks 1 model")
+                                   for c in crm.schema_changes)
+    assert "**Schema changes**: " in render_markdown(digest)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "sensor-tick.json").write_text(json.dumps({"tick_s": round(tick_s, 3), "events": len(events)}))
