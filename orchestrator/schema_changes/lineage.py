@@ -161,7 +161,7 @@ def model_lineage(uid: str, node: dict[str, Any], all_nodes: dict[str, Any],
         return lineage
     walker = _Walker(placeholders)
     for name, expr, explicit in walker.outputs(root):
-        lineage.outputs[name] = walker.resolve_expression(root, expr)
+        lineage.outputs[name] = walker.resolve_name(root, name) if _is_set(root) else walker.resolve_expression(root, expr)
         column = expr.this if isinstance(expr, exp.Alias) else expr
         if not explicit and isinstance(column, exp.Column):
             through = walker.passthrough(root, column.table, column.name.lower())
@@ -169,6 +169,10 @@ def model_lineage(uid: str, node: dict[str, Any], all_nodes: dict[str, Any],
                 lineage.passthrough[name] = next(iter(through))
     walker.collect_reads(root, lineage.reads)
     return lineage
+
+
+def _is_set(scope: Scope) -> bool:
+    return isinstance(scope.expression, exp.SetOperation)
 
 
 def _explicit(projection: exp.Expression) -> bool:
@@ -184,7 +188,7 @@ class _Walker:
     @staticmethod
     def outputs(scope: Scope) -> list[tuple[str, exp.Expression, bool]]:
         """(name, projection, written by the author) of what a scope produces."""
-        while scope.is_set_operation:
+        while _is_set(scope):
             scope = scope.set_operation_scopes[0]
         if not isinstance(scope.expression, exp.Select):
             return []
@@ -225,14 +229,14 @@ class _Walker:
 
     def resolve_name(self, scope: Scope, name: str) -> set[Ref]:
         """The parent columns behind output column `name` of `scope`."""
-        branches = scope.set_operation_scopes if scope.is_set_operation else [scope]
+        branches = scope.set_operation_scopes if _is_set(scope) else [scope]
         names = [n for n, _, _ in self.outputs(scope)]
         if name not in names:
             return set()
         index = names.index(name)
         refs: set[Ref] = set()
         for branch in branches:
-            if branch.is_set_operation:
+            if _is_set(branch):
                 refs |= self.resolve_name(branch, name)
                 continue
             outs = self.outputs(branch)
@@ -249,7 +253,7 @@ class _Walker:
         if not isinstance(source, Scope):
             return set()
         refs: set[Ref] = set()
-        branches = source.set_operation_scopes if source.is_set_operation else [source]
+        branches = source.set_operation_scopes if _is_set(source) else [source]
         names = [n for n, _, _ in self.outputs(source)]
         if name not in names:
             return refs
