@@ -165,3 +165,31 @@ def test_wrong_token_fails_the_publication_visibly(repo, tmp_path):
         github.close()
     assert patches.get(proposal.id).status == "publish_failed"
     assert "wrong" not in (patches.get(proposal.id).error or "")  # the token is not in the error
+
+
+def test_cli_lists_shows_and_approves_onto_a_branch(repo, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    patches = SchemaPatches(open_store(url, cached=False))
+    found = _rename_impact()
+    proposal = patches.propose(patch.build_patch(repo / "dbt", _manifest_like(repo / "dbt"), [found]),
+                               [found], _Verified(True))
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["schema-changes", "list", "--store", url])
+    assert listed.exit_code == 0 and f"{proposal.id}  proposed" in listed.output
+    shown = runner.invoke(cli, ["schema-changes", "show", proposal.id, "--store", url])
+    assert "verification: passed" in shown.output and "+    cast(amount_total as bigint)" in shown.output
+    monkeypatch.setenv("ORCHESTRATOR_DBT_GIT_DIR", str(repo))
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_GIT_HOST_TOKEN", raising=False)
+    import assets.dbt
+
+    monkeypatch.setattr(assets.dbt, "dbt_project", lambda: type("P", (), {"project_dir": str(repo / "dbt")})())
+    approved = runner.invoke(cli, ["schema-changes", "approve", proposal.id, "--actor", "ana@example.com", "--store", url])
+    assert approved.exit_code == 0, approved.output
+    assert "published on branch schema-fix/shop.orders-" in approved.output
+    again = runner.invoke(cli, ["schema-changes", "reject", proposal.id, "--actor", "bob@example.com", "--store", url])
+    assert again.exit_code != 0 and "published, not proposed" in again.output

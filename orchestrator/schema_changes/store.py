@@ -130,7 +130,8 @@ class SchemaPatches:
                              .values(status=status, decided_by=actor, decided_at=now)).rowcount
         if not done:
             current = self.get(patch_id)
-            raise PatchDecisionError(f"schema patch {patch_id} is {current.status}, not proposed: cannot {status[:-1]}e")
+            raise PatchDecisionError(f"schema patch {patch_id} is {current.status}, not proposed: "
+                                     f"cannot {'approve' if status == 'approved' else 'reject'} it")
         self.store.append_audit(f"schema_patch.{status}", subject=patch_id, actor=actor)
         return self.get(patch_id)
 
