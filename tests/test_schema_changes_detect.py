@@ -203,3 +203,18 @@ def test_lineage_through_ctes_stars_and_unions():
     assert by_col["b"].broken_models == {"mart"} and by_col["b"].columns == {("stg", "b")}
     assert by_col["a"].broken_models == {"mart"} and by_col["a"].exposures == {"d"}
     assert by_col["a"].columns == {("stg", "a"), ("mart", "a1")}
+
+
+def test_warehouse_information_schema_as_the_delivered_side():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create schema stripe")
+    con.execute("create table stripe.invoice (id varchar not null, amount_due_total bigint, status varchar, "
+                "created varchar)")
+    expected = detect.TableSchema("stripe", "invoice", {n: detect.Column(n, t, nl, i) for i, (n, t, nl) in enumerate(
+        [("id", "varchar", False), ("amount_due", "bigint", None), ("status", "varchar", False),
+         ("created", "timestamp", None)])})
+    delivered = detect.delivered_from_duckdb(con, "stripe", "invoice")
+    changes = {(c.kind, c.column) for c in detect.diff(expected, delivered).changes}
+    assert changes == {("renamed", "amount_due"), ("nullability_changed", "status"), ("type_changed", "created")}

@@ -193,3 +193,15 @@ def test_cli_lists_shows_and_approves_onto_a_branch(repo, tmp_path, monkeypatch)
     assert "published on branch schema-fix/shop.orders-" in approved.output
     again = runner.invoke(cli, ["schema-changes", "reject", proposal.id, "--actor", "bob@example.com", "--store", url])
     assert again.exit_code != 0 and "published, not proposed" in again.output
+
+
+def test_code_location_has_the_sensor_checks_and_patch_job_outside_the_refresh(project_defs):
+    import dagster as dg
+
+    assert "schema_change_sensor" in {s.name for s in project_defs.sensors}
+    assert project_defs.resolve_job_def("schema_patch") is not None
+    graph = project_defs.resolve_asset_graph()
+    check = dg.AssetCheckKey(dg.AssetKey(["stripe", "invoice"]), "schema_contract")
+    assert check in graph.asset_check_keys
+    refresh = project_defs.resolve_job_def("refresh_everything")
+    assert "schema_contract_checks" not in {node.name for node in refresh.graph.node_defs}

@@ -415,3 +415,21 @@ def test_sensor_reports_breaking_changes_on_the_source_asset_in_its_first_tick(s
     assert "**Schema changes**: " in render_markdown(digest)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "sensor-tick.json").write_text(json.dumps({"tick_s": round(tick_s, 3), "events": len(events)}))
+
+
+@pytest.mark.slow
+def test_main_project_dashboards_carry_their_sla_deadline_and_owners(main_run, project_defs):
+    from orchestrator.dagster_policies import load_resolution
+    from orchestrator.project_graph import asset_graph_from_definitions
+    from orchestrator.settings import get_settings
+
+    graph = asset_graph_from_definitions(project_defs)
+    resolution = load_resolution(graph, [get_settings().policies_dir])
+    assert resolution.ok
+    deadlines = impact.deadlines_from_resolution(resolution, main_run["lineage"])
+    change = detect.ColumnChange("removed", "amount_due", old_type="bigint")
+    [found] = impact.analyze(detect.TableDiff("stripe", "invoice", [change]), main_run["lineage"], deadlines)
+    assert [d.exposure for d in found.deadlines] == ["executive_revenue"]  # the one with a deadline policy
+    assert found.summary() == ("removes stripe.invoice.amount_due: breaks 1 model, blocks 3, "
+                               "3 dashboards due 06:00 America/New_York")
+    assert "finance-data@example.com" in found.owners
