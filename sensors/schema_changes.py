@@ -163,7 +163,7 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
                job_name=JOB_NAME,
                description="Schema changes in landed connector tables: impact by column lineage, "
                            "schema_contract checks, verified patches proposed for approval.")
-    def schema_change_sensor(context: dg.SensorEvaluationContext):
+    def schema_change_sensor(context):
         from orchestrator.store import open_store
 
         landing_dir, cache_dir = (paths or _paths)()
@@ -204,7 +204,7 @@ def propose_patches(keys: list[str], *, manifest: dict, landing_dir: Path, cache
 
 def build_patch_job(ctx: ProjectContext) -> dg.JobDefinition:
     @dg.op(name="propose_schema_patch", config_schema={"keys": [str]})
-    def propose_schema_patch(context: dg.OpExecutionContext):
+    def propose_schema_patch(context):
         landing_dir, cache_dir = _paths()
         proposal = propose_patches(context.op_config["keys"], manifest=_parsed_manifest(), landing_dir=landing_dir,
                                    cache_dir=cache_dir, project_dir=_project_dir(), resolution=ctx.resolution)

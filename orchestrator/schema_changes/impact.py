@@ -78,7 +78,8 @@ class ChangeImpact:
 def analyze(diff: TableDiff, lineage: ProjectLineage,
             deadlines: Mapping[str, Deadline] | None = None) -> list[ChangeImpact]:
     source = lineage.source_refs.get(diff.ref)
-    return [analyze_change(diff.ref, source, change, lineage, deadlines or {}) for change in diff.changes]
+    deadlines = deadlines if deadlines is not None else {}
+    return [analyze_change(diff.ref, source, change, lineage, deadlines) for change in diff.changes]
 
 
 def analyze_change(table: str, source: str | None, change: ColumnChange, lineage: ProjectLineage,
