@@ -9,6 +9,9 @@ down to the dashboards and their deadlines, and:
   ("removes stripe.invoice.amount_due: breaks 1 model, blocks 3, 1 dashboard due 06:00 ..."),
   the changes, the broken/blocked models, dashboards and what is done about each change;
 * records a ``schema_change.detected`` audit event (the digest lists them for the owners);
+* for a non-breaking change the connector's setting propagates (a type change: the landed
+  history has the old type), a table resync -- run at once when the governing policy lets
+  ``resync_table`` run without approval, once per change; otherwise it is only reported;
 * for breaking renames and type changes, requests a ``schema_patch`` run: it builds the patch,
   verifies it with ``dbt compile`` + ``dbt build`` in a scratch DuckDB and records the proposal
   for approval (``orchestrator.schema_changes.store``). Nothing is applied without approval.
@@ -16,17 +19,18 @@ down to the dashboards and their deadlines, and:
 ``ORCHESTRATOR_SCHEMA_SENSOR=off`` leaves it stopped.
 """
 
-from __future__ import annotations
-
+import hashlib
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 
 import dagster as dg
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL
+from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from sensors import ProjectContext
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,7 @@ def _paths():
 
 
 def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir: Path, cache_dir: Path,
-                project_dir: Path, lineage=None, store=None, now: datetime | None = None):
+                project_dir: Path, lineage=None, store=None, settings=None, resync=None):
     """(reports, check evaluations, run requests, new state). state: {"seen": {key: fingerprint},
     "bad": [keys whose check is failing]}."""
     from orchestrator.schema_changes import impact as impact_mod
@@ -82,9 +86,20 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
     seen = dict(state.get("seen") or {})
     bad = set(state.get("bad") or [])
     reports = scan(manifest, landing_dir, lambda: project_lineage(), seen=seen, owners_of=owners_of,
-                   connector_keys=keys, deadlines=_Lazy(deadlines))
+                   connector_keys=keys, deadlines=_Lazy(deadlines), settings=settings)
+    resynced = {k: set(v) for k, v in (state.get("resynced") or {}).items()}
     events, runs = [], []
     for report in reports:
+        todo = [found.change.describe(report.table) for found, (_, action) in zip(report.impacts, report.handling)
+                if action == "resync_table"]
+        todo = [what for what in todo if what not in resynced.get(report.key, set())]
+        sla = ctx.resolution.sla(report.key) if ctx.resolution is not None and ctx.resolution.ok else None
+        # otherwise reported on the check: the policy wants a person (or the planner) to decide
+        if todo and resync is not None and sla is not None and sla.may_run_without_approval("resync_table"):
+            resync(report.key, graph.node(report.key).connector)  # one table resync for all its changes
+            resynced.setdefault(report.key, set()).update(todo)
+            if store is not None:
+                store.append_audit("schema_change.resynced", subject=report.key, payload={"changes": todo})
         seen[report.key] = report.fingerprint
         if not report.diff:
             if report.key in bad:
@@ -106,10 +121,60 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
         if store is not None:
             store.append_audit("schema_change.detected", subject=report.key, payload=payload)
         if any(action == "patch" for _, action in report.handling):
-            runs.append(dg.RunRequest(run_key=f"{JOB_NAME}:{report.key}:{report.fingerprint}", job_name=JOB_NAME,
+            # one patch run per distinct set of changes (not per sync that lands it again)
+            changes = hashlib.sha256("\n".join(sorted(payload["summaries"])).encode()).hexdigest()[:16]
+            runs.append(dg.RunRequest(run_key=f"{JOB_NAME}:{report.key}:{changes}", job_name=JOB_NAME,
                                       run_config={"ops": {"propose_schema_patch": {"config": {"keys": [report.key]}}}},
                                       tags={"orchestrator/schema_table": report.key}))
-    return reports, events, runs, {"seen": seen, "bad": sorted(bad)}
+    return reports, events, runs, {"seen": seen, "bad": sorted(bad),
+                                   "resynced": {k: sorted(v) for k, v in resynced.items()}}
+
+
+class ConnectorSettings:
+    """The connector's schema-change setting per connector table, read from its API on demand
+    (Fivetran ``schema_change_handling``, Airbyte ``nonBreakingChangesPreference``)."""
+
+    def __init__(self, graph, fivetran=None, airbyte=None):
+        self.graph, self.fivetran, self.airbyte, self.cache = graph, fivetran, airbyte, {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get(self, key, default=None):
+        if key not in self.cache:
+            self.cache[key] = self._read(key)
+        return self.cache[key] if self.cache[key] is not None else default
+
+    def _read(self, key):
+        node = self.graph.node(key) if key in self.graph.keys else None
+        system, _, cid = ((node.connector if node else None) or "").partition(":")
+        try:
+            if system == "fivetran" and self.fivetran is not None:
+                return self.fivetran.get_client().get_schema_config_for_connector(cid).get("schema_change_handling")
+            if system == "airbyte" and self.airbyte is not None:
+                details = self.airbyte.get_client().get_connection_details(connection_id=cid)
+                return details.get("nonBreakingChangesPreference") or details.get("nonBreakingSchemaUpdatesBehavior")
+        except Exception as exc:  # noqa: BLE001 - an unreadable setting counts as unknown
+            log.warning("schema-change setting of %s unreadable: %s", key, exc)
+        return None
+
+
+def resync_table(fivetran, airbyte):
+    """A table resync through the dagster-fivetran / dagster-airbyte clients."""
+
+    def call(key: str, connector: str | None) -> None:
+        schema, _, table = key.partition("/")
+        system, _, cid = (connector or "").partition(":")
+        if system == "fivetran":
+            fivetran.get_client().start_resync(cid, resync_parameters={schema: [table]})
+        elif system == "airbyte":
+            client = airbyte.get_client()
+            client._single_request(method="POST", url=f"{client.configuration_api_base_url}/connections/reset/stream",
+                                   data={"connectionId": cid, "streams": [{"streamName": table}]})
+        else:
+            raise ValueError(f"{key}: no connector to resync it")
+
+    return call
 
 
 class _Lazy(dict):
@@ -163,7 +228,7 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
                job_name=JOB_NAME,
                description="Schema changes in landed connector tables: impact by column lineage, "
                            "schema_contract checks, verified patches proposed for approval.")
-    def schema_change_sensor(context):
+    def schema_change_sensor(context, fivetran: FivetranWorkspaceResource, airbyte: AirbyteWorkspaceResource):
         from orchestrator.store import open_store
 
         landing_dir, cache_dir = (paths or _paths)()
@@ -171,7 +236,8 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
         store = (store_factory or open_store)()
         _, events, runs, new_state = schema_tick(
             ctx, state, manifest=(manifest_loader or _parsed_manifest)(), landing_dir=landing_dir,
-            cache_dir=cache_dir, project_dir=project_dir or _project_dir(), lineage=lineage, store=store)
+            cache_dir=cache_dir, project_dir=project_dir or _project_dir(), lineage=lineage, store=store,
+            settings=ConnectorSettings(ctx.graph, fivetran, airbyte), resync=resync_table(fivetran, airbyte))
         if not events and not runs:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no schema change")
         return dg.SensorResult(asset_events=events, run_requests=runs, cursor=json.dumps(new_state))

@@ -413,6 +413,22 @@ def test_sensor_reports_breaking_changes_on_the_source_asset_in_its_first_tick(s
     assert crm is not None and any(c.startswith("renames shop.customers.email to email_address: breaks 1 model")
                                    for c in crm.schema_changes)
     assert "**Schema changes**: " in render_markdown(digest)
+    # the Dagster sensor itself: the same checks and runs, and its cursor remembers the files
+    from sensors.schema_changes import build_schema_sensor
+
+    sensor = build_schema_sensor(ctx, paths=lambda: (shop_run["landing"], tmp_path),
+                                 manifest_loader=lambda: shop_run["manifest"], project_dir=SHOP,
+                                 lineage=lambda: shop_run["lineage"], store_factory=lambda: store)
+    from orchestrator.resources import airbyte_workspace, fivetran_workspace
+
+    resources = {"fivetran": fivetran_workspace(), "airbyte": airbyte_workspace()}  # not called: no policy
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert {e.asset_key.to_user_string() for e in result.asset_events} == set(by_key)
+        assert len(result.run_requests) == 3
+        quiet = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=resources))
+        assert not quiet.asset_events and not quiet.run_requests
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "sensor-tick.json").write_text(json.dumps({"tick_s": round(tick_s, 3), "events": len(events)}))
 
@@ -433,3 +449,46 @@ def test_main_project_dashboards_carry_their_sla_deadline_and_owners(main_run, p
     assert found.summary() == ("removes stripe.invoice.amount_due: breaks 1 model, blocks 3, "
                                "3 dashboards due 06:00 America/New_York")
     assert "finance-data@example.com" in found.owners
+
+
+def test_safe_changes_resync_once_where_the_policy_allows_it(shop_run, tmp_path):
+    """Non-breaking type changes (customers.signed_up_at, customers.country) under a propagating
+    setting: one table resync, only with `resync_table` in the policy's auto_approve, never twice."""
+    from orchestrator.store import open_store
+    from sensors.schema_changes import schema_tick
+
+    class Sla:
+        def __init__(self, allowed):
+            self.allowed = allowed
+
+        def may_run_without_approval(self, action):
+            return action in self.allowed
+
+    class Resolution:
+        ok = True
+
+        def __init__(self, allowed):
+            self.allowed = allowed
+
+        def sla(self, key):
+            return Sla(self.allowed)
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}", cached=False)
+    ctx = _shop_context()
+    calls = []
+    kwargs = dict(manifest=shop_run["manifest"], landing_dir=shop_run["landing"], cache_dir=tmp_path, project_dir=SHOP,
+                  lineage=lambda: shop_run["lineage"], store=store, settings={"shop/customers": "ALLOW_ALL"},
+                  resync=lambda key, connector: calls.append((key, connector)))
+    ctx.resolution = Resolution(set())
+    reports, _, _, state = schema_tick(ctx, {}, **kwargs)
+    customers = next(r for r in reports if r.key == "shop/customers")
+    assert ("changes shop.customers.country from varchar to int64: non-breaking (3 models read it)",
+            "resync_table") in customers.handling
+    assert calls == []  # the policy wants a person
+    ctx.resolution = Resolution({"resync_table"})
+    _, _, _, state = schema_tick(ctx, {}, **kwargs)
+    assert calls == [("shop/customers", "fivetran:bright_till")]  # one resync for the table's changes
+    _, _, _, _ = schema_tick(ctx, {"resynced": state["resynced"]}, **kwargs)
+    assert calls == [("shop/customers", "fivetran:bright_till")]  # not again for the same changes
+    [event] = store.audit_events(kind="schema_change.resynced")
+    assert len(event["payload"]["changes"]) == 2
