@@ -218,3 +218,75 @@ def test_warehouse_information_schema_as_the_delivered_side():
     delivered = detect.delivered_from_duckdb(con, "stripe", "invoice")
     changes = {(c.kind, c.column) for c in detect.diff(expected, delivered).changes}
     assert changes == {("renamed", "amount_due"), ("nullability_changed", "status"), ("type_changed", "created")}
+
+
+@st.composite
+def model_chain(draw):
+    """A source and a chain of models, each `select *` or explicit (subset, renames, wraps, a filter)."""
+    source_cols = draw(st.lists(names.map(lambda n: f"c_{n}"), min_size=2, max_size=6, unique=True))  # no keywords
+    chain, cols = [], list(source_cols)
+    for i in range(draw(st.integers(1, 5))):
+        if draw(st.booleans()):
+            chain.append(("star", None, None))
+            continue
+        picked = draw(st.lists(st.sampled_from(cols), min_size=1, max_size=len(cols), unique=True))
+        outs = []
+        for j, col in enumerate(picked):
+            form = draw(st.sampled_from(["plain", "rename", "wrap"]))
+            outs.append((col, f"{col}_{i}{j}" if form == "rename" else col, form))
+        filt = draw(st.one_of(st.none(), st.sampled_from(cols)))
+        chain.append(("explicit", outs, filt))
+        cols = [o for _, o, _ in outs]
+    return source_cols, chain, draw(st.sampled_from(source_cols))
+
+
+def _oracle(source_cols, chain, victim):
+    """Impact of removing `victim`, by following the column by hand along the chain."""
+    copies, derived = {victim}, set()  # names in the current model that are copies / derived values
+    columns, models, broken = set(), set(), set()
+    for i, (kind, outs, filt) in enumerate(chain):
+        name = f"m{i}"
+        if kind == "star":
+            columns |= {(name, c) for c in copies | derived}
+            if copies | derived:
+                models.add(name)
+            continue
+        reads = {c for c, _, _ in outs} | ({filt} if filt else set())
+        if reads & copies:
+            broken.add(name)
+        if reads & (copies | derived):
+            models.add(name)
+        new = {o for c, o, _ in outs if c in copies | derived}
+        columns |= {(name, o) for o in new}
+        copies, derived = set(), new
+    return columns, models, broken
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model_chain())
+def test_lineage_impact_matches_following_the_column_by_hand(case):
+    source_cols, chain, victim = case
+    nodes, parent = {}, "source.p.s.t"
+    relation = '"db"."s"."t"'
+    for i, (kind, outs, filt) in enumerate(chain):
+        if kind == "star":
+            sql = f"select * from {relation}"
+        else:
+            items = [c if form == "plain" else (f"{c} as {o}" if form == "rename" else f"upper({c}) as {o}")
+                     for c, o, form in outs]
+            sql = f"select {', '.join(items)} from {relation}" + (f" where {filt} is not null" if filt else "")
+        uid = f"model.p.m{i}"
+        nodes[uid] = {"resource_type": "model", "name": f"m{i}", "relation_name": f'"db"."m"."m{i}"',
+                      "depends_on": {"nodes": [parent]}, "compiled_code": sql}
+        parent, relation = uid, f'"db"."m"."m{i}"'
+    manifest = {"metadata": {"adapter_type": "duckdb"}, "nodes": nodes, "exposures": {},
+                "sources": {"source.p.s.t": {"unique_id": "source.p.s.t", "source_name": "s", "name": "t",
+                                             "relation_name": '"db"."s"."t"',
+                                             "columns": {c: {"name": c} for c in source_cols}}}}
+    lin = build_lineage(manifest)
+    assert not lin.errors
+    [found] = analyze(detect.TableDiff("s", "t", [detect.ColumnChange("removed", victim)]), lin)
+    columns, models, broken = _oracle(source_cols, chain, victim)
+    assert found.columns == columns
+    assert found.models == models
+    assert found.broken_models == broken
