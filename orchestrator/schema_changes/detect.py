@@ -231,7 +231,7 @@ def diff(expected: TableSchema, delivered: TableSchema, threshold: float = RENAM
     exp_cols = expected.columns
     got_cols = {
         name: col for name, col in delivered.columns.items()
-        if name in _ci(exp_cols) or not name.lower().startswith(SYSTEM_PREFIXES)
+        if name.lower() in _ci(exp_cols) or not name.lower().startswith(SYSTEM_PREFIXES)
     }
     exp_by_lower = _ci(exp_cols)
     got_by_lower = _ci(got_cols)
