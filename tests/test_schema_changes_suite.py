@@ -445,9 +445,11 @@ def test_main_project_dashboards_carry_their_sla_deadline_and_owners(main_run, p
     deadlines = impact.deadlines_from_resolution(resolution, main_run["lineage"])
     change = detect.ColumnChange("removed", "amount_due", old_type="bigint")
     [found] = impact.analyze(detect.TableDiff("stripe", "invoice", [change]), main_run["lineage"], deadlines)
-    assert [d.exposure for d in found.deadlines] == ["executive_revenue"]  # the one with a deadline policy
-    assert found.summary() == ("removes stripe.invoice.amount_due: breaks 1 model, blocks 3, "
-                               "3 dashboards due 06:00 America/New_York")
+    assert {d.exposure for d in found.deadlines} == {"executive_revenue", "sales_pipeline", "support_health"}
+    by_name = {d.exposure: d for d in found.deadlines}
+    assert by_name["executive_revenue"].label == "06:00 America/New_York"  # policies/finance.yaml
+    first = min((d for d in found.deadlines if d.at is not None), key=lambda d: d.at)
+    assert found.summary() == f"removes stripe.invoice.amount_due: breaks 1 model, blocks 3, 3 dashboards due {first.label}"
     assert "finance-data@example.com" in found.owners
 
 
@@ -458,6 +460,8 @@ def test_safe_changes_resync_once_where_the_policy_allows_it(shop_run, tmp_path)
     from sensors.schema_changes import schema_tick
 
     class Sla:
+        deadline, owners, tier = None, (), "low"
+
         def __init__(self, allowed):
             self.allowed = allowed
 

@@ -210,7 +210,7 @@ def _descendants(models: set[str], lineage: ProjectLineage) -> set[str]:
 
 def deadlines_from_resolution(resolution: Any, lineage: ProjectLineage,
                               key_of_exposure=lambda name: f"dashboard/{name}") -> dict[str, Deadline]:
-    """Exposure unique_id -> its next SLA deadline, from resolved SLA policies (when valid)."""
+    """Exposure name -> its next SLA deadline and owners, from resolved SLA policies (when valid)."""
     out: dict[str, Deadline] = {}
     if resolution is None or not getattr(resolution, "ok", False):
         return out
@@ -224,6 +224,6 @@ def deadlines_from_resolution(resolution: Any, lineage: ProjectLineage,
         if at is not None:
             local = at.astimezone(deadline.schedule.zone)
             label = f"{local:%H:%M} {deadline.schedule.zone}"
-        out[uid] = Deadline(lineage.names[uid], at, label, tuple(sla.owners), str(sla.tier.value)
+        out[lineage.names[uid]] = Deadline(lineage.names[uid], at, label, tuple(sla.owners), str(sla.tier.value)
                             if hasattr(sla.tier, "value") else str(sla.tier))
     return out
