@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "proposals": "orchestrator.planning.cli:proposals_group",
     "digest": "orchestrator.digest.cli:digest_command",
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
+    "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
 }
 
 

@@ -19,6 +19,7 @@ CONTRIBUTORS: list[str] = [
     "sensors.failures:definitions",
     "sensors.execution:definitions",
     "sensors.digest:definitions",
+    "sensors.schema_changes:definitions",
 ]
 
 

@@ -156,6 +156,7 @@ class OwnerDigest:
     failures: list[FailureItem] = field(default_factory=list)
     cost: list[CostItem] = field(default_factory=list)
     breaker: list[BreakerItem] = field(default_factory=list)
+    schema_changes: list[str] = field(default_factory=list)  # "removes stripe.invoice.x: breaks ..."
 
     @property
     def label(self) -> str:
@@ -164,7 +165,7 @@ class OwnerDigest:
     @property
     def empty(self) -> bool:
         return not (self.sla_results or self.outlook or self.auto_actions or self.pending or self.failures
-                    or self.cost or self.breaker)
+                    or self.cost or self.breaker or self.schema_changes)
 
     @property
     def sla_by_tier(self) -> list[tuple[str, list[SlaResult]]]:
@@ -477,6 +478,14 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
                             c.forecast_month_usd, c.budget_month_usd, c.over_budget, c.spike, c.reason)
             for sec in to(owners.of_scope(c.scope)):
                 sec.cost.append(item)
+
+    # schema changes the schema_change_sensor detected (orchestrator.schema_changes)
+    for ev in store.audit_events(kind="schema_change.detected", limit=100000):
+        payload = ev["payload"] or {}
+        if _aware(ev["ts"]) < since or not payload.get("summaries"):
+            continue
+        for sec in to(payload.get("owners") or owners.of_asset(payload.get("key"))):
+            sec.schema_changes.extend(s for s in payload["summaries"] if s not in sec.schema_changes)
 
     out = [sec for name, sec in sorted(sections.items(), key=lambda kv: (kv[0] == CATCH_ALL, kv[0]))
            if include_empty or not sec.empty]

@@ -656,7 +656,8 @@ class AirbyteEmulator:
             "scheduleType": state.schedule_type,
             **({"scheduleData": schedule_data} if schedule_data else {}),
             "status": state.status,
-            "breakingChange": False,
+            # Airbyte flags a connection whose source dropped, renamed or retyped a column.
+            "breakingChange": any(c.change != "add_column" for c in data.state.schema_changes),
             "geography": "auto",
             "nonBreakingChangesPreference": "propagate_columns",
             "notifySchemaChanges": True,

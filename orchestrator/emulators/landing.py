@@ -33,6 +33,7 @@ class AppliedSchemaChange(BaseModel):
     column: str
     column_spec: dict[str, Any] | None = None
     to_type: str | None = None
+    to_column: str | None = None
     sync_number: int
     applied_at: str
 
@@ -81,16 +82,27 @@ class SourceData:
 
     def columns(self, table: str) -> dict[str, ColumnSpec]:
         """The table's columns after every schema change applied so far."""
-        columns = dict(self.tables[table].columns)
+        return {name: spec for name, (spec, _) in self._current(table).items()}
+
+    def _current(self, table: str) -> dict[str, tuple[ColumnSpec, str]]:
+        """Current columns -> (spec, the original column its values come from)."""
+        columns = {name: (spec, name) for name, spec in self.tables[table].columns.items()}
         for change in self.state.schema_changes:
             if change.table != table:
                 continue
             if change.change == "add_column":
-                columns[change.column] = ColumnSpec.model_validate(change.column_spec)
+                columns[change.column] = (ColumnSpec.model_validate(change.column_spec), change.column)
             elif change.change == "drop_column":
                 columns.pop(change.column, None)
             elif change.change == "change_type" and change.column in columns:
-                columns[change.column] = columns[change.column].model_copy(update={"type": change.to_type})
+                spec, origin = columns[change.column]
+                columns[change.column] = (spec.model_copy(update={"type": change.to_type}), origin)
+            elif change.change == "rename_column" and change.column in columns and change.to_column:
+                # Keeps the position and the values: a column renamed at the source.
+                columns = {
+                    (change.to_column if name == change.column else name): value
+                    for name, value in columns.items()
+                }
         return columns
 
     def original_columns(self, table: str) -> dict[str, ColumnSpec]:
@@ -104,6 +116,7 @@ class SourceData:
                 column=fault.column,
                 column_spec=fault.column_spec.model_dump(mode="json") if fault.column_spec else None,
                 to_type=fault.to_type,
+                to_column=fault.to_column,
                 sync_number=sync_number,
                 applied_at=iso_z(now),
             )
@@ -150,15 +163,15 @@ class SourceData:
 
     def _rows(self, table: str, batch: RowBatch) -> pa.Table:
         ref = self.table_ref(table)
-        current = self.columns(table)
+        current = self._current(table)
         original = self.original_columns(table)
         arrays = {}
-        for name, column in current.items():
-            before = original.get(name)
+        for name, (column, origin) in current.items():
+            before = original.get(origin)
             if before is not None and before.type != column.type:
-                arrays[name] = self._retyped(ref, name, before, column, batch)
+                arrays[name] = self._retyped(ref, origin, before, column, batch)
             else:
-                arrays[name] = self._one(ref, name, column, batch)
+                arrays[name] = self._one(ref, origin, column, batch)
         return pa.table(arrays) if arrays else pa.table({})
 
     def _one(self, ref: str, name: str, column: ColumnSpec, batch: RowBatch) -> pa.Array:

@@ -232,10 +232,11 @@ class SchemaChangeFault(_SyncTrigger):
 
     kind: Literal["schema_change"]
     table: str
-    change: Literal["add_column", "drop_column", "change_type"]
+    change: Literal["add_column", "drop_column", "change_type", "rename_column"]
     column: str
     column_spec: ColumnSpec | None = Field(None, description="add_column: the new column")
     to_type: ColumnType | None = Field(None, description="change_type: the new type")
+    to_column: str | None = Field(None, description="rename_column: the new name (same values)")
 
     @model_validator(mode="after")
     def _change_needs_its_fields(self) -> SchemaChangeFault:
@@ -243,6 +244,8 @@ class SchemaChangeFault(_SyncTrigger):
             raise ValueError("add_column needs column_spec (e.g. {type: string})")
         if self.change == "change_type" and self.to_type is None:
             raise ValueError(f"change_type needs to_type (one of {COLUMN_TYPES})")
+        if self.change == "rename_column" and not self.to_column:
+            raise ValueError("rename_column needs to_column (the new name)")
         return self
 
 
@@ -423,6 +426,8 @@ def fault_problems(scenario: Scenario, fault: Any, where: str) -> list[str]:
             return [f"{where}.column: {fault.table} has no column {fault.column!r}"]
         if fault.change != "add_column" and table.columns[fault.column].primary_key:
             return [f"{where}.column: cannot {fault.change} the primary key {fault.column!r}"]
+        if fault.change == "rename_column" and fault.to_column in table.columns:
+            return [f"{where}.to_column: {fault.table}.{fault.to_column} already exists"]
     return []
 
 

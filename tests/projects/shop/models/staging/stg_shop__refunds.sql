@@ -1,0 +1,3 @@
+-- Every landed column passed through: a column the source drops simply disappears here.
+select *
+from {{ source('shop', 'refunds') }}
