@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "proposals": "orchestrator.planning.cli:proposals_group",
     "digest": "orchestrator.digest.cli:digest_command",
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
+    "audit": "orchestrator.store.cli:audit_group",
 }
 
 
