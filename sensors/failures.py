@@ -59,6 +59,34 @@ def _observation_metadata(d: DiagnosedFailure) -> dict:
     }
 
 
+def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime) -> bool:
+    """Record one diagnosis exactly once per failure id, whatever crashed before: the
+    ``diagnosed_failures`` row (failure id primary key), the memory's occurrence and the
+    ``failure.diagnosed`` audit event commit together. False when it was already recorded."""
+    from orchestrator.store.agent_models import DiagnosedFailureRow
+
+    f = d.failure
+    fid = f.failure_id[:255]
+    with store.session() as s:
+        store.lock(s)  # serialises concurrent ticks; the primary key makes it once regardless
+        if s.get(DiagnosedFailureRow, fid) is not None:
+            return False
+        s.add(DiagnosedFailureRow(failure_id=fid, category=d.category, at=now))
+        s.flush()
+        from orchestrator.diagnosis.rules import CATEGORIES
+
+        if memory is not None and d.root_failure_id is None and f.message.strip() and d.category in CATEGORIES:
+            memory.observe(f.message, d.category, confidence=d.confidence, system=f.system,
+                           external_id=f.failure_id, session=s)
+        store.audit(s, "failure.diagnosed", actor=SENSOR_NAME, subject=fid, payload={
+            "category": d.category, "transient": d.transient, "confidence": d.confidence,
+            "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
+            "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
+            "at": f.at.isoformat(),
+        })
+    return True
+
+
 def failures_tick(
     instance: dg.DagsterInstance,
     ctx: ProjectContext,
@@ -90,21 +118,21 @@ def failures_tick(
         f = d.failure
         if f.failure_id in seen:
             continue
-        seen[f.failure_id] = f.at.timestamp()
-        new.append(d)
-        if memory is not None and d.root_failure_id is None and f.message.strip():
+        if store is not None:
+            try:
+                _record_diagnosis(store, memory, d, now)
+            except Exception as exc:  # noqa: BLE001 - store down: not marked seen, retried next tick
+                log.warning("failure %s not recorded (store unavailable: %s); retried next tick",
+                            f.failure_id, str(exc)[:300])
+                continue
+        elif memory is not None and d.root_failure_id is None and f.message.strip():
             try:
                 memory.observe(f.message, d.category, confidence=d.confidence, system=f.system,
                                external_id=f.failure_id)
             except Exception as exc:  # noqa: BLE001 - the UI still shows it
                 log.warning("failure memory unavailable: %s", exc)
-        if store is not None:
-            store.append_audit("failure.diagnosed", actor=SENSOR_NAME, subject=f.failure_id[:255], payload={
-                "category": d.category, "transient": d.transient, "confidence": d.confidence,
-                "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
-                "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
-                "at": f.at.isoformat(),
-            })
+        seen[f.failure_id] = f.at.timestamp()
+        new.append(d)
         keys = [f.asset_key] if f.asset_key else tables_of.get(f.connector or "", [])
         meta = _observation_metadata(d)
         for key in keys:

@@ -371,3 +371,60 @@ def test_proposals_cancel_command(tmp_path):
     assert f"{aid}: cancelled by ana@example.com" in r.output
     r = CliRunner().invoke(cli, ["proposals", "cancel", aid, "--actor", "ana@example.com", "--store", url])
     assert r.exit_code != 0 and "cancelled" in r.output
+
+
+def test_launchpad_job_decision_cancel(tmp_path):
+    from sensors.digest import decide_ids
+
+    props = _props(tmp_path)
+    aid = _approved(props, _resync())
+    done, problems = decide_ids(props, [f"p-{aid}"], "cancel", "ana@example.com", comment="withdrawn")
+    assert problems == [] and [d["status"] for d in done] == ["cancelled"]
+    assert props.executable(NOW) == []
+
+
+def test_failure_diagnosed_once_across_crashes_and_concurrent_ticks(tmp_path):
+    from planning_fixtures import failure
+
+    from orchestrator.diagnosis.memory import FailureMemory
+    from sensors.failures import _record_diagnosis
+
+    store = open_store(f"sqlite:///{tmp_path}/store.db", cached=False)
+    memory = FailureMemory(store, embeddings=False)
+    fails = [failure(f"run:{i}:step", "rate_limit", f"HTTP 429 Too Many Requests from api {i}") for i in range(3)]
+    start = threading.Barrier(4)
+    results: list[bool] = []
+
+    def tick():  # four ticks whose cursors were all lost (crash before the cursor was saved)
+        start.wait()
+        for d in fails:
+            results.append(_record_diagnosis(store, memory, d, NOW))
+
+    threads = [threading.Thread(target=tick) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 3
+    assert len(store.audit_events(kind="failure.diagnosed")) == 3
+    with store.session() as s:
+        assert s.execute(text("select count(*) from failure_occurrences")).scalar() == 3
+        assert s.execute(text("select count(*) from diagnosed_failures")).scalar() == 3
+    # the store dies in the middle of recording: nothing of it is kept, the next tick records it once
+    real = store.audit
+
+    def dies(*a, **k):
+        raise OperationalError("INSERT INTO audit_events", {}, Exception("server closed the connection"))
+
+    store.audit = dies
+    d = failure("run:9:step", "rate_limit", "HTTP 429 Too Many Requests")
+    with pytest.raises(OperationalError):
+        _record_diagnosis(store, memory, d, NOW)
+    store.audit = real
+    with store.session() as s:
+        assert s.execute(text("select count(*) from diagnosed_failures")).scalar() == 3
+        assert s.execute(text("select count(*) from failure_occurrences")).scalar() == 3
+    assert _record_diagnosis(store, memory, d, NOW) is True
+    assert _record_diagnosis(store, memory, d, NOW) is False
+    assert len(store.audit_events(kind="failure.diagnosed")) == 4
+    assert store.verify_audit()["ok"]
