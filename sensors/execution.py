@@ -422,9 +422,12 @@ def build_execution_sensor(
         from orchestrator.proposals import Proposals
         from orchestrator.store import open_store
 
+        from orchestrator.resources.errors import api_deadline
+
         props = Proposals(open_store(store_url))
-        reqs = evaluate(context, props, clients=(lambda: clients(context)) if clients else None,
-                        resolution=resolution)
+        with api_deadline(tick_budget_s()):  # every connector request of the tick, in total
+            reqs = evaluate(context, props, clients=(lambda: clients(context)) if clients else None,
+                            resolution=resolution)
         if not reqs:
             return dg.SkipReason("no executable actions")
         return reqs
@@ -463,9 +466,12 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         from orchestrator.snapshot import ConnectorReader, build_snapshot
         from orchestrator.store import open_store
 
+        from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+
         now = datetime.now(UTC)
         props = Proposals(open_store(store_url))
-        snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
+        with api_deadline(sensor_api_deadline_s()):
+            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
                               connectors=ConnectorReader(fivetran=context.resources.fivetran,
                                                          airbyte=context.resources.airbyte))
         durations = DurationModel(snap.durations)

@@ -213,10 +213,13 @@ def build_failure_sensor(
         state = json.loads(context.cursor) if context.cursor else {}
         store = open_store()
         connectors = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
-        new, events, new_state = failures_tick(
-            context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
-            connectors=connectors, memory=FailureMemory(store), store=store,
-        )
+        from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+
+        with api_deadline(sensor_api_deadline_s()):  # a hung API cannot stretch the tick
+            new, events, new_state = failures_tick(
+                context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
+                connectors=connectors, memory=FailureMemory(store), store=store,
+            )
         for d in new:
             context.log.info("%s %s: %s (%s)", d.failure.failure_id, d.category,
                              "; ".join(d.evidence)[:300], "root" if d.root_failure_id is None else f"caused by {d.root_failure_id}")
@@ -243,8 +246,12 @@ def build_sync_checks(ctx: ProjectContext):
     def connector_sync_checks(context):
         from orchestrator.snapshot import ConnectorReader, sync_failures
 
+        from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+
         reader = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
-        syncs = reader.syncs(ctx.graph, datetime.now(UTC) - timedelta(days=2))
+        with api_deadline(sensor_api_deadline_s()):
+            syncs = reader.syncs(ctx.graph, datetime.now(UTC) - timedelta(days=2))
+        unreadable = {e.split(":", 1)[0]: e.split(":", 1)[1].strip()[:500] for e in reader.errors}
         latest: dict[str, SyncRecord] = {}
         for s in syncs:
             if s.status in ("succeeded", "failed", "cancelled"):
@@ -254,6 +261,15 @@ def build_sync_checks(ctx: ProjectContext):
         diag = {d.failure.connector: d for d in diagnose_failures(sync_failures(latest.values()), ctx.graph)}
         for k in context.selected_asset_check_keys:
             node = ctx.graph.node(k.asset_key.to_user_string())
+            system = (node.connector or "").split(":", 1)[0]
+            if system in unreadable:  # never "passed" on data that could not be read
+                yield dg.AssetCheckResult(
+                    asset_key=k.asset_key, check_name=CHECK_NAME, passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"{system} sync state could not be read; not checked",
+                    metadata={"sync_id": "", "category": "unreadable", "message": unreadable[system]},
+                )
+                continue
             s = latest.get(node.connector)
             d = diag.get(node.connector) if s is not None and s.status == "failed" else None
             yield dg.AssetCheckResult(

@@ -10,9 +10,11 @@ could not be reached), ``vendor_message`` (the vendor's own error text), ``trans
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 
 import dagster as dg
@@ -91,21 +93,112 @@ def retry_after_s(response, cap: float) -> float | None:
 
 
 class Deadline:
-    """A total time budget shared by the requests of one sensor tick or one call."""
+    """A total time budget shared by every connector request made inside ``api_deadline``; an
+    API found unreachable inside it fails fast afterwards (one timeout per API per tick, not one
+    per request)."""
 
     def __init__(self, seconds: float | None):
+        self.seconds = seconds
         self.until = None if seconds is None else time.monotonic() + seconds
+        self.down: dict[str, ConnectorAPIError] = {}
 
     def remaining(self) -> float | None:
         return None if self.until is None else self.until - time.monotonic()
 
 
+_CURRENT: ContextVar[Deadline | None] = ContextVar("orchestrator_api_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    return _CURRENT.get()
+
+
 @contextmanager
-def deadline(client, seconds: float | None) -> Iterator[None]:
-    """Bound every request ``client`` makes inside the block by ``seconds`` in total."""
-    prev = getattr(client, "_deadline", None)
-    object.__setattr__(client, "_deadline", Deadline(seconds))
+def api_deadline(seconds: float | None) -> Iterator[Deadline]:
+    """Bound the connector requests made inside the block (this thread/task) by ``seconds`` in
+    total: each request's timeout is cut to what is left, retries stop when it is spent."""
+    d = Deadline(seconds)
+    token = _CURRENT.set(d)
     try:
-        yield
+        yield d
     finally:
-        object.__setattr__(client, "_deadline", prev)
+        _CURRENT.reset(token)
+
+
+def sensor_api_deadline_s() -> float:
+    """``ORCHESTRATOR_SENSOR_API_DEADLINE`` (seconds, default 30): what one sensor tick may
+    spend on connector APIs in total (Dagster stops a sensor tick at 60 s)."""
+    return float(os.environ.get("ORCHESTRATOR_SENSOR_API_DEADLINE", "30"))
+
+
+def send(system: str, method: str, endpoint: str, do_request, *, timeout: float, max_retries: int,
+         retry_delay: float, backoff: float = 2.0, retry_after_cap: float = 60.0, key: str = ""):
+    """Send one request with retries; returns the ``requests.Response`` (status < 400) or raises
+    a ``ConnectorAPIError``: unreachable/timeouts and 408/425/429/5xx are transient and retried
+    (``Retry-After`` honoured, capped by the deadline), other 4xx are not retried."""
+    import requests
+
+    dl = current_deadline()
+    if dl is not None and key in dl.down:
+        raise dl.down[key]
+    attempt = 0
+    while True:
+        attempt += 1
+        t = timeout
+        left = dl.remaining() if dl is not None else None
+        if left is not None:
+            if left <= 0.05:
+                raise ConnectorAPIError(system, method, endpoint, reason=f"time budget of {dl.seconds:.0f}s spent",
+                                        transient=True, attempts=attempt - 1 or 1)
+            t = min(t, left)
+        try:
+            response = do_request(t)
+        except requests.RequestException as exc:
+            if isinstance(exc, requests.Timeout):
+                why = f"timed out after {t:.0f}s: {type(exc).__name__}"
+            else:
+                why = f"could not connect to the server: {type(exc).__name__}: {_last_reason(exc)}"
+            err = ConnectorAPIError(system, method, endpoint, reason=why, transient=True, attempts=attempt)
+            wait = retry_delay * (backoff ** (attempt - 1))
+        else:
+            code = response.status_code
+            if code < 400:
+                return response
+            transient = code in TRANSIENT_STATUS
+            ra = retry_after_s(response, retry_after_cap)
+            err = ConnectorAPIError(system, method, endpoint, status_code=code, reason=response.reason or None,
+                                    vendor_message=vendor_message(response), transient=transient,
+                                    retry_after=ra, attempts=attempt)
+            if not transient:
+                raise err
+            wait = ra if ra is not None else retry_delay * (backoff ** (attempt - 1))
+        left = dl.remaining() if dl is not None else None
+        if attempt > max_retries or (left is not None and wait >= left):
+            if dl is not None and err.status_code is None:
+                dl.down[key] = err
+            raise err
+        time.sleep(wait)
+
+
+def _last_reason(exc: BaseException) -> str:
+    """The innermost cause's words (e.g. ``[Errno 111] Connection refused``), without the URL."""
+    text = str(exc)
+    for marker in ("Failed to establish a new connection:", "Caused by "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return " ".join(text.replace("'))", "").split())[:160]
+
+
+def json_body(system: str, method: str, endpoint: str, response):
+    """The response's JSON object, or a transient ``ConnectorAPIError`` naming the garbage."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        snippet = " ".join((response.text or "").split())[:200]
+        raise ConnectorAPIError(system, method, endpoint, status_code=response.status_code,
+                                reason="with a body that is not a JSON object (API temporarily unavailable "
+                                       "or a proxy in the way)", vendor_message=snippet or "(empty)",
+                                transient=True)
+    return data
