@@ -97,7 +97,8 @@ def _make_engine(url: str) -> Engine:
         db_path = url.split(":///", 1)[-1] if ":///" in url else ""
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # how long a writer waits for SQLite's lock before a "database is locked" store error
+        engine = create_engine(url, connect_args={"timeout": float(os.environ.get("ORCHESTRATOR_SQLITE_TIMEOUT", "30"))})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
