@@ -5,16 +5,32 @@ Every tick, for each executable action in the project store (``Proposals.executa
 * **run actions** (materialize, retry, backfill, defer once ``not_before`` has come): one
   ``RunRequest`` per partition (or one without partitions) with the action's asset selection,
   tags ``dagster/priority``, ``orchestrator/proposal_id``, ``orchestrator/action_id``,
-  ``orchestrator/action_type`` and ``run_key = <action_id>[:<partition>]``. The sensor first
+  ``orchestrator/action_type`` and ``run_key = <action_id>[:<partition>]``, each written ahead
+  (a ``calling`` execution with idempotency key ``run:<run_key>``) before it is returned. The sensor first
   looks for runs already tagged with the action id and emits only the missing run keys; Dagster
   itself skips a run key it has already launched, so a tick evaluated twice launches each run
   once. A re-prioritisation (materialize with ``run_id``) first cancels the queued run (Dagster
   reads ``dagster/priority`` only at dequeue), then re-submits. When every run of an action has
   finished, its outcome goes back to the proposal, the failure memory and the circuit breaker.
 * **connector actions** (resync_table, full_resync, pause/resume/reschedule_connector) and
-  ``cancel_run``: the action is claimed first (``approved -> executing`` in one conditional
-  UPDATE), so a second evaluation never calls the API again; then the Fivetran/Airbyte client
-  of the project's resources is called and the outcome recorded.
+  ``cancel_run``: written ahead first (``Proposals.begin_call``: ``approved -> executing`` and an
+  execution row ``calling`` with the idempotency key ``<action_id>:call``, one committed
+  transaction), so a second evaluation never calls the API again; then the Fivetran/Airbyte
+  client of the project's resources is called and the outcome recorded (status, executions,
+  audit event, failure memory, breaker: one transaction). An API error is the action's outcome
+  (typed: status code, vendor message, transient); a store error stops the tick and is never
+  recorded as an API failure.
+* **reconciler** (every tick, first): ``calling`` rows whose lease (``ORCHESTRATOR_CALL_LEASE``,
+  120 s) has passed belong to a tick that died; they are settled from the connector's own state
+  (Fivetran sync state/``succeeded_at``/``paused``, Airbyte jobs/connection status) or the run
+  status, never by calling again: seen -> succeeded, not seen -> failed "not confirmed; not
+  repeated" (not counted by the breaker), API unreachable -> tried again next tick.
+* **isolation**: an action whose assets, partitions, run or connector no longer exist fails alone
+  (outcome with the reason and its audit event); the others launch. Pending actions expire at
+  ``expires_at``, approved ones after ``ORCHESTRATOR_APPROVED_TTL`` (default 24h) without starting.
+
+A tick spends at most ``ORCHESTRATOR_TICK_BUDGET`` seconds (default 40) on connector calls
+(every request of the tick shares that deadline; the rest waits for the next tick).
 
 ``ORCHESTRATOR_EXECUTION_INTERVAL`` (seconds, default 30) sets the sensor interval;
 ``ORCHESTRATOR_EXECUTION_SENSOR=off`` leaves it stopped by default.
