@@ -428,3 +428,49 @@ def test_failure_diagnosed_once_across_crashes_and_concurrent_ticks(tmp_path):
     assert _record_diagnosis(store, memory, d, NOW) is False
     assert len(store.audit_events(kind="failure.diagnosed")) == 4
     assert store.verify_audit()["ok"]
+
+
+def test_migration_0004_chains_existing_audit_events(tmp_path):
+    from orchestrator.store import _make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    eng = _make_engine(url)
+    upgrade(eng, "0003_approval_tokens")
+    with eng.begin() as c:
+        for i in range(3):
+            c.execute(text("insert into audit_events (ts, actor, kind, subject, payload) values "
+                           "(:ts, 'a', 'old', 's', :p)"), {"ts": f"2026-01-0{i + 1} 00:00:00.000000",
+                                                          "p": f'{{"i": {i}}}'})
+    upgrade(eng)
+    st = open_store(url, cached=False)
+    st.append_audit("new", payload={"x": 1})
+    assert st.verify_audit() == {"ok": True, "checked": 4, "first_broken": None}
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(threshold=st.integers(1, 4),
+       outcomes=st.lists(st.tuples(st.sampled_from(["crm", "ads"]), st.booleans()), min_size=1, max_size=10))
+def test_store_breaker_trips_like_the_pure_breaker(tmp_path_factory, threshold, outcomes):
+    """Whatever the sequence of automatic outcomes, the store-backed breaker (rows, counted in the
+    outcome's transaction) trips on the same outcome as the pure ``CircuitBreaker``."""
+    from orchestrator.planning import CircuitBreaker
+
+    props = Proposals(open_store(f"sqlite:///{tmp_path_factory.mktemp('b')}/s.db", cached=False),
+                      breaker_threshold=threshold)
+    pure = CircuitBreaker(threshold=threshold, window=timedelta(hours=6))
+    for i, (conn, ok) in enumerate(outcomes):
+        at = NOW + timedelta(minutes=i)
+        aid = _approved(props, _resync(f"rs-{i}", connector=f"fivetran:{conn}"), now=at)
+        props.begin_call(aid, now=at)
+        got = props.record_outcome(aid, ok, detail={}, now=at)
+        want = pure.record(f"connector:fivetran:{conn}", ok, at)
+        assert [t.subject for t in got] == ([want.subject] if want else []), (i, conn, ok)
+        if want:
+            assert got[0].failures == want.failures
+    for conn in ("crm", "ads"):
+        assert props.breaker(NOW + timedelta(minutes=len(outcomes))).is_open(f"connector:fivetran:{conn}") == \
+            pure.is_open(f"connector:fivetran:{conn}")
