@@ -297,8 +297,15 @@ def reconcile(context, props, *, clients: Callable[[], Mapping[str, Any]] | None
                 cache["clients"] = dict(clients()) if clients else {}
             try:
                 seen, why = observe_call(action, cache["clients"], c["started_at"])
-            except Exception as exc:  # noqa: BLE001 - the API is down: try again next tick
-                context.log.warning(f"cannot settle {aid} yet: {type(exc).__name__}: {exc}"[:500])
+            except Exception as exc:  # noqa: BLE001
+                if getattr(exc, "transient", None) is False:  # e.g. 404: the connector is gone
+                    props.record_outcome(aid, False, resolution=resolution, now=now, reconciled=True, detail={
+                        "reconciled": True, **error_detail(exc),
+                        "evidence": "the connector's state cannot be read (not transient): the action failed"})
+                    out["settled"] += 1
+                    continue
+                context.log.warning(f"cannot settle {aid} yet (tried again next tick): "
+                                    f"{type(exc).__name__}: {exc}"[:500])
                 out["unknown"] += 1
                 continue
         if seen is None:

@@ -474,3 +474,27 @@ def test_store_breaker_trips_like_the_pure_breaker(tmp_path_factory, threshold, 
     for conn in ("crm", "ads"):
         assert props.breaker(NOW + timedelta(minutes=len(outcomes))).is_open(f"connector:fivetran:{conn}") == \
             pure.is_open(f"connector:fivetran:{conn}")
+
+
+def test_reconciler_settles_a_call_on_a_connector_that_is_gone(tmp_path, instance):
+    from orchestrator.resources.errors import ConnectorAPIError
+
+    props = _props(tmp_path)
+    aid = _approved(props, _resync(connector="fivetran:ghost"))
+    props.begin_call(aid, now=NOW)  # the tick died after writing ahead
+
+    class Gone(FakeFivetran):
+        def get_connector_details(self, cid):
+            raise ConnectorAPIError("fivetran", "GET", f"connectors/{cid}", status_code=404,
+                                    vendor_message=f"Connector with id '{cid}' doesn't exist", transient=False)
+
+    class Down(FakeFivetran):
+        def get_connector_details(self, cid):
+            raise ConnectorAPIError("fivetran", "GET", f"connectors/{cid}", reason="could not connect")
+
+    later = NOW + CALL_LEASE + timedelta(seconds=1)
+    evaluate(_ctx(instance), props, clients=lambda: {"fivetran": Down()}, now=later)
+    assert props.show(aid)["status"] == "executing"  # unknown while the API is down: next tick
+    evaluate(_ctx(instance), props, clients=lambda: {"fivetran": Gone()}, now=later)
+    shown = props.show(aid)
+    assert shown["status"] == "failed" and shown["executions"][0]["detail"]["status_code"] == 404
