@@ -485,25 +485,48 @@ class Proposals:
                    lease: timedelta = CALL_LEASE, now: datetime | None = None) -> list[str]:
         """Write-ahead records of a run action's launches (one ``calling`` execution per run key,
         idempotency key ``run:<run_key>``) committed before the sensor returns its RunRequests.
-        Returns the run keys now recorded (new or still calling); the sensor emits those whose run
-        does not exist yet (Dagster skips run keys it already launched)."""
+        Returns the run keys this tick may emit: those it recorded now, and those left ``calling``
+        by a tick whose lease has passed (it died before Dagster saw the request; Dagster skips a
+        run key it already launched). A key another live tick just wrote ahead is left to it."""
         now = _now(now)
-        with self.store.session() as s:
-            have = {k: st for k, st in s.execute(select(ExecutionRow.idempotency_key, ExecutionRow.status).where(
-                ExecutionRow.action_id == action_id, ExecutionRow.kind == "run")).all() if k}
-            missing = [k for k in run_keys if f"run:{k}" not in have]
-            if missing:
-                self.store.lock(s)
-                s.execute(update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == "approved")
-                          .values(status="executing", updated_at=now))
-                for k in missing:
-                    s.add(ExecutionRow(action_id=action_id, kind="run", run_key=k, status="calling", started_at=now,
-                                       idempotency_key=f"run:{k}", lease_until=now + lease,
-                                       owner=(owner or "")[:128] or None))
-                s.flush()
-                self.store.audit(s, "execution", actor="executor", subject=f"action:{action_id}", ts=now,
-                                 payload={"kind": "run", "status": "calling", "run_keys": missing})
-        return [k for k in run_keys if have.get(f"run:{k}", "calling") == "calling"]
+        mine: list[str] = []
+        for attempt in range(2):
+            try:
+                with self.store.session() as s:
+                    rows = {r.idempotency_key: r for r in s.scalars(select(ExecutionRow).where(
+                        ExecutionRow.action_id == action_id, ExecutionRow.kind == "run")).all() if r.idempotency_key}
+                    missing = [k for k in run_keys if f"run:{k}" not in rows]
+                    stale = [k for k in run_keys if (r := rows.get(f"run:{k}")) is not None and r.status == "calling"
+                             and (r.lease_until is None or _aware(r.lease_until) <= now)]
+                    if not missing and not stale:
+                        return []
+                    self.store.lock(s)
+                    s.execute(update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == "approved")
+                              .values(status="executing", updated_at=now))
+                    mine = list(missing)
+                    for k in missing:
+                        s.add(ExecutionRow(action_id=action_id, kind="run", run_key=k, status="calling",
+                                           started_at=now, idempotency_key=f"run:{k}", lease_until=now + lease,
+                                           owner=(owner or "")[:128] or None))
+                    for k in stale:  # take over a dead tick's launch, conditionally (one taker)
+                        r = rows[f"run:{k}"]
+                        taken = s.execute(update(ExecutionRow).where(
+                            ExecutionRow.id == r.id, ExecutionRow.status == "calling",
+                            ExecutionRow.lease_until.is_(None) if r.lease_until is None
+                            else ExecutionRow.lease_until == r.lease_until,
+                        ).values(lease_until=now + lease, owner=(owner or "")[:128] or None)).rowcount
+                        if taken:
+                            mine.append(k)
+                    s.flush()
+                    if mine:
+                        self.store.audit(s, "execution", actor="executor", subject=f"action:{action_id}", ts=now,
+                                         payload={"kind": "run", "status": "calling", "run_keys": mine,
+                                                  "retaken": [k for k in mine if k not in missing]})
+                return mine
+            except IntegrityError:  # another tick wrote the same keys ahead first: look again
+                if attempt:
+                    return []
+        return mine
 
     def record_execution(self, action_id: str, kind: str, *, run_key: str | None = None,
                          run_id: str | None = None, status: str = "launched", detail: Any = None,

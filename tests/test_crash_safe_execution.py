@@ -498,3 +498,17 @@ def test_reconciler_settles_a_call_on_a_connector_that_is_gone(tmp_path, instanc
     evaluate(_ctx(instance), props, clients=lambda: {"fivetran": Gone()}, now=later)
     shown = props.show(aid)
     assert shown["status"] == "failed" and shown["executions"][0]["detail"]["status_code"] == 404
+
+
+def test_run_launch_written_ahead_once_and_retaken_only_after_the_lease(tmp_path):
+    props = _props(tmp_path)
+    aid = _approved(props, Action(action_id="m-1", type="materialize", reason="x", asset_keys=("stg_a",)))
+    assert props.begin_runs(aid, ["m-1"], owner="tick-a", now=NOW) == ["m-1"]
+    assert props.begin_runs(aid, ["m-1"], owner="tick-b", now=NOW + timedelta(seconds=5)) == []  # a's
+    later = NOW + CALL_LEASE + timedelta(seconds=1)  # tick a died before Dagster saw the request
+    assert props.begin_runs(aid, ["m-1"], owner="tick-c", now=later) == ["m-1"]
+    assert props.begin_runs(aid, ["m-1"], owner="tick-d", now=later) == []
+    props.record_execution(aid, "run", run_key="m-1", run_id="r-1", now=later)
+    shown = props.show(aid)
+    assert [(e["status"], e["run_id"]) for e in shown["executions"]] == [("launched", "r-1")]
+    assert props.begin_runs(aid, ["m-1"], now=later + CALL_LEASE * 2) == []

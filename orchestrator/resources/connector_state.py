@@ -44,8 +44,12 @@ LOAD_OUTCOMES: dict[str, LoadOutcome] = {}
 def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_dir: Path) -> T:
     key = f"{system}/{account}"
     path = Path(state_dir) / f"{system}-{_safe(account)}.json"
+    from orchestrator.resources.errors import api_deadline
+
     try:
-        data = fetch()
+        # a hung API cannot hold the code location's load: every request shares this budget
+        with api_deadline(float(os.environ.get("ORCHESTRATOR_LOAD_API_DEADLINE", "60"))):
+            data = fetch()
     except Exception as exc:  # any transport or API error: fall back to the snapshot
         if not path.exists():
             raise ConnectorStateUnavailable(

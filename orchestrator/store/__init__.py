@@ -6,13 +6,16 @@ Public API::
     store = open_store()                      # ORCHESTRATOR_STORE_URL or sqlite under dagster_home
     with store.session() as s: ...            # SQLAlchemy Session, commits on success
     store.append_audit("diagnosis", actor="failure_sensor", subject="run:123", payload={...})
+    with store.session() as s:                # records and their audit events, one transaction
+        store.audit(s, "approval", actor="ana", subject="action:a1", payload={...})
+    store.verify_audit()                      # the hash chain: {"ok", "checked", "first_broken"}
     store.audit_events(kind="diagnosis", limit=100)
 
 ``open_store`` runs ``alembic upgrade head`` on open (idempotent), so a fresh database gets every
 table. Adding tables later: put models in ``orchestrator/store/models.py`` (or a module that
 imports ``Base``) and add a revision file ``migrations/versions/NNNN_<slug>.py`` with
-``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head (``0001_failure_memory``
-now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
+``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head
+(``0004_crash_safe_execution`` now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
 """
 
 from __future__ import annotations
