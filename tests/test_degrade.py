@@ -68,3 +68,12 @@ def test_unparseable_project_is_reported_and_the_rest_loads(monkeypatch, caplog)
     defs = definitions.build_definitions()
     assert "dbt models and dashboards not loaded" in caplog.text
     assert defs.get_repository_def() is not None
+
+
+def test_a_key_glob_of_an_unloaded_connector_disables_only_its_policy(tmp_path):
+    (tmp_path / "p.yaml").write_text(POLICIES.replace("[{kind: fivetran}]", "[{key: 'salesforce/*'}]"))
+    graph = _graph_without_fivetran()
+    assert not resolve(load_policies([tmp_path]), graph, now=NOW).ok
+    res = resolve(load_policies([tmp_path]), graph, now=NOW, unavailable_kinds=["fivetran"])
+    assert res.ok and "dashboard/exec" in res.slas
+    assert any("matches no asset" in str(w) and "policy disabled" in str(w) for w in res.warnings)

@@ -186,7 +186,7 @@ def _last_reason(exc: BaseException) -> str:
     for marker in ("Failed to establish a new connection:", "Caused by "):
         if marker in text:
             text = text.split(marker, 1)[1]
-    return " ".join(text.replace("'))", "").split())[:160]
+    return " ".join(text.split()).rstrip("'\")( ")[:160]
 
 
 def json_body(system: str, method: str, endpoint: str, response):
