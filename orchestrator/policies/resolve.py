@@ -291,8 +291,8 @@ def resolve(
         keep = []
         for e in selector_errors:
             kind = next((k for k in down if e.message.startswith(f"unknown kind {k!r}")), None)
-            if kind is None and (e.message.startswith("unknown asset key") or "matches no asset" in e.message):
-                kind = "/".join(down)  # may name tables of the connectors that are not loaded
+            if kind is None and (e.message.startswith("unknown ") or "matches no" in e.message):
+                kind = "/".join(down)  # may name tables/groups of the connectors that are not loaded
             if kind is None:
                 keep.append(e)
                 continue
