@@ -17,7 +17,7 @@ from orchestrator.planning import action_to_dict, subjects
 from orchestrator.core.records import Action
 from orchestrator.proposals import CALL_LEASE, Proposals
 from orchestrator.store import open_store
-from orchestrator.store.agent_models import ActionRow, ApprovalRow, BreakerTripRow, ExecutionRow, ProposalRow
+from orchestrator.store.agent_models import ActionRow, ApprovalRow, BreakerTripRow, ProposalRow
 from sensors.execution import evaluate
 
 UTC = timezone.utc

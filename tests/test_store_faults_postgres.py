@@ -20,7 +20,7 @@ from test_crash_safe_execution import FakeFivetran, _approved, _resync
 
 from orchestrator.proposals import CALL_LEASE, Proposals
 from orchestrator.store import open_store
-from orchestrator.store.agent_models import ActionRow, ExecutionRow, ProposalRow
+from orchestrator.store.agent_models import ActionRow, ProposalRow
 from pg_server import PG_BIN, PgServer
 from sensors.execution import evaluate
 

@@ -7,7 +7,10 @@
 - ``approvals``: who approved or declined an action, when, through what (cli, ui, email, api).
 - ``executions``: each launch (Dagster run / connector API call) and its outcome.
 - ``llm_calls``: every LLM call with model, tokens, cost, latency and outcome.
-- ``breaker_state``: the circuit breaker's serialised state (one row).
+- ``breaker_state``: the circuit breaker's serialised state (one row; unused since revision 0004,
+  which counts ``breaker_events`` rows and records ``breaker_trips``).
+- revision 0004: ``executions.idempotency_key``/``lease_until``/``owner`` (write-ahead calls),
+  ``breaker_events``, ``breaker_trips``, ``diagnosed_failures`` (one diagnosis per failure id).
 The audit trail stays in ``audit_events`` (append-only).
 """
 
