@@ -187,7 +187,9 @@ def observe_call(action: Action, clients: Mapping[str, Any], since: datetime) ->
         if t in (ActionType.pause_connector, ActionType.resume_connector, ActionType.reschedule_connector):
             c = client._single_request(method="GET", url=f"{rest}/connections/{cid}")
             if t is ActionType.reschedule_connector:
-                return None, "schedule changes cannot be confirmed on Airbyte"
+                minutes = int((action.tables.get("sync_frequency") or ("360",))[0])
+                timing = (c.get("schedule") or {}).get("basicTiming")
+                return timing == f"Every {max(1, minutes // 60)} hours", f"schedule basicTiming={timing}"
             want = "inactive" if t is ActionType.pause_connector else "active"
             return c.get("status") == want, f"status={c.get('status')}"
         jobs = client._single_request(method="GET", url=f"{rest}/jobs",
