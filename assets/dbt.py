@@ -57,8 +57,25 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
         return [owner] if owner else ["team:analytics-engineering"]
 
 
+class ManifestUnavailable(RuntimeError):
+    """The dbt manifest is missing, truncated or stale and ``dbt parse`` could not rebuild it."""
+
+
+def manifest_problem(manifest: Path) -> str | None:
+    """Why a manifest cannot be used (None when it can): truncated or not dbt's JSON."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict) or "metadata" not in data:
+        return "not a dbt manifest (no nodes/metadata)"
+    return None
+
+
 def ensure_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than any project file."""
+    """Parse the dbt project when its manifest is missing, older than any project file, or
+    unreadable (a truncated file is rebuilt, not loaded). Raises ``ManifestUnavailable`` with
+    dbt's own error when parsing fails."""
     project = dbt_project()
     manifest = project.manifest_path
     sources = [
@@ -67,15 +84,25 @@ def ensure_manifest() -> Path:
         if p.suffix in {".sql", ".yml", ".yaml"} and "target" not in p.parts and "logs" not in p.parts
     ]
     newest = max((p.stat().st_mtime for p in sources), default=0)
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
+    problem = "missing" if not manifest.exists() else (
+        "older than the project files" if manifest.stat().st_mtime < newest else manifest_problem(manifest))
+    if problem:
         env = {**os.environ, **dbt_env()}
         dbt = Path(sys.executable).with_name("dbt")
-        subprocess.run(
+        done = subprocess.run(
             [str(dbt), "parse", "--quiet", "--profiles-dir", str(project.profiles_dir)],
             cwd=project.project_dir,
             env=env,
-            check=True,
+            capture_output=True,
+            text=True,
         )
+        after = manifest_problem(manifest) if manifest.exists() else "missing"
+        if done.returncode != 0 or after:
+            tail = " ".join((done.stderr or done.stdout or "").split())[-600:]
+            raise ManifestUnavailable(
+                f"dbt manifest {manifest} was {problem} and `dbt parse` could not rebuild it "
+                f"(exit {done.returncode}{', ' + after if after else ''}): {tail}"
+            )
     return manifest
 
 

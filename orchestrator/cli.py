@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "digest": "orchestrator.digest.cli:digest_command",
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
     "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
+    "audit": "orchestrator.store.cli:audit_group",
 }
 
 
@@ -39,9 +40,11 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module_name), attr)
         except ImportError as exc:
             # One broken optional module must not take the whole CLI down with it.
-            @click.command(cmd_name, help=f"(unavailable: {exc})")
+            why = str(exc)
+
+            @click.command(cmd_name, help=f"(unavailable: {why})")
             def unavailable() -> None:
-                raise click.ClickException(f"'{cmd_name}' cannot be loaded: {exc}")
+                raise click.ClickException(f"'{cmd_name}' cannot be loaded: {why}")
 
             return unavailable
 

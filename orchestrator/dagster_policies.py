@@ -174,6 +174,8 @@ def load_resolution(
     graph: AssetGraph,
     paths: Sequence[str | Path] = ("policies",),
     durations: DurationModel | None = None,
+    unavailable_kinds: Iterable[str] = (),
 ) -> Resolution:
-    """Load and resolve policies for the code location. Never raises."""
-    return load_and_resolve(paths, graph, durations)
+    """Load and resolve policies for the code location. Never raises. Policies selecting a kind
+    in ``unavailable_kinds`` (a connector API down, nothing cached) are disabled, not fatal."""
+    return load_and_resolve(paths, graph, durations, unavailable_kinds=unavailable_kinds)

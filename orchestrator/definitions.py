@@ -9,7 +9,13 @@ import dagster as dg
 
 from assets.airbyte import build_airbyte_assets
 from assets.dashboards import build_dashboard_assets
-from assets.dbt import ProjectDbtTranslator, build_dbt_assets, daily_partitions, ensure_manifest
+from assets.dbt import (
+    ManifestUnavailable,
+    ProjectDbtTranslator,
+    build_dbt_assets,
+    daily_partitions,
+    ensure_manifest,
+)
 from assets.fivetran import build_fivetran_assets
 from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
 from orchestrator.project_graph import asset_graph_from_assets
@@ -42,19 +48,25 @@ def build_definitions() -> dg.Definitions:
 
     fivetran = fivetran_workspace()
     airbyte = airbyte_workspace()
-    connector_assets = [
-        *_connector_assets("fivetran", build_fivetran_assets, fivetran, fivetran.account_id),
-        *_connector_assets("airbyte", build_airbyte_assets, airbyte, airbyte.workspace_id),
-    ]
+    loaded = {
+        "fivetran": _connector_assets("fivetran", build_fivetran_assets, fivetran, fivetran.account_id),
+        "airbyte": _connector_assets("airbyte", build_airbyte_assets, airbyte, airbyte.workspace_id),
+    }
+    connector_assets = [a for assets_defs in loaded.values() for a in assets_defs]
+    unavailable = [system for system, assets_defs in loaded.items() if not assets_defs]
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
-    dbt_defs = build_dbt_assets(connector_keys)
-    dashboards = build_dashboard_assets(ensure_manifest(), ProjectDbtTranslator(connector_keys))
-    assets = [*connector_assets, *dbt_defs, dashboards]
+    try:
+        dbt_defs = build_dbt_assets(connector_keys)
+        dashboards = [build_dashboard_assets(ensure_manifest(), ProjectDbtTranslator(connector_keys))]
+    except ManifestUnavailable as exc:  # the connectors and the rest still load
+        log.error("dbt models and dashboards not loaded: %s", exc)
+        dbt_defs, dashboards = [], []
+    assets = [*connector_assets, *dbt_defs, *dashboards]
 
     # SLA policies: resolved over the plain graph, compiled onto the specs. Invalid policies
     # apply nothing; the reason shows in the code location's metadata and the sensors skip.
     graph = asset_graph_from_assets(assets)
-    resolution = load_resolution(graph, [get_settings().policies_dir])
+    resolution = load_resolution(graph, [get_settings().policies_dir], unavailable_kinds=unavailable)
     if not resolution.ok:
         log.error("SLA policies not applied: %s", resolution.skip_reason)
     assets = dg.map_asset_specs(lambda spec: apply_sla_to_spec(spec, resolution), assets)

@@ -10,7 +10,7 @@
   ``ORCHESTRATOR_DIGEST_TZ`` (default ``America/New_York``); ``ORCHESTRATOR_DIGEST_SCHEDULE=off``
   leaves it stopped.
 * ``approve_proposals`` (job, Launchpad): config ``proposal_ids`` (proposal or action ids),
-  ``decision`` (approve | reject), ``approver``, ``comment``; the same ``Proposals`` API as the CLI,
+  ``decision`` (approve | reject | cancel), ``approver``, ``comment``; the same ``Proposals`` API as the CLI,
   recorded with ``via=ui`` and the run id. Approved actions run through the execution sensor.
 """
 
@@ -100,7 +100,7 @@ def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinit
 
 class ApproveConfig(dg.Config):
     proposal_ids: list[str]  # proposal ids (every pending action of it) or action ids
-    decision: str = "approve"  # approve | reject
+    decision: str = "approve"  # approve | reject | cancel
     approver: str  # who decides (recorded in the audit trail)
     comment: str | None = None
 
@@ -109,9 +109,10 @@ def decide_ids(props, ids: list[str], decision: str, approver: str, *, comment: 
                via: str = "ui", now: datetime | None = None) -> tuple[list[dict], list[str]]:
     """Approve/reject each id (a proposal id expands to its pending actions). Returns (decided
     actions, problems)."""
-    if decision not in ("approve", "reject"):
-        raise ValueError(f"decision must be approve or reject, not {decision!r}")
-    fn = props.approve if decision == "approve" else props.reject
+    if decision not in ("approve", "reject", "cancel"):
+        raise ValueError(f"decision must be approve, reject or cancel, not {decision!r}")
+    fn = {"approve": props.approve, "reject": props.reject, "cancel": props.cancel}[decision]
+    open_ = ("pending", "approved") if decision == "cancel" else ("pending",)
     done, problems = [], []
     for ident in dict.fromkeys(i.strip() for i in ids if i and i.strip()):
         try:
@@ -122,9 +123,9 @@ def decide_ids(props, ids: list[str], decision: str, approver: str, *, comment: 
         if "action_id" in shown:
             targets = [ident]
         else:
-            targets = [a["action_id"] for a in shown["actions"] if a["status"] == "pending"]
+            targets = [a["action_id"] for a in shown["actions"] if a["status"] in open_]
             if not targets:
-                problems.append(f"proposal {ident} has no pending action")
+                problems.append(f"proposal {ident} has no {' or '.join(open_)} action")
         for aid in targets:
             try:
                 done.append(fn(aid, actor=approver, via=via, comment=comment, now=now))
@@ -156,7 +157,7 @@ def build_approve_job(*, store_url: str | None = None) -> dg.JobDefinition:
                              metadata={"decided": ", ".join(d["action_id"] for d in done) or "-"})
 
     @dg.job(name=APPROVE_JOB, description="Approve or reject proposals from the Launchpad: config proposal_ids, "
-                                          "decision (approve | reject), approver, comment.",
+                                          "decision (approve | reject | cancel), approver, comment.",
             tags={"orchestrator/kind": "approval"})
     def approve_proposals():
         decide_proposals()

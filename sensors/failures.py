@@ -63,6 +63,34 @@ def _observation_metadata(d: DiagnosedFailure) -> dict:
     }
 
 
+def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime) -> bool:
+    """Record one diagnosis exactly once per failure id, whatever crashed before: the
+    ``diagnosed_failures`` row (failure id primary key), the memory's occurrence and the
+    ``failure.diagnosed`` audit event commit together. False when it was already recorded."""
+    from orchestrator.store.agent_models import DiagnosedFailureRow
+
+    f = d.failure
+    fid = f.failure_id[:255]
+    with store.session() as s:
+        store.lock(s)  # serialises concurrent ticks; the primary key makes it once regardless
+        if s.get(DiagnosedFailureRow, fid) is not None:
+            return False
+        s.add(DiagnosedFailureRow(failure_id=fid, category=d.category, at=now))
+        s.flush()
+        from orchestrator.diagnosis.rules import CATEGORIES
+
+        if memory is not None and d.root_failure_id is None and f.message.strip() and d.category in CATEGORIES:
+            memory.observe(f.message, d.category, confidence=d.confidence, system=f.system,
+                           external_id=f.failure_id, session=s)
+        store.audit(s, "failure.diagnosed", actor=SENSOR_NAME, subject=fid, payload={
+            "category": d.category, "transient": d.transient, "confidence": d.confidence,
+            "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
+            "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
+            "at": f.at.isoformat(),
+        })
+    return True
+
+
 def failures_tick(
     instance: dg.DagsterInstance,
     ctx: ProjectContext,
@@ -94,21 +122,21 @@ def failures_tick(
         f = d.failure
         if f.failure_id in seen:
             continue
-        seen[f.failure_id] = f.at.timestamp()
-        new.append(d)
-        if memory is not None and d.root_failure_id is None and f.message.strip():
+        if store is not None:
+            try:
+                _record_diagnosis(store, memory, d, now)
+            except Exception as exc:  # noqa: BLE001 - store down: not marked seen, retried next tick
+                log.warning("failure %s not recorded (store unavailable: %s); retried next tick",
+                            f.failure_id, str(exc)[:300])
+                continue
+        elif memory is not None and d.root_failure_id is None and f.message.strip():
             try:
                 memory.observe(f.message, d.category, confidence=d.confidence, system=f.system,
                                external_id=f.failure_id)
             except Exception as exc:  # noqa: BLE001 - the UI still shows it
                 log.warning("failure memory unavailable: %s", exc)
-        if store is not None:
-            store.append_audit("failure.diagnosed", actor=SENSOR_NAME, subject=f.failure_id[:255], payload={
-                "category": d.category, "transient": d.transient, "confidence": d.confidence,
-                "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
-                "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
-                "at": f.at.isoformat(),
-            })
+        seen[f.failure_id] = f.at.timestamp()
+        new.append(d)
         keys = [f.asset_key] if f.asset_key else tables_of.get(f.connector or "", [])
         meta = _observation_metadata(d)
         for key in keys:
@@ -189,10 +217,13 @@ def build_failure_sensor(
         state = json.loads(context.cursor) if context.cursor else {}
         store = open_store()
         connectors = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
-        new, events, new_state = failures_tick(
-            context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
-            connectors=connectors, memory=FailureMemory(store), store=store,
-        )
+        from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+
+        with api_deadline(sensor_api_deadline_s()):  # a hung API cannot stretch the tick
+            new, events, new_state = failures_tick(
+                context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
+                connectors=connectors, memory=FailureMemory(store), store=store,
+            )
         for d in new:
             context.log.info("%s %s: %s (%s)", d.failure.failure_id, d.category,
                              "; ".join(d.evidence)[:300], "root" if d.root_failure_id is None else f"caused by {d.root_failure_id}")
@@ -219,8 +250,12 @@ def build_sync_checks(ctx: ProjectContext):
     def connector_sync_checks(context):
         from orchestrator.snapshot import ConnectorReader, sync_failures
 
+        from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+
         reader = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
-        syncs = reader.syncs(ctx.graph, datetime.now(UTC) - timedelta(days=2))
+        with api_deadline(sensor_api_deadline_s()):
+            syncs = reader.syncs(ctx.graph, datetime.now(UTC) - timedelta(days=2))
+        unreadable = {e.split(":", 1)[0]: e.split(":", 1)[1].strip()[:500] for e in reader.errors}
         latest: dict[str, SyncRecord] = {}
         for s in syncs:
             if s.status in ("succeeded", "failed", "cancelled"):
@@ -230,6 +265,15 @@ def build_sync_checks(ctx: ProjectContext):
         diag = {d.failure.connector: d for d in diagnose_failures(sync_failures(latest.values()), ctx.graph)}
         for k in context.selected_asset_check_keys:
             node = ctx.graph.node(k.asset_key.to_user_string())
+            system = (node.connector or "").split(":", 1)[0]
+            if system in unreadable:  # never "passed" on data that could not be read
+                yield dg.AssetCheckResult(
+                    asset_key=k.asset_key, check_name=CHECK_NAME, passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"{system} sync state could not be read; not checked",
+                    metadata={"sync_id": "", "category": "unreadable", "message": unreadable[system]},
+                )
+                continue
             s = latest.get(node.connector)
             d = diag.get(node.connector) if s is not None and s.status == "failed" else None
             yield dg.AssetCheckResult(

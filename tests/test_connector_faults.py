@@ -51,7 +51,8 @@ def test_5xx_storm_fails_the_run_after_the_clients_retries(sandbox, project_defs
     sandbox.emulators.inject_fault({"kind": "server_error", "target": STRIPE, "requests": 20, "status": 503})
     result = materialize(project_defs, instance, ["stripe", "plan"])
     assert not result.success
-    assert "Max retries (3) exceeded" in step_failure(result)
+    message = step_failure(result)
+    assert "HTTP 503" in message and "[transient]" in message  # the status code, typed, not "Max retries"
 
 
 def test_failed_fivetran_sync_carries_the_vendor_message(sandbox, project_defs, instance):

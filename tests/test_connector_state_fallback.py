@@ -56,3 +56,31 @@ def test_without_saved_state_connectors_are_left_out_but_dbt_loads(
     assert not graph.by_role(CONNECTOR_TABLE)
     assert "fct_mrr" in graph
     assert "no last known state" in caplog.text
+    # policies selecting the unloaded connector kinds are disabled; the others still govern
+    status = defs.metadata["sla_policies/status"]
+    assert str(getattr(status, "value", status)) == "ok", defs.metadata
+
+
+def test_corrupted_state_is_set_aside_and_treated_as_absent(sandbox, project_defs, apis_down, caplog):
+    from orchestrator.definitions import build_definitions
+
+    state_dir = get_settings().home / "connector_state"
+    files = sorted(state_dir.glob("*.json"))
+    assert files, "project_defs saved the state while the APIs were up"
+    fivetran = next(f for f in files if f.name.startswith("fivetran-"))
+    good = fivetran.read_text()
+    fivetran.write_text(good[: len(good) // 3])  # truncated mid-write
+    try:
+        defs = build_definitions()  # loads: Airbyte from its state, Fivetran left out
+        graph = asset_graph_from_definitions(defs)
+        tables = {n.key for n in graph.by_role(CONNECTOR_TABLE)}
+        assert "product/events" in tables and "stripe/invoice" not in tables
+        assert "fct_mrr" in graph
+        aside = list(state_dir.glob(f"{fivetran.name}.corrupt-*"))
+        assert len(aside) == 1 and not fivetran.exists()
+        assert "was corrupted (moved aside" in caplog.text
+    finally:
+        fivetran.write_text(good)
+        for f in state_dir.glob("*.corrupt-*"):
+            f.unlink()
+

@@ -34,6 +34,8 @@ DEFS = textwrap.dedent('''
             self._log("start_resync", cid, resync_parameters)
         def _make_connector_request(self, method, endpoint, data=None):
             self._log(method, endpoint, data)
+        def get_connector_details(self, cid):
+            return {"schedule_type": "auto"}
 
     assets = [
         _asset("crm/account"), _asset("crm/contact"), _asset("events/page_view"),
@@ -116,7 +118,8 @@ def test_tick_evaluated_twice_launches_each_run_once(setup):
                 sorted(bf.partitions)
             # connector call happened exactly once, with the drifted table only
             lines = [json.loads(x) for x in calls.read_text().splitlines()]
-            assert lines == [["fivetran", "start_resync", "crm", {"crm": ["contact"]}]]
+            # (the resync endpoint itself: the connector's schedule is left as it was)
+            assert lines == [["fivetran", "POST", "crm/schemas/tables/resync", json.dumps({"crm": ["contact"]})]]
             assert props.show(by_type["resync_table"].action.action_id)["status"] == "succeeded"
             # runs are recorded as executions of their actions
             shown = props.show(by_type["materialize"].action.action_id)

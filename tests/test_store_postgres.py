@@ -1,12 +1,6 @@
-"""The project store on a real PostgreSQL server, started by the test (initdb + pg_ctl in a temp
-dir; as the ``postgres`` system user when running as root, since PostgreSQL refuses root)."""
+"""The project store on a real PostgreSQL server, started by the test (``tests/pg_server.py``:
+initdb + pg_ctl in a temp dir on a random port)."""
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,55 +8,18 @@ import pytest
 import sqlalchemy as sa
 from planning_fixtures import NOW, failure, fresh, scenario
 
-PG_BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-               if (p / "initdb").exists()), None) if Path("/usr/lib/postgresql").exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pg_server import PG_BIN, PgServer
 
 
 @pytest.fixture(scope="module")
 def pg_url():
     if PG_BIN is None:
         pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql; .ci/run does)")
-    as_root = os.geteuid() == 0
-    if as_root:
-        if subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
-        wrap = ["runuser", "-u", "postgres", "--"]
-    else:
-        wrap = []
-    tmp = Path(tempfile.mkdtemp(prefix="orch-pg-"))
-    data, sock = tmp / "data", tmp / "sock"
-    sock.mkdir()
-    if as_root:
-        shutil.chown(tmp, "postgres")
-        shutil.chown(sock, "postgres")
-    port = _free_port()
-    subprocess.run([*wrap, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
-    subprocess.run([*wrap, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-t", "60",
-                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
+    server = PgServer()
     try:
-        import psycopg
-
-        for _ in range(50):
-            try:
-                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
-                                     autocommit=True) as c:
-                    c.execute("CREATE DATABASE orch")
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.2)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/orch"
+        yield server.create_db("orch")
     finally:
-        subprocess.run([*wrap, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.stop()
 
 
 def test_proposal_lifecycle_on_postgres(pg_url):

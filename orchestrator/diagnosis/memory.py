@@ -24,6 +24,8 @@ What it learns from:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import logging
 import math
 import os
@@ -215,12 +217,14 @@ class FailureMemory:
         confidence: float | None = None,
         transient: bool | None = None,
         actor: str = "system",
+        session=None,
     ) -> int:
         """Remember ``message`` as a failure of ``category``; optionally a resolution attempt.
 
         ``message`` may be a raw message or an already-normalized signature. Returns the
         signature id. A resolution that did not work (``worked=False``) is recorded for success
-        rates but does not count as confirming the category.
+        rates but does not count as confirming the category. With ``session`` everything
+        (rows and audit event) is written in the caller's transaction (no embedding call then).
         """
         if category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
@@ -231,7 +235,7 @@ class FailureMemory:
         weight = SOURCE_WEIGHT.get(source, 1.0)
         if source == "resolution" and worked is False:
             weight = 0.0
-        with self.store.session() as s:
+        with (nullcontext(session) if session is not None else self.store.session()) as s:
             row = s.scalars(
                 select(FailureSignature).where(FailureSignature.signature_hash == signature_hash(sig))
             ).one_or_none()
@@ -263,7 +267,7 @@ class FailureMemory:
                 self._relabel(s, row)
             sig_id = row.id
             label = row.category
-        if is_new and self._embedder is not None:
+        if is_new and self._embedder is not None and session is None:
             # outside the write transaction: a slow endpoint must not hold the store's lock
             emb = self._embedder.embed([sig])
             if emb:
@@ -273,11 +277,14 @@ class FailureMemory:
         if is_new or weight > 0:
             self._index = None
         if weight > 0 or resolution:
-            self.store.append_audit(
-                "failure_memory.learn", actor=actor, subject=f"signature:{sig_id}",
-                payload={"source": source, "category": category, "label": label,
-                         "resolution": resolution, "worked": worked, "external_id": external_id},
-            )
+            audit = {"source": source, "category": category, "label": label,
+                     "resolution": resolution, "worked": worked, "external_id": external_id}
+            if session is not None:
+                self.store.audit(session, "failure_memory.learn", actor=actor, subject=f"signature:{sig_id}",
+                                 payload=audit)
+            else:
+                self.store.append_audit("failure_memory.learn", actor=actor, subject=f"signature:{sig_id}",
+                                        payload=audit)
         return sig_id
 
     @staticmethod
@@ -341,10 +348,10 @@ class FailureMemory:
         return sig_id
 
     def observe(self, message: str, category: str, *, confidence: float | None = None,
-                system: str | None = None, external_id: str | None = None) -> int:
+                system: str | None = None, external_id: str | None = None, session=None) -> int:
         """Count an automatically diagnosed occurrence (does not reinforce any label)."""
         return self.record(message, category, source="observed", confidence=confidence,
-                           system=system, external_id=external_id)
+                           system=system, external_id=external_id, session=session)
 
     # ---- reading ---------------------------------------------------------------------------
     def _load_index(self) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bo
 
 @click.group("proposals")
 def proposals_group() -> None:
-    """List, show, approve and reject the scheduling agent's proposals."""
+    """List, show, approve, reject and cancel the scheduling agent's proposals."""
 
 
 def _props(store_url):
@@ -187,3 +187,18 @@ def approve_command(ident, actor, via, comment, store_url) -> None:
 @click.option("--store", "store_url", default=None)
 def reject_command(ident, actor, via, comment, store_url) -> None:
     _decide(False, ident, actor, via, comment, store_url)
+
+
+@proposals_group.command("cancel")
+@click.argument("ident")
+@_actor
+@_via
+@click.option("--comment", default=None)
+@click.option("--store", "store_url", default=None)
+def cancel_command(ident, actor, via, comment, store_url) -> None:
+    """Withdraw a pending or approved action before it starts (recorded with who and why)."""
+    try:
+        out = _props(store_url).cancel(ident, actor=actor, via=via, comment=comment)
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{ident}: {out['status']} by {actor} via {via}")

@@ -26,7 +26,7 @@ One reverse-topological pass: O(assets + edges x policies-reaching-each-edge).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -264,8 +264,13 @@ def resolve(
     graph: AssetGraph,
     durations: DurationModel | None = None,
     now: datetime | None = None,
+    unavailable_kinds: Iterable[str] = (),
 ) -> Resolution:
-    """Resolve ``policy_set`` over ``graph``. Never half-applies: any error -> ``ok=False``."""
+    """Resolve ``policy_set`` over ``graph``. Never half-applies: any error -> ``ok=False``.
+
+    ``unavailable_kinds``: asset kinds left out of the graph because their system could not be
+    loaded (a connector API down with no cached state). A policy selecting such a kind is
+    disabled (a warning says why) instead of invalidating every policy."""
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be time-zone aware")
@@ -279,7 +284,31 @@ def resolve(
         res.errors.append(PolicyError("<asset graph>", 0, "", str(exc)))
         return res
     index = GraphIndex(graph)
-    res.errors.extend(validate_against_graph(policy_set, graph, index))
+    selector_errors = validate_against_graph(policy_set, graph, index)
+    down = [k for k in unavailable_kinds if k not in index.kinds]
+    if down:
+        disabled: set[tuple[str, int]] = set()
+        keep = []
+        for e in selector_errors:
+            kind = next((k for k in down if e.message.startswith(f"unknown kind {k!r}")), None)
+            if kind is None and (e.message.startswith("unknown ") or "matches no" in e.message):
+                kind = "/".join(down)  # may name tables/groups of the connectors that are not loaded
+            if kind is None:
+                keep.append(e)
+                continue
+            pol = next((p for p in policy_set.policies if e.field.startswith(f"policies[{p._index}]({p.name})")
+                        and p.file == e.file), None)
+            if pol is not None:
+                disabled.add((pol.file, pol._index))
+            res.warnings.append(replace(e, severity="warning", message=(
+                f"{e.message}: no {kind} assets are loaded (its API is unreachable and no connector "
+                f"state is cached); policy disabled until they are")))
+        selector_errors = keep
+        if disabled:
+            policy_set = replace(policy_set, policies=[p for p in policy_set.policies
+                                                       if (p.file, p._index) not in disabled])
+            res.policy_set = policy_set
+    res.errors.extend(selector_errors)
     if res.errors:
         return res
 
@@ -464,6 +493,7 @@ def load_and_resolve(
     graph: AssetGraph | None = None,
     durations: DurationModel | None = None,
     now: datetime | None = None,
+    unavailable_kinds: Iterable[str] = (),
 ) -> Resolution:
     """Load policy files and resolve them; never raises (errors land in ``Resolution.errors``)."""
     now = now or datetime.now(UTC)
@@ -471,7 +501,7 @@ def load_and_resolve(
         policy_set = load_policies(paths)
         if graph is None:
             raise ValueError("no asset graph given")
-        return resolve(policy_set, graph, durations, now)
+        return resolve(policy_set, graph, durations, now, unavailable_kinds=unavailable_kinds)
     except Exception as exc:  # the code location must load even with broken policies
         return Resolution(
             ok=False, now=now,

@@ -15,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_airbyte import AirbyteWorkspace
+from dagster_airbyte.resources import AirbyteClient
 from dagster_shared.record import copy
+from dagster_shared.utils.cached_method import cached_method
 from dagster_airbyte.translator import (
     AirbyteConnection,
     AirbyteConnectionTableProps,
@@ -26,6 +28,7 @@ from dagster_airbyte.utils import get_airbyte_connection_table_name
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.errors import ConnectorAPIError, json_body, send
 from orchestrator.resources.sync_failures import explain_airbyte_failure
 
 CUSTOM_NAMESPACE = {"customformat", "custom_format"}
@@ -59,11 +62,50 @@ def with_connection_namespaces(
     return AirbyteWorkspaceData(connections_by_id=connections, destinations_by_id=destinations)
 
 
+class ConfiguredAirbyteClient(AirbyteClient):
+    """dagster-airbyte's client with its requests read right: 429/5xx, timeouts, an unreachable
+    API and garbage bodies raise a typed ``ConnectorAPIError`` with the status code and Airbyte's
+    message (dagster-airbyte says only "Max retries exceeded"), ``Retry-After`` is honoured and
+    each request is bounded by ``request_timeout`` and the sensor tick's ``api_deadline``."""
+
+    def _single_request(self, method, url, data=None, params=None, include_additional_request_headers=True):
+        endpoint = url.split("://", 1)[-1].split("/", 1)[-1]
+        base = url.split("/api/", 1)[0]
+
+        def go(t):
+            session = self._get_session(include_additional_request_headers=include_additional_request_headers)
+            return session.request(method=method, url=url, json=data, params=params, timeout=t)
+
+        response = send("airbyte", method, endpoint, go, timeout=float(self.request_timeout),
+                        max_retries=self.request_max_retries, retry_delay=self.request_retry_delay, key=base)
+        return json_body("airbyte", method, endpoint, response)
+
+
 class AirbyteWorkspaceResource(AirbyteWorkspace):
     connector_state_dir: str | None = Field(
         default=None,
         description="Where the last known workspace state is kept for loading while the API is down.",
     )
+
+    @cached_method
+    def get_client(self) -> ConfiguredAirbyteClient:
+        return ConfiguredAirbyteClient(
+            rest_api_base_url=self.rest_api_base_url,
+            configuration_api_base_url=self.configuration_api_base_url,
+            workspace_id=self.workspace_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            username=self.username,
+            password=self.password,
+            request_max_retries=self.request_max_retries,
+            request_retry_delay=self.request_retry_delay,
+            request_timeout=self.request_timeout,
+            max_items_per_page=self.max_items_per_page,
+            poll_interval=self.poll_interval,
+            poll_timeout=self.poll_timeout,
+            cancel_on_termination=self.cancel_on_termination,
+            poll_previous_running_sync=self.poll_previous_running_sync,
+        )
 
     def _fetch_live(self) -> AirbyteWorkspaceData:
         data = super().fetch_airbyte_workspace_data()
@@ -109,6 +151,8 @@ class AirbyteWorkspaceResource(AirbyteWorkspace):
     def sync_and_poll(self, context):
         try:
             yield from super().sync_and_poll(context=context)
+        except ConnectorAPIError:
+            raise
         except dg.Failure as failure:
             raise explain_airbyte_failure(failure, self.get_client()) from None
 

@@ -8,6 +8,7 @@ definitions came from.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,8 +44,12 @@ LOAD_OUTCOMES: dict[str, LoadOutcome] = {}
 def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_dir: Path) -> T:
     key = f"{system}/{account}"
     path = Path(state_dir) / f"{system}-{_safe(account)}.json"
+    from orchestrator.resources.errors import api_deadline
+
     try:
-        data = fetch()
+        # a hung API cannot hold the code location's load: every request shares this budget
+        with api_deadline(float(os.environ.get("ORCHESTRATOR_LOAD_API_DEADLINE", "60"))):
+            data = fetch()
     except Exception as exc:  # any transport or API error: fall back to the snapshot
         if not path.exists():
             raise ConnectorStateUnavailable(
@@ -52,19 +57,42 @@ def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_di
             ) from exc
         fetched_at = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
         reason = _first_line(exc)
+        try:
+            restored = deserialize_value(path.read_text())
+        except Exception as bad:  # noqa: BLE001 - corrupted/truncated: set aside, treat as absent
+            aside = set_aside(path)
+            log.error("%s last known state at %s is unreadable (%s); moved aside to %s",
+                      system, path, _first_line(bad), aside)
+            raise ConnectorStateUnavailable(
+                f"{system} API unreachable for {account!r} ({reason}) and the last known state at {path} "
+                f"was corrupted (moved aside to {aside.name}: {_first_line(bad)})"
+            ) from exc
         log.warning(
             "%s API unreachable (%s); loading the last known connector state from %s (saved %s)",
             system, reason, path, fetched_at,
         )
         LOAD_OUTCOMES[key] = LoadOutcome("cached", fetched_at, reason)
-        return deserialize_value(path.read_text())  # type: ignore[return-value]
+        return restored  # type: ignore[return-value]
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(serialize_value(data))
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:  # fsync'd, then renamed: never a half-written file
+        fh.write(serialize_value(data))
+        fh.flush()
+        os.fsync(fh.fileno())
     tmp.replace(path)
     LOAD_OUTCOMES[key] = LoadOutcome("live", datetime.now(UTC).isoformat(timespec="seconds"))
     return data
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupted file to ``<name>.corrupt-<UTC timestamp>`` (kept for inspection)."""
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+    try:
+        path.replace(aside)
+    except OSError as exc:  # read-only directory: it stays, and is still treated as absent
+        log.error("could not move %s aside: %s", path, exc)
+    return aside
 
 
 def _safe(name: str) -> str:

@@ -10,12 +10,14 @@ otherwise be waited on forever), and the last-known-state fallback.
 from pathlib import Path
 
 import dagster as dg
+import requests
 from dagster_fivetran import FivetranWorkspace
 from dagster_fivetran.resources import FIVETRAN_API_VERSION, FivetranClient
 from dagster_fivetran.translator import FivetranMetadataSet, FivetranWorkspaceData
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.errors import ConnectorAPIError, json_body, send
 from orchestrator.resources.sync_failures import explain_fivetran_failure
 
 REAL_FIVETRAN_API_BASE = "https://api.fivetran.com"
@@ -28,16 +30,39 @@ class ConfiguredFivetranClient(FivetranClient):
         api_base: str,
         poll_interval: float,
         poll_timeout: float | None,
+        request_timeout: float = 10.0,
         **client_kwargs,
     ):
         super().__init__(**client_kwargs)
         self._api_base = api_base.rstrip("/")
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
+        self._request_timeout = request_timeout
 
     @property
     def api_base_url(self) -> str:
         return f"{self._api_base}/{FIVETRAN_API_VERSION}"
+
+    def _make_request(self, method, endpoint, data=None, params=None):
+        """dagster-fivetran's request, read right: an unreachable API, 429/5xx and timeouts raise
+        a typed transient ``ConnectorAPIError`` with the status code and Fivetran's message
+        (dagster-fivetran's own loop hits ``UnboundLocalError`` when no response ever came),
+        ``Retry-After`` is honoured, each request is bounded by ``request_timeout`` and by the
+        sensor tick's ``api_deadline``."""
+        from dagster_fivetran import __version__
+
+        url = f"{self.api_base_url}/{endpoint}"
+        headers = {"User-Agent": f"dagster-fivetran/{__version__}", "Content-Type": "application/json;version=2"}
+        return send("fivetran", method, endpoint,
+                    lambda t: requests.request(method=method, url=url, headers=headers, auth=self._auth, data=data,
+                                               params=params, timeout=t),
+                    timeout=self._request_timeout, max_retries=self.request_max_retries,
+                    retry_delay=self.request_retry_delay, backoff=self.request_backoff_factor, key=self._api_base)
+
+    def _make_and_handle_request(self, method, endpoint, data=None, params=None):
+        response = self._make_request(method=method, endpoint=endpoint, data=data, params=params)
+        body = json_body("fivetran", method, endpoint, response)
+        return body["data"] if "data" in body else body
 
     def sync_and_poll(self, connector_id, poll_interval=None, poll_timeout=None):
         return super().sync_and_poll(
@@ -76,12 +101,16 @@ class FivetranWorkspaceResource(FivetranWorkspace):
         default=None,
         description="Where the last known workspace state is kept for loading while the API is down.",
     )
+    request_timeout: float = Field(
+        default=10.0, description="Seconds one API request may take (connect + read) before it is retried.",
+    )
 
     def get_client(self) -> ConfiguredFivetranClient:
         return ConfiguredFivetranClient(
             api_base=self.api_base_url,
             poll_interval=self.poll_interval,
             poll_timeout=self.poll_timeout,
+            request_timeout=self.request_timeout,
             api_key=self.api_key,
             api_secret=self.api_secret,
             request_max_retries=self.request_max_retries,
@@ -94,6 +123,8 @@ class FivetranWorkspaceResource(FivetranWorkspace):
     def sync_and_poll(self, context, config=None):
         try:
             yield from super().sync_and_poll(context=context, config=config)
+        except ConnectorAPIError:  # the API itself failed: nothing to explain from the connector
+            raise
         except dg.Failure as failure:
             connector_id = next(
                 FivetranMetadataSet.extract(spec.metadata).connector_id for spec in context.assets_def.specs

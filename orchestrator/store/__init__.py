@@ -6,17 +6,22 @@ Public API::
     store = open_store()                      # ORCHESTRATOR_STORE_URL or sqlite under dagster_home
     with store.session() as s: ...            # SQLAlchemy Session, commits on success
     store.append_audit("diagnosis", actor="failure_sensor", subject="run:123", payload={...})
+    with store.session() as s:                # records and their audit events, one transaction
+        store.audit(s, "approval", actor="ana", subject="action:a1", payload={...})
+    store.verify_audit()                      # the hash chain: {"ok", "checked", "first_broken"}
     store.audit_events(kind="diagnosis", limit=100)
 
 ``open_store`` runs ``alembic upgrade head`` on open (idempotent), so a fresh database gets every
 table. Adding tables later: put models in ``orchestrator/store/models.py`` (or a module that
 imports ``Base``) and add a revision file ``migrations/versions/NNNN_<slug>.py`` with
-``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head (``0001_failure_memory``
-now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
+``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head
+(``0010_schema_patches`` now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -24,11 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.store.models import (
     AuditEvent,
+    AuditHead,
     Base,
     FailureOccurrence,
     FailureSignature,
@@ -42,6 +50,7 @@ __all__ = [
     "FailureSignature",
     "Resolution",
     "Store",
+    "audit_hash",
     "default_store_url",
     "open_store",
     "upgrade",
@@ -67,12 +76,32 @@ def default_store_url() -> str:
     return f"sqlite:///{dagster_home / 'orchestrator.db'}"
 
 
+GENESIS_HASH = "0" * 64
+
+
+def _canonical_payload(payload: Any) -> Any:
+    """The payload as the JSON column gives it back (tuples -> lists, keys -> strings)."""
+    return None if payload is None else json.loads(json.dumps(payload, default=str))
+
+
+def audit_hash(prev_hash: str, ts: datetime, actor: str | None, kind: str, subject: str | None,
+               payload: Any) -> str:
+    """sha256(prev_hash + canonical JSON of the event). Timestamps compare in UTC (SQLite gives
+    them back naive)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    body = json.dumps([ts.astimezone(timezone.utc).isoformat(), actor, kind, subject, payload],
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         db_path = url.split(":///", 1)[-1] if ":///" in url else ""
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # how long a writer waits for SQLite's lock before a "database is locked" store error
+        engine = create_engine(url, connect_args={"timeout": float(os.environ.get("ORCHESTRATOR_SQLITE_TIMEOUT", "30"))})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -138,6 +167,37 @@ class Store:
             s.close()
 
     # -- append-only audit trail -------------------------------------------------------------
+    @staticmethod
+    def lock(s: Session) -> str:
+        """Take the audit chain's head (a row lock on PostgreSQL, the write lock on SQLite) for
+        the rest of ``s``'s transaction and return its hash. Write transactions that append audit
+        events call this first, so they serialise in one order and never deadlock."""
+        head = s.info.get("audit_head")
+        if head is None:
+            res = s.execute(update(AuditHead).where(AuditHead.id == 1).values(appends=AuditHead.appends + 1))
+            if res.rowcount != 1:
+                raise RuntimeError("audit_head row missing: run the store migrations (0004)")
+            head = s.execute(select(AuditHead.last_hash).where(AuditHead.id == 1)).scalar_one()
+            s.info["audit_head"] = head
+        return head
+
+    def audit(self, s: Session, kind: str, *, actor: str = "system", subject: str | None = None,
+              payload: Any | None = None, ts: datetime | None = None) -> AuditEvent:
+        """Append one audit event inside ``s`` (commits or rolls back with the caller's records)."""
+        prev = self.lock(s)
+        ts = ts or datetime.now(timezone.utc)
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        payload = _canonical_payload(payload)
+        subject = subject[:255] if subject else subject
+        h = audit_hash(prev, ts, actor, kind, subject, payload)
+        ev = AuditEvent(ts=ts, kind=kind, actor=actor, subject=subject, payload=payload, prev_hash=prev, hash=h)
+        s.add(ev)
+        s.flush()
+        s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=ev.id, last_hash=h))
+        s.info["audit_head"] = h
+        return ev
+
     def append_audit(
         self,
         kind: str,
@@ -148,10 +208,40 @@ class Store:
     ) -> int:
         """Append one audit event and return its id. There is deliberately no update/delete."""
         with self.session() as s:
-            ev = AuditEvent(kind=kind, actor=actor, subject=subject, payload=payload)
-            s.add(ev)
-            s.flush()
-            return ev.id
+            return self.audit(s, kind, actor=actor, subject=subject, payload=payload).id
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Walk the hash chain in id order. Returns ``{"ok", "checked", "first_broken"}`` where
+        ``first_broken`` is ``{"id", "reason"}`` for the first event that does not link."""
+        prev = GENESIS_HASH
+        checked = 0
+        last_id = None
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AuditEvent.__table__).order_by(AuditEvent.id)).mappings()
+            for r in rows:
+                checked += 1
+                last_id = r["id"]
+                if r["hash"] is None:
+                    return {"ok": False, "checked": checked, "first_broken": {
+                        "id": r["id"], "reason": "event has no hash (written around the store API)"}}
+                if r["prev_hash"] != prev:
+                    return {"ok": False, "checked": checked, "first_broken": {
+                        "id": r["id"], "reason": "prev_hash does not match the previous event's hash "
+                                                 "(an event before it was removed, inserted or altered)"}}
+                payload = r["payload"]
+                if isinstance(payload, str):
+                    payload = json.loads(payload)
+                want = audit_hash(prev, r["ts"], r["actor"], r["kind"], r["subject"], payload)
+                if want != r["hash"]:
+                    return {"ok": False, "checked": checked, "first_broken": {
+                        "id": r["id"], "reason": "content does not match its hash (the event was altered)"}}
+                prev = r["hash"]
+            head = conn.execute(select(AuditHead.last_id, AuditHead.last_hash).where(AuditHead.id == 1)).first()
+        if head is not None and (head.last_id != last_id or head.last_hash != prev):
+            return {"ok": False, "checked": checked, "first_broken": {
+                "id": head.last_id, "reason": f"chain head says event {head.last_id} but the trail ends at "
+                                              f"{last_id} (events at the end were removed)"}}
+        return {"ok": True, "checked": checked, "first_broken": None}
 
     def audit_events(
         self, *, kind: str | None = None, subject: str | None = None, limit: int = 1000

@@ -7,7 +7,10 @@
 - ``approvals``: who approved or declined an action, when, through what (cli, ui, email, api).
 - ``executions``: each launch (Dagster run / connector API call) and its outcome.
 - ``llm_calls``: every LLM call with model, tokens, cost, latency and outcome.
-- ``breaker_state``: the circuit breaker's serialised state (one row).
+- ``breaker_state``: the circuit breaker's serialised state (one row; unused since revision 0004,
+  which counts ``breaker_events`` rows and records ``breaker_trips``).
+- revision 0004: ``executions.idempotency_key``/``lease_until``/``owner`` (write-ahead calls),
+  ``breaker_events``, ``breaker_trips``, ``diagnosed_failures`` (one diagnosis per failure id).
 The audit trail stays in ``audit_events`` (append-only).
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orchestrator.store.models import Base, utcnow
@@ -87,10 +90,14 @@ class ExecutionRow(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # run | connector_api | cancel
     run_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # launched | succeeded | failed
+    # calling (write-ahead, before the call/launch) | launched | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
     detail: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     __table_args__ = (Index("ix_executions_action_id", "action_id"), Index("ix_executions_run_id", "run_id"))
 
@@ -120,3 +127,44 @@ class BreakerStateRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[Any] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class BreakerEventRow(Base):
+    """One outcome of an automatic action on a subject (revision 0004): the breaker counts rows."""
+
+    __tablename__ = "breaker_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    action_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("subject", "action_id", name="uq_breaker_events_subject_action"),
+                      Index("ix_breaker_events_subject_at", "subject", "at"))
+
+
+class BreakerTripRow(Base):
+    __tablename__ = "breaker_trips"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trip_key: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reset_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pause_action_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_breaker_trips_subject", "subject"),)
+
+
+class DiagnosedFailureRow(Base):
+    """One row per failure id the failure sensor has diagnosed: the primary key makes it once."""
+
+    __tablename__ = "diagnosed_failures"
+
+    failure_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

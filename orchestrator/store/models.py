@@ -103,5 +103,19 @@ class AuditEvent(Base):
     kind: Mapped[str] = mapped_column(String(64), nullable=False)
     subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
     payload: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    # hash chain (revision 0004): hash = sha256(prev_hash + canonical(ts, actor, kind, subject, payload))
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_audit_events_kind_ts", "kind", "ts"),)
+
+
+class AuditHead(Base):
+    """One row: the audit chain's head. Appending updates it first, which serialises appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    appends: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

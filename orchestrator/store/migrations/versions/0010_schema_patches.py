@@ -4,7 +4,7 @@ Numbered high so it does not clash with other revisions being added; re-point ``
 at the current head when merging if another revision landed after 0003.
 
 Revision ID: 0010_schema_patches
-Revises: 0003_approval_tokens
+Revises: 0004_crash_safe_execution
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_schema_patches"
-down_revision = "0003_approval_tokens"
+down_revision = "0004_crash_safe_execution"
 branch_labels = None
 depends_on = None
 
