@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 from dagster import AssetSpec, FreshnessPolicy
 
 from orchestrator.core.graph import AssetGraph
-from orchestrator.policies.calendar import Schedule, shift_cron
+from orchestrator.policies.calendar import cron_min_interval, shift_cron
 from orchestrator.policies.durations import DurationModel
 from orchestrator.policies.model import format_duration
 from orchestrator.policies.resolve import EffectiveSLA, Resolution, load_and_resolve
@@ -48,6 +49,25 @@ class SlaAttributes(NamedTuple):
     freshness_policy: FreshnessPolicy | None
 
 
+@lru_cache(maxsize=16384)
+def _cron_freshness(cron: str, lower: timedelta, timezone: str) -> FreshnessPolicy | None:
+    """``FreshnessPolicy.cron`` once per distinct (cron, lower bound, zone): Dagster validates it
+    by sampling many cron ticks, and thousands of governed assets share a few hundred schedules.
+    The policy is an immutable record, so assets may share one instance."""
+    try:
+        return FreshnessPolicy.cron(deadline_cron=cron, lower_bound_delta=lower, timezone=timezone)
+    except Exception:  # a cron Dagster rejects: the caller falls through to max_lag / none
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _time_window_freshness(max_lag: timedelta) -> FreshnessPolicy:
+    warn = max_lag * 0.75
+    return FreshnessPolicy.time_window(
+        fail_window=max_lag, warn_window=warn if warn >= timedelta(minutes=1) else None
+    )
+
+
 def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> FreshnessPolicy | None:
     dl = sla.deadline
     if dl is not None:
@@ -57,19 +77,13 @@ def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> Fresh
         if cron is not None:
             policy = resolution.policy(dl.policy)
             window = policy.deadline.effective_window(schedule)  # type: ignore[union-attr]
-            smallest = Schedule(cron, schedule.timezone).min_interval()
+            smallest = cron_min_interval(cron)
             lower = min(max(window - dl.lead, timedelta(minutes=1)), smallest)
-            try:
-                return FreshnessPolicy.cron(
-                    deadline_cron=cron, lower_bound_delta=lower, timezone=schedule.timezone
-                )
-            except Exception:  # a cron Dagster rejects: fall through to max_lag / none
-                pass
+            compiled = _cron_freshness(cron, lower, schedule.timezone)
+            if compiled is not None:
+                return compiled
     if sla.max_lag is not None and sla.max_lag >= timedelta(minutes=2):
-        warn = sla.max_lag * 0.75
-        return FreshnessPolicy.time_window(
-            fail_window=sla.max_lag, warn_window=warn if warn >= timedelta(minutes=1) else None
-        )
+        return _time_window_freshness(sla.max_lag)
     return None
 
 
