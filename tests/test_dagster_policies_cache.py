@@ -100,3 +100,34 @@ def dp_now():
     from datetime import datetime, timezone
 
     return datetime(2025, 6, 2, 13, 0, tzinfo=timezone.utc)
+
+
+def test_apply_sla_to_spec_equals_merge_then_replace():
+    """One AssetSpec built instead of two, the same result as merge_attributes + replace."""
+    import dagster as dg
+    from bench_policies import generated_graph, policies_for
+
+    from orchestrator.policies.durations import DurationModel
+    from orchestrator.policies.model import load_policies_from_text
+    from orchestrator.policies.resolve import resolve
+
+    graph = generated_graph(400)
+    res = resolve(load_policies_from_text(policies_for(graph), "bench.yaml"), graph, DurationModel(), dp_now())
+    checked = 0
+    for node in list(graph)[:400]:
+        spec = dg.AssetSpec(dg.AssetKey.from_user_string(node.key), kinds={"dbt", "duckdb"},
+                            owners=["team:x", *node.owners[:1]], tags={"layer": "a"}, metadata={"m": 1},
+                            group_name="g")
+        attrs = dp.sla_attributes(res, node.key)
+        got = dp.apply_sla_to_spec(spec, res)
+        if attrs is None:
+            assert got is spec
+            continue
+        expected = spec.merge_attributes(metadata=attrs.metadata, tags=attrs.tags,
+                                         owners=[o for o in attrs.owners if o not in spec.owners])
+        if attrs.freshness_policy is not None:
+            expected = expected.replace_attributes(freshness_policy=attrs.freshness_policy)
+        assert got == expected
+        assert got.kinds == {"dbt", "duckdb"}
+        checked += 1
+    assert checked > 100
