@@ -61,6 +61,8 @@ from orchestrator.resources.sync_failures import airbyte_failure_reasons, fivetr
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 CHUNK = 500
+PAGE = 20_000  # event log rows per query when reading recent materializations newest first
+STORE_SKEW = timedelta(hours=1)  # how far an event's timestamp may trail the order it was stored in
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 _STATUS = {
@@ -144,31 +146,28 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     wiped: list[str] = []
     chunk = 5 * CHUNK
+    mat = DagsterEventType.ASSET_MATERIALIZATION.value
+    # Per asset, one seek in idx_events_by_asset (asset_key, dagster_event_type, id) for its
+    # latest materialization: O(assets log n), where a max(id) ... GROUP BY reads every
+    # materialization ever stored (30 days of history at 100,000 assets is 3 million rows).
+    inner = E.alias("latest_mat")
+    latest_id = (
+        db.select(db.func.max(inner.c.id))
+        .where(inner.c.asset_key == AssetKeyTable.c.asset_key, inner.c.dagster_event_type == mat)
+        .correlate(AssetKeyTable)
+        .scalar_subquery()
+    )
+    latest_ts = db.select(E.c.timestamp).where(E.c.id == latest_id).correlate(AssetKeyTable).scalar_subquery()
     with storage.index_connection() as conn:
         for i in range(0, len(keys), chunk):
             db_keys = [_db_key(k) for k in keys[i:i + chunk]]
-            known: set[str] = set()
-            for db_key, details in conn.execute(
-                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details)
+            for db_key, details, ts in conn.execute(
+                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_ts)
                 .where(AssetKeyTable.c.asset_key.in_(db_keys))
             ):
                 if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
                     wiped.append(_user_key(db_key))
-                else:
-                    known.add(db_key)
-            if not known:
-                continue
-            latest = (
-                db.select(E.c.asset_key, db.func.max(E.c.id).label("id"))
-                .where(E.c.asset_key.in_(sorted(known)),
-                       E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value)
-                .group_by(E.c.asset_key)
-                .subquery("latest")
-            )
-            query = db.select(E.c.asset_key, E.c.timestamp).select_from(
-                latest.join(E, E.c.id == latest.c.id))
-            for db_key, ts in conn.execute(query):
-                if ts is not None:
+                elif ts is not None:
                     out[_user_key(db_key)] = _utc(ts)
     return out, wiped
 
@@ -251,16 +250,39 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
 
     after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
-    query = (
-        db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
-        .where(E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value, E.c.timestamp > after)
-        .order_by(E.c.id.desc())
-    )
-    if limit:
-        query = query.limit(limit)
+    stop_below = after - STORE_SKEW
+    out: list[tuple[str, float, str, str | None]] = []
+    cursor: int | None = None
+    # Newest first by id, in pages, stopping once a whole page is older than the window by more
+    # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it
+    # happens, so every older id is older still. The window's rows are read, not the whole
+    # history (a SQL filter on timestamp has no index and reads every materialization stored).
+    mat = E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value
     with storage.index_connection() as conn:
-        rows = conn.execute(query).fetchall()
-    return [(_user_key(k), _utc(ts).timestamp(), run_id, part) for k, ts, run_id, part in rows if k]
+        while True:
+            # The page's id range and newest timestamp (computed by the database), then only its
+            # rows inside the window come back.
+            ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
+            if cursor is not None:
+                ids = ids.where(E.c.id < cursor)
+            ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
+            low, newest, count = conn.execute(
+                db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
+            if not count:
+                break
+            query = (
+                db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
+                .where(mat, E.c.id >= low, E.c.timestamp > after)
+                .order_by(E.c.id.desc())
+            )
+            if cursor is not None:
+                query = query.where(E.c.id < cursor)
+            out.extend((_user_key(k), _utc(ts).timestamp(), run_id, part)
+                       for k, ts, run_id, part in conn.execute(query) if k)
+            if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
+                break
+            cursor = low
+    return out[:limit] if limit else out
 
 
 StepAssets = Callable[[str, str], tuple[str, ...]]  # (job_name, step_key) -> asset keys
