@@ -15,8 +15,10 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster_dbt.dbt_manifest import validate_manifest
 
 from assets.dbt import WAREHOUSE_POOL, ProjectDbtTranslator
+from assets.dbt_meta import tag_value
 from orchestrator.settings import get_settings
 
 DASHBOARD_GROUP = "dashboards"
@@ -32,8 +34,6 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
     for exposure in sorted(manifest.get("exposures", {}).values(), key=lambda e: e["name"]):
         parents = [uid for uid in exposure["depends_on"]["nodes"] if uid in nodes]
         owner = exposure.get("owner") or {}
-        meta = (exposure.get("config") or {}).get("meta") or exposure.get("meta") or {}
-        extra_kinds = (meta.get("dagster") or {}).get("kinds") or []
         key = dashboard_key(exposure["name"])
         specs.append(
             dg.AssetSpec(
@@ -42,9 +42,9 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
                 description=exposure.get("description")
                 or f"{exposure.get('label') or exposure['name']} ({exposure.get('type', 'dashboard')})",
                 group_name=DASHBOARD_GROUP,
-                owners=[owner["email"]] if owner.get("email") else [],
-                kinds={"dashboard", *extra_kinds},
-                tags={"dbt_exposure": exposure["name"]},
+                owners=translator.exposure_owners(exposure),
+                kinds=translator.exposure_kinds(exposure),
+                tags={"dbt_exposure": tag_value(exposure["name"])},
                 metadata={
                     "dbt_exposure": exposure["unique_id"],
                     "owner_name": owner.get("name") or "",
@@ -64,7 +64,7 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
 
 
 def build_dashboard_assets(manifest_path: Path, translator: ProjectDbtTranslator) -> dg.AssetsDefinition:
-    manifest = json.loads(Path(manifest_path).read_text())
+    manifest = validate_manifest(manifest_path)  # parsed once per path (dagster-dbt's cache)
     specs, upstream_relations = _exposure_specs(manifest, translator)
 
     @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)

@@ -11,13 +11,26 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt.dbt_manifest import validate_manifest
 
+from assets.dbt_meta import (
+    MetaReport,
+    dagster_meta,
+    map_group,
+    map_kinds,
+    map_metadata,
+    map_owners,
+    map_tags,
+    node_meta,
+    valid_tag_key,
+)
 from orchestrator.resources import dbt_env, dbt_project
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
 # in this pool, limited to 1 in the instance's dagster.yaml.
 WAREHOUSE_POOL = "duckdb_warehouse"
+DEFAULT_OWNER = "team:analytics-engineering"
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=os.environ.get("ORCHESTRATOR_PARTITIONS_START", "2026-10-01"),
@@ -45,16 +58,63 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
                 return candidate
         return super().get_asset_key(dbt_resource_props)
 
+    # dbt meta is free-form; everything that reaches Dagster is mapped to a valid value or
+    # dropped, and reported once (assets/dbt_meta.py): one odd owner never fails the load.
+    @property
+    def meta_report(self) -> MetaReport:
+        if not hasattr(self, "_meta_report"):
+            self._meta_report = MetaReport()
+        return self._meta_report
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        where = dbt_resource_props.get("unique_id", "?")
+        explicit = dagster_meta(dbt_resource_props).get("group")
+        if explicit:
+            return map_group(explicit, self.meta_report, where)
         fqn = dbt_resource_props.get("fqn") or []
         if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
-            return f"dbt_{fqn[1]}"
-        return super().get_group_name(dbt_resource_props)
+            return map_group(f"dbt_{fqn[1]}", self.meta_report, where)
+        return map_group((dbt_resource_props.get("config") or {}).get("group"), self.meta_report, where)
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
-        meta = (dbt_resource_props.get("config") or {}).get("meta") or dbt_resource_props.get("meta") or {}
-        owner = meta.get("owner")
-        return [owner] if owner else ["team:analytics-engineering"]
+        where = dbt_resource_props.get("unique_id", "?")
+        meta = node_meta(dbt_resource_props)
+        group = dbt_resource_props.get("group")
+        owners = map_owners(
+            (
+                meta.get("owner"),
+                dagster_meta(dbt_resource_props).get("owners"),
+                group.get("owner") if isinstance(group, Mapping) else None,
+            ),
+            self.meta_report,
+            where,
+        )
+        return owners or [DEFAULT_OWNER]
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        where = dbt_resource_props.get("unique_id", "?")
+        # dbt tags are keys with an empty value (dagster-dbt's default); meta.dagster.tags add to them.
+        tags = {t: "" for t in dbt_resource_props.get("tags") or [] if valid_tag_key(t)}
+        tags.update(map_tags(dagster_meta(dbt_resource_props).get("tags"), self.meta_report, where))
+        return tags
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        extra = dagster_meta(dbt_resource_props).get("metadata")
+        if extra is not None:
+            where = dbt_resource_props.get("unique_id", "?")
+            for key, value in map_metadata(extra, self.meta_report, where).items():
+                metadata.setdefault(key, value)
+        return metadata
+
+    def exposure_owners(self, exposure: Mapping[str, Any]) -> list[str]:
+        """An exposure's owner ({email, name}) as Dagster owners: the e-mail, else team:<name>."""
+        return map_owners([exposure.get("owner")], self.meta_report, exposure.get("unique_id", "?"))
+
+    def exposure_kinds(self, exposure: Mapping[str, Any]) -> set[str]:
+        extra = dagster_meta(exposure).get("kinds") or []
+        return map_kinds(["dashboard", *(extra if isinstance(extra, list) else [extra])],
+                         self.meta_report, exposure.get("unique_id", "?"))
 
 
 class ManifestUnavailable(RuntimeError):
@@ -106,20 +166,33 @@ def ensure_manifest() -> Path:
     return manifest
 
 
-def build_dbt_assets(connector_keys: Set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
-    manifest = ensure_manifest()
-    translator = ProjectDbtTranslator(connector_keys)
+def _has_partitioned_nodes(manifest: Mapping[str, Any]) -> bool:
+    tag = PARTITIONED_SELECTOR.split(":", 1)[1]
+    return any(tag in (node.get("tags") or ()) for node in manifest.get("nodes", {}).values())
 
+
+def build_dbt_assets(connector_keys: Set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
+    manifest_path = ensure_manifest()
+    # Parsed once (dagster-dbt caches it by path) and shared by both decorators.
+    manifest = validate_manifest(manifest_path)
+    translator = ProjectDbtTranslator(connector_keys)
+    partitioned = _has_partitioned_nodes(manifest)
+
+    # Without daily-partitioned models there is one dbt_assets with dagster-dbt's default
+    # selection: evaluating a dbt selector costs a pass of dbt's graph over the whole manifest.
     @dbt_assets(
         manifest=manifest,
         project=dbt_project(),
-        exclude=PARTITIONED_SELECTOR,
+        exclude=PARTITIONED_SELECTOR if partitioned else None,
         name="dbt_models",
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from dbt.cli(["build"], context=context).stream()
+
+    if not partitioned:
+        return [dbt_models]
 
     @dbt_assets(
         manifest=manifest,

@@ -3,12 +3,13 @@
 Prints wall time and peak memory (tracemalloc: Python allocations during the measured step;
 ru_maxrss: the whole process). Target: <= 1 s and <= 500 MB at 10,000 assets.
 
-    python benchmarks/bench_policies.py [--assets 10000] [--manifests DIR]
+    python benchmarks/bench_policies.py [--assets 1000 10000] [--manifests DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import resource
 import time
@@ -81,7 +82,7 @@ def policies_for(graph: AssetGraph, n_dash_policies: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(label: str, graph: AssetGraph, text: str, durations: DurationModel) -> None:
+def measure(label: str, graph: AssetGraph, text: str, durations: DurationModel) -> float:
     policy_set = load_policies_from_text(text, "bench.yaml")
     assert policy_set.ok, policy_set.errors[:3]
     resolve(policy_set, graph, durations, NOW)  # warm caches (zoneinfo, holidays years)
@@ -101,22 +102,28 @@ def measure(label: str, graph: AssetGraph, text: str, durations: DurationModel) 
           f"governed={len(res.slas):>6} resolve={wall_untraced * 1000:7.1f} ms "
           f"(traced {wall * 1000:6.1f} ms) peak_alloc={peak / 2**20:6.1f} MB "
           f"process_rss={rss:6.1f} MB infeasible={len(res.infeasible)}")
+    return wall_untraced
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--assets", type=int, default=10_000)
+    parser.add_argument("--assets", type=int, nargs="+", default=[1_000, 10_000],
+                        help="generated graph sizes (growth exponent printed between them)")
     default = Path(__file__).resolve().parents[2] / "shared/data/dbt_manifests"
     parser.add_argument("--manifests", type=Path, default=default)
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
-    graph = generated_graph(args.assets)
-    graph.topological_order()
-    print(f"generated graph of {len(graph)} assets in {time.perf_counter() - t0:.2f} s")
-    history = {n.key: [random.Random(i).uniform(30, 900) for _ in range(20)]
-               for i, n in enumerate(graph) if i % 2}
-    measure(f"generated {args.assets}", graph, policies_for(graph), DurationModel(history))
+    timings = []
+    for n in args.assets:
+        t0 = time.perf_counter()
+        graph = generated_graph(n)
+        graph.topological_order()
+        print(f"generated graph of {len(graph)} assets in {time.perf_counter() - t0:.2f} s")
+        history = {node.key: [random.Random(i).uniform(30, 900) for _ in range(20)]
+                   for i, node in enumerate(graph) if i % 2}
+        timings.append((n, measure(f"generated {n}", graph, policies_for(graph), DurationModel(history))))
+    for (n1, t1), (n2, t2) in zip(timings, timings[1:]):
+        print(f"growth exponent resolve {n1} -> {n2} assets: {math.log(t2 / t1) / math.log(n2 / n1):.2f}")
 
     for name in ("teamster_kipptaf", "mitodl_ol_dbt"):
         path = args.manifests / f"{name}.manifest.json.gz"

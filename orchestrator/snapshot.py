@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from orchestrator.assessment.dbt_results import (
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL, AssetGraph
 from orchestrator.core.records import (
     CheckRecord,
+    DiagnosedFailure,
     FailureRecord,
     Materialization,
     RunRecord,
@@ -60,6 +61,8 @@ from orchestrator.resources.sync_failures import airbyte_failure_reasons, fivetr
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 CHUNK = 500
+PAGE = 20_000  # event log rows per query when reading recent materializations newest first
+STORE_SKEW = timedelta(hours=1)  # how far an event's timestamp may trail the order it was stored in
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 _STATUS = {
@@ -143,31 +146,28 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     wiped: list[str] = []
     chunk = 5 * CHUNK
+    mat = DagsterEventType.ASSET_MATERIALIZATION.value
+    # Per asset, one seek in idx_events_by_asset (asset_key, dagster_event_type, id) for its
+    # latest materialization: O(assets log n), where a max(id) ... GROUP BY reads every
+    # materialization ever stored (30 days of history at 100,000 assets is 3 million rows).
+    inner = E.alias("latest_mat")
+    latest_id = (
+        db.select(db.func.max(inner.c.id))
+        .where(inner.c.asset_key == AssetKeyTable.c.asset_key, inner.c.dagster_event_type == mat)
+        .correlate(AssetKeyTable)
+        .scalar_subquery()
+    )
+    latest_ts = db.select(E.c.timestamp).where(E.c.id == latest_id).correlate(AssetKeyTable).scalar_subquery()
     with storage.index_connection() as conn:
         for i in range(0, len(keys), chunk):
             db_keys = [_db_key(k) for k in keys[i:i + chunk]]
-            known: set[str] = set()
-            for db_key, details in conn.execute(
-                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details)
+            for db_key, details, ts in conn.execute(
+                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_ts)
                 .where(AssetKeyTable.c.asset_key.in_(db_keys))
             ):
                 if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
                     wiped.append(_user_key(db_key))
-                else:
-                    known.add(db_key)
-            if not known:
-                continue
-            latest = (
-                db.select(E.c.asset_key, db.func.max(E.c.id).label("id"))
-                .where(E.c.asset_key.in_(sorted(known)),
-                       E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value)
-                .group_by(E.c.asset_key)
-                .subquery("latest")
-            )
-            query = db.select(E.c.asset_key, E.c.timestamp).select_from(
-                latest.join(E, E.c.id == latest.c.id))
-            for db_key, ts in conn.execute(query):
-                if ts is not None:
+                elif ts is not None:
                     out[_user_key(db_key)] = _utc(ts)
     return out, wiped
 
@@ -186,6 +186,46 @@ def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict
             if entry is not None:
                 out[key.to_user_string()] = _dt(entry.timestamp)
     return out
+
+
+@dataclass(frozen=True)
+class SnapshotCaps:
+    """How much one snapshot reads at most; a cap that is hit is logged and reported
+    (``caps_hit(snapshot)``), never silent. From the environment:
+
+    * ``ORCHESTRATOR_SNAPSHOT_MAX_RUNS``: in-flight runs, and runs updated in the window (each);
+    * ``ORCHESTRATOR_SNAPSHOT_MAX_MATERIALIZATIONS``: recent materializations (duration samples).
+    """
+
+    max_runs: int = 20_000
+    max_materializations: int = 250_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SnapshotCaps:
+        env = os.environ if environ is None else environ
+        values = {}
+        for name, attr in (("ORCHESTRATOR_SNAPSHOT_MAX_RUNS", "max_runs"),
+                           ("ORCHESTRATOR_SNAPSHOT_MAX_MATERIALIZATIONS", "max_materializations")):
+            raw = env.get(name)
+            if raw is None or not raw.strip():
+                continue
+            try:
+                value = int(raw.replace("_", "").strip())
+            except ValueError:
+                raise ValueError(f"{name} must be a positive integer, got {raw!r}") from None
+            if value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+            values[attr] = value
+        return cls(**values)
+
+
+CAP_ENV = {"runs_in_flight": "ORCHESTRATOR_SNAPSHOT_MAX_RUNS", "runs_updated": "ORCHESTRATOR_SNAPSHOT_MAX_RUNS",
+           "materializations": "ORCHESTRATOR_SNAPSHOT_MAX_MATERIALIZATIONS"}
+
+
+def caps_hit(snapshot: Snapshot) -> dict[str, str]:
+    """What a snapshot left out because a cap was hit: {what: "kept N of more (raise ENV)"}."""
+    return dict(getattr(snapshot, "caps_hit", None) or {})
 
 
 def _records(instance, event_type, since: datetime, limit: int, after_id: int | None = None):
@@ -210,16 +250,39 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
 
     after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
-    query = (
-        db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
-        .where(E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value, E.c.timestamp > after)
-        .order_by(E.c.id.desc())
-    )
-    if limit:
-        query = query.limit(limit)
+    stop_below = after - STORE_SKEW
+    out: list[tuple[str, float, str, str | None]] = []
+    cursor: int | None = None
+    # Newest first by id, in pages, stopping once a whole page is older than the window by more
+    # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it
+    # happens, so every older id is older still. The window's rows are read, not the whole
+    # history (a SQL filter on timestamp has no index and reads every materialization stored).
+    mat = E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value
     with storage.index_connection() as conn:
-        rows = conn.execute(query).fetchall()
-    return [(_user_key(k), _utc(ts).timestamp(), run_id, part) for k, ts, run_id, part in rows if k]
+        while True:
+            # The page's id range and newest timestamp (computed by the database), then only its
+            # rows inside the window come back.
+            ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
+            if cursor is not None:
+                ids = ids.where(E.c.id < cursor)
+            ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
+            low, newest, count = conn.execute(
+                db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
+            if not count:
+                break
+            query = (
+                db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
+                .where(mat, E.c.id >= low, E.c.timestamp > after)
+                .order_by(E.c.id.desc())
+            )
+            if cursor is not None:
+                query = query.where(E.c.id < cursor)
+            out.extend((_user_key(k), _utc(ts).timestamp(), run_id, part)
+                       for k, ts, run_id, part in conn.execute(query) if k)
+            if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
+                break
+            cursor = low
+    return out[:limit] if limit else out
 
 
 StepAssets = Callable[[str, str], tuple[str, ...]]  # (job_name, step_key) -> asset keys
@@ -279,15 +342,27 @@ class InstanceReader:
     # op name -> dbt target roots (from the dbt assets' DbtProject, see ``dbt_target_roots``)
     dbt_targets: Callable[[str], tuple[Path, ...]] = lambda op: ()
     history: timedelta = timedelta(days=2)
-    limit: int = 20_000
+    caps: SnapshotCaps = field(default_factory=SnapshotCaps.from_env)
+    # what -> "kept N of more than N (raise ENV)", for every cap hit by this reader's queries
+    caps_hit: dict[str, str] = field(default_factory=dict)
     _jobs: dict[str, str] = field(default_factory=dict)
 
+    def _capped(self, what: str, rows: list, cap: int) -> list:
+        """``rows`` read with limit cap + 1: more than ``cap`` means the cap was hit."""
+        if len(rows) <= cap:
+            return rows
+        note = f"kept the newest {cap:,} of more than {cap:,} (raise {CAP_ENV[what]})"
+        if what not in self.caps_hit:
+            log.warning("snapshot cap hit: %s %s", what, note)
+        self.caps_hit[what] = note
+        return rows[:cap]
+
     def runs(self, since: datetime) -> list[RunRecord]:
-        records = {
-            r.dagster_run.run_id: r
-            for r in self.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=self.limit)
-        }
-        for r in self.instance.get_run_records(dg.RunsFilter(updated_after=since), limit=self.limit):
+        cap = self.caps.max_runs
+        in_flight = self.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=cap + 1)
+        records = {r.dagster_run.run_id: r for r in self._capped("runs_in_flight", list(in_flight), cap)}
+        updated = self.instance.get_run_records(dg.RunsFilter(updated_after=since), limit=cap + 1)
+        for r in self._capped("runs_updated", list(updated), cap):
             records.setdefault(r.dagster_run.run_id, r)
         out = []
         for rec in records.values():
@@ -320,7 +395,9 @@ class InstanceReader:
         mats: list[Materialization] = []
         durations: dict[str, list[float]] = defaultdict(list)
         in_run: dict[str, dict[str, float]] = defaultdict(dict)  # run -> key -> materialized at
-        for key, ts, run_id, partition in reversed(_materialization_rows(self.instance, since, self.limit)):
+        cap = self.caps.max_materializations
+        rows = self._capped("materializations", _materialization_rows(self.instance, since, cap + 1), cap)
+        for key, ts, run_id, partition in reversed(rows):
             dur = None
             run = runs.get(run_id) if run_id else None
             if run is not None and run.started_at is not None:
@@ -654,18 +731,20 @@ def build_snapshot(
     history: bool = True,
     check_keys: Iterable[tuple[str, str]] = (),
     last_success: bool = True,
+    caps: SnapshotCaps | None = None,
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
     (default: two days before ``now``). ``history=False`` / ``last_success=False`` skip the
-    recent materializations / the latest materialization of every asset."""
+    recent materializations / the latest materialization of every asset. ``caps`` (default: from
+    the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit."""
     now = now or datetime.now(UTC)
     since = since or now - timedelta(days=2)
     kwargs = {}
     if repository_def is not None:
         kwargs["job_assets"], kwargs["step_assets"] = resolvers_from_repository(repository_def)
         kwargs["dbt_targets"] = dbt_target_roots(repository_def)
-    reader = InstanceReader(instance, **kwargs)
+    reader = InstanceReader(instance, caps=caps or SnapshotCaps.from_env(), **kwargs)
     snap = Snapshot(taken_at=now, graph=graph)
     if last_success:
         snap.last_success = read_last_success(instance, graph.keys)
@@ -681,4 +760,90 @@ def build_snapshot(
         snap.syncs = mark_triggered_by(connectors.syncs(graph, since), snap.runs, graph)
         if failures:
             snap.failures.extend(sync_failures(snap.syncs))
+    snap.caps_hit = dict(reader.caps_hit)  # type: ignore[attr-defined]  (read with caps_hit())
     return snap
+
+
+class DiagnosisCache:
+    """Diagnoses of root failures kept by failure id across sensor ticks: a failure stays in the
+    sensors' window for hours and is the same failure every tick, so its message is classified
+    (rules + failure memory) once, not once per tick. An entry is reused only while the failure's
+    message and system are unchanged; the oldest entries go beyond ``max_entries``.
+
+    ``diagnose(failures, graph, memory, roots=...)`` returns what
+    ``orchestrator.assessment.diagnose_failures`` returns for the same arguments (failures linked
+    to an upstream root inherit its diagnosis the same way; a test compares the two)."""
+
+    def __init__(self, max_entries: int = 50_000):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[tuple[str, str, str], DiagnosedFailure]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def _scope(memory) -> str:
+        """Which failure memory a diagnosis was made with: the same store across ticks (a
+        FailureMemory is opened per tick), so another store never sees this store's answers."""
+        if memory is None:
+            return ""
+        store = getattr(memory, "store", None)
+        url = getattr(store, "url", None) if store is not None else None
+        return f"{type(memory).__name__}:{url if isinstance(url, str) else id(store or memory)}"
+
+    def _cached(self, f: FailureRecord, scope: str) -> DiagnosedFailure | None:
+        entry = self._entries.get(f.failure_id)
+        if entry is None or entry[0] != (f.message, f.system, scope):
+            return None
+        self._entries.move_to_end(f.failure_id)
+        return entry[1] if entry[1].failure == f else replace(entry[1], failure=f)
+
+    def diagnose(self, failures: Iterable[FailureRecord], graph: AssetGraph, memory=None, *,
+                 roots: dict[str, str | None] | None = None) -> list[DiagnosedFailure]:
+        from orchestrator.assessment import diagnose_failures, link_root_causes
+
+        failures = list(failures)
+        if roots is None:
+            roots = link_root_causes(failures, graph)
+        by_id = {f.failure_id: f for f in failures}
+        scope = self._scope(memory)
+        diagnosed: dict[str, DiagnosedFailure] = {}
+        fresh: list[FailureRecord] = []
+        for f in failures:
+            if roots.get(f.failure_id) is not None:
+                continue
+            hit = self._cached(f, scope)
+            if hit is not None:
+                self.hits += 1
+                diagnosed[f.failure_id] = hit
+            else:
+                fresh.append(f)
+        if fresh:
+            self.misses += len(fresh)
+            for d in diagnose_failures(fresh, graph, memory, roots={f.failure_id: None for f in fresh}):
+                diagnosed[d.failure.failure_id] = d
+                self._entries[d.failure.failure_id] = ((d.failure.message, d.failure.system, scope), d)
+                self._entries.move_to_end(d.failure.failure_id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        out = []
+        for f in failures:
+            rid = roots.get(f.failure_id)
+            if rid is None:
+                out.append(diagnosed[f.failure_id])
+                continue
+            # The same inheritance as diagnose_failures (orchestrator/assessment/failures.py).
+            root = diagnosed.get(rid)
+            rf = by_id[rid]
+            where = rf.asset_key or rf.connector or rf.run_id
+            out.append(DiagnosedFailure(
+                failure=f,
+                category=root.category if root else "upstream_delay",
+                transient=root.transient if root else True,
+                confidence=root.confidence if root else 0.5,
+                evidence=(f"caused by upstream failure {rid} ({rf.system}, {where})",),
+                root_failure_id=rid,
+            ))
+        return out

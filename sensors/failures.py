@@ -91,6 +91,9 @@ def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime) -> bool
     return True
 
 
+DIAGNOSES = None  # orchestrator.snapshot.DiagnosisCache, kept across ticks of this process
+
+
 def failures_tick(
     instance: dg.DagsterInstance,
     ctx: ProjectContext,
@@ -106,11 +109,16 @@ def failures_tick(
     {"seen": {failure_id: epoch}, "bad": {connector: sync_id}, "ab": {connection: last job id}}."""
     from orchestrator.snapshot import build_snapshot
 
+    global DIAGNOSES
+    if DIAGNOSES is None:
+        from orchestrator.snapshot import DiagnosisCache
+
+        DIAGNOSES = DiagnosisCache()
     graph = ctx.graph
     snap = build_snapshot(instance, graph, now=now, since=now - WINDOW, repository_def=repository_def,
                           connectors=connectors, history=False, last_success=False)
     roots = link_root_causes(snap.failures, graph)
-    diagnosed = diagnose_failures(snap.failures, graph, memory, roots=roots)
+    diagnosed = DIAGNOSES.diagnose(snap.failures, graph, memory, roots=roots)  # once per failure id
     seen: dict[str, float] = {k: v for k, v in state.get("seen", {}).items() if v >= (now - 2 * WINDOW).timestamp()}
     events: list = []
     new: list[DiagnosedFailure] = []

@@ -46,6 +46,12 @@ def all_zone_names() -> frozenset[str]:
 
 def check_cron(expr: str) -> None:
     """Raise ValueError with cronsim's reason for an invalid 5-field cron expression."""
+    _check_cron(expr)
+
+
+@lru_cache(maxsize=4096)
+def _check_cron(expr: str) -> None:
+    # Cached per distinct expression (a valid one only: lru_cache does not keep exceptions).
     if len(expr.split()) != 5:
         raise ValueError(
             f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
@@ -162,24 +168,31 @@ class Schedule:
 
     def min_interval(self, sample_days: int = 35) -> timedelta:
         """Smallest gap between consecutive cron ticks (ignoring the business calendar)."""
-        start = datetime(2001, 1, 1, tzinfo=UTC)  # a year with no DST in UTC
-        it = CronSim(self.cron, start)
-        prev = next(it)
-        best: timedelta | None = None
-        end = start + timedelta(days=sample_days)
-        while True:
-            tick = next(it)
-            gap = tick - prev
-            if best is None or gap < best:
-                best = gap
-            if tick > end:
-                break
-            prev = tick
-        return best or timedelta(days=1)
+        return cron_min_interval(self.cron, sample_days)
 
     def describe(self) -> str:
         cal = f", {self.calendar.description}" if self.calendar else ""
         return f"cron '{self.cron}' {self.timezone}{cal}"
+
+
+@lru_cache(maxsize=4096)
+def cron_min_interval(cron: str, sample_days: int = 35) -> timedelta:
+    """Smallest gap between consecutive ticks of ``cron`` (UTC, no calendar), once per distinct
+    expression: it depends on nothing else, and thousands of assets share a few schedules."""
+    start = datetime(2001, 1, 1, tzinfo=UTC)  # a year with no DST in UTC
+    it = CronSim(cron, start)
+    prev = next(it)
+    best: timedelta | None = None
+    end = start + timedelta(days=sample_days)
+    while True:
+        tick = next(it)
+        gap = tick - prev
+        if best is None or gap < best:
+            best = gap
+        if tick > end:
+            break
+        prev = tick
+    return best or timedelta(days=1)
 
 
 # -- windows ------------------------------------------------------------------------------------
@@ -291,6 +304,7 @@ def _shift_dow_field(field_text: str, days: int) -> str | None:
     return ",".join(str(v) for v in shifted)
 
 
+@lru_cache(maxsize=16384)
 def shift_cron(cron: str, earlier: timedelta, weekdays: frozenset[int] | None = None) -> str | None:
     """The cron expression whose ticks are ``earlier`` before those of ``cron`` (wall clock),
     optionally restricted to business ``weekdays`` (0=Mon). None when that cannot be written
