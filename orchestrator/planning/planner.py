@@ -279,6 +279,8 @@ class _Cycles:
         self.req: dict[str, datetime] = {}
         self._spread: dict[str, float] = {}
         self._p_low: DurationModel | None = None
+        self.opens: dict[str, datetime] = {}
+        self.dts: dict[str, datetime] = {}
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
             self.keys: list[str] = []
             return
@@ -315,15 +317,23 @@ class _Cycles:
             if r is not None:
                 req[k] = r
         self.req = req
+        self.opens = opens
         from orchestrator.core.datatime import data_times
 
         dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
+        self.dts = dts
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
             ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
+
+    def fresh_for(self, k: str, target: str) -> bool:
+        """``k``'s data is newer than the opening of ``target``'s cycle (the one it is assessed for)."""
+        opening = self.opens.get(target)
+        dt = self.dts.get(k)
+        return opening is not None and dt is not None and _aware(dt) >= opening
 
     def latest_start(self, k: str) -> datetime | None:
         fa = self.assessment.freshness.get(k)
@@ -687,6 +697,8 @@ def _stage_needs(st: _PlanState) -> None:
                 notes.append(f"{fa.asset_key}: blocked by {k}")
                 broken.add(fa.asset_key)
                 break
+            if k != fa.asset_key and cycles.fresh_for(k, fa.asset_key):
+                continue  # its data is already fresh for the target's cycle: re-running it changes nothing
             if k not in want:
                 want[k] = (fa.slack_s, _tv(fa.tier))
                 targets[k] = fa.asset_key
