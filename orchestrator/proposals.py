@@ -384,17 +384,15 @@ class Proposals:
             failures, atype, subs, payload = list(row.failures or []), row.type, list(row.subjects or []), row.payload
         self.store.append_audit("outcome", actor="executor", subject=f"action:{action_id}",
                                 payload={"success": success, "detail": detail})
-        for f in failures:
-            try:
-                self.memory.record_resolution(f["message"], f["category"], atype, success, system=f.get("system"))
-            except Exception:
-                pass
-        trips = []
+        from orchestrator.core.decide import learn_outcome
+
+        # the same outcome step as the simulator's: failure memory, then the circuit breaker
         breaker = self.breaker()
-        for sub in subs:
-            trip = breaker.record(sub, success, now, automatic=automatic)
-            if trip is not None:
-                trips.append(trip)
+        trips = learn_outcome(
+            action_from_dict(payload) if payload else Action(action_id, atype, ""), success,
+            failures=[(f["message"], f["category"], f.get("system")) for f in failures],
+            memory=self.memory if failures else None, breaker=breaker, automatic=automatic, now=now,
+            subjects=subs)
         self.save_breaker(breaker)
         for trip in trips:
             self._on_trip(trip, payload, resolution, now)
