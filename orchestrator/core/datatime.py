@@ -124,6 +124,10 @@ def _compute(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
                 hb = k
             else:
                 inputs = [(p, as_of(p, start, run_id)) for p in ps]
+                # an input with no data recorded before the start: it read something older than
+                # the input's first recorded data time (an upper bound); no history at all: unknown
+                inputs = [(p, t if t is not None else (hist[p][1][0] if hist.get(p) and hist[p][1] else None))
+                          for p, t in inputs]
                 known = [(p, t) for p, t in inputs if t is not None]
                 if known:
                     p, dt = min(known, key=lambda x: x[1])

@@ -186,7 +186,8 @@ def decide(
 
 
 def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, breaker=None,
-                  automatic: bool, now: datetime, ledger: ActionLedger | None = None) -> list:
+                  automatic: bool, now: datetime, ledger: ActionLedger | None = None,
+                  subjects: list[str] | None = None) -> list:
     """What happens when an action finishes, wherever it ran (the execution sensor through
     ``Proposals.record_outcome``, the simulator): the failure memory learns whether this resolution
     worked for each related failure (``failures``: (message, category, system)), the circuit
@@ -194,16 +195,16 @@ def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, br
     if ledger is not None:
         ledger.update(action.action_id, "succeeded" if success else "failed", now)
     if memory is not None:
-        for message, category, system in list(failures)[:3]:
+        for message, category, system in list(failures):
             try:
                 memory.record_resolution(message, category, action.type, success, system=system)
             except Exception:  # noqa: BLE001 - memory is advisory
                 pass
     trips = []
     if breaker is not None:
-        from orchestrator.planning.common import subjects
+        from orchestrator.planning.common import subjects as subjects_of
 
-        for subject in subjects(action):
+        for subject in (subjects if subjects is not None else subjects_of(action)):
             trip = breaker.record(subject, success, now, automatic=automatic)
             if trip is not None:
                 trips.append(trip)

@@ -279,6 +279,8 @@ class _Cycles:
         self.req: dict[str, datetime] = {}
         self._spread: dict[str, float] = {}
         self._p_low: DurationModel | None = None
+        self.opens: dict[str, datetime] = {}
+        self.dts: dict[str, datetime] = {}
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
             self.keys: list[str] = []
             return
@@ -315,15 +317,23 @@ class _Cycles:
             if r is not None:
                 req[k] = r
         self.req = req
+        self.opens = opens
         from orchestrator.core.datatime import data_times
 
         dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
+        self.dts = dts
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
             ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
+
+    def fresh_for(self, k: str, target: str) -> bool:
+        """``k``'s data is newer than the opening of ``target``'s cycle (the one it is assessed for)."""
+        opening = self.opens.get(target)
+        dt = self.dts.get(k)
+        return opening is not None and dt is not None and _aware(dt) >= opening
 
     def latest_start(self, k: str) -> datetime | None:
         fa = self.assessment.freshness.get(k)
@@ -421,35 +431,46 @@ class _Cycles:
         return out
 
 
-def plan(
-    snapshot: Snapshot,
-    assessment: Assessment,
-    resolution,
-    durations=None,
-    now: datetime | None = None,
-    *,
-    config: PlannerConfig | None = None,
-    incidents=None,
-) -> AgentPlan:
-    """The baseline plan. Always returns a plan (possibly empty), never raises on odd input.
+@dataclass
+class _PlanState:
+    """What the planning stages share (one planning cycle)."""
 
-    ``incidents`` (an ``orchestrator.core.incidents.IncidentView``): connectors paused now and the
-    ledger of earlier actions, so a repaired incident is resumed and retried, not paused again."""
-    cfg = config or PlannerConfig()
-    paused = set(getattr(incidents, "paused", ()) or ()) | set(getattr(snapshot, "paused_connectors", ()) or ())
-    now = _aware(now or snapshot.taken_at)
-    graph = snapshot.graph
-    model = _duration_model(durations)
-    if resolution is not None and not getattr(resolution, "ok", True):
-        return AgentPlan(created_at=now, actions=[], planner="deterministic",
-                         rationale=f"nothing planned: {resolution.skip_reason}")
-    cost_asset, cost_connector = _cost_per_asset(snapshot)
-    actions: list[Action] = []
-    escalations: list[Escalation] = []
-    links: dict[str, tuple[str, ...]] = {}
-    notes: list[str] = []
+    snapshot: Snapshot
+    assessment: Assessment
+    resolution: object
+    cfg: PlannerConfig
+    now: datetime
+    graph: AssetGraph
+    model: DurationModel
+    paused: set
+    incidents: object
+    cost_asset: dict
+    cost_connector: dict
+    actions: list = field(default_factory=list)
+    escalations: list = field(default_factory=list)
+    links: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
-    # -- in flight -------------------------------------------------------------------------------
+    def owners_of(self, keys: Iterable[str]) -> tuple[str, ...]:
+        out: list[str] = []
+        for k in keys:
+            sla = self.resolution.sla(k) if self.resolution is not None else None
+            node = self.graph.get(k)
+            for o in (sla.owners if sla else ()) or (node.owners if node else ()):
+                if o not in out:
+                    out.append(o)
+        return tuple(out)
+
+
+STAGES = (
+    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "reprioritise",
+    "hold_back", "group_runs", "run_actions", "partition_retries", "finish",
+)
+
+
+def _stage_in_flight(st: _PlanState) -> None:
+    """What is in flight: keys running, queued runs, connectors syncing, keys being rebuilt."""
+    snapshot = st.snapshot
     running: set[str] = set()
     queued: list = []
     for run in snapshot.runs:
@@ -460,20 +481,16 @@ def plan(
         else:
             running.update(run.asset_keys)
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
-
-    def owners_of(keys: Iterable[str]) -> tuple[str, ...]:
-        out: list[str] = []
-        for k in keys:
-            sla = resolution.sla(k) if resolution is not None else None
-            node = graph.get(k)
-            for o in (sla.owners if sla else ()) or (node.owners if node else ()):
-                if o not in out:
-                    out.append(o)
-        return tuple(out)
-
     pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
+    st.running = running
+    st.queued = queued
+    st.syncing = syncing
+    st.pending = pending
 
-    # -- failures --------------------------------------------------------------------------------
+
+def _stage_latest_failures(st: _PlanState) -> None:
+    """The latest unrecovered failure per subject (asset or connector), attempts since the last success, failing partitions."""
+    snapshot, assessment, graph = st.snapshot, st.assessment, st.graph
     blocked: set[str] = set()  # keys no freshness action may include (broken or being fixed)
     retry_groups: list[dict] = []  # {keys, not_before, failures, connector, partitions}
     latest: dict[str, DiagnosedFailure] = {}
@@ -503,7 +520,19 @@ def plan(
         prev = latest.get(subject)
         if prev is None or _aware(prev.failure.at) < _aware(f.at):
             latest[subject] = d
+    st.blocked = blocked
+    st.retry_groups = retry_groups
+    st.latest = latest
+    st.attempts = attempts
+    st.partition_failures = partition_failures
 
+
+def _stage_backfills(st: _PlanState) -> None:
+    """Several failed partitions of an asset: one targeted backfill (those partitions x the partitioned downstream)."""
+    resolution, cfg, graph = st.resolution, st.cfg, st.graph
+    cost_asset, actions, links = st.cost_asset, st.actions, st.links
+    partition_failures = st.partition_failures
+    blocked = st.blocked
     backfilled: set[str] = set()
     for key, parts in sorted(partition_failures.items()):
         if len(parts) < 2 or any(p.category in ESCALATE_CATEGORIES | ESCALATE_ONLY for p in parts.values()):
@@ -526,7 +555,23 @@ def plan(
         links[aid] = fids
         backfilled.add(f"asset:{key}")
         blocked.update(closure)
+    st.backfilled = backfilled
 
+
+def _stage_failure_responses(st: _PlanState) -> None:
+    """The prescribed response per failing subject (vocab.FailureClass.response): pause + escalate, resume + retry after a repair, resync drift, backed-off retry, escalate, wait."""
+    resolution, cfg, now, graph = st.resolution, st.cfg, st.now, st.graph
+    cost_asset, actions, escalations, links, notes = st.cost_asset, st.actions, st.escalations, st.links, st.notes
+    latest = st.latest
+    backfilled = st.backfilled
+    blocked = st.blocked
+    retry_groups = st.retry_groups
+    attempts = st.attempts
+    syncing = st.syncing
+    pending = st.pending
+    paused = st.paused
+    incidents = st.incidents
+    owners_of = st.owners_of
     for subject, d in sorted(latest.items()):
         f = d.failure
         cat = d.category
@@ -625,7 +670,14 @@ def plan(
             "partitions": (f.partition,) if f.partition and f.asset_key and graph.node(f.asset_key).partitioning else (),
         })
 
-    # -- freshness -------------------------------------------------------------------------------
+
+def _stage_needs(st: _PlanState) -> None:
+    """What should run for freshness: the critical paths of at-risk/breached targets, then every governed asset whose deadline cycle needs newer data and can usefully start now."""
+    snapshot, assessment, resolution, cfg, now, graph, model = st.snapshot, st.assessment, st.resolution, st.cfg, st.now, st.graph, st.model
+    notes = st.notes
+    blocked = st.blocked
+    retry_groups = st.retry_groups
+    pending = st.pending
     topo_index = {k: i for i, k in enumerate(graph.topological_order())}
     retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
@@ -645,6 +697,8 @@ def plan(
                 notes.append(f"{fa.asset_key}: blocked by {k}")
                 broken.add(fa.asset_key)
                 break
+            if k != fa.asset_key and cycles.fresh_for(k, fa.asset_key):
+                continue  # its data is already fresh for the target's cycle: re-running it changes nothing
             if k not in want:
                 want[k] = (fa.slack_s, _tv(fa.tier))
                 targets[k] = fa.asset_key
@@ -663,7 +717,22 @@ def plan(
             why_of[k] = why
     if waiting:
         notes.append(f"{waiting} asset(s) wait for a cheaper window before their latest start")
+    st.topo_index = topo_index
+    st.retry_keys = retry_keys
+    st.cycles = cycles
+    st.urgent = urgent
+    st.want = want
+    st.targets = targets
+    st.broken = broken
+    st.why_of = why_of
 
+
+def _stage_reprioritise(st: _PlanState) -> None:
+    """Queued runs holding urgent keys at a lower priority: cancel and re-submit with the new priority."""
+    cfg = st.cfg
+    cost_asset, actions = st.cost_asset, st.actions
+    queued = st.queued
+    want = st.want
     # queued runs: re-prioritise (cancel + re-submit) when they hold urgent keys at a lower priority
     for run in sorted(queued, key=lambda r: r.run_id):
         hit = [k for k in run.asset_keys if k in want]
@@ -685,6 +754,20 @@ def plan(
             estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in run.asset_keys), 4),
             cause="priority", cycle=f"{run.run_id}:{new_p}",
         ))
+
+
+def _stage_hold_back(st: _PlanState) -> None:
+    """Nothing starts on an input still being rebuilt, failing or stale; a retry re-runs only what failed."""
+    graph = st.graph
+    notes = st.notes
+    want = st.want
+    running = st.running
+    blocked = st.blocked
+    pending = st.pending
+    retry_keys = st.retry_keys
+    retry_groups = st.retry_groups
+    cycles = st.cycles
+    topo_index = st.topo_index
     for k in list(want):
         if k in running or k in blocked or k in pending:
             want.pop(k)
@@ -712,7 +795,20 @@ def plan(
             if u in pending or u in failing or cycles.needs.get(u, False):
                 want.pop(k)
                 break
+    st.retry_need = retry_need
+    st.retry_keys = retry_keys
+    st.failing = failing
 
+
+def _stage_group_runs(st: _PlanState) -> None:
+    """Connected needs run together (one run per connected set, split upstream-first at the size limit); each retry is its own run."""
+    cfg, graph = st.cfg, st.graph
+    notes = st.notes
+    want = st.want
+    retry_groups = st.retry_groups
+    retry_keys = st.retry_keys
+    retry_need = st.retry_need
+    topo_index = st.topo_index
     # runs: connected needs run together (a downstream model never races its upstream in another
     # run); each retry is its own run
     groups = _Groups()
@@ -743,7 +839,22 @@ def plan(
             members[root] = keys[:max_run]
             notes.append(f"{len(keys) - max_run} asset(s) left for a later run (run size limit {max_run})")
     need_of = {**retry_need, **want}
+    st.members = members
+    st.retry_of_root = retry_of_root
+    st.need_of = need_of
 
+
+def _stage_run_actions(st: _PlanState) -> None:
+    """One action per run: retry, materialize (partitioned assets: the latest day) or, when a budget burns, defer to off-peak."""
+    assessment, resolution, cfg, now, graph, model = st.assessment, st.resolution, st.cfg, st.now, st.graph, st.model
+    cost_asset, cost_connector, actions, links = st.cost_asset, st.cost_connector, st.actions, st.links
+    members = st.members
+    retry_of_root = st.retry_of_root
+    need_of = st.need_of
+    want = st.want
+    targets = st.targets
+    why_of = st.why_of
+    topo_index = st.topo_index
     burning = _burning_assets(assessment, resolution, graph)
     order = topo_index
     for root, keys in members.items():
@@ -825,6 +936,12 @@ def plan(
             cycle=f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None,
         ))
 
+
+def _stage_partition_retries(st: _PlanState) -> None:
+    """Partitioned retries stay single-partition runs."""
+    resolution, cfg = st.resolution, st.cfg
+    cost_asset, actions, links = st.cost_asset, st.actions, st.links
+    retry_groups = st.retry_groups
     # partitioned retries stay single-partition runs
     for rg in retry_groups:
         if not rg["partitions"]:
@@ -840,11 +957,69 @@ def plan(
         ))
         links[aid] = (rg["failure"],)
 
+
+def _stage_finish(st: _PlanState) -> None:
+    """Least slack first, and the rationale."""
+    now = st.now
+    actions, escalations, links, notes = st.actions, st.escalations, st.links, st.notes
+    urgent = st.urgent
+    latest = st.latest
     actions.sort(key=lambda a: (-a.priority, a.not_before or now, a.action_id))
     n_run = sum(1 for a in actions if (t := ActionType.parse(a.type)) is not None and t.starts_run)
     rationale = (f"{len(urgent)} target(s) at risk or breached, {len(latest)} failing subject(s); "
                  f"{n_run} run(s) proposed least-slack-first, {len(escalations)} escalation(s)")
     if notes:
         rationale += "; " + "; ".join(notes[:10])
-    return AgentPlan(created_at=now, actions=actions, planner="deterministic", rationale=rationale,
-                     escalations=escalations, failure_links=links)
+    result = AgentPlan(created_at=now, actions=actions, planner="deterministic", rationale=rationale,
+                       escalations=escalations, failure_links=links)
+    st.result = result
+
+
+_STAGE_FUNCS = {name: globals()[f'_stage_{name}'] for name in STAGES}
+
+
+def plan(
+    snapshot: Snapshot,
+    assessment: Assessment,
+    resolution,
+    durations=None,
+    now: datetime | None = None,
+    *,
+    config: PlannerConfig | None = None,
+    incidents=None,
+) -> AgentPlan:
+    """The baseline plan. Always returns a plan (possibly empty), never raises on odd input.
+
+    ``incidents`` (an ``orchestrator.core.incidents.IncidentView``): connectors paused now and the
+    ledger of earlier actions, so a repaired incident is resumed and retried, not paused again."""
+    cfg = config or PlannerConfig()
+    paused = set(getattr(incidents, "paused", ()) or ()) | set(getattr(snapshot, "paused_connectors", ()) or ())
+    now = _aware(now or snapshot.taken_at)
+    graph = snapshot.graph
+    model = _duration_model(durations)
+    if resolution is not None and not getattr(resolution, "ok", True):
+        return AgentPlan(created_at=now, actions=[], planner="deterministic",
+                         rationale=f"nothing planned: {resolution.skip_reason}")
+    cost_asset, cost_connector = _cost_per_asset(snapshot)
+    st = _PlanState(snapshot, assessment, resolution, cfg, now, graph, model, paused, incidents,
+                    cost_asset, cost_connector)
+    return run_stages(st).result
+
+
+def run_stages(st: _PlanState, until: str | None = None) -> _PlanState:
+    """Run the named stages in order (through ``until`` when given); each reads and extends ``st``."""
+    for name in STAGES:
+        _STAGE_FUNCS[name](st)
+        if name == until:
+            break
+    return st
+
+
+def plan_state(snapshot: Snapshot, assessment: Assessment, resolution, durations=None,
+               now: datetime | None = None, *, config: PlannerConfig | None = None, incidents=None) -> _PlanState:
+    """A fresh stage state (for running stages one by one, e.g. in tests)."""
+    now = _aware(now or snapshot.taken_at)
+    cost_asset, cost_connector = _cost_per_asset(snapshot)
+    paused = set(getattr(incidents, "paused", ()) or ()) | set(getattr(snapshot, "paused_connectors", ()) or ())
+    return _PlanState(snapshot, assessment, resolution, config or PlannerConfig(), now, snapshot.graph,
+                      _duration_model(durations), paused, incidents, cost_asset, cost_connector)

@@ -194,7 +194,7 @@ class SLAPlanner(Planner):
         if hit is None:
             return
         action, approved, related = hit
-        self._learn(action, not run.failed, failures=related, memory=self.memory, breaker=self.breaker,
+        self._learn(action, not run.failed, failures=related[:3], memory=self.memory, breaker=self.breaker,
                     automatic=not approved, now=sim.dt(), ledger=self.ledger)
 
     def finish(self, sim) -> None:
