@@ -803,11 +803,11 @@ class DiagnosisCache:
     def diagnose(self, failures: Iterable[FailureRecord], graph: AssetGraph, memory=None, *,
                  roots: dict[str, str | None] | None = None) -> list[DiagnosedFailure]:
         from orchestrator.assessment import diagnose_failures, link_root_causes
+        from orchestrator.assessment.failures import with_roots
 
         failures = list(failures)
         if roots is None:
             roots = link_root_causes(failures, graph)
-        by_id = {f.failure_id: f for f in failures}
         scope = self._scope(memory)
         diagnosed: dict[str, DiagnosedFailure] = {}
         fresh: list[FailureRecord] = []
@@ -828,22 +828,4 @@ class DiagnosisCache:
                 self._entries.move_to_end(d.failure.failure_id)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        out = []
-        for f in failures:
-            rid = roots.get(f.failure_id)
-            if rid is None:
-                out.append(diagnosed[f.failure_id])
-                continue
-            # The same inheritance as diagnose_failures (orchestrator/assessment/failures.py).
-            root = diagnosed.get(rid)
-            rf = by_id[rid]
-            where = rf.asset_key or rf.connector or rf.run_id
-            out.append(DiagnosedFailure(
-                failure=f,
-                category=root.category if root else "upstream_delay",
-                transient=root.transient if root else True,
-                confidence=root.confidence if root else 0.5,
-                evidence=(f"caused by upstream failure {rid} ({rf.system}, {where})",),
-                root_failure_id=rid,
-            ))
-        return out
+        return with_roots(failures, roots, diagnosed)

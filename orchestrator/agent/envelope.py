@@ -79,16 +79,10 @@ def _sig(a: Action) -> tuple:
 
 
 def _costs(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
-    """The planner's cost model (``planning.planner._cost_per_asset``): mean recorded cost per
-    asset and per connector."""
-    sums: dict[str, list[float]] = {}
-    csums: dict[str, list[float]] = {}
-    for c in snapshot.costs:
-        if c.asset_key:
-            sums.setdefault(c.asset_key, []).append(c.amount_usd)
-        elif c.connector:
-            csums.setdefault(c.connector, []).append(c.amount_usd)
-    return ({k: sum(v) / len(v) for k, v in sums.items()}, {k: sum(v) / len(v) for k, v in csums.items()})
+    """The planner's own cost model: mean recorded cost per asset and per connector."""
+    from orchestrator.planning.planner import _cost_per_asset
+
+    return _cost_per_asset(snapshot)
 
 
 class _Facts:

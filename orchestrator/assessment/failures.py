@@ -128,6 +128,13 @@ def diagnose_failures(
                 failure=f, category=d.category, transient=d.transient,
                 confidence=d.confidence, evidence=tuple(d.evidence),
             )
+    return with_roots(failures, roots, diagnosed)
+
+
+def with_roots(failures: list[FailureRecord], roots: dict, diagnosed: dict[str, DiagnosedFailure]) -> list[DiagnosedFailure]:
+    """Every failure in order: a root keeps its own diagnosis, a downstream one inherits its
+    root's (``upstream_delay`` when the root is not among them)."""
+    by_id = {f.failure_id: f for f in failures}
     out = []
     for f in failures:
         rid = roots.get(f.failure_id)

@@ -79,7 +79,7 @@ def verbatim(evidence: list[str], log: str) -> list[str]:
 def ask_llm(message: str, base: Diagnosis, *, system: str | None = None, config=None,
             client=None) -> LLMDiagnosis | None:
     """Structured diagnosis from the configured LLM; None when no LLM is configured."""
-    from orchestrator.agent.client import _REFUSAL, LLMCall, LLMConfig, _extract_json, _make_client
+    from orchestrator.agent.client import _REFUSAL, LLMCall, LLMConfig, _CallFailed, _extract_json, _post_bounded
     from orchestrator.planning.context import scrub_pii
 
     config = config or LLMConfig.from_env()
@@ -92,22 +92,26 @@ def ask_llm(message: str, base: Diagnosis, *, system: str | None = None, config=
     messages = [{"role": "system", "content": scrub_pii(SYSTEM_PROMPT)},
                 {"role": "user", "content": json.dumps(payload, ensure_ascii=False)}]
     sent = [m["content"] for m in messages]
-    client = client or _make_client(config)
     t0 = time.perf_counter()
+    body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 800,
+            "response_format": {"type": "json_object"}}
     try:
-        resp = client.chat.completions.create(
-            model=model, messages=messages, temperature=0, max_tokens=800,
-            response_format={"type": "json_object"}, timeout=config.timeout_s)
-    except Exception as exc:  # timeout, refused connection, 4xx/5xx: the statistical answer stands
-        kind = "timeout" if "Timeout" in type(exc).__name__ else "error"
+        # the agent's bounded transport: one total deadline, a byte cap, the same scrubbing
+        resp = _post_bounded(config, body, time.monotonic() + config.timeout_s, client)
+    except _CallFailed as exc:  # timeout, refused connection, 4xx/5xx: the statistical answer stands
+        kind = "timeout" if exc.outcome == "timeout" else "error"
         call = LLMCall(model, "fast", "diagnosis", kind, latency_s=time.perf_counter() - t0,
-                       error=scrub_pii(f"{type(exc).__name__}: {exc}")[:300])
+                       error=scrub_pii(exc.error)[:300])
         return LLMDiagnosis(False, kind, None, [call], sent)
-    usage = getattr(resp, "usage", None)
-    pt, ct = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+    usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else {}
+    pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    pt = pt if isinstance(pt, int) and pt >= 0 else None
+    ct = ct if isinstance(ct, int) and ct >= 0 else None
     call = LLMCall(model, "fast", "diagnosis", "ok", pt, ct, config.cost(model, pt, ct), time.perf_counter() - t0)
-    choice = resp.choices[0] if resp.choices else None
-    content = (choice.message.content or "") if choice and choice.message else ""
+    choices = resp.get("choices") if isinstance(resp.get("choices"), list) else []
+    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    msg = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    content = msg.get("content") if isinstance(msg.get("content"), str) else ""
     if "{" not in content and _REFUSAL.search(content):
         call.outcome = "refusal"
         return LLMDiagnosis(False, "refusal", None, [call], sent)
