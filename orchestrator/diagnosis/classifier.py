@@ -206,14 +206,7 @@ def diagnose(
 
     top = max(probs, key=lambda c: probs[c])
     p_top = probs[top]
-    cat_hits = sorted((h for h in hits if h.rule.category == top), key=lambda h: -h.rule.weight)
-    evidence: list[str] = []
-    for h in cat_hits:
-        line = _evidence_line(h)
-        if line not in evidence:
-            evidence.append(line)
-        if len(evidence) >= MAX_EVIDENCE:
-            break
+    cat_hits, evidence = _rule_evidence(hits, top)
     if top in mem_evidence:
         evidence.append(mem_evidence[top])
     basis = "memory" if top in mem_scores and not cat_hits else "rules"
@@ -226,6 +219,19 @@ def diagnose(
     transient = _transient(top, cat_hits, mem_transient)
     return Diagnosis(category=top, transient=transient, confidence=round(p_top, 4),
                      evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis)
+
+
+def _rule_evidence(hits: list[RuleHit], top: str) -> tuple[list[RuleHit], list[str]]:
+    """The rule hits of the winning class, strongest first, and their distinct evidence lines."""
+    cat_hits = sorted((h for h in hits if h.rule.category == top), key=lambda h: -h.rule.weight)
+    evidence: list[str] = []
+    for h in cat_hits:
+        line = _evidence_line(h)
+        if line not in evidence:
+            evidence.append(line)
+        if len(evidence) >= MAX_EVIDENCE:
+            break
+    return cat_hits, evidence
 
 
 def _transient(top: str, cat_hits: list[RuleHit], mem_transient: dict[str, bool | None]) -> bool:
@@ -247,14 +253,7 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
     top = max(probs, key=lambda c: probs[c])
     p_top = probs[top]
-    cat_hits = sorted((h for h in hits if h.rule.category == top), key=lambda h: -h.rule.weight)
-    evidence: list[str] = []
-    for h in cat_hits:
-        line = _evidence_line(h)
-        if line not in evidence:
-            evidence.append(line)
-        if len(evidence) >= MAX_EVIDENCE:
-            break
+    cat_hits, evidence = _rule_evidence(hits, top)
     rule_part = params.get("rule_weight", 1.0) * scores.get(top, 0.0)
     model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) - math.log(1.0 / len(CATEGORIES))
     mem_part = mem_scores.get(top, 0.0)
