@@ -45,7 +45,7 @@ def test_hostile_policy_file_is_refused_fast_with_file_and_line(name):
     assert err.startswith("policies/evil.yaml:") and "YAML rejected" in err and words in err, err
     if line is not None:
         assert errors[0].line == line, err
-    assert elapsed < 1.0, f"{name}: {elapsed:.2f}s"
+    assert elapsed < 10.0, f"{name}: {elapsed:.2f}s"  # a bomb left to expand takes minutes or all memory
 
 
 @pytest.mark.parametrize("name", ["alias bomb", "self-referencing sequence", "deep flow nesting", "over-size"])
@@ -54,7 +54,7 @@ def test_hostile_scenario_file_is_refused_fast(name):
     t0 = time.perf_counter()
     with pytest.raises(ScenarioError) as exc:
         parse_scenario_text(text, "scenarios/evil.yaml")
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10.0
     assert "scenarios/evil.yaml:" in str(exc.value) and words in str(exc.value)
     if line is not None:
         assert f"scenarios/evil.yaml:{line}:" in str(exc.value)
@@ -68,7 +68,7 @@ def test_policies_check_cli_names_file_and_line_for_a_bomb(tmp_path, monkeypatch
     (tmp_path / "evil.yaml").write_text(LAUGHS)
     t0 = time.perf_counter()
     res = CliRunner().invoke(cli, ["policies", "check", str(tmp_path / "evil.yaml")])
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10.0
     assert res.exit_code == 1 and "evil.yaml:6:" in res.output and "alias bomb" in res.output, res.output
 
 
@@ -79,7 +79,7 @@ def test_huge_policy_file_is_not_read_whole(tmp_path):
         fh.write(("# " + "x" * 1000 + "\n") * (3 * MAX_YAML_BYTES // 1000))
     t0 = time.perf_counter()
     ps = load_policies([big])
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10.0
     assert any("larger than" in str(e) for e in ps.errors)
 
 
