@@ -50,6 +50,15 @@ def run(cmd, **kwargs) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
 
 
+def _parallel_args(rest: list[str]) -> list[str]:
+    """The suite runs on every core (pytest-xdist); tests sharing the repository's dbt project are kept on
+    one worker by conftest.py. `-n 0` (or any -n / -p no:xdist given) overrides it."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in rest):
+        return []
+    workers = min(os.cpu_count() or 1, 4)
+    return ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"up", "test"}:
         print(__doc__)
@@ -59,7 +68,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         args = [str(BIN / "orchestrator"), "dev", *rest]
     else:
-        args = [str(BIN / "python"), "-m", "pytest", *rest]
+        args = [str(BIN / "python"), "-m", "pytest", *_parallel_args(rest), *rest]
     os.chdir(ROOT)
     os.execv(args[0], args)
 

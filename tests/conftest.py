@@ -77,3 +77,31 @@ def browser():
         )
         yield launched
         launched.close()
+
+
+# Under pytest-xdist (dev.py test runs one worker per core), tests that share state inside the repository
+# (the dbt project's target/ and logs/, the session sandbox's emulators and warehouse, the artifacts/ folder)
+# all run on one worker, in order; everything else spreads over the others.
+_SHARED_STATE_MARKERS = ("build_definitions", "project_defs", "sandbox", "dbt_project", "dbt_cli", "DbtCli",
+                         '"dbt"', "'dbt'", "dbt_manifest", "defs.py", "schema_change_world", "ARTIFACTS",
+                         "artifacts")
+_module_shares_state: dict[str, bool] = {}
+
+
+def _shares_repository_state(item) -> bool:
+    path = str(item.fspath)
+    if path not in _module_shares_state:
+        try:
+            source = Path(path).read_text()
+        except OSError:
+            source = ""
+        _module_shares_state[path] = any(marker in source for marker in _SHARED_STATE_MARKERS)
+    return _module_shares_state[path] or bool({"sandbox", "project_defs"} & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)  # marks set before any plain hook runs, xdist's (which reads the group) included
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _shares_repository_state(item):
+            item.add_marker(pytest.mark.xdist_group("repository"))
+    return (yield)
