@@ -142,8 +142,29 @@ def register_secret(value: str | None) -> None:
         _extra_literals.add(value)
 
 
+_secrets_memo: tuple[object, frozenset[str]] | None = None
+
+
 def configured_secrets() -> frozenset[str]:
-    """The literal secret values this process is configured with (environment and settings)."""
+    """The literal secret values this process is configured with (environment and settings).
+
+    Recomputed only when the environment, the registered literals or the settings' secrets
+    changed (every scrub asks; walking ``os.environ`` each time was half of diagnosis time)."""
+    global _secrets_memo
+    import os
+
+    env = getattr(os.environ, "_data", None)
+    key = ((tuple(env.items()) if isinstance(env, dict) else tuple(os.environ.items())),
+           frozenset(_extra_literals), tuple(_settings_secrets()))
+    memo = _secrets_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    values = _configured_secrets()
+    _secrets_memo = (key, values)
+    return values
+
+
+def _configured_secrets() -> frozenset[str]:
     import os
     from urllib.parse import unquote, urlsplit
 
