@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from orchestrator import perf as _perf
+
 SECRET = "<secret>"
 
 # --- secrets -------------------------------------------------------------------------------
@@ -92,6 +94,40 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}"), SECRET),  # bcrypt hash
     (re.compile(r"\b[A-Z]{2,8}KEY-[A-Za-z0-9_\-]{8,}"), SECRET),  # vendor-prefixed keys (FTKEY-...)
 ]
+# Literals without which a pattern cannot match (same order as _SECRET_PATTERNS; None: always
+# run it; (True, ...) for (?i) patterns: checked in the lower-cased text, only when it is ASCII).
+# A pattern is skipped only when none of its literals is in the text: the result is the same.
+_REQUIRES: list[tuple[bool, tuple[str, ...]] | None] = [
+    (False, ("-----BEGIN ",)),
+    (True, ("hooks.slack.com",)),
+    (True, ("discord",)),
+    (True, (".webhook.office.com",)),
+    (False, ("://",)),
+    (True, ("bearer", "basic", "token", "digest")),
+    None,
+    (True, ("pass", "secret", "api", "access", "private", "token")),
+    (True, ("pass", "secret")),
+    (False, ("eyJ",)),
+    (False, ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")),
+    (False, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    (False, ("github_pat_",)),
+    (False, ("glpat-",)),
+    (False, ("xox",)),
+    (False, ("xapp-",)),
+    (False, ("sk-",)),
+    (False, ("_live_", "_test_")),
+    (False, ("SG.",)),
+    (False, ("npm_",)),
+    (False, ("hf_",)),
+    (False, ("pypi-",)),
+    (False, ("AIza",)),
+    (False, ("ya29.",)),
+    (False, ("1//0",)),
+    (False, ("$2",)),
+    (False, ("KEY-",)),
+]
+assert len(_REQUIRES) == len(_SECRET_PATTERNS)
+
 # Long opaque mixed-case alphanumeric strings (API keys/secrets); lowercase hex ids are left alone.
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9_/.\-])[A-Za-z0-9_\-+/]{32,}={0,2}(?![A-Za-z0-9_])")
 
@@ -142,8 +178,32 @@ def register_secret(value: str | None) -> None:
         _extra_literals.add(value)
 
 
+_secrets_memo: tuple[object, frozenset[str]] | None = None
+
+
 def configured_secrets() -> frozenset[str]:
-    """The literal secret values this process is configured with (environment and settings)."""
+    """The literal secret values this process is configured with (environment and settings).
+
+    Recomputed only when the environment, the registered literals or the settings' secrets
+    changed (every scrub asks; walking ``os.environ`` each time was half of diagnosis time)."""
+    global _secrets_memo
+    import os
+
+    if not _perf.enabled():
+        return _configured_secrets()
+
+    env = getattr(os.environ, "_data", None)
+    key = ((tuple(env.items()) if isinstance(env, dict) else tuple(os.environ.items())),
+           frozenset(_extra_literals), tuple(_settings_secrets()))
+    memo = _secrets_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    values = _configured_secrets()
+    _secrets_memo = (key, values)
+    return values
+
+
+def _configured_secrets() -> frozenset[str]:
     import os
     from urllib.parse import unquote, urlsplit
 
@@ -206,8 +266,20 @@ def scrub(text: str) -> str:
     lit = _literal_pattern()
     if lit is not None:
         out = lit.sub(SECRET, out)
-    for pat, repl in _SECRET_PATTERNS:
-        out = pat.sub(repl, out)
+    low: str | None = None
+    check = _perf.enabled()
+    for (pat, repl), req in zip(_SECRET_PATTERNS, _REQUIRES):
+        if req is not None and check:
+            if req[0]:
+                if low is None:
+                    low = out.lower() if out.isascii() else ""
+                if low and not any(lit in low for lit in req[1]):
+                    continue
+            elif not any(lit in out for lit in req[1]):
+                continue
+        new = pat.sub(repl, out)
+        if new != out:
+            out, low = new, None
     return _OPAQUE.sub(lambda m: SECRET if _looks_opaque(m.group(0)) else m.group(0), out)
 
 

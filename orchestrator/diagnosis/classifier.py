@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +168,46 @@ def diagnose(
         model = load_default()
     params = model.params if model is not None else {}
     threshold = default_threshold(params.get("threshold")) if threshold is None else threshold
+    memo = _memo_for(memory, model)
+    if memo is not None:
+        key = (message, system, threshold)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = _diagnose(message, system, memory, threshold, model)
+            if len(memo) > MEMO_MAX:
+                memo.clear()
+                memo[key] = hit
+        return hit.model_copy(deep=True)
+    return _diagnose(message, system, memory, threshold, model)
+
+
+MEMO_MAX = 4096
+_MEMO = threading.local()
+
+
+def _memo_for(memory, model) -> dict | None:
+    """Diagnoses already made with this failure memory in its current state (orchestrator.perf).
+
+    Only with a memory: a sensor or the simulator diagnoses the same failures tick after tick,
+    and the memory's neighbour search is the costly part. The answer depends on the message,
+    system, threshold, model and the memory's loaded index; the memory drops its index whenever
+    a write can change a neighbour, so a new index object starts a new memo. Not with embeddings
+    (an endpoint answers the query)."""
+    from orchestrator import perf
+
+    if memory is None or not perf.enabled() or getattr(memory, "_embedder", None) is not None:
+        return None
+    load = getattr(memory, "_load_index", None)
+    if load is None:
+        return None
+    index = load()
+    state = getattr(_MEMO, "state", None)
+    if state is None or state[0] is not memory or state[1] is not index or state[2] is not model:
+        state = _MEMO.state = (memory, index, model, {})
+    return state[3]
+
+
+def _diagnose(message: str, system: str | None, memory, threshold: float, model) -> Diagnosis:
     text = scrub(message or "")
     hits = match_rules(text, system)
     scores = _score(hits, system)

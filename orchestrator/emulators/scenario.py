@@ -446,13 +446,28 @@ def parse_fault(data: Any, scenario: Scenario) -> Any:
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """Load an emulator scenario file. Parsed with the policy files' bounds
+    (``orchestrator.policies.model.load_yaml_document``: size, depth, aliases, expansion, alias
+    cycles): a hostile file is refused with ``file:line`` instead of exhausting memory."""
+    from orchestrator.policies.model import MAX_YAML_BYTES, YAMLLimitError, load_yaml_document
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > 4 * MAX_YAML_BYTES:  # not even read: the character limit below would refuse it
+            raise ScenarioError(f"{path}:1: scenario file is larger than {MAX_YAML_BYTES:,} characters ({size:,} bytes)")
+        _node, raw = load_yaml_document(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ScenarioError(f"scenario file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except YAMLLimitError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ScenarioError(f"{path}:{mark.line + 1 if mark else 1}: refused: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ScenarioError(f"{where}: not valid YAML: {exc}") from None
     return parse_scenario(raw, source=str(path))
 
 

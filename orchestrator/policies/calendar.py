@@ -151,11 +151,38 @@ class Schedule:
 
     def next_tick(self, after: datetime) -> datetime:
         """The first deadline strictly after ``after``."""
-        return next(self._iter(after, reverse=False))
+        return self._memo_tick(after, False)
 
     def prev_tick(self, before: datetime) -> datetime:
         """The last deadline strictly before ``before``."""
-        return next(self._iter(before, reverse=True))
+        return self._memo_tick(before, True)
+
+    def _memo_tick(self, at: datetime, reverse: bool) -> datetime:
+        # Exact memo (orchestrator.perf): once next_tick(a) = n is known, every a' in [a, n) has
+        # the same answer (no tick lies in (a, n)); likewise prev_tick(b) = p for b' in (p, n']
+        # with n' the first tick after p.
+        # Sensors and the simulator ask about "now" every tick, and now moves in small steps.
+        from orchestrator import perf
+
+        if not perf.enabled():
+            return next(self._iter(at, reverse=reverse))
+        memo = self.__dict__.get("_tick_memo")
+        if memo is None:
+            memo = {False: [], True: []}
+            object.__setattr__(self, "_tick_memo", memo)
+        spans = memo[reverse]
+        at = _aware(at)
+        for lo, hi in spans:
+            if (lo < at <= hi) if reverse else (lo <= at < hi):
+                return lo if reverse else hi
+        tick = next(self._iter(at, reverse=reverse))
+        if reverse:
+            # prev_tick(b) = p holds for every b' in (p, next tick after p]
+            spans.insert(0, (tick, self._memo_tick(tick, False)))
+        else:
+            spans.insert(0, (at, tick))
+        del spans[8:]
+        return tick
 
     def ticks(self, start: datetime, end: datetime) -> list[datetime]:
         """All deadlines in (start, end]."""

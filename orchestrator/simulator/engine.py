@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from cronsim import CronSim
 
+from orchestrator import perf
 from orchestrator.core.graph import DASHBOARD
 from orchestrator.core.records import (
     Action,
@@ -189,6 +190,9 @@ class Simulation:
         self.resolution = None
         self.auditor = SafetyAudit(None, self.t0)
         self._snapshot_cache: tuple[float, Snapshot] | None = None
+        # pure-performance memos (orchestrator.perf): records of ended runs, float -> datetime
+        self._record_memo: dict[str, tuple[tuple, RunRecord]] = {}
+        self._dt_memo: dict[float, datetime] = {}
 
     # -- clock -----------------------------------------------------------------------------------
     def dt(self, t: float | None = None) -> datetime:
@@ -747,7 +751,31 @@ class Simulation:
         return log
 
     # -- snapshot --------------------------------------------------------------------------------
+    def at_dt(self, v: float) -> datetime:
+        """``t0 + v`` seconds as a datetime (memoised: the same few instants recur every tick)."""
+        if not perf.enabled():
+            return self.t0 + timedelta(seconds=v)
+        hit = self._dt_memo.get(v)
+        if hit is None:
+            if len(self._dt_memo) > 200_000:
+                self._dt_memo.clear()
+            hit = self._dt_memo[v] = self.t0 + timedelta(seconds=v)
+        return hit
+
     def _run_record(self, run: SimRun) -> RunRecord:
+        if run.ended is not None and perf.enabled():
+            # an ended run's record changes only if it is cancelled afterwards
+            key = (run.ended, run.canceled, run.failed)
+            hit = self._record_memo.get(run.run_id)
+            if hit is None or hit[0] != key:
+                hit = self._record_memo[run.run_id] = (key, self._make_run_record(run))
+                if len(self._record_memo) > 4 * (self.finished_runs.maxlen or 300):
+                    keep = {r.run_id for r in self.finished_runs}
+                    self._record_memo = {k: v for k, v in self._record_memo.items() if k in keep}
+            return hit[1]
+        return self._make_run_record(run)
+
+    def _make_run_record(self, run: SimRun) -> RunRecord:
         if run.ended is None:
             status = RunStatus.running if any(st.state == "running" for st in run.steps) else RunStatus.queued
         else:
@@ -764,7 +792,8 @@ class Simulation:
         if self._snapshot_cache and self._snapshot_cache[0] == self.now:
             return self._snapshot_cache[1]
         t0 = self.t0
-        last = {k: t0 + timedelta(seconds=v) for k, v in self.last_success.items()}
+        at_dt = self.at_dt
+        last = {k: at_dt(v) for k, v in self.last_success.items()}
         runs = [self._run_record(r) for r in self.inflight_runs.values()]
         runs += [self._run_record(r) for r in self.finished_runs]
         cutoff = self.dt() - timedelta(hours=24)

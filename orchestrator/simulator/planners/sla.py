@@ -13,7 +13,7 @@ circuit breaker, ledger), as the execution sensor's do.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from orchestrator.simulator.planners import Planner, PlannerUnavailable
 
@@ -51,6 +51,7 @@ class SLAPlanner(Planner):
         self._pending: set[str] = set()
         self._action_of_run: dict[str, object] = {}
         self._resolution = None
+        self._policies = None
         self._resolved_until: datetime | None = None
         self.ticks = 0
         self.decisions: dict[str, int] = {}
@@ -74,10 +75,13 @@ class SLAPlanner(Planner):
     def resolution(self, sim):
         now = sim.dt()
         if self._resolution is None or (self._resolved_until is not None and now >= self._resolved_until):
+            from orchestrator import perf
             from orchestrator.policies import DurationModel, load_policies, resolve
 
-            self._resolution = resolve(load_policies(sim.sc.policy_paths), sim.graph,
-                                       DurationModel(sim.history), now)
+            policies = self._policies if perf.enabled() else None
+            if policies is None:  # the files do not change during a run: parsed once
+                policies = self._policies = load_policies(sim.sc.policy_paths)
+            self._resolution = resolve(policies, sim.graph, DurationModel(sim.history), now)
             targets = list(self._resolution._targets.values()) if self._resolution.ok else []
             self._resolved_until = min(targets) if targets else None
         return self._resolution
@@ -86,8 +90,8 @@ class SLAPlanner(Planner):
         """The simulation's snapshot with what the connector APIs and the event log tell the
         Dagster shell too: each asset's data time and the paused connectors."""
         snap = sim.snapshot()
-        t0 = sim.t0
-        snap.data_time = {k: t0 + timedelta(seconds=v) for k, v in sim.data_time.items()}
+        at_dt = sim.at_dt
+        snap.data_time = {k: at_dt(v) for k, v in sim.data_time.items()}
         snap.paused_connectors = set(sim.paused)
         return snap
 
