@@ -50,10 +50,12 @@ def test_documented_identifiers_are_recognised(message, category, transient):
     "Acquired advisory lock on table orders in 3 ms",          # a lock, no contention
     "Leader election finished: this broker is the leader",     # the leader is there
     "column email of relation users was added",                # no conflict
+    # scheduling that fails on taints/selectors is not a resource shortfall
+    "Warning FailedScheduling 0/3 nodes are available: 3 node(s) had untolerated taint {role: infra}",
 ])
 def test_neighbouring_phrasings_do_not_fire(message):
     d = diagnose(message, model=None)
-    assert d.category not in ("destination_capacity", "source_unavailable", "schema_drift") or d.confidence < 0.5
+    assert d.category not in ("destination_capacity", "source_unavailable", "schema_drift", "resource_exhausted")
 
 
 # ------------------------------------------------------------------ model guards

@@ -343,10 +343,10 @@ RULES: list[Rule] = [
        r"too many open files|cannot fork|resource temporarily unavailable|insufficient (?:cpu|memory)\b",
        2.5, True),
     # Kubernetes scheduler: no node fits the pod's requests (predicates PodFitsResources,
-    # NodeUnderMemoryPressure; kubelet "didn't have enough resource"): capacity frees up, retry
+    # NodeUnderMemoryPressure; kubelet "didn't have enough resource"): capacity frees up, retry.
+    # Not "FailedScheduling"/"Unschedulable" alone: taints and selectors fail scheduling too.
     _r("resource_exhausted", "pod_unschedulable",
-       r"podfitsresources|didn't have enough resource|nodeundermemorypressure|\bunschedulable\b|"
-       r"failedscheduling", 2.5, True),
+       r"podfitsresources|didn't have enough resource|nodeundermemorypressure", 2.5, True),
 
     # ---------------------------------------------------------------- upstream_delay
     _r("upstream_delay", "freshness",
