@@ -74,7 +74,7 @@ def group_folds(groups: Sequence[str], k: int) -> list[int]:
 
 def _fit(items: Sequence[Item], **kw: Any) -> TextModel:
     return TextModel.fit([i.message for i in items], [i.category for i in items],
-                         feats=[i.feats for i in items], **kw)
+                         feats=[i.feats for i in items], groups=[i.group for i in items], **kw)
 
 
 def _proba(model: TextModel, item: Item) -> dict[str, float]:
@@ -260,6 +260,10 @@ def format_confusion(m: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------- data + artifact
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "data" / "failure_corpus.jsonl"
+# second collection (other sources, one labelling pass by the written rubric): see its README section
+EXTRA_CORPUS = ROOT / "tests" / "data" / "failure_corpus_extra.jsonl"
+# collected last, never used for training or for choosing anything: only `bench_diagnosis.py --heldout`
+HELDOUT = ROOT / "tests" / "data" / "failure_heldout.jsonl"
 PROJECT_SET = ROOT / "tests" / "data" / "failure_messages.jsonl"
 
 
@@ -267,15 +271,23 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def load_items() -> tuple[list[Item], list[Item]]:
-    """(corpus items, project labelled set as extra training items grouped by source)."""
-    corpus = prepare(load_rows(CORPUS))
+def load_items(*, extra_corpus: bool = True) -> tuple[list[Item], list[Item]]:
+    """(corpus items, project labelled set as extra training items grouped by source).
+
+    ``extra_corpus``: also the second collection (``failure_corpus_extra.jsonl``, ids ``fx-``) as
+    corpus items (cross-validated like the first; its groups are other sources). The held-out set
+    is never loaded here."""
+    rows = load_rows(CORPUS)
+    if extra_corpus and EXTRA_CORPUS.exists():
+        rows += load_rows(EXTRA_CORPUS)
+    corpus = prepare(rows)
     extra = prepare([dict(r, group=r["source"]) for r in load_rows(PROJECT_SET)])
     return corpus, extra
 
 
 def train_artifact(path: Path | None = None, **fit_kw: Any) -> TextModel:
-    """Fit the shipped model on every consensus item + the project set and save it."""
+    """Fit the shipped model on every consensus item (both collections) + the project set and save
+    it. The held-out set (``HELDOUT``) is not read."""
     corpus, extra = load_items()
     train = [i for i in corpus if i.category] + [e for e in extra if e.category]
     model = fit_with_params(train, **fit_kw)

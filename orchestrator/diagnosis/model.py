@@ -82,12 +82,19 @@ class TextModel:
     @classmethod
     def fit(cls, messages: Sequence[str], labels: Sequence[str], *, min_df: int = 2,
             max_features: int = 30000, l2: float = 1e-4, steps: int = 120, lr: float = 0.1,
-            balance: float = 0.5, feats: Sequence[Counter[str]] | None = None) -> TextModel:
+            balance: float = 0.5, feats: Sequence[Counter[str]] | None = None,
+            groups: Sequence[str] | None = None, min_groups: int = 1,
+            group_balance: float = 0.0) -> TextModel:
         """Fit on ``messages`` with gold ``labels`` (category names).
 
         ``balance``: sample weight = (class frequency) ** -balance, normalized to mean 1
         (0 = plain, 1 = fully balanced). ``feats``: precomputed :func:`features` of the messages
         (cross-validation computes them once). Deterministic: no random state anywhere.
+
+        ``groups`` (the source of each message) enable two guards against learning one source's
+        idiom: ``min_groups`` keeps only features seen in at least that many distinct sources (an
+        identifier of one package cannot become a class cue), and ``group_balance`` down-weights
+        messages of large sources (weight *= group size ** -group_balance).
         """
         classes = CATEGORIES
         cidx = {c: i for i, c in enumerate(classes)}
@@ -95,7 +102,14 @@ class TextModel:
         df: Counter[str] = Counter()
         for f in feats:
             df.update(f.keys())
-        kept = sorted((f for f, n in df.items() if n >= min_df), key=lambda f: (-df[f], f))[:max_features]
+        eligible = [f for f, n in df.items() if n >= min_df]
+        if groups is not None and min_groups > 1:
+            seen: dict[str, set[str]] = {}
+            for f, g in zip(feats, groups):
+                for k in f:
+                    seen.setdefault(k, set()).add(g)
+            eligible = [f for f in eligible if len(seen[f]) >= min_groups]
+        kept = sorted(eligible, key=lambda f: (-df[f], f))[:max_features]
         kept.sort()
         vocab = {f: i for i, f in enumerate(kept)}
         rows = [_vectorize(f, vocab) for f in feats]
@@ -114,6 +128,9 @@ class TextModel:
         y = np.asarray([cidx[c] for c in labels], dtype=np.int64)
         freq = np.bincount(y, minlength=C).astype(np.float64)
         sw = np.where(freq[y] > 0, freq[y], 1.0) ** (-balance)
+        if groups is not None and group_balance:
+            gsize = Counter(groups)
+            sw = sw * np.asarray([gsize[g] for g in groups], dtype=np.float64) ** (-group_balance)
         sw = (sw / sw.mean()).astype(np.float32)
         Y = np.zeros((n, C), dtype=np.float32)
         Y[np.arange(n), y] = 1.0

@@ -147,6 +147,11 @@ RULES: list[Rule] = [
        r"exceeded \d+ (?:calls|requests) per (?:second|minute|hour)|reduce (?:your )?request rates?|"
        r"abuse (?:detection|rate limit)|secondary rate limit|temporarily blocked", 3.0),
     _r("rate_limit", "retry_after", r"retry-after|retrying after \d+ ?s", 1.0),
+    # SDK exception / error-code names: Stripe RateLimitError, AWS ThrottlingException /
+    # RequestLimitExceeded / S3 SlowDown, generic *RateLimitException
+    _r("rate_limit", "rate_limit_exception",
+       r"ratelimit(?:error|exception)|throttling(?:exception|error)|requestlimitexceeded|"
+       r"toomanyrequestsexception|\bslowdown\b", 3.0),
     _r("rate_limit", "fivetran_rescheduled_quota",
        r"rescheduled.*(?:quota|rate limit|api limit)|sync_state\W+rescheduled", 2.5),
 
@@ -205,6 +210,9 @@ RULES: list[Rule] = [
     # DuckDB's binder names the column a model reads that its input no longer has
     _r("schema_drift", "duckdb_referenced_column_missing",
        r"referenced column .* not found in from clause", 2.5),
+    # PostgreSQL 42701 duplicate_column, MySQL 1060: a column the load adds is already there
+    _r("schema_drift", "column_already_exists",
+       r"column \S+ (?:of relation \S+ )?already exists|duplicate column name|\b42701\b", 2.5),
     _r("schema_drift", "column_missing",
        r"column \S+ (?:of relation \S+ )?does not exist|invalid identifier|"
        r"referenced column .* not found|no such column|unknown column|"
@@ -229,6 +237,9 @@ RULES: list[Rule] = [
        r"didn't send any records|heartbeat_timeout|source (?:is )?(?:not )?responding|"
        r"temporarily unavailable|under maintenance|is currently unavailable", 2.5),
     _r("source_unavailable", "timeout_generic", r"\btimed? ?out\b|\btimeout\b", 1.0),
+    # Kafka NOT_LEADER_OR_FOLLOWER / LEADER_NOT_AVAILABLE: the broker side is moving, retry
+    _r("source_unavailable", "kafka_leader",
+       r"not the leader|notleader(?:forpartition|orfollower)|leader[ _]not[ _]available", 2.5),
 
     # ---------------------------------------------------------------- destination_capacity
     _r("destination_capacity", "sf_resource_monitor",
@@ -254,6 +265,9 @@ RULES: list[Rule] = [
     _r("destination_capacity", "workload_management",
        r"\bwlm\b|query monitoring rule|workload management", 2.5),
     _r("destination_capacity", "destination_timeout", r"destination_timeout|destination .*(?:timed out|timeout)", 2.0),
+    # lock contention: MySQL 1205 lock wait timeout, PostgreSQL 40P01 deadlock / 55P03 lock_not_available
+    _r("destination_capacity", "lock_contention",
+       r"lock wait timeout|deadlock (?:detected|found)|\b40P01\b|\b55P03\b|could not obtain lock", 2.5),
 
     # ---------------------------------------------------------------- data_quality
     _r("data_quality", "dbt_test_failure",
@@ -274,6 +288,14 @@ RULES: list[Rule] = [
        r"failed to parse .* (?:value|field)|\b22(?:001|003|007|008|012|018|P02)\b|\b100038\b", 2.5),
     _r("data_quality", "rejected_records",
        r"bad records?|max_bad_records|rows? (?:were )?rejected|records? rejected", 2.0),
+    # value longer than its column: Redshift load error 1204, SQL Server 8152, MySQL 1406, SQLSTATE 22001
+    _r("data_quality", "value_too_long",
+       r"string length exceeds ddl length|string or binary data would be truncated|"
+       r"data too long for column|\b22001\b", 3.0),
+    # corrupt payloads: checksum / CRC mismatches (Kafka CORRUPT_MESSAGE, file formats)
+    _r("data_quality", "corrupt_data",
+       r"does not match its crc|crc mismatch|checksum mismatch|corrupt(?:ed)? (?:message|record|file|block|data)",
+       2.5),
     _r("data_quality", "check_failed",
        r"asset check .*(?:failed|did not pass)|expectation (?:failed|suite)|data quality check", 2.5),
 
@@ -301,6 +323,10 @@ RULES: list[Rule] = [
        r"ClassCastException)\b|object has no attribute|object is not (?:subscriptable|callable|iterable)|"
        r"takes \d+ positional arguments?|missing \d+ required positional", 2.0),
     _r("code_error", "sql_compilation_generic", r"sql compilation error|catalog error", 1.0),
+    # Oracle parse errors (ORA-00933/00936/00907) and BigQuery invalidQuery name resolution
+    _r("code_error", "sql_not_properly_formed",
+       r"sql command not properly ended|missing right parenthesis|\bora-009(?:33|36|07)\b|"
+       r"unrecognized name: |no matching signature for", 2.5),
 
     # ---------------------------------------------------------------- resource_exhausted
     _r("resource_exhausted", "out_of_memory",
@@ -308,7 +334,7 @@ RULES: list[Rule] = [
        r"cannot allocate memory|failed to allocate|could not allocate|memory cgroup out of memory|"
        r"bad[_ ]alloc|bad allocation|gc overhead limit exceeded|memory limit exceeded", 3.0),
     _r("resource_exhausted", "killed_by_os",
-       r"signal 9\b|sigkill|exit(?:ed with)? code 137|terminated by signal|killed by the operating system",
+       r"signal 9\b|sigkill|exit(?:ed with)? code:? 137|terminated by signal|killed by the operating system",
        2.5),
     _r("resource_exhausted", "local_disk",
        r"no space left on device|errno 28\b|\[errno 28\]", 3.0),
@@ -316,6 +342,11 @@ RULES: list[Rule] = [
        r"insufficient system resources|\bevicted\b|node was low on resource|ephemeral-storage|"
        r"too many open files|cannot fork|resource temporarily unavailable|insufficient (?:cpu|memory)\b",
        2.5, True),
+    # Kubernetes scheduler: no node fits the pod's requests (predicates PodFitsResources,
+    # NodeUnderMemoryPressure; kubelet "didn't have enough resource"): capacity frees up, retry.
+    # Not "FailedScheduling"/"Unschedulable" alone: taints and selectors fail scheduling too.
+    _r("resource_exhausted", "pod_unschedulable",
+       r"podfitsresources|didn't have enough resource|nodeundermemorypressure", 2.5, True),
 
     # ---------------------------------------------------------------- upstream_delay
     _r("upstream_delay", "freshness",
