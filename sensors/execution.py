@@ -127,8 +127,10 @@ def call_connector(action: Action, clients: Mapping[str, Any]) -> dict:
             client._single_request(method="PATCH", url=f"{rest}/connections/{cid}", data={"status": status})
         elif t is ActionType.reschedule_connector:
             minutes = int((action.tables.get("sync_frequency") or ("360",))[0])
-            client._single_request(method="PATCH", url=f"{rest}/connections/{cid}", data={
-                "schedule": {"scheduleType": "basic", "basicTiming": f"Every {max(1, minutes // 60)} hours"}})
+            from orchestrator.resources.airbyte import airbyte_schedule
+
+            client._single_request(method="PATCH", url=f"{rest}/connections/{cid}",
+                                   data={"schedule": airbyte_schedule(minutes)})
         elif t is ActionType.full_resync:
             client._single_request(method="POST", url=f"{rest}/jobs", data={"connectionId": cid, "jobType": "reset"})
         elif t is ActionType.resync_table:
@@ -187,9 +189,13 @@ def observe_call(action: Action, clients: Mapping[str, Any], since: datetime) ->
         if t in (ActionType.pause_connector, ActionType.resume_connector, ActionType.reschedule_connector):
             c = client._single_request(method="GET", url=f"{rest}/connections/{cid}")
             if t is ActionType.reschedule_connector:
+                from orchestrator.resources.airbyte import airbyte_schedule, same_cron
+
                 minutes = int((action.tables.get("sync_frequency") or ("360",))[0])
-                timing = (c.get("schedule") or {}).get("basicTiming")
-                return timing == f"Every {max(1, minutes // 60)} hours", f"schedule basicTiming={timing}"
+                want, got = airbyte_schedule(minutes), c.get("schedule") or {}
+                ok = got.get("scheduleType") == want["scheduleType"] and (
+                    want["scheduleType"] == "manual" or same_cron(got.get("cronExpression"), want["cronExpression"]))
+                return ok, f"schedule {got.get('scheduleType')} {got.get('cronExpression') or ''}".strip()
             want = "inactive" if t is ActionType.pause_connector else "active"
             return c.get("status") == want, f"status={c.get('status')}"
         jobs = client._single_request(method="GET", url=f"{rest}/jobs",

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from orchestrator.emulators.airbyte_engine import AirbyteEmulator, problem
+from orchestrator.emulators.airbyte_engine import AirbyteEmulator, json_mapping_error, problem
 from orchestrator.emulators.control import control_routes
 from orchestrator.emulators.errors import HttpProblem
 from orchestrator.emulators.state import parse_instant
@@ -43,7 +43,10 @@ def problem_response(exc: HttpProblem) -> JSONResponse:
 
 
 def config_error_response(exc: HttpProblem) -> JSONResponse:
-    message = (exc.body.get("data") or {}).get("message") or exc.body.get("detail") or str(exc.body)
+    data = exc.body.get("data") or {}
+    message = data.get("message") or (
+        f"Could not find {data['resourceType']} {data.get('resourceId')}" if data.get("resourceType") else None
+    ) or exc.body.get("detail") or str(exc.body)
     return JSONResponse(
         {"message": message, "exceptionClassName": CONFIG_EXCEPTIONS.get(exc.status, "java.lang.RuntimeException"),
          "exceptionStack": []},

@@ -2,7 +2,8 @@
 
 Envelope `{"code":"Success","message":...,"data":...}`; errors `{"code","message"}` with the HTTP
 status; HTTP Basic auth with the configured key/secret. Lists paginate with `cursor`/`limit` and
-return both `next_cursor` (what Fivetran sends) and `nextCursor` (what dagster-fivetran reads).
+return `next_cursor` only, as Fivetran documents it (https://fivetran.com/docs/rest-api/pagination);
+dagster-fivetran 0.29.27 reads `nextCursor`, which the project's client subclass corrects.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def _paginate(items: list[Any], request: Request) -> dict[str, Any]:
     if offset + limit < len(items):
         next_cursor = base64.urlsafe_b64encode(f"offset:{offset + limit}".encode()).decode()
         data["next_cursor"] = next_cursor
-        data["nextCursor"] = next_cursor
     return data
 
 
