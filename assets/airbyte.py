@@ -36,9 +36,12 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
         )
 
 
-def build_airbyte_assets(workspace: AirbyteWorkspaceResource) -> list[dg.AssetsDefinition]:
+def build_airbyte_assets(workspace: AirbyteWorkspaceResource, connection_selector_fn=None) -> list[dg.AssetsDefinition]:
+    """One sync multi-asset per connection; ``connection_selector_fn``
+    (``orchestrator.resources.airbyte_selector``) keeps only the selected connections."""
     translator = AirbyteTranslator()
-    specs = workspace.load_asset_specs(dagster_airbyte_translator=translator)
+    specs = workspace.load_asset_specs(dagster_airbyte_translator=translator,
+                                       connection_selector_fn=connection_selector_fn)
     connection_ids = sorted({AirbyteMetadataSet.extract(s.metadata).connection_id for s in specs})
     definitions = []
     for connection_id in connection_ids:

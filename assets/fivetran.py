@@ -36,14 +36,17 @@ def connector_ids(specs: Sequence[dg.AssetSpec]) -> list[str]:
     return sorted({FivetranMetadataSet.extract(s.metadata).connector_id for s in specs})
 
 
-def build_fivetran_assets(workspace: FivetranWorkspaceResource) -> list[dg.AssetsDefinition]:
+def build_fivetran_assets(workspace: FivetranWorkspaceResource, connector_selector_fn=None) -> list[dg.AssetsDefinition]:
     """One sync multi-asset per connector, each taking an optional resync config.
 
     The table list comes through dagster-fivetran's state-backed loader, so run workers rebuild
     the same assets from the state captured at load, without calling the API again.
+    ``connector_selector_fn`` (``orchestrator.resources.fivetran_selector``) keeps only the
+    selected connectors.
     """
     translator = FivetranTranslator()
-    specs = workspace.load_asset_specs(dagster_fivetran_translator=translator)
+    specs = workspace.load_asset_specs(dagster_fivetran_translator=translator,
+                                       connector_selector_fn=connector_selector_fn)
     definitions = []
     for connector_id in connector_ids(specs):
         @fivetran_assets(

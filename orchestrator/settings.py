@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     landing_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_LANDING_DIR")
     duckdb_path_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DUCKDB_PATH")
 
+    # Connector systems this code location uses ("fivetran,airbyte", "fivetran", "airbyte", "none");
+    # unset = the systems whose API is configured (FIVETRAN_API_KEY, AIRBYTE_REST_API_BASE_URL),
+    # or both sandbox emulators when neither is. See ``orchestrator.resources.enabled_systems``.
+    connectors: str | None = None
+    # Connector selectors: comma-separated shell patterns (fnmatch) matched against a Fivetran
+    # connector's id, name (its schema), service or group id / an Airbyte connection's id or name.
+    # Empty = every connector of the account/workspace becomes assets.
+    fivetran_connectors: str = ""
+    airbyte_connections: str = ""
+
     # Daily digest (sensors/digest.py, orchestrator/digest): schedule, SMTP, recipients.
     digest_cron: str = "0 7 * * *"
     digest_tz: str = "America/New_York"

@@ -469,8 +469,11 @@ def build_execution_sensor(
 def _project_clients(context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for system in ("fivetran", "airbyte"):
+        resource = getattr(context.resources, system, None)
+        if resource is None:  # a system this code location does not use (ORCHESTRATOR_CONNECTORS)
+            continue
         try:
-            out[system] = getattr(context.resources, system).get_client()
+            out[system] = resource.get_client()
         except Exception as exc:  # one system down must not block the other
             context.log.warning(f"{system} client unavailable: {exc}")
     return out
@@ -504,7 +507,8 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         with api_deadline(sensor_api_deadline_s()):
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
                               connectors=ConnectorReader(fivetran=context.resources.fivetran,
-                                                         airbyte=context.resources.airbyte))
+                                                         airbyte=context.resources.airbyte),
+                              connector_settings=True)  # the planner reads each connector's schema-change setting
         durations = DurationModel(snap.durations)
         assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now)
         r = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)

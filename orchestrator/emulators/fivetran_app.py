@@ -165,6 +165,11 @@ def build_fivetran_app(engine: FivetranEmulator, api_key: str, api_secret: str) 
     def schemas(request: Request, body: Any) -> JSONResponse:
         return success(engine.schema_config_json(request.path_params["connector_id"]))
 
+    def patch_schemas(request: Request, body: Any) -> JSONResponse:
+        connector_id = request.path_params["connector_id"]
+        engine.patch_schema_config(connector_id, body if body is not None else {})
+        return success(engine.schema_config_json(connector_id))
+
     def columns(request: Request, body: Any) -> JSONResponse:
         p = request.path_params
         return success(engine.columns_json(p["connector_id"], p["schema"], p["table"]))
@@ -191,6 +196,7 @@ def build_fivetran_app(engine: FivetranEmulator, api_key: str, api_secret: str) 
             Route(f"{base}/resync", endpoint(resync), methods=["POST"]),
             Route(f"{base}/schemas/tables/resync", endpoint(table_resync), methods=["POST"]),
             Route(f"{base}/schemas", endpoint(schemas), methods=["GET"]),
+            Route(f"{base}/schemas", endpoint(patch_schemas), methods=["PATCH"]),
             Route(f"{base}/schemas/{{schema}}/tables/{{table}}/columns", endpoint(columns), methods=["GET"]),
             Route(f"{base}/test", endpoint(setup_tests), methods=["POST"]),
         ]
