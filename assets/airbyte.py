@@ -2,7 +2,7 @@
 
 
 import dagster as dg
-from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator, airbyte_assets
+from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
 from dagster_airbyte.translator import AirbyteMetadataSet
 
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
@@ -46,12 +46,12 @@ def build_airbyte_assets(workspace: AirbyteWorkspaceResource, connection_selecto
     definitions = []
     for connection_id in connection_ids:
 
-        @airbyte_assets(
-            connection_id=connection_id,
-            workspace=workspace,
+        # what @airbyte_assets builds, plus a pool per connection (one sync at a time)
+        @dg.multi_asset(
             name=f"airbyte_sync_{connection_id.replace('-', '_')}",
-
-            dagster_airbyte_translator=translator,
+            can_subset=True,
+            specs=[s for s in specs if AirbyteMetadataSet.extract(s.metadata).connection_id == connection_id],
+            pool=f"airbyte/{connection_id}",
         )
         def _sync(context: dg.AssetExecutionContext, airbyte: AirbyteWorkspaceResource):
             yield from airbyte.sync_and_poll(context=context)

@@ -8,7 +8,6 @@ from dagster_fivetran import (
     DagsterFivetranTranslator,
     FivetranConnectorTableProps,
     FivetranSyncConfig,
-    fivetran_assets,
 )
 from dagster_fivetran.translator import FivetranMetadataSet
 
@@ -49,12 +48,13 @@ def build_fivetran_assets(workspace: FivetranWorkspaceResource, connector_select
                                        connector_selector_fn=connector_selector_fn)
     definitions = []
     for connector_id in connector_ids(specs):
-        @fivetran_assets(
-            connector_id=connector_id,
-            workspace=workspace,
+        # what @fivetran_assets builds, plus a pool per connector source: with the instance's
+        # default pool limit of 1, one sync per connector at a time (deploy/dagster.yaml)
+        @dg.multi_asset(
             name=f"fivetran_sync_{connector_id}",
-
-            dagster_fivetran_translator=translator,
+            can_subset=True,
+            specs=[s for s in specs if FivetranMetadataSet.extract(s.metadata).connector_id == connector_id],
+            pool=f"fivetran/{connector_id}",
         )
         def _sync(
             context: dg.AssetExecutionContext,

@@ -32,6 +32,7 @@ from orchestrator.resources import (
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
 from sensors import ProjectContext, sensor_definitions
+from sensors.execution import warehouse_tag
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,14 @@ def build_definitions() -> dg.Definitions:
                     "Sync every connector, build every unpartitioned dbt model, refresh the "
                     "dashboards that read only those."
                 ),
+                tags=warehouse_tag(),  # run tag the deploy's run queue limits per warehouse
             ),
             dg.define_asset_job(
                 "daily_partitioned_models",
                 selection=partitioned - sensor_checks,
                 partitions_def=daily_partitions,
                 description="The daily-partitioned dbt models, one day per run.",
+                tags=warehouse_tag(),
             ),
         ],
         resources={

@@ -61,6 +61,13 @@ UTC = timezone.utc
 TAG_PROPOSAL = "orchestrator/proposal_id"
 TAG_ACTION = "orchestrator/action_id"
 TAG_TYPE = "orchestrator/action_type"
+TAG_WAREHOUSE = "orchestrator/warehouse"  # run-queue limit per warehouse (deploy/dagster.yaml)
+
+
+def warehouse_tag() -> dict[str, str]:
+    """The run tag the instance's run queue limits per warehouse (``ORCHESTRATOR_WAREHOUSE``,
+    default "warehouse"): every run syncs into or builds in the warehouse."""
+    return {TAG_WAREHOUSE: os.environ.get("ORCHESTRATOR_WAREHOUSE", "warehouse")}
 RUN_TYPES = RUN_ACTION_VALUES
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
@@ -71,6 +78,7 @@ def run_requests_for(action: Action, proposal_id: str | None = None) -> list[dg.
         "dagster/priority": str(int(action.priority)),
         TAG_ACTION: action.action_id,
         TAG_TYPE: action.type,
+        **warehouse_tag(),
     }
     if proposal_id:
         tags[TAG_PROPOSAL] = proposal_id
