@@ -29,7 +29,7 @@ from orchestrator.resources import (
     fivetran_selector,
     fivetran_workspace,
 )
-from orchestrator.resources.connector_state import LOAD_OUTCOMES, ConnectorStateUnavailable
+from orchestrator.resources.connector_state import LOAD_OUTCOMES, NOT_LOADED, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
 from sensors import ProjectContext, sensor_definitions
 from sensors.execution import warehouse_tag
@@ -42,6 +42,7 @@ def _connector_assets(system: str, build, workspace, account: str) -> list[dg.As
         assets = build(workspace)
     except ConnectorStateUnavailable as exc:
         log.error("%s assets not loaded: %s", system, exc)
+        NOT_LOADED[system] = str(exc)
         return []
     outcome = LOAD_OUTCOMES.get(f"{system}/{account}")
     if outcome is None:  # rebuilt from the state attached at load (run workers): nothing to add
@@ -66,6 +67,10 @@ def build_definitions() -> dg.Definitions:
     # Each connector system is optional (ORCHESTRATOR_CONNECTORS); a system left out gets no
     # assets, a None resource (sensors skip it) and its policies disabled, not invalid.
     systems = enabled_systems()
+    NOT_LOADED.clear()
+    for system in SYSTEMS:
+        if system not in systems:
+            NOT_LOADED[system] = f"not used by this code location (ORCHESTRATOR_CONNECTORS={','.join(systems) or 'none'})"
     fivetran = fivetran_workspace() if "fivetran" in systems else None
     airbyte = airbyte_workspace() if "airbyte" in systems else None
     loaded: dict[str, list[dg.AssetsDefinition]] = {}

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Connector selectors: comma-separated shell patterns (fnmatch) matched against a Fivetran
     # connector's id, name (its schema), service or group id / an Airbyte connection's id or name.
     # Empty = every connector of the account/workspace becomes assets.
+    # Where the last known connector state is kept (default <home>/connector_state)
+    connector_state_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_CONNECTOR_STATE_DIR")
     fivetran_connectors: str = ""
     airbyte_connections: str = ""
 
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.duckdb_path_override or self.warehouse_dir / "analytics.duckdb"
+
+    @property
+    def connector_state_dir(self) -> Path:
+        return self.connector_state_dir_override or self.home / "connector_state"
 
     @property
     def emulator_state_dir(self) -> Path:

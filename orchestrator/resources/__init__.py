@@ -114,7 +114,7 @@ def fivetran_workspace() -> FivetranWorkspaceResource:
         api_base_url=os.environ.get("FIVETRAN_API_BASE_URL", default_base),
         poll_interval=float(os.environ.get("FIVETRAN_POLL_INTERVAL", "2" if sandbox else "10")),
         poll_timeout=float(os.environ.get("FIVETRAN_POLL_TIMEOUT", "120" if sandbox else "3600")),
-        connector_state_dir=str(settings.home / "connector_state"),
+        connector_state_dir=str(settings.connector_state_dir),
     )
 
 
@@ -137,7 +137,7 @@ def airbyte_workspace() -> AirbyteWorkspaceResource:
         client_secret=_secret("AIRBYTE_CLIENT_SECRET", SANDBOX_AIRBYTE_CLIENT_SECRET),
         poll_interval=float(os.environ.get("AIRBYTE_POLL_INTERVAL", "2" if sandbox else "10")),
         poll_timeout=float(os.environ.get("AIRBYTE_POLL_TIMEOUT", "120" if sandbox else "3600")),
-        connector_state_dir=str(settings.home / "connector_state"),
+        connector_state_dir=str(settings.connector_state_dir),
     )
 
 
