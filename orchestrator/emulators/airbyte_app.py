@@ -362,7 +362,5 @@ def _fault_response(fault: Any) -> JSONResponse:
         exc = problem(429, "rate-limited", f"Rate limit exceeded; retry after {fault.retry_after_s} seconds.")
         exc.headers["Retry-After"] = str(fault.retry_after_s)
         return problem_response(exc)
-    return problem_response(problem(fault.status, "internal-server-error",
-                                    "An unexpected problem has occurred. If this is an error that needs to be "
-                                    "addressed, please submit a pull request or github issue."))
+    return problem_response(problem(fault.status, "unexpected-problem", "Internal Server Error"))
 

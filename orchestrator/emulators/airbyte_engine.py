@@ -75,11 +75,17 @@ PROBLEM_DETAILS = {
 }
 
 
+PROBLEM_TYPES = {
+    "state-conflict": "https://reference.airbyte.com/reference/errors#409-state-conflict",
+    "unexpected-problem": "https://reference.airbyte.com/reference/errors",
+}
+
+
 def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> HttpProblem:
     """A problem+json error. For the problem types Airbyte defines, ``detail`` here is the specific
     message and lands in ``data.message`` (unless ``data`` is given), as the server renders them."""
     body: dict[str, Any] = {
-        "type": f"https://reference.airbyte.com/reference/errors#{title}",
+        "type": PROBLEM_TYPES.get(title, f"https://reference.airbyte.com/reference/errors#{title}"),
         "title": title,
         "status": status,
         "detail": PROBLEM_DETAILS.get(title, detail),
@@ -145,6 +151,8 @@ class ConnectionState(BaseModel):
     schedule_type: Literal["manual", "basic", "cron"]
     every_minutes: int | None = None
     cron_expression: str | None = None
+    # nonBreakingSchemaUpdatesBehavior: ignore | disable_connection | propagate_columns | propagate_fully
+    non_breaking_updates: str = "propagate_columns"
     created_at: str
     credentials_expired: bool = False
     syncs_started: int = 0
@@ -524,6 +532,12 @@ class AirbyteEmulator:
                 kind = kind.lower()
                 if kind == "cron":
                     cron = validate_quartz_cron(schedule.get("cronExpression"))
+            behaviour = body.get("nonBreakingSchemaUpdatesBehavior")
+            if behaviour is not None and behaviour not in ("ignore", "disable_connection", "propagate_columns",
+                                                           "propagate_fully"):
+                raise json_mapping_error()
+            if behaviour is not None:
+                state.non_breaking_updates = behaviour
             if status is not None:
                 state.status = "active" if status.lower() == "active" else "inactive"
             if kind is not None:
@@ -633,8 +647,7 @@ class AirbyteEmulator:
             "workspaceId": self.spec_root.workspace_id,
             "status": state.status,
             "schedule": schedule,
-            "dataResidency": "auto",
-            "nonBreakingSchemaUpdatesBehavior": "propagate_columns",
+            "nonBreakingSchemaUpdatesBehavior": state.non_breaking_updates,
             "namespaceDefinition": "custom_format",
             "namespaceFormat": spec.schema_,
             "prefix": spec.prefix,
@@ -705,7 +718,7 @@ class AirbyteEmulator:
             # Airbyte flags a connection whose source dropped, renamed or retyped a column.
             "breakingChange": any(c.change != "add_column" for c in data.state.schema_changes),
             "geography": "auto",
-            "nonBreakingChangesPreference": "propagate_columns",
+            "nonBreakingChangesPreference": state.non_breaking_updates,
             "notifySchemaChanges": True,
             "createdAt": epoch_seconds(parse_instant(state.created_at)),
         })
@@ -747,7 +760,9 @@ class AirbyteEmulator:
     def workspace_json(self, workspace_id: str) -> dict[str, Any]:
         if workspace_id != self.spec_root.workspace_id:
             raise not_found("workspace", workspace_id)
-        return {"workspaceId": workspace_id, "name": self.spec_root.workspace_name, "dataResidency": "auto"}
+        # WorkspaceResponse requires notifications (NotificationsConfig: every entry optional)
+        return {"workspaceId": workspace_id, "name": self.spec_root.workspace_name, "dataResidency": "auto",
+                "notifications": {}}
 
     def connection_ids(self) -> list[str]:
         return [c.id for c in self.spec_root.connections]
