@@ -177,6 +177,7 @@ def test_schema_changes_show_in_schema_config_and_parquet(emulators, small_scena
         {"kind": "schema_change", "target": SALESFORCE, "on_sync": 2, "table": "account",
          "change": "change_type", "column": "annual_revenue", "to_type": "string"},
     ]
+    small_scenario["fivetran"]["column_types"] = True  # emulator extension: Fivetran documents no column type
     handle = emulators(small_scenario)
     workspace = fivetran_workspace(handle)
     client = workspace.get_client()

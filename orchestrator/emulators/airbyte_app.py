@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from orchestrator.emulators.airbyte_engine import AirbyteEmulator, json_mapping_error, problem
+from orchestrator.emulators.airbyte_engine import AirbyteEmulator, problem
 from orchestrator.emulators.control import control_routes
 from orchestrator.emulators.errors import HttpProblem
 from orchestrator.emulators.state import parse_instant
