@@ -2,7 +2,7 @@
 
 
 import dagster as dg
-from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator, airbyte_assets
+from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
 from dagster_airbyte.translator import AirbyteMetadataSet
 
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
@@ -36,19 +36,22 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
         )
 
 
-def build_airbyte_assets(workspace: AirbyteWorkspaceResource) -> list[dg.AssetsDefinition]:
+def build_airbyte_assets(workspace: AirbyteWorkspaceResource, connection_selector_fn=None) -> list[dg.AssetsDefinition]:
+    """One sync multi-asset per connection; ``connection_selector_fn``
+    (``orchestrator.resources.airbyte_selector``) keeps only the selected connections."""
     translator = AirbyteTranslator()
-    specs = workspace.load_asset_specs(dagster_airbyte_translator=translator)
+    specs = workspace.load_asset_specs(dagster_airbyte_translator=translator,
+                                       connection_selector_fn=connection_selector_fn)
     connection_ids = sorted({AirbyteMetadataSet.extract(s.metadata).connection_id for s in specs})
     definitions = []
     for connection_id in connection_ids:
 
-        @airbyte_assets(
-            connection_id=connection_id,
-            workspace=workspace,
+        # what @airbyte_assets builds, plus a pool per connection (one sync at a time)
+        @dg.multi_asset(
             name=f"airbyte_sync_{connection_id.replace('-', '_')}",
-
-            dagster_airbyte_translator=translator,
+            can_subset=True,
+            specs=[s for s in specs if AirbyteMetadataSet.extract(s.metadata).connection_id == connection_id],
+            pool=f"airbyte/{connection_id}",
         )
         def _sync(context: dg.AssetExecutionContext, airbyte: AirbyteWorkspaceResource):
             yield from airbyte.sync_and_poll(context=context)

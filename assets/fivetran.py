@@ -8,7 +8,6 @@ from dagster_fivetran import (
     DagsterFivetranTranslator,
     FivetranConnectorTableProps,
     FivetranSyncConfig,
-    fivetran_assets,
 )
 from dagster_fivetran.translator import FivetranMetadataSet
 
@@ -36,22 +35,26 @@ def connector_ids(specs: Sequence[dg.AssetSpec]) -> list[str]:
     return sorted({FivetranMetadataSet.extract(s.metadata).connector_id for s in specs})
 
 
-def build_fivetran_assets(workspace: FivetranWorkspaceResource) -> list[dg.AssetsDefinition]:
+def build_fivetran_assets(workspace: FivetranWorkspaceResource, connector_selector_fn=None) -> list[dg.AssetsDefinition]:
     """One sync multi-asset per connector, each taking an optional resync config.
 
     The table list comes through dagster-fivetran's state-backed loader, so run workers rebuild
     the same assets from the state captured at load, without calling the API again.
+    ``connector_selector_fn`` (``orchestrator.resources.fivetran_selector``) keeps only the
+    selected connectors.
     """
     translator = FivetranTranslator()
-    specs = workspace.load_asset_specs(dagster_fivetran_translator=translator)
+    specs = workspace.load_asset_specs(dagster_fivetran_translator=translator,
+                                       connector_selector_fn=connector_selector_fn)
     definitions = []
     for connector_id in connector_ids(specs):
-        @fivetran_assets(
-            connector_id=connector_id,
-            workspace=workspace,
+        # what @fivetran_assets builds, plus a pool per connector source: with the instance's
+        # default pool limit of 1, one sync per connector at a time (deploy/dagster.yaml)
+        @dg.multi_asset(
             name=f"fivetran_sync_{connector_id}",
-
-            dagster_fivetran_translator=translator,
+            can_subset=True,
+            specs=[s for s in specs if FivetranMetadataSet.extract(s.metadata).connector_id == connector_id],
+            pool=f"fivetran/{connector_id}",
         )
         def _sync(
             context: dg.AssetExecutionContext,

@@ -19,10 +19,20 @@ from assets.dbt import (
 from assets.fivetran import build_fivetran_assets
 from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
 from orchestrator.project_graph import asset_graph_from_assets
-from orchestrator.resources import airbyte_workspace, dbt_cli, dbt_env, fivetran_workspace
-from orchestrator.resources.connector_state import LOAD_OUTCOMES, ConnectorStateUnavailable
+from orchestrator.resources import (
+    SYSTEMS,
+    airbyte_selector,
+    airbyte_workspace,
+    dbt_cli,
+    dbt_env,
+    enabled_systems,
+    fivetran_selector,
+    fivetran_workspace,
+)
+from orchestrator.resources.connector_state import LOAD_OUTCOMES, NOT_LOADED, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
 from sensors import ProjectContext, sensor_definitions
+from sensors.execution import warehouse_tag
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,7 @@ def _connector_assets(system: str, build, workspace, account: str) -> list[dg.As
         assets = build(workspace)
     except ConnectorStateUnavailable as exc:
         log.error("%s assets not loaded: %s", system, exc)
+        NOT_LOADED[system] = str(exc)
         return []
     outcome = LOAD_OUTCOMES.get(f"{system}/{account}")
     if outcome is None:  # rebuilt from the state attached at load (run workers): nothing to add
@@ -41,19 +52,41 @@ def _connector_assets(system: str, build, workspace, account: str) -> list[dg.As
     )
 
 
+def _absent(system: str) -> dg.ResourceDefinition:
+    """The resource of a connector system this code location does not use: ``None``, which the
+    sensors and checks read as "not configured" and skip."""
+    return dg.ResourceDefinition.none_resource(
+        description=f"{system} is not used by this code location (ORCHESTRATOR_CONNECTORS)")
+
+
 def build_definitions() -> dg.Definitions:
     # dbt subprocesses read the warehouse and landing paths from the environment.
     for name, value in dbt_env().items():
         os.environ.setdefault(name, value)
 
-    fivetran = fivetran_workspace()
-    airbyte = airbyte_workspace()
-    loaded = {
-        "fivetran": _connector_assets("fivetran", build_fivetran_assets, fivetran, fivetran.account_id),
-        "airbyte": _connector_assets("airbyte", build_airbyte_assets, airbyte, airbyte.workspace_id),
-    }
+    # Each connector system is optional (ORCHESTRATOR_CONNECTORS); a system left out gets no
+    # assets, a None resource (sensors skip it) and its policies disabled, not invalid.
+    systems = enabled_systems()
+    NOT_LOADED.clear()
+    for system in SYSTEMS:
+        if system not in systems:
+            NOT_LOADED[system] = f"not used by this code location (ORCHESTRATOR_CONNECTORS={','.join(systems) or 'none'})"
+    fivetran = fivetran_workspace() if "fivetran" in systems else None
+    airbyte = airbyte_workspace() if "airbyte" in systems else None
+    loaded: dict[str, list[dg.AssetsDefinition]] = {}
+    if fivetran is not None:
+        select = fivetran_selector()
+        loaded["fivetran"] = _connector_assets(
+            "fivetran", lambda w: build_fivetran_assets(w, connector_selector_fn=select), fivetran, fivetran.account_id)
+    if airbyte is not None:
+        select_ab = airbyte_selector()
+        loaded["airbyte"] = _connector_assets(
+            "airbyte", lambda w: build_airbyte_assets(w, connection_selector_fn=select_ab), airbyte, airbyte.workspace_id)
     connector_assets = [a for assets_defs in loaded.values() for a in assets_defs]
-    unavailable = [system for system, assets_defs in loaded.items() if not assets_defs]
+    unavailable = [system for system in SYSTEMS if not loaded.get(system)]
+    for system in SYSTEMS:
+        if system not in systems:
+            log.info("%s not used by this code location (ORCHESTRATOR_CONNECTORS=%s)", system, ",".join(systems) or "none")
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
     try:
         dbt_defs = build_dbt_assets(connector_keys)
@@ -94,15 +127,21 @@ def build_definitions() -> dg.Definitions:
                     "Sync every connector, build every unpartitioned dbt model, refresh the "
                     "dashboards that read only those."
                 ),
+                tags=warehouse_tag(),  # run tag the deploy's run queue limits per warehouse
             ),
             dg.define_asset_job(
                 "daily_partitioned_models",
                 selection=partitioned - sensor_checks,
                 partitions_def=daily_partitions,
                 description="The daily-partitioned dbt models, one day per run.",
+                tags=warehouse_tag(),
             ),
         ],
-        resources={"fivetran": fivetran, "airbyte": airbyte, "dbt": dbt_cli()},
+        resources={
+            "fivetran": fivetran if fivetran is not None else _absent("Fivetran"),
+            "airbyte": airbyte if airbyte is not None else _absent("Airbyte"),
+            "dbt": dbt_cli(),
+        },
     )
     return dg.Definitions.merge(core, *fragments)
 

@@ -31,6 +31,18 @@ class Settings(BaseSettings):
     landing_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_LANDING_DIR")
     duckdb_path_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DUCKDB_PATH")
 
+    # Connector systems this code location uses ("fivetran,airbyte", "fivetran", "airbyte", "none");
+    # unset = the systems whose API is configured (FIVETRAN_API_KEY, AIRBYTE_REST_API_BASE_URL),
+    # or both sandbox emulators when neither is. See ``orchestrator.resources.enabled_systems``.
+    connectors: str | None = None
+    # Connector selectors: comma-separated shell patterns (fnmatch) matched against a Fivetran
+    # connector's id, name (its schema), service or group id / an Airbyte connection's id or name.
+    # Empty = every connector of the account/workspace becomes assets.
+    # Where the last known connector state is kept (default <home>/connector_state)
+    connector_state_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_CONNECTOR_STATE_DIR")
+    fivetran_connectors: str = ""
+    airbyte_connections: str = ""
+
     # Daily digest (sensors/digest.py, orchestrator/digest): schedule, SMTP, recipients.
     digest_cron: str = "0 7 * * *"
     digest_tz: str = "America/New_York"
@@ -63,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.duckdb_path_override or self.warehouse_dir / "analytics.duckdb"
+
+    @property
+    def connector_state_dir(self) -> Path:
+        return self.connector_state_dir_override or self.home / "connector_state"
 
     @property
     def emulator_state_dir(self) -> Path:

@@ -582,6 +582,13 @@ def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
 # -- the connectors -------------------------------------------------------------------------------
 
 
+SETTINGS_TTL = 600.0
+_SETTINGS_CACHE: dict[str, tuple[float, str]] = {}
+# Airbyte nonBreakingSchemaUpdatesBehavior -> the Fivetran setting with the same effect on new columns
+AIRBYTE_SCHEMA_UPDATES = {"propagate_fully": "ALLOW_ALL", "propagate_columns": "ALLOW_COLUMNS",
+                          "ignore": "BLOCK_ALL", "disable_connection": "BLOCK_ALL"}
+
+
 @dataclass
 class ConnectorReader:
     """Reads the connectors' own sync state through the project's resources' clients."""
@@ -665,6 +672,46 @@ class ConnectorReader:
         text = "; ".join(m for m in (last.get("externalMessage"), last.get("internalMessage")) if m)
         return f"Job {status}: {job_id}: [{last.get('failureOrigin')}/{last.get('failureType')}] {text}"
 
+    def schema_change_handling(self, graph: AssetGraph) -> dict[str, str]:
+        """Each connector's schema-change setting, read from its API: Fivetran's
+        ``schema_change_handling`` (schema config endpoint, one call per connector, kept
+        ``SETTINGS_TTL`` seconds in this process) and Airbyte's ``nonBreakingSchemaUpdatesBehavior``
+        (one paginated list call) mapped onto Fivetran's words. A system whose API fails is left
+        out (the planner then uses its default) and noted in ``errors``."""
+        import time
+
+        wanted = {n.connector for n in graph if n.connector}
+        out: dict[str, str] = {}
+        now = time.monotonic()
+        if self.fivetran is not None:
+            client = None
+            for conn in sorted(c for c in wanted if c.startswith("fivetran:")):
+                hit = _SETTINGS_CACHE.get(conn)
+                if hit is not None and now - hit[0] < SETTINGS_TTL:
+                    out[conn] = hit[1]
+                    continue
+                try:
+                    client = client or self._client(self.fivetran)
+                    value = client.get_schema_config_for_connector(conn.split(":", 1)[1]).get("schema_change_handling")
+                except Exception as exc:  # noqa: BLE001 - the planner falls back to its default
+                    self.errors.append(f"fivetran: schema config of {conn}: {str(exc)[:200]}")
+                    break
+                if value:
+                    out[conn] = str(value)
+                    _SETTINGS_CACHE[conn] = (now, str(value))
+        if self.airbyte is not None and any(c.startswith("airbyte:") for c in wanted):
+            try:
+                client = self._client(self.airbyte)
+                for c in client._paginated_request(method="GET", url=f"{client.rest_api_base_url}/connections",
+                                                   params={"workspaceIds": client.workspace_id}):
+                    conn = f"airbyte:{c.get('connectionId')}"
+                    mapped = AIRBYTE_SCHEMA_UPDATES.get(str(c.get("nonBreakingSchemaUpdatesBehavior") or ""))
+                    if conn in wanted and mapped:
+                        out[conn] = mapped
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"airbyte: connections: {str(exc)[:200]}")
+        return out
+
     def syncs(self, graph: AssetGraph, since: datetime) -> list[SyncRecord]:
         tables_of: dict[str, list[str]] = defaultdict(list)
         for node in graph:
@@ -732,12 +779,14 @@ def build_snapshot(
     check_keys: Iterable[tuple[str, str]] = (),
     last_success: bool = True,
     caps: SnapshotCaps | None = None,
+    connector_settings: bool = False,
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
     (default: two days before ``now``). ``history=False`` / ``last_success=False`` skip the
     recent materializations / the latest materialization of every asset. ``caps`` (default: from
-    the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit."""
+    the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit.
+    ``connector_settings`` also reads each connector's schema-change setting (for the planner)."""
     now = now or datetime.now(UTC)
     since = since or now - timedelta(days=2)
     kwargs = {}
@@ -758,6 +807,8 @@ def build_snapshot(
         snap.failures = reader.failures(since, graph, {r.run_id: r for r in snap.runs})
     if connectors is not None:
         snap.syncs = mark_triggered_by(connectors.syncs(graph, since), snap.runs, graph)
+        if connector_settings:
+            snap.schema_change_handling = connectors.schema_change_handling(graph)
         if failures:
             snap.failures.extend(sync_failures(snap.syncs))
     snap.caps_hit = dict(reader.caps_hit)  # type: ignore[attr-defined]  (read with caps_hit())

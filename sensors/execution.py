@@ -61,6 +61,13 @@ UTC = timezone.utc
 TAG_PROPOSAL = "orchestrator/proposal_id"
 TAG_ACTION = "orchestrator/action_id"
 TAG_TYPE = "orchestrator/action_type"
+TAG_WAREHOUSE = "orchestrator/warehouse"  # run-queue limit per warehouse (deploy/dagster.yaml)
+
+
+def warehouse_tag() -> dict[str, str]:
+    """The run tag the instance's run queue limits per warehouse (``ORCHESTRATOR_WAREHOUSE``,
+    default "warehouse"): every run syncs into or builds in the warehouse."""
+    return {TAG_WAREHOUSE: os.environ.get("ORCHESTRATOR_WAREHOUSE", "warehouse")}
 RUN_TYPES = RUN_ACTION_VALUES
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
@@ -71,6 +78,7 @@ def run_requests_for(action: Action, proposal_id: str | None = None) -> list[dg.
         "dagster/priority": str(int(action.priority)),
         TAG_ACTION: action.action_id,
         TAG_TYPE: action.type,
+        **warehouse_tag(),
     }
     if proposal_id:
         tags[TAG_PROPOSAL] = proposal_id
@@ -127,8 +135,10 @@ def call_connector(action: Action, clients: Mapping[str, Any]) -> dict:
             client._single_request(method="PATCH", url=f"{rest}/connections/{cid}", data={"status": status})
         elif t is ActionType.reschedule_connector:
             minutes = int((action.tables.get("sync_frequency") or ("360",))[0])
-            client._single_request(method="PATCH", url=f"{rest}/connections/{cid}", data={
-                "schedule": {"scheduleType": "basic", "basicTiming": f"Every {max(1, minutes // 60)} hours"}})
+            from orchestrator.resources.airbyte import airbyte_schedule
+
+            client._single_request(method="PATCH", url=f"{rest}/connections/{cid}",
+                                   data={"schedule": airbyte_schedule(minutes)})
         elif t is ActionType.full_resync:
             client._single_request(method="POST", url=f"{rest}/jobs", data={"connectionId": cid, "jobType": "reset"})
         elif t is ActionType.resync_table:
@@ -187,9 +197,13 @@ def observe_call(action: Action, clients: Mapping[str, Any], since: datetime) ->
         if t in (ActionType.pause_connector, ActionType.resume_connector, ActionType.reschedule_connector):
             c = client._single_request(method="GET", url=f"{rest}/connections/{cid}")
             if t is ActionType.reschedule_connector:
+                from orchestrator.resources.airbyte import airbyte_schedule, same_cron
+
                 minutes = int((action.tables.get("sync_frequency") or ("360",))[0])
-                timing = (c.get("schedule") or {}).get("basicTiming")
-                return timing == f"Every {max(1, minutes // 60)} hours", f"schedule basicTiming={timing}"
+                want, got = airbyte_schedule(minutes), c.get("schedule") or {}
+                ok = got.get("scheduleType") == want["scheduleType"] and (
+                    want["scheduleType"] == "manual" or same_cron(got.get("cronExpression"), want["cronExpression"]))
+                return ok, f"schedule {got.get('scheduleType')} {got.get('cronExpression') or ''}".strip()
             want = "inactive" if t is ActionType.pause_connector else "active"
             return c.get("status") == want, f"status={c.get('status')}"
         jobs = client._single_request(method="GET", url=f"{rest}/jobs",
@@ -463,8 +477,11 @@ def build_execution_sensor(
 def _project_clients(context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for system in ("fivetran", "airbyte"):
+        resource = getattr(context.resources, system, None)
+        if resource is None:  # a system this code location does not use (ORCHESTRATOR_CONNECTORS)
+            continue
         try:
-            out[system] = getattr(context.resources, system).get_client()
+            out[system] = resource.get_client()
         except Exception as exc:  # one system down must not block the other
             context.log.warning(f"{system} client unavailable: {exc}")
     return out
@@ -498,7 +515,8 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         with api_deadline(sensor_api_deadline_s()):
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
                               connectors=ConnectorReader(fivetran=context.resources.fivetran,
-                                                         airbyte=context.resources.airbyte))
+                                                         airbyte=context.resources.airbyte),
+                              connector_settings=True)  # the planner reads each connector's schema-change setting
         durations = DurationModel(snap.durations)
         assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now)
         r = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)

@@ -13,8 +13,8 @@ roots (rules + failure memory) and, for failures not reported before (cursor):
   evidence, root) and, on connector tables, a ``connector_sync`` check (ERROR while the latest
   sync failed, passed again after a success).
 
-It also emits ``AssetMaterialization``s for successful Airbyte syncs that Dagster did not start
-(dagster-airbyte has no polling sensor).
+It also emits ``AssetMaterialization``s for successful Airbyte and Fivetran syncs that Dagster did
+not start (the connector's own schedule, its UI, another tool), so those tables do not look stale.
 """
 
 import json
@@ -201,7 +201,26 @@ def failures_tick(
                 metadata={"airbyte_job_id": job, "triggered_by": s.triggered_by,
                           "rows_synced": s.rows if s.rows is not None else -1,
                           "ended_at": (s.ended_at or s.started_at).isoformat()}))
-    return new, events, {"seen": seen, "bad": bad, "ab": ab}
+    # successful Fivetran syncs Dagster did not start (Fivetran's own schedule, the UI, another
+    # tool): the connector's succeeded_at moved on. Fivetran's connection object has no sync start
+    # time, so the completion time is what the materialization carries.
+    ft: dict[str, str] = dict(state.get("ft", {}))
+    for s in sorted(snap.syncs, key=lambda s: s.ended_at or s.started_at):
+        if not s.connector.startswith("fivetran:") or s.status != "succeeded":
+            continue
+        done = s.ended_at or s.started_at
+        if done < now - WINDOW or done.isoformat() <= ft.get(s.connector, ""):
+            continue
+        ft[s.connector] = done.isoformat()
+        if s.triggered_by == "dagster":
+            continue
+        for key in s.tables:
+            events.append(dg.AssetMaterialization(
+                asset_key=dg.AssetKey.from_user_string(key),
+                description=f"Synced by Fivetran at {done.isoformat()} ({s.triggered_by}, not started by Dagster)",
+                metadata={"fivetran_succeeded_at": done.isoformat(), "triggered_by": s.triggered_by,
+                          "ended_at": done.isoformat()}))
+    return new, events, {"seen": seen, "bad": bad, "ab": ab, "ft": ft}
 
 
 def build_failure_sensor(

@@ -80,6 +80,7 @@ def test_airbyte_catalog_and_fivetran_schema_config_from_the_emulators(emulators
         {"kind": "schema_change", "target": SALESFORCE, "on_sync": 2, "table": "account",
          "change": "change_type", "column": "annual_revenue", "to_type": "string"},
     ]
+    small_scenario["fivetran"]["column_types"] = True  # emulator extension: Fivetran's API has no column types
     handle = emulators(small_scenario)
     ab = airbyte_workspace(handle).get_client()
     ft = fivetran_workspace(handle).get_client()

@@ -94,7 +94,8 @@ def test_deploy_instance_config_matches_dagster_schema(monkeypatch):
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
     for k, v in {"DAGSTER_PG_HOST": "pg", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u",
-                 "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "DAGSTER_K8S_NAMESPACE": "n"}.items():
+                 "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "DAGSTER_K8S_NAMESPACE": "n",
+                 "DAGSTER_PG_URL": "postgresql://u:p@pg:5432/d"}.items():
         monkeypatch.setenv(k, v)
     cfg = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "dagster.yaml").read_text())
     res = process_config(dagster_instance_config_schema(), cfg)
@@ -102,4 +103,5 @@ def test_deploy_instance_config_matches_dagster_schema(monkeypatch):
     assert cfg["run_launcher"]["class"] == "K8sRunLauncher" and "postgres" in cfg["storage"]
     coord = process_config(QueuedRunCoordinator.config_type(), cfg["run_coordinator"]["config"])
     assert coord.success, coord.errors
-    assert any(t["key"] == "orchestrator/action_type" for t in cfg["run_coordinator"]["config"]["tag_concurrency_limits"])
+    # the limits live under concurrency > runs (tests/test_deploy_instance.py loads the real instance)
+    assert any(t["key"] == "orchestrator/action_type" for t in cfg["concurrency"]["runs"]["tag_concurrency_limits"])

@@ -159,6 +159,7 @@ def decide(
     if ledger is not None:
         paused |= ledger.paused_connectors()
     incidents = IncidentView(paused=frozenset(paused), ledger=ledger)
+    planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)
     final, review, envelope = baseline, None, None
@@ -183,6 +184,20 @@ def decide(
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
+
+
+def with_connector_settings(planner_config, snapshot: Snapshot):
+    """The planner's config with each connector's schema-change setting read from the connector
+    API (``Snapshot.schema_change_handling``); settings given in the config win."""
+    from dataclasses import replace
+
+    from orchestrator.planning import PlannerConfig
+
+    known = dict(getattr(snapshot, "schema_change_handling", None) or {})
+    if not known:
+        return planner_config
+    cfg = planner_config or PlannerConfig()
+    return replace(cfg, schema_change_handling={**known, **dict(cfg.schema_change_handling)})
 
 
 def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, breaker=None,

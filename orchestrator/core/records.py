@@ -123,6 +123,9 @@ class Snapshot:
     # (see ``orchestrator.core.datatime.data_times``).
     data_time: dict[str, datetime] = field(default_factory=dict)
     paused_connectors: set[str] = field(default_factory=set)  # connectors paused now (when known)
+    # connector -> its schema-change setting, in Fivetran's words (ALLOW_ALL | ALLOW_COLUMNS |
+    # BLOCK_ALL; Airbyte's nonBreakingSchemaUpdatesBehavior mapped onto them), when known
+    schema_change_handling: dict[str, str] = field(default_factory=dict)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]

@@ -43,7 +43,10 @@ def problem_response(exc: HttpProblem) -> JSONResponse:
 
 
 def config_error_response(exc: HttpProblem) -> JSONResponse:
-    message = (exc.body.get("data") or {}).get("message") or exc.body.get("detail") or str(exc.body)
+    data = exc.body.get("data") or {}
+    message = data.get("message") or (
+        f"Could not find {data['resourceType']} {data.get('resourceId')}" if data.get("resourceType") else None
+    ) or exc.body.get("detail") or str(exc.body)
     return JSONResponse(
         {"message": message, "exceptionClassName": CONFIG_EXCEPTIONS.get(exc.status, "java.lang.RuntimeException"),
          "exceptionStack": []},
@@ -359,7 +362,5 @@ def _fault_response(fault: Any) -> JSONResponse:
         exc = problem(429, "rate-limited", f"Rate limit exceeded; retry after {fault.retry_after_s} seconds.")
         exc.headers["Retry-After"] = str(fault.retry_after_s)
         return problem_response(exc)
-    return problem_response(problem(fault.status, "internal-server-error",
-                                    "An unexpected problem has occurred. If this is an error that needs to be "
-                                    "addressed, please submit a pull request or github issue."))
+    return problem_response(problem(fault.status, "unexpected-problem", "Internal Server Error"))
 

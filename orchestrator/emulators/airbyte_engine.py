@@ -60,16 +60,53 @@ JSON_SCHEMA_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
+# Public API problems (airbyte-platform `airbyte-api/problems-api/.../api-problems.yaml`): `detail` is
+# the problem type's fixed text and the specific message goes in `data` (ProblemMessageData
+# `{"message"}`, ProblemResourceData `{"resourceType", "resourceId"}` for 404s).
+PROBLEM_DETAILS = {
+    "bad-request": "The request could not be understood by the server due to malformed syntax.",
+    "resource-not-found": "The requested resource could not be found.",
+    "unprocessable-entity": "The body of the request was not understood",
+    "try-again-later": "Please try again later.",
+    "state-conflict": "State conflict",
+    "unexpected-problem": ("An unexpected problem has occurred. If this is an error that needs to be "
+                           "addressed, please submit a pull request or github issue."),
+    "invalid-api-key": "The API key in the Authorization header is invalid.",
+}
+
+
+PROBLEM_TYPES = {
+    "state-conflict": "https://reference.airbyte.com/reference/errors#409-state-conflict",
+    "unexpected-problem": "https://reference.airbyte.com/reference/errors",
+}
+
+
 def problem(status: int, title: str, detail: str, data: dict[str, Any] | None = None) -> HttpProblem:
+    """A problem+json error. For the problem types Airbyte defines, ``detail`` here is the specific
+    message and lands in ``data.message`` (unless ``data`` is given), as the server renders them."""
     body: dict[str, Any] = {
-        "type": f"https://reference.airbyte.com/reference/errors#{title}",
+        "type": PROBLEM_TYPES.get(title, f"https://reference.airbyte.com/reference/errors#{title}"),
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": PROBLEM_DETAILS.get(title, detail),
     }
     if data:
         body["data"] = data
+    elif title in PROBLEM_DETAILS and title != "invalid-api-key":
+        body["data"] = {"message": detail}
     return HttpProblem(status, body, {"Content-Type": "application/problem+json"})
+
+
+def not_found(resource_type: str, resource_id: Any) -> HttpProblem:
+    return problem(404, "resource-not-found", f"Could not find a {resource_type} with id: {resource_id}",
+                   {"resourceType": resource_type, "resourceId": str(resource_id)})
+
+
+def json_mapping_error() -> HttpProblem:
+    """What the server answers a body Jackson cannot map (an enum value the API does not define,
+    e.g. ``scheduleType: "basic"`` in a PATCH, or a required field missing): HTTP 422 with only an
+    error id (airbyte-platform ``InvalidJsonInputExceptionHandler``), not a problem document."""
+    return HttpProblem(422, {"errorId": str(uuid.uuid4())}, {"Content-Type": "application/json"})
 
 
 class Attempt(BaseModel):
@@ -114,6 +151,8 @@ class ConnectionState(BaseModel):
     schedule_type: Literal["manual", "basic", "cron"]
     every_minutes: int | None = None
     cron_expression: str | None = None
+    # nonBreakingSchemaUpdatesBehavior: ignore | disable_connection | propagate_columns | propagate_fully
+    non_breaking_updates: str = "propagate_columns"
     created_at: str
     credentials_expired: bool = False
     syncs_started: int = 0
@@ -193,7 +232,7 @@ class AirbyteEmulator:
     def spec(self, connection_id: str) -> AirbyteConnectionSpec:
         spec = self.scenario.airbyte_connection(connection_id)
         if spec is None or connection_id not in self.state.connections:
-            raise problem(404, "resource-not-found", f"Could not find a connection with id: {connection_id}")
+            raise not_found("connection", connection_id)
         return spec
 
     def source_data(self, connection_id: str) -> SourceData:
@@ -262,11 +301,15 @@ class AirbyteEmulator:
                 self.save()
 
     def _plan_next_auto_sync(self, state: ConnectionState, now: datetime) -> None:
-        # Cron schedules are served as data but not run (ASSUMPTION: sandbox scenarios use basic).
-        if state.schedule_type != "basic" or not state.every_minutes or state.status != "active":
+        if state.status != "active":
             state.next_auto_sync_at = None
-            return
-        state.next_auto_sync_at = iso_z(now + timedelta(minutes=state.every_minutes) * self.schedule_scale)
+        elif state.schedule_type == "basic" and state.every_minutes:
+            state.next_auto_sync_at = iso_z(now + timedelta(minutes=state.every_minutes) * self.schedule_scale)
+        elif state.schedule_type == "cron" and state.cron_expression:
+            due = next_quartz_fire(state.cron_expression, now)
+            state.next_auto_sync_at = iso_z(now + (due - now) * self.schedule_scale) if due else None
+        else:
+            state.next_auto_sync_at = None
 
     def _duration(self, connection_id: str, sync_number: int) -> timedelta:
         spec = self.spec(connection_id).sync_duration_s
@@ -456,35 +499,51 @@ class AirbyteEmulator:
     def job(self, job_id: int) -> Job:
         job = next((j for j in self.state.jobs if j.id == job_id), None)
         if job is None:
-            raise problem(404, "resource-not-found", f"Could not find job with id: {job_id}")
+            raise not_found("job", job_id)
         return job
 
     def jobs(self) -> list[Job]:
         return list(self.state.jobs)
 
     def patch_connection(self, connection_id: str, body: dict[str, Any]) -> None:
+        """``PATCH /connections/{id}`` as the public API takes it (``ConnectionPatchRequest``):
+        ``schedule`` is ``AirbyteApiConnectionSchedule`` = ``scheduleType`` manual | cron (no
+        ``basic``: that only appears in responses) + ``cronExpression`` (Quartz, at most hourly);
+        ``status`` active | inactive | deprecated | locked. Unknown fields (``basicTiming``) are
+        ignored, as Jackson is configured to; values outside an enum answer 422 ``{"errorId"}``."""
         with self.lock:
             now = utc_now()
             self.spec(connection_id)
             state = self.state.connections[connection_id]
             if not isinstance(body, dict):
-                raise problem(400, "bad-request", "Request body must be a JSON object")
-            if "status" in body:
-                if body["status"] not in ("active", "inactive"):
-                    raise problem(400, "bad-request", "status must be active or inactive")
-                state.status = body["status"]
+                raise json_mapping_error()
+            status = body.get("status")
+            if status is not None and (not isinstance(status, str)
+                                       or status.lower() not in ("active", "inactive", "deprecated", "locked")):
+                raise json_mapping_error()
             schedule = body.get("schedule")
+            kind = cron = None
             if schedule is not None:
-                kind = schedule.get("scheduleType") if isinstance(schedule, dict) else None
-                if kind not in ("manual", "cron", "basic"):
-                    raise problem(400, "bad-request", "schedule.scheduleType must be manual, cron or basic")
+                if not isinstance(schedule, dict):
+                    raise json_mapping_error()
+                kind = schedule.get("scheduleType")
+                if not isinstance(kind, str) or kind.lower() not in ("manual", "cron"):
+                    raise json_mapping_error()  # "basic" is not a ScheduleTypeEnum value
+                kind = kind.lower()
+                if kind == "cron":
+                    cron = validate_quartz_cron(schedule.get("cronExpression"))
+            behaviour = body.get("nonBreakingSchemaUpdatesBehavior")
+            if behaviour is not None and behaviour not in ("ignore", "disable_connection", "propagate_columns",
+                                                           "propagate_fully"):
+                raise json_mapping_error()
+            if behaviour is not None:
+                state.non_breaking_updates = behaviour
+            if status is not None:
+                state.status = "active" if status.lower() == "active" else "inactive"
+            if kind is not None:
                 state.schedule_type = kind
-                state.cron_expression = schedule.get("cronExpression")
-                if kind == "basic":
-                    minutes = _basic_timing_minutes(schedule.get("basicTiming"))
-                    if minutes is None:
-                        raise problem(400, "bad-request", "basic schedules need basicTiming like 'Every 1 hours'")
-                    state.every_minutes = minutes
+                state.cron_expression = cron
+                state.every_minutes = None
             self._plan_next_auto_sync(state, now)
             self.save()
 
@@ -573,11 +632,12 @@ class AirbyteEmulator:
     def public_connection_json(self, connection_id: str) -> dict[str, Any]:
         spec = self.spec(connection_id)
         state = self.state.connections[connection_id]
+        # ConnectionReadMapper: basicTiming "Every <units> <TIMEUNIT>", cronExpression "<expr> <zone>"
         schedule: dict[str, Any] = {"scheduleType": state.schedule_type}
         if state.schedule_type == "basic":
             schedule["basicTiming"] = _basic_timing(state.every_minutes or 60)
         if state.schedule_type == "cron" and state.cron_expression:
-            schedule["cronExpression"] = state.cron_expression
+            schedule["cronExpression"] = f"{state.cron_expression} UTC"
         data = self.source_data(connection_id)
         return json_safe({
             "connectionId": spec.id,
@@ -587,8 +647,7 @@ class AirbyteEmulator:
             "workspaceId": self.spec_root.workspace_id,
             "status": state.status,
             "schedule": schedule,
-            "dataResidency": "auto",
-            "nonBreakingSchemaUpdatesBehavior": "propagate_columns",
+            "nonBreakingSchemaUpdatesBehavior": state.non_breaking_updates,
             "namespaceDefinition": "custom_format",
             "namespaceFormat": spec.schema_,
             "prefix": spec.prefix,
@@ -638,7 +697,7 @@ class AirbyteEmulator:
                 },
             })
         schedule_data = (
-            {"basicSchedule": {"timeUnit": "minutes", "units": state.every_minutes}}
+            {"basicSchedule": dict(zip(("units", "timeUnit"), _basic_units(state.every_minutes or 60)))}
             if state.schedule_type == "basic" else
             {"cron": {"cronExpression": state.cron_expression, "cronTimeZone": "UTC"}}
             if state.schedule_type == "cron" else None
@@ -659,7 +718,7 @@ class AirbyteEmulator:
             # Airbyte flags a connection whose source dropped, renamed or retyped a column.
             "breakingChange": any(c.change != "add_column" for c in data.state.schema_changes),
             "geography": "auto",
-            "nonBreakingChangesPreference": "propagate_columns",
+            "nonBreakingChangesPreference": state.non_breaking_updates,
             "notifySchemaChanges": True,
             "createdAt": epoch_seconds(parse_instant(state.created_at)),
         })
@@ -667,7 +726,7 @@ class AirbyteEmulator:
     def destination_json(self, destination_id: str) -> dict[str, Any]:
         dest = self.spec_root.destination
         if destination_id != dest.id:
-            raise problem(404, "resource-not-found", f"Could not find a destination with id: {destination_id}")
+            raise not_found("destination", destination_id)
         configuration: dict[str, Any] = {"schema": dest.schema_}
         if dest.database:
             configuration["database"] = dest.database
@@ -687,7 +746,7 @@ class AirbyteEmulator:
     def source_json(self, source_id: str) -> dict[str, Any]:
         spec = next((c for c in self.spec_root.connections if self.source_id(c) == source_id), None)
         if spec is None:
-            raise problem(404, "resource-not-found", f"Could not find a source with id: {source_id}")
+            raise not_found("source", source_id)
         return {
             "sourceId": source_id,
             "name": f"{spec.name} source",
@@ -700,8 +759,10 @@ class AirbyteEmulator:
 
     def workspace_json(self, workspace_id: str) -> dict[str, Any]:
         if workspace_id != self.spec_root.workspace_id:
-            raise problem(404, "resource-not-found", f"Could not find a workspace with id: {workspace_id}")
-        return {"workspaceId": workspace_id, "name": self.spec_root.workspace_name, "dataResidency": "auto"}
+            raise not_found("workspace", workspace_id)
+        # WorkspaceResponse requires notifications (NotificationsConfig: every entry optional)
+        return {"workspaceId": workspace_id, "name": self.spec_root.workspace_name, "dataResidency": "auto",
+                "notifications": {}}
 
     def connection_ids(self) -> list[str]:
         return [c.id for c in self.spec_root.connections]
@@ -731,17 +792,66 @@ def _public_sync_mode(append_only: bool) -> str:
     return "incremental_append" if append_only else "incremental_deduped_history"
 
 
+def _basic_units(minutes: int) -> tuple[int, str]:
+    """The config API's basicSchedule (units, timeUnit) for an interval in minutes."""
+    if minutes % 1440 == 0:
+        return minutes // 1440, "days"
+    return (minutes // 60, "hours") if minutes % 60 == 0 else (minutes, "minutes")
+
+
 def _basic_timing(minutes: int) -> str:
-    return f"Every {minutes // 60} hours" if minutes % 60 == 0 else f"Every {minutes} minutes"
+    # ConnectionReadMapper renders the config API's basicSchedule as "Every ${units} ${timeUnit.name}"
+    # (the Java enum constant: MINUTES, HOURS, DAYS, ...)
+    units, unit = _basic_units(minutes)
+    return f"Every {units} {unit.upper()}"
 
 
-def _basic_timing_minutes(text: Any) -> int | None:
-    parts = str(text or "").split()
-    if len(parts) != 3 or parts[0].lower() != "every" or not parts[1].isdigit():
+def quartz_problem(expression: Any, why: str) -> HttpProblem:
+    return problem(400, "bad-request", f"The cron expression {expression} is not valid. Error: {why}. Please check "
+                   "the cron expression format at https://www.quartz-scheduler.org/documentation/quartz-2.3.0/"
+                   "tutorials/crontrigger.html")
+
+
+def validate_quartz_cron(expression: Any) -> str:
+    """The public API's check (``AirbyteCatalogHelper.validateCronConfiguration``): present, a Quartz
+    expression (seconds minutes hours day-of-month month day-of-week [year], one of the two day
+    fields ``?``), a trailing " UTC" dropped, seconds and minutes fixed numbers (at most hourly).
+    Returns the normalised expression."""
+    if expression is None:
+        raise problem(400, "bad-request", "Missing cron expression in the schedule.")
+    text = str(expression).strip()
+    if text.endswith("UTC"):
+        text = text[:-3].strip()
+    fields = text.split()
+    if len(fields) not in (6, 7):
+        raise quartz_problem(expression, f"Cron expression contains {len(fields)} parts but we expect one of [6, 7]")
+    if (fields[3] == "?") == (fields[5] == "?"):
+        raise quartz_problem(expression, "Both, a day-of-week AND a day-of-month parameter, are not supported")
+    if not (fields[0].isdigit() and fields[1].isdigit()):
+        raise problem(400, "bad-request", f"The cron expression {expression} is not valid or is less than the one "
+                      "hour minimum. The seconds and minutes values cannot be `*`.")
+    if next_quartz_fire(text, utc_now()) is None:
+        raise quartz_problem(expression, "unsupported or out-of-range field values")
+    return text
+
+
+def next_quartz_fire(expression: str, after: datetime) -> datetime | None:
+    """Next UTC fire time of a Quartz expression (seconds dropped, ``?`` read as ``*``, day-of-week
+    1-7 = SUN-SAT shifted to cron's 0-6); None when it cannot be read."""
+    from dagster._utils.schedules import cron_string_iterator, is_valid_cron_string
+
+    fields = expression.split()[:6]
+    if len(fields) != 6:
         return None
-    unit = parts[2].lower().rstrip("s")
-    factor = {"minute": 1, "hour": 60, "day": 1440}.get(unit)
-    return int(parts[1]) * factor if factor else None
+    _, minute, hour, dom, month, dow = fields
+    dow = "".join(str(int(c) - 1) if c.isdigit() else c for c in dow.replace("?", "*"))
+    cron = " ".join([minute, hour, dom.replace("?", "*"), month, dow])
+    if not is_valid_cron_string(cron):
+        return None
+    try:
+        return next(cron_string_iterator(after.timestamp() + 1, cron, "UTC"))
+    except Exception:  # noqa: BLE001 - an expression the iterator cannot follow
+        return None
 
 
 def _airbyte_columns(connection_id: str, job_id: int):

@@ -2,7 +2,8 @@
 
 Envelope `{"code":"Success","message":...,"data":...}`; errors `{"code","message"}` with the HTTP
 status; HTTP Basic auth with the configured key/secret. Lists paginate with `cursor`/`limit` and
-return both `next_cursor` (what Fivetran sends) and `nextCursor` (what dagster-fivetran reads).
+return `next_cursor` only, as Fivetran documents it (https://fivetran.com/docs/rest-api/pagination);
+dagster-fivetran 0.29.27 reads `nextCursor`, which the project's client subclass corrects.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def _paginate(items: list[Any], request: Request) -> dict[str, Any]:
     if offset + limit < len(items):
         next_cursor = base64.urlsafe_b64encode(f"offset:{offset + limit}".encode()).decode()
         data["next_cursor"] = next_cursor
-        data["nextCursor"] = next_cursor
     return data
 
 
@@ -165,6 +165,11 @@ def build_fivetran_app(engine: FivetranEmulator, api_key: str, api_secret: str) 
     def schemas(request: Request, body: Any) -> JSONResponse:
         return success(engine.schema_config_json(request.path_params["connector_id"]))
 
+    def patch_schemas(request: Request, body: Any) -> JSONResponse:
+        connector_id = request.path_params["connector_id"]
+        engine.patch_schema_config(connector_id, body if body is not None else {})
+        return success(engine.schema_config_json(connector_id))
+
     def columns(request: Request, body: Any) -> JSONResponse:
         p = request.path_params
         return success(engine.columns_json(p["connector_id"], p["schema"], p["table"]))
@@ -191,6 +196,7 @@ def build_fivetran_app(engine: FivetranEmulator, api_key: str, api_secret: str) 
             Route(f"{base}/resync", endpoint(resync), methods=["POST"]),
             Route(f"{base}/schemas/tables/resync", endpoint(table_resync), methods=["POST"]),
             Route(f"{base}/schemas", endpoint(schemas), methods=["GET"]),
+            Route(f"{base}/schemas", endpoint(patch_schemas), methods=["PATCH"]),
             Route(f"{base}/schemas/{{schema}}/tables/{{table}}/columns", endpoint(columns), methods=["GET"]),
             Route(f"{base}/test", endpoint(setup_tests), methods=["POST"]),
         ]

@@ -86,6 +86,7 @@ class ConnectorState(BaseModel):
     warnings: list[dict[str, Any]] = Field(default_factory=list)
     setup_tests: list[dict[str, Any]] = Field(default_factory=lambda: list(PASSED_SETUP_TESTS))
     credentials_expired: bool = False
+    schema_change_handling: str | None = None  # None: the scenario's value
     syncs_started: int = 0
     current_sync: RunningSync | None = None
     next_auto_sync_at: str | None = None
@@ -410,6 +411,19 @@ class FivetranEmulator:
             self._plan_next_auto_sync(state, now)
             self.save()
 
+    def patch_schema_config(self, connector_id: str, body: Any) -> None:
+        """``PATCH /v1/connections/{id}/schemas``: only ``schema_change_handling`` is acted on here."""
+        with self.lock:
+            state = self.connector_state(connector_id)
+            if not isinstance(body, dict):
+                raise invalid_input("Request body must be a JSON object")
+            if "schema_change_handling" in body:
+                value = body["schema_change_handling"]
+                if value not in ("ALLOW_ALL", "ALLOW_COLUMNS", "BLOCK_ALL"):
+                    raise invalid_input("Field 'schema_change_handling' must be one of [ALLOW_ALL, ALLOW_COLUMNS, BLOCK_ALL]")
+                state.schema_change_handling = value
+            self.save()
+
     def run_setup_tests(self, connector_id: str) -> None:
         with self.lock:
             state = self.connector_state(connector_id)
@@ -489,13 +503,16 @@ class FivetranEmulator:
                     "sync_mode": "SOFT_DELETE",
                     "supports_columns_config": True,
                     "enabled_patch_settings": {"allowed": True},
-                    "columns": self._columns_json(data, name),
+                    "columns": self._columns_json(data, name, self.scenario.fivetran.column_types),
                 }
                 for name in spec.tables
             }
+            handling = self.state.connectors[connector_id].schema_change_handling or spec.schema_change_handling
             return {
-                "enable_new_by_default": True,
-                "schema_change_handling": "ALLOW_ALL",
+                "is_type_locked": False,
+                # read-only, derived from schema_change_handling (ASSUMPTION: true only for ALLOW_ALL)
+                "enable_new_by_default": handling == "ALLOW_ALL",
+                "schema_change_handling": handling,
                 "schemas": {
                     spec.schema_: {"name_in_destination": spec.schema_, "enabled": True, "tables": tables}
                 },
@@ -508,20 +525,23 @@ class FivetranEmulator:
                 raise HttpProblem(
                     404, {"code": "NotFound", "message": f"Table '{schema}.{table}' doesn't exist in connection '{connector_id}'"}
                 )
-            return {"columns": self._columns_json(self.source_data(connector_id), table)}
+            return {"columns": self._columns_json(self.source_data(connector_id), table,
+                                                  self.scenario.fivetran.column_types)}
 
     @staticmethod
-    def _columns_json(data: SourceData, table: str) -> dict[str, Any]:
+    def _columns_json(data: SourceData, table: str, with_types: bool = False) -> dict[str, Any]:
         return {
             name: {
                 "name_in_destination": name,
                 "enabled": True,
                 "hashed": False,
                 "is_primary_key": column.primary_key,
-                "enabled_patch_settings": {"allowed": not column.primary_key,
-                                           **({"reason_code": "SYSTEM_COLUMN"} if column.primary_key else {})},
-                # Not in Fivetran's payload; lets a caller see drift without reading Parquet.
-                "type": column.type,
+                # documented reason codes: SYSTEM_TABLE | DELETED | OTHER (+ `reason` with OTHER)
+                "enabled_patch_settings": {"allowed": not column.primary_key, **(
+                    {"reason_code": "OTHER", "reason": "Primary key columns cannot be excluded"}
+                    if column.primary_key else {})},
+                # Not in Fivetran's payload: only with the scenario's `fivetran.column_types` extension.
+                **({"type": column.type} if with_types else {}),
             }
             for name, column in data.columns(table).items()
         }

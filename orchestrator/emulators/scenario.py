@@ -100,6 +100,8 @@ class FivetranConnectorSpec(_Strict):
     schedule_type: Literal["auto", "manual"] = "auto"
     sync_frequency: int = 360
     daily_sync_time: str | None = None
+    # how new schemas/tables/columns are handled (schema config endpoint)
+    schema_change_handling: Literal["ALLOW_ALL", "ALLOW_COLUMNS", "BLOCK_ALL"] = "ALLOW_ALL"
     sync_duration_s: DurationSpec = DurationSpec()
     tables: dict[str, TableSpec]
 
@@ -116,6 +118,9 @@ class FivetranConnectorSpec(_Strict):
 class FivetranSpec(_Strict):
     groups: list[FivetranGroupSpec] = []
     connectors: list[FivetranConnectorSpec] = []
+    # Emulator extension, off by default: also serve each column's `type` in the schema config and
+    # columns endpoints. Fivetran's documented column objects have no type.
+    column_types: bool = False
 
 
 class AirbyteDestinationSpec(_Strict):

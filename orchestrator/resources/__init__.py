@@ -36,6 +36,65 @@ def _sandbox_scenario() -> dict:
         return yaml.safe_load(fh)
 
 
+SYSTEMS = ("fivetran", "airbyte")
+
+
+def enabled_systems(environ=None) -> tuple[str, ...]:
+    """Which connector systems this code location uses: ``ORCHESTRATOR_CONNECTORS``
+    ("fivetran,airbyte", "fivetran", "airbyte" or "none"); unset = the systems whose API is
+    configured (``FIVETRAN_API_KEY`` / ``AIRBYTE_REST_API_BASE_URL``), or both sandbox emulators
+    when neither is (the embedded default). A team with one system never talks to the other's
+    emulator, and SLA policies selecting the absent system's kind are disabled, not invalid."""
+    env = os.environ if environ is None else environ
+    raw = env.get("ORCHESTRATOR_CONNECTORS")
+    if raw is None or not raw.strip():
+        configured = tuple(s for s, var in (("fivetran", "FIVETRAN_API_KEY"), ("airbyte", "AIRBYTE_REST_API_BASE_URL"))
+                           if env.get(var))
+        return configured or SYSTEMS
+    names = [n.strip().lower() for n in raw.replace(";", ",").split(",") if n.strip()]
+    if names in (["none"], ["off"]):
+        return ()
+    unknown = sorted(set(names) - set(SYSTEMS))
+    if unknown:
+        raise ValueError(f"ORCHESTRATOR_CONNECTORS={raw!r}: unknown system(s) {', '.join(unknown)}; "
+                         "use fivetran, airbyte, both comma-separated, or none")
+    return tuple(s for s in SYSTEMS if s in names)
+
+
+def _patterns(raw: str) -> list[str]:
+    return [p.strip() for p in (raw or "").split(",") if p.strip()]
+
+
+def fivetran_selector(raw: str | None = None):
+    """``connector_selector_fn`` for dagster-fivetran from ``ORCHESTRATOR_FIVETRAN_CONNECTORS``
+    (None = every connector)."""
+    from fnmatch import fnmatchcase
+
+    patterns = _patterns(get_settings().fivetran_connectors if raw is None else raw)
+    if not patterns:
+        return None
+
+    def select(connector) -> bool:
+        names = [connector.id, connector.name, connector.service, connector.group_id]
+        return any(fnmatchcase(str(n), p) for n in names if n for p in patterns)
+
+    return select
+
+
+def airbyte_selector(raw: str | None = None):
+    """``connection_selector_fn`` for dagster-airbyte from ``ORCHESTRATOR_AIRBYTE_CONNECTIONS``."""
+    from fnmatch import fnmatchcase
+
+    patterns = _patterns(get_settings().airbyte_connections if raw is None else raw)
+    if not patterns:
+        return None
+
+    def select(connection) -> bool:
+        return any(fnmatchcase(str(n), p) for n in (connection.id, connection.name) if n for p in patterns)
+
+    return select
+
+
 def fivetran_uses_sandbox() -> bool:
     return not os.environ.get("FIVETRAN_API_KEY")
 
@@ -55,7 +114,7 @@ def fivetran_workspace() -> FivetranWorkspaceResource:
         api_base_url=os.environ.get("FIVETRAN_API_BASE_URL", default_base),
         poll_interval=float(os.environ.get("FIVETRAN_POLL_INTERVAL", "2" if sandbox else "10")),
         poll_timeout=float(os.environ.get("FIVETRAN_POLL_TIMEOUT", "120" if sandbox else "3600")),
-        connector_state_dir=str(settings.home / "connector_state"),
+        connector_state_dir=str(settings.connector_state_dir),
     )
 
 
@@ -78,7 +137,7 @@ def airbyte_workspace() -> AirbyteWorkspaceResource:
         client_secret=_secret("AIRBYTE_CLIENT_SECRET", SANDBOX_AIRBYTE_CLIENT_SECRET),
         poll_interval=float(os.environ.get("AIRBYTE_POLL_INTERVAL", "2" if sandbox else "10")),
         poll_timeout=float(os.environ.get("AIRBYTE_POLL_TIMEOUT", "120" if sandbox else "3600")),
-        connector_state_dir=str(settings.home / "connector_state"),
+        connector_state_dir=str(settings.connector_state_dir),
     )
 
 

@@ -34,6 +34,28 @@ from orchestrator.resources.sync_failures import explain_airbyte_failure
 CUSTOM_NAMESPACE = {"customformat", "custom_format"}
 
 
+def airbyte_schedule(minutes: int | None) -> dict:
+    """The ``schedule`` a public-API ``PATCH /connections/{id}`` accepts for "sync every
+    ``minutes``": ``AirbyteApiConnectionSchedule`` takes only ``manual`` or ``cron`` with a Quartz
+    ``cronExpression`` at most hourly (``basic``/``basicTiming`` appear in responses only and are
+    rejected). ``None`` or 0 = manual. Intervals round to whole hours (1-23) or whole days."""
+    if not minutes:
+        return {"scheduleType": "manual"}
+    hours = max(1, round(minutes / 60))
+    if hours < 24:
+        return {"scheduleType": "cron", "cronExpression": f"0 0 */{hours} * * ?" if hours > 1 else "0 0 * * * ?"}
+    days = max(1, round(hours / 24))
+    return {"scheduleType": "cron", "cronExpression": "0 0 0 * * ?" if days == 1 else f"0 0 0 */{days} * ?"}
+
+
+def same_cron(a: str | None, b: str | None) -> bool:
+    """Quartz expressions equal once the trailing time zone the API appends ("... UTC") is dropped."""
+    def norm(x):
+        text = (x or "").strip()
+        return " ".join(text[:-3].split() if text.endswith("UTC") else text.split())
+    return bool(a) and norm(a) == norm(b)
+
+
 def connection_namespace(connection_details) -> str | None:
     """The fixed schema a connection writes to, or None (destination default, per-stream formats)."""
     namespace = connection_details.get("namespaceFormat")

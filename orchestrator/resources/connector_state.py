@@ -39,18 +39,49 @@ class LoadOutcome:
 
 # Keyed by "<system>/<account>", read by the asset builders to annotate specs.
 LOAD_OUTCOMES: dict[str, LoadOutcome] = {}
+# system -> why its assets were not loaded at the last build (read by `policies check`)
+NOT_LOADED: dict[str, str] = {}
+
+
+OFFLINE_ENV = "ORCHESTRATOR_CONNECTORS_OFFLINE"
+
+
+def offline() -> bool:
+    """No connector API is called (``orchestrator policies check --offline``, a CI job without
+    credentials): the workspaces come from the last known state only."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class OfflineMode(RuntimeError):
+    pass
+
+
+def state_file(system: str, account: str, state_dir: Path) -> Path:
+    """``<state_dir>/<system>-<account>.json``; offline, when that account has no file and the
+    directory holds exactly one state of this system, that one (a CI job rarely knows the ids)."""
+    path = Path(state_dir) / f"{system}-{_safe(account)}.json"
+    if offline() and not path.exists():
+        found = sorted(Path(state_dir).glob(f"{system}-*.json")) if Path(state_dir).is_dir() else []
+        if len(found) == 1:
+            return found[0]
+    return path
 
 
 def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_dir: Path) -> T:
     key = f"{system}/{account}"
-    path = Path(state_dir) / f"{system}-{_safe(account)}.json"
+    path = state_file(system, account, state_dir)
     from orchestrator.resources.errors import api_deadline
 
     try:
+        if offline():
+            raise OfflineMode(f"offline: no {system} API called ({OFFLINE_ENV})")
         # a hung API cannot hold the code location's load: every request shares this budget
         with api_deadline(float(os.environ.get("ORCHESTRATOR_LOAD_API_DEADLINE", "60"))):
             data = fetch()
     except Exception as exc:  # any transport or API error: fall back to the snapshot
+        if not path.exists() and offline():
+            raise ConnectorStateUnavailable(
+                f"{system}: no last known state at {path} (offline: no {system} API called)") from None
         if not path.exists():
             raise ConnectorStateUnavailable(
                 f"{system} API unreachable for {account!r} and no last known state at {path}: {exc}"
@@ -73,6 +104,7 @@ def fetch_or_restore(system: str, account: str, fetch: Callable[[], T], state_di
         )
         LOAD_OUTCOMES[key] = LoadOutcome("cached", fetched_at, reason)
         return restored  # type: ignore[return-value]
+
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -12,7 +12,11 @@ from pathlib import Path
 import dagster as dg
 import requests
 from dagster_fivetran import FivetranWorkspace
-from dagster_fivetran.resources import FIVETRAN_API_VERSION, FivetranClient
+from dagster_fivetran.resources import (
+    DAGSTER_FIVETRAN_LIST_CONNECTIONS_FOR_GROUP_INDIVIDUAL_REQUEST_LIMIT,
+    FIVETRAN_API_VERSION,
+    FivetranClient,
+)
 from dagster_fivetran.translator import FivetranMetadataSet, FivetranWorkspaceData
 from pydantic import Field
 
@@ -64,6 +68,35 @@ class ConfiguredFivetranClient(FivetranClient):
         body = json_body("fivetran", method, endpoint, response)
         return body["data"] if "data" in body else body
 
+    def paginate(self, endpoint: str, limit: int = 1000, params: dict | None = None) -> list:
+        """Every item of a Fivetran list endpoint. Fivetran returns ``data.next_cursor``
+        (https://fivetran.com/docs/rest-api/pagination); dagster-fivetran 0.29.27 reads
+        ``nextCursor`` and so never asks for page 2 of a real account. A cursor seen twice is an
+        API fault, not a reason to loop forever."""
+        items: list = []
+        cursor, seen = None, set()
+        while True:
+            data = self._make_and_handle_request(
+                method="GET", endpoint=endpoint,
+                params={**(params or {}), "limit": limit, **({"cursor": cursor} if cursor else {})},
+            )
+            items.extend(data.get("items") or [])
+            cursor = data.get("next_cursor")
+            if not cursor:
+                return items
+            if cursor in seen:
+                raise ConnectorAPIError("fivetran", "GET", endpoint, status_code=200, transient=False,
+                                        vendor_message=f"next_cursor {cursor!r} returned twice; stopped paging")
+            seen.add(cursor)
+
+    def list_connectors_for_group(self, group_id: str):
+        return self.paginate(f"groups/{group_id}/connectors",
+                             DAGSTER_FIVETRAN_LIST_CONNECTIONS_FOR_GROUP_INDIVIDUAL_REQUEST_LIMIT)
+
+    def get_groups(self):
+        # dagster-fivetran reads only the first page (100 groups by default)
+        return {"items": self.paginate("groups")}
+
     def sync_and_poll(self, connector_id, poll_interval=None, poll_timeout=None):
         return super().sync_and_poll(
             connector_id=connector_id,
@@ -103,6 +136,15 @@ class FivetranWorkspaceResource(FivetranWorkspace):
     )
     request_timeout: float = Field(
         default=10.0, description="Seconds one API request may take (connect + read) before it is retried.",
+    )
+    disable_schedule_on_trigger: bool = Field(
+        default=False,
+        description=(
+            "Keep the connector on Fivetran's own schedule when Dagster triggers a sync (False, this "
+            "project's choice): the planner leaves connectors to their schedule until their latest start, "
+            "which a switch to manual scheduling would contradict. dagster-fivetran's default (True) "
+            "switches the connector to manual on the first sync Dagster triggers."
+        ),
     )
 
     def get_client(self) -> ConfiguredFivetranClient:
