@@ -57,6 +57,8 @@ from typing import Any
 import dagster as dg
 
 from orchestrator.core.records import Action
+from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.planning import scrub_pii
 from orchestrator.core.vocab import RUN_ACTION_VALUES, ActionType
 
@@ -484,9 +486,9 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
               else dg.DefaultSensorStatus.RUNNING)
 
     @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=status,
-               required_resource_keys={"fivetran", "airbyte"},
                description="Scheduling agent: plans what to run now and records proposals (risk-gated).")
-    def _planning(context: dg.SensorEvaluationContext):
+    def _planning(context: dg.SensorEvaluationContext, fivetran: FivetranWorkspaceResource,
+                  airbyte: AirbyteWorkspaceResource):
         if ctx.resolution is None or not ctx.resolution.ok:
             return dg.SkipReason(getattr(ctx.resolution, "skip_reason", None) or "no SLA policies")
         from orchestrator.assessment import assess
@@ -501,8 +503,7 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         props = Proposals(open_store(store_url))
         with api_deadline(sensor_api_deadline_s()):
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
-                              connectors=ConnectorReader(fivetran=context.resources.fivetran,
-                                                         airbyte=context.resources.airbyte))
+                              connectors=ConnectorReader(fivetran=fivetran, airbyte=airbyte))
         from orchestrator.recovery import stored_diagnoses
 
         durations = DurationModel(snap.durations)
