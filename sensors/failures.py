@@ -1,7 +1,7 @@
 """Failure sensor: run failures and failed connector syncs (including syncs Dagster did not
 start), linked to their root cause, diagnosed once, remembered, and shown in the UI.
 
-Each tick (every 60 s) reads the failures of the last ``WINDOW`` from the instance (step and run
+Each tick (every ``ORCHESTRATOR_FAILURE_INTERVAL`` s, default 15) reads the failures of the last ``WINDOW`` from the instance (step and run
 failures, with dbt and vendor messages) and from the connector APIs (Fivetran connector
 ``failed_at`` + tasks/warnings/setup tests, Airbyte jobs + config-API failure reasons), links
 downstream failures to their root (``orchestrator.assessment.link_root_causes``), diagnoses the
@@ -15,6 +15,15 @@ roots (rules + failure memory) and, for failures not reported before (cursor):
 
 It also emits ``AssetMaterialization``s for successful Airbyte syncs that Dagster did not start
 (dagster-airbyte has no polling sensor).
+
+**Failure-driven, once** (``recovery_cycle``): when a tick stores a new root failure, the same
+evaluation runs one decision cycle (``Proposals.run_cycle`` -> ``orchestrator.core.decide``) on a
+full snapshot with the stored diagnoses (not diagnosed again), records it, and returns the
+RunRequests of the run actions the gate let execute that are due now; the execution sensor
+launches the backed-off ones when their ``not_before`` comes. Dagster's own run retries are not
+used: they would retry every failure class at once (a 401, a rate limit before its Retry-After),
+outside the class's attempts, the circuit breaker and the proposals, and a failed sync Dagster did
+not start has no run to retry.
 """
 
 import json
