@@ -5,7 +5,7 @@ the emulators' control API, figures against issue 15's targets.
 
 What it does, like a new user after `python3 dev.py up`:
 
-1. starts `orchestrator dev` (emulators + `dagster dev`) on free ports with a fresh
+1. starts what `orchestrator dev` starts (emulators + `dagster dev`) on free ports with a fresh
    ORCHESTRATOR_HOME, and waits until the failure sensor has ticked (sensors run by default: no
    flag, no UI click);
 2. **transient**: per round, a `sync_failure` (HTTP 502, retryable) is injected into every
@@ -83,17 +83,39 @@ class Dev:
         self.log = open(home / "dev.log", "w")  # noqa: SIM115
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([str(BIN / "orchestrator"), "dev", "--port", str(self.ui_port)], env=self.env,
-                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        """What `orchestrator dev` (`python3 dev.py up`) starts: the emulators, then `dagster dev` on
+        the project workspace with the instance config it writes; started here directly so a slow
+        code-location load (a busy machine) is waited for as long as it takes."""
+        from orchestrator.devserver import prepare_dagster_home
+
+        self.env["DAGSTER_HOME"] = str(prepare_dagster_home(self.home / "dagster_home"))
+        self.sandbox = subprocess.Popen([str(BIN / "orchestrator"), "sandbox"], env=self.env, cwd=ROOT,
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        for url in (f"{self.ft}/v1/groups", f"{self.ab}/api/public/v1/health"):
+            end = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(url, timeout=2).status_code < 500:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > end or self.sandbox.poll() is not None:
+                    raise SystemExit(f"emulators did not start; see {self.home / 'dev.log'}")
+                time.sleep(0.5)
+        self.proc = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p",
+             str(self.ui_port)], env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)  # the group this script started, by its id
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        for proc in (self.proc, getattr(self, "sandbox", None)):
+            if proc is None or proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)  # the process groups this script started, by their ids
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def gql(self, query: str, variables: dict | None = None) -> dict:
         r = httpx.post(f"{self.ui}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
@@ -117,7 +139,7 @@ def wait_ready(dev: Dev, timeout: float = 900) -> dict:
     last = None
     while time.monotonic() < deadline:
         if dev.proc.poll() is not None:
-            raise SystemExit(f"orchestrator dev exited ({dev.proc.returncode}); see {dev.home / 'dev.log'}")
+            raise SystemExit(f"dagster dev exited ({dev.proc.returncode}); see {dev.home / 'dev.log'}")
         try:
             data = dev.gql(SENSORS_Q)
             sensors = {}
@@ -138,10 +160,17 @@ def wait_ready(dev: Dev, timeout: float = 900) -> dict:
     raise SystemExit(f"the failure sensor never ticked within {timeout:.0f} s (sensors: {last})")
 
 
+def aware(t: datetime | None) -> datetime | None:
+    return t if t is None or t.tzinfo else t.replace(tzinfo=UTC)
+
+
 def store_events(kind: str) -> list[dict]:
     from orchestrator.store import open_store
 
-    return open_store().audit_events(kind=kind, limit=100000)
+    events = open_store().audit_events(kind=kind, limit=100000)
+    for e in events:
+        e["ts"] = aware(e["ts"])
+    return events
 
 
 def retry_actions() -> dict[str, dict]:
@@ -196,7 +225,7 @@ def diagnosed_after(connector: str, t0: datetime) -> dict | None:
         p = e["payload"] or {}
         if p.get("connector") != connector or p.get("root"):
             continue
-        at = datetime.fromisoformat(p["at"])
+        at = aware(datetime.fromisoformat(p["at"]))
         if at >= t0 and (best is None or at < best["at"]):
             best = {"failure_id": e["subject"], "at": at, "ts": e["ts"], "category": p.get("category")}
     return best
@@ -343,6 +372,8 @@ def main() -> None:
     finally:
         dev.stop()
 
+    (home / "samples.json").write_text(json.dumps({"samples": samples, "auth": auth, "dups": dups}, default=str,
+                                                  indent=2))
     ok = [s for s in samples if "launched" in s]
     raw = [(s["launched"] - s["failed"]).total_seconds() for s in ok]
     backoff = [max(0.0, ((s["not_before"] or s["failed"]) - s["failed"]).total_seconds()) for s in ok]
