@@ -290,9 +290,12 @@ def auth_incident(dev: Dev, cid: str, timeout: float) -> dict:
             d = diagnosed_after(f"fivetran:{cid}", t0)
             if d:
                 out.update(failed=d["at"], category=d["category"], failure_id=d["failure_id"])
-        esc = [e for e in store_events("escalation") if e["subject"] == subject and e["ts"] >= t0]
+        esc = [e for e in store_events("escalation") if e["subject"] == subject and "failure_id" in out
+               and (e["payload"] or {}).get("failure_id") == out["failure_id"]]
         if esc and "failed" in out:
-            out["escalated"] = min(e["ts"] for e in esc)
+            # when it became visible in the store (the event's own ts is its cycle's start)
+            out["escalated"] = datetime.now(UTC)
+            out["escalation_ts"] = min(e["ts"] for e in esc)
             out["owners"] = esc[0]["payload"].get("owners") or []
             now = datetime.now(UTC)
             digest = build_digest(open_store(), Snapshot(taken_at=now, graph=AssetGraph([])), None, None, now=now,

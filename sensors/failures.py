@@ -304,8 +304,11 @@ def build_failure_sensor(
             if recover and roots:
                 from orchestrator.proposals import Proposals
 
+                # the cycle's clock: now, never before the failures it answers (read during this tick)
+                cycle_now = max([now, clock(), *(d.failure.at for d in roots)])
                 try:
-                    result, requests = recovery_cycle(context, ctx, Proposals(store), now=now, connectors=connectors)
+                    result, requests = recovery_cycle(context, ctx, Proposals(store), now=cycle_now,
+                                                      connectors=connectors)
                 except Exception as exc:  # noqa: BLE001 - the diagnosis is stored; the planning sensor retries
                     context.log.error(f"failure-driven cycle failed ({type(exc).__name__}: {str(exc)[:300]}); "
                                       "the planning sensor's next tick plans instead")
