@@ -28,6 +28,13 @@ concurrency:
   pools:
     # Assets in a pool (the DuckDB warehouse) run one at a time: DuckDB has a single writer.
     default_limit: 1
+# Loading the code location parses the dbt project; on a busy machine that takes minutes.
+code_servers:
+  local_startup_timeout: 600
+# Sensors tick side by side: a long planning cycle never delays the failure sensor's retries.
+sensors:
+  use_threads: true
+  num_workers: 4
 """
 
 

@@ -43,6 +43,7 @@ from orchestrator.planning.breaker import Trip
 from orchestrator.planning.gate import related_failures
 from orchestrator.policies import ActionType
 from orchestrator.store import Store, open_store
+from orchestrator.store.models import AuditEvent
 from orchestrator.store.agent_models import (
     ActionRow,
     ApprovalRow,
@@ -254,10 +255,19 @@ class Proposals:
 
     def run_cycle(self, snapshot: Snapshot, assessment: Assessment, resolution, durations=None, *,
                   now: datetime | None = None, llm="env", client=None, dry_run: bool = False,
-                  use_memory: bool = True) -> CycleResult:
+                  use_memory: bool = True, planner_config=None, gate_config=None) -> CycleResult:
         """One decision cycle (``orchestrator.core.decide.decide``: plan, LLM review when
-        configured, the ledger of earlier actions, validate, gate), then record it."""
+        configured, the ledger of earlier actions, validate, gate), then record it. The configs
+        default to the settings' (``orchestrator.recovery.cycle_configs``: automation mode,
+        backoff scale), the same for every caller."""
         from orchestrator.core.decide import decide, llm_reviewer
+
+        if planner_config is None or gate_config is None:
+            from orchestrator.recovery import cycle_configs
+
+            p_cfg, g_cfg = cycle_configs()
+            planner_config = planner_config or p_cfg
+            gate_config = gate_config or g_cfg
 
         now = _now(now or snapshot.taken_at)
         if llm == "env":
@@ -267,7 +277,7 @@ class Proposals:
         reviewer = llm_reviewer(llm, client) if llm is not None else None
         d = decide(snapshot, resolution, memory=self.memory if use_memory else None, breaker=self.breaker(now),
                    reviewer=reviewer, now=now, durations=durations, assessment=assessment,
-                   ledger=self.ledger(now))
+                   ledger=self.ledger(now), planner_config=planner_config, gate_config=gate_config)
         review = d.review
         result = CycleResult(
             proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=d.baseline, plan=d.plan,
@@ -349,7 +359,14 @@ class Proposals:
                 if d.decision == EXECUTE and d.action.action_id in new_ids:
                     s.add(ApprovalRow(action_id=d.action.action_id, decision="approve",
                                       actor="policy", via="policy", comment=d.reason, at=now))
+            # one escalation per incident (subject + failure), however many cycles see it
+            told = {(ev.subject, (ev.payload or {}).get("failure_id")) for ev in s.scalars(
+                select(AuditEvent).where(AuditEvent.kind == "escalation", AuditEvent.actor == "planner",
+                                         AuditEvent.subject.in_([e.subject for e in result.plan.escalations] or [""])))}
             for e in result.plan.escalations:
+                if (e.subject, e.failure_id) in told:
+                    continue
+                told.add((e.subject, e.failure_id))
                 self.store.audit(s, "escalation", actor="planner", subject=e.subject, ts=now, payload=_esc(e))
         result.new_action_ids.extend(new_ids)
         result.recorded = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,14 @@ class Settings(BaseSettings):
     approval_secret: SecretStr | None = None
     approval_base_url: str = "http://127.0.0.1:8703"
     approval_token_ttl: str = "12h"
+
+    # Automatic execution (sensors/failures.py, sensors/execution.py): ``auto`` lets the policies
+    # decide (their rollout and auto_approve); ``recommend`` makes every action wait for approval;
+    # ``shadow`` records proposals only. A cap: it never makes a policy more automatic.
+    automation: Literal["auto", "recommend", "shadow"] = "auto"
+    # Multiplies the retry backoff each failure class prescribes (1 = as prescribed). Only for
+    # benchmarks and demos that cannot wait 10 minutes for a 502's first retry.
+    backoff_scale: float = Field(1.0, ge=0.0)
 
     @property
     def outbox_dir(self) -> Path:

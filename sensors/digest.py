@@ -72,7 +72,11 @@ def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinit
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo)
         store = open_store(store_url)
         durations = DurationModel(snap.durations)
-        assessment = assess(snap, ctx.resolution, durations, memory=Proposals(store).memory, now=now)
+        from orchestrator.recovery import stored_diagnoses
+
+        known = stored_diagnoses(store, [f.failure_id for f in snap.failures])  # the failure sensor's
+        assessment = assess(snap, ctx.resolution, durations, memory=Proposals(store).memory, now=now,
+                            known_diagnoses=known)
         run = run_digest(store, snap, assessment, ctx.resolution, now=now,
                          since=now - timedelta(hours=config.hours), send=True, deliver_messages=send)
         t = run.digest.totals

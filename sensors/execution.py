@@ -32,12 +32,15 @@ Every tick, for each executable action in the project store (``Proposals.executa
 A tick spends at most ``ORCHESTRATOR_TICK_BUDGET`` seconds (default 40) on connector calls
 (every request of the tick shares that deadline; the rest waits for the next tick).
 
-``ORCHESTRATOR_EXECUTION_INTERVAL`` (seconds, default 30) sets the sensor interval;
+``ORCHESTRATOR_EXECUTION_INTERVAL`` (seconds, default 15) sets the sensor interval;
 ``ORCHESTRATOR_EXECUTION_SENSOR=off`` leaves it stopped by default.
 
 The planning sensor (``orchestrator_planning``, every ``ORCHESTRATOR_PLANNING_INTERVAL`` s,
-default 300; stopped unless ``ORCHESTRATOR_PLANNING_SENSOR=on``) runs one cycle per tick and
-records the proposal; ``orchestrator plan`` does the same from the command line.
+default 300; running by default, ``ORCHESTRATOR_PLANNING_SENSOR=off`` leaves it stopped) runs one
+cycle per tick for freshness and records the proposal; ``orchestrator plan`` does the same from
+the command line. Failures do not wait for it: the failure sensor (``sensors/failures.py``) runs
+the same cycle as soon as it has diagnosed a new failure. ``ORCHESTRATOR_AUTOMATION=recommend``
+(everything waits for approval) or ``shadow`` (recorded only) turns automatic execution down.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from typing import Any
 import dagster as dg
 
 from orchestrator.core.records import Action
+from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.planning import scrub_pii
 from orchestrator.core.vocab import RUN_ACTION_VALUES, ActionType
 
@@ -449,7 +454,7 @@ def build_execution_sensor(
     minimum_interval_seconds: int | None = None, default_status: dg.DefaultSensorStatus | None = None,
     required_resource_keys: set[str] | None = None,
 ) -> dg.SensorDefinition:
-    interval = minimum_interval_seconds or int(os.environ.get("ORCHESTRATOR_EXECUTION_INTERVAL", "30"))
+    interval = minimum_interval_seconds or int(os.environ.get("ORCHESTRATOR_EXECUTION_INTERVAL", "15"))
     if default_status is None:
         default_status = (dg.DefaultSensorStatus.STOPPED if os.environ.get("ORCHESTRATOR_EXECUTION_SENSOR") == "off"
                           else dg.DefaultSensorStatus.RUNNING)
@@ -491,15 +496,16 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
                           minimum_interval_seconds: int | None = None) -> dg.SensorDefinition:
     """One planning cycle per tick: snapshot (instance + connector APIs) -> assess -> plan -> LLM
     review -> validate -> gate -> proposals in the store (the execution sensor does the rest).
-    Stopped by default; ``ORCHESTRATOR_PLANNING_SENSOR=on`` starts it with the code location."""
+    Running by default; ``ORCHESTRATOR_PLANNING_SENSOR=off`` leaves it stopped. Diagnoses the
+    failure sensor stored are reused, not made again."""
     interval = minimum_interval_seconds or int(os.environ.get("ORCHESTRATOR_PLANNING_INTERVAL", "300"))
-    status = (dg.DefaultSensorStatus.RUNNING if os.environ.get("ORCHESTRATOR_PLANNING_SENSOR") == "on"
-              else dg.DefaultSensorStatus.STOPPED)
+    status = (dg.DefaultSensorStatus.STOPPED if os.environ.get("ORCHESTRATOR_PLANNING_SENSOR") == "off"
+              else dg.DefaultSensorStatus.RUNNING)
 
     @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=status,
-               required_resource_keys={"fivetran", "airbyte"},
                description="Scheduling agent: plans what to run now and records proposals (risk-gated).")
-    def _planning(context: dg.SensorEvaluationContext):
+    def _planning(context: dg.SensorEvaluationContext, fivetran: FivetranWorkspaceResource,
+                  airbyte: AirbyteWorkspaceResource):
         if ctx.resolution is None or not ctx.resolution.ok:
             return dg.SkipReason(getattr(ctx.resolution, "skip_reason", None) or "no SLA policies")
         from orchestrator.assessment import assess
@@ -514,11 +520,13 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         props = Proposals(open_store(store_url))
         with api_deadline(sensor_api_deadline_s()):
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
-                              connectors=ConnectorReader(fivetran=context.resources.fivetran,
-                                                         airbyte=context.resources.airbyte),
+                              connectors=ConnectorReader(fivetran=fivetran, airbyte=airbyte),
                               connector_settings=True)  # the planner reads each connector's schema-change setting
+        from orchestrator.recovery import stored_diagnoses
+
         durations = DurationModel(snap.durations)
-        assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now)
+        known = stored_diagnoses(props.store, [f.failure_id for f in snap.failures])
+        assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
         r = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
         counts = {k: sum(1 for d in r.decisions if d.decision == k) for k in ("execute", "await_approval", "record_only")}
         return dg.SkipReason(

@@ -1,7 +1,7 @@
 """Failure sensor: run failures and failed connector syncs (including syncs Dagster did not
 start), linked to their root cause, diagnosed once, remembered, and shown in the UI.
 
-Each tick (every 60 s) reads the failures of the last ``WINDOW`` from the instance (step and run
+Each tick (every ``ORCHESTRATOR_FAILURE_INTERVAL`` s, default 15) reads the failures of the last ``WINDOW`` from the instance (step and run
 failures, with dbt and vendor messages) and from the connector APIs (Fivetran connector
 ``failed_at`` + tasks/warnings/setup tests, Airbyte jobs + config-API failure reasons), links
 downstream failures to their root (``orchestrator.assessment.link_root_causes``), diagnoses the
@@ -15,10 +15,21 @@ roots (rules + failure memory) and, for failures not reported before (cursor):
 
 It also emits ``AssetMaterialization``s for successful Airbyte and Fivetran syncs that Dagster did
 not start (the connector's own schedule, its UI, another tool), so those tables do not look stale.
+
+**Failure-driven, once** (``recovery_cycle``): when a tick stores a new root failure, the same
+evaluation runs one decision cycle (``Proposals.run_cycle`` -> ``orchestrator.core.decide``) on a
+full snapshot with the stored diagnoses (not diagnosed again), records it, and returns the
+RunRequests of the run actions the gate let execute that are due now; the execution sensor
+launches the backed-off ones when their ``not_before`` comes. Dagster's own run retries are not
+used: they would retry every failure class at once (a 401, a rate limit before its Retry-After),
+outside the class's attempts, the circuit breaker and the proposals, and a failed sync Dagster did
+not start has no run to retry.
 """
 
 import json
 import logging
+import os
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -31,6 +42,7 @@ from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.assessment import diagnose_failures, link_root_causes
 from orchestrator.core.graph import CONNECTOR_TABLE
 from orchestrator.core.records import DiagnosedFailure, SyncRecord
+from orchestrator.recovery import failure_assets, failure_subject
 from sensors import ProjectContext
 
 log = logging.getLogger(__name__)
@@ -40,13 +52,15 @@ CHECK_NAME = "connector_sync"
 WINDOW = timedelta(hours=6)
 
 
-def _observation_metadata(d: DiagnosedFailure) -> dict:
+def _observation_metadata(d: DiagnosedFailure, subject: str = "", assets: list[str] | None = None) -> dict:
     from orchestrator.diagnosis import scrub
     from orchestrator.diagnosis.summaries import summarize
 
     f = d.failure
     s = summarize(d.category, list(d.evidence), f.system, d.transient)
     return {
+        "failure/subject": subject or f.asset_key or f.connector or "",
+        "failure/assets": ", ".join(assets or ([f.asset_key] if f.asset_key else [])),
         "failure/summary": dg.MetadataValue.text(str(s["summary"])),
         "failure/remediation": dg.MetadataValue.md("\n".join(f"1. {step}" for step in s["remediation"])),
         "failure/category": d.category,
@@ -63,7 +77,8 @@ def _observation_metadata(d: DiagnosedFailure) -> dict:
     }
 
 
-def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime) -> bool:
+def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime, *, subject: str | None = None,
+                      assets: list[str] | None = None) -> bool:
     """Record one diagnosis exactly once per failure id, whatever crashed before: the
     ``diagnosed_failures`` row (failure id primary key), the memory's occurrence and the
     ``failure.diagnosed`` audit event commit together. False when it was already recorded."""
@@ -86,7 +101,8 @@ def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime) -> bool
             "category": d.category, "transient": d.transient, "confidence": d.confidence,
             "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
             "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
-            "at": f.at.isoformat(),
+            "at": f.at.isoformat(), "subject": subject or f.asset_key or f.connector,
+            "assets": list(assets if assets is not None else ([f.asset_key] if f.asset_key else [])),
         })
     return True
 
@@ -130,9 +146,12 @@ def failures_tick(
         f = d.failure
         if f.failure_id in seen:
             continue
+        # one attribution everywhere (UI, store, digest): every asset the failure touched
+        keys = [k for k in failure_assets(f, graph) if k in graph]
+        subject = failure_subject(f, graph)
         if store is not None:
             try:
-                _record_diagnosis(store, memory, d, now)
+                _record_diagnosis(store, memory, d, now, subject=subject, assets=keys)
             except Exception as exc:  # noqa: BLE001 - store down: not marked seen, retried next tick
                 log.warning("failure %s not recorded (store unavailable: %s); retried next tick",
                             f.failure_id, str(exc)[:300])
@@ -145,8 +164,7 @@ def failures_tick(
                 log.warning("failure memory unavailable: %s", exc)
         seen[f.failure_id] = f.at.timestamp()
         new.append(d)
-        keys = [f.asset_key] if f.asset_key else tables_of.get(f.connector or "", [])
-        meta = _observation_metadata(d)
+        meta = _observation_metadata(d, subject, keys)
         for key in keys:
             events.append(dg.AssetObservation(asset_key=dg.AssetKey.from_user_string(key), metadata=meta,
                                               description=f"{d.category}: {f.message[:300]}"))
@@ -223,17 +241,65 @@ def failures_tick(
     return new, events, {"seen": seen, "bad": bad, "ab": ab, "ft": ft}
 
 
+def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connectors=None,
+                   snapshot=None) -> tuple[object | None, list[dg.RunRequest]]:
+    """The failure-driven path, right after new root failures were diagnosed and stored: one
+    decision cycle (``Proposals.run_cycle`` -> ``orchestrator.core.decide.decide``) on a full
+    snapshot, reusing the stored diagnoses (never diagnosing again), gated, recorded; then the run
+    actions it approved that may start now are launched in this same evaluation (written ahead,
+    run key = action id, exactly like the execution sensor, which launches the backed-off ones
+    once their ``not_before`` has come). Returns (CycleResult or None, RunRequests)."""
+    if ctx.resolution is None or not getattr(ctx.resolution, "ok", False):
+        return None, []
+    from orchestrator.assessment import assess
+    from orchestrator.policies import DurationModel
+    from orchestrator.recovery import stored_diagnoses
+    from orchestrator.snapshot import build_snapshot
+    from sensors.execution import RUN_TYPES, _run_pass
+
+    snap = snapshot or build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
+                                      connectors=connectors)
+    known = stored_diagnoses(props.store, [f.failure_id for f in snap.failures])
+    durations = DurationModel(snap.durations)
+    assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
+    result = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
+    new = set(result.new_action_ids)
+    owner = f"{SENSOR_NAME}:{uuid.uuid4().hex[:8]}"
+    requests: list[dg.RunRequest] = []
+    for d in result.decisions:
+        a = d.action
+        if d.decision != "execute" or a.type not in RUN_TYPES or a.action_id not in new:
+            continue
+        nb = a.not_before
+        if nb is not None and (nb if nb.tzinfo else nb.replace(tzinfo=UTC)) > now:
+            continue  # the prescribed backoff: the execution sensor launches it when it is due
+        requests.extend(_run_pass(context, props, a, ctx.resolution, now, owner))
+    return result, requests
+
+
+def failure_interval_s() -> int:
+    return int(os.environ.get("ORCHESTRATOR_FAILURE_INTERVAL", "15"))
+
+
 def build_failure_sensor(
     ctx: ProjectContext,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    minimum_interval_seconds: int = 60,
+    minimum_interval_seconds: int | None = None,
+    store_url: str | None = None,
+    recover: bool = True,
 ) -> dg.SensorDefinition:
+    """Every ``ORCHESTRATOR_FAILURE_INTERVAL`` s (default 15): new failures are diagnosed once and
+    stored; when a new root failure appears, the failure-driven cycle (``recovery_cycle``) plans,
+    gates and launches in the same evaluation (``recover=False``: diagnosis only)."""
+
     @dg.sensor(
         name=SENSOR_NAME,
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds or failure_interval_s(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Run failures and failed syncs (also those Dagster did not start), diagnosed by root cause.",
+        target=dg.AssetSelection.all() if recover else None,
+        description=("Run failures and failed syncs (also those Dagster did not start), diagnosed once by "
+                     "root cause; a new failure triggers one decision cycle and its retry in the same tick."),
     )
     def failure_diagnosis_sensor(context: dg.SensorEvaluationContext, fivetran: FivetranWorkspaceResource,
                                 airbyte: AirbyteWorkspaceResource):
@@ -242,23 +308,46 @@ def build_failure_sensor(
         from orchestrator.store import open_store
 
         state = json.loads(context.cursor) if context.cursor else {}
-        store = open_store()
+        store = open_store(store_url)
         connectors = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
         from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
 
+        now = clock()
+        requests: list[dg.RunRequest] = []
         with api_deadline(sensor_api_deadline_s()):  # a hung API cannot stretch the tick
             new, events, new_state = failures_tick(
-                context.instance, ctx, state, now=clock(), repository_def=context.repository_def,
+                context.instance, ctx, state, now=now, repository_def=context.repository_def,
                 connectors=connectors, memory=FailureMemory(store), store=store,
             )
+            roots = [d for d in new if d.root_failure_id is None]
+            if recover and roots:
+                from orchestrator.proposals import Proposals
+
+                # the cycle's clock: now, never before the failures it answers (read during this tick)
+                cycle_now = max([now, clock(), *(d.failure.at for d in roots)])
+                try:
+                    result, requests = recovery_cycle(context, ctx, Proposals(store), now=cycle_now,
+                                                      connectors=connectors)
+                except Exception as exc:  # noqa: BLE001 - the diagnosis is stored; the planning sensor retries
+                    context.log.error(f"failure-driven cycle failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                                      "the planning sensor's next tick plans instead")
+                    result = None
+                if result is not None:
+                    counts = {k: sum(1 for d in result.decisions if d.decision == k)
+                              for k in ("execute", "await_approval", "record_only")}
+                    context.log.info(
+                        f"failure-driven cycle for {', '.join(d.failure.failure_id for d in roots)[:300]}: "
+                        f"proposal {result.proposal_id}, {counts['execute']} to execute, "
+                        f"{counts['await_approval']} awaiting approval, {len(result.plan.escalations)} "
+                        f"escalated, {len(requests)} run(s) launched now")
         for d in new:
             context.log.info("%s %s: %s (%s)", d.failure.failure_id, d.category,
                              "; ".join(d.evidence)[:300], "root" if d.root_failure_id is None else f"caused by {d.root_failure_id}")
         if connectors.errors:
             context.log.warning("connector state unavailable: %s", "; ".join(connectors.errors))
-        if not events:
+        if not events and not requests:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no new failures")
-        return dg.SensorResult(asset_events=events, cursor=json.dumps(new_state))
+        return dg.SensorResult(asset_events=events, run_requests=requests or None, cursor=json.dumps(new_state))
 
     return failure_diagnosis_sensor
 

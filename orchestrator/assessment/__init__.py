@@ -32,12 +32,14 @@ def assess(
     rates: CostRates | None = None,
     now: datetime | None = None,
     margin_s: float = DEFAULT_MARGIN_S,
+    known_diagnoses=None,
 ) -> Assessment:
     """Freshness, cost and failures of one snapshot. Invalid policies: ``skipped`` says why;
-    failures are still diagnosed (they do not depend on policies)."""
+    failures are still diagnosed (they do not depend on policies). ``known_diagnoses``: failure
+    id -> a stored diagnosis (the failure sensor's), reused instead of diagnosing again."""
     now = now or snapshot.taken_at
     out = Assessment(taken_at=now)
-    out.failures = diagnose_failures(snapshot.failures, snapshot.graph, memory)
+    out.failures = diagnose_failures(snapshot.failures, snapshot.graph, memory, known=known_diagnoses)
     if resolution is None or not getattr(resolution, "ok", False):
         out.skipped = getattr(resolution, "skip_reason", None) or "no SLA policies resolved"
         return out

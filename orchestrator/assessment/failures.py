@@ -112,17 +112,25 @@ def diagnose_failures(
     memory=None,
     *,
     roots: dict[str, str | None] | None = None,
+    known=None,
 ) -> list[DiagnosedFailure]:
-    """Diagnose root failures (rules + failure memory); link the others to their root."""
+    """Diagnose root failures (rules + failure memory); link the others to their root.
+    ``known``: failure id -> a diagnosis already made and stored (the failure sensor's); those
+    roots are not diagnosed again."""
     from orchestrator.diagnosis import diagnose
 
     failures = list(failures)
     if roots is None:
         roots = link_root_causes(failures, graph)
-    by_id = {f.failure_id: f for f in failures}
     diagnosed: dict[str, DiagnosedFailure] = {}
     for f in failures:
         if roots.get(f.failure_id) is None:
+            k = known.get(f.failure_id) if known else None
+            if k is not None:
+                diagnosed[f.failure_id] = DiagnosedFailure(
+                    failure=f, category=k.category, transient=k.transient, confidence=k.confidence,
+                    evidence=tuple(k.evidence))
+                continue
             d = diagnose(f.message, f.system, memory)
             diagnosed[f.failure_id] = DiagnosedFailure(
                 failure=f, category=d.category, transient=d.transient,

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from orchestrator.core.records import Assessment, FreshnessStatus, Snapshot
+from orchestrator.recovery import blocked_connectors, failure_assets, failure_subject, stale_reason
 from orchestrator.scrubbing import scrub_pii
 
 UTC = timezone.utc
@@ -95,7 +96,7 @@ class FailureItem:
     failure_id: str
     at: datetime
     system: str
-    subject: str  # asset key or connector
+    subject: str  # the connector for a connector's failure, else the asset (as in the UI and the store)
     category: str
     transient: bool
     message: str
@@ -103,6 +104,26 @@ class FailureItem:
     resolved: bool
     resolved_at: datetime | None
     downstream: list[str] = field(default_factory=list)
+    assets: list[str] = field(default_factory=list)  # every asset it touched
+
+
+@dataclass
+class EscalationItem:
+    """Something the agent will not fix by itself: a person is asked (once per incident)."""
+
+    subject: str  # "connector:<system>:<id>" | "asset:<key>"
+    category: str
+    reason: str
+    failure_id: str | None
+    at: datetime
+
+
+@dataclass
+class WithdrawnItem:
+    """A proposal still pending in the store that is no longer asked of a person, and why."""
+
+    action: ActionItem
+    reason: str
 
 
 @dataclass
@@ -154,6 +175,8 @@ class OwnerDigest:
     auto_actions: list[ActionItem] = field(default_factory=list)
     pending: list[ActionItem] = field(default_factory=list)
     failures: list[FailureItem] = field(default_factory=list)
+    escalations: list[EscalationItem] = field(default_factory=list)
+    withdrawn: list[WithdrawnItem] = field(default_factory=list)  # stale: not asked any more
     cost: list[CostItem] = field(default_factory=list)
     breaker: list[BreakerItem] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)  # "removes stripe.invoice.x: breaks ..."
@@ -165,7 +188,7 @@ class OwnerDigest:
     @property
     def empty(self) -> bool:
         return not (self.sla_results or self.outlook or self.auto_actions or self.pending or self.failures
-                    or self.cost or self.breaker or self.schema_changes)
+                    or self.cost or self.breaker or self.schema_changes or self.escalations)
 
     @property
     def sla_by_tier(self) -> list[tuple[str, list[SlaResult]]]:
@@ -187,12 +210,15 @@ class OwnerDigest:
             "unresolved": sum(not f.resolved for f in self.failures),
             "over_budget": sum(c.over_budget for c in self.cost),
             "breaker": len(self.breaker),
+            "escalations": len(self.escalations),
         }
 
     @property
     def headline(self) -> str:
         c = self.counts
         parts = []
+        if c["escalations"]:
+            parts.append(f"{c['escalations']} need{'s' if c['escalations'] == 1 else ''} a person")
         if c["pending"]:
             parts.append(f"{c['pending']} to approve")
         if c["at_risk"] or c["late_now"]:
@@ -406,12 +432,21 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
                 sec.auto_actions.append(item)
         pending = s.scalars(select(ActionRow).where(ActionRow.status == "pending")
                             .order_by(ActionRow.risk_score.desc(), ActionRow.created_at)).all()
+        blocked = blocked_connectors(assessment.failures if assessment is not None else (), snapshot.last_success,
+                                     snapshot.graph, snapshot.paused_connectors or ())
         for row in pending:
             if row.expires_at is not None and _aware(row.expires_at) <= now:
                 continue
             item = _action_item(row, why(row.proposal_id))
+            payload = row.payload or {}
+            stale = stale_reason(row.type, payload.get("asset_keys") or (), payload.get("connector"),
+                                 row.created_at, graph=snapshot.graph, blocked=blocked,
+                                 last_success=snapshot.last_success)
             for sec in to(row.owners or _subject_owners(owners, row.subjects or [])):
-                sec.pending.append(item)
+                if stale:  # nothing stale is asked of a person: listed apart, without links
+                    sec.withdrawn.append(WithdrawnItem(item, stale))
+                else:
+                    sec.pending.append(item)
         stopped = s.scalars(select(ActionRow).where(ActionRow.status == "record_only", ActionRow.created_at >= since,
                                                     ActionRow.gate_reason.like("circuit breaker%"))).all()
         for row in stopped:
@@ -462,11 +497,12 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
             sync_key = f.asset_key if f.asset_key else f.connector
             if after is None and sync_key in ok_syncs and ok_syncs[sync_key] > _aware(f.at):
                 after = ok_syncs[sync_key]
-            item = FailureItem(f.failure_id, _aware(f.at), f.system, f.asset_key or f.connector or f.run_id or "?",
+            touched = failure_assets(f, snapshot.graph)
+            item = FailureItem(f.failure_id, _aware(f.at), f.system, failure_subject(f, snapshot.graph),
                                d.category, d.transient, _short(scrub_pii(f.message)),
                                tuple(scrub_pii(e) for e in d.evidence[:3]), after is not None,
-                               after, sorted(set(downstream.get(f.failure_id, []))))
-            who = owners.of_asset(f.asset_key) or owners.of_connector(f.connector)
+                               after, sorted(set(downstream.get(f.failure_id, []))), touched)
+            who = owners.of_assets(touched) or owners.of_asset(f.asset_key) or owners.of_connector(f.connector)
             for sec in to(who):
                 sec.failures.append(item)
 
@@ -478,6 +514,22 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
                             c.forecast_month_usd, c.budget_month_usd, c.over_budget, c.spike, c.reason)
             for sec in to(owners.of_scope(c.scope)):
                 sec.cost.append(item)
+
+    # escalations: what needs a person, once per incident (subject + failure), until it is resolved
+    resolved_ids = {f.failure_id for sec in sections.values() for f in sec.failures if f.resolved}
+    told: set[tuple[str, str | None]] = set()
+    for ev in store.audit_events(kind="escalation", limit=100000):
+        payload = ev["payload"] or {}
+        if ev["actor"] != "planner" or _aware(ev["ts"]) < since:
+            continue
+        inc = (ev["subject"] or "", payload.get("failure_id"))
+        if inc in told or (inc[1] and inc[1] in resolved_ids):
+            continue
+        told.add(inc)
+        item = EscalationItem(inc[0], str(payload.get("category") or ""), scrub_pii(str(payload.get("reason") or "")),
+                              inc[1], _aware(ev["ts"]))
+        for sec in to(payload.get("owners") or owners.of_subject(inc[0])):
+            sec.escalations.append(item)
 
     # schema changes the schema_change_sensor detected (orchestrator.schema_changes)
     for ev in store.audit_events(kind="schema_change.detected", limit=100000):

@@ -42,8 +42,14 @@ def _project_inputs(now: datetime):
         try:
             from orchestrator.snapshot import build_snapshot
 
-            snapshot = build_snapshot(instance, graph, now=now,
-                                      repository_def=defs.get_repository_def())
+            from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+            from orchestrator.snapshot import ConnectorReader
+
+            # the same inputs as the sensors: connector sync state included (failed syncs)
+            connectors = ConnectorReader(fivetran=defs.resources["fivetran"], airbyte=defs.resources["airbyte"])
+            with api_deadline(sensor_api_deadline_s()):
+                snapshot = build_snapshot(instance, graph, now=now, connectors=connectors,
+                                          repository_def=defs.get_repository_def())
         except ImportError:
             snapshot = Snapshot(taken_at=now, graph=graph)
     from orchestrator.policies import DurationModel
@@ -52,7 +58,14 @@ def _project_inputs(now: datetime):
     try:
         from orchestrator.assessment import assess
 
-        assessment = assess(snapshot, resolution, durations, now=now)
+        from orchestrator.recovery import stored_diagnoses
+        from orchestrator.store import open_store
+
+        try:  # the failure sensor's stored diagnoses, not a second diagnosis
+            known = stored_diagnoses(open_store(), [f.failure_id for f in snapshot.failures])
+        except Exception:  # noqa: BLE001 - no store yet: diagnose here
+            known = None
+        assessment = assess(snapshot, resolution, durations, now=now, known_diagnoses=known)
     except ImportError:
         assessment = Assessment(taken_at=now)
     return snapshot, assessment, resolution, durations

@@ -87,6 +87,8 @@ class GateConfig:
     cost_high_usd: float = 25.0
     llm_risk: float = 0.10
     llm_max_confidence: float = 0.9
+    # the most automatic rollout any action may have (ORCHESTRATOR_AUTOMATION): None = the policies'
+    rollout_cap: str | None = None
 
 
 @dataclass
@@ -261,6 +263,8 @@ def gate(
         rollouts = [_val(s.rollout) for s in governed]
         if len(governed) < len(touched) or not touched:
             rollouts.append("recommend")  # ungoverned assets never act on their own
+        if cfg.rollout_cap in ("shadow", "recommend"):
+            rollouts.append(cfg.rollout_cap)
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
         budget_names = {name for s in governed for name, _ in s.budgets}
         # owners who set a budget made it the yardstick for what counts as expensive

@@ -173,8 +173,37 @@ class FivetranWorkspaceResource(FivetranWorkspace):
             )
             raise explain_fivetran_failure(failure, self.get_client(), connector_id) from None
 
+    def _fetch_live_workspace_data(self) -> FivetranWorkspaceData:
+        """dagster-fivetran's fetch, except that a connector whose setup is broken (expired
+        credentials, revoked grants) stays in the graph: dagster-fivetran drops it ("Ignoring
+        incomplete or broken connector"), so the CLI, the sensors and the digest would each see
+        another graph depending on when they loaded, and its escalation would lose its owners.
+        Connectors never synced (no schemas yet) are still left out: they have no tables."""
+        from dagster_fivetran.translator import FivetranConnector, FivetranDestination, FivetranSchemaConfig
+
+        connectors_by_id, destinations_by_id, schema_configs = {}, {}, {}
+        client = self.get_client()
+        for group in client.get_groups()["items"]:
+            destination = FivetranDestination.from_destination_details(
+                destination_details=client.get_destination_details(destination_id=group["id"]))
+            destinations_by_id[destination.id] = destination
+            for details in client.list_connectors_for_group(group_id=group["id"]):
+                connector = FivetranConnector.from_connector_details(connector_details=details)
+                raw = client.get_schema_config_for_connector(connector_id=connector.id, raise_on_not_found_error=False)
+                schema_config = FivetranSchemaConfig.from_schema_config_details(schema_config_details=raw) if raw else None
+                if not schema_config or not schema_config.has_schemas:
+                    self._log.info(f"Fivetran connector `{connector.name}` has no schema yet (never synced); left out")
+                    continue
+                if not connector.is_connected:
+                    self._log.warning(f"Fivetran connector `{connector.name}` is {connector.setup_state} "
+                                      "(kept in the asset graph; its syncs fail until it is repaired)")
+                connectors_by_id[connector.id] = connector
+                schema_configs[connector.id] = schema_config
+        return FivetranWorkspaceData(connectors_by_id=connectors_by_id, destinations_by_id=destinations_by_id,
+                                     schema_configs_by_connector_id=schema_configs)
+
     def fetch_fivetran_workspace_data(self) -> FivetranWorkspaceData:
-        live = super().fetch_fivetran_workspace_data
+        live = self._fetch_live_workspace_data
         if not self.connector_state_dir:
             return live()
         return fetch_or_restore("fivetran", self.account_id, live, Path(self.connector_state_dir))

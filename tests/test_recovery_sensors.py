@@ -1,0 +1,284 @@
+"""Failure-driven recovery (issue 15) on the real project, the emulators and a real Dagster
+instance, through the sensors' own evaluation functions (``build_sensor_context``):
+
+* a transient failure of a sync Dagster did not start is diagnosed once (one stored diagnosis,
+  observations on every table of the connection) and its retry is requested in the same
+  evaluation (written ahead, action id as run key); evaluated again nothing is repeated, and the
+  planning sensor reuses the stored diagnosis instead of diagnosing again;
+* an expired credential is escalated once to the connector's owners (its policy), not to the
+  catch-all, the broken connector stays in the asset graph, and the digest holds the escalation
+  and withdraws the proposals that can no longer succeed or were already done;
+* ``ORCHESTRATOR_AUTOMATION`` caps automatic execution; the planning sensor runs by default.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import httpx
+import pytest
+
+from orchestrator.dagster_policies import load_resolution
+from orchestrator.project_graph import asset_graph_from_definitions
+from sensors import ProjectContext
+
+pytestmark = pytest.mark.slow
+HUBSPOT = "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('recovery_store')}/store.db"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ORCHESTRATOR_STORE_URL", url)
+    patch.setenv("ORCHESTRATOR_BACKOFF_SCALE", "0")  # a retry due at once: launched in the same tick
+    patch.delenv("OPENAI_API_KEY", raising=False)
+    patch.delenv("OPENAI_BASE_URL", raising=False)
+    yield url
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def ctx(project_defs, sandbox):
+    graph = asset_graph_from_definitions(project_defs)
+    resolution = load_resolution(graph, [sandbox.settings.policies_dir])
+    specs = {spec.key: spec for a in project_defs.assets for spec in getattr(a, "specs", [])}
+    return ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
+
+
+def evaluate(sensor_def, instance, project_defs, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=project_defs,
+        resources={"fivetran": project_defs.resources["fivetran"], "airbyte": project_defs.resources["airbyte"]},
+    )
+    return sensor_def(context)
+
+
+def persist(instance, result):
+    for ev in result.asset_events or []:
+        instance.report_runless_asset_event(ev)
+
+
+def _airbyte_client(emu):
+    from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+
+    return AirbyteWorkspaceResource(
+        rest_api_base_url=emu.airbyte_rest_url, configuration_api_base_url=emu.airbyte_config_url,
+        workspace_id=emu.airbyte_workspace_id, client_id=emu.airbyte_client_id,
+        client_secret=emu.airbyte_client_secret,
+    ).get_client()
+
+
+def _wait_job(client, job_id, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get_job_details(job_id)
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _diagnosed(store, fid):
+    return [a for a in store.audit_events(kind="failure.diagnosed", limit=100000) if a["subject"] == fid]
+
+
+def test_transient_failure_diagnosed_once_and_retried_in_the_same_evaluation(
+        project_defs, instance, sandbox, ctx, store_url, monkeypatch):
+    from orchestrator.store import open_store
+    from sensors.execution import build_planning_sensor
+    from sensors.failures import build_failure_sensor
+
+    emu = sandbox.emulators
+    client = _airbyte_client(emu)
+    emu.inject_fault({"kind": "sync_failure", "target": HUBSPOT, "next_syncs": 1, "attempts": 1,
+                      "code": "transient_error", "failure_origin": "source", "retryable": True,
+                      "message": "HubSpot API returned 502 Bad Gateway (upstream timeout), try again"})
+    try:
+        failed = _wait_job(client, client.start_sync_job(HUBSPOT)["jobId"])  # not started by Dagster
+        assert failed["status"] == "failed"
+    finally:
+        emu.clear_faults(HUBSPOT)
+    fid = f"sync:airbyte:{HUBSPOT}:{failed['jobId']}"
+    tables = sorted(n.key for n in ctx.graph if n.connector == f"airbyte:{HUBSPOT}" and n.role == "connector_table")
+    assert len(tables) >= 2
+
+    sensor = build_failure_sensor(ctx, store_url=store_url)
+    out = evaluate(sensor, instance, project_defs)
+    store = open_store(store_url)
+    # diagnosed once, stored once, shown on every table the failed sync touched
+    rows = _diagnosed(store, fid)
+    assert len(rows) == 1 and rows[0]["payload"]["transient"] is True
+    assert sorted(rows[0]["payload"]["assets"]) == tables
+    obs = [e for e in out.asset_events if isinstance(e, dg.AssetObservation) and e.metadata["failure/id"].value == fid]
+    assert sorted(e.asset_key.to_user_string() for e in obs) == tables
+    assert {e.metadata["failure/subject"].value for e in obs} == {f"airbyte:{HUBSPOT}"}
+    # the retry is requested in this same evaluation, for exactly the failed connection's tables
+    retries = [r for r in out.run_requests if r.tags.get("orchestrator/action_type") == "retry"]
+    assert len(retries) == 1, [r.tags for r in out.run_requests]
+    rr = retries[0]
+    assert sorted(k.to_user_string() for k in rr.asset_selection) == tables
+    assert rr.run_key == rr.tags["orchestrator/action_id"]
+    from orchestrator.proposals import Proposals
+
+    shown = Proposals(store).show(rr.tags["orchestrator/action_id"])
+    assert shown["status"] in ("approved", "executing")  # written ahead before the request left
+    persist(instance, out)
+
+    # evaluated again: nothing diagnosed, recorded or requested twice
+    again = evaluate(sensor, instance, project_defs, cursor=out.cursor)
+    assert len(_diagnosed(store, fid)) == 1
+    assert not [r for r in (again.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+
+    # the planning cycle reuses the stored diagnosis: the classifier is not asked about it again
+    import orchestrator.diagnosis as diagnosis
+
+    asked: list[str] = []
+    real = diagnosis.diagnose
+
+    def counting(message, *args, **kwargs):
+        asked.append(message)
+        return real(message, *args, **kwargs)
+
+    monkeypatch.setattr(diagnosis, "diagnose", counting)
+    planning = build_planning_sensor(ctx, store_url=store_url)
+    evaluate(planning, instance, project_defs)
+    assert not [m for m in asked if "502 Bad Gateway" in m]
+    assert len(_diagnosed(store, fid)) == 1
+    # and it does not propose the same retry again
+    retry_rows = [a for a in Proposals(store).list(limit=1000) if a["type"] == "retry"
+                  and any(s.endswith(HUBSPOT) for s in a.get("subjects") or [])]
+    assert len(retry_rows) == 1, retry_rows
+
+
+def test_expired_credentials_escalated_once_to_the_connector_owners(
+        project_defs, instance, sandbox, ctx, store_url):
+    from orchestrator.digest.content import CATCH_ALL, build_digest
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+    from sensors.execution import build_planning_sensor
+    from sensors.failures import build_failure_sensor
+
+    emu = sandbox.emulators
+    conn = next(n.connector for n in ctx.graph if n.connector and n.connector.startswith("fivetran:")
+                and n.key.startswith("stripe/"))
+    cid = conn.split(":", 1)[1]
+    owners = set(ctx.resolution.sla(next(n.key for n in ctx.graph if n.connector == conn)).owners)
+    assert owners and CATCH_ALL not in owners
+    emu.inject_fault({"kind": "expired_credentials", "target": "dapper_ledger", "next_syncs": 1})
+    try:
+        stripe = [k for a in project_defs.assets for k in getattr(a, "keys", [])
+                  if k.to_user_string().startswith("stripe/")]
+        result = project_defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=stripe, raise_on_error=False)
+        assert not result.success
+
+        # one graph: the broken connector stays in the workspace the CLI and the sensors load
+        from orchestrator.definitions import build_definitions
+
+        reloaded = asset_graph_from_definitions(build_definitions())  # what `orchestrator plan` loads
+        assert set(reloaded.keys) == set(ctx.graph.keys)
+        broken = [n for n in reloaded if n.connector == conn]
+        assert broken and all(n.owners == ctx.graph.node(n.key).owners for n in broken)
+
+        store = open_store(store_url)
+        props = Proposals(store)
+        out = evaluate(build_failure_sensor(ctx, store_url=store_url), instance, project_defs)
+        persist(instance, out)
+        escalations = [e for e in store.audit_events(kind="escalation", limit=100000)
+                       if e["subject"] == f"connector:{conn}"]
+        assert len(escalations) == 1
+        assert set(escalations[0]["payload"]["owners"]) == owners
+        assert not [r for r in out.run_requests or [] if set(r.tags.get("orchestrator/action_type", "")) and
+                    any(k.to_user_string().startswith("stripe/") for k in r.asset_selection)]
+        # the planning sensor's cycle sees the same incident: no second escalation
+        evaluate(build_planning_sensor(ctx, store_url=store_url), instance, project_defs)
+        escalations = [e for e in store.audit_events(kind="escalation", limit=100000)
+                       if e["subject"] == f"connector:{conn}"]
+        assert len(escalations) == 1
+
+        # the digest: the escalation in the owners' section; a run of the broken connector (doomed)
+        # and a run of an asset refreshed since it was proposed (done) are not asked
+        from orchestrator.assessment import assess
+        from orchestrator.core.records import Action
+        from orchestrator.planning.gate import GateDecision
+        from orchestrator.recovery import stored_diagnoses
+        from orchestrator.snapshot import ConnectorReader, build_snapshot
+
+        now = datetime.now(UTC)
+        snap = build_snapshot(instance, ctx.graph, now=now, connectors=ConnectorReader(
+            fivetran=project_defs.resources["fivetran"], airbyte=project_defs.resources["airbyte"]))
+        done_key = next(n.key for n in ctx.graph if n.connector and n.connector.startswith("airbyte:"))
+        doomed = Action(action_id="t-doomed", type="materialize", reason="fresh stripe data",
+                        asset_keys=tuple(k.to_user_string() for k in stripe[:2]))
+        done = Action(action_id="t-done", type="materialize", reason="at risk", asset_keys=(done_key,))
+        from orchestrator.proposals import CycleResult
+        from orchestrator.planning.common import AgentPlan
+
+        plan = AgentPlan(created_at=now, actions=[doomed, done], planner="test", rationale="test")
+        cr = CycleResult(proposal_id="p-stale", baseline=plan, plan=plan, accepted=[doomed, done], rejected=[],
+                         decisions=[GateDecision(a, "await_approval", "low", 0.1, 0.9, "test", tuple(owners), {})
+                                    for a in (doomed, done)])
+        known = stored_diagnoses(store, [f.failure_id for f in snap.failures])
+        assessment = assess(snap, ctx.resolution, None, now=now, known_diagnoses=known)
+        props.record(cr, snap, assessment, now=now - timedelta(minutes=10))
+        # the asset of the "done" proposal is refreshed after it was proposed
+        instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(done_key)))
+        snap = build_snapshot(instance, ctx.graph, now=datetime.now(UTC), connectors=ConnectorReader(
+            fivetran=project_defs.resources["fivetran"], airbyte=project_defs.resources["airbyte"]))
+        assert done_key in snap.last_success
+        digest = build_digest(store, snap, assessment, ctx.resolution, now=now, since=now - timedelta(hours=1))
+        mine = [s for s in digest.owners if s.owner in owners]
+        assert mine and any(e.subject == f"connector:{conn}" and e.category == "auth_expired"
+                            for s in mine for e in s.escalations)
+        catch_all = digest.section(CATCH_ALL)
+        assert catch_all is None or not any(e.subject == f"connector:{conn}" for e in catch_all.escalations)
+        pending = {a.action_id for s in digest.owners for a in s.pending}
+        withdrawn = {w.action.action_id: w.reason for s in digest.owners for w in s.withdrawn}
+        assert "t-doomed" not in pending and "t-done" not in pending
+        assert withdrawn["t-doomed"].startswith("cannot succeed") and "auth_expired" in withdrawn["t-doomed"]
+        assert withdrawn["t-done"].startswith("already done")
+        # one escalation item per incident in the digest, whatever number of cycles saw it
+        assert sum(e.subject == f"connector:{conn}" for s in mine for e in s.escalations) == len(mine)
+        # the failure is attributed to the connector, with all its tables, as in the UI
+        fails = [f for s in mine for f in s.failures if f.subject == conn]
+        assert fails and set(fails[0].assets) == {k.to_user_string() for k in stripe}
+    finally:
+        emu.clear_faults("dapper_ledger")
+        httpx.post(f"{emu.fivetran_url}/_emulator/repair/dapper_ledger")
+
+
+def test_automation_setting_caps_execution_and_sensors_run_by_default(monkeypatch):
+    from planning_fixtures import failure, scenario
+
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+    from sensors.execution import build_planning_sensor
+
+    fs = [failure("f1", "source_unavailable", "HTTP 502 from the source", connector="fivetran:crm",
+                  asset="crm/account")]
+    decisions = {}
+    for mode in ("auto", "recommend", "shadow"):
+        monkeypatch.setenv("ORCHESTRATOR_AUTOMATION", mode)
+        monkeypatch.setenv("ORCHESTRATOR_BACKOFF_SCALE", "0")
+        sc = scenario(failures=fs)
+        props = Proposals(open_store("sqlite://", cached=False))
+        r = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, llm=None, use_memory=False, dry_run=True)
+        decisions[mode] = {d.action.type: d.decision for d in r.decisions}
+    assert decisions["auto"].get("retry") == "execute"
+    assert decisions["recommend"].get("retry") == "await_approval"
+    assert decisions["shadow"].get("retry") == "record_only"
+
+    from orchestrator.dagster_policies import load_resolution  # noqa: F401 - the sensor needs a context only
+
+    ctx = ProjectContext(graph=scenario().snapshot.graph, resolution=None)
+    monkeypatch.delenv("ORCHESTRATOR_PLANNING_SENSOR", raising=False)
+    assert build_planning_sensor(ctx).default_status == dg.DefaultSensorStatus.RUNNING
+    monkeypatch.setenv("ORCHESTRATOR_PLANNING_SENSOR", "off")
+    assert build_planning_sensor(ctx).default_status == dg.DefaultSensorStatus.STOPPED
