@@ -40,6 +40,17 @@ def _retry_after(resp: httpx.Response, default: float = 30.0) -> float:
         return default
 
 
+_CLIENTS: dict[float, httpx.Client] = {}
+
+
+def shared_client(timeout: float) -> httpx.Client:
+    """One pooled client per timeout for the process (creating one loads the CA bundle: ~0.3 s)."""
+    client = _CLIENTS.get(timeout)
+    if client is None or client.is_closed:
+        client = _CLIENTS[timeout] = httpx.Client(timeout=timeout)
+    return client
+
+
 @dataclass
 class Sent:
     message_id: str | None  # Slack ts
@@ -53,7 +64,12 @@ class SlackClient:
                  client: httpx.Client | None = None):
         self._token = token
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._given = client
+
+    @property
+    def _client(self) -> httpx.Client:
+        return self._given or shared_client(self._timeout)
 
     def post_message(self, channel: str, text: str, *, blocks: list | None = None, thread_ts: str | None = None,
                      reply_broadcast: bool = False) -> Sent:
@@ -86,16 +102,18 @@ class SlackClient:
             raise Refused(f"Slack refused chat.postMessage to {channel}: {scrub(error)}")
         return Sent(str(data.get("ts") or "") or None, data.get("channel"))
 
-    def close(self) -> None:
-        self._client.close()
-
 
 class TeamsWebhook:
     """An incoming-webhook URL (Workflows or the older Office 365 connector): one Adaptive Card per
     message. Teams webhooks cannot reply in a thread: every message names its incident instead."""
 
     def __init__(self, *, timeout: float = 10.0, client: httpx.Client | None = None):
-        self._client = client or httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._given = client
+
+    @property
+    def _client(self) -> httpx.Client:
+        return self._given or shared_client(self._timeout)
 
     def post(self, url: str, name: str, card: dict) -> Sent:
         body = {"type": "message", "attachments": [
@@ -111,6 +129,3 @@ class TeamsWebhook:
         if resp.status_code >= 400:
             raise Refused(f"Teams refused webhook {name}: HTTP {resp.status_code} {scrub(resp.text[:200])}")
         return Sent(None)
-
-    def close(self) -> None:
-        self._client.close()
