@@ -7,8 +7,19 @@ Subcommands live next to the code they drive and are imported only when called, 
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import click
+
+# Library notices about their own API status (dagster's BetaWarning / PreviewWarning /
+# ExperimentalWarning on dagster-airbyte and dagster-dbt classes) say nothing to an operator:
+# filtered by message, so this module does not import dagster to name the classes.
+QUIET = (r".* is currently in (beta|preview|alpha)", r".* is experimental", r".*is currently experimental")
+
+
+def quiet_library_warnings() -> None:
+    for pattern in QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
 
 # name -> "module:attribute" of a click command or group. Add new commands here.
 COMMANDS: dict[str, str] = {
@@ -24,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
     "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
     "audit": "orchestrator.store.cli:audit_group",
+    "notify": "orchestrator.notify.cli:notify_command",
 }
 
 
@@ -55,6 +67,7 @@ def cli() -> None:
 
 
 def main() -> None:
+    quiet_library_warnings()
     cli()
 
 
