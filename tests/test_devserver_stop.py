@@ -97,3 +97,23 @@ def test_dev_stops_every_process_it_started(tmp_path, fake_bin, how):
                 os.kill(int(p), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_emulator_ports_are_documented_settings(monkeypatch):
+    """The ports the README lists are settings the embedded resources follow."""
+    from orchestrator import resources
+    from orchestrator.settings import get_settings
+
+    for name in [n for n in os.environ if n.startswith(("FIVETRAN_", "AIRBYTE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ORCHESTRATOR_FIVETRAN_PORT", "18801")
+    monkeypatch.setenv("ORCHESTRATOR_AIRBYTE_PORT", "18802")
+    get_settings.cache_clear()
+    try:
+        assert resources.fivetran_workspace().api_base_url == "http://127.0.0.1:18801"
+        assert resources.airbyte_workspace().rest_api_base_url == "http://127.0.0.1:18802/api/public/v1"
+    finally:
+        get_settings.cache_clear()
+    readme = (ROOT / "README.md").read_text()
+    for setting in ("ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT", "ORCHESTRATOR_DEV_STOP_GRACE"):
+        assert setting in readme
