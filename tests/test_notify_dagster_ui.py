@@ -103,3 +103,36 @@ def test_the_check_runs_from_the_ui_too(world, monkeypatch):
         assert result.success
         evs = result.get_asset_check_evaluations()
         assert {e.asset_key.to_user_string() for e in evs} == {"crm/account", "crm/contact"}
+
+
+def test_the_notification_sensor_tells_the_owners_once(world, monkeypatch):
+    from notify_servers import SlackServer
+
+    from sensors.notify import build_notifications_sensor
+
+    tmp, url, props, retry, ctx, defs = world
+    store = open_store(url, cached=False)
+    store.append_audit("failure.diagnosed", actor="failure_sensor", subject="f-ui", payload={
+        "category": "auth_expired", "transient": False, "confidence": 0.9, "evidence": ["401 Unauthorized"],
+        "root": None, "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm",
+        "run_id": None, "at": NOW.isoformat()})
+    slack = SlackServer("xoxb-ui-test-token-000000")
+    try:
+        monkeypatch.setenv("ORCHESTRATOR_SLACK_TOKEN", "xoxb-ui-test-token-000000")
+        monkeypatch.setenv("ORCHESTRATOR_SLACK_API_URL", slack.api_url)
+        monkeypatch.setenv("ORCHESTRATOR_SLACK_CHANNELS", "*=#data-alerts")
+        monkeypatch.setenv("ORCHESTRATOR_NOTIFY_MIN_INTERVAL", "0")
+        monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp))
+        sensor = build_notifications_sensor(ctx, store_url=url, clock=lambda: NOW + timedelta(minutes=1))
+        with dg.instance_for_test() as instance:
+            first = sensor(dg.build_sensor_context(instance=instance))
+            assert not first.skip_message.startswith("0 sent"), first.skip_message
+            n = len(slack.messages())
+            assert n >= 1 and any("Incident f-ui" in m["body"]["text"] for m in slack.messages())
+            again = sensor(dg.build_sensor_context(instance=instance))
+            assert again.skip_message.startswith("0 sent") and len(slack.messages()) == n
+        monkeypatch.setenv("ORCHESTRATOR_NOTIFY", "off")
+        with dg.instance_for_test() as instance:
+            assert "off" in sensor(dg.build_sensor_context(instance=instance)).skip_message
+    finally:
+        slack.stop()
