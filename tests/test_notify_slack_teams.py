@@ -69,7 +69,7 @@ class World:
     """A project store with one incident (a Fivetran connector failed; the agent proposed a retry
     that waits for approval) and a notifier pointed at the local servers."""
 
-    def __init__(self, tmp_path, slack: SlackServer, teams: TeamsServer, *, template=None, **overrides):
+    def __init__(self, tmp_path, slack: SlackServer, teams: TeamsServer, *, template=None, url=None, **overrides):
         message = (f"Something went wrong within the destination connector; the password is {PASSWORD}, "
                    f"call {PHONE} or write to {EMAIL}")
         sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")],
@@ -82,7 +82,7 @@ class World:
             self.store = open_store(f"sqlite:///{tmp_path}/store.db", cached=False, migrate=False)
             self.props = Proposals(self.store)
         else:
-            self.store = open_store(f"sqlite:///{tmp_path}/store.db", cached=False)
+            self.store = open_store(url or f"sqlite:///{tmp_path}/store.db", cached=False)
             self.props = Proposals(self.store)
             self.props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
             # what the failure sensor records, evidence verbatim (secrets included: the sink must scrub)
@@ -305,3 +305,40 @@ def test_any_sequence_of_ticks_and_changes_tells_each_change_once_in_its_thread(
     assert all(m["body"].get("thread_ts") == msgs[0]["ts"] for m in msgs[1:])
     assert any("Resolved" in t for t in texts) == succeeded
     assert any("Proposed, waiting for approval" in t for t in texts) or approved
+
+
+def test_on_postgresql_concurrent_tickers_send_each_change_once(tmp_path, reset):
+    """The dedup rows and threads on PostgreSQL (migration 0011 there too), four tickers at once."""
+    from pg_server import PG_BIN, PgServer
+
+    if PG_BIN is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql; .ci/run does)")
+    slack, teams = reset
+    server = PgServer()
+    try:
+        w = World(tmp_path, slack, teams, url=server.create_db("notify"))
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                start.wait()
+                w.notifier().tick(NOW + timedelta(minutes=1))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        w.resolve()
+        w.notifier().tick(NOW + timedelta(minutes=10))
+        w.notifier().tick(NOW + timedelta(minutes=11))
+        texts = [m["body"]["text"] for m in slack.messages()]
+        assert len(texts) == len(set(texts)) == 4  # opened, proposed, worked, resolved
+        assert all(m["body"]["thread_ts"] == slack.messages()[0]["ts"] for m in slack.messages()[1:])
+        w.store.dispose()
+    finally:
+        server.stop()
