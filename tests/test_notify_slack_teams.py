@@ -195,7 +195,8 @@ def test_nothing_sent_carries_a_secret_or_personal_data(tmp_path, reset):
     # the store's copy of errors and the audit trail hold no webhook URL (it carries a secret)
     with w.store.session() as s:
         dests = [r.destination for r in s.query(NotificationMessageRow).all()]
-    assert dests and not any("http" in d for d in dests)
+    assert dests and not any("http" in d or "@" in d for d in dests)
+    assert "example.com" not in json.dumps(w.store.audit_events(kind="notification"), default=str)
     assert PASSWORD not in json.dumps(w.store.audit_events(kind="notification"), default=str)
 
 

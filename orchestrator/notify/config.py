@@ -16,10 +16,13 @@ secrets (scrubbed from every log record) and only their key is ever shown.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.scrubbing import scrub_pii
 
 CATCH_ALL = "*"
 
@@ -62,7 +65,7 @@ def parse_routes(text: str) -> dict[str, list[str]]:
 @dataclass(frozen=True)
 class Destination:
     provider: str  # slack | teams
-    name: str  # Slack channel, or "teams:<route key>#n" for a webhook (never the URL)
+    name: str  # Slack channel, or "<route key, scrubbed>#<digest of the URL>" for a webhook
     target: str  # channel, or the webhook URL
 
     @property
@@ -100,8 +103,11 @@ class Routing:
         def pick(routes: dict[str, list[str]], provider: str) -> None:
             hit = [k for k in keys if k in routes] or ([CATCH_ALL] if CATCH_ALL in routes else [])
             for k in hit:
-                for i, d in enumerate(routes[k]):
-                    name = d if provider == "slack" else f"{k}#{i + 1}"
+                for d in routes[k]:
+                    # a webhook is named by its route (personal data scrubbed) and a digest of its
+                    # URL: the URL carries a secret, an owner's address is personal data
+                    name = d if provider == "slack" else \
+                        f"{scrub_pii(k)}#{hashlib.sha256(d.encode()).hexdigest()[:8]}"
                     dest = Destination(provider, name, d)
                     if all(o.target != dest.target or o.provider != provider for o in out):
                         out.append(dest)
