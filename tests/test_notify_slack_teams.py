@@ -343,3 +343,24 @@ def test_on_postgresql_concurrent_tickers_send_each_change_once(tmp_path, reset)
         w.store.dispose()
     finally:
         server.stop()
+
+
+def test_cli_dry_run_shows_where_each_incident_goes_and_sends_nothing(tmp_path, reset, monkeypatch):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+
+    slack, teams = reset
+    w = World(tmp_path, slack, teams)
+    monkeypatch.setenv("ORCHESTRATOR_SLACK_TOKEN", TOKEN)
+    monkeypatch.setenv("ORCHESTRATOR_SLACK_API_URL", slack.api_url)
+    monkeypatch.setenv("ORCHESTRATOR_SLACK_CHANNELS", ROUTES)
+    monkeypatch.setenv("ORCHESTRATOR_NOTIFY_LOOKBACK_HOURS", str(24 * 365 * 10))
+    url = str(w.store.engine.url)
+    out = CliRunner().invoke(cli, ["notify", "--dry-run", "--json", "--no-project", "--store-url", url])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert rows[0]["incident"] == "f1" and rows[0]["destinations"] == ["slack:#finance"]
+    # the CLI runs at the real date, long after the fixture's proposal expired: never offered as an ask
+    assert rows[0]["changes"] == ["opened", f"action:{w.retry}:expired"]
+    assert slack.messages() == []
