@@ -7,8 +7,19 @@ Subcommands live next to the code they drive and are imported only when called, 
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import click
+
+# Library notices about their own API status (dagster's BetaWarning / PreviewWarning /
+# ExperimentalWarning on dagster-airbyte and dagster-dbt classes) say nothing to an operator:
+# filtered by message, so this module does not import dagster to name the classes.
+QUIET = (r".* is currently in (beta|preview|alpha)", r".* is experimental", r".*is currently experimental")
+
+
+def quiet_library_warnings() -> None:
+    for pattern in QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
 
 # name -> "module:attribute" of a click command or group. Add new commands here.
 COMMANDS: dict[str, str] = {
@@ -24,12 +35,44 @@ COMMANDS: dict[str, str] = {
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
     "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
     "audit": "orchestrator.store.cli:audit_group",
+    "notify": "orchestrator.notify.cli:notify_command",
+}
+
+
+# Short help of each command for `orchestrator --help`, so listing them imports none of them
+# (click otherwise loads every command, dagster included, to print one line each).
+SHORT_HELP: dict[str, str] = {
+    "diagnose": "Classify failure messages (rules + model + failure memory).",
+    "incidents": "Incidents: a root failure, its cascade, actions and post-mortem.",
+    "sandbox": "Only the Fivetran and Airbyte emulators, in the foreground.",
+    "dev": "Emulators + dagster dev on the embedded default; prints the UI URL.",
+    "policies": "Validate SLA policies; explain an asset's deadline.",
+    "bench": "Compare planners in the simulator.",
+    "plan": "What the scheduling agent would do now, and why.",
+    "proposals": "The agent's proposals and their decisions.",
+    "digest": "Build (and send) the daily digest per owner.",
+    "serve-approvals": "The one-click Approve/Reject service behind the links.",
+    "schema-changes": "Schema changes in the landed tables and their impact.",
+    "audit": "Verify the audit trail's hash chain.",
+    "notify": "Tell incident owners in Slack / Teams what changed.",
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            text = SHORT_HELP.get(name)
+            if text is None:  # a command added without a line here: ask it (imports it)
+                cmd = self.get_command(ctx, name)
+                text = cmd.get_short_help_str(formatter.width) if cmd is not None else ""
+            rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
@@ -55,6 +98,7 @@ def cli() -> None:
 
 
 def main() -> None:
+    quiet_library_warnings()
     cli()
 
 

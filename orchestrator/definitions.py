@@ -113,7 +113,10 @@ def build_definitions() -> dg.Definitions:
         *[check for fragment in fragments for check in (fragment.asset_checks or [])]
     )
     # Assets the sensor modules own (the digest) are not data: no refresh job picks them up.
-    sensor_assets = dg.AssetSelection.assets(*[a for fragment in fragments for a in (fragment.assets or [])])
+    # (asset definitions or external AssetSpecs: selected by key)
+    sensor_assets = dg.AssetSelection.assets(*[
+        key for fragment in fragments for a in (fragment.assets or [])
+        for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])])
     partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
     core = dg.Definitions(
         metadata=policy_status_metadata(resolution),

@@ -64,6 +64,63 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+class Supervisor:
+    """Children started in their own process groups, and stopped with everything they started.
+
+    ``dagster dev`` shuts its webserver, daemon and code servers down on Ctrl-C (SIGINT) but not on
+    SIGTERM, and a grandchild can outlive its parent: ``stop`` sends SIGINT to each group (newest
+    first), waits ``grace`` seconds, then SIGTERM, then SIGKILL to whatever is left in the groups.
+    """
+
+    def __init__(self, grace: float | None = None):
+        self.grace = float(os.environ.get("ORCHESTRATOR_DEV_STOP_GRACE", "15")) if grace is None else grace
+        self.children: list[subprocess.Popen] = []
+        self._stopped = False
+
+    def start(self, cmd: list[str], **kwargs) -> subprocess.Popen:
+        child = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+        self.children.append(child)
+        return child
+
+    @staticmethod
+    def _group_alive(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def _signal_groups(self, sig: int) -> None:
+        for child in reversed(self.children):
+            try:
+                os.killpg(child.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for child in self.children:
+                child.poll()  # reap, so an exited leader does not keep its group "alive"
+            if not any(self._group_alive(c.pid) for c in self.children):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._signal_groups(signal.SIGINT)
+        if self._wait(self.grace):
+            return
+        self._signal_groups(signal.SIGTERM)
+        if self._wait(5.0):
+            return
+        self._signal_groups(signal.SIGKILL)
+        self._wait(5.0)
+
+
 @click.command("dev")
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -74,35 +131,31 @@ def dev_command(port: int, host: str, emulators: bool) -> None:
     settings = get_settings()
     dagster_home = prepare_dagster_home(settings.dagster_home)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    children: list[subprocess.Popen] = []
+    sup = Supervisor()
 
-    def stop(*_):
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    def on_signal(signum, _frame):
+        sup.stop()
+        sys.exit(0 if signum == signal.SIGTERM else 130)
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    # SIGTERM (a supervisor, `kill`) and SIGHUP (terminal closed) stop everything started here; the
+    # children run in their own process groups, so Ctrl-C reaches them only through this process.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     try:
         if emulators:
-            click.echo("Starting Fivetran and Airbyte emulators ...")
-            sandbox = subprocess.Popen([_bin("orchestrator"), "sandbox"], env=env, cwd=PROJECT_ROOT)
-            children.append(sandbox)
+            click.echo(f"Starting Fivetran and Airbyte emulators on 127.0.0.1:{settings.fivetran_port} and "
+                       f":{settings.airbyte_port} (ORCHESTRATOR_FIVETRAN_PORT / ORCHESTRATOR_AIRBYTE_PORT) ...")
+            sandbox = sup.start([_bin("orchestrator"), "sandbox"], env=env, cwd=PROJECT_ROOT)
             wait_for_http(f"http://127.0.0.1:{settings.fivetran_port}/v1/groups", 60, "Fivetran emulator", sandbox)
             wait_for_http(
                 f"http://127.0.0.1:{settings.airbyte_port}/api/public/v1/health", 60, "Airbyte emulator", sandbox
             )
         click.echo("Starting Dagster (loading the code location parses the dbt project) ...")
-        dagster = subprocess.Popen(
+        dagster = sup.start(
             [_bin("dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)],
             env=env,
             cwd=PROJECT_ROOT,
         )
-        children.append(dagster)
         url = f"http://{host}:{port}"
         wait_for_http(f"{url}/server_info", 300, "Dagster webserver", dagster)
         click.secho(f"\nDagster UI: {url}   (asset graph: {url}/asset-groups)\n", fg="green", bold=True)
@@ -111,4 +164,4 @@ def dev_command(port: int, host: str, emulators: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        sup.stop()

@@ -1,6 +1,7 @@
 """Daily digest and approvals in Dagster: the digest asset, its schedule, the approval job.
 
-* ``orchestrator_digest`` (asset, group ``orchestrator``) materialized by the ``daily_digest`` job:
+* ``orchestrator_digest`` (external asset, group ``orchestrator``; not materializable from the asset
+  graph, so "Materialize all" leaves it out) recorded by the ``daily_digest`` job (an op job):
   builds the per-owner digest from the instance (snapshot -> assessment) and the project store;
   its ``preview`` metadata is the Markdown digest (Assets -> orchestrator_digest). It sends (SMTP,
   else ``.eml`` files in the outbox) when launched by the schedule or with ``send: true`` in its
@@ -34,22 +35,28 @@ class DigestConfig(dg.Config):
     hours: float = 24.0  # how far back "overnight" reaches
 
 
-def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinition:
-    """The digest asset: builds, renders and (when asked) sends the digest; its materialization
-    carries the Markdown preview."""
+DIGEST_SPEC = dg.AssetSpec(
+    DIGEST_KEY,
+    group_name="orchestrator",
+    kinds={"email"},
+    owners=["team:data-platform"],
+    description=(
+        "Daily digest per owner (SLAs, outlook, automatic actions, approvals, failures, cost); built by the "
+        "daily_digest job (sent by the schedule or with config send: true). Not materializable from the asset "
+        "graph: \"Materialize all\" leaves it out."
+    ),
+)
 
-    @dg.asset(
-        key=DIGEST_KEY,
-        group_name="orchestrator",
-        kinds={"email"},
-        owners=["team:data-platform"],
-        required_resource_keys={"fivetran", "airbyte"},
-        description=(
-            "Daily digest per owner (SLAs, outlook, automatic actions, approvals, failures, cost); "
-            "sent by the schedule or with config send: true."
-        ),
-    )
-    def orchestrator_digest(context: dg.AssetExecutionContext, config: DigestConfig) -> dg.MaterializeResult:
+
+def build_digest_op(ctx, *, store_url: str | None = None) -> dg.OpDefinition:
+    """The op of the ``daily_digest`` job: builds, renders and (when asked) sends the digest, and
+    records a materialization of ``orchestrator_digest`` carrying the Markdown preview. The digest
+    is an external asset (an ``AssetSpec``), so the asset graph's "Materialize all" never selects it
+    (it needs a job of its own and has config)."""
+
+    @dg.op(name="orchestrator_digest", required_resource_keys={"fivetran", "airbyte"},
+           description="Build the daily digest; send it when launched by the schedule or with send: true.")
+    def orchestrator_digest(context: dg.OpExecutionContext, config: DigestConfig):
         from orchestrator.assessment import assess
         from orchestrator.digest import run_digest
         from orchestrator.policies import DurationModel
@@ -97,9 +104,15 @@ def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetsDefinit
             context.log.info(f"digest written to {run.report.outbox}: " + ", ".join(p.name for p in run.report.paths))
         if run.report.unaddressed:
             meta["unaddressed_owners"] = ", ".join(run.report.unaddressed)
-        return dg.MaterializeResult(metadata=meta)
+        yield dg.AssetMaterialization(asset_key=DIGEST_KEY, metadata=meta)
+        yield dg.Output(None)
 
     return orchestrator_digest
+
+
+def build_digest_asset(ctx, *, store_url: str | None = None) -> dg.AssetSpec:
+    """Kept for callers of the former asset: the digest's asset is now ``DIGEST_SPEC`` (external)."""
+    return DIGEST_SPEC
 
 
 class ApproveConfig(dg.Config):
@@ -171,14 +184,15 @@ def build_approve_job(*, store_url: str | None = None) -> dg.JobDefinition:
 
 def definitions(ctx) -> dg.Definitions:
     settings = Settings()
-    digest = build_digest_asset(ctx)
-    job = dg.define_asset_job(
-        DIGEST_JOB,
-        selection=[DIGEST_KEY],
-        description="Build the daily digest (Markdown preview on the orchestrator_digest asset) and "
-                    "send it when launched by the schedule or with send: true.",
-        tags={"orchestrator/kind": "digest"},
-    )
+    digest_op = build_digest_op(ctx)
+
+    @dg.job(name=DIGEST_JOB, tags={"orchestrator/kind": "digest"},
+            description="Build the daily digest (Markdown preview on the orchestrator_digest asset) and "
+                        "send it when launched by the schedule or with send: true.")
+    def daily_digest():
+        digest_op()
+
+    job = daily_digest
     status = (dg.DefaultScheduleStatus.STOPPED if os.environ.get("ORCHESTRATOR_DIGEST_SCHEDULE") == "off"
               else dg.DefaultScheduleStatus.RUNNING)
     schedule = dg.ScheduleDefinition(
@@ -186,4 +200,4 @@ def definitions(ctx) -> dg.Definitions:
         execution_timezone=settings.digest_tz, default_status=status,
         description="Every morning: the digest per owner, with one-click approvals.",
     )
-    return dg.Definitions(assets=[digest], jobs=[job, build_approve_job()], schedules=[schedule])
+    return dg.Definitions(assets=[DIGEST_SPEC], jobs=[job, build_approve_job()], schedules=[schedule])
