@@ -123,6 +123,9 @@ class Snapshot:
     # (see ``orchestrator.core.datatime.data_times``).
     data_time: dict[str, datetime] = field(default_factory=dict)
     paused_connectors: set[str] = field(default_factory=set)  # connectors paused now (when known)
+    # connector table -> (data time of its newest trusted load or None, why): its latest load is
+    # anomalous (zero rows, a sharp drop, a stuck cursor; see orchestrator.health.hold)
+    anomalous_loads: dict[str, tuple[datetime | None, str]] = field(default_factory=dict)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]
