@@ -280,7 +280,7 @@ class TableSeries:
         observed = f"{sig.rows:,} rows"
         # counting noise: a quiet table may land few or no rows by chance
         if z < -zlim and ratio < cfg.drop_ratio and poisson_cdf(sig.rows, expected) < cfg.rate_p:
-            if sig.rows == 0 and exp.zero_share <= 0.05:
+            if sig.rows == 0:
                 return [self._anomaly(
                     sig, "zero_rows", "ERROR", base, observed,
                     f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} "
