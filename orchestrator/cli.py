@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "serve-approvals": "orchestrator.approvals.cli:serve_approvals_command",
     "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
     "audit": "orchestrator.store.cli:audit_group",
+    "health": "orchestrator.health.cli:health_command",
 }
 
 

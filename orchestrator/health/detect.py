@@ -283,8 +283,8 @@ class TableSeries:
             if sig.rows == 0:
                 return [self._anomaly(
                     sig, "zero_rows", "ERROR", base, observed,
-                    f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} "
-                    f"(only {exp.zero_share:.0%} of them were empty)", expected, 0.0)]
+                    f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} " +
+                    (f"({exp.zero_share:.0%} of them empty)" if exp.zero_share else "(none of them empty)"), expected, 0.0)]
             sev = "ERROR" if ratio < cfg.error_ratio else "WARN"
             return [self._anomaly(
                 sig, "volume_drop", sev, base, observed,

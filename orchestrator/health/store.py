@@ -3,7 +3,7 @@
 Recording is idempotent per (connector, table, sync id): a sensor tick that sees the same sync
 again does not add a row (a sync seen running first and completed later is updated). Retention
 is bounded: ``prune`` drops loads older than ``retention_days``
-(``ORCHESTRATOR_SIGNAL_RETENTION_DAYS``, default 45 -- the detectors look back 42 days) and
+(``ORCHESTRATOR_SIGNAL_RETENTION_DAYS``, default 75: a 30-day trend over a 42-day baseline) and
 keeps at most ``max_per_table`` loads per table.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from orchestrator.health.signals import UTC, SyncSignal, aware
 from orchestrator.store.signal_models import SyncSignalRow
 
-DEFAULT_RETENTION_DAYS = 45.0
+DEFAULT_RETENTION_DAYS = 75.0
 DEFAULT_MAX_PER_TABLE = 5000
 
 

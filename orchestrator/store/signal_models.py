@@ -2,7 +2,7 @@
 
 - ``sync_signals``: one row per (connector, table, sync): rows landed, duration, attempts,
   warnings, HTTP 429s/retries, cursor; a bounded time series (``orchestrator.health.store.prune``
-  keeps ``ORCHESTRATOR_SIGNAL_RETENTION_DAYS``, 45 by default, and at most 5,000 loads a table).
+  keeps ``ORCHESTRATOR_SIGNAL_RETENTION_DAYS``, 75 by default, and at most 5,000 loads a table).
 """
 
 from __future__ import annotations
