@@ -760,6 +760,10 @@ def build_snapshot(
         snap.syncs = mark_triggered_by(connectors.syncs(graph, since), snap.runs, graph)
         if failures:
             snap.failures.extend(sync_failures(snap.syncs))
+    if connectors is not None:  # untrusted loads the health sensor found (orchestrator.health)
+        from orchestrator.health.shell import attach_holds
+
+        attach_holds(snap)
     snap.caps_hit = dict(reader.caps_hit)  # type: ignore[attr-defined]  (read with caps_hit())
     return snap
 

@@ -20,6 +20,7 @@ CONTRIBUTORS: list[str] = [
     "sensors.execution:definitions",
     "sensors.digest:definitions",
     "sensors.schema_changes:definitions",
+    "sensors.health:definitions",
 ]
 
 
