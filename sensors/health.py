@@ -52,13 +52,22 @@ def check_evaluation(v: LoadVerdict, sync_id: str) -> dg.AssetCheckEvaluation:
     )
 
 
-def health_tick(store, syncs, state: dict, *, now: datetime) -> tuple[list[dg.AssetCheckEvaluation], dict]:
-    """Record the syncs' signals, judge each table's latest load, report what changed."""
+def health_tick(store, syncs, state: dict, *, now: datetime, landing_dir=None
+                ) -> tuple[list[dg.AssetCheckEvaluation], dict]:
+    """Record the syncs' signals, judge each table's latest load, report what changed. Rows per
+    table the API does not give come from the landing zone (``landing_dir``) when it is local."""
+    from orchestrator.health.detect import verdicts
+    from orchestrator.health.landing import fill_rows
     from orchestrator.health.signals import from_sync_record
     from orchestrator.health.store import load_signals, prune, record_signals
-    from orchestrator.health.detect import verdicts
 
     signals = [sig for s in syncs if s.status != "running" for sig in from_sync_record(s)]
+    if landing_dir is not None and any(s.rows is None for s in signals):
+        seen = {}
+        for s in load_signals(store, since=now - timedelta(days=3), tables={x.table for x in signals}):
+            if s.ended_at is not None and s.sync_id not in {x.sync_id for x in signals}:
+                seen[s.table] = max(seen.get(s.table, s.ended_at), s.ended_at)
+        signals = fill_rows(signals, landing_dir, seen)
     record_signals(store, signals)
     if now.timestamp() - state.get("pruned", 0) > 3600:
         prune(store, now)
@@ -102,7 +111,10 @@ def build_health_sensor(ctx: ProjectContext, *, clock: Callable[[], datetime] = 
             syncs = reader.syncs(ctx.graph, now - timedelta(days=2))
         if reader.errors:
             context.log.warning("connector state unavailable: %s", "; ".join(reader.errors))
-        events, new_state = health_tick(open_store(), syncs, state, now=now)
+        from orchestrator.settings import get_settings
+
+        events, new_state = health_tick(open_store(), syncs, state, now=now,
+                                        landing_dir=get_settings().landing_dir)
         if not events:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no new loads")
         return dg.SensorResult(asset_events=events, cursor=json.dumps(new_state))

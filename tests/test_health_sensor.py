@@ -27,7 +27,7 @@ def _history(fault: bool):
     t = TableProfile(base=8000, sigma=0.15, weekend=0.5, amplitude=0.4, peak_hour=12, month_end=1.0)
     p = ConnectorProfile("fivetran:crm", {"crm/account": t}, interval_min=120, offset_min=2, jitter_min=2,
                          duration_s=240, duration_sigma=0.1, warning_rate=0.0, rate_limit_rate=0.0)
-    faults = [SilentFault("zero_rows", "fivetran:crm", NOW - timedelta(minutes=40))] if fault else []
+    faults = [SilentFault("zero_rows", "fivetran:crm", NOW - timedelta(hours=2, minutes=10), loads=2)] if fault else []
     return generate(p, START, NOW - timedelta(minutes=20), np.random.default_rng(4), faults).signals
 
 
@@ -75,3 +75,26 @@ def test_checks_are_declared_on_connector_tables_only():
     (checks,) = build_anomaly_checks(ctx)
     assert {k.asset_key.to_user_string() for k in checks.check_keys} == {"crm/account"}
     assert build_health_sensor(ctx).name == "connector_health_sensor"
+
+
+def test_rows_per_table_come_from_the_landing_zone(tmp_path):
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from orchestrator.health.landing import fill_rows
+    from orchestrator.health.signals import SyncSignal
+
+    folder = tmp_path / "crm" / "account"
+    folder.mkdir(parents=True)
+    t1, t2 = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    for name, n, t in (("a", 120, t1), ("b", 30, t2)):
+        pq.write_table(pa.table({"id": list(range(n))}), folder / f"{name}.parquet")
+        os.utime(folder / f"{name}.parquet", (t.timestamp(), t.timestamp()))
+    sigs = [SyncSignal("fivetran:crm", "crm/account", s, t - timedelta(minutes=5), t)
+            for s, t in (("s1", t1), ("s2", t2), ("s3", NOW))]
+    got = fill_rows(sigs, tmp_path, {})
+    assert [s.rows for s in got] == [120, 30, 0]  # the third sync landed nothing: 0 rows
+    other = SyncSignal("fivetran:crm", "crm/contact", "s1", t1, t1)
+    assert fill_rows([other], tmp_path, {})[0].rows is None  # never landed here: unknown
