@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.emulators.fivetran_engine import FivetranEmulator
-from orchestrator.emulators.scenario import Scenario, ScenarioError, load_scenario  # noqa: F401
+from orchestrator.emulators.scenario import Scenario
 
 UTC = timezone.utc
 
