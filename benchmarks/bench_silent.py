@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,7 +109,7 @@ def run(n_worlds: int, seed0: int) -> dict:
         warm, end = start + timedelta(days=WARM_DAYS), start + timedelta(days=WARM_DAYS + EVAL_DAYS)
         # -- normal data: false alarms per connector-day --------------------------------------
         for c in conns:
-            h = generate(c, start, end, np.random.default_rng([w, 1, hash(c.connector) % 10_000]))
+            h = generate(c, start, end, np.random.default_rng([w, 1, zlib.crc32(c.connector.encode()) % 10_000]))
             flagged = set()
             for table in c.tables:
                 se = TableSeries([s for s in h.signals if s.table == table])
@@ -127,7 +128,7 @@ def run(n_worlds: int, seed0: int) -> dict:
         at = warm + timedelta(hours=float(rng.uniform(0, 24 * (EVAL_DAYS - 2))))
         fault = SilentFault(kind=kind, connector=c.connector, start=at, loads=int(rng.integers(1, 4)),
                             tables=tables, share=float(rng.uniform(0.02, 0.3)))
-        h = generate(c, start, end, np.random.default_rng([w, 1, hash(c.connector) % 10_000]), [fault])
+        h = generate(c, start, end, np.random.default_rng([w, 1, zlib.crc32(c.connector.encode()) % 10_000]), [fault])
         hit = sorted({sid for (_, sid) in h.faulty}, key=lambda x: int(x.split("#")[1]))
         if not hit:
             continue
