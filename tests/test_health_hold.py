@@ -72,17 +72,25 @@ def test_the_planner_does_not_rebuild_the_dashboard_on_the_untrusted_load():
 
 def test_an_untrusted_load_gets_a_table_resync_through_validation_and_the_gate():
     trusted = NOW - timedelta(hours=9)
-    snap = _snapshot({"crm/account": (trusted, "zero_rows: 0 rows where ~12,000 were expected")})
+    snap = _snapshot({"crm/account": (trusted, "volume_drop: 8% of the usual volume")})
     d = decide(snap, resolution(graph()), now=NOW)
     (x,) = [x for x in d.plan.actions if x.cause == "silent_failure"]
     assert x.type == "resync_table" and x.connector == "fivetran:crm" and dict(x.tables) == {"crm": ("account",)}
-    assert "zero_rows" in x.reason and "dashboard/exec" in x.reason
+    assert "volume_drop" in x.reason and "dashboard/exec" in x.reason
     (dec,) = [g for g in d.decisions if g.action.action_id == x.action_id]
     assert dec.decision == "execute"  # the exec policy pre-authorises resync_table under auto rollout
     # the growth policy does not pre-authorise resync_table: the same answer waits for a person
-    snap2 = _snapshot({"events/page_view": (trusted, "zero_rows: 0 rows")})
+    snap2 = _snapshot({"events/page_view": (trusted, "stuck_cursor: the cursor did not advance")})
     d2 = decide(snap2, resolution(graph()), now=NOW)
     (g,) = [g for g in d2.decisions if g.action.cause == "silent_failure"]
     assert g.action.connector == "airbyte:events" and g.decision == "await_approval"
     # the same untrusted load next tick: the same action id (the ledger and the store dedupe on it)
     assert decide(snap, resolution(graph()), now=NOW).plan.actions[-1].action_id == x.action_id
+
+
+def test_a_zero_row_load_gets_a_plain_sync_not_a_resync():
+    # nothing landed and the cursor stayed: the next incremental sync reads the missed rows
+    snap = _snapshot({"crm/account": (NOW - timedelta(hours=9), "zero_rows: 0 rows where ~12,000 were expected")})
+    d = decide(snap, resolution(graph()), now=NOW)
+    (x,) = [x for x in d.plan.actions if x.cause == "silent_failure"]
+    assert x.type == "materialize" and x.asset_keys == ("crm/account",) and "sync now" in x.reason
