@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "schema-changes": "orchestrator.schema_changes.cli:schema_changes_group",
     "audit": "orchestrator.store.cli:audit_group",
     "notify": "orchestrator.notify.cli:notify_command",
+    "health": "orchestrator.health.cli:health_command",
 }
 
 
@@ -55,6 +56,7 @@ SHORT_HELP: dict[str, str] = {
     "schema-changes": "Schema changes in the landed tables and their impact.",
     "audit": "Verify the audit trail's hash chain.",
     "notify": "Tell incident owners in Slack / Teams what changed.",
+    "health": "Connector health scores, load anomalies and early warnings.",
 }
 
 

@@ -811,6 +811,10 @@ def build_snapshot(
             snap.schema_change_handling = connectors.schema_change_handling(graph)
         if failures:
             snap.failures.extend(sync_failures(snap.syncs))
+    if connectors is not None:  # untrusted loads the health sensor found (orchestrator.health)
+        from orchestrator.health.shell import attach_holds
+
+        attach_holds(snap)
     snap.caps_hit = dict(reader.caps_hit)  # type: ignore[attr-defined]  (read with caps_hit())
     return snap
 

@@ -21,6 +21,7 @@ CONTRIBUTORS: list[str] = [
     "sensors.digest:definitions",
     "sensors.schema_changes:definitions",
     "sensors.notify:definitions",
+    "sensors.health:definitions",
 ]
 
 

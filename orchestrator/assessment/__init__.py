@@ -44,5 +44,9 @@ def assess(
         out.skipped = getattr(resolution, "skip_reason", None) or "no SLA policies resolved"
         return out
     out.freshness = assess_freshness(snapshot, resolution, durations, now, margin_s=margin_s)
+    if getattr(snapshot, "anomalous_loads", None):  # untrusted loads (orchestrator.health.hold)
+        from orchestrator.health.hold import annotate
+
+        out.freshness = annotate(snapshot, out.freshness)
     out.cost = assess_cost(snapshot, resolution, rates, now)
     return out

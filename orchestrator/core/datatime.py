@@ -35,10 +35,15 @@ def data_times(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]
     """(asset key -> data time, asset key -> the input holding it back). Memoised per snapshot."""
     memo = getattr(snapshot, "_data_times_memo", None)
     sig = (id(snapshot.data_time), len(snapshot.data_time), len(snapshot.last_success),
-           len(snapshot.materializations), len(snapshot.syncs), snapshot.taken_at)
+           len(snapshot.materializations), len(snapshot.syncs), snapshot.taken_at,
+           tuple(sorted(getattr(snapshot, "anomalous_loads", None) or ())))
     if memo is not None and memo[0] == sig:
         return memo[1], memo[2]
     dts, held = _compute(snapshot)
+    if getattr(snapshot, "anomalous_loads", None):  # untrusted loads are not fresh (orchestrator.health)
+        from orchestrator.health.hold import cap_untrusted
+
+        cap_untrusted(snapshot, dts, held)
     try:
         snapshot._data_times_memo = (sig, dts, held)  # type: ignore[attr-defined]
     except AttributeError:  # a slotted snapshot: no memo

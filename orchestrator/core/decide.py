@@ -162,6 +162,12 @@ def decide(
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)
+    if getattr(snapshot, "anomalous_loads", None):  # re-sync untrusted loads (orchestrator.health)
+        from orchestrator.health.actions import resync_untrusted
+
+        extra = resync_untrusted(snapshot, assessment, baseline.actions, now=now)
+        if extra:
+            baseline = replace(baseline, actions=list(baseline.actions) + extra)
     final, review, envelope = baseline, None, None
     if reviewer is not None and baseline.actions:
         review = reviewer(baseline, snapshot, assessment, resolution, durations)

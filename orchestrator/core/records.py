@@ -126,6 +126,9 @@ class Snapshot:
     # connector -> its schema-change setting, in Fivetran's words (ALLOW_ALL | ALLOW_COLUMNS |
     # BLOCK_ALL; Airbyte's nonBreakingSchemaUpdatesBehavior mapped onto them), when known
     schema_change_handling: dict[str, str] = field(default_factory=dict)
+    # connector table -> (data time of its newest trusted load or None, why): its latest load is
+    # anomalous (zero rows, a sharp drop, a stuck cursor; see orchestrator.health.hold)
+    anomalous_loads: dict[str, tuple[datetime | None, str]] = field(default_factory=dict)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from orchestrator.emulators.scenario import HTTP_FAULT_KINDS, FaultSpec
+from orchestrator.emulators.scenario import HTTP_FAULT_KINDS, SILENT_FAULT_KINDS, FaultSpec
 
 _FAULT_ADAPTER: TypeAdapter = TypeAdapter(FaultSpec)
 
@@ -86,7 +86,8 @@ class FaultBook(BaseModel):
         return None
 
     def take_sync_faults(self, target: str, sync_number: int) -> list[Any]:
-        """Faults firing for this sync: schema changes first, then at most one outcome."""
+        """Faults firing for this sync: schema changes first, then silent failures/precursors,
+        then at most one outcome."""
         hits: list[Any] = []
         for entry in list(self.faults):
             if entry.kind in HTTP_FAULT_KINDS or entry.spec.get("target") != target:
@@ -108,4 +109,5 @@ class FaultBook(BaseModel):
         outcomes = sorted(
             (f for f in hits if f.kind in OUTCOME_PRIORITY), key=lambda f: OUTCOME_PRIORITY.index(f.kind)
         )
-        return schema_changes + outcomes[:1]
+        silent = [f for f in hits if f.kind in SILENT_FAULT_KINDS]
+        return schema_changes + silent + outcomes[:1]

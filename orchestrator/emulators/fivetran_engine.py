@@ -56,6 +56,7 @@ class RunningSync(BaseModel):
     outcome: Literal["success", "failure", "expired_credentials", "hang"] = "success"
     failure: dict[str, Any] | None = None
     rescheduled_until: str | None = None
+    volume_share: float = 1.0  # zero_rows / partial_volume faults: share of the rows that land
 
 
 class SyncRecord(BaseModel):
@@ -91,6 +92,7 @@ class ConnectorState(BaseModel):
     current_sync: RunningSync | None = None
     next_auto_sync_at: str | None = None
     history: list[SyncRecord] = Field(default_factory=list)
+    creep: float = 1.0  # latency_creep faults: current duration multiplier
     data: SourceDataState = Field(default_factory=SourceDataState)
 
 
@@ -307,6 +309,16 @@ class FivetranEmulator:
             elif fault.kind == "hang":
                 sync.outcome = "hang"
                 sync.ends_at = None
+            elif fault.kind == "zero_rows":
+                sync.volume_share = 0.0
+            elif fault.kind == "partial_volume":
+                sync.volume_share = min(sync.volume_share, fault.share)
+            elif fault.kind == "latency_creep":
+                state.creep = max(state.creep, 1.0) * fault.factor
+                sync.ends_at = iso_z(now + duration * state.creep)
+            elif fault.kind == "sync_warning":
+                state.warnings = [w for w in state.warnings if w.get("code") != fault.code] + [
+                    {"code": fault.code, "message": "Warning", "details": fault.message}]
             elif fault.kind == "rescheduled":
                 sync.rescheduled_until = iso_z(now + timedelta(seconds=fault.delay_s * self.time_scale))
                 sync.ends_at = None
@@ -329,7 +341,8 @@ class FivetranEmulator:
             elif sync.kind == "table_resync":
                 full_tables = {t for tables in (sync.resync_tables or {}).values() for t in tables}
             stats = self.source_data(connector_id).land(
-                self.landing_dir, sync.number, sync.sync_id, now, _fivetran_columns, full_tables
+                self.landing_dir, sync.number, sync.sync_id, now, _fivetran_columns, full_tables,
+                volume_share=sync.volume_share,
             )
             # Completion stamp after the files exist: a poller that sees it can read the rows.
             completed = utc_now()

@@ -136,8 +136,11 @@ class SourceData:
         now: datetime,
         metadata_columns: MetadataColumns,
         full_tables: set[str] | None = None,
+        volume_share: float = 1.0,
     ) -> dict[str, dict[str, int]]:
-        """Generates and writes this sync's rows; returns {table: {"rows", "bytes"}}."""
+        """Generates and writes this sync's rows; returns {table: {"rows", "bytes"}}.
+        ``volume_share`` < 1 (a silent-failure fault): only that share of a later sync's rows
+        lands; the rest is lost, as when a source silently drops pages."""
         self.state.landed_versions[sync_number] = iso_z(now)
         stats: dict[str, dict[str, int]] = {}
         for table, spec in self.tables.items():
@@ -145,6 +148,9 @@ class SourceData:
             full = full_tables is not None and table in full_tables
             first = ledger.history_version is None
             batch = ledger.plan_sync(spec, sync_number, self.seed, self.table_ref(table), full=full)
+            if volume_share < 1.0 and not first:
+                n = int(len(batch) * volume_share)
+                batch = type(batch)(batch.indices[:n], batch.versions[:n], batch.created_versions[:n])
             if len(batch) == 0 and not first:
                 stats[table] = {"rows": 0, "bytes": 0}  # nothing changed: no empty file
                 continue

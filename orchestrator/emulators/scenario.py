@@ -254,6 +254,34 @@ class SchemaChangeFault(_SyncTrigger):
         return self
 
 
+class ZeroRowsFault(_SyncTrigger):
+    """Fivetran only: a silent failure -- the sync succeeds and lands no rows."""
+
+    kind: Literal["zero_rows"]
+
+
+class PartialVolumeFault(_SyncTrigger):
+    """Fivetran only: a silent failure -- the sync succeeds with `share` of its rows (the rest is lost)."""
+
+    kind: Literal["partial_volume"]
+    share: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class LatencyCreepFault(_SyncTrigger):
+    """Fivetran only: a precursor -- each hit sync takes `factor` x the previous hit's duration."""
+
+    kind: Literal["latency_creep"]
+    factor: float = Field(1.3, gt=1.0, le=10.0)
+
+
+class SyncWarningFault(_SyncTrigger):
+    """Fivetran only: a precursor -- the sync succeeds and leaves a warning on the connector."""
+
+    kind: Literal["sync_warning"]
+    code: str = "rate_limit_warning"
+    message: str = "Source API rate limit reached; the sync slowed down and retried"
+
+
 FaultSpec = Annotated[
     Union[
         RateLimitFault,
@@ -263,6 +291,10 @@ FaultSpec = Annotated[
         HangFault,
         RescheduleFault,
         SchemaChangeFault,
+        ZeroRowsFault,
+        PartialVolumeFault,
+        LatencyCreepFault,
+        SyncWarningFault,
     ],
     Field(discriminator="kind"),
 ]
@@ -274,7 +306,13 @@ FAULT_KINDS = (
     "hang",
     "rescheduled",
     "schema_change",
+    "zero_rows",
+    "partial_volume",
+    "latency_creep",
+    "sync_warning",
 )
+# silent failures and precursors: the sync still succeeds (applied alongside one outcome fault)
+SILENT_FAULT_KINDS = ("zero_rows", "partial_volume", "latency_creep", "sync_warning")
 HTTP_FAULT_KINDS = ("rate_limit", "server_error")
 
 

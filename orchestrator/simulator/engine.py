@@ -72,6 +72,8 @@ class Step:
     data_time: float = 0.0
     resync: str | None = None
     attempt: int = -1  # global attempt index of the unit
+    silent: tuple[str, bool] | None = None  # a silent failure hit this sync: (kind, detected)
+    apparent: float | None = None  # the data time the shell believes it reads (silent failures)
 
 
 @dataclass(eq=False)
@@ -183,6 +185,11 @@ class Simulation:
         self._observed: set[int] = set()  # episodes that have failed an attempt (reported)
         self._attempt_faults = [(f, targets, msg) for f, targets, msg in self.world.attempt_faults]
         self._rng = np.random.default_rng([seed, 31337])
+        # silent failures: syncs that succeed with wrong data (scenario ``silent``)
+        self.untrusted: dict[str, tuple[float, str, bool]] = {}  # table -> (true data time, kind, detected)
+        self.apparent: dict[str, float] = {}  # key -> data time the shell believes (when it differs)
+        self.silent_hits: list[tuple[float, str, str]] = []  # (at, connector, kind)
+        self._silent = self._silent_episodes()
         # prices
         self._price_t, self._price_f = self._price_table()
         self._wh_rate = self.spec.cost.warehouse_usd_per_hour / 3600.0
@@ -193,6 +200,56 @@ class Simulation:
         # pure-performance memos (orchestrator.perf): records of ended runs, float -> datetime
         self._record_memo: dict[str, tuple[tuple, RunRecord]] = {}
         self._dt_memo: dict[float, datetime] = {}
+
+    def _silent_episodes(self) -> list[list]:
+        from fnmatch import fnmatchcase
+
+        out = []
+        specs = getattr(self.spec, "silent", None) or []
+        if not specs:
+            return out
+        conns = sorted(self.sc.connectors)
+        days = int(self.horizon // 86400) + 2
+        for sp in specs:
+            targets = frozenset(c for c in conns if any(fnmatchcase(c, pat) for pat in sp.targets))
+            for d in range(-1, days):
+                day = (self.t0 + timedelta(days=d)).date()
+                for hhmm in sp.at:
+                    h, m = (int(x) for x in hhmm.split(":"))
+                    start = (datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+                             + timedelta(hours=h, minutes=m) - self.t0).total_seconds()
+                    if 0 <= start < self.horizon:
+                        out.append([start, sp.kind, targets, sp.loads, sp.detected])
+        return sorted(out, key=lambda e: e[0])
+
+    def _silent_hit(self, st: Step) -> None:
+        if not self._silent or st.resync:
+            return
+        for ep in self._silent:
+            if ep[0] <= self.now and ep[3] > 0 and st.unit in ep[2]:
+                ep[3] -= 1
+                st.silent = (ep[1], ep[4])
+                self.silent_hits.append((self.now, st.unit, ep[1]))
+                return
+
+    def _land(self, st: Step, k: str) -> None:
+        """A step's output lands on ``k``: true and apparent data times (silent failures)."""
+        before = self.data_time[k]
+        if st.is_sync and not st.resync and (st.silent or (k in self.untrusted and self.untrusted[k][1] != "zero_rows")):
+            kind, det = st.silent or self.untrusted[k][1:]
+            self.untrusted[k] = (before, kind, det)  # the connector says success; the data did not move
+            self.apparent[k] = max(self.apparent.get(k, before), st.data_time)
+            return
+        self.data_time[k] = max(before, st.data_time)
+        if st.is_sync:
+            self.untrusted.pop(k, None)
+            self.apparent.pop(k, None)
+            return
+        app = max(self.apparent.get(k, before), st.apparent if st.apparent is not None else st.data_time)
+        if app > self.data_time[k]:
+            self.apparent[k] = app
+        else:
+            self.apparent.pop(k, None)
 
     # -- clock -----------------------------------------------------------------------------------
     def dt(self, t: float | None = None) -> datetime:
@@ -452,9 +509,13 @@ class Simulation:
         if st.is_sync:
             self.running_sync[st.unit] = st
             st.data_time = self.now
+            self._silent_hit(st)
         else:
             parents = self.graph.parents(st.unit)
             st.data_time = min((self.data_time[p] for p in parents), default=self.now) if parents else self.now
+            if self.apparent:
+                st.apparent = min((self.apparent.get(p, self.data_time[p]) for p in parents),
+                                  default=self.now) if parents else self.now
         cause, ep, message, fault = self._active_cause(st.unit)
         if ep is not None and st.resync and ep.fix == "resync_table":
             # a resync is the fix for schema drift: it clears the episode and succeeds (the
@@ -533,7 +594,7 @@ class Simulation:
         dur = self.now - (st.start or self.now)
         for k in keys:
             self.last_success[k] = self.now
-            self.data_time[k] = max(self.data_time[k], st.data_time)
+            self._land(st, k)
             self.materializations.append(Materialization(k, self.dt(), st.run.run_id, None, dur))
             h = self.history.setdefault(k, [])
             h.append(round(dur, 1))
@@ -558,9 +619,16 @@ class Simulation:
     def _update_dashboard(self, d: str) -> None:
         parents = self.graph.parents(d)
         dt = min(self.data_time[p] for p in parents) if parents else self.now
+        if self.apparent:
+            app = min(self.apparent.get(p, self.data_time[p]) for p in parents) if parents else self.now
+            if app > max(dt, self.data_time[d]):
+                self.apparent[d] = max(self.apparent.get(d, app), app)
+                self.last_success[d] = self.now  # refreshed on data the shell believes new
         if dt > self.data_time[d]:
             self.data_time[d] = dt
             self.last_success[d] = self.now
+            if self.apparent.get(d, dt) <= dt:
+                self.apparent.pop(d, None)
             if d in self.watch:
                 self.watch[d].append((self.now, dt))
 

@@ -371,6 +371,27 @@ class ApprovalSpec(_Strict):
         return max(requested_s, (wake - t0).total_seconds()) + d
 
 
+class SilentSpec(_Strict):
+    """A silent failure: syncs of the target connectors that start after ``at`` (each day) succeed
+    but land wrong data -- ``zero_rows`` (cleared by the next good sync), ``partial_volume`` and
+    ``stuck_cursor`` (cleared only by a table re-sync). The tables' true data time stays where it
+    was while the connector reports success. ``detected``: whether the health sensor flags the
+    load (the detectors themselves are measured by ``benchmarks/bench_silent.py``)."""
+
+    kind: Literal["zero_rows", "partial_volume", "stuck_cursor"]
+    targets: list[str] = Field(min_length=1)  # connector ids, globs allowed
+    at: list[str] = Field(min_length=1)  # "HH:MM" UTC, each day
+    loads: int = Field(default=1, ge=1)  # syncs it hits per occurrence
+    detected: bool = True
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        return [_clock(x) for x in v] if isinstance(v, list) else v
+
+
 class OracleSpec(_Strict):
     max_tasks: int = Field(default=300, ge=1)  # above: the relaxation lower bound
     time_limit_s: float = Field(default=20, gt=0)
@@ -388,6 +409,7 @@ class ScenarioSpec(_Strict):
     capacity: CapacitySpec = CapacitySpec()
     cost: CostSpec = CostSpec()
     faults: list[FaultSpec] = Field(default_factory=list)
+    silent: list[SilentSpec] = Field(default_factory=list)  # silent failures (orchestrator.health)
     baseline: BaselineSpec = BaselineSpec()
     approvals: ApprovalSpec = ApprovalSpec()
     oracle: OracleSpec = OracleSpec()

@@ -91,8 +91,12 @@ class SLAPlanner(Planner):
         Dagster shell too: each asset's data time and the paused connectors."""
         snap = sim.snapshot()
         at_dt = sim.at_dt
-        snap.data_time = {k: at_dt(v) for k, v in sim.data_time.items()}
+        # what the shell believes (a silent failure looks like a good load) ...
+        snap.data_time = {k: at_dt(sim.apparent.get(k, v)) for k, v in sim.data_time.items()}
         snap.paused_connectors = set(sim.paused)
+        # ... and what the health sensor flags (orchestrator.health: untrusted loads are held)
+        snap.anomalous_loads = {k: (at_dt(dt), f"{kind} (simulated silent failure)")
+                                for k, (dt, kind, detected) in sim.untrusted.items() if detected}
         return snap
 
     def tick(self, sim) -> None:

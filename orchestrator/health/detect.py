@@ -1,0 +1,444 @@
+"""Anomalies in one table's loads against its own seasonal baseline (no Dagster imports).
+
+Every check compares a load with the same table's history, never a global threshold:
+
+* **volume** (``zero_rows``, ``volume_drop``, ``volume_spike``): ``log1p(rows)`` against the
+  median of the table's earlier loads in the same *slot* -- the same weekday within +-75 min of
+  the time of day, else the same day type (weekday/weekend), else the day type at any hour --
+  with a robust scale (1.4826 x MAD, floored). Month-end loads (the last two days and the first
+  day of a month) are compared with the slot's ordinary baseline shifted by the month-end lift
+  the table showed before; without month-end history the test is stricter and spikes are not
+  flagged. A drop needs both a robust z below ``-z`` and under ``drop_ratio`` of the expected
+  volume; zero rows where the slot rarely had none is ``zero_rows`` (ERROR).
+* **stuck cursor**: a load that landed rows but did not move the cursor (it re-read old data),
+  or the cursor unchanged for ``stuck_loads`` loads in a row on a table that is rarely quiet.
+* **duration creep**: the median of the last ``creep_window`` durations over the median of the
+  table's durations a week and more ago, with the recent ones rising.
+* **warning / 429 rates**: warnings (resp. HTTP 429s) over the last 24 h against the table's
+  earlier rate per sync (Poisson tail below ``rate_p``).
+
+``zero_rows``, ``volume_drop`` and ``stuck_cursor`` make a load *untrusted*
+(``Anomaly.untrusted``): the assessment does not count it as fresh (``orchestrator.health.hold``).
+Spikes, duration creep and rising warning/429 rates are flagged (WARN) and feed the health score
+and the early warning.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from orchestrator.health.signals import UTC, SyncSignal, aware
+
+UNTRUSTED_KINDS = frozenset({"zero_rows", "volume_drop", "stuck_cursor"})
+KINDS = ("zero_rows", "volume_drop", "volume_spike", "stuck_cursor", "duration_creep",
+         "warning_rate", "rate_limit_rate")
+_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    history_days: float = 42.0  # baseline window
+    z: float = 4.0  # robust z a volume change must pass
+    drop_ratio: float = 0.4  # ... and observed/expected below this for a drop
+    error_ratio: float = 0.25  # below this a drop is an ERROR
+    spike_ratio: float = 4.0
+    spike_min_rows: int = 100
+    min_samples: int = 5
+    min_scale: float = 0.08  # floor of the log-volume scale
+    slot_minutes: float = 75.0
+    creep_window: int = 6
+    creep_ratio: float = 1.5
+    rate_p: float = 1e-4
+    rate_min_events: int = 3
+    stuck_loads: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    kind: str
+    severity: str  # WARN | ERROR
+    connector: str
+    table: str
+    sync_id: str
+    at: datetime
+    baseline: str  # what was expected, in words
+    observed: str
+    why: str
+    expected: float | None = None
+    value: float | None = None
+
+    @property
+    def untrusted(self) -> bool:
+        return self.kind in UNTRUSTED_KINDS
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "connector": self.connector,
+                "table": self.table, "sync_id": self.sync_id, "at": self.at.isoformat(),
+                "baseline": self.baseline, "observed": self.observed, "why": self.why,
+                "expected": self.expected, "value": self.value, "untrusted": self.untrusted}
+
+
+def is_month_end(t: datetime) -> bool:
+    last = calendar.monthrange(t.year, t.month)[1]
+    return t.day >= last - 1 or t.day == 1
+
+
+def _tod(t: datetime) -> float:
+    return t.hour * 60 + t.minute + t.second / 60
+
+
+def poisson_sf(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(lam)."""
+    if k <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    term = math.exp(-lam)
+    below = 0.0
+    for i in range(k):
+        below += term
+        term *= lam / (i + 1)
+    if below < 0.9:
+        return max(0.0, 1.0 - below)
+    tail, i = 0.0, k  # sum the tail directly for precision
+    term = math.exp(-lam + k * math.log(lam) - math.lgamma(k + 1))
+    while term > 1e-300 and i < k + 10_000:
+        tail += term
+        i += 1
+        term *= lam / i
+        if term < tail * 1e-12:
+            break
+    return tail
+
+
+def poisson_cdf(k: int, lam: float) -> float:
+    """P(X <= k) for X ~ Poisson(lam) (normal approximation above lam = 200)."""
+    if k < 0:
+        return 0.0
+    if lam <= 0:
+        return 1.0
+    if lam > 200:
+        return 0.5 * math.erfc(-((k + 0.5 - lam) / math.sqrt(lam)) / math.sqrt(2))
+    total, term = 0.0, math.exp(-lam)
+    for i in range(int(k) + 1):
+        total += term
+        term *= lam / (i + 1)
+    return min(1.0, total)
+
+
+@dataclass
+class Expectation:
+    center: float  # log1p(rows)
+    scale: float
+    n: int
+    slot: str  # which samples, in words
+    zero_share: float
+    month_end: str | None = None  # "x2.1 month-end lift" / "month-end, no history"
+    month_end_unknown: bool = False
+
+    @property
+    def rows(self) -> float:
+        return math.expm1(self.center)
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class TableSeries:
+    """One table's loads (any order in; kept by start time) with numpy views for the baseline."""
+
+    def __init__(self, signals: Iterable[SyncSignal], cfg: DetectorConfig | None = None):
+        self.cfg = cfg or DetectorConfig()
+        self.all: list[SyncSignal] = sorted(signals, key=lambda s: aware(s.started_at))
+        starts = [aware(s.started_at) for s in self.all]
+        self.t = np.array([t.timestamp() for t in starts], dtype=float)
+        self.ok = np.array([s.succeeded for s in self.all], dtype=bool)
+        rows = [s.rows if (s.rows is not None and s.succeeded) else np.nan for s in self.all]
+        self.rows = np.array(rows, dtype=float)
+        self.logv = np.log1p(self.rows)
+        self.tod = np.array([_tod(t) for t in starts], dtype=float)
+        self.wd = np.array([t.weekday() for t in starts], dtype=int)
+        self.weekend = self.wd >= 5
+        self.me = np.array([is_month_end(t) for t in starts], dtype=bool)
+        self.dur = np.array([s.duration_s if (s.duration_s is not None and s.succeeded) else np.nan
+                             for s in self.all], dtype=float)
+        self.warn = np.array([s.warnings for s in self.all], dtype=float)
+        self.rl = np.array([s.rate_limited + s.retries for s in self.all], dtype=float)
+        self.cursor = np.array([aware(s.cursor).timestamp() if s.cursor is not None and s.succeeded else np.nan
+                                for s in self.all], dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def index_before(self, at: datetime) -> int:
+        return int(np.searchsorted(self.t, aware(at).timestamp(), side="left"))
+
+    # -- baseline ---------------------------------------------------------------------------
+    def expectation(self, at: datetime, end: int | None = None) -> Expectation | None:
+        """The seasonal expectation of ``log1p(rows)`` for a load starting ``at`` from the loads
+        before index ``end`` (default: every load before ``at``)."""
+        cfg = self.cfg
+        at = aware(at)
+        ts = at.timestamp()
+        end = self.index_before(at) if end is None else end
+        lo = int(np.searchsorted(self.t, ts - cfg.history_days * _DAY, side="left"))
+        if end - lo < cfg.min_samples:
+            return None
+        sl = slice(lo, end)
+        logv, me = self.logv[sl], self.me[sl]
+        valid = np.isfinite(logv)
+        d = np.abs(self.tod[sl] - _tod(at))
+        near = np.minimum(d, 1440 - d) <= cfg.slot_minutes
+        ordinary = valid & ~me
+        wd = at.weekday()
+        we = wd >= 5
+        daytype = "weekend" if we else "weekday"
+        cands = (
+            (ordinary & near & (self.wd[sl] == wd), f"{_WEEKDAYS[wd]} loads near {at:%H:%M}"),
+            (ordinary & near & (self.weekend[sl] == we), f"{daytype} loads near {at:%H:%M}"),
+            (ordinary & (self.weekend[sl] == we), f"{daytype} loads"),
+            (ordinary, "loads"),
+        )
+        pick = None
+        for mask, label in cands:
+            n = int(mask.sum())
+            if n >= cfg.min_samples:
+                pick = (mask, label, n)
+                break
+        if pick is None:
+            return None
+        mask, label, n = pick
+        x = logv[mask]
+        center = float(np.median(x))
+        # the spread: of the chosen slot, and never below the spread of the wider day-type slot
+        # (a handful of samples estimates it poorly); plus counting noise for quiet tables
+        scale = 1.4826 * float(np.median(np.abs(x - center)))
+        wide = ordinary & near & (self.weekend[sl] == we)
+        if int(wide.sum()) >= cfg.min_samples:
+            w = logv[wide]
+            scale = max(scale, 1.4826 * float(np.median(np.abs(w - np.median(w)))))
+        mu = math.expm1(center)
+        scale = math.sqrt(max(scale, cfg.min_scale) ** 2 * (1.0 + 2.0 / n) ** 2 + 1.0 / (mu + 1.0))
+        zero_share = float(np.mean(self.rows[sl][mask] == 0))
+        exp = Expectation(center=center, scale=scale, n=n, slot=f"median of {n} {label}", zero_share=zero_share)
+        if is_month_end(at):
+            me_mask = valid & me & near
+            if int(me_mask.sum()) >= 2:
+                # each month-end load against the ordinary loads of its own day type
+                ref = {}
+                for flag in (False, True):
+                    m = ordinary & near & (self.weekend[sl] == flag)
+                    ref[flag] = float(np.median(logv[m])) if m.any() else float("nan")
+                resid = [logv[i] - ref[bool(self.weekend[sl][i])] for i in np.flatnonzero(me_mask)]
+                resid = [r for r in resid if math.isfinite(r)]
+                if len(resid) >= 2:
+                    lift = float(np.median(resid))
+                    exp.center += lift
+                    exp.month_end = f"month-end lift x{math.exp(lift):.2f} from {len(resid)} earlier month-end loads"
+            if exp.month_end is None:
+                exp.month_end = "month-end without month-end history (stricter test)"
+                exp.month_end_unknown = True
+        return exp
+
+    # -- checks -----------------------------------------------------------------------------
+    def detect(self, sig: SyncSignal) -> list[Anomaly]:
+        """Anomalies of ``sig`` (a load of this table) against the loads before it."""
+        end = self.index_before(sig.started_at)
+        out: list[Anomaly] = []
+        if sig.succeeded:
+            out += self._volume(sig, end)
+            out += self._cursor(sig, end)
+            out += self._creep(sig, end)
+        out += self._rates(sig, end)
+        return out
+
+    def _anomaly(self, sig: SyncSignal, kind: str, severity: str, baseline: str, observed: str, why: str,
+                 expected: float | None = None, value: float | None = None) -> Anomaly:
+        return Anomaly(kind=kind, severity=severity, connector=sig.connector, table=sig.table,
+                       sync_id=sig.sync_id, at=aware(sig.ended_at or sig.started_at), baseline=baseline,
+                       observed=observed, why=why, expected=expected, value=value)
+
+    def _volume(self, sig: SyncSignal, end: int) -> list[Anomaly]:
+        if sig.rows is None:
+            return []
+        cfg = self.cfg
+        exp = self.expectation(sig.started_at, end)
+        if exp is None:
+            return []
+        x = math.log1p(sig.rows)
+        z = (x - exp.center) / exp.scale
+        expected = exp.rows
+        ratio = (sig.rows + 1.0) / (expected + 1.0)
+        zlim = cfg.z * (1.5 if exp.month_end_unknown else 1.0)
+        base = f"~{expected:,.0f} rows ({exp.slot}" + (f"; {exp.month_end}" if exp.month_end else "") + ")"
+        observed = f"{sig.rows:,} rows"
+        # counting noise: a quiet table may land few or no rows by chance
+        if z < -zlim and ratio < cfg.drop_ratio and poisson_cdf(sig.rows, expected) < cfg.rate_p:
+            if sig.rows == 0:
+                return [self._anomaly(
+                    sig, "zero_rows", "ERROR", base, observed,
+                    f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} " +
+                    (f"({exp.zero_share:.0%} of them empty)" if exp.zero_share else "(none of them empty)"), expected, 0.0)]
+            sev = "ERROR" if ratio < cfg.error_ratio else "WARN"
+            return [self._anomaly(
+                sig, "volume_drop", sev, base, observed,
+                f"{ratio:.0%} of the usual volume (robust z {z:.1f}, limit -{zlim:.1f})", expected, float(sig.rows))]
+        if z > zlim and ratio > cfg.spike_ratio and sig.rows >= cfg.spike_min_rows and not exp.month_end_unknown:
+            return [self._anomaly(
+                sig, "volume_spike", "WARN", base, observed,
+                f"x{ratio:.1f} the usual volume (robust z {z:.1f}, limit {zlim:.1f})", expected, float(sig.rows))]
+        return []
+
+    def _cursor(self, sig: SyncSignal, end: int) -> list[Anomaly]:
+        if sig.cursor is None:
+            return []
+        prev = self.cursor[:end][self.ok[:end] & np.isfinite(self.cursor[:end])]
+        if prev.size == 0:
+            return []
+        cur = aware(sig.cursor).timestamp()
+        last = float(prev[-1])
+        if cur > last:
+            return []
+        last_dt = datetime.fromtimestamp(last, UTC)
+        if sig.rows:
+            return [self._anomaly(
+                sig, "stuck_cursor", "ERROR", f"cursor past {last_dt.isoformat()}",
+                f"cursor {aware(sig.cursor).isoformat()} with {sig.rows:,} rows",
+                f"the load landed {sig.rows:,} rows but its cursor did not advance past the previous load's "
+                f"({last_dt.isoformat()}): it re-read old data", last, cur)]
+        # a quiet table may land nothing; a busy one whose cursor stays put for several loads is stuck
+        run = 1
+        for v in prev[::-1]:
+            if v >= cur:
+                run += 1
+            else:
+                break
+        exp = self.expectation(sig.started_at, end)
+        if run > self.cfg.stuck_loads and exp is not None and exp.zero_share <= 0.05 and exp.rows >= 5:
+            return [self._anomaly(
+                sig, "stuck_cursor", "ERROR", f"cursor advancing every load (~{exp.rows:,.0f} rows, {exp.slot})",
+                f"cursor at {last_dt.isoformat()} for {run} loads",
+                f"the cursor has not advanced for {run} loads on a table that is rarely quiet", last, cur)]
+        return []
+
+    def _creep(self, sig: SyncSignal, end: int) -> list[Anomaly]:
+        cfg = self.cfg
+        d = sig.duration_s
+        if d is None:
+            return []
+        ts = aware(sig.started_at).timestamp()
+        dur = self.dur[:end]
+        t = self.t[:end]
+        ok = np.isfinite(dur)
+        recent = np.append(dur[ok & (t >= ts - 3 * _DAY)][-(cfg.creep_window - 1):], d)
+        base = dur[ok & (t < ts - 7 * _DAY) & (t >= ts - cfg.history_days * _DAY)]
+        if recent.size < cfg.creep_window or base.size < 10:
+            return []
+        b = float(np.median(base))
+        r = float(np.median(recent))
+        if b <= 0 or r / b < cfg.creep_ratio:
+            return []
+        ranks = np.argsort(np.argsort(recent))
+        rho = float(np.corrcoef(np.arange(recent.size), ranks)[0, 1]) if recent.size > 2 else 0.0
+        if rho < 0.6 and r / b < 2 * cfg.creep_ratio:
+            return []
+        return [self._anomaly(
+            sig, "duration_creep", "WARN", f"median {b:.0f}s over {base.size} loads a week and more ago",
+            f"median {r:.0f}s over the last {recent.size} loads (latest {d:.0f}s)",
+            f"syncs take x{r / b:.1f} as long as they used to" + (f" and keep rising (rank correlation {rho:.2f})"
+                                                                 if rho >= 0.6 else ""), b, r)]
+
+    def _rates(self, sig: SyncSignal, end: int) -> list[Anomaly]:
+        cfg = self.cfg
+        ts = aware(sig.started_at).timestamp()
+        t = self.t[:end]
+        recent = t >= ts - _DAY
+        base = (t < ts - _DAY) & (t >= ts - cfg.history_days * _DAY)
+        nb = int(base.sum())
+        if nb < 10:
+            return []
+        out = []
+        for kind, arr, now_v, label in (("warning_rate", self.warn[:end], sig.warnings, "warnings"),
+                                        ("rate_limit_rate", self.rl[:end], sig.rate_limited + sig.retries,
+                                         "HTTP 429s/retries")):
+            k = int(arr[recent].sum() + now_v)
+            n = int(recent.sum()) + 1
+            if k < cfg.rate_min_events:
+                continue
+            per = (float(arr[base].sum()) + 0.5) / (nb + 1)
+            lam = per * n
+            p = poisson_sf(k, lam)
+            if p < cfg.rate_p:
+                out.append(self._anomaly(
+                    sig, kind, "WARN", f"{per:.2f} {label} per sync over {nb} earlier syncs",
+                    f"{k} {label} in the last {n} syncs (24 h)",
+                    f"{label} rising: {k} where ~{lam:.1f} were expected (p={p:.1g})", lam, float(k)))
+        return out
+
+
+def detect_latest(signals: Sequence[SyncSignal], cfg: DetectorConfig | None = None
+                  ) -> dict[str, list[Anomaly]]:
+    """Per table: the anomalies of its latest load (signals of any tables, any order)."""
+    by_table: dict[str, list[SyncSignal]] = {}
+    for s in signals:
+        by_table.setdefault(s.table, []).append(s)
+    out: dict[str, list[Anomaly]] = {}
+    for table, sigs in by_table.items():
+        series = TableSeries(sigs, cfg)
+        latest = series.all[-1]
+        out[table] = series.detect(latest)
+    return out
+
+
+@dataclass
+class LoadVerdict:
+    """The latest load of a table and whether it can be trusted (for the assessment)."""
+
+    table: str
+    connector: str
+    anomalies: list[Anomaly] = field(default_factory=list)
+    trusted_data_time: datetime | None = None  # start of the newest load without a data anomaly
+
+    @property
+    def untrusted(self) -> bool:
+        return any(a.untrusted for a in self.anomalies)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{a.kind}: {a.why}" for a in self.anomalies if a.untrusted)
+
+
+def verdicts(signals: Sequence[SyncSignal], cfg: DetectorConfig | None = None,
+             lookback: int = 12) -> dict[str, LoadVerdict]:
+    """Per table, the verdict on its latest successful load: its anomalies and, when untrusted,
+    the data time of the newest earlier load that was not (checked back ``lookback`` loads)."""
+    by_table: dict[str, list[SyncSignal]] = {}
+    for s in signals:
+        by_table.setdefault(s.table, []).append(s)
+    out: dict[str, LoadVerdict] = {}
+    for table, sigs in by_table.items():
+        series = TableSeries(sigs, cfg)
+        oks = [i for i, s in enumerate(series.all) if s.succeeded]
+        if not oks:
+            continue
+        latest = series.all[oks[-1]]
+        v = LoadVerdict(table=table, connector=latest.connector, anomalies=series.detect(latest))
+        if v.untrusted:
+            for i in reversed(oks[:-1][-lookback:]):
+                s = series.all[i]
+                if not any(a.untrusted for a in series.detect(s)):
+                    v.trusted_data_time = aware(s.started_at)
+                    break
+        out[table] = v
+    return out
+
+
+def recent_window(signals: Iterable[SyncSignal], now: datetime, days: float) -> list[SyncSignal]:
+    since = aware(now) - timedelta(days=days)
+    return [s for s in signals if aware(s.started_at) >= since]

@@ -1,0 +1,100 @@
+"""The Dagster shell of connector health: a sensor tick records signals from the connectors'
+syncs, reports load_anomalies checks (WARN/ERROR with baseline, observed, why) once per new load,
+and the planning snapshot holds the untrusted load."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import numpy as np
+
+from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL, AssetGraph, AssetNode
+from orchestrator.core.records import Snapshot, SyncRecord
+from orchestrator.health.shell import attach_holds
+from orchestrator.health.store import record_signals
+from orchestrator.health.synth import ConnectorProfile, SilentFault, TableProfile, generate
+from orchestrator.store import open_store
+from sensors import ProjectContext
+from sensors.health import CHECK_NAME, build_anomaly_checks, build_health_sensor, health_tick
+
+UTC = timezone.utc
+START = datetime(2026, 1, 5, tzinfo=UTC)
+NOW = START + timedelta(days=30, hours=9, minutes=30)
+
+
+def _history(fault: bool):
+    t = TableProfile(base=8000, sigma=0.15, weekend=0.5, amplitude=0.4, peak_hour=12, month_end=1.0)
+    p = ConnectorProfile("fivetran:crm", {"crm/account": t}, interval_min=120, offset_min=2, jitter_min=2,
+                         duration_s=240, duration_sigma=0.1, warning_rate=0.0, rate_limit_rate=0.0)
+    faults = [SilentFault("zero_rows", "fivetran:crm", NOW - timedelta(hours=2, minutes=10), loads=2)] if fault else []
+    return generate(p, START, NOW - timedelta(minutes=20), np.random.default_rng(4), faults).signals
+
+
+def _syncs(signals):
+    return [SyncRecord(connector=s.connector, sync_id=s.sync_id, status="succeeded", started_at=s.started_at,
+                       ended_at=s.ended_at, rows=s.rows, tables=(s.table,)) for s in signals]
+
+
+def test_a_tick_reports_the_zero_row_load_once_and_the_planner_holds_it(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}", cached=False)
+    sigs = _history(fault=True)
+    record_signals(store, sigs[:-15])  # earlier ticks recorded the history
+    events, state = health_tick(store, _syncs(sigs[-15:]), {}, now=NOW)
+    (ev,) = events
+    assert ev.asset_key == dg.AssetKey(["crm", "account"]) and ev.check_name == CHECK_NAME
+    assert not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR
+    md = {k: v.value if hasattr(v, "value") else v for k, v in ev.metadata.items()}
+    assert md["kinds"] == "zero_rows" and md["observed"] == "0 rows" and "rows (median of" in md["baseline"]
+    assert md["untrusted"] is True and md["trusted_data_time"]
+    # the same loads again: nothing new to report
+    again, _ = health_tick(store, _syncs(sigs[-15:]), state, now=NOW)
+    assert again == []
+    g = AssetGraph([AssetNode("crm/account", CONNECTOR_TABLE, connector="fivetran:crm"),
+                    AssetNode("stg_account", DBT_MODEL, upstream=("crm/account",))])
+    snap = Snapshot(taken_at=NOW, graph=g)
+    attach_holds(snap, store)
+    trusted, why = snap.anomalous_loads["crm/account"]
+    assert "zero_rows" in why and trusted < sigs[-1].started_at
+    store.dispose()
+
+
+def test_a_normal_load_passes(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}", cached=False)
+    sigs = _history(fault=False)
+    record_signals(store, sigs[:-5])
+    (ev,) = health_tick(store, _syncs(sigs[-5:]), {}, now=NOW)[0]
+    assert ev.passed, ev.description
+    store.dispose()
+
+
+def test_checks_are_declared_on_connector_tables_only():
+    g = AssetGraph([AssetNode("crm/account", CONNECTOR_TABLE, connector="fivetran:crm"),
+                    AssetNode("stg_account", DBT_MODEL, upstream=("crm/account",))])
+    ctx = ProjectContext(graph=g, resolution=None)
+    (checks,) = build_anomaly_checks(ctx)
+    assert {k.asset_key.to_user_string() for k in checks.check_keys} == {"crm/account"}
+    assert build_health_sensor(ctx).name == "connector_health_sensor"
+
+
+def test_rows_per_table_come_from_the_landing_zone(tmp_path):
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from orchestrator.health.landing import fill_rows
+    from orchestrator.health.signals import SyncSignal
+
+    folder = tmp_path / "crm" / "account"
+    folder.mkdir(parents=True)
+    t1, t2 = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    for name, n, t in (("a", 120, t1), ("b", 30, t2)):
+        pq.write_table(pa.table({"id": list(range(n))}), folder / f"{name}.parquet")
+        os.utime(folder / f"{name}.parquet", (t.timestamp(), t.timestamp()))
+    sigs = [SyncSignal("fivetran:crm", "crm/account", s, t - timedelta(minutes=5), t)
+            for s, t in (("s1", t1), ("s2", t2), ("s3", NOW))]
+    got = fill_rows(sigs, tmp_path, {})
+    assert [s.rows for s in got] == [120, 30, 0]  # the third sync landed nothing: 0 rows
+    other = SyncSignal("fivetran:crm", "crm/contact", "s1", t1, t1)
+    assert fill_rows([other], tmp_path, {})[0].rows is None  # never landed here: unknown
