@@ -15,7 +15,7 @@ Public API::
 table. Adding tables later: put models in ``orchestrator/store/models.py`` (or a module that
 imports ``Base``) and add a revision file ``migrations/versions/NNNN_<slug>.py`` with
 ``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head
-(``0011_notifications`` now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
+(``0018_sync_signals`` now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
 """
 
 from __future__ import annotations
