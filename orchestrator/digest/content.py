@@ -515,20 +515,24 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
             for sec in to(owners.of_scope(c.scope)):
                 sec.cost.append(item)
 
-    # escalations: what needs a person, once per incident (subject + failure), until it is resolved
+    # escalations: what needs a person, once per incident until it is resolved. A subject failing
+    # again the same way before anyone repaired it is the same incident: one item, the newest.
     resolved_ids = {f.failure_id for sec in sections.values() for f in sec.failures if f.resolved}
-    told: set[tuple[str, str | None]] = set()
-    for ev in store.audit_events(kind="escalation", limit=100000):
+    told: set[tuple[str, str]] = set()
+    for ev in sorted(store.audit_events(kind="escalation", limit=100000), key=lambda e: _aware(e["ts"]),
+                     reverse=True):
         payload = ev["payload"] or {}
         if ev["actor"] != "planner" or _aware(ev["ts"]) < since:
             continue
-        inc = (ev["subject"] or "", payload.get("failure_id"))
-        if inc in told or (inc[1] and inc[1] in resolved_ids):
+        subject, category, failure_id = ev["subject"] or "", str(payload.get("category") or ""), payload.get("failure_id")
+        if (subject, category) in told:
             continue
-        told.add(inc)
-        item = EscalationItem(inc[0], str(payload.get("category") or ""), scrub_pii(str(payload.get("reason") or "")),
-                              inc[1], _aware(ev["ts"]))
-        for sec in to(payload.get("owners") or owners.of_subject(inc[0])):
+        told.add((subject, category))
+        if failure_id and failure_id in resolved_ids:
+            continue
+        item = EscalationItem(subject, category, scrub_pii(str(payload.get("reason") or "")), failure_id,
+                              _aware(ev["ts"]))
+        for sec in to(payload.get("owners") or owners.of_subject(subject)):
             sec.escalations.append(item)
 
     # schema changes the schema_change_sensor detected (orchestrator.schema_changes)
