@@ -21,9 +21,8 @@ class Sandbox:
     home: Path
 
 
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory) -> Sandbox:
-    home = tmp_path_factory.mktemp("orchestrator_home")
+def start_sandbox(home: Path):
+    """Emulators on free ports and ORCHESTRATOR_HOME=home for as long as the generator runs."""
     patch = pytest.MonkeyPatch()
     patch.setenv("ORCHESTRATOR_HOME", str(home))
     get_settings.cache_clear()
@@ -46,10 +45,17 @@ def sandbox(tmp_path_factory) -> Sandbox:
     }.items():
         patch.setenv(name, value)
     get_settings.cache_clear()
-    yield Sandbox(handle, get_settings(), home)
-    handle.stop()
-    patch.undo()
-    get_settings.cache_clear()
+    try:
+        yield Sandbox(handle, get_settings(), home)
+    finally:
+        handle.stop()
+        patch.undo()
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Sandbox:
+    yield from start_sandbox(tmp_path_factory.mktemp("orchestrator_home"))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,22 @@ HUBSPOT = "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
 
 
 @pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """Emulators of its own: what this module asserts (one escalation per incident, a broken
+    connector's runs withdrawn) must not depend on syncs other tests left in the shared sandbox."""
+    from conftest import start_sandbox
+
+    yield from start_sandbox(tmp_path_factory.mktemp("recovery_home"))
+
+
+@pytest.fixture(scope="module")
+def project_defs(sandbox):
+    from orchestrator.definitions import build_definitions
+
+    return build_definitions()
+
+
+@pytest.fixture(scope="module")
 def store_url(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('recovery_store')}/store.db"
     patch = pytest.MonkeyPatch()
