@@ -18,8 +18,8 @@ import dagster as dg
 import httpx
 import pytest
 
-from orchestrator.dagster_policies import load_resolution
 from orchestrator.project_graph import asset_graph_from_definitions
+from sensor_fixtures import persist, project_context, sensor_context
 from sensors import ProjectContext
 
 pytestmark = pytest.mark.slow
@@ -62,23 +62,11 @@ def instance():
 
 @pytest.fixture(scope="module")
 def ctx(project_defs, sandbox):
-    graph = asset_graph_from_definitions(project_defs)
-    resolution = load_resolution(graph, [sandbox.settings.policies_dir])
-    specs = {spec.key: spec for a in project_defs.assets for spec in getattr(a, "specs", [])}
-    return ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
+    return project_context(project_defs, sandbox)
 
 
 def evaluate(sensor_def, instance, project_defs, cursor=None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, definitions=project_defs,
-        resources={"fivetran": project_defs.resources["fivetran"], "airbyte": project_defs.resources["airbyte"]},
-    )
-    return sensor_def(context)
-
-
-def persist(instance, result):
-    for ev in result.asset_events or []:
-        instance.report_runless_asset_event(ev)
+    return sensor_def(sensor_context(instance, project_defs, cursor))
 
 
 def _airbyte_client(emu):
