@@ -82,8 +82,8 @@ def _parse(ts: str | None) -> datetime | None:
 
 
 def build_incidents(store, *, limit: int = 10000) -> list[Incident]:
-    """All incidents in the store, newest first."""
-    events = store.audit_events(kind="failure.diagnosed", limit=limit)
+    """The incidents among the newest ``limit`` diagnosed failures, newest first."""
+    events = store.audit_events(kind="failure.diagnosed", limit=limit, newest=True)
     roots: dict[str, Incident] = {}
     cascade: list[tuple[str, dict[str, Any]]] = []
     for ev in events:

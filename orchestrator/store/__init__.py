@@ -244,15 +244,21 @@ class Store:
         return {"ok": True, "checked": checked, "first_broken": None}
 
     def audit_events(
-        self, *, kind: str | None = None, subject: str | None = None, limit: int = 1000
+        self, *, kind: str | None = None, subject: str | None = None, limit: int = 1000,
+        newest: bool = False,
     ) -> list[dict[str, Any]]:
+        """Audit events oldest first: the first ``limit`` of them, or with ``newest`` the last ``limit``
+        (a long-lived store keeps growing, and readers that look for recent events must not stop at
+        an old window)."""
         with self.session() as s:
-            q = select(AuditEvent).order_by(AuditEvent.id)
+            q = select(AuditEvent).order_by(AuditEvent.id.desc() if newest else AuditEvent.id)
             if kind is not None:
                 q = q.where(AuditEvent.kind == kind)
             if subject is not None:
                 q = q.where(AuditEvent.subject == subject)
-            rows = s.scalars(q.limit(limit)).all()
+            rows = list(s.scalars(q.limit(limit)).all())
+            if newest:
+                rows.reverse()
             return [
                 {
                     "id": r.id,
