@@ -441,20 +441,19 @@ def _connector_pass(context, props, action: Action, get_clients, resolution, now
     except Exception as exc:  # noqa: BLE001 - the API's answer is the action's outcome
         detail, ok = error_detail(exc), False
         if kind != "cancel" and getattr(exc, "ambiguous", False) and getattr(exc, "method", "GET") != "GET":
-            # the write may have reached the vendor (its answer was lost, garbled or a 5xx): the
-            # connector's own state says whether it took effect; it is never sent again
+            # the write may have reached the vendor (its answer was lost, garbled or a 5xx): it is
+            # never sent again. Seen in the connector's state now -> succeeded; not seen yet (it
+            # may still land) -> left ``calling``: the reconciler settles it after the lease
             try:
                 seen, why = observe_call(action, get_clients(), now)
             except Exception as obs:  # noqa: BLE001
                 seen, why = None, f"{type(obs).__name__}: {str(obs)[:300]}"
-            if seen is None:
-                context.log.warning(f"action {aid}: {detail['error']}; whether it took effect is unknown "
+            if not seen:
+                context.log.warning(f"action {aid}: {detail['error']}; not confirmed by the connector yet "
                                     f"({why}); the reconciler settles it from the connector's state")
                 return
-            detail = {**detail, "evidence": why, "answer_lost": True}
-            if seen:
-                detail, ok = {"call": action.type, "system": detail.get("system"), "evidence": why,
-                              "answer_lost": True, "answer": detail["error"]}, True
+            detail, ok = {"call": action.type, "system": action.connector, "answer_lost": True,
+                          "answer": detail["error"], "evidence": why}, True
         if not ok:
             context.log.warning(f"action {aid} failed: {detail['error']}")
     # a store error here propagates (the tick stops); the call stays ``calling`` and the

@@ -185,7 +185,8 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
             if left <= 0.05:
                 raise ConnectorAPIError(system, method, endpoint, reason=f"time budget of {dl.seconds:.0f}s spent",
                                         transient=True, attempts=attempt - 1 or 1)
-            t = min(t, left)
+            # one hung API cannot take the whole tick: at most half of the deadline per request
+            t = min(t, left, max(dl.seconds / 2, 0.1) if dl.seconds else left)
         try:
             response = do_request(t)
         except requests.RequestException as exc:
@@ -196,6 +197,11 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
             err = ConnectorAPIError(system, method, endpoint, reason=why, transient=True, attempts=attempt,
                                     ambiguous=not _not_sent(exc))
             if once and err.ambiguous:
+                raise err
+            if dl is not None and isinstance(exc, requests.Timeout):
+                # inside a tick's deadline a request that got no answer in time is not tried
+                # again: that API is down for the rest of the tick (the others still get read)
+                dl.down[key] = err
                 raise err
             wait = retry_delay * (backoff ** (attempt - 1))
         else:
