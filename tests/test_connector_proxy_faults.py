@@ -133,7 +133,7 @@ def test_execution_through_a_faulty_proxy_records_each_action_once(sandbox, scen
         with lock:
             return rng.choices(list(weights), weights=list(weights.values()))[0]
 
-    ft, ab = _proxies(sandbox, chaos, hang_s=2.0, slow_s=1.5)
+    ft, ab = _proxies(sandbox, chaos, hang_s=1.4, slow_s=1.3)
     fivetran, airbyte = _resources(sandbox, ft, ab)
     clients = {"fivetran": fivetran.get_client(), "airbyte": airbyte.get_client()}
     props = Proposals(open_store(f"sqlite:///{tmp_path}/store.db", cached=False))
