@@ -125,6 +125,7 @@ def _wait_idle(sandbox, scenario, timeout: float = 30.0) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_execution_through_a_faulty_proxy_records_each_action_once(sandbox, scenario, tmp_path, seed):
     _wait_idle(sandbox, scenario)
+    schedules = _schedules(sandbox, scenario)
     rng = random.Random(seed)
     lock = threading.Lock()
     weights = {f: (4 if f == "pass" else 1) for f in FAULTS}
@@ -166,8 +167,20 @@ def test_execution_through_a_faulty_proxy_records_each_action_once(sandbox, scen
         assert len(shown["executions"]) == 1, shown["executions"]
         assert shown["executions"][0]["status"] == shown["status"]
     assert props.store.verify_audit()["ok"]
+    assert _schedules(sandbox, scenario) == schedules  # the resyncs left each schedule as it was
     ft.stop()
     ab.stop()
+
+
+def _schedules(sandbox, scenario) -> dict:
+    ft, ab = _proxies(sandbox)
+    client = _resources(sandbox, ft, ab, timeout=5)[0].get_client()
+    try:
+        return {c["id"]: client.get_connector_details(c["id"]).get("schedule_type")
+                for c in scenario["fivetran"]["connectors"]}
+    finally:
+        ft.stop()
+        ab.stop()
 
 
 def _graph(scenario) -> AssetGraph:
