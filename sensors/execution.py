@@ -60,6 +60,7 @@ from orchestrator.core.records import Action
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.planning import scrub_pii
+from orchestrator.resources.errors import single_attempt_writes
 from orchestrator.core.vocab import RUN_ACTION_VALUES, ActionType
 
 UTC = timezone.utc
@@ -112,12 +113,17 @@ def call_connector(action: Action, clients: Mapping[str, Any]) -> dict:
     if system == "fivetran":
         if t in (ActionType.resync_table, ActionType.full_resync):
             before = _fivetran_schedule(client, cid)
-            if t is ActionType.resync_table:
-                client._make_connector_request(method="POST", endpoint=f"{cid}/schemas/tables/resync",
-                                               data=json.dumps({s: list(ts) for s, ts in action.tables.items()}))
-            else:
-                client._make_connector_request(method="POST", endpoint=f"{cid}/resync", data=None)
-            after = _fivetran_schedule(client, cid)
+            with single_attempt_writes():  # never POSTed twice: a lost answer is read from the state
+                if t is ActionType.resync_table:
+                    client._make_connector_request(method="POST", endpoint=f"{cid}/schemas/tables/resync",
+                                                   data=json.dumps({s: list(ts) for s, ts in action.tables.items()}))
+                else:
+                    client._make_connector_request(method="POST", endpoint=f"{cid}/resync", data=None)
+            try:  # the resync is done: a failure to read the schedule afterwards does not undo it
+                after = _fivetran_schedule(client, cid)
+            except Exception as exc:  # noqa: BLE001
+                after = None
+                out["schedule_check"] = f"schedule not read after the resync: {scrub_pii(str(exc))[:300]}"
             if before and after and before != after:
                 client._make_connector_request(method="PATCH", endpoint=cid,
                                                data=json.dumps({"schedule_type": before}))
@@ -145,12 +151,16 @@ def call_connector(action: Action, clients: Mapping[str, Any]) -> dict:
             client._single_request(method="PATCH", url=f"{rest}/connections/{cid}",
                                    data={"schedule": airbyte_schedule(minutes)})
         elif t is ActionType.full_resync:
-            client._single_request(method="POST", url=f"{rest}/jobs", data={"connectionId": cid, "jobType": "reset"})
+            with single_attempt_writes():
+                client._single_request(method="POST", url=f"{rest}/jobs",
+                                       data={"connectionId": cid, "jobType": "reset"})
         elif t is ActionType.resync_table:
-            client._single_request(method="POST", url=f"{cfg}/connections/reset/stream", data={
-                "connectionId": cid,
-                "streams": [{"streamName": tb, "streamNamespace": s} for s, ts in action.tables.items() for tb in ts],
-            })
+            with single_attempt_writes():
+                client._single_request(method="POST", url=f"{cfg}/connections/reset/stream", data={
+                    "connectionId": cid,
+                    "streams": [{"streamName": tb, "streamNamespace": s} for s, ts in action.tables.items()
+                                for tb in ts],
+                })
         else:
             raise ValueError(f"{t.value} is not a connector action")
         return out
@@ -430,7 +440,22 @@ def _connector_pass(context, props, action: Action, get_clients, resolution, now
             detail, ok = call_connector(action, get_clients()), True
     except Exception as exc:  # noqa: BLE001 - the API's answer is the action's outcome
         detail, ok = error_detail(exc), False
-        context.log.warning(f"action {aid} failed: {detail['error']}")
+        if kind != "cancel" and getattr(exc, "ambiguous", False) and getattr(exc, "method", "GET") != "GET":
+            # the write may have reached the vendor (its answer was lost, garbled or a 5xx): it is
+            # never sent again. Seen in the connector's state now -> succeeded; not seen yet (it
+            # may still land) -> left ``calling``: the reconciler settles it after the lease
+            try:
+                seen, why = observe_call(action, get_clients(), now)
+            except Exception as obs:  # noqa: BLE001
+                seen, why = None, f"{type(obs).__name__}: {str(obs)[:300]}"
+            if not seen:
+                context.log.warning(f"action {aid}: {detail['error']}; not confirmed by the connector yet "
+                                    f"({why}); the reconciler settles it from the connector's state")
+                return
+            detail, ok = {"call": action.type, "system": action.connector, "answer_lost": True,
+                          "answer": detail["error"], "evidence": why}, True
+        if not ok:
+            context.log.warning(f"action {aid} failed: {detail['error']}")
     # a store error here propagates (the tick stops); the call stays ``calling`` and the
     # reconciler settles it from the connector's state - it is never counted as an API failure
     props.record_outcome(aid, ok, resolution=resolution, now=now, detail=detail)

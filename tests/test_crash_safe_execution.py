@@ -512,3 +512,53 @@ def test_run_launch_written_ahead_once_and_retaken_only_after_the_lease(tmp_path
     shown = props.show(aid)
     assert [(e["status"], e["run_id"]) for e in shown["executions"]] == [("launched", "r-1")]
     assert props.begin_runs(aid, ["m-1"], now=later + CALL_LEASE * 2) == []
+
+
+def test_digest_cancel_link_withdraws_an_approved_action(tmp_path, monkeypatch):
+    """The digest lists an automatic action approved but not started yet with a signed Cancel
+    link; following it (GET shows a confirmation, POST cancels) withdraws the action with its
+    audit event, and the execution sensor never runs it. A link for a started action is refused."""
+    import re
+    from html import unescape
+
+    from starlette.testclient import TestClient
+
+    from orchestrator.approvals.app import create_app
+    from orchestrator.digest import build_digest, compose
+    from orchestrator.digest.sample import record_sample
+    from orchestrator.settings import Settings
+
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+    secret = b"cancel-test-secret-0123456789"
+    now = datetime.now(UTC).replace(microsecond=0)
+    props = _props(tmp_path)
+    snap, asm, res = record_sample(props.store, now)
+    waiting = _approved(props, Action(action_id="retry-crm", type="resync_table", reason="backed-off retry",
+                                      connector="fivetran:crm", tables={"crm": ("account",)}), now=now)
+    started = _approved(props, Action(action_id="resync-crm", type="resync_table", reason="drift",
+                                      connector="fivetran:crm", tables={"crm": ("contact",)}), now=now)
+    digest = build_digest(props.store, snap, asm, res, now=now + timedelta(minutes=1))
+    props.begin_call(started, now=now + timedelta(minutes=2))  # this one starts after the digest was built
+    out, _ = compose(digest, Settings(approval_base_url="http://127.0.0.1:8703"), secret=secret,
+                     now=now + timedelta(minutes=1), placeholder=True)
+    text_ = "\n".join(unescape(p.get_content()) for o in out for p in o.message.walk()
+                      if p.get_content_type() == "text/plain")
+    links = dict(re.findall(r"Cancel before it runs: http://127\.0\.0\.1:8703(/decide/([^/]+)/cancel\?token=\S+)",
+                            text_)[i][::-1] for i in range(2))
+    assert set(links) == {waiting, started}
+    client = TestClient(create_app(store=props.store, secret=secret, settings=Settings(),
+                                   clock=lambda: now + timedelta(minutes=3)), headers={"User-Agent": "t"})
+    r = client.get(links[waiting])
+    assert r.status_code == 200 and "Confirm cancellation" in r.text
+    assert props.show(waiting)["status"] == "approved"  # a GET changes nothing
+    path, token = links[waiting].split("?token=")
+    r = client.post(path, data={"token": token, "comment": "not needed today"})
+    assert r.status_code == 200 and "Cancelled" in r.text, r.text
+    shown = props.show(waiting)
+    assert shown["status"] == "cancelled" and shown["approvals"][-1]["decision"] == "cancel"
+    assert "cancellation" in _kinds(props, waiting) and "approval.link" in _kinds(props, waiting)
+    assert waiting not in [a.action_id for a in props.executable(now + timedelta(minutes=4))]
+    path, token = links[started].split("?token=")
+    r = client.post(path, data={"token": token})
+    assert r.status_code == 409 and props.show(started)["status"] == "executing"
+    assert props.store.verify_audit()["ok"]

@@ -56,6 +56,38 @@ def test_truncated_manifest_is_rebuilt_by_dbt_parse():
     assert len(json.loads(manifest.read_text())["nodes"]) == nodes
 
 
+def test_stale_manifest_is_rebuilt_by_dbt_parse_and_its_failure_named(monkeypatch):
+    """A manifest older than a project file goes through ``dbt parse`` (run here by a stand-in that
+    records the call); when the parse fails, dbt's own words are in the error."""
+    import os
+    import subprocess
+
+    import assets.dbt as dbt_mod
+    from assets.dbt import ManifestUnavailable, ensure_manifest
+    from orchestrator.resources import dbt_project
+
+    manifest = dbt_project().manifest_path
+    ensure_manifest()
+    st = manifest.stat()
+    calls = []
+
+    def parse(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 2, stdout="", stderr="Compilation Error in model stg_x: bad jinja")
+
+    monkeypatch.setattr(dbt_mod.subprocess, "run", parse)
+    try:
+        os.utime(manifest, (0, 0))  # stale: older than every project file
+        try:
+            ensure_manifest()
+            raise AssertionError("a stale manifest was loaded without `dbt parse`")
+        except ManifestUnavailable as exc:
+            assert "older than the project files" in str(exc) and "bad jinja" in str(exc)
+        assert calls and calls[0][1] == "parse"
+    finally:
+        os.utime(manifest, (st.st_atime, st.st_mtime))
+
+
 def test_unparseable_project_is_reported_and_the_rest_loads(monkeypatch, caplog):
     import assets.dbt as dbt_mod
     from orchestrator import definitions

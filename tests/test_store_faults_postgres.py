@@ -259,3 +259,88 @@ def test_sqlite_held_locked_the_tick_waits_or_fails_without_calling(tmp_path, in
     evaluate(_ctx(instance), props, clients=lambda: {"fivetran": api}, now=NOW)
     assert len(api.calls) == 1 and props.show(aid)["status"] == "succeeded"
     blocker.close()
+
+
+class FailedConnectors:
+    """A Fivetran client whose connectors' latest syncs failed (what the failure sensor reads)."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def get_groups(self):
+        return {"items": [{"id": "g"}]}
+
+    def list_connectors_for_group(self, group_id):
+        return [{"id": cid, "schedule_type": "auto", "succeeded_at": "2026-03-10T05:00:00Z",
+                 "failed_at": f"2026-03-10T0{6 + i}:00:00Z",
+                 "status": {"setup_state": "connected", "sync_state": "scheduled",
+                            "tasks": [{"code": "rate_limit", "message": f"HTTP 429 Too Many Requests ({cid})"}]}}
+                for i, cid in enumerate(self.ids)]
+
+
+def test_store_killed_at_each_step_of_a_failure_sensor_tick_diagnoses_once(pg, instance):
+    """The failure sensor's tick with the store killed at each of its SQL steps, then run again
+    twice as if its cursor had been lost: one diagnosis (row, memory occurrence, audit event) per
+    failure id, whatever step the store died at."""
+    from orchestrator.core.graph import CONNECTOR_TABLE, AssetGraph, AssetNode
+    from orchestrator.diagnosis.memory import FailureMemory
+    from orchestrator.snapshot import ConnectorReader
+    from sensors import ProjectContext
+    from sensors.failures import failures_tick
+
+    ids = ["crm", "ads", "billing"]
+    ctx = ProjectContext(graph=AssetGraph([AssetNode(f"{c}/t", role=CONNECTOR_TABLE, connector=f"fivetran:{c}",
+                                                     kinds=frozenset({"fivetran"})) for c in ids]), resolution=None)
+    now = NOW + timedelta(hours=1)
+
+    def tick(store):
+        return failures_tick(instance, ctx, {}, now=now, connectors=ConnectorReader(fivetran=FailedConnectors(ids)),
+                             memory=FailureMemory(store, embeddings=False), store=store)
+
+    def counts(store):
+        with store.session() as s:
+            return (s.scalar(text("select count(*) from diagnosed_failures")),
+                    s.scalar(text("select count(*) from failure_occurrences")),
+                    len(store.audit_events(kind="failure.diagnosed")))
+
+    url = pg.create_db("fail_count")
+    store = open_store(url, cached=False)
+    k = Killer(None, store.engine, 0)
+    new, _, _ = tick(store)
+    k.remove()
+    steps = k.n
+    assert len(new) == 3 and counts(store) == (3, 3, 3)
+    store.dispose()
+    for at in range(1, steps + 1, max(1, steps // 10)):  # ~10 points spread over every kind of step
+        store = open_store(pg.create_db(f"fail_{at}"), cached=False)
+        killer = Killer(pg, store.engine, at)
+        try:
+            tick(store)
+        except Exception:  # noqa: BLE001 - the tick failed with the store
+            pass
+        killer.remove()
+        assert killer.fired
+        pg.start()
+        tick(store)  # the cursor was lost: the same failures are read again, twice
+        tick(store)
+        assert counts(store) == (3, 3, 3), (at, counts(store))
+        assert store.verify_audit()["ok"]
+        store.dispose()
+
+
+def test_app_role_disabling_the_triggers_is_caught_by_audit_verify(pg):
+    """The role that owns the tables can disable the triggers on PostgreSQL (ALTER TABLE ...
+    DISABLE TRIGGER); a rewrite of history then still breaks the hash chain and ``audit verify``
+    names the first broken link."""
+    store = open_store(pg.create_db("tamper"), cached=False)
+    for i in range(6):
+        store.append_audit("note", payload={"i": i})
+    assert store.verify_audit()["ok"]
+    with store.engine.begin() as c:
+        c.execute(text("alter table audit_events disable trigger user"))
+        target = c.scalar(text("select id from audit_events order by id offset 3 limit 1"))
+        c.execute(text("update audit_events set payload = '{\"i\": 99}' where id = :i"), {"i": target})
+        c.execute(text("alter table audit_events enable trigger user"))
+    v = store.verify_audit()
+    assert not v["ok"] and v["first_broken"]["id"] == target, v
+    store.dispose()

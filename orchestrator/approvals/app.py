@@ -195,7 +195,10 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
             return None
         return _scrubbed(shown)
 
-    def _not_pending(action: dict | None, action_id: str, now: datetime) -> HTMLResponse | None:
+    def _not_pending(action: dict | None, action_id: str, now: datetime,
+                     decision: str = "approve") -> HTMLResponse | None:
+        if action is not None and decision == "cancel" and action["status"] == "approved":
+            return None  # an approved action not started yet can still be withdrawn
         if action is None:
             return _page("refused.html", 404, title="This proposal no longer exists",
                          detail=f"there is no action {action_id}", code="unknown", action_id=action_id)
@@ -225,7 +228,7 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
         except TokenError as exc:
             return _refuse(exc, action_id)
         action = _action(action_id)
-        refusal = _not_pending(action, action_id, now)
+        refusal = _not_pending(action, action_id, now, decision)
         if refusal is not None:
             return refusal
         return _page("confirm.html", action=action, a=action["action"], decision=decision, claims=claims,
@@ -261,7 +264,7 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
                                payload={"reason": exc.code, "detail": exc.detail, "decision": decision, **where})
             return _refuse(exc, action_id)
         action = _action(action_id)
-        refusal = _not_pending(action, action_id, now)
+        refusal = _not_pending(action, action_id, now, decision)
         if refusal is not None:
             store.append_audit("approval.refused", actor=claims.recipient, subject=f"action:{action_id}",
                                payload={"reason": "not_pending" if action else "unknown", "decision": decision,
@@ -273,7 +276,7 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
             store.append_audit("approval.refused", actor=claims.recipient, subject=f"action:{action_id}",
                                payload={"reason": exc.code, "decision": decision, **where})
             return _refuse(exc, action_id)
-        fn = props.approve if decision == "approve" else props.reject
+        fn = {"approve": props.approve, "reject": props.reject, "cancel": props.cancel}[decision]
         try:
             shown = fn(action_id, actor=claims.recipient, via="email", comment=comment, now=now)
         except (KeyError, ValueError) as exc:

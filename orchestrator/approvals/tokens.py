@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 UTC = timezone.utc
-DECISIONS = ("approve", "reject")
+DECISIONS = ("approve", "reject", "cancel")  # cancel: withdraw an approved action before it runs
 _DOMAIN = b"apv1."
 MIN_SECRET_LEN = 16
 SECRET_FILE = "approval_secret"

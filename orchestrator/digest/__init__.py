@@ -44,11 +44,16 @@ class DigestRun:
 
 
 def _with_links(section: OwnerDigest, to: str, *, secret: bytes | None, settings, now: datetime) -> OwnerDigest:
-    if secret is None or not section.pending:
+    if secret is None or not (section.pending or any(a.status == "approved" for a in section.auto_actions)):
         return section
     from orchestrator.approvals.tokens import decision_url, issue, token_ttl
 
     ttl = token_ttl(settings)
+    auto = [dataclasses.replace(a, cancel_url=decision_url(
+                settings.approval_base_url, a.action_id, "cancel",
+                issue(a.action_id, a.proposal_id, "cancel", to, secret=secret, now=now, ttl=ttl)))
+            if a.status == "approved" else a for a in section.auto_actions]  # not started yet: can be withdrawn
+    section = dataclasses.replace(section, auto_actions=auto)
     pending = []
     for a in section.pending:
         urls = {d: decision_url(settings.approval_base_url, a.action_id, d,

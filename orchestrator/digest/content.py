@@ -89,6 +89,7 @@ class ActionItem:
     outcome: str | None = None
     approve_url: str | None = None
     reject_url: str | None = None
+    cancel_url: str | None = None  # an automatic action approved but not started yet
 
 
 @dataclass

@@ -25,8 +25,11 @@ TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 class ConnectorAPIError(dg.Failure):
     def __init__(self, system: str, method: str, endpoint: str, *, status_code: int | None = None,
                  vendor_message: str | None = None, transient: bool = True, retry_after: float | None = None,
-                 reason: str | None = None, attempts: int = 1):
+                 reason: str | None = None, attempts: int = 1, ambiguous: bool = False):
         self.system = system
+        # the request may have reached the vendor and been acted on (a read timeout, a dropped
+        # connection, 5xx, a garbled 2xx): whether a write happened is read from the vendor's state
+        self.ambiguous = ambiguous
         self.method = method
         self.endpoint = endpoint
         self.status_code = status_code
@@ -125,6 +128,37 @@ def api_deadline(seconds: float | None) -> Iterator[Deadline]:
         _CURRENT.reset(token)
 
 
+_WRITES_ONCE: ContextVar[bool] = ContextVar("orchestrator_writes_once", default=False)
+IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"}
+
+
+@contextmanager
+def single_attempt_writes() -> Iterator[None]:
+    """Inside the block a non-idempotent request (POST: start a sync, a resync, a reset) is never
+    sent twice once it may have reached the vendor: it is retried only when it certainly did not
+    (the connection was refused or not established, 408/425/429). Otherwise the error is raised at
+    once, ``ambiguous``, and the caller reads the vendor's state to learn whether it took effect
+    (the execution sensor does; a blind retry could start a second resync)."""
+    token = _WRITES_ONCE.set(True)
+    try:
+        yield
+    finally:
+        _WRITES_ONCE.reset(token)
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """True when a ``requests`` exception means the request never reached the server."""
+    import requests
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
+        text = repr(exc)
+        return any(m in text for m in ("NewConnectionError", "Failed to establish", "Connection refused",
+                                       "Name or service not known", "nodename nor servname"))
+    return False
+
+
 def sensor_api_deadline_s() -> float:
     """``ORCHESTRATOR_SENSOR_API_DEADLINE`` (seconds, default 30): what one sensor tick may
     spend on connector APIs in total (Dagster stops a sensor tick at 60 s)."""
@@ -141,6 +175,7 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
     dl = current_deadline()
     if dl is not None and key in dl.down:
         raise dl.down[key]
+    once = _WRITES_ONCE.get() and method.upper() not in IDEMPOTENT_METHODS
     attempt = 0
     while True:
         attempt += 1
@@ -150,7 +185,8 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
             if left <= 0.05:
                 raise ConnectorAPIError(system, method, endpoint, reason=f"time budget of {dl.seconds:.0f}s spent",
                                         transient=True, attempts=attempt - 1 or 1)
-            t = min(t, left)
+            # one hung API cannot take the whole tick: at most half of the deadline per request
+            t = min(t, left, max(dl.seconds / 2, 0.1) if dl.seconds else left)
         try:
             response = do_request(t)
         except requests.RequestException as exc:
@@ -158,7 +194,15 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
                 why = f"timed out after {t:.0f}s: {type(exc).__name__}"
             else:
                 why = f"could not connect to the server: {type(exc).__name__}: {_last_reason(exc)}"
-            err = ConnectorAPIError(system, method, endpoint, reason=why, transient=True, attempts=attempt)
+            err = ConnectorAPIError(system, method, endpoint, reason=why, transient=True, attempts=attempt,
+                                    ambiguous=not _not_sent(exc))
+            if once and err.ambiguous:
+                raise err
+            if dl is not None and isinstance(exc, requests.Timeout):
+                # inside a tick's deadline a request that got no answer in time is not tried
+                # again: that API is down for the rest of the tick (the others still get read)
+                dl.down[key] = err
+                raise err
             wait = retry_delay * (backoff ** (attempt - 1))
         else:
             code = response.status_code
@@ -168,8 +212,8 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
             ra = retry_after_s(response, retry_after_cap)
             err = ConnectorAPIError(system, method, endpoint, status_code=code, reason=response.reason or None,
                                     vendor_message=vendor_message(response), transient=transient,
-                                    retry_after=ra, attempts=attempt)
-            if not transient:
+                                    retry_after=ra, attempts=attempt, ambiguous=code >= 500)
+            if not transient or (once and err.ambiguous):
                 raise err
             wait = ra if ra is not None else retry_delay * (backoff ** (attempt - 1))
         left = dl.remaining() if dl is not None else None
@@ -200,5 +244,5 @@ def json_body(system: str, method: str, endpoint: str, response):
         raise ConnectorAPIError(system, method, endpoint, status_code=response.status_code,
                                 reason="with a body that is not a JSON object (API temporarily unavailable "
                                        "or a proxy in the way)", vendor_message=snippet or "(empty)",
-                                transient=True)
+                                transient=True, ambiguous=True)
     return data
