@@ -102,12 +102,13 @@ def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapsho
     kept: list[Action] = []
     dropped: list[tuple[Action, str]] = []
     graph = snapshot.graph
+    index = ledger.index()  # one pass over the ledger, then a lookup per action
     for a in actions:
-        dup = ledger.open_duplicate(a)
+        dup = index.open_duplicate(a)
         if dup is not None:
             dropped.append((a, f"already {dup.status}: {dup.action.action_id} ({a.type}, {a.cause or 'same cause'})"))
             continue
-        done = ledger.done_before(a)
+        done = index.done_before(a)
         if done is not None:
             t = ActionType.parse(a.type)
             if t is not None and t.starts_run:

@@ -70,6 +70,20 @@ class AssetGraph:
                 downstream[up].append(key)
         self._downstream = {key: tuple(v) for key, v in downstream.items()}
         self._topo: tuple[str, ...] | None = None
+        # connector -> the tables it syncs (graph order), role -> nodes, group -> keys: built
+        # once, so "which tables does this connector land" is a lookup, not a scan of the graph
+        by_connector: dict[str, list[str]] = {}
+        by_role: dict[str, list[AssetNode]] = {}
+        by_group: dict[str, list[str]] = {}
+        for key, node in self._nodes.items():
+            if node.connector:
+                by_connector.setdefault(node.connector, []).append(key)
+            by_role.setdefault(node.role, []).append(node)
+            if node.group is not None:
+                by_group.setdefault(node.group, []).append(key)
+        self._by_connector = {c: tuple(v) for c, v in by_connector.items()}
+        self._by_role = {r: tuple(v) for r, v in by_role.items()}
+        self._by_group = {g: tuple(v) for g, v in by_group.items()}
 
     # -- lookup ---------------------------------------------------------------------------------
     def __contains__(self, key: object) -> bool:
@@ -109,7 +123,20 @@ class AssetGraph:
         return [k for k, downs in self._downstream.items() if not downs]
 
     def by_role(self, role: str) -> list[AssetNode]:
-        return [n for n in self._nodes.values() if n.role == role]
+        return list(self._by_role.get(role, ()))
+
+    def connector_tables(self, connector: str | None) -> tuple[str, ...]:
+        """The keys of the tables ``connector`` syncs, in graph order (index lookup)."""
+        return self._by_connector.get(connector, ()) if connector else ()
+
+    @property
+    def connectors(self) -> dict[str, tuple[str, ...]]:
+        """connector -> the keys of the tables it syncs (a copy of the index)."""
+        return dict(self._by_connector)
+
+    def group_keys(self, group: str) -> tuple[str, ...]:
+        """The keys of the assets in ``group``, in graph order."""
+        return self._by_group.get(group, ())
 
     # -- traversal ------------------------------------------------------------------------------
     def _closure(self, starts: Iterable[str], edges: Mapping[str, tuple[str, ...]]) -> set[str]:

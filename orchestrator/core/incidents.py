@@ -50,6 +50,60 @@ class LedgerEntry:
         return action_subjects(self.action)
 
 
+class LedgerIndex:
+    """A read-only index of a ledger as it is now, for screening many actions at once:
+    ``open_duplicate`` and ``done_before`` answer what :class:`ActionLedger`'s methods of the same
+    names answer (the same entry), by looking up (type, cause[, cycle], one subject) instead of
+    scanning every entry per action. Build it after the ledger's last change (``ledger.index()``)."""
+
+    def __init__(self, ledger: ActionLedger):
+        self.entries = ledger.entries
+        self._pos: dict[str, int] = {}
+        # (type, cause, subject) -> [(position, entry, subjects)] of open entries, in ledger order
+        self._open: dict[tuple, list[tuple[int, LedgerEntry, frozenset[str]]]] = {}
+        # (type, cause, cycle, subject | None) -> the same, for succeeded entries
+        self._done: dict[tuple, list[tuple[int, LedgerEntry, frozenset[str]]]] = {}
+        for pos, (aid, e) in enumerate(ledger.entries.items()):
+            self._pos[aid] = pos
+            subs = e.subjects
+            if e.status in OPEN:
+                for s in subs:
+                    self._open.setdefault((e.action.type, e.action.cause, s), []).append((pos, e, subs))
+            elif e.status == DONE_OK:
+                head = (e.action.type, e.action.cause, e.action.cycle)
+                self._done.setdefault((*head, None), []).append((pos, e, subs))
+                for s in subs:
+                    self._done.setdefault((*head, s), []).append((pos, e, subs))
+
+    def open_duplicate(self, action: Action) -> LedgerEntry | None:
+        subs = action_subjects(action)
+        best: tuple[int, LedgerEntry] | None = None
+        same = self.entries.get(action.action_id)
+        if same is not None and same.status in OPEN:
+            best = (self._pos[action.action_id], same)
+        if subs:
+            for pos, e, e_subs in self._open.get((action.type, action.cause, next(iter(subs))), ()):
+                if best is not None and pos > best[0]:
+                    break
+                if subs <= e_subs:
+                    best = (pos, e)
+                    break
+        return best[1] if best is not None else None
+
+    def done_before(self, action: Action) -> LedgerEntry | None:
+        e = self.entries.get(action.action_id)
+        if e is not None and e.status == DONE_OK:
+            return e
+        if action.cycle is None:
+            return None
+        subs = action_subjects(action)
+        pick = next(iter(subs)) if subs else None
+        for _, e, e_subs in self._done.get((action.type, action.cause, action.cycle, pick), ()):
+            if subs <= e_subs:
+                return e
+        return None
+
+
 @dataclass
 class ActionLedger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)  # action id -> entry
@@ -77,6 +131,10 @@ class ActionLedger:
         self.repairs[subject] = (category, at)
 
     # -- reading ---------------------------------------------------------------------------------
+    def index(self) -> LedgerIndex:
+        """A lookup index of the ledger as it is now (for screening a whole plan)."""
+        return LedgerIndex(self)
+
     def status(self, action_id: str) -> str | None:
         e = self.entries.get(action_id)
         return e.status if e else None

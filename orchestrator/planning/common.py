@@ -127,7 +127,7 @@ def units_of_work(keys: Iterable[str], graph, connector: str | None = None) -> i
 
 
 def connector_tables(graph, connector: str) -> list[str]:
-    return [n.key for n in graph if n.connector == connector]
+    return list(graph.connector_tables(connector))
 
 
 def tables_of(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:

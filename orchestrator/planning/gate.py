@@ -112,7 +112,32 @@ def _val(x) -> str:
     return str(getattr(x, "value", x))
 
 
-def related_failures(action: Action, assessment: Assessment) -> list[DiagnosedFailure]:
+class FailureIndex:
+    """Root failures of an assessment by asset key and by connector, so finding an action's
+    failures is a lookup per key, not a scan of every failure per action."""
+
+    def __init__(self, assessment: Assessment):
+        self.by_key: dict[str, list[int]] = {}
+        self.by_connector: dict[str, list[int]] = {}
+        self.failures = [d for d in assessment.failures if d.root_failure_id is None]
+        for i, d in enumerate(self.failures):
+            if d.failure.asset_key is not None:
+                self.by_key.setdefault(d.failure.asset_key, []).append(i)
+            if d.failure.connector is not None:
+                self.by_connector.setdefault(d.failure.connector, []).append(i)
+
+    def related(self, action: Action) -> list[DiagnosedFailure]:
+        hits: set[int] = set()
+        for k in action.asset_keys:
+            hits.update(self.by_key.get(k, ()))
+        if action.connector is not None:
+            hits.update(self.by_connector.get(action.connector, ()))
+        return [self.failures[i] for i in sorted(hits)]  # assessment order, as the scan gave
+
+
+def related_failures(action: Action, assessment: Assessment, index: FailureIndex | None = None) -> list[DiagnosedFailure]:
+    if index is not None:
+        return index.related(action)
     keys = set(action.asset_keys)
     return [d for d in assessment.failures
             if d.root_failure_id is None and (
@@ -227,10 +252,8 @@ def gate(
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
-    conn_tables: dict[str, list[str]] = {}
-    for n in graph:
-        if n.connector:
-            conn_tables.setdefault(n.connector, []).append(n.key)
+    conn_tables = graph.connectors
+    failure_index = FailureIndex(assessment)
     burning: set[str] = set()  # policies whose budget is forecast over (burn rate)
     spent: dict[str, tuple[float, float | None, float, float | None]] = {}  # policy -> today, budget, month, budget
     for c in assessment.cost:
@@ -254,7 +277,7 @@ def gate(
     out: list[GateDecision] = []
     for a in actions:
         t = action_type(a)
-        touched = list(a.asset_keys) or conn_tables.get(a.connector or "", [])
+        touched = list(a.asset_keys) or list(conn_tables.get(a.connector or "", ()))
         slas = {k: resolution.sla(k) if resolution is not None else None for k in touched}
         governed = [s for s in slas.values() if s is not None]
         owners = tuple(dict.fromkeys(o for s in governed for o in s.owners))
@@ -292,7 +315,7 @@ def gate(
         score = min(1.0, sum(factors.values()))
         level = "low" if score < cfg.low_risk else ("medium" if score < cfg.high_risk else "high")
 
-        fails = related_failures(a, assessment)
+        fails = related_failures(a, assessment, failure_index)
         if a.cause and a.cause.startswith("repair:") and a.source != "llm":
             confidence, conf_why = 1.0, f"a person repaired {a.cause.split(':', 1)[1]}; closing the incident"
         elif fails:

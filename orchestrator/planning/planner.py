@@ -211,7 +211,7 @@ def _burning_assets(assessment: Assessment, resolution, graph: AssetGraph) -> se
         if kind == "policy" and resolution is not None:
             keys |= set(resolution.governed_by(name))
         elif kind == "group":
-            keys |= {n.key for n in graph if n.group == name}
+            keys |= set(graph.group_keys(name))
         elif kind == "asset":
             keys.add(name)
     return keys
@@ -508,7 +508,7 @@ def _stage_latest_failures(st: _PlanState) -> None:
             if _aware(snapshot.last_success[f.asset_key]) > _aware(f.at):
                 continue
         if f.connector and not f.asset_key:
-            tables = [n.key for n in graph if n.connector == f.connector]
+            tables = graph.connector_tables(f.connector)
             if tables and all(
                 k in snapshot.last_success and _aware(snapshot.last_success[k]) > _aware(f.at) for k in tables
             ):
@@ -576,7 +576,7 @@ def _stage_failure_responses(st: _PlanState) -> None:
         f = d.failure
         cat = d.category
         conn = f.connector
-        keys = [n.key for n in graph if n.connector == conn] if conn else [f.asset_key]
+        keys = list(graph.connector_tables(conn)) if conn else [f.asset_key]
         keys = [k for k in keys if k in graph]
         if subject in backfilled:
             continue

@@ -170,7 +170,7 @@ def fleet(n_assets: int = 1000, seed: int = 0, now: datetime | None = None,
         if rng.random() >= failure_rate:
             continue
         cat, transient, msg = classes[i % len(classes)]
-        tables = [n.key for n in graph if n.connector == conn]
+        tables = list(graph.connector_tables(conn))
         f = FailureRecord(failure_id=f"f{i}", at=now - timedelta(minutes=20), message=msg,
                           system=conn.split(":")[0], connector=conn,
                           asset_key=tables[0] if cat == "schema_drift" else None)

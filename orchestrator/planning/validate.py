@@ -63,11 +63,15 @@ def validate(
     now = _aware(now or plan.created_at or snapshot.taken_at)
     graph = snapshot.graph
     max_assets = max(1, min(cfg.max_assets, max(len(graph) // 2, 1)))
-    connectors: dict[str, list[str]] = {}
-    for n in graph:
-        if n.connector:
-            connectors.setdefault(n.connector, []).append(n.key)
+    connectors = graph.connectors
     in_flight = snapshot.in_flight()
+    # in-flight runs by asset key (each with its keys and partitions as sets), in in_flight order:
+    # a run covers an action only if it holds the action's first asset, so only those are compared
+    flight_by_key: dict[str, list[tuple]] = {}
+    for r in in_flight:
+        entry = (r, set(r.asset_keys), set(r.partitions))
+        for k in entry[1]:
+            flight_by_key.setdefault(k, []).append(entry)
     runs_by_id = {r.run_id: r for r in snapshot.runs}
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
     failed_parts: dict[str, set[str]] = {}
@@ -84,7 +88,8 @@ def validate(
     accepted: list[Action] = []
     rejected: list[tuple[Action, str]] = []
     seen: set[tuple] = set()
-    launched: list[tuple[str, set[str], set[str]]] = []  # run-launching actions accepted so far
+    # run-launching actions accepted so far, by each of their asset keys (in acceptance order)
+    launched_by_key: dict[str, list[tuple[str, set[str], set[str]]]] = {}
     budget_cache: dict[str, tuple[float, float | None]] = {}
 
     def check(a: Action) -> str | None:
@@ -192,12 +197,11 @@ def validate(
                                 f"this would add {a.estimated_cost_usd:.2f}")
         # in flight and duplicates
         if t.starts_run:
-            for r in in_flight:
+            a_keys, a_parts = set(a.asset_keys), set(a.partitions)
+            for r, r_keys, r_parts in flight_by_key.get(a.asset_keys[0], ()):
                 if r.run_id in replaced or r.run_id == a.run_id:
                     continue
-                if set(a.asset_keys) <= set(r.asset_keys) and (
-                    not a.partitions or not r.partitions or set(a.partitions) <= set(r.partitions)
-                ):
+                if a_keys <= r_keys and (not a_parts or not r_parts or a_parts <= r_parts):
                     return f"already in flight: run {r.run_id} ({r.status.value}) covers these assets"
         if a.connector and a.connector in syncing and t in (
             ActionType.retry, ActionType.resync_table, ActionType.full_resync
@@ -208,8 +212,8 @@ def validate(
         if sig in seen:
             return "duplicate of an earlier action in this plan"
         if t.starts_run:
-            for other_id, keys, parts in launched:
-                if set(a.asset_keys) <= keys and (not a.partitions or not parts or set(a.partitions) <= parts):
+            for other_id, keys, parts in launched_by_key.get(a.asset_keys[0], ()):
+                if a_keys <= keys and (not a_parts or not parts or a_parts <= parts):
                     return f"already covered by action {other_id} of this plan"
         seen.add(sig)
         return None
@@ -222,7 +226,9 @@ def validate(
         if reason is None:
             accepted.append(a)
             if ActionType(a.type).starts_run:
-                launched.append((a.action_id, set(a.asset_keys), set(a.partitions)))
+                entry = (a.action_id, set(a.asset_keys), set(a.partitions))
+                for k in entry[1]:
+                    launched_by_key.setdefault(k, []).append(entry)
         else:
             rejected.append((a, reason))
     return accepted, rejected

@@ -1,0 +1,137 @@
+"""The indexes that keep a bad day's planning cycle linear answer exactly what the scans they
+replace answered: the asset graph's connector/group/role indexes, the gate's failure index, the
+ledger's screening index, and validation's in-flight / already-covered checks. Random worlds
+(hypothesis) against a brute-force reference."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL, AssetGraph, AssetNode
+from orchestrator.core.incidents import OPEN, ActionLedger
+from orchestrator.core.records import (
+    Action,
+    Assessment,
+    DiagnosedFailure,
+    FailureRecord,
+    Plan,
+    RunRecord,
+    RunStatus,
+    Snapshot,
+)
+from orchestrator.planning.gate import FailureIndex, related_failures
+from orchestrator.planning.validate import validate
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+KEYS = [f"k{i}" for i in range(8)]
+CONNECTORS = [None, "fivetran:a", "fivetran:b", "airbyte:c"]
+
+nodes_st = st.lists(
+    st.tuples(st.sampled_from(CONNECTORS), st.sampled_from([None, "g1", "g2"]),
+              st.sampled_from([CONNECTOR_TABLE, DBT_MODEL])),
+    min_size=len(KEYS), max_size=len(KEYS))
+
+
+def _graph(spec) -> AssetGraph:
+    return AssetGraph(AssetNode(k, role=role, connector=conn, group=group,
+                                upstream=tuple(KEYS[:i][-2:]))
+                      for i, (k, (conn, group, role)) in enumerate(zip(KEYS, spec)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes_st)
+def test_graph_indexes_equal_the_scans(spec):
+    graph = _graph(spec)
+    for conn in CONNECTORS:
+        assert list(graph.connector_tables(conn)) == ([n.key for n in graph if n.connector == conn] if conn else [])
+    assert graph.connectors == {c: tuple(n.key for n in graph if n.connector == c)
+                                for c in dict.fromkeys(n.connector for n in graph) if c}
+    for group in ("g1", "g2", "none"):
+        assert list(graph.group_keys(group)) == [n.key for n in graph if n.group == group]
+    for role in (CONNECTOR_TABLE, DBT_MODEL, "dashboard"):
+        assert graph.by_role(role) == [n for n in graph if n.role == role]
+
+
+failure_st = st.tuples(st.sampled_from([None, *KEYS[:4]]), st.sampled_from(CONNECTORS),
+                       st.sampled_from([None, "f0", "f1"]))
+action_st = st.builds(
+    lambda i, typ, keys, conn, cause, cycle: Action(
+        f"a{i}", typ, "r", asset_keys=tuple(dict.fromkeys(keys)), connector=conn, cause=cause, cycle=cycle),
+    st.integers(0, 5), st.sampled_from(["retry", "materialize"]), st.lists(st.sampled_from(KEYS[:4]), max_size=3),
+    st.sampled_from(CONNECTORS), st.sampled_from([None, "freshness", "rate_limit"]),
+    st.sampled_from([None, "c1", "c2"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(failure_st, max_size=10), st.lists(action_st, max_size=8))
+def test_gate_failure_index_finds_the_same_failures_in_the_same_order(failures, actions):
+    diagnosed = [
+        DiagnosedFailure(FailureRecord(f"f{i}", NOW, "boom", "dagster", asset_key=key, connector=conn),
+                         "unknown", False, 0.5, (), root_failure_id=root)
+        for i, (key, conn, root) in enumerate(failures)]
+    assessment = Assessment(taken_at=NOW, failures=diagnosed)
+    index = FailureIndex(assessment)
+    for a in actions:
+        assert related_failures(a, assessment, index) == related_failures(a, assessment)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(action_st, st.sampled_from(sorted(OPEN | {"succeeded", "failed", "declined"}))),
+                max_size=10),
+       st.lists(action_st, max_size=8))
+def test_ledger_index_screens_as_the_ledger_does(entries, actions):
+    ledger = ActionLedger()
+    for i, (a, status) in enumerate(entries):
+        ledger.record(a, status, NOW - timedelta(minutes=i))
+    index = ledger.index()
+    for a in actions:
+        assert index.open_duplicate(a) == ledger.open_duplicate(a)
+        assert index.done_before(a) == ledger.done_before(a)
+
+
+def _reference_overlap(actions, in_flight):
+    """The pairwise scans validation used to do: per action, every in-flight run, then every
+    earlier accepted run-launching action of the plan (all actions here are otherwise valid)."""
+    out, launched, seen = [], [], set()
+    for a in actions:
+        reason = None
+        for r in in_flight:
+            if set(a.asset_keys) <= set(r.asset_keys) and (
+                    not a.partitions or not r.partitions or set(a.partitions) <= set(r.partitions)):
+                reason = f"already in flight: run {r.run_id} ({r.status.value}) covers these assets"
+                break
+        sig = (a.type, tuple(sorted(a.asset_keys)))
+        if reason is None and sig in seen:
+            reason = "duplicate of an earlier action in this plan"
+        if reason is None:
+            for other_id, keys in launched:
+                if set(a.asset_keys) <= keys:
+                    reason = f"already covered by action {other_id} of this plan"
+                    break
+        if reason is None:
+            seen.add(sig)
+            launched.append((a.action_id, set(a.asset_keys)))
+        out.append(reason)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True),
+                          st.sampled_from([RunStatus.running, RunStatus.queued, RunStatus.success])),
+                max_size=6),
+       st.lists(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True), min_size=1, max_size=10))
+def test_validation_in_flight_and_covered_checks_match_the_pairwise_scan(runs, plan_keys):
+    graph = AssetGraph(AssetNode(k, role=DBT_MODEL) for k in KEYS)
+    run_records = [RunRecord(f"r{i}", status, tuple(keys), NOW - timedelta(minutes=5))
+                   for i, (keys, status) in enumerate(runs)]
+    snapshot = Snapshot(taken_at=NOW, graph=graph, runs=run_records)
+    actions = [Action(f"a{i}", "materialize", "r", asset_keys=tuple(keys)) for i, keys in enumerate(plan_keys)]
+    accepted, rejected = validate(Plan(NOW, actions, "deterministic"), snapshot, None, now=NOW)
+    reasons = {a.action_id: why for a, why in rejected}
+    got = [reasons.get(a.action_id) for a in actions]
+    assert got == _reference_overlap(actions, snapshot.in_flight())
+    assert [a.action_id for a in accepted] == [a.action_id for a, r in zip(actions, got) if r is None]
