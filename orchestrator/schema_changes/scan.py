@@ -30,6 +30,7 @@ class TableReport:
     diff: detect.TableDiff
     impacts: list[ChangeImpact] = field(default_factory=list)
     handling: list[tuple[str, str]] = field(default_factory=list)  # (summary, action)
+    delivered: list[str] = field(default_factory=list)  # the columns the newest landed file has
 
     @property
     def breaking(self) -> list[ChangeImpact]:
@@ -40,13 +41,16 @@ class TableReport:
         return {o for i in self.impacts for o in i.owners}
 
 
-def handling(impact: ChangeImpact, setting: str | None) -> str:
-    """What happens to a change: ``patch`` (a verified patch proposed for approval), ``person``
-    (breaking, no deterministic patch), ``resync_table`` (non-breaking but the landed history has
+def handling(impact: ChangeImpact, setting: str | None, llm: bool = False) -> str:
+    """What happens to a change: ``patch`` (a verified patch proposed for approval), ``llm_patch``
+    (breaking, no rule answers it, an LLM is configured: its patch is verified like the others),
+    ``person`` (breaking, no patch), ``resync_table`` (non-breaking but the landed history has
     the old shape: re-land it, as the connector's setting propagates it), or ``none``."""
     kind = impact.change.kind
     if impact.breaking:
-        return "patch" if kind in ("renamed", "type_changed") else "person"
+        if kind in ("renamed", "type_changed"):
+            return "patch"
+        return "llm_patch" if llm else "person"
     if kind in ("type_changed", "renamed") and (setting is None or setting in PROPAGATING):
         return "resync_table"
     return "none"
@@ -64,7 +68,7 @@ def fingerprint(folder: Path) -> str | None:
 def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], ProjectLineage], *,
          seen: Mapping[str, str] | None = None, deadlines: Mapping[str, Deadline] | None = None,
          settings: Mapping[str, str] | None = None, owners_of: Callable[[str], set[str]] | None = None,
-         connector_keys: set[str] | None = None) -> list[TableReport]:
+         connector_keys: set[str] | None = None, llm: bool = False) -> list[TableReport]:
     """Reports for the source tables whose newest landed file changed since `seen` (key -> fingerprint).
 
     `lineage` is called only when some table differs (it may compile the project). `settings`:
@@ -85,7 +89,7 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
             continue
         delivered = detect.delivered_from_parquet(folder, source["source_name"], source["name"])
         diff = detect.diff(expected[(source["source_name"], source["name"])], delivered)
-        report = TableReport(key, diff.ref, print_, diff)
+        report = TableReport(key, diff.ref, print_, diff, delivered=list(delivered.columns))
         if diff:
             project_lineage = project_lineage or lineage()
             report.impacts = analyze(diff, project_lineage, deadlines)
@@ -93,7 +97,7 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
                 if owners_of is not None:
                     for model in found.broken_models | found.models:
                         found.owners |= owners_of(model)
-                report.handling.append((found.summary(), handling(found, (settings or {}).get(key))))
+                report.handling.append((found.summary(), handling(found, (settings or {}).get(key), llm)))
         reports.append(report)
     return reports
 
