@@ -78,6 +78,7 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
     expected = detect.expected_from_manifest(manifest)
     reports: list[TableReport] = []
     project_lineage: ProjectLineage | None = None
+    contracts, contract_typed = detect.has_contracts(dict(manifest)), False
     for source in manifest.get("sources", {}).values():
         table = source.get("identifier") or source["name"]
         key = f"{source['schema']}/{table}"
@@ -88,6 +89,10 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
         if print_ is None or seen.get(key) == print_:
             continue
         delivered = detect.delivered_from_parquet(folder, source["source_name"], source["name"])
+        if contracts and not contract_typed:  # enforced model contracts add expected types
+            project_lineage = project_lineage or lineage()
+            expected = detect.with_contract_types(expected, project_lineage)
+            contract_typed = True
         diff = detect.diff(expected[(source["source_name"], source["name"])], delivered)
         report = TableReport(key, diff.ref, print_, diff, delivered=list(delivered.columns))
         if diff:
