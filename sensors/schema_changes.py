@@ -224,7 +224,7 @@ def check_metadata(report) -> dict:
 
 def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 60,
                         paths=None, manifest_loader=None, project_dir=None, lineage=None,
-                        store_factory=None) -> dg.SensorDefinition:
+                        store_factory=None, notifier_factory=None, clock=None) -> dg.SensorDefinition:
     enabled = os.environ.get("ORCHESTRATOR_SCHEMA_SENSOR", "on").lower() not in ("off", "0", "false")
 
     @dg.sensor(name=SENSOR_NAME, minimum_interval_seconds=minimum_interval_seconds,
@@ -242,11 +242,33 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
             ctx, state, manifest=(manifest_loader or _parsed_manifest)(), landing_dir=landing_dir,
             cache_dir=cache_dir, project_dir=project_dir or _project_dir(), lineage=lineage, store=store,
             settings=ConnectorSettings(ctx.graph, fivetran, airbyte), resync=resync_table(fivetran, airbyte))
+        # the owners hear of a breaking change in this same tick (Slack / Teams routes), and of its patch
+        told = tell_owners(store, notifier_factory, clock)
+        if told:
+            context.log.info(told)
         if not events and not runs:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no schema change")
         return dg.SensorResult(asset_events=events, run_requests=runs, cursor=json.dumps(new_state))
 
     return schema_change_sensor
+
+
+def tell_owners(store, notifier_factory=None, clock=None) -> str | None:
+    """One schema-change notification tick (``orchestrator.schema_changes.notify``); a summary."""
+    from datetime import datetime
+
+    from orchestrator.schema_changes.notify import SchemaChangeNotifier
+
+    try:
+        notifier = notifier_factory(store) if notifier_factory else SchemaChangeNotifier(store, budget_s=15.0)
+        report = notifier.tick((clock or (lambda: datetime.now(UTC)))())
+    except Exception as exc:  # noqa: BLE001 - telling people must not stop detection
+        log.warning("schema-change notifications failed: %s", exc)
+        return None
+    if report.skipped or not (report.sent or report.failed or report.deferred):
+        return None
+    return (f"schema-change notifications: {len(report.sent)} sent, {len(report.deferred)} deferred, "
+            f"{len(report.failed)} refused")
 
 
 def propose_patches(keys: list[str], *, manifest: dict, landing_dir: Path, cache_dir: Path, project_dir: Path,

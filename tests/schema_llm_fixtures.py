@@ -101,3 +101,39 @@ def write_shop_landing(landing: Path, *, drop: dict[str, set[str]] | None = None
             path = folder / f"sync-{index:04d}.parquet"
             pq.write_table(pa.table(data), path)
     return landing
+
+
+COMPILED_CACHE = Path(__import__("tempfile").gettempdir()) / "sla-orchestrator-schema-compiled"
+
+
+def shop_compiled(landing: Path) -> dict:
+    """The shop project's compiled manifest, compiled once per version of its files on this machine
+    (``scan.compiled_manifest``'s cache, keyed by a hash of the project's files: the landing path
+    in its relation names only serves the lineage's placeholders)."""
+    from orchestrator.schema_changes.scan import compiled_manifest
+
+    return compiled_manifest(Path(__file__).parent / "projects" / "shop", landing, COMPILED_CACHE)
+
+
+def land_change(landing: Path, table: str, kind: str, column: str, to: str | None = None) -> Path:
+    """A sync that lands `table` changed: the newest file drops / renames / retypes `column`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder = landing / "shop" / table
+    files = sorted(folder.glob("*.parquet"))
+    data = pq.read_table(files[-1])
+    if kind == "removed":
+        data = data.drop_columns([column])
+    elif kind == "renamed":
+        data = data.rename_columns([to if c == column else c for c in data.column_names])
+    else:  # type_changed: to a string, as a connector does when it widens a column
+        data = data.set_column(data.column_names.index(column), column, pc.cast(data[column], pa.string()))
+    path = folder / f"sync-{len(files):04d}.parquet"
+    pq.write_table(data, path)
+    import os
+
+    stamp = files[-1].stat().st_mtime + 10
+    os.utime(path, (stamp, stamp))
+    return path
