@@ -69,7 +69,7 @@ cases = st.sampled_from(sorted(COLUMNS)).flatmap(lambda t: st.tuples(
     st.just(t), st.sampled_from(COLUMNS[t]), st.sampled_from(["removed", "renamed", "type_changed"])))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(cases)
 def test_every_breaking_change_reaches_its_owners_in_the_first_tick_after_its_sync(world, tmp_path_factory, case):
