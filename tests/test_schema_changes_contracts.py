@@ -162,3 +162,65 @@ def test_lineage_records_contracts_and_star_parents():
     assert lin.star_parents == {"model.p.raw_copy": {SRC}}
     with pytest.raises(KeyError):
         _ = lin.contracts["model.p.mart"]
+
+
+# --- with dbt: the contract fails the way the impact says, and the patch satisfies it ----------
+
+CONTRACT_YAML = """
+  - name: dim_customers
+    config:
+      contract: {enforced: true}
+    columns:
+      - {name: customer_id, data_type: varchar}
+      - {name: email, data_type: varchar}
+      - {name: country, data_type: varchar}
+      - {name: signed_up_at, data_type: timestamp}
+      - {name: orders, data_type: bigint}
+      - {name: lifetime_value, data_type: "decimal(38,2)"}
+"""
+
+
+@pytest.mark.slow
+def test_dbt_enforces_the_contract_the_impact_predicts_and_the_patch_satisfies_it(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from schema_llm_fixtures import land_change, shop_compiled, write_shop_landing
+
+    from orchestrator.schema_changes import patch
+    from orchestrator.schema_changes.scan import scan
+
+    shop = Path(__file__).parent / "projects" / "shop"
+    project = tmp_path / "shop"
+    shutil.copytree(shop, project, ignore=shutil.ignore_patterns("target", "*.duckdb"))
+    models_yml = project / "models" / "_shop__models.yml"
+    models_yml.write_text(models_yml.read_text() + CONTRACT_YAML)
+    landing = write_shop_landing(tmp_path / "landing")
+    manifest = copy.deepcopy(shop_compiled(landing))  # the same SQL: the contract only adds config
+    dim = manifest["nodes"]["model.shop.dim_customers"]
+    dim["config"]["contract"] = {"enforced": True}
+    dim["columns"] = {c: {"name": c, "data_type": t} for c, t in [
+        ("customer_id", "varchar"), ("email", "varchar"), ("country", "varchar"), ("signed_up_at", "timestamp"),
+        ("orders", "bigint"), ("lifetime_value", "decimal(38,2)")]}
+    lin = build_lineage(manifest)
+    # the connector now delivers signed_up_at as a string; only the history under the new type
+    for old in (landing / "shop" / "customers").glob("*.parquet"):
+        land_change(landing, "customers", "type_changed", "signed_up_at")
+        old.unlink()
+    [report] = [r for r in scan(manifest, landing, lambda: lin) if r.key == "shop/customers"]
+    [found] = report.breaking
+    assert found.broken_models == {"dim_customers"} and found.exposures == {"customer_dashboard"}
+    assert "enforced contract declares signed_up_at timestamp" in found.reason
+    # as predicted: dbt refuses to build dim_customers on the new data ...
+    unpatched = patch.verify(project, patch.Patch(models={"dim_customers"}), landing, models=["dim_customers"],
+                             compile_first=False)
+    assert not unpatched.ok
+    failed = {uid.split(".")[-1]: r for uid, r in unpatched.nodes.items() if r["status"] == "error"}
+    assert "dim_customers" in failed and "contract" in failed["dim_customers"]["message"].lower()
+    # ... and the rule-based patch (cast back where the source column is read) satisfies it
+    the_patch = patch.build_patch(project, manifest, [found])
+    assert "cast(signed_up_at as timestamp) as signed_up_at" in the_patch.files[
+        "models/staging/stg_shop__customers.sql"][1]
+    verified = patch.verify(project, the_patch, landing)
+    assert verified.ok, verified.log_tail[-1500:]
+    assert verified.passed("dim_customers")
