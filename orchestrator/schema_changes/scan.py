@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,10 +122,14 @@ def compiled_manifest(project_dir: Path, landing_dir: Path, cache_dir: Path) -> 
     """The project's compiled manifest, compiled once per version of its files (cached as JSON)."""
     cache = Path(cache_dir) / f"compiled-{project_hash(project_dir)}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:  # a torn file (a crash mid-write elsewhere): compile again
+            pass
     manifest = compile_manifest(project_dir, landing_dir)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
+    # a name of its own: two processes compiling at once each replace the cache whole
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(manifest))
     tmp.replace(cache)
     return manifest
