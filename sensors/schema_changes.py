@@ -60,7 +60,7 @@ def _paths():
 
 
 def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir: Path, cache_dir: Path,
-                project_dir: Path, lineage=None, store=None, settings=None, resync=None):
+                project_dir: Path, lineage=None, store=None, settings=None, resync=None, llm: bool | None = None):
     """(reports, check evaluations, run requests, new state). state: {"seen": {key: fingerprint},
     "bad": [keys whose check is failing]}."""
     from orchestrator.schema_changes import impact as impact_mod
@@ -83,10 +83,14 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
     def deadlines():
         return impact_mod.deadlines_from_resolution(ctx.resolution, project_lineage())
 
+    if llm is None:  # breaking changes no rule answers go to the LLM agent when one is configured
+        from orchestrator.agent.client import LLMConfig
+
+        llm = LLMConfig.from_env() is not None
     seen = dict(state.get("seen") or {})
     bad = set(state.get("bad") or [])
     reports = scan(manifest, landing_dir, lambda: project_lineage(), seen=seen, owners_of=owners_of,
-                   connector_keys=keys, deadlines=_Lazy(deadlines), settings=settings)
+                   connector_keys=keys, deadlines=_Lazy(deadlines), settings=settings, llm=llm)
     resynced = {k: set(v) for k, v in (state.get("resynced") or {}).items()}
     events, runs = [], []
     for report in reports:
@@ -120,7 +124,7 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
                    "handling": report.handling, "origin": report.diff.origin}
         if store is not None:
             store.append_audit("schema_change.detected", subject=report.key, payload=payload)
-        if any(action == "patch" for _, action in report.handling):
+        if any(action in ("patch", "llm_patch") for _, action in report.handling):
             # one patch run per distinct set of changes (not per sync that lands it again)
             changes = hashlib.sha256("\n".join(sorted(payload["summaries"])).encode()).hexdigest()[:16]
             runs.append(dg.RunRequest(run_key=f"{JOB_NAME}:{report.key}:{changes}", job_name=JOB_NAME,
@@ -220,7 +224,7 @@ def check_metadata(report) -> dict:
 
 def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 60,
                         paths=None, manifest_loader=None, project_dir=None, lineage=None,
-                        store_factory=None) -> dg.SensorDefinition:
+                        store_factory=None, notifier_factory=None, clock=None) -> dg.SensorDefinition:
     enabled = os.environ.get("ORCHESTRATOR_SCHEMA_SENSOR", "on").lower() not in ("off", "0", "false")
 
     @dg.sensor(name=SENSOR_NAME, minimum_interval_seconds=minimum_interval_seconds,
@@ -238,6 +242,10 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
             ctx, state, manifest=(manifest_loader or _parsed_manifest)(), landing_dir=landing_dir,
             cache_dir=cache_dir, project_dir=project_dir or _project_dir(), lineage=lineage, store=store,
             settings=ConnectorSettings(ctx.graph, fivetran, airbyte), resync=resync_table(fivetran, airbyte))
+        # the owners hear of a breaking change in this same tick (Slack / Teams routes), and of its patch
+        told = tell_owners(store, notifier_factory, clock)
+        if told:
+            context.log.info(told)
         if not events and not runs:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no schema change")
         return dg.SensorResult(asset_events=events, run_requests=runs, cursor=json.dumps(new_state))
@@ -245,10 +253,32 @@ def build_schema_sensor(ctx: ProjectContext, *, minimum_interval_seconds: int = 
     return schema_change_sensor
 
 
+def tell_owners(store, notifier_factory=None, clock=None) -> str | None:
+    """One schema-change notification tick (``orchestrator.schema_changes.notify``); a summary."""
+    from datetime import datetime
+
+    from orchestrator.schema_changes.notify import SchemaChangeNotifier
+
+    try:
+        notifier = notifier_factory(store) if notifier_factory else SchemaChangeNotifier(store, budget_s=15.0)
+        report = notifier.tick((clock or (lambda: datetime.now(UTC)))())
+    except Exception as exc:  # noqa: BLE001 - telling people must not stop detection
+        log.warning("schema-change notifications failed: %s", exc)
+        return None
+    if report.skipped or not (report.sent or report.failed or report.deferred):
+        return None
+    return (f"schema-change notifications: {len(report.sent)} sent, {len(report.deferred)} deferred, "
+            f"{len(report.failed)} refused")
+
+
 def propose_patches(keys: list[str], *, manifest: dict, landing_dir: Path, cache_dir: Path, project_dir: Path,
-                    resolution=None, store=None):
-    """Builds, verifies and records the patch for the breaking renames/type changes of `keys`."""
+                    resolution=None, store=None, llm_config=None, llm_client=None):
+    """Builds, verifies and records the patch for the breaking changes of `keys`: renames and type
+    changes by rule; the others (a removed column ...) by the LLM agent when one is configured,
+    over the rule-based edits. Recorded as ``proposed`` only when its dbt build passes."""
+    from orchestrator.agent.client import LLMConfig
     from orchestrator.schema_changes import impact as impact_mod
+    from orchestrator.schema_changes import llm_patch
     from orchestrator.schema_changes import patch as patch_mod
     from orchestrator.schema_changes.lineage import build_lineage
     from orchestrator.schema_changes.scan import compiled_manifest, scan
@@ -258,14 +288,30 @@ def propose_patches(keys: list[str], *, manifest: dict, landing_dir: Path, cache
     lin = build_lineage(compiled)
     reports = scan(manifest, landing_dir, lambda: lin, connector_keys=set(keys),
                    deadlines=impact_mod.deadlines_from_resolution(resolution, lin))
-    impacts = [i for r in reports for i in r.breaking if i.change.kind in ("renamed", "type_changed")]
-    if not impacts:
-        return None
-    the_patch = patch_mod.build_patch(project_dir, compiled, impacts)
+    breaking = [i for r in reports for i in r.breaking]
+    by_rule = [i for i in breaking if i.change.kind in ("renamed", "type_changed")]
+    the_patch = patch_mod.build_patch(project_dir, compiled, by_rule) if by_rule else patch_mod.Patch()
+    answered = set(the_patch.answered)
+    rest = [i for i in breaking if i.summary() not in answered]
+    config = llm_config if llm_config is not None else LLMConfig.from_env()
+    patches = SchemaPatches(store)
+    impacts = [i for i in by_rule if i.summary() in answered]
+    if rest and config is not None:
+        outcome = llm_patch.ask_for_patch(project_dir, compiled, rest, base=the_patch if the_patch.files else None,
+                                          delivered={r.table: r.delivered for r in reports}, config=config,
+                                          client=llm_client)
+        patches.store.append_audit("schema_patch.llm", subject=",".join(sorted(keys)), payload={
+            "reason": outcome.reason, "model": outcome.model, "rationale": outcome.rationale,
+            "changes": [i.summary() for i in rest],
+            "calls": [{"outcome": c.outcome, "latency_s": c.latency_s, "cost_usd": c.cost_usd, "error": c.error}
+                      for c in outcome.calls]})
+        if outcome.patch is not None:
+            outcome.patch.author = "+".join(filter(None, ["rules" if the_patch.files else "", outcome.patch.author]))
+            the_patch, impacts = outcome.patch, impacts + rest
     if not the_patch.files:
         return None
     verification = patch_mod.verify(project_dir, the_patch, landing_dir)
-    return SchemaPatches(store).propose(the_patch, impacts, verification)
+    return patches.propose(the_patch, impacts, verification)
 
 
 def build_patch_job(ctx: ProjectContext) -> dg.JobDefinition:
@@ -275,7 +321,7 @@ def build_patch_job(ctx: ProjectContext) -> dg.JobDefinition:
         proposal = propose_patches(context.op_config["keys"], manifest=_parsed_manifest(), landing_dir=landing_dir,
                                    cache_dir=cache_dir, project_dir=_project_dir(), resolution=ctx.resolution)
         if proposal is None:
-            context.log.info("no breaking rename or type change to patch")
+            context.log.info("no patch: nothing a rule answers, and no LLM answer that passed the envelope")
             return
         context.log.info(f"schema patch {proposal.id}: {proposal.status} ({proposal.summary})")
         if proposal.status != "proposed":

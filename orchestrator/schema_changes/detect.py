@@ -127,6 +127,32 @@ def expected_from_manifest(manifest: dict[str, Any]) -> dict[tuple[str, str], Ta
     return out
 
 
+def has_contracts(manifest: dict[str, Any]) -> bool:
+    return any(((n.get("config") or {}).get("contract") or {}).get("enforced")
+               for n in manifest.get("nodes", {}).values() if n.get("resource_type") == "model")
+
+
+def with_contract_types(expected: dict[tuple[str, str], TableSchema], lineage: Any) -> dict[tuple[str, str], TableSchema]:
+    """Model contracts as expectations: a source column the YAML gives no ``data_type`` gets the
+    type an enforced contract declares for the model column that passes it through unchanged
+    (``contract: {enforced: true}``; through ``*``, bare projections and renames)."""
+    by_uid = {uid: tuple(ref.split(".", 1)) for ref, uid in lineage.source_refs.items()}
+    out = {key: TableSchema(t.source, t.table, dict(t.columns), dict(t.samples), t.origin) for key, t in expected.items()}
+    for model, columns in sorted(lineage.contracts.items()):
+        for column, declared in sorted(columns.items()):
+            origin = lineage.passthrough_origin(model, column) if declared else None
+            table = out.get(by_uid.get(origin[0])) if origin else None
+            if table is None:
+                continue
+            name = next((n for n in table.columns if n.lower() == origin[1]), None)
+            if name is None or table.columns[name].type:
+                continue  # the source YAML's own type wins
+            col = table.columns[name]
+            table.columns[name] = Column(name, declared, col.nullable, col.position)
+            table.origin += f"; {name}: {declared} from the contract of {lineage.names.get(model, model)}"
+    return out
+
+
 def _not_null_tests(manifest: dict[str, Any]) -> set[tuple[str, str]]:
     found = set()
     for node in manifest.get("nodes", {}).values():

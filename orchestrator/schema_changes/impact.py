@@ -7,6 +7,11 @@ Definitions (what the tests assert exactly):
 - ``broken_models`` (breaking changes): models whose SQL stops working -- for a removed or renamed
   column, those naming it (or a copy of it passed through ``*``); for a type change, those using it
   in a way the new type does not support (a cast that cannot convert, arithmetic on a string ...).
+  Models with an enforced contract (``contract: {enforced: true}``) also break when what reaches
+  them no longer matches it: a contracted column that was a copy of a removed/renamed one, a
+  contracted column that passes the retyped one through unchanged into another type family than
+  its ``data_type``, an added column arriving through ``*`` (dbt refuses columns the contract does
+  not list).
 - ``blocked_models``: models downstream of a broken one (dbt skips them), not broken themselves.
 - ``exposures``: exposures (dashboards) reading any impacted, broken or blocked model.
 """
@@ -86,6 +91,8 @@ def analyze_change(table: str, source: str | None, change: ColumnChange, lineage
                    deadlines: Mapping[str, Deadline]) -> ChangeImpact:
     names = lineage.names
     impact = ChangeImpact(table, change, breaking=False, reason="")
+    if change.kind == "added" and source is not None and lineage.contracts:
+        return _added_into_contracts(impact, source, lineage, deadlines)
     if change.kind == "added" or source is None:
         impact.reason = "no model reads a column that was not there" if change.kind == "added" \
             else f"{table} is not a source of the dbt project"
@@ -105,6 +112,11 @@ def analyze_change(table: str, source: str | None, change: ColumnChange, lineage
         verb = "reads" if change.kind == "removed" else "reads the old name"
         impact.reason = (f"{len(broken)} model(s) {verb} {change.column}" if broken
                          else "no model names the column")
+        contracted = {m for m, c in copies if c in lineage.contracts.get(m, {})} - broken
+        if contracted:
+            broken |= contracted
+            impact.reason += "; enforced contract of " + ", ".join(sorted(names[m] for m in contracted)) + \
+                f" lists {change.column}"
     elif change.kind == "type_changed":
         broken, why = _unsafe_uses(origin, family(change.old_type), family(change.new_type), lineage)
         impact.reason = why or "every use converts the new type"
@@ -193,7 +205,41 @@ def _unsafe_uses(origin: Ref, old: str, new: str, lineage: ProjectLineage) -> tu
             if passed - typed:
                 typed |= passed
                 pending.append(model)
+    for model, column in typed:  # the new type reaches a contracted column unchanged
+        declared = lineage.contracts.get(model, {}).get(column)
+        # dbt compares the built column's type with the contract's: any other family fails
+        if declared and family(declared) not in (new, "other"):
+            broken.add(model)
+            reasons.append(f"{lineage.names[model]}'s enforced contract declares {column} {declared}, now {new}")
     return broken, "; ".join(sorted(set(reasons))[:5])
+
+
+def _added_into_contracts(impact: ChangeImpact, source: str, lineage: ProjectLineage,
+                          deadlines: Mapping[str, Deadline]) -> ChangeImpact:
+    """An added column breaks the contracted models it reaches through '*' (an extra column)."""
+    reached, pending = set(), [source]
+    while pending:
+        node = pending.pop()
+        for model in lineage.consumers(node):
+            if node in lineage.star_parents.get(model, set()) and model not in reached:
+                reached.add(model)
+                pending.append(model)
+    broken = {m for m in reached if m in lineage.contracts}
+    if not broken:
+        impact.reason = "no model reads a column that was not there"
+        return impact
+    names = lineage.names
+    impact.breaking = True
+    impact.broken_models = {names[m] for m in broken}
+    impact.blocked_models = {names[m] for m in _descendants(broken, lineage) - broken}
+    impact.reason = ("'*' brings it into the enforced contract of " + ", ".join(sorted(impact.broken_models))
+                     + ", which does not list it")
+    touched = broken | _descendants(broken, lineage)
+    impact.exposures = {names[e] for e, parents in lineage.exposures.items() if parents & touched}
+    impact.deadlines = [deadlines[e] for e in sorted(impact.exposures) if e in deadlines]
+    for deadline in impact.deadlines:
+        impact.owners.update(deadline.owners)
+    return impact
 
 
 def _descendants(models: set[str], lineage: ProjectLineage) -> set[str]:

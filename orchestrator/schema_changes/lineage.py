@@ -56,9 +56,33 @@ class ProjectLineage:
     names: dict[str, str]  # unique_id -> short name
     source_refs: dict[str, str]  # "source.table" -> source unique_id
     errors: dict[str, str] = field(default_factory=dict)
+    # models with an enforced contract (``contract: {enforced: true}``): column -> declared data_type
+    contracts: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # model -> parents it passes whole through '*' (a column added there reaches the model)
+    star_parents: dict[str, set[str]] = field(default_factory=dict)
 
     def consumers(self, node: str) -> set[str]:
         return {c for c in self.children.get(node, set()) if c in self.models}
+
+    def passthrough_origin(self, model: str, column: str) -> Ref | None:
+        """The source column an output column is, unchanged (through '*' and bare projections /
+        renames, no expression or cast on the way); None when it is computed."""
+        seen: set[Ref] = set()
+        ref: Ref = (model, column.lower())
+        while ref[0] in self.models and ref not in seen:
+            seen.add(ref)
+            ml = self.models[ref[0]]
+            if ref[1] in ml.passthrough:
+                ref = ml.passthrough[ref[1]]
+                continue
+            parents = ml.outputs.get(ref[1]) or set()
+            if len(parents) != 1:
+                return None
+            parent = next(iter(parents))
+            if Use("passthrough", ref[1]) not in ml.reads.get(parent, set()):
+                return None
+            ref = parent
+        return ref if ref[0] not in self.models else None
 
 
 def build_lineage(manifest: dict[str, Any], dialect: str | None = None) -> ProjectLineage:
@@ -101,7 +125,16 @@ def build_lineage(manifest: dict[str, Any], dialect: str | None = None) -> Proje
         columns_of[uid] = list(lineage.outputs) or [c.lower() for c in node.get("columns") or {}]
     names = {uid: n.get("name", uid) for uid, n in {**nodes, **sources, **(manifest.get("exposures") or {})}.items()}
     source_refs = {f"{s['source_name']}.{s['name']}": uid for uid, s in sources.items()}
-    return ProjectLineage(result, dict(children), exposures, names, source_refs, errors)
+    contracts = {uid: {(c.get("name") or name).lower(): c.get("data_type") for name, c in (n.get("columns") or {}).items()}
+                 for uid, n in models.items() if ((n.get("config") or {}).get("contract") or {}).get("enforced")}
+    star_parents: dict[str, set[str]] = {}
+    for uid, ml in result.items():
+        passed = set(ml.passthrough.values())
+        for parent in (models[uid].get("depends_on") or {}).get("nodes", []):
+            known = columns_of.get(parent) or []
+            if known and all((parent, c) in passed for c in known):
+                star_parents.setdefault(uid, set()).add(parent)
+    return ProjectLineage(result, dict(children), exposures, names, source_refs, errors, contracts, star_parents)
 
 
 def _topological(models: dict[str, Any]) -> list[str]:

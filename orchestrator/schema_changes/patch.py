@@ -65,6 +65,7 @@ class Patch:
     unanswered: list[str] = field(default_factory=list)  # breaking changes it does not (why)
     models: set[str] = field(default_factory=set)  # models the patch rewrites
     affected: set[str] = field(default_factory=set)  # those + every model downstream: built and tested
+    author: str = "rules"  # "rules" (sqlglot rewrite), "llm:<model>", or both joined by "+"
 
     def diff(self) -> str:
         out = []
@@ -273,11 +274,12 @@ class Verification:
     commands: list[str]
     scratch_db: str
     log_tail: str = ""
+    author: str = "rules"
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "compile_ok": self.compile_ok, "nodes": self.nodes,
                 "duration_s": round(self.duration_s, 1), "commands": self.commands,
-                "scratch_db": self.scratch_db, "log_tail": self.log_tail[-2000:]}
+                "scratch_db": self.scratch_db, "log_tail": self.log_tail[-2000:], "author": self.author}
 
     def passed(self, model: str) -> bool:
         """The model and every test attached to it passed (by name)."""
@@ -311,8 +313,13 @@ def _run_dbt(args: list[str], project: Path, env: dict[str, str], timeout: float
                           cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _env(landing_dir: Path | None, db: Path) -> dict[str, str]:
-    env = dict(os.environ)
+# What dbt needs to run; a patch someone else wrote (the LLM's) is verified with only these, so
+# no credential of this process is in reach of the SQL or Jinja being verified.
+_MINIMAL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SYSTEMROOT", "VIRTUAL_ENV", "PYTHONPATH")
+
+
+def _env(landing_dir: Path | None, db: Path, minimal: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in _MINIMAL_ENV} if minimal else dict(os.environ)
     env["ORCHESTRATOR_DUCKDB_PATH"] = str(db)
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     if landing_dir is not None:
@@ -332,7 +339,8 @@ def compile_manifest(project_dir: Path, landing_dir: Path | None = None, timeout
 
 
 def verify(project_dir: Path, patch: Patch, landing_dir: Path | None, *, production_db: Path | None = None,
-           models: Iterable[str] | None = None, timeout: float = 900, compile_first: bool = True) -> Verification:
+           models: Iterable[str] | None = None, timeout: float = 900, compile_first: bool = True,
+           minimal_env: bool | None = None) -> Verification:
     """`dbt compile` + `dbt build --select +<models>` of the patched project on a scratch DuckDB."""
     selected = sorted(models if models is not None else (patch.affected or patch.models))
     started = time.monotonic()
@@ -340,7 +348,8 @@ def verify(project_dir: Path, patch: Patch, landing_dir: Path | None, *, product
         project, db = scratch_project(project_dir, Path(tmp), patch)
         if production_db is not None and Path(production_db).resolve() == db.resolve():
             raise PatchError("refusing to verify against the production database")
-        env = _env(landing_dir, db)
+        # an LLM-written patch runs with only what dbt needs (its SQL/Jinja cannot read our secrets)
+        env = _env(landing_dir, db, patch.author != "rules" if minimal_env is None else minimal_env)
         commands: list[str] = []
         log = ""
         selector = [f"+{m}" for m in selected]
@@ -350,7 +359,8 @@ def verify(project_dir: Path, patch: Patch, landing_dir: Path | None, *, product
             compiled = _run_dbt(args, project, env, timeout)
             log += compiled.stdout + compiled.stderr
             if compiled.returncode != 0:
-                return Verification(False, False, {}, time.monotonic() - started, commands, str(db), log)
+                return Verification(False, False, {}, time.monotonic() - started, commands, str(db), log,
+                                    patch.author)
         # cautious: a test runs only when every model it reads is built (a relationships test to a
         # model outside the selection would fail for want of its table, not because of the patch)
         args = (["build", "--select", *selector, "--indirect-selection", "cautious"] if selector else ["build"])
@@ -360,7 +370,7 @@ def verify(project_dir: Path, patch: Patch, landing_dir: Path | None, *, product
         nodes = _run_results(project / "target" / "run_results.json", project / "target" / "manifest.json")
         ok = built.returncode == 0 and bool(nodes) and all(
             r["status"] in ("success", "pass", "warn", "no-op") for r in nodes.values())
-        return Verification(ok, True, nodes, time.monotonic() - started, commands, str(db), log)
+        return Verification(ok, True, nodes, time.monotonic() - started, commands, str(db), log, patch.author)
 
 
 def _run_results(path: Path, manifest_path: Path) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ class TableReport:
     diff: detect.TableDiff
     impacts: list[ChangeImpact] = field(default_factory=list)
     handling: list[tuple[str, str]] = field(default_factory=list)  # (summary, action)
+    delivered: list[str] = field(default_factory=list)  # the columns the newest landed file has
 
     @property
     def breaking(self) -> list[ChangeImpact]:
@@ -40,13 +43,16 @@ class TableReport:
         return {o for i in self.impacts for o in i.owners}
 
 
-def handling(impact: ChangeImpact, setting: str | None) -> str:
-    """What happens to a change: ``patch`` (a verified patch proposed for approval), ``person``
-    (breaking, no deterministic patch), ``resync_table`` (non-breaking but the landed history has
+def handling(impact: ChangeImpact, setting: str | None, llm: bool = False) -> str:
+    """What happens to a change: ``patch`` (a verified patch proposed for approval), ``llm_patch``
+    (breaking, no rule answers it, an LLM is configured: its patch is verified like the others),
+    ``person`` (breaking, no patch), ``resync_table`` (non-breaking but the landed history has
     the old shape: re-land it, as the connector's setting propagates it), or ``none``."""
     kind = impact.change.kind
     if impact.breaking:
-        return "patch" if kind in ("renamed", "type_changed") else "person"
+        if kind in ("renamed", "type_changed"):
+            return "patch"
+        return "llm_patch" if llm else "person"
     if kind in ("type_changed", "renamed") and (setting is None or setting in PROPAGATING):
         return "resync_table"
     return "none"
@@ -64,7 +70,7 @@ def fingerprint(folder: Path) -> str | None:
 def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], ProjectLineage], *,
          seen: Mapping[str, str] | None = None, deadlines: Mapping[str, Deadline] | None = None,
          settings: Mapping[str, str] | None = None, owners_of: Callable[[str], set[str]] | None = None,
-         connector_keys: set[str] | None = None) -> list[TableReport]:
+         connector_keys: set[str] | None = None, llm: bool = False) -> list[TableReport]:
     """Reports for the source tables whose newest landed file changed since `seen` (key -> fingerprint).
 
     `lineage` is called only when some table differs (it may compile the project). `settings`:
@@ -74,6 +80,7 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
     expected = detect.expected_from_manifest(manifest)
     reports: list[TableReport] = []
     project_lineage: ProjectLineage | None = None
+    contracts, contract_typed = detect.has_contracts(dict(manifest)), False
     for source in manifest.get("sources", {}).values():
         table = source.get("identifier") or source["name"]
         key = f"{source['schema']}/{table}"
@@ -84,8 +91,12 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
         if print_ is None or seen.get(key) == print_:
             continue
         delivered = detect.delivered_from_parquet(folder, source["source_name"], source["name"])
+        if contracts and not contract_typed:  # enforced model contracts add expected types
+            project_lineage = project_lineage or lineage()
+            expected = detect.with_contract_types(expected, project_lineage)
+            contract_typed = True
         diff = detect.diff(expected[(source["source_name"], source["name"])], delivered)
-        report = TableReport(key, diff.ref, print_, diff)
+        report = TableReport(key, diff.ref, print_, diff, delivered=list(delivered.columns))
         if diff:
             project_lineage = project_lineage or lineage()
             report.impacts = analyze(diff, project_lineage, deadlines)
@@ -93,7 +104,7 @@ def scan(manifest: Mapping[str, Any], landing_dir: Path, lineage: Callable[[], P
                 if owners_of is not None:
                     for model in found.broken_models | found.models:
                         found.owners |= owners_of(model)
-                report.handling.append((found.summary(), handling(found, (settings or {}).get(key))))
+                report.handling.append((found.summary(), handling(found, (settings or {}).get(key), llm)))
         reports.append(report)
     return reports
 
@@ -111,10 +122,14 @@ def compiled_manifest(project_dir: Path, landing_dir: Path, cache_dir: Path) -> 
     """The project's compiled manifest, compiled once per version of its files (cached as JSON)."""
     cache = Path(cache_dir) / f"compiled-{project_hash(project_dir)}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:  # a torn file (a crash mid-write elsewhere): compile again
+            pass
     manifest = compile_manifest(project_dir, landing_dir)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
+    # a name of its own: two processes compiling at once each replace the cache whole
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(manifest))
     tmp.replace(cache)
     return manifest

@@ -91,13 +91,17 @@ class SchemaPatches:
         tables = sorted({i.table for i in impacts})
         owners = sorted({o for i in impacts for o in i.owners})
         status = "proposed" if verification is not None and verification.ok else "failed_verification"
+        author = getattr(patch, "author", "rules")
+        summary = "; ".join(patch.answered) or "no change answered"
+        if author != "rules":  # the reviewer sees who wrote it
+            summary += f" (patch written by {author}, verified by dbt build)"
         with self.store.session() as s:
             existing = s.scalar(select(SchemaPatchRow).where(SchemaPatchRow.fingerprint == fingerprint))
             if existing is not None:
                 return PatchProposal.from_row(existing)
             row = SchemaPatchRow(
                 id=uuid.uuid4().hex[:16], fingerprint=fingerprint, tables=json.dumps(tables),
-                summary="; ".join(patch.answered) or "no change answered", impact=[i.as_dict() for i in impacts],
+                summary=summary, impact=[i.as_dict() for i in impacts],
                 diff=patch.diff(), files=files, verification=verification.as_dict() if verification else None,
                 status=status, owners=owners, created_at=now,
             )
@@ -105,7 +109,8 @@ class SchemaPatches:
             s.flush()
             proposal = PatchProposal.from_row(row)
         self.store.append_audit("schema_patch.proposed", subject=proposal.id,
-                                payload={"status": status, "tables": tables, "summary": proposal.summary})
+                                payload={"status": status, "tables": tables, "summary": proposal.summary,
+                                         "author": author})
         return proposal
 
     def get(self, patch_id: str) -> PatchProposal:

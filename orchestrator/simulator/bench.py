@@ -61,5 +61,12 @@ def simulate(sc: Scenario, seed: int, p, res, deadlines, *, progress: Callable[[
     note = getattr(p, "note", "")
     if note:
         result.note = note
+    if getattr(sim, "schema_changes", None) is not None:  # scripted schema changes: how they were handled
+        s = sim.schema_changes.summary()
+        result.note = (result.note + "; " if result.note else "") + (
+            f"schema changes: {s['breaking']} breaking of {s['delivered']} delivered, detected within one sensor tick "
+            f"{s['detected_within_one_tick']}/{s['delivered']}, fixed by an approved patch {s['fixed_by_patch']}, "
+            f"by a person {s['fixed_by_person']}, unfixed {s['unfixed']}, failed attempts {s['failed_attempts']}, "
+            f"patches applied without approval {s['applied_without_approval']}")
     result.lateness = [lateness(d, sim.watch.get(d.target, []), sim.horizon) for d in deadlines]
     return result

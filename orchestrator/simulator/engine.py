@@ -200,6 +200,12 @@ class Simulation:
         # pure-performance memos (orchestrator.perf): records of ended runs, float -> datetime
         self._record_memo: dict[str, tuple[tuple, RunRecord]] = {}
         self._dt_memo: dict[float, datetime] = {}
+        # scripted schema changes (scenario ``schema_changes``): orchestrator/simulator/schema_changes.py
+        self.schema_changes = None
+        if getattr(self.spec, "schema_changes", None):
+            from orchestrator.simulator.schema_changes import SchemaChangeScript
+
+            self.schema_changes = SchemaChangeScript(self)
 
     def _silent_episodes(self) -> list[list]:
         from fnmatch import fnmatchcase

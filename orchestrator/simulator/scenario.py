@@ -392,6 +392,34 @@ class SilentSpec(_Strict):
         return [_clock(x) for x in v] if isinstance(v, list) else v
 
 
+class SchemaChangeSpec(_Strict):
+    """A scripted schema change (``orchestrator.simulator.schema_changes``): from ``at`` (UTC, on
+    day ``day`` of the run), the next successful sync of the table's connector lands it; from then
+    on every attempt of the ``breaks`` models fails with the warehouse's error until it is fixed:
+    ``fix: patch`` -- the schema-change sensor (every ``schema_sensor_tick``) detects it and tells
+    the owners, a patch verified in ``verify`` is proposed and fixes it once approved (approvals
+    answer as ``approvals`` says); ``fix: human`` -- no patch, a person fixes it (on-call after
+    ``human_fix_delay`` once a model failed, or an approved action on a broken model). Either way
+    a person's approval of an action on a broken model fixes it too."""
+
+    name: str
+    table: str  # connector table asset key
+    change: Literal["rename_column", "drop_column", "change_type", "add_column"]
+    column: str
+    to: str | None = None  # rename: the new name; change_type: the new type
+    at: str = "00:00"
+    day: int = Field(default=0, ge=0)
+    breaks: list[str] | None = None  # model key globs; default: the table's direct children (add_column: none)
+    fix: Literal["patch", "human"] | None = None  # default: patch for renames and type changes, human otherwise
+    verify: Duration = timedelta(minutes=4)  # dbt compile + build of the patch in a scratch database
+
+    _c = field_validator("at", mode="before")(lambda cls, v: _clock(v))
+
+    @property
+    def effective_fix(self) -> str:
+        return self.fix or ("patch" if self.change in ("rename_column", "change_type") else "human")
+
+
 class OracleSpec(_Strict):
     max_tasks: int = Field(default=300, ge=1)  # above: the relaxation lower bound
     time_limit_s: float = Field(default=20, gt=0)
@@ -410,6 +438,8 @@ class ScenarioSpec(_Strict):
     cost: CostSpec = CostSpec()
     faults: list[FaultSpec] = Field(default_factory=list)
     silent: list[SilentSpec] = Field(default_factory=list)  # silent failures (orchestrator.health)
+    schema_changes: list[SchemaChangeSpec] = Field(default_factory=list)  # scripted schema changes
+    schema_sensor_tick: Duration = timedelta(seconds=60)  # the schema_change_sensor's interval
     baseline: BaselineSpec = BaselineSpec()
     approvals: ApprovalSpec = ApprovalSpec()
     oracle: OracleSpec = OracleSpec()
@@ -433,7 +463,8 @@ class ScenarioSpec(_Strict):
 
 _FIELDS = sorted({n for m in (ScenarioSpec, GraphSpec, ConnectorSpec, AssetSpec, DurationSpec,
                               DurationsSpec, CapacitySpec, CostSpec, FaultSpec, RetrySpec, JobSpec,
-                              BaselineSpec, ApprovalSpec, NightSpec, OracleSpec, PriceWindow, AutoConnectors)
+                              BaselineSpec, ApprovalSpec, NightSpec, OracleSpec, PriceWindow, AutoConnectors,
+                              SchemaChangeSpec)
                   for n in m.model_fields})
 
 
@@ -774,6 +805,17 @@ def build_scenario(spec: ScenarioSpec, file: Path | None = None) -> Scenario:
             fnmatch.fnmatchcase(t, pat) for pat in f.targets for t in connectors
         ):
             errors.append(f"{where}: faults[{i}]({f.name}).fix: resync_table only clears connector faults")
+    for i, c in enumerate(spec.schema_changes):
+        node = graph.get(c.table)
+        if node is None or not node.connector or node.connector not in connectors:
+            hint = difflib.get_close_matches(c.table, [k for k in graph.keys if graph.node(k).connector], n=1)
+            errors.append(f"{where}: schema_changes[{i}]({c.name}).table: {c.table!r} is not a connector table"
+                          + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        for pat in c.breaks or []:
+            if not any(fnmatch.fnmatchcase(m, pat) for m in models):
+                errors.append(f"{where}: schema_changes[{i}]({c.name}).breaks: {pat!r} matches no model")
+        if c.change in ("rename_column", "change_type") and not c.to:
+            errors.append(f"{where}: schema_changes[{i}]({c.name}).to: a {c.change} needs 'to' (the new name/type)")
     if errors:
         raise ScenarioError(errors)
     return Scenario(spec, file, graph, connectors, models, model_pool, model_duration, pools,
