@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from orchestrator.project_graph import asset_graph_from_definitions
-from sensor_fixtures import persist, project_context, sensor_context
+from sensor_fixtures import launch, persist, project_context, sensor_context
 from sensors import ProjectContext
 
 pytestmark = pytest.mark.slow
@@ -133,12 +133,24 @@ def test_transient_failure_diagnosed_once_and_retried_in_the_same_evaluation(
 
     shown = Proposals(store).show(rr.tags["orchestrator/action_id"])
     assert shown["status"] in ("approved", "executing")  # written ahead before the request left
-    persist(instance, out)
+    persist(instance, out)  # the asset events went out; the daemon created no run (code server timed out)
 
-    # evaluated again: nothing diagnosed, recorded or requested twice
+    # evaluated again: nothing diagnosed or recorded twice; the retry that never became a run is
+    # requested again with the same run key (Dagster skips a run key it already launched), audited
     again = evaluate(sensor, instance, project_defs, cursor=out.cursor)
     assert len(_diagnosed(store, fid)) == 1
-    assert not [r for r in (again.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    relaunched = [r for r in (again.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    assert [r.run_key for r in relaunched] == [rr.run_key]
+    assert sorted(k.to_user_string() for k in relaunched[0].asset_selection) == tables
+    assert len([a for a in store.audit_events(kind="execution", limit=100000)
+                if a["subject"] == f"action:{rr.run_key}" and (a["payload"] or {}).get("relaunched")]) == 1
+    run_ids = launch(instance, again)  # this time the daemon creates it
+
+    # once the run exists: nothing requested again, the launch recorded with its run id
+    third = evaluate(sensor, instance, project_defs, cursor=again.cursor)
+    assert not [r for r in (third.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    assert any(e["run_id"] in run_ids and e["status"] == "launched"
+               for e in Proposals(store).show(rr.run_key)["executions"])
 
     # the planning cycle reuses the stored diagnosis: the classifier is not asked about it again
     import orchestrator.diagnosis as diagnosis
