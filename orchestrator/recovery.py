@@ -228,3 +228,29 @@ def retake_launch(store, launch: dict, *, owner: str, now: datetime, lease_s: fl
                                          "relaunched": launch.get("relaunches", 0) + 1,
                                          "why": "no run was created for the request of the previous tick"})
     return bool(taken)
+
+
+def withdraw_stale(props, snapshot, failures: Iterable[DiagnosedFailure], *, now: datetime | None = None,
+                   actor: str = "orchestrator") -> dict[str, str]:
+    """Pending proposals no person should be asked about any more (``stale_reason``: their
+    connector's credentials/grants/setup are broken, or their assets were refreshed since) are
+    withdrawn in the store (status ``withdrawn``, the reason, a ``withdrawal`` audit event).
+    Returns action id -> reason for those withdrawn now. Called by every decision cycle (the
+    failure-driven one, the planning sensor) and the digest."""
+    from sqlalchemy import select
+
+    from orchestrator.store.agent_models import ActionRow
+
+    now = now or datetime.now(UTC)
+    blocked = blocked_connectors(failures, snapshot.last_success, snapshot.graph,
+                                 getattr(snapshot, "paused_connectors", None) or ())
+    with props.store.session() as s:
+        rows = [(r.id, r.type, r.payload or {}, r.created_at)
+                for r in s.scalars(select(ActionRow).where(ActionRow.status == "pending")).all()]
+    out: dict[str, str] = {}
+    for aid, typ, payload, created in rows:
+        why = stale_reason(typ, payload.get("asset_keys") or (), payload.get("connector"), created,
+                           graph=snapshot.graph, blocked=blocked, last_success=snapshot.last_success)
+        if why and props.withdraw(aid, why, actor=actor, now=now):
+            out[aid] = why
+    return out

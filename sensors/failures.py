@@ -263,6 +263,10 @@ def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connec
     durations = DurationModel(snap.durations)
     assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
     result = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
+    from orchestrator.recovery import withdraw_stale
+
+    # pending asks this failure made doomed (a run of a connector whose credentials just expired)
+    withdraw_stale(props, snap, assessment.failures, now=now, actor=SENSOR_NAME)
     new = set(result.new_action_ids)
     owner = f"{SENSOR_NAME}:{uuid.uuid4().hex[:8]}"
     requests: list[dg.RunRequest] = []

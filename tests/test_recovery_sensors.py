@@ -262,6 +262,42 @@ def test_expired_credentials_escalated_once_to_the_connector_owners(
         assert "t-doomed" not in pending and "t-done" not in pending
         assert withdrawn["t-doomed"].startswith("cannot succeed") and "auth_expired" in withdrawn["t-doomed"]
         assert withdrawn["t-done"].startswith("already done")
+        # withdrawn in the store, not only hidden: status, reason, audit event (what the cycles and
+        # the digest delivery call); a second pass changes nothing
+        from orchestrator.recovery import withdraw_stale
+
+        gone = withdraw_stale(props, snap, assessment.failures, now=now, actor="test")
+        assert {"t-doomed", "t-done"} <= set(gone)
+        assert withdraw_stale(props, snap, assessment.failures, now=now) == {}
+        for aid in ("t-doomed", "t-done"):
+            shown = props.show(aid)
+            assert shown["status"] == "withdrawn"
+            assert shown["approvals"][-1]["decision"] == "withdraw" and shown["approvals"][-1]["comment"] == gone[aid]
+            assert [e for e in store.audit_events(kind="withdrawal", limit=100000)
+                    if e["subject"] == f"action:{aid}" and e["payload"]["reason"] == gone[aid]]
+        assert "t-doomed" not in {r["action_id"] for r in props.list(status="pending", limit=1000)}
+        digest = build_digest(store, snap, assessment, ctx.resolution, now=now, since=now - timedelta(hours=1))
+        again = {w.action.action_id: w.reason for s in digest.owners for w in s.withdrawn}
+        assert again["t-doomed"] == gone["t-doomed"] and again["t-done"] == gone["t-done"]
+        assert not {"t-doomed", "t-done"} & {a.action_id for s in digest.owners for a in s.pending}
+        # an approval link sent before the withdrawal answers that the work is no longer needed
+        from starlette.testclient import TestClient
+
+        from orchestrator.approvals import tokens
+        from orchestrator.approvals.app import create_app
+        from orchestrator.settings import Settings
+
+        secret = b"s" * 32
+        tok = tokens.issue("t-doomed", "p-stale", "approve", "ana@example.com", secret=secret,
+                           now=datetime.now(UTC), ttl=timedelta(hours=1))
+        with TestClient(create_app(store=store, secret=secret,
+                                   settings=Settings(approval_base_url="http://127.0.0.1:8703")),
+                        base_url="http://127.0.0.1:8703") as c:
+            page = c.get("/decide/t-doomed/approve", params={"token": tok})
+            posted = c.post("/decide/t-doomed/approve", data={"token": tok})
+        assert page.status_code == 410 and "no longer needed" in page.text and "auth_expired" in page.text
+        assert posted.status_code == 410 and "no longer needed" in posted.text
+        assert props.show("t-doomed")["status"] == "withdrawn"
         # one escalation item per incident in the digest, whatever number of cycles saw it
         assert sum(e.subject == f"connector:{conn}" and e.at >= started.replace(tzinfo=UTC)
                    for s in mine for e in s.escalations) == len(mine), [(e.category, e.failure_id, str(e.at))
