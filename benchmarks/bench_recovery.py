@@ -1,7 +1,7 @@
 """Recovery out of the box: the real `dagster dev` on the embedded default, faults injected through
 the emulators' control API, figures against issue 15's targets.
 
-    .venv/bin/python benchmarks/bench_recovery.py [--rounds 2] [--backoff-scale 0.05] [--keep]
+    .venv/bin/python benchmarks/bench_recovery.py [--rounds 1] [--backoff-scale X] [--keep]
 
 What it does, like a new user after `python3 dev.py up`:
 
@@ -20,11 +20,12 @@ What it does, like a new user after `python3 dev.py up`:
 4. **duplicates**: after a few more sensor ticks, per incident: extra `escalation` events, extra
    digest items, extra stored diagnoses and extra retry runs (target 0).
 
-The prescribed backoff is 600 s for a 502 (``source_unavailable``); ``--backoff-scale`` (default
-0.05, i.e. 30 s; ``ORCHESTRATOR_BACKOFF_SCALE``) shortens it so a run takes a few minutes. Only the
-backoff is scaled: the latency measured after it is what a user waits beyond the prescription.
+By default NO setting is changed: the failure class's prescribed backoff (600 s for a 502,
+``source_unavailable``) is waited in full, counted apart and printed, and the figure against the
+target is the latency beyond it (a round takes ~12 minutes). ``--backoff-scale 0.05``
+(``ORCHESTRATOR_BACKOFF_SCALE``) shortens only the backoff (30 s) for a quicker look;
 ``--backoff-scale 0`` measures the same-evaluation path (no backoff: the failure sensor launches
-the retry itself). Nothing else is changed from the defaults.
+the retry itself). The report says which was used.
 """
 
 from __future__ import annotations
@@ -66,16 +67,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Dev:
-    def __init__(self, home: Path, backoff_scale: float):
+    def __init__(self, home: Path, backoff_scale: float | None):
         self.home = home
         self.ui_port, self.ft_port, self.ab_port = free_port(), free_port(), free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ORCHESTRATOR_", "FIVETRAN_",
                                                                          "AIRBYTE_", "OPENAI_"))},
             "ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_FIVETRAN_PORT": str(self.ft_port),
-            "ORCHESTRATOR_AIRBYTE_PORT": str(self.ab_port), "ORCHESTRATOR_BACKOFF_SCALE": str(backoff_scale),
-            "ORCHESTRATOR_DIGEST_SCHEDULE": "off",
+            "ORCHESTRATOR_AIRBYTE_PORT": str(self.ab_port),
+            "ORCHESTRATOR_DIGEST_SCHEDULE": "off",  # the bench builds the digest itself
         }
+        if backoff_scale is not None:  # default: the prescribed backoff, unchanged
+            self.env["ORCHESTRATOR_BACKOFF_SCALE"] = str(backoff_scale)
         self.ui = f"http://127.0.0.1:{self.ui_port}"
         self.ft = f"http://127.0.0.1:{self.ft_port}"
         self.ab = f"http://127.0.0.1:{self.ab_port}"
@@ -346,13 +349,17 @@ def duplicates(dev: Dev, samples: list[dict], auth: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=2, help="transient rounds (one failure per connector each)")
-    ap.add_argument("--backoff-scale", type=float, default=0.05)
-    ap.add_argument("--timeout", type=float, default=240, help="seconds to wait for each round's retries")
+    ap.add_argument("--rounds", type=int, default=1, help="transient rounds (one failure per connector each)")
+    ap.add_argument("--backoff-scale", type=float, default=None,
+                    help="ORCHESTRATOR_BACKOFF_SCALE (default: not set, the prescribed backoff)")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for each round's retries (default 240 + the prescribed 600 s backoff x scale)")
     ap.add_argument("--settle", type=float, default=45, help="seconds of extra sensor ticks before counting duplicates")
     ap.add_argument("--keep", action="store_true", help="keep the temporary ORCHESTRATOR_HOME")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.timeout is None:
+        args.timeout = 240 + 600 * (1.0 if args.backoff_scale is None else args.backoff_scale)
 
     home = Path(tempfile.mkdtemp(prefix="bench_recovery_"))
     dev = Dev(home, args.backoff_scale)
@@ -385,7 +392,8 @@ def main() -> None:
     esc_s = (auth["escalated"] - auth["failed"]).total_seconds() if "escalated" in auth else None
     report = {
         "startup_s": round(ready_s, 1), "sensors_running_by_default": running,
-        "backoff_scale": args.backoff_scale,
+        "backoff_scale": args.backoff_scale, "settings_changed": [] if args.backoff_scale is None else [
+            f"ORCHESTRATOR_BACKOFF_SCALE={args.backoff_scale}"],
         "transient": {
             "failures": len(samples), "retries_launched": len(ok),
             "categories": sorted({s.get("category") or "?" for s in samples}),
@@ -410,7 +418,8 @@ def main() -> None:
         print(f"transient failures: {t['failures']} ({', '.join(t['categories'])}), retries launched: "
               f"{t['retries_launched']}")
         print(f"  detected + diagnosed after the failure: p50 {t['detect_p50_s']} s, p95 {t['detect_p95_s']} s")
-        print(f"  prescribed backoff (x{args.backoff_scale}): {t['prescribed_backoff_s']} s  (reported apart)")
+        scale = "no setting changed" if args.backoff_scale is None else f"x{args.backoff_scale}"
+        print(f"  prescribed backoff ({scale}): {t['prescribed_backoff_s']} s  (counted apart)")
         print(f"  retry launched after the backoff: p50 {t['launch_after_backoff_p50_s']} s (target <= 30), "
               f"p95 {t['launch_after_backoff_p95_s']} s (target <= 60)")
         print(f"  failure -> retry launched incl. backoff: p50 {t['failure_to_launch_p50_s']} s, "

@@ -68,12 +68,17 @@ class Supervisor:
     """Children started in their own process groups, and stopped with everything they started.
 
     ``dagster dev`` shuts its webserver, daemon and code servers down on Ctrl-C (SIGINT) but not on
-    SIGTERM, and a grandchild can outlive its parent: ``stop`` sends SIGINT to each group (newest
-    first), waits ``grace`` seconds, then SIGTERM, then SIGKILL to whatever is left in the groups.
+    SIGTERM, and a grandchild can outlive its parent. ``stop()`` (Ctrl-C) sends SIGINT to each
+    group (newest first), waits ``grace`` seconds (``ORCHESTRATOR_DEV_STOP_GRACE``, default 3), then
+    SIGTERM for ``term_wait`` seconds, then SIGKILL to whatever is left in the groups.
+    ``stop(fast=True)`` (SIGTERM/SIGHUP: a supervisor wants it gone now) skips the SIGINT phase:
+    every process of every group gets SIGTERM at once, SIGKILL ``term_wait`` seconds later, so the
+    whole tree and this process are gone within a few seconds.
     """
 
-    def __init__(self, grace: float | None = None):
-        self.grace = float(os.environ.get("ORCHESTRATOR_DEV_STOP_GRACE", "15")) if grace is None else grace
+    def __init__(self, grace: float | None = None, term_wait: float = 2.0):
+        self.grace = float(os.environ.get("ORCHESTRATOR_DEV_STOP_GRACE", "3")) if grace is None else grace
+        self.term_wait = term_wait
         self.children: list[subprocess.Popen] = []
         self._stopped = False
 
@@ -107,18 +112,19 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
-    def stop(self) -> None:
+    def stop(self, fast: bool = False) -> None:
         if self._stopped:
             return
         self._stopped = True
-        self._signal_groups(signal.SIGINT)
-        if self._wait(self.grace):
-            return
+        if not fast:
+            self._signal_groups(signal.SIGINT)
+            if self._wait(self.grace):
+                return
         self._signal_groups(signal.SIGTERM)
-        if self._wait(5.0):
+        if self._wait(self.term_wait):
             return
         self._signal_groups(signal.SIGKILL)
-        self._wait(5.0)
+        self._wait(2.0)
 
 
 @click.command("dev")
@@ -134,8 +140,8 @@ def dev_command(port: int, host: str, emulators: bool) -> None:
     sup = Supervisor()
 
     def on_signal(signum, _frame):
-        sup.stop()
-        sys.exit(0 if signum == signal.SIGTERM else 130)
+        sup.stop(fast=True)  # SIGTERM/SIGHUP: everything gone within a few seconds, this process too
+        os._exit(0 if signum == signal.SIGTERM else 129)  # no cleanup handler may hold the exit
 
     # SIGTERM (a supervisor, `kill`) and SIGHUP (terminal closed) stop everything started here; the
     # children run in their own process groups, so Ctrl-C reaches them only through this process.

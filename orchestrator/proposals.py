@@ -444,6 +444,24 @@ class Proposals:
                              payload={"via": via, "comment": comment, "was": row.status})
         return self.show(action_id)
 
+    def withdraw(self, action_id: str, reason: str, *, actor: str = "orchestrator",
+                 now: datetime | None = None) -> bool:
+        """A pending action that can no longer succeed or is already done is withdrawn: status
+        ``withdrawn``, the reason kept (an approval row ``withdraw`` with it as comment) and a
+        ``withdrawal`` audit event, atomically. False when it was not pending any more."""
+        now = _now(now)
+        with self.store.session() as s:
+            self.store.lock(s)
+            res = s.execute(update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == "pending")
+                            .values(status="withdrawn", updated_at=now))
+            if res.rowcount != 1:
+                return False
+            s.add(ApprovalRow(action_id=action_id, decision="withdraw", actor=actor, via="policy",
+                              comment=reason[:2000], at=now))
+            self.store.audit(s, "withdrawal", actor=actor, subject=f"action:{action_id}", ts=now,
+                             payload={"reason": reason[:2000], "was": "pending"})
+        return True
+
     def expire(self, now: datetime | None = None) -> list[str]:
         """Pending actions past ``expires_at`` and approved actions not started within
         ``ORCHESTRATOR_APPROVED_TTL`` of their approval expire (each with its audit event)."""

@@ -170,3 +170,87 @@ def stale_reason(action_type: str, asset_keys: Iterable[str], connector: str | N
         if all(t is not None and t > created for t in done):
             return f"already done: {', '.join(keys[:3])} refreshed successfully at {max(done):%Y-%m-%d %H:%M} UTC"
     return None
+
+
+RELAUNCH_OWNER = "failure_diagnosis_sensor:"  # owner prefix of the launches the failure sensor wrote ahead
+
+
+def unlaunched_runs(store, *, started_before: datetime, owner_prefix: str = RELAUNCH_OWNER,
+                    max_relaunches: int = 10) -> list[dict]:
+    """Run launches a previous tick of one sensor wrote ahead (``calling``, owner ``owner_prefix``...)
+    that are still open: their RunRequest left that tick, but no run may have been created (the
+    daemon timed out on the code server, the evaluation's answer was lost). Ticks of one sensor
+    run one after another, so a launch started before this tick is one whose tick is over.
+    A launch requested again ``max_relaunches`` times is left to the execution sensor.
+    Returns [{"execution_id", "action_id", "run_key", "lease_until", "payload", "relaunches"}]."""
+    from sqlalchemy import select
+
+    from orchestrator.store.agent_models import ActionRow, ExecutionRow
+
+    out = []
+    with store.session() as s:
+        for ex in s.scalars(select(ExecutionRow).where(ExecutionRow.status == "calling", ExecutionRow.kind == "run",
+                                                       ExecutionRow.owner.like(f"{owner_prefix}%"))).all():
+            if not ex.run_key or _aware(ex.started_at) >= _aware(started_before):
+                continue
+            row = s.get(ActionRow, ex.action_id)
+            if row is None or row.status not in ("approved", "executing"):
+                continue
+            relaunches = int((ex.detail or {}).get("relaunches", 0)) if isinstance(ex.detail, dict) else 0
+            if relaunches >= max_relaunches:  # left to the execution sensor's lease takeover
+                continue
+            out.append({"execution_id": ex.id, "action_id": ex.action_id, "run_key": ex.run_key,
+                        "lease_until": ex.lease_until, "payload": row.payload, "relaunches": relaunches,
+                        "detail": ex.detail})
+    return out
+
+
+def retake_launch(store, launch: dict, *, owner: str, now: datetime, lease_s: float = 120.0) -> bool:
+    """Take the launch over for this tick (a new lease, conditionally on the one read: one taker,
+    the execution sensor's stale-lease takeover included); audited. False: someone else did."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from orchestrator.store.agent_models import ExecutionRow
+
+    lease = launch["lease_until"]
+    with store.session() as s:
+        store.lock(s)  # the audit chain and the execution sensor's takeover: one writer
+        taken = s.execute(update(ExecutionRow).where(
+            ExecutionRow.id == launch["execution_id"], ExecutionRow.status == "calling",
+            ExecutionRow.lease_until.is_(None) if lease is None else ExecutionRow.lease_until == lease,
+        ).values(lease_until=now + timedelta(seconds=lease_s), owner=owner[:128],
+                 detail={**(launch["detail"] if isinstance(launch.get("detail"), dict) else {}), "relaunches": launch.get("relaunches", 0) + 1})).rowcount
+        if taken:
+            store.audit(s, "execution", actor="failure_diagnosis_sensor", subject=f"action:{launch['action_id']}",
+                        ts=now, payload={"kind": "run", "status": "calling", "run_keys": [launch["run_key"]],
+                                         "relaunched": launch.get("relaunches", 0) + 1,
+                                         "why": "no run was created for the request of the previous tick"})
+    return bool(taken)
+
+
+def withdraw_stale(props, snapshot, failures: Iterable[DiagnosedFailure], *, now: datetime | None = None,
+                   actor: str = "orchestrator") -> dict[str, str]:
+    """Pending proposals no person should be asked about any more (``stale_reason``: their
+    connector's credentials/grants/setup are broken, or their assets were refreshed since) are
+    withdrawn in the store (status ``withdrawn``, the reason, a ``withdrawal`` audit event).
+    Returns action id -> reason for those withdrawn now. Called by every decision cycle (the
+    failure-driven one, the planning sensor) and the digest."""
+    from sqlalchemy import select
+
+    from orchestrator.store.agent_models import ActionRow
+
+    now = now or datetime.now(UTC)
+    blocked = blocked_connectors(failures, snapshot.last_success, snapshot.graph,
+                                 getattr(snapshot, "paused_connectors", None) or ())
+    with props.store.session() as s:
+        rows = [(r.id, r.type, r.payload or {}, r.created_at)
+                for r in s.scalars(select(ActionRow).where(ActionRow.status == "pending")).all()]
+    out: dict[str, str] = {}
+    for aid, typ, payload, created in rows:
+        why = stale_reason(typ, payload.get("asset_keys") or (), payload.get("connector"), created,
+                           graph=snapshot.graph, blocked=blocked, last_success=snapshot.last_success)
+        if why and props.withdraw(aid, why, actor=actor, now=now):
+            out[aid] = why
+    return out

@@ -780,19 +780,23 @@ def build_snapshot(
     last_success: bool = True,
     caps: SnapshotCaps | None = None,
     connector_settings: bool = False,
+    resolvers: Mapping[str, Callable] | None = None,
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
     (default: two days before ``now``). ``history=False`` / ``last_success=False`` skip the
     recent materializations / the latest materialization of every asset. ``caps`` (default: from
     the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit.
-    ``connector_settings`` also reads each connector's schema-change setting (for the planner)."""
+    ``connector_settings`` also reads each connector's schema-change setting (for the planner).
+    ``resolvers`` (``job_assets``, ``step_assets``, ``dbt_targets``) replace ``repository_def``'s."""
     now = now or datetime.now(UTC)
     since = since or now - timedelta(days=2)
     kwargs = {}
     if repository_def is not None:
         kwargs["job_assets"], kwargs["step_assets"] = resolvers_from_repository(repository_def)
         kwargs["dbt_targets"] = dbt_target_roots(repository_def)
+    if resolvers is not None:  # the same three from plain data (orchestrator.graph_cache)
+        kwargs.update(resolvers)
     reader = InstanceReader(instance, caps=caps or SnapshotCaps.from_env(), **kwargs)
     snap = Snapshot(taken_at=now, graph=graph)
     if last_success:

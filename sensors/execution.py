@@ -553,11 +553,14 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         known = stored_diagnoses(props.store, [f.failure_id for f in snap.failures])
         assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
         r = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
+        from orchestrator.recovery import withdraw_stale
+
+        withdrawn = withdraw_stale(props, snap, assessment.failures, now=now, actor=name)  # nothing stale stays asked
         counts = {k: sum(1 for d in r.decisions if d.decision == k) for k in ("execute", "await_approval", "record_only")}
         return dg.SkipReason(
             f"proposal {r.proposal_id} ({r.plan.planner}): {counts['execute']} to execute, "
             f"{counts['await_approval']} awaiting approval, {counts['record_only']} recorded, "
-            f"{len(r.rejected)} rejected, {len(r.new_action_ids)} new")
+            f"{len(r.rejected)} rejected, {len(r.new_action_ids)} new, {len(withdrawn)} withdrawn")
 
     return _planning
 

@@ -263,6 +263,10 @@ def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connec
     durations = DurationModel(snap.durations)
     assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
     result = props.run_cycle(snap, assessment, ctx.resolution, durations, now=now)
+    from orchestrator.recovery import withdraw_stale
+
+    # pending asks this failure made doomed (a run of a connector whose credentials just expired)
+    withdraw_stale(props, snap, assessment.failures, now=now, actor=SENSOR_NAME)
     new = set(result.new_action_ids)
     owner = f"{SENSOR_NAME}:{uuid.uuid4().hex[:8]}"
     requests: list[dg.RunRequest] = []
@@ -275,6 +279,39 @@ def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connec
             continue  # the prescribed backoff: the execution sensor launches it when it is due
         requests.extend(_run_pass(context, props, a, ctx.resolution, now, owner))
     return result, requests
+
+
+def relaunch_lost_requests(context, props, *, now: datetime, owner: str) -> list[dg.RunRequest]:
+    """Retries this sensor requested in an earlier tick that never became a run (the daemon
+    timed out on the code server while creating it, or the evaluation's answer was lost after the
+    launch was written ahead) are requested again on this tick, with the same run key: the store
+    says which were requested (``calling``, this sensor's owner), the instance says which runs
+    exist. A run that exists is recorded as launched instead; a launch is retaken conditionally
+    (one taker, so the execution sensor's stale-lease takeover never doubles it) and audited."""
+    from orchestrator.planning import action_from_dict
+    from orchestrator.proposals import CALL_LEASE
+    from orchestrator.recovery import retake_launch, unlaunched_runs
+    from sensors.execution import TAG_ACTION, _proposal_of, run_requests_for
+
+    out: list[dg.RunRequest] = []
+    for launch in unlaunched_runs(props.store, started_before=now):
+        aid, key = launch["action_id"], launch["run_key"]
+        runs = context.instance.get_runs(filters=dg.RunsFilter(tags={TAG_ACTION: aid, "dagster/run_key": key}),
+                                         limit=1)
+        if runs:
+            props.record_execution(aid, "run", run_key=key, run_id=runs[0].run_id, now=now)
+            continue
+        try:
+            wanted = [r for r in run_requests_for(action_from_dict(launch["payload"]), _proposal_of(props, aid))
+                      if r.run_key == key]
+        except Exception as exc:  # noqa: BLE001 - the execution sensor settles unreadable actions
+            context.log.warning(f"cannot rebuild the request of {aid} ({exc}); left to the execution sensor")
+            continue
+        if wanted and retake_launch(props.store, launch, owner=owner, now=now,
+                                    lease_s=CALL_LEASE.total_seconds()):
+            context.log.warning(f"run {key} of {aid} was requested but never created; requested again")
+            out.extend(wanted)
+    return out
 
 
 def failure_interval_s() -> int:
@@ -314,6 +351,15 @@ def build_failure_sensor(
 
         now = clock()
         requests: list[dg.RunRequest] = []
+        relaunched: list[dg.RunRequest] = []
+        if recover:  # a retry requested by an earlier tick that never became a run: again, same run key
+            from orchestrator.proposals import Proposals
+
+            try:
+                relaunched = relaunch_lost_requests(context, Proposals(store), now=now,
+                                                    owner=f"{SENSOR_NAME}:{uuid.uuid4().hex[:8]}")
+            except Exception as exc:  # noqa: BLE001 - the execution sensor's lease takeover still applies
+                context.log.error(f"lost launches not checked: {type(exc).__name__}: {str(exc)[:300]}")
         with api_deadline(sensor_api_deadline_s()):  # a hung API cannot stretch the tick
             new, events, new_state = failures_tick(
                 context.instance, ctx, state, now=now, repository_def=context.repository_def,
@@ -345,6 +391,7 @@ def build_failure_sensor(
                              "; ".join(d.evidence)[:300], "root" if d.root_failure_id is None else f"caused by {d.root_failure_id}")
         if connectors.errors:
             context.log.warning("connector state unavailable: %s", "; ".join(connectors.errors))
+        requests = relaunched + [r for r in requests if r.run_key not in {x.run_key for x in relaunched}]
         if not events and not requests:
             return dg.SensorResult(cursor=json.dumps(new_state), skip_reason="no new failures")
         return dg.SensorResult(asset_events=events, run_requests=requests or None, cursor=json.dumps(new_state))

@@ -26,3 +26,18 @@ def persist(instance, result):
     """What the daemon does with a SensorResult's asset events: report them runless."""
     for ev in result.asset_events or []:
         instance.report_runless_asset_event(ev)
+
+
+def launch(instance, result, sensor_name: str = "failure_diagnosis_sensor") -> list[str]:
+    """What the daemon does with a SensorResult's run requests: one run each, tagged with its run
+    key and the sensor's name (how Dagster skips a run key it already launched). Returns run ids."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    ids = []
+    for rr in result.run_requests or []:
+        tags = {**rr.tags, "dagster/run_key": rr.run_key, "dagster/sensor_name": sensor_name}
+        run = DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.NOT_STARTED)
+        instance.add_run(run)
+        ids.append(run.run_id)
+    return ids

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from orchestrator.project_graph import asset_graph_from_definitions
-from sensor_fixtures import persist, project_context, sensor_context
+from sensor_fixtures import launch, persist, project_context, sensor_context
 from sensors import ProjectContext
 
 pytestmark = pytest.mark.slow
@@ -133,12 +133,24 @@ def test_transient_failure_diagnosed_once_and_retried_in_the_same_evaluation(
 
     shown = Proposals(store).show(rr.tags["orchestrator/action_id"])
     assert shown["status"] in ("approved", "executing")  # written ahead before the request left
-    persist(instance, out)
+    persist(instance, out)  # the asset events went out; the daemon created no run (code server timed out)
 
-    # evaluated again: nothing diagnosed, recorded or requested twice
+    # evaluated again: nothing diagnosed or recorded twice; the retry that never became a run is
+    # requested again with the same run key (Dagster skips a run key it already launched), audited
     again = evaluate(sensor, instance, project_defs, cursor=out.cursor)
     assert len(_diagnosed(store, fid)) == 1
-    assert not [r for r in (again.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    relaunched = [r for r in (again.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    assert [r.run_key for r in relaunched] == [rr.run_key]
+    assert sorted(k.to_user_string() for k in relaunched[0].asset_selection) == tables
+    assert len([a for a in store.audit_events(kind="execution", limit=100000)
+                if a["subject"] == f"action:{rr.run_key}" and (a["payload"] or {}).get("relaunched")]) == 1
+    run_ids = launch(instance, again)  # this time the daemon creates it
+
+    # once the run exists: nothing requested again, the launch recorded with its run id
+    third = evaluate(sensor, instance, project_defs, cursor=again.cursor)
+    assert not [r for r in (third.run_requests or []) if r.tags.get("orchestrator/action_id") == rr.run_key]
+    assert any(e["run_id"] in run_ids and e["status"] == "launched"
+               for e in Proposals(store).show(rr.run_key)["executions"])
 
     # the planning cycle reuses the stored diagnosis: the classifier is not asked about it again
     import orchestrator.diagnosis as diagnosis
@@ -250,6 +262,42 @@ def test_expired_credentials_escalated_once_to_the_connector_owners(
         assert "t-doomed" not in pending and "t-done" not in pending
         assert withdrawn["t-doomed"].startswith("cannot succeed") and "auth_expired" in withdrawn["t-doomed"]
         assert withdrawn["t-done"].startswith("already done")
+        # withdrawn in the store, not only hidden: status, reason, audit event (what the cycles and
+        # the digest delivery call); a second pass changes nothing
+        from orchestrator.recovery import withdraw_stale
+
+        gone = withdraw_stale(props, snap, assessment.failures, now=now, actor="test")
+        assert {"t-doomed", "t-done"} <= set(gone)
+        assert withdraw_stale(props, snap, assessment.failures, now=now) == {}
+        for aid in ("t-doomed", "t-done"):
+            shown = props.show(aid)
+            assert shown["status"] == "withdrawn"
+            assert shown["approvals"][-1]["decision"] == "withdraw" and shown["approvals"][-1]["comment"] == gone[aid]
+            assert [e for e in store.audit_events(kind="withdrawal", limit=100000)
+                    if e["subject"] == f"action:{aid}" and e["payload"]["reason"] == gone[aid]]
+        assert "t-doomed" not in {r["action_id"] for r in props.list(status="pending", limit=1000)}
+        digest = build_digest(store, snap, assessment, ctx.resolution, now=now, since=now - timedelta(hours=1))
+        again = {w.action.action_id: w.reason for s in digest.owners for w in s.withdrawn}
+        assert again["t-doomed"] == gone["t-doomed"] and again["t-done"] == gone["t-done"]
+        assert not {"t-doomed", "t-done"} & {a.action_id for s in digest.owners for a in s.pending}
+        # an approval link sent before the withdrawal answers that the work is no longer needed
+        from starlette.testclient import TestClient
+
+        from orchestrator.approvals import tokens
+        from orchestrator.approvals.app import create_app
+        from orchestrator.settings import Settings
+
+        secret = b"s" * 32
+        tok = tokens.issue("t-doomed", "p-stale", "approve", "ana@example.com", secret=secret,
+                           now=datetime.now(UTC), ttl=timedelta(hours=1))
+        with TestClient(create_app(store=store, secret=secret,
+                                   settings=Settings(approval_base_url="http://127.0.0.1:8703")),
+                        base_url="http://127.0.0.1:8703") as c:
+            page = c.get("/decide/t-doomed/approve", params={"token": tok})
+            posted = c.post("/decide/t-doomed/approve", data={"token": tok})
+        assert page.status_code == 410 and "no longer needed" in page.text and "auth_expired" in page.text
+        assert posted.status_code == 410 and "no longer needed" in posted.text
+        assert props.show("t-doomed")["status"] == "withdrawn"
         # one escalation item per incident in the digest, whatever number of cycles saw it
         assert sum(e.subject == f"connector:{conn}" and e.at >= started.replace(tzinfo=UTC)
                    for s in mine for e in s.escalations) == len(mine), [(e.category, e.failure_id, str(e.at))

@@ -208,6 +208,13 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
                          detail=f"it expired at {_fmt(exp)} and will not run on this approval; the next "
                                 "planning cycle proposes it again if it is still needed",
                          code="proposal_expired", action_id=action_id)
+        if action["status"] == "withdrawn":  # stale: it could no longer succeed, or was already done
+            w = next((a for a in reversed(action.get("approvals") or []) if a.get("decision") == "withdraw"), {})
+            why = w.get("comment") or "it is no longer needed"
+            return _page("refused.html", 410, title="This work is no longer needed",
+                         detail=f"the proposal was withdrawn at {_fmt(w.get('at'))}: {why}. "
+                                "Nothing was changed; there is nothing to approve.",
+                         code="withdrawn", action_id=action_id)
         if action["status"] != "pending":
             last = (action.get("approvals") or [{}])[-1]
             who = f" by {last.get('actor')} via {last.get('via')} at {_fmt(last.get('at'))}" if last.get("actor") else ""

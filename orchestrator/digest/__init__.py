@@ -112,6 +112,12 @@ def run_digest(store, snapshot, assessment, resolution, *, now: datetime | None 
 
         settings = Settings()
     now = now or datetime.now(UTC)
+    if deliver_messages:  # nothing stale is sent for approval: withdrawn in the store first (audited)
+        from orchestrator.proposals import Proposals
+        from orchestrator.recovery import withdraw_stale
+
+        withdraw_stale(Proposals(store), snapshot, assessment.failures if assessment is not None else (),
+                       now=now, actor="digest")
     digest = build_digest(store, snapshot, assessment, resolution, now=now,
                           since=since or now - timedelta(hours=24), tz=settings.digest_tz)
     note = None

@@ -121,7 +121,8 @@ class EscalationItem:
 
 @dataclass
 class WithdrawnItem:
-    """A proposal still pending in the store that is no longer asked of a person, and why."""
+    """A proposal no longer asked of a person (withdrawn in the store: it cannot succeed or is
+    already done), and why."""
 
     action: ActionItem
     reason: str
@@ -435,6 +436,7 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
                             .order_by(ActionRow.risk_score.desc(), ActionRow.created_at)).all()
         blocked = blocked_connectors(assessment.failures if assessment is not None else (), snapshot.last_success,
                                      snapshot.graph, snapshot.paused_connectors or ())
+        stale_now: dict[str, str] = {}
         for row in pending:
             if row.expires_at is not None and _aware(row.expires_at) <= now:
                 continue
@@ -443,11 +445,27 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
             stale = stale_reason(row.type, payload.get("asset_keys") or (), payload.get("connector"),
                                  row.created_at, graph=snapshot.graph, blocked=blocked,
                                  last_success=snapshot.last_success)
+            if stale:  # withdrawn in the store below; listed with the withdrawn ones
+                stale_now[row.id] = stale
+                continue
             for sec in to(row.owners or _subject_owners(owners, row.subjects or [])):
-                if stale:  # nothing stale is asked of a person: listed apart, without links
-                    sec.withdrawn.append(WithdrawnItem(item, stale))
-                else:
-                    sec.pending.append(item)
+                sec.pending.append(item)
+        # withdrawn proposals (no longer asked: doomed or already done), the reason from the store
+        from orchestrator.store.agent_models import ApprovalRow
+
+        withdrawn_rows = s.scalars(select(ActionRow).where(
+            ActionRow.status == "withdrawn", ActionRow.updated_at >= since).order_by(ActionRow.updated_at)).all()
+        for row in withdrawn_rows:
+            reason = s.scalars(select(ApprovalRow.comment).where(ApprovalRow.action_id == row.id,
+                                                                  ApprovalRow.decision == "withdraw")
+                               .order_by(ApprovalRow.id.desc())).first() or "no longer needed"
+            for sec in to(row.owners or _subject_owners(owners, row.subjects or [])):
+                sec.withdrawn.append(WithdrawnItem(_action_item(row, why(row.proposal_id)), reason))
+        withdrawn_ids = {row.id for row in withdrawn_rows}
+        for row in pending:
+            if row.id in stale_now and row.id not in withdrawn_ids:
+                for sec in to(row.owners or _subject_owners(owners, row.subjects or [])):
+                    sec.withdrawn.append(WithdrawnItem(_action_item(row, why(row.proposal_id)), stale_now[row.id]))
         stopped = s.scalars(select(ActionRow).where(ActionRow.status == "record_only", ActionRow.created_at >= since,
                                                     ActionRow.gate_reason.like("circuit breaker%"))).all()
         for row in stopped:

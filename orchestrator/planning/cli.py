@@ -21,19 +21,45 @@ import click
 UTC = timezone.utc
 
 
-def _project_inputs(now: datetime):
-    """Graph, resolution, snapshot and assessment of the code location, from the Dagster instance."""
-    from orchestrator.dagster_policies import load_resolution
-    from orchestrator.definitions import build_definitions
-    from orchestrator.project_graph import asset_graph_from_definitions
+def _initialized(resource):
+    """A Pythonic resource with its config processed (``EnvVar`` secrets read); None (a system
+    not used) and a ``ResourceDefinition.none_resource`` stay None."""
+    if resource is None or not hasattr(resource, "process_config_and_initialize"):
+        return None
+    return resource.process_config_and_initialize()
+
+
+def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
+    """Graph, resolution, snapshot and assessment of the code location, from the Dagster instance.
+
+    By default the graph is the plain one cached per version of its inputs
+    (``orchestrator.graph_cache``: no Definitions loaded, no dagster-dbt imported); ``full``
+    builds the whole code location as before (the reference ``tests/test_plan_fast_path.py``
+    compares against), ``refresh`` rebuilds the cache."""
     from orchestrator.settings import get_settings
 
     settings = get_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    defs = build_definitions()
-    graph = asset_graph_from_definitions(defs)
-    resolution = load_resolution(graph, [settings.policies_dir])
+    if full:
+        from orchestrator.definitions import build_definitions
+        from orchestrator.graph_cache import from_definitions
+
+        defs = build_definitions()
+        inputs = from_definitions(defs)
+        fivetran, airbyte = defs.resources["fivetran"], defs.resources["airbyte"]
+    else:
+        from orchestrator.graph_cache import plain_inputs
+        from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
+
+        inputs = plain_inputs(refresh=refresh)
+        systems = enabled_systems()
+        fivetran = fivetran_workspace() if "fivetran" in systems else None
+        airbyte = airbyte_workspace() if "airbyte" in systems else None
+    graph = inputs.graph
+    from orchestrator.policies import load_and_resolve
+
+    resolution = load_and_resolve([settings.policies_dir], graph)
     import dagster as dg
 
     from orchestrator.core.records import Assessment, Snapshot
@@ -45,11 +71,12 @@ def _project_inputs(now: datetime):
             from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
             from orchestrator.snapshot import ConnectorReader
 
-            # the same inputs as the sensors: connector sync state included (failed syncs)
-            connectors = ConnectorReader(fivetran=defs.resources["fivetran"], airbyte=defs.resources["airbyte"])
+            # the same inputs as the sensors: connector sync state included (failed syncs); the
+            # resources initialized, as in a run, so EnvVar secrets are resolved
+            connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
             with api_deadline(sensor_api_deadline_s()):
                 snapshot = build_snapshot(instance, graph, now=now, connectors=connectors,
-                                          repository_def=defs.get_repository_def())
+                                          resolvers=inputs.resolvers())
         except ImportError:
             snapshot = Snapshot(taken_at=now, graph=graph)
     from orchestrator.policies import DurationModel
@@ -106,7 +133,10 @@ def _print_result(result, as_json: bool) -> None:
 @click.option("--synthetic", type=int, default=None, help="Plan a synthetic fleet of N assets instead.")
 @click.option("--no-llm", is_flag=True, help="Deterministic planner only, even when an LLM is configured.")
 @click.option("--store", "store_url", default=None, help="Project store URL (default ORCHESTRATOR_STORE_URL / SQLite).")
-def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bool, store_url: str | None) -> None:
+@click.option("--refresh", is_flag=True, help="Rebuild the cached project graph (a connector added in the vendor's UI).")
+@click.option("--full", is_flag=True, help="Load the whole Dagster code location for the graph (slow; the reference).")
+def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bool, store_url: str | None,
+                 refresh: bool = False, full: bool = False) -> None:
     """Plan now: deterministic planner (+ LLM review when configured), validation, risk gate."""
     from orchestrator.proposals import Proposals
     from orchestrator.store import open_store
@@ -118,7 +148,7 @@ def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bo
         f = fleet(synthetic)
         snapshot, assessment, resolution, durations, now = f.snapshot, f.assessment, f.resolution, f.durations, f.now
     else:
-        snapshot, assessment, resolution, durations = _project_inputs(now)
+        snapshot, assessment, resolution, durations = _project_inputs(now, full=full, refresh=refresh)
     props = Proposals(open_store(store_url))
     result = props.run_cycle(snapshot, assessment, resolution, durations, now=now,
                              llm=None if no_llm else "env", dry_run=dry_run)

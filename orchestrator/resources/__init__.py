@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 from dagster import EnvVar
-from dagster_dbt import DbtCliResource, DbtProject
 
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import REAL_FIVETRAN_API_BASE, FivetranWorkspaceResource
@@ -142,12 +141,16 @@ def airbyte_workspace() -> AirbyteWorkspaceResource:
 
 
 @lru_cache
-def dbt_project() -> DbtProject:
+def dbt_project():
+    from dagster_dbt import DbtProject  # imported here: dbt costs seconds a CLI command needs not pay
+
     settings = get_settings()
     return DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir)
 
 
-def dbt_cli() -> DbtCliResource:
+def dbt_cli():
+    from dagster_dbt import DbtCliResource
+
     # The dbt next to this interpreter, so a venv that is not activated still finds it.
     return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).with_name("dbt")))
 
