@@ -260,3 +260,47 @@ def test_log_records_of_any_logger_keep_no_secret(caplog):
 def test_scrub_obj_output_serialises_to_valid_json():
     obj = {"a": "user said token=abc\"", "b": ['password="x', "key: 'v'"], "api_key=zzz": 1}
     assert json.loads(json.dumps(scrub_obj(obj)))
+
+
+# -- notifications (Slack threads, Teams cards) -------------------------------------------------
+def test_slack_and_teams_notifications_keep_no_secret(tmp_path):
+    """One incident per planted string (its message is the failure's evidence, as the failure
+    sensor records it verbatim), each told to Slack and Teams over real HTTP."""
+    from notify_servers import SlackServer, TeamsServer
+
+    from orchestrator.notify import Notifier, NotifySettings, owners_from_project
+    from orchestrator.proposals import Proposals
+    from orchestrator.settings import Settings
+    from orchestrator.store import open_store
+
+    token = "xoxb-4242424242-1717171717-Zq8WvT3kLmN0pRsTuVwXyZ12"
+    slack, teams = SlackServer(token), TeamsServer()
+    try:
+        fails = [failure(f"f{i}", "unknown", m, connector="fivetran:crm", asset="crm/account",
+                         at=NOW - timedelta(minutes=200 - i)) for i, m in enumerate(MESSAGES)]
+        sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")], failures=fails)
+        store = open_store(f"sqlite:///{tmp_path}/n.db", cached=False)
+        Proposals(store).run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+        for i, m in enumerate(MESSAGES):
+            store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"f{i}", payload={
+                "category": "unknown", "transient": True, "confidence": 0.5, "evidence": [m, m[::-1]],
+                "root": None, "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm",
+                "run_id": None, "at": (NOW - timedelta(minutes=200 - i)).isoformat()})
+        settings = NotifySettings(slack_token=token, slack_api_url=slack.api_url, slack_channels="*=#data-alerts",
+                                  teams_webhooks=f"*={teams.url('hook-' + LITERALS['SMTP_PASSWORD'])}",
+                                  notify_min_interval=0.0, notify_max_wait=5.0)
+        n = Notifier(store, settings, approval_settings=Settings(approval_secret=LITERALS["ORCHESTRATOR_APPROVAL_SECRET"],
+                                                                 approval_base_url="https://a.example.test",
+                                                                 home=tmp_path),
+                     owners_of=owners_from_project(sc.snapshot.graph, sc.resolution))
+        n.tick(NOW + timedelta(minutes=1))
+        bodies = [*slack.raw, *[json.dumps(r["body"]) for r in teams.received]]
+        told = "\n".join(bodies)
+        # every planted string reached a sink (its incident was told), none of its secret did
+        assert len(slack.messages()) >= len(MESSAGES) and len(teams.received) >= len(MESSAGES)
+        assert "secret&gt;" in told or "<secret>" in told
+        assert leaks(told) == []
+        assert leaks(json.dumps(store.audit_events(kind="notification", limit=100000), default=str)) == []
+    finally:
+        slack.stop()
+        teams.stop()
