@@ -304,3 +304,40 @@ def test_slack_and_teams_notifications_keep_no_secret(tmp_path):
     finally:
         slack.stop()
         teams.stop()
+
+
+# -- schema-patch proposals ------------------------------------------------------------------------
+def test_schema_patch_proposals_keep_no_secret(tmp_path):
+    """A patch whose verification (dbt's per-node messages, the log tail) and whose failed
+    publication (git's error, a remote URL with its token) carry the planted strings: the
+    proposal rows and the audit keep none of them."""
+    from sqlalchemy import text
+
+    from orchestrator.schema_changes.patch import Patch, Verification
+    from orchestrator.schema_changes.store import SchemaPatches
+    from orchestrator.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db", cached=False)
+    patches = SchemaPatches(store)
+    for i in range(0, len(MESSAGES), 10):
+        chunk = MESSAGES[i:i + 10]
+        patch = Patch(files={f"models/m{i}.sql": ("select 1\n", f"select 2 -- {i}\n")},
+                      answered=[f"stripe.invoice.amount renamed (case {i})"])
+        ver = Verification(ok=True, compile_ok=True, duration_s=1.0, commands=["dbt build"], scratch_db="x.duckdb",
+                           nodes={f"model.p.m{i}_{k}": {"status": "error", "message": m} for k, m in enumerate(chunk)},
+                           log_tail="\n".join(chunk))
+        proposal = patches.propose(patch, [], ver)
+
+        class Publisher:
+            def publish(self, proposal, chunk=chunk):
+                raise RuntimeError("git push https://x-access-token:ghp_Zq8WvT3kLmN0pRsTuVwXyZ12abcdEFGH@github.com/o/r "
+                                   "failed: " + " | ".join(chunk))
+
+        with pytest.raises(RuntimeError):
+            patches.approve(proposal.id, "ops@example.com", Publisher())
+    with store.session() as s:
+        rows = [repr(tuple(r)) for r in s.execute(text("SELECT * FROM schema_patches")).all()]
+    dump = "\n".join(rows) + json.dumps(store.audit_events(limit=100000), default=str)
+    assert "<secret>" in dump and "publish_failed" in dump
+    assert "ghp_Zq8WvT3kLmN0pRsTuVwXyZ12abcdEFGH" not in dump
+    assert leaks(dump) == []
