@@ -341,3 +341,30 @@ def test_schema_patch_proposals_keep_no_secret(tmp_path):
     assert "<secret>" in dump and "publish_failed" in dump
     assert "ghp_Zq8WvT3kLmN0pRsTuVwXyZ12abcdEFGH" not in dump
     assert leaks(dump) == []
+
+
+# -- the failure sensor: asset-check metadata and the audit -----------------------------------------
+def test_failure_sensor_metadata_and_audit_keep_no_secret(tmp_path):
+    """What the failure sensor emits into Dagster (observation and ``connector_sync`` check
+    metadata) and records (``failure.diagnosed``), for real diagnoses of every planted string."""
+    from orchestrator.core.records import DiagnosedFailure, FailureRecord, SyncRecord
+    from orchestrator.diagnosis import diagnose
+    from orchestrator.store import open_store
+    from sensors.failures import _observation_metadata, _record_diagnosis, _sync_check_metadata
+
+    store = open_store(f"sqlite:///{tmp_path}/f.db", cached=False)
+    out = []
+    for i, m in enumerate(MESSAGES):
+        dx = diagnose(m, "fivetran")
+        d = DiagnosedFailure(FailureRecord(failure_id=f"sync:fivetran:crm:{i}", at=NOW, message=m, system="fivetran",
+                                           connector="fivetran:crm"),
+                             dx.category, dx.transient, dx.confidence, tuple(dx.evidence) or (m,))
+        _record_diagnosis(store, None, d, NOW)
+        for meta in (_observation_metadata(d, "fivetran:crm"),
+                     _sync_check_metadata("fivetran:crm", SyncRecord("fivetran:crm", str(i), "failed", NOW,
+                                                                    error_message=m), d)):
+            out.append(json.dumps({k: getattr(v, "text", getattr(v, "md_str", getattr(v, "value", v)))
+                                   for k, v in meta.items()}, default=str))
+    dump = "\n".join(out) + json.dumps(store.audit_events(kind="failure.diagnosed", limit=100000), default=str)
+    assert "<secret>" in dump
+    assert leaks(dump) == []
