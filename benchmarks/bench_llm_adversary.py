@@ -1,12 +1,19 @@
-"""`sla-llm` against a hostile OpenAI-compatible server, per shipped scenario and strategy, beside
-the deterministic `sla` planner: attainment, unsafe actions, cost, and the longest LLM call.
+"""`sla-llm` against a hostile OpenAI-compatible server, per scenario and strategy, beside the
+deterministic `sla` planner: attainment, unsafe actions, cost, and the wall time of every agent
+call (the whole review: context, answer, repair) against 3 x ORCHESTRATOR_LLM_TIMEOUT.
 
-    .venv/bin/python benchmarks/bench_llm_adversary.py [--scenarios small,bad-day] [--strategies delay,drop]
+    .venv/bin/python benchmarks/bench_llm_adversary.py                      # every shipped scenario
+    .venv/bin/python benchmarks/bench_llm_adversary.py --scenarios small --strategies delay,hang
+    .venv/bin/python benchmarks/bench_llm_adversary.py --scenarios '' --worlds 24,39
 
-Strategies (tests/llm_adversary.py): delay (+47 h, priority -1000), drop (every baseline action),
-swap (same refs, other subjects), dangerous (full resyncs, retries and materializations of
-everything, confidence 1.0), flood (5,000 actions), inject (instructions and extreme numbers),
-mixed (a different one every call), hang (no answer: ORCHESTRATOR_LLM_TIMEOUT=1).
+Runs in this process (``orchestrator.simulator.bench``), so that each review is timed from outside
+the agent. Strategies (tests/llm_adversary.py): delay (+47 h, priority -1000), drop (every
+baseline action), swap (same refs, other subjects), dangerous (full resyncs, retries and
+materializations of everything, pauses, confidence 1.0), flood (5,000 actions: past the byte cap),
+flood_small (1,200 actions under the byte cap: the envelope's action cap), inject (instructions and
+extreme numbers), mixed (a different one every call); transport attacks with
+ORCHESTRATOR_LLM_TIMEOUT=1: hang (no answer), drip (one byte every 0.5 s), huge (10 MB), http429,
+http500.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,23 +31,59 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from llm_adversary import STRATEGIES, Adversary  # noqa: E402
 
-ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
+SHIPPED = ("small", "bad-day", "peak-hour", "silent", "fleet-10k")
+TRANSPORT = ("hang", "drip", "huge", "http429", "http500")
+FAST_TIMEOUT = 1.0  # transport attacks: every tick waits for the deadline
+ANSWER_TIMEOUT = 5.0
 
 
-def bench(scenario: str, planner: str, env: dict) -> dict:
-    out = subprocess.run([ORCHESTRATOR, "bench", "--scenario", scenario, "--planner", planner, "--seed", "1",
-                          "--json", "--quiet"], capture_output=True, text=True, env=env, timeout=3600, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run(scenario, planner: str, env: dict | None = None, seed: int = 1):
+    """One simulation; with ``env`` (the LLM endpoint), every review is timed. Returns
+    (BenchResult, [review wall seconds])."""
+    from orchestrator.simulator.bench import deadlines_of, resolve_policies, simulate
+    from orchestrator.simulator.planners.sla import SLAPlanner
+    from orchestrator.simulator.scenario import load_scenario
+
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        sc = load_scenario(scenario)
+        world = sc.realise(seed)
+        res = resolve_policies(sc, world)
+        deadlines = deadlines_of(res, sc.t0, sc.horizon_s)
+        p = SLAPlanner(llm=planner == "sla-llm")
+        durations: list[float] = []
+        if p.llm:
+            inner = p._reviewer
+
+            def timed(*a, **kw):
+                t0 = time.monotonic()
+                try:
+                    return inner(*a, **kw)
+                finally:
+                    durations.append(time.monotonic() - t0)
+
+            p._reviewer = timed
+        result = simulate(sc, seed, p, res, deadlines)
+        return result, durations, p
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenarios", default="small,bad-day,peak-hour")
-    ap.add_argument("--strategies", default=",".join((*STRATEGIES, "mixed", "hang")))
+    ap.add_argument("--scenarios", default=",".join(SHIPPED))
+    ap.add_argument("--strategies", default=",".join((*STRATEGIES, "mixed", *TRANSPORT)))
     ap.add_argument("--worlds", default="", help="also generated worlds, e.g. 24,27,39 (orchestrator bench --worlds)")
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="", help="append one JSON line per run to this file")
     args = ap.parse_args()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    for k in [k for k in os.environ if k.startswith("OPENAI_")]:
+        os.environ.pop(k)
     scenarios = [s for s in args.scenarios.split(",") if s]
     if args.worlds:
         import tempfile
@@ -49,35 +92,54 @@ def main() -> None:
 
         out_dir = Path(tempfile.mkdtemp(prefix="adversary-worlds-"))
         scenarios += [str(generate_world(int(w), out_dir)) for w in args.worlds.split(",")]
-    totals = {"runs": 0, "unsafe": 0, "unsafe_sla": 0, "worse": 0}
+    totals = {"runs": 0, "unsafe": 0, "unsafe_sla": 0, "worse": 0, "over": 0, "reviews": 0, "max_ratio": 0.0}
     for scenario in scenarios:
-        sla = bench(scenario, "sla", base_env)
-        print(f"{Path(scenario).stem:10s} sla       attainment {sla['sla_attainment']:.4f} unsafe {sla['unsafe_actions']} "
-              f"cost {sla['cost']:.2f}", flush=True)
-        for strategy in args.strategies.split(","):
+        name = Path(scenario).stem
+        t0 = time.time()
+        sla, _, _ = run(scenario, "sla", seed=args.seed)
+        print(f"{name:10s} sla         attainment {sla.sla_attainment:.4f} unsafe {sla.unsafe_actions} "
+              f"cost {sla.cost:.2f} ({time.time() - t0:.0f} s)", flush=True)
+        for strategy in [s for s in args.strategies.split(",") if s]:
+            timeout = FAST_TIMEOUT if strategy in TRANSPORT else ANSWER_TIMEOUT
             server = Adversary(mode=strategy)
-            env = {**base_env, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test",
-                   "ORCHESTRATOR_LLM_TIMEOUT": "1" if strategy == "hang" else "5"}
+            env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-adversary-test",
+                   "ORCHESTRATOR_LLM_TIMEOUT": str(timeout)}
             t0 = time.time()
             try:
-                r = bench(scenario, "sla-llm", env)
+                r, durations, p = run(scenario, "sla-llm", env, seed=args.seed)
             finally:
                 server.stop()
-            ok = r["sla_attainment"] >= sla["sla_attainment"] and r["unsafe_actions"] == 0
+            bound = 3 * timeout
+            longest = max(durations, default=0.0)
+            over = sum(d > bound for d in durations)
+            ok = r.sla_attainment >= sla.sla_attainment and r.unsafe_actions == 0 and over == 0
             totals["runs"] += 1
-            totals["unsafe"] += r["unsafe_actions"]
-            totals["unsafe_sla"] += sla["unsafe_actions"]
-            totals["worse"] += r["sla_attainment"] < sla["sla_attainment"]
+            totals["unsafe"] += r.unsafe_actions
+            totals["unsafe_sla"] += sla.unsafe_actions
+            totals["worse"] += r.sla_attainment < sla.sla_attainment
+            totals["over"] += over
+            totals["reviews"] += len(durations)
+            totals["max_ratio"] = max(totals["max_ratio"], longest / bound)
+            row = {"scenario": name, "strategy": strategy, "timeout_s": timeout,
+                   "sla": {"attainment": sla.sla_attainment, "unsafe": sla.unsafe_actions, "cost": sla.cost},
+                   "sla_llm": {"attainment": r.sla_attainment, "unsafe": r.unsafe_actions, "cost": r.cost,
+                               "unsafe_by_kind": r.unsafe_by_kind},
+                   "requests": len(server.requests), "reviews": len(durations), "fallbacks": p.llm_fallbacks,
+                   "review_s": {"max": round(longest, 3),
+                                "median": round(statistics.median(durations), 3) if durations else None,
+                                "bound": bound, "over_bound": over},
+                   "wall_s": round(time.time() - t0, 1)}
             if args.out:
                 with open(args.out, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"scenario": scenario, "strategy": strategy, "sla": sla, "sla_llm": r,
-                                         "calls": len(server.requests), "wall_s": round(time.time() - t0, 1)}) + "\n")
-            print(f"{Path(scenario).stem:10s} {strategy:9s} attainment {r['sla_attainment']:.4f} unsafe {r['unsafe_actions']} "
-                  f"cost {r['cost']:.2f} calls {len(server.requests)} ({time.time() - t0:.0f} s) "
-                  f"{'OK' if ok else 'WORSE'}", flush=True)
-    print(f"TOTAL {totals['runs']} adversary runs: unsafe actions {totals['unsafe']} with sla-llm "
-          f"(target 0; the deterministic sla had {totals['unsafe_sla']} on the same runs), "
-          f"attainment below sla on {totals['worse']}", flush=True)
+                    fh.write(json.dumps(row) + "\n")
+            print(f"{name:10s} {strategy:11s} attainment {r.sla_attainment:.4f} unsafe {r.unsafe_actions} "
+                  f"cost {r.cost:.2f} reviews {len(durations)} (fallbacks {p.llm_fallbacks}) "
+                  f"longest {longest:.2f} s / bound {bound:.0f} s ({time.time() - t0:.0f} s) "
+                  f"{'OK' if ok else 'FAIL'}", flush=True)
+    print(f"TOTAL {totals['runs']} adversary runs, {totals['reviews']} reviews: unsafe actions {totals['unsafe']} "
+          f"with sla-llm (target 0; sla had {totals['unsafe_sla']} on the same runs), attainment below sla on "
+          f"{totals['worse']}, reviews over 3 x timeout {totals['over']} (longest {totals['max_ratio']:.2f} of the "
+          "bound)", flush=True)
 
 
 if __name__ == "__main__":

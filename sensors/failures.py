@@ -52,22 +52,30 @@ CHECK_NAME = "connector_sync"
 WINDOW = timedelta(hours=6)
 
 
+def _evidence(d: DiagnosedFailure | None) -> list[str]:
+    """The diagnosis' evidence as it may leave the process (credentials and personal data scrubbed)."""
+    from orchestrator.scrubbing import scrub_pii
+
+    return [scrub_pii(str(e)) for e in (d.evidence if d else ())]
+
+
 def _observation_metadata(d: DiagnosedFailure, subject: str = "", assets: list[str] | None = None) -> dict:
-    from orchestrator.diagnosis import scrub
     from orchestrator.diagnosis.summaries import summarize
+    from orchestrator.scrubbing import scrub_pii
 
     f = d.failure
-    s = summarize(d.category, list(d.evidence), f.system, d.transient)
+    evidence = _evidence(d)
+    s = summarize(d.category, evidence, f.system, d.transient)
     return {
         "failure/subject": subject or f.asset_key or f.connector or "",
         "failure/assets": ", ".join(assets or ([f.asset_key] if f.asset_key else [])),
-        "failure/summary": dg.MetadataValue.text(str(s["summary"])),
+        "failure/summary": dg.MetadataValue.text(scrub_pii(str(s["summary"]))),
         "failure/remediation": dg.MetadataValue.md("\n".join(f"1. {step}" for step in s["remediation"])),
         "failure/category": d.category,
         "failure/transient": d.transient,
         "failure/confidence": float(d.confidence),
-        "failure/evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in d.evidence) or "-"),
-        "failure/message": dg.MetadataValue.text(scrub(f.message)[:2000]),
+        "failure/evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in evidence) or "-"),
+        "failure/message": dg.MetadataValue.text(scrub_pii(f.message)[:2000]),
         "failure/system": f.system,
         "failure/id": f.failure_id,
         "failure/root": d.root_failure_id or "",
@@ -75,6 +83,17 @@ def _observation_metadata(d: DiagnosedFailure, subject: str = "", assets: list[s
         "failure/connector": f.connector or "",
         "failure/at": f.at.isoformat(),
     }
+
+
+def _sync_check_metadata(conn: str, s: SyncRecord, d: DiagnosedFailure | None) -> dict:
+    """The ``connector_sync`` check's metadata for a failed sync (the vendor's message scrubbed)."""
+    from orchestrator.scrubbing import scrub_pii
+
+    return {"sync_id": s.sync_id, "triggered_by": s.triggered_by, "connector": conn,
+            "category": d.category if d else "unknown",
+            "transient": bool(d.transient) if d else False,
+            "evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in _evidence(d)) or "-"),
+            "message": scrub_pii(s.error_message or "")[:2000]}
 
 
 def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime, *, subject: str | None = None,
@@ -99,7 +118,7 @@ def _record_diagnosis(store, memory, d: DiagnosedFailure, now: datetime, *, subj
                            external_id=f.failure_id, session=s)
         store.audit(s, "failure.diagnosed", actor=SENSOR_NAME, subject=fid, payload={
             "category": d.category, "transient": d.transient, "confidence": d.confidence,
-            "evidence": list(d.evidence), "root": d.root_failure_id, "system": f.system,
+            "evidence": _evidence(d), "root": d.root_failure_id, "system": f.system,
             "asset_key": f.asset_key, "connector": f.connector, "run_id": f.run_id,
             "at": f.at.isoformat(), "subject": subject or f.asset_key or f.connector,
             "assets": list(assets if assets is not None else ([f.asset_key] if f.asset_key else [])),
@@ -183,11 +202,7 @@ def failures_tick(
         if s.status == "failed" and bad.get(conn) != s.sync_id:
             bad[conn] = s.sync_id
             d = by_sync.get(f"sync:{conn}:{s.sync_id}")
-            meta = {"sync_id": s.sync_id, "triggered_by": s.triggered_by, "connector": conn,
-                    "category": d.category if d else "unknown",
-                    "transient": bool(d.transient) if d else False,
-                    "evidence": dg.MetadataValue.md("\n".join(f"- {e}" for e in (d.evidence if d else ())) or "-"),
-                    "message": (s.error_message or "")[:2000]}
+            meta = _sync_check_metadata(conn, s, d)
             for key in tables:
                 events.append(dg.AssetCheckEvaluation(
                     asset_key=dg.AssetKey.from_user_string(key), check_name=CHECK_NAME, passed=False,

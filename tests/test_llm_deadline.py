@@ -79,3 +79,27 @@ def test_a_good_answer_still_works(adversary, situation):
     out = review(base, ctx, config=cfg(adversary))
     assert out.fallback_reason is None and out.calls[0].outcome == "ok"
     assert out.calls[0].prompt_tokens == 100
+
+
+def test_the_review_bound_counts_building_the_context(adversary, situation, monkeypatch):
+    """The bound on one agent call starts before the context is built: a context that took the
+    whole budget leaves no time to wait on the server (nothing is sent, the baseline stands)."""
+    import orchestrator.planning as planning
+    from orchestrator.core.decide import llm_reviewer
+
+    base, _ = situation
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")])
+    real = planning.build_context
+
+    def slow_context(*a, **kw):
+        time.sleep(0.5)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(planning, "build_context", slow_context)
+    adversary.mode, adversary.answer = "ok", {"rationale": "fine", "actions": []}
+    before = len(adversary.requests)
+    config = LLMConfig(fast_model="m", deep_model="m", timeout_s=0.2, api_key="sk-test", base_url=adversary.base_url)
+    r = llm_reviewer(config)(base, sc.snapshot, sc.assessment, sc.resolution, None)
+    assert r.fallback_reason == "timeout" and r.plan.planner == "baseline-fallback"
+    assert "no time left" in r.calls[0].error
+    assert len(adversary.requests) == before  # nothing was sent

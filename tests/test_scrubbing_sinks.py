@@ -260,3 +260,111 @@ def test_log_records_of_any_logger_keep_no_secret(caplog):
 def test_scrub_obj_output_serialises_to_valid_json():
     obj = {"a": "user said token=abc\"", "b": ['password="x', "key: 'v'"], "api_key=zzz": 1}
     assert json.loads(json.dumps(scrub_obj(obj)))
+
+
+# -- notifications (Slack threads, Teams cards) -------------------------------------------------
+def test_slack_and_teams_notifications_keep_no_secret(tmp_path):
+    """One incident per planted string (its message is the failure's evidence, as the failure
+    sensor records it verbatim), each told to Slack and Teams over real HTTP."""
+    from notify_servers import SlackServer, TeamsServer
+
+    from orchestrator.notify import Notifier, NotifySettings, owners_from_project
+    from orchestrator.proposals import Proposals
+    from orchestrator.settings import Settings
+    from orchestrator.store import open_store
+
+    token = "xoxb-4242424242-1717171717-Zq8WvT3kLmN0pRsTuVwXyZ12"
+    slack, teams = SlackServer(token), TeamsServer()
+    try:
+        fails = [failure(f"f{i}", "unknown", m, connector="fivetran:crm", asset="crm/account",
+                         at=NOW - timedelta(minutes=200 - i)) for i, m in enumerate(MESSAGES)]
+        sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")], failures=fails)
+        store = open_store(f"sqlite:///{tmp_path}/n.db", cached=False)
+        Proposals(store).run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+        for i, m in enumerate(MESSAGES):
+            store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"f{i}", payload={
+                "category": "unknown", "transient": True, "confidence": 0.5, "evidence": [m, m[::-1]],
+                "root": None, "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm",
+                "run_id": None, "at": (NOW - timedelta(minutes=200 - i)).isoformat()})
+        settings = NotifySettings(slack_token=token, slack_api_url=slack.api_url, slack_channels="*=#data-alerts",
+                                  teams_webhooks=f"*={teams.url('hook-' + LITERALS['SMTP_PASSWORD'])}",
+                                  notify_min_interval=0.0, notify_max_wait=5.0)
+        n = Notifier(store, settings, approval_settings=Settings(approval_secret=LITERALS["ORCHESTRATOR_APPROVAL_SECRET"],
+                                                                 approval_base_url="https://a.example.test",
+                                                                 home=tmp_path),
+                     owners_of=owners_from_project(sc.snapshot.graph, sc.resolution))
+        n.tick(NOW + timedelta(minutes=1))
+        bodies = [*slack.raw, *[json.dumps(r["body"]) for r in teams.received]]
+        told = "\n".join(bodies)
+        # every planted string reached a sink (its incident was told), none of its secret did
+        assert len(slack.messages()) >= len(MESSAGES) and len(teams.received) >= len(MESSAGES)
+        assert "secret&gt;" in told or "<secret>" in told
+        assert leaks(told) == []
+        assert leaks(json.dumps(store.audit_events(kind="notification", limit=100000), default=str)) == []
+    finally:
+        slack.stop()
+        teams.stop()
+
+
+# -- schema-patch proposals ------------------------------------------------------------------------
+def test_schema_patch_proposals_keep_no_secret(tmp_path):
+    """A patch whose verification (dbt's per-node messages, the log tail) and whose failed
+    publication (git's error, a remote URL with its token) carry the planted strings: the
+    proposal rows and the audit keep none of them."""
+    from sqlalchemy import text
+
+    from orchestrator.schema_changes.patch import Patch, Verification
+    from orchestrator.schema_changes.store import SchemaPatches
+    from orchestrator.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db", cached=False)
+    patches = SchemaPatches(store)
+    for i in range(0, len(MESSAGES), 10):
+        chunk = MESSAGES[i:i + 10]
+        patch = Patch(files={f"models/m{i}.sql": ("select 1\n", f"select 2 -- {i}\n")},
+                      answered=[f"stripe.invoice.amount renamed (case {i})"])
+        ver = Verification(ok=True, compile_ok=True, duration_s=1.0, commands=["dbt build"], scratch_db="x.duckdb",
+                           nodes={f"model.p.m{i}_{k}": {"status": "error", "message": m} for k, m in enumerate(chunk)},
+                           log_tail="\n".join(chunk))
+        proposal = patches.propose(patch, [], ver)
+
+        class Publisher:
+            def publish(self, proposal, chunk=chunk):
+                raise RuntimeError("git push https://x-access-token:ghp_Zq8WvT3kLmN0pRsTuVwXyZ12abcdEFGH@github.com/o/r "
+                                   "failed: " + " | ".join(chunk))
+
+        with pytest.raises(RuntimeError):
+            patches.approve(proposal.id, "ops@example.com", Publisher())
+    with store.session() as s:
+        rows = [repr(tuple(r)) for r in s.execute(text("SELECT * FROM schema_patches")).all()]
+    dump = "\n".join(rows) + json.dumps(store.audit_events(limit=100000), default=str)
+    assert "<secret>" in dump and "publish_failed" in dump
+    assert "ghp_Zq8WvT3kLmN0pRsTuVwXyZ12abcdEFGH" not in dump
+    assert leaks(dump) == []
+
+
+# -- the failure sensor: asset-check metadata and the audit -----------------------------------------
+def test_failure_sensor_metadata_and_audit_keep_no_secret(tmp_path):
+    """What the failure sensor emits into Dagster (observation and ``connector_sync`` check
+    metadata) and records (``failure.diagnosed``), for real diagnoses of every planted string."""
+    from orchestrator.core.records import DiagnosedFailure, FailureRecord, SyncRecord
+    from orchestrator.diagnosis import diagnose
+    from orchestrator.store import open_store
+    from sensors.failures import _observation_metadata, _record_diagnosis, _sync_check_metadata
+
+    store = open_store(f"sqlite:///{tmp_path}/f.db", cached=False)
+    out = []
+    for i, m in enumerate(MESSAGES):
+        dx = diagnose(m, "fivetran")
+        d = DiagnosedFailure(FailureRecord(failure_id=f"sync:fivetran:crm:{i}", at=NOW, message=m, system="fivetran",
+                                           connector="fivetran:crm"),
+                             dx.category, dx.transient, dx.confidence, tuple(dx.evidence) or (m,))
+        _record_diagnosis(store, None, d, NOW)
+        for meta in (_observation_metadata(d, "fivetran:crm"),
+                     _sync_check_metadata("fivetran:crm", SyncRecord("fivetran:crm", str(i), "failed", NOW,
+                                                                    error_message=m), d)):
+            out.append(json.dumps({k: getattr(v, "text", getattr(v, "md_str", getattr(v, "value", v)))
+                                   for k, v in meta.items()}, default=str))
+    dump = "\n".join(out) + json.dumps(store.audit_events(kind="failure.diagnosed", limit=100000), default=str)
+    assert "<secret>" in dump
+    assert leaks(dump) == []

@@ -226,14 +226,16 @@ def _post_bounded(config: LLMConfig, body: dict, deadline: float, http=None) -> 
 
 
 def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None,
-           tier: str | None = None) -> AgentOutcome:
+           tier: str | None = None, started: float | None = None) -> AgentOutcome:
     """Ask the model to review ``baseline``; any failure returns the baseline (recorded).
 
     ``client``: an ``httpx.Client`` to reuse (default: a new one per call). Each call ends within
-    ``config.timeout_s``, the whole review within ``review_budget_factor x timeout_s``."""
+    ``config.timeout_s``, the whole review within ``review_budget_factor x timeout_s`` of
+    ``started`` (``time.monotonic()`` when the caller began, e.g. before building the context;
+    default: now)."""
     tier = tier or choose_tier(context)
     model = config.deep_model if tier == "deep" else config.fast_model
-    review_deadline = time.monotonic() + config.review_budget_factor * config.timeout_s
+    review_deadline = (time.monotonic() if started is None else started) + config.review_budget_factor * config.timeout_s
     calls: list[LLMCall] = []
     sent: list[str] = []
     messages = [

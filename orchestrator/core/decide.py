@@ -80,12 +80,15 @@ def llm_reviewer(config, client=None) -> Reviewer:
     one review, the baseline on any failure."""
 
     def review(plan, snapshot, assessment, resolution, durations) -> Review:
+        import time
+
         from orchestrator.agent import review as agent_review
         from orchestrator.planning import build_context
 
+        started = time.monotonic()  # the review's bound counts the context too
         ctx, tokens = build_context(plan, snapshot, assessment, resolution, durations,
                                     max_tokens=config.max_context_tokens)
-        out = agent_review(plan, ctx, config=config, client=client)
+        out = agent_review(plan, ctx, config=config, client=client, started=started)
         return Review(out.plan, list(out.calls), out.fallback_reason, tokens)
 
     return review

@@ -11,7 +11,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from dagster import EnvVar
 
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
@@ -30,9 +29,12 @@ def _secret(name: str, sandbox_value: str):
 
 
 @lru_cache
-def _sandbox_scenario() -> dict:
-    with open(get_settings().scenario, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+def _sandbox_scenario():
+    """The emulator scenario, parsed with the policy files' YAML bounds (a hostile file is refused
+    with ``file:line``, see ``orchestrator.emulators.scenario.load_scenario``)."""
+    from orchestrator.emulators.scenario import load_scenario
+
+    return load_scenario(get_settings().scenario)
 
 
 SYSTEMS = ("fivetran", "airbyte")
@@ -122,7 +124,7 @@ def airbyte_workspace() -> AirbyteWorkspaceResource:
     sandbox = airbyte_uses_sandbox()
     base = f"http://127.0.0.1:{settings.airbyte_port}"
     workspace_id = os.environ.get("AIRBYTE_WORKSPACE_ID") or (
-        _sandbox_scenario()["airbyte"]["workspace_id"] if sandbox else None
+        getattr(_sandbox_scenario().airbyte, "workspace_id", None) if sandbox else None
     )
     if not workspace_id:
         raise ValueError("AIRBYTE_WORKSPACE_ID must be set when AIRBYTE_REST_API_BASE_URL is set")

@@ -170,10 +170,22 @@ def _rewrite_macro_args(sql: str, column: str, text: str) -> str:
     return _JINJA.sub(block, sql)
 
 
+def _bounded_yaml(text: str, what: str):
+    """YAML parsed with the policy files' bounds (size, depth, aliases, alias cycles): a hostile
+    file is a :class:`PatchError` naming the line, not minutes of CPU or all the memory."""
+    from orchestrator.policies.model import YAMLLimitError, load_yaml_document
+
+    try:
+        return load_yaml_document(text)[1]
+    except YAMLLimitError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise PatchError(f"{what}:{mark.line + 1 if mark else 1}: YAML refused: {exc.problem}") from None
+
+
 def rewrite_source_yaml(text: str, source: str, table: str, column: str, *, new_name: str | None = None,
                         new_type: str | None = None) -> str:
     """The source table's column entry renamed / retyped in place (comments and layout kept)."""
-    data = yaml.safe_load(text) or {}
+    data = _bounded_yaml(text, f"source YAML of {source}.{table}") or {}
     found = any(
         s.get("name") == source and any(
             t.get("name") == table and any(c.get("name") == column for c in t.get("columns") or [])
@@ -301,7 +313,7 @@ def scratch_project(project_dir: Path, work: Path, patch: Patch | None = None) -
                                                                       "*.duckdb", "*.duckdb.wal"))
     if patch is not None:
         patch.apply_to(copy)
-    profile = (yaml.safe_load((copy / "dbt_project.yml").read_text()) or {}).get("profile", "default")
+    profile = (_bounded_yaml((copy / "dbt_project.yml").read_text(), "dbt_project.yml") or {}).get("profile", "default")
     db = work / "scratch.duckdb"
     (copy / "profiles.yml").write_text(yaml.safe_dump({profile: {"target": "scratch", "outputs": {"scratch": {
         "type": "duckdb", "path": str(db), "threads": 1, "settings": {"TimeZone": "UTC"}}}}}))

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Index, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from orchestrator.scrubbing import scrub_obj, scrub_pii
 from orchestrator.store import Store, open_store
 from orchestrator.store.models import Base, utcnow
 
@@ -102,7 +103,9 @@ class SchemaPatches:
             row = SchemaPatchRow(
                 id=uuid.uuid4().hex[:16], fingerprint=fingerprint, tables=json.dumps(tables),
                 summary=summary, impact=[i.as_dict() for i in impacts],
-                diff=patch.diff(), files=files, verification=verification.as_dict() if verification else None,
+                # dbt's messages and log tail may quote a credential or personal data (scrubbed)
+                diff=patch.diff(), files=files,
+                verification=scrub_obj(verification.as_dict()) if verification else None,
                 status=status, owners=owners, created_at=now,
             )
             s.add(row)
@@ -149,10 +152,11 @@ class SchemaPatches:
         try:
             published = publisher.publish(proposal)
         except Exception as exc:  # noqa: BLE001 - recorded and re-raised with the reason
+            error = scrub_pii(str(exc))  # git's error may carry a remote URL with its token
             with self.store.session() as s:
                 s.execute(update(SchemaPatchRow).where(SchemaPatchRow.id == patch_id)
-                          .values(status="publish_failed", error=str(exc)[:2000]))
-            self.store.append_audit("schema_patch.publish_failed", subject=patch_id, payload={"error": str(exc)[:500]})
+                          .values(status="publish_failed", error=error[:2000]))
+            self.store.append_audit("schema_patch.publish_failed", subject=patch_id, payload={"error": error[:500]})
             raise
         with self.store.session() as s:
             s.execute(update(SchemaPatchRow).where(SchemaPatchRow.id == patch_id).values(
