@@ -143,6 +143,19 @@ def summarise_worlds(rows: list[dict], planners: Sequence[str]) -> dict:
                 by[a][w]["sla_attainment"] - by[b][w]["sla_attainment"] for w in hard), 4) if hard else None,
             "cost_ratio": round(cost_a / cost_b, 4) if cost_b else None,
         }
+    if bound:
+        # how informative the bound is: worlds it declares lateness on (the world forces it), and
+        # the gap to the best planner on each world (the optimum lies between the two)
+        out["bound_worlds_below_1"] = sum(1 for r in bound.values() if r["sla_attainment"] < 1 - 1e-9)
+        players = [p for p in planners if p not in ("bound", "oracle")]
+        best = {w: max(by[p][w]["sla_attainment"] for p in players if w in by[p])
+                for w in bound if any(w in by[p] for p in players)}
+        if best:
+            out["best_planner_mean_attainment"] = round(statistics.fmean(best.values()), 4)
+            out["bound_minus_best_planner"] = round(statistics.fmean(bound[w]["sla_attainment"] - best[w]
+                                                                     for w in best), 4)
+            out["bound_equals_best_planner_share"] = round(sum(
+                1 for w in best if bound[w]["sla_attainment"] <= best[w] + 1e-9) / len(best), 4)
     if "sla" in by and bound:
         common = [w for w in by["sla"] if w in bound and bound[w]["sla_attainment"] > 0]
         if common:
@@ -174,6 +187,14 @@ def render_worlds(report: dict) -> str:
                          + (f"; cost ratio {c['cost_ratio']:.2f}" if c["cost_ratio"] is not None else ""))
     if "sla_over_bound" in report:
         lines.append(f"- sla / bound attainment: {report['sla_over_bound']:.3f} on average")
+    if "bound_worlds_below_1" in report:
+        lines.append(f"- the bound is below 1.0 (the world forces lateness) on {report['bound_worlds_below_1']} "
+                     f"of {report['planners'].get('bound', report['planners'].get('oracle', {})).get('worlds', '?')} "
+                     "worlds")
+    if "best_planner_mean_attainment" in report:
+        lines.append(f"- best planner per world: mean attainment {report['best_planner_mean_attainment']:.3f}; "
+                     f"bound - best {report['bound_minus_best_planner']:+.3f} on average, equal on "
+                     f"{report['bound_equals_best_planner_share']:.1%} of worlds (the optimum lies between)")
     lines.append(f"- bound exceeded (attainment or any single deadline): {report['bound_exceeded']}")
     for e in report.get("errors", [])[:10]:
         lines.append(f"- error: {e}")
