@@ -69,24 +69,38 @@ def run_worlds(n: int, seed: int, planners: Sequence[str] = DEFAULT_PLANNERS, *,
     say(f"{n} worlds written under {out_dir}; planners: {', '.join(planners)}")
     tasks = [(paths[s], s, p) for s in seeds for p in planners]
     # the slowest planner first, so the pool does not end on one long tail
-    tasks.sort(key=lambda t: (t[2] != "sla", t[2] != "sla-llm", t[2] != "cron-tuned"))
+    # world by world (a run cut short leaves whole worlds in rows.jsonl), the slowest planner of
+    # each world first so the pool does not end on one long tail
+    tasks.sort(key=lambda t: (t[1], t[2] != "sla", t[2] != "sla-llm", t[2] != "cron-tuned"))
+    rows_file = out_dir / "rows.jsonl"
+    rows_file.write_text("", encoding="utf-8")
     jobs = max(1, jobs or os.cpu_count() or 1)
     rows: list[dict] = []
     started = time.perf_counter()
     if jobs == 1:
         for i, t in enumerate(tasks, 1):
             rows.append(_run_one(*t))
+            _append(rows_file, rows[-1])
             say(_progress_line(i, len(tasks), rows[-1], started))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_run_one, *t) for t in tasks]
             for i, fut in enumerate(as_completed(futures), 1):
                 rows.append(fut.result())
+                _append(rows_file, rows[-1])
                 say(_progress_line(i, len(tasks), rows[-1], started))
     rows.sort(key=lambda r: (r["world"], list(planners).index(r["planner"])))
     report = summarise_worlds(rows, planners)
     report.update(worlds=n, seed=seed, wall_s=round(time.perf_counter() - started, 1), jobs=jobs)
     return report
+
+
+def _append(path: Path, row: dict) -> None:
+    """One finished (world, planner) pair, as it lands (a long run cut short keeps its rows)."""
+    import json
+
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, default=str) + "\n")
 
 
 def _progress_line(i: int, total: int, row: dict, started: float) -> str:
