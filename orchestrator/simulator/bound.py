@@ -3,15 +3,28 @@
 Relaxed per deadline cycle: for each window opening ``o``, the earliest instant each asset can
 hold data newer than ``o`` if every unit of work ran with
 
-* no queue and no other work in the way: only the busiest pool's share of this cycle's own work
-  counts (every unit upstream must run once after the window opens, so the target cannot be
-  ready before ``opens + work on that pool / its slots``),
-* the shortest duration this seed draws for that unit (over all its attempts),
-* perfect foresight of faults: an attempt starts the moment nothing blocks it, and
-* the fastest fix the simulation allows: a fault that clears by itself blocks until it ends; one a
-  person must fix blocks until the earliest moment a fix can land (the first failed attempt at the
-  episode's start, then the shorter of the approval delay and the on-call delay, both of which
-  need a reported failure); one a resync clears costs a resync (x1.5) at any time.
+* the shortest duration this seed draws for that unit (over all its attempts);
+* perfect foresight of faults: an attempt starts the moment nothing blocks it;
+* the fastest fix the simulation allows, episode by episode in the engine's order (an attempt
+  fails on the first active episode of its unit, so a later episode is reported only once the
+  earlier ones have cleared):
+
+  - a fault that clears by itself blocks until it ends;
+  - one a person must fix blocks until its first failure is reported (the first attempt once
+    nothing earlier blocks, failing after ``fail_after`` of its shortest duration) and then
+    until the sooner of the approvers' answer to a request made at that moment
+    (``approvals.answer_at``: their delay, after the night when they sleep; none when they
+    approve nothing) and the on-call engineer (``human_fix_delay`` after it) -- the on-call
+    engineer only answers an episode that opens an incident, which one reported while an
+    earlier person-fix episode still blocks the unit never does;
+  - one a resync clears costs a resync (x1.5) from its start, when it is the unit's first
+    active episode (or the on-call fix);
+
+* capacity: every unit upstream must run (and finish) once after ``o``, each no earlier than
+  its inputs can be fresh, so on each pool, for any instant ``tau``, the units that cannot start
+  before ``tau`` keep its slots busy for their total work / slots after ``tau``, and the last of
+  them still has its shortest path of models to the target ahead of it (the release-date and
+  tail relaxation of a parallel-machine schedule; ``tau = o`` is the plain load bound).
 
 Each cycle is relaxed on its own (the work for one deadline never delays another's), so the
 bound holds for recurring, multi-day and overlapping deadlines alike. Probabilistic per-attempt
@@ -32,6 +45,7 @@ from orchestrator.simulator.engine import RESYNC_FACTOR
 from orchestrator.simulator.metrics import BenchResult, Deadline, summarise
 
 INF = math.inf
+HUMAN, RESYNC, RETRY = "human", "resync_table", "retry"
 
 
 class CycleBound:
@@ -43,22 +57,58 @@ class CycleBound:
         self.graph = sc.graph
         spec = sc.spec
         self.dmin = {u: float(min(arr)) for u, arr in world.durations.items()}
-        fix_delay = spec.human_fix_delay.total_seconds()
-        approve_delay = spec.approvals.delay.total_seconds()
-        self.blocks: dict[str, list[tuple[float, float, bool]]] = {}  # unit -> (from, until, resyncable)
-        for ep in world.episodes:
-            fail = max(1.0, self.dmin.get(ep.target, 1.0) * spec.fail_after)
-            if ep.fix == "retry":
-                until = ep.end if ep.end is not None else INF
-            elif ep.fix == "human":
-                until = ep.start + fail + min(approve_delay, fix_delay)
-            else:  # resync_table: on-call fix, or any resync clears it at once
-                until = ep.start + fail + fix_delay
-            self.blocks.setdefault(ep.target, []).append((ep.start, until, ep.fix == "resync_table"))
-        for lst in self.blocks.values():
-            lst.sort()
+        self.fix_delay = spec.human_fix_delay.total_seconds()
+        # unit -> [(from, blocks until at the earliest, kind)] in the engine's order
+        self.blocks: dict[str, list[tuple[float, float, str]]] = {}
+        by_unit: dict[str, list] = {}
+        for ep in world.episodes:  # sorted by (start, target): the engine's order per unit
+            by_unit.setdefault(ep.target, []).append(ep)
+        for unit, eps in by_unit.items():
+            self.blocks[unit] = self._clear_times(unit, eps)
         self._units: dict[str, str | None] = {}
-        self._load: dict[str, float] = {}
+        self._tail: dict[str, dict[str, float]] = {}
+
+    # -- faults ----------------------------------------------------------------------------------
+    def answer_at(self, reported: float) -> float:
+        """The earliest instant a person can fix what was reported at ``reported``."""
+        spec = self.sc.spec
+        if reported == INF:
+            return INF
+        options = [reported + self.fix_delay]
+        if spec.approvals.approve > 0:
+            options.append(spec.approvals.answer_at(self.sc.t0, reported))
+        return min(options)
+
+    def _clear_times(self, unit: str, eps) -> list[tuple[float, float, str]]:
+        fail = max(1.0, self.dmin.get(unit, 1.0) * self.sc.spec.fail_after)
+        spec = self.sc.spec
+        out: list[tuple[float, float, str]] = []
+        for ep in eps:
+            # reported: the first attempt once no earlier episode of the unit blocks, failing
+            t = ep.start
+            for _ in range(len(out) + 1):
+                moved = False
+                for a, b, _k in out:
+                    if a <= t < b:
+                        t, moved = b, True
+                if not moved:
+                    break
+            reported = t + fail if t < INF else INF
+            if ep.fix == RETRY:
+                until = ep.end if ep.end is not None else INF
+            elif ep.fix == HUMAN:
+                # the on-call engineer answers only an episode that opens an incident: one
+                # reported while an earlier person-fix episode still blocks never does (its
+                # failures keep that incident open); an approver can always be asked
+                masked = any(k == HUMAN and a <= ep.start < b for a, b, k in out)
+                options = [] if masked else [reported + self.fix_delay]
+                if spec.approvals.approve > 0 and reported < INF:
+                    options.append(spec.approvals.answer_at(self.sc.t0, reported))
+                until = min(options, default=INF)
+            else:  # resync_table: a resync clears it from its start; the on-call fix otherwise
+                until = reported + self.fix_delay
+            out.append((ep.start, max(until, ep.start), ep.fix))
+        return out
 
     def unit_of(self, key: str) -> str | None:
         if key not in self._units:
@@ -80,21 +130,23 @@ class CycleBound:
         best = INF
         s = t
         for _ in range(len(blocks) + 2):
-            active = [(a, b, r) for a, b, r in blocks if a <= s < b]
+            active = [(a, b, k) for a, b, k in blocks if a <= s < b]
             if not active:
                 return min(best, s + d)
-            if is_sync and any(r for _, _, r in active):
+            if is_sync and active[0][2] == RESYNC:
+                # a resync clears the first active episode and succeeds (the engine checks no other)
                 best = min(best, s + d * RESYNC_FACTOR["resync_table"])
             s = min(b for _, b, _ in active)
             if s == INF:
                 return best
         return best
 
-    def ready_times(self, opens: float, targets: Sequence[str]) -> dict[str, float]:
-        """Earliest instant each asset upstream of ``targets`` holds data newer than ``opens``."""
-        need = self.graph.upstream_closure(*targets, include_self=True)
+    # -- one cycle -------------------------------------------------------------------------------
+    def _starts(self, opens: float, need: set[str]) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """(asset ready, unit ready, unit earliest start) for one window opening."""
         ready: dict[str, float] = {}
         unit_ready: dict[str, float] = {}
+        unit_start: dict[str, float] = {}
         for key in self.graph.topological_order():
             if key not in need:
                 continue
@@ -109,34 +161,82 @@ class CycleBound:
                 continue
             if u not in unit_ready:
                 if u in self.sc.connectors:
-                    unit_ready[u] = self.earliest_end(u, opens)
+                    start = opens
                 else:
                     start = max((ready[p] for p in parents), default=opens) if parents else opens
-                    unit_ready[u] = self.earliest_end(u, start) if start < INF else INF
+                unit_start[u] = start
+                unit_ready[u] = self.earliest_end(u, start) if start < INF else INF
             ready[key] = unit_ready[u]
-        return ready
+        return ready, unit_ready, unit_start
 
-    def load_s(self, target: str) -> float:
-        """The least time a pool needs for one cycle of ``target``: every unit upstream must run
-        once after the window opens, so the busiest pool is busy for at least its work divided
-        by its slots (the one capacity fact the relaxation keeps)."""
-        if target not in self._load:
-            work: dict[str, float] = {}
-            units = {u for k in self.graph.upstream_closure(target, include_self=True)
-                     if (u := self.unit_of(k)) is not None}
-            for u in units:
-                pool = self.sc.connectors[u].pool if u in self.sc.connectors else self.sc.model_pool[u]
-                work[pool] = work.get(pool, 0.0) + self.dmin.get(u, 0.0)
-            self._load[target] = max((w / self.sc.pools[p] for p, w in work.items()), default=0.0)
-        return self._load[target]
+    def ready_times(self, opens: float, targets: Sequence[str]) -> dict[str, float]:
+        """Earliest instant each asset upstream of ``targets`` holds data newer than ``opens``
+        (critical path with fault blocks; no capacity)."""
+        return self._starts(opens, self.graph.upstream_closure(*targets, include_self=True))[0]
+
+    def tails(self, target: str) -> dict[str, float]:
+        """Per unit upstream of ``target``: the least time from its fresh run's end to the target
+        being fresh (the longest chain of shortest model durations strictly after it)."""
+        if target not in self._tail:
+            need = self.graph.upstream_closure(target, include_self=True)
+            key_tail: dict[str, float] = {}
+            for key in reversed(self.graph.topological_order()):
+                if key not in need:
+                    continue
+                after = 0.0
+                for ch in self.graph.children(key):
+                    if ch not in need:
+                        continue
+                    cu = self.unit_of(ch)
+                    own = self.dmin.get(cu, 0.0) if cu is not None and cu not in self.sc.connectors else 0.0
+                    after = max(after, key_tail[ch] + own)
+                key_tail[key] = after
+            tail: dict[str, float] = {}
+            for key, v in key_tail.items():
+                u = self.unit_of(key)
+                if u is not None:
+                    tail[u] = max(tail.get(u, 0.0), v)  # a connector's tables: its slowest path
+            self._tail[target] = tail
+        return self._tail[target]
+
+    def capacity_ready(self, target: str, unit_start: dict[str, float]) -> float:
+        """The release-date/tail bound: per pool, max over tau of tau + (work of the units that
+        cannot start before tau) / slots + the least tail among them."""
+        tail = self.tails(target)
+        by_pool: dict[str, list[tuple[float, float, float]]] = {}
+        for u, start in unit_start.items():
+            if u not in tail:
+                continue
+            pool = self.sc.connectors[u].pool if u in self.sc.connectors else self.sc.model_pool[u]
+            by_pool.setdefault(pool, []).append((start, self.dmin.get(u, 0.0), tail[u]))
+        best = -INF
+        for pool, items in by_pool.items():
+            slots = self.sc.pools[pool]
+            items.sort()
+            work, least_tail = 0.0, INF
+            for start, d, t in reversed(items):  # latest release first: the set {start >= tau}
+                if start == INF:
+                    return INF
+                work += d
+                least_tail = min(least_tail, t)
+                best = max(best, start + work / slots + least_tail)
+        return best
 
     def deadline_ready(self, deadlines: Sequence[Deadline]) -> list[float]:
         """For each deadline, the earliest instant its target can be fresh for its cycle."""
-        by_opens: dict[float, set[str]] = {}
+        cache: dict[tuple[float, str], float] = {}
+        out = []
         for d in deadlines:
-            by_opens.setdefault(d.opens, set()).add(d.target)
-        cache = {o: self.ready_times(o, sorted(ts)) for o, ts in by_opens.items()}
-        return [max(cache[d.opens].get(d.target, INF), d.opens + self.load_s(d.target)) for d in deadlines]
+            key = (d.opens, d.target)
+            if key not in cache:
+                need = self.graph.upstream_closure(d.target, include_self=True)
+                ready, _, unit_start = self._starts(d.opens, need)
+                r = ready.get(d.target, INF)
+                if r < INF:
+                    r = max(r, self.capacity_ready(d.target, unit_start))
+                cache[key] = r
+            out.append(cache[key])
+        return out
 
 
 def bound_lateness(sc, world, deadlines: Sequence[Deadline]) -> list[float]:

@@ -20,8 +20,10 @@ the decision core, watches every step as it executes (blackouts), every launch a
 (daily budgets) and every action executed (validation rules, pre-authorisation re-derived from
 the policies).
 
-A person fixes only what has been reported: an approval (or the on-call engineer, after
-``human_fix_delay``) clears a fault episode that has already failed an attempt.
+A person fixes only what has been reported: an approval clears a fault episode that had failed an
+attempt when the approval was requested (so a fix lands no earlier than the answer to a request
+made after the failure: ``approvals.delay``, later at night); the on-call engineer, after
+``human_fix_delay``, clears the episode whose failure opened an incident.
 """
 
 from __future__ import annotations
@@ -687,10 +689,12 @@ class Simulation:
             self._fixed[idx] = self.now
             self._human_fixed.add(idx)
 
-    def human_fix_unit(self, unit: str) -> None:
-        """An approver fixed the cause of this unit's current failure (credentials, code...)."""
+    def human_fix_unit(self, unit: str, reported: frozenset[int] | set[int] | None = None) -> None:
+        """An approver fixed the cause of this unit's current failure (credentials, code...): what
+        had been reported when they were asked (``reported``; default: everything reported now)."""
+        seen = self._observed if reported is None else reported
         for i, ep in self._episodes.get(unit, ()):
-            if i in self._observed and i not in self._fixed and ep.fix == "human":
+            if i in seen and i not in self._fixed and ep.fix == "human":
                 self._human_fix(i)
 
     def _release_children(self, st: Step, ok: bool) -> None:
@@ -753,11 +757,12 @@ class Simulation:
         for u in self._units_of_action(action):
             self._note_action(u)
         approve = self._rng.random() < self.spec.approvals.approve
+        reported = frozenset(self._observed)  # the person fixes what the request could tell them
 
         def answer() -> None:
             if approve:
                 for u in self._units_of_action(action):
-                    self.human_fix_unit(u)
+                    self.human_fix_unit(u, reported)
                 self.actions.append(ActionLog(action, "approved", self.now))
                 on_approved(action)
             else:

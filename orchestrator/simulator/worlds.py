@@ -242,8 +242,9 @@ def world_spec(seed: int, data_dir: Path) -> tuple[dict, dict]:
                     f["every"] = f"{int(rng.integers(2, 8))}h"
                     f["count"] = int(rng.integers(2, 5))
             elif rng.random() < 0.3 and hours > 24:
-                f["every"] = "24h"
-                f["count"] = 2
+                # comes back the same day (a daily 'at' already recurs each day: 'every: 24h'
+                # on top of it would stack two identical episodes from the second day on)
+                f["at"].append(_clock(int(f["at"][0][:2]) * 60 + int(f["at"][0][3:]) + 720))
         faults.append(f)
 
     # the baseline the team wrote first
