@@ -123,6 +123,9 @@ class Snapshot:
     # (see ``orchestrator.core.datatime.data_times``).
     data_time: dict[str, datetime] = field(default_factory=dict)
     paused_connectors: set[str] = field(default_factory=set)  # connectors paused now (when known)
+    # connector -> its own sync schedule (a cron expression in UTC, when known): a sync that needs
+    # a person's approval is asked ahead only when that schedule does not land it in time
+    connector_schedules: dict[str, str] = field(default_factory=dict)
     # connector -> its schema-change setting, in Fivetran's words (ALLOW_ALL | ALLOW_COLUMNS |
     # BLOCK_ALL; Airbyte's nonBreakingSchemaUpdatesBehavior mapped onto them), when known
     schema_change_handling: dict[str, str] = field(default_factory=dict)

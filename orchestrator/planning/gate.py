@@ -237,6 +237,23 @@ def blackout_hit(action: Action, touched, resolution, start: datetime, span_s: f
     return None
 
 
+def _reaching_policies(slas, resolution) -> list:
+    """The policies whose deadline reaches an asset that no policy selects directly."""
+    if resolution is None or getattr(resolution, "policy_set", None) is None:
+        return []
+    names: dict[str, None] = {}
+    for s in slas:
+        if s is not None and not s.policies:
+            names.update(dict.fromkeys(s.propagated_from))
+    out = []
+    for n in names:
+        try:
+            out.append(resolution.policy(n))
+        except Exception:  # noqa: BLE001 - an unknown name adds nothing
+            continue
+    return out
+
+
 def gate(
     actions: Iterable[Action],
     snapshot: Snapshot,
@@ -288,12 +305,18 @@ def gate(
             rollouts.append("recommend")  # ungoverned assets never act on their own
         if cfg.rollout_cap in ("shadow", "recommend"):
             rollouts.append(cfg.rollout_cap)
+        # an asset no policy selects directly takes its settings from the deadline that wins
+        # *now*; that winner changes from one cycle to the next, so every policy reaching it
+        # must allow the action (the strictest governs)
+        reaching = _reaching_policies(slas.values(), resolution)
+        rollouts.extend(_val(p.rollout) for p in reaching)
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
         budget_names = {name for s in governed for name, _ in s.budgets}
         # owners who set a budget made it the yardstick for what counts as expensive
         covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
-                         and all(s.may_run_without_approval(t) for s in governed))
+                         and all(s.may_run_without_approval(t) for s in governed)
+                         and all(t in p.auto_approve for p in reaching))
         over = sorted(name for name in budget_names if overspends(name, a.estimated_cost_usd))
         if over:
             budget_risk = 0.2
@@ -341,7 +364,8 @@ def gate(
             out.append(decide(AWAIT_APPROVAL, "rollout recommend (or an ungoverned asset): waits for approval"))
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
-            not_listed = sorted({n.value for n in needed for s in governed if not s.may_run_without_approval(n)})
+            not_listed = sorted({n.value for n in needed for s in governed if not s.may_run_without_approval(n)}
+                                | {n.value for n in needed for p in reaching if n not in p.auto_approve})
             start = a.not_before if a.not_before is not None and a.not_before > now else now
             dark = blackout_hit(a, touched, resolution, start, _run_span_s(a, graph, durations)) if (
                 t.starts_run or t.calls_connector) else None

@@ -255,6 +255,22 @@ def _pending_keys(snapshot: Snapshot) -> set[str]:
     return out
 
 
+def _awaiting_keys(incidents) -> set[str]:
+    """Keys of runs waiting for a person's approval (ledger status ``pending``): they are not
+    asked again in a new shape while the question is open, and what reads them waits."""
+    ledger = getattr(incidents, "ledger", None)
+    if ledger is None:
+        return set()
+    out: set[str] = set()
+    for e in ledger.entries.values():
+        if e.status != "pending":
+            continue
+        t = ActionType.parse(e.action.type)
+        if t is not None and t.starts_run:
+            out.update(e.action.asset_keys)
+    return out
+
+
 class _Cycles:
     """Deadline cycles of the governed assets, for proactive planning.
 
@@ -281,6 +297,7 @@ class _Cycles:
         self._p_low: DurationModel | None = None
         self.opens: dict[str, datetime] = {}
         self.dts: dict[str, datetime] = {}
+        self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
             self.keys: list[str] = []
             return
@@ -397,6 +414,38 @@ class _Cycles:
         spare = fa.slack_s - self.cfg.tick_interval_s - max(self.cfg.min_margin_s, self.spread(k))
         return (_aware(opens) - self.now).total_seconds() <= spare
 
+    def native_lands(self, connector: str, after: datetime, by: datetime) -> bool | None:
+        """The connector's own schedule starts a sync in [after, by] (None: schedule unknown)."""
+        cron = self.native.get(connector)
+        if not cron:
+            return None
+        try:
+            from cronsim import CronSim
+
+            tick = next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1))))
+        except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
+            return None
+        return _aware(tick) <= by
+
+    def ask_ahead(self, k: str) -> bool:
+        """A connector table whose sync needs a person's approval (its policy does not
+        pre-authorise a materialize) and that the connector's own schedule does not land before
+        its latest start: ask now, as soon as its cycle is open, rather than at the latest start
+        (an approval takes a while, longer at night). Unknown schedule: wait, as before."""
+        node = self.graph.node(k)
+        if not node.connector:
+            return False
+        sla = self.resolution.sla(k)
+        if sla is not None and sla.may_run_without_approval(ActionType.materialize):
+            return False
+        lst = self.latest_start(k)
+        r = self.req.get(k)
+        if lst is None or r is None:
+            return False
+        by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
+        lands = self.native_lands(node.connector, max(self.now, r), by)
+        return lands is False
+
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
         start within the horizon), "ready" (a model whose inputs are fresh for its cycle) or
@@ -419,6 +468,8 @@ class _Cycles:
             fa = fresh[k]
             if self.due(k):
                 why = "due"
+            elif source and self.ask_ahead(k):
+                why = "ahead"
             elif source:
                 continue  # a sync before it is due: the connector's own schedule may land it first
             elif self.cheaper_later(k):
@@ -482,6 +533,7 @@ def _stage_in_flight(st: _PlanState) -> None:
             running.update(run.asset_keys)
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
     pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
+    pending |= _awaiting_keys(st.incidents)  # asked of a person, not answered yet
     st.running = running
     st.queued = queued
     st.syncing = syncing
@@ -917,7 +969,10 @@ def _stage_run_actions(st: _PlanState) -> None:
             when = f" for {fa.deadline:%Y-%m-%d %H:%M} UTC" if fa and fa.deadline else ""
             reason = (f"{target} needs a refresh{when} (slack {int((slack or 0) // 60)} min): run {len(keys)} asset(s) now, "
                       + ("their latest start falls before the next planning cycle + safety margin"
-                         if why_of[worst] == "due" else "their inputs are fresh for this deadline cycle"))
+                         if why_of[worst] == "due" else
+                         "asked ahead: a sync that needs approval, and the connector's own schedule does "
+                         "not land it before its latest start" if why_of[worst] == "ahead" else
+                         "their inputs are fresh for this deadline cycle"))
         if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
             if sla is not None and sla.off_peak_at(now) is None:

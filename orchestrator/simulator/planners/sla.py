@@ -94,6 +94,7 @@ class SLAPlanner(Planner):
         # what the shell believes (a silent failure looks like a good load) ...
         snap.data_time = {k: at_dt(sim.apparent.get(k, v)) for k, v in sim.data_time.items()}
         snap.paused_connectors = set(sim.paused)
+        snap.connector_schedules = {cid: c.schedule for cid, c in sim.sc.connectors.items()}
         # ... and what the health sensor flags (orchestrator.health: untrusted loads are held)
         snap.anomalous_loads = {k: (at_dt(dt), f"{kind} (simulated silent failure)")
                                 for k, (dt, kind, detected) in sim.untrusted.items() if detected}
@@ -154,7 +155,8 @@ class SLAPlanner(Planner):
                 self._pending.discard(key)
                 self.ledger.update(action.action_id, "declined", sim.dt())
 
-        sim.at(sim.now + sim.spec.approvals.delay.total_seconds() + 1.0, check)
+        # the answer is due when the approver answers (later at night), not after the day delay
+        sim.at(sim.spec.approvals.answer_at(sim.t0, sim.now) + 1.0, check)
 
     def _counting_reviewer(self, plan, snapshot, assessment, resolution, durations):
         out = self._reviewer(plan, snapshot, assessment, resolution, durations)
