@@ -19,7 +19,9 @@ Every tick, for each executable action in the project store (``Proposals.executa
   client of the project's resources is called and the outcome recorded (status, executions,
   audit event, failure memory, breaker: one transaction). An API error is the action's outcome
   (typed: status code, vendor message, transient); a store error stops the tick and is never
-  recorded as an API failure.
+  recorded as an API failure. A write is sent once (``single_attempt_writes``): when its answer
+  is lost (read timeout, dropped connection, 5xx, garbled body) the connector's state is read -
+  seen: succeeded; not seen yet: left ``calling`` for the reconciler, never sent again.
 * **reconciler** (every tick, first): ``calling`` rows whose lease (``ORCHESTRATOR_CALL_LEASE``,
   120 s) has passed belong to a tick that died; they are settled from the connector's own state
   (Fivetran sync state/``succeeded_at``/``paused``, Airbyte jobs/connection status) or the run

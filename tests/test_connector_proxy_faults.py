@@ -122,7 +122,7 @@ def _wait_idle(sandbox, scenario, timeout: float = 30.0) -> None:
         ab.stop()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_execution_through_a_faulty_proxy_records_each_action_once(sandbox, scenario, tmp_path, seed):
     _wait_idle(sandbox, scenario)
     schedules = _schedules(sandbox, scenario)

@@ -562,3 +562,36 @@ def test_digest_cancel_link_withdraws_an_approved_action(tmp_path, monkeypatch):
     r = client.post(path, data={"token": token})
     assert r.status_code == 409 and props.show(started)["status"] == "executing"
     assert props.store.verify_audit()["ok"]
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject", "cancel"])
+def test_a_decision_and_its_audit_event_commit_together(tmp_path, monkeypatch, decision):
+    """The store dies while writing the decision's audit event: neither the approval row nor the
+    status change is kept; done again, the decision is recorded once with its event."""
+    props = _props(tmp_path)
+    aid = _approved(props, _resync())
+    with props.store.session() as s:  # a pending action (approve/reject) or an approved one (cancel)
+        if decision != "cancel":
+            s.execute(text("insert into proposal_actions (id, proposal_id, type, source, status, decision, reason, "
+                           "subjects, payload, created_at, updated_at) select 'pend-1', proposal_id, type, source, "
+                           "'pending', 'await_approval', reason, subjects, payload, created_at, updated_at "
+                           "from proposal_actions where id = :i"), {"i": aid})
+    target = aid if decision == "cancel" else "pend-1"
+    real = props.store.audit
+
+    def dies(*a, **k):
+        raise OperationalError("INSERT INTO audit_events", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(props.store, "audit", dies)
+    fn = getattr(props, decision)
+    before = props.show(target)
+    with pytest.raises(OperationalError):
+        fn(target, actor="ana@example.com", now=NOW)
+    after = props.show(target)
+    assert after["status"] == before["status"] and after["approvals"] == before["approvals"]
+    monkeypatch.setattr(props.store, "audit", real)
+    fn(target, actor="ana@example.com", now=NOW)
+    kind = {"approve": "approval", "reject": "rejection", "cancel": "cancellation"}[decision]
+    assert _kinds(props, target).count(kind) == 1
+    assert len(props.show(target)["approvals"]) == len(before["approvals"]) + 1
+    assert props.store.verify_audit()["ok"]

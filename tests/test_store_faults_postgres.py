@@ -311,7 +311,7 @@ def test_store_killed_at_each_step_of_a_failure_sensor_tick_diagnoses_once(pg, i
     steps = k.n
     assert len(new) == 3 and counts(store) == (3, 3, 3)
     store.dispose()
-    for at in range(1, steps + 1, max(1, steps // 10)):  # ~10 points spread over every kind of step
+    for at in range(1, steps + 1, max(1, steps // 6)):  # ~6 points spread over the kinds of step
         store = open_store(pg.create_db(f"fail_{at}"), cached=False)
         killer = Killer(pg, store.engine, at)
         try:
