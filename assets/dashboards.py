@@ -63,8 +63,9 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
     return specs, upstream_relations
 
 
-def build_dashboard_assets(manifest_path: Path, translator: ProjectDbtTranslator) -> dg.AssetsDefinition:
-    manifest = validate_manifest(manifest_path)  # parsed once per path (dagster-dbt's cache)
+def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator) -> dg.AssetsDefinition:
+    """``manifest_path``: the manifest's path or the parsed manifest (``assets.dbt.load_manifest``)."""
+    manifest = validate_manifest(manifest_path)  # a path is parsed once (dagster-dbt's cache)
     specs, upstream_relations = _exposure_specs(manifest, translator)
 
     @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)

@@ -121,10 +121,31 @@ class ManifestUnavailable(RuntimeError):
     """The dbt manifest is missing, truncated or stale and ``dbt parse`` could not rebuild it."""
 
 
+_PARSED: dict[str, tuple[tuple[int, int], Mapping[str, Any]]] = {}  # path -> ((mtime_ns, size), manifest)
+
+
+def read_manifest(manifest: Path) -> Mapping[str, Any]:
+    """The parsed manifest (orjson, as dagster-dbt parses it), once per file version: checking
+    it, building the dbt assets and the dashboards share one parse (a manifest of 1,000 models
+    is ~0.3 s with orjson, ~1 s with the json module). Raises OSError / ValueError."""
+    import orjson
+
+    path = Path(manifest).resolve()
+    st = path.stat()
+    version = (st.st_mtime_ns, st.st_size)
+    hit = _PARSED.get(str(path))
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    data = orjson.loads(path.read_bytes())
+    _PARSED.clear()  # one project per code location: keep only the latest manifest
+    _PARSED[str(path)] = (version, data)
+    return data
+
+
 def manifest_problem(manifest: Path) -> str | None:
     """Why a manifest cannot be used (None when it can): truncated or not dbt's JSON."""
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = read_manifest(manifest)
     except (OSError, ValueError) as exc:
         return f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict) or "metadata" not in data:
@@ -171,10 +192,15 @@ def _has_partitioned_nodes(manifest: Mapping[str, Any]) -> bool:
     return any(tag in (node.get("tags") or ()) for node in manifest.get("nodes", {}).values())
 
 
-def build_dbt_assets(connector_keys: Set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
-    manifest_path = ensure_manifest()
-    # Parsed once (dagster-dbt caches it by path) and shared by both decorators.
-    manifest = validate_manifest(manifest_path)
+def load_manifest() -> Mapping[str, Any]:
+    """``ensure_manifest()``, parsed (once per file version, see ``read_manifest``)."""
+    return read_manifest(ensure_manifest())
+
+
+def build_dbt_assets(connector_keys: Set[dg.AssetKey],
+                     manifest: Mapping[str, Any] | None = None) -> list[dg.AssetsDefinition]:
+    # Parsed once (``read_manifest``) and shared by both decorators and the dashboards.
+    manifest = validate_manifest(dict(manifest) if manifest is not None else dict(load_manifest()))
     translator = ProjectDbtTranslator(connector_keys)
     partitioned = _has_partitioned_nodes(manifest)
 

@@ -14,7 +14,7 @@ from assets.dbt import (
     ProjectDbtTranslator,
     build_dbt_assets,
     daily_partitions,
-    ensure_manifest,
+    load_manifest,
 )
 from assets.fivetran import build_fivetran_assets
 from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
@@ -89,8 +89,9 @@ def build_definitions() -> dg.Definitions:
             log.info("%s not used by this code location (ORCHESTRATOR_CONNECTORS=%s)", system, ",".join(systems) or "none")
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
     try:
-        dbt_defs = build_dbt_assets(connector_keys)
-        dashboards = [build_dashboard_assets(ensure_manifest(), ProjectDbtTranslator(connector_keys))]
+        manifest = load_manifest()  # parsed once for the dbt assets and the dashboards
+        dbt_defs = build_dbt_assets(connector_keys, manifest)
+        dashboards = [build_dashboard_assets(manifest, ProjectDbtTranslator(connector_keys))]
     except ManifestUnavailable as exc:  # the connectors and the rest still load
         log.error("dbt models and dashboards not loaded: %s", exc)
         dbt_defs, dashboards = [], []

@@ -95,7 +95,7 @@ def test_unparseable_project_is_reported_and_the_rest_loads(monkeypatch, caplog)
     def broken():
         raise dbt_mod.ManifestUnavailable("dbt manifest x was unreadable and `dbt parse` could not rebuild it")
 
-    monkeypatch.setattr(definitions, "build_dbt_assets", lambda keys: broken())
+    monkeypatch.setattr(definitions, "build_dbt_assets", lambda keys, manifest=None: broken())
     monkeypatch.setattr(definitions, "_connector_assets", lambda *a: [])  # no API calls in this test
     defs = definitions.build_definitions()
     assert "dbt models and dashboards not loaded" in caplog.text

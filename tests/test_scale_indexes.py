@@ -135,3 +135,15 @@ def test_validation_in_flight_and_covered_checks_match_the_pairwise_scan(runs, p
     got = [reasons.get(a.action_id) for a in actions]
     assert got == _reference_overlap(actions, snapshot.in_flight())
     assert [a.action_id for a in accepted] == [a.action_id for a, r in zip(actions, got) if r is None]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["pause_connector", "resume_connector", "retry"]),
+                          st.sampled_from(CONNECTORS), st.sampled_from(["succeeded", "failed", "pending"]),
+                          st.integers(0, 5)), max_size=12))
+def test_paused_connectors_in_one_pass_equals_paused_per_connector(entries):
+    ledger = ActionLedger()
+    for i, (typ, conn, status, minute) in enumerate(entries):
+        ledger.record(Action(f"a{i}", typ, "r", connector=conn), status, NOW + timedelta(minutes=minute))
+    conns = {e.action.connector for e in ledger.entries.values() if e.action.connector}
+    assert ledger.paused_connectors() == {c for c in conns if ledger.paused(c)}

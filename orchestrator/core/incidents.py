@@ -196,8 +196,19 @@ class ActionLedger:
         return bool(last and last[1])
 
     def paused_connectors(self) -> set[str]:
-        conns = {e.action.connector for e in self.entries.values() if e.action.connector}
-        return {c for c in conns if self.paused(c)}
+        """Every connector ``paused`` is true for, in one pass over the ledger (not one per connector)."""
+        last: dict[str, tuple[datetime, bool]] = {}
+        for e in self.entries.values():
+            conn = e.action.connector
+            if not conn or e.status != DONE_OK:
+                continue
+            t = ActionType.parse(e.action.type)
+            if t not in (ActionType.pause_connector, ActionType.resume_connector):
+                continue
+            prev = last.get(conn)
+            if prev is None or e.at >= prev[0]:
+                last[conn] = (e.at, t is ActionType.pause_connector)
+        return {c for c, (_, paused) in last.items() if paused}
 
 
 @dataclass(frozen=True, slots=True)

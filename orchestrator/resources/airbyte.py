@@ -28,6 +28,7 @@ from dagster_airbyte.utils import get_airbyte_connection_table_name
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.load_init import LoadWithoutInstance
 from orchestrator.resources.errors import ConnectorAPIError, json_body, send
 from orchestrator.resources.sync_failures import explain_airbyte_failure
 
@@ -103,7 +104,7 @@ class ConfiguredAirbyteClient(AirbyteClient):
         return json_body("airbyte", method, endpoint, response)
 
 
-class AirbyteWorkspaceResource(AirbyteWorkspace):
+class AirbyteWorkspaceResource(LoadWithoutInstance, AirbyteWorkspace):
     connector_state_dir: str | None = Field(
         default=None,
         description="Where the last known workspace state is kept for loading while the API is down.",

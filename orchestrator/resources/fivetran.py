@@ -21,6 +21,7 @@ from dagster_fivetran.translator import FivetranMetadataSet, FivetranWorkspaceDa
 from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
+from orchestrator.resources.load_init import LoadWithoutInstance
 from orchestrator.resources.errors import ConnectorAPIError, json_body, send
 from orchestrator.resources.sync_failures import explain_fivetran_failure
 
@@ -115,7 +116,7 @@ class ConfiguredFivetranClient(FivetranClient):
         )
 
 
-class FivetranWorkspaceResource(FivetranWorkspace):
+class FivetranWorkspaceResource(LoadWithoutInstance, FivetranWorkspace):
     """``FivetranWorkspace`` with a configurable API base URL, poll timing and state fallback."""
 
     api_base_url: str = Field(
