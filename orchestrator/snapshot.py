@@ -584,6 +584,7 @@ def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
 
 SETTINGS_TTL = 600.0
 _SETTINGS_CACHE: dict[str, tuple[float, str]] = {}
+_BROKEN_CACHE: dict[tuple[str, str], tuple[datetime, bool]] = {}  # (connection, status) -> (since, breaking)
 # Airbyte nonBreakingSchemaUpdatesBehavior -> the Fivetran setting with the same effect on new columns
 AIRBYTE_SCHEMA_UPDATES = {"propagate_fully": "ALLOW_ALL", "propagate_columns": "ALLOW_COLUMNS",
                           "ignore": "BLOCK_ALL", "disable_connection": "BLOCK_ALL"}
@@ -657,6 +658,48 @@ class ConnectorReader:
                 triggered_by="unknown", error_message=error, rows=job.get("rowsSynced"),
                 tables=tuple(tables_of.get(cid, ())),
             ))
+        out.extend(self.airbyte_broken_connections(client, tables_of, out))
+        return out
+
+    def airbyte_broken_connections(self, client, tables_of: Mapping[str, list[str]],
+                                   syncs: list[SyncRecord]) -> list[SyncRecord]:
+        """Connections Airbyte itself disabled (status ``inactive``/``deprecated``/``locked``:
+        after a breaking source change, repeated failures, a source check that failed) as a failed
+        sync record, so a connection that can no longer sync is diagnosed, escalated to its
+        owners and blocks doomed runs like a broken Fivetran connector - even when nothing tried
+        to sync it. One ``GET /connections`` per read; for a disabled connection one config-API
+        ``connections/get`` for ``breakingChange``, kept while its state lasts. The record's id
+        and time are those of the connection's latest sync (or of when this reader first saw the
+        state), so the incident is the same one every tick."""
+        out: list[SyncRecord] = []
+        for c in client._paginated_request(method="GET", url=f"{client.rest_api_base_url}/connections",
+                                           params={"workspaceIds": client.workspace_id}):
+            state = str(c.get("status") or "active").lower()
+            cid = f"airbyte:{c.get('connectionId')}"
+            if state == "active" or cid not in tables_of:
+                continue
+            key = (cid, state)
+            hit = _BROKEN_CACHE.get(key)
+            if hit is None:
+                breaking = False
+                try:
+                    details = client._single_request(method="POST",
+                                                     url=f"{client.configuration_api_base_url}/connections/get",
+                                                     data={"connectionId": c.get("connectionId")})
+                    breaking = bool((details or {}).get("breakingChange"))
+                except Exception as exc:  # noqa: BLE001 - the status alone is the fact
+                    self.errors.append(f"airbyte: connection {cid}: {str(exc)[:200]}")
+                last = max((s.ended_at or s.started_at for s in syncs if s.connector == cid), default=None)
+                hit = _BROKEN_CACHE[key] = (last or datetime.now(UTC), breaking)
+            at, breaking = hit
+            # worded as the configuration problem it is (config_error: pause and escalate); the
+            # schema-change sensor reports the change itself
+            why = " (breakingChange flag set: a source change a person must review)" if breaking else ""
+            message = (f"Airbyte connection '{c.get('name') or cid}' ({cid}) is {state}: Airbyte disabled it{why}; "
+                       "its syncs cannot run until a person reviews its configuration and re-enables the connection")
+            out.append(SyncRecord(cid, f"{state}{'-breaking' if breaking else ''}@{at.isoformat()}", "failed",
+                                  started_at=at, ended_at=at, triggered_by="unknown", error_message=message,
+                                  tables=tuple(tables_of.get(cid, ()))))
         return out
 
     def _airbyte_reason(self, client, job_id: int, status: str) -> str:

@@ -122,3 +122,47 @@ def test_backoff_scale_and_automation_come_from_the_settings(monkeypatch):
     monkeypatch.delenv("ORCHESTRATOR_AUTOMATION")
     planner, gate = cycle_configs()
     assert planner.backoff["source_unavailable"].base_s == 600 and gate.rollout_cap is None
+
+
+def test_lost_launch_is_retaken_by_one_taker_and_capped(tmp_path):
+    """``unlaunched_runs`` lists the failure sensor's open launches from earlier ticks only (not
+    this tick's, not another sensor's, not a finished action's); ``retake_launch`` is conditional
+    on the lease read (two takers of the same read: one wins), audited, counted, and a launch
+    requested again ``max_relaunches`` times is left to the execution sensor."""
+    from orchestrator.recovery import retake_launch, unlaunched_runs
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import ActionRow, ExecutionRow, ProposalRow
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db", cached=False)
+    lease = T0 + timedelta(minutes=2)
+    with store.session() as s:
+        s.add(ProposalRow(id="p1", planner="test", created_at=T0))
+        s.flush()
+        for aid, status in (("a-open", "executing"), ("a-done", "succeeded"), ("a-other", "executing"),
+                            ("a-now", "executing")):
+            s.add(ActionRow(id=aid, proposal_id="p1", type="retry", status=status, payload={"action_id": aid},
+                            created_at=T0, updated_at=T0))
+        s.flush()
+        s.add_all([
+            ExecutionRow(action_id="a-open", kind="run", run_key="a-open", status="calling", started_at=T0,
+                         idempotency_key="run:a-open", lease_until=lease, owner="failure_diagnosis_sensor:1"),
+            ExecutionRow(action_id="a-done", kind="run", run_key="a-done", status="calling", started_at=T0,
+                         idempotency_key="run:a-done", lease_until=lease, owner="failure_diagnosis_sensor:1"),
+            ExecutionRow(action_id="a-other", kind="run", run_key="a-other", status="calling", started_at=T0,
+                         idempotency_key="run:a-other", lease_until=lease, owner="host:1:executor"),
+            ExecutionRow(action_id="a-now", kind="run", run_key="a-now", status="calling",
+                         started_at=T0 + timedelta(seconds=20), idempotency_key="run:a-now", lease_until=lease,
+                         owner="failure_diagnosis_sensor:2"),
+        ])
+    now = T0 + timedelta(seconds=15)
+    (launch,) = unlaunched_runs(store, started_before=now)
+    assert launch["action_id"] == "a-open" and launch["relaunches"] == 0
+    assert retake_launch(store, launch, owner="failure_diagnosis_sensor:3", now=now)
+    assert not retake_launch(store, launch, owner="failure_diagnosis_sensor:4", now=now)  # the same read: lost
+    audits = [a for a in store.audit_events(kind="execution") if a["payload"].get("relaunched")]
+    assert len(audits) == 1 and audits[0]["subject"] == "action:a-open"
+    for i in range(1, 10):
+        (launch,) = unlaunched_runs(store, started_before=now)
+        assert launch["relaunches"] == i
+        assert retake_launch(store, launch, owner="failure_diagnosis_sensor:5", now=now + timedelta(seconds=i))
+    assert unlaunched_runs(store, started_before=now) == []  # 10 times: left to the execution sensor

@@ -310,6 +310,51 @@ def test_expired_credentials_escalated_once_to_the_connector_owners(
         httpx.post(f"{emu.fivetran_url}/_emulator/repair/dapper_ledger")
 
 
+def test_disabled_airbyte_connection_escalated_to_its_owners_and_kept_in_the_graph(
+        project_defs, instance, sandbox, ctx, store_url):
+    """An Airbyte connection Airbyte disabled (status inactive, e.g. after a breaking change) is a
+    broken connection like a Fivetran connector with expired credentials: detected without any
+    sync being tried, diagnosed once (config_error), escalated once to the owners of its tables'
+    policy, no run of it requested, and its tables stay in the graph."""
+    from orchestrator.digest.content import CATCH_ALL
+    from orchestrator.store import open_store
+    from sensors.failures import build_failure_sensor
+
+    emu = sandbox.emulators
+    client = _airbyte_client(emu)
+    cid = sorted({n.connector.split(":", 1)[1] for n in ctx.graph
+                  if n.connector and n.connector.startswith("airbyte:") and HUBSPOT not in n.connector})[-1]
+    conn = f"airbyte:{cid}"
+    tables = sorted(n.key for n in ctx.graph if n.connector == conn)
+    owners = set(ctx.resolution.sla(tables[0]).owners)
+    assert tables and owners and CATCH_ALL not in owners
+    started = datetime.now(UTC).replace(tzinfo=None)
+    url = f"{client.rest_api_base_url}/connections/{cid}"
+    client._single_request(method="PATCH", url=url, data={"status": "inactive"})
+    try:
+        store = open_store(store_url)
+        sensor = build_failure_sensor(ctx, store_url=store_url)
+        out = evaluate(sensor, instance, project_defs)
+        persist(instance, out)
+        rows = [a for a in store.audit_events(kind="failure.diagnosed", limit=100000)
+                if a["subject"].startswith(f"sync:{conn}:inactive")]
+        assert len(rows) == 1 and rows[0]["payload"]["category"] == "config_error", rows
+        assert sorted(rows[0]["payload"]["assets"]) == tables
+        escalations = [e for e in store.audit_events(kind="escalation", limit=100000)
+                       if e["subject"] == f"connector:{conn}" and e["ts"] >= started]
+        assert len(escalations) == 1 and set(escalations[0]["payload"]["owners"]) == owners
+        assert not [r for r in out.run_requests or [] if any(k.to_user_string() in tables for k in r.asset_selection)]
+        assert set(tables) <= set(ctx.graph.keys)
+        again = evaluate(sensor, instance, project_defs, cursor=out.cursor)
+        persist(instance, again)
+        assert len([a for a in store.audit_events(kind="failure.diagnosed", limit=100000)
+                    if a["subject"].startswith(f"sync:{conn}:inactive")]) == 1
+        assert len([e for e in store.audit_events(kind="escalation", limit=100000)
+                    if e["subject"] == f"connector:{conn}" and e["ts"] >= started]) == 1
+    finally:
+        client._single_request(method="PATCH", url=url, data={"status": "active"})
+
+
 def test_automation_setting_caps_execution_and_sensors_run_by_default(monkeypatch):
     from planning_fixtures import failure, scenario
 

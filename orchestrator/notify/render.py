@@ -12,7 +12,7 @@ from orchestrator.notify.threads import Change, IncidentThread
 ICONS = {"opened": ":red_circle:", "resolved": ":white_check_mark:", "escalation": ":rotating_light:",
          "proposed": ":raised_hand:", "running": ":arrow_forward:", "succeeded": ":heavy_check_mark:",
          "failed": ":x:", "rejected": ":no_entry_sign:", "expired": ":hourglass:", "cancelled": ":no_entry_sign:",
-         "recorded": ":memo:"}
+         "recorded": ":memo:", "withdrawn": ":wastebasket:"}
 
 
 def _icon(change: Change) -> str:

@@ -27,9 +27,10 @@ UTC = timezone.utc
 PHASES = {
     "pending": "proposed", "approved": "running", "executing": "running", "succeeded": "succeeded",
     "failed": "failed", "declined": "rejected", "expired": "expired", "cancelled": "cancelled",
-    "record_only": "recorded",
+    "record_only": "recorded", "withdrawn": "withdrawn",
 }
-PHASE_ORDER = ["proposed", "running", "recorded", "rejected", "expired", "cancelled", "failed", "succeeded"]
+PHASE_ORDER = ["proposed", "running", "recorded", "rejected", "expired", "cancelled", "withdrawn", "failed",
+               "succeeded"]
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -119,6 +120,8 @@ def _action_text(row, phase: str, decided_by: str | None) -> str:
         return f"Expired without a decision: {what}."
     if phase == "cancelled":
         return f"Cancelled{' by ' + decided_by if decided_by else ''}: {what}."
+    if phase == "withdrawn":  # stale: it could no longer succeed, or was already done
+        return f"Withdrawn, no longer asked: {what}."
     if phase == "failed":
         return f"Failed: {what}."
     return f"Worked: {what}."

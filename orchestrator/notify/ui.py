@@ -61,7 +61,7 @@ def proposals_by_asset(store, graph=None, *, now: datetime | None = None, recent
                             .order_by(ActionRow.risk_score.desc(), ActionRow.created_at)).all()
         decided = s.scalars(select(ActionRow).where(
             ActionRow.status.in_(("approved", "executing", "succeeded", "failed", "declined", "expired",
-                                  "cancelled")), ActionRow.updated_at >= now - recent)
+                                  "cancelled", "withdrawn")), ActionRow.updated_at >= now - recent)
             .order_by(ActionRow.updated_at)).all()
         runs: dict[str, list[str]] = {}
         ids = [r.id for r in decided]

@@ -26,6 +26,10 @@ def _initialized(resource):
     not used) and a ``ResourceDefinition.none_resource`` stay None."""
     if resource is None or not hasattr(resource, "process_config_and_initialize"):
         return None
+    import dagster as dg
+
+    if not any(isinstance(v, dg.EnvVar) for v in dict(resource).values()):
+        return resource  # nothing to resolve: config processing costs seconds of CPU for nothing
     return resource.process_config_and_initialize()
 
 

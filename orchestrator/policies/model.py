@@ -264,8 +264,12 @@ class HolidaySource(_Strict):
 
         if bool(self.country) == bool(self.market):
             raise ValueError("give exactly one of 'country' or 'market'")
+        # the registry's codes, without importing every country's module (list_supported_*
+        # does: about a second of every command that loads policies); only the one named is loaded
+        from holidays.registry import EntityLoader
+
         if self.market:
-            markets = holidays_lib.list_supported_financial()
+            markets = set(EntityLoader.get_financial_codes())
             if self.market not in markets:
                 hint = difflib.get_close_matches(self.market.upper(), list(markets), n=1)
                 raise ValueError(
@@ -273,14 +277,14 @@ class HolidaySource(_Strict):
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                 )
             return self
-        countries = holidays_lib.list_supported_countries()
+        countries = set(EntityLoader.get_country_codes())
         if self.country not in countries:
-            hint = difflib.get_close_matches(str(self.country).upper(), list(countries), n=1)
+            hint = difflib.get_close_matches(str(self.country).upper(), sorted(countries), n=1)
             raise ValueError(
                 f"unknown country {self.country!r} for holidays"
                 + (f"; did you mean {hint[0]!r}?" if hint else "")
             )
-        subdivs = countries[self.country]
+        subdivs = list(getattr(holidays_lib, self.country).subdivisions)
         if self.subdivision and self.subdivision not in subdivs:
             hint = difflib.get_close_matches(self.subdivision.upper(), list(subdivs), n=1)
             raise ValueError(
