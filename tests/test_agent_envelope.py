@@ -137,6 +137,24 @@ def test_five_thousand_actions_write_a_bounded_audit(w):
     assert set(executed(decisions)) == set(base_exec)
 
 
+def test_raising_other_work_above_the_work_at_risk_is_capped(w):
+    sc, base, base_exec = w
+    from orchestrator.agent.envelope import _Facts
+
+    facts = _Facts(sc.snapshot, sc.assessment, NOW, CFG)
+    urgent = [a for a in base.actions if facts.on_urgent_path(a)]
+    others = [a for a in base.actions if not facts.on_urgent_path(a)]
+    env, _, _, decisions = with_llm(sc, base, {"rationale": "others first", "actions": [
+        keep(a, priority=1000 if a in others else a.priority) for a in base.actions]})
+    floor = min(a.priority for a in urgent)
+    got = {a.action_id: a for a in env.plan.actions}
+    for a in others:
+        assert got[a.action_id].priority < floor or got[a.action_id].priority == a.priority
+    assert set(executed(decisions)) == set(base_exec)
+    if others:
+        assert "would overtake work for a target at risk" in env.plan.rationale
+
+
 def test_identical_to_the_planner_is_the_planner(w):
     sc, base, base_exec = w
     env, _, _, decisions = with_llm(sc, base, {"rationale": "same", "actions": [
@@ -201,6 +219,13 @@ def _check(name, answer):
             assert latest is not None and a.not_before <= latest - CFG.margin
         if facts.on_urgent_path(b):
             assert a.priority >= b.priority
+    # nothing raised overtakes the work for a target at risk (the queue orders by priority)
+    urgent = [a.priority for a in env.plan.actions if a.action_id in base_exec and facts.on_urgent_path(a)]
+    base_prio = {a.action_id: a.priority for a in base.actions}
+    for a in env.plan.actions:
+        raised = a.action_id not in base_prio or a.priority > base_prio[a.action_id]
+        if urgent and raised and not facts.on_urgent_path(a):
+            assert a.priority < min(urgent), a
     # safety actions and escalations stay
     assert env.plan.escalations == base.escalations
     assert {a.action_id for a in base.actions if a.type == "pause_connector"} <= {a.action_id for a in env.plan.actions}
