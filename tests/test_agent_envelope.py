@@ -279,3 +279,84 @@ def test_adversary_generated_worlds(data):
         return
     WORLDS["generated"], BASELINES["generated"] = sc, base
     _check("generated", data.draw(answers(base)))
+
+
+# -- the adversary over the real context, through the real client and the real cycle -----------
+@pytest.fixture(scope="module")
+def live():
+    """The auth-expired world through ``decide`` with the real reviewer (``llm_reviewer``: the
+    context the model is shown, the HTTP client, parsing, merge, envelope, validation, gate) and
+    a local OpenAI-compatible server that answers what the property test scripts."""
+    from planning_fixtures import FakeLLM
+
+    from orchestrator.agent import LLMConfig
+    from orchestrator.core.decide import decide, llm_reviewer
+    from orchestrator.planning import build_context
+
+    sc = WORLDS["auth-expired"]
+    server = FakeLLM()
+    config = LLMConfig(fast_model="m", deep_model="m", timeout_s=5, api_key="sk-test", base_url=server.base_url)
+    plain = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW)
+    ctx, _ = build_context(plain.baseline, sc.snapshot, sc.assessment, sc.resolution,
+                           max_tokens=config.max_context_tokens)
+    yield sc, server, llm_reviewer(config), plain, ctx, decide
+    server.stop()
+
+
+def context_answers(ctx):
+    """Answers built only from what the model is shown: the context's baseline, subgraph and
+    connectors (plus names it invents)."""
+    base = ctx["baseline"]
+    nodes = sorted(ctx.get("subgraph") or {}) + ["no_such_asset"]
+    conns = sorted(set((ctx.get("connectors") or {}).values())) + ["fivetran:nope"]
+    kept = st.sampled_from(base).flatmap(lambda a: st.fixed_dictionaries({
+        "ref": st.just(a["id"]), "type": st.just(a["type"]) | st.sampled_from(TYPES),
+        "asset_keys": st.just(a["assets"]) | st.lists(st.sampled_from(nodes), max_size=3),
+        "partitions": st.just(a["partitions"]), "connector": st.just(a["connector"]) | st.sampled_from(conns),
+        "tables": st.just(a["tables"] or {}), "priority": BIG,
+        "not_before": WHEN.map(lambda t: t.isoformat() if t else None), "run_id": st.just(a["run_id"]),
+        "rationale": INJECT, "confidence": st.floats(min_value=0, max_value=1)}))
+    new = st.fixed_dictionaries({
+        "ref": st.none(), "type": st.sampled_from(TYPES), "asset_keys": st.lists(st.sampled_from(nodes), max_size=3),
+        "partitions": st.lists(st.sampled_from(["2026-03-09", "bad"]), max_size=2),
+        "connector": st.sampled_from(conns) | st.none(), "priority": BIG, "rationale": INJECT,
+        "confidence": st.floats(min_value=0, max_value=1)})
+    return st.fixed_dictionaries({
+        "actions": st.lists(kept | new, max_size=30),
+        "dropped": st.lists(st.fixed_dictionaries({"ref": st.sampled_from([a["id"] for a in base]),
+                                                   "rationale": INJECT}), max_size=5),
+        "rationale": INJECT})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_adversary_over_the_real_context_through_the_whole_cycle(live, data):
+    sc, server, reviewer, plain, ctx, decide = live
+    answer = data.draw(context_answers(ctx))
+    server.script = [("json", answer)]
+    d = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, reviewer=reviewer)
+    assert d.review is not None and d.review.fallback_reason is None, d.review
+    base_exec = {g.action.action_id: g.action for g in plain.to_execute}
+    got = {g.action.action_id: g.action for g in d.to_execute}
+    # nothing runs automatically that the planner would not run; all it runs still runs, no later
+    assert set(got) == set(base_exec)
+    from orchestrator.agent.envelope import _Facts
+
+    facts = _Facts(sc.snapshot, sc.assessment, NOW, CFG)
+    for aid, a in got.items():
+        b = base_exec[aid]
+        assert a.source == b.source and a.type == b.type and a.asset_keys == b.asset_keys
+        if a.not_before != b.not_before:  # a delay only within the slack of the deadlines it feeds
+            latest = facts.latest_start(b)
+            assert latest is not None and a.not_before <= latest - CFG.margin
+        if facts.on_urgent_path(b):
+            assert a.priority >= b.priority
+    # every LLM-originated action waits for a person (or is refused)
+    assert all(g.decision != "execute" for g in d.decisions if g.action.source == "llm")
+    # the escalations and the pause stay; the audit of the cycle is bounded
+    assert d.plan.escalations == plain.plan.escalations
+    assert {a.action_id for a in plain.plan.actions if a.type == "pause_connector"} <= {
+        a.action_id for a in d.plan.actions}
+    assert len(d.rejected) + len(d.decisions) <= len(plain.baseline.actions) + CFG.max_llm_actions + \
+        CFG.max_rejection_rows
