@@ -38,7 +38,7 @@ FAST_TIMEOUT = 1.0  # transport attacks: every tick waits for the deadline
 ANSWER_TIMEOUT = 5.0
 
 
-def run(scenario, planner: str, env: dict | None = None, seed: int = 1):
+def run(scenario, planner: str, env: dict | None = None, seed: int = 1, horizon_h: float | None = None):
     """One simulation; with ``env`` (the LLM endpoint), every review is timed. Returns
     (BenchResult, [review wall seconds])."""
     from orchestrator.simulator.bench import deadlines_of, resolve_policies, simulate
@@ -49,6 +49,10 @@ def run(scenario, planner: str, env: dict | None = None, seed: int = 1):
     os.environ.update(env or {})
     try:
         sc = load_scenario(scenario)
+        if horizon_h:  # a shorter day (both planners alike), for the largest scenarios
+            from datetime import timedelta
+
+            sc.spec = sc.spec.model_copy(update={"horizon": timedelta(hours=horizon_h)})
         world = sc.realise(seed)
         res = resolve_policies(sc, world)
         deadlines = deadlines_of(res, sc.t0, sc.horizon_s)
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join((*STRATEGIES, "mixed", *TRANSPORT)))
     ap.add_argument("--worlds", default="", help="also generated worlds, e.g. 24,27,39 (orchestrator bench --worlds)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--horizon-h", type=float, default=None, help="simulate this many hours (default: the scenario's)")
     ap.add_argument("--out", default="", help="append one JSON line per run to this file")
     args = ap.parse_args()
     for k in [k for k in os.environ if k.startswith("OPENAI_")]:
@@ -112,7 +117,7 @@ def main() -> None:
     for scenario in scenarios:
         name = Path(scenario).stem
         t0 = time.time()
-        sla, _, _ = run(scenario, "sla", seed=args.seed)
+        sla, _, _ = run(scenario, "sla", seed=args.seed, horizon_h=args.horizon_h)
         print(f"{name:10s} sla         attainment {sla.sla_attainment:.4f} unsafe {sla.unsafe_actions} "
               f"cost {sla.cost:.2f} ({time.time() - t0:.0f} s)", flush=True)
         for strategy in [s for s in args.strategies.split(",") if s]:
@@ -122,7 +127,7 @@ def main() -> None:
                    "ORCHESTRATOR_LLM_TIMEOUT": str(timeout)}
             t0 = time.time()
             try:
-                r, durations, p = run(scenario, "sla-llm", env, seed=args.seed)
+                r, durations, p = run(scenario, "sla-llm", env, seed=args.seed, horizon_h=args.horizon_h)
             finally:
                 server.stop()
             bound = 3 * timeout
