@@ -1,6 +1,7 @@
 """`sla-llm` against a hostile OpenAI-compatible server, per scenario and strategy, beside the
 deterministic `sla` planner: attainment, unsafe actions, cost, and the wall time of every agent
-call (the whole review: context, answer, repair) against 3 x ORCHESTRATOR_LLM_TIMEOUT.
+call (the whole review: context, answer, repair; and the context's share, CPU work no server
+controls) against 3 x ORCHESTRATOR_LLM_TIMEOUT.
 
     .venv/bin/python benchmarks/bench_llm_adversary.py                      # every shipped scenario
     .venv/bin/python benchmarks/bench_llm_adversary.py --scenarios small --strategies delay,hang
@@ -37,7 +38,7 @@ FAST_TIMEOUT = 1.0  # transport attacks: every tick waits for the deadline
 ANSWER_TIMEOUT = 5.0
 
 
-def run(scenario, planner: str, env: dict | None = None, seed: int = 1):
+def run(scenario, planner: str, env: dict | None = None, seed: int = 1, horizon_h: float | None = None):
     """One simulation; with ``env`` (the LLM endpoint), every review is timed. Returns
     (BenchResult, [review wall seconds])."""
     from orchestrator.simulator.bench import deadlines_of, resolve_policies, simulate
@@ -48,23 +49,42 @@ def run(scenario, planner: str, env: dict | None = None, seed: int = 1):
     os.environ.update(env or {})
     try:
         sc = load_scenario(scenario)
+        if horizon_h:  # a shorter day (both planners alike), for the largest scenarios
+            from datetime import timedelta
+
+            sc.spec = sc.spec.model_copy(update={"horizon": timedelta(hours=horizon_h)})
         world = sc.realise(seed)
         res = resolve_policies(sc, world)
         deadlines = deadlines_of(res, sc.t0, sc.horizon_s)
         p = SLAPlanner(llm=planner == "sla-llm")
-        durations: list[float] = []
+        durations: list[tuple[float, float]] = []  # (whole review, of which building the context)
         if p.llm:
-            inner = p._reviewer
+            import orchestrator.planning as planning
+
+            inner, build = p._reviewer, planning.build_context
+            spent: list[float] = []
+
+            def timed_context(*a, **kw):
+                t0 = time.monotonic()
+                try:
+                    return build(*a, **kw)
+                finally:
+                    spent.append(time.monotonic() - t0)
 
             def timed(*a, **kw):
                 t0 = time.monotonic()
+                spent.clear()
                 try:
                     return inner(*a, **kw)
                 finally:
-                    durations.append(time.monotonic() - t0)
+                    durations.append((time.monotonic() - t0, sum(spent)))
 
-            p._reviewer = timed
-        result = simulate(sc, seed, p, res, deadlines)
+            p._reviewer, planning.build_context = timed, timed_context
+        try:
+            result = simulate(sc, seed, p, res, deadlines)
+        finally:
+            if p.llm:
+                planning.build_context = build
         return result, durations, p
     finally:
         for k, v in saved.items():
@@ -80,6 +100,7 @@ def main() -> None:
     ap.add_argument("--strategies", default=",".join((*STRATEGIES, "mixed", *TRANSPORT)))
     ap.add_argument("--worlds", default="", help="also generated worlds, e.g. 24,27,39 (orchestrator bench --worlds)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--horizon-h", type=float, default=None, help="simulate this many hours (default: the scenario's)")
     ap.add_argument("--out", default="", help="append one JSON line per run to this file")
     args = ap.parse_args()
     for k in [k for k in os.environ if k.startswith("OPENAI_")]:
@@ -96,7 +117,7 @@ def main() -> None:
     for scenario in scenarios:
         name = Path(scenario).stem
         t0 = time.time()
-        sla, _, _ = run(scenario, "sla", seed=args.seed)
+        sla, _, _ = run(scenario, "sla", seed=args.seed, horizon_h=args.horizon_h)
         print(f"{name:10s} sla         attainment {sla.sla_attainment:.4f} unsafe {sla.unsafe_actions} "
               f"cost {sla.cost:.2f} ({time.time() - t0:.0f} s)", flush=True)
         for strategy in [s for s in args.strategies.split(",") if s]:
@@ -106,12 +127,14 @@ def main() -> None:
                    "ORCHESTRATOR_LLM_TIMEOUT": str(timeout)}
             t0 = time.time()
             try:
-                r, durations, p = run(scenario, "sla-llm", env, seed=args.seed)
+                r, durations, p = run(scenario, "sla-llm", env, seed=args.seed, horizon_h=args.horizon_h)
             finally:
                 server.stop()
             bound = 3 * timeout
-            longest = max(durations, default=0.0)
-            over = sum(d > bound for d in durations)
+            longest = max((d for d, _ in durations), default=0.0)
+            context = max((c for _, c in durations), default=0.0)
+            waited = max((d - c for d, c in durations), default=0.0)  # the agent's own part
+            over = sum(d > bound for d, _ in durations)
             ok = r.sla_attainment >= sla.sla_attainment and r.unsafe_actions == 0 and over == 0
             totals["runs"] += 1
             totals["unsafe"] += r.unsafe_actions
@@ -126,7 +149,8 @@ def main() -> None:
                                "unsafe_by_kind": r.unsafe_by_kind},
                    "requests": len(server.requests), "reviews": len(durations), "fallbacks": p.llm_fallbacks,
                    "review_s": {"max": round(longest, 3),
-                                "median": round(statistics.median(durations), 3) if durations else None,
+                                "median": round(statistics.median(d for d, _ in durations), 3) if durations else None,
+                                "max_context": round(context, 3), "max_without_context": round(waited, 3),
                                 "bound": bound, "over_bound": over},
                    "wall_s": round(time.time() - t0, 1)}
             if args.out:
@@ -134,7 +158,8 @@ def main() -> None:
                     fh.write(json.dumps(row) + "\n")
             print(f"{name:10s} {strategy:11s} attainment {r.sla_attainment:.4f} unsafe {r.unsafe_actions} "
                   f"cost {r.cost:.2f} reviews {len(durations)} (fallbacks {p.llm_fallbacks}) "
-                  f"longest {longest:.2f} s / bound {bound:.0f} s ({time.time() - t0:.0f} s) "
+                  f"longest {longest:.2f} s (context {context:.2f} s, without {waited:.2f} s) / bound {bound:.0f} s "
+                  f"({time.time() - t0:.0f} s) "
                   f"{'OK' if ok else 'FAIL'}", flush=True)
     print(f"TOTAL {totals['runs']} adversary runs, {totals['reviews']} reviews: unsafe actions {totals['unsafe']} "
           f"with sla-llm (target 0; sla had {totals['unsafe_sla']} on the same runs), attainment below sla on "

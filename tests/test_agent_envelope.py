@@ -137,6 +137,24 @@ def test_five_thousand_actions_write_a_bounded_audit(w):
     assert set(executed(decisions)) == set(base_exec)
 
 
+def test_raising_other_work_above_the_work_at_risk_is_capped(w):
+    sc, base, base_exec = w
+    from orchestrator.agent.envelope import _Facts
+
+    facts = _Facts(sc.snapshot, sc.assessment, NOW, CFG)
+    urgent = [a for a in base.actions if facts.on_urgent_path(a)]
+    others = [a for a in base.actions if not facts.on_urgent_path(a)]
+    env, _, _, decisions = with_llm(sc, base, {"rationale": "others first", "actions": [
+        keep(a, priority=1000 if a in others else a.priority) for a in base.actions]})
+    floor = min(a.priority for a in urgent)
+    got = {a.action_id: a for a in env.plan.actions}
+    for a in others:
+        assert got[a.action_id].priority < floor or got[a.action_id].priority == a.priority
+    assert set(executed(decisions)) == set(base_exec)
+    if others:
+        assert "would overtake work for a target at risk" in env.plan.rationale
+
+
 def test_identical_to_the_planner_is_the_planner(w):
     sc, base, base_exec = w
     env, _, _, decisions = with_llm(sc, base, {"rationale": "same", "actions": [
@@ -201,6 +219,13 @@ def _check(name, answer):
             assert latest is not None and a.not_before <= latest - CFG.margin
         if facts.on_urgent_path(b):
             assert a.priority >= b.priority
+    # nothing raised overtakes the work for a target at risk (the queue orders by priority)
+    urgent = [a.priority for a in env.plan.actions if a.action_id in base_exec and facts.on_urgent_path(a)]
+    base_prio = {a.action_id: a.priority for a in base.actions}
+    for a in env.plan.actions:
+        raised = a.action_id not in base_prio or a.priority > base_prio[a.action_id]
+        if urgent and raised and not facts.on_urgent_path(a):
+            assert a.priority < min(urgent), a
     # safety actions and escalations stay
     assert env.plan.escalations == base.escalations
     assert {a.action_id for a in base.actions if a.type == "pause_connector"} <= {a.action_id for a in env.plan.actions}
@@ -254,3 +279,84 @@ def test_adversary_generated_worlds(data):
         return
     WORLDS["generated"], BASELINES["generated"] = sc, base
     _check("generated", data.draw(answers(base)))
+
+
+# -- the adversary over the real context, through the real client and the real cycle -----------
+@pytest.fixture(scope="module")
+def live():
+    """The auth-expired world through ``decide`` with the real reviewer (``llm_reviewer``: the
+    context the model is shown, the HTTP client, parsing, merge, envelope, validation, gate) and
+    a local OpenAI-compatible server that answers what the property test scripts."""
+    from planning_fixtures import FakeLLM
+
+    from orchestrator.agent import LLMConfig
+    from orchestrator.core.decide import decide, llm_reviewer
+    from orchestrator.planning import build_context
+
+    sc = WORLDS["auth-expired"]
+    server = FakeLLM()
+    config = LLMConfig(fast_model="m", deep_model="m", timeout_s=5, api_key="sk-test", base_url=server.base_url)
+    plain = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW)
+    ctx, _ = build_context(plain.baseline, sc.snapshot, sc.assessment, sc.resolution,
+                           max_tokens=config.max_context_tokens)
+    yield sc, server, llm_reviewer(config), plain, ctx, decide
+    server.stop()
+
+
+def context_answers(ctx):
+    """Answers built only from what the model is shown: the context's baseline, subgraph and
+    connectors (plus names it invents)."""
+    base = ctx["baseline"]
+    nodes = sorted(ctx.get("subgraph") or {}) + ["no_such_asset"]
+    conns = sorted(set((ctx.get("connectors") or {}).values())) + ["fivetran:nope"]
+    kept = st.sampled_from(base).flatmap(lambda a: st.fixed_dictionaries({
+        "ref": st.just(a["id"]), "type": st.just(a["type"]) | st.sampled_from(TYPES),
+        "asset_keys": st.just(a["assets"]) | st.lists(st.sampled_from(nodes), max_size=3),
+        "partitions": st.just(a["partitions"]), "connector": st.just(a["connector"]) | st.sampled_from(conns),
+        "tables": st.just(a["tables"] or {}), "priority": BIG,
+        "not_before": WHEN.map(lambda t: t.isoformat() if t else None), "run_id": st.just(a["run_id"]),
+        "rationale": INJECT, "confidence": st.floats(min_value=0, max_value=1)}))
+    new = st.fixed_dictionaries({
+        "ref": st.none(), "type": st.sampled_from(TYPES), "asset_keys": st.lists(st.sampled_from(nodes), max_size=3),
+        "partitions": st.lists(st.sampled_from(["2026-03-09", "bad"]), max_size=2),
+        "connector": st.sampled_from(conns) | st.none(), "priority": BIG, "rationale": INJECT,
+        "confidence": st.floats(min_value=0, max_value=1)})
+    return st.fixed_dictionaries({
+        "actions": st.lists(kept | new, max_size=30),
+        "dropped": st.lists(st.fixed_dictionaries({"ref": st.sampled_from([a["id"] for a in base]),
+                                                   "rationale": INJECT}), max_size=5),
+        "rationale": INJECT})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_adversary_over_the_real_context_through_the_whole_cycle(live, data):
+    sc, server, reviewer, plain, ctx, decide = live
+    answer = data.draw(context_answers(ctx))
+    server.script = [("json", answer)]
+    d = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, reviewer=reviewer)
+    assert d.review is not None and d.review.fallback_reason is None, d.review
+    base_exec = {g.action.action_id: g.action for g in plain.to_execute}
+    got = {g.action.action_id: g.action for g in d.to_execute}
+    # nothing runs automatically that the planner would not run; all it runs still runs, no later
+    assert set(got) == set(base_exec)
+    from orchestrator.agent.envelope import _Facts
+
+    facts = _Facts(sc.snapshot, sc.assessment, NOW, CFG)
+    for aid, a in got.items():
+        b = base_exec[aid]
+        assert a.source == b.source and a.type == b.type and a.asset_keys == b.asset_keys
+        if a.not_before != b.not_before:  # a delay only within the slack of the deadlines it feeds
+            latest = facts.latest_start(b)
+            assert latest is not None and a.not_before <= latest - CFG.margin
+        if facts.on_urgent_path(b):
+            assert a.priority >= b.priority
+    # every LLM-originated action waits for a person (or is refused)
+    assert all(g.decision != "execute" for g in d.decisions if g.action.source == "llm")
+    # the escalations and the pause stay; the audit of the cycle is bounded
+    assert d.plan.escalations == plain.plan.escalations
+    assert {a.action_id for a in plain.plan.actions if a.type == "pause_connector"} <= {
+        a.action_id for a in d.plan.actions}
+    assert len(d.rejected) + len(d.decisions) <= len(plain.baseline.actions) + CFG.max_llm_actions + \
+        CFG.max_rejection_rows

@@ -12,7 +12,9 @@ propose extra actions. It **may never**
 
 * push a baseline action past its *latest start* (now + the slack of the tightest deadline it
   feeds, minus ``margin``): a later ``not_before`` is put back to the baseline's;
-* lower the priority of work on a target at risk or breached (put back);
+* lower the priority of work on a target at risk or breached (put back), or raise other work
+  (or its own new actions) above it: a raised priority stays below the lowest priority of the work
+  for a target at risk;
 * drop a baseline action or change its subject: the baseline action stays in the plan (a drop or
   a changed subject is a suggestion its approver sees in the reason; the changed version is a new
   LLM action, below); safety actions (pause, escalations) are never dropped;
@@ -270,6 +272,20 @@ def enforce(
         actions.append(replace(b, priority=prio, not_before=nb,
                                reason=_note(p.reason, cfg.max_reason_chars) if p.reason else b.reason))
 
+    # 1b. raising other work above the work for a target at risk lowers that work's priority
+    #     relatively (the queue orders by priority): raised priorities stay below it
+    urgent_ids = {b.action_id for b in baseline.actions if facts.on_urgent_path(b)}
+    floor = min((a.priority for a in actions if a.action_id in urgent_ids), default=None)
+    if floor is not None:
+        base_prio = {b.action_id: b.priority for b in baseline.actions}
+        for i, a in enumerate(actions):
+            if a.action_id in urgent_ids or a.priority <= base_prio[a.action_id] or a.priority < floor:
+                continue
+            capped = max(base_prio[a.action_id], floor - 1)
+            notes.append(f"{a.action_id}: priority {a.priority} would overtake work for a target at risk "
+                         f"({floor}): {capped}")
+            actions[i] = replace(a, priority=capped)
+
     # 2. LLM-originated actions: priced, justified, bounded, held for approval
     rejected: list[tuple[Action, str]] = []
     hold: set[str] = set()
@@ -286,6 +302,10 @@ def enforce(
             rejected.append((a, "duplicate of another LLM action of this answer"))
             continue
         seen.add(sig)
+        prio = max(lo, min(hi, int(a.priority)))
+        if floor is not None and prio >= floor and not facts.on_urgent_path(a):
+            prio = floor - 1  # once approved, it does not overtake the work for a target at risk
+        a = replace(a, priority=prio)
         if any(k not in facts.graph for k in a.asset_keys) or (a.connector and a.connector not in facts.conn_tables):
             actions.append(a)  # names nothing real: validation refuses it, naming what is unknown
             hold.add(a.action_id)
@@ -315,8 +335,10 @@ def enforce(
                          "considered (by type: " + ", ".join(f"{t} {n}" for t, n in by_type.most_common(8)) + ")"))
     rejected = summarise(rejected, cfg.max_rejection_rows)
     rationale = proposed.rationale
-    if notes:
-        rationale = f"{rationale} [envelope: {len(notes)} change(s) put back or kept]"
+    if notes:  # what the approver and the audit see of it (the rest counted)
+        shown = "; ".join(n[:160] for n in notes[:5])
+        more = f"; +{len(notes) - 5} more" if len(notes) > 5 else ""
+        rationale = f"{rationale} [envelope: {len(notes)} change(s) put back or kept: {shown}{more}]"
     plan = AgentPlan(created_at=proposed.created_at, actions=actions, planner=proposed.planner,
                      rationale=_note(rationale, 2000), escalations=list(baseline.escalations),
                      failure_links={k: v for k, v in {**baseline.failure_links, **proposed.failure_links}.items()
