@@ -180,25 +180,6 @@ def test_bound_is_attained_when_the_fix_waits_for_the_night(tmp_path):
     assert r.approvals_requested == 1
 
 
-def test_on_call_never_answers_an_episode_hidden_behind_an_open_incident(tmp_path):
-    """Two person-fix faults on one connector, the second before the first can be fixed, and
-    approvers who approve nothing: the on-call engineer fixes the first only (the second keeps
-    the same incident open), so nothing is fresh again; the bound and cron agree."""
-    path = write(tmp_path, CHAIN.format(horizon="36h") + textwrap.dedent("""
-        faults:
-          - {name: creds, category: auth_expired, targets: ["fivetran:src"], at: ["23:00"]}
-          - {name: perms, category: permission_denied, targets: ["fivetran:src"], at: ["23:30"]}
-        human_fix_delay: 2h
-        approvals: {approve: 0}
-        baseline: {jobs: [{name: build, cron: "0 * * * *", select: ["+exposure:d"]}]}
-        """), POLICY.replace('"0 6 * * *"', '"0 8 * * *"').replace("8h", "9h"))
-    sc = load_scenario(path)
-    deadlines, floor = deadlines_and_bound(sc, 0)
-    assert deadlines and all(late == pytest.approx(sc.horizon_s - d.tick) for d, late in zip(deadlines, floor))
-    r = simulate(sc, 0, make_planner("cron"), resolve_policies(sc, sc.realise(0)), deadlines)
-    assert r.lateness == pytest.approx(floor)
-
-
 def test_bound_counts_the_work_released_after_the_inputs(tmp_path):
     """One warehouse slot, four models released when the sync lands: none can start before the
     sync ends, so the target is ready no earlier than opens + sync + all four (the plain load

@@ -14,11 +14,14 @@ hold data newer than ``o`` if every unit of work ran with
     nothing earlier blocks, failing after ``fail_after`` of its shortest duration) and then
     until the sooner of the approvers' answer to a request made at that moment
     (``approvals.answer_at``: their delay, after the night when they sleep; none when they
-    approve nothing) and the on-call engineer (``human_fix_delay`` after it) -- the on-call
-    engineer only answers an episode that opens an incident, which one reported while an
-    earlier person-fix episode still blocks the unit never does;
-  - one a resync clears costs a resync (x1.5) from its start, when it is the unit's first
-    active episode (or the on-call fix);
+    approve nothing: an approval fixes only what had been reported when it was requested) and
+    the on-call engineer (``human_fix_delay`` after it);
+  - one a resync clears never holds a connector back (a resync clears it at any moment from its
+    start, and cancelled at once lets a plain sync run clean); on a model, the on-call fix.
+
+  (The on-call engineer answers only the episode whose failure opened the unit's incident, so
+  one reported behind another may wait longer; the bound does not count on it: an attempt
+  started before the first episode can still succeed and close that incident.)
 
 * capacity: every unit upstream must run (and finish) once after ``o``, each no earlier than
   its inputs can be fresh, so on each pool, for any instant ``tau``, the units that cannot start
@@ -41,7 +44,6 @@ import math
 from collections.abc import Sequence
 
 from orchestrator.core.graph import DASHBOARD
-from orchestrator.simulator.engine import RESYNC_FACTOR
 from orchestrator.simulator.metrics import BenchResult, Deadline, summarise
 
 INF = math.inf
@@ -81,7 +83,7 @@ class CycleBound:
 
     def _clear_times(self, unit: str, eps) -> list[tuple[float, float, str]]:
         fail = max(1.0, self.dmin.get(unit, 1.0) * self.sc.spec.fail_after)
-        spec = self.sc.spec
+        is_sync = unit in self.sc.connectors
         out: list[tuple[float, float, str]] = []
         for ep in eps:
             # reported: the first attempt once no earlier episode of the unit blocks, failing
@@ -96,17 +98,12 @@ class CycleBound:
             reported = t + fail if t < INF else INF
             if ep.fix == RETRY:
                 until = ep.end if ep.end is not None else INF
-            elif ep.fix == HUMAN:
-                # the on-call engineer answers only an episode that opens an incident: one
-                # reported while an earlier person-fix episode still blocks never does (its
-                # failures keep that incident open); an approver can always be asked
-                masked = any(k == HUMAN and a <= ep.start < b for a, b, k in out)
-                options = [] if masked else [reported + self.fix_delay]
-                if spec.approvals.approve > 0 and reported < INF:
-                    options.append(spec.approvals.answer_at(self.sc.t0, reported))
-                until = min(options, default=INF)
-            else:  # resync_table: a resync clears it from its start; the on-call fix otherwise
-                until = reported + self.fix_delay
+            elif ep.fix == RESYNC and is_sync:
+                # a resync clears it at any moment from its start (and a plain sync may follow
+                # at once, the resync cancelled): it never holds a connector back
+                until = ep.start
+            else:  # a person: the approvers' answer to a request made at the report, or on-call
+                until = self.answer_at(reported) if ep.fix == HUMAN else reported + self.fix_delay
             out.append((ep.start, max(until, ep.start), ep.fix))
         return out
 
@@ -126,20 +123,15 @@ class CycleBound:
         """The earliest end of a successful attempt of ``unit`` started at or after ``t``."""
         d = self.dmin.get(unit, 0.0)
         blocks = self.blocks.get(unit, ())
-        is_sync = unit in self.sc.connectors
-        best = INF
         s = t
         for _ in range(len(blocks) + 2):
-            active = [(a, b, k) for a, b, k in blocks if a <= s < b]
+            active = [b for a, b, _k in blocks if a <= s < b]
             if not active:
-                return min(best, s + d)
-            if is_sync and active[0][2] == RESYNC:
-                # a resync clears the first active episode and succeeds (the engine checks no other)
-                best = min(best, s + d * RESYNC_FACTOR["resync_table"])
-            s = min(b for _, b, _ in active)
+                return s + d
+            s = min(active)
             if s == INF:
-                return best
-        return best
+                return INF
+        return INF
 
     # -- one cycle -------------------------------------------------------------------------------
     def _starts(self, opens: float, need: set[str]) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:

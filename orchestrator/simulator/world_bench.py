@@ -32,13 +32,14 @@ def _run_one(path: str, seed: int, planner: str) -> dict:
     from orchestrator.simulator.scenario import load_scenario
 
     sc = load_scenario(path)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         r = run_benchmark(sc, planner, seed)
     except Exception as exc:  # noqa: BLE001 - one broken pair is reported, the rest go on
         return {"world": seed, "planner": planner, "error": f"{type(exc).__name__}: {exc}"}
     row = {k: getattr(r, k, None) for k in WORLD_KEYS if k not in ("world", "planner")}
     row.update(world=seed, planner=planner, wall_s=round(time.perf_counter() - started, 2),
+               cpu_s=round(time.process_time() - cpu, 2),
                unsafe_by_kind=r.unsafe_by_kind, note=r.note[:200])
     if planner not in ("bound", "oracle") and r.lateness:
         world = sc.realise(seed)
@@ -91,7 +92,13 @@ def run_worlds(n: int, seed: int, planners: Sequence[str] = DEFAULT_PLANNERS, *,
                 say(_progress_line(i, len(tasks), rows[-1], started))
     rows.sort(key=lambda r: (r["world"], list(planners).index(r["planner"])))
     report = summarise_worlds(rows, planners)
-    report.update(worlds=n, seed=seed, wall_s=round(time.perf_counter() - started, 1), jobs=jobs)
+    report.update(worlds=n, seed=seed, wall_s=round(time.perf_counter() - started, 1), jobs=jobs,
+                  # CPU the pairs took (the wall time on an idle box is about this / jobs)
+                  cpu_s=round(sum(r.get("cpu_s") or 0.0 for r in rows), 1))
+    try:
+        report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
     return report
 
 
@@ -175,14 +182,16 @@ def summarise_worlds(rows: list[dict], planners: Sequence[str]) -> dict:
         if common:
             out["sla_over_bound"] = round(statistics.fmean(by["sla"][w]["sla_attainment"] / bound[w]["sla_attainment"]
                                                            for w in common), 4)
-    out["per_world"] = [{k: r.get(k) for k in (*WORLD_KEYS, "error", "beats_bound", "contention_or_faults")
+    out["per_world"] = [{k: r.get(k) for k in (*WORLD_KEYS, "error", "beats_bound", "contention_or_faults", "cpu_s")
                          if k in r} for r in rows]
     return out
 
 
 def render_worlds(report: dict) -> str:
     lines = [f"{report.get('worlds')} generated worlds from seed {report.get('seed')} "
-             f"({report.get('wall_s')} s on {report.get('jobs')} workers)", "",
+             f"({report.get('wall_s')} s on {report.get('jobs')} workers"
+             + (f", {report['cpu_s']} s of CPU" if report.get("cpu_s") else "")
+             + (f", load average {report['load_average'][0]}" if report.get("load_average") else "") + ")", "",
              "| planner | worlds | mean attainment | p10 attainment | mean cost | unsafe | approvals / person incident |",
              "|---|---|---|---|---|---|---|"]
     for p, s in report["planners"].items():
