@@ -51,8 +51,10 @@ def _graph() -> AssetGraph:
     n = AssetNode
     return AssetGraph([
         n("crm/account", CONNECTOR_TABLE, kinds=frozenset({"fivetran"}), connector="fivetran:crm"),
+        n("crm/contact", CONNECTOR_TABLE, kinds=frozenset({"fivetran"}), connector="fivetran:crm"),
         n("stg_account", DBT_MODEL, upstream=("crm/account",)),
-        n("fct_accounts", DBT_MODEL, upstream=("stg_account",)),
+        n("stg_contact", DBT_MODEL, upstream=("crm/contact",)),
+        n("fct_accounts", DBT_MODEL, upstream=("stg_account", "stg_contact")),
         n("dashboard/exec", DASHBOARD, upstream=("fct_accounts",)),
         n("dashboard/ops", DASHBOARD, upstream=("fct_accounts",)),
     ])
@@ -84,6 +86,22 @@ def test_a_sync_needing_approval_is_asked_as_soon_as_its_cycle_opens():
     (g,) = _syncs(d)
     assert g.decision == "await_approval" and "asked ahead" in g.action.reason
     assert "materialize not in auto_approve" in g.reason
+
+
+def test_before_its_window_opens_a_sync_needing_approval_is_asked_to_start_at_the_opening():
+    # 01:00: the approver may answer hours later (at night); the sync is asked now, to start at
+    # 05:00 (the ops window's opening, which the exec cycle's refresh serves too), and both
+    # tables of the connector are one run: one sync lands them, one approval covers it
+    early = NOW.replace(hour=1, minute=0)
+    snap, res = _world("0 */12 * * *", now=early)
+    d = decide(snap, res, now=early)
+    (g,) = _syncs(d)
+    assert g.decision == "await_approval"
+    assert set(g.action.asset_keys) == {"crm/account", "crm/contact"}
+    assert g.action.not_before == early.replace(hour=5)
+    # models are not asked ahead: they run (pre-authorised) once the sync has landed
+    assert all(x.action.asset_keys and set(x.action.asset_keys) <= {"crm/account", "crm/contact"}
+               for x in d.decisions)
 
 
 def test_a_sync_the_connectors_own_schedule_lands_in_time_is_left_to_it():

@@ -256,14 +256,15 @@ def _pending_keys(snapshot: Snapshot) -> set[str]:
 
 
 def _awaiting_keys(incidents) -> set[str]:
-    """Keys of runs waiting for a person's approval (ledger status ``pending``): they are not
+    """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
+    and not launched yet): they are not
     asked again in a new shape while the question is open, and what reads them waits."""
     ledger = getattr(incidents, "ledger", None)
     if ledger is None:
         return set()
     out: set[str] = set()
     for e in ledger.entries.values():
-        if e.status != "pending":
+        if e.status not in ("pending", "approved"):  # approved: not launched yet
             continue
         t = ActionType.parse(e.action.type)
         if t is not None and t.starts_run:
@@ -458,13 +459,20 @@ class _Cycles:
             if not self.needs.get(k) or k in blocked or k in pending:
                 continue
             r = self.req.get(k)
-            if r is None or r > self.now:
-                continue  # its cycle has not opened: data now would be too old by then
+            if r is None:
+                continue
+            node = graph.node(k)
+            source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
+            if r > self.now:
+                # its cycle has not opened: data now would be too old by then; but a sync a
+                # person must approve is asked ahead, to start at the opening (an approver may
+                # answer only hours later, at night)
+                if source and self.ask_ahead(k):
+                    out[k] = (fresh[k].slack_s, _tv(fresh[k].tier), "ahead")
+                continue
             parents = graph.parents(k)
             if any((self.needs.get(u, False) and u not in started) or u in retry_keys for u in parents):
                 continue  # an input still needs a run that is not starting now
-            node = graph.node(k)
-            source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
             fa = fresh[k]
             if self.due(k):
                 why = "due"
@@ -872,6 +880,23 @@ def _stage_group_runs(st: _PlanState) -> None:
     for rg in retry_groups:
         if not rg["partitions"]:
             groups.union(rg["keys"])
+    # tables of one connector go in one run: one sync lands them all (and one approval covers it)
+    by_connector: dict[str, list[str]] = {}
+    for k in want:
+        node = graph.get(k)
+        if node is not None and node.connector:
+            by_connector.setdefault(node.connector, []).append(k)
+    for keys in by_connector.values():
+        if len(keys) > 1:
+            groups.union(keys)
+    # syncs asked ahead for the same window opening are one run: one approval per cycle
+    ahead: dict[object, list[str]] = {}
+    for k in want:
+        if st.why_of.get(k) == "ahead":
+            ahead.setdefault(st.cycles.req.get(k), []).append(k)
+    for keys in ahead.values():
+        if len(keys) > 1:
+            groups.union(keys)
 
     members: dict[str, list[str]] = {}
     for k in list(want) + sorted(retry_keys):
@@ -973,6 +998,11 @@ def _stage_run_actions(st: _PlanState) -> None:
                          "asked ahead: a sync that needs approval, and the connector's own schedule does "
                          "not land it before its latest start" if why_of[worst] == "ahead" else
                          "their inputs are fresh for this deadline cycle"))
+        opening = max((r for k in keys if why_of.get(k) == "ahead" and (r := st.cycles.req.get(k)) is not None
+                       and r > now), default=None)
+        if opening is not None:  # asked ahead: starts at its cycle's opening, not before
+            nb = opening
+            reason += f"; asked ahead to start at the window's opening {opening:%Y-%m-%d %H:%M} UTC"
         if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
             if sla is not None and sla.off_peak_at(now) is None:
