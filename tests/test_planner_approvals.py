@@ -30,7 +30,7 @@ policies:
     tier: high
     owners: [team:exec]
     rollout: auto
-    auto_approve: [retry, materialize]
+    auto_approve: EXEC_AUTO
   - name: ops
     select: [{key: "dashboard/ops"}]
     deadline: {cron: "0 11 * * *", timezone: UTC, window: 6h}
@@ -60,11 +60,12 @@ def _graph() -> AssetGraph:
     ])
 
 
-def _world(schedule: str | None, *, rollout: str = "auto", now: datetime = NOW, age_h: float = 20.0):
+def _world(schedule: str | None, *, rollout: str = "auto", now: datetime = NOW, age_h: float = 20.0,
+           exec_auto: str = "[retry, materialize]"):
     g = _graph()
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "p.yaml"
-        p.write_text(POLICIES.replace("ROLLOUT", rollout))
+        p.write_text(POLICIES.replace("ROLLOUT", rollout).replace("EXEC_AUTO", exec_auto))
         res = resolve(load_policies([p]), g, DurationModel(), now)
     assert res.ok, res.skip_reason
     old = now - timedelta(hours=age_h)
@@ -160,3 +161,28 @@ def test_no_sync_or_recommend_work_ever_executes_without_approval(hour, minute, 
         assert "crm/account" not in keys  # the platform policy never pre-authorises a sync
         if rollout == "recommend":
             assert not keys & {"fct_accounts", "dashboard/ops"}
+
+
+def test_models_that_need_approval_join_the_sync_asked_ahead():
+    # exec's owners pre-authorise no materialize: the models under it are asked with the sync,
+    # in the same run starting at the opening (one approval), not one by one once it lands
+    early = NOW.replace(hour=1, minute=0)
+    snap, res = _world("0 */12 * * *", now=early, exec_auto="[retry]")
+    d = decide(snap, res, now=early)
+    (g,) = _syncs(d)
+    assert g.decision == "await_approval" and g.action.not_before == early.replace(hour=5)
+    assert {"crm/account", "crm/contact"} < set(g.action.asset_keys)
+    assert set(g.action.asset_keys) & {"stg_account", "stg_contact"}
+
+
+def test_a_queued_run_is_not_re_prioritised_when_that_needs_approval():
+    from orchestrator.core.records import RunRecord, RunStatus
+
+    late = NOW.replace(hour=9, minute=50)  # past the latest start: the target is at risk
+    snap, res = _world("0 */12 * * *", now=late)
+    q = RunRecord("q1", RunStatus.queued, ("crm/account", "crm/contact"), late - timedelta(minutes=5), priority=-50)
+    snap.runs = [q]
+    d = decide(snap, res, now=late)
+    # cancel_run is in no auto_approve here: re-submitting q1 would wait for a person, so it is left queued
+    assert not any(x.action.run_id == "q1" for x in d.decisions)
+    assert "keeps priority" in d.baseline.rationale

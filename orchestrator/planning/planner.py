@@ -255,6 +255,26 @@ def _pending_keys(snapshot: Snapshot) -> set[str]:
     return out
 
 
+def _preauthorised(resolution, keys, types) -> bool:
+    """Every key's policy runs these action types without approval (and, for a key no policy
+    selects directly, every deadline policy reaching it does)."""
+    if resolution is None:
+        return False
+    for k in keys:
+        sla = resolution.sla(k)
+        if sla is None or not all(sla.may_run_without_approval(t) for t in types):
+            return False
+        if not sla.policies:
+            for name in sla.propagated_from:
+                try:
+                    p = resolution.policy(name)
+                except Exception:  # noqa: BLE001
+                    return False
+                if getattr(p.rollout, "value", p.rollout) != "auto" or not all(t in p.auto_approve for t in types):
+                    return False
+    return True
+
+
 def _awaiting_keys(incidents) -> set[str]:
     """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
     and not launched yet): they are not
@@ -455,6 +475,7 @@ class _Cycles:
         graph = self.graph
         fresh = self.assessment.freshness
         started: set[str] = set()
+        ahead: set[str] = set()
         for k in self.keys:
             if not self.needs.get(k) or k in blocked or k in pending:
                 continue
@@ -466,8 +487,17 @@ class _Cycles:
             if r > self.now:
                 # its cycle has not opened: data now would be too old by then; but a sync a
                 # person must approve is asked ahead, to start at the opening (an approver may
-                # answer only hours later, at night)
-                if source and self.ask_ahead(k):
+                # answer only hours later, at night), with the models on it that need approval
+                # too (one run, one approval)
+                if source:
+                    ok = self.ask_ahead(k)
+                else:
+                    ups = graph.parents(k)
+                    ok = (any(u in ahead for u in ups)
+                          and all(u in ahead or not self.needs.get(u, False) for u in ups)
+                          and not _preauthorised(self.resolution, (k,), (ActionType.materialize,)))
+                if ok:
+                    ahead.add(k)
                     out[k] = (fresh[k].slack_s, _tv(fresh[k].tier), "ahead")
                 continue
             parents = graph.parents(k)
@@ -805,6 +835,11 @@ def _stage_reprioritise(st: _PlanState) -> None:
             want.pop(k, None)
         if new_p - run.priority < cfg.reprioritize_margin:
             continue
+        if not _preauthorised(st.resolution, run.asset_keys, (ActionType.materialize, ActionType.cancel_run)):
+            # by the time a person answers, the queue has moved on: re-prioritising is only worth
+            # it when it runs now (and a queued run approved for later must not be cancelled)
+            st.notes.append(f"queued run {run.run_id} keeps priority {run.priority}: re-prioritising it needs approval")
+            continue
         aid = action_id("reprioritize", run.run_id, new_p)
         actions.append(Action(
             action_id=aid, type=ActionType.materialize.value, asset_keys=tuple(run.asset_keys),
@@ -1002,6 +1037,8 @@ def _stage_run_actions(st: _PlanState) -> None:
                        and r > now), default=None)
         if opening is not None:  # asked ahead: starts at its cycle's opening, not before
             nb = opening
+            if slack is not None:  # its priority is the slack it will have when it starts
+                prio = priority_for(slack - (opening - now).total_seconds(), tier, cfg)
             reason += f"; asked ahead to start at the window's opening {opening:%Y-%m-%d %H:%M} UTC"
         if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
