@@ -440,13 +440,17 @@ class _Cycles:
         cron = self.native.get(connector)
         if not cron:
             return None
-        try:
-            from cronsim import CronSim
+        memo = self.__dict__.setdefault("_next_native", {})
+        key = (connector, after)
+        if key not in memo:  # one schedule walk per connector and cycle, not per table
+            try:
+                from cronsim import CronSim
 
-            tick = next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1))))
-        except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
-            return None
-        return _aware(tick) <= by
+                memo[key] = _aware(next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1)))))
+            except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
+                memo[key] = None
+        tick = memo[key]
+        return None if tick is None else tick <= by
 
     def ask_ahead(self, k: str) -> bool:
         """A connector table whose sync needs a person's approval (its policy does not
