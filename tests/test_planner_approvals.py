@@ -30,7 +30,7 @@ policies:
     tier: high
     owners: [team:exec]
     rollout: auto
-    auto_approve: [retry, materialize]
+    auto_approve: EXEC_AUTO
   - name: ops
     select: [{key: "dashboard/ops"}]
     deadline: {cron: "0 11 * * *", timezone: UTC, window: 6h}
@@ -51,18 +51,21 @@ def _graph() -> AssetGraph:
     n = AssetNode
     return AssetGraph([
         n("crm/account", CONNECTOR_TABLE, kinds=frozenset({"fivetran"}), connector="fivetran:crm"),
+        n("crm/contact", CONNECTOR_TABLE, kinds=frozenset({"fivetran"}), connector="fivetran:crm"),
         n("stg_account", DBT_MODEL, upstream=("crm/account",)),
-        n("fct_accounts", DBT_MODEL, upstream=("stg_account",)),
+        n("stg_contact", DBT_MODEL, upstream=("crm/contact",)),
+        n("fct_accounts", DBT_MODEL, upstream=("stg_account", "stg_contact")),
         n("dashboard/exec", DASHBOARD, upstream=("fct_accounts",)),
         n("dashboard/ops", DASHBOARD, upstream=("fct_accounts",)),
     ])
 
 
-def _world(schedule: str | None, *, rollout: str = "auto", now: datetime = NOW, age_h: float = 20.0):
+def _world(schedule: str | None, *, rollout: str = "auto", now: datetime = NOW, age_h: float = 20.0,
+           exec_auto: str = "[retry, materialize]"):
     g = _graph()
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "p.yaml"
-        p.write_text(POLICIES.replace("ROLLOUT", rollout))
+        p.write_text(POLICIES.replace("ROLLOUT", rollout).replace("EXEC_AUTO", exec_auto))
         res = resolve(load_policies([p]), g, DurationModel(), now)
     assert res.ok, res.skip_reason
     old = now - timedelta(hours=age_h)
@@ -84,6 +87,22 @@ def test_a_sync_needing_approval_is_asked_as_soon_as_its_cycle_opens():
     (g,) = _syncs(d)
     assert g.decision == "await_approval" and "asked ahead" in g.action.reason
     assert "materialize not in auto_approve" in g.reason
+
+
+def test_before_its_window_opens_a_sync_needing_approval_is_asked_to_start_at_the_opening():
+    # 01:00: the approver may answer hours later (at night); the sync is asked now, to start at
+    # 05:00 (the ops window's opening, which the exec cycle's refresh serves too), and both
+    # tables of the connector are one run: one sync lands them, one approval covers it
+    early = NOW.replace(hour=1, minute=0)
+    snap, res = _world("0 */12 * * *", now=early)
+    d = decide(snap, res, now=early)
+    (g,) = _syncs(d)
+    assert g.decision == "await_approval"
+    assert set(g.action.asset_keys) == {"crm/account", "crm/contact"}
+    assert g.action.not_before == early.replace(hour=5)
+    # models are not asked ahead: they run (pre-authorised) once the sync has landed
+    assert all(x.action.asset_keys and set(x.action.asset_keys) <= {"crm/account", "crm/contact"}
+               for x in d.decisions)
 
 
 def test_a_sync_the_connectors_own_schedule_lands_in_time_is_left_to_it():
@@ -142,3 +161,28 @@ def test_no_sync_or_recommend_work_ever_executes_without_approval(hour, minute, 
         assert "crm/account" not in keys  # the platform policy never pre-authorises a sync
         if rollout == "recommend":
             assert not keys & {"fct_accounts", "dashboard/ops"}
+
+
+def test_models_that_need_approval_join_the_sync_asked_ahead():
+    # exec's owners pre-authorise no materialize: the models under it are asked with the sync,
+    # in the same run starting at the opening (one approval), not one by one once it lands
+    early = NOW.replace(hour=1, minute=0)
+    snap, res = _world("0 */12 * * *", now=early, exec_auto="[retry]")
+    d = decide(snap, res, now=early)
+    (g,) = _syncs(d)
+    assert g.decision == "await_approval" and g.action.not_before == early.replace(hour=5)
+    assert {"crm/account", "crm/contact"} < set(g.action.asset_keys)
+    assert set(g.action.asset_keys) & {"stg_account", "stg_contact"}
+
+
+def test_a_queued_run_is_not_re_prioritised_when_that_needs_approval():
+    from orchestrator.core.records import RunRecord, RunStatus
+
+    late = NOW.replace(hour=9, minute=50)  # past the latest start: the target is at risk
+    snap, res = _world("0 */12 * * *", now=late)
+    q = RunRecord("q1", RunStatus.queued, ("crm/account", "crm/contact"), late - timedelta(minutes=5), priority=-50)
+    snap.runs = [q]
+    d = decide(snap, res, now=late)
+    # cancel_run is in no auto_approve here: re-submitting q1 would wait for a person, so it is left queued
+    assert not any(x.action.run_id == "q1" for x in d.decisions)
+    assert "keeps priority" in d.baseline.rationale

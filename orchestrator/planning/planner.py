@@ -255,15 +255,36 @@ def _pending_keys(snapshot: Snapshot) -> set[str]:
     return out
 
 
+def _preauthorised(resolution, keys, types) -> bool:
+    """Every key's policy runs these action types without approval (and, for a key no policy
+    selects directly, every deadline policy reaching it does)."""
+    if resolution is None:
+        return False
+    for k in keys:
+        sla = resolution.sla(k)
+        if sla is None or not all(sla.may_run_without_approval(t) for t in types):
+            return False
+        if not sla.policies:
+            for name in sla.propagated_from:
+                try:
+                    p = resolution.policy(name)
+                except Exception:  # noqa: BLE001
+                    return False
+                if getattr(p.rollout, "value", p.rollout) != "auto" or not all(t in p.auto_approve for t in types):
+                    return False
+    return True
+
+
 def _awaiting_keys(incidents) -> set[str]:
-    """Keys of runs waiting for a person's approval (ledger status ``pending``): they are not
+    """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
+    and not launched yet): they are not
     asked again in a new shape while the question is open, and what reads them waits."""
     ledger = getattr(incidents, "ledger", None)
     if ledger is None:
         return set()
     out: set[str] = set()
     for e in ledger.entries.values():
-        if e.status != "pending":
+        if e.status not in ("pending", "approved"):  # approved: not launched yet
             continue
         t = ActionType.parse(e.action.type)
         if t is not None and t.starts_run:
@@ -419,13 +440,17 @@ class _Cycles:
         cron = self.native.get(connector)
         if not cron:
             return None
-        try:
-            from cronsim import CronSim
+        memo = self.__dict__.setdefault("_next_native", {})
+        key = (connector, after)
+        if key not in memo:  # one schedule walk per connector and cycle, not per table
+            try:
+                from cronsim import CronSim
 
-            tick = next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1))))
-        except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
-            return None
-        return _aware(tick) <= by
+                memo[key] = _aware(next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1)))))
+            except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
+                memo[key] = None
+        tick = memo[key]
+        return None if tick is None else tick <= by
 
     def ask_ahead(self, k: str) -> bool:
         """A connector table whose sync needs a person's approval (its policy does not
@@ -454,17 +479,34 @@ class _Cycles:
         graph = self.graph
         fresh = self.assessment.freshness
         started: set[str] = set()
+        ahead: set[str] = set()
         for k in self.keys:
             if not self.needs.get(k) or k in blocked or k in pending:
                 continue
             r = self.req.get(k)
-            if r is None or r > self.now:
-                continue  # its cycle has not opened: data now would be too old by then
+            if r is None:
+                continue
+            node = graph.node(k)
+            source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
+            if r > self.now:
+                # its cycle has not opened: data now would be too old by then; but a sync a
+                # person must approve is asked ahead, to start at the opening (an approver may
+                # answer only hours later, at night), with the models on it that need approval
+                # too (one run, one approval)
+                if source:
+                    ok = self.ask_ahead(k)
+                else:
+                    ups = graph.parents(k)
+                    ok = (any(u in ahead for u in ups)
+                          and all(u in ahead or not self.needs.get(u, False) for u in ups)
+                          and not _preauthorised(self.resolution, (k,), (ActionType.materialize,)))
+                if ok:
+                    ahead.add(k)
+                    out[k] = (fresh[k].slack_s, _tv(fresh[k].tier), "ahead")
+                continue
             parents = graph.parents(k)
             if any((self.needs.get(u, False) and u not in started) or u in retry_keys for u in parents):
                 continue  # an input still needs a run that is not starting now
-            node = graph.node(k)
-            source = node.connector is not None or node.role in (CONNECTOR_TABLE, DBT_SOURCE)
             fa = fresh[k]
             if self.due(k):
                 why = "due"
@@ -797,6 +839,11 @@ def _stage_reprioritise(st: _PlanState) -> None:
             want.pop(k, None)
         if new_p - run.priority < cfg.reprioritize_margin:
             continue
+        if not _preauthorised(st.resolution, run.asset_keys, (ActionType.materialize, ActionType.cancel_run)):
+            # by the time a person answers, the queue has moved on: re-prioritising is only worth
+            # it when it runs now (and a queued run approved for later must not be cancelled)
+            st.notes.append(f"queued run {run.run_id} keeps priority {run.priority}: re-prioritising it needs approval")
+            continue
         aid = action_id("reprioritize", run.run_id, new_p)
         actions.append(Action(
             action_id=aid, type=ActionType.materialize.value, asset_keys=tuple(run.asset_keys),
@@ -872,6 +919,23 @@ def _stage_group_runs(st: _PlanState) -> None:
     for rg in retry_groups:
         if not rg["partitions"]:
             groups.union(rg["keys"])
+    # tables of one connector go in one run: one sync lands them all (and one approval covers it)
+    by_connector: dict[str, list[str]] = {}
+    for k in want:
+        node = graph.get(k)
+        if node is not None and node.connector:
+            by_connector.setdefault(node.connector, []).append(k)
+    for keys in by_connector.values():
+        if len(keys) > 1:
+            groups.union(keys)
+    # syncs asked ahead for the same window opening are one run: one approval per cycle
+    ahead: dict[object, list[str]] = {}
+    for k in want:
+        if st.why_of.get(k) == "ahead":
+            ahead.setdefault(st.cycles.req.get(k), []).append(k)
+    for keys in ahead.values():
+        if len(keys) > 1:
+            groups.union(keys)
 
     members: dict[str, list[str]] = {}
     for k in list(want) + sorted(retry_keys):
@@ -973,6 +1037,13 @@ def _stage_run_actions(st: _PlanState) -> None:
                          "asked ahead: a sync that needs approval, and the connector's own schedule does "
                          "not land it before its latest start" if why_of[worst] == "ahead" else
                          "their inputs are fresh for this deadline cycle"))
+        opening = max((r for k in keys if why_of.get(k) == "ahead" and (r := st.cycles.req.get(k)) is not None
+                       and r > now), default=None)
+        if opening is not None:  # asked ahead: starts at its cycle's opening, not before
+            nb = opening
+            if slack is not None:  # its priority is the slack it will have when it starts
+                prio = priority_for(slack - (opening - now).total_seconds(), tier, cfg)
+            reason += f"; asked ahead to start at the window's opening {opening:%Y-%m-%d %H:%M} UTC"
         if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
             if sla is not None and sla.off_peak_at(now) is None:

@@ -131,22 +131,29 @@ class SLAPlanner(Planner):
                     self._pending.discard(key)
                     self.ledger.update(a.action_id, "approved", sim.dt(), by_person=True)
                     self._learn_approval(a, related)
-                    # the execution sensor runs what is approved; it must still be valid now
-                    from orchestrator.core.records import Plan
-
-                    ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
-                                           self.resolution(sim), now=sim.dt())
-                    if ok:
-                        self.ledger.update(a.action_id, "executing", sim.dt())
-                        self._launch(sim, a, approved=True, related=related)
-                    else:
-                        self.ledger.update(a.action_id, "expired", sim.dt())
-                        self.decisions["approved_but_stale"] = self.decisions.get("approved_but_stale", 0) + 1
+                    self._run_approved(sim, a, related)
 
                 sim.request_approval(action, answered)
                 self._declined_later(sim, action, key)
             else:
                 self.ledger.record(action, "record_only", now)
+
+    def _run_approved(self, sim, a, related) -> None:
+        """The execution sensor runs what is approved; it must still be valid now. Work approved
+        to start later (``not_before``) that a run in flight covers now is tried again at the
+        next tick until its start: the approval stands, nothing is asked twice."""
+        from orchestrator.core.records import Plan
+
+        ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
+                               self.resolution(sim), now=sim.dt())
+        if ok:
+            self.ledger.update(a.action_id, "executing", sim.dt())
+            self._launch(sim, a, approved=True, related=related)
+        elif a.not_before is not None and sim.dt() < a.not_before:
+            sim.at(sim.now + sim.spec.sensor_tick.total_seconds(), lambda _s=None: self._run_approved(sim, a, related))
+        else:
+            self.ledger.update(a.action_id, "expired", sim.dt())
+            self.decisions["approved_but_stale"] = self.decisions.get("approved_but_stale", 0) + 1
 
     def _declined_later(self, sim, action, key) -> None:
         """An approval that never came (declined) leaves the ledger when the answer is due."""
