@@ -82,14 +82,19 @@ def combine(rule_scores: dict[str, float], model_probs: dict[str, float] | None,
     cats = CATEGORIES if model_probs else tuple(sorted(set(rule_scores) | set(mem_scores)))
     logits = {}
     for c in cats:
-        base = math.log(max(model_probs.get(c, 0.0), MODEL_FLOOR)) if model_probs else 0.0
-        logits[c] = (base + rule_weight * rule_scores.get(c, 0.0) + mem_scores.get(c, 0.0)) / temperature
+        base = _LOG(max(model_probs.get(c, 0.0), MODEL_FLOOR)) if model_probs else 0.0
+        extra = rule_scores.get(c, 0.0) * rule_weight + mem_scores.get(c, 0.0) if (rule_scores or mem_scores) else 0.0
+        logits[c] = (base + extra) / temperature
     m = max(logits.values())
-    z = sum(math.exp(v - m) for v in logits.values())
-    return {c: math.exp(v - m) / z for c, v in logits.items()}
+    exps = {c: _EXP(v - m) for c, v in logits.items()}
+    z = sum(exps.values())
+    return {c: v / z for c, v in exps.items()}
 
 
-def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[str]:
+_LOG, _EXP = math.log, math.exp
+
+
+def _model_evidence(text: str, model, category: str, k: int = 2) -> list[str]:
     """The message lines holding most of the terms that pushed the model towards ``category``."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
     if not lines:
@@ -97,7 +102,7 @@ def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[st
     if len(lines) == 1:  # the whole evidence is that line
         line = lines[0]
         return [line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…"]
-    terms = model.top_terms(vec, category, k=16)
+    terms = model.top_terms(model.vector(text), category, k=16)  # only for multi-line logs
     needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
     needles = [n for n in needles if len(n) >= 3]
     if not needles:
@@ -287,8 +292,7 @@ def _transient(top: str, cat_hits: list[RuleHit], mem_transient: dict[str, bool 
 def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
                          model, threshold) -> Diagnosis:
     params = model.params
-    vec = model.vector(text)
-    model_probs = model.proba_vector(vec) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
+    model_probs = model.proba(text) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
     probs = combine(scores, model_probs, mem_scores, rule_weight=params.get("rule_weight", 1.0),
                     temperature=params.get("temperature", 1.0))
     rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
@@ -300,7 +304,7 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     mem_part = mem_scores.get(top, 0.0)
     basis = max((("rules", rule_part), ("model", model_part), ("memory", mem_part)), key=lambda x: x[1])[0]
     if top != "unknown" and (basis == "model" or not evidence):
-        for line in _model_evidence(text, model, vec, top):
+        for line in _model_evidence(text, model, top):
             if line not in evidence:
                 evidence.append(line)
     if top in mem_evidence:
