@@ -92,6 +92,7 @@ def combine(rule_scores: dict[str, float], model_probs: dict[str, float] | None,
 
 
 _LOG, _EXP = math.log, math.exp
+_LOG_NCAT = math.log(len(CATEGORIES))
 
 
 def _model_evidence(text: str, model, category: str, k: int = 2) -> list[str]:
@@ -300,7 +301,7 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     p_top = probs[top]
     cat_hits, evidence = _rule_evidence(hits, top)
     rule_part = params.get("rule_weight", 1.0) * scores.get(top, 0.0)
-    model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) - math.log(1.0 / len(CATEGORIES))
+    model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) + _LOG_NCAT
     mem_part = mem_scores.get(top, 0.0)
     basis = max((("rules", rule_part), ("model", model_part), ("memory", mem_part)), key=lambda x: x[1])[0]
     if top != "unknown" and (basis == "model" or not evidence):
@@ -310,14 +311,16 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     if top in mem_evidence:
         evidence.append(mem_evidence[top])
     top_probs = {c: round(p, 4) for c, p in sorted(probs.items(), key=lambda x: -x[1])[:3]}
+    # every field is computed here from validated parts (confidence is a probability in [0, 1]):
+    # model_construct skips re-validating them on the hot path
     if top == "unknown" or p_top < threshold:
-        return Diagnosis(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
-                         confidence=round(probs["unknown"] if top == "unknown" else 1.0 - p_top, 4),
-                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
-                         probabilities=top_probs)
-    return Diagnosis(category=top, transient=_transient(top, cat_hits, mem_transient),
-                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
-                     neighbours=neighbours, basis=basis, probabilities=top_probs)
+        return Diagnosis.model_construct(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
+                                         confidence=round(probs["unknown"] if top == "unknown" else 1.0 - p_top, 4),
+                                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
+                                         probabilities=top_probs)
+    return Diagnosis.model_construct(category=top, transient=_transient(top, cat_hits, mem_transient),
+                                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
+                                     neighbours=neighbours, basis=basis, probabilities=top_probs)
 
 
 def diagnose_records(

@@ -37,6 +37,10 @@ _HTTP = re.compile(r"(?i)(?:http|status|code|error|response)\w*\W{0,3}([1-5]\d\d
                    r"internal|service|gateway|conflict|precondition|unprocessable|request)")
 
 
+_EXC_KEYS = ("Error", "Exception", "Exceeded", "Timeout", "Denied", "Expired", "Failure", "Fault")
+_DIGITS3 = re.compile(r"[1-5]\d\d")
+
+
 def words_of(message: str) -> list[str]:
     """The word tokens the model sees: lower-cased, starting with a letter, at least 2 characters."""
     return [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
@@ -56,8 +60,10 @@ def typed_tokens(message: str) -> list[str]:
     suffix ``xs:error`` / ``xs:exception`` ...) and HTTP status codes and classes (``h:403``,
     ``h:4xx``), read from the original case."""
     text = (message or "")[:MAX_CHARS]
-    out = []
-    for e in _EXC.findall(text):
+    out: list[str] = []
+    if not any(k in text for k in _EXC_KEYS) and _DIGITS3.search(text) is None:
+        return out  # neither an exception-like name nor a 3-digit number: nothing to read
+    for e in (_EXC.findall(text) if any(k in text for k in _EXC_KEYS) else ()):
         low = e.lower()
         out.append("x:" + low)
         for suf in ("error", "exception", "exceeded", "timeout", "denied", "expired", "failure", "fault"):
@@ -133,7 +139,8 @@ class TextModel:
         self.b = np.asarray(b, dtype=np.float32)
         self.params = dict(params or {})
         self._Wc = self.W - self.W.mean(axis=1, keepdims=True)  # for explanations
-        self._words: dict[str, tuple[np.ndarray, int]] = {}  # word -> (summed weight rows, n features)
+        self._words: dict[str, tuple[int, int]] = {}  # word -> (row in _M, n features)
+        self._M = np.zeros((0, len(self.classes)), dtype=np.float32)  # per-word summed weight rows
         self._zero = np.zeros(len(self.classes), dtype=np.float32)
 
     # ---------------------------------------------------------------- training
@@ -223,16 +230,23 @@ class TextModel:
         return cls(kept, W, b)
 
     # ---------------------------------------------------------------- inference
-    def _word_entry(self, w: str) -> tuple[np.ndarray, int]:
-        """(sum of the weight rows of ``w``'s in-vocabulary features, number of its features)."""
+    def _word_entry(self, w: str) -> tuple[int, int]:
+        """(row of ``w`` in the per-word cache matrix: the sum of the weight rows of its
+        in-vocabulary features, number of its features)."""
         e = self._words.get(w)
         if e is None:
             g = word_grams(w)
             get = self.vocab.get
             ids = [j for j in map(get, g) if j is not None]
-            e = (self.W[ids].sum(axis=0) if ids else self._zero, len(g))
-            if len(self._words) < 200_000:
-                self._words[w] = e
+            if len(self._words) >= 200_000:  # a bounded cache: start over
+                self._words.clear()
+            row = len(self._words)
+            if row >= len(self._M):
+                grown = np.zeros((max(1024, 2 * len(self._M)), len(self.classes)), dtype=np.float32)
+                grown[:len(self._M)] = self._M
+                self._M = grown
+            self._M[row] = self.W[ids].sum(axis=0) if ids else 0.0
+            e = self._words[w] = (row, len(g))
         return e
 
     def logits(self, message: str) -> np.ndarray:
@@ -244,29 +258,33 @@ class TextModel:
             return self.b.copy()
         entry = self._word_entry
         get = self.vocab.get
-        W = self.W
-        rows: list[np.ndarray] = []
-        scales: list[float] = []
+        wrows: list[int] = []
+        wscale: list[float] = []
         norm2 = 0.0
         for w, c in Counter(words).items():
-            vec, n = entry(w)
+            row, n = entry(w)
             s = 1.0 if c == 1 else 1.0 + math.log(c)
             norm2 += s * s * n
-            rows.append(vec)
-            scales.append(s)
+            wrows.append(row)
+            wscale.append(s)
         pairs: dict[str, int] = {}
         for f in [f"b:{a} {b}" for a, b in zip(words, words[1:])] + typed:
             pairs[f] = pairs.get(f, 0) + 1
+        frows: list[int] = []
+        fscale: list[float] = []
         for f, c in pairs.items():
             s = 1.0 if c == 1 else 1.0 + math.log(c)
             norm2 += s * s
             j = get(f)
             if j is not None:
-                rows.append(W[j])
-                scales.append(s)
-        if not rows:
-            return self.b.copy()
-        return np.dot(np.asarray(scales, dtype=np.float32), np.stack(rows)) / np.float32(math.sqrt(norm2)) + self.b
+                frows.append(j)
+                fscale.append(s)
+        z = np.dot(np.array(wscale, dtype=np.float32), self._M[wrows]) if wrows else self._zero.copy()
+        if frows:
+            z += np.dot(np.array(fscale, dtype=np.float32), self.W[frows])
+        if norm2 > 0:
+            z *= np.float32(1.0 / math.sqrt(norm2))
+        return z + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
         """(feature indices, values) of a message in this model's vocabulary, for explanations
