@@ -96,24 +96,22 @@ _LOG_NCAT = math.log(len(CATEGORIES))
 
 
 def _model_evidence(text: str, model, category: str, k: int = 2) -> list[str]:
-    """The message lines holding most of the terms that pushed the model towards ``category``."""
+    """The message lines the model, reading each line alone, finds most indicative of ``category``
+    (highest probability of it; ties keep log order). Each line is verbatim from the message."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
     if not lines:
         return []
     if len(lines) == 1:  # the whole evidence is that line
         line = lines[0]
         return [line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…"]
-    terms = model.top_terms(model.vector(text), category, k=16)  # only for multi-line logs
-    needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
-    needles = [n for n in needles if len(n) >= 3]
-    if not needles:
-        return []
+    c = model.classes.index(category)
     scored = []
     for pos, line in enumerate(lines):
-        low = line.lower()
-        score = sum(len(needles) - i for i, n in enumerate(needles) if n in low)
-        if score:
-            scored.append((-score, pos, line))
+        if not any(ch.isalpha() for ch in line):
+            continue
+        p = model.proba(line)[model.classes[c]]
+        if p >= 1.0 / len(model.classes):  # the line leans towards the class at all
+            scored.append((-p, pos, line))
     out = []
     for _, _, line in sorted(scored)[:k]:
         out.append(line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…")
