@@ -38,6 +38,7 @@ _HTTP = re.compile(r"(?i)(?:http|status|code|error|response)\w*\W{0,3}([1-5]\d\d
 
 
 _EXC_KEYS = ("Error", "Exception", "Exceeded", "Timeout", "Denied", "Expired", "Failure", "Fault")
+_EXC_GATE = re.compile("|".join(_EXC_KEYS))
 _DIGITS3 = re.compile(r"[1-5]\d\d")
 
 
@@ -61,9 +62,10 @@ def typed_tokens(message: str) -> list[str]:
     ``h:4xx``), read from the original case."""
     text = (message or "")[:MAX_CHARS]
     out: list[str] = []
-    if not any(k in text for k in _EXC_KEYS) and _DIGITS3.search(text) is None:
+    exc = _EXC_GATE.search(text) is not None
+    if not exc and _DIGITS3.search(text) is None:
         return out  # neither an exception-like name nor a 3-digit number: nothing to read
-    for e in (_EXC.findall(text) if any(k in text for k in _EXC_KEYS) else ()):
+    for e in (_EXC.findall(text) if exc else ()):
         low = e.lower()
         out.append("x:" + low)
         for suf in ("error", "exception", "exceeded", "timeout", "denied", "expired", "failure", "fault"):
@@ -249,6 +251,14 @@ class TextModel:
             e = self._words[w] = (row, len(g))
         return e
 
+    def warm(self) -> int:
+        """Fill the per-word cache for every word of the vocabulary (``w:`` features) at once, so
+        the first messages do not pay for it one word at a time. Returns the number of words."""
+        words = [f[2:] for f in self.vocab_list if f.startswith("w:")]
+        for w in words:
+            self._word_entry(w)
+        return len(words)
+
     def logits(self, message: str) -> np.ndarray:
         """Class logits of ``message``: exactly ``features(message) . W + b``, computed as a sum of
         cached per-word rows (the normalization of :func:`features` is additive over words)."""
@@ -357,6 +367,7 @@ def load_default() -> TextModel | None:
     if key not in _DEFAULT:
         try:
             _DEFAULT[key] = TextModel.load(path)
+            _DEFAULT[key].warm()
         except (OSError, ValueError, KeyError) as exc:
             import logging
 
