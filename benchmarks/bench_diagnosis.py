@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_diagnosis.py --train    # also refit and save the shipped model.npz
     .venv/bin/python benchmarks/bench_diagnosis.py --project-set [--cli] [--memory]   # the older 154-message set
     .venv/bin/python benchmarks/bench_diagnosis.py --heldout --no-cv   # the shipped model on the held-out set
+    .venv/bin/python benchmarks/bench_diagnosis.py --learning --no-cv  # 30-day learning-loop simulation
 
 Grouped CV (``orchestrator/diagnosis/crossval.py``): groups are the public sources (issue
 thread, package); no group is in both a training and a test fold. Model, rule weight,
@@ -107,15 +108,32 @@ def throughput(args) -> None:
     TextModel.load(ARTIFACT)
     print(f"\nmodel artifact: {ARTIFACT.stat().st_size / 1024:.0f} KiB, loads in {time.perf_counter() - t0:.3f}s")
     diagnose(msgs[0][0])
-    w0, c0 = time.perf_counter(), time.process_time()
-    n = 0
-    for _ in range(args.repeat):
+    rates = []
+    n_all = cpu_all = wall_all = 0.0
+    for r in range(args.repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
         for m, s in msgs:
             diagnose(m, s)
-            n += 1
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    print(f"throughput (rules + model, in-process): {n / cpu:,.0f} messages/s of CPU time "
-          f"({n / wall:,.0f}/s wall clock on this shared machine; {cpu / n * 1e3:.3f} ms CPU/message)")
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        rates.append(len(msgs) / cpu)
+        n_all, cpu_all, wall_all = n_all + len(msgs), cpu_all + cpu, wall_all + wall
+    print(f"throughput (rules + model, in-process): {n_all / cpu_all:,.0f} messages/s of CPU time over "
+          f"{args.repeat} passes ({n_all / wall_all:,.0f}/s wall clock on this shared machine; "
+          f"{cpu_all / n_all * 1e3:.3f} ms CPU/message); per pass: "
+          + ", ".join(f"{x:,.0f}/s" for x in rates) + " (the first fills the per-word cache)")
+    print(f"TARGET throughput {n_all / cpu_all:,.0f} messages/s (>= 2,000)")
+
+
+def learning(args) -> None:
+    from orchestrator.diagnosis.learning import simulate_learning
+
+    t0 = time.perf_counter()
+    run = simulate_learning(30, seed=args.seed)
+    print()
+    print(run.format())
+    first, last = run.first_last()
+    print(f"TARGET learning loop: first 7 days {first:.0%} -> last 7 days {last:.0%} (rises, >= 80%), "
+          f"unsafe {run.unsafe} (0)  [{time.perf_counter() - t0:.0f}s]")
 
 
 def project_set(args) -> None:
@@ -158,6 +176,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")
+    ap.add_argument("--learning", action="store_true", help="the 30-day learning-loop simulation")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.train:
         t0 = time.perf_counter()
@@ -171,6 +191,8 @@ def main() -> None:
         grouped_cv(args)
     if args.heldout:
         heldout(args)
+    if args.learning:
+        learning(args)
     throughput(args)
 
 

@@ -82,32 +82,36 @@ def combine(rule_scores: dict[str, float], model_probs: dict[str, float] | None,
     cats = CATEGORIES if model_probs else tuple(sorted(set(rule_scores) | set(mem_scores)))
     logits = {}
     for c in cats:
-        base = math.log(max(model_probs.get(c, 0.0), MODEL_FLOOR)) if model_probs else 0.0
-        logits[c] = (base + rule_weight * rule_scores.get(c, 0.0) + mem_scores.get(c, 0.0)) / temperature
+        base = _LOG(max(model_probs.get(c, 0.0), MODEL_FLOOR)) if model_probs else 0.0
+        extra = rule_scores.get(c, 0.0) * rule_weight + mem_scores.get(c, 0.0) if (rule_scores or mem_scores) else 0.0
+        logits[c] = (base + extra) / temperature
     m = max(logits.values())
-    z = sum(math.exp(v - m) for v in logits.values())
-    return {c: math.exp(v - m) / z for c, v in logits.items()}
+    exps = {c: _EXP(v - m) for c, v in logits.items()}
+    z = sum(exps.values())
+    return {c: v / z for c, v in exps.items()}
 
 
-def _model_evidence(text: str, model, vec, category: str, k: int = 2) -> list[str]:
-    """The message lines holding most of the terms that pushed the model towards ``category``."""
+_LOG, _EXP = math.log, math.exp
+_LOG_NCAT = math.log(len(CATEGORIES))
+
+
+def _model_evidence(text: str, model, category: str, k: int = 2) -> list[str]:
+    """The message lines the model, reading each line alone, finds most indicative of ``category``
+    (highest probability of it; ties keep log order). Each line is verbatim from the message."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:50]
     if not lines:
         return []
     if len(lines) == 1:  # the whole evidence is that line
         line = lines[0]
         return [line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…"]
-    terms = model.top_terms(vec, category, k=16)
-    needles = [t[2:] if t[:2] in ("w:", "b:") else t.strip() for t in terms]
-    needles = [n for n in needles if len(n) >= 3]
-    if not needles:
-        return []
+    c = model.classes.index(category)
     scored = []
     for pos, line in enumerate(lines):
-        low = line.lower()
-        score = sum(len(needles) - i for i, n in enumerate(needles) if n in low)
-        if score:
-            scored.append((-score, pos, line))
+        if not any(ch.isalpha() for ch in line):
+            continue
+        p = model.proba(line)[model.classes[c]]
+        if p >= 1.0 / len(model.classes):  # the line leans towards the class at all
+            scored.append((-p, pos, line))
     out = []
     for _, _, line in sorted(scored)[:k]:
         out.append(line if len(line) <= MAX_EVIDENCE_CHARS else line[:MAX_EVIDENCE_CHARS] + "…")
@@ -287,8 +291,7 @@ def _transient(top: str, cat_hits: list[RuleHit], mem_transient: dict[str, bool 
 def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
                          model, threshold) -> Diagnosis:
     params = model.params
-    vec = model.vector(text)
-    model_probs = model.proba_vector(vec) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
+    model_probs = model.proba(text) if text.strip() else {c: (1.0 if c == "unknown" else 0.0) for c in CATEGORIES}
     probs = combine(scores, model_probs, mem_scores, rule_weight=params.get("rule_weight", 1.0),
                     temperature=params.get("temperature", 1.0))
     rounded = {c: round(s, 3) for c, s in sorted(scores.items(), key=lambda x: -x[1])}
@@ -296,24 +299,26 @@ def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_trans
     p_top = probs[top]
     cat_hits, evidence = _rule_evidence(hits, top)
     rule_part = params.get("rule_weight", 1.0) * scores.get(top, 0.0)
-    model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) - math.log(1.0 / len(CATEGORIES))
+    model_part = math.log(max(model_probs.get(top, 0.0), MODEL_FLOOR)) + _LOG_NCAT
     mem_part = mem_scores.get(top, 0.0)
     basis = max((("rules", rule_part), ("model", model_part), ("memory", mem_part)), key=lambda x: x[1])[0]
     if top != "unknown" and (basis == "model" or not evidence):
-        for line in _model_evidence(text, model, vec, top):
+        for line in _model_evidence(text, model, top):
             if line not in evidence:
                 evidence.append(line)
     if top in mem_evidence:
         evidence.append(mem_evidence[top])
     top_probs = {c: round(p, 4) for c, p in sorted(probs.items(), key=lambda x: -x[1])[:3]}
+    # every field is computed here from validated parts (confidence is a probability in [0, 1]):
+    # model_construct skips re-validating them on the hot path
     if top == "unknown" or p_top < threshold:
-        return Diagnosis(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
-                         confidence=round(probs["unknown"] if top == "unknown" else 1.0 - p_top, 4),
-                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
-                         probabilities=top_probs)
-    return Diagnosis(category=top, transient=_transient(top, cat_hits, mem_transient),
-                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
-                     neighbours=neighbours, basis=basis, probabilities=top_probs)
+        return Diagnosis.model_construct(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
+                                         confidence=round(probs["unknown"] if top == "unknown" else 1.0 - p_top, 4),
+                                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
+                                         probabilities=top_probs)
+    return Diagnosis.model_construct(category=top, transient=_transient(top, cat_hits, mem_transient),
+                                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
+                                     neighbours=neighbours, basis=basis, probabilities=top_probs)
 
 
 def diagnose_records(

@@ -451,6 +451,33 @@ class FailureMemory:
         ]
         return max(cands)[1] if cands else None
 
+    def resolution_for(self, message: str, *, min_similarity: float = 0.8) -> tuple[str, str, float] | None:
+        """(resolution, category, similarity) that worked for the most similar confirmed past
+        failure (similarity >= ``min_similarity``): the next occurrence of a signature gets the fix
+        that worked for it, not merely the class's most frequent fix. Net successes count (a
+        failed attempt or a person's rejection of that resolution subtracts one); None when no
+        similar signature has a resolution that worked."""
+        near = self.nearest(message, k=5, min_similarity=min_similarity, labelled_only=True)
+        if not near:
+            return None
+        ids = [n.signature_id for n in near]
+        with self.store.session() as s:
+            rows = s.execute(
+                select(Resolution.signature_id, Resolution.resolution, Resolution.worked, Resolution.source)
+                .where(Resolution.signature_id.in_(ids))
+            ).all()
+        net: dict[tuple[int, str], int] = defaultdict(int)
+        for sig_id, res, worked, src in rows:
+            if src == "rejection" or worked is False:
+                net[(sig_id, res)] -= 1
+            elif worked:
+                net[(sig_id, res)] += 1
+        for n in near:  # most similar first
+            cands = [(v, res) for (sid, res), v in net.items() if sid == n.signature_id and v > 0]
+            if cands and n.category:
+                return max(cands)[1], n.category, n.similarity
+        return None
+
     def stats(self) -> dict[str, int]:
         with self.store.session() as s:
             return {

@@ -31,37 +31,102 @@ MAX_CHARS = 1200
 _WORD = re.compile(r"[a-z][a-z0-9_]*")
 
 
+_EXC = re.compile(r"\b([A-Z][A-Za-z0-9]*(?:Error|Exception|Exceeded|Timeout|Denied|Expired|Failure|Fault))\b")
+_HTTP = re.compile(r"(?i)(?:http|status|code|error|response)\w*\W{0,3}([1-5]\d\d)\b|"
+                   r"\b([1-5]\d\d)\W{0,2}(?:client|server|forbidden|unauthori[sz]ed|not found|too many|bad|"
+                   r"internal|service|gateway|conflict|precondition|unprocessable|request)")
+
+
+_EXC_KEYS = ("Error", "Exception", "Exceeded", "Timeout", "Denied", "Expired", "Failure", "Fault")
+_EXC_GATE = re.compile("|".join(_EXC_KEYS))
+_DIGITS3 = re.compile(r"[1-5]\d\d")
+
+
+def words_of(message: str) -> list[str]:
+    """The word tokens the model sees: lower-cased, starting with a letter, at least 2 characters."""
+    return [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
+
+
+def word_grams(w: str) -> list[str]:
+    """The features one word contributes: character 3-5-grams of `` w `` and ``w:<word>``."""
+    p = f" {w} "
+    L = len(p)
+    grams = [p[i:i + n] for n in (3, 4, 5) for i in range(L - n + 1)]
+    grams.append("w:" + w)
+    return grams
+
+
+def typed_tokens(message: str) -> list[str]:
+    """Message-level features that carry across vendors: exception class names (``x:``, plus their
+    suffix ``xs:error`` / ``xs:exception`` ...) and HTTP status codes and classes (``h:403``,
+    ``h:4xx``), read from the original case."""
+    text = (message or "")[:MAX_CHARS]
+    out: list[str] = []
+    exc = _EXC_GATE.search(text) is not None
+    if not exc and _DIGITS3.search(text) is None:
+        return out  # neither an exception-like name nor a 3-digit number: nothing to read
+    for e in (_EXC.findall(text) if exc else ()):
+        low = e.lower()
+        out.append("x:" + low)
+        for suf in ("error", "exception", "exceeded", "timeout", "denied", "expired", "failure", "fault"):
+            if low.endswith(suf):
+                out.append("xs:" + suf)
+                break
+    for m in _HTTP.finditer(text):
+        code = m.group(1) or m.group(2)
+        out.append("h:" + code)
+        out.append("h:" + code[0] + "xx")
+    return out
+
+
+def _scale(c: int) -> float:
+    return 1.0 if c == 1 else 1.0 + math.log(c)
+
+
 def features(message: str) -> Counter[str]:
-    """Sparse feature counts of one raw message: word unigrams (``w:``), word bigrams (``b:``) and
-    character 3-5-grams inside words (no prefix), lower-cased. Tokens start with a letter, so
-    numbers, ids and timestamps drop out; secrets are opaque strings the vocabulary never holds."""
-    words = [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
+    """Normalized sparse feature vector of one raw message (feature -> value).
+
+    Each distinct word ``w`` occurring ``c`` times adds ``s = 1 + log c`` to each of its features
+    (:func:`word_grams`: character 3-5-grams and the word itself), each distinct word bigram
+    (``b:``) and typed token (:func:`typed_tokens`) its own ``1 + log c``; the vector is divided by
+    ``sqrt(sum of s^2 over every contribution)``. That norm is additive over words, so inference
+    can sum one cached logit vector per word (:meth:`TextModel.logits`) and get exactly this
+    vector's logits. Tokens start with a letter, so numbers, ids and timestamps drop out; secrets
+    are opaque strings the vocabulary never holds."""
+    words = words_of(message)
     feats: Counter[str] = Counter()
-    grams: list[str] = []
-    for w in words:
-        p = f" {w} "
-        L = len(p)
-        grams.extend(p[i:i + 3] for i in range(L - 2))
-        grams.extend(p[i:i + 4] for i in range(L - 3))
-        grams.extend(p[i:i + 5] for i in range(L - 4))
-    feats.update(grams)
-    feats.update("w:" + w for w in words)
-    feats.update(f"b:{a} {b}" for a, b in zip(words, words[1:]))
+    norm2 = 0.0
+    for w, c in Counter(words).items():
+        s = _scale(c)
+        g = word_grams(w)
+        norm2 += s * s * len(g)
+        for x in g:
+            feats[x] += s
+    for (a, b), c in Counter(zip(words, words[1:])).items():
+        s = _scale(c)
+        feats[f"b:{a} {b}"] += s
+        norm2 += s * s
+    for t, c in Counter(typed_tokens(message)).items():
+        s = _scale(c)
+        feats[t] += s
+        norm2 += s * s
+    if norm2 > 0:
+        inv = 1.0 / math.sqrt(norm2)
+        for k in feats:
+            feats[k] *= inv
     return feats
 
 
 def _vectorize(feats: Counter[str], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(vocabulary ids, values) of a :func:`features` vector (out-of-vocabulary features dropped;
+    the values stay as normalized over all features)."""
     get = vocab.get
-    js = np.array([get(f, -1) for f in feats], dtype=np.int64)
-    if len(js) == 0:
-        return js, np.zeros(0, dtype=np.float32)
-    cs = np.array(list(feats.values()), dtype=np.float32)
-    keep = js >= 0
-    if not keep.any():
+    pairs = [(j, v) for j, v in ((get(f), v) for f, v in feats.items()) if j is not None]
+    if not pairs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    v = 1.0 + np.log(cs[keep])
-    v /= np.float32(np.sqrt(float(v @ v)))
-    return js[keep], v
+    pairs.sort()
+    return (np.fromiter((j for j, _ in pairs), dtype=np.int64, count=len(pairs)),
+            np.fromiter((v for _, v in pairs), dtype=np.float32, count=len(pairs)))
 
 
 class TextModel:
@@ -76,7 +141,9 @@ class TextModel:
         self.b = np.asarray(b, dtype=np.float32)
         self.params = dict(params or {})
         self._Wc = self.W - self.W.mean(axis=1, keepdims=True)  # for explanations
-        self._words: dict[str, np.ndarray] = {}  # word -> vocabulary ids of its w:/char features
+        self._words: dict[str, tuple[int, int]] = {}  # word -> (row in _M, n features)
+        self._M = np.zeros((0, len(self.classes)), dtype=np.float32)  # per-word summed weight rows
+        self._zero = np.zeros(len(self.classes), dtype=np.float32)
 
     # ---------------------------------------------------------------- training
     @classmethod
@@ -165,51 +232,88 @@ class TextModel:
         return cls(kept, W, b)
 
     # ---------------------------------------------------------------- inference
-    def _word_ids(self, w: str) -> np.ndarray:
-        ids = self._words.get(w)
-        if ids is None:
-            p = f" {w} "
-            L = len(p)
-            grams = [p[i:i + n] for n in (3, 4, 5) for i in range(L - n + 1)]
-            grams.append("w:" + w)
+    def _word_entry(self, w: str) -> tuple[int, int]:
+        """(row of ``w`` in the per-word cache matrix: the sum of the weight rows of its
+        in-vocabulary features, number of its features)."""
+        e = self._words.get(w)
+        if e is None:
+            g = word_grams(w)
             get = self.vocab.get
-            ids = np.array([j for j in (get(g) for g in grams) if j is not None], dtype=np.int64)
-            if len(self._words) < 200_000:
-                self._words[w] = ids
-        return ids
+            ids = [j for j in map(get, g) if j is not None]
+            if len(self._words) >= 200_000:  # a bounded cache: start over
+                self._words.clear()
+            row = len(self._words)
+            if row >= len(self._M):
+                grown = np.zeros((max(1024, 2 * len(self._M)), len(self.classes)), dtype=np.float32)
+                grown[:len(self._M)] = self._M
+                self._M = grown
+            self._M[row] = self.W[ids].sum(axis=0) if ids else 0.0
+            e = self._words[w] = (row, len(g))
+        return e
+
+    def warm(self) -> int:
+        """Fill the per-word cache for every word of the vocabulary (``w:`` features) at once, so
+        the first messages do not pay for it one word at a time. Returns the number of words."""
+        words = [f[2:] for f in self.vocab_list if f.startswith("w:")]
+        for w in words:
+            self._word_entry(w)
+        return len(words)
+
+    def logits(self, message: str) -> np.ndarray:
+        """Class logits of ``message``: exactly ``features(message) . W + b``, computed as a sum of
+        cached per-word rows (the normalization of :func:`features` is additive over words)."""
+        words = words_of(message)
+        typed = typed_tokens(message)
+        if not words and not typed:
+            return self.b.copy()
+        entry = self._word_entry
+        get = self.vocab.get
+        wrows: list[int] = []
+        wscale: list[float] = []
+        norm2 = 0.0
+        for w, c in Counter(words).items():
+            row, n = entry(w)
+            s = 1.0 if c == 1 else 1.0 + math.log(c)
+            norm2 += s * s * n
+            wrows.append(row)
+            wscale.append(s)
+        pairs: dict[str, int] = {}
+        for f in [f"b:{a} {b}" for a, b in zip(words, words[1:])] + typed:
+            pairs[f] = pairs.get(f, 0) + 1
+        frows: list[int] = []
+        fscale: list[float] = []
+        for f, c in pairs.items():
+            s = 1.0 if c == 1 else 1.0 + math.log(c)
+            norm2 += s * s
+            j = get(f)
+            if j is not None:
+                frows.append(j)
+                fscale.append(s)
+        z = np.dot(np.array(wscale, dtype=np.float32), self._M[wrows]) if wrows else self._zero.copy()
+        if frows:
+            z += np.dot(np.array(fscale, dtype=np.float32), self.W[frows])
+        if norm2 > 0:
+            z *= np.float32(1.0 / math.sqrt(norm2))
+        return z + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
-        """(feature indices, weights) of a message in this model's vocabulary; the same vector as
-        ``_vectorize(features(message), vocab)``, computed from a per-word cache."""
-        words = [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
-        if not words:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        get = self.vocab.get
-        parts = [self._word_ids(w) for w in words]
-        bi = [j for j in (get(f"b:{a} {b}") for a, b in zip(words, words[1:])) if j is not None]
-        if bi:
-            parts.append(np.array(bi, dtype=np.int64))
-        allids = np.concatenate(parts)
-        if len(allids) == 0:
-            return allids, np.zeros(0, dtype=np.float32)
-        idx, counts = np.unique(allids, return_counts=True)
-        v = (1.0 + np.log(counts)).astype(np.float32)
-        v /= np.float32(np.sqrt(float(v @ v)))
-        return idx, v
+        """(feature indices, values) of a message in this model's vocabulary, for explanations
+        (:meth:`top_terms`); ``logits`` does not need it."""
+        return _vectorize(features(message), self.vocab)
+
+    def _softmax(self, z: np.ndarray) -> dict[str, float]:
+        zl = z.tolist()
+        m = max(zl)
+        e = [math.exp(v - m) for v in zl]
+        t = sum(e)
+        return {c: v / t for c, v in zip(self.classes, e)}
 
     def proba_vector(self, vec: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
         idx, val = vec
-        z = (val @ self.W[idx] + self.b) if len(idx) else self.b.copy()
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return dict(zip(self.classes, z.tolist()))
-
-    def logits(self, message: str) -> np.ndarray:
-        idx, val = self.vector(message)
-        return (val @ self.W[idx] + self.b) if len(idx) else self.b.copy()
+        return self._softmax((val @ self.W[idx] + self.b) if len(idx) else self.b.copy())
 
     def proba(self, message: str) -> dict[str, float]:
-        return self.proba_vector(self.vector(message))
+        return self._softmax(self.logits(message))
 
     def top_terms(self, vec: tuple[np.ndarray, np.ndarray], category: str, k: int = 12) -> list[str]:
         """The features of ``vec`` that pushed hardest towards ``category`` (strongest first)."""
@@ -254,6 +358,8 @@ def load_default() -> TextModel | None:
     """The shipped model, loaded once; None when disabled (``ORCHESTRATOR_DIAGNOSIS_MODEL=off``)
     or the artifact is missing/unreadable (the rules still work)."""
     setting = os.environ.get("ORCHESTRATOR_DIAGNOSIS_MODEL", "")
+    if setting in _DEFAULT:  # the common case: already resolved for this setting
+        return _DEFAULT[setting]
     if setting.lower() in ("off", "0", "false", "none"):
         return None
     path = Path(setting) if setting else ARTIFACT
@@ -261,11 +367,13 @@ def load_default() -> TextModel | None:
     if key not in _DEFAULT:
         try:
             _DEFAULT[key] = TextModel.load(path)
+            _DEFAULT[key].warm()
         except (OSError, ValueError, KeyError) as exc:
             import logging
 
             logging.getLogger(__name__).warning("diagnosis model %s unavailable (%s); rules only", path, exc)
             _DEFAULT[key] = None
+    _DEFAULT[setting] = _DEFAULT[key]
     return _DEFAULT[key]
 
 

@@ -88,22 +88,30 @@ class RuleHit:
 
 def _required(seq) -> frozenset[str] | None:
     """Any-of set of literal substrings (>= 3 chars, lower-case) that every match of the parsed
-    regex sequence ``seq`` contains, or None when no such cheap necessary condition is found."""
+    regex sequence ``seq`` contains, or None when no such cheap necessary condition is found.
+    A small character class inside a literal run expands it (``50[0234]`` -> 500, 502, 503, 504)."""
     best: frozenset[str] | None = None
-    run = ""
+    runs: set[str] = {""}
 
     def consider(cand: frozenset[str] | None) -> None:
         nonlocal best
         if cand and (best is None or min(map(len, cand)) > min(map(len, best))):
             best = cand
 
+    def flush() -> None:
+        nonlocal runs
+        if runs and min(map(len, runs)) >= 3:
+            consider(frozenset(r.lower() for r in runs))
+        runs = {""}
+
     for op, av in list(seq) + [(None, None)]:
         if op is _c.LITERAL:
-            run += chr(av)
+            runs = {r + chr(av) for r in runs}
             continue
-        if len(run) >= 3:
-            consider(frozenset({run.lower()}))
-        run = ""
+        if op is _c.IN and all(o is _c.LITERAL for o, _ in av) and len(av) * len(runs) <= 16:
+            runs = {r + chr(v) for r in runs for _, v in av}
+            continue
+        flush()
         if op is _c.SUBPATTERN:
             consider(_required(av[-1]))
         elif op is _c.BRANCH:
