@@ -308,6 +308,9 @@ def main() -> None:
         from pg_server import PgServer
 
         server = PgServer()
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still stops the server
     try:
         run(args, server)
     finally:
