@@ -82,7 +82,7 @@ def test_unknown_asset_is_rejected_and_recorded(llm, props):
     assert len(r.decisions) == 2
 
 
-def test_malformed_json_gets_one_repair_then_falls_back(llm, props):
+def test_malformed_json_gets_one_repair_then_falls_back(llm, props, tmp_path):
     sc = exec_scenario()
     llm.script = [("text", "{actions: [oops"), ("text", "still not json")]
     r = run(props, sc, llm)
@@ -91,19 +91,21 @@ def test_malformed_json_gets_one_repair_then_falls_back(llm, props):
     assert all(c.outcome == "invalid" for c in r.llm_calls)
     assert [d.action.source for d in r.decisions] == ["planner", "planner"]
     assert props.store.audit_events(kind="llm.fallback")
-    # a repair that works is used
+    # a repair that works is used (a store of its own: the first cycle's actions are pending in this one,
+    # and pending work is not proposed again, so there would be nothing to review)
     good = {"rationale": "ok", "actions": []}
     llm.script = [("text", '{"actions": [{"type": "materialize"}]}'), ("json", good)]
-    r = run(props, exec_scenario(), llm)
+    fresh = Proposals(open_store(f"sqlite:///{tmp_path}/agent-2.db", cached=False))
+    r = run(fresh, exec_scenario(), llm)
     assert r.fallback_reason is None and [c.outcome for c in r.llm_calls] == ["invalid", "ok"]
 
 
-def test_refusal_falls_back(llm, props):
+def test_refusal_falls_back(llm, props, tmp_path):
     llm.script = [("refusal", "I'm sorry, I can't help with that.")]
     r = run(props, exec_scenario(), llm)
     assert r.fallback_reason == "refusal" and r.llm_calls[0].outcome == "refusal"
     llm.script = [("text", "I'm sorry, but I cannot assist with scheduling decisions.")]
-    r = run(props, exec_scenario(), llm)
+    r = run(Proposals(open_store(f"sqlite:///{tmp_path}/agent-2.db", cached=False)), exec_scenario(), llm)
     assert r.fallback_reason == "refusal"
 
 
