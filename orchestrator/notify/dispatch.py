@@ -193,21 +193,29 @@ class Notifier:
             report.skipped = "ORCHESTRATOR_NOTIFY=off"
             return report
         if self.routing.empty:
-            report.skipped = ("no route: set ORCHESTRATOR_SLACK_TOKEN and ORCHESTRATOR_SLACK_CHANNELS, "
-                              "or ORCHESTRATOR_TEAMS_WEBHOOKS")
+            report.skipped = self.no_route
             return report
         deadline = self._mono() + self.budget_s
-        threads = collect_threads(self.store, now=now, owners_of=self.owners_of,
-                                  lookback=timedelta(hours=self.settings.notify_lookback_hours))
+        threads = self._threads(now, timedelta(hours=self.settings.notify_lookback_hours))
         report.incidents = len(threads)
         for thread in threads:
             for dest in self.routing.destinations(thread.owners, thread.policies):
                 self._thread_to(dest, thread, now, deadline, report)
         if report.sent or report.failed:
-            self.store.append_audit("notification", actor="notifier", subject=f"notify:{now:%Y-%m-%dT%H:%M:%S}",
+            self.store.append_audit("notification", actor=self.audit_actor,
+                                    subject=f"{self.audit_prefix}:{now:%Y-%m-%dT%H:%M:%S}",
                                     payload={"sent": report.sent, "failed": report.failed,
                                              "deferred": len(report.deferred)})
         return report
+
+    # what a subclass notifies about: its threads, and how its ticks are named
+    no_route = ("no route: set ORCHESTRATOR_SLACK_TOKEN and ORCHESTRATOR_SLACK_CHANNELS, "
+                "or ORCHESTRATOR_TEAMS_WEBHOOKS")
+    audit_actor = "notifier"
+    audit_prefix = "notify"
+
+    def _threads(self, now: datetime, lookback: timedelta) -> list[IncidentThread]:
+        return collect_threads(self.store, now=now, owners_of=self.owners_of, lookback=lookback)
 
     def _thread_to(self, dest: Destination, thread: IncidentThread, now: datetime, deadline: float,
                    report: TickReport) -> None:

@@ -17,13 +17,12 @@ Read from the audit trail the schema sensor writes (``schema_change.detected``,
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from orchestrator.notify.dispatch import Notifier, TickReport
-from orchestrator.notify.threads import Change, IncidentThread, _aware, _parse
+from orchestrator.notify.dispatch import Notifier
+from orchestrator.notify.threads import Change, IncidentThread, _parse
 from orchestrator.scrubbing import scrub_pii
 
-UTC = timezone.utc
 PATCH_PHASES = {"schema_patch.proposed": "proposed", "schema_patch.published": "published",
                 "schema_patch.rejected": "rejected", "schema_patch.publish_failed": "publish_failed"}
 
@@ -90,23 +89,9 @@ def schema_threads(store, *, now: datetime, lookback: timedelta = timedelta(hour
 class SchemaChangeNotifier(Notifier):
     """The owners' notifier over schema-change threads (same routes, dedup, limits, scrubbing)."""
 
-    def tick(self, now: datetime | None = None) -> TickReport:
-        now = _aware(now) or datetime.now(UTC)
-        report = TickReport()
-        if self.settings.notify.strip().lower() in ("off", "false", "0", "no"):
-            report.skipped = "ORCHESTRATOR_NOTIFY=off"
-            return report
-        if self.routing.empty:
-            report.skipped = "no route for schema-change notifications"
-            return report
-        deadline = self._mono() + self.budget_s
-        threads = schema_threads(self.store, now=now, lookback=timedelta(hours=self.settings.notify_lookback_hours))
-        report.incidents = len(threads)
-        for thread in threads:
-            for dest in self.routing.destinations(thread.owners, thread.policies):
-                self._thread_to(dest, thread, now, deadline, report)
-        if report.sent or report.failed:
-            self.store.append_audit("notification", actor="schema-notifier", subject=f"schema:{now:%Y-%m-%dT%H:%M:%S}",
-                                    payload={"sent": report.sent, "failed": report.failed,
-                                             "deferred": len(report.deferred)})
-        return report
+    no_route = "no route for schema-change notifications"
+    audit_actor = "schema-notifier"
+    audit_prefix = "schema"
+
+    def _threads(self, now: datetime, lookback: timedelta) -> list[IncidentThread]:
+        return schema_threads(self.store, now=now, lookback=lookback)
