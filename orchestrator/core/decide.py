@@ -172,6 +172,13 @@ def decide(
         extra = resync_untrusted(snapshot, assessment, baseline.actions, now=now)
         if extra:
             baseline = replace(baseline, actions=list(baseline.actions) + extra)
+    if getattr(snapshot, "connector_risk", None):  # pre-emptive syncs of at-risk connectors (orchestrator.health)
+        from orchestrator.health.early import preempt
+
+        tick = getattr(planner_config, "tick_interval_s", None) or 300.0
+        extra = preempt(snapshot, assessment, baseline.actions, now=now, tick_s=tick)
+        if extra:
+            baseline = replace(baseline, actions=list(baseline.actions) + extra)
     final, review, envelope = baseline, None, None
     if reviewer is not None and baseline.actions:
         review = reviewer(baseline, snapshot, assessment, resolution, durations)

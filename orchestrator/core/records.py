@@ -132,6 +132,9 @@ class Snapshot:
     # connector table -> (data time of its newest trusted load or None, why): its latest load is
     # anomalous (zero rows, a sharp drop, a stuck cursor; see orchestrator.health.hold)
     anomalous_loads: dict[str, tuple[datetime | None, str]] = field(default_factory=dict)
+    # connector -> its early warning (orchestrator.health.early.ConnectorRisk: p_fail, the trend's
+    # next duration, announced maintenance windows); decide() proposes pre-emptive syncs from it
+    connector_risk: dict[str, object] = field(default_factory=dict)
 
     def in_flight(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status.in_flight]

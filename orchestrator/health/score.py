@@ -48,6 +48,7 @@ class EarlyWarning:
     p_overrun: float
     slot_s: float | None
     why: list[str] = field(default_factory=list)
+    next_s: float | None = None  # the next sync's duration from the trend (exp of the fitted log)
 
     @property
     def at_risk(self) -> bool:
@@ -170,7 +171,8 @@ def early_warning(sigs: Sequence[SyncSignal], latest: list[Anomaly], now: dateti
         slot_s = float(np.median(gaps)) if len(gaps) else None
     durs = [(t.timestamp(), d) for t, ok, d in syncs if ok and d][-20:]
     p_over = 0.0
-    if slot_s and len(durs) >= 5:
+    next_s = None
+    if len(durs) >= 5:
         x = np.array([a for a, _ in durs]) / 86400.0
         y = np.log(np.array([b for _, b in durs]))
         slope, icpt = np.polyfit(x - x[-1], y, 1)
@@ -178,10 +180,12 @@ def early_warning(sigs: Sequence[SyncSignal], latest: list[Anomaly], now: dateti
         sd = max(float(np.std(resid, ddof=1)), 0.05)
         step = (x[-1] - x[0]) / (len(x) - 1) if len(x) > 1 else 0.0
         mu = icpt + slope * step
-        p_over = 1 - _phi((math.log(slot_s) - mu) / sd)
-        if p_over >= 0.05:
-            why.append(f"next sync ~{math.exp(mu):.0f}s against a {slot_s:.0f}s slot")
-    return EarlyWarning(p_fail=p_fail, p_overrun=p_over, slot_s=slot_s, why=why)
+        next_s = math.exp(mu)
+        if slot_s:
+            p_over = 1 - _phi((math.log(slot_s) - mu) / sd)
+            if p_over >= 0.05:
+                why.append(f"next sync ~{next_s:.0f}s against a {slot_s:.0f}s slot")
+    return EarlyWarning(p_fail=p_fail, p_overrun=p_over, slot_s=slot_s, why=why, next_s=next_s)
 
 
 def connector_health(signals: Sequence[SyncSignal], now: datetime, cfg: DetectorConfig | None = None,

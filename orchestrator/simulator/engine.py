@@ -208,6 +208,13 @@ class Simulation:
             from orchestrator.simulator.schema_changes import SchemaChangeScript
 
             self.schema_changes = SchemaChangeScript(self)
+        # degradation precursors and maintenance windows (scenario ``precursors`` / ``maintenance``):
+        # orchestrator/simulator/silent_precursors.py
+        self.precursors = None
+        if getattr(self.spec, "precursors", None) or getattr(self.spec, "maintenance", None):
+            from orchestrator.simulator.silent_precursors import PrecursorScript
+
+            self.precursors = PrecursorScript(self)
 
     def _silent_episodes(self) -> list[list]:
         from fnmatch import fnmatchcase
@@ -518,6 +525,8 @@ class Simulation:
             self.running_sync[st.unit] = st
             st.data_time = self.now
             self._silent_hit(st)
+            if self.precursors is not None:
+                dur = self.precursors.sync_started(st, dur)
         else:
             parents = self.graph.parents(st.unit)
             st.data_time = min((self.data_time[p] for p in parents), default=self.now) if parents else self.now
@@ -560,6 +569,8 @@ class Simulation:
             del self.running_sync[st.unit]
         keys = self.assets_of(st.unit)
         if cost and was_running:
+            if st.is_sync and self.precursors is not None:
+                self.precursors.sync_ended(st, ok)
             if st.is_sync:
                 usd, rows = self.sync_cost(st.unit, st.start, self.now, st.resync) if ok else (0.0, 0)
                 self.syncs.append(SyncRecord(st.unit, f"{st.run.run_id}:{st.sid}",

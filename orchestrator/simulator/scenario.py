@@ -392,6 +392,42 @@ class SilentSpec(_Strict):
         return [_clock(x) for x in v] if isinstance(v, list) else v
 
 
+class PrecursorSpec(_Strict):
+    """A degradation precursor on the target connectors, from ``at`` (each day) for ``loads``
+    syncs: ``latency_creep`` -- each hit sync takes ``factor`` x the previous hit's duration (capped
+    at ``max_factor`` x its own); ``warning_rate`` -- each hit sync succeeds leaving ``warnings`` more
+    warnings/429s than the one before (rising). The syncs still succeed: what they predict (an
+    outage, an overrun) is scripted with ``faults`` or follows from the creep itself
+    (``orchestrator/simulator/silent_precursors.py``)."""
+
+    kind: Literal["latency_creep", "warning_rate"]
+    targets: list[str] = Field(min_length=1)  # connector ids, globs allowed
+    at: list[str] = Field(min_length=1)  # "HH:MM" UTC, each day
+    loads: int = Field(default=6, ge=1)  # syncs it hits per occurrence
+    factor: float = Field(default=1.4, gt=1.0, le=10.0)  # latency_creep: per hit sync
+    max_factor: float = Field(default=8.0, gt=1.0)  # latency_creep: cap on the compounded factor
+    warnings: int = Field(default=2, ge=1)  # warning_rate: added per hit sync
+
+    _a = field_validator("at", mode="before")(lambda cls, v: [_clock(x) for x in ([v] if isinstance(v, str) else v)]
+                                               if isinstance(v, (str, list)) else v)
+
+
+class MaintenanceSpec(_Strict):
+    """A known (announced) maintenance window of the target connectors' source: every sync attempt
+    in [at, at + lasts) fails as ``source_unavailable`` and clears by itself at the end.
+    ``announced: true`` puts it in the snapshot the ``sla`` planner reads (the early warning
+    plans around it); ``false`` is a surprise outage."""
+
+    targets: list[str] = Field(min_length=1)
+    at: list[str] = Field(min_length=1)  # "HH:MM" UTC, each day
+    day: int | None = Field(default=None, ge=0)  # only on this day of the run (default: every day)
+    lasts: Duration = timedelta(hours=2)
+    announced: bool = True
+
+    _a = field_validator("at", mode="before")(lambda cls, v: [_clock(x) for x in ([v] if isinstance(v, str) else v)]
+                                               if isinstance(v, (str, list)) else v)
+
+
 class SchemaChangeSpec(_Strict):
     """A scripted schema change (``orchestrator.simulator.schema_changes``): from ``at`` (UTC, on
     day ``day`` of the run), the next successful sync of the table's connector lands it; from then
@@ -438,6 +474,8 @@ class ScenarioSpec(_Strict):
     cost: CostSpec = CostSpec()
     faults: list[FaultSpec] = Field(default_factory=list)
     silent: list[SilentSpec] = Field(default_factory=list)  # silent failures (orchestrator.health)
+    precursors: list[PrecursorSpec] = Field(default_factory=list)  # latency creep, rising warnings
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)  # known source maintenance windows
     schema_changes: list[SchemaChangeSpec] = Field(default_factory=list)  # scripted schema changes
     schema_sensor_tick: Duration = timedelta(seconds=60)  # the schema_change_sensor's interval
     baseline: BaselineSpec = BaselineSpec()

@@ -19,8 +19,9 @@ from orchestrator.simulator.planners import Planner, PlannerUnavailable
 
 
 class SLAPlanner(Planner):
-    def __init__(self, llm: bool = False, client=None) -> None:
+    def __init__(self, llm: bool = False, client=None, early_warning: bool = True) -> None:
         self.name = "sla-llm" if llm else "sla"
+        self.early_warning = early_warning  # read the health early warning (scenario precursors/maintenance)
         self.llm = llm
         try:
             from orchestrator.core.decide import decide, learn_outcome
@@ -98,6 +99,8 @@ class SLAPlanner(Planner):
         # ... and what the health sensor flags (orchestrator.health: untrusted loads are held)
         snap.anomalous_loads = {k: (at_dt(dt), f"{kind} (simulated silent failure)")
                                 for k, (dt, kind, detected) in sim.untrusted.items() if detected}
+        if self.early_warning and getattr(sim, "precursors", None) is not None:
+            snap.connector_risk = sim.precursors.risks()  # orchestrator.health.early
         return snap
 
     def tick(self, sim) -> None:

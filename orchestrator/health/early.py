@@ -1,0 +1,199 @@
+"""Early warning turned into pre-emptive actions (no Dagster imports).
+
+``connector_risk`` reads a connector's sync signals (``orchestrator.health.signals``) into a
+``ConnectorRisk``: the early warning of ``orchestrator.health.score`` (``p_fail``: recency-weighted
+failures, odds raised by a rising warning/429 rate and duration creep; the next sync's duration
+from a log-linear trend of the last 20) plus the connector's announced maintenance windows.
+
+``preempt`` (called by ``orchestrator.core.decide`` when the snapshot carries
+``connector_risk``) proposes, for an at-risk connector whose tables a governed asset reads before
+a deadline, a sync that starts *earlier* than the planner would (its plan assumes the usual
+duration and no failure):
+
+* **maintenance ahead**: a known window of the source falls between now and the deadline and a
+  just-in-time sync would land in it: sync now, the last tick before the window opens (a sync
+  that starts inside the window fails until it ends);
+* **failure risk** (a rising warning/429 rate, or ``p_fail`` >= 0.3): start ``FAIL_LEAD_S``
+  earlier than the latest start, leaving room for the failure and a retry;
+* **overrun risk** (the trend puts the next sync at >= 1.3 x its usual duration): start by the
+  latest start computed from the trend's duration instead of the usual one.
+
+Only when a sync now counts for the deadline (now >= the deadline's window opening) and the
+tables are not already fresh for it; never for a paused connector, a connector already syncing
+or one the plan already syncs. The action is an ordinary ``materialize`` of the connector's
+tables with ``cause: early_warning`` and the reason (probabilities, trend, window): validation
+and the gate decide as for any sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from orchestrator.health.signals import SyncSignal, aware
+
+P_FAIL = 0.3  # p_fail at which a connector is at risk of failing
+CREEP = 1.3  # the trend's next duration over the usual one at which it is at risk of overrunning
+FAIL_LEAD_S = 2 * 3600.0  # how much earlier an at-risk-of-failing connector syncs
+MARGIN = 1.25  # on the expected sync duration
+DEFAULT_MODEL_S = 300.0  # a model's duration when none is known
+DEFAULT_SYNC_S = 1800.0
+
+
+@dataclass(frozen=True)
+class ConnectorRisk:
+    connector: str
+    p_fail: float
+    p_overrun: float
+    next_s: float | None  # the next sync's duration from the trend
+    usual_s: float | None  # the median successful duration before the last day
+    maintenance: tuple[tuple[datetime, datetime], ...] = ()
+    why: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # detector kinds on the latest load (duration_creep, warning_rate ...)
+
+    @property
+    def failing(self) -> bool:
+        return self.p_fail >= P_FAIL or bool({"warning_rate", "rate_limit_rate"} & set(self.kinds))
+
+    @property
+    def creeping(self) -> bool:
+        return bool(self.next_s and self.usual_s and self.next_s >= CREEP * self.usual_s)
+
+    @property
+    def at_risk(self) -> bool:
+        return self.failing or self.creeping or self.p_overrun >= P_FAIL
+
+    def expected_s(self) -> float:
+        cands = [x for x in (self.next_s if self.creeping else None, self.usual_s) if x]
+        return max(cands) if cands else DEFAULT_SYNC_S
+
+    def to_dict(self) -> dict:
+        return {"connector": self.connector, "p_fail": round(self.p_fail, 3), "p_overrun": round(self.p_overrun, 3),
+                "next_s": round(self.next_s) if self.next_s else None,
+                "usual_s": round(self.usual_s) if self.usual_s else None, "at_risk": self.at_risk,
+                "maintenance": [[a.isoformat(), b.isoformat()] for a, b in self.maintenance],
+                "why": list(self.why), "kinds": list(self.kinds)}
+
+
+def connector_risk(signals: list[SyncSignal], now: datetime, *, maintenance=(), connector: str | None = None,
+                   slot_s: float | None = None) -> ConnectorRisk:
+    """The early warning of one connector from its signals (every table) and its windows."""
+    from orchestrator.health.detect import TableSeries
+    from orchestrator.health.score import early_warning
+
+    now = aware(now)
+    sigs = sorted((s for s in signals if aware(s.started_at) <= now), key=lambda s: s.started_at)
+    latest = []
+    for table in sorted({s.table for s in sigs}):
+        series = TableSeries([s for s in sigs if s.table == table])
+        if series.all:
+            latest += series.detect(series.all[-1])
+    recent = [s for s in sigs if aware(s.started_at) >= now - timedelta(days=30)]
+    ew = early_warning(recent, latest, now, slot_s)
+    by_sync: dict[str, float] = {}
+    for s in sigs:
+        if s.succeeded and s.duration_s and aware(s.started_at) < now - timedelta(days=1):
+            by_sync[s.sync_id] = s.duration_s
+    usual = float(np.median(list(by_sync.values()))) if by_sync else None
+    windows = tuple(sorted((aware(a), aware(b)) for a, b in maintenance if aware(b) > now))
+    why = list(ew.why)
+    if usual and ew.next_s and ew.next_s >= CREEP * usual:
+        why.append(f"the trend puts the next sync at {ew.next_s:.0f}s against the usual {usual:.0f}s")
+    for a, b in windows:
+        why.append(f"maintenance window {a:%Y-%m-%d %H:%M}-{b:%H:%M} UTC announced")
+    return ConnectorRisk(connector=connector or (sigs[0].connector if sigs else "?"), p_fail=ew.p_fail,
+                         p_overrun=ew.p_overrun, next_s=ew.next_s, usual_s=usual, maintenance=windows,
+                         why=tuple(why), kinds=tuple(sorted({a.kind for a in latest})))
+
+
+def _median(snapshot, key: str, default: float) -> float:
+    d = snapshot.durations.get(key) if snapshot.durations else None
+    return float(np.median(d)) if d else default
+
+
+def _downstream_s(snapshot, tables: set[str], target: str) -> float:
+    """The longest chain of model durations from ``tables`` to ``target`` (medians)."""
+    graph = snapshot.graph
+    between = graph.downstream_closure(*tables) & graph.upstream_closure(target, include_self=True)
+    memo: dict[str, float] = {}
+
+    def longest(k: str) -> float:
+        if k in memo:
+            return memo[k]
+        node = graph.get(k)
+        own = 0.0 if node is None or node.role in ("dashboard", "connector_table") else _median(snapshot, k, DEFAULT_MODEL_S)
+        memo[k] = own + max((longest(p) for p in graph.parents(k) if p in between), default=0.0)
+        return memo[k]
+
+    return longest(target) if target in between or target in tables else 0.0
+
+
+def _sync_cost(snapshot, conn: str, tables) -> float:
+    per = [c.amount_usd for c in snapshot.costs if c.connector == conn and c.source == "sync"] if snapshot.costs else []
+    return round(float(np.mean(per)), 4) if per else 0.0
+
+
+def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 300.0) -> list:
+    """Pre-emptive syncs for at-risk connectors (see the module docstring)."""
+    from orchestrator.core.records import Action
+    from orchestrator.planning.common import action_id
+
+    risks: dict[str, ConnectorRisk] = getattr(snapshot, "connector_risk", None) or {}
+    if not risks:
+        return []
+    now = aware(now)
+    graph = snapshot.graph
+    paused = set(snapshot.paused_connectors or ())
+    running = {s.connector for s in snapshot.syncs if s.status in ("running", "rescheduled")}
+    planned_keys = {k for a in planned for k in a.asset_keys} | {a.connector for a in planned if a.connector}
+    out = []
+    for conn, risk in sorted(risks.items()):
+        if not (risk.at_risk or risk.maintenance) or conn in paused or conn in running or conn in planned_keys:
+            continue
+        tables = set(graph.connector_tables(conn))
+        if not tables or tables & planned_keys:
+            continue
+        below = graph.downstream_closure(*tables)
+        governed = sorted(((k, fa) for k, fa in assessment.freshness.items()
+                           if k in below and fa.deadline is not None and fa.window_open is not None
+                           and aware(fa.deadline) > now), key=lambda kv: kv[1].deadline)
+        for key, fa in governed:
+            deadline, opens = aware(fa.deadline), aware(fa.window_open)
+            if now < opens:
+                continue  # a sync now would not count for this deadline
+            dts = snapshot.data_time or {}
+            stale = [t for t in tables if (dt := dts.get(t) or snapshot.last_success.get(t)) is None
+                     or aware(dt) < opens]
+            if not stale:
+                continue
+            sync_s = risk.expected_s() * MARGIN
+            need = sync_s + _downstream_s(snapshot, tables, key)
+            latest = deadline - timedelta(seconds=need)
+            why = None
+            for a, b in risk.maintenance:
+                if a >= deadline or b <= now or now >= a:
+                    continue
+                if b > latest and now + timedelta(seconds=tick_s + sync_s) >= a:
+                    why = (f"the source's maintenance window {a:%H:%M}-{b:%H:%M} UTC would catch a just-in-time "
+                           f"sync (latest start {latest:%H:%M}): sync now, the last tick before it opens")
+                    break
+            if why is None and risk.failing and now + timedelta(seconds=tick_s) >= latest - timedelta(seconds=FAIL_LEAD_S):
+                why = (f"at risk of failing (p_fail {risk.p_fail:.2f}; {'; '.join(risk.why) or 'rising warnings'}): "
+                       f"start {FAIL_LEAD_S / 3600:.0f} h before the latest start {latest:%H:%M} to leave room for "
+                       f"a retry")
+            if why is None and risk.creeping and now + timedelta(seconds=tick_s) >= latest:
+                why = (f"at risk of overrunning: the trend puts the next sync at {risk.next_s:.0f}s against the "
+                       f"usual {risk.usual_s:.0f}s, so its latest start is {latest:%H:%M}")
+            if why is None:
+                continue
+            keys = tuple(sorted(tables))
+            marker = f"early_warning|{deadline.isoformat()}"
+            out.append(Action(
+                action_id=action_id("materialize", conn, keys, marker), type="materialize", asset_keys=keys,
+                estimated_cost_usd=_sync_cost(snapshot, conn, keys), cause="early_warning", cycle=marker,
+                reason=f"early warning on {conn}: {why}; for the deadline {deadline.isoformat()} of {key}",
+            ))
+            break
+    return out
