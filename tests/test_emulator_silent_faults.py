@@ -70,3 +70,53 @@ def test_silent_fault_fields_are_validated():
     bad = dict(SCENARIO, faults=[{"kind": "partial_volume", "target": "crm", "on_sync": 1, "share": 1.5}])
     with pytest.raises(Exception, match="share"):
         Scenario.model_validate(bad)
+
+
+AIRBYTE = {
+    "name": "silent-airbyte", "seed": 4,
+    "airbyte": {
+        "workspace_id": "0a1b2c3d-0000-4000-8000-00000000000a",
+        "destination": {"id": "0a1b2c3d-0000-4000-8000-0000000000de", "name": "DuckDB", "type": "duckdb",
+                        "database": "analytics"},
+        "connections": [{
+            "id": "0a1b2c3d-0000-4000-8000-0000000000c1", "name": "Product DB", "source_type": "postgres",
+            "schema": "product", "sync_duration_s": {"mean": 10},
+            "streams": {"users": {"rows": 50, "rows_per_sync": 200, "columns": {
+                "user_id": {"type": "string", "primary_key": True}, "plan": {"type": "string"}}}},
+        }],
+    },
+    "faults": [
+        {"kind": "zero_rows", "target": "0a1b2c3d-0000-4000-8000-0000000000c1", "on_sync": 3},
+        {"kind": "partial_volume", "target": "0a1b2c3d-0000-4000-8000-0000000000c1", "on_sync": 4, "share": 0.1},
+        {"kind": "latency_creep", "target": "0a1b2c3d-0000-4000-8000-0000000000c1", "on_sync": 5, "factor": 3.0},
+        {"kind": "sync_warning", "target": "0a1b2c3d-0000-4000-8000-0000000000c1", "on_sync": 5},
+    ],
+}
+
+
+def test_airbyte_silent_faults_succeed_with_wrong_volume_and_precursors_show(tmp_path):
+    from orchestrator.emulators.airbyte_engine import AirbyteEmulator
+
+    cid = AIRBYTE["airbyte"]["connections"][0]["id"]
+    emu = AirbyteEmulator(Scenario.model_validate(AIRBYTE), tmp_path / "state", tmp_path / "landing",
+                          client_id="c", client_secret="s", auto_sync=False)
+    t = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    jobs, durations = [], []
+    for _ in range(5):
+        with emu.lock:
+            job = emu._create_job(cid, "sync", "api", t)
+            end = datetime.fromisoformat(job.attempts[-1].ends_at.replace("Z", "+00:00"))
+            durations.append((end - t).total_seconds())
+            emu._advance_job(job, end)
+            jobs.append(job)
+        t += timedelta(hours=1)
+    assert [j.status for j in jobs] == ["succeeded"] * 5  # every one "succeeds"
+    rows = [j.attempts[-1].stream_stats.get("users") for j in jobs]
+    assert rows[0] == 50 and rows[1] == 200
+    assert rows[2] == 0 and rows[3] == 20  # zero rows, then 10% of the volume
+    assert durations[4] == pytest.approx(3 * durations[3], rel=0.2)  # latency creep
+    body = emu.config_job_json(jobs[4])
+    logs = body["attempts"][-1]["logs"]["logLines"]
+    assert any(" WARN rate_limit_warning" in line for line in logs)  # the precursor is in the log
+    assert body["job"]["streamAggregatedStats"][0]["recordsCommitted"] == rows[4]
+    assert emu.config_job_json(jobs[2])["job"]["aggregatedStats"]["recordsCommitted"] == 0

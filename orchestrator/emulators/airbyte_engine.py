@@ -139,6 +139,11 @@ class Job(BaseModel):
     failure_template: dict[str, Any] | None = None
     attempts_planned: int = 1
     attempts: list[Attempt] = Field(default_factory=list)
+    # silent failures and precursors (scenario faults zero_rows, partial_volume, latency_creep,
+    # sync_warning): the job still succeeds
+    volume_share: float = 1.0
+    duration_factor: float = 1.0
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -158,6 +163,7 @@ class ConnectionState(BaseModel):
     syncs_started: int = 0
     next_auto_sync_at: str | None = None
     data: SourceDataState = Field(default_factory=SourceDataState)
+    creep: float = 1.0  # latency_creep faults: current duration multiplier
 
 
 class AirbyteState(BaseModel):
@@ -395,6 +401,15 @@ class AirbyteEmulator:
                 }
             elif fault.kind == "hang":
                 job.outcome = "hang"
+            elif fault.kind == "zero_rows":
+                job.volume_share = 0.0
+            elif fault.kind == "partial_volume":
+                job.volume_share = min(job.volume_share, fault.share)
+            elif fault.kind == "latency_creep":
+                state.creep = max(state.creep, 1.0) * fault.factor
+                job.duration_factor = state.creep
+            elif fault.kind == "sync_warning":
+                job.warnings.append(f"{fault.code}: {fault.message}")
         if state.credentials_expired:
             internal = AIRBYTE_AUTH_INTERNAL.get(spec.source_type, AIRBYTE_DEFAULT_AUTH_INTERNAL)
             job.outcome = "expired_credentials"
@@ -413,6 +428,8 @@ class AirbyteEmulator:
         duration = self._duration(job.connection_id, (job.sync_number or 0) * 10 + len(job.attempts))
         if job.job_type != "sync" or job.outcome == "expired_credentials":
             duration = duration * 0.2  # clears and failing connection checks are quick
+        elif job.duration_factor != 1.0:
+            duration = duration * job.duration_factor  # latency creep
         attempt = Attempt(
             id=len(job.attempts),
             created_at=iso_z(now),
@@ -455,8 +472,11 @@ class AirbyteEmulator:
         if job.job_type == "sync":
             sync_id = f"{job.sync_number:06d}-job{job.id}"
             stats = data.land(
-                self.landing_dir, job.sync_number, sync_id, now, _airbyte_columns(job.connection_id, job.id)
+                self.landing_dir, job.sync_number, sync_id, now, _airbyte_columns(job.connection_id, job.id),
+                volume_share=job.volume_share,
             )
+            for w in job.warnings:  # a precursor: the platform logs it and the sync goes on
+                attempt.log_lines.append(f"{iso_z(now)} WARN {w}")
             attempt.stream_stats = {table: s["rows"] for table, s in stats.items()}
             attempt.records = sum(s["rows"] for s in stats.values())
             attempt.bytes = sum(s["bytes"] for s in stats.values())

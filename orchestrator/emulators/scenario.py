@@ -255,27 +255,28 @@ class SchemaChangeFault(_SyncTrigger):
 
 
 class ZeroRowsFault(_SyncTrigger):
-    """Fivetran only: a silent failure -- the sync succeeds and lands no rows."""
+    """a silent failure -- the sync succeeds and lands no rows."""
 
     kind: Literal["zero_rows"]
 
 
 class PartialVolumeFault(_SyncTrigger):
-    """Fivetran only: a silent failure -- the sync succeeds with `share` of its rows (the rest is lost)."""
+    """a silent failure -- the sync succeeds with `share` of its rows (the rest is lost)."""
 
     kind: Literal["partial_volume"]
     share: float = Field(0.1, ge=0.0, lt=1.0)
 
 
 class LatencyCreepFault(_SyncTrigger):
-    """Fivetran only: a precursor -- each hit sync takes `factor` x the previous hit's duration."""
+    """a precursor -- each hit sync takes `factor` x the previous hit's duration."""
 
     kind: Literal["latency_creep"]
     factor: float = Field(1.3, gt=1.0, le=10.0)
 
 
 class SyncWarningFault(_SyncTrigger):
-    """Fivetran only: a precursor -- the sync succeeds and leaves a warning on the connector."""
+    """a precursor -- the sync succeeds and leaves a warning (Fivetran: on the connector's
+    `warnings`; Airbyte: a WARN line in the attempt's log and a `warnings` count on the job)."""
 
     kind: Literal["sync_warning"]
     code: str = "rate_limit_warning"
