@@ -31,9 +31,17 @@ CHECK_NAME = "load_anomalies"
 SENSOR_NAME = "connector_health_sensor"
 
 
-def check_evaluation(v: LoadVerdict, sync_id: str) -> dg.AssetCheckEvaluation:
+def check_evaluation(v: LoadVerdict, sync_id: str, health=None) -> dg.AssetCheckEvaluation:
+    """``health``: the connector's ``ConnectorHealth`` (its score, trend and early warning go in
+    the metadata, so the connector's assets show them)."""
     errors = [a for a in v.anomalies if a.severity == "ERROR"]
     first = (errors or v.anomalies or [None])[0]
+    extra = {}
+    if health is not None:
+        from orchestrator.health.score import summary_line
+
+        extra = {"health_score": health.score, "health_trend": health.trend,
+                 "health_p_fail": round(health.early.p_fail, 3), "health": summary_line(health)[:1000]}
     return dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey.from_user_string(v.table),
         check_name=CHECK_NAME,
@@ -48,6 +56,7 @@ def check_evaluation(v: LoadVerdict, sync_id: str) -> dg.AssetCheckEvaluation:
             "why": first.why if first else "",
             "untrusted": v.untrusted,
             "trusted_data_time": v.trusted_data_time.isoformat() if v.trusted_data_time else "",
+            **extra,
         },
     )
 
@@ -82,12 +91,18 @@ def health_tick(store, syncs, state: dict, *, now: datetime, landing_dir=None
     for s in history:
         if s.succeeded:
             latest_ids[s.table] = s.sync_id
+    health: dict = {}
     for table, v in sorted(verdicts(history).items()):
         sid = latest_ids.get(table, "")
         if reported.get(table) == sid:
             continue
         reported[table] = sid
-        events.append(check_evaluation(v, sid))
+        conn = next((s.connector for s in history if s.table == table), None)
+        if conn is not None and conn not in health:
+            from orchestrator.health.score import connector_health
+
+            health[conn] = connector_health([s for s in history if s.connector == conn], now)
+        events.append(check_evaluation(v, sid, health.get(conn)))
     return events, {**state, "reported": reported}
 
 
@@ -149,7 +164,13 @@ def build_anomaly_checks(ctx: ProjectContext):
                                           metadata={"sync_id": ""})
                 continue
             sid = next((s.sync_id for s in reversed(history) if s.table == key and s.succeeded), "")
-            ev = check_evaluation(v, sid)
+            conn = next((s.connector for s in history if s.table == key), None)
+            h = None
+            if conn is not None:
+                from orchestrator.health.score import connector_health
+
+                h = connector_health([s for s in history if s.connector == conn], datetime.now(UTC))
+            ev = check_evaluation(v, sid, h)
             yield dg.AssetCheckResult(asset_key=ev.asset_key, check_name=CHECK_NAME, passed=ev.passed,
                                       severity=ev.severity, description=ev.description, metadata=ev.metadata)
 

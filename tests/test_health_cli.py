@@ -97,3 +97,26 @@ def test_signal_of_a_failed_sync_counts_against_reliability():
     h = connector_health(s, NOW)
     rel = next(c for c in h.components if c.name == "reliability")
     assert rel.detail == "8/10 syncs succeeded" and rel.points == pytest.approx(28.0)
+
+
+def test_the_digest_tells_the_owners_of_an_unhealthy_connector_and_not_of_a_healthy_one(worlds, tmp_path):
+    from orchestrator.core.graph import CONNECTOR_TABLE, AssetGraph, AssetNode
+    from orchestrator.core.records import Snapshot
+    from orchestrator.digest.content import build_digest
+    from orchestrator.digest.render import render_markdown, render_text
+
+    good, bad = worlds
+    store = open_store(f"sqlite:///{tmp_path / 'd.db'}", cached=False)
+    cut = NOW - timedelta(days=40)
+    record_signals(store, [s for s in good + bad if s.started_at >= cut])
+    g = AssetGraph([AssetNode("good/orders", CONNECTOR_TABLE, connector="fivetran:good", owners=("team:sales",)),
+                    AssetNode("bad/orders", CONNECTOR_TABLE, connector="airbyte:bad", owners=("team:product",))])
+    d = build_digest(store, Snapshot(taken_at=NOW, graph=g), None, None, now=NOW)
+    by = {s.owner: s for s in d.owners}
+    assert "team:sales" not in by  # nothing to say about a healthy connector
+    (line,) = by["team:product"].connector_health
+    assert line.startswith("airbyte:bad: health ") and "degrading" in line and "zero_rows" in line
+    text = render_text(d, by["team:product"])
+    assert "CONNECTOR HEALTH" in text and "airbyte:bad: health" in text
+    assert "**Connector health**" in render_markdown(d)
+    store.dispose()

@@ -47,6 +47,9 @@ def test_a_tick_reports_the_zero_row_load_once_and_the_planner_holds_it(tmp_path
     md = {k: v.value if hasattr(v, "value") else v for k, v in ev.metadata.items()}
     assert md["kinds"] == "zero_rows" and md["observed"] == "0 rows" and "rows (median of" in md["baseline"]
     assert md["untrusted"] is True and md["trusted_data_time"]
+    # the connector's health is on its asset too: the latest load is untrusted, the score drops
+    assert md["health_score"] < 100 and md["health"].startswith("fivetran:crm: health ")
+    assert "volume" in md["health"] and "zero_rows" in md["health"]
     # the same loads again: nothing new to report
     again, _ = health_tick(store, _syncs(sigs[-15:]), state, now=NOW)
     assert again == []

@@ -182,6 +182,7 @@ class OwnerDigest:
     cost: list[CostItem] = field(default_factory=list)
     breaker: list[BreakerItem] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)  # "removes stripe.invoice.x: breaks ..."
+    connector_health: list[str] = field(default_factory=list)  # connectors needing attention (orchestrator.health)
 
     @property
     def label(self) -> str:
@@ -190,7 +191,8 @@ class OwnerDigest:
     @property
     def empty(self) -> bool:
         return not (self.sla_results or self.outlook or self.auto_actions or self.pending or self.failures
-                    or self.cost or self.breaker or self.schema_changes or self.escalations)
+                    or self.cost or self.breaker or self.schema_changes or self.escalations
+                    or self.connector_health)
 
     @property
     def sla_by_tier(self) -> list[tuple[str, list[SlaResult]]]:
@@ -562,10 +564,32 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
         for sec in to(payload.get("owners") or owners.of_asset(payload.get("key"))):
             sec.schema_changes.extend(s for s in payload["summaries"] if s not in sec.schema_changes)
 
+    # connector health (orchestrator.health): connectors with a low or falling score, anomalous
+    # latest loads or an early warning, told to the owners of their tables
+    for h in _unhealthy_connectors(store, now):
+        from orchestrator.health.score import summary_line
+
+        for sec in to(owners.of_connector(h.connector)):
+            line = summary_line(h)
+            if line not in sec.connector_health:
+                sec.connector_health.append(line)
+
     out = [sec for name, sec in sorted(sections.items(), key=lambda kv: (kv[0] == CATCH_ALL, kv[0]))
            if include_empty or not sec.empty]
     return Digest(generated_at=now, since=since, timezone=tz, owners=out,
                   skipped=getattr(assessment, "skipped", None) if assessment is not None else None)
+
+
+def _unhealthy_connectors(store, now: datetime) -> list:
+    """Connectors needing attention from the signals in the store (advisory: none on any error)."""
+    try:
+        from orchestrator.health.score import health_report, needs_attention
+        from orchestrator.health.store import load_signals
+
+        signals = load_signals(store, since=now - timedelta(days=72))
+        return [h for h in health_report([s for s in signals if s.started_at <= now], now) if needs_attention(h)]
+    except Exception:  # noqa: BLE001 - the digest goes out without it
+        return []
 
 
 def _subject_owners(owners: Owners, subjects: Iterable[str]) -> tuple[str, ...]:

@@ -247,3 +247,24 @@ def format_report(report: list[ConnectorHealth]) -> str:
         if h.early.why:
             lines.append(f"    early warning: {'; '.join(h.early.why)}")
     return "\n".join(lines)
+
+
+def summary_line(h: ConnectorHealth) -> str:
+    """One line for the digest and asset metadata: score, trend, weakest components, early warning."""
+    weak = sorted((c for c in h.components if c.points < c.max_points - 0.5), key=lambda c: c.points - c.max_points)
+    parts = [f"{h.connector}: health {h.score}/100 (7d {h.score_7d if h.score_7d is not None else '-'}, "
+             f"30d {h.score_30d if h.score_30d is not None else '-'}, {h.trend})"]
+    if weak:
+        parts.append("; ".join(f"{c.name} {c.points:.0f}/{c.max_points:.0f} ({c.detail})" for c in weak[:2]))
+    kinds = sorted({a.kind for a in h.anomalies})
+    if kinds:
+        parts.append("latest loads: " + ", ".join(kinds))
+    if h.early.at_risk:
+        parts.append(f"early warning: p(fail) {h.early.p_fail:.2f}, p(overrun) {h.early.p_overrun:.2f}"
+                     + (f" ({'; '.join(h.early.why)})" if h.early.why else ""))
+    return " -- ".join(parts)
+
+
+def needs_attention(h: ConnectorHealth, threshold: int = 80) -> bool:
+    return h.score < threshold or bool(h.anomalies) or h.early.at_risk or h.trend == "degrading"
+
