@@ -122,3 +122,41 @@ def test_generated_worlds_are_seeded_and_load(tmp_path):
         path, events = precursor_world(seed, tmp_path / str(seed))
         sc = load_scenario(path)
         assert events and sc.spec.precursors or sc.spec.maintenance or sc.spec.faults
+
+
+# -- preempt: when it proposes and when it stays quiet -----------------------------------------
+def _decision_inputs(data_time, *, opens_h=-1.0, paused=False, maintenance=True):
+    from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
+    from orchestrator.core.records import Assessment, FreshnessAssessment, FreshnessStatus, Snapshot
+    from orchestrator.health.early import ConnectorRisk
+
+    g = AssetGraph([AssetNode("src/t", CONNECTOR_TABLE, connector="fivetran:src"),
+                    AssetNode("a", DBT_MODEL, upstream=("src/t",)),
+                    AssetNode("dashboard/d", DASHBOARD, upstream=("a",))])
+    deadline = NOW + timedelta(hours=3)
+    windows = ((NOW + timedelta(minutes=20), NOW + timedelta(hours=4)),) if maintenance else ()
+    snap = Snapshot(taken_at=NOW, graph=g, data_time={"src/t": data_time}, durations={"a": [600.0]},
+                    paused_connectors={"fivetran:src"} if paused else set())
+    snap.connector_risk = {"fivetran:src": ConnectorRisk("fivetran:src", 0.05, 0.0, 900.0, 900.0, windows)}
+    fa = FreshnessAssessment("dashboard/d", FreshnessStatus.at_risk, "critical", "dash", deadline, None, None, None,
+                             "stale", window_open=NOW + timedelta(hours=opens_h))
+    return snap, Assessment(taken_at=NOW, freshness={"dashboard/d": fa})
+
+
+def test_preempt_syncs_before_an_announced_window_with_the_reason():
+    from orchestrator.health.early import preempt
+
+    snap, a = _decision_inputs(NOW - timedelta(hours=5))
+    (act,) = preempt(snap, a, now=NOW)
+    assert act.type == "materialize" and act.asset_keys == ("src/t",) and act.cause == "early_warning"
+    assert "maintenance window" in act.reason and "dashboard/d" in act.reason
+
+
+@pytest.mark.parametrize("case", ["fresh", "window_not_open", "paused", "no_risk"])
+def test_preempt_stays_quiet_when_a_sync_now_would_not_help(case):
+    from orchestrator.health.early import preempt
+
+    snap, a = _decision_inputs(NOW - timedelta(minutes=10) if case == "fresh" else NOW - timedelta(hours=5),
+                               opens_h=1.0 if case == "window_not_open" else -1.0, paused=case == "paused",
+                               maintenance=case != "no_risk")
+    assert preempt(snap, a, now=NOW) == []
