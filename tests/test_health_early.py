@@ -160,3 +160,17 @@ def test_preempt_stays_quiet_when_a_sync_now_would_not_help(case):
                                opens_h=1.0 if case == "window_not_open" else -1.0, paused=case == "paused",
                                maintenance=case != "no_risk")
     assert preempt(snap, a, now=NOW) == []
+
+
+def test_the_shell_reads_announced_windows_and_names_a_bad_entry(tmp_path):
+    from orchestrator.health.shell import maintenance_windows, risks_from_signals
+
+    f = tmp_path / "m.yaml"
+    f.write_text("windows:\n  - {connector: 'fivetran:x', start: '2026-03-03T04:00:00Z', end: '2026-03-03T06:00:00Z'}\n")
+    w = maintenance_windows(str(f))
+    risks = risks_from_signals(_signals(), NOW, w)
+    assert list(risks) == ["fivetran:x"] and risks["fivetran:x"].maintenance == tuple(w["fivetran:x"])
+    assert risks_from_signals(_signals(), NOW, {}) == {}  # quiet and nothing announced: nothing to pre-empt
+    f.write_text("windows:\n  - {connector: 'fivetran:x', start: '2026-03-03T04:00:00Z'}\n")
+    with pytest.raises(ValueError, match=r"windows\[0\].*connector, start and end"):
+        maintenance_windows(str(f))
