@@ -132,7 +132,8 @@ def _decision_inputs(data_time, *, opens_h=-1.0, paused=False, maintenance=True)
 
     g = AssetGraph([AssetNode("src/t", CONNECTOR_TABLE, connector="fivetran:src"),
                     AssetNode("a", DBT_MODEL, upstream=("src/t",)),
-                    AssetNode("dashboard/d", DASHBOARD, upstream=("a",))])
+                    AssetNode("dashboard/d", DASHBOARD, upstream=("a",))]
+                   + [AssetNode(f"other{i}", DBT_MODEL) for i in range(4)])
     deadline = NOW + timedelta(hours=3)
     windows = ((NOW + timedelta(minutes=20), NOW + timedelta(hours=4)),) if maintenance else ()
     snap = Snapshot(taken_at=NOW, graph=g, data_time={"src/t": data_time}, durations={"a": [600.0]},
@@ -148,7 +149,8 @@ def test_preempt_syncs_before_an_announced_window_with_the_reason():
 
     snap, a = _decision_inputs(NOW - timedelta(hours=5))
     (act,) = preempt(snap, a, now=NOW)
-    assert act.type == "materialize" and act.asset_keys == ("src/t",) and act.cause == "early_warning"
+    assert act.type == "materialize" and act.cause == "early_warning"
+    assert act.asset_keys == ("src/t", "a", "dashboard/d")  # the sync and the chain it feeds, earlier
     assert "maintenance window" in act.reason and "dashboard/d" in act.reason
 
 

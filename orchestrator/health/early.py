@@ -19,9 +19,10 @@ duration and no failure):
   latest start computed from the trend's duration instead of the usual one.
 
 Only when a sync now counts for the deadline (now >= the deadline's window opening) and the
-tables are not already fresh for it; never for a paused connector, a connector already syncing
-or one the plan already syncs. The action is an ordinary ``materialize`` of the connector's
-tables with ``cause: early_warning`` and the reason (probabilities, trend, window): validation
+tables are not already fresh for it; never for a paused connector, a connector already syncing,
+one whose latest sync failed (the retry path owns it) or one the plan already syncs. The action is an ordinary ``materialize`` of the connector's
+tables and the models between them and the governed asset (the whole chain starts earlier)
+with ``cause: early_warning`` and the reason (probabilities, trend, window): validation
 and the gate decide as for any sync.
 """
 
@@ -40,6 +41,7 @@ FAIL_LEAD_S = 2 * 3600.0  # how much earlier an at-risk-of-failing connector syn
 MARGIN = 1.25  # on the expected sync duration
 DEFAULT_MODEL_S = 300.0  # a model's duration when none is known
 DEFAULT_SYNC_S = 1800.0
+CHAIN_S = 2 * 3600.0  # governed assets due this long after the first deadline start with it
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _sync_cost(snapshot, conn: str, tables) -> float:
 def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 300.0) -> list:
     """Pre-emptive syncs for at-risk connectors (see the module docstring)."""
     from orchestrator.core.records import Action
-    from orchestrator.planning.common import action_id
+    from orchestrator.planning.common import action_id, units_of_work
 
     risks: dict[str, ConnectorRisk] = getattr(snapshot, "connector_risk", None) or {}
     if not risks:
@@ -148,9 +150,15 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
     paused = set(snapshot.paused_connectors or ())
     running = {s.connector for s in snapshot.syncs if s.status in ("running", "rescheduled")}
     planned_keys = {k for a in planned for k in a.asset_keys} | {a.connector for a in planned if a.connector}
+    last: dict[str, object] = {}
+    for sy in snapshot.syncs:
+        if sy.status != "running" and (sy.connector not in last or aware(sy.started_at) > aware(last[sy.connector].started_at)):
+            last[sy.connector] = sy
+    failing_now = {c for c, sy in last.items() if sy.status == "failed"}  # the retry path owns it
     out = []
     for conn, risk in sorted(risks.items()):
-        if not (risk.at_risk or risk.maintenance) or conn in paused or conn in running or conn in planned_keys:
+        if (not (risk.at_risk or risk.maintenance) or conn in paused or conn in running or conn in planned_keys
+                or conn in failing_now):
             continue
         tables = set(graph.connector_tables(conn))
         if not tables or tables & planned_keys:
@@ -188,7 +196,15 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
                        f"usual {risk.usual_s:.0f}s, so its latest start is {latest:%H:%M}")
             if why is None:
                 continue
-            keys = tuple(sorted(tables))
+            # the sync and what it feeds up to the governed asset: the whole chain starts earlier
+            # (a sync alone would leave the models to a just-in-time build behind a failing source)
+            # (a model's own deadline comes before its dashboard's: every governed asset due
+            # within CHAIN_S of this deadline is on the chain)
+            due = [k for k, f in governed if aware(f.deadline) <= deadline + timedelta(seconds=CHAIN_S)]
+            chain = graph.downstream_closure(*tables) & graph.upstream_closure(*due, include_self=True)
+            keys = tuple(sorted(tables)) + tuple(k for k in graph.topological_order() if k in chain)
+            if units_of_work(keys, graph) > max(1, min(200, len(graph) // 2)):
+                keys = tuple(sorted(tables))  # the chain would be too broad for validation: the sync alone
             marker = f"early_warning|{deadline.isoformat()}"
             out.append(Action(
                 action_id=action_id("materialize", conn, keys, marker), type="materialize", asset_keys=keys,
