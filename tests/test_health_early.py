@@ -176,3 +176,26 @@ def test_the_shell_reads_announced_windows_and_names_a_bad_entry(tmp_path):
     f.write_text("windows:\n  - {connector: 'fivetran:x', start: '2026-03-03T04:00:00Z'}\n")
     with pytest.raises(ValueError, match=r"windows\[0\].*connector, start and end"):
         maintenance_windows(str(f))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(age_h=st.floats(0, 12), opens_h=st.floats(-6, 3), fail=st.floats(0, 0.9), window=st.booleans(),
+       paused=st.booleans())
+def test_preempt_never_runs_a_sync_that_cannot_count_or_is_not_needed(age_h, opens_h, fail, window, paused):
+    from dataclasses import replace
+
+    from orchestrator.health.early import preempt
+
+    snap, a = _decision_inputs(NOW - timedelta(hours=age_h), opens_h=opens_h, paused=paused, maintenance=window)
+    snap.connector_risk = {k: replace(r, p_fail=fail) for k, r in snap.connector_risk.items()}
+    out = preempt(snap, a, now=NOW)
+    assert len(out) <= 1
+    if out:
+        opens = NOW + timedelta(hours=opens_h)
+        assert not paused and opens <= NOW and NOW - timedelta(hours=age_h) < opens
+        assert out[0].cause == "early_warning" and out[0].reason.startswith("early warning on fivetran:src")
+        assert window or fail >= 0.3  # a reason to act
