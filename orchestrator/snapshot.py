@@ -615,9 +615,11 @@ class ConnectorReader:
                 succeeded, failed = _iso(conn.get("succeeded_at")), _iso(conn.get("failed_at"))
                 auto = conn.get("schedule_type") == "auto"
                 if succeeded:
+                    warns = [w for w in status.get("warnings") or [] if isinstance(w, dict) and w.get("code") != "sync_failed"]
                     out.append(SyncRecord(cid, f"{conn['id']}@{succeeded.isoformat()}", "succeeded",
                                           started_at=succeeded, ended_at=succeeded,
-                                          triggered_by="schedule" if auto else "unknown", tables=tables))
+                                          triggered_by="schedule" if auto else "unknown", tables=tables,
+                                          warnings=len(warns)))
                 if failed:
                     problems = fivetran_problems(conn)
                     message = f"Sync for connector '{conn['id']}' failed" + (

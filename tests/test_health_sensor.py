@@ -101,3 +101,29 @@ def test_rows_per_table_come_from_the_landing_zone(tmp_path):
     assert [s.rows for s in got] == [120, 30, 0]  # the third sync landed nothing: 0 rows
     other = SyncSignal("fivetran:crm", "crm/contact", "s1", t1, t1)
     assert fill_rows([other], tmp_path, {})[0].rows is None  # never landed here: unknown
+
+
+def test_fivetran_status_warnings_become_the_sync_signal_warnings(monkeypatch):
+    """Fivetran's connector status lists its current warnings (a sync_warning precursor in the
+    emulator); the reader carries their count on the successful sync, the signal keeps it, so the
+    warning-rate detector and the early warning see them."""
+    from orchestrator.health.signals import from_sync_record
+    from orchestrator.snapshot import ConnectorReader
+
+    conn = {"id": "crm", "schedule_type": "auto", "succeeded_at": "2026-03-02T08:00:00Z",
+            "status": {"sync_state": "scheduled", "setup_state": "connected",
+                       "warnings": [{"code": "rate_limit_warning", "message": "Warning", "details": "slowed"},
+                                    {"code": "sync_failed", "message": "Sync Failed", "details": "old"}]}}
+
+    class Client:
+        def get_groups(self):
+            return {"items": [{"id": "g"}]}
+
+        def list_connectors_for_group(self, gid):
+            return [conn]
+
+    monkeypatch.setattr(ConnectorReader, "_client", staticmethod(lambda resource: Client()))
+    (sync,) = ConnectorReader(fivetran=object(), airbyte=None).fivetran_syncs({"fivetran:crm": ["crm/account"]})
+    assert sync.status == "succeeded" and sync.warnings == 1  # the failure note is not a precursor
+    (sig,) = from_sync_record(sync)
+    assert sig.warnings == 1 and sig.table == "crm/account"

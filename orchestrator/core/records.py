@@ -70,6 +70,7 @@ class SyncRecord:
     error_message: str | None = None
     rows: int | None = None
     tables: tuple[str, ...] = ()  # asset keys it lands
+    warnings: int = 0  # warnings the connector API shows for it (Fivetran status.warnings; health signals)
 
 
 @dataclass(frozen=True, slots=True)
