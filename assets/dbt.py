@@ -24,7 +24,7 @@ from assets.dbt_meta import (
     node_meta,
     valid_tag_key,
 )
-from orchestrator.resources import dbt_env, dbt_project
+from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
@@ -171,7 +171,7 @@ def ensure_manifest() -> Path:
         env = {**os.environ, **dbt_env()}
         dbt = Path(sys.executable).with_name("dbt")
         done = subprocess.run(
-            [str(dbt), "parse", "--quiet", "--profiles-dir", str(project.profiles_dir)],
+            [str(dbt), "parse", "--quiet", *dbt_cli_args()],
             cwd=project.project_dir,
             env=env,
             capture_output=True,

@@ -147,7 +147,28 @@ def dbt_project():
     from dagster_dbt import DbtProject  # imported here: dbt costs seconds a CLI command needs not pay
 
     settings = get_settings()
-    return DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir)
+    project_dir = Path(settings.dbt_project_dir)
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise ValueError(f"ORCHESTRATOR_DBT_PROJECT_DIR={project_dir}: no dbt_project.yml there")
+    profiles_dir = settings.dbt_profiles_dir
+    if not (profiles_dir / "profiles.yml").is_file():
+        raise ValueError(
+            f"dbt profiles directory {profiles_dir} has no profiles.yml (set ORCHESTRATOR_DBT_PROFILES_DIR "
+            "or DBT_PROFILES_DIR to the folder that holds it)")
+    return DbtProject(project_dir=project_dir, profiles_dir=profiles_dir,
+                      profile=settings.dbt_profile or None, target=settings.dbt_target_name)
+
+
+def dbt_cli_args() -> list[str]:
+    """``--profiles-dir``/``--profile``/``--target`` for a dbt command run outside DbtCliResource
+    (``dbt parse`` when the manifest is stale), the same as the resource passes."""
+    project = dbt_project()
+    args = ["--profiles-dir", str(project.profiles_dir)]
+    if project.profile:
+        args += ["--profile", project.profile]
+    if project.target:
+        args += ["--target", project.target]
+    return args
 
 
 def dbt_cli():
