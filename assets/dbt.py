@@ -25,6 +25,7 @@ from assets.dbt_meta import (
     valid_tag_key,
 )
 from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project
+from orchestrator.resources.dbt_failures import stream_dbt
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
@@ -215,7 +216,7 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
         pool=WAREHOUSE_POOL,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from stream_dbt(dbt.cli(["build"], context=context))  # failed nodes carried in the event
 
     if not partitioned:
         return [dbt_models]
@@ -233,6 +234,6 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
     def dbt_daily_partitioned(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         window = context.partition_time_window
         dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        yield from stream_dbt(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context))
 
     return [dbt_models, dbt_daily_partitioned]
