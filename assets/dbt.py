@@ -24,12 +24,13 @@ from assets.dbt_meta import (
     node_meta,
     valid_tag_key,
 )
-from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project
+from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project, warehouse_pool
 from orchestrator.resources.dbt_failures import stream_dbt
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
-# in this pool, limited to 1 in the instance's dagster.yaml.
+# in this pool, limited to 1 in the instance's dagster.yaml. Other warehouses get a pool of their
+# own (``orchestrator.resources.warehouse_pool``: ``warehouse/<name>``).
 WAREHOUSE_POOL = "duckdb_warehouse"
 DEFAULT_OWNER = "team:analytics-engineering"
 
@@ -204,6 +205,7 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
     manifest = validate_manifest(dict(manifest) if manifest is not None else dict(load_manifest()))
     translator = ProjectDbtTranslator(connector_keys)
     partitioned = _has_partitioned_nodes(manifest)
+    pool = warehouse_pool(manifest)  # duckdb_warehouse on the embedded default, else warehouse/<name>
 
     # Without daily-partitioned models there is one dbt_assets with dagster-dbt's default
     # selection: evaluating a dbt selector costs a pass of dbt's graph over the whole manifest.
@@ -213,7 +215,7 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
         exclude=PARTITIONED_SELECTOR if partitioned else None,
         name="dbt_models",
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from stream_dbt(dbt.cli(["build"], context=context))  # failed nodes carried in the event
@@ -229,7 +231,7 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
         dagster_dbt_translator=translator,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_daily_partitioned(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         window = context.partition_time_window

@@ -98,3 +98,19 @@ def test_a_missing_project_is_named(fresh, monkeypatch, tmp_path):
     fresh()
     with pytest.raises(ValueError, match="no dbt_project.yml"):
         dbt_project()
+
+
+def test_the_warehouse_pool_is_per_warehouse(monkeypatch):
+    from assets.dbt import WAREHOUSE_POOL
+    from orchestrator.resources import warehouse_pool
+
+    for var in ("ORCHESTRATOR_WAREHOUSE_POOL", "ORCHESTRATOR_WAREHOUSE"):
+        monkeypatch.delenv(var, raising=False)
+    duck = {"metadata": {"adapter_type": "duckdb"}}
+    snow = {"metadata": {"adapter_type": "snowflake"}}
+    assert warehouse_pool(duck) == WAREHOUSE_POOL == "duckdb_warehouse"  # one writer per DuckDB file
+    assert warehouse_pool(snow) == "warehouse/snowflake"
+    monkeypatch.setenv("ORCHESTRATOR_WAREHOUSE", "snowflake_prod")  # the run-queue tag's warehouse
+    assert warehouse_pool(snow) == "warehouse/snowflake_prod"
+    monkeypatch.setenv("ORCHESTRATOR_WAREHOUSE_POOL", "transforming_wh")
+    assert warehouse_pool(snow) == "transforming_wh"

@@ -178,6 +178,20 @@ def dbt_cli():
     return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).with_name("dbt")))
 
 
+def warehouse_pool(manifest=None) -> str:
+    """The pool every step that runs on the warehouse shares (dbt models, DuckDB dashboard
+    extracts): ``ORCHESTRATOR_WAREHOUSE_POOL``, else ``duckdb_warehouse`` for the embedded DuckDB
+    (one writer per file: limit 1), else ``warehouse/<ORCHESTRATOR_WAREHOUSE or the dbt adapter>``
+    (``warehouse/snowflake``), sized per warehouse on the instance (deploy/README.md)."""
+    explicit = os.environ.get("ORCHESTRATOR_WAREHOUSE_POOL", "").strip()
+    if explicit:
+        return explicit
+    adapter = (((manifest or {}).get("metadata") or {}).get("adapter_type")) or "duckdb"
+    if adapter == "duckdb":
+        return "duckdb_warehouse"
+    return f"warehouse/{os.environ.get('ORCHESTRATOR_WAREHOUSE', '').strip() or adapter}"
+
+
 def dbt_env() -> dict[str, str]:
     """Environment the dbt profile reads: where the warehouse file and the landing zone are."""
     settings = get_settings()
