@@ -295,3 +295,39 @@ def test_any_model_name_round_trips_through_tag_and_labels(name, package, schema
     labels = bigquery_labels({"app": "dbt", "dbt_model": name, "dbt_resource": "model"})
     bq = BigQueryCostSource(lambda *a: [], key_of={name: "k/" + name})
     assert bq.asset_of_job({"labels": labels}) == "k/" + name
+
+
+# --- contract: the cost queries read only the documented columns (connector-apis.md §3.1/§3.2) --
+
+SF_DOCUMENTED = {
+    "warehouse_metering_history": {"start_time", "end_time", "warehouse_id", "warehouse_name", "credits_used",
+                                   "credits_used_compute", "credits_used_cloud_services",
+                                   "credits_attributed_compute_queries"},
+    "query_attribution_history": {"query_id", "parent_query_id", "root_query_id", "warehouse_name", "query_hash",
+                                  "query_tag", "user_name", "start_time", "end_time", "credits_attributed_compute",
+                                  "credits_used_query_acceleration"},
+}
+BQ_JOBS_DOCUMENTED = {"job_id", "creation_time", "start_time", "end_time", "job_type", "statement_type", "state",
+                      "priority", "user_email", "project_id", "query", "labels", "reservation_id", "cache_hit",
+                      "total_bytes_processed", "total_bytes_billed", "total_slot_ms", "error_result",
+                      "destination_table", "referenced_tables", "parent_job_id", "job_stages"}
+
+
+def _columns(sql, dialect):
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(re.sub(r"%\((\w+)\)s", r"'\1'", sql), read=dialect)
+    return {c.name.lower() for c in tree.find_all(exp.Column)}
+
+
+def test_the_cost_queries_read_only_documented_columns():
+    from orchestrator.cost.bigquery import JOBS_SQL
+    from orchestrator.cost.snowflake import QUERY_ATTRIBUTION_SQL, WAREHOUSE_METERING_SQL
+
+    flt = " and warehouse_name in (%(wh0)s)"
+    assert _columns(WAREHOUSE_METERING_SQL.format(warehouse_filter=flt), "snowflake") <= \
+        SF_DOCUMENTED["warehouse_metering_history"]
+    assert _columns(QUERY_ATTRIBUTION_SQL.format(warehouse_filter=flt), "snowflake") <= \
+        SF_DOCUMENTED["query_attribution_history"]
+    assert _columns(JOBS_SQL.format(project="p", region="us"), "bigquery") <= BQ_JOBS_DOCUMENTED

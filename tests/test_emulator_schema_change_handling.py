@@ -59,6 +59,7 @@ def test_fivetran_new_columns_follow_schema_change_handling(emulators, small_sce
     assert columns["region"]["enabled"] is lands_new and columns["account_name"]["enabled"] is lands_new
     assert all(c["enabled"] for n, c in columns.items() if n not in ("region", "account_name"))
     assert "industry" not in columns
+    assert set(columns["region"]) == set(columns["owner_id"])  # a blocked column: the documented object
 
 
 def test_fivetran_setting_changed_by_patch_applies_to_later_changes(emulators, small_scenario):
