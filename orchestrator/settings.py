@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # benchmarks and demos that cannot wait 10 minutes for a 502's first retry.
     backoff_scale: float = Field(1.0, ge=0.0)
 
-    # --- The dbt project and its warehouse (README "Your own dbt project and warehouse") ---
+    # --- The dbt project and its warehouse (README "Your own dbt project") ---
     # profiles.yml: ORCHESTRATOR_DBT_PROFILES_DIR, else dbt's own DBT_PROFILES_DIR, else the
     # project folder when it holds a profiles.yml, else dbt's default ~/.dbt.
     dbt_profiles_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DBT_PROFILES_DIR")

@@ -13,7 +13,7 @@
       comment only.
 
     To use it in your own project: copy this file into your project's macros/ and add the
-    `query-comment` block to your dbt_project.yml (README "Your own dbt project and warehouse"). -#}
+    `query-comment` block to your dbt_project.yml (README "Your own dbt project"). -#}
 
 {% macro orchestrator_query_tag(node=none) -%}
     {#- JSON identifying the node: {"app": "dbt", "node_id", "dbt_model", "dagster_asset", "dbt_invocation_id"}.
