@@ -158,8 +158,11 @@ def manifest_problem(manifest: Path) -> str | None:
 def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing, older than any project file, or
     unreadable (a truncated file is rebuilt, not loaded). Raises ``ManifestUnavailable`` with
-    dbt's own error when parsing fails."""
-    project = dbt_project()
+    dbt's own error when parsing fails (or the project / profiles folder is not usable)."""
+    try:
+        project = dbt_project()
+    except ValueError as exc:  # no dbt_project.yml / no profiles.yml: the rest still loads
+        raise ManifestUnavailable(str(exc)) from exc
     manifest = project.manifest_path
     sources = [
         p
