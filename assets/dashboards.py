@@ -1,9 +1,11 @@
 """Dashboards (dbt exposures) as assets downstream of the marts they read.
 
 dagster-dbt does not turn exposures into assets. Here each exposure is an asset whose
-materialization is a dashboard extract refresh: it reads the marts the exposure depends on from
-the warehouse and writes the extract the BI tool would serve, so "is the dashboard fresh" has the
-same meaning in the UI as for any other asset.
+materialization is a dashboard refresh, so "is the dashboard fresh" has the same meaning in the
+UI as for any other asset. How it refreshes depends on the warehouse (``dashboard_mode``): on the
+embedded DuckDB default it reads the marts from the DuckDB file and writes the extract the BI tool
+would serve; on any other warehouse it records the latest materialization of each model the
+exposure reads (no warehouse query, no driver).
 """
 
 
@@ -63,10 +65,29 @@ def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslato
     return specs, upstream_relations
 
 
-def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator) -> dg.AssetsDefinition:
-    """``manifest_path``: the manifest's path or the parsed manifest (``assets.dbt.load_manifest``)."""
+def dashboard_mode(manifest: Mapping[str, Any], setting: str | None = None) -> str:
+    """How a dashboard refreshes (``ORCHESTRATOR_DASHBOARDS``): ``duckdb`` (the embedded
+    default: an extract of row counts read from the DuckDB file), ``exposures`` (any warehouse:
+    the refresh records the latest materialization of every model the exposure reads; no
+    warehouse query) or ``off``. ``auto`` = ``duckdb`` when the project's adapter is DuckDB."""
+    setting = setting or get_settings().dashboards
+    if setting != "auto":
+        return setting
+    adapter = (manifest.get("metadata") or {}).get("adapter_type")
+    return "duckdb" if adapter == "duckdb" else "exposures"
+
+
+def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
+                           mode: str | None = None) -> dg.AssetsDefinition | None:
+    """``manifest_path``: the manifest's path or the parsed manifest (``assets.dbt.load_manifest``).
+    None when dashboards are off or the project has no exposures."""
     manifest = validate_manifest(manifest_path)  # a path is parsed once (dagster-dbt's cache)
+    mode = dashboard_mode(manifest, mode)
     specs, upstream_relations = _exposure_specs(manifest, translator)
+    if mode == "off" or not specs:
+        return None
+    if mode == "exposures":
+        return _exposure_refresh(specs)
 
     @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
     def dashboard_extracts(context: dg.AssetExecutionContext):
@@ -99,5 +120,38 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator) -> d
                         **{f"rows/{m}": n for m, n in counts.items()},
                     },
                 )
+
+    return dashboard_extracts
+
+
+def _exposure_refresh(specs: list[dg.AssetSpec]) -> dg.AssetsDefinition:
+    """Dashboards on any warehouse: a refresh is the moment the exposure's models are all
+    materialized; it records when each was (``upstream/<model>``) and the oldest of them, read
+    from the Dagster instance, not from the warehouse. The BI tool itself is not called."""
+    deps = {spec.key: [d.asset_key for d in spec.deps] for spec in specs}
+
+    @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True)
+    def dashboard_extracts(context: dg.AssetExecutionContext):
+        for key in sorted(context.selected_asset_keys):
+            seen, missing = {}, []
+            for dep in deps[key]:
+                event = context.instance.get_latest_materialization_event(dep)
+                if event is None:
+                    missing.append(dep.to_user_string())
+                else:
+                    seen[dep.to_user_string()] = event.timestamp
+            if missing:
+                raise dg.Failure(
+                    f"Dashboard {key.to_user_string()} cannot refresh: {', '.join(missing)} never "
+                    "materialized. Materialize its upstream dbt models first.")
+            oldest = min(seen.values()) if seen else None
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "refresh": "exposures",
+                    **({"oldest_upstream": dg.MetadataValue.timestamp(oldest)} if oldest else {}),
+                    **{f"upstream/{k}": dg.MetadataValue.timestamp(t) for k, t in seen.items()},
+                },
+            )
 
     return dashboard_extracts

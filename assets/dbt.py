@@ -24,11 +24,13 @@ from assets.dbt_meta import (
     node_meta,
     valid_tag_key,
 )
-from orchestrator.resources import dbt_env, dbt_project
+from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project, warehouse_pool
+from orchestrator.resources.dbt_failures import stream_dbt
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
-# in this pool, limited to 1 in the instance's dagster.yaml.
+# in this pool, limited to 1 in the instance's dagster.yaml. Other warehouses get a pool of their
+# own (``orchestrator.resources.warehouse_pool``: ``warehouse/<name>``).
 WAREHOUSE_POOL = "duckdb_warehouse"
 DEFAULT_OWNER = "team:analytics-engineering"
 
@@ -156,8 +158,11 @@ def manifest_problem(manifest: Path) -> str | None:
 def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing, older than any project file, or
     unreadable (a truncated file is rebuilt, not loaded). Raises ``ManifestUnavailable`` with
-    dbt's own error when parsing fails."""
-    project = dbt_project()
+    dbt's own error when parsing fails (or the project / profiles folder is not usable)."""
+    try:
+        project = dbt_project()
+    except ValueError as exc:  # no dbt_project.yml / no profiles.yml: the rest still loads
+        raise ManifestUnavailable(str(exc)) from exc
     manifest = project.manifest_path
     sources = [
         p
@@ -171,7 +176,7 @@ def ensure_manifest() -> Path:
         env = {**os.environ, **dbt_env()}
         dbt = Path(sys.executable).with_name("dbt")
         done = subprocess.run(
-            [str(dbt), "parse", "--quiet", "--profiles-dir", str(project.profiles_dir)],
+            [str(dbt), "parse", "--quiet", *dbt_cli_args()],
             cwd=project.project_dir,
             env=env,
             capture_output=True,
@@ -203,6 +208,7 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
     manifest = validate_manifest(dict(manifest) if manifest is not None else dict(load_manifest()))
     translator = ProjectDbtTranslator(connector_keys)
     partitioned = _has_partitioned_nodes(manifest)
+    pool = warehouse_pool(manifest)  # duckdb_warehouse on the embedded default, else warehouse/<name>
 
     # Without daily-partitioned models there is one dbt_assets with dagster-dbt's default
     # selection: evaluating a dbt selector costs a pass of dbt's graph over the whole manifest.
@@ -212,10 +218,10 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
         exclude=PARTITIONED_SELECTOR if partitioned else None,
         name="dbt_models",
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from stream_dbt(dbt.cli(["build"], context=context))  # failed nodes carried in the event
 
     if not partitioned:
         return [dbt_models]
@@ -228,11 +234,11 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
         dagster_dbt_translator=translator,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_daily_partitioned(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         window = context.partition_time_window
         dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        yield from stream_dbt(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context))
 
     return [dbt_models, dbt_daily_partitioned]

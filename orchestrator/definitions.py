@@ -91,7 +91,7 @@ def build_definitions() -> dg.Definitions:
     try:
         manifest = load_manifest()  # parsed once for the dbt assets and the dashboards
         dbt_defs = build_dbt_assets(connector_keys, manifest)
-        dashboards = [build_dashboard_assets(manifest, ProjectDbtTranslator(connector_keys))]
+        dashboards = [d for d in [build_dashboard_assets(manifest, ProjectDbtTranslator(connector_keys))] if d]
     except ManifestUnavailable as exc:  # the connectors and the rest still load
         log.error("dbt models and dashboards not loaded: %s", exc)
         dbt_defs, dashboards = [], []

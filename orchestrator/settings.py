@@ -69,6 +69,52 @@ class Settings(BaseSettings):
     # benchmarks and demos that cannot wait 10 minutes for a 502's first retry.
     backoff_scale: float = Field(1.0, ge=0.0)
 
+    # --- The dbt project and its warehouse (README "Your own dbt project") ---
+    # profiles.yml: ORCHESTRATOR_DBT_PROFILES_DIR, else dbt's own DBT_PROFILES_DIR, else the
+    # project folder when it holds a profiles.yml, else dbt's default ~/.dbt.
+    dbt_profiles_dir_override: Path | None = Field(None, validation_alias="ORCHESTRATOR_DBT_PROFILES_DIR")
+    # profile / target of profiles.yml (unset: the project's `profile:` and the profile's `target:`);
+    # ORCHESTRATOR_DBT_TARGET, else dbt's own DBT_TARGET.
+    dbt_profile: str | None = None
+    dbt_target: str | None = None
+    # Dashboards (dbt exposures): ``auto`` = the DuckDB extract (row counts read from the DuckDB
+    # file) when the project's adapter is DuckDB, else ``exposures``: a refresh records the
+    # upstream models' latest materializations, on any warehouse, with no warehouse query.
+    dashboards: Literal["auto", "duckdb", "exposures", "off"] = "auto"
+    # Where cost records come from: ``embedded`` (compute seconds x rates, the default),
+    # ``snowflake`` (ACCOUNT_USAGE metering + query attribution, per model by query_tag) or
+    # ``bigquery`` (INFORMATION_SCHEMA.JOBS, per model by job labels). See orchestrator/cost.
+    cost_source: Literal["embedded", "snowflake", "bigquery"] = "embedded"
+    snowflake_account: str | None = None
+    snowflake_user: str | None = None
+    snowflake_password: SecretStr | None = None
+    snowflake_private_key_path: Path | None = None
+    snowflake_role: str | None = None
+    snowflake_warehouse: str | None = None  # the warehouse that runs the cost queries
+    snowflake_warehouses: str = ""  # comma-separated: only these warehouses' cost (empty = all)
+    snowflake_usd_per_credit: float = Field(3.0, gt=0)
+    bigquery_project: str | None = None
+    bigquery_region: str = "us"
+    bigquery_pricing: Literal["on_demand", "standard", "enterprise", "enterprise_plus"] = "on_demand"
+    bigquery_usd_per_tib: float = Field(6.25, gt=0)
+
+    @property
+    def dbt_profiles_dir(self) -> Path:
+        import os
+
+        for raw in (self.dbt_profiles_dir_override, os.environ.get("DBT_PROFILES_DIR")):
+            if raw:
+                return Path(raw).expanduser()
+        if (Path(self.dbt_project_dir) / "profiles.yml").is_file():
+            return Path(self.dbt_project_dir)
+        return Path("~/.dbt").expanduser()
+
+    @property
+    def dbt_target_name(self) -> str | None:
+        import os
+
+        return self.dbt_target or os.environ.get("DBT_TARGET") or None
+
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"

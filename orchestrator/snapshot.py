@@ -7,9 +7,11 @@ Batched: one query per kind of thing, never one per asset --
   the given check keys: one batched query;
 * step/run failures: ``all_logs`` of each run that failed in the window (never a scan of
   every run's events, which SQLite shards per run); a failed dbt step is split per dbt node
-  from its invocation's ``run_results.json`` (the target folder dagster-dbt names in the step
-  error, else ``<project target>/<op>-<run id[:7]>-*``), or from the dbt log errors dagster-dbt
-  appends to the step error when that file is out of reach;
+  from the failed nodes the step carried in its failure event (``dbt_run_results`` metadata,
+  ``orchestrator/resources/dbt_failures.py``), else its invocation's ``run_results.json`` when
+  on this disk (the target folder dagster-dbt names in the step error, else
+  ``<project target>/<op>-<run id[:7]>-*``), else the dbt log errors dagster-dbt appends to the
+  step error;
 * in-flight runs and recently updated runs: two ``get_run_records``;
 * Fivetran: one ``GET /groups`` + one ``GET /groups/{id}/connectors`` per group (each connector
   carries ``succeeded_at``/``failed_at``/``status``); Airbyte: one paginated ``GET /jobs`` for the
@@ -472,6 +474,18 @@ class InstanceReader:
         at = _dt(ev.timestamp)
         partition = run.partitions[0] if run.partitions else None
         index = DbtNodeIndex(graph)
+        # carried in the step failure event by the dbt step itself (resources/dbt_failures.py):
+        # readable wherever this runs, unlike the run pod's target folder
+        from orchestrator.resources.dbt_failures import run_results_from_failure
+
+        carried = run_results_from_failure(ev.dagster_event.step_failure_data)
+        if carried is not None:
+            nodes = {r.get("unique_id"): r for r in carried["results"]}
+            recs = node_failures_from_run_results(
+                carried, graph, run_id=run.run_id, at=at, partition=partition, index=index,
+                manifest=lambda: {"nodes": nodes})
+            if recs:
+                return recs
         path = find_run_results(message, self.dbt_targets(op), op, run.run_id)
         results = _read_json(path) if path is not None else None
         if isinstance(results, dict):

@@ -1,8 +1,9 @@
 """Cost sensor: spend per policy and group against budgets, burn-rate forecasts, spikes.
 
-Every 10 minutes: cost records from the configured source (embedded default: compute seconds of
-Dagster runs and connector syncs x ``CostRates`` (env ``ORCHESTRATOR_COST_RATES``), plus dbt
-``target/run_results.json``), assessed by ``orchestrator.assessment.assess_cost``. Each policy
+Every 10 minutes: cost records from the configured source (``ORCHESTRATOR_COST_SOURCE``; embedded
+default: compute seconds of Dagster runs and connector syncs x ``CostRates`` (env
+``ORCHESTRATOR_COST_RATES``), plus dbt ``target/run_results.json``; ``snowflake`` / ``bigquery``:
+runs and syncs x rates plus the warehouse's metered cost per dbt model), assessed by ``orchestrator.assessment.assess_cost``. Each policy
 scope is reported as an ``AssetObservation`` on the assets the policy selects directly (its
 dashboards when it has any), with metadata ``cost/<scope>/...``; over-budget forecasts and
 spikes are logged as warnings and appended once to the audit trail (``cost.alert``).
@@ -77,6 +78,31 @@ def embedded_source(instance, ctx: ProjectContext, rates: CostRates, connectors=
     return EmbeddedCostSource(runs, syncs, run_results, rates, key_of)
 
 
+def dbt_keys(ctx: ProjectContext) -> dict[str, str]:
+    """dbt unique id and model name -> asset key (for the warehouse sources' per-model tags)."""
+    out: dict[str, str] = {}
+    for n in ctx.graph:
+        uid = n.dbt_name or ""
+        if uid.split(".", 1)[0] in ("model", "seed", "snapshot"):  # not exposures (dashboards)
+            out[uid] = n.key
+            out.setdefault(uid.split(".")[-1], n.key)
+    return out
+
+
+def configured_source(settings, instance, ctx: ProjectContext, rates: CostRates, connectors=None, **drivers):
+    """``ORCHESTRATOR_COST_SOURCE``: ``embedded`` = runs, syncs and dbt's run results x rates;
+    ``snowflake`` / ``bigquery`` = runs and syncs x rates plus the warehouse's own bill, per dbt
+    model by its query tag / job labels (dbt's run results are then not priced again)."""
+    from orchestrator.cost import CombinedCostSource
+    from orchestrator.cost.configured import warehouse_cost_source
+
+    warehouse = warehouse_cost_source(settings, key_of=dbt_keys(ctx), **drivers)
+    if warehouse is None:
+        run_results = [settings.dbt_project_dir / "target" / "run_results.json"]
+        return embedded_source(instance, ctx, rates, connectors, run_results)
+    return CombinedCostSource([embedded_source(instance, ctx, rates, connectors), warehouse])
+
+
 def cost_tick(source, ctx: ProjectContext, state: dict, *, now: datetime, rates: CostRates):
     """(assessments, events, alerts, new state)."""
     since = min(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0),
@@ -126,8 +152,7 @@ def build_cost_sensor(
             source = source_factory(context)
         else:
             connectors = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
-            run_results = [get_settings().dbt_project_dir / "target" / "run_results.json"]
-            source = embedded_source(context.instance, ctx, rates, connectors, run_results)
+            source = configured_source(get_settings(), context.instance, ctx, rates, connectors)
         state = json.loads(context.cursor) if context.cursor else {}
         _, events, alerts, new_state = cost_tick(source, ctx, state, now=clock(), rates=rates)
         if alerts:

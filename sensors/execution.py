@@ -9,8 +9,9 @@ Every tick, for each executable action in the project store (``Proposals.executa
   (a ``calling`` execution with idempotency key ``run:<run_key>``) before it is returned. The sensor first
   looks for runs already tagged with the action id and emits only the missing run keys; Dagster
   itself skips a run key it has already launched, so a tick evaluated twice launches each run
-  once. A re-prioritisation (materialize with ``run_id``) first cancels the queued run (Dagster
-  reads ``dagster/priority`` only at dequeue), then re-submits. When every run of an action has
+  once. A re-prioritisation (materialize with ``run_id``) re-tags the queued run's
+  ``dagster/priority`` (the queue daemon reads run tags at every dequeue); a run that already
+  left the queue is left alone, one that is gone is submitted again. When every run of an action has
   finished, its outcome goes back to the proposal, the failure memory and the circuit breaker.
 * **connector actions** (resync_table, full_resync, pause/resume/reschedule_connector) and
   ``cancel_run``: written ahead first (``Proposals.begin_call``: ``approved -> executing`` and an
@@ -409,11 +410,24 @@ def _run_pass(context, props, action: Action, resolution, now: datetime, owner: 
     wanted = run_requests_for(action, _proposal_of(props, aid))
     have = {r.tags.get("dagster/run_key") for r in runs}
     if action.run_id and action.type == "materialize" and not have:
+        # Re-prioritisation of a queued run: re-tag it. The QueuedRunCoordinator daemon reads
+        # ``dagster/priority`` from the queued runs' tags in storage at every dequeue, so the run
+        # keeps its place and its run id (no cancel + re-submit, no second run to reconcile).
         old = instance.get_run_by_id(action.run_id)
-        if old is not None and old.status == dg.DagsterRunStatus.QUEUED:
-            instance.run_coordinator.cancel_run(action.run_id)
-            props.record_execution(aid, "cancel", run_id=None, status="succeeded",
-                                   detail={"canceled": action.run_id, "reason": "re-prioritise"}, now=now)
+        if old is not None and old.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED):
+            new_p = str(int(action.priority))
+            instance.add_run_tags(action.run_id, {"dagster/priority": new_p, "orchestrator/reprioritised_by": aid})
+            detail = {"retagged": action.run_id, "priority": {"from": old.tags.get("dagster/priority", "0"),
+                                                              "to": new_p}}
+            props.record_execution(aid, "run", run_id=action.run_id, status="succeeded", detail=detail, now=now)
+            props.record_outcome(aid, True, resolution=resolution, now=now, detail=detail)
+            return []
+        if old is not None and old.status not in DONE:
+            # it left the queue meanwhile (starting/started): nothing left to re-prioritise
+            detail = {"run": action.run_id, "status": old.status.value, "note": "no longer queued"}
+            props.record_outcome(aid, True, resolution=resolution, now=now, detail=detail)
+            return []
+        # gone, failed or canceled: the work itself is still wanted, so it is submitted below
     missing = [rr for rr in wanted if rr.run_key not in have]
     if missing:
         # written ahead: committed before the requests leave this tick

@@ -233,11 +233,18 @@ def failures_tick(
                 description=f"Synced by Airbyte job {job} ({s.triggered_by}, not started by Dagster)",
                 metadata={"airbyte_job_id": job, "triggered_by": s.triggered_by,
                           "rows_synced": s.rows if s.rows is not None else -1,
+                          "started_at": s.started_at.isoformat(),  # the job's startTime (= createdAt)
                           "ended_at": (s.ended_at or s.started_at).isoformat()}))
     # successful Fivetran syncs Dagster did not start (Fivetran's own schedule, the UI, another
     # tool): the connector's succeeded_at moved on. Fivetran's connection object has no sync start
-    # time, so the completion time is what the materialization carries.
+    # time, so the completion time is what the materialization carries ...
     ft: dict[str, str] = dict(state.get("ft", {}))
+    # ... so the poller notes when it first saw each connector syncing: the sync started at or
+    # before that moment (to within a tick), carried as ``started_at_or_before``
+    ft_running: dict[str, str] = dict(state.get("ftrun", {}))
+    for s in snap.syncs:
+        if s.connector.startswith("fivetran:") and s.status == "running":
+            ft_running.setdefault(s.connector, now.isoformat())
     for s in sorted(snap.syncs, key=lambda s: s.ended_at or s.started_at):
         if not s.connector.startswith("fivetran:") or s.status != "succeeded":
             continue
@@ -245,6 +252,8 @@ def failures_tick(
         if done < now - WINDOW or done.isoformat() <= ft.get(s.connector, ""):
             continue
         ft[s.connector] = done.isoformat()
+        started = ft_running.get(s.connector)
+        started = started if started and started <= done.isoformat() else None
         if s.triggered_by == "dagster":
             continue
         for key in s.tables:
@@ -252,8 +261,12 @@ def failures_tick(
                 asset_key=dg.AssetKey.from_user_string(key),
                 description=f"Synced by Fivetran at {done.isoformat()} ({s.triggered_by}, not started by Dagster)",
                 metadata={"fivetran_succeeded_at": done.isoformat(), "triggered_by": s.triggered_by,
+                          **({"started_at_or_before": started} if started else {}),
                           "ended_at": done.isoformat()}))
-    return new, events, {"seen": seen, "bad": bad, "ab": ab, "ft": ft}
+    # a connector's note ends with the completion after it (or when it no longer syncs)
+    running_now = {s.connector for s in snap.syncs if s.connector.startswith("fivetran:") and s.status == "running"}
+    ft_running = {c: t for c, t in ft_running.items() if c in running_now and t > ft.get(c, "")}
+    return new, events, {"seen": seen, "bad": bad, "ab": ab, "ft": ft, "ftrun": ft_running}
 
 
 def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connectors=None,

@@ -41,7 +41,7 @@ def test_queued_run_is_reprioritised_by_cancel_and_resubmit():
     p = _plan(sc)
     re = [a for a in p.actions if a.run_id == "run-q"]
     assert len(re) == 1 and re[0].type == "materialize" and re[0].priority > 0
-    assert "cancel and re-submit" in re[0].reason
+    assert "re-tagged" in re[0].reason
     # running keys are not launched again, queued keys are covered by the re-submission
     others = [a for a in p.actions if a.run_id is None]
     assert all("crm/account" not in a.asset_keys and "fct_revenue" not in a.asset_keys for a in others)

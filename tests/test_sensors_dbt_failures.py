@@ -168,6 +168,21 @@ def test_dbt_model_failure_carries_dbt_error_on_its_asset(project_defs, sandbox,
         assert not result.success
         mats = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert set(stripe) <= mats and STAGING not in mats  # the sync landed, dbt failed
+        # the dbt step carried its failed nodes in its failure event (issue 14: under the
+        # K8sRunLauncher the run pod's target folder is gone when the sensor looks) ...
+        (failed,) = [e for e in result.get_step_failure_events() if "dbt" in (e.step_key or "")]
+        from orchestrator.resources.dbt_failures import run_results_from_failure
+
+        carried = run_results_from_failure(failed.step_failure_data)
+        assert carried and any(r["status"] == "error" for r in carried["results"])
+        # ... so the sensor splits it per node with the run's dbt artifacts deleted from this disk
+        import shutil
+        from pathlib import Path
+
+        from orchestrator.resources import dbt_project
+
+        for folder in Path(dbt_project().project_dir, "target").glob(f"*-{run_id[:7]}-*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
         out = _run_sensor(project_defs, instance, fivetran)
         obs = {e.asset_key.to_user_string(): e.metadata for e in out.asset_events

@@ -10,12 +10,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import re
+
 from dateutil.parser import isoparse
 
 from orchestrator.core.records import CostRecord
 
 UTC = timezone.utc
 TIB = 2**40
+_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]")
 ON_DEMAND_USD_PER_TIB = 6.25
 EDITION_USD_PER_SLOT_HOUR = {"standard": 0.04, "enterprise": 0.06, "enterprise_plus": 0.10}
 
@@ -55,6 +58,24 @@ def asset_from_job(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _keyed(asset_of_job, key_of: Mapping[str, str]):
+    # dbt-bigquery writes label values lower-cased, [a-z0-9_-] only, cut at 63 characters
+    lookup = {}
+    for name, key in key_of.items():
+        lookup.setdefault(name, key)
+        lookup.setdefault(_LABEL_UNSAFE.sub("_", name.strip().lower())[:63], key)
+
+    def asset(row: Mapping[str, Any]) -> str | None:
+        labels = _labels(row.get("labels"))
+        for name in ("dbt_model", "dbt_node", "dbt_node_id"):
+            value = labels.get(name)
+            if value and value in lookup:
+                return lookup[value]
+        return asset_of_job(row)
+
+    return asset
+
+
 class BigQueryCostSource:
     name = "bigquery"
 
@@ -67,7 +88,12 @@ class BigQueryCostSource:
         pricing: str = "on_demand",  # on_demand | standard | enterprise | enterprise_plus
         usd_per_tib: float = ON_DEMAND_USD_PER_TIB,
         asset_of_job: Callable[[Mapping[str, Any]], str | None] = asset_from_job,
+        key_of: Mapping[str, str] | None = None,
     ):
+        """``key_of``: dbt unique id or model name -> the project's asset key; the job's
+        ``dbt_model`` label (dbt's query comment, see dbt_project/macros) is looked up in it."""
+        if key_of:
+            asset_of_job = _keyed(asset_of_job, key_of)
         if pricing != "on_demand" and pricing not in EDITION_USD_PER_SLOT_HOUR:
             raise ValueError(f"pricing must be on_demand or one of {sorted(EDITION_USD_PER_SLOT_HOUR)}")
         self.query, self.project, self.region = query, project, region

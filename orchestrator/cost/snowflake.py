@@ -68,6 +68,42 @@ def asset_from_query_tag(tag: str | None) -> str | None:
     return tag if "/" in tag or tag.replace("_", "").isalnum() else None
 
 
+def dbt_node_from_query_tag(tag: str | None) -> tuple[str | None, str | None]:
+    """(dbt unique id, model name) named by a query tag (JSON ``node_id``/``dbt_model``, or
+    ``dbt:<name>``); (None, None) when it names no dbt node."""
+    if not tag:
+        return None, None
+    tag = tag.strip()
+    if tag.startswith("{"):
+        try:
+            data = json.loads(tag)
+        except ValueError:
+            return None, None
+        if not isinstance(data, dict):
+            return None, None
+        node = data.get("node_id")
+        name = data.get("dbt_model") or data.get("model") or (str(node).split(".")[-1] if node else None)
+        return (str(node) if node else None), (str(name) if name else None)
+    if tag.startswith("dbt:"):
+        return None, tag[4:].split(".")[-1] or None
+    return None, None
+
+
+def keyed_asset(asset_of_tag: Callable[[str | None], str | None], key_of: Mapping[str, str] | None):
+    """``asset_of_tag`` that first maps the tag's dbt node to the project's asset key."""
+    if not key_of:
+        return asset_of_tag
+
+    def asset(tag: str | None) -> str | None:
+        node, name = dbt_node_from_query_tag(tag)
+        for candidate in (node, name):
+            if candidate and candidate in key_of:
+                return key_of[candidate]
+        return asset_of_tag(tag)
+
+    return asset
+
+
 class SnowflakeCostSource:
     name = "snowflake"
 
@@ -78,11 +114,14 @@ class SnowflakeCostSource:
         *,
         warehouses: Sequence[str] = (),
         asset_of_tag: Callable[[str | None], str | None] = asset_from_query_tag,
+        key_of: Mapping[str, str] | None = None,
     ):
+        """``key_of``: dbt unique id or model name -> the project's asset key (the asset graph's
+        ``dbt_name``); without it the tag's ``dagster_asset`` / model name is the key."""
         self.query = query
         self.usd_per_credit = usd_per_credit
         self.warehouses = tuple(warehouses)
-        self.asset_of_tag = asset_of_tag
+        self.asset_of_tag = keyed_asset(asset_of_tag, key_of)
 
     def _sql(self, template: str) -> str:
         flt = ""

@@ -380,7 +380,9 @@ class AirbyteEmulator:
         first_stream = next(iter(spec.streams), None)
         for fault in self.state.faults.take_sync_faults(job.connection_id, job.sync_number):
             if fault.kind == "schema_change":
-                data.apply_schema_change(fault, job.sync_number, now)
+                # nonBreakingSchemaUpdatesBehavior=ignore: a new column is not propagated
+                data.apply_schema_change(fault, job.sync_number, now,
+                                         block_new_columns=state.non_breaking_updates == "ignore")
             elif fault.kind == "expired_credentials":
                 state.credentials_expired = True
             elif fault.kind == "sync_failure":

@@ -292,7 +292,10 @@ class FivetranEmulator:
         data = self.source_data(connector_id)
         for fault in self.state.faults.take_sync_faults(connector_id, number):
             if fault.kind == "schema_change":
-                data.apply_schema_change(fault, number, now)
+                # ALLOW_ALL and ALLOW_COLUMNS sync new columns of enabled tables; BLOCK_ALL
+                # captures them in the schema config, disabled, and syncs nothing of them
+                data.apply_schema_change(fault, number, now,
+                                         block_new_columns=self.schema_change_handling(connector_id) == "BLOCK_ALL")
             elif fault.kind == "expired_credentials":
                 state.credentials_expired = True
             elif fault.kind == "sync_failure":
@@ -520,7 +523,7 @@ class FivetranEmulator:
                 }
                 for name in spec.tables
             }
-            handling = self.state.connectors[connector_id].schema_change_handling or spec.schema_change_handling
+            handling = self.schema_change_handling(connector_id)
             return {
                 "is_type_locked": False,
                 # read-only, derived from schema_change_handling (ASSUMPTION: true only for ALLOW_ALL)
@@ -530,6 +533,9 @@ class FivetranEmulator:
                     spec.schema_: {"name_in_destination": spec.schema_, "enabled": True, "tables": tables}
                 },
             }
+
+    def schema_change_handling(self, connector_id: str) -> str:
+        return self.state.connectors[connector_id].schema_change_handling or self.spec(connector_id).schema_change_handling
 
     def columns_json(self, connector_id: str, schema: str, table: str) -> dict[str, Any]:
         with self.lock:
@@ -543,10 +549,12 @@ class FivetranEmulator:
 
     @staticmethod
     def _columns_json(data: SourceData, table: str, with_types: bool = False) -> dict[str, Any]:
+        landed = data.columns(table)
+        blocked = {n: c for n, c in data.blocked_columns(table).items() if n not in landed}
         return {
             name: {
                 "name_in_destination": name,
-                "enabled": True,
+                "enabled": name not in blocked,
                 "hashed": False,
                 "is_primary_key": column.primary_key,
                 # documented reason codes: SYSTEM_TABLE | DELETED | OTHER (+ `reason` with OTHER)
@@ -556,7 +564,7 @@ class FivetranEmulator:
                 # Not in Fivetran's payload: only with the scenario's `fivetran.column_types` extension.
                 **({"type": column.type} if with_types else {}),
             }
-            for name, column in data.columns(table).items()
+            for name, column in {**landed, **blocked}.items()
         }
 
     def group_json(self, group_id: str) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class AppliedSchemaChange(BaseModel):
     to_column: str | None = None
     sync_number: int
     applied_at: str
+    # The connector's schema-change setting kept a new column out (Fivetran BLOCK_ALL, Airbyte
+    # nonBreakingSchemaUpdatesBehavior=ignore): it is in the source's schema, disabled, never landed.
+    blocked: bool = False
 
 
 class SourceDataState(BaseModel):
@@ -90,6 +93,12 @@ class SourceData:
         for change in self.state.schema_changes:
             if change.table != table:
                 continue
+            if change.blocked:
+                if change.change == "rename_column":
+                    # the old name is gone at the source and the new one is blocked: the old
+                    # column stops receiving values, as a dropped one does
+                    columns.pop(change.column, None)
+                continue
             if change.change == "add_column":
                 columns[change.column] = (ColumnSpec.model_validate(change.column_spec), change.column)
             elif change.change == "drop_column":
@@ -108,7 +117,26 @@ class SourceData:
     def original_columns(self, table: str) -> dict[str, ColumnSpec]:
         return dict(self.tables[table].columns)
 
-    def apply_schema_change(self, fault: SchemaChangeFault, sync_number: int, now: datetime) -> None:
+    def blocked_columns(self, table: str) -> dict[str, ColumnSpec]:
+        """New columns the schema-change setting kept out (shown disabled, never landed)."""
+        out: dict[str, ColumnSpec] = {}
+        for change in self.state.schema_changes:
+            if change.table != table or not change.blocked:
+                continue
+            if change.change == "add_column" and change.column_spec:
+                out[change.column] = ColumnSpec.model_validate(change.column_spec)
+            elif change.change == "rename_column" and change.to_column:
+                before = self.tables[table].columns.get(change.column)
+                if before is not None:
+                    out[change.to_column] = before
+        return out
+
+    def apply_schema_change(self, fault: SchemaChangeFault, sync_number: int, now: datetime,
+                            block_new_columns: bool = False) -> None:
+        """``block_new_columns``: the connector's setting excludes new columns (Fivetran
+        ``BLOCK_ALL``; Airbyte ``ignore``); a column added, or the new name of a renamed one,
+        is then recorded disabled and not landed. Drops and type changes apply either way."""
+        blocked = block_new_columns and fault.change in ("add_column", "rename_column")
         self.state.schema_changes.append(
             AppliedSchemaChange(
                 table=fault.table,
@@ -119,6 +147,7 @@ class SourceData:
                 to_column=fault.to_column,
                 sync_number=sync_number,
                 applied_at=iso_z(now),
+                blocked=blocked,
             )
         )
 

@@ -35,9 +35,9 @@ What it proposes, in this order:
    an input is being rebuilt by another run, is failing, or is stale and not in the same run.
    Connected needs merge into one run (split upstream-first at ``max_run_assets``), so a
    downstream model never races its upstream in another run. Keys already running are left out;
-   keys in a *queued* run with a lower priority are re-prioritised (Dagster reads
-   ``dagster/priority`` only at dequeue): the run is cancelled and re-submitted with the new
-   priority (one ``materialize`` action carrying the queued ``run_id``). A retry re-runs only
+   keys in a *queued* run with a lower priority are re-prioritised: one ``materialize`` action
+   carrying the queued ``run_id``, which the execution sensor carries out by re-tagging the
+   queued run's ``dagster/priority`` (the queue daemon reads run tags at every dequeue). A retry re-runs only
    what failed; what depends on it follows once it has landed.
 
 3. **Priority** is least-slack-first: ``dagster/priority`` decreases monotonically with slack
@@ -822,12 +822,12 @@ def _stage_needs(st: _PlanState) -> None:
 
 
 def _stage_reprioritise(st: _PlanState) -> None:
-    """Queued runs holding urgent keys at a lower priority: cancel and re-submit with the new priority."""
+    """Queued runs holding urgent keys at a lower priority: re-tagged with the new priority."""
     cfg = st.cfg
     cost_asset, actions = st.cost_asset, st.actions
     queued = st.queued
     want = st.want
-    # queued runs: re-prioritise (cancel + re-submit) when they hold urgent keys at a lower priority
+    # queued runs: re-prioritise (re-tag dagster/priority) when they hold urgent keys at a lower priority
     for run in sorted(queued, key=lambda r: r.run_id):
         hit = [k for k in run.asset_keys if k in want]
         if not hit:
@@ -849,7 +849,7 @@ def _stage_reprioritise(st: _PlanState) -> None:
             action_id=aid, type=ActionType.materialize.value, asset_keys=tuple(run.asset_keys),
             partitions=tuple(run.partitions), run_id=run.run_id, priority=new_p,
             reason=(f"re-prioritise queued run {run.run_id} from {run.priority} to {new_p} "
-                    f"(least slack first; Dagster reads priority only at dequeue, so cancel and re-submit)"),
+                    f"(least slack first; the queued run is re-tagged: Dagster's queue reads dagster/priority at each dequeue)"),
             estimated_cost_usd=round(sum(cost_asset.get(k, 0.0) for k in run.asset_keys), 4),
             cause="priority", cycle=f"{run.run_id}:{new_p}",
         ))

@@ -147,7 +147,28 @@ def dbt_project():
     from dagster_dbt import DbtProject  # imported here: dbt costs seconds a CLI command needs not pay
 
     settings = get_settings()
-    return DbtProject(project_dir=settings.dbt_project_dir, profiles_dir=settings.dbt_project_dir)
+    project_dir = Path(settings.dbt_project_dir)
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise ValueError(f"ORCHESTRATOR_DBT_PROJECT_DIR={project_dir}: no dbt_project.yml there")
+    profiles_dir = settings.dbt_profiles_dir
+    if not (profiles_dir / "profiles.yml").is_file():
+        raise ValueError(
+            f"dbt profiles directory {profiles_dir} has no profiles.yml (set ORCHESTRATOR_DBT_PROFILES_DIR "
+            "or DBT_PROFILES_DIR to the folder that holds it)")
+    return DbtProject(project_dir=project_dir, profiles_dir=profiles_dir,
+                      profile=settings.dbt_profile or None, target=settings.dbt_target_name)
+
+
+def dbt_cli_args() -> list[str]:
+    """``--profiles-dir``/``--profile``/``--target`` for a dbt command run outside DbtCliResource
+    (``dbt parse`` when the manifest is stale), the same as the resource passes."""
+    project = dbt_project()
+    args = ["--profiles-dir", str(project.profiles_dir)]
+    if project.profile:
+        args += ["--profile", project.profile]
+    if project.target:
+        args += ["--target", project.target]
+    return args
 
 
 def dbt_cli():
@@ -155,6 +176,20 @@ def dbt_cli():
 
     # The dbt next to this interpreter, so a venv that is not activated still finds it.
     return DbtCliResource(project_dir=dbt_project(), dbt_executable=str(Path(sys.executable).with_name("dbt")))
+
+
+def warehouse_pool(manifest=None) -> str:
+    """The pool every step that runs on the warehouse shares (dbt models, DuckDB dashboard
+    extracts): ``ORCHESTRATOR_WAREHOUSE_POOL``, else ``duckdb_warehouse`` for the embedded DuckDB
+    (one writer per file: limit 1), else ``warehouse/<ORCHESTRATOR_WAREHOUSE or the dbt adapter>``
+    (``warehouse/snowflake``), sized per warehouse on the instance (deploy/README.md)."""
+    explicit = os.environ.get("ORCHESTRATOR_WAREHOUSE_POOL", "").strip()
+    if explicit:
+        return explicit
+    adapter = (((manifest or {}).get("metadata") or {}).get("adapter_type")) or "duckdb"
+    if adapter == "duckdb":
+        return "duckdb_warehouse"
+    return f"warehouse/{os.environ.get('ORCHESTRATOR_WAREHOUSE', '').strip() or adapter}"
 
 
 def dbt_env() -> dict[str, str]:
