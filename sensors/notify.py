@@ -36,8 +36,30 @@ def run_url(run_id: str) -> str:
     return f"{dagster_url()}/runs/{quote(run_id)}"
 
 
+def _incident_metadata(view) -> tuple[dict, str]:
+    """The ``incident/*`` metadata of the newest incident touching the asset, and a sentence."""
+    inc = view.incident if view is not None else None
+    if not inc:
+        return {}, ""
+    meta: dict = {
+        "incident/id": inc["id"], "incident/status": inc["status"], "incident/category": inc["category"],
+        "incident/root": inc["root"], "incident/at": inc["at"], "incident/cascade": inc["cascade"],
+        "incident/summary": dg.MetadataValue.text(inc["summary"]),
+        "incident/remediation": dg.MetadataValue.md("\n".join(f"1. {r}" for r in inc["remediation"]) or "-"),
+        "incident/show": f"orchestrator incidents show {inc['id']}",
+    }
+    if inc["deadlines"]:
+        meta["incident/deadlines"] = ", ".join(inc["deadlines"])
+    if inc["postmortem"]:
+        meta["incident/postmortem"] = dg.MetadataValue.text(inc["postmortem"])
+    if inc["status"] == "resolved":
+        return meta, f" Incident {inc['id']} resolved: {inc['postmortem'] or inc['summary']}"
+    return meta, f" Incident {inc['id']} open ({inc['category']}): {inc['summary']}"
+
+
 def _evaluation(key: str, view) -> dg.AssetCheckEvaluation:
     asset_key = dg.AssetKey.from_user_string(key)
+    inc_meta, inc_desc = _incident_metadata(view)
     if view is not None and view.waiting:
         first = view.pending[0]
         meta: dict = {
@@ -56,7 +78,8 @@ def _evaluation(key: str, view) -> dg.AssetCheckEvaluation:
                 [{k: v for k, v in p.items() if not k.endswith("_url")} for p in view.pending])
         desc = (f"Waiting for approval: {first['action']} (risk {first['risk'] or '?'}"
                 + (f", expires {first['expires_at'][:16].replace('T', ' ')} UTC" if first["expires_at"] else "")
-                + ")" + (f" and {len(view.pending) - 1} more" if len(view.pending) > 1 else ""))
+                + ")" + (f" and {len(view.pending) - 1} more" if len(view.pending) > 1 else "")) + inc_desc
+        meta.update(inc_meta)
         return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=CHECK_NAME, passed=False,
                                        severity=dg.AssetCheckSeverity.WARN, metadata=meta, description=desc[:2000])
     meta = {"waiting": 0}
@@ -69,6 +92,8 @@ def _evaluation(key: str, view) -> dg.AssetCheckEvaluation:
             meta["launched_run"] = dg.MetadataValue.url(last["run_urls"][-1])
             meta["launched_runs"] = dg.MetadataValue.json(last["run_urls"])
         desc += f" Last: {last['action']} - {last['status']}."
+    meta.update(inc_meta)
+    desc += inc_desc
     return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=CHECK_NAME, passed=True, metadata=meta,
                                    description=desc[:2000])
 
@@ -81,8 +106,10 @@ def proposals_tick(ctx: ProjectContext, state: dict, *, now: datetime, store=Non
 
     store = store or open_store()
     known = {k.to_user_string() for k in ctx.asset_specs} if ctx.asset_specs else set(ctx.graph.keys)
+    from orchestrator.diagnosis.incidents import deadlines_from_resolution
+
     views = proposals_by_asset(store, ctx.graph, now=now, links=signer(approval_settings, now=now),
-                               run_url=run_url)
+                               run_url=run_url, deadlines_of=deadlines_from_resolution(ctx.resolution))
     events, new_state = [], {}
     for key in sorted(set(views) | set(state)):
         if key not in known:

@@ -16,6 +16,7 @@ recovery = that outcome's time - the root failure's time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,8 @@ class Incident:
     summary: str = ""
     remediation: list[str] = field(default_factory=list)
     postmortem: str | None = None
+    assets: list[str] = field(default_factory=list)  # every asset the root and its cascade touched
+    deadlines: list[str] = field(default_factory=list)  # the SLA policies whose deadline it put at stake
 
     @property
     def affected(self) -> list[str]:
@@ -81,8 +84,28 @@ def _parse(ts: str | None) -> datetime | None:
         return None
 
 
-def build_incidents(store, *, limit: int = 10000) -> list[Incident]:
-    """The incidents among the newest ``limit`` diagnosed failures, newest first."""
+DeadlinesOf = Callable[[str], list[str]]
+
+
+def deadlines_from_resolution(resolution) -> DeadlinesOf:
+    """``deadlines_of(asset key)``: the SLA policies (with a deadline or a maximum lag) that govern
+    the asset directly or reach it from downstream, as the resolved policies say."""
+
+    ok = resolution is not None and getattr(resolution, "ok", True)
+
+    def deadlines_of(key: str) -> list[str]:
+        sla = resolution.sla(key) if ok else None
+        if sla is None or (sla.deadline is None and sla.max_lag is None):
+            return []
+        return list(dict.fromkeys([*sla.policies, *sla.propagated_from]))
+
+    return deadlines_of
+
+
+def build_incidents(store, *, limit: int = 10000, deadlines_of: DeadlinesOf | None = None) -> list[Incident]:
+    """The incidents among the newest ``limit`` diagnosed failures, newest first. With
+    ``deadlines_of`` (e.g. :func:`deadlines_from_resolution`), each incident names the SLA
+    policies whose deadlines its assets serve (its impact), and the post-mortem says so."""
     events = store.audit_events(kind="failure.diagnosed", limit=limit, newest=True)
     roots: dict[str, Incident] = {}
     cascade: list[tuple[str, dict[str, Any]]] = []
@@ -101,13 +124,20 @@ def build_incidents(store, *, limit: int = 10000) -> list[Incident]:
             system=p.get("system"), asset_key=p.get("asset_key"), connector=p.get("connector"),
             evidence=list(p.get("evidence") or []), summary=str(s["summary"]),
             remediation=list(s["remediation"]),  # type: ignore[arg-type]
+            assets=[str(a) for a in (p.get("assets") or ([p["asset_key"]] if p.get("asset_key") else []))],
         )
     for root, c in cascade:
         if root in roots:
             roots[root].cascade.append({k: c.get(k) for k in ("failure_id", "asset_key", "connector", "at",
                                                               "category")})
+            inc = roots[root]
+            for a in c.get("assets") or ([c["asset_key"]] if c.get("asset_key") else []):
+                if a not in inc.assets:
+                    inc.assets.append(str(a))
     _attach_actions(store, roots)
     for inc in roots.values():
+        if deadlines_of is not None:
+            inc.deadlines = list(dict.fromkeys(d for a in inc.assets for d in deadlines_of(a)))
         _postmortem(inc)
     return sorted(roots.values(), key=lambda i: i.at, reverse=True)
 
@@ -164,6 +194,8 @@ def _postmortem(inc: Incident) -> None:
     where = inc.asset_key or (f"connector {inc.connector}" if inc.connector else "an unnamed step")
     impact = (f"It also failed or held back {len(inc.cascade)} downstream step(s)"
               f" ({', '.join(inc.affected[:6])})." if inc.cascade else "Nothing downstream failed with it.")
+    if inc.deadlines:
+        impact += f" Deadlines at stake: {', '.join(inc.deadlines[:6])}."
     done = "; ".join(
         f"{a.type} ({a.verdict or a.decision or 'recorded'}"
         f"{' by ' + a.decided_by if a.decided_by and a.verdict != 'automatic' else ''}, "
@@ -173,6 +205,21 @@ def _postmortem(inc: Incident) -> None:
     ttr = f"{inc.time_to_recovery_s / 60:.0f} min" if inc.time_to_recovery_s is not None else "unknown"
     inc.postmortem = (f"{where} failed at {inc.at} ({inc.category}). {impact} "
                       f"Done: {done}. Recovered at {inc.resolved_at}, time to recovery {ttr}.")
+
+
+def incidents_by_asset(incidents: list[Incident], graph=None) -> dict[str, Incident]:
+    """{asset key: the newest incident touching it}: the root's and the cascade's assets, and for a
+    connector-level failure the connector's tables in ``graph`` (when given)."""
+    out: dict[str, Incident] = {}
+    for inc in sorted(incidents, key=lambda i: i.at, reverse=True):
+        keys = list(inc.assets)
+        keys += [k for k in (inc.asset_key, *(c.get("asset_key") for c in inc.cascade)) if k]
+        if graph is not None:
+            conns = {c for c in (inc.connector, *(c.get("connector") for c in inc.cascade)) if c}
+            keys += [n.key for n in graph if conns and n.connector in conns]
+        for k in dict.fromkeys(keys):
+            out.setdefault(k, inc)
+    return out
 
 
 def _store(url: str | None):
@@ -238,4 +285,5 @@ def show_command(incident_id: str, as_json: bool, store_url: str | None) -> None
         click.echo(f"  post-mortem: {i.postmortem}")
 
 
-__all__ = ["Incident", "IncidentAction", "build_incidents", "incidents_group"]
+__all__ = ["Incident", "IncidentAction", "build_incidents", "deadlines_from_resolution", "incidents_by_asset",
+           "incidents_group"]

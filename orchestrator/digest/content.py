@@ -106,6 +106,10 @@ class FailureItem:
     resolved_at: datetime | None
     downstream: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=list)  # every asset it touched
+    summary: str = ""  # the incident's root-cause summary (template, or the incident's in the store)
+    remediation: list[str] = field(default_factory=list)
+    deadlines: list[str] = field(default_factory=list)  # SLA policies whose deadlines it put at stake
+    postmortem: str | None = None  # once resolved: what failed, impact, what was done, by whom, recovery
 
 
 @dataclass
@@ -493,8 +497,15 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
         for sec in to(trip_owners or owners.of_subject(subject)):
             sec.breaker.append(item)
 
-    # failures: root causes since `since`, resolved when the subject succeeded afterwards
+    # failures: root causes since `since`, resolved when the subject succeeded afterwards; each
+    # with its incident's summary and, once resolved, post-mortem (from the audit trail when the
+    # failure sensor recorded it, else from what the snapshot shows)
     if assessment is not None:
+        from orchestrator.diagnosis.incidents import build_incidents, deadlines_from_resolution
+        from orchestrator.diagnosis.summaries import summarize
+
+        deadlines_of = deadlines_from_resolution(resolution)
+        recorded = {i.id: i for i in build_incidents(store, deadlines_of=deadlines_of)} if assessment.failures else {}
         by_id = {d.failure.failure_id: d for d in assessment.failures}
         downstream: dict[str, list[str]] = {}
         for d in assessment.failures:
@@ -523,6 +534,7 @@ def build_digest(store, snapshot: Snapshot, assessment: Assessment | None, resol
                                d.category, d.transient, _short(scrub_pii(f.message)),
                                tuple(scrub_pii(e) for e in d.evidence[:3]), after is not None,
                                after, sorted(set(downstream.get(f.failure_id, []))), touched)
+            _incident_text(item, recorded.get(f.failure_id), summarize, deadlines_of)
             who = owners.of_assets(touched) or owners.of_asset(f.asset_key) or owners.of_connector(f.connector)
             for sec in to(who):
                 sec.failures.append(item)
@@ -597,6 +609,27 @@ def _subject_owners(owners: Owners, subjects: Iterable[str]) -> tuple[str, ...]:
     for sub in subjects:
         out += [o for o in owners.of_subject(sub) if o not in out]
     return tuple(out)
+
+
+def _incident_text(item: FailureItem, incident, summarize, deadlines_of) -> None:
+    """Fill the failure's summary, remediation, deadlines at stake and (resolved) post-mortem."""
+    if incident is not None:
+        item.summary, item.remediation = incident.summary, list(incident.remediation)
+        item.deadlines = list(incident.deadlines)
+        item.postmortem = incident.postmortem
+    else:
+        s = summarize(item.category, list(item.evidence), item.system, item.transient)
+        item.summary, item.remediation = str(s["summary"]), list(s["remediation"])  # type: ignore[arg-type]
+        item.deadlines = list(dict.fromkeys(d for a in (item.assets or [item.subject]) for d in deadlines_of(a)))
+    if item.resolved and not item.postmortem and item.resolved_at is not None:
+        ttr = max(0.0, (item.resolved_at - item.at).total_seconds()) / 60
+        held = f" It also held back {', '.join(item.downstream[:6])}." if item.downstream else ""
+        stake = f" Deadlines at stake: {', '.join(item.deadlines[:6])}." if item.deadlines else ""
+        item.postmortem = (f"{item.subject} failed at {item.at:%H:%M} ({item.category}).{held}{stake} "
+                           f"It succeeded again at {item.resolved_at:%H:%M}, time to recovery {ttr:.0f} min.")
+    item.summary = scrub_pii(item.summary)
+    item.remediation = [scrub_pii(r) for r in item.remediation]
+    item.postmortem = scrub_pii(item.postmortem) if item.postmortem else None
 
 
 def _short(message: str, limit: int = 300) -> str:

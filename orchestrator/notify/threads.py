@@ -136,7 +136,9 @@ def collect_threads(store, *, now: datetime | None = None, lookback: timedelta =
     from orchestrator.store.agent_models import ActionRow
 
     now = _aware(now) or datetime.now(UTC)
-    incidents = [i for i in build_incidents(store) if (_parse(i.at) or now) >= now - lookback]
+    # owners_from_project's callable also says which SLA deadlines an incident's assets serve
+    incidents = [i for i in build_incidents(store, deadlines_of=getattr(owners_of, "deadlines_of", None))
+                 if (_parse(i.at) or now) >= now - lookback]
     if not incidents:
         return []
     action_ids = [a.action_id for inc in incidents for a in inc.actions]
@@ -179,6 +181,8 @@ def collect_threads(store, *, now: datetime | None = None, lookback: timedelta =
         if inc.cascade:
             opened.append(f"Also affected: {', '.join(inc.affected[:8])}"
                           + (f" (+{len(inc.affected) - 8})" if len(inc.affected) > 8 else ""))
+        if inc.deadlines:
+            opened.append(f"Deadlines at stake: {', '.join(inc.deadlines[:6])}")
         changes = [Change("opened", scrub_pii("\n".join(opened)), _parse(inc.at))]
         seen_esc: set[str] = set()
         for e in escalations.get(inc.id, []):
@@ -238,4 +242,7 @@ def owners_from_project(graph, resolution) -> OwnersOf:
             pols += [x for x in p if x not in pols]
         return tuple(owners), tuple(pols)
 
+    from orchestrator.diagnosis.incidents import deadlines_from_resolution
+
+    owners_of.deadlines_of = deadlines_from_resolution(resolution if ok else None)  # type: ignore[attr-defined]
     return owners_of

@@ -24,6 +24,7 @@ class AssetProposals:
     asset_key: str
     pending: list[dict] = field(default_factory=list)  # waiting for approval, most urgent first
     recent: list[dict] = field(default_factory=list)  # decided within the window: status, runs
+    incident: dict | None = None  # the newest incident touching the asset: summary, status, post-mortem
 
     @property
     def waiting(self) -> bool:
@@ -33,7 +34,8 @@ class AssetProposals:
         """What the UI shows, without the links (re-signed each time): a change means a new
         evaluation."""
         strip = [{k: v for k, v in d.items() if not k.endswith("_url")} for d in self.pending]
-        body = json.dumps([strip, [(d["action_id"], d["status"], d.get("runs")) for d in self.recent]],
+        inc = (self.incident["id"], self.incident["status"]) if self.incident else None
+        body = json.dumps([strip, [(d["action_id"], d["status"], d.get("runs")) for d in self.recent], inc],
                           sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -49,9 +51,14 @@ def _keys_of(row, graph) -> list[str]:
 
 def proposals_by_asset(store, graph=None, *, now: datetime | None = None, recent: timedelta = timedelta(hours=24),
                        links: Callable[[object], dict[str, str] | None] | None = None,
-                       run_url: Callable[[str], str] | None = None) -> dict[str, AssetProposals]:
+                       run_url: Callable[[str], str] | None = None,
+                       incidents: timedelta | None = timedelta(hours=72),
+                       deadlines_of: Callable[[str], list[str]] | None = None) -> dict[str, AssetProposals]:
     """{asset key: AssetProposals} for every asset a pending action touches or an action decided
-    within ``recent`` touched. ``links(row)`` signs the Approve/Reject links of a pending action."""
+    within ``recent`` touched, and (``incidents``: a lookback, None for none) every asset an
+    incident whose root failed within it touched, with that incident's summary, remediation,
+    status and, once resolved, post-mortem. ``links(row)`` signs the Approve/Reject links of a
+    pending action. ``deadlines_of(key)`` names the SLA policies an incident puts at stake."""
     from orchestrator.store.agent_models import ActionRow, ExecutionRow
 
     now = _aware(now) or datetime.now(UTC)
@@ -89,7 +96,32 @@ def proposals_by_asset(store, graph=None, *, now: datetime | None = None, recent
             item["run_urls"] = [run_url(r) for r in item["runs"]]
         for k in _keys_of(row, graph):
             out.setdefault(k, AssetProposals(k)).recent.append(item)
+    if incidents is not None:
+        for k, inc in incident_views(store, graph, now=now, lookback=incidents,
+                                     deadlines_of=deadlines_of).items():
+            out.setdefault(k, AssetProposals(k)).incident = inc
     return out
+
+
+def incident_views(store, graph=None, *, now: datetime, lookback: timedelta = timedelta(hours=72),
+                   deadlines_of: Callable[[str], list[str]] | None = None) -> dict[str, dict]:
+    """{asset key: what the UI shows of the newest incident touching it} (scrubbed): id, status,
+    category, summary, remediation, the cascade's size, deadlines at stake and the post-mortem."""
+    from orchestrator.diagnosis.incidents import build_incidents, incidents_by_asset
+    from orchestrator.notify.threads import _parse
+
+    recent = [i for i in build_incidents(store, deadlines_of=deadlines_of)
+              if (_parse(i.at) or now) >= now - lookback]
+    views: dict[str, dict] = {}
+    for key, inc in incidents_by_asset(recent, graph).items():
+        views[key] = {
+            "id": inc.id, "status": inc.status, "category": inc.category, "transient": inc.transient,
+            "at": inc.at, "root": inc.asset_key or (f"connector:{inc.connector}" if inc.connector else ""),
+            "summary": scrub_pii(inc.summary)[:2000], "remediation": [scrub_pii(r) for r in inc.remediation],
+            "cascade": len(inc.cascade), "deadlines": list(inc.deadlines), "resolved_at": inc.resolved_at,
+            "postmortem": scrub_pii(inc.postmortem)[:2000] if inc.postmortem else None,
+        }
+    return views
 
 
 def signer(approval_settings=None, *, recipient: str = UI_RECIPIENT, now: datetime | None = None):

@@ -16,6 +16,7 @@ TARGETS = {
     "peak-hour": "sla >= cron + 15 points of attainment at <= cron's cost",
     "bad-day": ">= 80% of recurring failures auto-resolved, 0 unsafe actions",
     "fleet-10k": "a simulated day in <= 60 s wall time",
+    "learning-30d": "the weekly auto-resolved share of recurring failures rises and ends >= 80%, 0 unsafe actions",
 }
 
 
@@ -33,8 +34,10 @@ TARGETS = {
               help="With --worlds: where the world files and report.{json,md} are written.")
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: one JSON object with the figures.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--days", type=click.IntRange(1, 366), default=30, show_default=True,
+              help="With --scenario learning-30d: simulated days (one simulation per day, failure memory kept).")
 def bench_command(scenario: str | None, worlds: int | None, planners: tuple[str, ...], seed: int,
-                  jobs: int | None, out_dir: str, as_json: bool, quiet: bool) -> None:
+                  jobs: int | None, out_dir: str, as_json: bool, quiet: bool, days: int = 30) -> None:
     """Simulate SCENARIO under PLANNER on virtual time and print SLA attainment, lateness, cost,
     auto-resolved failures, time to action, approvals and unsafe actions; or, with --worlds N,
     compare planners over N generated worlds."""
@@ -51,6 +54,9 @@ def bench_command(scenario: str | None, worlds: int | None, planners: tuple[str,
 
     try:
         sc = load_scenario(scenario)
+        if sc.name == "learning-30d":  # the month-long learning loop (orchestrator/simulator/learning.py)
+            _bench_learning(sc, planner, seed, days, as_json, progress)
+            return
         if progress:
             progress(f"scenario {sc.name}: {len(sc.graph)} assets, {len(sc.connectors)} connectors, "
                      f"{len(sc.models)} models; planner {planner}, seed {seed}")
@@ -79,6 +85,19 @@ def bench_command(scenario: str | None, worlds: int | None, planners: tuple[str,
             click.echo(f"  note: {result.note}")
     else:
         sys.stdout.write(json.dumps(result.as_json(), sort_keys=False) + "\n")
+
+
+def _bench_learning(sc, planner: str, seed: int, days: int, as_json: bool, progress) -> None:
+    from orchestrator.simulator.learning import run_learning
+
+    if planner != "sla":
+        raise click.UsageError("the learning-30d scenario runs the sla planner (its failure memory learns)")
+    report = run_learning(sc, days=days, seed=seed, progress=progress)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
+        return
+    click.echo(report.format())
+    click.echo(f"  target: {TARGETS['learning-30d']}")
 
 
 def _bench_worlds(n: int, seed: int, planners: tuple[str, ...], jobs: int | None, out_dir: Path,
