@@ -147,3 +147,85 @@ def test_paused_connectors_in_one_pass_equals_paused_per_connector(entries):
         ledger.record(Action(f"a{i}", typ, "r", connector=conn), status, NOW + timedelta(minutes=minute))
     conns = {e.action.connector for e in ledger.entries.values() if e.action.connector}
     assert ledger.paused_connectors() == {c for c in conns if ledger.paused(c)}
+
+
+# -- planner data structures: the same answers, computed once or along the target's lineage ------
+
+dag_st = st.lists(st.lists(st.integers(min_value=0, max_value=30), max_size=3), min_size=2, max_size=14)
+
+
+def _dag(spec) -> AssetGraph:
+    return AssetGraph(AssetNode(f"n{i}", upstream=tuple(f"n{u % i}" for u in ups) if i else ())
+                      for i, ups in enumerate(spec))
+
+
+@settings(max_examples=80, deadline=None)
+@given(dag_st)
+def test_between_equals_the_closure_intersection(spec):
+    graph = _dag(spec)
+    for a in graph.keys:
+        for b in graph.keys:
+            assert graph.between(a, b) == graph.downstream_closure(a) & graph.upstream_closure(b), (a, b)
+    order = graph.topological_order()
+    assert graph.topological_index() == {k: i for i, k in enumerate(order)}
+    assert graph.topological_index() is graph.topological_index()  # built once
+
+
+def _old_norm(p):  # the normalisation action ids were computed with before the string fast path
+    import datetime as _dt
+    from collections.abc import Mapping
+
+    if isinstance(p, (set, frozenset)):
+        return sorted(p)
+    if isinstance(p, _dt.datetime):
+        return p.astimezone(UTC).isoformat()
+    if isinstance(p, Mapping):
+        return {k: _old_norm(v) for k, v in sorted(p.items())}
+    if isinstance(p, (list, tuple)):
+        return [_old_norm(x) for x in p]
+    return p
+
+
+part_st = st.recursive(
+    st.one_of(st.none(), st.text(max_size=6), st.integers(), st.datetimes(timezones=st.just(UTC)),
+              st.frozensets(st.text(max_size=4), max_size=3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.lists(st.text(max_size=6), max_size=5).map(tuple),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["retry", "materialize", "resync_table"]), st.lists(part_st, max_size=4))
+def test_action_ids_are_unchanged_by_the_fast_path(kind, parts):
+    import hashlib
+    import json
+
+    from orchestrator.planning.common import action_id
+
+    blob = json.dumps([kind, *[_old_norm(p) for p in parts]], sort_keys=True, default=str)
+    assert action_id(kind, *parts) == f"{kind[:4]}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+def test_bad_day_plans_are_identical_with_the_scans_they_replace(monkeypatch):
+    """Whole plans on seeded bad-day fleets: the lineage walk (``between``), the cached topological
+    index and the action-id fast path give the same actions, in the same order, as the scans."""
+    from orchestrator.planning import common
+    from orchestrator.planning.planner import plan
+    from orchestrator.planning.synthetic import fleet
+
+    def run(seed):
+        f = fleet(600, seed=seed, failure_rate=0.08, at_risk_rate=0.4)
+        p = plan(f.snapshot, f.assessment, f.resolution, f.durations, f.now)
+        return [(a.action_id, a.type, a.asset_keys, a.priority, a.not_before, a.reason) for a in p.actions], p.rationale
+
+    seeds = range(4)
+    new = [run(s) for s in seeds]
+    monkeypatch.setattr(AssetGraph, "between",
+                        lambda self, a, b: self.downstream_closure(a) & self.upstream_closure(b))
+    monkeypatch.setattr(AssetGraph, "topological_index",
+                        lambda self: {k: i for i, k in enumerate(self.topological_order())})
+    monkeypatch.setattr(common, "_norm", _old_norm)
+    old = [run(s) for s in seeds]
+    assert new == old
+    assert any(actions for actions, _ in new)
