@@ -229,3 +229,68 @@ def test_bad_day_plans_are_identical_with_the_scans_they_replace(monkeypatch):
     old = [run(s) for s in seeds]
     assert new == old
     assert any(actions for actions, _ in new)
+
+
+def _reference_roots(failures, graph, window=timedelta(hours=6), grace=timedelta(minutes=5)):
+    """link_root_causes by brute force: the upstream failures of an asset are those on any of its
+    strict ancestors (no shared lists, no cut: fewer failures than the function keeps)."""
+    from orchestrator.assessment.failures import _CONNECTOR_SYSTEMS, _assets_of
+
+    failures = sorted(failures, key=lambda f: (f.at, f.failure_id))
+    tables_of: dict[str, list[str]] = {}
+    for node in graph:
+        if node.connector:
+            tables_of.setdefault(node.connector, []).append(node.key)
+    on = {f.failure_id: [k for k in _assets_of(f, tables_of) if k in graph] for f in failures}
+
+    def upstream(key):
+        anc = graph.upstream_closure(key)
+        return [f for f in failures if any(k in anc for k in on[f.failure_id])]
+
+    def caused(e, later):
+        return later.at - window <= e.at <= later.at + grace and e.failure_id != later.failure_id
+
+    root = {}
+    for f in failures:
+        cause = None
+        if f.system not in _CONNECTOR_SYSTEMS:
+            conn = f.connector or (graph.node(f.asset_key).connector if f.asset_key and f.asset_key in graph else None)
+            if conn:
+                same = [g for g in failures if g.connector == conn and g.system in _CONNECTOR_SYSTEMS
+                        and caused(g, f) and abs((g.at - f.at).total_seconds()) <= window.total_seconds()]
+                if same:
+                    cause = min(same, key=lambda g: abs((g.at - f.at).total_seconds()))
+        if cause is None:
+            cands = [g for k in _assets_of(f, tables_of) if k in graph for g in upstream(k) if caused(g, f)]
+            if cands:
+                cause = min(cands, key=lambda g: (g.at, g.failure_id))
+        root[f.failure_id] = cause.failure_id if cause else None
+    for fid in list(root):
+        seen, cur = {fid}, root[fid]
+        while cur is not None and root.get(cur) is not None and cur not in seen:
+            seen.add(cur)
+            cur = root[cur]
+        root[fid] = cur
+    return root
+
+
+@settings(max_examples=120, deadline=None)
+@given(dag_st, st.lists(st.tuples(st.integers(0, 13), st.sampled_from([None, "fivetran:a", "airbyte:b"]),
+                                  st.sampled_from(["dbt", "dagster", "fivetran", "airbyte"]),
+                                  st.integers(0, 600)), max_size=12))
+def test_root_causes_with_shared_upstream_lists_equal_the_brute_force(spec, raw):
+    """The upstream-failure lists shared along chains and diamonds link every failure to the same
+    root as a brute-force walk over each asset's ancestors."""
+    from orchestrator.assessment.failures import link_root_causes
+
+    base = _dag(spec)
+    # the roots' tables belong to connectors, so connector failures reach down the graph
+    graph = AssetGraph(AssetNode(n.key, upstream=n.upstream,
+                                 connector=(["fivetran:a", "airbyte:b"][i % 2] if not n.upstream else None))
+                       for i, n in enumerate(base))
+    keys = graph.keys
+    failures = [FailureRecord(f"f{j}", NOW + timedelta(minutes=m), "boom", system,
+                              asset_key=None if conn and system in ("fivetran", "airbyte") else keys[i % len(keys)],
+                              connector=conn)
+                for j, (i, conn, system, m) in enumerate(raw)]
+    assert link_root_causes(failures, graph) == _reference_roots(failures, graph)
