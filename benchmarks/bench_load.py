@@ -14,6 +14,9 @@ Prints both times, the ratio (target <= 1.3x) and the growth exponent of our bui
 two manifests' sizes (log(t2/t1) / log(n2/n1), n = assets).
 
     .venv/bin/python benchmarks/bench_load.py [--repeat 1] [--manifests DIR] [--json]
+
+With ``BENCH_LOAD_PROFILE=DIR`` both builds run under cProfile (CPU timer) and their stats are
+written to ``DIR/{ours,plain}_<manifest>.prof``.
 """
 
 import argparse
@@ -57,6 +60,17 @@ def policies_for(manifest: dict) -> str:
 
 # -- one measurement, in its own process ------------------------------------------------------------
 
+def _profiler():
+    """cProfile of our build when BENCH_LOAD_PROFILE names a directory (times then include its overhead)."""
+    if not os.environ.get("BENCH_LOAD_PROFILE"):
+        return None
+    import cProfile
+
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    return prof
+
+
 def _one(variant: str, project: Path) -> dict:
     import dagster as dg
     import dagster_dbt  # noqa: F401
@@ -70,10 +84,16 @@ def _one(variant: str, project: Path) -> dict:
 
         get_settings.cache_clear()
         dbt_project.cache_clear()
+        prof = _profiler()
         c0, t0 = time.process_time(), time.perf_counter()
         defs = od.build_definitions()
         graph = defs.resolve_asset_graph()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.path.join(os.environ["BENCH_LOAD_PROFILE"], f"ours_{project.name}.prof"))
     else:
+        prof = _profiler()
         c0, t0 = time.process_time(), time.perf_counter()
         dbt_proj = DbtProject(project_dir=project, profiles_dir=project)
 
@@ -85,7 +105,10 @@ def _one(variant: str, project: Path) -> dict:
         defs = dg.Definitions(assets=[plain], resources={"dbt": DbtCliResource(
             project_dir=dbt_proj, dbt_executable=str(Path(sys.executable).with_name("dbt")))})
         graph = defs.resolve_asset_graph()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.path.join(os.environ["BENCH_LOAD_PROFILE"], f"plain_{project.name}.prof"))
     n = len(list(graph.get_all_asset_keys()))
     out = {"variant": variant, "wall_s": wall, "cpu_s": cpu, "assets": n}
     if variant == "ours":

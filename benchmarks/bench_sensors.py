@@ -240,8 +240,9 @@ def tick_process(n: int, home: Path, ticks: int) -> None:
     assert res.ok, res.errors
     failures = [FailureRecord(f"f{i}", now - timedelta(minutes=i), "HTTP 429 Too Many Requests", "fivetran",
                               connector=f"fivetran:c{i}") for i in range(20)]
+    all_keys = graph.keys  # AssetGraph.keys builds a list per call: once, not once per record
     costs = [CostRecord(now - timedelta(hours=rng.uniform(0, 24 * 20)), rng.uniform(0, 2), "run",
-                        asset_key=rng.choice(graph.keys)) for _ in range(n)]
+                        asset_key=rng.choice(all_keys)) for _ in range(n)]
     with dg.DagsterInstance.from_config(str(home)) as instance:
 
         cpu: list[float] = []

@@ -142,7 +142,8 @@ def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> Fresh
         if cron is not None:
             policy = resolution.policy(dl.policy)
             window = policy.deadline.effective_window(schedule)  # type: ignore[union-attr]
-            smallest = cron_min_interval(cron)
+            # exact for the usual 'M H * * DOW' shape without sampling ticks; else sampled once per cron
+            smallest = _weekly_min_interval(cron) or cron_min_interval(cron)
             lower = min(max(window - dl.lead, timedelta(minutes=1)), smallest)
             compiled = _cron_freshness(cron, lower, schedule.timezone)
             if compiled is not None:

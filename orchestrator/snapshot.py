@@ -254,6 +254,7 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
     stop_below = after - STORE_SKEW
     out: list[tuple[str, float, str, str | None]] = []
+    run_ids: dict[str, str] = {}
     cursor: int | None = None
     # Newest first by id, in pages, stopping once a whole page is older than the window by more
     # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it
@@ -279,7 +280,9 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
             )
             if cursor is not None:
                 query = query.where(E.c.id < cursor)
-            out.extend((_user_key(k), _utc(ts).timestamp(), run_id, part)
+            # one string per run id, not one per row (a run materializes many assets): at 100,000
+            # assets the window holds ~200,000 rows from far fewer runs
+            out.extend((_user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
                        for k, ts, run_id, part in conn.execute(query) if k)
             if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
                 break

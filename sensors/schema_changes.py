@@ -78,7 +78,7 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
         return cache["lineage"]
 
     def owners_of(model: str) -> set[str]:
-        return set(graph.node(model).owners) if model in graph.keys and graph.node(model).role == DBT_MODEL else set()
+        return set(graph.node(model).owners) if model in graph and graph.node(model).role == DBT_MODEL else set()
 
     def deadlines():
         return impact_mod.deadlines_from_resolution(ctx.resolution, project_lineage())
@@ -150,7 +150,7 @@ class ConnectorSettings:
         return self.cache[key] if self.cache[key] is not None else default
 
     def _read(self, key):
-        node = self.graph.node(key) if key in self.graph.keys else None
+        node = self.graph.node(key) if key in self.graph else None
         system, _, cid = ((node.connector if node else None) or "").partition(":")
         try:
             if system == "fivetran" and self.fivetran is not None:

@@ -60,8 +60,28 @@ def link_root_causes(
     for key in graph.topological_order():
         if key not in reach:
             continue
+        parents = graph.parents(key)
+        # one list reaching it through every parent (a chain, or a diamond over one upstream
+        # failure set), nothing failed on the parents themselves: the same already sorted, already
+        # cut list, shared instead of merged and sorted again per asset (read-only below)
+        shared = None
+        for p in parents:
+            if p in on_asset:
+                shared = None
+                break
+            lst = upstream_failures.get(p)
+            if lst is None:
+                continue
+            if shared is None:
+                shared = lst
+            elif lst is not shared:
+                shared = None
+                break
+        if shared is not None:
+            upstream_failures[key] = shared
+            continue
         inherited: dict[str, FailureRecord] = {}
-        for p in graph.parents(key):
+        for p in parents:
             for f in upstream_failures.get(p, ()):
                 inherited[f.failure_id] = f
             for f in on_asset.get(p, ()):

@@ -70,6 +70,7 @@ class AssetGraph:
                 downstream[up].append(key)
         self._downstream = {key: tuple(v) for key, v in downstream.items()}
         self._topo: tuple[str, ...] | None = None
+        self._topo_index: dict[str, int] | None = None
         # connector -> the tables it syncs (graph order), role -> nodes, group -> keys: built
         # once, so "which tables does this connector land" is a lookup, not a scan of the graph
         by_connector: dict[str, list[str]] = {}
@@ -179,6 +180,30 @@ class AssetGraph:
                 raise ValueError(f"asset graph has a cycle through {stuck!r}")
             self._topo = tuple(order)
         return self._topo
+
+    def topological_index(self) -> dict[str, int]:
+        """key -> its position in ``topological_order()``, built once per graph (the planner sorts
+        by it every cycle). Shared: read it, do not change it."""
+        if self._topo_index is None:
+            self._topo_index = {k: i for i, k in enumerate(self.topological_order())}
+        return self._topo_index
+
+    def between(self, source: str, target: str) -> set[str]:
+        """The assets strictly between ``source`` and ``target``: downstream of ``source`` and
+        upstream of ``target`` (``downstream_closure(source) & upstream_closure(target)``),
+        walking down from ``source`` only through ancestors of ``target``, so the cost is the size
+        of the target's lineage, not of everything below the source."""
+        ancestors = self.upstream_closure(target)
+        self.node(source)
+        seen: set[str] = set()
+        queue = deque([source])
+        while queue:
+            for nxt in self._downstream[queue.popleft()]:
+                if nxt in ancestors and nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        seen.discard(source)
+        return seen
 
     def subgraph(self, keys: Iterable[str]) -> AssetGraph:
         wanted = set(keys)

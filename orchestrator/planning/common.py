@@ -52,6 +52,10 @@ def action_id(kind: str, *parts: object) -> str:
 
 
 def _norm(p: object) -> object:
+    if type(p) is str:
+        return p
+    if isinstance(p, (list, tuple)) and all(type(x) is str for x in p):
+        return list(p)  # asset keys: the common case, no recursion per key
     if isinstance(p, (set, frozenset)):
         return sorted(p)
     if isinstance(p, datetime):

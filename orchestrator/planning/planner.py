@@ -187,7 +187,7 @@ def _path(graph: AssetGraph, resolution, blocker: str | None, target: str) -> li
             return path
         cur = nxt
     # Critical path leads elsewhere: take the assets between blocker and target.
-    between = graph.downstream_closure(blocker) & graph.upstream_closure(target)
+    between = graph.between(blocker, target)
     return [blocker, *sorted(between), target]
 
 
@@ -772,7 +772,7 @@ def _stage_needs(st: _PlanState) -> None:
     blocked = st.blocked
     retry_groups = st.retry_groups
     pending = st.pending
-    topo_index = {k: i for i, k in enumerate(graph.topological_order())}
+    topo_index = graph.topological_index()  # built once per graph (read-only)
     retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
 
