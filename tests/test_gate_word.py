@@ -117,3 +117,16 @@ def test_confidence_moves_up_with_successes_and_down_only_with_failures(tmp_path
         assert memory_confidence(a, [d], Mem(ok, bad + 1))[0] <= c  # another failure never raises it
         if bad == 0:
             assert c >= memory_confidence(a, [d], None)[0]  # a record of only successes raises it
+
+
+def test_sync_spend_counts_against_the_budget_in_validation():
+    # a sync's cost record names the connector, not a table: it was left out of "spent today",
+    # so work crossing the budget passed validation (the audit counted it: unsafe)
+    from orchestrator.core.records import CostRecord, Plan
+    from orchestrator.planning import validate
+
+    spent = [CostRecord(at=NOW - timedelta(minutes=5), amount_usd=49.0, source="sync", connector="airbyte:events")]
+    sc = scenario(costs=spent)
+    run = Action(action_id="m1", type="materialize", asset_keys=("stg_events",), reason="x", estimated_cost_usd=2.0)
+    accepted, rejected = validate(Plan(NOW, [run], "t"), sc.snapshot, sc.resolution, now=NOW)
+    assert not accepted and "over budget" in rejected[0][1], rejected

@@ -1020,6 +1020,9 @@ def _stage_run_actions(st: _PlanState) -> None:
             if not keys:
                 continue
             cost = round(sum(cost_asset.get(k, 0.0) for k in keys), 4)
+        # a run that syncs connectors pays for those syncs too (a sync's cost names the connector)
+        conns = sorted({n.connector for k in keys if (n := graph.node(k)).connector})
+        cost = round(cost + sum(cost_connector.get(c, 0.0) for c in conns), 4)
         worst = min((k for k in keys if k in want), default=keys[0],
                     key=lambda k: (want[k][0] if want[k][0] is not None else float("inf")))
         target = targets.get(worst, worst)
