@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 from orchestrator.core.incidents import ActionLedger, IncidentView
 from orchestrator.core.records import Action, Assessment, Snapshot
+from orchestrator.core.standing import StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
 
 UTC = timezone.utc
@@ -162,7 +163,9 @@ def decide(
     paused = set(snapshot.paused_connectors or ())
     if ledger is not None:
         paused |= ledger.paused_connectors()
-    incidents = IncidentView(paused=frozenset(paused), ledger=ledger)
+    book = StandingBook.from_ledger(ledger) if ledger is not None else StandingBook()
+    cover = StandingCover(book, resolution, now)
+    incidents = IncidentView(paused=frozenset(paused), ledger=ledger, standing=cover)
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)
@@ -187,13 +190,36 @@ def decide(
         final = replace(final, actions=kept)
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations)
+                     config=gate_config, durations=durations, standing=cover)
+    # ask ahead, once per policy: a standing approval of its routine refreshes
+    asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
+    decisions = list(decisions) + asks
     if envelope is not None:
         from orchestrator.agent.envelope import hold_for_approval
 
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
+
+
+def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate_config=None) -> list:
+    """Standing approvals to ask this cycle (``orchestrator.core.standing``), as gate decisions
+    that wait for a person. None while the operator caps every rollout at recommend/shadow."""
+    from orchestrator.core.standing import requests
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
+        return []
+    out = []
+    for a in requests(resolution, graph, book, now):
+        try:
+            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
+        except Exception:  # noqa: BLE001
+            owners = ()
+        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
+                                "standing approval: routine refreshes of this policy wait for a person; "
+                                "approve once for its scope", owners))
+    return out
 
 
 def with_connector_settings(planner_config, snapshot: Snapshot):

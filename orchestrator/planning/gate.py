@@ -101,11 +101,15 @@ class GateDecision:
     reason: str
     owners: tuple[str, ...] = ()
     factors: dict[str, float] = field(default_factory=dict)
+    authorised_by: str | None = None  # the standing approval that lets it execute (orchestrator.core.standing)
 
     def as_dict(self) -> dict:
-        return {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
-                "risk_score": round(self.risk_score, 3), "confidence": round(self.confidence, 3),
-                "reason": self.reason, "owners": list(self.owners), "factors": self.factors}
+        out = {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
+               "risk_score": round(self.risk_score, 3), "confidence": round(self.confidence, 3),
+               "reason": self.reason, "owners": list(self.owners), "factors": self.factors}
+        if self.authorised_by:
+            out["authorised_by"] = self.authorised_by
+        return out
 
 
 def _val(x) -> str:
@@ -265,7 +269,11 @@ def gate(
     now: datetime | None = None,
     config: GateConfig | None = None,
     durations=None,
+    standing=None,
 ) -> list[GateDecision]:
+    """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
+    person granted); routine freshness work inside an active one's scope executes with it named
+    as the authorisation, unless something else holds it (budget, blackout, breaker, shadow...)."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -349,8 +357,16 @@ def gate(
             confidence = 1.0 if a.source != "llm" else min(a.confidence, cfg.llm_max_confidence)
             conf_why = "freshness work, no failure involved"
 
-        def decide(decision: str, reason: str) -> GateDecision:
-            return GateDecision(a, decision, level, score, confidence, reason, owners, factors)
+        def decide(decision: str, reason: str, by: str | None = None) -> GateDecision:
+            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by)
+
+        # a standing approval stands in for the approval a routine refresh would wait for (the
+        # tier and rollout risks are what its approver accepted); nothing else it lifts
+        standing_ok = None
+        if (standing is not None and t is ActionType.materialize and cfg.rollout_cap not in ("shadow", "recommend")
+                and factors["cost"] == 0.0 and factors["llm"] == 0.0 and confidence >= cfg.min_confidence
+                and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
+            standing_ok = standing.covers(a)
 
         open_subjects = [s for s in subjects(a) if breaker is not None and breaker.is_open(s, now)]
         if t is None:
@@ -360,7 +376,7 @@ def gate(
                                            f"{breaker.reason(open_subjects[0])}; owners escalated"))
         elif rollout == "shadow":
             out.append(decide(RECORD_ONLY, "rollout shadow: recorded only"))
-        elif rollout == "recommend":
+        elif rollout == "recommend" and not standing_ok:
             out.append(decide(AWAIT_APPROVAL, "rollout recommend (or an ungoverned asset): waits for approval"))
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
@@ -378,6 +394,12 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
                                                   ": waits for approval"))
+            elif standing_ok and (rollout == "recommend" or not_listed or level != "low"):
+                names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
+                                  for s in standing_ok)
+                out.append(decide(EXECUTE, f"standing approval {names}: routine refresh inside its scope, "
+                                           f"risk {score:.2f} without tier/rollout {score - factors['tier'] - factors['rollout']:.2f}",
+                                  by=",".join(s.action_id for s in standing_ok)))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
             elif level != "low":
