@@ -291,7 +291,7 @@ class Proposals:
         review = d.review
         result = CycleResult(
             proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=d.baseline, plan=d.plan,
-            accepted=d.accepted, rejected=d.rejected, decisions=d.decisions,
+            accepted=d.accepted, rejected=d.rejected, decisions=list(d.decisions) + list(d.standing_requests),
             context_tokens=review.context_tokens if review else None,
             llm_calls=list(review.calls) if review else [], fallback_reason=review.fallback_reason if review else None,
             suppressed=d.suppressed,

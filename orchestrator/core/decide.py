@@ -6,6 +6,7 @@
     d.decisions          # [GateDecision]: execute | await_approval | record_only
     d.rejected           # [(Action, reason)] from validation
     d.suppressed         # [(Action, reason)] already pending, or already done for this cycle
+    d.standing_requests  # [GateDecision] standing approvals to ask (await_approval, once per policy)
 
 Every caller runs this one function: the planning sensor and ``orchestrator plan`` (through
 ``Proposals.run_cycle``), the digest's sample cycle, and the simulator's ``sla`` adapter. What a
@@ -56,6 +57,9 @@ class Decision:
     decisions: list  # [GateDecision]
     suppressed: list[tuple[Action, str]] = field(default_factory=list)
     review: Review | None = None
+    # standing approvals asked this cycle (orchestrator.core.standing): await_approval decisions
+    # of their own, apart from the plan's; the caller records them like any other
+    standing_requests: list = field(default_factory=list)
 
     def by_decision(self, kind: str) -> list:
         return [d for d in self.decisions if d.decision == kind]
@@ -193,13 +197,13 @@ def decide(
                      config=gate_config, durations=durations, standing=cover)
     # ask ahead, once per policy: a standing approval of its routine refreshes
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
-    decisions = list(decisions) + asks
     if envelope is not None:
         from orchestrator.agent.envelope import hold_for_approval
 
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
-                    rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
+                    rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
+                    standing_requests=asks)
 
 
 def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate_config=None) -> list:

@@ -132,13 +132,13 @@ class SafetyAudit:
                 if run_id != action.run_id and wanted <= set(assets):
                     reasons.append(("validation", f"repeats run {run_id} already in flight"))
                     break
-        if (not approved and standing is not None and action.type == "materialize" and not action.run_id
-                and action.cause == "freshness" and set(keys) <= standing):
-            approved = True  # a person approved this scope of routine refreshes once
+        # a person approved routine refreshes of these assets once (a standing approval)
+        routine = (standing is not None and action.type == "materialize" and not action.run_id
+                   and action.cause == "freshness")
         if not approved:
             for k in keys:
                 allowed = self._allowed.get(k)
-                if allowed is None:
+                if allowed is None or (routine and k in standing):
                     continue
                 name, rollout, auto = allowed
                 if rollout != "auto" or action.type not in auto:

@@ -114,7 +114,7 @@ class SLAPlanner(Planner):
                          ledger=self.ledger, planner_config=self._planner_config(sim))
         from orchestrator.planning.gate import related_failures
 
-        for g in d.decisions:
+        for g in list(d.decisions) + list(d.standing_requests):
             self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
             action = g.action
             related = [(f.failure.message, f.category, f.failure.system)
