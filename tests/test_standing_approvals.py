@@ -197,3 +197,72 @@ def test_nothing_outside_an_approved_scope_ever_executes_on_a_standing_approval(
     if set(keys) & EXEC:
         assert spent + cost <= 50.0, d.reason  # never over budget
         assert not dark, d.reason  # the exec blackout covers now
+
+
+# -- the project store: ask once, approve by the digest's link, revoke, expire -----------------------
+def test_standing_approval_in_the_store_approve_by_link_revoke_and_expire(tmp_path, monkeypatch):
+    import re
+    from html import unescape
+
+    from starlette.testclient import TestClient
+
+    from orchestrator.approvals import tokens
+    from orchestrator.approvals.app import create_app
+    from orchestrator.core.decide import decide
+    from orchestrator.proposals import Proposals
+    from orchestrator.settings import Settings
+    from orchestrator.store import open_store
+
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+    store = open_store(f"sqlite:///{tmp_path}/store.db", cached=False)
+    props = Proposals(store)
+    snap, asm = _snapshot(RES)
+    first = props.run_cycle(snap, asm, RES, now=NOW, llm=None, use_memory=False)
+    asked = {d.action.cause: d.action.action_id for d in first.decisions if d.action.type == STANDING}
+    assert set(asked) == {"standing:exec", "standing:growth"}  # asked ahead, before any work needs it
+    # asked once: the next cycle does not ask again while it is pending
+    again = props.run_cycle(snap, asm, RES, now=NOW + timedelta(minutes=5), llm=None, use_memory=False)
+    assert not [d for d in again.decisions if d.action.type == STANDING]
+    row = props.show(asked["standing:exec"])
+    assert row["status"] == "pending" and row["type"] == STANDING
+
+    secret = b"standing-test-secret-0123456789"
+    client = TestClient(create_app(store=store, secret=secret, settings=Settings(), clock=lambda: NOW))
+
+    def click(aid: str, decision: str, who: str):
+        tok = tokens.issue(aid, props.show(aid)["proposal_id"], decision, who, secret=secret, now=NOW,
+                           ttl=timedelta(hours=12))
+        page = client.get(f"/decide/{aid}/{decision}", params={"token": tok})
+        form = unescape(re.search(r'name="token" value="([^"]+)"', page.text).group(1))
+        return client.post(f"/decide/{aid}/{decision}", data={"token": form})
+
+    assert click(asked["standing:exec"], "approve", "finance-data@example.com").status_code == 200
+    assert props.show(asked["standing:exec"])["status"] == "standing"
+    assert asked["standing:exec"] not in [a.action_id for a in props.executable(NOW + timedelta(hours=1))]
+
+    # the ledger carries it into the next cycles: a routine refresh of its scope executes, naming it
+    later = NOW + timedelta(hours=1)
+    cover = StandingCover(StandingBook.from_ledger(props.ledger(later)), RES, later)
+    snap2, asm2 = _snapshot(RES)
+    (d,) = gate([_routine({"stg_account", "fct_revenue"})], snap2, asm2, RES, now=later, standing=cover)
+    assert d.decision == "execute" and d.authorised_by == asked["standing:exec"]
+    assert not [x for x in decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
+                if x.action.cause == "standing:exec"]
+
+    # cancelling it by the same links revokes it: the same work waits again, and it is not asked again
+    assert click(asked["standing:exec"], "cancel", "finance-data@example.com").status_code == 200
+    assert props.show(asked["standing:exec"])["status"] == "cancelled"
+    cover = StandingCover(StandingBook.from_ledger(props.ledger(later)), RES, later)
+    (d,) = gate([_routine({"stg_account", "fct_revenue"})], snap2, asm2, RES, now=later, standing=cover)
+    assert d.decision == "await_approval" and d.authorised_by is None
+    assert not [x for x in decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
+                if x.action.cause == "standing:exec"]
+
+    # an approved one expires after its term, and is then asked again
+    props.approve(asked["standing:growth"], "team:growth", now=later)
+    gone_at = later + STANDING_TTL + timedelta(minutes=1)
+    assert asked["standing:growth"] in props.expire(gone_at)
+    assert props.show(asked["standing:growth"])["status"] == "expired"
+    anew = [x.action for x in decide(snap2, RES, now=gone_at, ledger=props.ledger(gone_at)).standing_requests]
+    assert [a.cause for a in anew] == ["standing:growth"] and anew[0].action_id != asked["standing:growth"]
+    store.dispose()
