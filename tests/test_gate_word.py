@@ -130,3 +130,14 @@ def test_sync_spend_counts_against_the_budget_in_validation():
     run = Action(action_id="m1", type="materialize", asset_keys=("stg_events",), reason="x", estimated_cost_usd=2.0)
     accepted, rejected = validate(Plan(NOW, [run], "t"), sc.snapshot, sc.resolution, now=NOW)
     assert not accepted and "over budget" in rejected[0][1], rejected
+
+
+def test_actions_of_one_cycle_are_judged_on_the_budget_together():
+    # two runs of 10 USD with 15 left: each alone fits, both together would overspend
+    sc = scenario()
+    sc.assessment.cost.append(_budget(35.0))
+    a = Action("g1", "materialize", "x", asset_keys=GROWTH, estimated_cost_usd=10.0)
+    b = Action("g2", "materialize", "x", asset_keys=("fct_events_daily",), estimated_cost_usd=10.0)
+    d1, d2 = gate([a, b], sc.snapshot, sc.assessment, sc.resolution, now=NOW, config=GateConfig(low_risk=1.0))
+    assert d1.decision == "execute", d1.reason
+    assert d2.decision == "await_approval" and "over budget" in d2.reason, d2.reason

@@ -289,8 +289,11 @@ def gate(
             burning.add(name)
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
 
+    committed: dict[str, float] = {}  # what this cycle already lets run, per budget (runs together)
+
     def overspends(policy: str, cost: float) -> bool:
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
+        cost += committed.get(policy, 0.0)
         return ((day_budget is not None and today + cost > day_budget)
                 or (month_budget is not None and month + cost > month_budget))
 
@@ -408,4 +411,7 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"confidence {confidence:.2f} < {cfg.min_confidence} ({conf_why})"))
             else:
                 out.append(decide(EXECUTE, f"auto: low risk ({score:.2f}), confidence {confidence:.2f} ({conf_why})"))
+        if out and out[-1].decision == EXECUTE and a.estimated_cost_usd > 0:
+            for name in budget_names:
+                committed[name] = committed.get(name, 0.0) + a.estimated_cost_usd
     return out
