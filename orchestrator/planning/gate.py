@@ -36,6 +36,14 @@ failure has confidence 1 from the planner, at most 0.9 from the LLM.
 ``await_approval``; ``recommend`` -> ``await_approval``; ``auto`` -> ``execute`` only when every
 touched asset's policy lists the action in ``auto_approve``, risk is low and confidence >=
 ``min_confidence``. A ``full_resync`` never executes automatically.
+
+**Standing approvals** (``standing=``, ``orchestrator.core.standing``): a routine freshness
+``materialize`` that waits only because the policies do not pre-authorise it (``recommend`` or not
+in ``auto_approve``) executes when active standing approvals a person granted cover every touched
+asset of every policy that does not pre-authorise it, with low risk once the tier and rollout
+terms (what the approver accepted) are left out; the decision names them (``authorised_by``).
+Over budget, blackout, breaker, shadow, an operator cap, cost or LLM origin still hold it. The
+actions of one cycle are judged on a budget together: what the cycle already lets run counts.
 """
 
 from __future__ import annotations
