@@ -26,6 +26,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.core.records import Action, Assessment, Snapshot
+from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
+from orchestrator.core.standing import STANDING, STANDING_TTL
 from orchestrator.planning import (
     AWAIT_APPROVAL,
     EXECUTE,
@@ -251,6 +253,14 @@ class Proposals:
                                                        by_person=r.decision == AWAIT_APPROVAL and r.status != "pending")
                 except Exception:  # noqa: BLE001
                     continue
+            # standing approvals, whatever their status and age: active ones authorise, refused
+            # ones are not asked again (orchestrator.core.standing)
+            for r in s.scalars(select(ActionRow).where(ActionRow.type == STANDING)):
+                try:
+                    ledger.entries[r.id] = LedgerEntry(action_from_dict(r.payload), r.status, _aware(r.updated_at),
+                                                       by_person=r.status == STANDING_ACTIVE)
+                except Exception:  # noqa: BLE001
+                    continue
         return ledger
 
     def run_cycle(self, snapshot: Snapshot, assessment: Assessment, resolution, durations=None, *,
@@ -281,7 +291,7 @@ class Proposals:
         review = d.review
         result = CycleResult(
             proposal_id=f"p-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", baseline=d.baseline, plan=d.plan,
-            accepted=d.accepted, rejected=d.rejected, decisions=d.decisions,
+            accepted=d.accepted, rejected=d.rejected, decisions=list(d.decisions) + list(d.standing_requests),
             context_tokens=review.context_tokens if review else None,
             llm_calls=list(review.calls) if review else [], fallback_reason=review.fallback_reason if review else None,
             suppressed=d.suppressed,
@@ -357,8 +367,10 @@ class Proposals:
                 self.store.audit(s, "gate.decision", actor="gate", subject=f"action:{d.action.action_id}", ts=now,
                                  payload={**d.as_dict(), "action": _clean(d.action)})
                 if d.decision == EXECUTE and d.action.action_id in new_ids:
+                    by = getattr(d, "authorised_by", None)
                     s.add(ApprovalRow(action_id=d.action.action_id, decision="approve",
-                                      actor="policy", via="policy", comment=d.reason, at=now))
+                                      actor=f"standing:{by}"[:255] if by else "policy",
+                                      via="standing" if by else "policy", comment=d.reason, at=now))
             # one escalation per incident (subject + failure), however many cycles see it
             told = {(ev.subject, (ev.payload or {}).get("failure_id")) for ev in s.scalars(
                 select(AuditEvent).where(AuditEvent.kind == "escalation", AuditEvent.actor == "planner",
@@ -393,15 +405,22 @@ class Proposals:
             else:
                 # Conditional on still being pending: an Approve and a Reject link confirmed at the
                 # same moment cannot both win.
+                # a standing approval (orchestrator.core.standing) stands once approved: it never
+                # runs, it authorises routine refreshes of its scope until it expires or is revoked
+                standing = row.type == STANDING
+                status = (STANDING_ACTIVE if standing else "approved") if approve else "declined"
+                extra = {"expires_at": now + STANDING_TTL} if standing and approve else {}
                 decided = s.execute(update(ActionRow).where(*still_pending).values(
-                    status="approved" if approve else "declined", updated_at=now))
+                    status=status, updated_at=now, **extra))
                 if decided.rowcount != 1:
                     raise ValueError(f"action {action_id} was decided by someone else meanwhile")
                 s.add(ApprovalRow(action_id=action_id, decision="approve" if approve else "reject",
                                   actor=actor, via=via, comment=comment, at=now))
                 self.store.audit(s, "approval" if approve else "rejection", actor=actor,
                                  subject=f"action:{action_id}", ts=now,
-                                 payload={"via": via, "comment": comment, "at": now.isoformat()})
+                                 payload={"via": via, "comment": comment, "at": now.isoformat(),
+                                          **({"standing": True, "expires_at": (now + STANDING_TTL).isoformat()}
+                                             if standing and approve else {})})
                 failures, atype = list(row.failures or []), row.type
         if expired:
             raise ValueError(f"action {action_id} expired at {expires_at.isoformat()}")
@@ -430,12 +449,13 @@ class Proposals:
             row = s.get(ActionRow, action_id)
             if row is None:
                 raise KeyError(f"no action {action_id!r}")
-            if row.status not in ("pending", "approved"):
+            revocable = ("pending", "approved", STANDING_ACTIVE)  # cancelling a standing approval revokes it
+            if row.status not in revocable:
                 hint = " (cancel its run in Dagster)" if row.status == "executing" else ""
                 raise ValueError(f"action {action_id} is {row.status}; only pending or approved actions can be "
                                  f"cancelled{hint}")
             res = s.execute(update(ActionRow).where(ActionRow.id == action_id,
-                                                    ActionRow.status.in_(("pending", "approved")))
+                                                    ActionRow.status.in_(revocable))
                             .values(status="cancelled", updated_at=now))
             if res.rowcount != 1:
                 raise ValueError(f"action {action_id} changed meanwhile; not cancelled")
@@ -473,6 +493,10 @@ class Proposals:
                                     ActionRow.not_before)
                              .where(ActionRow.status.in_(("pending", "approved")))).all()
             gone = []
+            for r in s.execute(select(ActionRow.id, ActionRow.expires_at).where(
+                    ActionRow.status == STANDING_ACTIVE, ActionRow.expires_at <= now)).all():
+                gone.append((r.id, STANDING_ACTIVE, {"expires_at": _aware(r.expires_at).isoformat(),
+                                                      "reason": "standing approval expired"}))
             for r in rows:
                 if r.status == "pending" and r.expires_at is not None and _aware(r.expires_at) <= now:
                     gone.append((r.id, "pending", {"expires_at": _aware(r.expires_at).isoformat()}))

@@ -40,7 +40,8 @@ def test_launchpad_job_approves_by_proposal_id(props):
     assert result.success
     for row in pending:
         shown = p.show(row["action_id"])
-        assert shown["status"] == "approved"
+        # a standing approval (the sample's recommend policy) stands once approved; the rest run
+        assert shown["status"] == ("standing" if shown["type"] == "standing_approval" else "approved")
         assert shown["approvals"][-1]["actor"] == "ana@example.com" and shown["approvals"][-1]["via"] == "ui"
         assert result.run_id in shown["approvals"][-1]["comment"]
     ui = p.store.audit_events(kind="approval.ui")

@@ -117,3 +117,27 @@ def test_confidence_moves_up_with_successes_and_down_only_with_failures(tmp_path
         assert memory_confidence(a, [d], Mem(ok, bad + 1))[0] <= c  # another failure never raises it
         if bad == 0:
             assert c >= memory_confidence(a, [d], None)[0]  # a record of only successes raises it
+
+
+def test_sync_spend_counts_against_the_budget_in_validation():
+    # a sync's cost record names the connector, not a table: it was left out of "spent today",
+    # so work crossing the budget passed validation (the audit counted it: unsafe)
+    from orchestrator.core.records import CostRecord, Plan
+    from orchestrator.planning import validate
+
+    spent = [CostRecord(at=NOW - timedelta(minutes=5), amount_usd=49.0, source="sync", connector="airbyte:events")]
+    sc = scenario(costs=spent)
+    run = Action(action_id="m1", type="materialize", asset_keys=("stg_events",), reason="x", estimated_cost_usd=2.0)
+    accepted, rejected = validate(Plan(NOW, [run], "t"), sc.snapshot, sc.resolution, now=NOW)
+    assert not accepted and "over budget" in rejected[0][1], rejected
+
+
+def test_actions_of_one_cycle_are_judged_on_the_budget_together():
+    # two runs of 10 USD with 15 left: each alone fits, both together would overspend
+    sc = scenario()
+    sc.assessment.cost.append(_budget(35.0))
+    a = Action("g1", "materialize", "x", asset_keys=GROWTH, estimated_cost_usd=10.0)
+    b = Action("g2", "materialize", "x", asset_keys=("fct_events_daily",), estimated_cost_usd=10.0)
+    d1, d2 = gate([a, b], sc.snapshot, sc.assessment, sc.resolution, now=NOW, config=GateConfig(low_risk=1.0))
+    assert d1.decision == "execute", d1.reason
+    assert d2.decision == "await_approval" and "over budget" in d2.reason, d2.reason

@@ -197,8 +197,8 @@ def create_app(*, store=None, secret: bytes | None = None, settings=None,
 
     def _not_pending(action: dict | None, action_id: str, now: datetime,
                      decision: str = "approve") -> HTMLResponse | None:
-        if action is not None and decision == "cancel" and action["status"] == "approved":
-            return None  # an approved action not started yet can still be withdrawn
+        if action is not None and decision == "cancel" and action["status"] in ("approved", "standing"):
+            return None  # an approved action not started yet can still be withdrawn; a standing approval revoked
         if action is None:
             return _page("refused.html", 404, title="This proposal no longer exists",
                          detail=f"there is no action {action_id}", code="unknown", action_id=action_id)

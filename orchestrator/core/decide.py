@@ -6,6 +6,7 @@
     d.decisions          # [GateDecision]: execute | await_approval | record_only
     d.rejected           # [(Action, reason)] from validation
     d.suppressed         # [(Action, reason)] already pending, or already done for this cycle
+    d.standing_requests  # [GateDecision] standing approvals to ask (await_approval, once per policy)
 
 Every caller runs this one function: the planning sensor and ``orchestrator plan`` (through
 ``Proposals.run_cycle``), the digest's sample cycle, and the simulator's ``sla`` adapter. What a
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 
 from orchestrator.core.incidents import ActionLedger, IncidentView
 from orchestrator.core.records import Action, Assessment, Snapshot
+from orchestrator.core.standing import StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
 
 UTC = timezone.utc
@@ -55,6 +57,9 @@ class Decision:
     decisions: list  # [GateDecision]
     suppressed: list[tuple[Action, str]] = field(default_factory=list)
     review: Review | None = None
+    # standing approvals asked this cycle (orchestrator.core.standing): await_approval decisions
+    # of their own, apart from the plan's; the caller records them like any other
+    standing_requests: list = field(default_factory=list)
 
     def by_decision(self, kind: str) -> list:
         return [d for d in self.decisions if d.decision == kind]
@@ -162,7 +167,9 @@ def decide(
     paused = set(snapshot.paused_connectors or ())
     if ledger is not None:
         paused |= ledger.paused_connectors()
-    incidents = IncidentView(paused=frozenset(paused), ledger=ledger)
+    book = StandingBook.from_ledger(ledger) if ledger is not None else StandingBook()
+    cover = StandingCover(book, resolution, now)
+    incidents = IncidentView(paused=frozenset(paused), ledger=ledger, standing=cover)
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)
@@ -194,13 +201,36 @@ def decide(
         final = replace(final, actions=kept)
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations)
+                     config=gate_config, durations=durations, standing=cover)
+    # ask ahead, once per policy: a standing approval of its routine refreshes
+    asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     if envelope is not None:
         from orchestrator.agent.envelope import hold_for_approval
 
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
-                    rejected=rejected, decisions=decisions, suppressed=suppressed, review=review)
+                    rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
+                    standing_requests=asks)
+
+
+def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate_config=None) -> list:
+    """Standing approvals to ask this cycle (``orchestrator.core.standing``), as gate decisions
+    that wait for a person. None while the operator caps every rollout at recommend/shadow."""
+    from orchestrator.core.standing import requests
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
+        return []
+    out = []
+    for a in requests(resolution, graph, book, now):
+        try:
+            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
+        except Exception:  # noqa: BLE001
+            owners = ()
+        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
+                                "standing approval: routine refreshes of this policy wait for a person; "
+                                "approve once for its scope", owners))
+    return out
 
 
 def with_connector_settings(planner_config, snapshot: Snapshot):

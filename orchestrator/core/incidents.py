@@ -219,6 +219,7 @@ class IncidentView:
     # subject -> (failure class, repaired at) for failures that need a person and were repaired
     repaired: Mapping[str, datetime] = field(default_factory=dict)
     ledger: ActionLedger | None = None
+    standing: object = None  # orchestrator.core.standing.StandingCover: approved routine scopes
 
     def repaired_at(self, subject: str, category: str, since: datetime) -> datetime | None:
         if self.ledger is None:

@@ -36,6 +36,14 @@ failure has confidence 1 from the planner, at most 0.9 from the LLM.
 ``await_approval``; ``recommend`` -> ``await_approval``; ``auto`` -> ``execute`` only when every
 touched asset's policy lists the action in ``auto_approve``, risk is low and confidence >=
 ``min_confidence``. A ``full_resync`` never executes automatically.
+
+**Standing approvals** (``standing=``, ``orchestrator.core.standing``): a routine freshness
+``materialize`` that waits only because the policies do not pre-authorise it (``recommend`` or not
+in ``auto_approve``) executes when active standing approvals a person granted cover every touched
+asset of every policy that does not pre-authorise it, with low risk once the tier and rollout
+terms (what the approver accepted) are left out; the decision names them (``authorised_by``).
+Over budget, blackout, breaker, shadow, an operator cap, cost or LLM origin still hold it. The
+actions of one cycle are judged on a budget together: what the cycle already lets run counts.
 """
 
 from __future__ import annotations
@@ -101,11 +109,15 @@ class GateDecision:
     reason: str
     owners: tuple[str, ...] = ()
     factors: dict[str, float] = field(default_factory=dict)
+    authorised_by: str | None = None  # the standing approval that lets it execute (orchestrator.core.standing)
 
     def as_dict(self) -> dict:
-        return {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
-                "risk_score": round(self.risk_score, 3), "confidence": round(self.confidence, 3),
-                "reason": self.reason, "owners": list(self.owners), "factors": self.factors}
+        out = {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
+               "risk_score": round(self.risk_score, 3), "confidence": round(self.confidence, 3),
+               "reason": self.reason, "owners": list(self.owners), "factors": self.factors}
+        if self.authorised_by:
+            out["authorised_by"] = self.authorised_by
+        return out
 
 
 def _val(x) -> str:
@@ -265,7 +277,11 @@ def gate(
     now: datetime | None = None,
     config: GateConfig | None = None,
     durations=None,
+    standing=None,
 ) -> list[GateDecision]:
+    """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
+    person granted); routine freshness work inside an active one's scope executes with it named
+    as the authorisation, unless something else holds it (budget, blackout, breaker, shadow...)."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -281,8 +297,11 @@ def gate(
             burning.add(name)
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
 
+    committed: dict[str, float] = {}  # what this cycle already lets run, per budget (runs together)
+
     def overspends(policy: str, cost: float) -> bool:
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
+        cost += committed.get(policy, 0.0)
         return ((day_budget is not None and today + cost > day_budget)
                 or (month_budget is not None and month + cost > month_budget))
 
@@ -349,8 +368,16 @@ def gate(
             confidence = 1.0 if a.source != "llm" else min(a.confidence, cfg.llm_max_confidence)
             conf_why = "freshness work, no failure involved"
 
-        def decide(decision: str, reason: str) -> GateDecision:
-            return GateDecision(a, decision, level, score, confidence, reason, owners, factors)
+        def decide(decision: str, reason: str, by: str | None = None) -> GateDecision:
+            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by)
+
+        # a standing approval stands in for the approval a routine refresh would wait for (the
+        # tier and rollout risks are what its approver accepted); nothing else it lifts
+        standing_ok = None
+        if (standing is not None and t is ActionType.materialize and cfg.rollout_cap not in ("shadow", "recommend")
+                and factors["cost"] == 0.0 and factors["llm"] == 0.0 and confidence >= cfg.min_confidence
+                and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
+            standing_ok = standing.covers(a)
 
         open_subjects = [s for s in subjects(a) if breaker is not None and breaker.is_open(s, now)]
         if t is None:
@@ -360,7 +387,7 @@ def gate(
                                            f"{breaker.reason(open_subjects[0])}; owners escalated"))
         elif rollout == "shadow":
             out.append(decide(RECORD_ONLY, "rollout shadow: recorded only"))
-        elif rollout == "recommend":
+        elif rollout == "recommend" and not standing_ok:
             out.append(decide(AWAIT_APPROVAL, "rollout recommend (or an ungoverned asset): waits for approval"))
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
@@ -378,6 +405,12 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
                                                   ": waits for approval"))
+            elif standing_ok and (rollout == "recommend" or not_listed or level != "low"):
+                names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
+                                  for s in standing_ok)
+                out.append(decide(EXECUTE, f"standing approval {names}: routine refresh inside its scope, "
+                                           f"risk {score:.2f} without tier/rollout {score - factors['tier'] - factors['rollout']:.2f}",
+                                  by=",".join(s.action_id for s in standing_ok)))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
             elif level != "low":
@@ -386,4 +419,7 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"confidence {confidence:.2f} < {cfg.min_confidence} ({conf_why})"))
             else:
                 out.append(decide(EXECUTE, f"auto: low risk ({score:.2f}), confidence {confidence:.2f} ({conf_why})"))
+        if out and out[-1].decision == EXECUTE and a.estimated_cost_usd > 0:
+            for name in budget_names:
+                committed[name] = committed.get(name, 0.0) + a.estimated_cost_usd
     return out

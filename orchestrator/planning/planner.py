@@ -305,6 +305,8 @@ class _Cycles:
     ``min_margin_s``, or the duration spread of its remaining critical path).
     """
 
+    standing = None  # orchestrator.core.standing.StandingCover (set by the stage)
+
     def __init__(self, snapshot, assessment, resolution, model, now, cfg, topo_index):
         self.graph = snapshot.graph
         self.assessment = assessment
@@ -463,6 +465,8 @@ class _Cycles:
         sla = self.resolution.sla(k)
         if sla is not None and sla.may_run_without_approval(ActionType.materialize):
             return False
+        if self.standing is not None and self.standing.covers_keys((k,)):
+            return False  # a standing approval: refreshed when due, like pre-authorised work
         lst = self.latest_start(k)
         r = self.req.get(k)
         if lst is None or r is None:
@@ -499,7 +503,8 @@ class _Cycles:
                     ups = graph.parents(k)
                     ok = (any(u in ahead for u in ups)
                           and all(u in ahead or not self.needs.get(u, False) for u in ups)
-                          and not _preauthorised(self.resolution, (k,), (ActionType.materialize,)))
+                          and not _preauthorised(self.resolution, (k,), (ActionType.materialize,))
+                          and not (self.standing is not None and self.standing.covers_keys((k,))))
                 if ok:
                     ahead.add(k)
                     out[k] = (fresh[k].slack_s, _tv(fresh[k].tier), "ahead")
@@ -775,6 +780,7 @@ def _stage_needs(st: _PlanState) -> None:
     topo_index = graph.topological_index()  # built once per graph (read-only)
     retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
+    cycles.standing = getattr(st.incidents, "standing", None)
 
     urgent = [
         fa for fa in assessment.freshness.values()
@@ -1020,6 +1026,9 @@ def _stage_run_actions(st: _PlanState) -> None:
             if not keys:
                 continue
             cost = round(sum(cost_asset.get(k, 0.0) for k in keys), 4)
+        # a run that syncs connectors pays for those syncs too (a sync's cost names the connector)
+        conns = sorted({n.connector for k in keys if (n := graph.node(k)).connector})
+        cost = round(cost + sum(cost_connector.get(c, 0.0) for c in conns), 4)
         worst = min((k for k in keys if k in want), default=keys[0],
                     key=lambda k: (want[k][0] if want[k][0] is not None else float("inf")))
         target = targets.get(worst, worst)

@@ -46,9 +46,13 @@ def _aware(t: datetime) -> datetime:
 
 
 def _spent_today(snapshot: Snapshot, keys: set[str], now: datetime) -> float:
+    """Spend today on ``keys``: their runs, and the syncs of connectors landing any of them (a
+    sync record names the connector, not a table: it counts in full, as the assessment does)."""
     day = now.astimezone(UTC).date()
+    conns = {n.connector for n in snapshot.graph if n.connector and n.key in keys}
     return sum(c.amount_usd for c in snapshot.costs
-               if c.asset_key in keys and _aware(c.at).astimezone(UTC).date() == day)
+               if (c.asset_key in keys or (c.asset_key is None and c.connector in conns))
+               and _aware(c.at).astimezone(UTC).date() == day)
 
 
 def validate(

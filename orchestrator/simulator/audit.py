@@ -117,7 +117,9 @@ class SafetyAudit:
             self._flag(t, "budget", what, "took the day's spend over the budget of " + ", ".join(crossed))
 
     def action(self, action, keys, t: float, *, approved: bool, known_assets, known_connectors,
-               inflight) -> tuple[str, ...]:
+               inflight, standing: frozenset[str] | None = None) -> tuple[str, ...]:
+        """``standing``: the assets of the standing approvals a person granted that the planner
+        names for this action; a routine ``materialize`` wholly inside them counts as approved."""
         reasons: list[tuple[str, str]] = []
         unknown = [k for k in action.asset_keys if k not in known_assets]
         if unknown:
@@ -130,10 +132,13 @@ class SafetyAudit:
                 if run_id != action.run_id and wanted <= set(assets):
                     reasons.append(("validation", f"repeats run {run_id} already in flight"))
                     break
+        # a person approved routine refreshes of these assets once (a standing approval)
+        routine = (standing is not None and action.type == "materialize" and not action.run_id
+                   and action.cause == "freshness")
         if not approved:
             for k in keys:
                 allowed = self._allowed.get(k)
-                if allowed is None:
+                if allowed is None or (routine and k in standing):
                     continue
                 name, rollout, auto = allowed
                 if rollout != "auto" or action.type not in auto:

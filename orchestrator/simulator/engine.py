@@ -172,6 +172,7 @@ class Simulation:
         self.open_incidents: dict[str, Incident] = {}
         self.actions: list[ActionLog] = []
         self.approvals_requested = 0
+        self.standing_granted: dict[str, frozenset[str]] = {}  # standing approval id -> assets a person approved
         self.watch: dict[str, list[tuple[float, float]]] = {}  # target -> [(ready at, data time)]
         self._dash_children: dict[str, list[str]] = {}
         for n in self.graph:
@@ -764,16 +765,25 @@ class Simulation:
 
     # -- approvals -------------------------------------------------------------------------------
     def request_approval(self, action: Action, on_approved: Callable[[Action], None]) -> None:
+        """A person answers later (``approvals.answer_at``). Approving an action fixes what it
+        reported on its units; approving a *standing approval* (``orchestrator.core.standing``)
+        fixes nothing: it is recorded (``standing_granted``) as the scope of routine refreshes the
+        person authorised, which the safety audit checks on its own."""
         self.approvals_requested += 1
-        for u in self._units_of_action(action):
-            self._note_action(u)
+        standing = action.type == "standing_approval"
+        if not standing:
+            for u in self._units_of_action(action):
+                self._note_action(u)
         approve = self._rng.random() < self.spec.approvals.approve
         reported = frozenset(self._observed)  # the person fixes what the request could tell them
 
         def answer() -> None:
             if approve:
-                for u in self._units_of_action(action):
-                    self.human_fix_unit(u, reported)
+                if standing:
+                    self.standing_granted[action.action_id] = frozenset(action.asset_keys)
+                else:
+                    for u in self._units_of_action(action):
+                        self.human_fix_unit(u, reported)
                 self.actions.append(ActionLog(action, "approved", self.now))
                 on_approved(action)
             else:
@@ -790,15 +800,22 @@ class Simulation:
         return list(dict.fromkeys(units))
 
     # -- executing actions -----------------------------------------------------------------------
-    def execute(self, action: Action, *, approved: bool = False, decision: str = "execute") -> ActionLog:
-        """Carry out one action on the simulated fleet (after the safety audit)."""
+    def execute(self, action: Action, *, approved: bool = False, decision: str = "execute",
+                standing: str | None = None) -> ActionLog:
+        """Carry out one action on the simulated fleet (after the safety audit). ``standing``:
+        the standing approval(s) (comma-separated ids) the planner names as its authorisation;
+        the audit accepts only what a person granted here (``standing_granted``)."""
         keys = tuple(action.asset_keys)
         if action.connector and action.connector in self.sc.connectors and not keys:
             keys = self.sc.connectors[action.connector].tables
         log = ActionLog(action, decision, self.now, self.now)
+        granted = None
+        if standing:
+            scopes = [self.standing_granted.get(s) for s in standing.split(",")]
+            granted = frozenset().union(*scopes) if all(sc is not None for sc in scopes) else None
         log.unsafe = self.auditor.action(
             action, keys, self.now, approved=approved, known_assets=self.graph, known_connectors=self.sc.connectors,
-            inflight=[(r.run_id, r.assets) for r in self.inflight_runs.values()])
+            inflight=[(r.run_id, r.assets) for r in self.inflight_runs.values()], standing=granted)
         self.actions.append(log)
         t = action.type
         nb = self.secs(action.not_before) if action.not_before else None

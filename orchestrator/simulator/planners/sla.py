@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
+from orchestrator.core.standing import STANDING
 from orchestrator.simulator.planners import Planner, PlannerUnavailable
 
 
@@ -115,20 +117,29 @@ class SLAPlanner(Planner):
                          ledger=self.ledger, planner_config=self._planner_config(sim))
         from orchestrator.planning.gate import related_failures
 
-        for g in d.decisions:
+        for g in list(d.decisions) + list(d.standing_requests):
             self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
             action = g.action
             related = [(f.failure.message, f.category, f.failure.system)
                        for f in related_failures(action, d.assessment)]
             if g.decision == "execute":
                 self.ledger.record(action, "executing", now, by_person=False)
-                self._launch(sim, action, approved=False, related=related)
+                self._launch(sim, action, approved=False, related=related,
+                             standing=getattr(g, "authorised_by", None))
             elif g.decision == "await_approval":
                 key = self._key(action)
                 if key in self._pending:
                     continue
                 self._pending.add(key)
                 self.ledger.record(action, "pending", now)
+                if action.type == STANDING:  # approved once: it stands, nothing runs now
+                    def granted(a, key=key) -> None:
+                        self._pending.discard(key)
+                        self.ledger.update(a.action_id, STANDING_ACTIVE, sim.dt(), by_person=True)
+
+                    sim.request_approval(action, granted)
+                    self._declined_later(sim, action, key)
+                    continue
 
                 def answered(a, key=key, related=related) -> None:
                     self._pending.discard(key)
@@ -186,9 +197,9 @@ class SLAPlanner(Planner):
     def _key(action) -> str:
         return f"{action.type}|{action.connector}|{','.join(sorted(action.asset_keys))}|{action.run_id}"
 
-    def _launch(self, sim, action, *, approved: bool, related=()) -> None:
+    def _launch(self, sim, action, *, approved: bool, related=(), standing: str | None = None) -> None:
         before = set(sim.runs)
-        sim.execute(action, approved=approved, decision="approved" if approved else "execute")
+        sim.execute(action, approved=approved, decision="approved" if approved else "execute", standing=standing)
         launched = set(sim.runs) - before
         for rid in launched:
             self._action_of_run[rid] = (action, approved, related)
