@@ -466,7 +466,15 @@ def build_sync_checks(ctx: ProjectContext):
                 )
                 continue
             s = latest.get(node.connector)
-            d = diag.get(node.connector) if s is not None and s.status == "failed" else None
+            if s is None:  # read fine, but nothing to vouch for: never "passed" on no evidence
+                yield dg.AssetCheckResult(
+                    asset_key=k.asset_key, check_name=CHECK_NAME, passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"no sync on record for {node.connector} in the last 2 days",
+                    metadata={"sync_id": "", "category": "no_sync", "message": "no sync on record"},
+                )
+                continue
+            d = diag.get(node.connector) if s.status == "failed" else None
             yield dg.AssetCheckResult(
                 asset_key=k.asset_key, check_name=CHECK_NAME, passed=d is None,
                 metadata={"sync_id": s.sync_id if s else "", "category": d.category if d else "",

@@ -7,7 +7,8 @@ truncated, replaced by a 502 or lost after the emulator acted on the request.
   and accepted is never recorded as a failure, one it never received is never a success;
 * a hung API: the failure sensor's and the execution sensor's ticks return (bounded by their API
   deadline, asserted only with a bound far above it) and say what was not read;
-* the on-demand ``connector_sync`` check never reports passed on data it could not read.
+* the on-demand ``connector_sync`` check never reports passed on data it could not read, nor on a
+  connector read fine with no sync on record (WARN "no sync on record").
 """
 
 from __future__ import annotations
@@ -276,5 +277,42 @@ def test_connector_sync_check_never_passes_on_unreadable_data(sandbox, scenario)
                for e in by_system["fivetran"])
     assert "not a JSON object" in by_system["fivetran"][0].metadata["message"].value
     assert by_system["airbyte"]  # the readable system is still checked
+    ft.stop()
+    ab.stop()
+
+
+def test_connector_sync_check_warns_when_no_sync_is_on_record(sandbox, scenario):
+    """Read fine but nothing to vouch for (a connector with no sync in the window): WARN "no sync
+    on record", never passed; a connector with a recorded successful sync still passes."""
+    from sensors import ProjectContext
+    from sensors.failures import build_sync_checks
+
+    import time
+
+    ft, ab = _proxies(sandbox)
+    fivetran, airbyte = _resources(sandbox, ft, ab, timeout=5)
+    synced = scenario["airbyte"]["connections"][0]["id"]
+    client = airbyte.get_client()
+    job_id = client.start_sync_job(synced)["jobId"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and client.get_job_details(job_id)["status"] not in ("failed", "succeeded"):
+        time.sleep(0.2)
+    assert client.get_job_details(job_id)["status"] == "succeeded"
+    silent = "airbyte:00000000-0000-4000-8000-00000000dead"  # a connection no job ever ran for
+    graph = AssetGraph([*_graph(scenario), AssetNode("ab_silent/rows", role=CONNECTOR_TABLE, connector=silent,
+                                                     kinds=frozenset({"airbyte"}))])
+    (check,) = build_sync_checks(ProjectContext(graph=graph, resolution=None))
+    specs = [dg.AssetSpec(dg.AssetKey.from_user_string(n.key)) for n in graph]
+    defs = dg.Definitions(assets=specs, asset_checks=[check], resources={"fivetran": fivetran, "airbyte": airbyte})
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance,
+                                                                                 raise_on_error=False)
+    evals = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    quiet = evals["ab_silent/rows"]
+    assert not quiet.passed and quiet.severity == dg.AssetCheckSeverity.WARN
+    assert quiet.metadata["category"].value == "no_sync" and "no sync on record" in quiet.description
+    # the connection synced just before: read fine, a sync on record, passed with its id
+    recorded = [e for k, e in evals.items() if graph.node(k).connector == f"airbyte:{synced}"]
+    assert recorded and all(e.passed and e.metadata["sync_id"].value == str(job_id) for e in recorded)
     ft.stop()
     ab.stop()

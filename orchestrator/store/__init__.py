@@ -12,7 +12,8 @@ Public API::
     store.audit_events(kind="diagnosis", limit=100)
 
 ``open_store`` runs ``alembic upgrade head`` on open (idempotent), so a fresh database gets every
-table. Adding tables later: put models in ``orchestrator/store/models.py`` (or a module that
+table; a database already at the head revision of the migration files is opened without
+importing Alembic (``is_current``). Adding tables later: put models in ``orchestrator/store/models.py`` (or a module that
 imports ``Base``) and add a revision file ``migrations/versions/NNNN_<slug>.py`` with
 ``revision = "NNNN_<slug>"`` and ``down_revision`` = the current head
 (``0018_sync_signals`` now). Keep revisions linear and portable (SQLite + PostgreSQL); see ``migrations/README.md``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +124,46 @@ def _alembic_config(url: str):
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+_REV = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.M)
+
+
+def migration_head(directory: Path | None = None) -> str | None:
+    """The one head revision of the migration files, read from their ``revision`` /
+    ``down_revision`` lines without importing Alembic; None when it cannot be told for sure
+    (several heads, an unparsable file): the caller then asks Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted(((directory or MIGRATIONS_DIR) / "versions").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        found = dict((k, v.strip()) for k, v in _REV.findall(path.read_text(encoding="utf-8")))
+        rev = re.fullmatch(r"""["']([^"']+)["']""", found.get("revision", ""))
+        if rev is None or "down_revision" not in found:
+            return None
+        revisions.add(rev.group(1))
+        parents.update(re.findall(r"""["']([^"']+)["']""", found["down_revision"]))
+    heads = revisions - parents
+    return next(iter(heads)) if len(heads) == 1 else None
+
+
+def is_current(engine: Engine) -> bool:
+    """True when the database is already at the migrations' head (``alembic_version`` holds
+    exactly it): opening it then needs no Alembic (its import alone is ~0.3 s of CPU)."""
+    head = migration_head()
+    if head is None:
+        return False
+    from sqlalchemy import inspect, text
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return False
+            rows = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    except Exception:  # noqa: BLE001 - unreadable: let Alembic say what is wrong
+        return False
+    return rows == [head]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -290,7 +332,7 @@ def open_store(url: str | None = None, *, migrate: bool = True, cached: bool = T
         if cached and url in _STORES:
             return _STORES[url]
         engine = _make_engine(url)
-        if migrate:
+        if migrate and not is_current(engine):
             upgrade(engine)
         store = Store(engine)
         if cached:
