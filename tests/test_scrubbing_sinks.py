@@ -370,3 +370,56 @@ def test_failure_sensor_metadata_and_audit_keep_no_secret(tmp_path):
     dump = "\n".join(out) + json.dumps(store.audit_events(kind="failure.diagnosed", limit=100000), default=str)
     assert "<secret>" in dump
     assert leaks(dump) == []
+
+
+# -- a real Dagster run --------------------------------------------------------------------------
+def test_a_real_dagster_run_failing_with_vendor_secrets_keeps_none_in_events_or_compute_logs(tmp_path):
+    """Two syncs fail in a real run (dagster's own failure shapes: dagster-fivetran's
+    ``connector_details`` metadata, dagster-airbyte's "Job failed: N") with vendor messages
+    carrying every planted secret; the project explains them (``orchestrator.resources``) and
+    neither the run's events (STEP_FAILURE message, cause, metadata) nor anything the instance
+    wrote (event log, compute logs) holds one."""
+    import dagster as dg
+
+    from orchestrator.resources.sync_failures import explain_airbyte_failure, explain_fivetran_failure
+
+    details = {"paused": False, "status": {"setup_state": "broken", "tasks": [
+        {"code": "auth", "message": m, "details": m} for m in MESSAGES]},
+        "setup_tests": [{"title": "Connecting", "status": "FAILED", "message": m} for m in MESSAGES]}
+
+    class Airbyte:
+        configuration_api_base_url = "http://x"
+
+        def _single_request(self, **kw):
+            return {"attempts": [{"attempt": {"failureSummary": {"failures": [
+                {"failureOrigin": "source", "failureType": "config_error", "externalMessage": m,
+                 "internalMessage": m} for m in MESSAGES]}}}]}
+
+    @dg.asset
+    def crm_account():
+        failure = dg.Failure("Sync for connector 'crm' failed!", metadata={
+            "connector_details": dg.MetadataValue.json(details),
+            "log_url": dg.MetadataValue.url("https://fivetran.com/dashboard/connectors/crm")})
+        raise explain_fivetran_failure(failure, None, "crm") from None  # as FivetranWorkspaceResource does
+
+    @dg.asset
+    def events_page_view():
+        raise explain_airbyte_failure(dg.Failure("Job failed: 42"), Airbyte()) from None  # as AirbyteWorkspaceResource
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = dg.materialize([crm_account, events_page_view], instance=instance, raise_on_error=False)
+        assert not result.success
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert len(failures) == 2
+        assert "<secret>" in str(failures[0].event_specific_data.error.message)
+        records = instance.all_logs(result.run_id)
+        dumped = "\n".join(dg.serialize_value(r) for r in records)
+        assert "STEP_FAILURE" in dumped and "fivetran_problems" in dumped and "failure_reasons" in dumped
+        assert leaks(dumped) == []
+        # every file the instance wrote: the run and event log databases, compute logs of the steps
+        files = [p for p in home.rglob("*") if p.is_file()]
+        assert any(p.suffix == ".db" for p in files)
+        written = "\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in files)
+        assert "Sync for connector" in written and leaks(written) == []
