@@ -423,3 +423,61 @@ def test_a_real_dagster_run_failing_with_vendor_secrets_keeps_none_in_events_or_
         assert any(p.suffix == ".db" for p in files)
         written = "\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in files)
         assert "Sync for connector" in written and leaks(written) == []
+
+
+def test_schema_change_pull_requests_and_commits_keep_no_secret(tmp_path):
+    """A patch whose summary and impact carry the planted strings (they come from the warehouse's
+    and the connector's words), published through a real git repository and a pull-request host:
+    the pull request's title and body, the commit message and the store keep none of them."""
+    import subprocess
+
+    from sqlalchemy import text
+
+    from orchestrator.schema_changes.patch import Patch
+    from orchestrator.schema_changes.publish import GitPublisher
+    from orchestrator.schema_changes.store import SchemaPatches
+    from orchestrator.store import open_store
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path / "repo", check=True, capture_output=True,
+                              text=True).stdout
+
+    (tmp_path / "repo" / "models").mkdir(parents=True)
+    (tmp_path / "repo" / "models" / "m.sql").write_text("select 1\n")
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "init")
+
+    class Host:
+        prs: list = []
+
+        def open_pull_request(self, head, base, title, body):
+            self.prs.append((title, body))
+            return "https://git.example.test/pr/1"
+
+    class Impact:
+        def __init__(self, m):
+            self.table, self.owners, self.m = "shop.orders", set(), m
+
+        def as_dict(self):
+            return {"summary": f"breaks stg_orders: {self.m}"}
+
+    class Verified:
+        ok = True
+
+        def as_dict(self):
+            return {"ok": True, "commands": ["dbt build"]}
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db", cached=False)
+    patches = SchemaPatches(store)
+    host = Host()
+    proposal = patches.propose(Patch(files={"models/m.sql": ("select 1\n", "select 2\n")}, answered=MESSAGES[:40]),
+                               [Impact(m) for m in MESSAGES], Verified())
+    patches.approve(proposal.id, "ops@example.com", GitPublisher(tmp_path / "repo", host=host))
+    (title, body), = host.prs
+    log = git("log", "--all", "--format=%B")
+    with store.session() as s:
+        rows = "\n".join(repr(tuple(r)) for r in s.execute(text("SELECT * FROM schema_patches")).all())
+    assert "<secret>" in body and "select 2" in body
+    assert leaks(title) == [] and leaks(body) == [] and leaks(log) == []
+    assert leaks(rows + json.dumps(store.audit_events(limit=100000), default=str)) == []
