@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orchestrator.agent.envelope import DROP_TYPE, drop_target
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
 from orchestrator.core.standing import STANDING, STANDING_TTL
@@ -422,6 +423,8 @@ class Proposals:
                                           **({"standing": True, "expires_at": (now + STANDING_TTL).isoformat()}
                                              if standing and approve else {})})
                 failures, atype = list(row.failures or []), row.type
+                if row.type == DROP_TYPE:  # an LLM's drop: carried out here, never by the sensor
+                    self._settle_drop(s, row, approve, actor, via, now)
         if expired:
             raise ValueError(f"action {action_id} expired at {expires_at.isoformat()}")
         for f in failures:  # the operator's verdict teaches the failure memory
@@ -430,6 +433,29 @@ class Proposals:
             except Exception:
                 pass
         return self.show(action_id)
+
+    def _settle_drop(self, s, row: ActionRow, approve: bool, actor: str, via: str, now: datetime) -> None:
+        """An approved LLM drop cancels its baseline action if that has not started (pending or
+        approved); a rejected one keeps it. The drop itself is settled at once (its outcome says
+        what happened), in the approval's transaction; a declined drop stays ``declined``."""
+        if not approve:  # declined: the baseline action stays as it is
+            return
+        target = drop_target(action_from_dict(row.payload)) if row.payload else None
+        trow = s.get(ActionRow, target) if target else None
+        if trow is None:
+            final, detail = "failed", f"no action {target!r} to cancel"
+        elif s.execute(update(ActionRow).where(ActionRow.id == target, ActionRow.status.in_(("pending", "approved")))
+                       .values(status="cancelled", updated_at=now)).rowcount == 1:
+            s.add(ApprovalRow(action_id=target, decision="cancel", actor=actor, via=via,
+                              comment=f"LLM drop {row.id} approved", at=now))
+            self.store.audit(s, "cancellation", actor=actor, subject=f"action:{target}", ts=now,
+                             payload={"via": via, "comment": f"LLM drop {row.id} approved", "was": trow.status})
+            final, detail = "succeeded", f"{target} cancelled"
+        else:
+            final, detail = "failed", f"{target} is {trow.status}: too late to cancel"
+        s.execute(update(ActionRow).where(ActionRow.id == row.id).values(status=final, updated_at=now))
+        self.store.audit(s, "outcome", actor="orchestrator", subject=f"action:{row.id}", ts=now,
+                         payload={"success": final == "succeeded", "detail": detail})
 
     def approve(self, action_id: str, actor: str, via: str = "cli", comment: str | None = None,
                 now: datetime | None = None) -> dict:

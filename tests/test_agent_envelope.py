@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planning_fixtures import NOW, failure, fresh, scenario
 
-from orchestrator.agent.envelope import EnvelopeConfig, enforce, hold_for_approval
+from orchestrator.agent.envelope import DROP_TYPE, EnvelopeConfig, drop_target, enforce, hold_for_approval
 from orchestrator.agent.schema import LLMPlan, merge
 from orchestrator.planning import gate, plan, validate
 from orchestrator.policies import ActionType
@@ -20,7 +20,10 @@ UTC = timezone.utc
 CFG = EnvelopeConfig()
 
 
-def world(auth: bool = False):
+RECOMMEND = '  - name: watch\n    select: [{key: "crm/account"}]\n    max_lag: 48h\n    rollout: recommend\n'
+
+
+def world(auth: bool = False, blackout: str = ""):
     fails = [failure("f1", "rate_limit", "HTTP 429 rate limit", connector="fivetran:crm", asset="crm/account"),
              failure("p1", "source_unavailable", "timeout", asset="fct_events_daily", partition="2026-03-09",
                      system="dagster")]
@@ -29,10 +32,11 @@ def world(auth: bool = False):
                              asset="events/page_view", transient=False, system="airbyte"))
     return scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account"),
                                fresh("dashboard/growth", slack=3 * 3600, blocker="events/page_view", tier="low")],
-                    failures=fails)
+                    failures=fails, blackout=blackout)
 
 
-WORLDS = {"rate-limit": world(), "auth-expired": world(auth=True)}
+# "recommend": the work on crm/account waits for a person (its policy recommends, never acts)
+WORLDS = {"rate-limit": world(), "auth-expired": world(auth=True), "recommend": world(blackout=RECOMMEND)}
 BASELINES = {k: plan(sc.snapshot, sc.assessment, sc.resolution, now=NOW) for k, sc in WORLDS.items()}
 
 
@@ -94,6 +98,41 @@ def test_dropping_every_baseline_action_drops_none(w):
     assert env.plan.escalations == base.escalations
 
 
+def test_a_drop_is_a_proposal_that_waits_for_approval(w):
+    """Every dropped baseline action that waits for a person (or runs later) gets a drop
+    proposal of its own, pending, with the model's rationale scrubbed; pauses never do; one
+    that runs now by itself runs as planned."""
+    sc, base, base_exec = w
+    base_pending = {d.action.action_id for d in cycle(sc, base)[2] if d.decision == "await_approval"}
+    env, _, _, decisions = with_llm(sc, base, {"rationale": "nothing to do", "actions": [], "dropped": [
+        {"ref": a.action_id, "rationale": "not needed; the password is hunter2 per ops@example.com"}
+        for a in base.actions]})
+    drops = {drop_target(d.action): d for d in decisions if d.action.type == DROP_TYPE}
+    assert all(d.decision == "await_approval" for d in drops.values())
+    expect = {a.action_id for a in base.actions if a.type != "pause_connector" and a.action_id in base_pending}
+    assert set(drops) == expect
+    for aid, d in drops.items():
+        assert d.action.source == "llm" and d.action.confidence == 0.0
+        assert "not needed" in d.action.reason and aid in d.action.reason
+        assert "hunter2" not in d.action.reason and "ops@example.com" not in d.action.reason
+    assert not set(drops) & set(base_exec)
+
+
+def test_a_changed_subject_proposes_dropping_the_baseline_action(w):
+    sc, base, base_exec = w
+    pending = [d.action for d in cycle(sc, base)[2] if d.decision == "await_approval" and d.action.type != "pause_connector"]
+    if not pending:
+        pytest.skip("nothing waits for approval in this world")
+    a = pending[0]
+    env, _, _, decisions = with_llm(sc, base, {"rationale": "swap", "actions": [
+        keep(a, asset_keys=["stg_contact"], type="materialize", connector=None, partitions=[], tables={},
+             rationale="contact matters more")]})
+    drops = [d for d in decisions if d.action.type == DROP_TYPE]
+    assert [drop_target(d.action) for d in drops] == [a.action_id]
+    assert "replaced by materialize on stg_contact" in drops[0].action.reason
+    assert set(executed(decisions)) == set(base_exec)
+
+
 def test_subject_swaps_keep_the_baseline_and_hold_the_swapped_version(w):
     sc, base, base_exec = w
     env, _, rejected, decisions = with_llm(sc, base, {"rationale": "swap", "actions": [
@@ -132,7 +171,7 @@ def test_five_thousand_actions_write_a_bounded_audit(w):
                 "confidence": 1.0} for i in range(2500)]
     actions += [{"type": "retry", "asset_keys": [f"nope_{i}"], "rationale": "y", "confidence": 1.0} for i in range(2500)]
     env, accepted, rejected, decisions = with_llm(sc, base, {"rationale": "flood", "actions": actions})
-    assert len(rejected) + len(decisions) <= len(base.actions) + CFG.max_llm_actions + CFG.max_rejection_rows
+    assert len(rejected) + len(decisions) <= len(base.actions) + CFG.max_llm_actions + CFG.max_rejection_rows + CFG.max_drop_proposals
     assert any(a.type == "summary" and "more LLM actions rejected" in r for a, r in rejected)
     assert set(executed(decisions)) == set(base_exec)
 
@@ -229,14 +268,31 @@ def _check(name, answer):
     # safety actions and escalations stay
     assert env.plan.escalations == base.escalations
     assert {a.action_id for a in base.actions if a.type == "pause_connector"} <= {a.action_id for a in env.plan.actions}
+    # what waited for a person still waits (a drop does not remove it)
+    pending = {d.action.action_id for d in base_decisions if d.decision == "await_approval"}
+    assert pending <= {d.action.action_id for d in decisions if d.decision == "await_approval"}
+    # a drop is a proposal that waits for a person, about a baseline action, never a pause
+    base_ids = {a.action_id: a for a in base.actions}
+    for d in decisions:
+        if d.action.type == DROP_TYPE:
+            assert d.decision == "await_approval" and d.action.source == "llm"
+            assert drop_target(d.action) in base_ids and base_ids[drop_target(d.action)].type != "pause_connector"
+            assert "hunter2" not in d.action.reason
     # 3. the audit of one cycle is bounded
-    assert len(rejected) + len(decisions) <= len(base.actions) + CFG.max_llm_actions + CFG.max_rejection_rows
+    assert len(rejected) + len(decisions) <= len(base.actions) + CFG.max_llm_actions + CFG.max_rejection_rows + CFG.max_drop_proposals
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers(BASELINES["rate-limit"]))
 def test_adversary_rate_limit_world(answer):
     _check("rate-limit", answer)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers(BASELINES["recommend"]))
+def test_adversary_recommend_world(answer):
+    """Work waiting for a person: drops and subject swaps become drop proposals, never executions."""
+    _check("recommend", answer)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -359,4 +415,4 @@ def test_adversary_over_the_real_context_through_the_whole_cycle(live, data):
     assert {a.action_id for a in plain.plan.actions if a.type == "pause_connector"} <= {
         a.action_id for a in d.plan.actions}
     assert len(d.rejected) + len(d.decisions) <= len(plain.baseline.actions) + CFG.max_llm_actions + \
-        CFG.max_rejection_rows
+        CFG.max_rejection_rows + CFG.max_drop_proposals

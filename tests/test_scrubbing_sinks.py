@@ -370,3 +370,114 @@ def test_failure_sensor_metadata_and_audit_keep_no_secret(tmp_path):
     dump = "\n".join(out) + json.dumps(store.audit_events(kind="failure.diagnosed", limit=100000), default=str)
     assert "<secret>" in dump
     assert leaks(dump) == []
+
+
+# -- a real Dagster run --------------------------------------------------------------------------
+def test_a_real_dagster_run_failing_with_vendor_secrets_keeps_none_in_events_or_compute_logs(tmp_path):
+    """Two syncs fail in a real run (dagster's own failure shapes: dagster-fivetran's
+    ``connector_details`` metadata, dagster-airbyte's "Job failed: N") with vendor messages
+    carrying every planted secret; the project explains them (``orchestrator.resources``) and
+    neither the run's events (STEP_FAILURE message, cause, metadata) nor anything the instance
+    wrote (event log, compute logs) holds one."""
+    import dagster as dg
+
+    from orchestrator.resources.sync_failures import explain_airbyte_failure, explain_fivetran_failure
+
+    details = {"paused": False, "status": {"setup_state": "broken", "tasks": [
+        {"code": "auth", "message": m, "details": m} for m in MESSAGES]},
+        "setup_tests": [{"title": "Connecting", "status": "FAILED", "message": m} for m in MESSAGES]}
+
+    class Airbyte:
+        configuration_api_base_url = "http://x"
+
+        def _single_request(self, **kw):
+            return {"attempts": [{"attempt": {"failureSummary": {"failures": [
+                {"failureOrigin": "source", "failureType": "config_error", "externalMessage": m,
+                 "internalMessage": m} for m in MESSAGES]}}}]}
+
+    @dg.asset
+    def crm_account():
+        failure = dg.Failure("Sync for connector 'crm' failed!", metadata={
+            "connector_details": dg.MetadataValue.json(details),
+            "log_url": dg.MetadataValue.url("https://fivetran.com/dashboard/connectors/crm")})
+        raise explain_fivetran_failure(failure, None, "crm") from None  # as FivetranWorkspaceResource does
+
+    @dg.asset
+    def events_page_view():
+        raise explain_airbyte_failure(dg.Failure("Job failed: 42"), Airbyte()) from None  # as AirbyteWorkspaceResource
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        result = dg.materialize([crm_account, events_page_view], instance=instance, raise_on_error=False)
+        assert not result.success
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert len(failures) == 2
+        assert "<secret>" in str(failures[0].event_specific_data.error.message)
+        records = instance.all_logs(result.run_id)
+        dumped = "\n".join(dg.serialize_value(r) for r in records)
+        assert "STEP_FAILURE" in dumped and "fivetran_problems" in dumped and "failure_reasons" in dumped
+        assert leaks(dumped) == []
+        # every file the instance wrote: the run and event log databases, compute logs of the steps
+        files = [p for p in home.rglob("*") if p.is_file()]
+        assert any(p.suffix == ".db" for p in files)
+        written = "\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in files)
+        assert "Sync for connector" in written and leaks(written) == []
+
+
+def test_schema_change_pull_requests_and_commits_keep_no_secret(tmp_path):
+    """A patch whose summary and impact carry the planted strings (they come from the warehouse's
+    and the connector's words), published through a real git repository and a pull-request host:
+    the pull request's title and body, the commit message and the store keep none of them."""
+    import subprocess
+
+    from sqlalchemy import text
+
+    from orchestrator.schema_changes.patch import Patch
+    from orchestrator.schema_changes.publish import GitPublisher
+    from orchestrator.schema_changes.store import SchemaPatches
+    from orchestrator.store import open_store
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path / "repo", check=True, capture_output=True,
+                              text=True).stdout
+
+    (tmp_path / "repo" / "models").mkdir(parents=True)
+    (tmp_path / "repo" / "models" / "m.sql").write_text("select 1\n")
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "init")
+
+    class Host:
+        prs: list = []
+
+        def open_pull_request(self, head, base, title, body):
+            self.prs.append((title, body))
+            return "https://git.example.test/pr/1"
+
+    class Impact:
+        def __init__(self, m):
+            self.table, self.owners, self.m = "shop.orders", set(), m
+
+        def as_dict(self):
+            return {"summary": f"breaks stg_orders: {self.m}"}
+
+    class Verified:
+        ok = True
+
+        def as_dict(self):
+            return {"ok": True, "commands": ["dbt build"]}
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db", cached=False)
+    patches = SchemaPatches(store)
+    host = Host()
+    proposal = patches.propose(Patch(files={"models/m.sql": ("select 1\n", "select 2\n")}, answered=MESSAGES[:40]),
+                               [Impact(m) for m in MESSAGES], Verified())
+    patches.approve(proposal.id, "ops@example.com", GitPublisher(tmp_path / "repo", host=host))
+    (title, body), = host.prs
+    log = git("log", "--all", "--format=%B")
+    with store.session() as s:
+        rows = "\n".join(repr(tuple(r)) for r in s.execute(text("SELECT * FROM schema_patches")).all())
+    assert "<secret>" in body and "select 2" in body
+    assert leaks(title) == [] and leaks(body) == [] and leaks(log) == []
+    assert leaks(rows + json.dumps(store.audit_events(limit=100000), default=str)) == []

@@ -225,6 +225,21 @@ def _post_bounded(config: LLMConfig, body: dict, deadline: float, http=None) -> 
     return box["data"]
 
 
+def _serialise(context: dict) -> str:
+    """The context as one JSON text, scrubbed field by field. A context ``build_context`` made
+    (:class:`ScrubbedContext`) was scrubbed there, string by string: it is not scrubbed a second
+    time unless a configured secret's literal value shows in it anyway."""
+    from orchestrator.planning.context import ScrubbedContext
+    from orchestrator.scrubbing import _literal_pattern
+
+    if isinstance(context, ScrubbedContext):
+        text = json.dumps(context, separators=(",", ":"), default=str)
+        lit = _literal_pattern()
+        if lit is None or not lit.search(text):
+            return text
+    return json.dumps(scrub_obj(dict(context)), separators=(",", ":"), default=str)
+
+
 def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None,
            tier: str | None = None, started: float | None = None) -> AgentOutcome:
     """Ask the model to review ``baseline``; any failure returns the baseline (recorded).
@@ -241,7 +256,7 @@ def review(baseline: AgentPlan, context: dict, *, config: LLMConfig, client=None
     messages = [
         {"role": "system", "content": scrub_pii(SYSTEM_PROMPT)},
         # field by field, then serialised once: the context stays valid JSON
-        {"role": "user", "content": json.dumps(scrub_obj(context), separators=(",", ":"), default=str)},
+        {"role": "user", "content": _serialise(context)},
     ]
 
     def call(purpose: str):

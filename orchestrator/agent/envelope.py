@@ -48,6 +48,10 @@ from orchestrator.planning.common import UTC, AgentPlan
 from orchestrator.scrubbing import scrub_pii
 
 SAFETY_TYPES = frozenset({"pause_connector"})
+# An LLM's drop (or change of subject) of a baseline action, as a proposal of its own: it always
+# waits for a person; approving it cancels that baseline action if it has not started
+# (``Proposals.approve``), rejecting it keeps the action. Never executed by the sensor.
+DROP_TYPE = "drop_action"
 RUN_TYPES = frozenset({"materialize", "defer"})  # justified by data late for a deadline
 
 
@@ -59,6 +63,7 @@ class EnvelopeConfig:
     max_rejection_rows: int = 20
     priority_bounds: tuple[int, int] = (-1000, 1000)
     max_reason_chars: int = 600
+    max_drop_proposals: int = 10  # drops/subject changes proposed one by one per cycle (the rest noted)
 
 
 @dataclass
@@ -67,6 +72,8 @@ class EnvelopeResult:
     rejected: list[tuple[Action, str]] = field(default_factory=list)
     hold: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # what was put back, for the rationale / audit
+    drops: list[Action] = field(default_factory=list)  # DROP_TYPE proposals (``cause`` = "drop:<baseline id>")
+    now: datetime | None = None
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -245,13 +252,18 @@ def enforce(
     actions: list[Action] = []
 
     # 1. every baseline action, in the planner's order, with only what the envelope allows
+    drop_reasons = dict(getattr(proposed, "drop_reasons", None) or {})
+    drops: list[Action] = []
     for b in baseline.actions:
         p = by_id.get(b.action_id)
         if p is None:
-            why = ("a safety action: never dropped" if b.type in SAFETY_TYPES
-                   else "dropped or changed by the LLM: kept (its approver may still reject it)")
+            safety = b.type in SAFETY_TYPES
+            why = ("a safety action: never dropped" if safety
+                   else "dropped or changed by the LLM: kept; the drop waits for approval as its own proposal")
             actions.append(replace(b, reason=_note(f"{b.reason} | {why}", cfg.max_reason_chars)))
             notes.append(f"{b.action_id} {why}")
+            if not safety and len(drops) < cfg.max_drop_proposals:
+                drops.append(drop_proposal(b, drop_reasons.get(b.action_id, ""), cfg))
             continue
         prio = max(lo, min(hi, int(p.priority)))
         if prio < b.priority and facts.on_urgent_path(b):
@@ -344,7 +356,31 @@ def enforce(
                      failure_links={k: v for k, v in {**baseline.failure_links, **proposed.failure_links}.items()
                                     if k in {a.action_id for a in actions}},
                      fallback_reason=proposed.fallback_reason)
-    return EnvelopeResult(plan, rejected, hold, notes[:50])
+    return EnvelopeResult(plan, rejected, hold, notes[:50], drops, now)
+
+
+def drop_proposal(b: Action, rationale: str, cfg: EnvelopeConfig) -> Action:
+    """The LLM's suggestion not to run baseline action ``b`` (a drop, or a change of its subject),
+    as a proposal a person approves or rejects; the model's rationale scrubbed and clipped."""
+    subjects = ", ".join([*b.asset_keys[:3], *([b.connector] if b.connector else [])]) or "-"
+    more = f" (+{len(b.asset_keys) - 3})" if len(b.asset_keys) > 3 else ""
+    why = " ".join(str(rationale or "no reason given").split())
+    return Action(
+        action_id="llm-drop-" + hashlib.sha1(b.action_id.encode()).hexdigest()[:12],
+        type=DROP_TYPE,
+        reason=_note(f"The LLM proposes not to run {b.action_id} ({b.type} on {subjects}{more}): {why}. "
+                     f"Approve to cancel {b.action_id} if it has not started; reject to keep it.",
+                     cfg.max_reason_chars),
+        asset_keys=b.asset_keys, partitions=b.partitions, connector=b.connector, tables=b.tables,
+        priority=b.priority, not_before=b.not_before, confidence=0.0, estimated_cost_usd=0.0, source="llm",
+        cause=f"drop:{b.action_id}", cycle=b.cycle,
+    )
+
+
+def drop_target(action: Action) -> str | None:
+    """The baseline action a DROP_TYPE proposal would cancel."""
+    cause = action.cause or ""
+    return cause[5:] if action.type == DROP_TYPE and cause.startswith("drop:") else None
 
 
 def summarise(rejected: list[tuple[Action, str]], max_rows: int) -> list[tuple[Action, str]]:
@@ -367,10 +403,12 @@ def summarise(rejected: list[tuple[Action, str]], max_rows: int) -> list[tuple[A
 
 
 def hold_for_approval(decisions: list, env: EnvelopeResult | None) -> list:
-    """Gate decisions with every held (LLM-originated) action waiting for approval."""
-    if env is None or not env.hold:
+    """Gate decisions with every held (LLM-originated) action waiting for approval, plus one
+    pending proposal per drop of a baseline action that has not started by itself (one the gate
+    runs now has run as planned: the drop stays a note)."""
+    if env is None or not (env.hold or env.drops):
         return decisions
-    from orchestrator.planning.gate import AWAIT_APPROVAL, EXECUTE
+    from orchestrator.planning.gate import AWAIT_APPROVAL, EXECUTE, GateDecision
 
     out = []
     for d in decisions:
@@ -378,4 +416,18 @@ def hold_for_approval(decisions: list, env: EnvelopeResult | None) -> list:
             d = replace(d, decision=AWAIT_APPROVAL,
                         reason=f"proposed by the LLM, not by the planner: waits for approval ({d.reason})")
         out.append(d)
+    by_id = {d.action.action_id: d for d in decisions}
+    now = env.now
+    for drop in env.drops:
+        target = by_id.get(drop_target(drop) or "")
+        if target is None or target.decision not in (EXECUTE, AWAIT_APPROVAL):
+            continue  # refused, screened out or only recorded: nothing to cancel
+        later = target.action.not_before is not None and now is not None and _aware(target.action.not_before) > now
+        if target.decision == EXECUTE and not later:
+            continue
+        out.append(GateDecision(
+            action=drop, decision=AWAIT_APPROVAL, risk=target.risk, risk_score=target.risk_score, confidence=0.0,
+            reason=f"an LLM drop of {target.action.action_id} ({target.decision}): waits for approval; approving "
+                   "cancels that action if it has not started",
+            owners=tuple(target.owners)))
     return out

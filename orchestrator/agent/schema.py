@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +52,14 @@ SCHEMA_HINT = """{
 }"""
 
 
+@dataclass
+class LLMAgentPlan(AgentPlan):
+    """The LLM's plan, with why it dropped or replaced baseline actions (baseline id -> the
+    model's words, unscrubbed: the envelope scrubs what it keeps)."""
+
+    drop_reasons: dict[str, str] = field(default_factory=dict)
+
+
 def _same_subject(a: Action, b: LLMAction) -> bool:
     return (
         a.type == b.type and tuple(a.asset_keys) == tuple(b.asset_keys)
@@ -68,12 +77,14 @@ def merge(baseline: AgentPlan, answer: LLMPlan, model: str) -> AgentPlan:
     used: set[str] = set()
     actions: list[Action] = []
     links = dict(baseline.failure_links)
+    reasons = {d.ref: " ".join(d.rationale.split())[:300] for d in answer.dropped if d.ref in by_id}
     for la in answer.actions:
         base = by_id.get(la.ref or "")
         note = " ".join(la.rationale.split())[:300]
         if base is not None and base.action_id not in used and _same_subject(base, la):
             used.add(base.action_id)
             dropped.discard(base.action_id)
+            reasons.pop(base.action_id, None)
             actions.append(Action(
                 action_id=base.action_id, type=base.type, reason=f"{base.reason} | LLM: {note}",
                 asset_keys=base.asset_keys, partitions=base.partitions, connector=base.connector,
@@ -82,8 +93,9 @@ def merge(baseline: AgentPlan, answer: LLMPlan, model: str) -> AgentPlan:
                 source="planner" if la.priority == base.priority and la.not_before in (None, base.not_before) else "llm",
             ))
             continue
-        if base is not None:
+        if base is not None and base.action_id not in used:
             used.add(base.action_id)  # replaced by a changed version
+            reasons[base.action_id] = f"replaced by {la.type} on {', '.join(la.asset_keys[:3]) or la.connector}: {note}"
         new_id = action_id("llm-" + la.type, la.asset_keys, la.partitions, la.connector, la.tables,
                            la.run_id, la.not_before, la.ref)
         actions.append(Action(
@@ -101,8 +113,8 @@ def merge(baseline: AgentPlan, answer: LLMPlan, model: str) -> AgentPlan:
     rationale = " ".join(answer.rationale.split())[:1000]
     if dropped:
         rationale += f" (dropped: {', '.join(sorted(dropped))})"
-    return AgentPlan(
+    return LLMAgentPlan(
         created_at=baseline.created_at, actions=actions, planner=f"llm:{model}",
         rationale=rationale or baseline.rationale, escalations=list(baseline.escalations),
-        failure_links=links,
+        failure_links=links, drop_reasons=reasons,
     )

@@ -92,7 +92,7 @@ def llm_reviewer(config, client=None) -> Reviewer:
 
         started = time.monotonic()  # the review's bound counts the context too
         ctx, tokens = build_context(plan, snapshot, assessment, resolution, durations,
-                                    max_tokens=config.max_context_tokens)
+                                    max_tokens=config.max_context_tokens, time_budget_s=config.timeout_s / 2)
         out = agent_review(plan, ctx, config=config, client=client, started=started)
         return Review(out.plan, list(out.calls), out.fallback_reason, tokens)
 

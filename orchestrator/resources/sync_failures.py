@@ -19,6 +19,26 @@ from orchestrator.scrubbing import scrub_pii as scrub
 AIRBYTE_JOB_ID = re.compile(r"Job (?:failed|was cancelled): (\d+)")
 
 
+def scrubbed_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The metadata a failure carries into run events, scrubbed value by value: dagster-fivetran
+    puts the connector's whole details (vendor messages included) in ``connector_details``."""
+    out: dict[str, Any] = {}
+    for key, value in (metadata or {}).items():
+        if isinstance(value, dg.JsonMetadataValue):
+            out[key] = dg.MetadataValue.json(scrub_obj(value.data))
+        elif isinstance(value, dg.UrlMetadataValue):
+            out[key] = dg.MetadataValue.url(scrub(value.url))
+        elif isinstance(value, (dg.TextMetadataValue, dg.MarkdownMetadataValue)):
+            out[key] = type(value)(scrub(value.value))
+        elif isinstance(value, str):
+            out[key] = scrub(value)
+        elif isinstance(value, (dict, list)):
+            out[key] = scrub_obj(value)
+        else:
+            out[key] = value
+    return out
+
+
 def airbyte_failure_reasons(job_info: Mapping[str, Any]) -> list[dict[str, Any]]:
     reasons = []
     for attempt in job_info.get("attempts") or []:
@@ -53,7 +73,7 @@ def explain_airbyte_failure(failure: dg.Failure, client) -> dg.Failure:
     return dg.Failure(
         description=scrub(f"{failure.description}: [{last.get('failureOrigin')}/{last.get('failureType')}] {message}"),
         metadata={
-            **(failure.metadata or {}),
+            **scrubbed_metadata(failure.metadata),
             "airbyte_job_id": job_id,
             "failure_reasons": dg.MetadataValue.json(reasons),
         },
@@ -89,7 +109,7 @@ def explain_fivetran_failure(failure: dg.Failure, client, connector_id: str) -> 
         return failure
     return dg.Failure(
         description=scrub(f"{failure.description} {' | '.join(problems)}"),
-        metadata={**metadata, "fivetran_problems": dg.MetadataValue.json(problems)},
+        metadata={**scrubbed_metadata(metadata), "fivetran_problems": dg.MetadataValue.json(problems)},
     )
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from orchestrator.scrubbing import scrub_pii
+
 
 class PublishError(Exception):
     pass
@@ -102,8 +104,10 @@ class GitPublisher:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(text, encoding="utf-8")
                 self._git("add", "-A", cwd=work)
-                message = f"Schema change fix: {proposal.summary}\n\nProposal {proposal.id}, approved by " \
-                          f"{proposal.decided_by}. Verified: {', '.join((proposal.verification or {}).get('commands', []))}"
+                # leaves the process (the remote, the pull request): scrubbed like every other sink
+                message = scrub_pii(f"Schema change fix: {proposal.summary}") + \
+                    f"\n\nProposal {proposal.id}, approved by {proposal.decided_by}. Verified: " + \
+                    scrub_pii(', '.join((proposal.verification or {}).get('commands', [])))
                 self._git("-c", "user.name=sla-orchestrator", "-c", "user.email=sla-orchestrator@localhost",
                           "commit", "-m", message, cwd=work)
                 commit = self._git("rev-parse", "HEAD", cwd=work)
@@ -124,5 +128,6 @@ class GitPublisher:
                 *[f"- `{c}`" for c in verification.get("commands", [])], "",
                 "```diff", proposal.diff[:50000], "```",
             ])
-            pr_url = self.host.open_pull_request(branch, self.base, f"Schema change fix: {proposal.summary}"[:250], body)
+            pr_url = self.host.open_pull_request(branch, self.base, scrub_pii(f"Schema change fix: {proposal.summary}")[:250],
+                                                 scrub_pii(body))
         return Published(branch, commit, pr_url)

@@ -102,7 +102,7 @@ class SchemaPatches:
                 return PatchProposal.from_row(existing)
             row = SchemaPatchRow(
                 id=uuid.uuid4().hex[:16], fingerprint=fingerprint, tables=json.dumps(tables),
-                summary=summary, impact=[i.as_dict() for i in impacts],
+                summary=scrub_pii(summary), impact=scrub_obj([i.as_dict() for i in impacts]),
                 # dbt's messages and log tail may quote a credential or personal data (scrubbed)
                 diff=patch.diff(), files=files,
                 verification=scrub_obj(verification.as_dict()) if verification else None,
