@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from dagster_dbt.dbt_manifest import validate_manifest
 
-from assets.dbt_meta import (
+from .dbt_meta import (
     MetaReport,
     dagster_meta,
     map_group,
