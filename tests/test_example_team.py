@@ -140,9 +140,13 @@ def _wait_job(client, job_id, timeout=30):
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def test_airbyte_sync_failure_recovered_end_to_end(team):
+def test_airbyte_sync_failure_recovered_end_to_end(team, tmp_path, monkeypatch):
     from orchestrator.proposals import Proposals
     from orchestrator.store import open_store
+
+    # a store of its own: what other tests' ticks proposed (a sync of the stale CRM tables) would
+    # rightly cover the retry and leave nothing to launch
+    monkeypatch.setenv("ORCHESTRATOR_STORE_URL", f"sqlite:///{tmp_path}/store.db")
 
     control = f"{team.emulators.airbyte_base_url}/_emulator/faults"
     fault = {"kind": "sync_failure", "target": CRM, "next_syncs": 1, "attempts": 1, "code": "transient_error",
