@@ -15,6 +15,7 @@ if __name__ == "sensors":  # the repository checkout: one module object per file
     from orchestrator.lib._alias import alias
 
     alias("sensors", "orchestrator.lib.sensors")
+
 from dataclasses import dataclass, field
 from typing import Any
 

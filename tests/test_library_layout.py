@@ -72,6 +72,18 @@ def test_wheel_ships_one_namespaced_package(tmp_path):
     assert (built / "orchestrator" / "emulators" / "scenarios" / "default.yaml").is_file()  # package data kept
 
 
+def test_library_folders_import_themselves_relatively():
+    """An absolute ``from sensors.x import`` inside sensors/ (or ``from assets.x`` inside assets/)
+    works in the checkout through the alias but breaks every installed copy: refused here."""
+    import re
+
+    bad = re.compile(r"^\s*(from|import)\s+(sensors|assets)(\.|\s|$)", re.M)
+    offenders = [f"{path.relative_to(ROOT)}:{source[:m.start()].count(chr(10)) + 1}"
+                 for folder in ("sensors", "assets") for path in sorted((ROOT / folder).glob("*.py"))
+                 for source in [path.read_text()] for m in bad.finditer(source)]
+    assert not offenders, f"use relative imports (from .x import ...) in {offenders}"
+
+
 def test_component_registered_for_dg():
     found = {ep.value for ep in metadata.entry_points(group="dagster_dg_cli.registry_modules")}
     assert "orchestrator.components" in found
