@@ -7,24 +7,38 @@ from dagster_airbyte.translator import AirbyteMetadataSet
 
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 
-INGESTION_OWNER = "team:data-platform"
+from orchestrator.lib.ownership import DEFAULT_INGESTION_OWNER as INGESTION_OWNER
+from orchestrator.lib.ownership import airbyte_key_style, ingestion_owner, owner_rules
 
 
 class AirbyteTranslator(DagsterAirbyteTranslator):
-    """Keys Airbyte tables like Fivetran's, ``<schema>/<table>``, instead of one flat name.
+    """Keys Airbyte tables like Fivetran's, ``<schema>/<table>``, instead of one flat name
+    (``ORCHESTRATOR_AIRBYTE_ASSET_KEYS=dagster`` keeps dagster-airbyte's default key).
 
     ``props.schema`` is the connection's namespace (see ``AirbyteWorkspaceResource``) and
-    ``props.table_name`` the destination table (stream prefix included).
+    ``props.table_name`` the destination table (stream prefix included). Owners: the
+    ``ORCHESTRATOR_CONNECTOR_OWNERS`` rules on the workspace and connection
+    (``orchestrator/lib/ownership.py``), else ``team:data-platform``.
     """
+
+    def __init__(self, workspace_id: str | None = None, workspace_name: str | None = None,
+                 key_style: str | None = None):
+        super().__init__()
+        self.workspace_id, self.workspace_name = workspace_id, workspace_name
+        self.key_style = key_style or airbyte_key_style()
+        self.rules = owner_rules()
 
     def get_asset_spec(self, props: AirbyteConnectionTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
         schema = props.schema
-        key = dg.AssetKey([schema, props.table_name]) if schema else spec.key
+        key = dg.AssetKey([schema, props.table_name]) if schema and self.key_style == "schema" else spec.key
+        owner = ingestion_owner(source_id=self.workspace_id, source_name=self.workspace_name,
+                                connector_id=props.connection_id, connector_name=props.connection_name,
+                                rules=self.rules)
         return spec.replace_attributes(
             key=key,
             group_name=f"airbyte_{schema or 'default'}",
-            owners=[INGESTION_OWNER],
+            owners=[owner],
             description=(
                 f"Stream `{props.stream_name}` synced by the Airbyte connection "
                 f"`{props.connection_name}` ({props.connection_id})"
@@ -36,10 +50,21 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
         )
 
 
+def _workspace_name(workspace: AirbyteWorkspaceResource) -> str | None:
+    """The workspace's name (one GET, only when owner rules are configured); None when the API
+    cannot be read (the rules then match the workspace id)."""
+    try:
+        client = workspace.get_client()
+        body = client._single_request(method="GET", url=f"{client.rest_api_base_url}/workspaces/{workspace.workspace_id}")
+        return (body or {}).get("name")
+    except Exception:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+        return None
+
+
 def build_airbyte_assets(workspace: AirbyteWorkspaceResource, connection_selector_fn=None) -> list[dg.AssetsDefinition]:
     """One sync multi-asset per connection; ``connection_selector_fn``
     (``orchestrator.resources.airbyte_selector``) keeps only the selected connections."""
-    translator = AirbyteTranslator()
+    translator = AirbyteTranslator(workspace.workspace_id, _workspace_name(workspace) if owner_rules() else None)
     specs = workspace.load_asset_specs(dagster_airbyte_translator=translator,
                                        connection_selector_fn=connection_selector_fn)
     connection_ids = sorted({AirbyteMetadataSet.extract(s.metadata).connection_id for s in specs})

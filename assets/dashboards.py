@@ -19,8 +19,8 @@ import dagster as dg
 import duckdb
 from dagster_dbt.dbt_manifest import validate_manifest
 
-from assets.dbt import WAREHOUSE_POOL, ProjectDbtTranslator
-from assets.dbt_meta import tag_value
+from .dbt import WAREHOUSE_POOL, ProjectDbtTranslator
+from .dbt_meta import tag_value
 from orchestrator.settings import get_settings
 
 DASHBOARD_GROUP = "dashboards"

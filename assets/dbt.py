@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from dagster_dbt.dbt_manifest import validate_manifest
 
-from assets.dbt_meta import (
+from .dbt_meta import (
     MetaReport,
     dagster_meta,
     map_group,
@@ -58,6 +58,8 @@ class ProjectDbtTranslator(DagsterDbtTranslator):
             candidate = dg.AssetKey([dbt_resource_props["schema"], table])
             if candidate in self._connector_keys:
                 return candidate
+            if dg.AssetKey([table]) in self._connector_keys:  # dagster-airbyte's default key
+                return dg.AssetKey([table])
         return super().get_asset_key(dbt_resource_props)
 
     # dbt meta is free-form; everything that reaches Dagster is mapped to a valid value or

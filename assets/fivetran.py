@@ -13,16 +13,27 @@ from dagster_fivetran.translator import FivetranMetadataSet
 
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 
-INGESTION_OWNER = "team:data-platform"
+from orchestrator.lib.ownership import DEFAULT_INGESTION_OWNER as INGESTION_OWNER
+from orchestrator.lib.ownership import ingestion_owner, owner_rules
 
 
 class FivetranTranslator(DagsterFivetranTranslator):
+    """Owners: the ``ORCHESTRATOR_CONNECTOR_OWNERS`` rules on the connector's group (destination)
+    and the connector (``orchestrator/lib/ownership.py``), else ``team:data-platform``."""
+
+    def __init__(self, group_names: dict[str, str] | None = None):
+        super().__init__()
+        self.group_names = group_names or {}
+        self.rules = owner_rules()
+
     def get_asset_spec(self, props: FivetranConnectorTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
         schema, table = props.table.split(".")
+        owner = ingestion_owner(source_id=props.destination_id, source_name=self.group_names.get(props.destination_id or ""),
+                                connector_id=props.connector_id, connector_name=props.connector_name, rules=self.rules)
         return spec.replace_attributes(
             group_name=f"fivetran_{schema}",
-            owners=[INGESTION_OWNER],
+            owners=[owner],
             description=(
                 f"Table `{table}` synced by the Fivetran {props.service} connector "
                 f"`{props.connector_id}` into schema `{schema}`"
@@ -35,6 +46,15 @@ def connector_ids(specs: Sequence[dg.AssetSpec]) -> list[str]:
     return sorted({FivetranMetadataSet.extract(s.metadata).connector_id for s in specs})
 
 
+def _group_names(workspace: FivetranWorkspaceResource) -> dict[str, str]:
+    """Group (destination) id -> name (only when owner rules are configured); empty when the API
+    cannot be read (the rules then match the group id)."""
+    try:
+        return {g["id"]: g.get("name") or g["id"] for g in workspace.get_client().get_groups()["items"]}
+    except Exception:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+        return {}
+
+
 def build_fivetran_assets(workspace: FivetranWorkspaceResource, connector_selector_fn=None) -> list[dg.AssetsDefinition]:
     """One sync multi-asset per connector, each taking an optional resync config.
 
@@ -43,7 +63,7 @@ def build_fivetran_assets(workspace: FivetranWorkspaceResource, connector_select
     ``connector_selector_fn`` (``orchestrator.resources.fivetran_selector``) keeps only the
     selected connectors.
     """
-    translator = FivetranTranslator()
+    translator = FivetranTranslator(_group_names(workspace) if owner_rules() else None)
     specs = workspace.load_asset_specs(dagster_fivetran_translator=translator,
                                        connector_selector_fn=connector_selector_fn)
     definitions = []

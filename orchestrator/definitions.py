@@ -7,16 +7,16 @@ import os
 
 import dagster as dg
 
-from assets.airbyte import build_airbyte_assets
-from assets.dashboards import build_dashboard_assets
-from assets.dbt import (
+from orchestrator.lib.assets.airbyte import build_airbyte_assets
+from orchestrator.lib.assets.dashboards import build_dashboard_assets
+from orchestrator.lib.assets.dbt import (
     ManifestUnavailable,
     ProjectDbtTranslator,
     build_dbt_assets,
     daily_partitions,
     load_manifest,
 )
-from assets.fivetran import build_fivetran_assets
+from orchestrator.lib.assets.fivetran import build_fivetran_assets
 from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
 from orchestrator.project_graph import asset_graph_from_assets
 from orchestrator.resources import (
@@ -31,8 +31,8 @@ from orchestrator.resources import (
 )
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, NOT_LOADED, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
-from sensors import ProjectContext, sensor_definitions
-from sensors.execution import warehouse_tag
+from orchestrator.lib.sensors import ProjectContext, sensor_definitions
+from orchestrator.lib.sensors.execution import warehouse_tag
 
 log = logging.getLogger(__name__)
 

@@ -39,6 +39,20 @@ def _dbt_unique_id(metadata) -> str | None:
     return str(getattr(props, "value", props)) if props else None
 
 
+def _partitioning(partitions_def) -> str | None:
+    """``daily`` (this code location's contract), else the kind of partitioning a team chose
+    (``weekly``, ``hourly``, ``monthly``, ``time_window``, ``static``, ...): any value means
+    partitioned; the planner keeps backfills within one partitioning."""
+    if partitions_def is None:
+        return None
+    for cls, name in ((dg.DailyPartitionsDefinition, "daily"), (dg.WeeklyPartitionsDefinition, "weekly"),
+                      (dg.HourlyPartitionsDefinition, "hourly"), (dg.MonthlyPartitionsDefinition, "monthly"),
+                      (dg.TimeWindowPartitionsDefinition, "time_window"), (dg.StaticPartitionsDefinition, "static")):
+        if isinstance(partitions_def, cls):
+            return name
+    return type(partitions_def).__name__.removesuffix("PartitionsDefinition").lower() or "partitioned"
+
+
 def _node(spec: dg.AssetSpec, partitions_def) -> AssetNode:
     kinds = set(spec.kinds)
     metadata = spec.metadata or {}
@@ -50,7 +64,7 @@ def _node(spec: dg.AssetSpec, partitions_def) -> AssetNode:
         group=spec.group_name,
         owners=tuple(spec.owners),
         tags=dict(spec.tags),
-        partitioning="daily" if isinstance(partitions_def, dg.DailyPartitionsDefinition) else None,
+        partitioning=_partitioning(partitions_def),
         connector=_connector(metadata),
         # dbt_name: the exposure name for dashboards (what policy selectors match), the dbt
         # unique_id for models.

@@ -21,7 +21,7 @@ from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.assessment import CostRates, assess_cost
 from orchestrator.core.graph import DASHBOARD
 from orchestrator.core.records import CostAssessment, Snapshot
-from sensors import ProjectContext
+from . import ProjectContext
 
 UTC = timezone.utc
 SENSOR_NAME = "cost_sensor"

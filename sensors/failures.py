@@ -43,7 +43,7 @@ from orchestrator.assessment import diagnose_failures, link_root_causes
 from orchestrator.core.graph import CONNECTOR_TABLE
 from orchestrator.core.records import DiagnosedFailure, SyncRecord
 from orchestrator.recovery import failure_assets, failure_subject
-from sensors import ProjectContext
+from . import ProjectContext
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -283,7 +283,7 @@ def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connec
     from orchestrator.policies import DurationModel
     from orchestrator.recovery import stored_diagnoses
     from orchestrator.snapshot import build_snapshot
-    from sensors.execution import RUN_TYPES, _run_pass
+    from .execution import RUN_TYPES, _run_pass
 
     snap = snapshot or build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
                                       connectors=connectors)
@@ -319,7 +319,7 @@ def relaunch_lost_requests(context, props, *, now: datetime, owner: str) -> list
     from orchestrator.planning import action_from_dict
     from orchestrator.proposals import CALL_LEASE
     from orchestrator.recovery import retake_launch, unlaunched_runs
-    from sensors.execution import TAG_ACTION, _proposal_of, run_requests_for
+    from .execution import TAG_ACTION, _proposal_of, run_requests_for
 
     out: list[dg.RunRequest] = []
     for launch in unlaunched_runs(props.store, started_before=now):

@@ -21,7 +21,7 @@ from orchestrator.resources.fivetran import FivetranWorkspaceResource
 
 from orchestrator.assessment import assess_freshness
 from orchestrator.core.records import FreshnessAssessment, FreshnessStatus, Snapshot
-from sensors import ProjectContext
+from . import ProjectContext
 
 UTC = timezone.utc
 CHECK_NAME = "sla_freshness"

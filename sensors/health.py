@@ -24,7 +24,7 @@ from orchestrator.core.graph import CONNECTOR_TABLE
 from orchestrator.health.detect import LoadVerdict
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
-from sensors import ProjectContext
+from . import ProjectContext
 
 UTC = timezone.utc
 CHECK_NAME = "load_anomalies"

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import dagster as dg
 
-from sensors import ProjectContext
+from . import ProjectContext
 
 UTC = timezone.utc
 CHECK_NAME = "agent_proposal"

@@ -31,7 +31,7 @@ import dagster as dg
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
-from sensors import ProjectContext
+from . import ProjectContext
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -41,13 +41,13 @@ JOB_NAME = "schema_patch"
 
 
 def _project_dir() -> Path:
-    from assets.dbt import dbt_project
+    from ..assets.dbt import dbt_project
 
     return Path(dbt_project().project_dir)
 
 
 def _parsed_manifest() -> dict:
-    from assets.dbt import ensure_manifest
+    from ..assets.dbt import ensure_manifest
 
     return json.loads(ensure_manifest().read_text())
 

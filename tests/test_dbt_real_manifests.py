@@ -64,11 +64,11 @@ def real_defs(sandbox, tmp_path_factory):
             pytest.skip(f"{manifest_path(name)} not present")
         if name not in loaded:
             handler = _Collect()
-            logging.getLogger("assets").addHandler(handler)
+            logging.getLogger("orchestrator.lib.assets").addHandler(handler)
             try:
                 defs = _load(name, tmp_path_factory.mktemp(name))
             finally:
-                logging.getLogger("assets").removeHandler(handler)
+                logging.getLogger("orchestrator.lib.assets").removeHandler(handler)
             loaded[name] = (defs, handler.messages)
         return loaded[name]
 

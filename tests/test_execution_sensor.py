@@ -15,7 +15,7 @@ from orchestrator.store import open_store
 DEFS = textwrap.dedent('''
     import json, os
     import dagster as dg
-    from sensors.execution import build_execution_sensor
+    from orchestrator.lib.sensors.execution import build_execution_sensor  # as an installed team would
 
     def _asset(key, deps=(), partitioned=False):
         @dg.asset(key=dg.AssetKey.from_user_string(key), deps=[dg.AssetKey.from_user_string(d) for d in deps],

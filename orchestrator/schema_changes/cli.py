@@ -30,7 +30,7 @@ def schema_changes_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per table with changes.")
 def scan_command(as_json: bool) -> None:
     """Diff every dbt source table against what landed last, with the impact of each change."""
-    from assets.dbt import dbt_project, ensure_manifest
+    from orchestrator.lib.assets.dbt import dbt_project, ensure_manifest
     from orchestrator.schema_changes.lineage import build_lineage
     from orchestrator.schema_changes.scan import compiled_manifest, scan
     from orchestrator.settings import get_settings
@@ -84,7 +84,7 @@ def show_command(patch_id, store_url) -> None:
 
 
 def _decide(patch_id, actor, store_url, approve: bool) -> None:
-    from assets.dbt import dbt_project
+    from orchestrator.lib.assets.dbt import dbt_project
     from orchestrator.schema_changes.publish import GitPublisher, PublishError
     from orchestrator.schema_changes.store import PatchDecisionError, SchemaPatches
 

@@ -1,0 +1,70 @@
+"""Issue 14, item 3: connector tables' owners from the Fivetran group / Airbyte workspace by rule,
+and Airbyte keys compatible with dagster-airbyte's default (no API: the translators alone, and the
+dbt translator linking a source to a default-keyed Airbyte table)."""
+
+import dagster as dg
+import pytest
+from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
+from dagster_fivetran import FivetranConnectorTableProps
+from dagster_fivetran.translator import FivetranSchemaConfig
+
+from orchestrator.lib.ownership import airbyte_key_style, ingestion_owner, owner_rules
+
+
+def _airbyte_props(name="Stripe billing", schema="billing", table="invoices"):
+    return AirbyteConnectionTableProps(
+        table_name=table, stream_prefix=None, stream_name=table, json_schema={"properties": {}},
+        connection_id="8e2b-conn", connection_name=name, destination_type="duckdb", database="team", schema=schema)
+
+
+def _fivetran_props(group="shop_wh"):
+    return FivetranConnectorTableProps(
+        table="shop.orders", connector_id="bright_till", connector_name="shop", connector_url="https://x",
+        destination_id=group, schema_config=FivetranSchemaConfig.from_schema_config_details(schema_config_details={"schemas": {"shop": {
+            "name_in_destination": "shop", "enabled": True,
+            "tables": {"orders": {"name_in_destination": "orders", "enabled": True, "columns": {}}}}}}), database="shop", service="shopify")
+
+
+def test_rules_first_match_wins_and_source_names_the_group():
+    rules = owner_rules("stripe*=team:billing-data, 6f2c*=finance@example.com, *=source")
+    assert ingestion_owner(source_id="ws-1", source_name="Team Space", connector_id="c", connector_name="Stripe billing",
+                           rules=rules) == "team:billing-data"
+    assert ingestion_owner(source_id="6f2c-ws", source_name=None, connector_id="c", connector_name="CRM",
+                           rules=rules) == "finance@example.com"
+    assert ingestion_owner(source_id="ws-1", source_name="Team Space", connector_id="c", connector_name="CRM",
+                           rules=rules) == "team:Team_Space"
+    assert ingestion_owner(source_id="g", source_name=None, connector_id="c", connector_name="n",
+                           rules=[]) == "team:data-platform"
+    with pytest.raises(ValueError, match="not pattern=owner"):
+        owner_rules("team:x")
+    with pytest.raises(ValueError, match="ORCHESTRATOR_AIRBYTE_ASSET_KEYS"):
+        airbyte_key_style("flat")
+
+
+def test_translators_take_owners_from_the_workspace_and_group(monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_CONNECTOR_OWNERS", "stripe*=team:billing-data,*=source")
+    from assets.airbyte import AirbyteTranslator
+    from assets.fivetran import FivetranTranslator
+
+    ab = AirbyteTranslator("3c1d-ws", "Revenue workspace")
+    assert ab.get_asset_spec(_airbyte_props()).owners == ["team:billing-data"]
+    assert ab.get_asset_spec(_airbyte_props(name="Salesforce CRM")).owners == ["team:Revenue_workspace"]
+    ft = FivetranTranslator({"shop_wh": "Shop warehouse"})
+    assert ft.get_asset_spec(_fivetran_props()).owners == ["team:Shop_warehouse"]
+    monkeypatch.delenv("ORCHESTRATOR_CONNECTOR_OWNERS")
+    assert FivetranTranslator().get_asset_spec(_fivetran_props()).owners == ["team:data-platform"]
+
+
+def test_airbyte_keys_follow_the_configured_style(monkeypatch):
+    from assets.airbyte import AirbyteTranslator
+    from assets.dbt import ProjectDbtTranslator
+
+    assert AirbyteTranslator().get_asset_spec(_airbyte_props()).key == dg.AssetKey(["billing", "invoices"])
+    monkeypatch.setenv("ORCHESTRATOR_AIRBYTE_ASSET_KEYS", "dagster")
+    default = DagsterAirbyteTranslator().get_asset_spec(_airbyte_props()).key
+    assert AirbyteTranslator().get_asset_spec(_airbyte_props()).key == default == dg.AssetKey(["invoices"])
+    # a dbt source billing.invoices is linked to the default-keyed Airbyte table
+    source = {"resource_type": "source", "schema": "billing", "name": "invoices", "identifier": "invoices",
+              "source_name": "billing", "unique_id": "source.team.billing.invoices", "meta": {}, "config": {}}
+    assert ProjectDbtTranslator(frozenset({default})).get_asset_key(source) == default
+    assert ProjectDbtTranslator(frozenset()).get_asset_key(source) == dg.AssetKey(["billing", "invoices"])
