@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from llm_adversary import STRATEGIES, Adversary  # noqa: E402
 
-SHIPPED = ("small", "bad-day", "peak-hour", "silent", "fleet-10k")
+SHIPPED = ("small", "bad-day", "peak-hour", "silent", "schema-change", "learning-30d", "fleet-10k")
 TRANSPORT = ("hang", "drip", "huge", "http429", "http500")
 FAST_TIMEOUT = 1.0  # transport attacks: every tick waits for the deadline
 ANSWER_TIMEOUT = 5.0
