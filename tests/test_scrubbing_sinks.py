@@ -481,3 +481,53 @@ def test_schema_change_pull_requests_and_commits_keep_no_secret(tmp_path):
     assert "<secret>" in body and "select 2" in body
     assert leaks(title) == [] and leaks(body) == [] and leaks(log) == []
     assert leaks(rows + json.dumps(store.audit_events(limit=100000), default=str)) == []
+
+
+# -- schema-change notifications (Slack threads, Teams cards) ---------------------------------------
+def test_schema_change_notifications_keep_no_secret(tmp_path):
+    """Breaking schema changes whose summaries, landing origin, patch summary and publication error
+    carry the planted strings (they come from the warehouse's, the connector's and git's words), told
+    by the schema-change notifier to Slack and Teams over real HTTP: no message keeps a secret."""
+    from datetime import datetime, timezone
+
+    from notify_servers import SlackServer, TeamsServer
+
+    from orchestrator.notify import NotifySettings
+    from orchestrator.schema_changes.notify import SchemaChangeNotifier
+    from orchestrator.store import open_store
+
+    token = "xoxb-4242424242-1717171717-Zq8WvT3kLmN0pRsTuVwXyZ12"
+    slack, teams = SlackServer(token), TeamsServer()
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/sc.db", cached=False)
+        tables = []
+        for i in range(0, len(MESSAGES), 10):
+            chunk, table = MESSAGES[i:i + 10], f"shop.t{i}"
+            tables.append(table)
+            store.append_audit("schema_change.detected", actor="schema_sensor", subject=f"shop/t{i}", payload={
+                "breaking": True, "key": f"shop/t{i}", "table": table, "origin": f"sync {chunk[0]}",
+                "summaries": chunk, "handling": [[m, "patch" if k % 2 else "person"] for k, m in enumerate(chunk)],
+                "owners": ["sales-ops@example.com"]})
+            store.append_audit("schema_patch.proposed", actor="schema_sensor", subject=f"p{i}", payload={
+                "tables": [table], "status": "proposed", "summary": " | ".join(chunk)})
+            store.append_audit("schema_patch.publish_failed", actor="ops@example.com", subject=f"p{i}",
+                               payload={"error": "git push failed: " + " | ".join(reversed(chunk))})
+        settings = NotifySettings(slack_token=token, slack_api_url=slack.api_url, slack_channels="*=#data-alerts",
+                                  teams_webhooks=f"*={teams.url('hook-' + LITERALS['SMTP_PASSWORD'])}",
+                                  notify_min_interval=0.0, notify_max_wait=60.0)
+        n = SchemaChangeNotifier(store, settings)
+        now = datetime.now(timezone.utc)
+        for k in range(6):
+            if not n.tick(now + timedelta(minutes=1 + k)).sent:
+                break
+        bodies = [*slack.raw, *[json.dumps(r["body"]) for r in teams.received]]
+        told = "\n".join(bodies)
+        # every change's thread was opened and followed (patch proposed, publication failed), in both
+        assert len(slack.messages()) >= 3 * len(tables) and len(teams.received) >= 3 * len(tables)
+        assert all(t in told for t in tables)
+        assert "secret&gt;" in told or "<secret>" in told
+        assert leaks(told) == []
+        assert leaks(json.dumps(store.audit_events(kind="notification", limit=100000), default=str)) == []
+    finally:
+        slack.stop()
+        teams.stop()
