@@ -531,3 +531,49 @@ def test_schema_change_notifications_keep_no_secret(tmp_path):
     finally:
         slack.stop()
         teams.stop()
+
+
+# -- incidents: summaries, evidence, post-mortems (`orchestrator incidents show / list`) ---------------
+def test_incident_summaries_and_postmortems_keep_no_secret(tmp_path):
+    """Incidents built from ``failure.diagnosed`` events whose evidence holds the planted strings
+    verbatim (rows an older or another writer left unscrubbed), with actions that ran and worked (a
+    post-mortem): ``orchestrator incidents show`` (text and JSON) and ``list`` keep no secret."""
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from orchestrator.diagnosis.incidents import incidents_group
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import ActionRow
+
+    url = f"sqlite:///{tmp_path}/i.db"
+    store = open_store(url, cached=False)
+    fails = [failure(f"f{i}", "auth_expired", m, connector="fivetran:crm", asset="crm/account", transient=False,
+                     at=NOW - timedelta(minutes=200 - i)) for i, m in enumerate(MESSAGES)]
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")], failures=fails)
+    Proposals(store).run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+    for i, m in enumerate(MESSAGES):
+        store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"f{i}", payload={
+            "category": "auth_expired", "transient": False, "confidence": 0.9, "evidence": [m, f"vendor: {m}"],
+            "root": None, "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm",
+            "run_id": None, "at": (NOW - timedelta(minutes=200 - i)).isoformat()})
+    with store.session() as s:
+        action_ids = [r.id for r in s.scalars(select(ActionRow)).all()]
+    assert action_ids
+    for aid in action_ids:
+        store.append_audit("approval", actor="ops@example.com", subject=f"action:{aid}", payload={})
+        store.append_audit("outcome", actor="executor", subject=f"action:{aid}", payload={"success": True})
+    runner = CliRunner()
+    listed = runner.invoke(incidents_group, ["list", "--store-url", url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    ids = [json.loads(line)["id"] for line in listed.output.splitlines()]
+    assert len(ids) == len(MESSAGES)
+    out = [listed.output]  # every incident's summary, evidence and post-mortem, as JSON
+    for iid in ids[::7]:  # and the screens (a sample: each `show` rebuilds the incidents)
+        for extra in ([], ["--json"]):
+            shown = runner.invoke(incidents_group, ["show", iid, "--store-url", url, *extra])
+            assert shown.exit_code == 0, shown.output
+            out.append(shown.output)
+    told = "\n".join(out)
+    assert '"postmortem": "' in listed.output and "<secret>" in told  # resolved ones, evidence shown redacted
+    assert leaks(told) == []
