@@ -194,6 +194,12 @@ def test_digest_html_text_and_markdown_keep_no_secret(tmp_path, monkeypatch):
                      asset="crm/account", transient=False)
         asm.failures.append(d)
         snap.failures.append(d.failure)
+        # the failure sensor's record of it, left raw by another writer: the digest's incident
+        # summary (which quotes the evidence) and post-mortem are built from it
+        store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"x{i}", payload={
+            "category": "auth_expired", "transient": False, "confidence": 0.9, "evidence": [m], "root": None,
+            "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm", "run_id": None,
+            "at": (now - timedelta(minutes=i + 1)).isoformat()})
     run = run_digest(store, snap, asm, res, now=now, send=False, settings=Settings(digest_recipients="*=ops@example.com"))
     assert run.outgoing
     bodies = [run.markdown]
