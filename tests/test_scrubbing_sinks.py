@@ -194,6 +194,12 @@ def test_digest_html_text_and_markdown_keep_no_secret(tmp_path, monkeypatch):
                      asset="crm/account", transient=False)
         asm.failures.append(d)
         snap.failures.append(d.failure)
+        # the failure sensor's record of it, left raw by another writer: the digest's incident
+        # summary (which quotes the evidence) and post-mortem are built from it
+        store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"x{i}", payload={
+            "category": "auth_expired", "transient": False, "confidence": 0.9, "evidence": [m], "root": None,
+            "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm", "run_id": None,
+            "at": (now - timedelta(minutes=i + 1)).isoformat()})
     run = run_digest(store, snap, asm, res, now=now, send=False, settings=Settings(digest_recipients="*=ops@example.com"))
     assert run.outgoing
     bodies = [run.markdown]
@@ -481,3 +487,99 @@ def test_schema_change_pull_requests_and_commits_keep_no_secret(tmp_path):
     assert "<secret>" in body and "select 2" in body
     assert leaks(title) == [] and leaks(body) == [] and leaks(log) == []
     assert leaks(rows + json.dumps(store.audit_events(limit=100000), default=str)) == []
+
+
+# -- schema-change notifications (Slack threads, Teams cards) ---------------------------------------
+def test_schema_change_notifications_keep_no_secret(tmp_path):
+    """Breaking schema changes whose summaries, landing origin, patch summary and publication error
+    carry the planted strings (they come from the warehouse's, the connector's and git's words), told
+    by the schema-change notifier to Slack and Teams over real HTTP: no message keeps a secret."""
+    from datetime import datetime, timezone
+
+    from notify_servers import SlackServer, TeamsServer
+
+    from orchestrator.notify import NotifySettings
+    from orchestrator.schema_changes.notify import SchemaChangeNotifier
+    from orchestrator.store import open_store
+
+    token = "xoxb-4242424242-1717171717-Zq8WvT3kLmN0pRsTuVwXyZ12"
+    slack, teams = SlackServer(token), TeamsServer()
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/sc.db", cached=False)
+        tables = []
+        for i in range(0, len(MESSAGES), 10):
+            chunk, table = MESSAGES[i:i + 10], f"shop.t{i}"
+            tables.append(table)
+            store.append_audit("schema_change.detected", actor="schema_sensor", subject=f"shop/t{i}", payload={
+                "breaking": True, "key": f"shop/t{i}", "table": table, "origin": f"sync {chunk[0]}",
+                "summaries": chunk, "handling": [[m, "patch" if k % 2 else "person"] for k, m in enumerate(chunk)],
+                "owners": ["sales-ops@example.com"]})
+            store.append_audit("schema_patch.proposed", actor="schema_sensor", subject=f"p{i}", payload={
+                "tables": [table], "status": "proposed", "summary": " | ".join(chunk)})
+            store.append_audit("schema_patch.publish_failed", actor="ops@example.com", subject=f"p{i}",
+                               payload={"error": "git push failed: " + " | ".join(reversed(chunk))})
+        settings = NotifySettings(slack_token=token, slack_api_url=slack.api_url, slack_channels="*=#data-alerts",
+                                  teams_webhooks=f"*={teams.url('hook-' + LITERALS['SMTP_PASSWORD'])}",
+                                  notify_min_interval=0.0, notify_max_wait=60.0)
+        n = SchemaChangeNotifier(store, settings)
+        now = datetime.now(timezone.utc)
+        for k in range(6):
+            if not n.tick(now + timedelta(minutes=1 + k)).sent:
+                break
+        bodies = [*slack.raw, *[json.dumps(r["body"]) for r in teams.received]]
+        told = "\n".join(bodies)
+        # every change's thread was opened and followed (patch proposed, publication failed), in both
+        assert len(slack.messages()) >= 3 * len(tables) and len(teams.received) >= 3 * len(tables)
+        assert all(t in told for t in tables)
+        assert "secret&gt;" in told or "<secret>" in told
+        assert leaks(told) == []
+        assert leaks(json.dumps(store.audit_events(kind="notification", limit=100000), default=str)) == []
+    finally:
+        slack.stop()
+        teams.stop()
+
+
+# -- incidents: summaries, evidence, post-mortems (`orchestrator incidents show / list`) ---------------
+def test_incident_summaries_and_postmortems_keep_no_secret(tmp_path):
+    """Incidents built from ``failure.diagnosed`` events whose evidence holds the planted strings
+    verbatim (rows an older or another writer left unscrubbed), with actions that ran and worked (a
+    post-mortem): ``orchestrator incidents show`` (text and JSON) and ``list`` keep no secret."""
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from orchestrator.diagnosis.incidents import incidents_group
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import ActionRow
+
+    url = f"sqlite:///{tmp_path}/i.db"
+    store = open_store(url, cached=False)
+    fails = [failure(f"f{i}", "auth_expired", m, connector="fivetran:crm", asset="crm/account", transient=False,
+                     at=NOW - timedelta(minutes=200 - i)) for i, m in enumerate(MESSAGES)]
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")], failures=fails)
+    Proposals(store).run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None)
+    for i, m in enumerate(MESSAGES):
+        store.append_audit("failure.diagnosed", actor="failure_sensor", subject=f"f{i}", payload={
+            "category": "auth_expired", "transient": False, "confidence": 0.9, "evidence": [m, f"vendor: {m}"],
+            "root": None, "system": "fivetran", "asset_key": "crm/account", "connector": "fivetran:crm",
+            "run_id": None, "at": (NOW - timedelta(minutes=200 - i)).isoformat()})
+    with store.session() as s:
+        action_ids = [r.id for r in s.scalars(select(ActionRow)).all()]
+    assert action_ids
+    for aid in action_ids:
+        store.append_audit("approval", actor="ops@example.com", subject=f"action:{aid}", payload={})
+        store.append_audit("outcome", actor="executor", subject=f"action:{aid}", payload={"success": True})
+    runner = CliRunner()
+    listed = runner.invoke(incidents_group, ["list", "--store-url", url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    ids = [json.loads(line)["id"] for line in listed.output.splitlines()]
+    assert len(ids) == len(MESSAGES)
+    out = [listed.output]  # every incident's summary, evidence and post-mortem, as JSON
+    for iid in ids[::17]:  # and the screens (a sample: each `show` rebuilds the incidents)
+        for extra in ([], ["--json"]):
+            shown = runner.invoke(incidents_group, ["show", iid, "--store-url", url, *extra])
+            assert shown.exit_code == 0, shown.output
+            out.append(shown.output)
+    told = "\n".join(out)
+    assert '"postmortem": "' in listed.output and "<secret>" in told  # resolved ones, evidence shown redacted
+    assert leaks(told) == []

@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from orchestrator.diagnosis.summaries import summarize
+from orchestrator.scrubbing import scrub_pii
 
 
 @dataclass
@@ -117,13 +118,15 @@ def build_incidents(store, *, limit: int = 10000, deadlines_of: DeadlinesOf | No
             continue
         if fid in roots:
             continue
-        s = summarize(p.get("category", "unknown"), p.get("evidence"), p.get("system"), p.get("transient"))
+        # scrubbed as read: rows another (or an older) writer left raw never reach a summary or a screen
+        evidence = [scrub_pii(str(e)) for e in p.get("evidence") or []]
+        s = summarize(p.get("category", "unknown"), evidence, p.get("system"), p.get("transient"))
         roots[fid] = Incident(
             id=fid, at=p.get("at") or str(ev.get("ts")), category=p.get("category", "unknown"),
             transient=bool(p.get("transient")), confidence=float(p.get("confidence") or 0.0),
             system=p.get("system"), asset_key=p.get("asset_key"), connector=p.get("connector"),
-            evidence=list(p.get("evidence") or []), summary=str(s["summary"]),
-            remediation=list(s["remediation"]),  # type: ignore[arg-type]
+            evidence=evidence, summary=scrub_pii(str(s["summary"])),
+            remediation=[scrub_pii(str(r)) for r in s["remediation"]],  # type: ignore[union-attr]
             assets=[str(a) for a in (p.get("assets") or ([p["asset_key"]] if p.get("asset_key") else []))],
         )
     for root, c in cascade:
@@ -138,7 +141,7 @@ def build_incidents(store, *, limit: int = 10000, deadlines_of: DeadlinesOf | No
     for inc in roots.values():
         if deadlines_of is not None:
             inc.deadlines = list(dict.fromkeys(d for a in inc.assets for d in deadlines_of(a)))
-        _postmortem(inc)
+        _postmortem(inc)  # structured fields only (no free text): it names the approver as is
     return sorted(roots.values(), key=lambda i: i.at, reverse=True)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator.agent.envelope import DROP_TYPE, drop_target
 from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
 from orchestrator.core.standing import STANDING
 from orchestrator.simulator.planners import Planner, PlannerUnavailable
@@ -143,9 +144,12 @@ class SLAPlanner(Planner):
 
                 def answered(a, key=key, related=related) -> None:
                     self._pending.discard(key)
-                    self.ledger.update(a.action_id, "approved", sim.dt(), by_person=True)
-                    self._learn_approval(a, related)
-                    self._run_approved(sim, a, related)
+                    if a.type == DROP_TYPE:  # an LLM's drop: carried out here, never run
+                        self._settle_drop(sim, a)
+                    elif self.ledger.status(a.action_id) != "cancelled":  # an approved drop cancelled it
+                        self.ledger.update(a.action_id, "approved", sim.dt(), by_person=True)
+                        self._learn_approval(a, related)
+                        self._run_approved(sim, a, related)
 
                 sim.request_approval(action, answered)
                 self._declined_later(sim, action, key)
@@ -158,6 +162,8 @@ class SLAPlanner(Planner):
         next tick until its start: the approval stands, nothing is asked twice."""
         from orchestrator.core.records import Plan
 
+        if self.ledger.status(a.action_id) == "cancelled":  # an approved LLM drop, while it waited
+            return
         ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
                                self.resolution(sim), now=sim.dt())
         if ok:
@@ -168,6 +174,17 @@ class SLAPlanner(Planner):
         else:
             self.ledger.update(a.action_id, "expired", sim.dt())
             self.decisions["approved_but_stale"] = self.decisions.get("approved_but_stale", 0) + 1
+
+    def _settle_drop(self, sim, drop) -> None:
+        """An approved LLM drop (``orchestrator.proposals`` does the same in the store): its baseline
+        action is cancelled if it has not started (pending or approved), else it is too late."""
+        target = drop_target(drop)
+        ok = target is not None and self.ledger.status(target) in ("pending", "approved")
+        if ok:
+            self.ledger.update(target, "cancelled", sim.dt(), by_person=True)
+        self.ledger.update(drop.action_id, "succeeded" if ok else "failed", sim.dt(), by_person=True)
+        self.decisions["dropped" if ok else "drop_too_late"] = self.decisions.get(
+            "dropped" if ok else "drop_too_late", 0) + 1
 
     def _declined_later(self, sim, action, key) -> None:
         """An approval that never came (declined) leaves the ledger when the answer is due."""
