@@ -10,6 +10,7 @@ from planning_fixtures import NOW, FakeLLM, failure, fresh, scenario
 
 from orchestrator.agent import LLMConfig
 from orchestrator.agent.envelope import DROP_TYPE
+from orchestrator.core.standing import STANDING
 from orchestrator.proposals import Proposals
 from orchestrator.store import open_store
 
@@ -46,7 +47,8 @@ def baseline(tmp_path, name):
 
 def test_an_approved_drop_cancels_the_pending_baseline_action(llm, tmp_path):
     props, sc, plain = baseline(tmp_path, "a")
-    waiting = [d.action for d in plain.decisions if d.decision == "await_approval"]
+    # the policy's standing approval of routine refreshes is a separate ask, not a baseline action
+    waiting = [d.action for d in plain.decisions if d.decision == "await_approval" and d.action.type != STANDING]
     assert [a.type for a in waiting] == ["retry"]
     target = waiting[0]
     r = cycle(props, sc, llm, {"rationale": "the vendor recovers by itself", "actions": [
@@ -73,7 +75,7 @@ def test_an_approved_drop_cancels_the_pending_baseline_action(llm, tmp_path):
 
 def test_a_rejected_drop_keeps_the_baseline_action(llm, tmp_path):
     props, sc, plain = baseline(tmp_path, "b")
-    target = next(d.action for d in plain.decisions if d.decision == "await_approval")
+    target = next(d.action for d in plain.decisions if d.decision == "await_approval" and d.action.type != STANDING)
     # a changed subject: the same ref, another asset
     r = cycle(props, sc, llm, {"rationale": "swap", "actions": [
         {"ref": target.action_id, "type": "materialize", "asset_keys": ["stg_contact"], "priority": 5,
@@ -88,7 +90,7 @@ def test_a_rejected_drop_keeps_the_baseline_action(llm, tmp_path):
 
 def test_a_drop_approved_after_its_action_started_is_too_late(llm, tmp_path):
     props, sc, plain = baseline(tmp_path, "c")
-    target = next(d.action for d in plain.decisions if d.decision == "await_approval")
+    target = next(d.action for d in plain.decisions if d.decision == "await_approval" and d.action.type != STANDING)
     r = cycle(props, sc, llm, {"rationale": "none", "actions": [],
                                "dropped": [{"ref": a.action_id, "rationale": "not needed"} for a in plain.plan.actions]})
     drop = next(d.action for d in r.decisions if d.action.type == DROP_TYPE)
