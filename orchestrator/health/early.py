@@ -24,6 +24,18 @@ one whose latest sync failed (the retry path owns it) or one the plan already sy
 tables and the models between them and the governed asset (the whole chain starts earlier)
 with ``cause: early_warning`` and the reason (probabilities, trend, window): validation
 and the gate decide as for any sync.
+
+Two more pre-emptive actions, each with ``cause: early_warning`` and its reason:
+
+* **pause ahead of a known maintenance window**: at the last tick before an announced window
+  opens, ``pause_connector`` -- only when no governed deadline needs a sync inside it (a stale
+  asset due after the window opens whose latest start falls before it closes); after the window
+  closes, ``resume_connector`` for a pause the early warning made (``early_pauses`` reads the
+  ledger; without one, a window that ended within ``RESUME_GRACE_S`` and a latest sync that did
+  not fail);
+* **move to off-peak**: an at-risk connector whose next sync no deadline needs before its
+  policy's next off-peak window gets a ``defer`` of its tables to the window's opening (every
+  governed deadline it feeds is still met from there).
 """
 
 from __future__ import annotations
