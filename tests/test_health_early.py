@@ -376,3 +376,61 @@ def test_preemptive_actions_have_a_reason_and_never_make_a_deadline_later(
             assert not stale or act.not_before + need <= deadline
         else:
             assert act.type == "materialize" and not paused and act.not_before is None
+
+
+PAUSE_WORLD = """
+name: ewpause
+start: 2026-03-02T20:00:00Z
+horizon: 11h
+policies: [p.yaml]
+graph:
+  connectors:
+    - {id: "fivetran:src", tables: [src/t], schedule: "0 * * * *", duration: {median: 15m, sigma: 0}}
+  assets:
+    - {key: a, upstream: [src/t], duration: {median: 10m, sigma: 0}}
+    - {key: dashboard/d, role: dashboard, upstream: [a]}
+capacity: {warehouse_slots: 1}
+baseline: {jobs: [{name: build, cron: "0 2 * * *"}]}
+maintenance:
+  - {targets: ["fivetran:src"], at: "22:30", lasts: 2h}
+"""
+
+
+def test_in_the_simulator_a_pause_over_the_window_saves_failed_syncs_and_resumes(tmp_path, monkeypatch):
+    """An hourly connector with a window 22:30-00:30 nobody needs (the dashboard is due at 06:00):
+    paused at 22:25, resumed at 00:30, the deadline still met, the syncs that would fail in the
+    window not paid for."""
+    import orchestrator.health.early as early
+
+    (tmp_path / "p.yaml").write_text(POLICY.replace("WINDOW", "3h").replace(
+        "auto_approve: [retry, materialize, resync_table]",
+        "auto_approve: [retry, materialize, resync_table, pause_connector, resume_connector]"))
+    (tmp_path / "w.yaml").write_text(PAUSE_WORLD)
+    seen = []
+    orig = early.preempt
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        seen.extend((k["now"], x.type) for x in out if x.type in ("pause_connector", "resume_connector"))
+        return out
+
+    monkeypatch.setattr(early, "preempt", spy)
+    plain = run_benchmark(tmp_path / "w.yaml", "sla", 0, early_warning=False)
+    ew = run_benchmark(tmp_path / "w.yaml", "sla", 0, early_warning=True)
+    assert [t for _, t in seen][:2] == ["pause_connector", "resume_connector"]
+    (p_at, _), (r_at, _) = seen[:2]
+    assert p_at < datetime(2026, 3, 2, 22, 30, tzinfo=UTC) <= datetime(2026, 3, 3, 0, 30, tzinfo=UTC) <= r_at
+    assert ew.sla_attainment == plain.sla_attainment == 1.0 and ew.unsafe_actions == 0 == plain.unsafe_actions
+    assert ew.cost < plain.cost  # the failing syncs inside the window did not run
+
+
+def test_with_a_ledger_our_pause_is_resumed_even_after_skipped_syncs():
+    from orchestrator.health.early import preempt
+
+    # a paused connector's skipped syncs read as failed: with the ledger saying the pause is ours, resume
+    snap, a, _ = _inputs(deadline_h=8.0, window=(-2.0, -0.05), paused=True, last_failed=True)
+    (act,) = preempt(snap, a, now=NOW, ours={"fivetran:src": NOW - timedelta(minutes=3)})
+    assert act.type == "resume_connector"
+    snap.connector_risk = {}  # quiet and nothing announced any more: still resumed
+    assert [x.type for x in preempt(snap, a, now=NOW, ours={"fivetran:src": NOW - timedelta(minutes=3)})] \
+        == ["resume_connector"]

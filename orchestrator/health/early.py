@@ -191,9 +191,8 @@ def _stale_for(snapshot, tables, opens: datetime) -> bool:
     return any((dt := dts.get(t) or snapshot.last_success.get(t)) is None or aware(dt) < opens for t in tables)
 
 
-def _maintenance_actions(snapshot, conn, risk, tables, governed, *, now, tick_s, paused, running, failing_now,
-                         ours) -> list:
-    """Pause ahead of an announced window (at the last tick before it opens) and resume after it.
+def _maintenance_actions(snapshot, conn, risk, tables, governed, *, now, tick_s, paused, running) -> list:
+    """Pause ahead of an announced window (at the last tick before it opens); ``_resumes`` resumes.
 
     A pause only when a sync during the window would fail (an announced maintenance window is one
     in which the source refuses syncs) and no deadline needs a sync inside it: no governed asset
@@ -205,22 +204,6 @@ def _maintenance_actions(snapshot, conn, risk, tables, governed, *, now, tick_s,
     out = []
     sync_s = risk.expected_s() * MARGIN
     if conn in paused:
-        if conn in failing_now:
-            return out  # paused by the failure path: a person repairs it
-        if ours is not None:
-            end = ours.get(conn)
-            ended = [(a, b) for a, b in risk.maintenance if b == end] or ([(end, end)] if end else [])
-        else:  # no ledger: a window of its that ended within the grace
-            ended = [(a, b) for a, b in risk.maintenance if b <= now < b + timedelta(seconds=RESUME_GRACE_S)]
-        ended = [(a, b) for a, b in ended if b <= now and not any(x <= now < y for x, y in risk.maintenance)]
-        if ended:
-            a, b = ended[-1]
-            out.append(Action(
-                action_id=action_id("resume_connector", conn, f"early_warning|resume|{b.isoformat()}"),
-                type="resume_connector", connector=conn, cause="early_warning",
-                cycle=f"early_warning|resume|{b.isoformat()}",
-                reason=(f"early warning on {conn}: the source's announced maintenance window closed at "
-                        f"{b:%Y-%m-%d %H:%M} UTC: resume {conn} (paused ahead of it)")))
         return out
     if conn in running:
         return out
@@ -244,6 +227,36 @@ def _maintenance_actions(snapshot, conn, risk, tables, governed, *, now, tick_s,
                     f"it fails; no deadline needs a sync before it closes: pause {conn} now and resume it at "
                     f"{b:%H:%M}")))
         break
+    return out
+
+
+def _resumes(risks, paused, failing_now, ours, now) -> list:
+    """``resume_connector`` for a connector the early warning paused ahead of a window that has
+    closed (``ours``: from the ledger; without one, a window of its that ended within
+    ``RESUME_GRACE_S`` and a latest sync that did not fail)."""
+    from orchestrator.core.records import Action
+    from orchestrator.planning.common import action_id
+
+    out = []
+    for conn in sorted(paused):
+        if ours is None and conn in failing_now:
+            continue  # without a ledger: perhaps paused by the failure path (a person repairs it)
+        risk = risks.get(conn)
+        windows = risk.maintenance if risk is not None else ()
+        if any(a <= now < b for a, b in windows):
+            continue  # still inside a window
+        if ours is not None:
+            end = ours.get(conn)
+        else:
+            end = max((b for _, b in windows if b <= now < b + timedelta(seconds=RESUME_GRACE_S)), default=None)
+        if end is None or now < end:
+            continue
+        mark = f"early_warning|resume|{end.isoformat()}"
+        out.append(Action(
+            action_id=action_id("resume_connector", conn, mark), type="resume_connector", connector=conn,
+            cause="early_warning", cycle=mark,
+            reason=(f"early warning on {conn}: the source's announced maintenance window closed at "
+                    f"{end:%Y-%m-%d %H:%M} UTC: resume {conn} (paused ahead of it)")))
     return out
 
 
@@ -287,7 +300,7 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
     from orchestrator.planning.common import action_id, units_of_work
 
     risks: dict[str, ConnectorRisk] = getattr(snapshot, "connector_risk", None) or {}
-    if not risks:
+    if not risks and not ours:
         return []
     now = aware(now)
     graph = snapshot.graph
@@ -299,13 +312,13 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
         if sy.status != "running" and (sy.connector not in last or aware(sy.started_at) > aware(last[sy.connector].started_at)):
             last[sy.connector] = sy
     failing_now = {c for c, sy in last.items() if sy.status == "failed"}  # the retry path owns it
-    out = []
+    out = _resumes(risks, paused, failing_now, ours, now)
     for conn, risk in sorted(risks.items()):
         tables = set(graph.connector_tables(conn))
         if tables and conn not in planned_keys and not (tables & planned_keys) and risk.maintenance:
             gov = _governed(assessment, graph.downstream_closure(*tables), now)
             acts = _maintenance_actions(snapshot, conn, risk, tables, gov, now=now, tick_s=tick_s, paused=paused,
-                                        running=running, failing_now=failing_now, ours=ours)
+                                        running=running)
             if acts:
                 out += acts
                 continue
