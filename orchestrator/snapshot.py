@@ -602,7 +602,8 @@ def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
 
 SETTINGS_TTL = 600.0
 AIRBYTE_WARNING_FETCHES = 20  # succeeded Airbyte jobs whose logs one read fetches at most
-_AIRBYTE_WARNINGS: dict[tuple[str, object], int] = {}  # (config API, job id) -> WARN lines (a job's logs are final)
+# (config API, job id) -> (WARN lines, attempts) of a finished job (its logs are final)
+_AIRBYTE_WARNINGS: dict[tuple[str, object], tuple[int, int]] = {}
 _WARN_LINE = re.compile(r"(^|\s)WARN(ING)?(\s|$)")
 
 
@@ -692,15 +693,15 @@ class ConnectorReader:
                 if error is None:
                     error = self._airbyte_reason(client, job["jobId"], raw)
                     self.reasons_cache[job["jobId"]] = error
-            warnings = _AIRBYTE_WARNINGS.get((base, job["jobId"]), 0)
+            warnings, attempts = _AIRBYTE_WARNINGS.get((base, job["jobId"]), (0, 1))
             if status == "succeeded" and job["jobId"] in fetch:
-                warnings = self._airbyte_warnings(client, job["jobId"])
+                warnings, attempts = self._airbyte_warnings(client, job["jobId"])
             out.append(SyncRecord(
                 cid, str(job["jobId"]), status,
                 started_at=_iso(job.get("startTime")) or datetime.now(UTC),
                 ended_at=_iso(job.get("lastUpdatedAt")) if status != "running" else None,
                 triggered_by="unknown", error_message=error, rows=job.get("rowsSynced"),
-                tables=tuple(tables_of.get(cid, ())), warnings=warnings,
+                tables=tuple(tables_of.get(cid, ())), warnings=warnings, attempts=attempts,
             ))
         out.extend(self.airbyte_broken_connections(client, tables_of, out))
         return out
@@ -746,17 +747,18 @@ class ConnectorReader:
                                   tables=tuple(tables_of.get(cid, ()))))
         return out
 
-    def _airbyte_warnings(self, client, job_id: int) -> int:
+    def _airbyte_warnings(self, client, job_id: int) -> tuple[int, int]:
         """The WARN lines in a succeeded job's attempt logs (config API ``jobs/get``; the public
         API has no warnings): rate-limit and back-off warnings, a precursor of failures. Read once
-        per job (a finished job's logs do not change); unreadable logs count 0 and are retried."""
+        per job (a finished job's logs do not change), with the job's attempts; unreadable logs
+        count (0, 1) and are retried."""
         try:
             info = client._single_request(method="POST", url=f"{client.configuration_api_base_url}/jobs/get",
                                           data={"id": job_id})
         except Exception as exc:  # noqa: BLE001 - the sync still succeeded
             self.errors.append(f"airbyte: job {job_id} logs: {str(exc)[:200]}")
-            return 0
-        n = airbyte_log_warnings(info or {})
+            return 0, 1
+        n = (airbyte_log_warnings(info or {}), max(1, len((info or {}).get("attempts") or [])))
         if len(_AIRBYTE_WARNINGS) >= 20_000:  # bounded: the oldest half goes
             for k in list(_AIRBYTE_WARNINGS)[:10_000]:
                 del _AIRBYTE_WARNINGS[k]

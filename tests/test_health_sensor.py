@@ -176,7 +176,12 @@ def test_airbyte_warn_log_lines_become_the_sync_signal_warnings(tmp_path):
             if url.endswith("/connections"):
                 return {"data": []}
             calls.append(data["id"])
-            return emu.config_job_json(next(j for j in jobs if j.id == data["id"]))
+            body = emu.config_job_json(next(j for j in jobs if j.id == data["id"]))
+            if data["id"] == jobs[2].id:  # a first attempt that failed and was retried (no WARN lines)
+                body["attempts"] = [{"attempt": {"id": -1, "status": "failed"},
+                                     "logs": {"logLines": ["2026-03-02T10:00:00Z ERROR source timed out"]}}
+                                    ] + body["attempts"]
+            return body
 
     client = Client()
     tables = {f"airbyte:{cid}": ["product/users"]}
@@ -197,8 +202,9 @@ def test_airbyte_warn_log_lines_become_the_sync_signal_warnings(tmp_path):
     syncs, errors = read(read_warnings=True)
     assert errors == [] and [s.status for s in syncs] == ["succeeded"] * 3
     assert [s.warnings for s in syncs] == [0, 1, 2]  # one WARN line per warning, per job
+    assert [s.attempts for s in syncs] == [1, 1, 2]  # the retried job's attempts come along
     assert sorted(calls) == sorted(j.id for j in jobs)
     (sig,) = from_sync_record(syncs[2])
-    assert sig.warnings == 2 and sig.table == "product/users"
+    assert sig.warnings == 2 and sig.attempts == 2 and sig.table == "product/users"
     again, _ = read(read_warnings=True)  # a finished job's logs are read once
-    assert [s.warnings for s in again] == [0, 1, 2] and len(calls) == 3
+    assert [(s.warnings, s.attempts) for s in again] == [(0, 1), (1, 1), (2, 2)] and len(calls) == 3
