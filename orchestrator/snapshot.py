@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -600,6 +601,19 @@ def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
 
 
 SETTINGS_TTL = 600.0
+AIRBYTE_WARNING_FETCHES = 20  # succeeded Airbyte jobs whose logs one read fetches at most
+# (config API, job id) -> (WARN lines, attempts) of a finished job (its logs are final)
+_AIRBYTE_WARNINGS: dict[tuple[str, object], tuple[int, int]] = {}
+_WARN_LINE = re.compile(r"(^|\s)WARN(ING)?(\s|$)")
+
+
+def airbyte_log_warnings(job_info: Mapping[str, Any]) -> int:
+    """WARN lines in a config-API ``jobs/get`` answer's attempt logs (``attempts[].logs.logLines``)."""
+    n = 0
+    for attempt in job_info.get("attempts") or []:
+        lines = ((attempt or {}).get("logs") or {}).get("logLines") or []
+        n += sum(1 for line in lines if isinstance(line, str) and _WARN_LINE.search(line))
+    return n
 _SETTINGS_CACHE: dict[str, tuple[float, str]] = {}
 _BROKEN_CACHE: dict[tuple[str, str], tuple[datetime, bool]] = {}  # (connection, status) -> (since, breaking)
 # Airbyte nonBreakingSchemaUpdatesBehavior -> the Fivetran setting with the same effect on new columns
@@ -614,6 +628,8 @@ class ConnectorReader:
     fivetran: Any = None  # FivetranWorkspaceResource (or its client)
     airbyte: Any = None  # AirbyteWorkspaceResource (or its client)
     reasons_cache: dict[int, str] = field(default_factory=dict)  # airbyte job id -> failure text
+    # read the WARN lines of succeeded Airbyte jobs' logs (the health sensor: per-sync warnings)
+    read_warnings: bool = False
     errors: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -658,6 +674,13 @@ class ConnectorReader:
                   "createdAtStart": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         jobs = client._paginated_request(method="GET", url=f"{client.rest_api_base_url}/jobs", params=params)
         out = []
+        # the newest succeeded jobs not read yet get their logs read (WARN lines: a precursor)
+        base = str(getattr(client, "configuration_api_base_url", ""))
+        fetch = {j.get("jobId") for j in sorted(
+            (j for j in jobs if j.get("status") == "succeeded" and j.get("jobType", "sync") == "sync"
+             and (base, j.get("jobId")) not in _AIRBYTE_WARNINGS),
+            key=lambda j: str(j.get("startTime") or ""), reverse=True)[:AIRBYTE_WARNING_FETCHES]
+        } if self.read_warnings else set()
         for job in jobs:
             if job.get("jobType", "sync") != "sync":
                 continue
@@ -670,12 +693,15 @@ class ConnectorReader:
                 if error is None:
                     error = self._airbyte_reason(client, job["jobId"], raw)
                     self.reasons_cache[job["jobId"]] = error
+            warnings, attempts = _AIRBYTE_WARNINGS.get((base, job["jobId"]), (0, 1))
+            if status == "succeeded" and job["jobId"] in fetch:
+                warnings, attempts = self._airbyte_warnings(client, job["jobId"])
             out.append(SyncRecord(
                 cid, str(job["jobId"]), status,
                 started_at=_iso(job.get("startTime")) or datetime.now(UTC),
                 ended_at=_iso(job.get("lastUpdatedAt")) if status != "running" else None,
                 triggered_by="unknown", error_message=error, rows=job.get("rowsSynced"),
-                tables=tuple(tables_of.get(cid, ())),
+                tables=tuple(tables_of.get(cid, ())), warnings=warnings, attempts=attempts,
             ))
         out.extend(self.airbyte_broken_connections(client, tables_of, out))
         return out
@@ -720,6 +746,24 @@ class ConnectorReader:
                                   started_at=at, ended_at=at, triggered_by="unknown", error_message=message,
                                   tables=tuple(tables_of.get(cid, ()))))
         return out
+
+    def _airbyte_warnings(self, client, job_id: int) -> tuple[int, int]:
+        """The WARN lines in a succeeded job's attempt logs (config API ``jobs/get``; the public
+        API has no warnings): rate-limit and back-off warnings, a precursor of failures. Read once
+        per job (a finished job's logs do not change), with the job's attempts; unreadable logs
+        count (0, 1) and are retried."""
+        try:
+            info = client._single_request(method="POST", url=f"{client.configuration_api_base_url}/jobs/get",
+                                          data={"id": job_id})
+        except Exception as exc:  # noqa: BLE001 - the sync still succeeded
+            self.errors.append(f"airbyte: job {job_id} logs: {str(exc)[:200]}")
+            return 0, 1
+        n = (airbyte_log_warnings(info or {}), max(1, len((info or {}).get("attempts") or [])))
+        if len(_AIRBYTE_WARNINGS) >= 20_000:  # bounded: the oldest half goes
+            for k in list(_AIRBYTE_WARNINGS)[:10_000]:
+                del _AIRBYTE_WARNINGS[k]
+        _AIRBYTE_WARNINGS[(str(getattr(client, "configuration_api_base_url", "")), job_id)] = n
+        return n
 
     def _airbyte_reason(self, client, job_id: int, status: str) -> str:
         try:

@@ -121,7 +121,7 @@ def build_health_sensor(ctx: ProjectContext, *, clock: Callable[[], datetime] = 
 
         now = clock()
         state = json.loads(context.cursor) if context.cursor else {}
-        reader = ConnectorReader(fivetran=fivetran, airbyte=airbyte)
+        reader = ConnectorReader(fivetran=fivetran, airbyte=airbyte, read_warnings=True)
         with api_deadline(sensor_api_deadline_s()):
             syncs = reader.syncs(ctx.graph, now - timedelta(days=2))
         if reader.errors:

@@ -120,3 +120,94 @@ def test_airbyte_silent_faults_succeed_with_wrong_volume_and_precursors_show(tmp
     assert any(" WARN rate_limit_warning" in line for line in logs)  # the precursor is in the log
     assert body["job"]["streamAggregatedStats"][0]["recordsCommitted"] == rows[4]
     assert emu.config_job_json(jobs[2])["job"]["aggregatedStats"]["recordsCommitted"] == 0
+
+
+# -- stuck cursor: the sync succeeds and lands rows, but re-reads old ones -----------------------
+def _stuck_fivetran():
+    sc = {**SCENARIO, "faults": [{"kind": "stuck_cursor", "target": "crm", "on_sync": 7},
+                                 {"kind": "stuck_cursor", "target": "crm", "on_sync": 8}]}
+    sc["fivetran"] = {**sc["fivetran"], "connectors": [{**sc["fivetran"]["connectors"][0], "tables": {"account": {
+        "rows": 50, "rows_per_sync": 200, "columns": {
+            "id": {"type": "string", "primary_key": True}, "updated_at": {"type": "timestamp"}}}}}]}
+    return sc
+
+
+def _stuck_airbyte():
+    cid = AIRBYTE["airbyte"]["connections"][0]["id"]
+    sc = {**AIRBYTE, "faults": [{"kind": "stuck_cursor", "target": cid, "on_sync": 7},
+                                {"kind": "stuck_cursor", "target": cid, "on_sync": 8}]}
+    conn = {**AIRBYTE["airbyte"]["connections"][0], "streams": {"users": {
+        "rows": 50, "rows_per_sync": 200, "columns": {
+            "user_id": {"type": "string", "primary_key": True}, "last_modified": {"type": "timestamp"}}}}}
+    sc["airbyte"] = {**AIRBYTE["airbyte"], "connections": [conn]}
+    return sc
+
+
+def _stamp_new_files(landing, seen: set, end: datetime) -> None:
+    """Landed files get the simulated end of their sync as mtime (the landing reader dates loads by it)."""
+    import os
+
+    for f in landing.rglob("*.parquet"):
+        if f not in seen:
+            seen.add(f)
+            os.utime(f, (end.timestamp(), end.timestamp()))
+
+
+@pytest.mark.parametrize("system", ["fivetran", "airbyte"])
+def test_stuck_cursor_succeeds_with_rows_and_the_detector_flags_it(tmp_path, system):
+    from orchestrator.health.detect import TableSeries
+    from orchestrator.health.landing import fill_rows
+    from orchestrator.health.signals import SyncSignal
+
+    landing, seen, t, loads = tmp_path / "landing", set(), datetime(2026, 3, 2, 8, tzinfo=UTC), []
+    if system == "fivetran":
+        emu = FivetranEmulator(Scenario.model_validate(_stuck_fivetran()), tmp_path / "state", landing,
+                               auto_sync=False)
+        table, conn = "crm/account", "fivetran:crm"
+    else:
+        from orchestrator.emulators.airbyte_engine import AirbyteEmulator
+
+        emu = AirbyteEmulator(Scenario.model_validate(_stuck_airbyte()), tmp_path / "state", landing,
+                              client_id="c", client_secret="s", auto_sync=False)
+        cid = AIRBYTE["airbyte"]["connections"][0]["id"]
+        table, conn = "product/users", f"airbyte:{cid}"
+    for i in range(8):
+        with emu.lock:
+            if system == "fivetran":
+                st = emu.connector_state("crm")
+                emu._start_sync("crm", st, "incremental", None, "api", t)
+                sync = st.current_sync
+                end = datetime.fromisoformat(sync.ends_at.replace("Z", "+00:00"))
+                emu._finish_sync("crm", st, sync, end)
+                status, rows = st.history[-1].status, st.history[-1].rows.get("account")
+                ok = status == "SUCCESSFUL"
+            else:
+                job = emu._create_job(cid, "sync", "api", t)
+                end = datetime.fromisoformat(job.attempts[-1].ends_at.replace("Z", "+00:00"))
+                emu._advance_job(job, end)
+                ok, rows = job.status == "succeeded", job.attempts[-1].stream_stats.get("users")
+        _stamp_new_files(landing, seen, end)
+        assert ok  # every sync "succeeds"
+        loads.append((t, end, rows))
+        t += timedelta(hours=1)
+    assert all(r and r > 0 for _, _, r in loads)  # the stuck loads land rows too: no zero-row alarm
+    # the signals as the health sensor builds them: succeeded_at progress, rows and cursor from the landing zone
+    sigs = [SyncSignal(conn, table, f"s{i}", a, b, cursor=b) for i, (a, b, _) in enumerate(loads)]
+    sigs = fill_rows(sigs, landing, {})
+    cursors = [s.cursor for s in sigs]
+    assert all(cursors[i] > cursors[i - 1] for i in range(1, 6))  # a healthy cursor moves every load
+    assert cursors[6] <= cursors[5] and cursors[7] <= cursors[5]  # re-read: it did not
+    series = TableSeries(sigs)
+    kinds = [[a.kind for a in series.detect(s)] for s in sigs]
+    assert all("stuck_cursor" not in k for k in kinds[:6])
+    for s in sigs[6:]:
+        (a,) = [x for x in series.detect(s) if x.kind == "stuck_cursor"]
+        assert a.severity == "ERROR" and "did not advance" in a.why
+
+
+def test_stuck_cursor_is_a_silent_fault_kind():
+    from orchestrator.emulators.scenario import SILENT_FAULT_KINDS
+
+    assert "stuck_cursor" in SILENT_FAULT_KINDS
+    with pytest.raises(Exception, match="on_sync or next_syncs"):
+        Scenario.model_validate(dict(SCENARIO, faults=[{"kind": "stuck_cursor", "target": "crm"}]))

@@ -127,3 +127,84 @@ def test_fivetran_status_warnings_become_the_sync_signal_warnings(monkeypatch):
     assert sync.status == "succeeded" and sync.warnings == 1  # the failure note is not a precursor
     (sig,) = from_sync_record(sync)
     assert sig.warnings == 1 and sig.table == "crm/account"
+
+
+def test_airbyte_warn_log_lines_become_the_sync_signal_warnings(tmp_path):
+    """The Airbyte emulator logs a ``sync_warning`` precursor as a WARN line of the attempt (the
+    public API has no warnings); the reader (health sensor mode) reads the succeeded job's logs
+    through the config API ``jobs/get`` once, counts the WARN lines onto the SyncRecord, and the
+    signal and the warning-rate detector see them. Other readers do not fetch logs."""
+    from orchestrator.emulators.airbyte_engine import AirbyteEmulator
+    from orchestrator.emulators.scenario import Scenario
+    from orchestrator.health.signals import from_sync_record
+    from orchestrator.snapshot import ConnectorReader
+
+    cid = "0a1b2c3d-0000-4000-8000-0000000000c1"
+    scenario = {
+        "name": "warn", "seed": 4,
+        "airbyte": {"workspace_id": "0a1b2c3d-0000-4000-8000-00000000000a",
+                    "destination": {"id": "0a1b2c3d-0000-4000-8000-0000000000de", "name": "DuckDB",
+                                    "type": "duckdb", "database": "analytics"},
+                    "connections": [{"id": cid, "name": "Product DB", "source_type": "postgres", "schema": "product",
+                                     "sync_duration_s": {"mean": 10},
+                                     "streams": {"users": {"rows": 5, "rows_per_sync": 5, "columns": {
+                                         "user_id": {"type": "string", "primary_key": True}}}}}]},
+        "faults": [{"kind": "sync_warning", "target": cid, "on_sync": 2},
+                   {"kind": "sync_warning", "target": cid, "on_sync": 3, "code": "backoff_warning"},
+                   {"kind": "sync_warning", "target": cid, "on_sync": 3}],
+    }
+    emu = AirbyteEmulator(Scenario.model_validate(scenario), tmp_path / "state", tmp_path / "landing",
+                          client_id="c", client_secret="s", auto_sync=False)
+    t, jobs = datetime(2026, 3, 2, 8, tzinfo=UTC), []
+    for _ in range(3):
+        with emu.lock:
+            job = emu._create_job(cid, "sync", "api", t)
+            emu._advance_job(job, datetime.fromisoformat(job.attempts[-1].ends_at.replace("Z", "+00:00")))
+            jobs.append(job)
+        t += timedelta(hours=1)
+    calls = []
+
+    class Client:
+        workspace_id = "w"
+        rest_api_base_url = "http://emu/api/public/v1"
+        configuration_api_base_url = f"http://emu-{tmp_path.name}/api/v1"
+
+        def _paginated_request(self, method, url, params):
+            return [emu.public_job_json(j) for j in jobs]
+
+        def _single_request(self, method, url, data):
+            if url.endswith("/connections"):
+                return {"data": []}
+            calls.append(data["id"])
+            body = emu.config_job_json(next(j for j in jobs if j.id == data["id"]))
+            if data["id"] == jobs[2].id:  # a first attempt that failed and was retried (no WARN lines)
+                body["attempts"] = [{"attempt": {"id": -1, "status": "failed"},
+                                     "logs": {"logLines": ["2026-03-02T10:00:00Z ERROR source timed out"]}}
+                                    ] + body["attempts"]
+            return body
+
+    client = Client()
+    tables = {f"airbyte:{cid}": ["product/users"]}
+
+    def read(**kw):
+        r = ConnectorReader(fivetran=None, airbyte=object(), **kw)
+        r._client = lambda resource: client
+        orig = client._paginated_request
+        client._paginated_request = lambda method, url, params: (
+            [] if url.endswith("/connections") else orig(method, url, params))
+        try:
+            return r.airbyte_syncs(tables, datetime(2026, 3, 1, tzinfo=UTC)), r.errors
+        finally:
+            client._paginated_request = orig
+
+    plain, _ = read()
+    assert [s.warnings for s in plain] == [0, 0, 0] and calls == []  # only the health sensor reads logs
+    syncs, errors = read(read_warnings=True)
+    assert errors == [] and [s.status for s in syncs] == ["succeeded"] * 3
+    assert [s.warnings for s in syncs] == [0, 1, 2]  # one WARN line per warning, per job
+    assert [s.attempts for s in syncs] == [1, 1, 2]  # the retried job's attempts come along
+    assert sorted(calls) == sorted(j.id for j in jobs)
+    (sig,) = from_sync_record(syncs[2])
+    assert sig.warnings == 2 and sig.attempts == 2 and sig.table == "product/users"
+    again, _ = read(read_warnings=True)  # a finished job's logs are read once
+    assert [(s.warnings, s.attempts) for s in again] == [(0, 1), (1, 1), (2, 2)] and len(calls) == 3

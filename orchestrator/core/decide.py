@@ -180,10 +180,11 @@ def decide(
         if extra:
             baseline = replace(baseline, actions=list(baseline.actions) + extra)
     if getattr(snapshot, "connector_risk", None):  # pre-emptive syncs of at-risk connectors (orchestrator.health)
-        from orchestrator.health.early import preempt
+        from orchestrator.health.early import early_pauses, preempt
 
         tick = getattr(planner_config, "tick_interval_s", None) or 300.0
-        extra = preempt(snapshot, assessment, baseline.actions, now=now, tick_s=tick)
+        extra = preempt(snapshot, assessment, baseline.actions, now=now, tick_s=tick, resolution=resolution,
+                        ours=early_pauses(ledger) if ledger is not None else None)
         if extra:
             baseline = replace(baseline, actions=list(baseline.actions) + extra)
     final, review, envelope = baseline, None, None

@@ -71,6 +71,7 @@ class SyncRecord:
     rows: int | None = None
     tables: tuple[str, ...] = ()  # asset keys it lands
     warnings: int = 0  # warnings the connector API shows for it (Fivetran status.warnings; health signals)
+    attempts: int = 1  # attempts it took (Airbyte job attempts, when its logs were read; health signals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,9 +139,10 @@ class Job(BaseModel):
     failure_template: dict[str, Any] | None = None
     attempts_planned: int = 1
     attempts: list[Attempt] = Field(default_factory=list)
-    # silent failures and precursors (scenario faults zero_rows, partial_volume, latency_creep,
-    # sync_warning): the job still succeeds
+    # silent failures and precursors (scenario faults zero_rows, partial_volume, stuck_cursor,
+    # latency_creep, sync_warning): the job still succeeds
     volume_share: float = 1.0
+    stuck_cursor: bool = False
     duration_factor: float = 1.0
     warnings: list[str] = Field(default_factory=list)
 
@@ -407,6 +408,8 @@ class AirbyteEmulator:
                 job.volume_share = 0.0
             elif fault.kind == "partial_volume":
                 job.volume_share = min(job.volume_share, fault.share)
+            elif fault.kind == "stuck_cursor":
+                job.stuck_cursor = True
             elif fault.kind == "latency_creep":
                 state.creep = max(state.creep, 1.0) * fault.factor
                 job.duration_factor = state.creep
@@ -475,7 +478,7 @@ class AirbyteEmulator:
             sync_id = f"{job.sync_number:06d}-job{job.id}"
             stats = data.land(
                 self.landing_dir, job.sync_number, sync_id, now, _airbyte_columns(job.connection_id, job.id),
-                volume_share=job.volume_share,
+                volume_share=job.volume_share, stuck_cursor=job.stuck_cursor,
             )
             for w in job.warnings:  # a precursor: the platform logs it and the sync goes on
                 attempt.log_lines.append(f"{iso_z(now)} WARN {w}")

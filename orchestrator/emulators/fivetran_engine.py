@@ -57,6 +57,7 @@ class RunningSync(BaseModel):
     failure: dict[str, Any] | None = None
     rescheduled_until: str | None = None
     volume_share: float = 1.0  # zero_rows / partial_volume faults: share of the rows that land
+    stuck_cursor: bool = False  # stuck_cursor fault: re-lands the previous rows, nothing new
 
 
 class SyncRecord(BaseModel):
@@ -316,6 +317,8 @@ class FivetranEmulator:
                 sync.volume_share = 0.0
             elif fault.kind == "partial_volume":
                 sync.volume_share = min(sync.volume_share, fault.share)
+            elif fault.kind == "stuck_cursor":
+                sync.stuck_cursor = True
             elif fault.kind == "latency_creep":
                 state.creep = max(state.creep, 1.0) * fault.factor
                 sync.ends_at = iso_z(now + duration * state.creep)
@@ -345,7 +348,7 @@ class FivetranEmulator:
                 full_tables = {t for tables in (sync.resync_tables or {}).values() for t in tables}
             stats = self.source_data(connector_id).land(
                 self.landing_dir, sync.number, sync.sync_id, now, _fivetran_columns, full_tables,
-                volume_share=sync.volume_share,
+                volume_share=sync.volume_share, stuck_cursor=sync.stuck_cursor,
             )
             # Completion stamp after the files exist: a poller that sees it can read the rows.
             completed = utc_now()

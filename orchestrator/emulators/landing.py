@@ -166,17 +166,25 @@ class SourceData:
         metadata_columns: MetadataColumns,
         full_tables: set[str] | None = None,
         volume_share: float = 1.0,
+        stuck_cursor: bool = False,
     ) -> dict[str, dict[str, int]]:
         """Generates and writes this sync's rows; returns {table: {"rows", "bytes"}}.
         ``volume_share`` < 1 (a silent-failure fault): only that share of a later sync's rows
-        lands; the rest is lost, as when a source silently drops pages."""
+        lands; the rest is lost, as when a source silently drops pages. ``stuck_cursor`` (a
+        silent-failure fault): a later sync re-reads the rows of the newest version landed so far
+        (same keys, same source timestamps) and the table's ledger does not advance."""
         self.state.landed_versions[sync_number] = iso_z(now)
         stats: dict[str, dict[str, int]] = {}
         for table, spec in self.tables.items():
             ledger = self.state.ledgers.setdefault(table, TableLedger())
             full = full_tables is not None and table in full_tables
             first = ledger.history_version is None
-            batch = ledger.plan_sync(spec, sync_number, self.seed, self.table_ref(table), full=full)
+            if stuck_cursor and not first and not full and not ledger.needs_full:
+                state = ledger.current_state()
+                keep = state.versions == (state.versions.max() if len(state) else -1)
+                batch = type(state)(state.indices[keep], state.versions[keep], state.created_versions[keep])
+            else:
+                batch = ledger.plan_sync(spec, sync_number, self.seed, self.table_ref(table), full=full)
             if volume_share < 1.0 and not first:
                 n = int(len(batch) * volume_share)
                 batch = type(batch)(batch.indices[:n], batch.versions[:n], batch.created_versions[:n])

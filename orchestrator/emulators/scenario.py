@@ -267,6 +267,14 @@ class PartialVolumeFault(_SyncTrigger):
     share: float = Field(0.1, ge=0.0, lt=1.0)
 
 
+class StuckCursorFault(_SyncTrigger):
+    """a silent failure -- the sync succeeds and lands rows, but re-reads the previous sync's rows
+    from a cursor that did not move: nothing new lands and the newest source timestamp (the
+    table's updated/modified columns) does not advance."""
+
+    kind: Literal["stuck_cursor"]
+
+
 class LatencyCreepFault(_SyncTrigger):
     """a precursor -- each hit sync takes `factor` x the previous hit's duration."""
 
@@ -294,6 +302,7 @@ FaultSpec = Annotated[
         SchemaChangeFault,
         ZeroRowsFault,
         PartialVolumeFault,
+        StuckCursorFault,
         LatencyCreepFault,
         SyncWarningFault,
     ],
@@ -309,11 +318,12 @@ FAULT_KINDS = (
     "schema_change",
     "zero_rows",
     "partial_volume",
+    "stuck_cursor",
     "latency_creep",
     "sync_warning",
 )
 # silent failures and precursors: the sync still succeeds (applied alongside one outcome fault)
-SILENT_FAULT_KINDS = ("zero_rows", "partial_volume", "latency_creep", "sync_warning")
+SILENT_FAULT_KINDS = ("zero_rows", "partial_volume", "stuck_cursor", "latency_creep", "sync_warning")
 HTTP_FAULT_KINDS = ("rate_limit", "server_error")
 
 

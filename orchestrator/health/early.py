@@ -24,6 +24,18 @@ one whose latest sync failed (the retry path owns it) or one the plan already sy
 tables and the models between them and the governed asset (the whole chain starts earlier)
 with ``cause: early_warning`` and the reason (probabilities, trend, window): validation
 and the gate decide as for any sync.
+
+Two more pre-emptive actions, each with ``cause: early_warning`` and its reason:
+
+* **pause ahead of a known maintenance window**: at the last tick before an announced window
+  opens, ``pause_connector`` -- only when no governed deadline needs a sync inside it (a stale
+  asset due after the window opens whose latest start falls before it closes); after the window
+  closes, ``resume_connector`` for a pause the early warning made (``early_pauses`` reads the
+  ledger; without one, a window that ended within ``RESUME_GRACE_S`` and a latest sync that did
+  not fail);
+* **move to off-peak**: an at-risk connector whose next sync no deadline needs before its
+  policy's next off-peak window gets a ``defer`` of its tables to the window's opening (every
+  governed deadline it feeds is still met from there).
 """
 
 from __future__ import annotations
@@ -99,11 +111,15 @@ def connector_risk(signals: list[SyncSignal], now: datetime, *, maintenance=(), 
         if s.succeeded and s.duration_s and aware(s.started_at) < now - timedelta(days=1):
             by_sync[s.sync_id] = s.duration_s
     usual = float(np.median(list(by_sync.values()))) if by_sync else None
-    windows = tuple(sorted((aware(a), aware(b)) for a, b in maintenance if aware(b) > now))
+    # windows ahead, and one that ended within the grace (its paused connector is resumed)
+    windows = tuple(sorted((aware(a), aware(b)) for a, b in maintenance
+                           if aware(b) > now - timedelta(seconds=RESUME_GRACE_S)))
     why = list(ew.why)
     if usual and ew.next_s and ew.next_s >= CREEP * usual:
         why.append(f"the trend puts the next sync at {ew.next_s:.0f}s against the usual {usual:.0f}s")
     for a, b in windows:
+        if b <= now:
+            continue
         why.append(f"maintenance window {a:%Y-%m-%d %H:%M}-{b:%H:%M} UTC announced")
     return ConnectorRisk(connector=connector or (sigs[0].connector if sigs else "?"), p_fail=ew.p_fail,
                          p_overrun=ew.p_overrun, next_s=ew.next_s, usual_s=usual, maintenance=windows,
@@ -137,13 +153,154 @@ def _sync_cost(snapshot, conn: str, tables) -> float:
     return round(float(np.mean(per)), 4) if per else 0.0
 
 
-def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 300.0) -> list:
-    """Pre-emptive syncs for at-risk connectors (see the module docstring)."""
+def early_pauses(ledger) -> dict[str, datetime]:
+    """Connectors whose current pause (the last successful pause/resume in ``ledger``) is an
+    early-warning pause ahead of a maintenance window, with the end of that window."""
+    from orchestrator.core.incidents import DONE_OK
+    from orchestrator.core.vocab import ActionType
+
+    last: dict[str, tuple[datetime, object]] = {}
+    for e in getattr(ledger, "entries", {}).values():
+        conn = e.action.connector
+        if not conn or e.status != DONE_OK:
+            continue
+        if ActionType.parse(e.action.type) not in (ActionType.pause_connector, ActionType.resume_connector):
+            continue
+        if conn not in last or aware(e.at) >= last[conn][0]:
+            last[conn] = (aware(e.at), e.action)
+    out = {}
+    for conn, (_, act) in last.items():
+        cyc = act.cycle or ""
+        if act.type == "pause_connector" and act.cause == "early_warning" and cyc.startswith(PAUSE_MARK):
+            out[conn] = aware(datetime.fromisoformat(cyc.rsplit("|", 1)[1]))
+    return out
+
+
+PAUSE_MARK = "early_warning|pause|"
+RESUME_GRACE_S = 3600.0  # an ended window is kept this long so the paused connector is resumed
+
+
+def _governed(assessment, below: set, now: datetime) -> list:
+    return sorted(((k, fa) for k, fa in assessment.freshness.items()
+                   if k in below and fa.deadline is not None and fa.window_open is not None
+                   and aware(fa.deadline) > now), key=lambda kv: kv[1].deadline)
+
+
+def _stale_for(snapshot, tables, opens: datetime) -> bool:
+    dts = snapshot.data_time or {}
+    return any((dt := dts.get(t) or snapshot.last_success.get(t)) is None or aware(dt) < opens for t in tables)
+
+
+def _maintenance_actions(snapshot, conn, risk, tables, governed, *, now, tick_s, paused, running) -> list:
+    """Pause ahead of an announced window (at the last tick before it opens); ``_resumes`` resumes.
+
+    A pause only when a sync during the window would fail (an announced maintenance window is one
+    in which the source refuses syncs) and no deadline needs a sync inside it: no governed asset
+    fed by the connector, stale for its cycle, whose deadline falls after the window opens and
+    whose latest start (usual sync + models, with margin) falls before it closes."""
+    from orchestrator.core.records import Action
+    from orchestrator.planning.common import action_id
+
+    out = []
+    sync_s = risk.expected_s() * MARGIN
+    if conn in paused:
+        return out
+    if conn in running:
+        return out
+    for a, b in risk.maintenance:
+        if not (now < a <= now + timedelta(seconds=tick_s)):
+            continue
+        needs = []
+        for key, fa in governed:
+            d = aware(fa.deadline)
+            need = sync_s + _downstream_s(snapshot, tables, key)
+            if d > a and d - timedelta(seconds=need) < b and _stale_for(snapshot, tables, aware(fa.window_open)):
+                needs.append(key)
+        if needs:
+            continue  # a deadline needs a sync inside the window: leave it to the sync-earlier path
+        mark = f"{PAUSE_MARK}{a.isoformat()}|{b.isoformat()}"
+        out.append(Action(
+            action_id=action_id("pause_connector", conn, mark), type="pause_connector", connector=conn,
+            cause="early_warning", cycle=mark,
+            reason=(f"early warning on {conn}: the source's announced maintenance window "
+                    f"{a:%Y-%m-%d %H:%M}-{b:%H:%M} UTC opens before the next tick and a sync that starts inside "
+                    f"it fails; no deadline needs a sync before it closes: pause {conn} now and resume it at "
+                    f"{b:%H:%M}")))
+        break
+    return out
+
+
+def _resumes(risks, paused, failing_now, ours, now) -> list:
+    """``resume_connector`` for a connector the early warning paused ahead of a window that has
+    closed (``ours``: from the ledger; without one, a window of its that ended within
+    ``RESUME_GRACE_S`` and a latest sync that did not fail)."""
+    from orchestrator.core.records import Action
+    from orchestrator.planning.common import action_id
+
+    out = []
+    for conn in sorted(paused):
+        if ours is None and conn in failing_now:
+            continue  # without a ledger: perhaps paused by the failure path (a person repairs it)
+        risk = risks.get(conn)
+        windows = risk.maintenance if risk is not None else ()
+        if any(a <= now < b for a, b in windows):
+            continue  # still inside a window
+        if ours is not None:
+            end = ours.get(conn)
+        else:
+            end = max((b for _, b in windows if b <= now < b + timedelta(seconds=RESUME_GRACE_S)), default=None)
+        if end is None or now < end:
+            continue
+        mark = f"early_warning|resume|{end.isoformat()}"
+        out.append(Action(
+            action_id=action_id("resume_connector", conn, mark), type="resume_connector", connector=conn,
+            cause="early_warning", cycle=mark,
+            reason=(f"early warning on {conn}: the source's announced maintenance window closed at "
+                    f"{end:%Y-%m-%d %H:%M} UTC: resume {conn} (paused ahead of it)")))
+    return out
+
+
+def _off_peak_action(snapshot, conn, risk, tables, governed, resolution, *, now):
+    """Move the next sync of an at-risk connector into its policy's off-peak window, when no
+    deadline needs it before then (every governed deadline it feeds is still met from there)."""
+    from orchestrator.core.records import Action
+    from orchestrator.planning.common import action_id
+
+    if resolution is None or not risk.at_risk:
+        return None
+    slas = [s for k in sorted(tables) + [k for k, _ in governed] if (s := resolution.sla(k)) is not None]
+    sla = next((s for s in slas if s.off_peak), None)
+    if sla is None or sla.off_peak_at(now) is not None:
+        return None
+    opens = sla.next_off_peak(now)
+    if opens is None or aware(opens) - now > timedelta(days=1):
+        return None
+    opens = aware(opens)
+    sync_s = risk.expected_s() * MARGIN
+    for key, fa in governed:
+        if not _stale_for(snapshot, tables, aware(fa.window_open)):
+            continue
+        need = sync_s + _downstream_s(snapshot, tables, key)
+        if opens + timedelta(seconds=need) > aware(fa.deadline):
+            return None  # a deadline needs the sync before the off-peak window: no move
+    keys = tuple(sorted(tables))
+    mark = f"early_warning|off_peak|{opens.isoformat()}"
+    return Action(
+        action_id=action_id("defer", conn, keys, mark), type="defer", asset_keys=keys, connector=conn,
+        not_before=opens, cause="early_warning", cycle=mark, estimated_cost_usd=_sync_cost(snapshot, conn, keys),
+        reason=(f"early warning on {conn}: at risk ({'; '.join(risk.why) or f'p_fail {risk.p_fail:.2f}'}) and "
+                f"no deadline needs its next sync before the off-peak window: move it to "
+                f"{opens:%Y-%m-%d %H:%M} UTC (quieter source, cheaper warehouse)"))
+
+
+def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 300.0, resolution=None,
+            ours: dict[str, datetime] | None = None) -> list:
+    """Pre-emptive actions for at-risk connectors (see the module docstring)."""
     from orchestrator.core.records import Action
     from orchestrator.planning.common import action_id, units_of_work
 
     risks: dict[str, ConnectorRisk] = getattr(snapshot, "connector_risk", None) or {}
-    if not risks:
+    if not risks and not ours:
         return []
     now = aware(now)
     graph = snapshot.graph
@@ -155,8 +312,17 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
         if sy.status != "running" and (sy.connector not in last or aware(sy.started_at) > aware(last[sy.connector].started_at)):
             last[sy.connector] = sy
     failing_now = {c for c, sy in last.items() if sy.status == "failed"}  # the retry path owns it
-    out = []
+    out = _resumes(risks, paused, failing_now, ours, now)
     for conn, risk in sorted(risks.items()):
+        tables = set(graph.connector_tables(conn))
+        if tables and conn not in planned_keys and not (tables & planned_keys) and risk.maintenance:
+            gov = _governed(assessment, graph.downstream_closure(*tables), now)
+            acts = _maintenance_actions(snapshot, conn, risk, tables, gov, now=now, tick_s=tick_s, paused=paused,
+                                        running=running)
+            if acts:
+                out += acts
+                continue
+        n_before = len(out)
         if (not (risk.at_risk or risk.maintenance) or conn in paused or conn in running or conn in planned_keys
                 or conn in failing_now):
             continue
@@ -212,4 +378,10 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
                 reason=f"early warning on {conn}: {why}; for the deadline {deadline.isoformat()} of {key}",
             ))
             break
+        if len(out) == n_before and resolution is not None and tables and conn not in paused | running \
+                | failing_now | planned_keys and not (tables & planned_keys):
+            act = _off_peak_action(snapshot, conn, risk, tables,
+                                   _governed(assessment, graph.downstream_closure(*tables), now), resolution, now=now)
+            if act is not None:
+                out.append(act)
     return out

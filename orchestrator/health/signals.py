@@ -75,6 +75,6 @@ def from_sync_record(sync, rows_by_table: dict[str, int] | None = None, *, warni
         out.append(SyncSignal(
             connector=sync.connector, table=table, sync_id=sync.sync_id, started_at=aware(sync.started_at),
             ended_at=aware(sync.ended_at) if sync.ended_at else None, status=sync.status, rows=rows,
-            attempts=attempts, warnings=warnings or int(getattr(sync, "warnings", 0) or 0), rate_limited=rate_limited, retries=retries, cursor=cursor,
+            attempts=max(attempts, int(getattr(sync, "attempts", 1) or 1)), warnings=warnings or int(getattr(sync, "warnings", 0) or 0), rate_limited=rate_limited, retries=retries, cursor=cursor,
         ))
     return out
