@@ -74,7 +74,9 @@ def main(argv: list[str]) -> int:
     if command == "up":
         args = [str(BIN / "orchestrator"), "dev", *rest]
     else:
-        args = [str(BIN / "python"), "-m", "pytest", *_parallel_args(rest), *rest]
+        # The whole suite prints its slowest tests, so CI logs show where the time goes.
+        report = [] if rest else ["--durations=20"]
+        args = [str(BIN / "python"), "-m", "pytest", *_parallel_args(rest), *report, *rest]
     os.chdir(ROOT)
     os.execv(args[0], args)
 
