@@ -34,7 +34,7 @@ from orchestrator.diagnosis.crossval import (  # noqa: E402
     train_artifact, Prediction,
 )
 from orchestrator.diagnosis.evaluate import format_table, load_dataset, per_category, split_of  # noqa: E402
-from orchestrator.diagnosis.model import ARTIFACT, TextModel  # noqa: E402
+from orchestrator.diagnosis.model import ARTIFACT, TextModel, load_default  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "failure_messages.jsonl"
 
@@ -106,26 +106,38 @@ def heldout(args) -> None:
 
 
 def throughput(args) -> None:
+    """CPU time of ``diagnose()`` per message and of ``diagnose_batch()`` over the corpus messages
+    (every message distinct: the batch's de-duplication of repeated log lines does not help here)."""
+    from orchestrator.diagnosis import diagnose_batch
+
     corpus_rows = [json.loads(x) for x in (ROOT / "tests/data/failure_corpus.jsonl").read_text().splitlines() if x]
     msgs = [(r["message"], r["system"]) for r in corpus_rows]
     t0 = time.perf_counter()
     TextModel.load(ARTIFACT)
     print(f"\nmodel artifact: {ARTIFACT.stat().st_size / 1024:.0f} KiB, loads in {time.perf_counter() - t0:.3f}s")
     diagnose(msgs[0][0])
-    rates = []
-    n_all = cpu_all = wall_all = 0.0
-    for r in range(args.repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        for m, s in msgs:
-            diagnose(m, s)
-        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-        rates.append(len(msgs) / cpu)
-        n_all, cpu_all, wall_all = n_all + len(msgs), cpu_all + cpu, wall_all + wall
-    print(f"throughput (rules + model, in-process): {n_all / cpu_all:,.0f} messages/s of CPU time over "
-          f"{args.repeat} passes ({n_all / wall_all:,.0f}/s wall clock on this shared machine; "
-          f"{cpu_all / n_all * 1e3:.3f} ms CPU/message); per pass: "
-          + ", ".join(f"{x:,.0f}/s" for x in rates) + " (the first fills the per-word cache)")
-    print(f"TARGET throughput {n_all / cpu_all:,.0f} messages/s (>= 2,000)")
+    print(f"{len(msgs)} distinct messages, {args.repeat} passes each (load average {os.getloadavg()[0]:.1f})")
+    figures = {}
+    for name, run in (("diagnose() per message", lambda: [diagnose(m, s) for m, s in msgs]),
+                      ("diagnose_batch(), one batch", lambda: diagnose_batch(msgs))):
+        shipped = load_default()
+        shipped._words.clear()  # each way starts from the shipped cache: its first pass meets new words
+        shipped.warm()
+        rates = []
+        n_all = cpu_all = wall_all = 0.0
+        for _ in range(args.repeat):
+            w0, c0 = time.perf_counter(), time.process_time()
+            run()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            rates.append(len(msgs) / cpu)
+            n_all, cpu_all, wall_all = n_all + len(msgs), cpu_all + cpu, wall_all + wall
+        figures[name] = n_all / cpu_all
+        print(f"throughput, {name} (rules + model, in-process): {n_all / cpu_all:,.0f} messages/s of CPU time "
+              f"({n_all / wall_all:,.0f}/s wall clock on this shared machine; {cpu_all / n_all * 1e3:.3f} ms "
+              f"CPU/message); per pass: " + ", ".join(f"{x:,.0f}/s" for x in rates)
+              + " (the first pass also caches the words the vocabulary does not hold)")
+    print("TARGET throughput " + "   ".join(f"{k}: {v:,.0f} messages/s" for k, v in figures.items())
+          + " (>= 2,000)")
 
 
 def learning(args) -> None:
@@ -177,7 +189,7 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="(project set) unused; kept for compatibility")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")
     ap.add_argument("--learning", action="store_true", help="the 30-day learning-loop simulation")

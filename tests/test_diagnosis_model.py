@@ -140,3 +140,32 @@ def test_grouped_cv_beats_rules_alone_on_issue_thread_messages(rows):
     assert model_m["accuracy"] > rules_m["accuracy"] + 0.1
     assert model_m["abstention"] < rules_m["abstention"]
 
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=0, max_size=40),
+       st.lists(st.sampled_from(["", "  ", "failed", "HTTP 429 Too Many Requests\nretrying",
+                                 "Expected integer value for `port`, but got {port} instead."]), max_size=5))
+def test_batch_gives_the_same_answers_as_one_by_one(picks, odd):
+    """diagnose_batch (vectorised model step, repeated messages diagnosed once) answers exactly as
+    diagnose() per message, in order, with systems, empties and repeats; each answer is its own copy."""
+    from orchestrator.diagnosis import diagnose_batch
+
+    pool = _batch_pool()
+    msgs = [pool[i % len(pool)] for i in picks] + [(m, None) for m in odd] + [pool[p % len(pool)] for p in picks[:5]]
+    batch = diagnose_batch(msgs)
+    assert [d.model_dump() for d in batch] == [diagnose(m, s).model_dump() for m, s in msgs]
+    if len(batch) > 1:
+        batch[0].evidence.append("changed")
+        assert all(d.evidence[-1:] != ["changed"] for d in batch[1:])
+    assert [d.category for d in diagnose_batch([m for m, _ in msgs])] == [diagnose(m).category for m, _ in msgs]
+
+
+_POOL: list = []
+
+
+def _batch_pool() -> list:
+    if not _POOL:
+        _POOL.extend((json.loads(x)["message"], json.loads(x)["system"])
+                     for x in CORPUS.read_text(encoding="utf-8").splitlines() if x.strip())
+    return _POOL

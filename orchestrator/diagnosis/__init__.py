@@ -12,7 +12,7 @@ Public API (what the failure sensor calls)::
     memory.best_resolution(d.category); memory.success_rates()
 """
 
-from orchestrator.diagnosis.classifier import Diagnosis, diagnose, diagnose_records
+from orchestrator.diagnosis.classifier import Diagnosis, diagnose, diagnose_batch, diagnose_records
 from orchestrator.diagnosis.normalize import normalize, scrub
 from orchestrator.diagnosis.rules import CATEGORIES, DEFAULT_TRANSIENT
 
@@ -22,6 +22,7 @@ __all__ = [
     "Diagnosis",
     "FailureMemory",
     "diagnose",
+    "diagnose_batch",
     "diagnose_records",
     "normalize",
     "scrub",

@@ -28,7 +28,8 @@ from orchestrator.diagnosis.rules import CATEGORIES
 
 ARTIFACT = Path(__file__).with_name("model.npz")
 MAX_CHARS = 1200
-_WORD = re.compile(r"[a-z][a-z0-9_]*")
+# a word starts with a letter and has at least 2 characters (one regex pass, no length filter)
+_WORD = re.compile(r"[a-z][a-z0-9_]+")
 
 
 _EXC = re.compile(r"\b([A-Z][A-Za-z0-9]*(?:Error|Exception|Exceeded|Timeout|Denied|Expired|Failure|Fault))\b")
@@ -44,7 +45,7 @@ _DIGITS3 = re.compile(r"[1-5]\d\d")
 
 def words_of(message: str) -> list[str]:
     """The word tokens the model sees: lower-cased, starting with a letter, at least 2 characters."""
-    return [w for w in _WORD.findall((message or "")[:MAX_CHARS].lower()) if len(w) > 1]
+    return _WORD.findall((message or "")[:MAX_CHARS].lower())
 
 
 def word_grams(w: str) -> list[str]:
@@ -259,6 +260,14 @@ class TextModel:
             self._word_entry(w)
         return len(words)
 
+    def _bigram_ids(self) -> dict[tuple[str, str], int]:
+        """``(a, b) -> vocabulary id`` of the ``b:a b`` features (no string building per message)."""
+        bi = self.__dict__.get("_bi")
+        if bi is None:
+            bi = self._bi = {tuple(f[2:].split(" ", 1)): j for f, j in self.vocab.items()
+                             if f.startswith("b:") and " " in f}
+        return bi
+
     def logits(self, message: str) -> np.ndarray:
         """Class logits of ``message``: exactly ``features(message) . W + b``, computed as a sum of
         cached per-word rows (the normalization of :func:`features` is additive over words)."""
@@ -266,34 +275,52 @@ class TextModel:
         typed = typed_tokens(message)
         if not words and not typed:
             return self.b.copy()
-        entry = self._word_entry
-        get = self.vocab.get
-        wrows: list[int] = []
-        wscale: list[float] = []
+        cache = self._words
+        counts = Counter(words)
+        keys = list(counts)
+        ents = list(map(cache.get, keys))  # (row in _M, n features) per distinct word
+        if None in ents:
+            ents = [e if e is not None else self._word_entry(w) for e, w in zip(ents, keys)]
+        wrows = [e[0] for e in ents]
+        pairs = list(zip(words, words[1:]))
+        bget = self._bigram_ids().get
+        if len(keys) == len(words) and len(set(pairs)) == len(pairs) and not typed:
+            # the common case: every word and bigram once (scale 1), no typed token: sums, no weights
+            norm2 = float(sum(e[1] for e in ents) + len(pairs))
+            frows = [j for j in map(bget, pairs) if j is not None]
+            z = self._M[wrows].sum(axis=0, dtype=np.float64) if wrows else self._zero.astype(np.float64)
+            if frows:
+                z += self.W[frows].sum(axis=0, dtype=np.float64)
+            return z * (1.0 / math.sqrt(norm2)) + self.b
+        log = math.log
         norm2 = 0.0
-        for w, c in Counter(words).items():
-            row, n = entry(w)
-            s = 1.0 if c == 1 else 1.0 + math.log(c)
-            norm2 += s * s * n
-            wrows.append(row)
+        wscale: list[float] = []
+        for e, c in zip(ents, counts.values()):
+            s = 1.0 if c == 1 else 1.0 + log(c)
+            norm2 += s * s * e[1]
             wscale.append(s)
-        pairs: dict[str, int] = {}
-        for f in [f"b:{a} {b}" for a, b in zip(words, words[1:])] + typed:
-            pairs[f] = pairs.get(f, 0) + 1
-        frows: list[int] = []
+        frows = []
         fscale: list[float] = []
-        for f, c in pairs.items():
-            s = 1.0 if c == 1 else 1.0 + math.log(c)
+        for pair, c in Counter(pairs).items():
+            s = 1.0 if c == 1 else 1.0 + log(c)
+            norm2 += s * s
+            j = bget(pair)
+            if j is not None:
+                frows.append(j)
+                fscale.append(s)
+        get = self.vocab.get
+        for f, c in Counter(typed).items():
+            s = 1.0 if c == 1 else 1.0 + log(c)
             norm2 += s * s
             j = get(f)
             if j is not None:
                 frows.append(j)
                 fscale.append(s)
-        z = np.dot(np.array(wscale, dtype=np.float32), self._M[wrows]) if wrows else self._zero.copy()
+        z = np.dot(wscale, self._M[wrows]) if wrows else self._zero.astype(np.float64)
         if frows:
-            z += np.dot(np.array(fscale, dtype=np.float32), self.W[frows])
+            z += np.dot(fscale, self.W[frows])
         if norm2 > 0:
-            z *= np.float32(1.0 / math.sqrt(norm2))
+            z *= 1.0 / math.sqrt(norm2)
         return z + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
