@@ -33,25 +33,28 @@ def _initialized(resource):
     return resource.process_config_and_initialize()
 
 
-def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
+def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, props=None):
     """Graph, resolution, snapshot and assessment of the code location, from the Dagster instance.
 
     By default the graph is the plain one cached per version of its inputs
     (``orchestrator.graph_cache``: no Definitions loaded, no dagster-dbt imported); ``full``
     builds the whole code location as before (the reference ``tests/test_plan_fast_path.py``
-    compares against), ``refresh`` rebuilds the cache."""
+    compares against), ``refresh`` rebuilds the cache. The same inputs as the planning sensor
+    (``sensors.execution.build_planning_sensor``): the sensors' graph and policy resolution, the
+    connectors' sync state and schema-change settings, the failure sensor's stored diagnoses and
+    the failure memory of ``props`` (a ``Proposals``; default: the project store's)."""
     from orchestrator.settings import get_settings
 
     settings = get_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     if full:
-        from orchestrator.definitions import build_definitions
-        from orchestrator.graph_cache import from_definitions
+        from orchestrator.definitions import build_project
+        from orchestrator.graph_cache import from_project
 
-        defs = build_definitions()
-        inputs = from_definitions(defs)
-        fivetran, airbyte = defs.resources["fivetran"], defs.resources["airbyte"]
+        project = build_project()
+        inputs = from_project(project)
+        fivetran, airbyte = project.defs.resources["fivetran"], project.defs.resources["airbyte"]
     else:
         from orchestrator.graph_cache import plain_inputs
         from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
@@ -63,7 +66,8 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
     graph = inputs.graph
     from orchestrator.policies import load_and_resolve
 
-    resolution = load_and_resolve([settings.policies_dir], graph)
+    # as the code location resolves them (orchestrator.definitions): the sensors' resolution
+    resolution = load_and_resolve([settings.policies_dir], graph, unavailable_kinds=inputs.unavailable_kinds)
     import dagster as dg
 
     from orchestrator.core.records import Assessment, Snapshot
@@ -80,7 +84,7 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
             connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
             with api_deadline(sensor_api_deadline_s()):
                 snapshot = build_snapshot(instance, graph, now=now, connectors=connectors,
-                                          resolvers=inputs.resolvers())
+                                          resolvers=inputs.resolvers(), connector_settings=True)
         except ImportError:
             snapshot = Snapshot(taken_at=now, graph=graph)
     from orchestrator.policies import DurationModel
@@ -90,13 +94,17 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
         from orchestrator.assessment import assess
 
         from orchestrator.recovery import stored_diagnoses
-        from orchestrator.store import open_store
 
+        if props is None:
+            from orchestrator.proposals import Proposals
+            from orchestrator.store import open_store
+
+            props = Proposals(open_store())
         try:  # the failure sensor's stored diagnoses, not a second diagnosis
-            known = stored_diagnoses(open_store(), [f.failure_id for f in snapshot.failures])
+            known = stored_diagnoses(props.store, [f.failure_id for f in snapshot.failures])
         except Exception:  # noqa: BLE001 - no store yet: diagnose here
             known = None
-        assessment = assess(snapshot, resolution, durations, now=now, known_diagnoses=known)
+        assessment = assess(snapshot, resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
     except ImportError:
         assessment = Assessment(taken_at=now)
     return snapshot, assessment, resolution, durations
@@ -146,14 +154,14 @@ def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bo
     from orchestrator.store import open_store
 
     now = datetime.now(UTC)
+    props = Proposals(open_store(store_url))
     if synthetic:
         from orchestrator.planning.synthetic import fleet
 
         f = fleet(synthetic)
         snapshot, assessment, resolution, durations, now = f.snapshot, f.assessment, f.resolution, f.durations, f.now
     else:
-        snapshot, assessment, resolution, durations = _project_inputs(now, full=full, refresh=refresh)
-    props = Proposals(open_store(store_url))
+        snapshot, assessment, resolution, durations = _project_inputs(now, full=full, refresh=refresh, props=props)
     result = props.run_cycle(snapshot, assessment, resolution, durations, now=now,
                              llm=None if no_llm else "env", dry_run=dry_run)
     _print_result(result, as_json)
