@@ -33,6 +33,29 @@ def _initialized(resource):
     return resource.process_config_and_initialize()
 
 
+def _dagster_snapshot(now: datetime, graph, inputs, fivetran, airbyte, full: bool):
+    """The snapshot through a ``DagsterInstance`` and the project's resources (another instance
+    layout than the default SQLite one, or ``--full``)."""
+    import dagster as dg
+
+    from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+    from orchestrator.snapshot import ConnectorReader, build_snapshot
+
+    if not full:
+        from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
+
+        systems = enabled_systems()
+        fivetran = fivetran_workspace() if "fivetran" in systems else None
+        airbyte = airbyte_workspace() if "airbyte" in systems else None
+    with dg.DagsterInstance.get() as instance:
+        # the same inputs as the sensors: connector sync state included (failed syncs); the
+        # resources initialized, as in a run, so EnvVar secrets are resolved
+        connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
+        with api_deadline(sensor_api_deadline_s()):
+            return build_snapshot(instance, graph, now=now, connectors=connectors,
+                                  resolvers=inputs.resolvers(), connector_settings=True)
+
+
 def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, props=None):
     """Graph, resolution, snapshot and assessment of the code location, from the Dagster instance.
 
@@ -57,36 +80,35 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, pr
         fivetran, airbyte = project.defs.resources["fivetran"], project.defs.resources["airbyte"]
     else:
         from orchestrator.graph_cache import plain_inputs
-        from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
 
         inputs = plain_inputs(refresh=refresh)
-        systems = enabled_systems()
-        fivetran = fivetran_workspace() if "fivetran" in systems else None
-        airbyte = airbyte_workspace() if "airbyte" in systems else None
+        fivetran = airbyte = None
     graph = inputs.graph
     from orchestrator.policies import load_and_resolve
 
     # as the code location resolves them (orchestrator.definitions): the sensors' resolution
     resolution = load_and_resolve([settings.policies_dir], graph, unavailable_kinds=inputs.unavailable_kinds)
-    import dagster as dg
+    from orchestrator.core.records import Snapshot
+    from orchestrator.plain_instance import plain_instance
 
-    from orchestrator.core.records import Assessment, Snapshot
+    plain = None if full else plain_instance(os.environ["DAGSTER_HOME"])
+    try:
+        from orchestrator.snapshot import ConnectorReader, build_snapshot
+    except ImportError:
+        snapshot = Snapshot(taken_at=now, graph=graph)
+    else:
+        if plain is not None:
+            # No Dagster import: the instance's SQLite tables and the vendors' APIs read directly
+            # (orchestrator.plain_instance / plain_clients), the same questions the sensors ask.
+            from orchestrator.plain_clients import enabled_systems, plain_airbyte_client, plain_fivetran_client
 
-    with dg.DagsterInstance.get() as instance:
-        try:
-            from orchestrator.snapshot import build_snapshot
-
-            from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
-            from orchestrator.snapshot import ConnectorReader
-
-            # the same inputs as the sensors: connector sync state included (failed syncs); the
-            # resources initialized, as in a run, so EnvVar secrets are resolved
-            connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
-            with api_deadline(sensor_api_deadline_s()):
-                snapshot = build_snapshot(instance, graph, now=now, connectors=connectors,
-                                          resolvers=inputs.resolvers(), connector_settings=True)
-        except ImportError:
-            snapshot = Snapshot(taken_at=now, graph=graph)
+            systems = enabled_systems()
+            connectors = ConnectorReader(fivetran=plain_fivetran_client() if "fivetran" in systems else None,
+                                         airbyte=plain_airbyte_client() if "airbyte" in systems else None)
+            snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
+                                      connector_settings=True)
+        else:
+            snapshot = _dagster_snapshot(now, graph, inputs, fivetran, airbyte, full)
     from orchestrator.policies import DurationModel
 
     durations = DurationModel(snapshot.durations)
