@@ -101,6 +101,10 @@ def test_cached_graph_plans_the_same_as_the_full_code_location(sandbox, env):
     assert hit.jobs == miss.jobs and "refresh_everything" in hit.jobs and hit.ops == miss.ops
     assert hit.dbt_roots == miss.dbt_roots and hit.dbt_roots  # dbt run results found for dbt failures
 
+    from orchestrator.plain_instance import plain_instance
+
+    # the fast path reads this (default, SQLite) instance from its tables, without Dagster
+    assert plain_instance(sandbox.settings.dagster_home) is not None
     fast = _project_inputs(now)
     assert [f.failure_id for f in fast[0].failures] == [f.failure_id for f in full[0].failures]
     assert any(f.connector == f"airbyte:{HUBSPOT}" for f in fast[0].failures)

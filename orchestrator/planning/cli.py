@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
+import sqlite3
 from datetime import datetime, timezone
 
 import click
 
 UTC = timezone.utc
+log = logging.getLogger(__name__)
 
 
 def _initialized(resource):
@@ -105,9 +108,13 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, pr
             systems = enabled_systems()
             connectors = ConnectorReader(fivetran=plain_fivetran_client() if "fivetran" in systems else None,
                                          airbyte=plain_airbyte_client() if "airbyte" in systems else None)
-            snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
-                                      connector_settings=True)
-        else:
+            try:
+                snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
+                                          connector_settings=True)
+            except sqlite3.Error as exc:  # tables of another schema version: Dagster reads them
+                log.info("reading %s through Dagster: %s", plain.base, exc)
+                plain = None
+        if plain is None:
             snapshot = _dagster_snapshot(now, graph, inputs, fivetran, airbyte, full)
     from orchestrator.policies import DurationModel
 
