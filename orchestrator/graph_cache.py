@@ -39,12 +39,12 @@ from pathlib import Path
 
 from orchestrator.core.graph import AssetGraph, AssetNode
 
-CACHE_VERSION = 2  # 2: the sensors' graph and unavailable kinds
+CACHE_VERSION = 3  # 2: the sensors' graph and unavailable kinds; 3: the Airbyte workspace id
 ROOT = Path(__file__).resolve().parent.parent
 CODE = ("assets", "orchestrator/definitions.py", "orchestrator/project_graph.py", "orchestrator/graph_cache.py")
 ENV = ("ORCHESTRATOR_CONNECTORS", "ORCHESTRATOR_FIVETRAN_CONNECTORS", "ORCHESTRATOR_AIRBYTE_CONNECTIONS",
        "FIVETRAN_API_KEY", "FIVETRAN_ACCOUNT_ID", "FIVETRAN_API_BASE_URL", "AIRBYTE_REST_API_BASE_URL",
-       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT")
+       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT", "ORCHESTRATOR_SCENARIO")
 SKIP_DIRS = {"target", "logs", "dbt_packages", ".user.yml", "__pycache__"}
 
 
@@ -57,6 +57,7 @@ class PlainInputs:
     jobs: dict[str, tuple[str, ...]]  # job name -> its selected asset keys
     dbt_roots: dict[str, tuple[str, ...]]  # op name -> dbt target roots
     unavailable_kinds: tuple[str, ...] = ()  # connector systems that loaded nothing (policies disabled)
+    airbyte_workspace_id: str | None = None  # the resource's (the sandbox scenario's when no API is set)
     key: str = ""
     cached: bool = False  # True: read from the cache, no Definitions loaded
 
@@ -140,7 +141,8 @@ def _node(data: dict) -> AssetNode:
                         "owners": tuple(data["owners"]), "tags": dict(data["tags"])})
 
 
-def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=()) -> PlainInputs:
+def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=(),
+                     airbyte_workspace_id: str | None = None) -> PlainInputs:
     """The plain inputs of a loaded ``Definitions`` (the full path; imports Dagster). ``graph``:
     the sensors' graph (``orchestrator.definitions.build_project().context.graph``); without it,
     the graph of the Definitions' specs (a library user's ``Definitions``)."""
@@ -170,12 +172,14 @@ def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=()
         except Exception:  # noqa: BLE001 - op jobs without an asset layer
             jobs[job.name] = ()
     return PlainInputs(graph=graph, ops=ops, jobs=jobs, dbt_roots={k: tuple(sorted(v)) for k, v in roots.items()},
-                       unavailable_kinds=tuple(unavailable_kinds))
+                       unavailable_kinds=tuple(unavailable_kinds), airbyte_workspace_id=airbyte_workspace_id)
 
 
 def from_project(project) -> PlainInputs:
     """The plain inputs of ``orchestrator.definitions.build_project()``: its sensors' graph."""
-    return from_definitions(project.defs, project.context.graph, project.unavailable_kinds)
+    workspace = getattr(project.defs.resources.get("airbyte"), "workspace_id", None)
+    return from_definitions(project.defs, project.context.graph, project.unavailable_kinds,
+                            workspace if isinstance(workspace, str) else None)
 
 
 def save(inputs: PlainInputs, key: str, path: Path) -> None:
@@ -184,7 +188,8 @@ def save(inputs: PlainInputs, key: str, path: Path) -> None:
                "ops": {k: list(v) for k, v in inputs.ops.items()},
                "jobs": {k: list(v) for k, v in inputs.jobs.items()},
                "dbt_roots": {k: list(v) for k, v in inputs.dbt_roots.items()},
-               "unavailable_kinds": list(inputs.unavailable_kinds)}
+               "unavailable_kinds": list(inputs.unavailable_kinds),
+               "airbyte_workspace_id": inputs.airbyte_workspace_id}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
@@ -203,7 +208,8 @@ def load(path: Path, key: str) -> PlainInputs | None:
             ops={k: tuple(v) for k, v in payload["ops"].items()},
             jobs={k: tuple(v) for k, v in payload["jobs"].items()},
             dbt_roots={k: tuple(v) for k, v in payload["dbt_roots"].items()},
-            unavailable_kinds=tuple(payload["unavailable_kinds"]), key=key, cached=True)
+            unavailable_kinds=tuple(payload["unavailable_kinds"]),
+            airbyte_workspace_id=payload.get("airbyte_workspace_id"), key=key, cached=True)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

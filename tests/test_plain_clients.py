@@ -92,3 +92,23 @@ def test_connector_reader_gives_the_same_syncs(clients):
     assert any(s.status == "failed" and s.connector == f"airbyte:{HUBSPOT}" and "502" in (s.error_message or "")
                for s in a)
     assert ours.schema_change_handling(graph) == theirs.schema_change_handling(graph)
+
+
+def test_sandbox_credentials_match_the_resources():
+    import orchestrator.plain_clients as plain
+    import orchestrator.resources as resources
+
+    for name in ("SANDBOX_FIVETRAN_KEY", "SANDBOX_FIVETRAN_SECRET", "SANDBOX_AIRBYTE_CLIENT_ID",
+                 "SANDBOX_AIRBYTE_CLIENT_SECRET"):
+        assert getattr(plain, name) == getattr(resources, name)
+    assert plain.REAL_FIVETRAN_API_BASE == resources.REAL_FIVETRAN_API_BASE
+
+
+def test_tls_is_verified_for_every_https_url():
+    from orchestrator.plain_clients import PlainAirbyteClient, PlainFivetranClient, _verify
+
+    assert _verify("https://api.fivetran.com") and _verify("HTTPS://x") and not _verify("http://127.0.0.1:8701")
+    mixed = PlainAirbyteClient("http://127.0.0.1:1/api/public/v1", "https://cloud.airbyte.com/api/v1", "w", "i", "s")
+    assert mixed._http._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+    real = PlainFivetranClient("https://api.fivetran.com", "k", "s")
+    assert real._http._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"

@@ -161,13 +161,3 @@ def test_the_dry_run_read_path_imports_no_dagster(home):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().startswith("False"), out.stdout
-
-
-def test_sandbox_credentials_match_the_resources():
-    import orchestrator.plain_clients as plain
-    import orchestrator.resources as resources
-
-    for name in ("SANDBOX_FIVETRAN_KEY", "SANDBOX_FIVETRAN_SECRET", "SANDBOX_AIRBYTE_CLIENT_ID",
-                 "SANDBOX_AIRBYTE_CLIENT_SECRET"):
-        assert getattr(plain, name) == getattr(resources, name)
-    assert plain.REAL_FIVETRAN_API_BASE == resources.REAL_FIVETRAN_API_BASE

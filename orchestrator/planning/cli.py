@@ -107,7 +107,8 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, pr
 
             systems = enabled_systems()
             connectors = ConnectorReader(fivetran=plain_fivetran_client() if "fivetran" in systems else None,
-                                         airbyte=plain_airbyte_client() if "airbyte" in systems else None)
+                                         airbyte=plain_airbyte_client(inputs.airbyte_workspace_id)
+                                         if "airbyte" in systems else None)
             try:
                 snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
                                           connector_settings=True)
