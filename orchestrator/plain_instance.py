@@ -53,8 +53,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _naive_utc(value: datetime) -> str:
-    """A timezone-aware time as the naive UTC text the tables hold (SQLAlchemy's DateTime)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    """A timezone-aware time as the naive UTC text the tables hold (SQLAlchemy's SQLite DateTime:
+    microseconds always written, so text order is time order)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _parse_ts(text: str | None) -> datetime | None:
