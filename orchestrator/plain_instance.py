@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,8 +49,9 @@ def plain_instance(dagster_home: str | Path) -> PlainInstance | None:
     return PlainInstance(base)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+def _connect(path: Path):
+    """A read-only connection, closed when the ``with`` block ends."""
+    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False))
 
 
 def _naive_utc(value: datetime) -> str:
