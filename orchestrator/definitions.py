@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -59,7 +60,23 @@ def _absent(system: str) -> dg.ResourceDefinition:
         description=f"{system} is not used by this code location (ORCHESTRATOR_CONNECTORS)")
 
 
+class Project(NamedTuple):
+    """The code location and what its sensors were given: the plain graph and policy resolution
+    they decide on (``context``) and the connector systems that loaded nothing
+    (``unavailable_kinds``, whose policies are disabled). ``orchestrator plan`` plans on this very
+    graph (``orchestrator.graph_cache``), not one re-derived from the Definitions' specs (which
+    carry the SLA owners and tags merged in, and the sensors' own assets)."""
+
+    defs: dg.Definitions
+    context: ProjectContext
+    unavailable_kinds: tuple[str, ...]
+
+
 def build_definitions() -> dg.Definitions:
+    return build_project().defs
+
+
+def build_project() -> Project:
     # dbt subprocesses read the warehouse and landing paths from the environment.
     for name, value in dbt_env().items():
         os.environ.setdefault(name, value)
@@ -147,7 +164,7 @@ def build_definitions() -> dg.Definitions:
             "dbt": dbt_cli(),
         },
     )
-    return dg.Definitions.merge(core, *fragments)
+    return Project(dg.Definitions.merge(core, *fragments), context, tuple(unavailable))
 
 
 @dg.definitions

@@ -2,7 +2,11 @@
 
 ``orchestrator plan --dry-run`` needs the asset graph (keys, roles, upstream, owners, connectors,
 partitioning), which job/step materializes which assets (to attribute failures) and where dbt
-writes its run results. Building them from ``build_definitions()`` imports dagster-dbt and dbt,
+writes its run results. The graph is the very one the sensors were given
+(``ProjectContext.graph``: one graph for the CLI, the sensors and the digest; not one re-derived
+from the Definitions' specs, which carry the SLA owners and tags merged in and the sensors' own
+assets), with the connector systems that loaded nothing (their policies disabled, as in the
+code location). Building them from ``build_definitions()`` imports dagster-dbt and dbt,
 parses the manifest and fetches every connector's workspace: ~10 s of CPU for a graph that only
 changes when its inputs do. So the full build runs once per version of its inputs and its plain
 result is kept in ``<ORCHESTRATOR_HOME>/cache/plan_inputs.json``:
@@ -35,12 +39,12 @@ from pathlib import Path
 
 from orchestrator.core.graph import AssetGraph, AssetNode
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3  # 2: the sensors' graph and unavailable kinds; 3: the Airbyte workspace id
 ROOT = Path(__file__).resolve().parent.parent
 CODE = ("assets", "orchestrator/definitions.py", "orchestrator/project_graph.py", "orchestrator/graph_cache.py")
 ENV = ("ORCHESTRATOR_CONNECTORS", "ORCHESTRATOR_FIVETRAN_CONNECTORS", "ORCHESTRATOR_AIRBYTE_CONNECTIONS",
        "FIVETRAN_API_KEY", "FIVETRAN_ACCOUNT_ID", "FIVETRAN_API_BASE_URL", "AIRBYTE_REST_API_BASE_URL",
-       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT")
+       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT", "ORCHESTRATOR_SCENARIO")
 SKIP_DIRS = {"target", "logs", "dbt_packages", ".user.yml", "__pycache__"}
 
 
@@ -52,6 +56,8 @@ class PlainInputs:
     ops: dict[str, tuple[str, ...]]  # op name -> asset keys it materializes
     jobs: dict[str, tuple[str, ...]]  # job name -> its selected asset keys
     dbt_roots: dict[str, tuple[str, ...]]  # op name -> dbt target roots
+    unavailable_kinds: tuple[str, ...] = ()  # connector systems that loaded nothing (policies disabled)
+    airbyte_workspace_id: str | None = None  # the resource's (the sandbox scenario's when no API is set)
     key: str = ""
     cached: bool = False  # True: read from the cache, no Definitions loaded
 
@@ -135,12 +141,15 @@ def _node(data: dict) -> AssetNode:
                         "owners": tuple(data["owners"]), "tags": dict(data["tags"])})
 
 
-def from_definitions(defs) -> PlainInputs:
-    """The plain inputs of a loaded ``Definitions`` (the full path; imports Dagster)."""
+def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=(),
+                     airbyte_workspace_id: str | None = None) -> PlainInputs:
+    """The plain inputs of a loaded ``Definitions`` (the full path; imports Dagster). ``graph``:
+    the sensors' graph (``orchestrator.definitions.build_project().context.graph``); without it,
+    the graph of the Definitions' specs (a library user's ``Definitions``)."""
     from orchestrator.project_graph import asset_graph_from_definitions
     from orchestrator.snapshot import _dbt_target_root
 
-    graph = asset_graph_from_definitions(defs)
+    graph = graph if graph is not None else asset_graph_from_definitions(defs)
     repo = defs.get_repository_def()
     ops: dict[str, tuple[str, ...]] = {}
     roots: dict[str, set[str]] = {}
@@ -162,7 +171,15 @@ def from_definitions(defs) -> PlainInputs:
             jobs[job.name] = tuple(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys))
         except Exception:  # noqa: BLE001 - op jobs without an asset layer
             jobs[job.name] = ()
-    return PlainInputs(graph=graph, ops=ops, jobs=jobs, dbt_roots={k: tuple(sorted(v)) for k, v in roots.items()})
+    return PlainInputs(graph=graph, ops=ops, jobs=jobs, dbt_roots={k: tuple(sorted(v)) for k, v in roots.items()},
+                       unavailable_kinds=tuple(unavailable_kinds), airbyte_workspace_id=airbyte_workspace_id)
+
+
+def from_project(project) -> PlainInputs:
+    """The plain inputs of ``orchestrator.definitions.build_project()``: its sensors' graph."""
+    workspace = getattr(project.defs.resources.get("airbyte"), "workspace_id", None)
+    return from_definitions(project.defs, project.context.graph, project.unavailable_kinds,
+                            workspace if isinstance(workspace, str) else None)
 
 
 def save(inputs: PlainInputs, key: str, path: Path) -> None:
@@ -170,7 +187,9 @@ def save(inputs: PlainInputs, key: str, path: Path) -> None:
                "nodes": [_node_json(n) for n in inputs.graph],
                "ops": {k: list(v) for k, v in inputs.ops.items()},
                "jobs": {k: list(v) for k, v in inputs.jobs.items()},
-               "dbt_roots": {k: list(v) for k, v in inputs.dbt_roots.items()}}
+               "dbt_roots": {k: list(v) for k, v in inputs.dbt_roots.items()},
+               "unavailable_kinds": list(inputs.unavailable_kinds),
+               "airbyte_workspace_id": inputs.airbyte_workspace_id}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
@@ -189,7 +208,8 @@ def load(path: Path, key: str) -> PlainInputs | None:
             ops={k: tuple(v) for k, v in payload["ops"].items()},
             jobs={k: tuple(v) for k, v in payload["jobs"].items()},
             dbt_roots={k: tuple(v) for k, v in payload["dbt_roots"].items()},
-            key=key, cached=True)
+            unavailable_kinds=tuple(payload["unavailable_kinds"]),
+            airbyte_workspace_id=payload.get("airbyte_workspace_id"), key=key, cached=True)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -202,9 +222,9 @@ def plain_inputs(refresh: bool = False, settings=None) -> PlainInputs:
         hit = load(path, inputs_key(settings))
         if hit is not None:
             return hit
-    from orchestrator.definitions import build_definitions
+    from orchestrator.definitions import build_project
 
-    inputs = from_definitions(build_definitions())
+    inputs = from_project(build_project())
     # keyed after the build: it may have rewritten the connector state or the manifest
     inputs.key = inputs_key(settings)
     save(inputs, inputs.key, path)

@@ -37,9 +37,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from dagster._core.event_api import EventRecordsFilter
-from dagster._core.events import DagsterEventType
 from dateutil.parser import isoparse
 
 from orchestrator.assessment.dbt_results import (
@@ -59,25 +56,36 @@ from orchestrator.core.records import (
     Snapshot,
     SyncRecord,
 )
-from orchestrator.resources.sync_failures import airbyte_failure_reasons, fivetran_problems
+from orchestrator.vendor_reasons import airbyte_failure_reasons, fivetran_problems
+
+# Dagster is imported where the instance is read through it, not by this module: ``orchestrator
+# plan --dry-run`` reads a SQLite instance without it (``orchestrator.plain_instance``, an
+# ``instance`` whose ``plain_*`` methods answer the same questions from the tables).
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 CHUNK = 500
 PAGE = 20_000  # event log rows per query when reading recent materializations newest first
 STORE_SKEW = timedelta(hours=1)  # how far an event's timestamp may trail the order it was stored in
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+# DagsterRunStatus values (the runs table's status column)
+IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
 _STATUS = {
-    dg.DagsterRunStatus.QUEUED: RunStatus.queued,
-    dg.DagsterRunStatus.NOT_STARTED: RunStatus.queued,
-    dg.DagsterRunStatus.STARTING: RunStatus.starting,
-    dg.DagsterRunStatus.STARTED: RunStatus.running,
-    dg.DagsterRunStatus.SUCCESS: RunStatus.success,
-    dg.DagsterRunStatus.FAILURE: RunStatus.failure,
-    dg.DagsterRunStatus.CANCELING: RunStatus.running,
-    dg.DagsterRunStatus.CANCELED: RunStatus.canceled,
+    "QUEUED": RunStatus.queued,
+    "NOT_STARTED": RunStatus.queued,
+    "STARTING": RunStatus.starting,
+    "STARTED": RunStatus.running,
+    "SUCCESS": RunStatus.success,
+    "FAILURE": RunStatus.failure,
+    "CANCELING": RunStatus.running,
+    "CANCELED": RunStatus.canceled,
 }
+MATERIALIZATION = "ASSET_MATERIALIZATION"  # DagsterEventType values
+STEP_FAILURE = "STEP_FAILURE"
+RUN_FAILURE = "PIPELINE_FAILURE"
+
+
+def _value(enum_or_str) -> str:
+    return getattr(enum_or_str, "value", enum_or_str)
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -106,16 +114,22 @@ _DB_KEY: dict[str, str] = {}  # user string -> db string
 def _user_key(db_key: str) -> str:
     key = _USER_KEY.get(db_key)
     if key is None:
-        key = _USER_KEY[db_key] = dg.AssetKey.from_db_string(db_key).to_user_string()
+        key = _USER_KEY[db_key] = "/".join(_path_from_db(db_key))
     return key
+
+
+def _path_from_db(db_key: str) -> list[str]:
+    """``AssetKey.from_db_string(db_key).path``: a JSON list, else the legacy dotted form."""
+    if db_key.startswith("["):
+        return [str(p) for p in json.loads(db_key)]
+    return db_key.split(".")
 
 
 def _db_key(user_key: str) -> str:
     key = _DB_KEY.get(user_key)
     if key is None:
-        asset_key = dg.AssetKey.from_user_string(user_key)
-        key = _DB_KEY[user_key] = asset_key.to_string()
-        _USER_KEY.setdefault(key, asset_key.to_user_string())
+        key = _DB_KEY[user_key] = json.dumps(user_key.split("/"))  # AssetKey.to_string()
+        _USER_KEY.setdefault(key, user_key)
     return key
 
 
@@ -149,7 +163,7 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     wiped: list[str] = []
     chunk = 5 * CHUNK
-    mat = DagsterEventType.ASSET_MATERIALIZATION.value
+    mat = MATERIALIZATION
     # Per asset, one seek in idx_events_by_asset (asset_key, dagster_event_type, id) for its
     # latest materialization: O(assets log n), where a max(id) ... GROUP BY reads every
     # materialization ever stored (30 days of history at 100,000 assets is 3 million rows).
@@ -179,6 +193,10 @@ def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict
     """Asset key -> time of its latest materialization (none for never-materialized or wiped
     assets)."""
     keys = list(keys)
+    if hasattr(instance, "plain_last_success"):
+        return instance.plain_last_success(keys)
+    import dagster as dg
+
     out: dict[str, datetime] = {}
     storage = _sql_storage(instance)
     if storage is not None:
@@ -232,6 +250,8 @@ def caps_hit(snapshot: Snapshot) -> dict[str, str]:
 
 
 def _records(instance, event_type, since: datetime, limit: int, after_id: int | None = None):
+    from dagster._core.event_api import EventRecordsFilter
+
     flt = EventRecordsFilter(event_type=event_type, after_timestamp=since.timestamp())
     if after_id is not None:
         flt = EventRecordsFilter(event_type=event_type, after_cursor=after_id)
@@ -242,6 +262,10 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     """(asset key, timestamp, run id, partition) of materializations after ``since``, newest
     first: by column from a SQL event log (the same filter as ``get_event_records`` with
     ``after_timestamp``), else through ``get_event_records``."""
+    if hasattr(instance, "plain_materialization_rows"):
+        return instance.plain_materialization_rows(since, limit)
+    from dagster._core.events import DagsterEventType
+
     storage = _sql_storage(instance)
     if storage is None:
         return [
@@ -261,7 +285,7 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it
     # happens, so every older id is older still. The window's rows are read, not the whole
     # history (a SQL filter on timestamp has no index and reads every materialization stored).
-    mat = E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value
+    mat = E.c.dagster_event_type == MATERIALIZATION
     with storage.index_connection() as conn:
         while True:
             # The page's id range and newest timestamp (computed by the database), then only its
@@ -365,9 +389,16 @@ class InstanceReader:
 
     def runs(self, since: datetime) -> list[RunRecord]:
         cap = self.caps.max_runs
-        in_flight = self.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=cap + 1)
+        if hasattr(self.instance, "plain_run_records"):  # the same two queries, by column
+            in_flight = self.instance.plain_run_records(statuses=IN_FLIGHT, limit=cap + 1)
+            updated = self.instance.plain_run_records(updated_after=since, limit=cap + 1)
+        else:
+            import dagster as dg
+
+            in_flight = self.instance.get_run_records(
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus(s) for s in IN_FLIGHT]), limit=cap + 1)
+            updated = self.instance.get_run_records(dg.RunsFilter(updated_after=since), limit=cap + 1)
         records = {r.dagster_run.run_id: r for r in self._capped("runs_in_flight", list(in_flight), cap)}
-        updated = self.instance.get_run_records(dg.RunsFilter(updated_after=since), limit=cap + 1)
         for r in self._capped("runs_updated", list(updated), cap):
             records.setdefault(r.dagster_run.run_id, r)
         out = []
@@ -375,12 +406,12 @@ class InstanceReader:
             run = rec.dagster_run
             self._jobs[run.run_id] = run.job_name
             if run.asset_selection:
-                keys = tuple(sorted(k.to_user_string() for k in run.asset_selection))
+                keys = tuple(sorted(k if isinstance(k, str) else k.to_user_string() for k in run.asset_selection))
             else:
                 keys = self.job_assets(run.job_name)
             out.append(RunRecord(
                 run_id=run.run_id,
-                status=_STATUS.get(run.status, RunStatus.failure),
+                status=_STATUS.get(_value(run.status), RunStatus.failure),
                 asset_keys=keys,
                 created_at=rec.create_timestamp.astimezone(UTC),
                 started_at=_dt(rec.start_time),
@@ -426,9 +457,14 @@ class InstanceReader:
         out: list[FailureRecord] = []
         failed = [r for r in runs.values() if r.status is RunStatus.failure and (r.ended_at or r.created_at) >= since]
         for run in failed:
-            entries = self.instance.all_logs(
-                run.run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
-            steps = [e for e in entries if e.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
+            if hasattr(self.instance, "plain_failure_events"):
+                entries = self.instance.plain_failure_events(run.run_id)
+            else:
+                from dagster._core.events import DagsterEventType
+
+                entries = self.instance.all_logs(
+                    run.run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
+            steps = [e for e in entries if _value(e.dagster_event.event_type) == STEP_FAILURE]
             for ev in steps:
                 data = ev.dagster_event.step_failure_data
                 parts = []
@@ -480,9 +516,12 @@ class InstanceReader:
         index = DbtNodeIndex(graph)
         # carried in the step failure event by the dbt step itself (resources/dbt_failures.py):
         # readable wherever this runs, unlike the run pod's target folder
-        from orchestrator.resources.dbt_failures import run_results_from_failure
+        if hasattr(ev, "plain_run_results"):  # read from the event's JSON (orchestrator.plain_instance)
+            carried = ev.plain_run_results
+        else:
+            from orchestrator.resources.dbt_failures import run_results_from_failure
 
-        carried = run_results_from_failure(ev.dagster_event.step_failure_data)
+            carried = run_results_from_failure(ev.dagster_event.step_failure_data)
         if carried is not None:
             nodes = {r.get("unique_id"): r for r in carried["results"]}
             recs = node_failures_from_run_results(
@@ -505,6 +544,8 @@ class InstanceReader:
     def checks(self, check_keys: Iterable[tuple[str, str]]) -> list[CheckRecord]:
         """Latest evaluation of each (asset key, check name): one batched query (check events
         are not in SQLite's index shard, so never scan them by type)."""
+        import dagster as dg
+
         keys = [dg.AssetCheckKey(dg.AssetKey.from_user_string(a), c) for a, c in check_keys]
         out = []
         for i in range(0, len(keys), CHUNK):

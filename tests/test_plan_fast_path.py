@@ -35,14 +35,14 @@ def env(sandbox, tmp_path_factory):
     patch.delenv("OPENAI_API_KEY", raising=False)
     patch.delenv("OPENAI_BASE_URL", raising=False)
     built = []
-    real = definitions.build_definitions
+    real = definitions.build_project
 
     def once():
         if not built:
             built.append(real())
         return built[0]
 
-    patch.setattr(definitions, "build_definitions", once)
+    patch.setattr(definitions, "build_project", once)
     yield built
     patch.undo()
 
@@ -101,6 +101,10 @@ def test_cached_graph_plans_the_same_as_the_full_code_location(sandbox, env):
     assert hit.jobs == miss.jobs and "refresh_everything" in hit.jobs and hit.ops == miss.ops
     assert hit.dbt_roots == miss.dbt_roots and hit.dbt_roots  # dbt run results found for dbt failures
 
+    from orchestrator.plain_instance import plain_instance
+
+    # the fast path reads this (default, SQLite) instance from its tables, without Dagster
+    assert plain_instance(sandbox.settings.dagster_home) is not None
     fast = _project_inputs(now)
     assert [f.failure_id for f in fast[0].failures] == [f.failure_id for f in full[0].failures]
     assert any(f.connector == f"airbyte:{HUBSPOT}" for f in fast[0].failures)
@@ -148,12 +152,70 @@ def test_dry_run_cli_uses_the_cache(sandbox, env):
 
     graph_cache.plain_inputs()  # warm (shared build)
     calls = []
-    original = definitions.build_definitions
-    definitions.build_definitions = lambda: calls.append(1) or original()
+    original = definitions.build_project
+    definitions.build_project = lambda: calls.append(1) or original()
     try:
         out = CliRunner().invoke(cli, ["plan", "--dry-run", "--no-llm"])
     finally:
-        definitions.build_definitions = original
+        definitions.build_project = original
     assert out.exit_code == 0, out.output
     assert "planner: deterministic" in out.output and "why:" in out.output
     assert calls == []
+
+
+def test_dry_run_sees_the_sensors_graph_owners_and_actions(sandbox, env):
+    """Issue 15 item 3, one graph: ``plan --dry-run`` (from its cache) plans on the graph and the
+    policy resolution the sensors were given - not the Definitions' specs, which carry the SLA
+    owners/tags merged in and the digest asset - and, with a failed connector sync in the window,
+    proposes exactly what the planning sensor's cycle proposes from the same instance."""
+    import dagster as dg
+
+    from orchestrator import graph_cache
+    from orchestrator.assessment import assess
+    from orchestrator.definitions import build_project
+    from orchestrator.planning.cli import _project_inputs
+    from orchestrator.policies import DurationModel
+    from orchestrator.proposals import Proposals
+    from orchestrator.project_graph import asset_graph_from_definitions
+    from orchestrator.recovery import stored_diagnoses
+    from orchestrator.snapshot import ConnectorReader, build_snapshot
+    from orchestrator.store import open_store
+
+    project = build_project()
+    ctx = project.context
+    graph_cache.plain_inputs()  # built (shared build) unless an earlier test did
+    hit = graph_cache.plain_inputs()
+    assert hit.cached
+    # the same assets and node for node the same owners/tags/connectors as the sensors' graph
+    assert sorted(hit.graph.keys) == sorted(ctx.graph.keys)
+    assert all(hit.graph.node(k) == ctx.graph.node(k) for k in ctx.graph.keys)
+    # ...which is not what re-deriving it from the Definitions gives (what the CLI did before)
+    specs = asset_graph_from_definitions(project.defs)
+    assert "orchestrator_digest" in specs.keys and "orchestrator_digest" not in hit.graph.keys
+    assert any(specs.node(k).owners != ctx.graph.node(k).owners for k in ctx.graph.keys)
+
+    _failed_sync(sandbox)
+    now = datetime.now(UTC)
+    props = Proposals(open_store())
+    snapshot, assessment, resolution, durations = _project_inputs(now, props=props)
+    # the same owners for every asset (escalations reach the connector's owners, from its policy)
+    for k in ctx.graph.keys:
+        assert (resolution.sla(k) and resolution.sla(k).owners) == (ctx.resolution.sla(k) and ctx.resolution.sla(k).owners)
+
+    # the planning sensor's inputs (sensors.execution.build_planning_sensor), same instance
+    with dg.DagsterInstance.get() as instance:
+        repo = project.defs.get_repository_def()
+        # the resources as Dagster hands them to the sensor: config processed, EnvVar secrets read
+        fivetran, airbyte = (project.defs.resources[k].process_config_and_initialize() for k in ("fivetran", "airbyte"))
+        snap = build_snapshot(instance, ctx.graph, now=now, repository_def=repo, connector_settings=True,
+                              connectors=ConnectorReader(fivetran=fivetran, airbyte=airbyte))
+    known = stored_diagnoses(props.store, [f.failure_id for f in snap.failures])
+    sensor_durations = DurationModel(snap.durations)
+    sensor_assessment = assess(snap, ctx.resolution, sensor_durations, memory=props.memory, now=now,
+                               known_diagnoses=known)
+    assert snapshot.schema_change_handling == snap.schema_change_handling
+    assert sorted(f.failure_id for f in snapshot.failures) == sorted(f.failure_id for f in snap.failures)
+    dry = _plan((snapshot, assessment, resolution, durations), now)
+    sensor = _plan((snap, sensor_assessment, ctx.resolution, sensor_durations), now)
+    assert dry == sensor
+    assert dry["decisions"] and any(d["action"].get("connector") == f"airbyte:{HUBSPOT}" for d in dry["decisions"])

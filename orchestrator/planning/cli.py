@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
+import sqlite3
 from datetime import datetime, timezone
 
 import click
 
 UTC = timezone.utc
+log = logging.getLogger(__name__)
 
 
 def _initialized(resource):
@@ -33,56 +36,87 @@ def _initialized(resource):
     return resource.process_config_and_initialize()
 
 
-def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
+def _dagster_snapshot(now: datetime, graph, inputs, fivetran, airbyte, full: bool):
+    """The snapshot through a ``DagsterInstance`` and the project's resources (another instance
+    layout than the default SQLite one, or ``--full``)."""
+    import dagster as dg
+
+    from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
+    from orchestrator.snapshot import ConnectorReader, build_snapshot
+
+    if not full:
+        from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
+
+        systems = enabled_systems()
+        fivetran = fivetran_workspace() if "fivetran" in systems else None
+        airbyte = airbyte_workspace() if "airbyte" in systems else None
+    with dg.DagsterInstance.get() as instance:
+        # the same inputs as the sensors: connector sync state included (failed syncs); the
+        # resources initialized, as in a run, so EnvVar secrets are resolved
+        connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
+        with api_deadline(sensor_api_deadline_s()):
+            return build_snapshot(instance, graph, now=now, connectors=connectors,
+                                  resolvers=inputs.resolvers(), connector_settings=True)
+
+
+def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, props=None):
     """Graph, resolution, snapshot and assessment of the code location, from the Dagster instance.
 
     By default the graph is the plain one cached per version of its inputs
     (``orchestrator.graph_cache``: no Definitions loaded, no dagster-dbt imported); ``full``
     builds the whole code location as before (the reference ``tests/test_plan_fast_path.py``
-    compares against), ``refresh`` rebuilds the cache."""
+    compares against), ``refresh`` rebuilds the cache. The same inputs as the planning sensor
+    (``sensors.execution.build_planning_sensor``): the sensors' graph and policy resolution, the
+    connectors' sync state and schema-change settings, the failure sensor's stored diagnoses and
+    the failure memory of ``props`` (a ``Proposals``; default: the project store's)."""
     from orchestrator.settings import get_settings
 
     settings = get_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     if full:
-        from orchestrator.definitions import build_definitions
-        from orchestrator.graph_cache import from_definitions
+        from orchestrator.definitions import build_project
+        from orchestrator.graph_cache import from_project
 
-        defs = build_definitions()
-        inputs = from_definitions(defs)
-        fivetran, airbyte = defs.resources["fivetran"], defs.resources["airbyte"]
+        project = build_project()
+        inputs = from_project(project)
+        fivetran, airbyte = project.defs.resources["fivetran"], project.defs.resources["airbyte"]
     else:
         from orchestrator.graph_cache import plain_inputs
-        from orchestrator.resources import airbyte_workspace, enabled_systems, fivetran_workspace
 
         inputs = plain_inputs(refresh=refresh)
-        systems = enabled_systems()
-        fivetran = fivetran_workspace() if "fivetran" in systems else None
-        airbyte = airbyte_workspace() if "airbyte" in systems else None
+        fivetran = airbyte = None
     graph = inputs.graph
     from orchestrator.policies import load_and_resolve
 
-    resolution = load_and_resolve([settings.policies_dir], graph)
-    import dagster as dg
+    # as the code location resolves them (orchestrator.definitions): the sensors' resolution
+    resolution = load_and_resolve([settings.policies_dir], graph, unavailable_kinds=inputs.unavailable_kinds)
+    from orchestrator.core.records import Snapshot
+    from orchestrator.plain_instance import plain_instance
 
-    from orchestrator.core.records import Assessment, Snapshot
+    plain = None if full else plain_instance(os.environ["DAGSTER_HOME"])
+    try:
+        from orchestrator.snapshot import ConnectorReader, build_snapshot
+    except ImportError:
+        snapshot = Snapshot(taken_at=now, graph=graph)
+    else:
+        if plain is not None:
+            # No Dagster import: the instance's SQLite tables and the vendors' APIs read directly
+            # (orchestrator.plain_instance / plain_clients), the same questions the sensors ask.
+            from orchestrator.plain_clients import enabled_systems, plain_airbyte_client, plain_fivetran_client
 
-    with dg.DagsterInstance.get() as instance:
-        try:
-            from orchestrator.snapshot import build_snapshot
-
-            from orchestrator.resources.errors import api_deadline, sensor_api_deadline_s
-            from orchestrator.snapshot import ConnectorReader
-
-            # the same inputs as the sensors: connector sync state included (failed syncs); the
-            # resources initialized, as in a run, so EnvVar secrets are resolved
-            connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
-            with api_deadline(sensor_api_deadline_s()):
-                snapshot = build_snapshot(instance, graph, now=now, connectors=connectors,
-                                          resolvers=inputs.resolvers())
-        except ImportError:
-            snapshot = Snapshot(taken_at=now, graph=graph)
+            systems = enabled_systems()
+            connectors = ConnectorReader(fivetran=plain_fivetran_client() if "fivetran" in systems else None,
+                                         airbyte=plain_airbyte_client(inputs.airbyte_workspace_id)
+                                         if "airbyte" in systems else None)
+            try:
+                snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
+                                          connector_settings=True)
+            except sqlite3.Error as exc:  # tables of another schema version: Dagster reads them
+                log.info("reading %s through Dagster: %s", plain.base, exc)
+                plain = None
+        if plain is None:
+            snapshot = _dagster_snapshot(now, graph, inputs, fivetran, airbyte, full)
     from orchestrator.policies import DurationModel
 
     durations = DurationModel(snapshot.durations)
@@ -90,13 +124,17 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False):
         from orchestrator.assessment import assess
 
         from orchestrator.recovery import stored_diagnoses
-        from orchestrator.store import open_store
 
+        if props is None:
+            from orchestrator.proposals import Proposals
+            from orchestrator.store import open_store
+
+            props = Proposals(open_store())
         try:  # the failure sensor's stored diagnoses, not a second diagnosis
-            known = stored_diagnoses(open_store(), [f.failure_id for f in snapshot.failures])
+            known = stored_diagnoses(props.store, [f.failure_id for f in snapshot.failures])
         except Exception:  # noqa: BLE001 - no store yet: diagnose here
             known = None
-        assessment = assess(snapshot, resolution, durations, now=now, known_diagnoses=known)
+        assessment = assess(snapshot, resolution, durations, memory=props.memory, now=now, known_diagnoses=known)
     except ImportError:
         assessment = Assessment(taken_at=now)
     return snapshot, assessment, resolution, durations
@@ -146,14 +184,14 @@ def plan_command(dry_run: bool, as_json: bool, synthetic: int | None, no_llm: bo
     from orchestrator.store import open_store
 
     now = datetime.now(UTC)
+    props = Proposals(open_store(store_url))
     if synthetic:
         from orchestrator.planning.synthetic import fleet
 
         f = fleet(synthetic)
         snapshot, assessment, resolution, durations, now = f.snapshot, f.assessment, f.resolution, f.durations, f.now
     else:
-        snapshot, assessment, resolution, durations = _project_inputs(now, full=full, refresh=refresh)
-    props = Proposals(open_store(store_url))
+        snapshot, assessment, resolution, durations = _project_inputs(now, full=full, refresh=refresh, props=props)
     result = props.run_cycle(snapshot, assessment, resolution, durations, now=now,
                              llm=None if no_llm else "env", dry_run=dry_run)
     _print_result(result, as_json)

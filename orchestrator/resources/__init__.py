@@ -37,29 +37,8 @@ def _sandbox_scenario():
     return load_scenario(get_settings().scenario)
 
 
-SYSTEMS = ("fivetran", "airbyte")
-
-
-def enabled_systems(environ=None) -> tuple[str, ...]:
-    """Which connector systems this code location uses: ``ORCHESTRATOR_CONNECTORS``
-    ("fivetran,airbyte", "fivetran", "airbyte" or "none"); unset = the systems whose API is
-    configured (``FIVETRAN_API_KEY`` / ``AIRBYTE_REST_API_BASE_URL``), or both sandbox emulators
-    when neither is (the embedded default). A team with one system never talks to the other's
-    emulator, and SLA policies selecting the absent system's kind are disabled, not invalid."""
-    env = os.environ if environ is None else environ
-    raw = env.get("ORCHESTRATOR_CONNECTORS")
-    if raw is None or not raw.strip():
-        configured = tuple(s for s, var in (("fivetran", "FIVETRAN_API_KEY"), ("airbyte", "AIRBYTE_REST_API_BASE_URL"))
-                           if env.get(var))
-        return configured or SYSTEMS
-    names = [n.strip().lower() for n in raw.replace(";", ",").split(",") if n.strip()]
-    if names in (["none"], ["off"]):
-        return ()
-    unknown = sorted(set(names) - set(SYSTEMS))
-    if unknown:
-        raise ValueError(f"ORCHESTRATOR_CONNECTORS={raw!r}: unknown system(s) {', '.join(unknown)}; "
-                         "use fivetran, airbyte, both comma-separated, or none")
-    return tuple(s for s in SYSTEMS if s in names)
+# plain Python, shared with the dagster-free `plan --dry-run` (orchestrator.plain_clients)
+from orchestrator.plain_clients import SYSTEMS, enabled_systems  # noqa: E402,F401
 
 
 def _patterns(raw: str) -> list[str]:

@@ -14,6 +14,8 @@ from typing import Any
 import dagster as dg
 
 from orchestrator.scrubbing import scrub_obj
+# the vendor payload readers are plain Python (the dagster-free `plan --dry-run` reads them too)
+from orchestrator.vendor_reasons import airbyte_failure_reasons, fivetran_problems  # noqa: F401
 from orchestrator.scrubbing import scrub_pii as scrub
 
 AIRBYTE_JOB_ID = re.compile(r"Job (?:failed|was cancelled): (\d+)")
@@ -37,21 +39,6 @@ def scrubbed_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def airbyte_failure_reasons(job_info: Mapping[str, Any]) -> list[dict[str, Any]]:
-    reasons = []
-    for attempt in job_info.get("attempts") or []:
-        summary = (attempt.get("attempt") or {}).get("failureSummary") or {}
-        for failure in summary.get("failures") or []:
-            reasons.append(
-                {
-                    key: failure[key]
-                    for key in ("failureOrigin", "failureType", "externalMessage", "internalMessage", "retryable")
-                    if key in failure
-                }
-            )
-    return reasons
 
 
 def explain_airbyte_failure(failure: dg.Failure, client) -> dg.Failure:
@@ -78,21 +65,6 @@ def explain_airbyte_failure(failure: dg.Failure, client) -> dg.Failure:
             "failure_reasons": dg.MetadataValue.json(reasons),
         },
     )
-
-
-def fivetran_problems(connector_details: Mapping[str, Any]) -> list[str]:
-    status = connector_details.get("status") or {}
-    problems = [
-        f"{item.get('code')}: {item.get('message')}" + (f" ({item['details']})" if item.get("details") else "")
-        for item in [*(status.get("tasks") or []), *(status.get("warnings") or [])]
-    ]
-    problems += [
-        f"setup test {t.get('title')!r} {t.get('status')}: {t.get('message')}"
-        + (f" ({t['details']})" if t.get("details") else "")
-        for t in connector_details.get("setup_tests") or []
-        if t.get("status") in ("FAILED", "JOB_FAILED")
-    ]
-    return problems
 
 
 def explain_fivetran_failure(failure: dg.Failure, client, connector_id: str) -> dg.Failure:
