@@ -8,7 +8,14 @@ from dagster_airbyte.translator import AirbyteMetadataSet
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 
 from orchestrator.lib.ownership import DEFAULT_INGESTION_OWNER as INGESTION_OWNER
-from orchestrator.lib.ownership import airbyte_key_style, ingestion_owner, owner_rules
+from orchestrator.lib.ownership import (
+    airbyte_key_style,
+    connector_group,
+    group_style,
+    ingestion_owner,
+    owner_rules,
+    wants_source_names,
+)
 
 
 class AirbyteTranslator(DagsterAirbyteTranslator):
@@ -18,7 +25,8 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
     ``props.schema`` is the connection's namespace (see ``AirbyteWorkspaceResource``) and
     ``props.table_name`` the destination table (stream prefix included). Owners: the
     ``ORCHESTRATOR_CONNECTOR_OWNERS`` rules on the workspace and connection
-    (``orchestrator/lib/ownership.py``), else ``team:data-platform``.
+    (``orchestrator/lib/ownership.py``), else ``team:data-platform``. Group: ``airbyte_<schema>``,
+    or the workspace's name with ``ORCHESTRATOR_CONNECTOR_GROUPS=source``.
     """
 
     def __init__(self, workspace_id: str | None = None, workspace_name: str | None = None,
@@ -27,6 +35,7 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
         self.workspace_id, self.workspace_name = workspace_id, workspace_name
         self.key_style = key_style or airbyte_key_style()
         self.rules = owner_rules()
+        self.group_style = group_style()
 
     def get_asset_spec(self, props: AirbyteConnectionTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
@@ -37,7 +46,8 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
                                 rules=self.rules)
         return spec.replace_attributes(
             key=key,
-            group_name=f"airbyte_{schema or 'default'}",
+            group_name=connector_group("airbyte", schema, source_id=self.workspace_id,
+                                       source_name=self.workspace_name, style=self.group_style),
             owners=[owner],
             description=(
                 f"Stream `{props.stream_name}` synced by the Airbyte connection "
@@ -51,7 +61,7 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
 
 
 def _workspace_name(workspace: AirbyteWorkspaceResource) -> str | None:
-    """The workspace's name (one GET, only when owner rules are configured); None when the API
+    """The workspace's name (one GET, only when owner rules or source groups are configured); None when the API
     cannot be read (the rules then match the workspace id)."""
     try:
         client = workspace.get_client()
@@ -64,7 +74,7 @@ def _workspace_name(workspace: AirbyteWorkspaceResource) -> str | None:
 def build_airbyte_assets(workspace: AirbyteWorkspaceResource, connection_selector_fn=None) -> list[dg.AssetsDefinition]:
     """One sync multi-asset per connection; ``connection_selector_fn``
     (``orchestrator.resources.airbyte_selector``) keeps only the selected connections."""
-    translator = AirbyteTranslator(workspace.workspace_id, _workspace_name(workspace) if owner_rules() else None)
+    translator = AirbyteTranslator(workspace.workspace_id, _workspace_name(workspace) if wants_source_names() else None)
     specs = workspace.load_asset_specs(dagster_airbyte_translator=translator,
                                        connection_selector_fn=connection_selector_fn)
     connection_ids = sorted({AirbyteMetadataSet.extract(s.metadata).connection_id for s in specs})
