@@ -30,6 +30,7 @@ from orchestrator.resources import (
 )
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, NOT_LOADED, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
+from orchestrator.lib.sensors import ProjectContext  # noqa: F401 - imported from here by callers
 from orchestrator.lib.sensors.execution import warehouse_tag
 
 log = logging.getLogger(__name__)
