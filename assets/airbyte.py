@@ -37,6 +37,20 @@ class AirbyteTranslator(DagsterAirbyteTranslator):
         self.rules = owner_rules()
         self.group_style = group_style()
 
+    @classmethod
+    def for_workspace(cls, workspace: AirbyteWorkspaceResource, *, owners: str | None = None,
+                      groups: str | None = None, key_style: str | None = None) -> "AirbyteTranslator":
+        """The translator for ``workspace`` (its name read once when owners or groups need it), to
+        pass to dagster-airbyte's own builders (``build_airbyte_assets_definitions(workspace=...,
+        dagster_airbyte_translator=...)``). ``owners`` / ``groups`` / ``key_style``: the
+        ``ORCHESTRATOR_CONNECTOR_OWNERS`` / ``_GROUPS`` / ``ORCHESTRATOR_AIRBYTE_ASSET_KEYS`` values,
+        explicit (else read from the environment)."""
+        rules, style = owner_rules(owners), group_style(groups)
+        name = _workspace_name(workspace) if rules or style == "source" else None
+        translator = cls(workspace.workspace_id, name, key_style=airbyte_key_style(key_style) if key_style else None)
+        translator.rules, translator.group_style = rules, style
+        return translator
+
     def get_asset_spec(self, props: AirbyteConnectionTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
         schema = props.schema

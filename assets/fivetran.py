@@ -28,6 +28,17 @@ class FivetranTranslator(DagsterFivetranTranslator):
         self.rules = owner_rules()
         self.group_style = group_style()
 
+    @classmethod
+    def for_workspace(cls, workspace: FivetranWorkspaceResource, *, owners: str | None = None,
+                      groups: str | None = None) -> "FivetranTranslator":
+        """The translator for ``workspace`` (its group names read once when owners or groups need
+        them), to pass to dagster-fivetran's own builders. ``owners`` / ``groups``: the
+        ``ORCHESTRATOR_CONNECTOR_OWNERS`` / ``_GROUPS`` values, explicit (else the environment's)."""
+        rules, style = owner_rules(owners), group_style(groups)
+        translator = cls(_group_names(workspace) if rules or style == "source" else None)
+        translator.rules, translator.group_style = rules, style
+        return translator
+
     def get_asset_spec(self, props: FivetranConnectorTableProps) -> dg.AssetSpec:
         spec = super().get_asset_spec(props)
         schema, table = props.table.split(".")

@@ -113,4 +113,23 @@ def test_policy_owners_override_the_connector_owners(tmp_path, monkeypatch):
     from orchestrator.project_graph import asset_graph_from_assets
 
     resolution = load_resolution(asset_graph_from_assets([spec]), [tmp_path])
-    assert resolution.sla("billing/invoices").owners[0] == "team:billing-oncall"
+    assert tuple(resolution.sla("billing/invoices").owners) == ("team:billing-oncall",)
+
+
+def test_translators_for_dagsters_own_builders_take_explicit_rules(monkeypatch):
+    """``for_workspace`` reads the group / workspace name once, only when owners or groups need it,
+    with the rules given explicitly (a .py component can be built before the SLA component sets
+    the environment)."""
+    from types import SimpleNamespace
+
+    from assets.fivetran import FivetranTranslator
+
+    monkeypatch.delenv("ORCHESTRATOR_CONNECTOR_OWNERS", raising=False)
+    calls = []
+    client = SimpleNamespace(get_groups=lambda: calls.append("groups") or {"items": [{"id": "shop_wh", "name": "Shop warehouse"}]})
+    workspace = SimpleNamespace(get_client=lambda: client)
+    plain = FivetranTranslator.for_workspace(workspace)
+    assert calls == [] and plain.get_asset_spec(_fivetran_props()).owners == ["team:data-platform"]
+    sourced = FivetranTranslator.for_workspace(workspace, owners="*=source", groups="source")
+    spec = sourced.get_asset_spec(_fivetran_props())
+    assert calls == ["groups"] and (spec.owners, spec.group_name) == (["team:Shop_warehouse"], "Shop_warehouse")
