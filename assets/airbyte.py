@@ -1,6 +1,8 @@
 """Airbyte connections as Dagster assets: one multi-asset per connection, one asset per stream."""
 
 
+import logging
+
 import dagster as dg
 from dagster_airbyte import AirbyteConnectionTableProps, DagsterAirbyteTranslator
 from dagster_airbyte.translator import AirbyteMetadataSet
@@ -78,10 +80,13 @@ def _workspace_name(workspace: AirbyteWorkspaceResource) -> str | None:
     """The workspace's name (one GET, only when owner rules or source groups are configured); None when the API
     cannot be read (the rules then match the workspace id)."""
     try:
-        client = workspace.get_client()
-        body = client._single_request(method="GET", url=f"{client.rest_api_base_url}/workspaces/{workspace.workspace_id}")
+        # the resource with its EnvVar values resolved (the one built for the load has them unresolved)
+        with workspace.process_config_and_initialize_cm() as ready:
+            client = ready.get_client()
+            body = client._single_request(method="GET", url=f"{client.rest_api_base_url}/workspaces/{ready.workspace_id}")
         return (body or {}).get("name")
-    except Exception:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+    except Exception as exc:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+        logging.getLogger(__name__).warning("Airbyte workspace name not read, owners and groups use the id: %s", exc)
         return None
 
 

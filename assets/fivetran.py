@@ -1,6 +1,8 @@
 """Fivetran connectors as Dagster assets: one multi-asset per connector, one asset per table."""
 
 
+import contextlib
+import logging
 from collections.abc import Sequence
 
 import dagster as dg
@@ -65,8 +67,11 @@ def _group_names(workspace: FivetranWorkspaceResource) -> dict[str, str]:
     """Group (destination) id -> name (only when owner rules or source groups are configured); empty when the API
     cannot be read (the rules then match the group id)."""
     try:
-        return {g["id"]: g.get("name") or g["id"] for g in workspace.get_client().get_groups()["items"]}
-    except Exception:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+        init = getattr(workspace, "process_config_and_initialize_cm", None)  # EnvVar values resolved
+        with (init() if init else contextlib.nullcontext(workspace)) as ready:
+            return {g["id"]: g.get("name") or g["id"] for g in ready.get_client().get_groups()["items"]}
+    except Exception as exc:  # noqa: BLE001 - API down: the last known state still loads, keyed by id
+        logging.getLogger(__name__).warning("Fivetran group names not read, owners and groups use the id: %s", exc)
         return {}
 
 

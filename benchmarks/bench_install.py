@@ -112,6 +112,9 @@ def run_dg(venv: Path, work: Path, base: dict) -> None:
                "ORCHESTRATOR_STORE_URL": f"sqlite:///{home}/store.db"}
         (home / "dagster").mkdir(parents=True, exist_ok=True)
         dg = str(venv / "bin" / "dg")
+        step("pip install --no-deps -e <the team's project> (as the team's venv holds it)",
+             [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+              "-e", str(project)], cwd=project, env=env)
         step("dg list components (the entry point registers SlaPoliciesComponent)",
              [dg, "list", "components", "--json"], cwd=project, env=env,
              check=lambda o: "orchestrator.components.SlaPoliciesComponent" in o)
