@@ -123,20 +123,16 @@ def run_dg(venv: Path, work: Path, base: dict) -> None:
         step("dg check defs (the project loads: component, governed models, sensors)",
              [dg, "check", "defs"], cwd=project, env=env)
         out = step("dg list defs --json", [dg, "list", "defs", "--json"], cwd=project, env=env)
+        (work / "dg_list_defs.json").write_text(out)
         listed = json.loads(out)
-        assets = {a["key"]: a for a in listed.get("assets", [])}
-        sensors = {s["name"] for s in listed.get("sensors", [])}
-        weekly = assets.get("fct_weekly_revenue", {})
-        facts = {
-            "assets": sorted(assets),
-            "fct_weekly_revenue tags": weekly.get("tags"),
-            "SLA sensors": sorted(s for s in sensors if s in {"sla_freshness_sensor", "failure_diagnosis_sensor",
-                                                            "orchestrator_planning", "orchestrator_execution"}),
-        }
-        print(json.dumps(facts, indent=1, default=str)[:3000])
-        if not ({"accounts", "invoices", "fct_weekly_revenue"} <= set(assets)
-                and "sla/policy" in json.dumps(weekly) and len(facts["SLA sensors"]) == 4):
-            print("FAIL: dg list defs does not show the governed models with their SLA or the sensors")
+        text = json.dumps(listed)
+        wanted = ["accounts", "invoices", "fct_weekly_revenue", "sla/policy", "weekly-revenue",
+                  "sla_freshness_sensor", "failure_diagnosis_sensor", "orchestrator_planning", "orchestrator_execution"]
+        missing = [w for w in wanted if f'"{w}' not in text and w not in text]
+        print(f"        dg list defs: {len(text)} chars, sections {sorted(listed) if isinstance(listed, dict) else type(listed).__name__}; "
+              f"found {len(wanted) - len(missing)}/{len(wanted)} of {wanted}")
+        if missing:
+            print(f"FAIL: dg list defs does not show {missing} (output in {work / 'dg_list_defs.json'})")
             sys.exit(1)
     finally:
         handle.stop()
