@@ -69,7 +69,8 @@ def dashboard_mode(manifest: Mapping[str, Any], setting: str | None = None) -> s
     """How a dashboard refreshes (``ORCHESTRATOR_DASHBOARDS``): ``duckdb`` (the embedded
     default: an extract of row counts read from the DuckDB file), ``exposures`` (any warehouse:
     the refresh records the latest materialization of every model the exposure reads; no
-    warehouse query) or ``off``. ``auto`` = ``duckdb`` when the project's adapter is DuckDB."""
+    warehouse query), ``tableau`` (the dashboards of the configured Tableau site, refreshed there:
+    ``assets/tableau.py``) or ``off``. ``auto`` = ``duckdb`` when the project's adapter is DuckDB."""
     setting = setting or get_settings().dashboards
     if setting != "auto":
         return setting
@@ -83,6 +84,10 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
     None when dashboards are off or the project has no exposures."""
     manifest = validate_manifest(manifest_path)  # a path is parsed once (dagster-dbt's cache)
     mode = dashboard_mode(manifest, mode)
+    if mode == "tableau":  # a BI integration: its dashboards, not the dbt exposures
+        from .tableau import build_tableau_dashboards
+
+        return build_tableau_dashboards(manifest, translator.get_asset_key)
     specs, upstream_relations = _exposure_specs(manifest, translator)
     if mode == "off" or not specs:
         return None

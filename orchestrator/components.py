@@ -9,7 +9,11 @@ A team adds SLA policies to its existing ``dg`` project with one ``defs.yaml``::
       connectors: [airbyte]
 
 The component reads the assets of every *other* component of the project (the component tree's
-own cached definitions, so nothing is built twice), resolves the policies over that graph and adds
+own cached definitions, so nothing is built twice), and loads the folders listed in ``governs``
+(components under its own folder: ``.py`` files and ``defs.yaml`` components, as Dagster loads a
+defs folder) itself, so that it can compile the policies onto *their* specs (SLA tags, owners, a
+native FreshnessPolicy): a component cannot change the assets another component returned. It
+resolves the policies over the graph of both and adds
 the freshness, cost, failure, planning, execution, schema-change, health and notification sensors,
 their asset checks on the team's governed assets, the daily digest, the approval job and (with an
 OpenAI-compatible endpoint configured) the LLM agent. Its graph is rebuilt each time the code
@@ -67,6 +71,11 @@ class SlaPoliciesComponent(Component, Model, Resolvable):
     airbyte_connections: list[str] | None = None  # ORCHESTRATOR_AIRBYTE_CONNECTIONS (shell patterns)
     dbt_project_dir: str | None = None  # ORCHESTRATOR_DBT_PROJECT_DIR (schema-change sensor, lineage)
     connector_resources: bool = True  # bind the `fivetran` / `airbyte` resources the sensors read
+    # folders under this defs.yaml's folder holding the team's components (.py files, defs.yaml
+    # components) whose asset specs get the policies compiled onto them; the component loads them
+    governs: list[str] = []
+    connector_owners: list[str] | None = None  # ORCHESTRATOR_CONNECTOR_OWNERS rules ("pattern=owner")
+    connector_groups: Literal["schema", "source"] | None = None  # ORCHESTRATOR_CONNECTOR_GROUPS
     digest: DigestSettings | None = None
     approvals: ApprovalSettings | None = None
     agent: AgentSettings | None = None
@@ -93,6 +102,8 @@ class SlaPoliciesComponent(Component, Model, Resolvable):
             put("ORCHESTRATOR_CONNECTORS", ",".join(self.connectors) or "none")
         put("ORCHESTRATOR_FIVETRAN_CONNECTORS", self.fivetran_connectors)
         put("ORCHESTRATOR_AIRBYTE_CONNECTIONS", self.airbyte_connections)
+        put("ORCHESTRATOR_CONNECTOR_OWNERS", self.connector_owners)
+        put("ORCHESTRATOR_CONNECTOR_GROUPS", self.connector_groups)
         put("ORCHESTRATOR_DBT_PROJECT_DIR",
             str(self._path(context, self.dbt_project_dir)) if self.dbt_project_dir else None)
         if self.digest:
@@ -148,21 +159,47 @@ class SlaPoliciesComponent(Component, Model, Resolvable):
             found.extend(assets_of(context.build_defs(decl.loc)))
         return found
 
+    def _governed_folder(self, context: ComponentLoadContext, value: str) -> Path:
+        folder = self._path(context, value)
+        if folder == context.path or context.path not in folder.parents:
+            raise ValueError(
+                f"SlaPoliciesComponent at {context.path}: governs {value!r} ({folder}) is not a folder under "
+                "the component's own folder; move the components whose specs carry the policies there "
+                "(Dagster would load them a second time elsewhere)")
+        if not folder.is_dir():
+            raise ValueError(f"SlaPoliciesComponent at {context.path}: governs {value!r}: no folder {folder}")
+        return folder
+
+    def _governed_defs(self, context: ComponentLoadContext, folder: Path) -> dg.Definitions:
+        """The definitions of the components in ``folder``, loaded the way Dagster loads a defs
+        folder (``.py`` files, ``defs.yaml`` components, sub-folders, post-processing), as a
+        component tree rooted there: Dagster does not descend into a YAML component's folder."""
+        import importlib
+
+        from dagster.components.core.component_tree import ComponentTree
+
+        module = importlib.import_module(context.defs_relative_module_name(folder))
+        return ComponentTree.from_module(defs_module=module, project_root=context.project_root).build_defs(folder)
+
     def build_defs(self, context: ComponentLoadContext) -> dg.Definitions:
-        from orchestrator.lib.project import connector_resources, sla_definitions
+        from orchestrator.lib.project import assets_of, connector_resources, replace_assets, sla_definitions
         from orchestrator.resources import SYSTEMS, enabled_systems
         from orchestrator.settings import get_settings
 
         os.environ.update(self.environment(context))
         get_settings.cache_clear()
+        governed = [self._governed_defs(context, self._governed_folder(context, f)) for f in self.governs]
+        governed_assets = [a for d in governed for a in assets_of(d)]
         assets = self._project_assets(context)
         systems = enabled_systems()
         unused = [s for s in SYSTEMS if s not in systems]
         policies = [self._path(context, p) for p in self.policies]
-        sla = sla_definitions(assets, policies, unavailable_kinds=unused)
+        sla = sla_definitions(assets, policies, unavailable_kinds=unused, governed=governed_assets)
         if not sla.resolution.ok:
             log.error("SLA policies not applied: %s", sla.resolution.skip_reason)
-        parts = [sla.definitions]
+        compiled = iter(sla.governed)  # in the order of governed_assets
+        parts = [replace_assets(d, [next(compiled) for _ in assets_of(d)]) for d in governed]
+        parts.append(sla.definitions)
         if self.connector_resources:
             parts.append(dg.Definitions(resources=connector_resources(systems)))
         return dg.Definitions.merge(*parts)

@@ -18,8 +18,7 @@ from orchestrator.lib.assets.dbt import (
     load_manifest,
 )
 from orchestrator.lib.assets.fivetran import build_fivetran_assets
-from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
-from orchestrator.project_graph import asset_graph_from_assets
+from orchestrator.lib.project import sla_definitions
 from orchestrator.resources import (
     SYSTEMS,
     airbyte_selector,
@@ -32,7 +31,7 @@ from orchestrator.resources import (
 )
 from orchestrator.resources.connector_state import LOAD_OUTCOMES, NOT_LOADED, ConnectorStateUnavailable
 from orchestrator.settings import get_settings
-from orchestrator.lib.sensors import ProjectContext, sensor_definitions
+from orchestrator.lib.sensors import ProjectContext  # noqa: F401 - imported from here by callers
 from orchestrator.lib.sensors.execution import warehouse_tag
 
 log = logging.getLogger(__name__)
@@ -114,30 +113,24 @@ def build_project() -> Project:
         dbt_defs, dashboards = [], []
     assets = [*connector_assets, *dbt_defs, *dashboards]
 
-    # SLA policies: resolved over the plain graph, compiled onto the specs. Invalid policies
-    # apply nothing; the reason shows in the code location's metadata and the sensors skip.
-    graph = asset_graph_from_assets(assets)
-    resolution = load_resolution(graph, [get_settings().policies_dir], unavailable_kinds=unavailable)
-    if not resolution.ok:
-        log.error("SLA policies not applied: %s", resolution.skip_reason)
-    assets = dg.map_asset_specs(lambda spec: apply_sla_to_spec(spec, resolution), assets)
-    specs = {spec.key: spec for a in assets for spec in a.specs}
-    context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
-
-    fragments = sensor_definitions(context)
+    # SLA policies: resolved over the plain graph, compiled onto the specs, with the sensors,
+    # checks, digest and approvals: this code location is one user of the library
+    # (``orchestrator.lib.project.sla_definitions``, as the SlaPoliciesComponent is). Invalid
+    # policies apply nothing; the reason shows in the code location's metadata and the sensors skip.
+    sla = sla_definitions([], [get_settings().policies_dir], unavailable_kinds=unavailable, governed=assets)
+    if not sla.resolution.ok:
+        log.error("SLA policies not applied: %s", sla.resolution.skip_reason)
+    assets = sla.governed
     # Checks the sensors report (freshness SLA, connector sync state) are evaluated by their
     # sensors or on demand from the UI, not as extra steps at the end of every refresh.
-    sensor_checks = dg.AssetSelection.checks(
-        *[check for fragment in fragments for check in (fragment.asset_checks or [])]
-    )
+    sensor_checks = dg.AssetSelection.checks(*(sla.definitions.asset_checks or []))
     # Assets the sensor modules own (the digest) are not data: no refresh job picks them up.
     # (asset definitions or external AssetSpecs: selected by key)
     sensor_assets = dg.AssetSelection.assets(*[
-        key for fragment in fragments for a in (fragment.assets or [])
+        key for a in (sla.definitions.assets or [])
         for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])])
     partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
     core = dg.Definitions(
-        metadata=policy_status_metadata(resolution),
         assets=assets,
         jobs=[
             dg.define_asset_job(
@@ -164,7 +157,7 @@ def build_project() -> Project:
             "dbt": dbt_cli(),
         },
     )
-    return Project(dg.Definitions.merge(core, *fragments), context, tuple(unavailable))
+    return Project(dg.Definitions.merge(core, sla.definitions), sla.context, tuple(unavailable))
 
 
 @dg.definitions

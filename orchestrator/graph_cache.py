@@ -39,12 +39,13 @@ from pathlib import Path
 
 from orchestrator.core.graph import AssetGraph, AssetNode
 
-CACHE_VERSION = 3  # 2: the sensors' graph and unavailable kinds; 3: the Airbyte workspace id
+CACHE_VERSION = 4  # 2: the sensors' graph and unavailable kinds; 3: the Airbyte workspace id; 4: owners/groups settings
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ("assets", "orchestrator/definitions.py", "orchestrator/project_graph.py", "orchestrator/graph_cache.py")
+CODE = ("assets", "orchestrator/lib/ownership.py", "orchestrator/definitions.py", "orchestrator/project_graph.py", "orchestrator/graph_cache.py")
 ENV = ("ORCHESTRATOR_CONNECTORS", "ORCHESTRATOR_FIVETRAN_CONNECTORS", "ORCHESTRATOR_AIRBYTE_CONNECTIONS",
        "FIVETRAN_API_KEY", "FIVETRAN_ACCOUNT_ID", "FIVETRAN_API_BASE_URL", "AIRBYTE_REST_API_BASE_URL",
-       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT", "ORCHESTRATOR_SCENARIO")
+       "AIRBYTE_WORKSPACE_ID", "ORCHESTRATOR_FIVETRAN_PORT", "ORCHESTRATOR_AIRBYTE_PORT", "ORCHESTRATOR_SCENARIO",
+       "ORCHESTRATOR_CONNECTOR_OWNERS", "ORCHESTRATOR_CONNECTOR_GROUPS", "ORCHESTRATOR_AIRBYTE_ASSET_KEYS")
 SKIP_DIRS = {"target", "logs", "dbt_packages", ".user.yml", "__pycache__"}
 
 

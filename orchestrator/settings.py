@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # Dashboards (dbt exposures): ``auto`` = the DuckDB extract (row counts read from the DuckDB
     # file) when the project's adapter is DuckDB, else ``exposures``: a refresh records the
     # upstream models' latest materializations, on any warehouse, with no warehouse query.
-    dashboards: Literal["auto", "duckdb", "exposures", "off"] = "auto"
+    dashboards: Literal["auto", "duckdb", "exposures", "tableau", "off"] = "auto"
     # Where cost records come from: ``embedded`` (compute seconds x rates, the default),
     # ``snowflake`` (ACCOUNT_USAGE metering + query attribution, per model by query_tag) or
     # ``bigquery`` (INFORMATION_SCHEMA.JOBS, per model by job labels). See orchestrator/cost.

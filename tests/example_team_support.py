@@ -8,7 +8,10 @@ emulators of its own, nothing touches this repository's dbt project or the sessi
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +21,12 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).parent / "example_team"
+# `dbt parse` of tests/example_team/dbt, done once and kept (gzip, ~70 kB) with the key of what it
+# parsed: the dbt version and every file of the dbt project. Regenerate after editing the team's
+# dbt project: `.venv/bin/python tests/example_team_support.py --prepare`
+PREPARED = Path(__file__).parent / "data" / "example_team_manifest.json.gz"
+PROJECT_PLACEHOLDER = "@EXAMPLE_TEAM_DBT@"
+_SKIP = {"target", "logs", "dbt_packages", ".user.yml", "__pycache__"}
 
 
 def copy_project(dest: Path) -> Path:
@@ -26,13 +35,59 @@ def copy_project(dest: Path) -> Path:
     return project
 
 
-def parse_dbt(project: Path) -> None:
+def dbt_project_key(dbt_dir: Path) -> str:
+    """What a manifest of ``dbt_dir`` depends on: dbt's version and the project's files."""
+    from dbt.version import __version__ as dbt_version
+
+    h = hashlib.sha256(f"dbt {dbt_version}\n".encode())
+    for path in sorted(dbt_dir.rglob("*")):
+        rel = path.relative_to(dbt_dir)
+        if path.is_file() and not _SKIP.intersection(rel.parts):
+            h.update(f"{rel.as_posix()}\n".encode() + path.read_bytes() + b"\n")
+    return h.hexdigest()
+
+
+def prepared_manifest_key() -> str | None:
+    if not PREPARED.exists():
+        return None
+    with gzip.open(PREPARED, "rt", encoding="utf-8") as f:
+        return json.loads(f.readline())["key"]
+
+
+def run_dbt_parse(dbt_dir: Path) -> None:
     """``dbt parse`` (no warehouse needed): the manifest the team's dbt assets read."""
     dbt = Path(sys.executable).with_name("dbt")
-    dbt_dir = project / "dbt"
     out = subprocess.run([str(dbt), "parse", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir)],
                          capture_output=True, text=True, cwd=dbt_dir, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def parse_dbt(project: Path) -> str:
+    """The team's ``target/manifest.json``: the prepared one when it was parsed from exactly these
+    dbt files with this dbt version ("prepared"), else ``dbt parse`` ("parsed")."""
+    dbt_dir = project / "dbt"
+    if prepared_manifest_key() == dbt_project_key(dbt_dir):
+        with gzip.open(PREPARED, "rt", encoding="utf-8") as f:
+            f.readline()
+            text = f.read()
+        (dbt_dir / "target").mkdir(exist_ok=True)
+        (dbt_dir / "target" / "manifest.json").write_text(
+            text.replace(PROJECT_PLACEHOLDER, json.dumps(str(dbt_dir))[1:-1]), encoding="utf-8")
+        return "prepared"
+    run_dbt_parse(dbt_dir)
+    return "parsed"
+
+
+def prepare_manifest(scratch: Path) -> Path:
+    """Parse a copy of the team's dbt project and keep its manifest as ``PREPARED``."""
+    dbt_dir = copy_project(scratch) / "dbt"
+    run_dbt_parse(dbt_dir)
+    text = (dbt_dir / "target" / "manifest.json").read_text(encoding="utf-8")
+    text = text.replace(json.dumps(str(dbt_dir))[1:-1], PROJECT_PLACEHOLDER)
+    PREPARED.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(PREPARED, "wb", mtime=0) as raw:
+        raw.write((json.dumps({"key": dbt_project_key(EXAMPLE / "dbt")}) + "\n" + text).encode())
+    return PREPARED
 
 
 def team_environment(project: Path, home: Path):
@@ -45,6 +100,7 @@ def team_environment(project: Path, home: Path):
     patch.setenv("ORCHESTRATOR_STORE_URL", f"sqlite:///{home}/store.db")
     patch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # `dbt`, as in the team's venv
     patch.setenv("ORCHESTRATOR_BACKOFF_SCALE", "0")  # a retry due at once: launched in the same tick
+    patch.setenv("AIRBYTE_POLL_INTERVAL", "0.2")  # the emulator's syncs take ~0.3 s
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ORCHESTRATOR_CONNECTORS", "ORCHESTRATOR_POLICIES_DIR",
                  "ORCHESTRATOR_DBT_PROJECT_DIR", "ORCHESTRATOR_AUTOMATION"):
         patch.delenv(name, raising=False)
@@ -76,3 +132,12 @@ def restore_environment(before: dict[str, str]) -> None:
     for name in set(os.environ) - set(before):
         del os.environ[name]
     os.environ.update(before)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    if sys.argv[1:] != ["--prepare"]:
+        sys.exit("usage: tests/example_team_support.py --prepare   (re-parse tests/example_team/dbt)")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(prepare_manifest(Path(tmp)), prepared_manifest_key())

@@ -3,12 +3,17 @@
 ``tests/example_team`` is a team's own ``dg`` project (Airbyte only with dagster-airbyte's default
 keys, its own dbt project on DuckDB with schemas ``crm``/``billing``, a weekly-partitioned model,
 owners from dbt ``meta.owner``, no dashboards), written as README "Add to your project" says, with
-``orchestrator.components.SlaPoliciesComponent`` in ``defs/sla/defs.yaml``. It is copied to a
-temporary folder, its manifest parsed, its own Airbyte emulator started, and its code location
-loaded the way ``dagster dev`` loads it. Then:
+``orchestrator.components.SlaPoliciesComponent`` in ``defs/sla/defs.yaml`` governing the dbt
+models of ``defs/sla/models`` (another component of the team, loaded by it). It is copied to a
+temporary folder, given its dbt manifest (the prepared ``tests/data/example_team_manifest.json.gz``
+when it is the parse of exactly these dbt files with this dbt version, else ``dbt parse``), its own
+Airbyte emulator started, and its code location loaded the way ``dagster dev`` loads it, once for
+the module. Then:
 
 * its policies apply to its assets (checks on the governed assets, owners from dbt meta and
-  from the policies, the weekly partitioning in the decision graph, code-location status ok);
+  from the policies, the policies compiled onto the specs of the governed component's models
+  (SLA tags, owners, native FreshnessPolicy) and not onto the other components' tables, the
+  weekly partitioning in the decision graph, code-location status ok);
 * every sensor the component adds ticks on the team's Definitions and a Dagster instance;
 * an Airbyte sync failure injected through the emulator's control API is diagnosed, its retry
   requested in the same tick for exactly the failed connection's table, the retry run succeeds
@@ -36,6 +41,7 @@ CRM = "0d6f3b2a-9c1e-4a7d-b5e8-2f4a6c8e1b90"
 @dataclass
 class Team:
     project: Path
+    manifest: str  # "prepared" or "parsed"
     emulators: object
     definitions: dg.Definitions
     instance: dg.DagsterInstance
@@ -58,17 +64,25 @@ class Team:
 def team(tmp_path_factory):
     root = tmp_path_factory.mktemp("example_team")
     project = support.copy_project(root)
-    support.parse_dbt(project)
+    manifest = support.parse_dbt(project)
     emulators = support.team_environment(project, root / "home")
     running = next(emulators)
     before = dict(os.environ)
     try:
         definitions = support.load_team_definitions(project)
         with dg.instance_for_test() as instance:
-            yield Team(project, running.emulators, definitions, instance)
+            yield Team(project, manifest, running.emulators, definitions, instance)
     finally:
         support.restore_environment(before)
         emulators.close()
+
+
+def test_prepared_manifest_is_the_parse_of_the_team_dbt_project():
+    """The prepared manifest stands for `dbt parse` only while it is the parse of these files: after
+    an edit of tests/example_team/dbt, regenerate it (the fixture then falls back to parsing)."""
+    assert support.prepared_manifest_key() == support.dbt_project_key(support.EXAMPLE / "dbt"), (
+        "tests/data/example_team_manifest.json.gz is stale: run "
+        "`.venv/bin/python tests/example_team_support.py --prepare`")
 
 
 def test_policies_apply_to_the_team_assets(team):
@@ -86,9 +100,21 @@ def test_policies_apply_to_the_team_assets(team):
     assert not [k for k in keys if "/" in k and k.split("/")[0] in ("salesforce", "product", "hubspot")]
     assert not [n for n in graph.asset_nodes if "dashboard" in n.kinds]
     # owners from dbt meta (an e-mail stays, a name becomes a team), dbt sources on the Airbyte tables
-    assert graph.get(dg.AssetKey("dim_accounts")).owners == ["crm-analytics@example.com"]
-    assert graph.get(dg.AssetKey("stg_crm__accounts")).owners == ["team:crm_data"]
+    # (models: the dbt meta owner first, then the policy's, compiled onto the governed specs)
+    assert graph.get(dg.AssetKey("dim_accounts")).owners == ["crm-analytics@example.com",
+                                                             "revenue-analytics@example.com"]
+    assert graph.get(dg.AssetKey("stg_crm__accounts")).owners[0] == "team:crm_data"
     assert dg.AssetKey("accounts") in graph.get(dg.AssetKey("stg_crm__accounts")).parent_keys
+    # the policies compiled onto the specs of the governed component (defs/sla/models): SLA tags
+    # and Dagster's own FreshnessPolicy from the deadline (Monday 07:00 Berlin for the weekly mart)
+    weekly_node = graph.get(dg.AssetKey("fct_weekly_revenue"))
+    assert weekly_node.tags["sla/policy"] == "weekly-revenue" and weekly_node.tags["sla/deadline"] == "07h00"
+    assert isinstance(weekly_node.freshness_policy, dg.FreshnessPolicy)
+    assert (weekly_node.freshness_policy.deadline_cron, weekly_node.freshness_policy.timezone) == (
+        "0 7 * * 1", "Europe/Berlin")
+    # ... and not onto another component's assets (ingest.py): those are read, checked, not changed
+    accounts = graph.get(dg.AssetKey("accounts"))
+    assert "sla/policy" not in accounts.tags and accounts.freshness_policy is None
     # the policies compiled onto the team's assets: SLA checks on what they govern
     weekly = graph.get(dg.AssetKey("fct_weekly_revenue"))
     assert isinstance(weekly.partitions_def, dg.WeeklyPartitionsDefinition)
@@ -100,7 +126,10 @@ def test_policies_apply_to_the_team_assets(team):
     resolution = load_resolution(plain, [team.project / "policies"])
     assert resolution.ok, resolution.skip_reason
     assert resolution.sla("fct_weekly_revenue").primary_policy == "weekly-revenue"
-    assert "team:ingestion" in resolution.sla("accounts").owners
+    # connector tables: owner and group from the Airbyte workspace (the library's translator on
+    # dagster-airbyte's builder, dagster's keys kept); the policy's owners come first for the sensors
+    assert (accounts.owners, accounts.group_name) == (["team:Revenue_Ops"], "Revenue_Ops")
+    assert tuple(resolution.sla("accounts").owners) == ("team:ingestion",)  # the policy's override the workspace's
     # the component's attributes reached the settings the sensors read
     assert os.environ["ORCHESTRATOR_CONNECTORS"] == "airbyte"
     assert Path(os.environ["ORCHESTRATOR_POLICIES_DIR"]) == (team.project / "policies").resolve()

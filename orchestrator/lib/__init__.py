@@ -3,7 +3,8 @@
 What a Dagster project uses:
 
 * ``orchestrator.components.SlaPoliciesComponent``: the Dagster Component (``defs.yaml``) that
-  compiles a team's SLA policies onto the assets of its project and adds the sensors, digest,
+  resolves a team's SLA policies over the assets of its project, compiles them onto the specs of
+  the components it governs (``governs``: folders under its own) and adds the sensors, digest,
   approvals and agent (README, "Add to your project");
 * ``sla_definitions`` / ``with_sla_policies`` / ``compile_sla_onto_specs``
   (``orchestrator.lib.project``): the same from Python;
@@ -28,6 +29,7 @@ _EXPORTS = {
     "with_sla_policies": "orchestrator.lib.project",
     "compile_sla_onto_specs": "orchestrator.lib.project",
     "connector_resources": "orchestrator.lib.project",
+    "replace_assets": "orchestrator.lib.project",
     "assets_of": "orchestrator.lib.project",
     "SlaDefinitions": "orchestrator.lib.project",
     "ProjectContext": "orchestrator.lib.sensors",

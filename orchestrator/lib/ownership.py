@@ -7,6 +7,11 @@ The owner ``source`` means "the group / workspace itself": ``team:<its name>`` (
 Dagster owner). Without a matching rule the owner stays ``team:data-platform``. SLA policies'
 ``owners`` override these for everything the sensors, digest and notifications do.
 
+Groups: ``ORCHESTRATOR_CONNECTOR_GROUPS`` = ``schema`` (default: ``fivetran_<schema>`` /
+``airbyte_<schema>``) or ``source``: the Fivetran group (destination) / Airbyte workspace name,
+made a valid Dagster group name (``Shop warehouse`` -> ``Shop_warehouse``; its id when the API
+gave no name).
+
 Asset keys: ``ORCHESTRATOR_AIRBYTE_ASSET_KEYS`` = ``schema`` (default: ``<schema>/<table>`` like
 Fivetran's) or ``dagster`` (dagster-airbyte's default, the destination table name alone), so a
 team already keyed on dagster-airbyte's defaults keeps its keys. Fivetran tables keep
@@ -21,7 +26,9 @@ import re
 
 DEFAULT_INGESTION_OWNER = "team:data-platform"
 KEY_STYLES = ("schema", "dagster")
+GROUP_STYLES = ("schema", "source")
 _BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_BAD_GROUP = re.compile(r"[^A-Za-z0-9_]+")
 
 
 def _team(name: str) -> str:
@@ -62,3 +69,27 @@ def airbyte_key_style(raw: str | None = None) -> str:
         raise ValueError(f"ORCHESTRATOR_AIRBYTE_ASSET_KEYS={value!r}: use 'schema' (<schema>/<table>) "
                          "or 'dagster' (dagster-airbyte's default key, the table name)")
     return value
+
+
+def group_style(raw: str | None = None) -> str:
+    value = (os.environ.get("ORCHESTRATOR_CONNECTOR_GROUPS", "") if raw is None else raw).strip().lower() or "schema"
+    if value not in GROUP_STYLES:
+        raise ValueError(f"ORCHESTRATOR_CONNECTOR_GROUPS={value!r}: use 'schema' (fivetran_<schema> / "
+                         "airbyte_<schema>) or 'source' (the Fivetran group / Airbyte workspace name)")
+    return value
+
+
+def connector_group(system: str, schema: str | None, *, source_id: str | None, source_name: str | None,
+                    style: str | None = None) -> str:
+    """The Dagster group of a connector table: ``<system>_<schema>``, or (style ``source``) the
+    Fivetran group / Airbyte workspace name as a valid group name."""
+    style = style or group_style()
+    if style == "source" and (source_name or source_id):
+        return _BAD_GROUP.sub("_", str(source_name or source_id).strip()).strip("_") or f"{system}_default"
+    return _BAD_GROUP.sub("_", f"{system}_{schema or 'default'}")
+
+
+def wants_source_names() -> bool:
+    """Whether the builders should read group / workspace names (one API call): owner rules or
+    groups named after the source are configured."""
+    return bool(owner_rules()) or group_style() == "source"

@@ -12,7 +12,7 @@ the ``SlaPoliciesComponent`` (``orchestrator/components.py``) are two users of i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -36,6 +36,8 @@ class SlaDefinitions:
     graph: AssetGraph
     resolution: Resolution
     definitions: dg.Definitions
+    governed: list[AssetLike] = field(default_factory=list)  # ``governed`` with the policies compiled on
+    context: object = None  # the sensors' ProjectContext: the graph and resolution they decide on
 
 
 def sla_definitions(
@@ -43,25 +45,44 @@ def sla_definitions(
     policies: Sequence[str | Path],
     *,
     unavailable_kinds: Iterable[str] = (),
+    governed: Iterable[AssetLike] = (),
 ) -> SlaDefinitions:
-    """The sensors, checks, digest and approvals for ``assets`` under the policies in ``policies``
-    (files or folders). Never raises on invalid policies: they apply nothing, the reason is in the
-    ``Definitions`` metadata (``sla/policy_status``) and the sensors skip with it."""
+    """The sensors, checks, digest and approvals for ``assets`` and ``governed`` under the
+    policies in ``policies`` (files or folders), resolved over the graph of both. ``governed`` are
+    assets whose specs the caller will replace by ``SlaDefinitions.governed``: the same assets
+    with the policies compiled onto their specs (SLA tags, metadata, owners, a native
+    FreshnessPolicy); ``assets`` are only read (another component's, or upstream ones). Never
+    raises on invalid policies: they apply nothing, the reason is in the ``Definitions`` metadata
+    (``sla_policies/status``) and the sensors skip with it."""
     from orchestrator.lib.sensors import ProjectContext, sensor_definitions
 
-    assets = list(assets)
-    graph = asset_graph_from_assets(assets)
+    assets, governed = list(assets), list(governed)
+    graph = asset_graph_from_assets([*assets, *governed])
     resolution = load_resolution(graph, list(policies), unavailable_kinds=unavailable_kinds)
-    specs = {spec.key: spec for a in assets for spec in (a.specs if isinstance(a, dg.AssetsDefinition) else [a])}
+    compiled = compile_sla_onto_specs(governed, resolution) if governed else []
+    specs = {spec.key: spec for a in [*assets, *compiled]
+             for spec in (a.specs if isinstance(a, dg.AssetsDefinition) else [a])}
     context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
     fragments = sensor_definitions(context)
     defs = dg.Definitions.merge(dg.Definitions(metadata=policy_status_metadata(resolution)), *fragments)
-    return SlaDefinitions(graph=graph, resolution=resolution, definitions=defs)
+    return SlaDefinitions(graph=graph, resolution=resolution, definitions=defs, governed=compiled,
+                          context=context)
 
 
 def compile_sla_onto_specs(assets: Iterable[AssetLike], resolution: Resolution) -> list[AssetLike]:
     """``assets`` with the policies compiled onto their specs (unchanged when ``resolution`` is not ok)."""
     return dg.map_asset_specs(lambda spec: apply_sla_to_spec(spec, resolution), list(assets))
+
+
+def replace_assets(defs: dg.Definitions, assets: Iterable[AssetLike]) -> dg.Definitions:
+    """``defs`` with its asset definitions and specs replaced by ``assets`` (the same keys, other
+    specs); source assets, checks, jobs, sensors, resources and the rest kept."""
+    others = [a for a in (defs.assets or []) if not isinstance(a, dg.AssetsDefinition | dg.AssetSpec)]
+    return dg.Definitions(
+        assets=[*assets, *others], asset_checks=defs.asset_checks, jobs=defs.jobs, schedules=defs.schedules,
+        sensors=defs.sensors, resources=defs.resources, executor=defs.executor, loggers=defs.loggers,
+        metadata=defs.metadata,
+    )
 
 
 def with_sla_policies(defs: dg.Definitions, policies: Sequence[str | Path], *,
@@ -74,16 +95,8 @@ def with_sla_policies(defs: dg.Definitions, policies: Sequence[str | Path], *,
             return with_sla_policies(dg.load_from_defs_folder(path_within_project=HERE), ["policies"],
                                      resources=connector_resources())
     """
-    own = assets_of(defs)
-    sla = sla_definitions(own, policies)
-    compiled = compile_sla_onto_specs(own, sla.resolution)
-    others = [a for a in (defs.assets or []) if not isinstance(a, dg.AssetsDefinition | dg.AssetSpec)]
-    rest = dg.Definitions(
-        assets=[*compiled, *others], asset_checks=defs.asset_checks, jobs=defs.jobs, schedules=defs.schedules,
-        sensors=defs.sensors, resources=defs.resources, executor=defs.executor, loggers=defs.loggers,
-        metadata=defs.metadata,
-    )
-    parts = [rest, sla.definitions]
+    sla = sla_definitions([], policies, governed=assets_of(defs))
+    parts = [replace_assets(defs, sla.governed), sla.definitions]
     if resources:
         parts.append(dg.Definitions(resources={k: v for k, v in resources.items() if k not in (defs.resources or {})}))
     return dg.Definitions.merge(*parts)

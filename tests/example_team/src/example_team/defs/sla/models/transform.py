@@ -1,6 +1,9 @@
 """The team's dbt project: the weekly-partitioned models (tag ``weekly``, one ISO week per run)
 and the rest. Owners, groups and tags come from dbt ``meta`` through the library's translator;
-dbt sources point at the Airbyte tables with ``meta.dagster.asset_key``."""
+dbt sources point at the Airbyte tables with ``meta.dagster.asset_key``.
+
+It lives under the SLA component's folder (``defs/sla/models``, listed in its ``governs``): the
+component loads it and compiles the policies onto these specs (SLA tags, owners, FreshnessPolicy)."""
 
 import json
 import os
@@ -11,8 +14,8 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from orchestrator.lib.assets.dbt import ProjectDbtTranslator
 
-PROJECT = DbtProject(project_dir=Path(__file__).resolve().parents[3] / "dbt",
-                     profiles_dir=Path(os.environ.get("DBT_PROFILES_DIR") or Path(__file__).resolve().parents[3] / "dbt"))
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+PROJECT = DbtProject(project_dir=ROOT / "dbt", profiles_dir=Path(os.environ.get("DBT_PROFILES_DIR") or ROOT / "dbt"))
 weekly = dg.WeeklyPartitionsDefinition(start_date="2026-09-07", timezone="UTC")
 translator = ProjectDbtTranslator()
 
