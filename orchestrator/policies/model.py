@@ -884,13 +884,16 @@ def parse_policy_text(text: str, file: str = "<memory>") -> tuple[list[Policy], 
         return [], errors
 
     policies = parsed.policies
+    # each policy's own field lines, in one pass over the document (not one pass per policy)
+    per_policy: dict[int, dict[tuple, int]] = {}
+    for p, ln in lines.items():
+        if len(p) > 2 and p[0] == "policies" and isinstance(p[1], int):
+            per_policy.setdefault(p[1], {})[p[2:]] = ln
     for i, policy in enumerate(policies):
         policy._file = file
         policy._index = i
         policy._line = lines.get(("policies", i), 0)
-        policy._lines = {
-            p[2:]: ln for p, ln in lines.items() if len(p) > 2 and p[0] == "policies" and p[1] == i
-        }
+        policy._lines = per_policy.get(i, {})
     return policies, errors
 
 
