@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/bench_planner.py [--sizes 1000 10000] [--repeat 5]
     .venv/bin/python benchmarks/bench_planner.py --at-risk-rate 1 --failure-rate 0.2   # stress
 
-Targets: <= 1 s per cycle at 10,000 assets; <= 4,000 context tokens at 1,000 assets.
+Targets: <= 1 s per cycle at 10,000 assets; <= 4,000 context tokens at 1,000 assets. Prints the
+growth exponent of the cycle time between consecutive sizes.
 Tokens are a conservative estimate (orchestrator.planning.estimate_tokens; no tokenizer download).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -68,6 +70,9 @@ def main(argv=None) -> int:
             print(f"{r['assets']:>7} {r['at_risk']:>7} {r['failures']:>5} {r['actions']:>7} "
                   f"{r['cycle_median_s']:>11.3f}s {r['cycle_max_s']:>7.3f}s {r['peak_mem_mb']:>8.2f} "
                   f"{r['context_tokens']:>10}")
+    for a, b in zip(rows, rows[1:]):  # log(t2/t1) / log(n2/n1) between consecutive sizes
+        exp = math.log(b["cycle_median_s"] / a["cycle_median_s"]) / math.log(b["assets"] / a["assets"])
+        print(f"growth exponent {a['assets']} -> {b['assets']} assets, cycle median: {exp:.2f}")
     ok = all(r["cycle_max_s"] <= 1.0 for r in rows if r["assets"] >= 10000) and all(
         r["context_tokens"] <= 4000 for r in rows if r["assets"] == 1000)
     print("targets (<= 1 s at 10k, <= 4,000 tokens at 1k):", "met" if ok else "MISSED")

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from dagster import AssetSpec, FreshnessPolicy
 
 from orchestrator.core.graph import AssetGraph
-from orchestrator.policies.calendar import cron_min_interval, shift_cron
+from orchestrator.policies.calendar import cron_min_interval, shift_cron, weekly_min_interval
 from orchestrator.policies.durations import DurationModel
 from orchestrator.policies.model import format_duration
 from orchestrator.policies.resolve import EffectiveSLA, Resolution, load_and_resolve
@@ -50,29 +50,7 @@ class SlaAttributes(NamedTuple):
     freshness_policy: FreshnessPolicy | None
 
 
-def _weekly_min_interval(cron: str) -> timedelta | None:
-    """Exact smallest gap of a ``M H * * DOW`` cron (single minute and hour, any day of month and
-    month): the smallest circular distance between its weekdays. None for any other shape."""
-    fields = cron.split()
-    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()) or fields[2:4] != ["*", "*"]:
-        return None
-    dow = fields[4]
-    if dow == "*":
-        return timedelta(days=1)
-    days: set[int] = set()
-    for part in dow.split(","):
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            return None
-        a, b = int(lo), int(hi or lo)
-        if (hi and a >= b) or b > 7:  # Dagster reads a degenerate 'a-a' as every day: leave it to Dagster
-            return None
-        days.update(d % 7 for d in range(a, b + 1))
-    if not days:
-        return None
-    ordered = sorted(days)
-    gaps = [(ordered[(i + 1) % len(ordered)] - d) % 7 or 7 for i, d in enumerate(ordered)]
-    return timedelta(days=min(gaps))
+_weekly_min_interval = weekly_min_interval  # exact gap of a M H * * DOW cron (calendar.py)
 
 
 def _unchecked_cron_policy(cron: str, lower: timedelta, timezone: str) -> FreshnessPolicy | None:

@@ -44,6 +44,7 @@ from orchestrator.core.graph import CONNECTOR_TABLE
 from orchestrator.core.records import DiagnosedFailure, SyncRecord
 from orchestrator.recovery import failure_assets, failure_subject
 from . import ProjectContext
+from ._checks import multi_asset_check
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -436,7 +437,7 @@ def build_sync_checks(ctx: ProjectContext):
                                description="The connector's latest sync (whoever started it) succeeded.")
              for k in keys]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="connector_sync_checks",
+    @multi_asset_check(specs=specs, can_subset=True, name="connector_sync_checks",
                           required_resource_keys={"fivetran", "airbyte"})
     def connector_sync_checks(context):
         from orchestrator.snapshot import ConnectorReader, sync_failures

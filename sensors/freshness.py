@@ -22,6 +22,7 @@ from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.assessment import assess_freshness
 from orchestrator.core.records import FreshnessAssessment, FreshnessStatus, Snapshot
 from . import ProjectContext
+from ._checks import multi_asset_check
 
 UTC = timezone.utc
 CHECK_NAME = "sla_freshness"
@@ -151,7 +152,7 @@ def build_freshness_checks(ctx: ProjectContext):
         for k in keys
     ]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="sla_freshness_checks")
+    @multi_asset_check(specs=specs, can_subset=True, name="sla_freshness_checks")
     def sla_freshness_checks(context):
         wanted = {k.asset_key.to_user_string() for k in context.selected_asset_check_keys}
         out, _, _ = freshness_tick(context.instance, ctx, {}, now=datetime.now(UTC))

@@ -25,6 +25,7 @@ from orchestrator.health.detect import LoadVerdict
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from . import ProjectContext
+from ._checks import multi_asset_check
 
 UTC = timezone.utc
 CHECK_NAME = "load_anomalies"
@@ -147,7 +148,7 @@ def build_anomaly_checks(ctx: ProjectContext):
                                            "rows, drops/spikes, stuck cursor, duration creep, warning/429 rates.")
              for k in keys]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="load_anomaly_checks")
+    @multi_asset_check(specs=specs, can_subset=True, name="load_anomaly_checks")
     def load_anomaly_checks(context):
         from orchestrator.health.detect import verdicts
         from orchestrator.health.store import load_signals

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import dagster as dg
 
 from . import ProjectContext
+from ._checks import multi_asset_check
 
 UTC = timezone.utc
 CHECK_NAME = "agent_proposal"
@@ -149,7 +150,7 @@ def build_proposal_checks(ctx: ProjectContext, *, store_url: str | None = None):
                                            "waits for approval (action, risk, expiry, approve link).")
              for k in keys]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="agent_proposal_checks")
+    @multi_asset_check(specs=specs, can_subset=True, name="agent_proposal_checks")
     def agent_proposal_checks(context):
         from orchestrator.store import open_store
 

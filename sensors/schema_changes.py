@@ -32,6 +32,7 @@ from orchestrator.core.graph import CONNECTOR_TABLE, DBT_MODEL
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from . import ProjectContext
+from ._checks import multi_asset_check
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -344,7 +345,7 @@ def build_schema_checks(ctx: ProjectContext) -> list[dg.AssetChecksDefinition]:
                                description="The landed table matches the dbt sources (columns, names, types); "
                                            "reported by the schema_change_sensor.") for k in keys]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="schema_contract_checks")
+    @multi_asset_check(specs=specs, can_subset=True, name="schema_contract_checks")
     def schema_contract_checks(context):
         landing_dir, cache_dir = _paths()
         wanted = {k.asset_key.to_user_string() for k in context.selected_asset_check_keys}

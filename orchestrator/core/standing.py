@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,16 +76,32 @@ def needs_standing(policy) -> bool:
 
 
 def lineage(resolution, graph, policy_name: str) -> frozenset[str]:
-    """The assets the policy selects and everything upstream of them."""
-    seen: set[str] = set()
-    stack = [k for k in resolution.governed_by(policy_name) if k in graph]
-    while stack:
-        k = stack.pop()
-        if k in seen:
-            continue
-        seen.add(k)
-        stack.extend(p for p in graph.parents(k) if p not in seen)
-    return frozenset(seen)
+    """The assets the policy selects and everything upstream of them: one breadth-first walk of
+    the graph's upstream index (no per-asset generator). Kept on the resolution per policy, for
+    the same graph and the same governed set (both are built once per code location load and the
+    answer depends on nothing else): a planning cycle after the first does not walk again."""
+    governed = resolution.governed_by(policy_name)
+    memo = getattr(resolution, "__dict__", {}).get("_standing_lineage")
+    if memo is not None:
+        hit = memo.get(policy_name)
+        if hit is not None and hit[0] is governed and hit[1]() is graph:
+            return hit[2]
+    starts = [k for k in governed if k in graph]
+    scope = frozenset(graph.upstream_closure(*starts, include_self=True)) if starts else frozenset()
+    try:
+        if memo is None:
+            memo = resolution.__dict__.setdefault("_standing_lineage", {})
+        memo[policy_name] = (governed, weakref.ref(graph), scope, tuple(sorted(scope)))
+    except (AttributeError, TypeError):  # no instance dict, or a graph without weak references: not kept
+        pass
+    return scope
+
+
+def _sorted(resolution, policy_name: str, scope: frozenset[str]) -> Iterable[str]:
+    """``scope`` in order, from the lineage memo when it holds this very scope (a request's keys
+    are sorted again, which is linear on sorted input)."""
+    hit = getattr(resolution, "__dict__", {}).get("_standing_lineage", {}).get(policy_name)
+    return hit[3] if hit is not None and hit[2] is scope else scope
 
 
 def is_routine(action: Action) -> bool:
@@ -175,7 +192,7 @@ def requests(resolution, graph, book: StandingBook, now: datetime) -> list[Actio
             continue
         scope = lineage(resolution, graph, p.name)
         if scope:
-            out.append(request(p, scope, now))
+            out.append(request(p, _sorted(resolution, p.name, scope), now))
     return out
 
 
