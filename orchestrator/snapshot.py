@@ -139,14 +139,13 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], list[str]]:
-    """Latest materialization time per key from the event log's columns (``max(id)`` per asset
-    key, as Dagster's own fallback query does); keys whose asset was ever wiped are returned
-    apart, for the public API (it applies the wipe filter)."""
+def _latest_by_key(conn, db_keys: list[str]) -> tuple[dict[str, tuple[int, datetime] | None], list[str]]:
+    """db key -> (storage id, time) of its latest materialization (None: none stored) for the
+    keys with an ``asset_keys`` row, and the db keys whose asset was ever wiped."""
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable as E
 
-    out: dict[str, datetime] = {}
+    out: dict[str, tuple[int, datetime] | None] = {}
     wiped: list[str] = []
     chunk = 5 * CHUNK
     mat = DagsterEventType.ASSET_MATERIALIZATION.value
@@ -161,18 +160,42 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
         .scalar_subquery()
     )
     latest_ts = db.select(E.c.timestamp).where(E.c.id == latest_id).correlate(AssetKeyTable).scalar_subquery()
-    with storage.index_connection() as conn:
-        for i in range(0, len(keys), chunk):
-            db_keys = [_db_key(k) for k in keys[i:i + chunk]]
-            for db_key, details, ts in conn.execute(
-                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_ts)
-                .where(AssetKeyTable.c.asset_key.in_(db_keys))
-            ):
-                if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
-                    wiped.append(_user_key(db_key))
-                elif ts is not None:
-                    out[_user_key(db_key)] = _utc(ts)
+    for i in range(0, len(db_keys), chunk):
+        part = db_keys[i:i + chunk]
+        for db_key, details, sid, ts in conn.execute(
+            db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_id, latest_ts)
+            .where(AssetKeyTable.c.asset_key.in_(part))
+        ):
+            if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
+                wiped.append(db_key)
+            out[db_key] = (sid, _utc(ts)) if sid is not None and ts is not None else None
     return out, wiped
+
+
+def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], list[str]]:
+    """Latest materialization time per key from the event log's columns (``max(id)`` per asset
+    key, as Dagster's own fallback query does); keys whose asset was ever wiped are returned
+    apart, for the public API (it applies the wipe filter). Kept across ticks and brought up to
+    date from a cursor (``orchestrator.event_log_cache``) unless ORCHESTRATOR_SNAPSHOT_RESYNC_S=0."""
+    from orchestrator import event_log_cache
+
+    out: dict[str, datetime] = {}
+    resync = event_log_cache.resync_seconds()
+    with storage.index_connection() as conn:
+        db_keys = [_db_key(k) for k in keys]
+        if resync > 0:
+            state = event_log_cache.state_for(conn)
+            with state.lock:
+                state.refresh(conn, resync)
+                found = state.last_success(conn, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
+                wiped = [_user_key(k) for k in db_keys if k in state.wiped]
+            return {_user_key(k): t for k, t in found.items()}, wiped
+        latest, wiped_db = _latest_by_key(conn, db_keys)
+    wiped_set = set(wiped_db)
+    for db_key, hit in latest.items():
+        if hit is not None and db_key not in wiped_set:
+            out[_user_key(db_key)] = hit[1]
+    return out, [_user_key(k) for k in wiped_db]
 
 
 def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, datetime]:
@@ -249,12 +272,31 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
              rec.partition_key)
             for rec in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
         ]
+    from orchestrator import event_log_cache
+
+    after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
+    resync = event_log_cache.resync_seconds()
+    with storage.index_connection() as conn:
+        rows = None
+        if resync > 0:
+            state = event_log_cache.state_for(conn)
+            with state.lock:
+                state.refresh(conn, resync)
+                rows = state.window_rows(conn, after, datetime.now(UTC).replace(tzinfo=None), limit,
+                                         _read_rows)
+        if rows is None:
+            rows = _read_rows(conn, after, limit)
+    return [r[1:] for r in rows]
+
+
+def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float, str, str | None]]:
+    """(storage id, asset key, timestamp, run id, partition) of materializations with a timestamp
+    after ``after`` (naive UTC), newest first, at most ``limit`` (0: all)."""
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
 
-    after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
     stop_below = after - STORE_SKEW
-    out: list[tuple[str, float, str, str | None]] = []
+    out: list[tuple[int, str, float, str, str | None]] = []
     run_ids: dict[str, str] = {}
     cursor: int | None = None
     # Newest first by id, in pages, stopping once a whole page is older than the window by more
@@ -262,32 +304,31 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     # happens, so every older id is older still. The window's rows are read, not the whole
     # history (a SQL filter on timestamp has no index and reads every materialization stored).
     mat = E.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION.value
-    with storage.index_connection() as conn:
-        while True:
-            # The page's id range and newest timestamp (computed by the database), then only its
-            # rows inside the window come back.
-            ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
-            if cursor is not None:
-                ids = ids.where(E.c.id < cursor)
-            ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
-            low, newest, count = conn.execute(
-                db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
-            if not count:
-                break
-            query = (
-                db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
-                .where(mat, E.c.id >= low, E.c.timestamp > after)
-                .order_by(E.c.id.desc())
-            )
-            if cursor is not None:
-                query = query.where(E.c.id < cursor)
-            # one string per run id, not one per row (a run materializes many assets): at 100,000
-            # assets the window holds ~200,000 rows from far fewer runs
-            out.extend((_user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
-                       for k, ts, run_id, part in conn.execute(query) if k)
-            if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
-                break
-            cursor = low
+    while True:
+        # The page's id range and newest timestamp (computed by the database), then only its
+        # rows inside the window come back.
+        ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
+        if cursor is not None:
+            ids = ids.where(E.c.id < cursor)
+        ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
+        low, newest, count = conn.execute(
+            db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
+        if not count:
+            break
+        query = (
+            db.select(E.c.id, E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
+            .where(mat, E.c.id >= low, E.c.timestamp > after)
+            .order_by(E.c.id.desc())
+        )
+        if cursor is not None:
+            query = query.where(E.c.id < cursor)
+        # one string per run id, not one per row (a run materializes many assets): at 100,000
+        # assets the window holds ~200,000 rows from far fewer runs
+        out.extend((sid, _user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
+                   for sid, k, ts, run_id, part in conn.execute(query) if k)
+        if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
+            break
+        cursor = low
     return out[:limit] if limit else out
 
 
