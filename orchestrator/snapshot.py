@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -261,15 +262,17 @@ def _records(instance, event_type, since: datetime, limit: int, after_id: int | 
     return instance.event_log_storage.get_event_records(flt, limit=limit, ascending=False)
 
 
-def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[str, float, str, str | None]]:
+def _materialization_rows(instance, since: datetime, limit: int, *, with_ids: bool = False) -> list[tuple]:
     """(asset key, timestamp, run id, partition) of materializations after ``since``, newest
     first: by column from a SQL event log (the same filter as ``get_event_records`` with
-    ``after_timestamp``), else through ``get_event_records``."""
+    ``after_timestamp``), else through ``get_event_records``. ``with_ids``: (storage id, ...),
+    the id None when not read by column."""
     storage = _sql_storage(instance)
     if storage is None:
         return [
-            (rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
-             rec.partition_key)
+            ((None,) if with_ids else ()) + (
+                rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
+                rec.partition_key)
             for rec in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
         ]
     from orchestrator import event_log_cache
@@ -286,7 +289,7 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
                                          _read_rows)
         if rows is None:
             rows = _read_rows(conn, after, limit)
-    return [r[1:] for r in rows]
+    return rows if with_ids else [r[1:] for r in rows]
 
 
 def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float, str, str | None]]:
@@ -377,6 +380,107 @@ def find_run_results(message: str, roots: Iterable[Path], op: str, run_id: str) 
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
+def _run_start(runs: Mapping[str, RunRecord], run_id: str) -> float | None:
+    run = runs.get(run_id) if run_id else None
+    return run.started_at.timestamp() if run is not None and run.started_at is not None else None
+
+
+class _DurationsMemo:
+    """The last ``InstanceReader.materializations`` result for one graph and window, carried to
+    the next tick: rows that left the window are dropped from the front, rows stored since are
+    computed and appended; everything is computed again when the rows are not the previous ones
+    plus newer ids, a run's start changed, or a dropped row's run still has rows in the window.
+    Gives what the loop over all rows gives (a test compares them)."""
+
+    def __init__(self, graph: AssetGraph | None):
+        self.graph = graph
+        self.ids: list[int] = []
+        self.rows: list[tuple] = []
+        self.mats: list[Materialization] = []
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self.in_run: dict[str, dict[str, float]] = defaultdict(dict)
+        self.starts: dict[str, float | None] = {}  # run id -> the start its rows were computed with
+        self.full = 0
+        self.incremental = 0
+
+    def _reset(self) -> None:
+        self.ids, self.rows, self.mats = [], [], []
+        self.durations = defaultdict(list)
+        self.in_run = defaultdict(dict)
+        self.starts = {}
+        self.full += 1
+
+    def update(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
+        ids = [r[0] for r in rows]
+        new = self._carry(ids, rows, runs)
+        if new is None:
+            self._reset()
+            new = rows
+        else:
+            self.incremental += 1
+        self._extend(new, runs)
+        self.ids = ids
+        self.rows = rows
+
+    def _carry(self, ids: list, rows: list[tuple], runs: Mapping[str, RunRecord]) -> list[tuple] | None:
+        """The rows still to compute when the previous result carries over, else None."""
+        old = self.ids
+        if not old or not ids or ids[0] is None:
+            return None
+        from bisect import bisect_left
+
+        d = bisect_left(old, ids[0])
+        if d == len(old) or old[d] != ids[0]:
+            return None
+        m = len(old) - d
+        if ids[:m] != old[d:]:
+            return None
+        for rid, start in self.starts.items():
+            if _run_start(runs, rid) != start:
+                return None
+        dropped = self.rows[:d]
+        if dropped:
+            gone = {r[3] for r in dropped if r[3]}
+            if gone and any(r[3] in gone for r in rows):
+                return None  # a run with rows on both sides of the window's edge
+            durations = self.durations
+            for mat in self.mats[:d]:
+                if mat.duration_s is not None:
+                    lst = durations[mat.asset_key]
+                    del lst[0]
+                    if not lst:
+                        del durations[mat.asset_key]
+            for rid in gone:
+                self.in_run.pop(rid, None)
+                self.starts.pop(rid, None)
+            del self.mats[:d]
+        return rows[m:]
+
+    def _extend(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
+        graph = self.graph
+        mats, durations, in_run, starts = self.mats, self.durations, self.in_run, self.starts
+        for _sid, key, ts, run_id, partition in rows:
+            dur = None
+            if run_id and run_id not in starts:
+                starts[run_id] = _run_start(runs, run_id)
+            begin = starts.get(run_id) if run_id else None
+            if begin is not None:
+                if graph is not None and key in graph:
+                    done = in_run[run_id]
+                    for parent in graph.parents(key):
+                        t = done.get(parent)
+                        if t is not None and t > begin:
+                            begin = t
+                dur = max(0.0, ts - begin)
+                durations[key].append(dur)
+                in_run[run_id][key] = ts
+            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
+
+
+_DURATIONS_MEMO: dict[tuple, _DurationsMemo] = {}
+_DURATIONS_LOCK = threading.Lock()
+
+
 @dataclass
 class InstanceReader:
     """Reads one instance into snapshot parts. ``job_assets(job_name)`` and
@@ -439,27 +543,20 @@ class InstanceReader:
         step events (per-run shards on SQLite): time since the later of the run's start and the
         latest materialization of an upstream asset in the same run."""
         runs = runs or {}
-        mats: list[Materialization] = []
-        durations: dict[str, list[float]] = defaultdict(list)
-        in_run: dict[str, dict[str, float]] = defaultdict(dict)  # run -> key -> materialized at
         cap = self.caps.max_materializations
-        rows = self._capped("materializations", _materialization_rows(self.instance, since, cap + 1), cap)
-        for key, ts, run_id, partition in reversed(rows):
-            dur = None
-            run = runs.get(run_id) if run_id else None
-            if run is not None and run.started_at is not None:
-                begin = run.started_at.timestamp()
-                if graph is not None and key in graph:
-                    done = in_run[run_id]
-                    for parent in graph.parents(key):
-                        t = done.get(parent)
-                        if t is not None and t > begin:
-                            begin = t
-                dur = max(0.0, ts - begin)
-                durations[key].append(dur)
-                in_run[run_id][key] = ts
-            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
-        return mats, dict(durations)
+        rows = self._capped("materializations",
+                            _materialization_rows(self.instance, since, cap + 1, with_ids=True), cap)
+        rows.reverse()  # oldest first
+        memo_key = (id(graph), round((datetime.now(UTC) - since).total_seconds() / 3600))  # per window length
+        with _DURATIONS_LOCK:
+            memo = _DURATIONS_MEMO.get(memo_key)
+            if memo is None or memo.graph is not graph:
+                memo = _DurationsMemo(graph)
+            memo.update(rows, runs)
+            if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
+                _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
+            _DURATIONS_MEMO[memo_key] = memo
+            return list(memo.mats), {k: list(v) for k, v in memo.durations.items() if v}
 
     def failures(self, since: datetime, graph: AssetGraph, runs: Mapping[str, RunRecord]) -> list[FailureRecord]:
         """Step failures (with dbt and vendor messages) of runs that failed since ``since``, read
