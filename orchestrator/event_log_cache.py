@@ -16,7 +16,8 @@ a sensor gets a new ``DagsterInstance`` per evaluation, the database is the same
   with a lower id can appear after a higher one was read.
 
 What a cursor cannot see is caught as follows: wipes (``asset_keys.asset_details`` set; the wiped
-keys go through Dagster's public API every tick, as before), a storage wiped or recreated (its
+keys go through Dagster's public API every tick, as before; a new wipe is read in full once, since
+SQLite's storage deletes the asset's rows from its index shard), a storage wiped or recreated (its
 highest id below the cursor, or fewer ``asset_keys`` rows than before: full re-read), and
 events deleted with a run (``delete_run``) or by retention: a full re-read every
 ``ORCHESTRATOR_SNAPSHOT_RESYNC_S`` seconds (default 600; ``0`` turns the cache off: every tick
@@ -74,6 +75,7 @@ class EventLogState:
         self.recent_ids: set[int] = set()  # ids applied above the overlap's start
         self.out_of_order = 0  # rows inserted below the highest id held (late commits)
         self.wiped: set[str] = set()  # db keys whose asset was wiped (public API)
+        self.wipes: dict[str, str] = {}  # db key -> its asset_details (the last wipe's time)
         self.reads = {"full": 0, "incremental": 0, "rows_full": 0}
 
     # -- queries ---------------------------------------------------------------------------
@@ -85,10 +87,14 @@ class EventLogState:
         now = self.clock()
         top = conn.execute(db.select(db.func.max(E.c.id))).scalar()
         n_keys = conn.execute(db.select(db.func.count()).select_from(AssetKeyTable)).scalar() or 0
-        self.wiped = {k for (k,) in conn.execute(
-            db.select(AssetKeyTable.c.asset_key).where(AssetKeyTable.c.asset_details.isnot(None)))}
+        wipes = dict(conn.execute(db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details)
+                                  .where(AssetKeyTable.c.asset_details.isnot(None))).all())
+        # a new wipe: SQLite's storage deletes the asset's rows from its index shard
+        rewiped = wipes != self.wipes
+        self.wipes = wipes
+        self.wiped = set(wipes)
         stale = (
-            self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
+            rewiped or self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
             or (top or 0) < self.cursor or (self.asset_key_rows is not None and n_keys < self.asset_key_rows)
         )
         self.asset_key_rows = n_keys
