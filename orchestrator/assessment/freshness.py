@@ -164,7 +164,8 @@ def assess_freshness(
     needs: dict[str, bool] = {}
     ready: dict[str, datetime] = {}
     blocking: dict[str, str | None] = {}
-    parents_of = graph.upstream_map().__getitem__
+    upstream_map = getattr(graph, "upstream_map", None)
+    parents_of = upstream_map().__getitem__ if upstream_map is not None else graph.parents
     for key in _scope(graph, resolution):
         node = node_of(key)
         ls = last.get(key)
