@@ -183,14 +183,15 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     resync = event_log_cache.resync_seconds()
     with storage.index_connection() as conn:
-        db_keys = [_db_key(k) for k in keys]
+        known_db, known_user = _DB_KEY.get, _USER_KEY.get  # a dict lookup per key, not a call
+        db_keys = [known_db(k) or _db_key(k) for k in keys]
         if resync > 0:
             state = event_log_cache.state_for(conn)
             with state.lock:
                 state.refresh(conn, resync)
                 found = state.last_success(conn, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
                 wiped = [_user_key(k) for k in db_keys if k in state.wiped]
-            return {_user_key(k): t for k, t in found.items()}, wiped
+            return {(known_user(k) or _user_key(k)): t for k, t in found.items()}, wiped
         latest, wiped_db = _latest_by_key(conn, db_keys)
     wiped_set = set(wiped_db)
     for db_key, hit in latest.items():
