@@ -228,7 +228,7 @@ def load(n: int, days: int, home: Path, postgres: str | None) -> None:
     print(json.dumps({"events": written, "load_s": time.perf_counter() - t0, "bulk_s": t_bulk}))
 
 
-def tick_process(n: int, home: Path, ticks: int) -> None:
+def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0) -> None:
     rng = random.Random(n)
     graph = make_graph(n, rng)
     tmp = Path(tempfile.mkdtemp())
@@ -243,6 +243,7 @@ def tick_process(n: int, home: Path, ticks: int) -> None:
     all_keys = graph.keys  # AssetGraph.keys builds a list per call: once, not once per record
     costs = [CostRecord(now - timedelta(hours=rng.uniform(0, 24 * 20)), rng.uniform(0, 2), "run",
                         asset_key=rng.choice(all_keys)) for _ in range(n)]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with dg.DagsterInstance.from_config(str(home)) as instance:
 
         cpu: list[float] = []
@@ -260,10 +261,20 @@ def tick_process(n: int, home: Path, ticks: int) -> None:
             cpu.append(time.process_time() - c1)
             return a, snap, t2 - t1, t3 - t2
 
+        def store_new() -> None:
+            """What happens between two ticks: ``new_per_tick`` assets materialize (stored
+            through Dagster, outside the tick's timing)."""
+            for k in rng.sample(all_keys, min(new_per_tick, len(all_keys))):
+                instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(k)))
+
         snapshot_module._USER_KEY.clear()  # cold: no asset keys converted yet in this process
         snapshot_module._DB_KEY.clear()
-        a, snap, c_snap, c_assess = tick()
-        warm = [tick()[2:] for _ in range(ticks)]
+        _, _, c_snap, c_assess = tick()  # not kept: a sensor does not hold the last tick's snapshot
+        warm = []
+        for _ in range(ticks):
+            store_new()
+            a, snap, w_s, w_a = tick()
+            warm.append((w_s, w_a))
     w_snap = statistics.median(w[0] for w in warm)
     w_assess = statistics.median(w[1] for w in warm)
     statuses: dict[str, int] = {}
@@ -272,6 +283,7 @@ def tick_process(n: int, home: Path, ticks: int) -> None:
     print(json.dumps({
         "assets": n, "warm_cpu_s": statistics.median(cpu[1:]), "cold_s": c_snap + c_assess, "warm_s": w_snap + w_assess, "warm_snapshot_s": w_snap,
         "warm_assess_s": w_assess, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_tick_mib": rss_before, "new_per_tick": new_per_tick,
         "materializations": len(snap.materializations), "last_success": len(snap.last_success),
         "caps_hit": snapshot_module.caps_hit(snap), "statuses": statuses, "failures": len(a.failures),
     }))
@@ -289,6 +301,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--ticks", type=int, default=3, help="warm ticks (median)")
+    parser.add_argument("--new-per-tick", type=int, default=0,
+                        help="materializations stored between warm ticks (0: nothing changes between ticks)")
     parser.add_argument("--postgres", help="postgresql:// URL of an empty database to use instead of SQLite")
     parser.add_argument("--pg", action="store_true",
                         help="start a throwaway local PostgreSQL (Debian's server binaries, as tests/pg_server.py) "
@@ -301,7 +315,7 @@ def main() -> None:
         load(args.load, args.days, args.home, args.postgres)
         return
     if args.tick:
-        tick_process(args.tick, args.home, args.ticks)
+        tick_process(args.tick, args.home, args.ticks, args.new_per_tick)
         return
     server = None
     if args.pg:
@@ -329,12 +343,14 @@ def run(args, server) -> None:
         home = (args.home or Path(tempfile.mkdtemp(prefix="bench_sensors_"))) / f"n{n}"
         loaded = _child(["--load", str(n), "--days", str(args.days), "--home", str(home),
                          *(["--postgres", args.postgres] if args.postgres else [])])
-        r = _child(["--tick", str(n), "--home", str(home), "--ticks", str(args.ticks)])
+        r = _child(["--tick", str(n), "--home", str(home), "--ticks", str(args.ticks),
+                    "--new-per-tick", str(args.new_per_tick)])
         r.update(loaded)
         rows.append(r)
         print(f"{n:>7} assets {backend}: {loaded['events']:,} events loaded in {loaded['load_s']:.0f} s | "
               f"(bulk {loaded['bulk_s']:.0f} s) | cold {r['cold_s']:5.2f} s  warm {r['warm_s']:5.2f} s, CPU {r['warm_cpu_s']:5.2f} s (snapshot {r['warm_snapshot_s']:5.2f} s, "
-              f"assess {r['warm_assess_s']:5.2f} s)  rss {r['rss_mib']:6.0f} MiB | "
+              f"assess {r['warm_assess_s']:5.2f} s)  rss {r['rss_mib']:6.0f} MiB "
+              f"({r['rss_before_tick_mib']:.0f} before the first tick) | {r['new_per_tick']} new per tick | "
               f"{r['materializations']:,} recent materializations, caps hit: {r['caps_hit'] or 'none'}; "
               f"{r['statuses']}, {r['failures']} failures", flush=True)
         if not args.home:

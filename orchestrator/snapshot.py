@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -153,14 +154,13 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], list[str]]:
-    """Latest materialization time per key from the event log's columns (``max(id)`` per asset
-    key, as Dagster's own fallback query does); keys whose asset was ever wiped are returned
-    apart, for the public API (it applies the wipe filter)."""
+def _latest_by_key(conn, db_keys: list[str]) -> tuple[dict[str, tuple[int, datetime] | None], list[str]]:
+    """db key -> (storage id, time) of its latest materialization (None: none stored) for the
+    keys with an ``asset_keys`` row, and the db keys whose asset was ever wiped."""
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable as E
 
-    out: dict[str, datetime] = {}
+    out: dict[str, tuple[int, datetime] | None] = {}
     wiped: list[str] = []
     chunk = 5 * CHUNK
     mat = MATERIALIZATION
@@ -175,18 +175,43 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
         .scalar_subquery()
     )
     latest_ts = db.select(E.c.timestamp).where(E.c.id == latest_id).correlate(AssetKeyTable).scalar_subquery()
-    with storage.index_connection() as conn:
-        for i in range(0, len(keys), chunk):
-            db_keys = [_db_key(k) for k in keys[i:i + chunk]]
-            for db_key, details, ts in conn.execute(
-                db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_ts)
-                .where(AssetKeyTable.c.asset_key.in_(db_keys))
-            ):
-                if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
-                    wiped.append(_user_key(db_key))
-                elif ts is not None:
-                    out[_user_key(db_key)] = _utc(ts)
+    for i in range(0, len(db_keys), chunk):
+        part = db_keys[i:i + chunk]
+        for db_key, details, sid, ts in conn.execute(
+            db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details, latest_id, latest_ts)
+            .where(AssetKeyTable.c.asset_key.in_(part))
+        ):
+            if details:  # AssetDetails(last_wipe_timestamp=...): only written by a wipe
+                wiped.append(db_key)
+            out[db_key] = (sid, _utc(ts)) if sid is not None and ts is not None else None
     return out, wiped
+
+
+def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], list[str]]:
+    """Latest materialization time per key from the event log's columns (``max(id)`` per asset
+    key, as Dagster's own fallback query does); keys whose asset was ever wiped are returned
+    apart, for the public API (it applies the wipe filter). Kept across ticks and brought up to
+    date from a cursor (``orchestrator.event_log_cache``) unless ORCHESTRATOR_SNAPSHOT_RESYNC_S=0."""
+    from orchestrator import event_log_cache
+
+    out: dict[str, datetime] = {}
+    resync = event_log_cache.resync_seconds()
+    with storage.index_connection() as conn:
+        known_db, known_user = _DB_KEY.get, _USER_KEY.get  # a dict lookup per key, not a call
+        db_keys = [known_db(k) or _db_key(k) for k in keys]
+        if resync > 0:
+            state = event_log_cache.state_for(conn)
+            with state.lock:
+                state.refresh(conn, resync)
+                found = state.last_success(conn, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
+                wiped = [_user_key(k) for k in db_keys if k in state.wiped]
+            return {(known_user(k) or _user_key(k)): t for k, t in found.items()}, wiped
+        latest, wiped_db = _latest_by_key(conn, db_keys)
+    wiped_set = set(wiped_db)
+    for db_key, hit in latest.items():
+        if hit is not None and db_key not in wiped_set:
+            out[_user_key(db_key)] = hit[1]
+    return out, [_user_key(k) for k in wiped_db]
 
 
 def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, datetime]:
@@ -258,27 +283,49 @@ def _records(instance, event_type, since: datetime, limit: int, after_id: int | 
     return instance.event_log_storage.get_event_records(flt, limit=limit, ascending=False)
 
 
-def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[str, float, str, str | None]]:
+def _materialization_rows(instance, since: datetime, limit: int, *, with_ids: bool = False) -> list[tuple]:
     """(asset key, timestamp, run id, partition) of materializations after ``since``, newest
     first: by column from a SQL event log (the same filter as ``get_event_records`` with
-    ``after_timestamp``), else through ``get_event_records``."""
+    ``after_timestamp``), else through ``get_event_records``. ``with_ids``: (storage id, ...),
+    the id None when not read by column."""
     if hasattr(instance, "plain_materialization_rows"):
-        return instance.plain_materialization_rows(since, limit)
+        rows = instance.plain_materialization_rows(since, limit)
+        return [(None, *r) for r in rows] if with_ids else rows
     from dagster._core.events import DagsterEventType
 
     storage = _sql_storage(instance)
     if storage is None:
         return [
-            (rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
-             rec.partition_key)
+            ((None,) if with_ids else ()) + (
+                rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
+                rec.partition_key)
             for rec in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
         ]
+    from orchestrator import event_log_cache
+
+    after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
+    resync = event_log_cache.resync_seconds()
+    with storage.index_connection() as conn:
+        rows = None
+        if resync > 0:
+            state = event_log_cache.state_for(conn)
+            with state.lock:
+                state.refresh(conn, resync)
+                rows = state.window_rows(conn, after, datetime.now(UTC).replace(tzinfo=None), limit,
+                                         _read_rows)
+        if rows is None:
+            rows = _read_rows(conn, after, limit)
+    return rows if with_ids else [r[1:] for r in rows]
+
+
+def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float, str, str | None]]:
+    """(storage id, asset key, timestamp, run id, partition) of materializations with a timestamp
+    after ``after`` (naive UTC), newest first, at most ``limit`` (0: all)."""
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
 
-    after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
     stop_below = after - STORE_SKEW
-    out: list[tuple[str, float, str, str | None]] = []
+    out: list[tuple[int, str, float, str, str | None]] = []
     run_ids: dict[str, str] = {}
     cursor: int | None = None
     # Newest first by id, in pages, stopping once a whole page is older than the window by more
@@ -286,32 +333,31 @@ def _materialization_rows(instance, since: datetime, limit: int) -> list[tuple[s
     # happens, so every older id is older still. The window's rows are read, not the whole
     # history (a SQL filter on timestamp has no index and reads every materialization stored).
     mat = E.c.dagster_event_type == MATERIALIZATION
-    with storage.index_connection() as conn:
-        while True:
-            # The page's id range and newest timestamp (computed by the database), then only its
-            # rows inside the window come back.
-            ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
-            if cursor is not None:
-                ids = ids.where(E.c.id < cursor)
-            ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
-            low, newest, count = conn.execute(
-                db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
-            if not count:
-                break
-            query = (
-                db.select(E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
-                .where(mat, E.c.id >= low, E.c.timestamp > after)
-                .order_by(E.c.id.desc())
-            )
-            if cursor is not None:
-                query = query.where(E.c.id < cursor)
-            # one string per run id, not one per row (a run materializes many assets): at 100,000
-            # assets the window holds ~200,000 rows from far fewer runs
-            out.extend((_user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
-                       for k, ts, run_id, part in conn.execute(query) if k)
-            if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
-                break
-            cursor = low
+    while True:
+        # The page's id range and newest timestamp (computed by the database), then only its
+        # rows inside the window come back.
+        ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
+        if cursor is not None:
+            ids = ids.where(E.c.id < cursor)
+        ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
+        low, newest, count = conn.execute(
+            db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
+        if not count:
+            break
+        query = (
+            db.select(E.c.id, E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
+            .where(mat, E.c.id >= low, E.c.timestamp > after)
+            .order_by(E.c.id.desc())
+        )
+        if cursor is not None:
+            query = query.where(E.c.id < cursor)
+        # one string per run id, not one per row (a run materializes many assets): at 100,000
+        # assets the window holds ~200,000 rows from far fewer runs
+        out.extend((sid, _user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
+                   for sid, k, ts, run_id, part in conn.execute(query) if k)
+        if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
+            break
+        cursor = low
     return out[:limit] if limit else out
 
 
@@ -358,6 +404,107 @@ def find_run_results(message: str, roots: Iterable[Path], op: str, run_id: str) 
     for root in roots:
         found.extend(Path(root).glob(f"{op}-{run_id[:7]}-*/run_results.json"))
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _run_start(runs: Mapping[str, RunRecord], run_id: str) -> float | None:
+    run = runs.get(run_id) if run_id else None
+    return run.started_at.timestamp() if run is not None and run.started_at is not None else None
+
+
+class _DurationsMemo:
+    """The last ``InstanceReader.materializations`` result for one graph and window, carried to
+    the next tick: rows that left the window are dropped from the front, rows stored since are
+    computed and appended; everything is computed again when the rows are not the previous ones
+    plus newer ids, a run's start changed, or a dropped row's run still has rows in the window.
+    Gives what the loop over all rows gives (a test compares them)."""
+
+    def __init__(self, graph: AssetGraph | None):
+        self.graph = graph
+        self.ids: list[int] = []
+        self.rows: list[tuple] = []
+        self.mats: list[Materialization] = []
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self.in_run: dict[str, dict[str, float]] = defaultdict(dict)
+        self.starts: dict[str, float | None] = {}  # run id -> the start its rows were computed with
+        self.full = 0
+        self.incremental = 0
+
+    def _reset(self) -> None:
+        self.ids, self.rows, self.mats = [], [], []
+        self.durations = defaultdict(list)
+        self.in_run = defaultdict(dict)
+        self.starts = {}
+        self.full += 1
+
+    def update(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
+        ids = [r[0] for r in rows]
+        new = self._carry(ids, rows, runs)
+        if new is None:
+            self._reset()
+            new = rows
+        else:
+            self.incremental += 1
+        self._extend(new, runs)
+        self.ids = ids
+        self.rows = rows
+
+    def _carry(self, ids: list, rows: list[tuple], runs: Mapping[str, RunRecord]) -> list[tuple] | None:
+        """The rows still to compute when the previous result carries over, else None."""
+        old = self.ids
+        if not old or not ids or ids[0] is None:
+            return None
+        from bisect import bisect_left
+
+        d = bisect_left(old, ids[0])
+        if d == len(old) or old[d] != ids[0]:
+            return None
+        m = len(old) - d
+        if ids[:m] != old[d:]:
+            return None
+        for rid, start in self.starts.items():
+            if _run_start(runs, rid) != start:
+                return None
+        dropped = self.rows[:d]
+        if dropped:
+            gone = {r[3] for r in dropped if r[3]}
+            if gone and any(r[3] in gone for r in rows):
+                return None  # a run with rows on both sides of the window's edge
+            durations = self.durations
+            for mat in self.mats[:d]:
+                if mat.duration_s is not None:
+                    lst = durations[mat.asset_key]
+                    del lst[0]
+                    if not lst:
+                        del durations[mat.asset_key]
+            for rid in gone:
+                self.in_run.pop(rid, None)
+                self.starts.pop(rid, None)
+            del self.mats[:d]
+        return rows[m:]
+
+    def _extend(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
+        graph = self.graph
+        mats, durations, in_run, starts = self.mats, self.durations, self.in_run, self.starts
+        for _sid, key, ts, run_id, partition in rows:
+            dur = None
+            if run_id and run_id not in starts:
+                starts[run_id] = _run_start(runs, run_id)
+            begin = starts.get(run_id) if run_id else None
+            if begin is not None:
+                if graph is not None and key in graph:
+                    done = in_run[run_id]
+                    for parent in graph.parents(key):
+                        t = done.get(parent)
+                        if t is not None and t > begin:
+                            begin = t
+                dur = max(0.0, ts - begin)
+                durations[key].append(dur)
+                in_run[run_id][key] = ts
+            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
+
+
+_DURATIONS_MEMO: dict[tuple, _DurationsMemo] = {}
+_DURATIONS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -429,27 +576,20 @@ class InstanceReader:
         step events (per-run shards on SQLite): time since the later of the run's start and the
         latest materialization of an upstream asset in the same run."""
         runs = runs or {}
-        mats: list[Materialization] = []
-        durations: dict[str, list[float]] = defaultdict(list)
-        in_run: dict[str, dict[str, float]] = defaultdict(dict)  # run -> key -> materialized at
         cap = self.caps.max_materializations
-        rows = self._capped("materializations", _materialization_rows(self.instance, since, cap + 1), cap)
-        for key, ts, run_id, partition in reversed(rows):
-            dur = None
-            run = runs.get(run_id) if run_id else None
-            if run is not None and run.started_at is not None:
-                begin = run.started_at.timestamp()
-                if graph is not None and key in graph:
-                    done = in_run[run_id]
-                    for parent in graph.parents(key):
-                        t = done.get(parent)
-                        if t is not None and t > begin:
-                            begin = t
-                dur = max(0.0, ts - begin)
-                durations[key].append(dur)
-                in_run[run_id][key] = ts
-            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
-        return mats, dict(durations)
+        rows = self._capped("materializations",
+                            _materialization_rows(self.instance, since, cap + 1, with_ids=True), cap)
+        rows.reverse()  # oldest first
+        memo_key = (id(graph), round((datetime.now(UTC) - since).total_seconds() / 3600))  # per window length
+        with _DURATIONS_LOCK:
+            memo = _DURATIONS_MEMO.get(memo_key)
+            if memo is None or memo.graph is not graph:
+                memo = _DurationsMemo(graph)
+            memo.update(rows, runs)
+            if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
+                _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
+            _DURATIONS_MEMO[memo_key] = memo
+            return list(memo.mats), {k: list(v) for k, v in memo.durations.items() if v}
 
     def failures(self, since: datetime, graph: AssetGraph, runs: Mapping[str, RunRecord]) -> list[FailureRecord]:
         """Step failures (with dbt and vendor messages) of runs that failed since ``since``, read

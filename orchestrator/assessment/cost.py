@@ -179,7 +179,7 @@ def _spend_memo(snapshot: Snapshot, resolution, rates: CostRates, now: datetime,
         _MEMO.value = None
         return None
     _MEMO.value = None  # (re)built below; never left half-updated
-    for scope, items in attribute(new, snapshot.graph, resolution).items():
+    for scope, items in (attribute(new, snapshot.graph, resolution) if new else {}).items():
         spend = sums.get(scope)
         if spend is None:
             spend = sums[scope] = _Spend()

@@ -12,6 +12,7 @@ downstream closures of failed assets only), keeping per asset the few latest ups
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
@@ -39,10 +40,29 @@ def link_root_causes(
     window: timedelta = DEFAULT_WINDOW,
     grace: timedelta = DEFAULT_GRACE,
 ) -> dict[str, str | None]:
-    """failure_id -> root failure_id (None for roots). Roots of roots are followed."""
+    """failure_id -> root failure_id (None for roots). Roots of roots are followed. The last
+    answer is kept and returned again (a copy) for the same failures, graph and window: a sensor
+    sees the same failures tick after tick, and the pass covers the failed assets' whole
+    downstream closure."""
     failures = sorted(failures, key=lambda f: (f.at, f.failure_id))
     if not failures:
         return {}
+    inputs = (failures, window, grace)
+    with _LINK_LOCK:
+        hit = _LINK_MEMO.get("last")
+        if hit is not None and hit[0] is graph and hit[1] == inputs:
+            return dict(hit[2])
+    root = _link(failures, graph, window, grace)
+    with _LINK_LOCK:
+        _LINK_MEMO["last"] = (graph, inputs, dict(root))
+    return root
+
+
+_LINK_MEMO: dict[str, tuple] = {}
+_LINK_LOCK = threading.Lock()
+
+
+def _link(failures: list[FailureRecord], graph, window: timedelta, grace: timedelta) -> dict[str, str | None]:
     tables_of: dict[str, list[str]] = defaultdict(list)
     for node in graph:
         if node.connector:

@@ -21,6 +21,7 @@ effective ``max_lag``; ``at_risk`` when ``predicted ready + margin`` > the upcom
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -77,6 +78,26 @@ def _in_flight_start(runs: list[RunRecord], now: datetime, syncs=()) -> dict[str
             if cur is None or at < cur:
                 started[key] = at
     return started
+
+
+_SCOPE: dict[str, tuple] = {}
+_SCOPE_LOCK = threading.Lock()
+
+
+def _scope(graph, resolution) -> tuple[str, ...]:
+    """The governed assets and their ancestors, in topological order: computed once per graph
+    and resolution (both immutable once built) and kept for the next tick."""
+    with _SCOPE_LOCK:
+        hit = _SCOPE.get("last")
+        if (hit is not None and hit[0] is graph and hit[1] is resolution and hit[3] is resolution.slas
+                and hit[4] == len(resolution.slas)):
+            return hit[2]
+    governed = [k for k in resolution.slas if k in graph]
+    wanted = graph.upstream_closure(*governed, include_self=True) if governed else set()
+    order = tuple(k for k in graph.topological_order() if k in wanted)
+    with _SCOPE_LOCK:
+        _SCOPE["last"] = (graph, resolution, order, resolution.slas, len(resolution.slas))
+    return order
 
 
 def assess_freshness(
@@ -138,13 +159,15 @@ def assess_freshness(
         cycles[key] = cyc
 
     # -- one topological pass: needs_run, ready, blocking ----------------------------------
-    nodes = {n.key: n for n in graph}
+    # over the governed assets and their ancestors only (nothing else reaches a status)
+    node_of = graph.get
     needs: dict[str, bool] = {}
     ready: dict[str, datetime] = {}
     blocking: dict[str, str | None] = {}
-    parents_of = graph.parents
-    for key in graph.topological_order():
-        node = nodes[key]
+    upstream_map = getattr(graph, "upstream_map", None)
+    parents_of = upstream_map().__getitem__ if upstream_map is not None else graph.parents
+    for key in _scope(graph, resolution):
+        node = node_of(key)
         ls = last.get(key)
         dt = dts.get(key)
         cyc = cycles.get(key)
@@ -251,7 +274,7 @@ def assess_freshness(
                     status = FreshnessStatus.at_risk
                     reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
                 elif not needs[key]:
-                    full = now + timedelta(seconds=durations.seconds(nodes[key])) + margin
+                    full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
                     if full > limit:
                         status = FreshnessStatus.at_risk
                         reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"

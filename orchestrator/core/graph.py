@@ -113,6 +113,11 @@ class AssetGraph:
         self.node(key)
         return self._upstream[key]
 
+    def upstream_map(self) -> Mapping[str, tuple[str, ...]]:
+        """key -> its parents (``parents(key)`` for every key) without a lookup check per call,
+        for per-tick passes over the whole graph. Shared: read it, do not change it."""
+        return self._upstream
+
     def children(self, key: str) -> tuple[str, ...]:
         self.node(key)
         return self._downstream[key]

@@ -1,0 +1,229 @@
+"""What a SQL event log held at the last sensor tick, kept in this process and brought up to date
+by reading only the materializations stored since (a cursor on the event log's storage id).
+
+A sensor tick reads, for every asset of the graph, its latest materialization and the
+materializations of the last days (duration samples, data times). At 100,000 assets with 30 days
+of history that is 100,000 index seeks and ~200,000 rows per tick, although between two ticks a
+few hundred events at most were stored. Here, per event log database (its URL, password hidden:
+a sensor gets a new ``DagsterInstance`` per evaluation, the database is the same):
+
+* ``latest``: db asset key -> (storage id, timestamp) of its newest materialization;
+* ``rows``: (storage id, user key, timestamp, run id, partition) of every materialization stored
+  after ``covered_after``, ascending by id (what ``_materialization_rows`` reads);
+* each tick: ``SELECT ... WHERE id > cursor AND dagster_event_type = 'ASSET_MATERIALIZATION'``
+  (a primary-key range), applied to both. Ids stored in the last ``OVERLAP_S`` seconds are read
+  again and de-duplicated: PostgreSQL takes an id at insert and shows the row at commit, so a row
+  with a lower id can appear after a higher one was read.
+
+What a cursor cannot see is caught as follows: wipes (``asset_keys.asset_details`` set; the wiped
+keys go through Dagster's public API every tick, as before; a new wipe is read in full once, since
+SQLite's storage deletes the asset's rows from its index shard), a storage wiped or recreated (its
+highest id below the cursor, or fewer ``asset_keys`` rows than before: full re-read), and
+events deleted with a run (``delete_run``) or by retention: a full re-read every
+``ORCHESTRATOR_SNAPSHOT_RESYNC_S`` seconds (default 600; ``0`` turns the cache off: every tick
+reads everything, as before). A window wider than the one held, or a read that hits the
+materialization cap, is read in full too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc
+RESYNC_ENV = "ORCHESTRATOR_SNAPSHOT_RESYNC_S"
+DEFAULT_RESYNC_S = 600.0
+OVERLAP_S = 60.0
+OVERLAP_IDS = 1000  # after a full read: ids below its cursor read again once (late commits)
+_MAT = "ASSET_MATERIALIZATION"
+
+Row = tuple[int, str, float, str, "str | None"]  # (storage id, user key, timestamp, run id, partition)
+
+
+def resync_seconds(environ=None) -> float:
+    env = os.environ if environ is None else environ
+    raw = env.get(RESYNC_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_RESYNC_S
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"{RESYNC_ENV} must be a number of seconds (0: no cache), got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{RESYNC_ENV} must be a number of seconds (0: no cache), got {raw!r}")
+    return value
+
+
+class EventLogState:
+    """One event log database's materializations as of ``cursor`` (see the module doc)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.lock = threading.Lock()
+        self.clock = clock
+        self.cursor: int | None = None  # highest storage id applied
+        self.synced_at: float | None = None  # clock() of the last full read
+        self.asset_key_rows: int | None = None
+        self.latest: dict[str, tuple[int, datetime]] = {}  # db key -> (id, timestamp)
+        self.known: set[str] = set()  # db keys whose latest materialization was read in full
+        self.rows: list[Row] | None = None  # None: not held (never read, or the cap was hit)
+        self.covered_after: datetime | None = None  # naive UTC: rows hold every row after it
+        self.span_s = 0.0  # the widest window asked for (now - since), kept across re-reads
+        self.marks: deque[tuple[float, int]] = deque()  # (clock, cursor) of recent ticks
+        self.recent_ids: set[int] = set()  # ids applied above the overlap's start
+        self.out_of_order = 0  # rows inserted below the highest id held (late commits)
+        self.wiped: set[str] = set()  # db keys whose asset was wiped (public API)
+        self.wipes: dict[str, str] = {}  # db key -> its asset_details (the last wipe's time)
+        self.reads = {"full": 0, "incremental": 0, "rows_full": 0}
+
+    # -- queries ---------------------------------------------------------------------------
+    def refresh(self, conn, resync_s: float) -> None:
+        """Bring the state up to the event log's newest id (or re-read it all)."""
+        import sqlalchemy as db
+        from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable as E
+
+        now = self.clock()
+        top = conn.execute(db.select(db.func.max(E.c.id))).scalar()
+        n_keys = conn.execute(db.select(db.func.count()).select_from(AssetKeyTable)).scalar() or 0
+        wipes = dict(conn.execute(db.select(AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details)
+                                  .where(AssetKeyTable.c.asset_details.isnot(None))).all())
+        # a new wipe: SQLite's storage deletes the asset's rows from its index shard
+        rewiped = wipes != self.wipes
+        self.wipes = wipes
+        self.wiped = set(wipes)
+        stale = (
+            rewiped or self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
+            or (top or 0) < self.cursor or (self.asset_key_rows is not None and n_keys < self.asset_key_rows)
+        )
+        self.asset_key_rows = n_keys
+        if stale:
+            self._reset(top or 0, now)
+            return
+        # re-read from the cursor of OVERLAP_S ago (late commits), skip what was applied
+        start = min(self.marks[0][1], self.cursor) if self.marks else self.cursor
+        if top is not None and top > start:
+            query = (db.select(E.c.id, E.c.asset_key, E.c.timestamp, E.c.run_id, E.c.partition)
+                     .where(E.c.id > start, E.c.dagster_event_type == _MAT).order_by(E.c.id))
+            self._apply(conn.execute(query))
+            self.reads["incremental"] += 1
+        self.cursor = max(self.cursor, top or 0)
+        self.marks.append((now, self.cursor))
+        while len(self.marks) > 1 and now - self.marks[1][0] >= OVERLAP_S:
+            self.marks.popleft()  # marks[0]: the newest cursor at least OVERLAP_S old
+        floor = self.marks[0][1]
+        if len(self.recent_ids) > 1024:
+            self.recent_ids = {i for i in self.recent_ids if i > floor}
+
+    def _reset(self, top: int, now: float) -> None:
+        self.cursor = top
+        self.synced_at = now
+        self.latest = {}
+        self.known = set()
+        self.rows = None
+        self.covered_after = None
+        # the first incremental read also re-reads the last OVERLAP_IDS ids below ``top``
+        self.marks = deque([(now - OVERLAP_S, max(0, top - OVERLAP_IDS)), (now, top)])
+        self.recent_ids = set()
+        self.out_of_order = 0
+        self.reads["full"] += 1
+
+    def _apply(self, result) -> None:
+        from orchestrator.snapshot import _user_key, _utc
+
+        rows = self.rows
+        latest = self.latest
+        seen = self.recent_ids
+        for sid, db_key, ts, run_id, partition in result:
+            if sid in seen or not db_key:
+                continue
+            seen.add(sid)
+            at = _utc(ts)
+            cur = latest.get(db_key)
+            if cur is None or sid > cur[0]:
+                latest[db_key] = (sid, at)
+            if rows is not None:
+                row = (sid, _user_key(db_key), at.timestamp(), run_id, partition)
+                if rows and sid < rows[-1][0]:  # a late commit below the highest id held
+                    import bisect
+
+                    rows.insert(bisect.bisect_left(rows, (sid,)), row)
+                    self.out_of_order += 1
+                else:
+                    rows.append(row)
+
+    def last_success(self, conn, db_keys: list[str], read) -> dict[str, datetime]:
+        """db key -> latest materialization time for ``db_keys`` not wiped; ``read(conn, keys)``
+        is the full query (db key -> (id, timestamp) | None) for keys not held yet."""
+        missing = [k for k in db_keys if k not in self.known]
+        if missing:
+            for k, hit in read(conn, missing).items():
+                if hit is not None:
+                    cur = self.latest.get(k)
+                    if cur is None or hit[0] > cur[0]:
+                        self.latest[k] = hit
+            self.known.update(missing)
+        latest = self.latest
+        wiped = self.wiped
+        out = {}
+        for k in db_keys:
+            hit = latest.get(k)
+            if hit is not None and k not in wiped:
+                out[k] = hit[1]
+        return out
+
+    def window_rows(self, conn, after: datetime, wall_now: datetime, limit: int, read) -> list[Row] | None:
+        """Rows with timestamp > ``after`` (naive UTC), newest first, at most ``limit``; ``read(conn,
+        after, limit)`` is the full read (rows newest first). None: not cacheable (cap hit)."""
+        self.span_s = max(self.span_s, (wall_now - after).total_seconds())
+        if self.rows is None or self.covered_after is None or after < self.covered_after:
+            wide = min(after, wall_now - timedelta(seconds=self.span_s))
+            got = read(conn, wide, limit)
+            self.reads["rows_full"] += 1
+            if limit and len(got) >= limit:
+                self.rows = None
+                self.covered_after = None
+                return None
+            got.reverse()
+            self.rows = got
+            self.covered_after = wide
+            self.recent_ids.update(r[0] for r in got if self.marks and r[0] > self.marks[0][1])
+        cut = after.replace(tzinfo=UTC).timestamp()
+        rows = self.rows
+        # drop what no window needs any more (older than the widest window asked for)
+        floor = (wall_now - timedelta(seconds=self.span_s)).replace(tzinfo=UTC).timestamp()
+        if rows and rows[0][2] <= floor:
+            keep = [r for r in rows if r[2] > floor]
+            if len(keep) < len(rows):
+                rows = self.rows = keep
+                self.covered_after = max(self.covered_after, datetime.fromtimestamp(floor, UTC).replace(tzinfo=None))
+        out = [r for r in rows if r[2] > cut]
+        out.reverse()
+        if limit and len(out) > limit:
+            out = out[:limit]
+        return out
+
+
+_STATES: dict[str, EventLogState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def state_for(conn) -> EventLogState:
+    """The state of the database ``conn`` is connected to (by URL, password hidden)."""
+    url = conn.engine.url
+    try:
+        name = url.render_as_string(hide_password=True)
+    except AttributeError:  # pragma: no cover - older SQLAlchemy
+        name = repr(url)
+    with _STATES_LOCK:
+        state = _STATES.get(name)
+        if state is None:
+            state = _STATES[name] = EventLogState()
+        return state
+
+
+def clear() -> None:
+    """Forget every held state (tests; a process that wants a cold read)."""
+    with _STATES_LOCK:
+        _STATES.clear()
