@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from orchestrator.core.incidents import ActionLedger, IncidentView
 from orchestrator.core.records import Action, Assessment, Snapshot
-from orchestrator.core.standing import StandingBook, StandingCover
+from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
 
 UTC = timezone.utc
@@ -169,6 +169,8 @@ def decide(
         paused |= ledger.paused_connectors()
     book = StandingBook.from_ledger(ledger) if ledger is not None else StandingBook()
     cover = StandingCover(book, resolution, now)
+    budget_book = BudgetBook.from_ledger(ledger) if ledger is not None else BudgetBook()
+    budget_cover = BudgetCover(budget_book, resolution, now)
     incidents = IncidentView(paused=frozenset(paused), ledger=ledger, standing=cover)
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
@@ -200,11 +202,14 @@ def decide(
     kept, suppressed = screen(list(final.actions), ledger, snapshot)
     if suppressed:
         final = replace(final, actions=kept)
-    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
+    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
+                                  budgets=budget_cover)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations, standing=cover)
-    # ask ahead, once per policy: a standing approval of its routine refreshes
+                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover)
+    # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
+    # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
+    asks += extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config)
     if envelope is not None:
         from orchestrator.agent.envelope import hold_for_approval
 
@@ -231,6 +236,29 @@ def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate
         out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
                                 "standing approval: routine refreshes of this policy wait for a person; "
                                 "approve once for its scope", owners))
+    return out
+
+
+def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, book: BudgetBook, now: datetime,
+                       durations=None, gate_config=None) -> list:
+    """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
+    decisions that wait for a person. None while the operator caps every rollout at recommend/shadow."""
+    from orchestrator.core.standing import budget_requests
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
+        return []
+    spent = {c.scope.split(":", 1)[1]: (c.spent_today_usd, c.budget_day_usd) for c in assessment.cost
+             if c.scope.startswith("policy:") and c.budget_day_usd is not None}
+    out = []
+    for a in budget_requests(resolution, snapshot, spent, book, now, durations):
+        try:
+            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
+        except Exception:  # noqa: BLE001
+            owners = ()
+        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
+                                "budget extension: the deadlines ahead need more than the policy's daily "
+                                "budget; approve once for the days named", owners))
     return out
 
 

@@ -164,8 +164,11 @@ class SLAPlanner(Planner):
 
         if self.ledger.status(a.action_id) == "cancelled":  # an approved LLM drop, while it waited
             return
-        ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
-                               self.resolution(sim), now=sim.dt())
+        from orchestrator.core.standing import BudgetBook, BudgetCover
+
+        res = self.resolution(sim)
+        ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim), res, now=sim.dt(),
+                               budgets=BudgetCover(BudgetBook.from_ledger(self.ledger), res, sim.dt()))
         if ok:
             self.ledger.update(a.action_id, "executing", sim.dt())
             self._launch(sim, a, approved=True, related=related)
@@ -212,7 +215,9 @@ class SLAPlanner(Planner):
 
     @staticmethod
     def _key(action) -> str:
-        return f"{action.type}|{action.connector}|{','.join(sorted(action.asset_keys))}|{action.run_id}"
+        # a policy's standing approval and its budget extension share a scope: the cause tells them apart
+        cause = f"|{action.cause}" if action.type == STANDING else ""
+        return f"{action.type}|{action.connector}|{','.join(sorted(action.asset_keys))}|{action.run_id}{cause}"
 
     def _launch(self, sim, action, *, approved: bool, related=(), standing: str | None = None) -> None:
         before = set(sim.runs)
