@@ -148,7 +148,9 @@ def decompose(path: str, seed: int, sla_only: bool = False) -> dict:
         causes[cause] += 1
         lost.append({"policy": d.policy, "target": d.target, "tick": str(sim.dt(d.tick)), "cause": cause,
                      "cron_tuned_met": theirs <= 0,
-                     "first_reason": next((why for t, k, why in window if k == cause), None)})
+                     "first_reason": next((why for t, k, why in window if k == cause), None),
+                     "window": dict(Counter(k for _, k, _ in window)),
+                     "sample": [f"{sim.dt(t):%m-%d %H:%M} {k}: {why[:90]}" for t, k, why in window[:4]]})
     # scheduled (native) sync spend per budgeted policy and day
     native = Counter()
     budgets = {}
@@ -185,6 +187,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--only", type=int, nargs="*", default=None, help="these seeds only")
     ap.add_argument("--sla-only", action="store_true", help="skip the cron-tuned search (quick look)")
+    ap.add_argument("--verbose", action="store_true", help="what the core did in each lost deadline's window")
     args = ap.parse_args()
     from orchestrator.simulator.worlds import generate_world
 
@@ -210,7 +213,10 @@ def main() -> int:
             if row["budgets"]:
                 print(f"   budgets {row['budgets']}  scheduled (native) sync spend/day: {row['sync_spend_vs_budget']}")
             for x in row["lost"][:3]:
-                print(f"     {x['tick']} {x['target']} ({x['policy']}): {x['cause']}: {(x['first_reason'] or '')[:140]}")
+                print(f"     {x['tick']} {x['target']} ({x['policy']}): {x['cause']}: {(x['first_reason'] or '')[:140]}"
+                      f" {x['window']}")
+                for line in x["sample"] if args.verbose else ():
+                    print(f"        {line}")
             sys.stdout.flush()
     summary = {"worlds": len(seeds), "lost_by_cause": dict(total), "lost_where_cron_tuned_met": dict(where)}
     if args.json:

@@ -445,17 +445,22 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 
 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
-                    now: datetime, durations=None) -> list[Action]:
+                    now: datetime, durations=None, held: dict[str, float] | None = None) -> list[Action]:
     """Budget extensions to ask now: one per budgeted policy whose forecast spend today or tomorrow
     (UTC; today's spend so far plus its deadlines' refreshes ahead) exceeds its daily budget plus
     what is granted, unless one is pending or was refused for that day. The amount covers the
     largest overshoot forecast over the next :data:`EXTENSION_DAYS` (x :data:`EXTENSION_MARGIN`),
     and at least twice an active extension that fell short (so a forecast that keeps growing asks
-    a few times at most); it holds for :data:`EXTENSION_DAYS` days."""
+    a few times at most); it holds for :data:`EXTENSION_DAYS` days. ``held``: policy -> what the
+    work this cycle held (or rejected) as over its budget would cost: today needs at least that."""
     if not spent_today:
         return []
     out = []
     forecast = budget_forecast(resolution, snapshot, spent_today, now, durations)
+    for name, extra in (held or {}).items():
+        if name in forecast and forecast[name]:
+            d, need, per_day = forecast[name][0]
+            forecast[name][0] = (d, max(need, spent_today[name][0] + extra), per_day)
     for name, days in forecast.items():
         if book.pending(name) or not days:
             continue
