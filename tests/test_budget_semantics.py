@@ -278,3 +278,53 @@ def test_audit_counts_approved_blackout_work_apart(tmp_path):
     assert au.by_kind() == {} and au.approved["blackout"] == 1
     au.step_ran(("dashboard/d",), 2 * 3600.0 + 60, 2 * 3600.0 + 600, "action:materialize", "automatic")
     assert au.by_kind() == {"blackout": 1}
+
+
+# -- end to end on the simulator: one extension, deadlines met, nothing unsafe -----------------------
+
+TIGHT = """
+name: tight-budget
+start: 2026-03-02T20:00:00Z
+horizon: 16h
+policies: [p.yaml]
+sensor_tick: 5m
+graph:
+  connectors:
+    - {id: "fivetran:src", tables: [src/t, src/u], schedule: "0 */6 * * *", duration: {median: 10m, sigma: 0}}
+  assets:
+    - {key: a, upstream: [src/t], duration: {median: 10m, sigma: 0}}
+    - {key: b, upstream: [src/u], duration: {median: 10m, sigma: 0}}
+    - {key: c, upstream: [a, b], duration: {median: 10m, sigma: 0}}
+    - {key: dashboard/d, role: dashboard, upstream: [c]}
+capacity: {warehouse_slots: 2}
+cost: {warehouse_usd_per_hour: 12}
+approvals: {delay: 30m}
+baseline: {jobs: [{name: build, cron: "0 3 * * *", select: ["+exposure:d"]}]}
+"""
+TIGHT_POLICY = """
+policies:
+  - name: dash
+    select: [{key: dashboard/d}]
+    deadline: {cron: "0 6 * * *", timezone: UTC, window: 8h}
+    tier: standard
+    owners: [team:d]
+    rollout: auto
+    auto_approve: [retry, materialize]
+    budget: {per_day: 3}
+"""
+
+
+def test_a_tight_budget_costs_one_extension_and_no_deadline(tmp_path):
+    from orchestrator.simulator import load_scenario
+    from orchestrator.simulator.bench import run_benchmark
+
+    (tmp_path / "p.yaml").write_text(textwrap.dedent(TIGHT_POLICY))
+    (tmp_path / "s.yaml").write_text(textwrap.dedent(TIGHT))
+    sc = load_scenario(tmp_path / "s.yaml")
+    sla = run_benchmark(sc, "sla", 0)
+    cron = run_benchmark(sc, "cron", 0)
+    assert cron.sla_attainment == 1.0 and cron.unsafe_by_kind.get("budget", 0) >= 1  # cron overspends unasked
+    assert sla.sla_attainment == 1.0, sla.note
+    assert sla.unsafe_actions == 0, sla.unsafe_detail  # over the budget only with the extension granted
+    assert sla.approved_over_budget_usd > 0 and sla.approved_by_kind.get("budget", 0) >= 1
+    assert sla.approvals_requested == 1, sla.note  # one extension, no ask per action

@@ -285,8 +285,9 @@ def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, b
     spent = {c.scope.split(":", 1)[1]: (c.spent_today_usd, c.budget_day_usd) for c in assessment.cost
              if c.scope.startswith("policy:") and c.budget_day_usd is not None}
     out = []
-    for a in budget_requests(resolution, snapshot, spent, book, now, durations,
-                             held=held):
+    rate = getattr(gate_config, "unknown_usd_per_hour", None)
+    for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
+                             **({"usd_per_hour": rate} if rate else {})):
         try:
             owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
         except Exception:  # noqa: BLE001

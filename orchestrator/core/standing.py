@@ -255,7 +255,8 @@ class StandingCover:
 
 BUDGET_PREFIX = "budget:"
 EXTENSION_DAYS = 7
-EXTENSION_MARGIN = 1.25  # the amount asked: the forecast overshoot x this, rounded up to a dollar
+EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, rounded up to a dollar (forecasts of
+# work with little cost history are rough: one generous ask beats a second one)
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
 _RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
@@ -363,7 +364,7 @@ def _mean_costs(snapshot) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict[str, float],
-                 durations=None) -> float:
+                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> float:
     """What one refresh of ``keys`` costs: each model's mean spend (while it has no history: its
     p90 duration at the warehouse price seen so far, :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync of each
     connector the orchestrator has had to sync itself (the others land on their own schedules)."""
@@ -381,14 +382,15 @@ def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict
             total += runs[k]
         elif durations is not None:
             try:
-                total += durations.seconds(node) / 3600.0 * runs.get(_RATE, FALLBACK_USD_PER_HOUR)
+                total += durations.seconds(node) / 3600.0 * max(runs.get(_RATE, 0.0), usd_per_hour)
             except Exception:  # noqa: BLE001 - no estimate: nothing
                 pass
     return total + sum(syncs.get(c, 0.0) for c in conns)
 
 
 def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, float]], now: datetime,
-                    durations=None, days: int = EXTENSION_DAYS) -> dict[str, list[tuple[date, float, float]]]:
+                    durations=None, days: int = EXTENSION_DAYS,
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> dict[str, list[tuple[date, float, float]]]:
     """Per budgeted policy: [(UTC day, forecast spend, budget)] for ``days`` days from today: today's
     spend so far plus one refresh of every deadline tick still ahead that day (each deadline's
     lineage inside the policy's scope), at the assets' mean cost. ``spent_today``: policy ->
@@ -402,18 +404,31 @@ def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, fl
     end = day0 + timedelta(days=days)
     ticks: dict[str, list[datetime]] = {}
     lin: dict[str, frozenset[str]] = {}
+    data_time = getattr(snapshot, "data_time", None) or {}
+    targets: dict[str, list[str]] = {}
+    for k, sla in resolution.slas.items():
+        for name in sla.policies:
+            targets.setdefault(name, []).append(k)
     for p in resolution.policy_set.policies:
         sched = p.schedule()
         if sched is None:
             continue
-        ts = [t for t in sched.ticks(now, end) if t > now]
+        window = p.deadline.effective_window(sched)
+        mine = targets.get(p.name, [])
+
+        def served(t: datetime) -> bool:  # its window is open and its targets already hold newer data
+            opens = t - window
+            return opens <= now and bool(mine) and all(
+                (dt := data_time.get(k)) is not None and dt >= opens for k in mine)
+
+        ts = [t for t in sched.ticks(now, end) if t > now and not served(t)]
         if ts:
             ticks[p.name] = ts
             lin[p.name] = lineage(resolution, graph, p.name)
     out: dict[str, list[tuple[date, float, float]]] = {}
     for name, (spent, per_day) in spent_today.items():
         scope = resolution.governed_by(name)
-        per_refresh = {q: refresh_cost(lin[q] & scope, graph, runs, syncs, durations) for q in ticks}
+        per_refresh = {q: refresh_cost(lin[q] & scope, graph, runs, syncs, durations, usd_per_hour) for q in ticks}
         need = {today + timedelta(days=i): 0.0 for i in range(days)}
         need[today] = spent
         for q, ts in ticks.items():
@@ -445,7 +460,8 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 
 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
-                    now: datetime, durations=None, held: dict[str, float] | None = None) -> list[Action]:
+                    now: datetime, durations=None, held: dict[str, float] | None = None,
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> list[Action]:
     """Budget extensions to ask now: one per budgeted policy whose forecast spend today or tomorrow
     (UTC; today's spend so far plus its deadlines' refreshes ahead) exceeds its daily budget plus
     what is granted, unless one is pending or was refused for that day. The amount covers the
@@ -456,7 +472,7 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
     if not spent_today:
         return []
     out = []
-    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations)
+    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour)
     for name, extra in (held or {}).items():
         if name in forecast and forecast[name]:
             d, need, per_day = forecast[name][0]

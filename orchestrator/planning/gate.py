@@ -97,6 +97,8 @@ class GateConfig:
     llm_max_confidence: float = 0.9
     # the most automatic rollout any action may have (ORCHESTRATOR_AUTOMATION): None = the policies'
     rollout_cap: str | None = None
+    # the warehouse price of work with no cost history yet, for budgets (CostRates.dbt_usd_per_hour)
+    unknown_usd_per_hour: float = 2.0
 
 
 @dataclass
@@ -320,6 +322,35 @@ def gate(
         day_budget = day_budget + extra(policy) if day_budget is not None else None
         left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
         return not left or cost > 0.5 * min(left)
+    priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
+    rate = [cfg.unknown_usd_per_hour / 3600.0]
+
+    def unpriced(a: Action) -> float:
+        """The spend of the models in ``a`` with no cost history: p90 duration x the warehouse
+        price seen so far (``cfg.unknown_usd_per_hour`` before any)."""
+        nonlocal priced
+        if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
+            return 0.0
+        if priced is None:
+            priced, usd, secs = {}, 0.0, 0.0
+            for c in snapshot.costs:
+                if c.asset_key:
+                    priced[c.asset_key] = c.amount_usd
+                    if c.compute_s:
+                        usd, secs = usd + c.amount_usd, secs + c.compute_s
+            if secs > 0:
+                rate[0] = max(rate[0], usd / secs)
+        total = 0.0
+        for k in a.asset_keys:
+            node = graph.get(k)
+            if node is None or node.connector or k in priced:
+                continue
+            try:
+                total += durations.seconds(node) * rate[0]
+            except Exception:  # noqa: BLE001 - no estimate: nothing
+                continue
+        return total
+
     actions = list(actions)
     # the most urgent work gets what is left of a budget first (the decisions keep the input order)
     order = sorted(range(len(actions)), key=lambda i: -actions[i].priority)
@@ -351,10 +382,13 @@ def gate(
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
                          and all(s.may_run_without_approval(t) for s in governed)
                          and all(t in p.auto_approve for p in reaching))
-        over = sorted(name for name in budget_names if overspends(name, a.estimated_cost_usd))
+        # what it will cost, as far as a budget is concerned: never less than its assets' p90
+        # durations at the warehouse price seen so far for the models with no cost history yet
+        budget_cost = max(a.estimated_cost_usd, unpriced(a)) if budget_names else a.estimated_cost_usd
+        over = sorted(name for name in budget_names if overspends(name, budget_cost))
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
-                              if not over and overspends(name, a.estimated_cost_usd, extended=False)
+                              if not over and overspends(name, budget_cost, extended=False)
                               and budgets is not None and (e := budgets.extension(name)) is not None})
         if over:
             budget_risk = 0.2
@@ -445,8 +479,8 @@ def gate(
                                    g.reason + f"; over the policy budget within the budget extension "
                                               f"{', '.join(extended_by)} a person granted for today",
                                    g.owners, g.factors, by)
-        if out[-1].decision == EXECUTE and a.estimated_cost_usd > 0:
+        if out[-1].decision == EXECUTE and budget_cost > 0:
             for name in budget_names:
-                committed[name] = committed.get(name, 0.0) + a.estimated_cost_usd
+                committed[name] = committed.get(name, 0.0) + budget_cost
         by_index[i] = out[-1]
     return [by_index[i] for i in range(len(actions))]

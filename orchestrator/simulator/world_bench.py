@@ -204,6 +204,11 @@ def render_worlds(report: dict) -> str:
         lines.append(f"| {p} | {s['worlds']} | {s['mean_attainment']:.3f} | {s['p10_attainment']:.3f} | "
                      f"${s['mean_cost']:,.2f} | {s['unsafe_actions']} | {'-' if apr is None else f'{apr:.2f}'} |")
     lines.append("")
+    approved = [f"{p} ${s.get('approved_over_budget_usd', 0.0):,.2f} over budget, {s.get('approved_blackout_steps', 0)} "
+                f"blackout steps" for p, s in report["planners"].items()
+                if s.get("approved_over_budget_usd") or s.get("approved_blackout_steps")]
+    if approved:  # approved exceptions: not unsafe, reported apart
+        lines.append("- approved by a person (not unsafe): " + "; ".join(approved))
     for key in ("sla_vs_cron_tuned", "sla_vs_cron", "cron_tuned_vs_cron"):
         c = report.get(key)
         if c:

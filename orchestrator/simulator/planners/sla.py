@@ -115,7 +115,8 @@ class SLAPlanner(Planner):
         if self.llm:
             reviewer = self._counting_reviewer
         d = self._decide(snap, res, memory=self.memory, breaker=self.breaker, reviewer=reviewer, now=now,
-                         ledger=self.ledger, planner_config=self._planner_config(sim))
+                         ledger=self.ledger, planner_config=self._planner_config(sim),
+                         gate_config=self._gate_config(sim))
         from orchestrator.planning.gate import related_failures
 
         for g in list(d.decisions) + list(d.standing_requests):
@@ -212,6 +213,14 @@ class SLAPlanner(Planner):
 
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds())
         return self._config
+
+    def _gate_config(self, sim):
+        # the deployment's warehouse price (a budget's yardstick for work with no cost history yet)
+        if getattr(self, "_gconfig", None) is None:
+            from orchestrator.planning.gate import GateConfig
+
+            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour)
+        return self._gconfig
 
     @staticmethod
     def _key(action) -> str:
