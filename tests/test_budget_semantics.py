@@ -328,3 +328,31 @@ def test_a_tight_budget_costs_one_extension_and_no_deadline(tmp_path):
     assert sla.unsafe_actions == 0, sla.unsafe_detail  # over the budget only with the extension granted
     assert sla.approved_over_budget_usd > 0 and sla.approved_by_kind.get("budget", 0) >= 1
     assert sla.approvals_requested == 1, sla.note  # one extension, no ask per action
+
+
+def test_budget_extension_in_the_store_asked_once_approved_then_counted(tmp_path, monkeypatch):
+    """The production path: the planning cycle records the ask as a proposal (a standing approval of
+    cause budget:<policy>), asks it once, and once a person approved it the ledger read back from
+    the store lets over-budget routine work of that policy execute naming it."""
+    from orchestrator.proposals import Proposals
+    from orchestrator.store import open_store
+
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+    store = open_store(f"sqlite:///{tmp_path}/store.db", cached=False)
+    props = Proposals(store)
+    sc = scenario(costs=_history(usd=20.0))
+    sc.assessment.cost.append(_budget(45.0))
+    first = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW, llm=None, use_memory=False)
+    asks = [d.action for d in first.decisions if (d.action.cause or "").startswith("budget:")]
+    assert [a.cause for a in asks] == ["budget:growth"]
+    again = props.run_cycle(sc.snapshot, sc.assessment, sc.resolution, now=NOW + timedelta(minutes=5), llm=None,
+                            use_memory=False)
+    assert not [d for d in again.decisions if (d.action.cause or "").startswith("budget:")]  # pending: once
+    props.approve(asks[0].action_id, "team:growth", now=NOW + timedelta(minutes=10))
+    later = NOW + timedelta(minutes=15)
+    cover = BudgetCover(BudgetBook.from_ledger(props.ledger(later)), sc.resolution, later)
+    assert cover.extra("growth") == asks[0].estimated_cost_usd > 0
+    run = Action("g", "materialize", "x", asset_keys=GROWTH, estimated_cost_usd=10.0, cause="freshness")
+    (d,) = gate([run], sc.snapshot, sc.assessment, sc.resolution, now=later, budgets=cover)
+    assert d.decision == "execute" and d.authorised_by == asks[0].action_id, d.reason
+    store.dispose()
