@@ -3,7 +3,11 @@
 Pure Python. Every ``CostRecord`` is attributed to scopes once per tick:
 
 * a record with an ``asset_key`` counts for that asset's group and every policy governing it;
-* a record with only a ``connector`` is split evenly over that connector's tables;
+* a record with only a ``connector`` is split evenly over that connector's tables (for groups; a
+  policy governing any of them counts it in full, as validation and the audit do); a sync the
+  connector ran on its own schedule (``detail["triggered_by"] == "schedule"``) counts for the
+  groups but not for the policies: a policy's budget counts the work the orchestrator launches
+  (the vendor's scheduled syncs are billed by the vendor and no gate can hold them);
 * anything else (warehouse idle time, unattributed queries) counts only for ``total``.
 
 Forecasts extrapolate the burn rate: to the end of the UTC day from today's spend per elapsed
@@ -116,8 +120,15 @@ def attribute(costs: list[CostRecord], graph, resolution) -> dict[str, list[tupl
             continue
         # a connector record split over tables of one policy still counts once in full
         per_scope: dict[str, float] = defaultdict(float)
+        scheduled = rec.source == "sync" and (rec.detail or {}).get("triggered_by") == "schedule"
         for key, share in targets:
             for scope in scopes_for(key):
+                if scope.startswith("policy:"):
+                    # a policy governing any table the sync lands pays for the whole sync (as
+                    # validation and the audit count it); the vendor's scheduled syncs not at all
+                    if not scheduled:
+                        per_scope[scope] = amount
+                    continue
                 per_scope[scope] += share
         for scope, share in per_scope.items():
             scopes[scope].append((rec.at, share))

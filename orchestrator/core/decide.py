@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from orchestrator.core.incidents import ActionLedger, IncidentView
 from orchestrator.core.records import Action, Assessment, Snapshot
-from orchestrator.core.standing import StandingBook, StandingCover
+from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
 
 UTC = timezone.utc
@@ -169,6 +169,8 @@ def decide(
         paused |= ledger.paused_connectors()
     book = StandingBook.from_ledger(ledger) if ledger is not None else StandingBook()
     cover = StandingCover(book, resolution, now)
+    budget_book = BudgetBook.from_ledger(ledger) if ledger is not None else BudgetBook()
+    budget_cover = BudgetCover(budget_book, resolution, now)
     incidents = IncidentView(paused=frozenset(paused), ledger=ledger, standing=cover)
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
@@ -200,11 +202,31 @@ def decide(
     kept, suppressed = screen(list(final.actions), ledger, snapshot)
     if suppressed:
         final = replace(final, actions=kept)
-    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config)
+    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
+                                  budgets=budget_cover)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations, standing=cover)
-    # ask ahead, once per policy: a standing approval of its routine refreshes
+                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover)
+    # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
+    # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
+    held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph)
+    extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
+                                    held=held)
+    asks += extensions
+    # work held only by a budget whose extension is being asked waits for that one answer instead
+    # of asking a person for each action (it is planned again next cycle and runs once granted)
+    waiting = {a.action.cause.split(":", 1)[1] for a in extensions} | {
+        n for n in held if budget_book.pending(n)}
+    if waiting:
+        keep = []
+        for g in decisions:
+            names = names_of.get(g.action.action_id)
+            if g.decision == "await_approval" and names and names <= waiting:
+                suppressed.append((g.action, f"over the budget of {', '.join(sorted(names))}: waits for the "
+                                             f"budget extension asked of a person"))
+            else:
+                keep.append(g)
+        decisions = keep
     if envelope is not None:
         from orchestrator.agent.envelope import hold_for_approval
 
@@ -231,6 +253,48 @@ def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate
         out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
                                 "standing approval: routine refreshes of this policy wait for a person; "
                                 "approve once for its scope", owners))
+    return out
+
+
+def over_budget(decisions, rejected, resolution, graph) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
+    """Work this cycle held or rejected as over a budget: (policy -> what that work would cost,
+    held action id -> the budgeted policies it touches)."""
+    cost: dict[str, float] = {}
+    names_of: dict[str, frozenset[str]] = {}
+    items = [(g.action, g.reason) for g in decisions if g.decision == "await_approval"] + list(rejected)
+    for a, reason in items:
+        if not (reason or "").startswith("over budget") or resolution is None:
+            continue
+        touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
+        names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
+        for n in names:
+            cost[n] = cost.get(n, 0.0) + a.estimated_cost_usd
+        names_of[a.action_id] = names
+    return cost, names_of
+
+
+def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, book: BudgetBook, now: datetime,
+                       durations=None, gate_config=None, held: dict[str, float] | None = None) -> list:
+    """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
+    decisions that wait for a person. None while the operator caps every rollout at recommend/shadow."""
+    from orchestrator.core.standing import budget_requests
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
+        return []
+    spent = {c.scope.split(":", 1)[1]: (c.spent_today_usd, c.budget_day_usd) for c in assessment.cost
+             if c.scope.startswith("policy:") and c.budget_day_usd is not None}
+    out = []
+    rate = getattr(gate_config, "unknown_usd_per_hour", None)
+    for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
+                             **({"usd_per_hour": rate} if rate else {})):
+        try:
+            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
+        except Exception:  # noqa: BLE001
+            owners = ()
+        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
+                                "budget extension: the deadlines ahead need more than the policy's daily "
+                                "budget; approve once for the days named", owners))
     return out
 
 

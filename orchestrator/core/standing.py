@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from orchestrator.core.records import Action
 from orchestrator.core.vocab import ActionType
@@ -50,6 +51,7 @@ STANDING_TTL = timedelta(days=30)
 ROUTINE_TYPES = frozenset({ActionType.materialize})
 ROUTINE_CAUSE = "freshness"
 CAUSE_PREFIX = "standing:"
+UTC = timezone.utc
 
 
 def _val(x) -> str:
@@ -251,3 +253,269 @@ class StandingCover:
         if not is_routine(action) or not action.asset_keys:
             return None
         return self.covers_keys(action.asset_keys)
+
+
+# -- budget extensions ------------------------------------------------------------------------------
+#
+# A policy's daily budget (``budget.per_day``) caps the spend of the work the orchestrator launches on
+# the assets the policy governs (runs, and the syncs it triggers or re-syncs; the connectors' own
+# scheduled syncs are the vendor's: no gate can hold them). When the deadlines ahead will need more
+# than the budget leaves, holding every refresh for a person one by one (and late, at night) loses
+# the deadlines a cron job meets by overspending. The decision core instead asks **once, ahead**: a
+# *budget extension*, a standing approval (type :data:`STANDING`, cause ``budget:<policy>``) of a
+# precise amount per UTC day over the policy's budget, for the days the forecast needs it (at most
+# :data:`EXTENSION_DAYS`), for the current policy definition. Approved, the gate and validation count
+# that day's budget as ``per_day + the extension`` and name the extension as the authorisation of
+# what passes only thanks to it; past the extension, work waits for a person again. Nothing else rides
+# on it (approval rules, blackouts, the breaker stay as they are). Declined, it is not asked again for
+# those days; a forecast that outgrows an active extension asks once more, for the larger amount.
+
+BUDGET_PREFIX = "budget:"
+EXTENSION_DAYS = 7
+EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, rounded up to a dollar (forecasts of
+# work with little cost history are rough: one generous ask beats a second one)
+FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
+_RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
+
+
+@dataclass(frozen=True)
+class Extension:
+    action_id: str
+    policy: str
+    digest: str
+    first_day: date
+    days: int
+    usd_per_day: float
+    status: str
+
+    def covers(self, day: date) -> bool:
+        return self.first_day <= day < self.first_day + timedelta(days=self.days)
+
+
+def extension_scope(action: Action) -> tuple[str, str, date, int] | None:
+    """(policy, digest, first day, days) of a budget-extension request, else None."""
+    if action.type != STANDING or not (action.cause or "").startswith(BUDGET_PREFIX):
+        return None
+    try:
+        digest, first, days = (action.cycle or "").split("|")
+        return action.cause[len(BUDGET_PREFIX):], digest, date.fromisoformat(first), int(days)
+    except ValueError:
+        return None
+
+
+class BudgetBook:
+    """The budget extensions the ledger holds, by policy."""
+
+    def __init__(self, items: Iterable[Extension] = ()):
+        self.by_policy: dict[str, list[Extension]] = {}
+        for e in items:
+            self.by_policy.setdefault(e.policy, []).append(e)
+
+    @classmethod
+    def from_ledger(cls, ledger) -> BudgetBook:
+        out = []
+        for aid, e in (getattr(ledger, "entries", None) or {}).items():
+            scope = extension_scope(e.action)
+            if scope is None:
+                continue
+            policy, digest, first, days = scope
+            out.append(Extension(aid, policy, digest, first, days, float(e.action.estimated_cost_usd), e.status))
+        return cls(out)
+
+    def granted(self, policy: str, digest: str | None, day: date) -> Extension | None:
+        """The largest active extension of ``policy`` (current definition) covering ``day``."""
+        best = None
+        for e in self.by_policy.get(policy, ()):
+            if e.status == ACTIVE and e.covers(day) and (digest is None or e.digest == digest):
+                if best is None or e.usd_per_day > best.usd_per_day:
+                    best = e
+        return best
+
+    def pending(self, policy: str) -> bool:
+        return any(e.status == PENDING for e in self.by_policy.get(policy, ()))
+
+    def refused(self, policy: str, digest: str, day: date) -> bool:
+        return any(e.status in REVOKED and e.digest == digest and e.covers(day)
+                   for e in self.by_policy.get(policy, ()))
+
+
+class BudgetCover:
+    """What the gate and validation ask: a policy's daily budget today, with the extension a person
+    granted for today (USD), and which extension that is."""
+
+    def __init__(self, book: BudgetBook, resolution, now: datetime):
+        self.book, self.resolution, self.day = book, resolution, now.astimezone(UTC).date()
+        self._memo: dict[str, Extension | None] = {}
+
+    def extension(self, policy: str) -> Extension | None:
+        if policy not in self._memo:
+            try:
+                digest = policy_digest(self.resolution.policy(policy))
+            except Exception:  # noqa: BLE001 - an unknown policy has no extension
+                digest = None
+            self._memo[policy] = None if digest is None else self.book.granted(policy, digest, self.day)
+        return self._memo[policy]
+
+    def extra(self, policy: str) -> float:
+        e = self.extension(policy)
+        return e.usd_per_day if e is not None else 0.0
+
+
+def _mean_costs(snapshot) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean spend per run of each asset, and per sync the orchestrator triggered of each connector
+    (the connectors' own scheduled syncs do not count against a budget)."""
+    runs: dict[str, list[float]] = {}
+    syncs: dict[str, list[float]] = {}
+    usd = secs = 0.0
+    for c in snapshot.costs:
+        if c.asset_key:
+            runs.setdefault(c.asset_key, []).append(c.amount_usd)
+            if c.compute_s:
+                usd, secs = usd + c.amount_usd, secs + c.compute_s
+        elif c.connector and (c.detail or {}).get("triggered_by") != "schedule":
+            syncs.setdefault(c.connector, []).append(c.amount_usd)
+    means = {k: sum(v) / len(v) for k, v in runs.items()}
+    if secs > 0:  # the warehouse price seen so far, for assets without history of their own
+        means[_RATE] = usd / secs * 3600.0
+    return means, {k: sum(v) / len(v) for k, v in syncs.items()}
+
+
+def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict[str, float],
+                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> float:
+    """What one refresh of ``keys`` costs: each model's mean spend (while it has no history: its
+    p90 duration at the warehouse price seen so far, :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync of each
+    connector the orchestrator has had to sync itself (the others land on their own schedules)."""
+    total = 0.0
+    conns: set[str] = set()
+    for k in keys:
+        node = graph.get(k) if hasattr(graph, "get") else None
+        if node is None:
+            continue
+        if node.connector or node.role == "connector_table":
+            if node.connector:
+                conns.add(node.connector)
+            continue
+        if k in runs:
+            total += runs[k]
+        elif durations is not None:
+            try:
+                total += durations.seconds(node) / 3600.0 * max(runs.get(_RATE, 0.0), usd_per_hour)
+            except Exception:  # noqa: BLE001 - no estimate: nothing
+                pass
+    return total + sum(syncs.get(c, 0.0) for c in conns)
+
+
+def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, float]], now: datetime,
+                    durations=None, days: int = EXTENSION_DAYS,
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> dict[str, list[tuple[date, float, float]]]:
+    """Per budgeted policy: [(UTC day, forecast spend, budget)] for ``days`` days from today: today's
+    spend so far plus one refresh of every deadline tick still ahead that day (each deadline's
+    lineage inside the policy's scope), at the assets' mean cost. ``spent_today``: policy ->
+    (spent today, daily budget in USD)."""
+    if resolution is None or not getattr(resolution, "ok", False) or getattr(resolution, "policy_set", None) is None:
+        return {}
+    graph = snapshot.graph
+    runs, syncs = _mean_costs(snapshot)
+    today = now.astimezone(UTC).date()
+    day0 = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    end = day0 + timedelta(days=days)
+    ticks: dict[str, list[datetime]] = {}
+    lin: dict[str, frozenset[str]] = {}
+    data_time = getattr(snapshot, "data_time", None) or {}
+    targets: dict[str, list[str]] = {}
+    for k, sla in resolution.slas.items():
+        for name in sla.policies:
+            targets.setdefault(name, []).append(k)
+    for p in resolution.policy_set.policies:
+        sched = p.schedule()
+        if sched is None:
+            continue
+        window = p.deadline.effective_window(sched)
+        mine = targets.get(p.name, [])
+
+        def served(t: datetime) -> bool:  # its window is open and its targets already hold newer data
+            opens = t - window
+            return opens <= now and bool(mine) and all(
+                (dt := data_time.get(k)) is not None and dt >= opens for k in mine)
+
+        ts = [t for t in sched.ticks(now, end) if t > now and not served(t)]
+        if ts:
+            ticks[p.name] = ts
+            lin[p.name] = lineage(resolution, graph, p.name)
+    out: dict[str, list[tuple[date, float, float]]] = {}
+    for name, (spent, per_day) in spent_today.items():
+        scope = resolution.governed_by(name)
+        per_refresh = {q: refresh_cost(lin[q] & scope, graph, runs, syncs, durations, usd_per_hour) for q in ticks}
+        need = {today + timedelta(days=i): 0.0 for i in range(days)}
+        need[today] = spent
+        for q, ts in ticks.items():
+            for t in ts:
+                d = t.astimezone(UTC).date()
+                if d in need:
+                    need[d] += per_refresh[q]
+        out[name] = [(d, round(v, 4), per_day) for d, v in sorted(need.items())]
+    return out
+
+
+def extension_request(policy, scope: Iterable[str], now: datetime, first: date, days: int, usd_per_day: float,
+                      per_day: float, peak: float) -> Action:
+    keys = tuple(sorted(scope))
+    digest = policy_digest(policy)
+    last = first + timedelta(days=days - 1)
+    span = f"{first:%Y-%m-%d}" + (f" to {last:%Y-%m-%d}" if days > 1 else "")
+    return Action(
+        action_id=f"budget-{policy.name}-{digest[:8]}-{first:%Y%m%d}-{int(usd_per_day)}-{now:%Y%m%d%H%M}",
+        type=STANDING, asset_keys=keys, cause=f"{BUDGET_PREFIX}{policy.name}",
+        cycle=f"{digest}|{first.isoformat()}|{days}", estimated_cost_usd=round(usd_per_day, 2),
+        reason=(f"budget extension for policy {policy.name}: its deadlines ahead need up to ${peak:,.2f} a day "
+                f"(UTC) against a budget of ${per_day:,.2f}; approve ${usd_per_day:,.2f} a day over it for "
+                f"{span} so its routine refreshes run on time without asking one by one. Spend past "
+                f"${per_day + usd_per_day:,.2f} a day still waits for approval; approval rules, blackout "
+                f"windows and the circuit breaker are unchanged. Reject to keep the budget: refreshes "
+                f"past it then wait for a person each time."),
+    )
+
+
+def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
+                    now: datetime, durations=None, held: dict[str, float] | None = None,
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> list[Action]:
+    """Budget extensions to ask now: one per budgeted policy whose forecast spend today or tomorrow
+    (UTC; today's spend so far plus its deadlines' refreshes ahead) exceeds its daily budget plus
+    what is granted, unless one is pending or was refused for that day. The amount covers the
+    largest overshoot forecast over the next :data:`EXTENSION_DAYS` (x :data:`EXTENSION_MARGIN`),
+    and at least twice an active extension that fell short (so a forecast that keeps growing asks
+    a few times at most); it holds for :data:`EXTENSION_DAYS` days. ``held``: policy -> what the
+    work this cycle held (or rejected) as over its budget would cost: today needs at least that."""
+    if not spent_today:
+        return []
+    out = []
+    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour)
+    for name, extra in (held or {}).items():
+        if name in forecast and forecast[name]:
+            d, need, per_day = forecast[name][0]
+            forecast[name][0] = (d, max(need, spent_today[name][0] + extra), per_day)
+    for name, days in forecast.items():
+        if book.pending(name) or not days:
+            continue
+        try:
+            policy = resolution.policy(name)
+        except Exception:  # noqa: BLE001
+            continue
+        if _val(policy.rollout) == "shadow":
+            continue
+        digest = policy_digest(policy)
+        short = []
+        for d, need, per_day in days[:2]:  # today and tomorrow: asked a day ahead, before the night
+            g = book.granted(name, digest, d)
+            if need > per_day + (g.usd_per_day if g else 0.0) + 1e-6 and not book.refused(name, digest, d):
+                short.append((d, need, per_day, g))
+        if not short:
+            continue
+        first, _, per_day, fell_short = short[0]
+        peak = max(need for _, need, _ in days)
+        usd = float(math.ceil(max(need - per_day for _, need, _ in days) * EXTENSION_MARGIN))
+        if fell_short is not None:
+            usd = max(usd, 2.0 * fell_short.usd_per_day)
+        out.append(extension_request(policy, resolution.governed_by(name), now, first, EXTENSION_DAYS,
+                                     max(usd, 1.0), per_day, peak))
+    return out

@@ -97,6 +97,8 @@ class GateConfig:
     llm_max_confidence: float = 0.9
     # the most automatic rollout any action may have (ORCHESTRATOR_AUTOMATION): None = the policies'
     rollout_cap: str | None = None
+    # the warehouse price of work with no cost history yet, for budgets (CostRates.dbt_usd_per_hour)
+    unknown_usd_per_hour: float = 2.0
 
 
 @dataclass
@@ -278,10 +280,15 @@ def gate(
     config: GateConfig | None = None,
     durations=None,
     standing=None,
+    budgets=None,
 ) -> list[GateDecision]:
     """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
     person granted); routine freshness work inside an active one's scope executes with it named
-    as the authorisation, unless something else holds it (budget, blackout, breaker, shadow...)."""
+    as the authorisation, unless something else holds it (budget, blackout, breaker, shadow...).
+    ``budgets``: an ``orchestrator.core.standing.BudgetCover`` (the budget extensions a person
+    granted for today): a policy's daily budget counts with its extension, and work that passes
+    only thanks to one names it as its authorisation. The cycle's budget goes to its most urgent
+    work first (highest priority, i.e. least slack); decisions come back in the actions' order."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -299,19 +306,58 @@ def gate(
 
     committed: dict[str, float] = {}  # what this cycle already lets run, per budget (runs together)
 
-    def overspends(policy: str, cost: float) -> bool:
+    def extra(policy: str) -> float:
+        return budgets.extra(policy) if budgets is not None else 0.0
+
+    def overspends(policy: str, cost: float, extended: bool = True) -> bool:
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
         cost += committed.get(policy, 0.0)
-        return ((day_budget is not None and today + cost > day_budget)
+        more = extra(policy) if extended else 0.0
+        return ((day_budget is not None and today + cost > day_budget + more)
                 or (month_budget is not None and month + cost > month_budget))
 
     def large_for_budget(policy: str, cost: float) -> bool:
         """More than half of what is left of the policy's daily (or monthly) budget."""
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
+        day_budget = day_budget + extra(policy) if day_budget is not None else None
         left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
         return not left or cost > 0.5 * min(left)
-    out: list[GateDecision] = []
-    for a in actions:
+    priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
+    rate = [cfg.unknown_usd_per_hour / 3600.0]
+
+    def unpriced(a: Action) -> float:
+        """The spend of the models in ``a`` with no cost history: p90 duration x the warehouse
+        price seen so far (``cfg.unknown_usd_per_hour`` before any)."""
+        nonlocal priced
+        if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
+            return 0.0
+        if priced is None:
+            priced, usd, secs = {}, 0.0, 0.0
+            for c in snapshot.costs:
+                if c.asset_key:
+                    priced[c.asset_key] = c.amount_usd
+                    if c.compute_s:
+                        usd, secs = usd + c.amount_usd, secs + c.compute_s
+            if secs > 0:
+                rate[0] = max(rate[0], usd / secs)
+        total = 0.0
+        for k in a.asset_keys:
+            node = graph.get(k)
+            if node is None or node.connector or k in priced:
+                continue
+            try:
+                total += durations.seconds(node) * rate[0]
+            except Exception:  # noqa: BLE001 - no estimate: nothing
+                continue
+        return total
+
+    actions = list(actions)
+    # the most urgent work gets what is left of a budget first (the decisions keep the input order)
+    order = sorted(range(len(actions)), key=lambda i: -actions[i].priority)
+    by_index: dict[int, GateDecision] = {}
+    for i in order:
+        a = actions[i]
+        out: list[GateDecision] = []
         t = action_type(a)
         touched = list(a.asset_keys) or list(conn_tables.get(a.connector or "", ()))
         slas = {k: resolution.sla(k) if resolution is not None else None for k in touched}
@@ -336,7 +382,14 @@ def gate(
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
                          and all(s.may_run_without_approval(t) for s in governed)
                          and all(t in p.auto_approve for p in reaching))
-        over = sorted(name for name in budget_names if overspends(name, a.estimated_cost_usd))
+        # what it will cost, as far as a budget is concerned: never less than its assets' p90
+        # durations at the warehouse price seen so far for the models with no cost history yet
+        budget_cost = max(a.estimated_cost_usd, unpriced(a)) if budget_names else a.estimated_cost_usd
+        over = sorted(name for name in budget_names if overspends(name, budget_cost))
+        # over the policies' own budgets but within what a person granted over them today
+        extended_by = sorted({e.action_id for name in budget_names
+                              if not over and overspends(name, budget_cost, extended=False)
+                              and budgets is not None and (e := budgets.extension(name)) is not None})
         if over:
             budget_risk = 0.2
         elif budget_names & burning:
@@ -419,7 +472,15 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"confidence {confidence:.2f} < {cfg.min_confidence} ({conf_why})"))
             else:
                 out.append(decide(EXECUTE, f"auto: low risk ({score:.2f}), confidence {confidence:.2f} ({conf_why})"))
-        if out and out[-1].decision == EXECUTE and a.estimated_cost_usd > 0:
+        if out[-1].decision == EXECUTE and extended_by:
+            g = out[-1]
+            by = ",".join(x for x in (g.authorised_by, *extended_by) if x)
+            out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
+                                   g.reason + f"; over the policy budget within the budget extension "
+                                              f"{', '.join(extended_by)} a person granted for today",
+                                   g.owners, g.factors, by)
+        if out[-1].decision == EXECUTE and budget_cost > 0:
             for name in budget_names:
-                committed[name] = committed.get(name, 0.0) + a.estimated_cost_usd
-    return out
+                committed[name] = committed.get(name, 0.0) + budget_cost
+        by_index[i] = out[-1]
+    return [by_index[i] for i in range(len(actions))]

@@ -13,8 +13,9 @@
   the downstream closure of the affected assets, a ``full_resync`` of a connector without a
   recorded failure;
 * falls into a blackout window of any asset it touches (at ``not_before`` when deferred);
-* would exceed a budget already forecast over (non-critical work only; critical work passes and
-  the gate asks for approval);
+* would take a policy's spend today over its daily budget (plus the budget extension a person
+  granted for today, ``budgets=``; non-critical work only: critical work passes and the gate
+  asks for approval);
 * repeats something in flight (a running/queued run on the same assets and partitions, a sync
   running on the connector) or an earlier action of the same plan (the same action, or a run
   whose assets an earlier accepted run of the plan already covers).
@@ -45,13 +46,20 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def scheduled_sync(c) -> bool:
+    """A sync the connector ran on its own schedule (the vendor's, billed by the vendor: no gate can
+    hold it), which does not count against a policy's budget."""
+    return c.source == "sync" and (c.detail or {}).get("triggered_by") == "schedule"
+
+
 def _spent_today(snapshot: Snapshot, keys: set[str], now: datetime) -> float:
-    """Spend today on ``keys``: their runs, and the syncs of connectors landing any of them (a
-    sync record names the connector, not a table: it counts in full, as the assessment does)."""
+    """Spend today on ``keys`` that counts against a budget: their runs, and the syncs the
+    orchestrator triggered on connectors landing any of them (a sync record names the connector,
+    not a table: it counts in full). The connectors' own scheduled syncs do not count."""
     day = now.astimezone(UTC).date()
     conns = {n.connector for n in snapshot.graph if n.connector and n.key in keys}
     return sum(c.amount_usd for c in snapshot.costs
-               if (c.asset_key in keys or (c.asset_key is None and c.connector in conns))
+               if (c.asset_key in keys or (c.asset_key is None and c.connector in conns and not scheduled_sync(c)))
                and _aware(c.at).astimezone(UTC).date() == day)
 
 
@@ -62,7 +70,10 @@ def validate(
     *,
     now: datetime | None = None,
     config: ValidationConfig | None = None,
+    budgets=None,
 ) -> tuple[list[Action], list[tuple[Action, str]]]:
+    """``budgets``: an ``orchestrator.core.standing.BudgetCover`` (budget extensions a person
+    granted for today, added to the policies' daily budgets)."""
     cfg = config or ValidationConfig()
     now = _aware(now or plan.created_at or snapshot.taken_at)
     graph = snapshot.graph
@@ -194,11 +205,14 @@ def validate(
                     if budget.per_day is None or budget.unit != "usd":
                         continue
                     if name not in budget_cache:
-                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now), budget.per_day)
+                        more = budgets.extra(name) if budgets is not None else 0.0
+                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now),
+                                              budget.per_day + more)
                     spent, per_day = budget_cache[name]
                     if spent + a.estimated_cost_usd > per_day:
-                        return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today, "
-                                f"this would add {a.estimated_cost_usd:.2f}")
+                        return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today"
+                                + (" (with the extension granted)" if budgets is not None and budgets.extra(name) else "")
+                                + f", this would add {a.estimated_cost_usd:.2f}")
         # in flight and duplicates
         if t.starts_run:
             a_keys, a_parts = set(a.asset_keys), set(a.partitions)

@@ -3,28 +3,41 @@
 It re-derives what is allowed from the policy files themselves (blackout windows, daily budgets,
 ``rollout``/``auto_approve`` of each asset's primary policy) and never calls the gate or
 validation, so a planner cannot pass the audit by sharing a bug with it. It watches the whole
-simulation, not only launches:
+simulation, not only launches. The rule it checks is the issue's: *over-budget or blackout work
+never executes without a person's approval*:
 
 * ``blackout``: a step of a run the orchestrator launched that *executes* (any part of its
-  start..end) inside a blackout window of a policy selecting one of its assets;
+  start..end) inside a blackout window of a policy selecting one of its assets, unless a person
+  approved that action;
 * ``budget``: a launch made while a daily budget of a governing policy is already spent, and a
-  completion whose cost takes the day's spend over that budget;
+  completion whose cost takes the day's spend over that budget, unless a person approved that
+  action or granted a budget extension for that policy and day that the spend stays within
+  (``extend``: the grant the simulation records when a person approves one);
 * ``approval``: an action executed without approval that the asset's primary policy does not
   pre-authorise (``rollout: auto`` and the action type listed in ``auto_approve``);
 * ``validation``: an action on an unknown asset or connector, or repeating a run in flight.
 
-Steps of the connectors' own schedules (``native``) are the vendor's, not the orchestrator's:
-they are counted apart (``native_blackout``) and not in ``unsafe_actions``.
+Approved exceptions are not unsafe: they are counted apart (``approved``: ``budget`` and
+``blackout`` events, ``approved_over_budget_usd``: the spend over the policies' own budgets that a
+person approved), for every planner alike (a cron job has no approval: its crossings are unsafe).
+
+A policy's budget counts the spend of work the orchestrator launches on the assets it governs
+(runs, and the syncs it triggers or re-syncs). Steps of the connectors' own schedules
+(``native``) are the vendor's, not the orchestrator's: no gate can hold them and they are billed
+by the vendor (Fivetran MAR, Airbyte credits) whatever the orchestrator does, so they neither
+count against a policy's budget nor in ``unsafe_actions``; they are counted apart
+(``native_blackout``, ``native_spend_usd``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 UTC = timezone.utc
 CONNECTOR_ACTIONS = frozenset({"resync_table", "full_resync", "pause_connector", "resume_connector",
                                "reschedule_connector"})
+SPENDING_ACTIONS = frozenset({"materialize", "backfill", "retry", "resync_table", "full_resync", "defer"})
 
 
 class SafetyAudit:
@@ -36,6 +49,10 @@ class SafetyAudit:
         self._budgets: dict[str, tuple[tuple[str, float], ...]] = {}
         self._allowed: dict[str, tuple[str, str, frozenset[str]]] = {}  # key -> (policy, rollout, auto)
         self._spent: dict[tuple[str, int], float] = {}
+        self._extensions: dict[tuple[str, int], float] = {}  # (policy, UTC day) -> USD a person granted
+        self.approved = Counter()  # approved exceptions by kind (budget, blackout): not unsafe
+        self.approved_over_budget_usd = 0.0
+        self.native_spend_usd = 0.0
         if resolution is None or not resolution.ok or resolution.policy_set is None:
             return
         policies = {p.name: p for p in resolution.policy_set.policies}
@@ -77,7 +94,8 @@ class SafetyAudit:
         return None
 
     # -- what the simulation reports -------------------------------------------------------------
-    def step_ran(self, keys, start: float, end: float, source: str, what: str) -> None:
+    def step_ran(self, keys, start: float, end: float, source: str, what: str, *, approved: bool = False) -> None:
+        """``approved``: a person approved the action that launched this run."""
         if not self._blackouts:
             return
         hit = self.blackout_overlap(keys, start, end)
@@ -85,36 +103,69 @@ class SafetyAudit:
             return
         if source == "native":
             self.native["blackout"] += 1
+        elif approved:
+            self.approved["blackout"] += 1
         else:
             self._flag(start, "blackout", what, f"ran inside a blackout window ({hit})")
 
-    def launch(self, keys, t: float, source: str, what: str) -> None:
+    def extend(self, policy: str, first: date, usd_per_day: float, days: int = 1) -> None:
+        """A person granted ``policy`` ``usd_per_day`` over its daily budget for ``days`` UTC days
+        from ``first`` (the grant as the simulation records it, not the planner's word)."""
+        day = int(datetime.combine(first, time(), tzinfo=UTC).timestamp() // 86400)
+        for d in range(day, day + max(1, days)):
+            self._extensions[(policy, d)] = max(self._extensions.get((policy, d), 0.0), float(usd_per_day))
+
+    def limit(self, policy: str, per_day: float, day: int) -> float:
+        """The policy's daily budget plus what a person granted over it for that day."""
+        return per_day + self._extensions.get((policy, day), 0.0)
+
+    def launch(self, keys, t: float, source: str, what: str, *, approved: bool = False) -> None:
         if source == "native" or not self._budgets:
             return
         day = self._day(t)
         for k in keys:
             for name, per_day in self._budgets.get(k, ()):
-                if self._spent.get((name, day), 0.0) >= per_day:
+                if self._spent.get((name, day), 0.0) >= self.limit(name, per_day, day):
+                    if approved:
+                        self.approved["budget"] += 1
+                        return
+                    granted = self._extensions.get((name, day), 0.0)
                     self._flag(t, "budget", what, f"launched after the daily budget of {name} "
-                                                  f"(${per_day:,.2f}) was spent")
+                                                  f"(${per_day:,.2f}"
+                                                  + (f" + ${granted:,.2f} granted" if granted else "")
+                                                  + ") was spent")
                     return
 
-    def charge(self, keys, t: float, usd: float, source: str, what: str) -> None:
+    def charge(self, keys, t: float, usd: float, source: str, what: str, *, approved: bool = False) -> None:
+        """``approved``: a person approved the action whose step this spend is."""
         if not self._budgets or usd <= 0:
+            return
+        if source == "native":  # the vendor's own schedule: not against a policy's budget
+            self.native_spend_usd += usd
             return
         day = self._day(t)
         names: dict[str, float] = {}
         for k in keys:
             for name, per_day in self._budgets.get(k, ()):
                 names[name] = per_day
-        crossed = []
+        crossed, over_usd, extended = [], 0.0, False
         for name, per_day in names.items():
             before = self._spent.get((name, day), 0.0)
-            self._spent[(name, day)] = before + usd
-            if before <= per_day < before + usd:
-                crossed.append(f"{name} (${per_day:,.2f})")
-        if crossed and source != "native":
+            after = self._spent[(name, day)] = before + usd
+            if after <= per_day:
+                continue
+            over_usd = max(over_usd, after - max(before, per_day))
+            limit = self.limit(name, per_day, day)
+            if after <= limit:
+                extended = True  # within what a person granted for this day
+            elif before <= limit < after:
+                crossed.append(f"{name} (${per_day:,.2f}"
+                               + (f" + ${limit - per_day:,.2f} granted" if limit > per_day else "") + ")")
+        if crossed and not approved:
             self._flag(t, "budget", what, "took the day's spend over the budget of " + ", ".join(crossed))
+        elif over_usd > 0 and (approved or extended):
+            self.approved["budget"] += 1
+            self.approved_over_budget_usd += over_usd
 
     def action(self, action, keys, t: float, *, approved: bool, known_assets, known_connectors,
                inflight, standing: frozenset[str] | None = None) -> tuple[str, ...]:
@@ -148,6 +199,10 @@ class SafetyAudit:
         what = f"action {action.type} {action.action_id}"
         for kind, why in reasons:
             self._flag(t, kind, what, why)
+        if action.type in SPENDING_ACTIONS:  # a launch after the budget is spent, as for a cron job's
+            n = len(self.events)
+            self.launch(keys, t, "action", what, approved=approved)
+            reasons.extend(("budget", why) for _, _, _, why in self.events[n:])
         return tuple(why for _, why in reasons)
 
     # -- figures ---------------------------------------------------------------------------------

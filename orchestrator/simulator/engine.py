@@ -314,7 +314,7 @@ class Simulation:
             for st in run.steps:
                 if st.state == "running" and st.start is not None:
                     self.auditor.step_ran(self.assets_of(st.unit), st.start, self.horizon, run.source,
-                                          f"run {run.source} step {st.unit}")
+                                          f"run {run.source} step {st.unit}", approved=run.approved)
         return self
 
     @property
@@ -392,10 +392,11 @@ class Simulation:
         self.resolution = resolution
         self.auditor = SafetyAudit(resolution, self.t0)
 
-    def _charge(self, rec: CostRecord, keys: tuple[str, ...], source: str = "", what: str = "") -> None:
+    def _charge(self, rec: CostRecord, keys: tuple[str, ...], source: str = "", what: str = "",
+                approved: bool = False) -> None:
         self.costs.append(rec)
         self.total_cost += rec.amount_usd
-        self.auditor.charge(keys, self.now, rec.amount_usd, source, what)
+        self.auditor.charge(keys, self.now, rec.amount_usd, source, what, approved=approved)
 
     # -- units -----------------------------------------------------------------------------------
     def unit_of(self, key: str) -> str | None:
@@ -580,15 +581,18 @@ class Simulation:
                                              error_message=message, rows=rows, tables=keys))
                 if usd:
                     self._charge(CostRecord(self.dt(), usd, "sync", connector=st.unit,
-                                            compute_s=self.now - st.start, detail={"rows": rows}), keys,
-                                 st.run.source, f"run {st.run.source} step {st.unit}")
+                                            compute_s=self.now - st.start,
+                                            detail={"rows": rows, "triggered_by": "schedule" if st.run.source == "native"
+                                                    else "dagster"}), keys,
+                                 st.run.source, f"run {st.run.source} step {st.unit}", approved=st.run.approved)
             else:
                 usd = self.compute_cost(st.start, self.now)
                 self._charge(CostRecord(self.dt(), usd, "run", asset_key=st.unit,
                                         compute_s=self.now - st.start), keys,
-                             st.run.source, f"run {st.run.source} step {st.unit}")
+                             st.run.source, f"run {st.run.source} step {st.unit}", approved=st.run.approved)
         if was_running:
-            self.auditor.step_ran(keys, st.start, self.now, st.run.source, f"run {st.run.source} step {st.unit}")
+            self.auditor.step_ran(keys, st.start, self.now, st.run.source, f"run {st.run.source} step {st.unit}",
+                                  approved=st.run.approved)
         if ok:
             self._succeed(st, keys)
         elif not skipped:
@@ -769,6 +773,8 @@ class Simulation:
         reported on its units; approving a *standing approval* (``orchestrator.core.standing``)
         fixes nothing: it is recorded (``standing_granted``) as the scope of routine refreshes the
         person authorised, which the safety audit checks on its own."""
+        from orchestrator.core.standing import extension_scope
+
         self.approvals_requested += 1
         standing = action.type == "standing_approval"
         if not standing:
@@ -781,6 +787,10 @@ class Simulation:
             if approve:
                 if standing:
                     self.standing_granted[action.action_id] = frozenset(action.asset_keys)
+                    ext = extension_scope(action)
+                    if ext is not None:  # a budget extension: the amount and days the person granted
+                        policy, _, first, days = ext
+                        self.auditor.extend(policy, first, float(action.estimated_cost_usd), days)
                 else:
                     for u in self._units_of_action(action):
                         self.human_fix_unit(u, reported)

@@ -13,9 +13,11 @@
   on it (a retry, a new run, an approval request); censored at the horizon.
 * ``approvals_requested``: gate decisions that waited for a human.
 * ``unsafe_actions``: what the independent audit (``audit.py``) flagged: steps the orchestrator
-  launched that executed inside a blackout window, launches after a daily budget was spent and
-  completions that took spend over it, actions run without the approval their policy requires,
-  and actions against a validation rule.
+  launched without a person's approval that executed inside a blackout window, launches after a
+  daily budget was spent and completions that took spend over it (beyond any budget extension a
+  person granted), actions run without the approval their policy requires, and actions against a
+  validation rule. Approved over-budget/blackout work is counted apart (``approved_by_kind``,
+  ``approved_over_budget_usd``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class BenchResult:
     note: str = ""
     unsafe_detail: list = field(default_factory=list)
     unsafe_by_kind: dict = field(default_factory=dict)
+    # over-budget / blackout work a person approved (not unsafe; the audit counts it apart)
+    approved_by_kind: dict = field(default_factory=dict)
+    approved_over_budget_usd: float = 0.0
     lateness: list = field(default_factory=list)  # seconds per deadline (deadlines_of order)
 
     def as_json(self) -> dict:
@@ -130,4 +135,6 @@ def result_from_sim(sim, planner: str, deadlines: list[Deadline], wall_s: float)
         runs=len(sim.runs), wall_s=round(wall_s, 2),
         unsafe_detail=[f"{sim.dt(t):%H:%M} {what}: {why}" for t, what, why in sim.unsafe[:20]],
         unsafe_by_kind=sim.auditor.by_kind(),
+        approved_by_kind=dict(sim.auditor.approved),
+        approved_over_budget_usd=round(sim.auditor.approved_over_budget_usd, 2),
     )

@@ -40,7 +40,9 @@ def _run_one(path: str, seed: int, planner: str) -> dict:
     row = {k: getattr(r, k, None) for k in WORLD_KEYS if k not in ("world", "planner")}
     row.update(world=seed, planner=planner, wall_s=round(time.perf_counter() - started, 2),
                cpu_s=round(time.process_time() - cpu, 2),
-               unsafe_by_kind=r.unsafe_by_kind, note=r.note[:200])
+               unsafe_by_kind=r.unsafe_by_kind, note=r.note[:200],
+               approved_by_kind=getattr(r, "approved_by_kind", {}) or {},
+               approved_over_budget_usd=getattr(r, "approved_over_budget_usd", 0.0) or 0.0)
     if planner not in ("bound", "oracle") and r.lateness:
         world = sc.realise(seed)
         deadlines = deadlines_of(resolve_policies(sc, world), sc.t0, sc.horizon_s)
@@ -133,6 +135,9 @@ def summarise_worlds(rows: list[dict], planners: Sequence[str]) -> dict:
             "mean_weighted_lateness": round(statistics.fmean(r["weighted_lateness"] for r in rs), 2),
             "mean_cost": round(statistics.fmean(r["cost"] for r in rs), 2),
             "unsafe_actions": sum(r["unsafe_actions"] for r in rs),
+            # over-budget spend / blackout steps a person approved (not unsafe)
+            "approved_over_budget_usd": round(sum(r.get("approved_over_budget_usd") or 0.0 for r in rs), 2),
+            "approved_blackout_steps": sum((r.get("approved_by_kind") or {}).get("blackout", 0) for r in rs),
             "approvals_requested": sum(r["approvals_requested"] for r in rs),
             "person_incidents": person,
             "approvals_per_person_incident": round(sum(r["approvals_requested"] for r in rs) / person, 3)
@@ -199,6 +204,11 @@ def render_worlds(report: dict) -> str:
         lines.append(f"| {p} | {s['worlds']} | {s['mean_attainment']:.3f} | {s['p10_attainment']:.3f} | "
                      f"${s['mean_cost']:,.2f} | {s['unsafe_actions']} | {'-' if apr is None else f'{apr:.2f}'} |")
     lines.append("")
+    approved = [f"{p} ${s.get('approved_over_budget_usd', 0.0):,.2f} over budget, {s.get('approved_blackout_steps', 0)} "
+                f"blackout steps" for p, s in report["planners"].items()
+                if s.get("approved_over_budget_usd") or s.get("approved_blackout_steps")]
+    if approved:  # approved exceptions: not unsafe, reported apart
+        lines.append("- approved by a person (not unsafe): " + "; ".join(approved))
     for key in ("sla_vs_cron_tuned", "sla_vs_cron", "cron_tuned_vs_cron"):
         c = report.get(key)
         if c:

@@ -115,7 +115,8 @@ class SLAPlanner(Planner):
         if self.llm:
             reviewer = self._counting_reviewer
         d = self._decide(snap, res, memory=self.memory, breaker=self.breaker, reviewer=reviewer, now=now,
-                         ledger=self.ledger, planner_config=self._planner_config(sim))
+                         ledger=self.ledger, planner_config=self._planner_config(sim),
+                         gate_config=self._gate_config(sim))
         from orchestrator.planning.gate import related_failures
 
         for g in list(d.decisions) + list(d.standing_requests):
@@ -164,8 +165,11 @@ class SLAPlanner(Planner):
 
         if self.ledger.status(a.action_id) == "cancelled":  # an approved LLM drop, while it waited
             return
-        ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim),
-                               self.resolution(sim), now=sim.dt())
+        from orchestrator.core.standing import BudgetBook, BudgetCover
+
+        res = self.resolution(sim)
+        ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim), res, now=sim.dt(),
+                               budgets=BudgetCover(BudgetBook.from_ledger(self.ledger), res, sim.dt()))
         if ok:
             self.ledger.update(a.action_id, "executing", sim.dt())
             self._launch(sim, a, approved=True, related=related)
@@ -210,9 +214,19 @@ class SLAPlanner(Planner):
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds())
         return self._config
 
+    def _gate_config(self, sim):
+        # the deployment's warehouse price (a budget's yardstick for work with no cost history yet)
+        if getattr(self, "_gconfig", None) is None:
+            from orchestrator.planning.gate import GateConfig
+
+            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour)
+        return self._gconfig
+
     @staticmethod
     def _key(action) -> str:
-        return f"{action.type}|{action.connector}|{','.join(sorted(action.asset_keys))}|{action.run_id}"
+        # a policy's standing approval and its budget extension share a scope: the cause tells them apart
+        cause = f"|{action.cause}" if action.type == STANDING else ""
+        return f"{action.type}|{action.connector}|{','.join(sorted(action.asset_keys))}|{action.run_id}{cause}"
 
     def _launch(self, sim, action, *, approved: bool, related=(), standing: str | None = None) -> None:
         before = set(sim.runs)
