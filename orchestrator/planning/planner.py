@@ -440,14 +440,7 @@ class _Cycles:
         if fa is None or fa.slack_s is None:
             return None
         cut = self.blackout_cut(k)
-        if not cut:
-            return fa.slack_s
-        left = fa.slack_s - cut
-        if left >= 0:
-            return left
-        # not before the blackout at p90; at the median it may be: start now (else the work
-        # would wait for a latest start inside the blackout, where it is refused)
-        return 0.0 if left + self.spread(k) >= 0 else fa.slack_s
+        return fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
 
     def blackout_cut(self, k: str) -> float:
         """Seconds the deadline of ``k``'s target chain moves earlier because of a blackout window
@@ -966,15 +959,6 @@ def _stage_needs(st: _PlanState) -> None:
             why_of[k] = why
     if waiting:
         notes.append(f"{waiting} asset(s) wait for a cheaper window before their latest start")
-    # the critical path of a target at risk: its assets deferred to a later start are released too
-    # when the target's latest start comes before that start
-    deferred = getattr(st, "deferred_only", {})
-    late = {k for k, (slack, _tier) in want.items()
-            if k in pending and k in deferred and slack is not None
-            and now + timedelta(seconds=slack) < deferred[k]}
-    if late:
-        st.pending = st.pending - late
-        notes.append(f"{len(late)} asset(s) deferred to a later cycle are on an urgent critical path now")
     st.topo_index = topo_index
     st.retry_keys = retry_keys
     st.cycles = cycles
