@@ -292,6 +292,31 @@ def _awaiting_keys(incidents) -> set[str]:
     return out
 
 
+def _deferred_keys(incidents, now: datetime) -> dict[str, datetime]:
+    """Keys of runs asked or approved to start later (``not_before`` after ``now``, not launched):
+    key -> the earliest such start. Such a run serves the cycle it was asked for; an earlier
+    cycle that needs the key before then is planned on its own (it is not waiting for it)."""
+    ledger = getattr(incidents, "ledger", None)
+    if ledger is None:
+        return {}
+    out: dict[str, datetime] = {}
+    now_keys: set[str] = set()  # also held by work that may start now: not deferred
+    for e in ledger.entries.values():
+        if e.status not in ("pending", "approved"):
+            continue
+        t = ActionType.parse(e.action.type)
+        if t is None or not t.starts_run:
+            continue
+        nb = _aware(e.action.not_before) if e.action.not_before is not None else None
+        if nb is None or nb <= now:
+            now_keys.update(e.action.asset_keys)
+            continue
+        for k in e.action.asset_keys:
+            if k not in out or nb < out[k]:
+                out[k] = nb
+    return {k: nb for k, nb in out.items() if k not in now_keys}
+
+
 class _Cycles:
     """Deadline cycles of the governed assets, for proactive planning.
 
@@ -321,6 +346,8 @@ class _Cycles:
         self.opens: dict[str, datetime] = {}
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
+        slas = getattr(resolution, "slas", None) or {}
+        self._blackouts = any(getattr(sla, "blackout", ()) for sla in slas.values())
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
             self.keys: list[str] = []
             return
@@ -342,7 +369,12 @@ class _Cycles:
                     w = windows[dl.policy] = policy.deadline.effective_window(policy.schedule())
                 except Exception:  # noqa: BLE001 - an odd policy only disables proactive work
                     continue
-            opens[k] = _aware(fa.deadline) + dl.lead - w
+            tick = _aware(fa.deadline) + dl.lead
+            if fa.status is FreshnessStatus.breached and tick < now:
+                # a lost cycle is not chased: when a later cycle of the policy has opened, data
+                # fresh for it serves that cycle (and the lost one); plan for the newest open one
+                tick = self._newest_open_tick(resolution, dl.policy, tick, w, now)
+            opens[k] = tick - w
         # required freshness: own cycle, and consumers' cycles opening before the latest start
         req: dict[str, datetime] = {}
         children = graph.children
@@ -369,6 +401,26 @@ class _Cycles:
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
 
+    def _newest_open_tick(self, resolution, policy_name: str, tick: datetime, window: timedelta,
+                          now: datetime) -> datetime:
+        """The latest tick of ``policy_name`` after ``tick`` whose window has opened by ``now``
+        (``tick`` when none has)."""
+        memo = self.__dict__.setdefault("_newest", {})
+        key = (policy_name, tick)
+        hit = memo.get(key)
+        if hit is None:
+            hit = tick
+            try:
+                schedule = resolution.policy(policy_name).schedule()
+                later = [t for t in schedule.ticks(tick + timedelta(seconds=1), now + window)
+                         if _aware(t) - window <= now]
+                if later:
+                    hit = _aware(max(later))
+            except Exception:  # noqa: BLE001 - an odd schedule: keep the assessed cycle
+                hit = tick
+            memo[key] = hit
+        return hit
+
     def fresh_for(self, k: str, target: str) -> bool:
         """``k``'s data is newer than the opening of ``target``'s cycle (the one it is assessed for)."""
         opening = self.opens.get(target)
@@ -379,7 +431,57 @@ class _Cycles:
         fa = self.assessment.freshness.get(k)
         if fa is None or fa.slack_s is None:
             return None
-        return self.now + timedelta(seconds=fa.slack_s)
+        return self.now + timedelta(seconds=self.slack(k))
+
+    def slack(self, k: str) -> float | None:
+        """The assessment's slack, less what a blackout window on the way to the target takes
+        (work that cannot run through a blackout before the deadline must be done before it)."""
+        fa = self.assessment.freshness.get(k)
+        if fa is None or fa.slack_s is None:
+            return None
+        cut = self.blackout_cut(k)
+        return fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
+
+    def blackout_cut(self, k: str) -> float:
+        """Seconds the deadline of ``k``'s target chain moves earlier because of a blackout window
+        of an asset on the chain (``k`` itself, then each ``via``) that opens before that asset's
+        deadline and either covers it or leaves too little time after it for the remaining work:
+        the work must be done before the blackout opens."""
+        if not self._blackouts:
+            return 0.0
+        memo = self.__dict__.setdefault("_cut", {})
+        if k in memo:
+            return memo[k]
+        chain: list[str] = []
+        cur: str | None = k
+        while cur is not None and cur not in memo and len(chain) <= len(self.graph):
+            chain.append(cur)
+            sla = self.resolution.sla(cur)
+            cur = sla.deadline.via if sla is not None and sla.deadline is not None else None
+        acc = memo.get(cur, 0.0) if cur is not None else 0.0
+        for j in reversed(chain):
+            acc = max(acc, self._own_cut(j))
+            memo[j] = acc
+        return memo[k]
+
+    def _own_cut(self, j: str) -> float:
+        sla = self.resolution.sla(j)
+        windows = getattr(sla, "blackout", ()) if sla is not None else ()
+        fa = self.assessment.freshness.get(j)
+        if not windows or fa is None or fa.deadline is None or fa.slack_s is None:
+            return 0.0
+        now, deadline = self.now, _aware(fa.deadline)
+        opens = [t for w in windows if (t := w.next_open(now)) is not None]
+        b0 = _aware(min(opens)) if opens else None
+        if b0 is None or b0 <= now or b0 >= deadline:
+            return 0.0
+        b1, step = b0, timedelta(minutes=5)
+        while b1 < deadline and any(w.contains(b1) for w in windows):
+            b1 += step
+        work = (deadline - now).total_seconds() - fa.slack_s  # the remaining path, started now
+        if b1 < deadline and b1 + timedelta(seconds=max(0.0, work)) <= deadline:
+            return 0.0  # the work fits after the blackout
+        return (deadline - b0).total_seconds()
 
     def spread(self, k: str) -> float:
         """Duration spread of the remaining critical path from ``k`` to its target."""
@@ -409,19 +511,20 @@ class _Cycles:
         fa = self.assessment.freshness[k]
         if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached):
             return True
-        if fa.slack_s is None:
+        slack = self.slack(k)
+        if slack is None:
             return False
         horizon = self.cfg.tick_interval_s
-        if fa.slack_s <= horizon + self.cfg.min_margin_s:
+        if slack <= horizon + self.cfg.min_margin_s:
             return True
         # the spread never exceeds the remaining path's p90 total: skip the walk when far off
         sla = self.resolution.sla(k)
         node = self.graph.get(k)
         bound = (sla.deadline.lead.total_seconds() if sla is not None and sla.deadline is not None else 0.0) + (
             self.model.seconds(node) if node is not None else 0.0)
-        if fa.slack_s > horizon + bound:
+        if slack > horizon + bound:
             return False
-        return fa.slack_s <= horizon + max(self.cfg.min_margin_s, self.spread(k))
+        return slack <= horizon + max(self.cfg.min_margin_s, self.spread(k))
 
     def cheaper_later(self, k: str) -> bool:
         """An off-peak window of its policy opens before its latest start (minus the horizon)."""
@@ -434,7 +537,7 @@ class _Cycles:
         fa = self.assessment.freshness[k]
         if opens is None or fa.slack_s is None:
             return False
-        spare = fa.slack_s - self.cfg.tick_interval_s - max(self.cfg.min_margin_s, self.spread(k))
+        spare = self.slack(k) - self.cfg.tick_interval_s - max(self.cfg.min_margin_s, self.spread(k))
         return (_aware(opens) - self.now).total_seconds() <= spare
 
     def native_lands(self, connector: str, after: datetime, by: datetime) -> bool | None:
@@ -507,7 +610,7 @@ class _Cycles:
                           and not (self.standing is not None and self.standing.covers_keys((k,))))
                 if ok:
                     ahead.add(k)
-                    out[k] = (fresh[k].slack_s, _tv(fresh[k].tier), "ahead")
+                    out[k] = (self.slack(k), _tv(fresh[k].tier), "ahead")
                 continue
             parents = graph.parents(k)
             if any((self.needs.get(u, False) and u not in started) or u in retry_keys for u in parents):
@@ -520,12 +623,12 @@ class _Cycles:
             elif source:
                 continue  # a sync before it is due: the connector's own schedule may land it first
             elif self.cheaper_later(k):
-                out[k] = (fa.slack_s, _tv(fa.tier), "wait")
+                out[k] = (self.slack(k), _tv(fa.tier), "wait")
                 continue
             else:
                 why = "ready"
             started.add(k)
-            out[k] = (fa.slack_s, _tv(fa.tier), why)
+            out[k] = (self.slack(k), _tv(fa.tier), why)
         return out
 
 
@@ -580,7 +683,12 @@ def _stage_in_flight(st: _PlanState) -> None:
             running.update(run.asset_keys)
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
     pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
-    pending |= _awaiting_keys(st.incidents)  # asked of a person, not answered yet
+    awaiting = _awaiting_keys(st.incidents)  # asked of a person, not answered yet
+    deferred = _deferred_keys(st.incidents, st.now)
+    # keys only held by work deferred to a later start: released in the needs stage when an
+    # earlier cycle needs them before that start
+    st.deferred_only = {k: nb for k, nb in deferred.items() if k not in pending}
+    pending |= awaiting
     st.running = running
     st.queued = queued
     st.syncing = syncing
@@ -657,6 +765,15 @@ def _stage_backfills(st: _PlanState) -> None:
     st.backfilled = backfilled
 
 
+def _note_block(st: _PlanState, keys, at: datetime) -> None:
+    """``keys`` are held back by a failure at ``at`` that no retry is expected to fix (escalated)."""
+    block_at = st.__dict__.setdefault("block_at", {})
+    at = _aware(at)
+    for k in keys:
+        if k not in block_at or block_at[k] < at:
+            block_at[k] = at
+
+
 def _stage_failure_responses(st: _PlanState) -> None:
     """The prescribed response per failing subject (vocab.FailureClass.response): pause + escalate, resume + retry after a repair, resync drift, backed-off retry, escalate, wait."""
     resolution, cfg, now, graph = st.resolution, st.cfg, st.now, st.graph
@@ -721,6 +838,7 @@ def _stage_failure_responses(st: _PlanState) -> None:
             continue
         if cat in ESCALATE_ONLY or (cat == "unknown" and not d.transient):
             blocked.update(keys)
+            _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: not fixable by a re-run", f.failure_id))
             continue
@@ -747,6 +865,7 @@ def _stage_failure_responses(st: _PlanState) -> None:
         n = attempts.get(subject, 1)
         if n > backoff.max_attempts:
             blocked.update(keys)
+            _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: {n} failures since the last success "
                                           f"(max {backoff.max_attempts} retries)", f.failure_id))
@@ -781,6 +900,29 @@ def _stage_needs(st: _PlanState) -> None:
     retry_keys = {k for rg in retry_groups if not rg["partitions"] for k in rg["keys"]}
     cycles = _Cycles(snapshot, assessment, resolution, model, now, cfg, topo_index)
     cycles.standing = getattr(st.incidents, "standing", None)
+    # an escalated failure (a person must look; or retries exhausted) holds its subject back for
+    # the cycle it failed in; a later deadline cycle (its window opened after the failure) gets one
+    # fresh attempt, as a scheduled job would make: a failure whose cause has gone (a bad batch, an
+    # outage that ended) then no longer costs every later cycle. It stays escalated.
+    block_at = st.__dict__.get("block_at") or {}
+    retried = {k for k, at in block_at.items()
+               if k in blocked and (r := cycles.req.get(k)) is not None and r > at and r <= now}
+    if retried:
+        blocked.difference_update(retried)
+        notes.append(f"{len(retried)} asset(s) held back by an escalated failure get one attempt for a new cycle")
+    # work asked/approved for a later cycle (``not_before``) does not hold back an earlier cycle
+    # that needs the key before that start: the earlier cycle gets its own run
+    released = set()
+    for k, nb in getattr(st, "deferred_only", {}).items():
+        if k not in pending:
+            continue
+        lst = cycles.latest_start(k)
+        r = cycles.req.get(k)
+        if cycles.needs.get(k) and lst is not None and r is not None and r < nb and lst < nb:
+            released.add(k)
+    if released:
+        pending = st.pending = pending - released
+        notes.append(f"{len(released)} asset(s) deferred to a later cycle are refreshed for an earlier one first")
 
     urgent = [
         fa for fa in assessment.freshness.values()

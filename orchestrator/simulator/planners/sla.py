@@ -13,12 +13,14 @@ circuit breaker, ledger), as the execution sensor's do.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orchestrator.agent.envelope import DROP_TYPE, drop_target
 from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
 from orchestrator.core.standing import STANDING
 from orchestrator.simulator.planners import Planner, PlannerUnavailable
+
+_GRACE = timedelta(hours=1)  # approved work deferred to a start time: tried for this long after it
 
 
 class SLAPlanner(Planner):
@@ -165,6 +167,11 @@ class SLAPlanner(Planner):
 
         if self.ledger.status(a.action_id) == "cancelled":  # an approved LLM drop, while it waited
             return
+        if a.not_before is not None and sim.dt() < a.not_before:
+            # the execution sensor launches approved work once its ``not_before`` has come (the
+            # ledger holds it as approved until then), not as a run queued hours ahead
+            sim.at(max(sim.now, sim.secs(a.not_before)), lambda _s=None: self._run_approved(sim, a, related))
+            return
         from orchestrator.core.standing import BudgetBook, BudgetCover
 
         res = self.resolution(sim)
@@ -173,7 +180,9 @@ class SLAPlanner(Planner):
         if ok:
             self.ledger.update(a.action_id, "executing", sim.dt())
             self._launch(sim, a, approved=True, related=related)
-        elif a.not_before is not None and sim.dt() < a.not_before:
+        elif a.not_before is not None and sim.dt() < a.not_before + _GRACE:
+            # still covered by a run in flight (e.g. the earlier cycle's): tried again at the next
+            # tick for a while; the approval stands, nothing is asked twice
             sim.at(sim.now + sim.spec.sensor_tick.total_seconds(), lambda _s=None: self._run_approved(sim, a, related))
         else:
             self.ledger.update(a.action_id, "expired", sim.dt())
