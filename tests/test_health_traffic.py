@@ -91,7 +91,7 @@ def test_fivetran_attempts_are_the_failures_since_the_previous_success():
 
 # -- end to end: emulator with scripted 429s -> client poll -> sensor tick -> stored signals -------
 
-FT, AB = "sf_conn", "0a1b2c3d-0000-4000-8000-000000000001"
+FT, STRIPE, AB = "sf_conn", "stripe_conn", "0a1b2c3d-0000-4000-8000-000000000001"
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +170,33 @@ def test_scripted_429s_reach_the_stored_signals_the_rate_detector_and_the_health
     (w,) = [c for c in h.components if c.name == "warnings"]
     assert w.points < w.max_points and "429s/retries per sync" in w.detail
     assert md["health_score"] == h.score
+    store.dispose()
+
+
+def test_a_poll_that_gives_up_on_429s_leaves_them_for_the_next_completed_sync(world, monkeypatch):
+    """More 429s than the client retries: the run fails with the typed rate-limit error and no
+    sync id; the counts wait (pending) and the sensor gives them to the connector's next sync."""
+    from orchestrator.snapshot import ConnectorReader
+    from sensors.health import health_tick
+
+    handle, url = world
+    monkeypatch.setenv("ORCHESTRATOR_STORE_URL", url)
+    store = open_store(url, cached=False)
+    ft, _ = _resources(handle)
+    conn, table = f"fivetran:{STRIPE}", "stripe/customer"
+    handle.inject_fault({"kind": "rate_limit", "target": STRIPE, "requests": 4, "retry_after_s": 0})
+    with pytest.raises(ConnectorAPIError, match="HTTP 429"):
+        ft.get_client().sync_and_poll(STRIPE)
+    (row,) = [r for r in _traffic_rows(store) if r.connector == conn]
+    assert row.sync_id.startswith("pending@") and (row.rate_limited, row.retries) == (4, 3)
+    out = ft.get_client().sync_and_poll(STRIPE)  # no 429 this time
+    syncs = [s for s in ConnectorReader(fivetran=ft, airbyte=None).fivetran_syncs({conn: [table]})
+             if s.connector == conn]
+    health_tick(store, syncs, {}, now=datetime.now(UTC))
+    at = datetime.fromisoformat(out.connector_details["succeeded_at"].replace("Z", "+00:00"))
+    (sig,) = [s for s in load_signals(store, tables=[table]) if s.sync_id == f"{STRIPE}@{at.isoformat()}"]
+    assert (sig.rate_limited, sig.retries) == (4, 3)
+    assert [r.sync_id for r in _traffic_rows(store) if r.connector == conn] == [sig.sync_id]  # folded once
     store.dispose()
 
 
