@@ -36,6 +36,10 @@ Two more pre-emptive actions, each with ``cause: early_warning`` and its reason:
 * **move to off-peak**: an at-risk connector whose next sync no deadline needs before its
   policy's next off-peak window gets a ``defer`` of its tables to the window's opening (every
   governed deadline it feeds is still met from there).
+
+Each kind (``KINDS``: ``earlier``, ``pause``, ``off_peak``) can be left out (``preempt(kinds=...)``,
+``PlannerConfig.preempt_kinds``), which is how ``benchmarks/bench_early_warning.py --kinds``
+measures the gain of each.
 """
 
 from __future__ import annotations
