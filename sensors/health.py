@@ -2,8 +2,8 @@
 
 ``connector_health_sensor`` (every 60 s) reads the connectors' syncs (``ConnectorReader``: the
 same API calls as the other sensors), turns each completed one into per-table signals (rows from
-the API when it gives them per table, attempts, warnings, 429s/retries, ``succeeded_at``
-progress), records them in the project store (``sync_signals``, bounded retention), runs the
+the API when it gives them per table, attempts, warnings, ``succeeded_at`` progress, and the
+HTTP 429s/retries the project's clients met while polling each sync: ``orchestrator.health.traffic``), records them in the project store (``sync_signals``, bounded retention), runs the
 detectors on each table's latest load against its own seasonal history, and reports a
 ``load_anomalies`` check on the connector table whenever its latest load changes: passed, or
 WARN/ERROR with the baseline, the observed value and why. The planning side reads the verdicts
@@ -78,6 +78,15 @@ def health_tick(store, syncs, state: dict, *, now: datetime, landing_dir=None
             if s.ended_at is not None and s.sync_id not in {x.sync_id for x in signals}:
                 seen[s.table] = max(seen.get(s.table, s.ended_at), s.ended_at)
         signals = fill_rows(signals, landing_dir, seen)
+    if signals:
+        from orchestrator.health.traffic import fivetran_attempts, merge_traffic
+
+        # the 429s/retries the clients met polling these syncs, and Fivetran's attempts (failures
+        # since the previous success, from failed_at/succeeded_at)
+        signals = merge_traffic(store, signals)
+        if any(s.connector.startswith("fivetran:") for s in signals):
+            recent = load_signals(store, since=now - timedelta(days=7), tables={x.table for x in signals})
+            signals = fivetran_attempts(signals, recent)
     record_signals(store, signals)
     if now.timestamp() - state.get("pruned", 0) > 3600:
         prune(store, now)

@@ -434,3 +434,25 @@ def test_with_a_ledger_our_pause_is_resumed_even_after_skipped_syncs():
     snap.connector_risk = {}  # quiet and nothing announced any more: still resumed
     assert [x.type for x in preempt(snap, a, now=NOW, ours={"fivetran:src": NOW - timedelta(minutes=3)})] \
         == ["resume_connector"]
+
+
+def test_each_kind_of_preemptive_action_can_be_left_out(tmp_path):
+    """``kinds`` (``PlannerConfig.preempt_kinds``, what bench_early_warning switches one at a
+    time): a kind left out proposes nothing, the others are unchanged; a resume is still made
+    for a pause made earlier; an unknown kind is refused by name."""
+    from orchestrator.health.early import KINDS, preempt
+
+    pause = _inputs(deadline_h=3.0, window=(0.05, 2.0))[:2]
+    earlier = _inputs(deadline_h=1.83, window=(0.05, 2.0))[:2]
+    res = _resolution(tmp_path, 23)
+    off = _inputs(deadline_h=20.98, window=None, opens_h=9.0, p_fail=0.5)[:2]
+    resume = _inputs(deadline_h=8.0, window=(-2.0, -0.05), paused=True)[:2]
+    cases = {"pause": (pause, "pause_connector", {}), "earlier": (earlier, "materialize", {}),
+             "off_peak": (off, "defer", {"resolution": res})}
+    for kind, ((snap, a), typ, kw) in cases.items():
+        assert [x.type for x in preempt(snap, a, now=NOW, **kw)] == [typ]
+        assert [x.type for x in preempt(snap, a, now=NOW, kinds=set(KINDS) - {kind}, **kw)] == []
+        assert [x.type for x in preempt(snap, a, now=NOW, kinds={kind}, **kw)] == [typ]
+    assert [x.type for x in preempt(*resume, now=NOW, kinds=())] == ["resume_connector"]
+    with pytest.raises(ValueError, match="unknown pre-emptive action kind.*'later'"):
+        preempt(*pause, now=NOW, kinds={"later"})

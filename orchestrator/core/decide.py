@@ -186,7 +186,8 @@ def decide(
 
         tick = getattr(planner_config, "tick_interval_s", None) or 300.0
         extra = preempt(snapshot, assessment, baseline.actions, now=now, tick_s=tick, resolution=resolution,
-                        ours=early_pauses(ledger) if ledger is not None else None)
+                        ours=early_pauses(ledger) if ledger is not None else None,
+                        kinds=getattr(planner_config, "preempt_kinds", None))
         if extra:
             baseline = replace(baseline, actions=list(baseline.actions) + extra)
     final, review, envelope = baseline, None, None

@@ -138,6 +138,7 @@ class Job(BaseModel):
     outcome: Literal["success", "failure", "expired_credentials", "hang"] = "success"
     failure_template: dict[str, Any] | None = None
     attempts_planned: int = 1
+    recovers: bool = False  # sync_failure recovers: one more attempt after the failed ones succeeds
     attempts: list[Attempt] = Field(default_factory=list)
     # silent failures and precursors (scenario faults zero_rows, partial_volume, stuck_cursor,
     # latency_creep, sync_warning): the job still succeeds
@@ -392,6 +393,7 @@ class AirbyteEmulator:
                     external, internal = fault.message, fault.message
                 job.outcome = "failure"
                 job.attempts_planned = fault.attempts
+                job.recovers = fault.recovers
                 job.failure_template = {
                     "failureOrigin": fault.failure_origin,
                     "failureType": fault.code or "system_error",
@@ -462,7 +464,9 @@ class AirbyteEmulator:
             attempt.failure = failure
             attempt.ended_at = attempt.updated_at = iso_z(now)
             attempt.log_lines.append(f"{iso_z(now)} ERROR {failure.get('internalMessage', '')}")
-            if len(job.attempts) < job.attempts_planned:
+            if len(job.attempts) < job.attempts_planned or (job.recovers and job.outcome == "failure"):
+                if len(job.attempts) >= job.attempts_planned:
+                    job.outcome = "success"  # the platform's retry gets through
                 job.status = "incomplete"
                 job.updated_at = iso_z(now)
                 self._start_attempt(job, now)

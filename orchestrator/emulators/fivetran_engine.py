@@ -58,6 +58,7 @@ class RunningSync(BaseModel):
     rescheduled_until: str | None = None
     volume_share: float = 1.0  # zero_rows / partial_volume faults: share of the rows that land
     stuck_cursor: bool = False  # stuck_cursor fault: re-lands the previous rows, nothing new
+    recovers: bool = False  # sync_failure recovers: Fivetran retries at once and the retry succeeds
 
 
 class SyncRecord(BaseModel):
@@ -310,6 +311,7 @@ class FivetranEmulator:
                     ),
                     "blocking": not fault.retryable,
                 }
+                sync.recovers = fault.recovers and fault.retryable
             elif fault.kind == "hang":
                 sync.outcome = "hang"
                 sync.ends_at = None
@@ -382,6 +384,9 @@ class FivetranEmulator:
                 state.warnings = [w for w in state.warnings if w.get("code") != "sync_failed"] + [entry]
                 status = "FAILURE"
             self._record(state, sync, now, status, failure.get("message"))
+            if sync.recovers:  # Fivetran retries the failed sync itself; this one gets through
+                self._start_sync(connector_id, state, sync.kind, sync.resync_tables, "schedule", now)
+                return
         self._plan_next_auto_sync(state, now)
 
     def _record(

@@ -211,6 +211,10 @@ class SyncFailureFault(_SyncTrigger):
     failure_origin: str = "source"
     retryable: bool = True
     attempts: int = Field(1, ge=1, le=10, description="Airbyte attempts before the job fails")
+    recovers: bool = Field(False, description=(
+        "a transient failure the vendor's own retry absorbs: Airbyte runs one more attempt after "
+        "the failed ones and the job succeeds (attempts + 1 attempts, `incomplete` between them); "
+        "Fivetran records the failure (`failed_at`) and retries at once, the retry succeeds"))
 
 
 class ExpiredCredentialsFault(_SyncTrigger):

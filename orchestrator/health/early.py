@@ -36,6 +36,10 @@ Two more pre-emptive actions, each with ``cause: early_warning`` and its reason:
 * **move to off-peak**: an at-risk connector whose next sync no deadline needs before its
   policy's next off-peak window gets a ``defer`` of its tables to the window's opening (every
   governed deadline it feeds is still met from there).
+
+Each kind (``KINDS``: ``earlier``, ``pause``, ``off_peak``) can be left out (``preempt(kinds=...)``,
+``PlannerConfig.preempt_kinds``), which is how ``benchmarks/bench_early_warning.py --kinds``
+measures the gain of each.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ MARGIN = 1.25  # on the expected sync duration
 DEFAULT_MODEL_S = 300.0  # a model's duration when none is known
 DEFAULT_SYNC_S = 1800.0
 CHAIN_S = 2 * 3600.0  # governed assets due this long after the first deadline start with it
+# the kinds of pre-emptive action (``preempt(kinds=...)``, ``PlannerConfig.preempt_kinds``):
+# ``earlier`` a sync that starts earlier, ``pause`` pause ahead of a window and resume after it,
+# ``off_peak`` move the next sync to the off-peak window
+KINDS = ("earlier", "pause", "off_peak")
 
 
 @dataclass(frozen=True)
@@ -294,10 +302,16 @@ def _off_peak_action(snapshot, conn, risk, tables, governed, resolution, *, now)
 
 
 def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 300.0, resolution=None,
-            ours: dict[str, datetime] | None = None) -> list:
-    """Pre-emptive actions for at-risk connectors (see the module docstring)."""
+            ours: dict[str, datetime] | None = None, kinds=None) -> list:
+    """Pre-emptive actions for at-risk connectors (see the module docstring). ``kinds``: the
+    kinds of ``KINDS`` allowed (None: all); what the benchmark switches one at a time."""
     from orchestrator.core.records import Action
     from orchestrator.planning.common import action_id, units_of_work
+
+    kinds = set(KINDS if kinds is None else kinds)
+    unknown = kinds - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown pre-emptive action kind(s) {sorted(unknown)}: expected some of {list(KINDS)}")
 
     risks: dict[str, ConnectorRisk] = getattr(snapshot, "connector_risk", None) or {}
     if not risks and not ours:
@@ -312,10 +326,12 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
         if sy.status != "running" and (sy.connector not in last or aware(sy.started_at) > aware(last[sy.connector].started_at)):
             last[sy.connector] = sy
     failing_now = {c for c, sy in last.items() if sy.status == "failed"}  # the retry path owns it
+    # resumes stay on without ``pause``: a pause made earlier must still be lifted
     out = _resumes(risks, paused, failing_now, ours, now)
     for conn, risk in sorted(risks.items()):
         tables = set(graph.connector_tables(conn))
-        if tables and conn not in planned_keys and not (tables & planned_keys) and risk.maintenance:
+        if "pause" in kinds and tables and conn not in planned_keys and not (tables & planned_keys) \
+                and risk.maintenance:
             gov = _governed(assessment, graph.downstream_closure(*tables), now)
             acts = _maintenance_actions(snapshot, conn, risk, tables, gov, now=now, tick_s=tick_s, paused=paused,
                                         running=running)
@@ -333,6 +349,8 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
         governed = sorted(((k, fa) for k, fa in assessment.freshness.items()
                            if k in below and fa.deadline is not None and fa.window_open is not None
                            and aware(fa.deadline) > now), key=lambda kv: kv[1].deadline)
+        if "earlier" not in kinds:
+            governed = []  # no sync-earlier action: only the off-peak move below
         for key, fa in governed:
             deadline, opens = aware(fa.deadline), aware(fa.window_open)
             if now < opens:
@@ -378,7 +396,7 @@ def preempt(snapshot, assessment, planned=(), *, now: datetime, tick_s: float = 
                 reason=f"early warning on {conn}: {why}; for the deadline {deadline.isoformat()} of {key}",
             ))
             break
-        if len(out) == n_before and resolution is not None and tables and conn not in paused | running \
+        if len(out) == n_before and "off_peak" in kinds and resolution is not None and tables and conn not in paused | running \
                 | failing_now | planned_keys and not (tables & planned_keys):
             act = _off_peak_action(snapshot, conn, risk, tables,
                                    _governed(assessment, graph.downstream_closure(*tables), now), resolution, now=now)

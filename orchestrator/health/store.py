@@ -74,7 +74,8 @@ def record_signals(store, signals: Iterable[SyncSignal]) -> int:
 def load_signals(store, *, since: datetime | None = None, connector: str | None = None,
                  tables: Iterable[str] | None = None) -> list[SyncSignal]:
     with store.session() as s:
-        q = select(SyncSignalRow).order_by(SyncSignalRow.started_at)
+        # connector-level traffic rows (orchestrator.health.traffic) are not loads of a table
+        q = select(SyncSignalRow).where(SyncSignalRow.table_key != "").order_by(SyncSignalRow.started_at)
         if since is not None:
             q = q.where(SyncSignalRow.started_at >= aware(since))
         if connector is not None:

@@ -111,6 +111,8 @@ class PlannerConfig:
     spread_quantile: float = 0.5  # ... or the path's duration spread: sum of (p90 - this quantile)
     cost_aware_start: bool = True  # work that could start early waits for a cheaper (off-peak) window
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
+    # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
+    preempt_kinds: frozenset[str] | None = None
 
 
 def _aware(t: datetime) -> datetime:

@@ -25,11 +25,11 @@ from dagster_airbyte.translator import (
     AirbyteWorkspaceData,
 )
 from dagster_airbyte.utils import get_airbyte_connection_table_name
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from orchestrator.resources.connector_state import fetch_or_restore
 from orchestrator.resources.load_init import LoadWithoutInstance
-from orchestrator.resources.errors import ConnectorAPIError, json_body, send
+from orchestrator.resources.errors import ConnectorAPIError, count_traffic, current_traffic, json_body, send
 from orchestrator.resources.sync_failures import explain_airbyte_failure
 
 CUSTOM_NAMESPACE = {"customformat", "custom_format"}
@@ -91,6 +91,8 @@ class ConfiguredAirbyteClient(AirbyteClient):
     message (dagster-airbyte says only "Max retries exceeded"), ``Retry-After`` is honoured and
     each request is bounded by ``request_timeout`` and the sensor tick's ``api_deadline``."""
 
+    _polled_job: dict | None = PrivateAttr(default=None)  # the job a sync_and_poll last read
+
     def _single_request(self, method, url, data=None, params=None, include_additional_request_headers=True):
         endpoint = url.split("://", 1)[-1].split("/", 1)[-1]
         base = url.split("/api/", 1)[0]
@@ -102,6 +104,34 @@ class ConfiguredAirbyteClient(AirbyteClient):
         response = send("airbyte", method, endpoint, go, timeout=float(self.request_timeout),
                         max_retries=self.request_max_retries, retry_delay=self.request_retry_delay, key=base)
         return json_body("airbyte", method, endpoint, response)
+
+    def get_job_details(self, job_id: int):
+        details = super().get_job_details(job_id)
+        if current_traffic() is not None and isinstance(details, dict):
+            self._polled_job = details
+        return details
+
+    def sync_and_poll(self, connection_id: str):
+        """dagster-airbyte's sync and poll, counting the HTTP 429s and retries it meets
+        (``count_traffic``); they are recorded for the job it polled (the job id the health sensor
+        reads), or, when no job was seen, for the connection's next completed sync."""
+        from datetime import datetime, timezone
+
+        from orchestrator.resources.traffic import note_sync_traffic
+
+        started = datetime.now(timezone.utc)
+        self._polled_job = None
+        with count_traffic() as traffic:
+            try:
+                out = super().sync_and_poll(connection_id)
+                self._polled_job = out.job_details
+                return out
+            finally:
+                job = self._polled_job or {}
+                done = str(job.get("status") or "") in ("succeeded", "failed", "cancelled")
+                note_sync_traffic(f"airbyte:{connection_id}", traffic,
+                                  sync_id=str(job["jobId"]) if done and job.get("jobId") is not None else None,
+                                  started_at=started)
 
 
 class AirbyteWorkspaceResource(LoadWithoutInstance, AirbyteWorkspace):

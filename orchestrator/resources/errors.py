@@ -128,6 +128,44 @@ def api_deadline(seconds: float | None) -> Iterator[Deadline]:
         _CURRENT.reset(token)
 
 
+class SyncTraffic:
+    """What the API answered while one sync was started and polled (``count_traffic``): HTTP 429s,
+    requests sent again after a transient answer (429/5xx/timeouts), and vendor-side signs the
+    client saw while polling (Fivetran reschedules: the source's API quota). Counted per sync, they
+    become the sync's ``rate_limited``/``retries`` signals (``orchestrator.health.traffic``)."""
+
+    __slots__ = ("requests", "rate_limited", "retries", "rescheduled")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.rate_limited = 0
+        self.retries = 0
+        self.rescheduled = 0
+
+    def __repr__(self) -> str:
+        return (f"SyncTraffic(requests={self.requests}, rate_limited={self.rate_limited}, "
+                f"retries={self.retries}, rescheduled={self.rescheduled})")
+
+
+_TRAFFIC: ContextVar[SyncTraffic | None] = ContextVar("orchestrator_sync_traffic", default=None)
+
+
+@contextmanager
+def count_traffic() -> Iterator[SyncTraffic]:
+    """Count the connector requests made inside the block (this thread/task): every request
+    ``send`` makes, the 429s it was answered with and the retries it made."""
+    t = SyncTraffic()
+    token = _TRAFFIC.set(t)
+    try:
+        yield t
+    finally:
+        _TRAFFIC.reset(token)
+
+
+def current_traffic() -> SyncTraffic | None:
+    return _TRAFFIC.get()
+
+
 _WRITES_ONCE: ContextVar[bool] = ContextVar("orchestrator_writes_once", default=False)
 IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"}
 
@@ -176,9 +214,14 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
     if dl is not None and key in dl.down:
         raise dl.down[key]
     once = _WRITES_ONCE.get() and method.upper() not in IDEMPOTENT_METHODS
+    traffic = _TRAFFIC.get()
     attempt = 0
     while True:
         attempt += 1
+        if traffic is not None:
+            traffic.requests += 1
+            if attempt > 1:
+                traffic.retries += 1
         t = timeout
         left = dl.remaining() if dl is not None else None
         if left is not None:
@@ -208,6 +251,8 @@ def send(system: str, method: str, endpoint: str, do_request, *, timeout: float,
             code = response.status_code
             if code < 400:
                 return response
+            if code == 429 and traffic is not None:
+                traffic.rate_limited += 1
             transient = code in TRANSIENT_STATUS
             ra = retry_after_s(response, retry_after_cap)
             err = ConnectorAPIError(system, method, endpoint, status_code=code, reason=response.reason or None,

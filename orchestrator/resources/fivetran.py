@@ -22,7 +22,7 @@ from pydantic import Field
 
 from orchestrator.resources.connector_state import fetch_or_restore
 from orchestrator.resources.load_init import LoadWithoutInstance
-from orchestrator.resources.errors import ConnectorAPIError, json_body, send
+from orchestrator.resources.errors import ConnectorAPIError, count_traffic, current_traffic, json_body, send
 from orchestrator.resources.sync_failures import explain_fivetran_failure
 
 REAL_FIVETRAN_API_BASE = "https://api.fivetran.com"
@@ -43,6 +43,7 @@ class ConfiguredFivetranClient(FivetranClient):
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
         self._request_timeout = request_timeout
+        self._reschedules: dict[str, set] = {}
 
     @property
     def api_base_url(self) -> str:
@@ -97,6 +98,48 @@ class ConfiguredFivetranClient(FivetranClient):
     def get_groups(self):
         # dagster-fivetran reads only the first page (100 groups by default)
         return {"items": self.paginate("groups")}
+
+    def get_connector_details(self, connector_id):
+        details = super().get_connector_details(connector_id)
+        traffic = current_traffic()
+        status = (details or {}).get("status") or {} if isinstance(details, dict) else {}
+        if traffic is not None and status.get("sync_state") == "rescheduled" and status.get("rescheduled_for"):
+            # Fivetran rescheduled the sync: the source's API quota is spent (a rate limit upstream)
+            seen = self._reschedules.setdefault(connector_id, set())
+            if status["rescheduled_for"] not in seen:
+                seen.add(status["rescheduled_for"])
+                traffic.rescheduled += 1
+        return details
+
+    def _sync_and_poll(self, sync_fn, connector_id, poll_interval=10.0, poll_timeout=None):
+        """dagster-fivetran's sync and poll, counting the HTTP 429s, the retries and the
+        reschedules it meets (``count_traffic``); they are recorded for the sync it completed
+        (``<id>@<succeeded_at|failed_at>``, the id the health sensor reads) or, when the poll
+        ended without one (rescheduled, API errors), for the connector's next completed sync."""
+        from datetime import datetime, timezone
+
+        from orchestrator.resources.traffic import note_sync_traffic
+        from orchestrator.snapshot import _iso
+
+        started = datetime.now(timezone.utc)
+        self._reschedules = {}
+        sync_id = None
+        with count_traffic() as traffic:
+            try:
+                out = super()._sync_and_poll(sync_fn=sync_fn, connector_id=connector_id,
+                                             poll_interval=poll_interval, poll_timeout=poll_timeout)
+                if out is not None:
+                    at = _iso(out.connector_details.get("succeeded_at"))
+                    sync_id = f"{connector_id}@{at.isoformat()}" if at else None
+                return out
+            except dg.Failure as failure:
+                md = getattr(failure, "metadata", None) or {}
+                details = getattr(md.get("connector_details"), "data", None) or {}
+                at = _iso(details.get("failed_at")) if isinstance(details, dict) else None
+                sync_id = f"{connector_id}@{at.isoformat()}" if at else None
+                raise
+            finally:
+                note_sync_traffic(f"fivetran:{connector_id}", traffic, sync_id=sync_id, started_at=started)
 
     def sync_and_poll(self, connector_id, poll_interval=None, poll_timeout=None):
         return super().sync_and_poll(

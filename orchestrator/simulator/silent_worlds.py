@@ -35,8 +35,13 @@ def _hhmm(t: datetime) -> str:
     return f"{t.hour:02d}:{t.minute:02d}"
 
 
-def precursor_world_spec(seed: int) -> tuple[dict, dict, list[dict]]:
-    """(scenario, policies, events) as plain data."""
+OFF_PEAK = {"days": "daily", "start": "00:00", "end": "03:00"}
+
+
+def precursor_world_spec(seed: int, *, off_peak: bool = False) -> tuple[dict, dict, list[dict]]:
+    """(scenario, policies, events) as plain data. ``off_peak``: every policy also declares an
+    off-peak window (``OFF_PEAK``, 00:00-03:00 UTC), where the early warning may move an at-risk
+    connector's next sync (the same draws otherwise: the same world)."""
     rng = np.random.default_rng([seed, 1818])
     start = datetime(2026, 3, 2, 18, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 200)))
     conns, assets, marts = [], [], []
@@ -66,6 +71,8 @@ def precursor_world_spec(seed: int) -> tuple[dict, dict, list[dict]]:
         policies.append({"name": d.split("/")[1], "select": [{"key": d}],
                          "deadline": {"cron": f"0 {hour} * * *", "timezone": "UTC", "window": f"{window}h"},
                          "tier": "critical", "rollout": "auto", "auto_approve": ["retry", "materialize", "resync_table"]})
+        if off_peak:
+            policies[-1]["windows"] = {"off_peak": [dict(OFF_PEAK)]}
         deadlines[d] = (hour, window)
     # events on 1-3 connectors, timed against a deadline that reads them
     events, precursors, maintenance, faults = [], [], [], []
@@ -115,8 +122,8 @@ def precursor_world_spec(seed: int) -> tuple[dict, dict, list[dict]]:
     return spec, {"policies": policies}, events
 
 
-def precursor_world(seed: int, out_dir: Path) -> tuple[Path, list[dict]]:
-    spec, policies, events = precursor_world_spec(seed)
+def precursor_world(seed: int, out_dir: Path, *, off_peak: bool = False) -> tuple[Path, list[dict]]:
+    spec, policies, events = precursor_world_spec(seed, off_peak=off_peak)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "policies.yaml").write_text(yaml.safe_dump(policies, sort_keys=False))

@@ -24,9 +24,15 @@ _GRACE = timedelta(hours=1)  # approved work deferred to a start time: tried for
 
 
 class SLAPlanner(Planner):
-    def __init__(self, llm: bool = False, client=None, early_warning: bool = True) -> None:
+    def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
-        self.early_warning = early_warning  # read the health early warning (scenario precursors/maintenance)
+        # read the health early warning (scenario precursors/maintenance): True (every pre-emptive
+        # action), False, or the kinds allowed (orchestrator.health.early.KINDS)
+        self.preempt_kinds = None
+        if not isinstance(early_warning, bool):
+            self.preempt_kinds = frozenset(early_warning)
+            early_warning = bool(self.preempt_kinds)
+        self.early_warning = early_warning
         self.llm = llm
         try:
             from orchestrator.core.decide import decide, learn_outcome
@@ -220,7 +226,8 @@ class SLAPlanner(Planner):
         if self._config is None:
             from orchestrator.planning import PlannerConfig
 
-            self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds())
+            self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
+                                         preempt_kinds=self.preempt_kinds)
         return self._config
 
     def _gate_config(self, sim):
