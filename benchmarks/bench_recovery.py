@@ -249,8 +249,8 @@ def miss_state(conn: str, v: dict) -> str:
     with open_store().session() as s:
         row = s.get(ActionRow, v["action_id"])
         exs = s.scalars(select(ExecutionRow).where(ExecutionRow.action_id == v["action_id"])).all()
-        ex = "; ".join(f"{e.kind} {e.status} owner={e.owner} started={e.started_at:%H:%M:%S} "
-                       f"lease_until={e.lease_until:%H:%M:%S}" if e.lease_until else f"{e.kind} {e.status}"
+        ex = "; ".join(f"{e.kind} {e.status} owner={e.owner} started={e.started_at:%H:%M:%S}"
+                       + (f" lease_until={e.lease_until:%H:%M:%S}" if e.lease_until else "")
                        for e in exs) or "no execution written"
         return (f"retry {v['action_id']} status={row.status if row else '?'} decision={row.decision if row else '?'} "
                 f"not_before={v.get('not_before')}: {ex}; no run with its tag in Dagster")
