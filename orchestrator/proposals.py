@@ -602,12 +602,19 @@ class Proposals:
             return None
 
     def begin_runs(self, action_id: str, run_keys: list[str], *, owner: str | None = None,
-                   lease: timedelta = CALL_LEASE, now: datetime | None = None) -> list[str]:
+                   lease: timedelta = CALL_LEASE, now: datetime | None = None,
+                   own_prefix: str | None = None) -> list[str]:
         """Write-ahead records of a run action's launches (one ``calling`` execution per run key,
         idempotency key ``run:<run_key>``) committed before the sensor returns its RunRequests.
         Returns the run keys this tick may emit: those it recorded now, and those left ``calling``
         by a tick whose lease has passed (it died before Dagster saw the request; Dagster skips a
-        run key it already launched). A key another live tick just wrote ahead is left to it."""
+        run key it already launched). A key another live tick just wrote ahead is left to it.
+
+        ``own_prefix``: the owner prefix of this sensor's ticks. Ticks of one sensor run one after
+        another, so a launch an *earlier* tick of the same sensor wrote ahead (owner with this
+        prefix, started before ``now``) and that has no run is retaken at once, without waiting
+        for its lease: that tick is over and its answer was lost (the evaluation timed out on a
+        busy code server), and waiting out the lease would delay the retry by minutes."""
         now = _now(now)
         mine: list[str] = []
         for attempt in range(2):
@@ -617,7 +624,9 @@ class Proposals:
                         ExecutionRow.action_id == action_id, ExecutionRow.kind == "run")).all() if r.idempotency_key}
                     missing = [k for k in run_keys if f"run:{k}" not in rows]
                     stale = [k for k in run_keys if (r := rows.get(f"run:{k}")) is not None and r.status == "calling"
-                             and (r.lease_until is None or _aware(r.lease_until) <= now)]
+                             and (r.lease_until is None or _aware(r.lease_until) <= now
+                                  or (own_prefix and (r.owner or "").startswith(own_prefix)
+                                      and (r.owner or "") != owner and _aware(r.started_at) < now))]
                     if not missing and not stale:
                         return []
                     self.store.lock(s)

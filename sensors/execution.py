@@ -78,6 +78,9 @@ def warehouse_tag() -> dict[str, str]:
     default "warehouse"): every run syncs into or builds in the warehouse."""
     return {TAG_WAREHOUSE: os.environ.get("ORCHESTRATOR_WAREHOUSE", "warehouse")}
 RUN_TYPES = RUN_ACTION_VALUES
+# owner prefix of the execution sensor's ticks: a launch an earlier tick wrote ahead whose answer
+# was lost (evaluation timeout) is re-requested by the next tick, not after the call lease
+EXEC_OWNER = "execution_sensor:"  # + "<sensor name>:<host>:<pid>:<tick>"
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
@@ -431,7 +434,9 @@ def _run_pass(context, props, action: Action, resolution, now: datetime, owner: 
     missing = [rr for rr in wanted if rr.run_key not in have]
     if missing:
         # written ahead: committed before the requests leave this tick
-        ok = set(props.begin_runs(aid, [rr.run_key for rr in missing], owner=owner, now=now))
+        # this sensor's earlier ticks (Proposals.begin_runs): "execution_sensor:<name>:"
+        own = ":".join(owner.split(":")[:2]) + ":" if (owner or "").startswith(EXEC_OWNER) else None
+        ok = set(props.begin_runs(aid, [rr.run_key for rr in missing], owner=owner, now=now, own_prefix=own))
         return [rr for rr in missing if rr.run_key in ok]
     if runs and all(r.status in DONE for r in runs):
         success = all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
@@ -512,7 +517,8 @@ def build_execution_sensor(
         props = Proposals(open_store(store_url))
         with api_deadline(tick_budget_s()):  # every connector request of the tick, in total
             reqs = evaluate(context, props, clients=(lambda: clients(context)) if clients else None,
-                            resolution=resolution)
+                            resolution=resolution,
+                            owner=f"{EXEC_OWNER}{name}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
         if not reqs:
             return dg.SkipReason("no executable actions")
         return reqs

@@ -595,3 +595,32 @@ def test_a_decision_and_its_audit_event_commit_together(tmp_path, monkeypatch, d
     assert _kinds(props, target).count(kind) == 1
     assert len(props.show(target)["approvals"]) == len(before["approvals"]) + 1
     assert props.store.verify_audit()["ok"]
+
+
+def test_launch_whose_tick_answer_was_lost_is_requested_again_by_the_next_tick(tmp_path, instance):
+    """Issue 15 under load: an execution-sensor tick wrote a retry's launch ahead and returned its
+    RunRequest, but the answer never reached the daemon (the evaluation timed out on a busy code
+    server), so no run exists. The sensor's next tick requests it again at once, same run key
+    (Dagster skips a run key it already launched) - not only after the 120 s call lease, which
+    pushed such retries minutes past their backoff. A launch another sensor wrote ahead (the
+    failure sensor's, settled by its own relaunch path) is still left to its owner."""
+    from sensors.execution import build_execution_sensor
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    props = Proposals(open_store(url, cached=False))
+    now = datetime.now(UTC)
+    aid = _approved(props, Action(action_id="rt-1", type="retry", reason="502", asset_keys=("crm/account",)), now=now)
+    other = _approved(props, Action(action_id="rt-2", type="retry", reason="502", asset_keys=("crm/contact",)), now=now)
+    assert props.begin_runs(other, ["rt-2"], owner="failure_diagnosis_sensor:abc", now=now) == ["rt-2"]
+    sensor = build_execution_sensor(store_url=url, minimum_interval_seconds=1)
+
+    def keys(out):
+        reqs = out if isinstance(out, list) else (getattr(out, "run_requests", None) or [])
+        return [r.run_key for r in reqs]
+
+    assert keys(sensor(_ctx(instance))) == [aid]  # written ahead; the answer is lost: no run
+    assert not instance.get_runs()
+    assert keys(sensor(_ctx(instance))) == [aid]  # the next tick, well within the lease
+    shown = props.show(aid)
+    assert [e["status"] for e in shown["executions"]] == ["calling"]  # one launch record, retaken
+    assert [e["status"] for e in props.show(other)["executions"]] == ["calling"]  # rt-2: never asked here
