@@ -241,20 +241,24 @@ def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate
     """Standing approvals to ask this cycle (``orchestrator.core.standing``), as gate decisions
     that wait for a person. None while the operator caps every rollout at recommend/shadow."""
     from orchestrator.core.standing import requests
-    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
 
     if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
         return []
-    out = []
-    for a in requests(resolution, graph, book, now):
-        try:
-            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
-        except Exception:  # noqa: BLE001
-            owners = ()
-        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
-                                "standing approval: routine refreshes of this policy wait for a person; "
-                                "approve once for its scope", owners))
-    return out
+    return [_ask_policy_owners(a, resolution, "standing approval: routine refreshes of this policy wait for a "
+                               "person; approve once for its scope")
+            for a in requests(resolution, graph, book, now)]
+
+
+def _ask_policy_owners(action, resolution, reason: str):
+    """A gate decision that waits for the owners of the policy named in ``action.cause``
+    (``<kind>:<policy>``)."""
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    try:
+        owners = tuple(resolution.policy(action.cause.split(":", 1)[1]).owners)
+    except Exception:  # noqa: BLE001 - an unknown policy: the catch-all owners
+        owners = ()
+    return GateDecision(action, AWAIT_APPROVAL, "low", 0.0, 1.0, reason, owners)
 
 
 def over_budget(decisions, rejected, resolution, graph) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
@@ -279,24 +283,16 @@ def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, b
     """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
     decisions that wait for a person. None while the operator caps every rollout at recommend/shadow."""
     from orchestrator.core.standing import budget_requests
-    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
 
     if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
         return []
     spent = {c.scope.split(":", 1)[1]: (c.spent_today_usd, c.budget_day_usd) for c in assessment.cost
              if c.scope.startswith("policy:") and c.budget_day_usd is not None}
-    out = []
     rate = getattr(gate_config, "unknown_usd_per_hour", None)
-    for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
-                             **({"usd_per_hour": rate} if rate else {})):
-        try:
-            owners = tuple(resolution.policy(a.cause.split(":", 1)[1]).owners)
-        except Exception:  # noqa: BLE001
-            owners = ()
-        out.append(GateDecision(a, AWAIT_APPROVAL, "low", 0.0, 1.0,
-                                "budget extension: the deadlines ahead need more than the policy's daily "
-                                "budget; approve once for the days named", owners))
-    return out
+    return [_ask_policy_owners(a, resolution, "budget extension: the deadlines ahead need more than the "
+                               "policy's daily budget; approve once for the days named")
+            for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
+                                     **({"usd_per_hour": rate} if rate else {}))]
 
 
 def with_connector_settings(planner_config, snapshot: Snapshot):
