@@ -21,7 +21,8 @@ class Sim:
     def __init__(self):
         self.asked: dict[str, tuple[Action, object]] = {}
         self.spec = SimpleNamespace(sensor_tick=timedelta(minutes=5),
-                                    approvals=SimpleNamespace(answer_at=lambda t0, now: now + 3600))
+                                    approvals=SimpleNamespace(answer_at=lambda t0, now: now + 3600),
+                                    cost=SimpleNamespace(warehouse_usd_per_hour=12.0))  # the scenario default
         self.now, self.t0 = 0.0, 0.0
 
     def dt(self):
