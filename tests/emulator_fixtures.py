@@ -151,3 +151,26 @@ def fast_fivetran_sleep(monkeypatch: pytest.MonkeyPatch, cap_s: float = 0.05) ->
     real_sleep = time.sleep
     monkeypatch.setattr(fivetran_resources, "time",
                         types.SimpleNamespace(sleep=lambda seconds: real_sleep(min(seconds, cap_s))))
+
+
+def airbyte_client(emu: EmulatorHandle):
+    """The project's Airbyte client (the resource's) pointed at these emulators."""
+    from orchestrator.resources.airbyte import AirbyteWorkspaceResource
+
+    return AirbyteWorkspaceResource(
+        rest_api_base_url=emu.airbyte_rest_url, configuration_api_base_url=emu.airbyte_config_url,
+        workspace_id=emu.airbyte_workspace_id, client_id=emu.airbyte_client_id,
+        client_secret=emu.airbyte_client_secret,
+    ).get_client()
+
+
+def wait_airbyte_job(client, job_id, timeout_s: float = 30) -> dict:
+    """The job's details once it is over (succeeded, failed or cancelled); fails the test after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get_job_details(job_id)
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish within {timeout_s:.0f} s")

@@ -23,7 +23,6 @@ the module. Then:
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import httpx
 import pytest
 
 import example_team_support as support
+from emulator_fixtures import airbyte_client, wait_airbyte_job
 
 pytestmark = pytest.mark.slow  # `dbt parse` of the team's project and its code location load
 
@@ -149,24 +149,8 @@ def test_every_sensor_ticks_on_the_team_definitions(team):
     assert {e.asset_key.to_user_string() for e in evaluations} >= {"fct_weekly_revenue", "accounts"}
 
 
-def _airbyte_client(emu):
-    from orchestrator.resources.airbyte import AirbyteWorkspaceResource
-
-    return AirbyteWorkspaceResource(
-        rest_api_base_url=emu.airbyte_rest_url, configuration_api_base_url=emu.airbyte_config_url,
-        workspace_id=emu.airbyte_workspace_id, client_id=emu.airbyte_client_id,
-        client_secret=emu.airbyte_client_secret,
-    ).get_client()
 
 
-def _wait_job(client, job_id, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get_job_details(job_id)
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_airbyte_sync_failure_recovered_end_to_end(team, tmp_path, monkeypatch):
@@ -182,8 +166,8 @@ def test_airbyte_sync_failure_recovered_end_to_end(team, tmp_path, monkeypatch):
              "failure_origin": "source", "retryable": True,
              "message": "Salesforce API returned 503 Service Unavailable, try again later"}
     assert httpx.post(control, json=fault, timeout=10).status_code in (200, 201)
-    client = _airbyte_client(team.emulators)
-    failed = _wait_job(client, client.start_sync_job(CRM)["jobId"])  # a sync Dagster did not start
+    client = airbyte_client(team.emulators)
+    failed = wait_airbyte_job(client, client.start_sync_job(CRM)["jobId"])  # a sync Dagster did not start
     assert failed["status"] == "failed"
     fid = f"sync:airbyte:{CRM}:{failed['jobId']}"
 

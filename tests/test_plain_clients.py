@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from emulator_fixtures import wait_airbyte_job
 
 HUBSPOT = "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
 
@@ -51,15 +52,9 @@ def test_airbyte_answers_match_page_by_page(clients):
     url = f"{plain.configuration_api_base_url}/jobs/get"
     assert plain._single_request(method="POST", url=url, data={"id": job}) == \
         ref._single_request(method="POST", url=url, data={"id": job})
-    _wait_until_over(ref, job)  # the connection is free again for the next test (a second sync is a 409)
+    wait_airbyte_job(ref, job, timeout_s=60)  # the connection is free again for the next test (a second sync is a 409)
 
 
-def _wait_until_over(client, job, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if client.get_job_details(job)["status"] in ("failed", "succeeded", "cancelled"):
-            return
-        time.sleep(0.2)
 
 
 def test_connector_reader_gives_the_same_syncs(clients):

@@ -21,6 +21,7 @@ import pytest
 from orchestrator.project_graph import asset_graph_from_definitions
 from sensor_fixtures import launch, persist, project_context, sensor_context
 from sensors import ProjectContext
+from emulator_fixtures import airbyte_client, wait_airbyte_job
 
 pytestmark = pytest.mark.slow
 HUBSPOT = "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
@@ -69,24 +70,8 @@ def evaluate(sensor_def, instance, project_defs, cursor=None):
     return sensor_def(sensor_context(instance, project_defs, cursor))
 
 
-def _airbyte_client(emu):
-    from orchestrator.resources.airbyte import AirbyteWorkspaceResource
-
-    return AirbyteWorkspaceResource(
-        rest_api_base_url=emu.airbyte_rest_url, configuration_api_base_url=emu.airbyte_config_url,
-        workspace_id=emu.airbyte_workspace_id, client_id=emu.airbyte_client_id,
-        client_secret=emu.airbyte_client_secret,
-    ).get_client()
 
 
-def _wait_job(client, job_id, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get_job_details(job_id)
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def _diagnosed(store, fid):
@@ -100,12 +85,12 @@ def test_transient_failure_diagnosed_once_and_retried_in_the_same_evaluation(
     from sensors.failures import build_failure_sensor
 
     emu = sandbox.emulators
-    client = _airbyte_client(emu)
+    client = airbyte_client(emu)
     emu.inject_fault({"kind": "sync_failure", "target": HUBSPOT, "next_syncs": 1, "attempts": 1,
                       "code": "transient_error", "failure_origin": "source", "retryable": True,
                       "message": "HubSpot API returned 502 Bad Gateway (upstream timeout), try again"})
     try:
-        failed = _wait_job(client, client.start_sync_job(HUBSPOT)["jobId"])  # not started by Dagster
+        failed = wait_airbyte_job(client, client.start_sync_job(HUBSPOT)["jobId"])  # not started by Dagster
         assert failed["status"] == "failed"
     finally:
         emu.clear_faults(HUBSPOT)
@@ -321,7 +306,7 @@ def test_disabled_airbyte_connection_escalated_to_its_owners_and_kept_in_the_gra
     from sensors.failures import build_failure_sensor
 
     emu = sandbox.emulators
-    client = _airbyte_client(emu)
+    client = airbyte_client(emu)
     cid = sorted({n.connector.split(":", 1)[1] for n in ctx.graph
                   if n.connector and n.connector.startswith("airbyte:") and HUBSPOT not in n.connector})[-1]
     conn = f"airbyte:{cid}"

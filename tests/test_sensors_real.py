@@ -17,6 +17,7 @@ import pytest
 from orchestrator.policies import DurationModel
 from sensor_fixtures import persist, project_context, sensor_context
 from sensors import ProjectContext
+from emulator_fixtures import wait_airbyte_job
 
 pytestmark = pytest.mark.slow
 HUBSPOT = "7a3d9e15-4c2b-4f8e-b6a0-2e1c9d8f7b34"
@@ -98,14 +99,6 @@ def test_expired_credential_diagnosed_auth_expired_and_visible(project_defs, ins
         httpx.post(f"{emu.fivetran_url}/_emulator/repair/dapper_ledger")
 
 
-def _wait_job(client, job_id, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get_job_details(job_id)
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_failed_and_successful_syncs_started_outside_dagster(project_defs, instance, sandbox, ctx):
@@ -124,7 +117,7 @@ def test_failed_and_successful_syncs_started_outside_dagster(project_defs, insta
                       "message": "HubSpot API returned 403 Forbidden: This access token does not have proper "
                                  "permissions. (requires any of [crm.objects.contacts.read])"})
     try:
-        failed = _wait_job(client, client.start_sync_job(HUBSPOT)["jobId"])  # not started by Dagster
+        failed = wait_airbyte_job(client, client.start_sync_job(HUBSPOT)["jobId"])  # not started by Dagster
         assert failed["status"] == "failed"
     finally:
         emu.clear_faults(HUBSPOT)
@@ -141,7 +134,7 @@ def test_failed_and_successful_syncs_started_outside_dagster(project_defs, insta
     assert checks and checks[0].metadata["triggered_by"].value == "external"
     persist(instance, out)
 
-    ok = _wait_job(client, client.start_sync_job(HUBSPOT)["jobId"])
+    ok = wait_airbyte_job(client, client.start_sync_job(HUBSPOT)["jobId"])
     assert ok["status"] == "succeeded"
     out2, _ = run_sensor(sensor, instance, project_defs, cursor=out.cursor)
     mats = [e for e in out2.asset_events if isinstance(e, dg.AssetMaterialization)]
