@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,6 +22,9 @@ from orchestrator.core.graph import AssetGraph
 from orchestrator.dagster_policies import apply_sla_to_spec, load_resolution, policy_status_metadata
 from orchestrator.policies.resolve import Resolution
 from orchestrator.project_graph import asset_graph_from_assets
+
+if TYPE_CHECKING:  # for the annotation only: sla_definitions imports the sensors package lazily
+    from orchestrator.lib.sensors import ProjectContext
 
 AssetLike = dg.AssetsDefinition | dg.AssetSpec
 
@@ -37,7 +41,7 @@ class SlaDefinitions:
     resolution: Resolution
     definitions: dg.Definitions
     governed: list[AssetLike] = field(default_factory=list)  # ``governed`` with the policies compiled on
-    context: object = None  # the sensors' ProjectContext: the graph and resolution they decide on
+    context: ProjectContext | None = None  # the graph and resolution the sensors decide on
 
 
 def sla_definitions(
