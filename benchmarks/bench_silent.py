@@ -104,6 +104,7 @@ def run(n_worlds: int, seed0: int) -> dict:
     injected = detected = injected_visible = detected_visible = 0
     dash_total = dash_held = 0
     missed: Counter = Counter()
+    misses: list[dict] = []
     for w in range(seed0, seed0 + n_worlds):
         rng, conns, graph, ptext, dashboards, start = world(w)
         warm, end = start + timedelta(days=WARM_DAYS), start + timedelta(days=WARM_DAYS + EVAL_DAYS)
@@ -152,6 +153,11 @@ def run(n_worlds: int, seed0: int) -> dict:
         detected_visible += ok and visible
         if not ok:
             missed[kind] += 1
+            misses.append({"world": w, "kind": kind, "loads": fault.loads, "found_at": found_at and found_at.isoformat(),
+                           "deadline": deadline.isoformat(),
+                           "hit": [(s.table, s.sync_id, s.started_at.isoformat(), s.rows,
+                                    round(expected_rows(c.tables[s.table], s.started_at), 1))
+                                   for s in h.signals if (s.table, s.sync_id) in h.faulty]})
         # -- dashboards on the anomalous load at the deadline ---------------------------------
         t = deadline - timedelta(minutes=1)
         sigs_t = [s for s in h.signals if s.ended_at <= t]
@@ -170,6 +176,9 @@ def run(n_worlds: int, seed0: int) -> dict:
                     fa = a.freshness.get(d)
                     held = fa is not None and (not fa.reason.startswith("fresh") or "untrusted load" in fa.reason)
                     dash_held += held
+                    if not held:
+                        misses.append({"world": w, "kind": kind, "dashboard": d, "reason": fa and fa.reason,
+                                       "latest_bad": sorted(latest_bad), "holds": sorted(holds)})
     return {
         "worlds": n_worlds,
         "false_alarm_rate_per_connector_day": fa_days / days if days else 0.0,
@@ -181,6 +190,7 @@ def run(n_worlds: int, seed0: int) -> dict:
         "missed_by_kind": dict(missed),
         "dashboards_on_anomalous_loads": dash_total, "held_or_flagged": dash_held,
         "held_or_flagged_share": dash_held / dash_total if dash_total else 1.0,
+        "misses": misses,
     }
 
 
@@ -202,6 +212,8 @@ def main() -> None:
           f"missed {r['missed_by_kind']}")
     print(f"dashboards on anomalous loads held or flagged: {r['held_or_flagged']}/"
           f"{r['dashboards_on_anomalous_loads']} = {r['held_or_flagged_share']:.0%} (target 100%)")
+    for m in r["misses"]:
+        print("  miss:", m)
     if args.json:
         print(json.dumps(r))
 

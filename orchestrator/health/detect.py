@@ -55,6 +55,15 @@ class DetectorConfig:
     creep_window: int = 6
     creep_ratio: float = 1.5
     rate_p: float = 1e-4
+    # counts (quiet tables): the predictive lower tail of a load's rows (negative binomial from the
+    # slot's mean and spread, with the uncertainty of a baseline from few loads) must be below
+    # ``count_p``; at or under ``count_rows`` expected rows the log-scale z-test is not required
+    count_p: float = 1e-3
+    count_rows: float = 30.0
+    # a run of low loads: the last 2..``run_loads`` loads (each under its own expectation) together
+    # landing improbably few rows (tail below ``run_p``, under ``drop_ratio`` of the expected sum)
+    run_loads: int = 4
+    run_p: float = 5e-4
     rate_min_events: int = 3
     stuck_loads: int = 2
 
@@ -72,6 +81,7 @@ class Anomaly:
     why: str
     expected: float | None = None
     value: float | None = None
+    since: datetime | None = None  # a run of loads: the start of its first load (none trusted since)
 
     @property
     def untrusted(self) -> bool:
@@ -81,7 +91,8 @@ class Anomaly:
         return {"kind": self.kind, "severity": self.severity, "connector": self.connector,
                 "table": self.table, "sync_id": self.sync_id, "at": self.at.isoformat(),
                 "baseline": self.baseline, "observed": self.observed, "why": self.why,
-                "expected": self.expected, "value": self.value, "untrusted": self.untrusted}
+                "expected": self.expected, "value": self.value, "untrusted": self.untrusted,
+                **({"since": self.since.isoformat()} if self.since else {})}
 
 
 def is_month_end(t: datetime) -> bool:
@@ -132,6 +143,59 @@ def poisson_cdf(k: int, lam: float) -> float:
     return min(1.0, total)
 
 
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-12:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(lbt) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
+
+
+def count_cdf(k: int, mean: float, var: float) -> float:
+    """P(X <= k) for a count X with ``mean`` and ``var``: negative binomial when ``var`` exceeds
+    ``mean`` (overdispersed, or a mean known from few loads), Poisson otherwise."""
+    if k < 0:
+        return 0.0
+    if mean <= 0:
+        return 1.0
+    if var <= mean * (1.0 + 1e-9):
+        return poisson_cdf(k, mean)
+    r = mean * mean / (var - mean)  # NB(r, p): mean r(1-p)/p, variance mean/p
+    p = mean / var
+    return min(1.0, betainc(r, k + 1.0, p))
+
+
 @dataclass
 class Expectation:
     center: float  # log1p(rows)
@@ -141,6 +205,20 @@ class Expectation:
     zero_share: float
     month_end: str | None = None  # "x2.1 month-end lift" / "month-end, no history"
     month_end_unknown: bool = False
+    # the count model: the predictive mean and variance of the load's rows (the slot's mean,
+    # its spread -- never below Poisson -- and the uncertainty of a mean from few loads)
+    spread: float = 0.0  # the log-scale spread of a load (before the small-sample inflation)
+    mean: float = 0.0
+    disp: float = 0.0  # a load's own variance around the mean (>= mean)
+    unc: float = 0.0  # the variance of the estimated mean
+
+    @property
+    def var(self) -> float:
+        return self.disp + self.unc
+
+    def tail(self, rows: int) -> float:
+        """P(a load like the baseline's lands <= ``rows`` rows)."""
+        return count_cdf(rows, self.mean, self.var)
 
     @property
     def rows(self) -> float:
@@ -224,23 +302,48 @@ class TableSeries:
             w = logv[wide]
             scale = max(scale, 1.4826 * float(np.median(np.abs(w - np.median(w)))))
         mu = math.expm1(center)
-        scale = math.sqrt(max(scale, cfg.min_scale) ** 2 * (1.0 + 2.0 / n) ** 2 + 1.0 / (mu + 1.0))
-        zero_share = float(np.mean(self.rows[sl][mask] == 0))
-        exp = Expectation(center=center, scale=scale, n=n, slot=f"median of {n} {label}", zero_share=zero_share)
+        spread = max(scale, cfg.min_scale)
+        scale = math.sqrt(spread ** 2 * (1.0 + 2.0 / n) ** 2 + 1.0 / (mu + 1.0))
+        rows = self.rows[sl]
+        r = rows[mask]
+        zero_share = float(np.mean(r == 0))
+        # counts: the rate from the slot (Gamma(S + 1/2, n)); the dispersion index (variance / mean,
+        # never below Poisson's 1) from the wider day-type slot when it holds more loads: a variance
+        # from a handful of counts is itself noisy, and the wider slot's includes its between-day
+        # differences (conservative)
+        total = float(r.sum())
+        cmean = (total + 0.5) / n
+        pool = rows[wide] if int(wide.sum()) > n else r
+        phi = 1.0
+        if pool.size > 1:
+            phi = max(1.0, float(np.var(pool, ddof=1)) / ((float(pool.sum()) + 0.5) / pool.size))
+        exp = Expectation(center=center, scale=scale, n=n, slot=f"median of {n} {label}", zero_share=zero_share,
+                          spread=spread, mean=cmean, disp=phi * cmean, unc=phi * cmean * cmean / (total + 0.5))
         if is_month_end(at):
             me_mask = valid & me & near
             if int(me_mask.sum()) >= 2:
                 # each month-end load against the ordinary loads of its own day type
-                ref = {}
+                ref, cref = {}, {}
                 for flag in (False, True):
                     m = ordinary & near & (self.weekend[sl] == flag)
                     ref[flag] = float(np.median(logv[m])) if m.any() else float("nan")
-                resid = [logv[i] - ref[bool(self.weekend[sl][i])] for i in np.flatnonzero(me_mask)]
+                    cref[flag] = float(np.mean(rows[m])) if m.any() else float("nan")
+                idx = np.flatnonzero(me_mask)
+                resid = [logv[i] - ref[bool(self.weekend[sl][i])] for i in idx]
                 resid = [r for r in resid if math.isfinite(r)]
                 if len(resid) >= 2:
                     lift = float(np.median(resid))
                     exp.center += lift
                     exp.month_end = f"month-end lift x{math.exp(lift):.2f} from {len(resid)} earlier month-end loads"
+                    # counts: the lift as a ratio of sums (zeros count), with its own uncertainty
+                    pairs = [(rows[i], cref[bool(self.weekend[sl][i])]) for i in idx]
+                    pairs = [(x, c) for x, c in pairs if math.isfinite(c)]
+                    got, want = float(sum(x for x, _ in pairs)), float(sum(c for _, c in pairs))
+                    f = (got + 0.5) / (want + 0.5)
+                    m_me = cmean * f
+                    exp.mean = m_me
+                    exp.disp = phi * m_me
+                    exp.unc = phi * m_me * m_me * (1.0 / (got + 0.5) + 1.0 / (total + 0.5))
             if exp.month_end is None:
                 exp.month_end = "month-end without month-end history (stricter test)"
                 exp.month_end_unknown = True
@@ -259,10 +362,11 @@ class TableSeries:
         return out
 
     def _anomaly(self, sig: SyncSignal, kind: str, severity: str, baseline: str, observed: str, why: str,
-                 expected: float | None = None, value: float | None = None) -> Anomaly:
+                 expected: float | None = None, value: float | None = None,
+                 since: datetime | None = None) -> Anomaly:
         return Anomaly(kind=kind, severity=severity, connector=sig.connector, table=sig.table,
                        sync_id=sig.sync_id, at=aware(sig.ended_at or sig.started_at), baseline=baseline,
-                       observed=observed, why=why, expected=expected, value=value)
+                       observed=observed, why=why, expected=expected, value=value, since=since)
 
     def _volume(self, sig: SyncSignal, end: int) -> list[Anomaly]:
         if sig.rows is None:
@@ -273,27 +377,79 @@ class TableSeries:
             return []
         x = math.log1p(sig.rows)
         z = (x - exp.center) / exp.scale
-        expected = exp.rows
+        quiet = exp.mean <= cfg.count_rows
+        expected = exp.mean if quiet else exp.rows  # counts: the mean (zeros included), else the median
         ratio = (sig.rows + 1.0) / (expected + 1.0)
         zlim = cfg.z * (1.5 if exp.month_end_unknown else 1.0)
         base = f"~{expected:,.0f} rows ({exp.slot}" + (f"; {exp.month_end}" if exp.month_end else "") + ")"
         observed = f"{sig.rows:,} rows"
-        # counting noise: a quiet table may land few or no rows by chance
-        if z < -zlim and ratio < cfg.drop_ratio and poisson_cdf(sig.rows, expected) < cfg.rate_p:
-            if sig.rows == 0:
+        # counting noise: a quiet table may land few or no rows by chance, so a drop also needs a
+        # count tail below count_p; quiet tables (where the log scale says little) need only that
+        cp = cfg.count_p * (0.1 if exp.month_end_unknown else 1.0)
+        if ratio < cfg.drop_ratio and (z < -zlim or quiet):
+            # quiet: the count model; busy: the z-test covers the spread, Poisson the counting noise
+            p = exp.tail(sig.rows) if quiet else poisson_cdf(sig.rows, expected)
+            if p < cp:
+                if sig.rows == 0:
+                    return [self._anomaly(
+                        sig, "zero_rows", "ERROR", base, observed,
+                        f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} " +
+                        (f"({exp.zero_share:.0%} of them empty" if exp.zero_share else "(none of them empty") +
+                        f"; p={p:.1g})", expected, 0.0)]
+                sev = "ERROR" if ratio < cfg.error_ratio else "WARN"
                 return [self._anomaly(
-                    sig, "zero_rows", "ERROR", base, observed,
-                    f"the sync succeeded with 0 rows where {exp.slot} landed ~{expected:,.0f} " +
-                    (f"({exp.zero_share:.0%} of them empty)" if exp.zero_share else "(none of them empty)"), expected, 0.0)]
-            sev = "ERROR" if ratio < cfg.error_ratio else "WARN"
-            return [self._anomaly(
-                sig, "volume_drop", sev, base, observed,
-                f"{ratio:.0%} of the usual volume (robust z {z:.1f}, limit -{zlim:.1f})", expected, float(sig.rows))]
+                    sig, "volume_drop", sev, base, observed,
+                    f"{ratio:.0%} of the usual volume (robust z {z:.1f}, limit -{zlim:.1f}; p={p:.1g})",
+                    expected, float(sig.rows))]
+            run = self._low_run(sig, end, exp)
+            if run is not None:
+                return [run]
         if z > zlim and ratio > cfg.spike_ratio and sig.rows >= cfg.spike_min_rows and not exp.month_end_unknown:
             return [self._anomaly(
                 sig, "volume_spike", "WARN", base, observed,
                 f"x{ratio:.1f} the usual volume (robust z {z:.1f}, limit {zlim:.1f})", expected, float(sig.rows))]
         return []
+
+    def run_tails(self, sig: SyncSignal, end: int, exp: Expectation):
+        """The runs of low loads ending with ``sig`` (each earlier load under its own expectation):
+        ``(k, p, rows, expected, first start)`` for k = 2..``run_loads`` loads, ``p`` the count tail
+        of their sum (loads vary independently; the baselines' errors, from overlapping loads, are
+        taken as fully correlated: their sds add)."""
+        cfg = self.cfg
+        got, mean, var, sd = float(sig.rows), exp.mean, exp.disp, math.sqrt(exp.unc)
+        k, i = 1, end - 1
+        while i >= 0 and k < cfg.run_loads:
+            if not (self.ok[i] and np.isfinite(self.rows[i])):
+                i -= 1
+                continue
+            e = self.expectation(self.all[i].started_at, i)
+            if e is None or self.rows[i] > e.mean:
+                return
+            k += 1
+            got += float(self.rows[i])
+            mean += e.mean
+            var += e.disp
+            sd += math.sqrt(e.unc)
+            yield k, count_cdf(int(got), mean, var + sd * sd), got, mean, aware(self.all[i].started_at)
+            i -= 1
+
+    def _low_run(self, sig: SyncSignal, end: int, exp: Expectation) -> Anomaly | None:
+        """A run of low loads ending with ``sig`` together landing improbably few rows (a
+        sequential test for quiet tables, where one load says little)."""
+        cfg = self.cfg
+        limit = cfg.run_p * (0.1 if exp.month_end_unknown else 1.0)
+        for k, p, got, mean, first in self.run_tails(sig, end, exp):
+            ratio = (got + 1.0) / (mean + 1.0)
+            if ratio >= cfg.drop_ratio or p >= limit:
+                continue
+            kind = "zero_rows" if got == 0 else "volume_drop"
+            sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
+            return self._anomaly(
+                sig, kind, sev, f"~{mean:,.1f} rows over the last {k} loads (each against its own slot)",
+                f"{int(got):,} rows in {k} loads since {first.isoformat()}",
+                f"{k} loads in a row under their usual volume: {int(got):,} rows where ~{mean:,.1f} were "
+                f"expected (p={p:.1g}); one quiet load says little, {k} in a row do", mean, got, since=first)
+        return None
 
     def _cursor(self, sig: SyncSignal, end: int) -> list[Anomaly]:
         if sig.cursor is None:
@@ -430,8 +586,12 @@ def verdicts(signals: Sequence[SyncSignal], cfg: DetectorConfig | None = None,
         latest = series.all[oks[-1]]
         v = LoadVerdict(table=table, connector=latest.connector, anomalies=series.detect(latest))
         if v.untrusted:
+            # a run of low loads taints every load of the run
+            since = min((a.since for a in v.anomalies if a.untrusted and a.since), default=None)
             for i in reversed(oks[:-1][-lookback:]):
                 s = series.all[i]
+                if since is not None and aware(s.started_at) >= since:
+                    continue
                 if not any(a.untrusted for a in series.detect(s)):
                     v.trusted_data_time = aware(s.started_at)
                     break
