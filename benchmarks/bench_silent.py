@@ -1,7 +1,7 @@
 """Silent failures: detection before the first dependent deadline, false alarms on normal
 seasonal data, and dashboards on anomalous loads held or flagged.
 
-    .venv/bin/python benchmarks/bench_silent.py [--worlds 20] [--seed 0] [--json]
+    .venv/bin/python benchmarks/bench_silent.py [--worlds 20] [--seed 0] [--json] [--quiet-tables N]
 
 Each world: 2-4 connectors (1-5 tables each; hourly to 6-hourly syncs; volumes with weekday/
 weekend, daily-curve and month-end patterns, lognormal or Poisson noise; quiet tables included),
@@ -19,6 +19,11 @@ deadline policy (random hour, 12 h window), 42 days of history, then 7 evaluated
   table whose latest load is the faulty one, assessed by the decision core with the detectors'
   verdicts in ``Snapshot.anomalous_loads``: held (not fresh: needs a run, at risk or breached) or
   flagged (``data_held_by`` / reason names the untrusted load).
+
+``--quiet-tables N``: the count tests' calibration instead -- N quiet tables (Poisson counts,
+random seasonal profiles and schedules) of normal data, 7 evaluated days each: the share of
+table-days whose smallest single-load / run p-value (where the ratio condition holds) falls
+under a few thresholds, and the share with an untrusted verdict at the configured ones.
 """
 
 from __future__ import annotations
@@ -194,12 +199,69 @@ def run(n_worlds: int, seed0: int) -> dict:
     }
 
 
+def quiet_calibration(n_tables: int, seed0: int) -> dict:
+    from dataclasses import replace
+
+    from orchestrator.health.detect import DetectorConfig
+    from orchestrator.health.synth import random_table
+
+    cfg = DetectorConfig()
+    single, runs, flagged = [], [], 0
+    for sd in range(seed0, seed0 + n_tables):
+        rng = np.random.default_rng(sd)
+        c = random_connector(rng, "fivetran:q", n_tables=1)
+        t = random_table(rng)
+        while not t.counts:
+            t = random_table(rng)
+        c = replace(c, tables={"q/t": t})
+        start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 300)))
+        se = TableSeries(generate(c, start, start + timedelta(days=WARM_DAYS + EVAL_DAYS), rng).signals, cfg)
+        warm = start + timedelta(days=WARM_DAYS)
+        days: dict = {}
+        for s in se.all:
+            if s.started_at < warm:
+                continue
+            end = se.index_before(s.started_at)
+            e = se.expectation(s.started_at, end)
+            if e is None:
+                continue
+            ps = pr = 1.0
+            if (s.rows + 1) / (e.mean + 1) < cfg.drop_ratio:
+                ps = e.tail(s.rows)
+                for _, p, got, mean, _ in se.run_tails(s, end, e):
+                    if (got + 1) / (mean + 1) < cfg.drop_ratio:
+                        pr = min(pr, p)
+            d = days.setdefault(s.started_at.date(), [1.0, 1.0, False])
+            d[0], d[1] = min(d[0], ps), min(d[1], pr)
+            d[2] = d[2] or any(a.untrusted for a in se.detect(s))
+        for a, b, f in days.values():
+            single.append(a)
+            runs.append(b)
+            flagged += f
+    single_a, runs_a = np.array(single), np.array(runs)
+    return {"quiet_table_days": int(single_a.size),
+            "untrusted_per_table_day": flagged / max(1, single_a.size),
+            "p_below": {f"{th:g}": {"single": float(np.mean(single_a < th)), "run": float(np.mean(runs_a < th))}
+                        for th in (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3)},
+            "count_p": cfg.count_p, "run_p": cfg.run_p}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worlds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quiet-tables", type=int, default=0, help="the count tests' calibration on N quiet tables")
     args = ap.parse_args()
+    if args.quiet_tables:
+        q = quiet_calibration(args.quiet_tables, args.seed)
+        print(f"{q['quiet_table_days']} quiet table-days of normal data: untrusted verdicts on "
+              f"{q['untrusted_per_table_day']:.2%} of them (count_p {q['count_p']:g}, run_p {q['run_p']:g})")
+        for th, v in q["p_below"].items():
+            print(f"  smallest p < {th}: single load {v['single']:.2%}, run of loads {v['run']:.2%} of table-days")
+        if args.json:
+            print(json.dumps(q))
+        return
     t0 = time.perf_counter()
     r = run(args.worlds, args.seed)
     r["seconds"] = round(time.perf_counter() - t0, 1)

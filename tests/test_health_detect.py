@@ -36,7 +36,9 @@ def _series(h, table="crm/account"):
     return TableSeries([s for s in h.signals if s.table == table])
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the detectors have a small false-alarm rate by design (< 0.5% per table-day,
+# benchmarks/bench_silent.py measures it), so fresh random examples on every run would flake
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), day=st.integers(0, 330))
 def test_random_seasonal_histories_raise_no_alarm(seed, day):
     rng = np.random.default_rng(seed)
