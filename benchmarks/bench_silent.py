@@ -158,8 +158,8 @@ def run(n_worlds: int, seed0: int) -> dict:
         detected_visible += ok and visible
         if not ok:
             missed[kind] += 1
-            misses.append({"world": w, "kind": kind, "loads": fault.loads, "found_at": found_at and found_at.isoformat(),
-                           "deadline": deadline.isoformat(),
+            misses.append({"world": w, "kind": kind, "loads": fault.loads,
+                           "found_at": found_at and found_at.isoformat(), "deadline": deadline.isoformat(),
                            "hit": [(s.table, s.sync_id, s.started_at.isoformat(), s.rows,
                                     round(expected_rows(c.tables[s.table], s.started_at), 1))
                                    for s in h.signals if (s.table, s.sync_id) in h.faulty]})

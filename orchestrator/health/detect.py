@@ -8,8 +8,15 @@ Every check compares a load with the same table's history, never a global thresh
   with a robust scale (1.4826 x MAD, floored). Month-end loads (the last two days and the first
   day of a month) are compared with the slot's ordinary baseline shifted by the month-end lift
   the table showed before; without month-end history the test is stricter and spikes are not
-  flagged. A drop needs both a robust z below ``-z`` and under ``drop_ratio`` of the expected
-  volume; zero rows where the slot rarely had none is ``zero_rows`` (ERROR).
+  flagged. A drop needs under ``drop_ratio`` of the expected volume and, on busy tables, a robust
+  z below ``-z`` (with a Poisson counting tail below ``count_p``); zero rows where the slot rarely
+  had none is ``zero_rows`` (ERROR).
+* **quiet tables** (at most ``count_rows`` rows expected a load): a count model instead of the log
+  scale -- the load's rows against a negative binomial with the slot's mean (a Gamma posterior: a
+  mean from few loads is uncertain), the dispersion index of the wider day-type slot (never below
+  Poisson) and, at month-end, the month-end lift as a ratio of sums; tail below ``count_p``. One
+  quiet load says little, so a *run* of 2..``run_loads`` low loads is tested on its sum (tail below
+  ``run_p``); the anomaly's ``since`` names the run's first load, and the whole run is untrusted.
 * **stuck cursor**: a load that landed rows but did not move the cursor (it re-read old data),
   or the cursor unchanged for ``stuck_loads`` loads in a row on a table that is rarely quiet.
 * **duration creep**: the median of the last ``creep_window`` durations over the median of the
@@ -207,7 +214,6 @@ class Expectation:
     month_end_unknown: bool = False
     # the count model: the predictive mean and variance of the load's rows (the slot's mean,
     # its spread -- never below Poisson -- and the uncertainty of a mean from few loads)
-    spread: float = 0.0  # the log-scale spread of a load (before the small-sample inflation)
     mean: float = 0.0
     disp: float = 0.0  # a load's own variance around the mean (>= mean)
     unc: float = 0.0  # the variance of the estimated mean
@@ -302,8 +308,7 @@ class TableSeries:
             w = logv[wide]
             scale = max(scale, 1.4826 * float(np.median(np.abs(w - np.median(w)))))
         mu = math.expm1(center)
-        spread = max(scale, cfg.min_scale)
-        scale = math.sqrt(spread ** 2 * (1.0 + 2.0 / n) ** 2 + 1.0 / (mu + 1.0))
+        scale = math.sqrt(max(scale, cfg.min_scale) ** 2 * (1.0 + 2.0 / n) ** 2 + 1.0 / (mu + 1.0))
         rows = self.rows[sl]
         r = rows[mask]
         zero_share = float(np.mean(r == 0))
@@ -318,7 +323,7 @@ class TableSeries:
         if pool.size > 1:
             phi = max(1.0, float(np.var(pool, ddof=1)) / ((float(pool.sum()) + 0.5) / pool.size))
         exp = Expectation(center=center, scale=scale, n=n, slot=f"median of {n} {label}", zero_share=zero_share,
-                          spread=spread, mean=cmean, disp=phi * cmean, unc=phi * cmean * cmean / (total + 0.5))
+                          mean=cmean, disp=phi * cmean, unc=phi * cmean * cmean / (total + 0.5))
         if is_month_end(at):
             me_mask = valid & me & near
             if int(me_mask.sum()) >= 2:
