@@ -262,7 +262,7 @@ def build_daily_partitioned_job(connector_keys: Set[dg.AssetKey], manifest: Mapp
     partitioned = _partitioned_specs(connector_keys, manifest, pool)
     keys = sorted(k.to_user_string() for k in partitioned.keys)
 
-    @dg.op(name=DAILY_OP, pool=pool, description="dbt build --select tag:partitioned_daily for one day.")
+    @dg.op(name=DAILY_OP, out={}, pool=pool, description="dbt build --select tag:partitioned_daily for one day.")
     def build_day(context: dg.OpExecutionContext, dbt: DbtCliResource):
         partition = context.partition_key
         dbt_vars = dbt_vars_for(context.partition_time_window)

@@ -55,7 +55,10 @@ class ProjectContext:
 
         job = self.__dict__.get("_agent_job")
         if job is None:
-            job = self.__dict__["_agent_job"] = dg.define_asset_job(AGENT_ASSET_JOB, selection=dg.AssetSelection.all())
+            job = self.__dict__["_agent_job"] = dg.define_asset_job(
+                AGENT_ASSET_JOB, selection=dg.AssetSelection.all(),
+                description="The runs the scheduling agent launches for executable assets (its sensors "
+                            "target jobs: assets recorded by an op job run in that job).")
         return {"jobs": [job, *self.recording_jobs]}
 
 

@@ -23,9 +23,9 @@ RECORDED_BY_JOB = "orchestrator/recorded_by_job"
 RECORDED_BY_OP = "orchestrator/recorded_by_op"
 # on the op job: the asset keys it records (user strings), for readers without the specs
 RECORDS = "orchestrator/records"
-# the asset job the agent's sensors launch executable assets' runs in when they target jobs
-# (Dagster's own name for a sensor's anonymous asset job: hidden in the UI's job lists)
-AGENT_ASSET_JOB = "__anonymous_asset_job_orchestrator_agent"
+# the asset job the agent's sensors launch executable assets' runs in when they target jobs (not
+# Dagster's "__anonymous_asset_job" prefix: that marks a sensor with a single anonymous target)
+AGENT_ASSET_JOB = "orchestrator_agent_runs"
 
 
 def _value(metadata: Mapping[str, Any] | None, key: str) -> str | None:
