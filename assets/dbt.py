@@ -293,7 +293,9 @@ def build_daily_partitioned_job(connector_keys: Set[dg.AssetKey], manifest: Mapp
         args = ["test", "--select", PARTITIONED_SELECTOR]
         invocation = dbt.cli(args, manifest=manifest, dagster_dbt_translator=translator, raise_on_error=False)
         for event in invocation.stream():
-            if isinstance(event, dg.AssetCheckEvaluation) and event.check_name in selected:
+            if isinstance(event, dg.AssetCheckResult) and event.check_name in selected:
+                yield event
+            elif isinstance(event, dg.AssetCheckEvaluation) and event.check_name in selected:
                 yield dg.AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name,
                                           passed=event.passed, severity=event.severity, metadata=event.metadata)
 

@@ -111,3 +111,18 @@ def test_partitioned_model_builds_one_day(refreshed, project_defs, instance, san
     )
     assert result.success
     assert (sandbox.home / "dashboards" / "product_engagement.json").exists()
+
+
+def test_the_daily_models_dbt_tests_execute_as_checks(refreshed, project_defs, instance):
+    """*Execute checks* on the partitioned model: its dbt tests over the days built so far (the
+    test above built one; tests run in file order)."""
+    model = dg.AssetKey("fct_product_events_daily")
+    keys = [k for k in project_defs.resolve_asset_graph().asset_check_keys if k.asset_key == model]
+    assert len(keys) >= 5
+    result = project_defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[], asset_check_selection=keys, raise_on_error=False)
+    evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert result.success
+    assert {(e.asset_key, e.check_name) for e in evaluations} == {(k.asset_key, k.name) for k in keys}
+    assert all(e.passed for e in evaluations)
+
