@@ -119,8 +119,9 @@ def test_the_daily_models_dbt_tests_execute_as_checks(refreshed, project_defs, i
     model = dg.AssetKey("fct_product_events_daily")
     keys = [k for k in project_defs.resolve_asset_graph().asset_check_keys if k.asset_key == model]
     assert len(keys) >= 5
-    result = project_defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[], asset_check_selection=keys, raise_on_error=False)
+    job = project_defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=set(keys))
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert result.success
     assert {(e.asset_key, e.check_name) for e in evaluations} == {(k.asset_key, k.name) for k in keys}

@@ -115,8 +115,15 @@ def ui(project_defs, tmp_path_factory):
                                                     attribute="defs", working_directory=os.getcwd()),
         location_name="orchestrator",
     )
+    # A local instance with Dagster's queued run coordinator (the run waits for a daemon that is
+    # not here: executing that selection is tests/test_materialization.py's ``refreshed``) and an
+    # in-memory event log: the launch writes one "planned" event per asset and check (~200), a new
+    # SQLite connection and commit each on a file event log (~1 min on a loaded machine).
     home = tmp_path_factory.mktemp("materialize_all_instance")
-    overrides = {"run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}}
+    overrides = {
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"},
+        "event_log_storage": {"module": "dagster._core.storage.event_log", "class": "InMemoryEventLogStorage"},
+    }
     with dg.DagsterInstance.local_temp(str(home), overrides=overrides) as instance:
         with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin])) as context:
             app = DagsterWebserver(context).create_asgi_app()
