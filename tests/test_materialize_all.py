@@ -29,58 +29,11 @@ import types
 import dagster as dg
 import pytest
 
+from ui_materialize import click_materialize_all  # tests/ is on sys.path (conftest)
+
 DIGEST = dg.AssetKey("orchestrator_digest")
 DAILY_MODEL = dg.AssetKey("fct_product_events_daily")
 DAILY_DASHBOARD = dg.AssetKey(["dashboard", "product_engagement"])
-
-GRAPH_QUERY = """
-query GlobalLineage { assetNodes { assetKey { path } isExecutable isObservable hasMaterializePermission
-  partitionDefinition { name } } }"""
-
-JOB_GRAPH_QUERY = """
-query JobAssets($job: PipelineSelector!) { assetNodes(pipeline: $job) { assetKey { path } isExecutable
-  isObservable hasMaterializePermission partitionDefinition { name } } }"""
-
-LOADER_QUERY = """
-query Loader($assetKeys: [AssetKeyInput!]!) {
-  assetNodes(assetKeys: $assetKeys) {
-    assetKey { path } opNames jobNames hasMaterializePermission isObservable isExecutable isMaterializable
-    partitionDefinition { name type } configField { isRequired }
-    assetChecksOrError { ... on AssetChecks { checks { name jobNames } } }
-    dependencyKeys { path } requiredResources { resourceKey }
-    repository { name location { name } }
-  }
-  assetNodeAdditionalRequiredKeys(assetKeys: $assetKeys) { path }
-  assetNodeDefinitionCollisions(assetKeys: $assetKeys) { assetKey { path } }
-}"""
-
-RESOURCES_QUERY = """
-query Resources($pipelineName: String!, $repositoryName: String!, $repositoryLocationName: String!) {
-  resourcesOrError(pipelineSelector: {pipelineName: $pipelineName, repositoryName: $repositoryName,
-                                      repositoryLocationName: $repositoryLocationName}) {
-    __typename
-    ... on ResourceConnection { resources { name configField { isRequired } } }
-    ... on PythonError { message }
-  }
-}"""
-
-UPSTREAM_QUERY = """
-query Upstream($assetKeys: [AssetKeyInput!]!) {
-  assetNodes(assetKeys: $assetKeys, loadMaterializations: true) {
-    assetKey { path } isMaterializable assetMaterializations(limit: 1) { runId }
-  }
-}"""
-
-LAUNCH = """
-mutation Launch($executionParams: ExecutionParams!) {
-  launchPipelineExecution(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
 
 
 class Webserver:
@@ -132,76 +85,10 @@ def ui(project_defs, tmp_path_factory):
     sys.modules.pop(module.__name__, None)
 
 
-def _keys(nodes) -> list[dict]:
-    return [{"path": n["assetKey"]["path"]} for n in nodes]
-
-
-def click_materialize_all(web: Webserver, job: str | None = None) -> dict:
-    """What one click on "Materialize all" does, on the global lineage (``job=None``) or on a
-    job's page (its assets, the job preferred); returns what the user sees:
-    ``{"outcome": "launched" | <the dialog or alert that opened>, ...}``."""
-    if job is None:
-        graph = web.gql(GRAPH_QUERY)["assetNodes"]
-    else:
-        graph = web.gql(JOB_GRAPH_QUERY, job={"pipelineName": job, "repositoryName": "__repository__",
-                                              "repositoryLocationName": "orchestrator"})["assetNodes"]
-    preferred = job
-    materializable = [n for n in graph if n["isExecutable"] and not n["isObservable"]]
-    if not materializable or not all(n["hasMaterializePermission"] for n in graph):
-        return {"outcome": "button disabled"}
-    loaded = web.gql(LOADER_QUERY, assetKeys=_keys(materializable))
-    if loaded["assetNodeDefinitionCollisions"]:
-        return {"outcome": "collision alert", "detail": loaded["assetNodeDefinitionCollisions"]}
-    if loaded["assetNodeAdditionalRequiredKeys"]:
-        return {"outcome": "additional keys confirmation", "detail": loaded["assetNodeAdditionalRequiredKeys"]}
-    assets = loaded["assetNodes"]
-    if any(a["isObservable"] or not a["isExecutable"] for a in assets):
-        return {"outcome": "error alert"}
-    repo = assets[0]["repository"]
-    common = [j for j in assets[0]["jobNames"] if all(j in a["jobNames"] for a in assets)]
-    job = preferred if preferred in common else (common[0] if common else None)
-    same_repo = all(a["repository"] == repo for a in assets)
-    partitioned = [a for a in assets if a["partitionDefinition"]]
-    if partitioned:  # "Launch backfill" dialog (disabled until partitions are chosen)
-        return {"outcome": "partitions dialog", "detail": [a["assetKey"]["path"] for a in partitioned]}
-    if not same_repo or job is None:
-        return {"outcome": "invalid selection alert"}
-    if any((a["configField"] or {}).get("isRequired") for a in assets):
-        return {"outcome": "launchpad (op config)"}
-    needed = {r["resourceKey"] for a in assets for r in a["requiredResources"]}
-    if needed:
-        answer = web.gql(RESOURCES_QUERY, pipelineName=job, repositoryName=repo["name"],
-                         repositoryLocationName=repo["location"]["name"])["resourcesOrError"]
-        if answer["__typename"] != "ResourceConnection":
-            return {"outcome": "error alert", "detail": answer}
-        if any((r["configField"] or {}).get("isRequired") for r in answer["resources"] if r["name"] in needed):
-            return {"outcome": "launchpad (resource config)"}
-    selected = {tuple(a["assetKey"]["path"]) for a in assets}
-    upstream = sorted({tuple(d["path"]) for a in assets for d in a["dependencyKeys"]} - selected)
-    if upstream:
-        nodes = web.gql(UPSTREAM_QUERY, assetKeys=[{"path": list(p)} for p in upstream])["assetNodes"]
-        never = [n["assetKey"]["path"] for n in nodes if n["isMaterializable"] and not n["assetMaterializations"]]
-        if never:
-            return {"outcome": "are-you-sure confirmation", "detail": never}
-    checks = [{"name": c["name"], "assetKey": {"path": a["assetKey"]["path"]}}
-              for a in assets for c in (a["assetChecksOrError"].get("checks") or []) if job in c["jobNames"]]
-    params = {
-        "mode": "default", "executionMetadata": {"tags": []}, "runConfigData": "{}",
-        "selector": {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"],
-                     "pipelineName": job, "assetSelection": _keys(assets), "assetCheckSelection": checks},
-    }
-    launched = web.gql(LAUNCH, executionParams=params)["launchPipelineExecution"]
-    if launched["__typename"] != "LaunchRunSuccess":
-        return {"outcome": "launch error toast", "detail": launched}
-    return {"outcome": "launched", "run_id": launched["run"]["runId"], "job": job,
-            "assets": {dg.AssetKey(list(p)) for p in selected}, "external": {
-                dg.AssetKey(n["assetKey"]["path"]) for n in graph if not n["isExecutable"]}}
-
-
 @pytest.fixture(scope="module")
 def clicked(ui):
     web, instance = ui
-    return click_materialize_all(web), instance
+    return click_materialize_all(web.gql), instance
 
 
 def test_materialize_all_launches_one_run_in_one_click(clicked, project_defs):
@@ -238,7 +125,7 @@ def test_the_clicked_run_plans_every_asset(clicked, project_defs):
 
 def test_refresh_everything_page_materializes_all_in_one_click(ui):
     web, instance = ui
-    click = click_materialize_all(web, job="refresh_everything")
+    click = click_materialize_all(web.gql, job="refresh_everything")
     assert click["outcome"] == "launched", click
     assert click["job"] == "refresh_everything"
     assert DAILY_DASHBOARD not in click["assets"] and DIGEST not in click["assets"]
