@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt.dbt_manifest import validate_manifest
 
-from .dbt import WAREHOUSE_POOL, ProjectDbtTranslator
+from .dbt import DAILY_JOB, PARTITIONED_SELECTOR, WAREHOUSE_POOL, ProjectDbtTranslator
 from .dbt_meta import tag_value
 from orchestrator.settings import get_settings
 
@@ -28,6 +28,27 @@ DASHBOARD_GROUP = "dashboards"
 
 def dashboard_key(exposure_name: str) -> dg.AssetKey:
     return dg.AssetKey(["dashboard", exposure_name])
+
+
+_PARTITION_TAG = PARTITIONED_SELECTOR.split(":", 1)[1]
+
+
+def _not_built_yet(model: str) -> str:
+    return f"{model}: no day built yet (the {DAILY_JOB} job builds it one day per run)"
+
+
+def partitioned_parents(manifest: Mapping[str, Any]) -> dict[dg.AssetKey, set[str]]:
+    """dashboard key -> the daily-partitioned models it reads (by dbt name). Such a model is
+    built one day per run by its own job, so a dashboard refresh before its first day reads it
+    as empty (and says so) instead of failing: "Materialize all" stays one successful run."""
+    nodes = manifest["nodes"]
+    return {
+        dashboard_key(exposure["name"]): {
+            nodes[uid]["name"] for uid in exposure["depends_on"]["nodes"]
+            if uid in nodes and _PARTITION_TAG in (nodes[uid].get("tags") or ())
+        }
+        for exposure in manifest.get("exposures", {}).values()
+    }
 
 
 def _exposure_specs(manifest: Mapping[str, Any], translator: ProjectDbtTranslator):
@@ -92,7 +113,9 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
     if mode == "off" or not specs:
         return None
     if mode == "exposures":
-        return _exposure_refresh(specs)
+        return _exposure_refresh(specs, partitioned_parents(manifest),
+                                 {translator.get_asset_key(n): n["name"] for n in manifest["nodes"].values()})
+    daily = partitioned_parents(manifest)
 
     @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
     def dashboard_extracts(context: dg.AssetExecutionContext):
@@ -101,10 +124,19 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
         out_dir.mkdir(parents=True, exist_ok=True)
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
             for key in sorted(context.selected_asset_keys):
-                counts = {}
+                counts, not_built = {}, []
                 for model, relation in upstream_relations[key].items():
                     try:
                         counts[model] = con.execute(f"select count(*) from {relation}").fetchone()[0]
+                    except duckdb.CatalogException as exc:
+                        if model not in daily.get(key, ()):
+                            raise dg.Failure(
+                                f"Dashboard {key.to_user_string()} cannot refresh: {relation} is not "
+                                f"readable ({exc}). Materialize its upstream dbt models first."
+                            ) from exc
+                        counts[model] = 0
+                        not_built.append(_not_built_yet(model))
+                        context.log.warning(f"{key.to_user_string()}: {not_built[-1]}")
                     except duckdb.Error as exc:
                         raise dg.Failure(
                             f"Dashboard {key.to_user_string()} cannot refresh: {relation} is not "
@@ -114,6 +146,7 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
                     "dashboard": key.path[-1],
                     "refreshed_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "row_counts": counts,
+                    **({"not_built": not_built} if not_built else {}),
                 }
                 path = out_dir / f"{key.path[-1]}.json"
                 path.write_text(json.dumps(extract, indent=2))
@@ -123,13 +156,15 @@ def build_dashboard_assets(manifest_path, translator: ProjectDbtTranslator,
                         "extract_path": dg.MetadataValue.path(str(path)),
                         "rows_read": sum(counts.values()),
                         **{f"rows/{m}": n for m, n in counts.items()},
+                        **({"not_built": "; ".join(not_built)} if not_built else {}),
                     },
                 )
 
     return dashboard_extracts
 
 
-def _exposure_refresh(specs: list[dg.AssetSpec]) -> dg.AssetsDefinition:
+def _exposure_refresh(specs: list[dg.AssetSpec], daily: Mapping[dg.AssetKey, set[str]] | None = None,
+                      model_names: Mapping[dg.AssetKey, str] | None = None) -> dg.AssetsDefinition:
     """Dashboards on any warehouse: a refresh is the moment the exposure's models are all
     materialized; it records when each was (``upstream/<model>``) and the oldest of them, read
     from the Dagster instance, not from the warehouse. The BI tool itself is not called."""
@@ -138,10 +173,14 @@ def _exposure_refresh(specs: list[dg.AssetSpec]) -> dg.AssetsDefinition:
     @dg.multi_asset(name="dashboard_extracts", specs=specs, can_subset=True)
     def dashboard_extracts(context: dg.AssetExecutionContext):
         for key in sorted(context.selected_asset_keys):
-            seen, missing = {}, []
+            seen, missing, not_built = {}, [], []
             for dep in deps[key]:
                 event = context.instance.get_latest_materialization_event(dep)
-                if event is None:
+                name = (model_names or {}).get(dep)
+                if event is None and name in (daily or {}).get(key, ()):
+                    not_built.append(_not_built_yet(name))  # a daily model before its first day
+                    context.log.warning(f"{key.to_user_string()}: {not_built[-1]}")
+                elif event is None:
                     missing.append(dep.to_user_string())
                 else:
                     seen[dep.to_user_string()] = event.timestamp
@@ -154,6 +193,7 @@ def _exposure_refresh(specs: list[dg.AssetSpec]) -> dg.AssetsDefinition:
                 asset_key=key,
                 metadata={
                     "refresh": "exposures",
+                    **({"not_built": "; ".join(not_built)} if not_built else {}),
                     **({"oldest_upstream": dg.MetadataValue.timestamp(oldest)} if oldest else {}),
                     **{f"upstream/{k}": dg.MetadataValue.timestamp(t) for k, t in seen.items()},
                 },

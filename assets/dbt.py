@@ -24,10 +24,13 @@ from .dbt_meta import (
     node_meta,
     valid_tag_key,
 )
+from orchestrator.lib.recorded import RECORDS, as_recorded
 from orchestrator.resources import dbt_cli_args, dbt_env, dbt_project, warehouse_pool
 from orchestrator.resources.dbt_failures import stream_dbt
 
 PARTITIONED_SELECTOR = "tag:partitioned_daily"
+DAILY_JOB = "daily_partitioned_models"  # the op job recording the daily-partitioned models
+DAILY_OP = "dbt_daily_partitioned"
 # DuckDB allows one writer per file across processes: every asset that opens the warehouse runs
 # in this pool, limited to 1 in the instance's dagster.yaml. Other warehouses get a pool of their
 # own (``orchestrator.resources.warehouse_pool``: ``warehouse/<name>``).
@@ -228,19 +231,105 @@ def build_dbt_assets(connector_keys: Set[dg.AssetKey],
     if not partitioned:
         return [dbt_models]
 
+    # The daily-partitioned models are external assets recorded by the partitioned op job
+    # ``daily_partitioned_models`` (one day per run, ``build_daily_partitioned_job``), not
+    # executable assets: Dagster's UI opens a partitions dialog for any "Materialize all" holding a
+    # partitioned executable asset (orchestrator/lib/recorded.py). Same keys, deps, owners,
+    # partitions and dbt tests (as checks) as a partitioned dbt_assets would have.
+    dbt_daily_partitioned = _partitioned_specs(connector_keys, manifest, pool)
+    specs = [as_recorded(spec, DAILY_JOB, DAILY_OP) for spec in dbt_daily_partitioned.specs]
+    return [dbt_models, *specs]
+
+
+def dbt_vars_for(window) -> dict[str, str]:
+    """The partition window as the dbt vars the partitioned models filter on."""
+    return {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
+
+
+def build_daily_partitioned_job(connector_keys: Set[dg.AssetKey], manifest: Mapping[str, Any] | None = None,
+                                *, tags: Mapping[str, str] | None = None) -> list[Any]:
+    """The op job that builds the daily-partitioned models one day per run, and their dbt tests
+    as executable asset checks: ``[job, checks]`` (empty when no model is partitioned).
+
+    The op runs ``dbt build --select tag:partitioned_daily`` with the partition window as vars;
+    dagster-dbt logs each model as an ``AssetMaterialization`` (stamped here with the run's
+    partition) and each dbt test as an ``AssetCheckEvaluation`` of the check with its name."""
+    manifest = validate_manifest(dict(manifest) if manifest is not None else dict(load_manifest()))
+    if not _has_partitioned_nodes(manifest):
+        return []
+    translator = ProjectDbtTranslator(connector_keys)
+    pool = warehouse_pool(manifest)
+    partitioned = _partitioned_specs(connector_keys, manifest, pool)
+    keys = sorted(k.to_user_string() for k in partitioned.keys)
+
+    @dg.op(name=DAILY_OP, out={}, pool=pool, description="dbt build --select tag:partitioned_daily for one day.")
+    def build_day(context: dg.OpExecutionContext, dbt: DbtCliResource):
+        partition = context.partition_key
+        dbt_vars = dbt_vars_for(context.partition_time_window)
+        args = ["build", "--select", PARTITIONED_SELECTOR, "--vars", json.dumps(dbt_vars)]
+        invocation = dbt.cli(args, manifest=manifest, dagster_dbt_translator=translator, context=context)
+        for event in stream_dbt(invocation):
+            if isinstance(event, dg.AssetMaterialization) and event.partition is None:
+                event = dg.AssetMaterialization(asset_key=event.asset_key, description=event.description,
+                                                metadata=event.metadata, partition=partition, tags=event.tags)
+            yield event
+
+    @dg.job(name=DAILY_JOB, partitions_def=daily_partitions, tags=dict(tags or {}),
+            metadata={RECORDS: ", ".join(keys)},
+            description="The daily-partitioned dbt models (" + ", ".join(keys) + "), one day per run; "
+                        "they are external assets in the graph, so \"Materialize all\" stays one run.")
+    def daily_partitioned_models():
+        build_day()
+
+    @dg.multi_asset_check(
+        specs=list(partitioned.check_specs),
+        name=f"{DAILY_OP}_tests",
+        can_subset=True,
+        pool=pool,
+        description="The dbt tests of the daily-partitioned models (every day built so far).",
+    )
+    def daily_partitioned_tests(context: dg.AssetCheckExecutionContext, dbt: DbtCliResource):
+        selected = {k.name for k in context.selected_asset_check_keys}
+        args = ["test", "--select", PARTITIONED_SELECTOR]
+        invocation = dbt.cli(args, manifest=manifest, dagster_dbt_translator=translator, raise_on_error=False)
+        for event in invocation.stream():
+            if isinstance(event, dg.AssetCheckResult) and event.check_name in selected:
+                yield event
+            elif isinstance(event, dg.AssetCheckEvaluation) and event.check_name in selected:
+                yield dg.AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name,
+                                          passed=event.passed, severity=event.severity, metadata=event.metadata)
+
+    return [daily_partitioned_models, daily_partitioned_tests]
+
+
+_SPECS: dict[tuple, dg.AssetsDefinition] = {}
+
+
+def _partitioned_specs(connector_keys: Set[dg.AssetKey], manifest: Mapping[str, Any], pool) -> dg.AssetsDefinition:
+    """The daily-partitioned models as dagster-dbt derives them (specs and check specs only,
+    never executed), once per manifest: the assets and the job share one dbt selection pass."""
+    memo = (_manifest_identity(manifest), str(dbt_project().project_dir), frozenset(connector_keys), pool)
+    hit = _SPECS.get(memo)
+    if hit is not None:
+        return hit
+
     @dbt_assets(
         manifest=manifest,
         project=dbt_project(),
         select=PARTITIONED_SELECTOR,
-        name="dbt_daily_partitioned",
-        dagster_dbt_translator=translator,
+        name=DAILY_OP,
+        dagster_dbt_translator=ProjectDbtTranslator(connector_keys),
         partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=pool,
     )
-    def dbt_daily_partitioned(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        window = context.partition_time_window
-        dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
-        yield from stream_dbt(dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context))
+    def specs_only(context: dg.AssetExecutionContext, dbt: DbtCliResource):  # pragma: no cover
+        raise NotImplementedError("specs only: the daily_partitioned_models job builds these models")
 
-    return [dbt_models, dbt_daily_partitioned]
+    _SPECS.clear()
+    _SPECS[memo] = specs_only
+    return specs_only
+
+
+def _manifest_identity(manifest: Mapping[str, Any]) -> tuple:
+    meta = manifest.get("metadata") or {}
+    return (meta.get("invocation_id"), meta.get("generated_at"), len(manifest.get("nodes") or {}))

@@ -13,8 +13,8 @@ from orchestrator.lib.assets.dashboards import build_dashboard_assets
 from orchestrator.lib.assets.dbt import (
     ManifestUnavailable,
     ProjectDbtTranslator,
+    build_daily_partitioned_job,
     build_dbt_assets,
-    daily_partitions,
     load_manifest,
 )
 from orchestrator.lib.assets.fivetran import build_fivetran_assets
@@ -107,17 +107,21 @@ def build_project() -> Project:
     try:
         manifest = load_manifest()  # parsed once for the dbt assets and the dashboards
         dbt_defs = build_dbt_assets(connector_keys, manifest)
+        # the daily-partitioned models' op job and their dbt tests as checks (external assets)
+        daily = build_daily_partitioned_job(connector_keys, manifest, tags=warehouse_tag()) if any(
+            isinstance(a, dg.AssetSpec) for a in dbt_defs) else []
         dashboards = [d for d in [build_dashboard_assets(manifest, ProjectDbtTranslator(connector_keys))] if d]
     except ManifestUnavailable as exc:  # the connectors and the rest still load
         log.error("dbt models and dashboards not loaded: %s", exc)
-        dbt_defs, dashboards = [], []
+        dbt_defs, dashboards, daily = [], [], []
     assets = [*connector_assets, *dbt_defs, *dashboards]
 
     # SLA policies: resolved over the plain graph, compiled onto the specs, with the sensors,
     # checks, digest and approvals: this code location is one user of the library
     # (``orchestrator.lib.project.sla_definitions``, as the SlaPoliciesComponent is). Invalid
     # policies apply nothing; the reason shows in the code location's metadata and the sensors skip.
-    sla = sla_definitions([], [get_settings().policies_dir], unavailable_kinds=unavailable, governed=assets)
+    sla = sla_definitions([], [get_settings().policies_dir], unavailable_kinds=unavailable, governed=assets,
+                          recording_jobs=[j for j in daily if isinstance(j, dg.JobDefinition)])
     if not sla.resolution.ok:
         log.error("SLA policies not applied: %s", sla.resolution.skip_reason)
     assets = sla.governed
@@ -129,27 +133,26 @@ def build_project() -> Project:
     sensor_assets = dg.AssetSelection.assets(*[
         key for a in (sla.definitions.assets or [])
         for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])])
-    partitioned = dg.AssetSelection.assets(*[a for a in dbt_defs if a.partitions_def is not None])
+    # The daily-partitioned models are external (recorded by their op job): "Materialize all"
+    # and refresh_everything build everything else; the dashboards reading them refresh after
+    # their day is built. Their dbt tests are checks of their own (not run by refresh_everything).
+    partitioned = dg.AssetSelection.assets(*[a.key for a in dbt_defs if isinstance(a, dg.AssetSpec)])
+    daily_checks = dg.AssetSelection.checks(*[c for c in daily if isinstance(c, dg.AssetChecksDefinition)])
     core = dg.Definitions(
         assets=assets,
+        asset_checks=[c for c in daily if isinstance(c, dg.AssetChecksDefinition)],
         jobs=[
             dg.define_asset_job(
                 "refresh_everything",
-                # Dashboards reading a daily-partitioned model refresh after that day is built.
-                selection=dg.AssetSelection.all() - partitioned.downstream() - sensor_assets - sensor_checks,
+                selection=(dg.AssetSelection.all() - partitioned.downstream() - sensor_assets - sensor_checks
+                           - daily_checks),
                 description=(
                     "Sync every connector, build every unpartitioned dbt model, refresh the "
                     "dashboards that read only those."
                 ),
                 tags=warehouse_tag(),  # run tag the deploy's run queue limits per warehouse
             ),
-            dg.define_asset_job(
-                "daily_partitioned_models",
-                selection=partitioned - sensor_checks,
-                partitions_def=daily_partitions,
-                description="The daily-partitioned dbt models, one day per run.",
-                tags=warehouse_tag(),
-            ),
+            *[j for j in daily if isinstance(j, dg.JobDefinition)],
         ],
         resources={
             "fivetran": fivetran if fivetran is not None else _absent("Fivetran"),

@@ -148,6 +148,7 @@ def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=()
     the sensors' graph (``orchestrator.definitions.build_project().context.graph``); without it,
     the graph of the Definitions' specs (a library user's ``Definitions``)."""
     from orchestrator.project_graph import asset_graph_from_definitions
+    from orchestrator.lib.recorded import job_asset_keys, op_name
     from orchestrator.snapshot import _dbt_target_root
 
     graph = graph if graph is not None else asset_graph_from_definitions(defs)
@@ -155,12 +156,12 @@ def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=()
     ops: dict[str, tuple[str, ...]] = {}
     roots: dict[str, set[str]] = {}
     for assets_def in repo.assets_defs_by_key.values():
-        try:
-            name = assets_def.node_def.name
-            spec = next(iter(assets_def.specs))
-        except Exception:  # noqa: BLE001 - external assets have no node
+        name = op_name(assets_def)  # external assets: the op of the job recording them, if any
+        spec = next(iter(assets_def.specs), None)
+        if name is None or spec is None:
             continue
-        ops[name] = tuple(k.to_user_string() for k in assets_def.keys)
+        keys = tuple(k.to_user_string() for k in assets_def.keys)
+        ops[name] = tuple(sorted({*ops[name], *keys})) if name in ops else keys
         project = (spec.metadata or {}).get("dagster_dbt/project")
         project = getattr(project, "value", project)
         root = _dbt_target_root(project) if project is not None else None
@@ -168,10 +169,7 @@ def from_definitions(defs, graph: AssetGraph | None = None, unavailable_kinds=()
             roots.setdefault(name, set()).add(str(root))
     jobs: dict[str, tuple[str, ...]] = {}
     for job in repo.get_all_jobs():
-        try:
-            jobs[job.name] = tuple(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys))
-        except Exception:  # noqa: BLE001 - op jobs without an asset layer
-            jobs[job.name] = ()
+        jobs[job.name] = job_asset_keys(job)  # an op job recording assets: its metadata
     return PlainInputs(graph=graph, ops=ops, jobs=jobs, dbt_roots={k: tuple(sorted(v)) for k, v in roots.items()},
                        unavailable_kinds=tuple(unavailable_kinds), airbyte_workspace_id=airbyte_workspace_id)
 

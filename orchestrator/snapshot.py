@@ -716,18 +716,20 @@ def resolvers_from_repository(repo_def) -> tuple[Callable[[str], tuple[str, ...]
     job_cache: dict[str, tuple[str, ...]] = {}
     step_cache: dict[tuple[str, str], tuple[str, ...]] = {}
     assets_by_op: dict[str, tuple[str, ...]] = {}
+    from orchestrator.lib.recorded import job_asset_keys, op_name
+
     for assets_def in repo_def.assets_defs_by_key.values():
-        try:
-            name = assets_def.node_def.name
-        except Exception:  # noqa: BLE001 - external assets have no node
+        name = op_name(assets_def)  # external assets: the op of the job recording them, if any
+        if name is None:
             continue
-        assets_by_op[name] = tuple(k.to_user_string() for k in assets_def.keys)
+        keys = tuple(k.to_user_string() for k in assets_def.keys)
+        assets_by_op[name] = tuple(sorted({*assets_by_op.get(name, ()), *keys})) if name in assets_by_op else keys
 
     def job_assets(job_name: str) -> tuple[str, ...]:
         if job_name not in job_cache:
             try:
                 job = repo_def.get_job(job_name)
-                job_cache[job_name] = tuple(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys))
+                job_cache[job_name] = job_asset_keys(job)  # an op job recording assets: its metadata
             except Exception:  # noqa: BLE001 - unknown job (another location, deleted)
                 job_cache[job_name] = ()
         return job_cache[job_name]
@@ -757,10 +759,11 @@ def dbt_target_roots(repo_def) -> Callable[[str], tuple[Path, ...]]:
             if id(assets_def) in seen:
                 continue
             seen.add(id(assets_def))
-            try:
-                name = assets_def.node_def.name
-                spec = next(iter(assets_def.specs))
-            except Exception:  # noqa: BLE001 - external assets have no node
+            from orchestrator.lib.recorded import op_name
+
+            name = op_name(assets_def)  # external assets: the op of the job recording them, if any
+            spec = next(iter(assets_def.specs), None)
+            if name is None or spec is None:
                 continue
             project = (spec.metadata or {}).get("dagster_dbt/project")
             project = getattr(project, "value", project)

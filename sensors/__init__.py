@@ -42,6 +42,24 @@ class ProjectContext:
     graph: AssetGraph  # plain graph of every asset in the code location
     resolution: Any  # orchestrator.policies.Resolution (may be not ok: sensors then skip)
     asset_specs: dict[dg.AssetKey, dg.AssetSpec] = field(default_factory=dict)
+    # op jobs recording external assets (orchestrator.lib.recorded): the sensors that launch runs
+    # then target jobs (one asset job over every executable asset, and these) instead of
+    # ``AssetSelection.all()``, which cannot request an op job's run
+    recording_jobs: tuple = ()
+
+    def run_target(self) -> dict:
+        """The target keyword of a sensor launching the agent's runs (``@dg.sensor(**...)``)."""
+        if not self.recording_jobs:
+            return {"target": dg.AssetSelection.all()}
+        from orchestrator.lib.recorded import AGENT_ASSET_JOB
+
+        job = self.__dict__.get("_agent_job")
+        if job is None:
+            job = self.__dict__["_agent_job"] = dg.define_asset_job(
+                AGENT_ASSET_JOB, selection=dg.AssetSelection.all(),
+                description="The runs the scheduling agent launches for executable assets (its sensors "
+                            "target jobs: assets recorded by an op job run in that job).")
+        return {"jobs": [job, *self.recording_jobs]}
 
 
 def sensor_definitions(context: ProjectContext) -> list[dg.Definitions]:

@@ -65,6 +65,7 @@ from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from orchestrator.planning import scrub_pii
 from orchestrator.resources.errors import single_attempt_writes
 from orchestrator.core.vocab import RUN_ACTION_VALUES, ActionType
+from orchestrator.lib.recorded import route
 
 UTC = timezone.utc
 TAG_PROPOSAL = "orchestrator/proposal_id"
@@ -84,8 +85,11 @@ EXEC_OWNER = "execution_sensor:"  # + "<sensor name>:<host>:<pid>:<tick>"
 DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-def run_requests_for(action: Action, proposal_id: str | None = None) -> list[dg.RunRequest]:
-    """The RunRequests of one run action (pure: same action, same requests and run keys)."""
+def run_requests_for(action: Action, proposal_id: str | None = None, repository_def=None) -> list[dg.RunRequest]:
+    """The RunRequests of one run action (pure: same action, same requests and run keys). With
+    the ``repository_def``, each gets its job: an external asset's recording op job (for the
+    daily-partitioned models: ``daily_partitioned_models``), else the agent's asset job when the
+    sensors target jobs (``orchestrator.lib.recorded.route``)."""
     tags = {
         "dagster/priority": str(int(action.priority)),
         TAG_ACTION: action.action_id,
@@ -96,11 +100,13 @@ def run_requests_for(action: Action, proposal_id: str | None = None) -> list[dg.
         tags[TAG_PROPOSAL] = proposal_id
     selection = [dg.AssetKey.from_user_string(k) for k in action.asset_keys]
     if not action.partitions:
-        return [dg.RunRequest(run_key=action.action_id, asset_selection=selection, tags=tags)]
-    return [
-        dg.RunRequest(run_key=f"{action.action_id}:{p}", asset_selection=selection, partition_key=p, tags=tags)
-        for p in action.partitions
-    ]
+        requests = [dg.RunRequest(run_key=action.action_id, asset_selection=selection, tags=tags)]
+    else:
+        requests = [
+            dg.RunRequest(run_key=f"{action.action_id}:{p}", asset_selection=selection, partition_key=p, tags=tags)
+            for p in action.partitions
+        ]
+    return route(requests, repository_def)
 
 
 def call_connector(action: Action, clients: Mapping[str, Any]) -> dict:
@@ -285,6 +291,10 @@ def invalid_reason(action: Action, context, resolution=None) -> str | None:
             pdefs = {graph.get(dg.AssetKey.from_user_string(k)).partitions_def for k in action.asset_keys}
             if len(pdefs) > 1:
                 return "the assets have different partitions definitions; they cannot run in one run"
+        try:
+            route(run_requests_for(action), repo)
+        except ValueError as exc:  # recorded (op job) and executable assets in one action
+            return str(exc)
         return None
     if t is ActionType.cancel_run:
         if not action.run_id or context.instance.get_run_by_id(action.run_id) is None:
@@ -410,7 +420,7 @@ def _run_pass(context, props, action: Action, resolution, now: datetime, owner: 
     runs = instance.get_runs(filters=dg.RunsFilter(tags={TAG_ACTION: aid}))
     for r in runs:
         props.record_execution(aid, "run", run_key=r.tags.get("dagster/run_key"), run_id=r.run_id, now=now)
-    wanted = run_requests_for(action, _proposal_of(props, aid))
+    wanted = run_requests_for(action, _proposal_of(props, aid), getattr(context, "repository_def", None))
     have = {r.tags.get("dagster/run_key") for r in runs}
     if action.run_id and action.type == "materialize" and not have:
         # Re-prioritisation of a queued run: re-tag it. The QueuedRunCoordinator daemon reads
@@ -498,7 +508,7 @@ def build_execution_sensor(
     *, name: str = "orchestrator_execution", store_url: str | None = None, resolution=None,
     clients: Callable[[dg.SensorEvaluationContext], Mapping[str, Any]] | None = None,
     minimum_interval_seconds: int | None = None, default_status: dg.DefaultSensorStatus | None = None,
-    required_resource_keys: set[str] | None = None,
+    required_resource_keys: set[str] | None = None, run_target: dict | None = None,
 ) -> dg.SensorDefinition:
     interval = minimum_interval_seconds or int(os.environ.get("ORCHESTRATOR_EXECUTION_INTERVAL", "15"))
     if default_status is None:
@@ -506,7 +516,7 @@ def build_execution_sensor(
                           else dg.DefaultSensorStatus.RUNNING)
 
     @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=default_status,
-               target=dg.AssetSelection.all(), required_resource_keys=required_resource_keys,
+               **(run_target or {"target": dg.AssetSelection.all()}), required_resource_keys=required_resource_keys,
                description="Launches approved and automatic actions of the scheduling agent (run keys = action ids).")
     def _sensor(context: dg.SensorEvaluationContext):
         from orchestrator.proposals import Proposals
@@ -592,6 +602,6 @@ def definitions(ctx) -> dg.Definitions:
     project's resources."""
     return dg.Definitions(sensors=[
         build_execution_sensor(resolution=ctx.resolution, clients=_project_clients,
-                               required_resource_keys={"fivetran", "airbyte"}),
+                               required_resource_keys={"fivetran", "airbyte"}, run_target=ctx.run_target()),
         build_planning_sensor(ctx),
     ])

@@ -331,7 +331,8 @@ def relaunch_lost_requests(context, props, *, now: datetime, owner: str) -> list
             props.record_execution(aid, "run", run_key=key, run_id=runs[0].run_id, now=now)
             continue
         try:
-            wanted = [r for r in run_requests_for(action_from_dict(launch["payload"]), _proposal_of(props, aid))
+            wanted = [r for r in run_requests_for(action_from_dict(launch["payload"]), _proposal_of(props, aid),
+                                                  getattr(context, "repository_def", None))
                       if r.run_key == key]
         except Exception as exc:  # noqa: BLE001 - the execution sensor settles unreadable actions
             context.log.warning(f"cannot rebuild the request of {aid} ({exc}); left to the execution sensor")
@@ -363,7 +364,7 @@ def build_failure_sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=minimum_interval_seconds or failure_interval_s(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.all() if recover else None,
+        **(ctx.run_target() if recover else {}),
         description=("Run failures and failed syncs (also those Dagster did not start), diagnosed once by "
                      "root cause; a new failure triggers one decision cycle and its retry in the same tick."),
     )

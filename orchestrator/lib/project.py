@@ -50,6 +50,7 @@ def sla_definitions(
     *,
     unavailable_kinds: Iterable[str] = (),
     governed: Iterable[AssetLike] = (),
+    recording_jobs: Iterable[dg.JobDefinition] = (),
 ) -> SlaDefinitions:
     """The sensors, checks, digest and approvals for ``assets`` and ``governed`` under the
     policies in ``policies`` (files or folders), resolved over the graph of both. ``governed`` are
@@ -57,7 +58,8 @@ def sla_definitions(
     with the policies compiled onto their specs (SLA tags, metadata, owners, a native
     FreshnessPolicy); ``assets`` are only read (another component's, or upstream ones). Never
     raises on invalid policies: they apply nothing, the reason is in the ``Definitions`` metadata
-    (``sla_policies/status``) and the sensors skip with it."""
+    (``sla_policies/status``) and the sensors skip with it. ``recording_jobs``: op jobs that
+    record external assets (``orchestrator.lib.recorded``); the agent's sensors launch them."""
     from orchestrator.lib.sensors import ProjectContext, sensor_definitions
 
     assets, governed = list(assets), list(governed)
@@ -66,7 +68,8 @@ def sla_definitions(
     compiled = compile_sla_onto_specs(governed, resolution) if governed else []
     specs = {spec.key: spec for a in [*assets, *compiled]
              for spec in (a.specs if isinstance(a, dg.AssetsDefinition) else [a])}
-    context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs)
+    context = ProjectContext(graph=graph, resolution=resolution, asset_specs=specs,
+                             recording_jobs=tuple(recording_jobs))
     fragments = sensor_definitions(context)
     defs = dg.Definitions.merge(dg.Definitions(metadata=policy_status_metadata(resolution)), *fragments)
     return SlaDefinitions(graph=graph, resolution=resolution, definitions=defs, governed=compiled,
