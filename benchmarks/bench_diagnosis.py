@@ -47,7 +47,9 @@ def grouped_cv(args) -> None:
           f"{len({i.group for i in corpus})} source groups; + {len(extra)} project-set messages for training")
     print(f"  first collection (two passes, consensus): {sum(1 for i in corpus if i.id.startswith('fc-'))}; "
           f"second collection (one rubric pass): {sum(1 for i in corpus if i.id.startswith('fx-'))}; "
-          f"third collection (round 4, two passes): {sum(1 for i in corpus if i.id.startswith('fr-'))}")
+          f"third collection (round 4, two passes): {sum(1 for i in corpus if i.id.startswith('fr-'))}; "
+          f"fourth collection (round 6, issue-thread logs, two passes): "
+          f"{sum(1 for i in corpus if i.id.startswith('ft-'))}")
     preds, chosen = cross_validate(corpus, extra, k=args.folds, inner_k=3, steps=args.steps)
     print(f"grouped {args.folds}-fold CV in {time.perf_counter() - t0:.0f}s; parameters chosen per fold "
           f"(inner CV): {chosen}")
@@ -65,6 +67,9 @@ def grouped_cv(args) -> None:
     for name, sub in [("first collection, issue-thread messages", lambda i: first(i) and i.kind == "issue_thread"),
                       ("second collection (other sources, one labelling pass)", lambda i: i.id.startswith("fx-")),
                       ("third collection (round 4: 23 more packages, two passes)", lambda i: i.id.startswith("fr-")),
+                      ("fourth collection (round 6: runtime logs of 189 more threads, two passes)",
+                       lambda i: i.id.startswith("ft-")),
+                      ("first three collections (the round-5 figure's items)", lambda i: not i.id.startswith("ft-")),
                       ("first + second collections (the previous rounds' figure)",
                        lambda i: not i.id.startswith("fr-")),
                       ("issue-thread messages (runtime logs)", lambda i: i.kind == "issue_thread"),

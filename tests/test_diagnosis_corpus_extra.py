@@ -92,7 +92,7 @@ def test_heldout_is_never_loaded_for_training_or_cross_validation(heldout, monke
     corpus, extra = load_items()
     ids = {i.id for i in corpus} | {i.id for i in extra}
     assert not ids & {r["id"] for r in heldout}
-    assert {i.id[:3] for i in corpus} == {"fc-", "fx-", "fr-"}
+    assert {i.id[:3] for i in corpus} == {"fc-", "fx-", "fr-", "ft-"}
 
 
 def test_items_the_later_rules_match_are_not_counted_as_unseen(first, extra):

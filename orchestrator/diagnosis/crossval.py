@@ -264,6 +264,8 @@ CORPUS = ROOT / "tests" / "data" / "failure_corpus.jsonl"
 EXTRA_CORPUS = ROOT / "tests" / "data" / "failure_corpus_extra.jsonl"
 # third collection (issue 16, round 4): raise sites of 23 more packages, two labelling passes
 ROUND4_CORPUS = ROOT / "tests" / "data" / "failure_corpus_round4.jsonl"
+# fourth collection (issue 16, round 6): runtime logs from public issue threads, two labelling passes
+THREADS_CORPUS = ROOT / "tests" / "data" / "failure_corpus_threads.jsonl"
 # collected last, never used for training or for choosing anything: only `bench_diagnosis.py --heldout`
 HELDOUT = ROOT / "tests" / "data" / "failure_heldout.jsonl"
 PROJECT_SET = ROOT / "tests" / "data" / "failure_messages.jsonl"
@@ -273,18 +275,22 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def load_items(*, extra_corpus: bool = True, round4: bool = True) -> tuple[list[Item], list[Item]]:
+def load_items(*, extra_corpus: bool = True, round4: bool = True,
+               threads: bool = True) -> tuple[list[Item], list[Item]]:
     """(corpus items, project labelled set as extra training items grouped by source).
 
     ``extra_corpus``: also the second collection (``failure_corpus_extra.jsonl``, ids ``fx-``) as
     corpus items (cross-validated like the first; its groups are other sources). The held-out set
     is never loaded here. ``round4``: also the third collection (``failure_corpus_round4.jsonl``,
-    ids ``fr-``; consensus items of its two passes)."""
+    ids ``fr-``; consensus items of its two passes). ``threads``: also the fourth collection
+    (``failure_corpus_threads.jsonl``, ids ``ft-``: runtime logs from issue threads, two passes)."""
     rows = load_rows(CORPUS)
     if extra_corpus and EXTRA_CORPUS.exists():
         rows += load_rows(EXTRA_CORPUS)
     if round4 and ROUND4_CORPUS.exists():
         rows += load_rows(ROUND4_CORPUS)
+    if threads and THREADS_CORPUS.exists():
+        rows += load_rows(THREADS_CORPUS)
     corpus = prepare(rows)
     extra = prepare([dict(r, group=r["source"]) for r in load_rows(PROJECT_SET)])
     return corpus, extra

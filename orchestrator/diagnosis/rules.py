@@ -264,6 +264,14 @@ RULES: list[Rule] = [
     _r("destination_capacity", "resources_exceeded",
        r"resources exceeded during query execution|resourcesexceeded|"
        r"not enough resources for query planning|too many dml statements outstanding", 3.0),
+    # Server-side query engines refusing a query over their memory budget (ClickHouse error 241
+    # MEMORY_LIMIT_EXCEEDED "Memory limit (total|for query) exceeded"; Trino/Presto
+    # EXCEEDED_LOCAL/GLOBAL_MEMORY_LIMIT "Query exceeded per-node|distributed memory limit"): the
+    # warehouse's capacity, like BigQuery's resourcesExceeded (round six).
+    _r("destination_capacity", "query_memory_limit",
+       r"memory limit \((?:total|for query|for user)\) exceeded|\bmemory_limit_exceeded\b|"
+       r"exceeded_(?:local|global)_memory_limit|query exceeded (?:per-node|distributed|local|global)"
+       r"(?: user| total)? memory limit", 3.5),
     _r("destination_capacity", "connection_slots",
        r"too many (?:clients|connections)|remaining connection slots are reserved|"
        r"connection limit exceeded|max_connections|\b53300\b", 3.0),
@@ -369,6 +377,10 @@ RULES: list[Rule] = [
        r"waiting (?:for|on) upstream|sensor (?:has )?timed out|data not (?:yet )?available|"
        r"partition .* (?:has not been|not|hasn't been) materiali[sz]ed|missing upstream partition|"
        r"upstream (?:materializations?|data) (?:are |is )?missing", 3.0),
+    # Airflow's dependency checks: the task did not run because its upstream tasks have not
+    # succeeded (yet): "Dependencies not met", trigger rule all_success, upstream_failed (round six).
+    _r("upstream_delay", "airflow_dependencies",
+       r"dependencies not met|requires all upstream tasks to have succeeded|\bupstream_failed\b", 3.0),
     _r("upstream_delay", "already_running",
        r"(?:sync|job|run) (?:is )?already (?:running|in progress)|already running for|"
        r"found sync job .* already running|a sync is already running", 2.5),
@@ -394,6 +406,12 @@ RULES: list[Rule] = [
        r"has not been setup|setup_state\W+(?:incomplete|broken)|setup (?:is )?incomplete|"
        r"checking (?:source|destination) connection failed|review this connection's configuration|"
        r"is currently paused", 3.0),
+    # A container image the platform was told to run cannot be pulled (Kubernetes ErrImagePull /
+    # ImagePullBackOff, Docker "manifest unknown", Airbyte "Could not find image"): the image name
+    # or tag in the configuration, or the registry settings, are wrong (round six).
+    _r("config_error", "image_not_found",
+       r"imagepullbackoff|errimagepull|back-off pulling image|could not find image|manifest unknown|"
+       r"pull access denied for", 3.0),
     _r("config_error", "bad_option",
        r"no such (?:option|command)|unrecognized (?:option|argument|arguments)|unknown (?:option|parameter)|"
        r"invalid value for|no such file or directory|file not found|could not (?:find|locate) (?:the )?file|"
