@@ -136,27 +136,37 @@ def assess_freshness(
     ticks: dict[str, tuple[datetime | None, datetime, datetime, timedelta]] = {}
     shared: dict[tuple[str, timedelta], _Cycle] = {}
     cycles: dict[str, _Cycle] = {}
+    # the cycles of the last call, reused (the same objects, compared by identity below) for the
+    # policies whose ticks did not move
+    with _CYCLES_LOCK:
+        held_ticks, held_cycles = _CYCLES.get("last", ({}, {}))
     for key, sla in slas.items():
         dl = sla.deadline
         if dl is None:
             continue
-        cyc = shared.get((dl.policy, dl.lead))
+        pair = (dl.policy, dl.lead)
+        cyc = shared.get(pair)
         if cyc is None:
             t = ticks.get(dl.policy)
             if t is None:
                 policy = resolution.policy(dl.policy)
                 schedule = policy.schedule()
                 t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
-            prev_tick, next_tick, after_tick, win = t
-            cyc = shared[(dl.policy, dl.lead)] = _Cycle(
-                prev=prev_tick - dl.lead if prev_tick else None,
-                prev_open=prev_tick - win if prev_tick else None,
-                next=next_tick - dl.lead,
-                open=next_tick - win,
-                after=after_tick - dl.lead,
-                policy=dl.policy,
-            )
+            cyc = held_cycles.get(pair) if held_ticks.get(dl.policy) == t else None
+            if cyc is None:
+                prev_tick, next_tick, after_tick, win = t
+                cyc = _Cycle(
+                    prev=prev_tick - dl.lead if prev_tick else None,
+                    prev_open=prev_tick - win if prev_tick else None,
+                    next=next_tick - dl.lead,
+                    open=next_tick - win,
+                    after=after_tick - dl.lead,
+                    policy=dl.policy,
+                )
+            shared[pair] = cyc
         cycles[key] = cyc
+    with _CYCLES_LOCK:
+        _CYCLES["last"] = (ticks, shared)
 
     # -- one topological pass: needs_run, ready, blocking ----------------------------------
     # over the governed assets and their ancestors only (nothing else reaches a status)
@@ -208,96 +218,139 @@ def assess_freshness(
         blocking[key] = (blocking[crit] or crit) if crit is not None else None
 
     # -- statuses ---------------------------------------------------------------------------
+    # An assessment is a function of the values below and of how ``now`` compares with its
+    # deadlines; when they are the ones of the last tick the assessment made then is reused
+    # (formatting the reasons is most of the cost of a tick where little changed).
+    with _REUSE_LOCK:
+        held_over = _REUSE.get("last")
+    reuse = held_over[1] if held_over is not None and held_over[0] is graph else {}
+    kept: dict[str, tuple] = {}
     out: dict[str, FreshnessAssessment] = {}
     for key, sla in slas.items():
         cyc = cycles.get(key)
-        ls = last.get(key)
-        dt = dts.get(key)
         if cyc is None and sla.max_lag is None:
             continue
-        window_open = cyc.open if cyc is not None else None
-        policy = cyc.policy if cyc is not None else sla.max_lag_policy
+        dt = dts.get(key)
         predicted = ready.get(key)
-        status = FreshnessStatus.ok
-        deadline: datetime | None = None
-        reason = ""
+        need = needs.get(key)
         block = blocking.get(key)
+        hb = held_by.get(key)
         if cyc is not None:
-            deadline = cyc.next
-            if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
-                status = FreshnessStatus.breached
-                deadline = cyc.prev
-                reason = (
-                    f"deadline {cyc.prev.isoformat()} passed without data newer than "
-                    f"{cyc.prev_open.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}"
-                       + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
-                    + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
-                    + (f" (blocked by {block})" if block else "")
-                )
-            elif cyc.next <= now and (dt is None or dt < cyc.open):
-                status = FreshnessStatus.breached
-                reason = (
-                    f"late for its share of the {cyc.policy} deadline: needed by "
-                    f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
-                    + (f" (blocked by {block})" if block else "")
-                )
-            elif not needs[key]:
-                if deadline <= now:
-                    deadline = cyc.after
-                reason = (
-                    f"fresh for the deadline {cyc.next.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}" if dt else "")
-                    + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
-                )
-            elif predicted + margin > cyc.next:
-                status = FreshnessStatus.at_risk
-                reason = (
-                    f"predicted ready {predicted.isoformat()} is after the deadline "
-                    f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
-                    + (f"; critical path held by {block}" if block else "")
-                )
+            flags = (cyc.prev is not None and cyc.prev <= now, cyc.next <= now)
+        else:
+            flags = None
+        if sla.max_lag is not None:
+            if dt is None:
+                lag = (now,)
             else:
-                reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
-        if sla.max_lag is not None and status is not FreshnessStatus.breached:
-            limit = (dt + sla.max_lag) if dt is not None else now
-            if dt is None or now > limit:
-                status = FreshnessStatus.breached
-                deadline = limit
-                reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
-                    f" (policy {sla.max_lag_policy})"
-                )
-            elif cyc is None:
-                deadline = limit
-                # the next refresh would have to start now to land before the limit
-                if needs[key] and predicted + margin > limit:
-                    status = FreshnessStatus.at_risk
-                    reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
-                elif not needs[key]:
-                    full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
-                    if full > limit:
-                        status = FreshnessStatus.at_risk
-                        reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
-                    else:
-                        reason = f"within max_lag until {limit.isoformat()}"
-                else:
-                    reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
-        slack = (deadline - predicted).total_seconds() if deadline and predicted else None
-        out[key] = FreshnessAssessment(
-            asset_key=key,
-            status=status,
-            tier=sla.tier.value,
-            policy=policy,
-            deadline=deadline,
-            predicted_ready=predicted,
-            slack_s=slack,
-            blocking_asset=block,
-            reason=reason,
-            data_time=dt,
-            data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
-            window_open=window_open,
-        )
+                limit = dt + sla.max_lag
+                lag = (now > limit, cyc is None and need is False and now + timedelta(
+                    seconds=durations.seconds(node_of(key))) + margin > limit)
+        else:
+            lag = None
+        sig = (sla, cyc, dt, last.get(key), predicted, need, block, hb, flags, lag, margin_s)
+        hit = reuse.get(key)
+        if hit is not None and hit[0] == sig:
+            out[key] = hit[1]
+            kept[key] = hit
+            continue
+        a = _assess_one(key, sla, cyc, last.get(key), dt, predicted, need, block, held_by, now, margin,
+                        margin_s, durations, node_of)
+        out[key] = a
+        kept[key] = (sig, a)
+    with _REUSE_LOCK:
+        _REUSE["last"] = (graph, kept)
     return out
+
+
+_REUSE: dict[str, tuple] = {}  # "last": (graph, {key: (inputs, assessment)}) of the last call
+_REUSE_LOCK = threading.Lock()
+_CYCLES: dict[str, tuple] = {}  # "last": (policy -> its ticks, (policy, lead) -> cycle) of the last call
+_CYCLES_LOCK = threading.Lock()
+
+
+def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
+                node_of) -> FreshnessAssessment:
+    window_open = cyc.open if cyc is not None else None
+    policy = cyc.policy if cyc is not None else sla.max_lag_policy
+    status = FreshnessStatus.ok
+    deadline: datetime | None = None
+    reason = ""
+    if cyc is not None:
+        deadline = cyc.next
+        if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
+            status = FreshnessStatus.breached
+            deadline = cyc.prev
+            reason = (
+                f"deadline {cyc.prev.isoformat()} passed without data newer than "
+                f"{cyc.prev_open.isoformat()}"
+                + (f" (data as of {dt.isoformat()}"
+                   + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
+                + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
+                + (f" (blocked by {block})" if block else "")
+            )
+        elif cyc.next <= now and (dt is None or dt < cyc.open):
+            status = FreshnessStatus.breached
+            reason = (
+                f"late for its share of the {cyc.policy} deadline: needed by "
+                f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
+                + (f" (blocked by {block})" if block else "")
+            )
+        elif not need:
+            if deadline <= now:
+                deadline = cyc.after
+            reason = (
+                f"fresh for the deadline {cyc.next.isoformat()}"
+                + (f" (data as of {dt.isoformat()}" if dt else "")
+                + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
+            )
+        elif predicted + margin > cyc.next:
+            status = FreshnessStatus.at_risk
+            reason = (
+                f"predicted ready {predicted.isoformat()} is after the deadline "
+                f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
+                + (f"; critical path held by {block}" if block else "")
+            )
+        else:
+            reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
+    if sla.max_lag is not None and status is not FreshnessStatus.breached:
+        limit = (dt + sla.max_lag) if dt is not None else now
+        if dt is None or now > limit:
+            status = FreshnessStatus.breached
+            deadline = limit
+            reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
+                f" (policy {sla.max_lag_policy})"
+            )
+        elif cyc is None:
+            deadline = limit
+            # the next refresh would have to start now to land before the limit
+            if need and predicted + margin > limit:
+                status = FreshnessStatus.at_risk
+                reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
+            elif not need:
+                full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
+                if full > limit:
+                    status = FreshnessStatus.at_risk
+                    reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
+                else:
+                    reason = f"within max_lag until {limit.isoformat()}"
+            else:
+                reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
+    slack = (deadline - predicted).total_seconds() if deadline and predicted else None
+    return FreshnessAssessment(
+        asset_key=key,
+        status=status,
+        tier=sla.tier.value,
+        policy=policy,
+        deadline=deadline,
+        predicted_ready=predicted,
+        slack_s=slack,
+        blocking_asset=block,
+        reason=reason,
+        data_time=dt,
+        data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
+        window_open=window_open,
+    )
 
 
 def recoveries(
