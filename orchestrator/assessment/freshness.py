@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.records import (
@@ -46,6 +46,13 @@ class _Cycle:
     open: datetime  # when work for the upcoming target tick may start
     after: datetime  # effective deadline of the tick after (reported once this cycle is done)
     policy: str
+    # the reasons' text of prev, prev_open and next, formatted once per cycle (shared by assets)
+    text: tuple[str, str, str] = field(default=("", "", ""), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", (self.prev.isoformat() if self.prev else "",
+                                          self.prev_open.isoformat() if self.prev_open else "",
+                                          self.next.isoformat()))
 
 
 def _policy_ticks(schedule, now: datetime) -> tuple[datetime | None, datetime, datetime]:
@@ -209,6 +216,7 @@ class _Tick:
         self.status_until: dict[str, int] = {}
         self.status_heap: list[tuple[int, str]] = []
         self.moving: set[str] = set()
+        self.texts: dict[str, tuple[datetime, str]] = {}  # key -> (data time, its text)
         self.out: dict[str, FreshnessAssessment] = {}
         self.computed = 0  # assets the last call ran the pass for
         self.assessed = 0  # assessments the last call made
@@ -339,6 +347,7 @@ class _Tick:
         margin_us = self.margin_us
         out = self.out
         moving = self.moving
+        texts = self.texts
         m = 0
         for key in status_dirty:
             sla = self.status_keys.get(key)
@@ -358,8 +367,16 @@ class _Tick:
                 else:
                     predicted = _at(max(now_us + a, b))
             block = r[3] if r is not None else None
+            dt_text = None
+            if dt is not None:
+                held_text = texts.get(key)
+                if held_text is not None and held_text[0] is dt:
+                    dt_text = held_text[1]
+                else:
+                    dt_text = dt.isoformat()
+                    texts[key] = (dt, dt_text)
             out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
-                                   self.margin_s, durations, node_of)
+                                   self.margin_s, durations, node_of, dt_text)
             # when this assessment stops holding: now crossing a deadline, or a predicted ready
             # time that moves with the clock
             until = _POS
@@ -514,7 +531,7 @@ def _in_flight(runs: list[RunRecord], syncs=()) -> dict[str, tuple[int | None, b
 
 
 def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
-                node_of) -> FreshnessAssessment:
+                node_of, dt_text: str | None = None) -> FreshnessAssessment:
     window_open = cyc.open if cyc is not None else None
     policy = cyc.policy if cyc is not None else sla.max_lag_policy
     status = FreshnessStatus.ok
@@ -526,9 +543,9 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
             status = FreshnessStatus.breached
             deadline = cyc.prev
             reason = (
-                f"deadline {cyc.prev.isoformat()} passed without data newer than "
-                f"{cyc.prev_open.isoformat()}"
-                + (f" (data as of {dt.isoformat()}"
+                f"deadline {cyc.text[0]} passed without data newer than "
+                f"{cyc.text[1]}"
+                + (f" (data as of {dt_text or dt.isoformat()}"
                    + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
                 + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
                 + (f" (blocked by {block})" if block else "")
@@ -537,26 +554,26 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
             status = FreshnessStatus.breached
             reason = (
                 f"late for its share of the {cyc.policy} deadline: needed by "
-                f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
+                f"{cyc.text[2]}; predicted ready {predicted.isoformat()}"
                 + (f" (blocked by {block})" if block else "")
             )
         elif not need:
             if deadline <= now:
                 deadline = cyc.after
             reason = (
-                f"fresh for the deadline {cyc.next.isoformat()}"
-                + (f" (data as of {dt.isoformat()}" if dt else "")
+                f"fresh for the deadline {cyc.text[2]}"
+                + (f" (data as of {dt_text or dt.isoformat()}" if dt else "")
                 + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
             )
         elif predicted + margin > cyc.next:
             status = FreshnessStatus.at_risk
             reason = (
                 f"predicted ready {predicted.isoformat()} is after the deadline "
-                f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
+                f"{cyc.text[2]} minus a {int(margin_s)}s margin"
                 + (f"; critical path held by {block}" if block else "")
             )
         else:
-            reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
+            reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.text[2]}"
     if sla.max_lag is not None and status is not FreshnessStatus.breached:
         limit = (dt + sla.max_lag) if dt is not None else now
         if dt is None or now > limit:

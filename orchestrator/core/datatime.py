@@ -98,7 +98,8 @@ def _changed_keys(old: dict, new: dict) -> set[str]:
     if old is new:
         return set()
     out = {k for k, v in new.items() if (o := old.get(k, _MISSING)) is not v and o != v}
-    if len(old) + len(out) > len(new) or any(k not in new for k in old):
+    added = sum(1 for k in out if k not in old)
+    if len(new) - added < len(old):  # some keys of ``old`` are gone
         out.update(k for k in old if k not in new)
     return out
 
