@@ -48,11 +48,14 @@ class _Cycle:
     policy: str
     # the reasons' text of prev, prev_open and next, formatted once per cycle (shared by assets)
     text: tuple[str, str, str] = field(default=("", "", ""), compare=False, repr=False)
+    # prev, next and open in microseconds since the epoch (None: no previous tick)
+    us: tuple[int | None, int, int] = field(default=(None, 0, 0), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", (self.prev.isoformat() if self.prev else "",
                                           self.prev_open.isoformat() if self.prev_open else "",
                                           self.next.isoformat()))
+        object.__setattr__(self, "us", (_us(self.prev) if self.prev else None, _us(self.next), _us(self.open)))
 
 
 def _policy_ticks(schedule, now: datetime) -> tuple[datetime | None, datetime, datetime]:
@@ -389,11 +392,9 @@ class _Tick:
                 else:
                     until = min(until, b - a + 1)
             if cyc is not None:
-                for t in (cyc.prev, cyc.next):
-                    if t is not None:
-                        tu = _us(t)
-                        if tu > now_us:
-                            until = min(until, tu)
+                for tu in cyc.us[:2]:
+                    if tu is not None and now_us < tu < until:
+                        until = tu
             if sla.max_lag is not None:
                 if dt is None:
                     moves = True
@@ -491,7 +492,7 @@ class _Tick:
                 a, b = 0, fixed + dur
         else:
             a = dur + max(0, max_a)
-            opened = _us(cyc.open) if cyc is not None else _NEG
+            opened = cyc.us[2] if cyc is not None else _NEG
             top = max(opened, max_b)
             b = top + dur if top > _NEG // 2 else _NEG
         block = None

@@ -114,6 +114,7 @@ def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
         if c.graph is snapshot.graph and c.inputs is not None and c.result is not None:
             if c.inputs == inputs:
                 c.hits += 1
+                c.recomputed = 0
                 return c.result
             if c.by_key is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
                 result = _update(c, snapshot, inputs)
