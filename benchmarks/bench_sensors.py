@@ -228,7 +228,14 @@ def load(n: int, days: int, home: Path, postgres: str | None) -> None:
     print(json.dumps({"events": written, "load_s": time.perf_counter() - t0, "bulk_s": t_bulk}))
 
 
-def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0) -> None:
+def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0) -> None:
+    """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
+    (how the figures before the incremental tick were taken), nothing new with the clock moving
+    ``advance_s`` per tick (a real sensor: every needing asset's predicted ready time moves with
+    it), and ``new_per_tick`` materializations stored before each tick with the clock moving."""
+    from orchestrator.assessment import freshness as freshness_module
+    from orchestrator.core import datatime
+
     rng = random.Random(n)
     graph = make_graph(n, rng)
     tmp = Path(tempfile.mkdtemp())
@@ -244,46 +251,60 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0) -> None:
     costs = [CostRecord(now - timedelta(hours=rng.uniform(0, 24 * 20)), rng.uniform(0, 2), "run",
                         asset_key=rng.choice(all_keys)) for _ in range(n)]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    clock = [now]
     with dg.DagsterInstance.from_config(str(home)) as instance:
 
-        cpu: list[float] = []
-
         def tick():
+            at = clock[0]
             c1 = time.process_time()
             t1 = time.perf_counter()
-            snap = build_snapshot(instance, graph, now=now)
+            snap = build_snapshot(instance, graph, now=at)
             t2 = time.perf_counter()
             snap.durations = history
             snap.failures += failures
             snap.costs = costs
-            a = assess(snap, res, durations, now=now)
+            a = assess(snap, res, durations, now=at)
             t3 = time.perf_counter()
-            cpu.append(time.process_time() - c1)
-            return a, snap, t2 - t1, t3 - t2
+            state = freshness_module._TICK.get("last")
+            return {"snap": snap, "a": a, "wall": t3 - t1, "cpu": time.process_time() - c1, "snapshot": t2 - t1,
+                    "assess": t3 - t2, "pass": state.computed if state else None,
+                    "assessed": state.assessed if state else None, "data_times": datatime._CARRY.recomputed}
 
-        def store_new() -> None:
-            """What happens between two ticks: ``new_per_tick`` assets materialize (stored
-            through Dagster, outside the tick's timing)."""
-            for k in rng.sample(all_keys, min(new_per_tick, len(all_keys))):
+        def store_new(count: int) -> None:
+            """What happens between two ticks: ``count`` assets materialize (stored through
+            Dagster, outside the tick's timing)."""
+            for k in rng.sample(all_keys, min(count, len(all_keys))):
                 instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(k)))
 
         snapshot_module._USER_KEY.clear()  # cold: no asset keys converted yet in this process
         snapshot_module._DB_KEY.clear()
-        _, _, c_snap, c_assess = tick()  # not kept: a sensor does not hold the last tick's snapshot
-        warm = []
-        for _ in range(ticks):
-            store_new()
-            a, snap, w_s, w_a = tick()
-            warm.append((w_s, w_a))
-    w_snap = statistics.median(w[0] for w in warm)
-    w_assess = statistics.median(w[1] for w in warm)
+        cold = tick()
+        cold.pop("snap"), cold.pop("a")
+        rss_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        phases = {}
+        for name, count, step in (("held", 0, 0.0), ("clock", 0, advance_s), ("new", new_per_tick, advance_s)):
+            got = []
+            for _ in range(ticks):
+                store_new(count)
+                clock[0] = clock[0] + timedelta(seconds=step)
+                last = None  # a sensor does not hold the last tick's snapshot and assessment
+                last = tick()
+                got.append({k: v for k, v in last.items() if k not in ("snap", "a")})
+            phases[name] = {
+                "new_per_tick": count, "advance_s": step,
+                "wall_s": statistics.median(g["wall"] for g in got), "cpu_s": statistics.median(g["cpu"] for g in got),
+                "snapshot_s": statistics.median(g["snapshot"] for g in got),
+                "assess_s": statistics.median(g["assess"] for g in got),
+                "pass_assets": last["pass"], "assessed": last["assessed"], "data_times_recomputed": last["data_times"],
+            }
+    a, snap = last["a"], last["snap"]
     statuses: dict[str, int] = {}
     for f in a.freshness.values():
         statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
     print(json.dumps({
-        "assets": n, "warm_cpu_s": statistics.median(cpu[1:]), "cold_s": c_snap + c_assess, "warm_s": w_snap + w_assess, "warm_snapshot_s": w_snap,
-        "warm_assess_s": w_assess, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_tick_mib": rss_before, "new_per_tick": new_per_tick,
+        "assets": n, "cold_s": cold["wall"], "cold_cpu_s": cold["cpu"], "phases": phases,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_cold_mib": rss_cold,
+        "rss_before_tick_mib": rss_before, "governed": len(a.freshness),
         "materializations": len(snap.materializations), "last_success": len(snap.last_success),
         "caps_hit": snapshot_module.caps_hit(snap), "statuses": statuses, "failures": len(a.failures),
     }))
@@ -301,8 +322,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--ticks", type=int, default=3, help="warm ticks (median)")
-    parser.add_argument("--new-per-tick", type=int, default=0,
+    parser.add_argument("--new-per-tick", type=int, default=100,
                         help="materializations stored between warm ticks (0: nothing changes between ticks)")
+    parser.add_argument("--advance-s", type=float, default=60.0,
+                        help="seconds the clock moves between warm ticks in the clock and new phases (default 60)")
+    parser.add_argument("--loaded", action="store_true",
+                        help="the instance under --home (and --postgres) is already loaded: tick only")
     parser.add_argument("--postgres", help="postgresql:// URL of an empty database to use instead of SQLite")
     parser.add_argument("--pg", action="store_true",
                         help="start a throwaway local PostgreSQL (Debian's server binaries, as tests/pg_server.py) "
@@ -315,7 +340,7 @@ def main() -> None:
         load(args.load, args.days, args.home, args.postgres)
         return
     if args.tick:
-        tick_process(args.tick, args.home, args.ticks, args.new_per_tick)
+        tick_process(args.tick, args.home, args.ticks, args.new_per_tick, args.advance_s)
         return
     server = None
     if args.pg:
@@ -335,35 +360,46 @@ def main() -> None:
 
 def run(args, server) -> None:
     backend = "PostgreSQL" if (args.postgres or server) else "SQLite"
+    if args.loaded and args.home and "postgres" in next(iter(sorted(args.home.glob("n*/dagster.yaml"))), Path("/dev/null")).read_text():
+        backend = "PostgreSQL"
     rows = []
     for n in args.sizes:
         if server is not None:
             args.postgres = server.create_db(f"bench_{n}").replace("postgresql+psycopg://", "postgresql+psycopg2://")
             args.postgres += "?sslmode=disable"
         home = (args.home or Path(tempfile.mkdtemp(prefix="bench_sensors_"))) / f"n{n}"
-        loaded = _child(["--load", str(n), "--days", str(args.days), "--home", str(home),
-                         *(["--postgres", args.postgres] if args.postgres else [])])
+        if args.loaded:
+            loaded = {"events": 0, "load_s": 0.0, "bulk_s": 0.0}
+        else:
+            loaded = _child(["--load", str(n), "--days", str(args.days), "--home", str(home),
+                             *(["--postgres", args.postgres] if args.postgres else [])])
         r = _child(["--tick", str(n), "--home", str(home), "--ticks", str(args.ticks),
-                    "--new-per-tick", str(args.new_per_tick)])
+                    "--new-per-tick", str(args.new_per_tick), "--advance-s", str(args.advance_s)])
         r.update(loaded)
         rows.append(r)
-        print(f"{n:>7} assets {backend}: {loaded['events']:,} events loaded in {loaded['load_s']:.0f} s | "
-              f"(bulk {loaded['bulk_s']:.0f} s) | cold {r['cold_s']:5.2f} s  warm {r['warm_s']:5.2f} s, CPU {r['warm_cpu_s']:5.2f} s (snapshot {r['warm_snapshot_s']:5.2f} s, "
-              f"assess {r['warm_assess_s']:5.2f} s)  rss {r['rss_mib']:6.0f} MiB "
-              f"({r['rss_before_tick_mib']:.0f} before the first tick) | {r['new_per_tick']} new per tick | "
+        print(f"{n:>7} assets {backend}: {loaded['events']:,} events loaded in {loaded['load_s']:.0f} s "
+              f"(bulk {loaded['bulk_s']:.0f} s) | cold {r['cold_s']:5.2f} s ({r['cold_cpu_s']:.2f} s CPU) | "
+              f"rss {r['rss_mib']:6.0f} MiB ({r['rss_before_tick_mib']:.0f} before the first tick, "
+              f"{r['rss_after_cold_mib']:.0f} after it) | {r['governed']:,} governed, "
               f"{r['materializations']:,} recent materializations, caps hit: {r['caps_hit'] or 'none'}; "
               f"{r['statuses']}, {r['failures']} failures", flush=True)
+        for name, p in r["phases"].items():
+            print(f"         warm, {p['new_per_tick']:>4} new per tick, clock +{p['advance_s']:>4.0f} s: "
+                  f"wall {p['wall_s']:5.2f} s, CPU {p['cpu_s']:5.2f} s (snapshot {p['snapshot_s']:5.2f} s, "
+                  f"assess {p['assess_s']:5.2f} s wall) | pass computed {p['pass_assets']}, assessments made "
+                  f"{p['assessed']}, data times computed {p['data_times_recomputed']}", flush=True)
         if not args.home:
             shutil.rmtree(home.parent, ignore_errors=True)
     for a, b in zip(rows, rows[1:]):
         ratio = math.log(b["assets"] / a["assets"])
-        print(f"growth exponent {a['assets']} -> {b['assets']} assets: warm tick "
-              f"{math.log(b['warm_s'] / a['warm_s']) / ratio:.2f} (CPU "
-              f"{math.log(b['warm_cpu_s'] / a['warm_cpu_s']) / ratio:.2f}), snapshot "
-              f"{math.log(b['warm_snapshot_s'] / a['warm_snapshot_s']) / ratio:.2f}, assess "
-              f"{math.log(b['warm_assess_s'] / a['warm_assess_s']) / ratio:.2f}, rss "
-              f"{math.log(b['rss_mib'] / a['rss_mib']) / ratio:.2f}")
-    print(f"targets at 100,000 assets on PostgreSQL: warm tick <= 2 s, rss <= 300 MiB")
+        parts = []
+        for name in a["phases"]:
+            pa, pb = a["phases"][name], b["phases"][name]
+            parts.append(f"{name}: CPU {math.log(max(pb['cpu_s'], 1e-3) / max(pa['cpu_s'], 1e-3)) / ratio:.2f}, "
+                         f"wall {math.log(max(pb['wall_s'], 1e-3) / max(pa['wall_s'], 1e-3)) / ratio:.2f}")
+        print(f"growth exponent {a['assets']} -> {b['assets']} assets: warm tick " + "; ".join(parts)
+              + f"; rss {math.log(b['rss_mib'] / a['rss_mib']) / ratio:.2f}")
+    print("targets at 100,000 assets on PostgreSQL: warm tick <= 2 s, rss <= 300 MiB")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.records import (
@@ -46,6 +46,16 @@ class _Cycle:
     open: datetime  # when work for the upcoming target tick may start
     after: datetime  # effective deadline of the tick after (reported once this cycle is done)
     policy: str
+    # the reasons' text of prev, prev_open and next, formatted once per cycle (shared by assets)
+    text: tuple[str, str, str] = field(default=("", "", ""), compare=False, repr=False)
+    # prev, next and open in microseconds since the epoch (None: no previous tick)
+    us: tuple[int | None, int, int] = field(default=(None, 0, 0), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", (self.prev.isoformat() if self.prev else "",
+                                          self.prev_open.isoformat() if self.prev_open else "",
+                                          self.next.isoformat()))
+        object.__setattr__(self, "us", (_us(self.prev) if self.prev else None, _us(self.next), _us(self.open)))
 
 
 def _policy_ticks(schedule, now: datetime) -> tuple[datetime | None, datetime, datetime]:
@@ -112,6 +122,8 @@ def assess_freshness(
 
     ``durations``: an ``orchestrator.policies.DurationModel`` (default: one built from
     ``snapshot.durations``). ``now`` defaults to ``snapshot.taken_at``.
+
+    Incremental across calls (sensor ticks) on the same graph and resolution: see ``_Tick``.
     """
     from orchestrator.policies import DurationModel
 
@@ -123,181 +135,484 @@ def assess_freshness(
         durations = DurationModel(snapshot.durations)
     from orchestrator.core.datatime import data_times
 
-    slas = resolution.slas
-    last = snapshot.last_success
     dts, held_by = data_times(snapshot)  # freshness is judged by data time, not by run time
-    in_flight = _in_flight_start(snapshot.runs, now, snapshot.syncs)
-    margin = timedelta(seconds=margin_s)
+    with _TICK_LOCK:
+        state = _TICK.get("last")
+        if state is None or not state.carries(graph, resolution, durations, now, margin_s):
+            state = _Tick(graph, resolution, margin_s)
+        state.update(snapshot, durations, now, dts, held_by)
+        _TICK["last"] = state
+        return dict(state.out)
 
-    # -- per policy: the target ticks around now and the window, computed once -------------
-    # Every asset is assessed against its winning deadline's *target* tick: an upstream whose
-    # own share of the cycle already passed is late for that tick, not early for the next one.
-    # Assets sharing a policy and a lead share one (immutable) cycle.
-    ticks: dict[str, tuple[datetime | None, datetime, datetime, timedelta]] = {}
-    shared: dict[tuple[str, timedelta], _Cycle] = {}
-    cycles: dict[str, _Cycle] = {}
-    for key, sla in slas.items():
-        dl = sla.deadline
-        if dl is None:
-            continue
-        cyc = shared.get((dl.policy, dl.lead))
-        if cyc is None:
-            t = ticks.get(dl.policy)
-            if t is None:
-                policy = resolution.policy(dl.policy)
-                schedule = policy.schedule()
-                t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_NEG = -(1 << 62)  # "minus infinity" in microseconds (no such term)
+_POS = 1 << 62
+
+
+def _us(t: datetime) -> int:
+    return (t - _EPOCH) // _US
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _dur_us(durations, node) -> int:
+    return timedelta(seconds=durations.seconds(node)) // _US
+
+
+def _history_of(durations):
+    """What a duration model's estimates are a function of, besides the history per key."""
+    return (type(durations), getattr(durations, "q", None), getattr(durations, "min_samples", None),
+            getattr(durations, "max_samples", None), getattr(durations, "priors", None))
+
+
+class _Tick:
+    """What the last call computed, per asset, for the next call (the next sensor tick).
+
+    The topological pass keeps, per asset of the scope (governed assets and their ancestors),
+    ``(needs_run, A, B, blocking)``: its predicted ready time is ``max(now + A, B)`` (integer
+    microseconds; ``A``/``B`` may be minus infinity), which holds for any ``now`` - the pass
+    itself does not depend on the clock, except where a max_lag makes data stale at a known
+    time or the critical input changes when one input's ready time overtakes another's: those
+    instants are kept per asset (``pass_until``) and the asset is computed again once ``now``
+    reaches them. A call computes again only the assets whose own inputs changed (data time,
+    latest materialization, cycle, in-flight run or sync, predicted duration) or whose instant
+    came, then, in topological order, the children of those whose result changed. Statuses the
+    same way: an assessment is made again when its pass result or inputs changed, when ``now``
+    crosses one of its deadlines (``status_until``), or, every call with a new ``now``, when its
+    predicted ready time moves with the clock (nothing to wait for but the run itself).
+    A new graph, resolution, margin, duration model of another kind, or a clock going back:
+    everything is computed again (the same code, every asset dirty)."""
+
+    def __init__(self, graph, resolution, margin_s: float):
+        self.graph = graph
+        self.resolution = resolution
+        self.margin_s = margin_s
+        self.margin_us = timedelta(seconds=margin_s) // _US
+        self.scope = _scope(graph, resolution)
+        self.in_scope = frozenset(self.scope)
+        pos = graph.topological_index()
+        self.pos = pos
+        self.status_keys = {k: sla for k, sla in resolution.slas.items()
+                            if sla.deadline is not None or sla.max_lag is not None}
+        self.by_policy: dict[str, list[str]] = {}
+        for k, sla in resolution.slas.items():
+            if sla.deadline is not None:
+                self.by_policy.setdefault(sla.deadline.policy, []).append(k)
+        self.first = True
+        self.now_us = 0
+        self.durations = None
+        self.dts: dict = {}
+        self.held: dict = {}
+        self.last: dict = {}
+        self.ticks: dict[str, tuple] = {}
+        self.shared: dict[tuple[str, timedelta], _Cycle] = {}
+        self.cycles: dict[str, _Cycle] = {}
+        self.in_flight: dict[str, tuple[int | None, bool]] = {}
+        self.rec: dict[str, tuple[bool, int, int, str | None]] = {}
+        self.dur: dict[str, int] = {}
+        self.pass_until: dict[str, int] = {}
+        self.pass_heap: list[tuple[int, str]] = []
+        self.status_until: dict[str, int] = {}
+        self.status_heap: list[tuple[int, str]] = []
+        self.moving: set[str] = set()
+        self.texts: dict[str, tuple[datetime, str]] = {}  # key -> (data time, its text)
+        self.out: dict[str, FreshnessAssessment] = {}
+        self.computed = 0  # assets the last call ran the pass for
+        self.assessed = 0  # assessments the last call made
+
+    def carries(self, graph, resolution, durations, now: datetime, margin_s: float) -> bool:
+        return (graph is self.graph and resolution is self.resolution and margin_s == self.margin_s
+                and _us(now) >= self.now_us and _history_of(durations) == _history_of(self.durations)
+                and getattr(resolution, "slas", None) is not None
+                and len(resolution.slas) == len(self.resolution.slas))
+
+    # -- one call ---------------------------------------------------------------------------------
+    def update(self, snapshot: Snapshot, durations, now: datetime, dts: dict, held_by: dict) -> None:
+        import heapq
+
+        from orchestrator.core.datatime import _changed_keys
+
+        now_us = _us(now)
+        first = self.first
+        graph = self.graph
+        slas = self.resolution.slas
+        last = snapshot.last_success
+        pass_dirty: set[str] = set()
+        status_dirty: set[str] = set()
+        if first:
+            pass_dirty.update(self.scope)
+            status_dirty.update(self.status_keys)
+        else:
+            # own inputs that changed since the last call
+            if dts is not self.dts or held_by is not self.held:
+                moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
+                pass_dirty |= moved
+                status_dirty |= moved
+            moved = _changed_keys(self.last, last)
+            pass_dirty |= moved
+            status_dirty |= moved
+            if durations is not self.durations:
+                old_h = getattr(self.durations, "history", None)
+                new_h = getattr(durations, "history", None)
+                if old_h is None or new_h is None:
+                    moved = set(self.dur)
+                else:
+                    moved = _changed_keys(old_h, new_h)
+                for k in moved:
+                    self.dur.pop(k, None)
+                pass_dirty |= moved
+                status_dirty |= moved
+            # instants reached
+            for heap, until, dirty in ((self.pass_heap, self.pass_until, pass_dirty),
+                                       (self.status_heap, self.status_until, status_dirty)):
+                while heap and heap[0][0] <= now_us:
+                    v, k = heapq.heappop(heap)
+                    if until.get(k) == v:
+                        del until[k]
+                        dirty.add(k)
+            if now_us != self.now_us:
+                status_dirty |= self.moving
+        # cycles: policies whose ticks moved give their assets new cycles
+        for policy, keys in self.by_policy.items():
+            pol = self.resolution.policy(policy)
+            schedule = pol.schedule()
+            t = (*_policy_ticks(schedule, now), pol.deadline.effective_window(schedule))
+            if not first and self.ticks.get(policy) == t:
+                continue
+            self.ticks[policy] = t
             prev_tick, next_tick, after_tick, win = t
-            cyc = shared[(dl.policy, dl.lead)] = _Cycle(
-                prev=prev_tick - dl.lead if prev_tick else None,
-                prev_open=prev_tick - win if prev_tick else None,
-                next=next_tick - dl.lead,
-                open=next_tick - win,
-                after=after_tick - dl.lead,
-                policy=dl.policy,
-            )
-        cycles[key] = cyc
+            for key in keys:
+                dl = slas[key].deadline
+                pair = (dl.policy, dl.lead)
+                cyc = self.shared.get(pair)
+                if cyc is None or cyc.open != next_tick - win or cyc.next != next_tick - dl.lead or cyc.after != after_tick - dl.lead or cyc.prev != (prev_tick - dl.lead if prev_tick else None):
+                    cyc = self.shared[pair] = _Cycle(
+                        prev=prev_tick - dl.lead if prev_tick else None,
+                        prev_open=prev_tick - win if prev_tick else None,
+                        next=next_tick - dl.lead,
+                        open=next_tick - win,
+                        after=after_tick - dl.lead,
+                        policy=dl.policy,
+                    )
+                if self.cycles.get(key) is not cyc:
+                    self.cycles[key] = cyc
+                    pass_dirty.add(key)
+                    status_dirty.add(key)
+        # in flight: key -> (earliest fixed start, whether a queued run starts "now")
+        flight = _in_flight(snapshot.runs, snapshot.syncs)
+        if flight != self.in_flight:
+            moved = {k for k in flight.keys() | self.in_flight.keys() if flight.get(k) != self.in_flight.get(k)}
+            pass_dirty |= moved
+            self.in_flight = flight
+        # (a copy: a caller may change its dict in place before the next call)
+        self.dts, self.held, self.last, self.durations = dts, held_by, dict(last), durations
+        self.now_us = now_us
+        self.first = False
 
-    # -- one topological pass: needs_run, ready, blocking ----------------------------------
-    # over the governed assets and their ancestors only (nothing else reaches a status)
-    node_of = graph.get
-    needs: dict[str, bool] = {}
-    ready: dict[str, datetime] = {}
-    blocking: dict[str, str | None] = {}
-    upstream_map = getattr(graph, "upstream_map", None)
-    parents_of = upstream_map().__getitem__ if upstream_map is not None else graph.parents
-    for key in _scope(graph, resolution):
-        node = node_of(key)
-        ls = last.get(key)
+        # -- the pass, over the dirty assets and the children their change reaches ---------------
+        in_scope = self.in_scope
+        pos = self.pos
+        upstream = graph.upstream_map()
+        children = graph.children
+        rec = self.rec
+        heap = [(pos[k], k) for k in pass_dirty if k in in_scope]
+        heapq.heapify(heap)
+        queued = {k for _, k in heap}
+        n = 0
+        while heap:
+            _, key = heapq.heappop(heap)
+            n += 1
+            got, until = self._one(key, upstream[key], now_us, dts, last, durations)
+            if until < _POS:
+                self.pass_until[key] = until
+                heapq.heappush(self.pass_heap, (until, key))
+            else:
+                self.pass_until.pop(key, None)
+            if rec.get(key) != got:
+                rec[key] = got
+                status_dirty.add(key)
+                for ch in children(key):
+                    if ch in in_scope and ch not in queued:
+                        queued.add(ch)
+                        heapq.heappush(heap, (pos[ch], ch))
+        self.computed = n
+        if len(self.pass_heap) > 4 * len(self.pass_until) + 1024:  # stale entries
+            self.pass_heap = [(v, k) for k, v in self.pass_until.items()]
+            heapq.heapify(self.pass_heap)
+
+        # -- statuses ------------------------------------------------------------------------------
+        node_of = graph.get
+        margin = timedelta(seconds=self.margin_s)
+        margin_us = self.margin_us
+        out = self.out
+        moving = self.moving
+        texts = self.texts
+        m = 0
+        for key in status_dirty:
+            sla = self.status_keys.get(key)
+            if sla is None:
+                continue
+            m += 1
+            cyc = self.cycles.get(key)
+            r = rec.get(key)
+            dt = dts.get(key)
+            ls = last.get(key)
+            if r is None:  # not in the graph: never assessed by the pass
+                need, predicted, a, b = None, None, _NEG, _NEG
+            else:
+                need, a, b, block = r
+                if not need:
+                    predicted = ls if ls is not None else now
+                else:
+                    predicted = _at(max(now_us + a, b))
+            block = r[3] if r is not None else None
+            dt_text = None
+            if dt is not None:
+                held_text = texts.get(key)
+                if held_text is not None and held_text[0] is dt:
+                    dt_text = held_text[1]
+                else:
+                    dt_text = dt.isoformat()
+                    texts[key] = (dt, dt_text)
+            out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
+                                   self.margin_s, durations, node_of, dt_text)
+            # when this assessment stops holding: now crossing a deadline, or a predicted ready
+            # time that moves with the clock
+            until = _POS
+            moves = False
+            if r is not None and not need and ls is None:
+                moves = True  # predicted ready: now
+            if r is not None and need and a > _NEG // 2:
+                if now_us + a >= b:
+                    moves = True
+                else:
+                    until = min(until, b - a + 1)
+            if cyc is not None:
+                for tu in cyc.us[:2]:
+                    if tu is not None and now_us < tu < until:
+                        until = tu
+            if sla.max_lag is not None:
+                if dt is None:
+                    moves = True
+                else:
+                    limit = _us(dt + sla.max_lag)
+                    if limit >= now_us:
+                        until = min(until, limit + 1)
+                    if cyc is None and node_of(key) is not None:
+                        edge = limit - self._dur(key, durations) - margin_us + 1
+                        if edge > now_us:
+                            until = min(until, edge)
+            if moves:
+                moving.add(key)
+            else:
+                moving.discard(key)
+            if until < _POS:
+                self.status_until[key] = until
+                heapq.heappush(self.status_heap, (until, key))
+            else:
+                self.status_until.pop(key, None)
+        self.assessed = m
+        if len(self.status_heap) > 4 * len(self.status_until) + 1024:
+            self.status_heap = [(v, k) for k, v in self.status_until.items()]
+            heapq.heapify(self.status_heap)
+
+    def _dur(self, key: str, durations) -> int:
+        d = self.dur.get(key)
+        if d is None:
+            d = self.dur[key] = _dur_us(durations, self.graph.get(key))
+        return d
+
+    def _one(self, key, parents, now_us, dts, last, durations):
+        """One asset's pass result ``(needs_run, A, B, blocking)`` and until when it holds."""
+        until = _POS
+        cyc = self.cycles.get(key)
+        sla = self.resolution.slas.get(key)
         dt = dts.get(key)
-        cyc = cycles.get(key)
-        sla = slas.get(key)
         if cyc is not None:
             stale = dt is None or dt < cyc.open
         elif sla is not None and sla.max_lag is not None:
-            stale = dt is None or dt < now - sla.max_lag
+            if dt is None:
+                stale = True
+            else:
+                edge = _us(dt + sla.max_lag)  # stale once now - max_lag > dt
+                stale = now_us > edge
+                if not stale:
+                    until = edge + 1
         else:
             stale = dt is None
-        parents = parents_of(key)
-        crit: str | None = None
-        crit_ready: datetime | None = None
+        rec = self.rec
+        crit = None
+        crit_ready = None
         up_needs = False
+        max_a = _NEG
+        max_b = _NEG
+        needing = []
         for p in parents:
-            if needs[p]:
+            pr = rec[p]
+            if pr[0]:
                 up_needs = True
-                r = ready[p]
+                pa, pb = pr[1], pr[2]
+                needing.append((pa, pb))
+                r = max(now_us + pa, pb)
                 if crit_ready is None or r > crit_ready:
                     crit, crit_ready = p, r
+                if pa > max_a:
+                    max_a = pa
+                if pb > max_b:
+                    max_b = pb
+        if len(needing) > 1:
+            # the critical input may change when one ready time overtakes another's
+            for pa, pb in needing:
+                if pb > _NEG // 2:
+                    for qa, _ in needing:
+                        if qa > _NEG // 2:
+                            b = pb - qa
+                            if b >= now_us:
+                                b = b if b > now_us else b + 1
+                                if b < until:
+                                    until = b
         need = stale or up_needs
-        needs[key] = need
         if not need:
-            ready[key] = ls if ls is not None else now
-            blocking[key] = None
-            continue
-        dur = timedelta(seconds=durations.seconds(node))
-        start = in_flight.get(key)
-        if start is not None and not up_needs:
-            ready[key] = max(now, start + dur)
-        else:
-            begin = now
-            if cyc is not None and cyc.open > begin:
-                begin = cyc.open
-            if crit_ready is not None and crit_ready > begin:
-                begin = crit_ready
-            ready[key] = begin + dur
-        blocking[key] = (blocking[crit] or crit) if crit is not None else None
-
-    # -- statuses ---------------------------------------------------------------------------
-    out: dict[str, FreshnessAssessment] = {}
-    for key, sla in slas.items():
-        cyc = cycles.get(key)
-        ls = last.get(key)
-        dt = dts.get(key)
-        if cyc is None and sla.max_lag is None:
-            continue
-        window_open = cyc.open if cyc is not None else None
-        policy = cyc.policy if cyc is not None else sla.max_lag_policy
-        predicted = ready.get(key)
-        status = FreshnessStatus.ok
-        deadline: datetime | None = None
-        reason = ""
-        block = blocking.get(key)
-        if cyc is not None:
-            deadline = cyc.next
-            if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
-                status = FreshnessStatus.breached
-                deadline = cyc.prev
-                reason = (
-                    f"deadline {cyc.prev.isoformat()} passed without data newer than "
-                    f"{cyc.prev_open.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}"
-                       + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
-                    + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
-                    + (f" (blocked by {block})" if block else "")
-                )
-            elif cyc.next <= now and (dt is None or dt < cyc.open):
-                status = FreshnessStatus.breached
-                reason = (
-                    f"late for its share of the {cyc.policy} deadline: needed by "
-                    f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
-                    + (f" (blocked by {block})" if block else "")
-                )
-            elif not needs[key]:
-                if deadline <= now:
-                    deadline = cyc.after
-                reason = (
-                    f"fresh for the deadline {cyc.next.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}" if dt else "")
-                    + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
-                )
-            elif predicted + margin > cyc.next:
-                status = FreshnessStatus.at_risk
-                reason = (
-                    f"predicted ready {predicted.isoformat()} is after the deadline "
-                    f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
-                    + (f"; critical path held by {block}" if block else "")
-                )
+            ls = last.get(key)
+            return ((False, _NEG, _us(ls), None) if ls is not None else (False, 0, _NEG, None)), until
+        dur = self._dur(key, durations)
+        fl = self.in_flight.get(key)
+        if fl is not None and not up_needs:
+            fixed, queued = fl
+            if fixed is None:  # only queued: ready = now + duration
+                a, b = max(0, dur), _NEG
+            elif queued and fixed > now_us:  # started "in the future": queued wins until then
+                a, b = max(0, dur), _NEG
+                until = min(until, fixed)
             else:
-                reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
-        if sla.max_lag is not None and status is not FreshnessStatus.breached:
-            limit = (dt + sla.max_lag) if dt is not None else now
-            if dt is None or now > limit:
-                status = FreshnessStatus.breached
-                deadline = limit
-                reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
-                    f" (policy {sla.max_lag_policy})"
-                )
-            elif cyc is None:
-                deadline = limit
-                # the next refresh would have to start now to land before the limit
-                if needs[key] and predicted + margin > limit:
+                a, b = 0, fixed + dur
+        else:
+            a = dur + max(0, max_a)
+            opened = cyc.us[2] if cyc is not None else _NEG
+            top = max(opened, max_b)
+            b = top + dur if top > _NEG // 2 else _NEG
+        block = None
+        if crit is not None:
+            block = rec[crit][3] or crit
+        return (True, a, b, block), until
+
+
+_TICK: dict[str, _Tick] = {}
+_TICK_LOCK = threading.Lock()
+
+
+def _in_flight(runs: list[RunRecord], syncs=()) -> dict[str, tuple[int | None, bool]]:
+    """Asset key -> (earliest start of its running runs and syncs, whether a queued or starting
+    run counts from now): ``_in_flight_start`` without a clock."""
+    fixed: dict[str, int] = {}
+    queued: set[str] = set()
+    for sync in syncs:
+        if sync.status == "running":
+            at = _us(sync.started_at)
+            for key in sync.tables:
+                cur = fixed.get(key)
+                if cur is None or at < cur:
+                    fixed[key] = at
+    for run in runs:
+        if not run.status.in_flight:
+            continue
+        if run.status is RunStatus.running and run.started_at:
+            at = _us(run.started_at)
+            for key in run.asset_keys:
+                cur = fixed.get(key)
+                if cur is None or at < cur:
+                    fixed[key] = at
+        else:
+            queued.update(run.asset_keys)
+    return {k: (fixed.get(k), k in queued) for k in fixed.keys() | queued}
+
+
+def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
+                node_of, dt_text: str | None = None) -> FreshnessAssessment:
+    window_open = cyc.open if cyc is not None else None
+    policy = cyc.policy if cyc is not None else sla.max_lag_policy
+    status = FreshnessStatus.ok
+    deadline: datetime | None = None
+    reason = ""
+    if cyc is not None:
+        deadline = cyc.next
+        if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
+            status = FreshnessStatus.breached
+            deadline = cyc.prev
+            reason = (
+                f"deadline {cyc.text[0]} passed without data newer than "
+                f"{cyc.text[1]}"
+                + (f" (data as of {dt_text or dt.isoformat()}"
+                   + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
+                + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
+                + (f" (blocked by {block})" if block else "")
+            )
+        elif cyc.next <= now and (dt is None or dt < cyc.open):
+            status = FreshnessStatus.breached
+            reason = (
+                f"late for its share of the {cyc.policy} deadline: needed by "
+                f"{cyc.text[2]}; predicted ready {predicted.isoformat()}"
+                + (f" (blocked by {block})" if block else "")
+            )
+        elif not need:
+            if deadline <= now:
+                deadline = cyc.after
+            reason = (
+                f"fresh for the deadline {cyc.text[2]}"
+                + (f" (data as of {dt_text or dt.isoformat()}" if dt else "")
+                + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
+            )
+        elif predicted + margin > cyc.next:
+            status = FreshnessStatus.at_risk
+            reason = (
+                f"predicted ready {predicted.isoformat()} is after the deadline "
+                f"{cyc.text[2]} minus a {int(margin_s)}s margin"
+                + (f"; critical path held by {block}" if block else "")
+            )
+        else:
+            reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.text[2]}"
+    if sla.max_lag is not None and status is not FreshnessStatus.breached:
+        limit = (dt + sla.max_lag) if dt is not None else now
+        if dt is None or now > limit:
+            status = FreshnessStatus.breached
+            deadline = limit
+            reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
+                f" (policy {sla.max_lag_policy})"
+            )
+        elif cyc is None:
+            deadline = limit
+            # the next refresh would have to start now to land before the limit
+            if need and predicted + margin > limit:
+                status = FreshnessStatus.at_risk
+                reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
+            elif not need:
+                full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
+                if full > limit:
                     status = FreshnessStatus.at_risk
-                    reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
-                elif not needs[key]:
-                    full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
-                    if full > limit:
-                        status = FreshnessStatus.at_risk
-                        reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
-                    else:
-                        reason = f"within max_lag until {limit.isoformat()}"
+                    reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
                 else:
-                    reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
-        slack = (deadline - predicted).total_seconds() if deadline and predicted else None
-        out[key] = FreshnessAssessment(
-            asset_key=key,
-            status=status,
-            tier=sla.tier.value,
-            policy=policy,
-            deadline=deadline,
-            predicted_ready=predicted,
-            slack_s=slack,
-            blocking_asset=block,
-            reason=reason,
-            data_time=dt,
-            data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
-            window_open=window_open,
-        )
-    return out
+                    reason = f"within max_lag until {limit.isoformat()}"
+            else:
+                reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
+    slack = (deadline - predicted).total_seconds() if deadline and predicted else None
+    return FreshnessAssessment(
+        asset_key=key,
+        status=status,
+        tier=sla.tier.value,
+        policy=policy,
+        deadline=deadline,
+        predicted_ready=predicted,
+        slack_s=slack,
+        blocking_asset=block,
+        reason=reason,
+        data_time=dt,
+        data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
+        window_open=window_open,
+    )
 
 
 def recoveries(

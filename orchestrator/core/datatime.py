@@ -54,18 +54,29 @@ def data_times(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]
 
 
 class _Carry:
-    """The inputs and result of the last computation, for the next snapshot (the next sensor
-    tick): when its inputs are equal (compared by value; the snapshot reader hands out the same
-    objects for what did not change, so the comparison is mostly identity checks) the result is
-    the same and is returned again, read-only."""
+    """The last computation's inputs, per-asset intermediate results and result, for the next
+    snapshot (the next sensor tick) of the same graph. When every input is equal the result is
+    returned again, read-only (``hits``). Otherwise only the assets whose own inputs changed (a
+    materialization added or gone, a latest materialization, a given data time, a run's start, a
+    sync landing it) are computed again, then their children, in topological order, as long as an
+    asset's result (history of data times, the input holding it back, the data times per run)
+    differs from the one held (``partial``; ``recomputed``: assets computed by the last update).
+    A new graph, or a source that gives every data time, computes everything (``misses``)."""
 
-    __slots__ = ("graph", "inputs", "result", "hits", "misses")
+    __slots__ = ("graph", "inputs", "result", "hits", "misses", "partial", "recomputed",
+                 "mats", "by_key", "hist", "held", "of_run", "dts")
 
     def __init__(self) -> None:
         self.graph = None
         self.inputs: tuple | None = None
         self.result: tuple[dict[str, datetime], dict[str, str]] | None = None
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.partial = self.recomputed = 0
+        self.mats: list = []
+        self.by_key: dict[str, list] | None = None  # asset key -> its unpartitioned materializations
+        self.hist: dict[str, tuple[list[datetime], list[datetime]]] = {}
+        self.held: dict[str, str] = {}
+        self.of_run: dict[str, dict[str, datetime]] = {}
+        self.dts: dict[str, datetime] = {}
 
 
 _CARRY = _Carry()
@@ -77,27 +88,212 @@ def _inputs(snapshot: Snapshot) -> tuple:
             {r.run_id: r.started_at or r.created_at for r in snapshot.runs}, list(snapshot.syncs))
 
 
+def _all_given(graph, given: dict, last: dict) -> bool:
+    """The source gives the data time of every materialized asset (the simulator)."""
+    return bool(given) and all(k in given or k not in last for k in graph.topological_order())
+
+
+def _changed_keys(old: dict, new: dict) -> set[str]:
+    """Keys whose value differs between two dicts (added and removed ones too)."""
+    if old is new:
+        return set()
+    out = {k for k, v in new.items() if (o := old.get(k, _MISSING)) is not v and o != v}
+    added = sum(1 for k in out if k not in old)
+    if len(new) - added < len(old):  # some keys of ``old`` are gone
+        out.update(k for k in old if k not in new)
+    return out
+
+
+_MISSING = object()
+
+
 def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
     inputs = _inputs(snapshot)
     with _CARRY_LOCK:
-        if _CARRY.graph is snapshot.graph and _CARRY.inputs == inputs and _CARRY.result is not None:
-            _CARRY.hits += 1
-            return _CARRY.result
-    result = _compute(snapshot)
+        c = _CARRY
+        if c.graph is snapshot.graph and c.inputs is not None and c.result is not None:
+            if c.inputs == inputs:
+                c.hits += 1
+                c.recomputed = 0
+                return c.result
+            if c.by_key is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
+                result = _update(c, snapshot, inputs)
+                c.inputs, c.result = inputs, result
+                c.partial += 1
+                return result
+    result = _compute(snapshot, keep := _Carry())
     with _CARRY_LOCK:
-        _CARRY.graph, _CARRY.inputs, _CARRY.result = snapshot.graph, inputs, result
-        _CARRY.misses += 1
+        c = _CARRY
+        c.graph, c.inputs, c.result = snapshot.graph, inputs, result
+        c.hist, c.held, c.of_run, c.dts, c.by_key = keep.hist, keep.held, keep.of_run, keep.dts, keep.by_key
+        c.mats = inputs[2]  # (by_key None: every data time was given, nothing per asset to carry)
+        c.misses += 1
+        c.recomputed = len(result[0])
     return result
 
 
-def _compute(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
+def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, datetime], dict[str, str]]:
+    """Bring the carried per-asset results to ``snapshot`` (see ``_Carry``)."""
+    import heapq
+
+    old_given, old_last, old_mats, old_starts, old_syncs = c.inputs  # type: ignore[misc]
+    given, last, mats, starts, syncs = inputs
+    graph = snapshot.graph
+    # -- the assets whose own inputs changed ----------------------------------------------------
+    dirty = _changed_keys(old_given, given) | _changed_keys(old_last, last)
+    if mats != old_mats:
+        # by identity: the snapshot reader hands out the same objects for rows it carried
+        before = {id(m) for m in old_mats}
+        now_ids = set()
+        for m in mats:
+            now_ids.add(id(m))
+            if id(m) not in before:
+                dirty.add(m.asset_key)
+        dirty.update(m.asset_key for m in old_mats if id(m) not in now_ids)
+    runs_changed = _changed_keys(old_starts, starts)
+    if runs_changed:
+        dirty.update(m.asset_key for m in mats if m.run_id in runs_changed)
+        dirty.update(m.asset_key for m in old_mats if m.run_id in runs_changed)
+    if syncs != old_syncs:
+        a, b = set(syncs), set(old_syncs)
+        for s in a ^ b:
+            dirty.update(s.tables)
+    dirty = {k for k in dirty if k in graph}
+    c.mats = mats
+    if not dirty:
+        c.recomputed = 0
+        return c.result  # type: ignore[return-value]
+    # -- their own materializations, in snapshot order -----------------------------------------
+    by_key = c.by_key
+    for k in dirty:
+        by_key.pop(k, None)
+    for m in mats:
+        if m.partition is None and m.asset_key in dirty:
+            by_key.setdefault(m.asset_key, []).append(m)
+    run_start = {r.run_id: _aware(r.started_at or r.created_at) for r in snapshot.runs}
+    syncs_of = _syncs_of(syncs)
+    pos = graph.topological_index()
+    upstream = graph.upstream_map()
+    children = graph.children
+    hist, held, of_run = c.hist, c.held, c.of_run
+    dts = dict(c.result[0])  # type: ignore[index]
+    new_held = dict(c.result[1])  # type: ignore[index]
+    heap = [(pos[k], k) for k in dirty]
+    heapq.heapify(heap)
+    queued = set(dirty)
+    n = 0
+    while heap:
+        _, k = heapq.heappop(heap)
+        n += 1
+        entries = _with_last([(_aware(m.at), m.run_id, m.duration_s) for m in by_key.get(k, ())], last.get(k))
+        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run)
+        prev = (hist.get(k), held.get(k), of_run.get(k))
+        if out is None:
+            changed = prev != (None, None, None)
+            hist.pop(k, None), held.pop(k, None), of_run.pop(k, None)
+            dts.pop(k, None), new_held.pop(k, None)
+        else:
+            h, dt, hb, ofr = out
+            changed = prev != (h, hb, ofr)
+            hist[k], held[k], of_run[k] = h, hb, ofr
+            dts[k], new_held[k] = dt, hb
+        if changed:
+            for ch in children(k):
+                if ch not in queued:
+                    queued.add(ch)
+                    heapq.heappush(heap, (pos[ch], ch))
+    c.recomputed = n
+    return dts, new_held
+
+
+def _syncs_of(syncs) -> dict[str, list[tuple[datetime, datetime]]]:
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    for s in syncs:
+        if s.status == "succeeded" and s.ended_at is not None:
+            for t in s.tables:
+                out.setdefault(t, []).append((_aware(s.ended_at), _aware(s.started_at)))
+    return out
+
+
+def _with_last(entries: list, latest: datetime | None) -> list:
+    """An asset's materializations plus its latest one when the window does not hold it."""
+    if latest is None:
+        return entries
+    t = _aware(latest)
+    if not entries or max(x[0] for x in entries) < t:
+        return [*entries, (t, None, None)]
+    return entries
+
+
+def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
+    """One asset's (history of (landed at, data time), data time, held back by, data time per
+    run id) from its own materializations and its parents' results; None: never materialized."""
+    if k in given:
+        g = _aware(given[k])
+        landed = sorted(x[0] for x in entries) or [g]
+        return (landed, [g] * len(landed)), g, k, {}
+    if not entries:
+        return None
+    entries = sorted(entries, key=lambda x: x[0])
+    is_table = node is not None and node.connector is not None
+    at_l: list[datetime] = []
+    dt_l: list[datetime] = []
+    mine: dict[str, datetime] = {}
+    hb = k
+
+    def as_of(key: str, t: datetime, run_id: str | None) -> datetime | None:
+        if run_id is not None:  # built in the same run: read that output
+            r = of_run.get(key)
+            if r is not None and run_id in r:
+                return r[run_id]
+        h = hist.get(key)
+        if not h or not h[0]:
+            return None
+        i = bisect_right(h[0], t)
+        return h[1][i - 1] if i else None
+
+    for at, run_id, dur in entries:
+        start = run_start.get(run_id) if run_id else None
+        if start is None:
+            start = at - timedelta(seconds=dur) if dur else at
+        if is_table or not ps:
+            dt = start
+            for ended, started in syncs_of.get(k, ()):
+                if abs((ended - at).total_seconds()) <= _SYNC_MATCH.total_seconds() and started <= at:
+                    dt = started
+            hb = k
+        else:
+            inputs = [(p, as_of(p, start, run_id)) for p in ps]
+            # an input with no data recorded before the start: it read something older than
+            # the input's first recorded data time (an upper bound); no history at all: unknown
+            inputs = [(p, t if t is not None else (hist[p][1][0] if hist.get(p) and hist[p][1] else None))
+                      for p, t in inputs]
+            known = [(p, t) for p, t in inputs if t is not None]
+            if known:
+                p, dt = min(known, key=lambda x: x[1])
+                hb = held.get(p, p)
+            else:
+                dt = start
+        at_l.append(at)
+        dt_l.append(min(dt, at))
+        if run_id is not None:
+            mine[run_id] = dt_l[-1]
+    # data time never goes back (a late run on older data does not make it older)
+    for i in range(1, len(dt_l)):
+        if dt_l[i] < dt_l[i - 1]:
+            dt_l[i] = dt_l[i - 1]
+    return (at_l, dt_l), dt_l[-1], hb, mine
+
+
+def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, datetime], dict[str, str]]:
+    """Everything from scratch (``keep``: receives the per-asset results for ``_update``)."""
     graph = snapshot.graph
     given = snapshot.data_time or {}
     last = snapshot.last_success
     parents = graph.parents
     order = graph.topological_order()
     held: dict[str, str] = {}
-    if given and all(k in given or k not in last for k in order):
+    if _all_given(graph, given, last):
         # the source knows every data time: only find who holds each one back
         dts = {k: _aware(v) for k, v in given.items()}
         for k in order:
@@ -111,82 +307,25 @@ def _compute(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
 
     # derive: per asset, its materializations (at, data time), oldest first
     run_start = {r.run_id: _aware(r.started_at or r.created_at) for r in snapshot.runs}
-    mats: dict[str, list[datetime]] = {}
     mat_runs: dict[str, list[tuple[datetime, str | None, float | None]]] = {}
+    by_key: dict[str, list] = {}
     for m in snapshot.materializations:
         if m.partition is not None:
             continue
         mat_runs.setdefault(m.asset_key, []).append((_aware(m.at), m.run_id, m.duration_s))
-    for k, v in last.items():
-        lst = mat_runs.setdefault(k, [])
-        t = _aware(v)
-        if not lst or max(x[0] for x in lst) < t:
-            lst.append((t, None, None))
-    syncs_of: dict[str, list[tuple[datetime, datetime]]] = {}
-    for s in snapshot.syncs:
-        if s.status == "succeeded" and s.ended_at is not None:
-            for t in s.tables:
-                syncs_of.setdefault(t, []).append((_aware(s.ended_at), _aware(s.started_at)))
+        if keep is not None:
+            by_key.setdefault(m.asset_key, []).append(m)
+    syncs_of = _syncs_of(snapshot.syncs)
     hist: dict[str, tuple[list[datetime], list[datetime]]] = {}  # key -> (landed at, data time) sorted
     dts: dict[str, datetime] = {}
-    of_run: dict[tuple[str, str], datetime] = {}  # (key, run id) -> data time it materialized with
-
-    def as_of(key: str, t: datetime, run_id: str | None = None) -> datetime | None:
-        if run_id is not None and (key, run_id) in of_run:  # built in the same run: read that output
-            return of_run[(key, run_id)]
-        h = hist.get(key)
-        if not h or not h[0]:
-            return None
-        i = bisect_right(h[0], t)
-        return h[1][i - 1] if i else None
-
+    of_run: dict[str, dict[str, datetime]] = {}  # key -> run id -> data time it materialized with
+    upstream = graph.upstream_map()
     for k in order:
-        if k in given:
-            landed = sorted(x[0] for x in mat_runs.get(k, ())) or [_aware(given[k])]
-            hist[k] = (landed, [_aware(given[k])] * len(landed))
-            dts[k] = _aware(given[k])
-            held[k] = k
+        out = _one(k, _with_last(mat_runs.get(k, []), last.get(k)), given, upstream[k], graph.get(k),
+                   run_start, syncs_of, hist, held, of_run)
+        if out is None:
             continue
-        entries = sorted(mat_runs.get(k, ()), key=lambda x: x[0])
-        if not entries:
-            continue
-        ps = parents(k)
-        node = graph.get(k)
-        is_table = node is not None and node.connector is not None
-        at_l: list[datetime] = []
-        dt_l: list[datetime] = []
-        hb = k
-        for at, run_id, dur in entries:
-            start = run_start.get(run_id) if run_id else None
-            if start is None:
-                start = at - timedelta(seconds=dur) if dur else at
-            if is_table or not ps:
-                dt = start
-                for ended, started in syncs_of.get(k, ()):
-                    if abs((ended - at).total_seconds()) <= _SYNC_MATCH.total_seconds() and started <= at:
-                        dt = started
-                hb = k
-            else:
-                inputs = [(p, as_of(p, start, run_id)) for p in ps]
-                # an input with no data recorded before the start: it read something older than
-                # the input's first recorded data time (an upper bound); no history at all: unknown
-                inputs = [(p, t if t is not None else (hist[p][1][0] if hist.get(p) and hist[p][1] else None))
-                          for p, t in inputs]
-                known = [(p, t) for p, t in inputs if t is not None]
-                if known:
-                    p, dt = min(known, key=lambda x: x[1])
-                    hb = held.get(p, p)
-                else:
-                    dt = start
-            at_l.append(at)
-            dt_l.append(min(dt, at))
-            if run_id is not None:
-                of_run[(k, run_id)] = dt_l[-1]
-        # data time never goes back (a late run on older data does not make it older)
-        for i in range(1, len(dt_l)):
-            if dt_l[i] < dt_l[i - 1]:
-                dt_l[i] = dt_l[i - 1]
-        hist[k] = (at_l, dt_l)
-        dts[k] = dt_l[-1]
-        held[k] = hb
+        hist[k], dts[k], held[k], of_run[k] = out
+    if keep is not None:
+        keep.hist, keep.held, keep.of_run, keep.dts, keep.by_key = hist, dict(held), of_run, dts, by_key
     return dts, held

@@ -113,7 +113,7 @@ class Infeasibility:
         return PolicyError(self.file, self.line, self.kind, self.message, severity="warning")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EffectiveSLA:
     key: str
     tier: Tier
@@ -388,6 +388,10 @@ def resolve(
     worst: dict[tuple[str, str], tuple[float, str]] = {}  # (policy, kind) -> (total, start)
     members: dict[str, set[str]] = {name: set(keys) for name, keys in direct_sets.items()}
     slas = res.slas
+    # per-policy parts are shared between the assets (equal tuples, one object): memory per asset
+    budgets_of: dict[tuple[str, ...], tuple] = {}
+    shared: dict[tuple, tuple] = {}
+    share = lambda t: shared.setdefault(t, t)  # noqa: E731
 
     for key in direct.keys() | leads.keys():
         matched = sorted(
@@ -442,20 +446,23 @@ def resolve(
             bl: tuple[Window, ...] = tuple(w for pi in matched for w in pi.blackout)
         else:
             bl = primary.blackout
-        budgets = tuple(
-            (pi.name, pi.budget)
-            for pi in sorted(governing, key=lambda pi: pi.order)
-            if pi.budget is not None
-        )
+        names = tuple(sorted(pi.name for pi in governing))
+        budgets = budgets_of.get(names)
+        if budgets is None:  # one tuple per distinct set of governing policies, not per asset
+            budgets = budgets_of[names] = tuple(
+                (pi.name, pi.budget)
+                for pi in sorted(governing, key=lambda pi: pi.order)
+                if pi.budget is not None
+            )
         slas[key] = EffectiveSLA(
             key=key,
             tier=tier,
             primary_policy=primary.name,
-            policies=tuple(pi.name for pi in matched),
-            propagated_from=tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None)),
+            policies=share(tuple(pi.name for pi in matched)),
+            propagated_from=share(tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None))),
             rollout=primary.rollout,
             auto_approve=primary.auto_approve,
-            owners=primary.owners or tuple(nodes[key].owners),
+            owners=primary.owners or share(tuple(nodes[key].owners)),
             budgets=budgets,  # type: ignore[arg-type]
             off_peak=primary.off_peak,
             blackout=bl,
@@ -463,7 +470,7 @@ def resolve(
             max_lag=timedelta(seconds=lag_value) if lag_value is not None else None,
             max_lag_policy=lag_policy,
             predicted_duration_s=own_dur,
-            infeasible=tuple(bad),
+            infeasible=share(tuple(bad)),
         )
 
     res.members = {name: frozenset(keys) for name, keys in members.items()}

@@ -1,0 +1,517 @@
+"""The sensor tick's carried state gives what a computation from scratch gives.
+
+Data times (``orchestrator.core.datatime``) are carried from tick to tick and computed again only
+for the assets whose own inputs changed and, along lineage, the children of those whose result
+moved; freshness assessments (``orchestrator.assessment.freshness``) are reused when their inputs
+and the way ``now`` compares with their deadlines are unchanged. After every step of random
+histories - new materializations (in runs or not), failed and in-flight runs, runs starting,
+succeeded and failed syncs, the window's edge dropping old rows, the clock moving (across deadline
+ticks too), policies edited (a new resolution) - the carried results must equal the ones computed
+from scratch, and the carried path must actually have been taken.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.assessment import freshness as freshness_module
+from orchestrator.assessment import assess_freshness
+from orchestrator.core import datatime
+from orchestrator.core.graph import AssetGraph, AssetNode
+from orchestrator.core.records import (
+    FreshnessAssessment, FreshnessStatus, Materialization, RunRecord, RunStatus, Snapshot, SyncRecord)
+from orchestrator.policies import DurationModel, resolve
+from orchestrator.policies.model import load_policies_from_text
+
+T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+
+POLICIES = [
+    """
+policies:
+  - name: exec
+    select: [{key: "dash/*"}]
+    deadline: {cron: "0 6 * * *", timezone: UTC, window: 8h}
+    tier: critical
+""",
+    """
+policies:
+  - name: exec
+    select: [{key: "dash/d0"}]
+    deadline: {cron: "30 4 * * *", timezone: UTC, window: 3h}
+  - name: lag
+    select: [{key: "dash/*"}]
+    max_lag: 2h
+""",
+    """
+policies:
+  - name: hourly
+    select: [{key: "dash/*"}]
+    deadline: {cron: "15 * * * *", timezone: UTC, window: 50m}
+  - name: mart_lag
+    select: [{key: "m*"}]
+    max_lag: 90m
+""",
+]
+
+
+def _graph(seed: int) -> AssetGraph:
+    rng = random.Random(seed)
+    nodes, keys = [], []
+    for i in range(4):
+        nodes.append(AssetNode(f"src/t{i}", role="connector_table", connector=f"fivetran:c{i % 2}",
+                               kinds=frozenset({"fivetran"})))
+        keys.append(f"src/t{i}")
+    for i in range(7):
+        ups = tuple(rng.sample(keys, k=rng.randint(1, min(3, len(keys)))))
+        nodes.append(AssetNode(f"m{i}", role="dbt_model", upstream=ups))
+        keys.append(f"m{i}")
+    for i in range(2):
+        nodes.append(AssetNode(f"dash/d{i}", role="dashboard", upstream=tuple(rng.sample(keys[4:], k=2))))
+    return AssetGraph(nodes)
+
+
+STEP = st.one_of(
+    st.tuples(st.just("mat"), st.integers(0, 12), st.booleans(), st.integers(0, 1)),
+    st.tuples(st.just("run"), st.integers(0, 12), st.sampled_from(["queued", "running", "failure", "success"]),
+              st.integers(0, 3)),
+    st.tuples(st.just("start"), st.integers(0, 1), st.integers(1, 30)),
+    st.tuples(st.just("sync"), st.integers(0, 1), st.sampled_from(["succeeded", "failed", "running"]),
+              st.integers(1, 40)),
+    st.tuples(st.just("drop"), st.integers(1, 4)),
+    st.tuples(st.just("clock"), st.integers(10, 4 * 3600)),
+    # just before or after an asset's effective deadline (its share of the policy's tick)
+    st.tuples(st.just("near"), st.integers(0, 12), st.integers(-90, 90)),
+    # around the instant an asset's data passes its max_lag
+    st.tuples(st.just("lag_edge"), st.integers(0, 12), st.integers(-3, 3)),
+    # around an instant the carried state says something changes (an input overtaking another,
+    # a deadline, a max_lag), in microseconds
+    st.tuples(st.just("due"), st.integers(0, 30), st.integers(-2, 2)),
+    st.tuples(st.just("policy"), st.integers(0, len(POLICIES) - 1)),
+    st.tuples(st.just("nothing")),
+)
+
+
+def _from_scratch(snap: Snapshot, res, durations, now):
+    """Data times and assessments with every carried state set aside (then put back), and the
+    assessments of the per-tick algorithm as it was before it was made incremental."""
+    carry, tick = datatime._CARRY, dict(freshness_module._TICK)
+    datatime._CARRY = datatime._Carry()
+    freshness_module._TICK.clear()
+    try:
+        fresh = Snapshot(taken_at=snap.taken_at, graph=snap.graph, last_success=dict(snap.last_success),
+                         materializations=list(snap.materializations), runs=list(snap.runs),
+                         syncs=list(snap.syncs))
+        return datatime._compute(fresh), assess_freshness(fresh, res, durations, now), \
+            _reference_freshness(fresh, res, durations, now)
+    finally:
+        datatime._CARRY = carry
+        freshness_module._TICK.clear()
+        freshness_module._TICK.update(tick)
+
+
+# -- the freshness pass as it was before it was carried from tick to tick (the oracle) -----------
+def _reference_freshness(
+    snapshot: Snapshot,
+    resolution,
+    durations=None,
+    now: datetime | None = None,
+    *,
+    margin_s: float = 300.0,
+) -> dict[str, FreshnessAssessment]:
+    """Assess every asset governed by a deadline or a max_lag in ``resolution``.
+
+    ``durations``: an ``orchestrator.policies.DurationModel`` (default: one built from
+    ``snapshot.durations``). ``now`` defaults to ``snapshot.taken_at``.
+    """
+    from orchestrator.policies import DurationModel
+    from orchestrator.assessment.freshness import (
+        DEFAULT_MARGIN_S, _Cycle, _in_flight_start, _policy_ticks, _scope)
+
+    if resolution is None or not getattr(resolution, "ok", False):
+        return {}
+    now = (now or snapshot.taken_at).astimezone(UTC)
+    graph = snapshot.graph
+    if durations is None:
+        durations = DurationModel(snapshot.durations)
+    from orchestrator.core.datatime import data_times
+
+    slas = resolution.slas
+    last = snapshot.last_success
+    dts, held_by = data_times(snapshot)  # freshness is judged by data time, not by run time
+    in_flight = _in_flight_start(snapshot.runs, now, snapshot.syncs)
+    margin = timedelta(seconds=margin_s)
+
+    # -- per policy: the target ticks around now and the window, computed once -------------
+    # Every asset is assessed against its winning deadline's *target* tick: an upstream whose
+    # own share of the cycle already passed is late for that tick, not early for the next one.
+    # Assets sharing a policy and a lead share one (immutable) cycle.
+    ticks: dict[str, tuple[datetime | None, datetime, datetime, timedelta]] = {}
+    shared: dict[tuple[str, timedelta], _Cycle] = {}
+    cycles: dict[str, _Cycle] = {}
+    for key, sla in slas.items():
+        dl = sla.deadline
+        if dl is None:
+            continue
+        cyc = shared.get((dl.policy, dl.lead))
+        if cyc is None:
+            t = ticks.get(dl.policy)
+            if t is None:
+                policy = resolution.policy(dl.policy)
+                schedule = policy.schedule()
+                t = ticks[dl.policy] = (*_policy_ticks(schedule, now), policy.deadline.effective_window(schedule))
+            prev_tick, next_tick, after_tick, win = t
+            cyc = shared[(dl.policy, dl.lead)] = _Cycle(
+                prev=prev_tick - dl.lead if prev_tick else None,
+                prev_open=prev_tick - win if prev_tick else None,
+                next=next_tick - dl.lead,
+                open=next_tick - win,
+                after=after_tick - dl.lead,
+                policy=dl.policy,
+            )
+        cycles[key] = cyc
+
+    # -- one topological pass: needs_run, ready, blocking ----------------------------------
+    # over the governed assets and their ancestors only (nothing else reaches a status)
+    node_of = graph.get
+    needs: dict[str, bool] = {}
+    ready: dict[str, datetime] = {}
+    blocking: dict[str, str | None] = {}
+    upstream_map = getattr(graph, "upstream_map", None)
+    parents_of = upstream_map().__getitem__ if upstream_map is not None else graph.parents
+    for key in _scope(graph, resolution):
+        node = node_of(key)
+        ls = last.get(key)
+        dt = dts.get(key)
+        cyc = cycles.get(key)
+        sla = slas.get(key)
+        if cyc is not None:
+            stale = dt is None or dt < cyc.open
+        elif sla is not None and sla.max_lag is not None:
+            stale = dt is None or dt < now - sla.max_lag
+        else:
+            stale = dt is None
+        parents = parents_of(key)
+        crit: str | None = None
+        crit_ready: datetime | None = None
+        up_needs = False
+        for p in parents:
+            if needs[p]:
+                up_needs = True
+                r = ready[p]
+                if crit_ready is None or r > crit_ready:
+                    crit, crit_ready = p, r
+        need = stale or up_needs
+        needs[key] = need
+        if not need:
+            ready[key] = ls if ls is not None else now
+            blocking[key] = None
+            continue
+        dur = timedelta(seconds=durations.seconds(node))
+        start = in_flight.get(key)
+        if start is not None and not up_needs:
+            ready[key] = max(now, start + dur)
+        else:
+            begin = now
+            if cyc is not None and cyc.open > begin:
+                begin = cyc.open
+            if crit_ready is not None and crit_ready > begin:
+                begin = crit_ready
+            ready[key] = begin + dur
+        blocking[key] = (blocking[crit] or crit) if crit is not None else None
+
+    # -- statuses ---------------------------------------------------------------------------
+    out: dict[str, FreshnessAssessment] = {}
+    for key, sla in slas.items():
+        cyc = cycles.get(key)
+        ls = last.get(key)
+        dt = dts.get(key)
+        if cyc is None and sla.max_lag is None:
+            continue
+        window_open = cyc.open if cyc is not None else None
+        policy = cyc.policy if cyc is not None else sla.max_lag_policy
+        predicted = ready.get(key)
+        status = FreshnessStatus.ok
+        deadline: datetime | None = None
+        reason = ""
+        block = blocking.get(key)
+        if cyc is not None:
+            deadline = cyc.next
+            if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
+                status = FreshnessStatus.breached
+                deadline = cyc.prev
+                reason = (
+                    f"deadline {cyc.prev.isoformat()} passed without data newer than "
+                    f"{cyc.prev_open.isoformat()}"
+                    + (f" (data as of {dt.isoformat()}"
+                       + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
+                    + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
+                    + (f" (blocked by {block})" if block else "")
+                )
+            elif cyc.next <= now and (dt is None or dt < cyc.open):
+                status = FreshnessStatus.breached
+                reason = (
+                    f"late for its share of the {cyc.policy} deadline: needed by "
+                    f"{cyc.next.isoformat()}; predicted ready {predicted.isoformat()}"
+                    + (f" (blocked by {block})" if block else "")
+                )
+            elif not needs[key]:
+                if deadline <= now:
+                    deadline = cyc.after
+                reason = (
+                    f"fresh for the deadline {cyc.next.isoformat()}"
+                    + (f" (data as of {dt.isoformat()}" if dt else "")
+                    + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
+                )
+            elif predicted + margin > cyc.next:
+                status = FreshnessStatus.at_risk
+                reason = (
+                    f"predicted ready {predicted.isoformat()} is after the deadline "
+                    f"{cyc.next.isoformat()} minus a {int(margin_s)}s margin"
+                    + (f"; critical path held by {block}" if block else "")
+                )
+            else:
+                reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.next.isoformat()}"
+        if sla.max_lag is not None and status is not FreshnessStatus.breached:
+            limit = (dt + sla.max_lag) if dt is not None else now
+            if dt is None or now > limit:
+                status = FreshnessStatus.breached
+                deadline = limit
+                reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
+                    f" (policy {sla.max_lag_policy})"
+                )
+            elif cyc is None:
+                deadline = limit
+                # the next refresh would have to start now to land before the limit
+                if needs[key] and predicted + margin > limit:
+                    status = FreshnessStatus.at_risk
+                    reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
+                elif not needs[key]:
+                    full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
+                    if full > limit:
+                        status = FreshnessStatus.at_risk
+                        reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
+                    else:
+                        reason = f"within max_lag until {limit.isoformat()}"
+                else:
+                    reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
+        slack = (deadline - predicted).total_seconds() if deadline and predicted else None
+        out[key] = FreshnessAssessment(
+            asset_key=key,
+            status=status,
+            tier=sla.tier.value,
+            policy=policy,
+            deadline=deadline,
+            predicted_ready=predicted,
+            slack_s=slack,
+            blocking_asset=block,
+            reason=reason,
+            data_time=dt,
+            data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
+            window_open=window_open,
+        )
+    return out
+
+
+
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10_000), policy=st.integers(0, len(POLICIES) - 1),
+       steps=st.lists(STEP, min_size=1, max_size=14))
+def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
+    graph = _graph(seed)
+    keys = graph.keys
+    durations = DurationModel({k: [300 + 60 * (i % 5)] * 5 for i, k in enumerate(keys)})
+    res = resolve(load_policies_from_text(POLICIES[policy]), graph, durations, T0)
+    assert res.ok, res.errors
+    now = T0
+    mats: list[Materialization] = [Materialization(k, T0 - timedelta(hours=20, minutes=i)) for i, k in enumerate(keys)]
+    last = {m.asset_key: m.at for m in mats}
+    runs: dict[str, RunRecord] = {}
+    syncs: list[SyncRecord] = []
+    n_run = 0
+    partial = datatime._CARRY.partial
+    hits = datatime._CARRY.hits
+    computed: list[int] = []
+    snap = None
+    for step in [("nothing"), *steps]:
+        kind = step[0] if isinstance(step, tuple) else step
+        if kind == "mat":
+            _, i, in_run, r = step
+            key = keys[i % len(keys)]
+            run_id = f"r{r}" if in_run else None
+            if run_id is not None and run_id not in runs:
+                runs[run_id] = RunRecord(run_id, RunStatus.success, (key,), now - timedelta(minutes=20),
+                                         started_at=now - timedelta(minutes=15), ended_at=now)
+            m = Materialization(key, now - timedelta(seconds=5), run_id, None, 300.0 if run_id else None)
+            mats.append(m)
+            last[key] = max(last.get(key, m.at), m.at)
+        elif kind == "run":
+            _, i, status, r = step
+            n_run += 1
+            key = keys[i % len(keys)]
+            run_id = f"x{n_run}"
+            st_ = RunStatus(status)
+            runs[run_id] = RunRecord(run_id, st_, (key,), now - timedelta(minutes=3),
+                                     started_at=None if st_ is RunStatus.queued else now - timedelta(minutes=2),
+                                     ended_at=now if not st_.in_flight else None)
+        elif kind == "start":
+            _, r, minutes = step
+            run_id = f"r{r}"
+            if run_id in runs:
+                old = runs[run_id]
+                runs[run_id] = RunRecord(run_id, old.status, old.asset_keys, old.created_at,
+                                         started_at=(old.started_at or now) - timedelta(minutes=minutes),
+                                         ended_at=old.ended_at)
+        elif kind == "sync":
+            _, c, status, minutes = step
+            conn = f"fivetran:c{c}"
+            tables = graph.connector_tables(conn)
+            syncs.append(SyncRecord(conn, f"s{len(syncs)}", status, now - timedelta(minutes=minutes),
+                                    ended_at=None if status == "running" else now - timedelta(minutes=1),
+                                    tables=tables))
+            if status == "succeeded":
+                for t in tables:
+                    m = Materialization(t, now - timedelta(minutes=1))
+                    mats.append(m)
+                    last[t] = max(last.get(t, m.at), m.at)
+        elif kind == "near":
+            _, i, secs = step
+            sla = res.slas.get(keys[i % len(keys)])
+            if sla is not None and sla.deadline is not None:
+                now = max(now, sla.deadline.next_after(now) + timedelta(seconds=secs))
+        elif kind == "lag_edge":
+            _, i, secs = step
+            key = keys[i % len(keys)]
+            sla, dt = res.slas.get(key), datatime.data_times(snap)[0].get(key) if snap else None
+            if sla is not None and sla.max_lag is not None and dt is not None:
+                now = max(now, dt + sla.max_lag + timedelta(seconds=secs))
+        elif kind == "due":
+            _, j, us = step
+            tick = freshness_module._TICK.get("last")
+            if tick is not None:
+                pending = sorted({*tick.pass_until.values(), *tick.status_until.values()})
+                if pending:
+                    at = freshness_module._at(pending[j % len(pending)] + us)
+                    now = max(now, at)
+        elif kind == "drop":
+            del mats[:step[1]]  # the window's edge passed the oldest rows (the latest stay known)
+        elif kind == "clock":
+            now = now + timedelta(seconds=step[1])
+        elif kind == "policy":
+            policy = step[1]
+            res = resolve(load_policies_from_text(POLICIES[policy]), graph, durations, now)
+            assert res.ok, res.errors
+        snap = Snapshot(taken_at=now, graph=graph, last_success=dict(last), materializations=list(mats),
+                        runs=list(runs.values()), syncs=list(syncs))
+        got_dt = datatime.data_times(snap)
+        got = assess_freshness(snap, res, durations, now)
+        want_dt, want, oracle = _from_scratch(snap, res, durations, now)
+        assert got_dt == want_dt, step
+        assert got == want, step
+        assert got == oracle, step
+        computed.append(freshness_module._TICK["last"].computed)
+        if step == ("nothing",):
+            assert computed[-1] == 0  # same inputs, same clock: no asset computed again
+    # the carried path was taken (not a full computation every step)
+    assert datatime._CARRY.partial + datatime._CARRY.hits > partial + hits
+
+
+def test_a_new_materialization_recomputes_its_lineage_only():
+    """One new materialization of a source: its data time moves and its children are computed
+    again; assets not downstream of it are not."""
+    graph = AssetGraph([
+        AssetNode("src/a", role="connector_table", connector="fivetran:a"),
+        AssetNode("src/b", role="connector_table", connector="fivetran:b"),
+        *[AssetNode(f"a{i}", role="dbt_model", upstream=("src/a",)) for i in range(5)],
+        *[AssetNode(f"b{i}", role="dbt_model", upstream=("src/b",)) for i in range(50)],
+    ])
+    mats = [Materialization(k, T0 - timedelta(hours=2)) for k in graph.keys]
+    last = {m.asset_key: m.at for m in mats}
+    snap = Snapshot(taken_at=T0, graph=graph, last_success=dict(last), materializations=list(mats))
+    datatime.data_times(snap)
+    new = Materialization("src/a", T0 - timedelta(minutes=1))
+    snap2 = Snapshot(taken_at=T0, graph=graph, last_success={**last, "src/a": new.at},
+                     materializations=[*mats, new])
+    dts, _ = datatime.data_times(snap2)
+    assert dts["src/a"] == new.at
+    assert datatime._CARRY.recomputed == 6  # src/a and its five children, none of the 51 others
+    assert (dts, _) == datatime._compute(snap2)
+
+
+LAG_ONLY = """
+policies:
+  - name: lag
+    select: [{key: "dash/d1"}]
+    max_lag: 2h
+"""
+
+
+def test_data_passing_its_max_lag_between_ticks_is_breached_although_nothing_was_stored():
+    """Nothing new between two ticks, only the clock: an asset whose data passes its max_lag
+    (its own and, through the propagated lag, its upstream's) turns breached on the tick after,
+    and a queued run's predicted ready time follows the clock."""
+    graph = AssetGraph([
+        AssetNode("src/a", role="connector_table", connector="fivetran:a"),
+        AssetNode("m0", role="dbt_model", upstream=("src/a",)),
+        AssetNode("dash/d0", role="dashboard", upstream=("m0",)),
+        AssetNode("dash/d1", role="dashboard", upstream=("m0",)),
+    ])
+    durations = DurationModel({k: [300] * 5 for k in graph.keys})
+    res = resolve(load_policies_from_text(LAG_ONLY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(minutes=30)) for k in graph.keys]
+    last = {m.asset_key: m.at for m in mats}
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success=dict(last), materializations=list(mats),
+                        runs=[RunRecord("q", RunStatus.queued, ("src/a",), T0)])
+        got = assess_freshness(snap, res, durations, now)
+        assert got == _from_scratch(snap, res, durations, now)[2]
+        return got
+
+    first = tick(T0)
+    assert first["src/a"].status.value != "breached"
+    limit = first["src/a"].deadline  # data time + its share of the max_lag (2 h - 10 min downstream)
+    assert limit == T0 - timedelta(minutes=30) + timedelta(hours=2) - timedelta(minutes=10)
+    at_limit = tick(limit)
+    assert at_limit["src/a"].status.value != "breached"
+    assert at_limit["src/a"].predicted_ready == mats[0].at  # fresh: ready since its materialization
+    after = tick(limit + timedelta(microseconds=1))
+    assert after["src/a"].status.value == "breached"
+    # stale now: its queued run counts, from now
+    assert after["src/a"].predicted_ready == limit + timedelta(microseconds=1) + timedelta(seconds=300)
+    later = tick(limit + timedelta(minutes=7))
+    assert later["src/a"].predicted_ready == limit + timedelta(minutes=7) + timedelta(seconds=300)
+
+
+def test_the_critical_input_changes_when_a_queued_run_overtakes_a_running_one():
+    """Two stale inputs: one running (ready at a fixed time), one queued (ready a duration after
+    now). Only the clock moves; once the queued one's predicted ready time passes the running
+    one's, it is the input holding the model back."""
+    graph = AssetGraph([
+        AssetNode("src/a", role="connector_table", connector="fivetran:a"),
+        AssetNode("src/b", role="connector_table", connector="fivetran:b"),
+        AssetNode("m0", role="dbt_model", upstream=("src/a", "src/b")),
+        AssetNode("dash/d1", role="dashboard", upstream=("m0",)),
+    ])
+    durations = DurationModel({"src/a": [1200] * 5, "src/b": [600] * 5, "m0": [300] * 5, "dash/d1": [60] * 5})
+    res = resolve(load_policies_from_text(LAG_ONLY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=5)) for k in graph.keys]
+    runs = [RunRecord("a", RunStatus.running, ("src/a",), T0 - timedelta(minutes=2), started_at=T0 - timedelta(minutes=1)),
+            RunRecord("b", RunStatus.queued, ("src/b",), T0)]
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                        materializations=list(mats), runs=list(runs))
+        got = assess_freshness(snap, res, durations, now)
+        assert got == _from_scratch(snap, res, durations, now)[2]
+        return got
+
+    assert tick(T0)["dash/d1"].blocking_asset == "src/a"  # ready at T0 + 19 min; src/b at T0 + 10 min
+    switch = T0 - timedelta(minutes=1) + timedelta(seconds=1200) - timedelta(seconds=600)  # 9 min
+    assert tick(switch)["dash/d1"].blocking_asset == "src/a"  # a tie: the first input stays
+    assert tick(switch + timedelta(microseconds=1))["dash/d1"].blocking_asset == "src/b"
