@@ -5,6 +5,11 @@ world of its own:
   (its assessment moved on to tomorrow's cycle, whose window has not opened), counted as "still
   needs a run" and held back every model below it: a model that still needed a rebuild for the
   open cycle never ran (`_Cycles.holds`);
+* schema-change: a model broken by a schema change failed, was escalated (a Conversion error reads
+  as bad data; a Binder error's retries ran out) and was never retried once the patch was applied
+  or a person fixed it: the schema-change sensor now reports the repair (``Simulation.repairs``,
+  ``ActionLedger.record_repair``) and the planner retries it at once, with the subject's circuit
+  breaker closed (a person took over);
 """
 
 from __future__ import annotations
@@ -84,3 +89,108 @@ def test_an_input_fresh_for_the_open_cycle_does_not_hold_back_what_still_needs_a
     sim, deadlines, _ = _run(path, seed=seed)
     assert len(deadlines) == 1
     assert not _missed(sim, deadlines)
+
+
+PATCHED = """
+    name: patched
+    start: 2026-03-02T20:00:00Z
+    horizon: 13h
+    policies: [p.yaml]
+    sensor_tick: 5m
+    graph:
+      connectors:
+        - {id: "fivetran:src", tables: [src/t], schedule: "0 */3 * * *", duration: {median: 15m, sigma: 0}}
+      assets:
+        - {key: a, upstream: [src/t], duration: {median: 10m, sigma: 0}}
+        - {key: b, upstream: [src/t], duration: {median: 20m, sigma: 0}}
+        - {key: c, upstream: [a, b], duration: {median: 5m, sigma: 0}}
+        - {key: dashboard/d, role: dashboard, upstream: [c]}
+    capacity: {warehouse_slots: 2}
+    baseline: {jobs: [{name: build, cron: "0 2 * * *"}]}
+    schema_changes:
+      - {name: retype, table: src/t, change: change_type, column: amount, to: string, at: "20:30", breaks: [a]}
+    human_fix_delay: FIX_DELAY
+    approvals: {delay: 45m, night: {start: "21:00", end: "06:00", timezone: UTC}}
+"""
+PATCHED_POLICY = """
+    policies:
+      - name: dash
+        select: [{key: dashboard/d}]
+        deadline: {cron: "0 8 * * *", timezone: UTC, window: 10h}
+        tier: critical
+        rollout: auto
+        auto_approve: [retry, materialize]
+"""
+
+
+class _Starts:
+    def __init__(self):
+        self.starts: dict[str, list[float]] = {}
+
+    def on_step_end(self, sim, st, ok):
+        if st.start is not None:
+            self.starts.setdefault(st.unit, []).append(st.start)
+
+    def on_run_end(self, sim, run):
+        pass
+
+
+@pytest.mark.parametrize("fix_delay,fixed_by", [("12h", "patch"), ("3h", "person")])
+def test_a_model_broken_by_a_schema_change_is_retried_within_one_cycle_of_its_fix(tmp_path, fix_delay, fixed_by):
+    # `a` reads a column whose type changed at 20:30: its 00:25 build fails with a Conversion error
+    # (diagnosed as bad data: escalated, not retried). The verified patch waits for an approver
+    # asleep until 06:00 (applied 06:45) unless on-call fixes it first (3 h after the failure).
+    # Once fixed, the next planning cycle retries `a` (was: never, for this cycle: the 08:00
+    # deadline was lost) and the deadline is met.
+    (tmp_path / "p.yaml").write_text(textwrap.dedent(PATCHED_POLICY))
+    path = tmp_path / "w.yaml"
+    path.write_text(textwrap.dedent(PATCHED).replace("FIX_DELAY", fix_delay))
+    sc = load_scenario(path)
+    sim = Simulation(sc, 0)
+    res = resolve_policies(sc, sim.world)
+    sim.set_resolution(res)
+    deadlines = deadlines_of(res, sc.t0, sc.horizon_s)
+    for d in deadlines:
+        sim.watch.setdefault(d.target, [])
+    spy = _Starts()
+    sim.listeners.append(spy)
+    p = make_planner("sla")
+    p.start(sim)
+    sim.run()
+    (record,) = sim.schema_changes.summary()["records"]
+    assert record["fixed_by"] == fixed_by and record["failed_attempts"] >= 1
+    fixed = record["fixed"]
+    assert any(f.asset_key == "a" and sim.secs(f.at) < fixed for f in sim.failures)  # it failed before the fix
+    # the next start of `a` after the fix: within the schema sensor's tick + one planning cycle
+    after = [t for t in spy.starts.get("a", []) if t >= fixed]
+    limit = sc.spec.schema_sensor_tick.total_seconds() + sc.spec.sensor_tick.total_seconds()
+    assert after and min(after) - fixed <= limit, (sim.dt(fixed), [sim.dt(t) for t in after[:3]])
+    assert not _missed(sim, deadlines)
+    assert sim.repairs and sim.repairs[0][0] == "asset:a"
+
+
+def test_a_reported_repair_retries_an_escalated_model_at_once():
+    # decide(): a model escalated after bad-data failures is retried (no approval) once a repair
+    # whatever the class is reported after its last failure; a repair older than it does not count
+    from datetime import timedelta
+
+    from planning_fixtures import NOW, failure, scenario
+
+    from orchestrator.core.decide import decide
+    from orchestrator.core.incidents import ANY_CLASS, ActionLedger
+
+    msg = "Conversion Error: Could not convert string 'n/a' to INT64 in column \"amount\""
+    sc = scenario(failures=[failure("f1", "data_quality", msg, asset="stg_account", system="dbt", transient=False,
+                                    at=NOW - timedelta(minutes=20))])
+    ledger = ActionLedger()
+    d0 = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, ledger=ledger)
+    assert not [g for g in d0.decisions if g.action.type == "retry"]
+    assert [e.subject for e in d0.plan.escalations] == ["asset:stg_account"]
+    ledger.record_repair("asset:stg_account", ANY_CLASS, NOW - timedelta(minutes=30))  # before the failure
+    d1 = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, ledger=ledger)
+    assert not [g for g in d1.decisions if g.action.type == "retry"]
+    ledger.record_repair("asset:stg_account", ANY_CLASS, NOW - timedelta(minutes=5))
+    d2 = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, ledger=ledger)
+    (retry,) = [g for g in d2.decisions if g.action.type == "retry"]
+    assert retry.decision == "execute" and retry.action.asset_keys == ("stg_account",), retry.reason
+    assert "repaired" in retry.action.reason and not d2.plan.escalations

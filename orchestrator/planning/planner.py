@@ -808,8 +808,13 @@ def _stage_failure_responses(st: _PlanState) -> None:
         if subject in backfilled:
             continue
         owners = owners_of(keys)
-        repaired = incidents.repaired_at(subject, cat, _aware(f.at)) if (
-            incidents is not None and cat in ESCALATE_CATEGORIES) else None
+        repaired = None
+        if incidents is not None:
+            if cat in ESCALATE_CATEGORIES:
+                repaired = incidents.repaired_at(subject, cat, _aware(f.at))
+            elif (reported := getattr(incidents, "reported_repair", None)) is not None:
+                # a repair made outside any action (an applied schema patch): retried at once
+                repaired = reported(subject, cat, _aware(f.at))
         if repaired is not None:
             # a person fixed the cause: close the incident (resume the connector, sync again)
             if conn and conn in paused:
