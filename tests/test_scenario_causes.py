@@ -9,7 +9,9 @@ world of its own:
   as bad data; a Binder error's retries ran out) and was never retried once the patch was applied
   or a person fixed it: the schema-change sensor now reports the repair (``Simulation.repairs``,
   ``ActionLedger.record_repair``) and the planner retries it at once, with the subject's circuit
-  breaker closed (a person took over);
+  breaker closed (a person took over); and a budget extension was asked at 01:00 for a budget
+  that never bound: a failed step billed the warehouse's 60 s minimum read as 60x the price
+  (``observed_usd_per_hour``);
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.simulator import load_scenario
 from orchestrator.simulator.bench import deadlines_of, resolve_policies
@@ -194,3 +198,53 @@ def test_a_reported_repair_retries_an_escalated_model_at_once():
     (retry,) = [g for g in d2.decisions if g.action.type == "retry"]
     assert retry.decision == "execute" and retry.action.asset_keys == ("stg_account",), retry.reason
     assert "repaired" in retry.action.reason and not d2.plan.escalations
+
+
+# -- schema-change: a budget extension asked at 01:00 for a budget that does not bind -------------
+
+def _run_cost(usd: float, compute_s: float, key: str = "stg_account"):
+    from datetime import timedelta
+
+    from planning_fixtures import NOW
+
+    from orchestrator.core.records import CostRecord
+
+    return CostRecord(at=NOW - timedelta(minutes=10), amount_usd=usd, source="run", asset_key=key,
+                      compute_s=compute_s)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(rate=st.floats(0.5, 200.0), long=st.lists(st.floats(60.0, 7200.0), min_size=1, max_size=5),
+       short=st.lists(st.floats(0.5, 59.0), max_size=5))
+def test_the_observed_warehouse_price_is_the_billed_rate_whatever_the_minimum_billed_steps(rate, long, short):
+    # steps billed by the second at `rate`, and short (failed) steps billed the 60 s minimum
+    from orchestrator.core.standing import observed_usd_per_hour
+
+    recs = [_run_cost(s / 3600.0 * rate, s) for s in long] + [_run_cost(60.0 / 3600.0 * rate, s) for s in short]
+    assert observed_usd_per_hour(recs) == pytest.approx(rate, rel=1e-9)
+    assert observed_usd_per_hour([_run_cost(60.0 / 3600.0 * rate, s) for s in short]) is None
+
+
+def test_a_failed_step_billed_the_minimum_asks_no_budget_extension():
+    # schema-change: the first cost record of the night was a model failing after 1 s, billed the
+    # warehouse's 60 s minimum ($0.12 at $7.20/h): read as $432/h, every model without history
+    # looked 60x dearer and a $150/day policy "needed" $1,496 a day: an extension was asked of a
+    # person at 01:00 for a budget that never bound. Priced at the rate, nothing is asked (here: a
+    # $20/day budget, a 3-minute model without history: $36 at the misread price, $0.10 at $2/h).
+    from planning_fixtures import NOW, scenario
+
+    from orchestrator.core.standing import BudgetBook, budget_requests
+    from orchestrator.planning import gate
+    from orchestrator.core.records import Action, CostAssessment
+
+    sc = scenario(costs=[_run_cost(0.2, 1.0)])  # a 1 s failure billed 60 s at $12/h
+    assert budget_requests(sc.resolution, sc.snapshot, {"growth": (0.0, 20.0)}, BudgetBook(), NOW,
+                           sc.durations) == []
+    # the gate prices unpriced work the same way: a refresh of stg_events is not "over budget"
+    sc.assessment.cost.append(CostAssessment(
+        scope="policy:growth", spent_today_usd=0.0, spent_month_usd=0.0, forecast_day_usd=0.0,
+        forecast_month_usd=0.0, budget_day_usd=20.0, budget_month_usd=None, spike=False, baseline_day_usd=None,
+        reason="t"))
+    a = Action("m1", "materialize", "refresh", asset_keys=("stg_events",), priority=5, cause="freshness")
+    (g,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations)
+    assert "over budget" not in g.reason, g.reason
