@@ -248,3 +248,73 @@ def test_a_failed_step_billed_the_minimum_asks_no_budget_extension():
     a = Action("m1", "materialize", "refresh", asset_keys=("stg_events",), priority=5, cause="freshness")
     (g,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations)
     assert "over budget" not in g.reason, g.reason
+
+
+# -- the same repair in the real system: schema-change sensor -> project store -> ledger -> decide ---
+
+def test_the_schema_sensor_reports_a_fixed_table_as_a_repair_and_the_next_cycle_retries(tmp_path, monkeypatch):
+    # tick 1: crm/account lands a type change that breaks stg_account; tick 2: the project's
+    # expectations change (the patch merged and deployed) and the table matches again. The sensor
+    # records the repair in the store (audit incident.repaired, the breaker trip closed); the
+    # store's ledger carries it, and decide() retries the escalated stg_account at once.
+    from datetime import datetime, timedelta, timezone
+
+    from planning_fixtures import failure, graph, scenario
+
+    import orchestrator.schema_changes.scan as scan_mod
+    from orchestrator.core.decide import decide
+    from orchestrator.core.incidents import ANY_CLASS
+    from orchestrator.proposals import REPAIR_EVENT, Proposals
+    from orchestrator.schema_changes.detect import ColumnChange, TableDiff
+    from orchestrator.schema_changes.impact import ChangeImpact
+    from orchestrator.schema_changes.scan import TableReport
+    from orchestrator.store import open_store
+    from orchestrator.store.agent_models import BreakerTripRow
+    from sensors import ProjectContext
+    from sensors.schema_changes import schema_tick
+
+    change = ColumnChange("type_changed", "amount", old_type="bigint", new_type="varchar")
+    broken = TableReport("crm/account", "crm.account", "f1", TableDiff("crm", "account", [change]),
+                         impacts=[ChangeImpact("crm.account", change, True, "cast", broken_models={"stg_account"})],
+                         handling=[("changes crm.account.amount", "person")])
+    calls = []
+
+    def fake_scan(manifest, landing_dir, lineage, *, seen=None, **kw):
+        calls.append(dict(seen or {}))
+        if not calls[:-1]:
+            return [broken]
+        if (seen or {}).get("crm/account") == "f1":  # nothing new landed, nothing re-checked
+            return []
+        return [TableReport("crm/account", "crm.account", "f1", TableDiff("crm", "account", []))]
+
+    monkeypatch.setattr(scan_mod, "scan", fake_scan)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}", cached=False)
+    now = datetime.now(timezone.utc)
+    with store.session() as s:  # the broken model's automatic retries had tripped its breaker
+        s.add(BreakerTripRow(trip_key="asset:stg_account@t", subject="asset:stg_account", failures=3,
+                             reason="3 failed automatic actions", opened_at=now - timedelta(minutes=30)))
+    ctx = ProjectContext(graph=graph(), resolution=None)
+    manifest = {"sources": {"source.p.crm.account": {"columns": {"amount": {"data_type": "bigint"}}}}}
+    kw = dict(landing_dir=tmp_path, cache_dir=tmp_path, project_dir=tmp_path, lineage=lambda: None, store=store,
+              llm=False)
+    _, _, _, state = schema_tick(ctx, {}, manifest=manifest, **kw)
+    assert state["bad"] == ["crm/account"] and state["broken"] == {"crm/account": ["stg_account"]}
+    _, _, _, state = schema_tick(ctx, state, manifest=manifest, **kw)  # same project, nothing landed
+    assert not store.audit_events(kind=REPAIR_EVENT)
+    patched = {"sources": {"source.p.crm.account": {"columns": {"amount": {"data_type": "varchar"}}}}}
+    _, events, _, state = schema_tick(ctx, state, manifest=patched, **kw)
+    assert "crm/account" not in calls[-1]  # the failing table is looked at again at once
+    assert state["bad"] == [] and state["broken"] == {} and [e.passed for e in events] == [True]
+    (ev,) = store.audit_events(kind=REPAIR_EVENT)
+    assert ev["subject"] == "asset:stg_account" and ev["payload"]["category"] == ANY_CLASS
+    props = Proposals(store)
+    assert not props.breaker(now + timedelta(minutes=1)).is_open("asset:stg_account")
+    ledger = props.ledger(now + timedelta(minutes=1))
+    assert ledger.repairs["asset:stg_account"][0] == ANY_CLASS
+    # the next cycle: stg_account failed (bad data, escalated) before the repair: retried now
+    msg = "Conversion Error: Could not convert string 'n/a' to INT64 in column \"amount\""
+    sc = scenario(failures=[failure("f1", "data_quality", msg, asset="stg_account", system="dbt", transient=False,
+                                    at=now - timedelta(minutes=20))], now=now + timedelta(minutes=1))
+    d = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=now + timedelta(minutes=1), ledger=ledger)
+    (retry,) = [g for g in d.decisions if g.action.type == "retry"]
+    assert retry.decision == "execute" and retry.action.asset_keys == ("stg_account",), retry.reason
