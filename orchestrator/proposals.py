@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.agent.envelope import DROP_TYPE, drop_target
+from orchestrator.core.incidents import ANY_CLASS
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import ACTIVE as STANDING_ACTIVE
 from orchestrator.core.standing import STANDING, STANDING_TTL
@@ -58,6 +59,7 @@ from orchestrator.store.agent_models import (
 )
 
 UTC = timezone.utc
+REPAIR_EVENT = "incident.repaired"  # audit kind of a repair reported outside any action
 OPEN_STATUSES = ("pending", "approved", "executing")
 PENDING_TTL = timedelta(hours=12)
 RUN_ACTION_TYPES = ("materialize", "retry", "backfill", "defer")
@@ -66,6 +68,17 @@ RUN_ACTION_TYPES = ("materialize", "retry", "backfill", "defer")
 CALL_LEASE = timedelta(seconds=float(os.environ.get("ORCHESTRATOR_CALL_LEASE", "120")))
 PAUSE_RETRY_BASE = timedelta(minutes=1)
 PAUSE_RETRY_MAX = timedelta(hours=1)
+
+
+def record_repair(store: Store, subject: str, category: str, actor: str, now: datetime | None = None) -> None:
+    """A repair of ``subject`` reported outside any action (see :meth:`Proposals.record_repair`):
+    one audit event, and the subject's open circuit-breaker trips closed, in one transaction."""
+    now = _now(now)
+    with store.session() as s:
+        store.lock(s)
+        store.audit(s, REPAIR_EVENT, actor=actor, subject=subject, payload={"category": category}, ts=now)
+        s.execute(update(BreakerTripRow).where(BreakerTripRow.subject == subject, BreakerTripRow.reset_at.is_(None))
+                  .values(reset_at=now, reset_by=actor))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -223,6 +236,15 @@ class Proposals:
                 self.store.audit(s, "breaker.reset", actor=actor, subject=subject, ts=now)
         return n
 
+    def record_repair(self, subject: str, category: str, actor: str, now: datetime | None = None) -> None:
+        """``actor`` reports the cause of ``subject``'s failures repaired (``category``, or
+        ``ANY_CLASS``: whatever made it fail), e.g. the schema-change sensor once a broken table
+        matches the project again (the patch merged and deployed, or a person's fix). The next
+        planning cycles' ledger carries it (:meth:`ledger`): the subject is retried at once, its
+        connector resumed when paused, and its open circuit breaker trips are closed (a person
+        took over). Audit event :data:`REPAIR_EVENT`."""
+        record_repair(self.store, subject, category, actor, now)
+
     # -- one cycle --------------------------------------------------------------------------------
     def ledger(self, now: datetime | None = None, *, keep: timedelta = timedelta(hours=48)):
         """The actions of earlier cycles the decision core must not repeat: every open one, and
@@ -254,6 +276,12 @@ class Proposals:
                                                        by_person=r.decision == AWAIT_APPROVAL and r.status != "pending")
                 except Exception:  # noqa: BLE001
                     continue
+            # repairs reported outside any action (record_repair): the failures before them are retried
+            for ev in s.scalars(select(AuditEvent).where(AuditEvent.kind == REPAIR_EVENT,
+                                                         AuditEvent.ts >= now - keep).order_by(AuditEvent.id)):
+                if ev.subject:
+                    ledger.record_repair(ev.subject, str((ev.payload or {}).get("category") or ANY_CLASS),
+                                         _aware(ev.ts))
             # standing approvals, whatever their status and age: active ones authorise, refused
             # ones are not asked again (orchestrator.core.standing)
             for r in s.scalars(select(ActionRow).where(ActionRow.type == STANDING)):

@@ -9,6 +9,9 @@ down to the dashboards and their deadlines, and:
   ("removes stripe.invoice.amount_due: breaks 1 model, blocks 3, 1 dashboard due 06:00 ..."),
   the changes, the broken/blocked models, dashboards and what is done about each change;
 * records a ``schema_change.detected`` audit event (the digest lists them for the owners);
+* once a table whose change broke models matches the project again (the patch merged and
+  deployed, or a person's fix), reports those models repaired (``incident.repaired``,
+  ``orchestrator.proposals.record_repair``): the planner retries them at once;
 * for a non-breaking change the connector's setting propagates (a type change: the landed
   history has the old type), a table resync -- run at once when the governing policy lets
   ``resync_table`` run without approval, once per change; otherwise it is only reported;
@@ -90,6 +93,13 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
         llm = LLMConfig.from_env() is not None
     seen = dict(state.get("seen") or {})
     bad = set(state.get("bad") or [])
+    broken = {k: set(v) for k, v in (state.get("broken") or {}).items()}  # table -> models it broke
+    # the project's expectations changed (a patch merged and deployed): look at the failing tables
+    # again now, not only when their connector lands a new file
+    expects = _sources_digest(manifest)
+    if state.get("expects") not in (None, expects):
+        for k in bad:
+            seen.pop(k, None)
     reports = scan(manifest, landing_dir, lambda: project_lineage(), seen=seen, owners_of=owners_of,
                    connector_keys=keys, deadlines=_Lazy(deadlines), settings=settings, llm=llm)
     resynced = {k: set(v) for k, v in (state.get("resynced") or {}).items()}
@@ -112,9 +122,20 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
                 events.append(dg.AssetCheckEvaluation(
                     asset_key=dg.AssetKey.from_user_string(report.key), check_name=CHECK_NAME, passed=True,
                     metadata={"schema/summary": f"{report.table} matches the dbt sources again"}))
+            # the models it broke are repaired (a patch merged and deployed, a person's fix): the
+            # planner retries them at once instead of leaving them escalated for the cycle
+            fixed = broken.pop(report.key, set())
+            if fixed and store is not None:
+                from orchestrator.core.incidents import ANY_CLASS
+                from orchestrator.proposals import record_repair
+
+                for model in sorted(fixed):
+                    record_repair(store, f"asset:{model}", ANY_CLASS, SENSOR_NAME)
             continue
         breaking = report.breaking
         bad.add(report.key)
+        if breaking:
+            broken.setdefault(report.key, set()).update(m for i in breaking for m in i.broken_models)
         events.append(dg.AssetCheckEvaluation(
             asset_key=dg.AssetKey.from_user_string(report.key), check_name=CHECK_NAME, passed=False,
             severity=dg.AssetCheckSeverity.ERROR if breaking else dg.AssetCheckSeverity.WARN,
@@ -132,7 +153,14 @@ def schema_tick(ctx: ProjectContext, state: dict, *, manifest: dict, landing_dir
                                       run_config={"ops": {"propose_schema_patch": {"config": {"keys": [report.key]}}}},
                                       tags={"orchestrator/schema_table": report.key}))
     return reports, events, runs, {"seen": seen, "bad": sorted(bad),
-                                   "resynced": {k: sorted(v) for k, v in resynced.items()}}
+                                   "resynced": {k: sorted(v) for k, v in resynced.items()},
+                                   "broken": {k: sorted(v) for k, v in broken.items()}, "expects": expects}
+
+
+def _sources_digest(manifest: dict) -> str:
+    """A digest of what the project expects of its sources (their columns and types)."""
+    body = {k: v.get("columns") for k, v in sorted((manifest.get("sources") or {}).items())}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class ConnectorSettings:

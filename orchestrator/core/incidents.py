@@ -12,7 +12,9 @@ An :class:`ActionLedger` holds the actions of earlier cycles with their status (
   as repaired once a person approved an action about it on that subject and it succeeded (the
   approver fixed the cause; the simulator models exactly that), or a manual repair was recorded
   (:meth:`ActionLedger.record_repair`). The planner then proposes ``resume_connector`` (when the
-  connector is paused) and a retry, instead of asking for the pause again.
+  connector is paused) and a retry, instead of asking for the pause again. A repair recorded for
+  any other class (an applied schema patch fixes ``schema_drift`` on the models it broke) lets the
+  held subject be retried at once, however many attempts failed before it.
 
 The project store (``orchestrator.proposals``) and the simulator's ``sla`` adapter fill it the
 same way. Pure Python, no Dagster imports.
@@ -28,6 +30,9 @@ from orchestrator.core.records import Action
 from orchestrator.core.vocab import ActionType, FailureClass
 
 OPEN = frozenset({"pending", "approved", "executing"})
+# a repair of whatever made the subject fail (a schema patch applied: the broken models failed with
+# binder, conversion or contract errors, diagnosed as drift, data quality or code errors)
+ANY_CLASS = "*"
 DONE_OK = "succeeded"
 
 
@@ -127,7 +132,8 @@ class ActionLedger:
                                               by_person=old.by_person if by_person is None else by_person)
 
     def record_repair(self, subject: str, category: str, at: datetime) -> None:
-        """A person reports having fixed ``category`` on ``subject`` (e.g. re-authenticated)."""
+        """A person reports having fixed ``category`` on ``subject`` (e.g. re-authenticated);
+        :data:`ANY_CLASS`: whatever made it fail (e.g. the schema change a patch fixed)."""
         self.repairs[subject] = (category, at)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -173,7 +179,7 @@ class ActionLedger:
         """When a person repaired ``category`` on ``subject`` after ``since`` (None: not repaired)."""
         best: datetime | None = None
         rep = self.repairs.get(subject)
-        if rep is not None and rep[0] == category and rep[1] >= since:
+        if rep is not None and rep[0] in (category, ANY_CLASS) and rep[1] >= since:
             best = rep[1]
         for e in self.entries.values():
             if not e.by_person or e.status != DONE_OK or e.at < since or subject not in e.subjects:
@@ -225,3 +231,12 @@ class IncidentView:
         if self.ledger is None:
             return None
         return self.ledger.repaired_since(subject, category, since)
+
+    def reported_repair(self, subject: str, category: str, since: datetime) -> datetime | None:
+        """When a repair of ``category`` on ``subject`` was reported after ``since`` outside any
+        action (:meth:`ActionLedger.record_repair`: an applied schema patch, a reload), whatever
+        the class; None when none was."""
+        if self.ledger is None:
+            return None
+        rep = self.ledger.repairs.get(subject)
+        return rep[1] if rep is not None and rep[0] in (category, ANY_CLASS) and rep[1] >= since else None

@@ -361,22 +361,36 @@ class BudgetCover:
         return e.usd_per_day if e is not None else 0.0
 
 
+MIN_PRICE_SAMPLE_S = 60.0  # shorter steps are billed a minimum (Snowflake: 60 s), not by the second
+
+
+def observed_usd_per_hour(costs) -> float | None:
+    """The warehouse price seen so far, USD per busy hour: model runs' spend over their compute
+    time, from steps of at least :data:`MIN_PRICE_SAMPLE_S` only. A step that fails after a second
+    is billed the warehouse's minimum: its spend per second reads as up to 60x the price (one such
+    failure made a $150/day policy forecast $1,496 a day and ask for a budget extension). None
+    before any such step."""
+    usd = secs = 0.0
+    for c in costs:
+        if c.asset_key and c.compute_s and c.compute_s >= MIN_PRICE_SAMPLE_S:
+            usd, secs = usd + c.amount_usd, secs + c.compute_s
+    return usd / secs * 3600.0 if secs > 0 else None
+
+
 def _mean_costs(snapshot) -> tuple[dict[str, float], dict[str, float]]:
     """Mean spend per run of each asset, and per sync the orchestrator triggered of each connector
     (the connectors' own scheduled syncs do not count against a budget)."""
     runs: dict[str, list[float]] = {}
     syncs: dict[str, list[float]] = {}
-    usd = secs = 0.0
     for c in snapshot.costs:
         if c.asset_key:
             runs.setdefault(c.asset_key, []).append(c.amount_usd)
-            if c.compute_s:
-                usd, secs = usd + c.amount_usd, secs + c.compute_s
         elif c.connector and (c.detail or {}).get("triggered_by") != "schedule":
             syncs.setdefault(c.connector, []).append(c.amount_usd)
     means = {k: sum(v) / len(v) for k, v in runs.items()}
-    if secs > 0:  # the warehouse price seen so far, for assets without history of their own
-        means[_RATE] = usd / secs * 3600.0
+    rate = observed_usd_per_hour(snapshot.costs)
+    if rate is not None:  # the warehouse price seen so far, for assets without history of their own
+        means[_RATE] = rate
     return means, {k: sum(v) / len(v) for k, v in syncs.items()}
 
 

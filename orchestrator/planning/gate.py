@@ -332,14 +332,12 @@ def gate(
         if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
             return 0.0
         if priced is None:
-            priced, usd, secs = {}, 0.0, 0.0
-            for c in snapshot.costs:
-                if c.asset_key:
-                    priced[c.asset_key] = c.amount_usd
-                    if c.compute_s:
-                        usd, secs = usd + c.amount_usd, secs + c.compute_s
-            if secs > 0:
-                rate[0] = max(rate[0], usd / secs)
+            from orchestrator.core.standing import observed_usd_per_hour
+
+            priced = {c.asset_key: c.amount_usd for c in snapshot.costs if c.asset_key}
+            seen = observed_usd_per_hour(snapshot.costs)  # not skewed by minimum-billed short steps
+            if seen is not None:
+                rate[0] = max(rate[0], seen / 3600.0)
         total = 0.0
         for k in a.asset_keys:
             node = graph.get(k)

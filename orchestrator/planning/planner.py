@@ -401,7 +401,16 @@ class _Cycles:
             r = req.get(k)
             ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
-            needs[k] = stale or any(needs.get(u, False) for u in graph.parents(k))
+            needs[k] = stale or any(self.holds(u, k) for u in graph.parents(k))
+
+    def holds(self, u: str, k: str) -> bool:
+        """Input ``u`` needs a run that ``k`` must wait for: ``u`` needs one and its data is not
+        already fresh for ``k``'s cycle. An input refreshed only for a later cycle (a consumer's or
+        tomorrow's, whose window has not opened) does not hold back ``k``'s earlier one."""
+        if not self.needs.get(u, False):
+            return False
+        r, dt = self.req.get(k), self.dts.get(u)
+        return r is None or dt is None or _aware(dt) < r
 
     def _newest_open_tick(self, resolution, policy_name: str, tick: datetime, window: timedelta,
                           now: datetime) -> datetime:
@@ -615,7 +624,7 @@ class _Cycles:
                     out[k] = (self.slack(k), _tv(fresh[k].tier), "ahead")
                 continue
             parents = graph.parents(k)
-            if any((self.needs.get(u, False) and u not in started) or u in retry_keys for u in parents):
+            if any((self.holds(u, k) and u not in started) or u in retry_keys for u in parents):
                 continue  # an input still needs a run that is not starting now
             fa = fresh[k]
             if self.due(k):
@@ -799,8 +808,13 @@ def _stage_failure_responses(st: _PlanState) -> None:
         if subject in backfilled:
             continue
         owners = owners_of(keys)
-        repaired = incidents.repaired_at(subject, cat, _aware(f.at)) if (
-            incidents is not None and cat in ESCALATE_CATEGORIES) else None
+        repaired = None
+        if incidents is not None:
+            if cat in ESCALATE_CATEGORIES:
+                repaired = incidents.repaired_at(subject, cat, _aware(f.at))
+            elif (reported := getattr(incidents, "reported_repair", None)) is not None:
+                # a repair made outside any action (an applied schema patch): retried at once
+                repaired = reported(subject, cat, _aware(f.at))
         if repaired is not None:
             # a person fixed the cause: close the incident (resume the connector, sync again)
             if conn and conn in paused:
@@ -1041,7 +1055,7 @@ def _stage_hold_back(st: _PlanState) -> None:
         for u in graph.parents(k):
             if u in want:
                 continue
-            if u in pending or u in failing or cycles.needs.get(u, False):
+            if u in pending or u in failing or cycles.holds(u, k):
                 want.pop(k)
                 break
     st.retry_need = retry_need

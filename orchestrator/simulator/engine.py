@@ -158,6 +158,9 @@ class Simulation:
         self.running_sync: dict[str, Step] = {}
         self.sync_waiters: dict[str, list[Step]] = {}
         self.paused: set[str] = set()
+        # repairs reported outside any action: (subject, failure class, instant), e.g. a schema
+        # patch applied (the schema-change sensor sees the table match the project again)
+        self.repairs: list[tuple[str, str, float]] = []
         self.runs: dict[str, SimRun] = {}
         self.inflight_runs: dict[str, SimRun] = {}
         self.finished_runs: deque = deque(maxlen=300)

@@ -11,7 +11,10 @@ handles them for real (``orchestrator/schema_changes``, ``sensors/schema_changes
    ``approvals`` says, drawn from its own random stream); approved, it is applied and the models
    build again; declined, a person fixes it. ``fix: human``: no patch, a person fixes it (on-call
    after ``human_fix_delay`` once a model has failed). An approved action of the planner on a
-   broken model counts as a person acting on it (``Simulation.human_fix_unit``).
+   broken model counts as a person acting on it (``Simulation.human_fix_unit``);
+5. once fixed (patch or person), the sensor's next tick sees the table match the project again and
+   reports the broken models repaired (``Simulation.repairs``): the ``sla`` planner records it in
+   its ledger (``ActionLedger.record_repair``) and retries them at once.
 
 Nothing is applied without an approval: ``records`` keep each change's delivery, detection,
 proposal, answer and fix, and ``applied_without_approval`` counts patches applied with no approval
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.core.graph import DASHBOARD
+from orchestrator.core.incidents import ANY_CLASS
 from orchestrator.simulator.scenario import FaultEpisode, SchemaChangeSpec
 
 MESSAGES = {
@@ -131,10 +135,27 @@ class SchemaChangeScript:
             record.episodes.append(index)
             self._by_episode[index] = record
         sim._snapshot_cache = None
-        detect_at = math.ceil(sim.now / self.tick) * self.tick
-        if detect_at <= sim.now:
-            detect_at += self.tick
+        detect_at = self._next_tick()
         sim.at(detect_at, self._detect, spec, record)
+        sim.at(detect_at, self._watch, record)
+
+    def _next_tick(self) -> float:
+        at = math.ceil(self.sim.now / self.tick) * self.tick
+        return at + self.tick if at <= self.sim.now else at
+
+    def _watch(self, record: ChangeRecord) -> None:
+        """The schema-change sensor's tick: once every episode of the change is fixed (a patch
+        applied, or a person's fix), the table matches the project again and the sensor reports
+        the broken models repaired (``sim.repairs``; the planner retries them at once)."""
+        sim = self.sim
+        if record.episodes and all(i in sim._fixed for i in record.episodes):
+            if record.fixed is None:  # a person got there first: the patch is not applied on top
+                record.fixed, record.fixed_by = max(sim._fixed[i] for i in record.episodes), "person"
+            for model in record.models:
+                sim.repairs.append((f"asset:{model}", ANY_CLASS, sim.now))  # however it was diagnosed
+            return
+        if sim.now + self.tick < sim.horizon:
+            sim.at(self._next_tick(), self._watch, record)
 
     def _detect(self, spec: SchemaChangeSpec, record: ChangeRecord) -> None:
         sim = self.sim

@@ -66,6 +66,7 @@ class SLAPlanner(Planner):
         self._policies = None
         self._resolved_until: datetime | None = None
         self.ticks = 0
+        self._repairs_seen = 0
         self.decisions: dict[str, int] = {}
         self.llm_calls = 0
         self.llm_fallbacks = 0
@@ -117,6 +118,13 @@ class SLAPlanner(Planner):
     def tick(self, sim) -> None:
         self.ticks += 1
         now = sim.dt()
+        # repairs reported since the last tick (the schema-change sensor: a patch applied), as
+        # the project store's ledger carries them (orchestrator.proposals)
+        # a person's repair also closes the subject's circuit breaker (its failures had that cause)
+        for subject, category, at in sim.repairs[self._repairs_seen:]:
+            self.ledger.record_repair(subject, category, sim.dt(at))
+            self.breaker.reset(subject)
+        self._repairs_seen = len(sim.repairs)
         snap = self.snapshot(sim)
         res = self.resolution(sim)
         reviewer = None
