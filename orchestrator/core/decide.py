@@ -203,8 +203,12 @@ def decide(
     kept, suppressed = screen(list(final.actions), ledger, snapshot)
     if suppressed:
         final = replace(final, actions=kept)
+    if validation_config is None and getattr(gate_config, "unknown_usd_per_hour", None):
+        from orchestrator.planning import ValidationConfig
+
+        validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour)
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
-                                  budgets=budget_cover)
+                                  budgets=budget_cover, durations=durations)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover)
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget

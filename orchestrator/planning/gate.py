@@ -55,6 +55,7 @@ from datetime import datetime, timedelta
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
@@ -303,6 +304,15 @@ def gate(
         if c.over_budget:
             burning.add(name)
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
+    # the unfinished part of the orchestrator's runs and syncs in flight will be spent too
+    actions = list(actions)
+    pending_spend = in_flight_by_policy(
+        in_flight_spend(snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations,
+                        exclude={a.run_id for a in actions if a.run_id}), resolution, graph)
+    for name, usd in pending_spend.items():
+        if name in spent:
+            today, day_budget, month, month_budget = spent[name]
+            spent[name] = (today + usd, day_budget, month + usd, month_budget)
 
     committed: dict[str, float] = {}  # what this cycle already lets run, per budget (runs together)
 
@@ -452,8 +462,11 @@ def gate(
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
             elif over:
+                coming = sum(pending_spend.get(n, 0.0) for n in over)
                 out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
-                                                  f"action ({a.estimated_cost_usd:.2f} USD): waits for approval"))
+                                                  f"action ({a.estimated_cost_usd:.2f} USD"
+                                                  + (f", with {coming:.2f} USD still to come from work in flight"
+                                                     if coming > 0 else "") + "): waits for approval"))
             elif dark is not None:
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
