@@ -210,7 +210,8 @@ def decide(
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
                                   budgets=budget_cover, durations=durations)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover)
+                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
+                     repairs=incident_cover(ledger, snapshot, assessment))
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
@@ -239,6 +240,35 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def incident_cover(ledger: ActionLedger | None, snapshot: Snapshot, assessment: Assessment):
+    """``callable(action) -> str | None``: for a planner's action closing incidents a person
+    repaired (cause ``repair:<class>``, cycle = the failure ids), the approval(s) that cover it --
+    for every failure it answers, the person's approved request about that incident
+    (:meth:`ActionLedger.repair_approval`) -- else None. One approval per incident: the person who
+    approved the pause and repaired the cause is not asked again to resume and retry."""
+    if ledger is None or not ledger.entries and not ledger.repairs:
+        return None
+    failures = {f.failure_id: f for f in snapshot.failures}
+    classes = {d.failure.failure_id: d.category for d in assessment.failures}
+
+    def cover(action: Action) -> str | None:
+        if not (action.cause or "").startswith("repair:") or not action.cycle:
+            return None
+        who: dict[str, None] = {}
+        for fid in action.cycle.split(","):
+            f, cat = failures.get(fid), classes.get(fid)
+            if f is None or cat is None:
+                return None
+            subject = f"connector:{f.connector}" if f.connector else f"asset:{f.asset_key}"
+            by = ledger.repair_approval(subject, cat, _aware(f.at))
+            if by is None:
+                return None
+            who[by] = None
+        return "+".join(who) or None
+
+    return cover
 
 
 def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate_config=None) -> list:

@@ -282,6 +282,7 @@ def gate(
     durations=None,
     standing=None,
     budgets=None,
+    repairs=None,
 ) -> list[GateDecision]:
     """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
     person granted); routine freshness work inside an active one's scope executes with it named
@@ -289,7 +290,12 @@ def gate(
     ``budgets``: an ``orchestrator.core.standing.BudgetCover`` (the budget extensions a person
     granted for today): a policy's daily budget counts with its extension, and work that passes
     only thanks to one names it as its authorisation. The cycle's budget goes to its most urgent
-    work first (highest priority, i.e. least slack); decisions come back in the actions' order."""
+    work first (highest priority, i.e. least slack); decisions come back in the actions' order.
+    ``repairs``: ``callable(action) -> str | None``, for a planner's action closing an incident a
+    person repaired (cause ``repair:<class>``: resume the connector, retry once) the approval that
+    covers it (:func:`orchestrator.core.decide.incident_cover`): the person who approved the
+    incident's request and repaired it authorised closing it, so it is not asked again; budget,
+    blackout, breaker, shadow and an operator cap still hold it."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -442,6 +448,11 @@ def gate(
                 and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
             standing_ok = standing.covers(a)
 
+        incident_ok = None  # the person's approval of the incident this action closes
+        if (repairs is not None and t is not None and t not in NEVER_AUTOMATIC and a.source != "llm"
+                and cfg.rollout_cap not in ("shadow", "recommend") and (a.cause or "").startswith("repair:")):
+            incident_ok = repairs(a)
+
         open_subjects = [s for s in subjects(a) if breaker is not None and breaker.is_open(s, now)]
         if t is None:
             out.append(decide(RECORD_ONLY, f"unknown action type {a.type!r}"))
@@ -450,7 +461,7 @@ def gate(
                                            f"{breaker.reason(open_subjects[0])}; owners escalated"))
         elif rollout == "shadow":
             out.append(decide(RECORD_ONLY, "rollout shadow: recorded only"))
-        elif rollout == "recommend" and not standing_ok:
+        elif rollout == "recommend" and not standing_ok and not incident_ok:
             out.append(decide(AWAIT_APPROVAL, "rollout recommend (or an ungoverned asset): waits for approval"))
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
@@ -471,6 +482,10 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
                                                   ": waits for approval"))
+            elif incident_ok and (rollout == "recommend" or not_listed or level != "low"
+                                  or confidence < cfg.min_confidence):
+                out.append(decide(EXECUTE, f"closes the incident a person repaired: covered by their approval "
+                                           f"{incident_ok} of it (risk {score:.2f})", by=f"incident:{incident_ok}"))
             elif standing_ok and (rollout == "recommend" or not_listed or level != "low"):
                 names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
                                   for s in standing_ok)
@@ -485,6 +500,12 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"confidence {confidence:.2f} < {cfg.min_confidence} ({conf_why})"))
             else:
                 out.append(decide(EXECUTE, f"auto: low risk ({score:.2f}), confidence {confidence:.2f} ({conf_why})"))
+        if (out[-1].decision == AWAIT_APPROVAL and t is ActionType.pause_connector and a.connector
+                and a.cause and FailureClass.parse(a.cause).needs_person):
+            g = out[-1]  # one request per incident: its approval covers closing it once repaired
+            out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
+                                   g.reason + f"; approving it also authorises resuming {a.connector} and one "
+                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by)
         if out[-1].decision == EXECUTE and extended_by:
             g = out[-1]
             by = ",".join(x for x in (g.authorised_by, *extended_by) if x)

@@ -386,7 +386,11 @@ class _Cycles:
             if later:
                 lst = self.latest_start(k)
                 for rc in later:
-                    if (lst is None or rc <= lst) and (r is None or rc > r):
+                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                    # started at that opening (or now) and the chain down to ``k`` must fit before
+                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                    if (lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
+                            r is None or rc > r):
                         r = rc
             if r is not None:
                 req[k] = r
@@ -422,6 +426,34 @@ class _Cycles:
                 hit = tick
             memo[key] = hit
         return hit
+
+    def upstream_s(self, k: str) -> float:
+        """Seconds from a new sync's start to ``k``'s inputs all landing: the longest chain of
+        its ancestors (p90 durations), ``k`` itself not included."""
+        memo = self.__dict__.setdefault("_up", {})
+        if k in memo:
+            return memo[k]
+        graph, model = self.graph, self.model
+        stack = [k]
+        while stack:
+            cur = stack[-1]
+            todo = [p for p in graph.parents(cur) if p not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if cur in memo:
+                continue
+            best = 0.0
+            for p in graph.parents(cur):
+                node = graph.get(p)
+                try:
+                    own = model.seconds(node) if node is not None else 0.0
+                except Exception:  # noqa: BLE001 - no estimate: nothing
+                    own = 0.0
+                best = max(best, memo[p] + own)
+            memo[cur] = best
+        return memo[k]
 
     def fresh_for(self, k: str, target: str) -> bool:
         """``k``'s data is newer than the opening of ``target``'s cycle (the one it is assessed for)."""
@@ -1038,10 +1070,19 @@ def _stage_hold_back(st: _PlanState) -> None:
     # a step never starts while an input is still being rebuilt elsewhere, is failing, or is
     # stale and not part of the same run: it would read old data and have to run again
     for k in sorted(want, key=lambda x: topo_index.get(x, 0)):
+        own = cycles.opens.get(k)  # the opening of k's own cycle (not a later consumer's)
         for u in graph.parents(k):
             if u in want:
                 continue
-            if u in pending or u in failing or cycles.needs.get(u, False):
+            if u in pending or u in failing:
+                want.pop(k)
+                break
+            if cycles.needs.get(u, False):
+                # stale for a later consumer's cycle but fresh for k's own, which is due now: k
+                # runs for its own cycle and again for the later one once newer data lands
+                dt = cycles.dts.get(u)
+                if own is not None and dt is not None and _aware(dt) >= own:
+                    continue  # (its data time is that of its oldest input: none is older)
                 want.pop(k)
                 break
     st.retry_need = retry_need
