@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from orchestrator.core.incidents import ActionLedger, IncidentView
+from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
@@ -103,6 +103,14 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _starts_later(held: Action, a: Action, now: datetime) -> bool:
+    """``held`` (an open action in the ledger) is deferred to start after ``a`` would."""
+    if held.not_before is None:
+        return False
+    start = _aware(a.not_before) if a.not_before is not None and _aware(a.not_before) > now else now
+    return _aware(held.not_before) > start
+
+
 def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list[Action], list[tuple[Action, str]]]:
     """Drop what the ledger says was already asked (still open) or already done for this cycle."""
     if ledger is None or not ledger.entries:
@@ -111,8 +119,16 @@ def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapsho
     dropped: list[tuple[Action, str]] = []
     graph = snapshot.graph
     index = ledger.index()  # one pass over the ledger, then a lookup per action
+    now = _aware(snapshot.taken_at)
     for a in actions:
         dup = index.open_duplicate(a)
+        if dup is not None and dup.action.action_id != a.action_id and _starts_later(dup.action, a, now):
+            # asked/approved for a later start: it does not serve work needed now (another open
+            # action starting in time may; rare, so a scan)
+            subs = action_subjects(a)
+            dup = next((e for e in ledger.entries.values()
+                        if e.status in OPEN and e.action.type == a.type and e.action.cause == a.cause
+                        and subs and subs <= e.subjects and not _starts_later(e.action, a, now)), None)
         if dup is not None:
             dropped.append((a, f"already {dup.status}: {dup.action.action_id} ({a.type}, {a.cause or 'same cause'})"))
             continue
