@@ -137,6 +137,6 @@ def test_simulated_credentials_incident_closes_with_at_most_two_approvals(tmp_pa
     types = sorted(a.type for a in asked.values())
     # one request per incident: approving the pause covers resuming and retrying once repaired
     assert sim.approvals_requested == 1, types
-    assert types == ["pause_connector"]
+    assert types.count("pause_connector") == 1
     resumed = [a for a in sim.actions if a.action.type == "resume_connector"]
     assert resumed and "fivetran:src" not in sim.paused  # the incident closed
