@@ -132,3 +132,28 @@ def test_a_failed_step_and_a_queued_run_the_plan_replaces_are_not_to_come():
     sc.snapshot.failures = [FailureRecord("f1", NOW, "boom", "dbt", asset_key="stg_events", run_id="r1")]
     assert in_flight_spend(sc.snapshot, durations=sc.durations) == {"dashboard/growth": 4.0}
     assert in_flight_spend(sc.snapshot, durations=sc.durations, exclude={"r1"}) == {}
+
+
+def test_a_resync_counts_at_least_a_multiple_of_its_connectors_dearest_sync():
+    """A resync re-reads whole tables (in a generated world one cost 3.4x the connector's dearest
+    incremental sync and took a budget over unasked): with no cost named, a budget counts
+    RESYNC_FACTOR x the dearest past sync of the connector."""
+    from orchestrator.planning.inflight import RESYNC_FACTOR
+
+    def resync_decision(dearest: float):
+        sc = _state(10.0, (dearest, 0.0, 0.0), frozenset(RUN_KEYS))
+        sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 99.0]  # no dearer sync
+        a = Action("rs", "resync_table", "drift", connector="airbyte:events", tables={"events": ("page_view",)},
+                   asset_keys=("events/page_view",), cause="schema_drift")
+        (d,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations)
+        _, rejected = validate(Plan(NOW, [a], "t"), sc.snapshot, sc.resolution, now=NOW)
+        return d, rejected
+
+    # 10 spent + 4 x 11 > 50: over budget (validation rejects it; the gate would hold it)
+    d, rejected = resync_decision(11.0)
+    assert RESYNC_FACTOR["resync_table"] * 11.0 + 10.0 > BUDGET
+    assert d.reason.startswith("over budget"), d.reason
+    assert rejected and "over budget" in rejected[0][1]
+    # 10 spent + 4 x 2 < 50: within budget (it waits only because resync_table is not pre-authorised)
+    d, rejected = resync_decision(2.0)
+    assert not rejected and not d.reason.startswith("over budget"), d.reason

@@ -55,7 +55,7 @@ from datetime import datetime, timedelta
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
-from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
@@ -400,7 +400,8 @@ def gate(
                          and all(t in p.auto_approve for p in reaching))
         # what it will cost, as far as a budget is concerned: never less than its assets' p90
         # durations at the warehouse price seen so far for the models with no cost history yet
-        budget_cost = max(a.estimated_cost_usd, unpriced(a)) if budget_names else a.estimated_cost_usd
+        budget_cost = (max(a.estimated_cost_usd, unpriced(a), resync_floor(snapshot, a)) if budget_names
+                       else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names

@@ -127,3 +127,21 @@ def in_flight_by_policy(spend: dict[str, float], resolution, graph) -> dict[str,
         for n in names:
             out[n] = out.get(n, 0.0) + usd
     return out
+
+
+RESYNCS = frozenset({"resync_table", "full_resync"})
+# a resync re-reads whole tables: billed rows are a day's (or, full, several days') worth at full
+# price, where an incremental sync bills only the new rows. Without a past resync of the connector
+# to go by, a budget expects RESYNC_FACTOR x its dearest sync (a generated world's resync cost 3.4x)
+RESYNC_FACTOR = {"resync_table": 4.0, "full_resync": 16.0}
+
+
+def resync_floor(snapshot: Snapshot, action) -> float:
+    """What a budget must expect a resync to cost at least: RESYNC_FACTOR x the dearest past sync
+    of its connector (the planner prices a resync from the tables' own cost records, which a
+    connector's sync records do not name). 0 for other actions."""
+    if action.type not in RESYNCS or not action.connector:
+        return 0.0
+    dearest = max((c.amount_usd for c in snapshot.costs
+                   if c.source == "sync" and c.asset_key is None and c.connector == action.connector), default=0.0)
+    return RESYNC_FACTOR[action.type] * dearest

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
-from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import ActionType
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -204,7 +204,8 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        if resolution is not None and a.estimated_cost_usd > 0 and t is not ActionType.pause_connector:
+        cost = max(a.estimated_cost_usd, resync_floor(snapshot, a))
+        if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             for k in touched:
                 sla = resolution.sla(k)
                 if sla is None or sla.tier.value == "critical":
@@ -221,11 +222,11 @@ def validate(
                         budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now)
                                               + coming.get(name, 0.0), budget.per_day + more)
                     spent, per_day = budget_cache[name]
-                    if spent + a.estimated_cost_usd > per_day:
+                    if spent + cost > per_day:
                         return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today"
                                 + (" (counting work in flight)" if coming and coming.get(name) else "")
                                 + (" (with the extension granted)" if budgets is not None and budgets.extra(name) else "")
-                                + f", this would add {a.estimated_cost_usd:.2f}")
+                                + f", this would add {cost:.2f}")
         # in flight and duplicates
         if t.starts_run:
             a_keys, a_parts = set(a.asset_keys), set(a.partitions)
