@@ -94,6 +94,11 @@ def test_work_approved_for_a_later_start_does_not_stand_in_for_work_needed_now()
                   not_before=NOW + timedelta(days=2), cause="freshness", cycle="c2")
     kept, dropped = screen([same], ledger, sc.snapshot)
     assert not kept and "already approved" in dropped[0][1]
+    # work deferred less far waits for that answer too (no second ask while the cycle is planned)
+    sooner = Action("mate-sooner", "materialize", "x", asset_keys=("stg_events",),
+                    not_before=NOW + timedelta(hours=5), cause="freshness", cycle="c2")
+    kept, dropped = screen([sooner], ledger, sc.snapshot)
+    assert not kept
     ledger.update("mate-later", "executing", NOW)
     ledger.record(Action("mate-running", "materialize", "x", asset_keys=("stg_events", "dashboard/growth"),
                          cause="freshness"), "executing", NOW)

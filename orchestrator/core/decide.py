@@ -104,11 +104,11 @@ def _aware(t: datetime) -> datetime:
 
 
 def _starts_later(held: Action, a: Action, now: datetime) -> bool:
-    """``held`` (an open action in the ledger) is deferred to start after ``a`` would."""
-    if held.not_before is None:
+    """``held`` (an open action in the ledger) is deferred to a later start while ``a`` is needed
+    now (an ``a`` merely deferred less far waits for the answer about ``held``: no second ask)."""
+    if held.not_before is None or (a.not_before is not None and _aware(a.not_before) > now):
         return False
-    start = _aware(a.not_before) if a.not_before is not None and _aware(a.not_before) > now else now
-    return _aware(held.not_before) > start
+    return _aware(held.not_before) > now
 
 
 def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list[Action], list[tuple[Action, str]]]:
