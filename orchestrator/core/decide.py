@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from orchestrator.core.incidents import ActionLedger, IncidentView
+from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
@@ -103,6 +103,14 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _starts_later(held: Action, a: Action, now: datetime) -> bool:
+    """``held`` (an open action in the ledger) is deferred to a later start while ``a`` is needed
+    now (an ``a`` merely deferred less far waits for the answer about ``held``: no second ask)."""
+    if held.not_before is None or (a.not_before is not None and _aware(a.not_before) > now):
+        return False
+    return _aware(held.not_before) > now
+
+
 def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list[Action], list[tuple[Action, str]]]:
     """Drop what the ledger says was already asked (still open) or already done for this cycle."""
     if ledger is None or not ledger.entries:
@@ -111,8 +119,16 @@ def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapsho
     dropped: list[tuple[Action, str]] = []
     graph = snapshot.graph
     index = ledger.index()  # one pass over the ledger, then a lookup per action
+    now = _aware(snapshot.taken_at)
     for a in actions:
         dup = index.open_duplicate(a)
+        if dup is not None and dup.action.action_id != a.action_id and _starts_later(dup.action, a, now):
+            # asked/approved for a later start: it does not serve work needed now (another open
+            # action starting in time may; rare, so a scan)
+            subs = action_subjects(a)
+            dup = next((e for e in ledger.entries.values()
+                        if e.status in OPEN and e.action.type == a.type and e.action.cause == a.cause
+                        and subs and subs <= e.subjects and not _starts_later(e.action, a, now)), None)
         if dup is not None:
             dropped.append((a, f"already {dup.status}: {dup.action.action_id} ({a.type}, {a.cause or 'same cause'})"))
             continue
@@ -203,10 +219,15 @@ def decide(
     kept, suppressed = screen(list(final.actions), ledger, snapshot)
     if suppressed:
         final = replace(final, actions=kept)
+    if validation_config is None and getattr(gate_config, "unknown_usd_per_hour", None):
+        from orchestrator.planning import ValidationConfig
+
+        validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour)
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
-                                  budgets=budget_cover)
+                                  budgets=budget_cover, durations=durations)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover)
+                     config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
+                     repairs=incident_cover(ledger, snapshot, assessment))
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
@@ -235,6 +256,35 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def incident_cover(ledger: ActionLedger | None, snapshot: Snapshot, assessment: Assessment):
+    """``callable(action) -> str | None``: for a planner's action closing incidents a person
+    repaired (cause ``repair:<class>``, cycle = the failure ids), the approval(s) that cover it --
+    for every failure it answers, the person's approved request about that incident
+    (:meth:`ActionLedger.repair_approval`) -- else None. One approval per incident: the person who
+    approved the pause and repaired the cause is not asked again to resume and retry."""
+    if ledger is None or not ledger.entries and not ledger.repairs:
+        return None
+    failures = {f.failure_id: f for f in snapshot.failures}
+    classes = {d.failure.failure_id: d.category for d in assessment.failures}
+
+    def cover(action: Action) -> str | None:
+        if not (action.cause or "").startswith("repair:") or not action.cycle:
+            return None
+        who: dict[str, None] = {}
+        for fid in action.cycle.split(","):
+            f, cat = failures.get(fid), classes.get(fid)
+            if f is None or cat is None:
+                return None
+            subject = f"connector:{f.connector}" if f.connector else f"asset:{f.asset_key}"
+            by = ledger.repair_approval(subject, cat, _aware(f.at))
+            if by is None:
+                return None
+            who[by] = None
+        return "+".join(who) or None
+
+    return cover
 
 
 def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate_config=None) -> list:

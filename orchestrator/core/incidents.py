@@ -189,6 +189,25 @@ class ActionLedger:
                     best = e.at
         return best
 
+    def repair_approval(self, subject: str, category: str, since: datetime) -> str | None:
+        """Who authorised closing the incident ``category`` on ``subject`` (failed at ``since``):
+        the id of the latest action about it a person approved and that succeeded after ``since``
+        (approving an incident's request covers closing it once repaired), or ``manual:<subject>``
+        for a repair a person reported (:meth:`record_repair`); None when nobody did."""
+        if not FailureClass.parse(category).needs_person:
+            return None
+        best: LedgerEntry | None = None
+        for e in self.entries.values():
+            if (e.by_person and e.status == DONE_OK and e.at >= since and subject in e.subjects
+                    and e.action.cause in (category, None) and (best is None or e.at > best.at)):
+                best = e
+        if best is not None:
+            return best.action.action_id
+        rep = self.repairs.get(subject)
+        if rep is not None and rep[0] == category and rep[1] >= since:
+            return f"manual:{subject}"
+        return None
+
     def paused(self, connector: str) -> bool:
         """The last pause/resume of ``connector`` that succeeded was a pause."""
         last: tuple[datetime, bool] | None = None

@@ -55,6 +55,7 @@ from datetime import datetime, timedelta
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
@@ -281,6 +282,7 @@ def gate(
     durations=None,
     standing=None,
     budgets=None,
+    repairs=None,
 ) -> list[GateDecision]:
     """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
     person granted); routine freshness work inside an active one's scope executes with it named
@@ -288,7 +290,12 @@ def gate(
     ``budgets``: an ``orchestrator.core.standing.BudgetCover`` (the budget extensions a person
     granted for today): a policy's daily budget counts with its extension, and work that passes
     only thanks to one names it as its authorisation. The cycle's budget goes to its most urgent
-    work first (highest priority, i.e. least slack); decisions come back in the actions' order."""
+    work first (highest priority, i.e. least slack); decisions come back in the actions' order.
+    ``repairs``: ``callable(action) -> str | None``, for a planner's action closing an incident a
+    person repaired (cause ``repair:<class>``: resume the connector, retry once) the approval that
+    covers it (:func:`orchestrator.core.decide.incident_cover`): the person who approved the
+    incident's request and repaired it authorised closing it, so it is not asked again; budget,
+    blackout, breaker, shadow and an operator cap still hold it."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -303,6 +310,15 @@ def gate(
         if c.over_budget:
             burning.add(name)
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
+    # the unfinished part of the orchestrator's runs and syncs in flight will be spent too
+    actions = list(actions)
+    pending_spend = in_flight_by_policy(
+        in_flight_spend(snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations,
+                        exclude={a.run_id for a in actions if a.run_id}), resolution, graph)
+    for name, usd in pending_spend.items():
+        if name in spent:
+            today, day_budget, month, month_budget = spent[name]
+            spent[name] = (today + usd, day_budget, month + usd, month_budget)
 
     committed: dict[str, float] = {}  # what this cycle already lets run, per budget (runs together)
 
@@ -382,7 +398,8 @@ def gate(
                          and all(t in p.auto_approve for p in reaching))
         # what it will cost, as far as a budget is concerned: never less than its assets' p90
         # durations at the warehouse price seen so far for the models with no cost history yet
-        budget_cost = max(a.estimated_cost_usd, unpriced(a)) if budget_names else a.estimated_cost_usd
+        budget_cost = (max(a.estimated_cost_usd, unpriced(a), resync_floor(snapshot, a)) if budget_names
+                       else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
@@ -430,6 +447,11 @@ def gate(
                 and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
             standing_ok = standing.covers(a)
 
+        incident_ok = None  # the person's approval of the incident this action closes
+        if (repairs is not None and t is not None and t not in NEVER_AUTOMATIC and a.source != "llm"
+                and cfg.rollout_cap not in ("shadow", "recommend") and (a.cause or "").startswith("repair:")):
+            incident_ok = repairs(a)
+
         open_subjects = [s for s in subjects(a) if breaker is not None and breaker.is_open(s, now)]
         if t is None:
             out.append(decide(RECORD_ONLY, f"unknown action type {a.type!r}"))
@@ -438,7 +460,7 @@ def gate(
                                            f"{breaker.reason(open_subjects[0])}; owners escalated"))
         elif rollout == "shadow":
             out.append(decide(RECORD_ONLY, "rollout shadow: recorded only"))
-        elif rollout == "recommend" and not standing_ok:
+        elif rollout == "recommend" and not standing_ok and not incident_ok:
             out.append(decide(AWAIT_APPROVAL, "rollout recommend (or an ungoverned asset): waits for approval"))
         else:
             needed = [t] + ([ActionType.cancel_run] if a.run_id and t is ActionType.materialize else [])
@@ -450,12 +472,19 @@ def gate(
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
             elif over:
+                coming = sum(pending_spend.get(n, 0.0) for n in over)
                 out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
-                                                  f"action ({a.estimated_cost_usd:.2f} USD): waits for approval"))
+                                                  f"action ({a.estimated_cost_usd:.2f} USD"
+                                                  + (f", with {coming:.2f} USD still to come from work in flight"
+                                                     if coming > 0 else "") + "): waits for approval"))
             elif dark is not None:
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
                                                   ": waits for approval"))
+            elif incident_ok and (rollout == "recommend" or not_listed or level != "low"
+                                  or confidence < cfg.min_confidence):
+                out.append(decide(EXECUTE, f"closes the incident a person repaired: covered by their approval "
+                                           f"{incident_ok} of it (risk {score:.2f})", by=f"incident:{incident_ok}"))
             elif standing_ok and (rollout == "recommend" or not_listed or level != "low"):
                 names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
                                   for s in standing_ok)
@@ -470,6 +499,12 @@ def gate(
                 out.append(decide(AWAIT_APPROVAL, f"confidence {confidence:.2f} < {cfg.min_confidence} ({conf_why})"))
             else:
                 out.append(decide(EXECUTE, f"auto: low risk ({score:.2f}), confidence {confidence:.2f} ({conf_why})"))
+        if (out[-1].decision == AWAIT_APPROVAL and t is ActionType.pause_connector and a.connector
+                and a.cause and FailureClass.parse(a.cause).needs_person):
+            g = out[-1]  # one request per incident: its approval covers closing it once repaired
+            out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
+                                   g.reason + f"; approving it also authorises resuming {a.connector} and one "
+                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by)
         if out[-1].decision == EXECUTE and extended_by:
             g = out[-1]
             by = ",".join(x for x in (g.authorised_by, *extended_by) if x)

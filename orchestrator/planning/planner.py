@@ -386,7 +386,11 @@ class _Cycles:
             if later:
                 lst = self.latest_start(k)
                 for rc in later:
-                    if (lst is None or rc <= lst) and (r is None or rc > r):
+                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                    # started at that opening (or now) and the chain down to ``k`` must fit before
+                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                    if (lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
+                            r is None or rc > r):
                         r = rc
             if r is not None:
                 req[k] = r
@@ -431,6 +435,34 @@ class _Cycles:
                 hit = tick
             memo[key] = hit
         return hit
+
+    def upstream_s(self, k: str) -> float:
+        """Seconds from a new sync's start to ``k``'s inputs all landing: the longest chain of
+        its ancestors (p90 durations), ``k`` itself not included."""
+        memo = self.__dict__.setdefault("_up", {})
+        if k in memo:
+            return memo[k]
+        graph, model = self.graph, self.model
+        stack = [k]
+        while stack:
+            cur = stack[-1]
+            todo = [p for p in graph.parents(cur) if p not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if cur in memo:
+                continue
+            best = 0.0
+            for p in graph.parents(cur):
+                node = graph.get(p)
+                try:
+                    own = model.seconds(node) if node is not None else 0.0
+                except Exception:  # noqa: BLE001 - no estimate: nothing
+                    own = 0.0
+                best = max(best, memo[p] + own)
+            memo[cur] = best
+        return memo[k]
 
     def fresh_for(self, k: str, target: str) -> bool:
         """``k``'s data is newer than the opening of ``target``'s cycle (the one it is assessed for)."""
@@ -589,6 +621,26 @@ class _Cycles:
         lands = self.native_lands(node.connector, max(self.now, r), by)
         return lands is False
 
+    def sync_early(self, k: str) -> bool:
+        """A connector table the orchestrator may sync without asking (pre-authorised, or under a
+        standing approval) whose cycle is open and that the connector's own schedule does not land
+        before its latest start: sync it now rather than at the latest start (the same one sync,
+        but the chain below it no longer races the deadline on p90 estimates). Unknown schedule,
+        or an off-peak window before the latest start: wait, as before."""
+        node = self.graph.node(k)
+        if not node.connector:
+            return False
+        sla = self.resolution.sla(k)
+        if sla is None or not (sla.may_run_without_approval(ActionType.materialize)
+                               or (self.standing is not None and self.standing.covers_keys((k,)))):
+            return False
+        lst = self.latest_start(k)
+        r = self.req.get(k)
+        if lst is None or r is None or r > self.now or self.cheaper_later(k):
+            return False
+        by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
+        return self.native_lands(node.connector, self.now, by) is False
+
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
         start within the horizon), "ready" (a model whose inputs are fresh for its cycle) or
@@ -631,6 +683,8 @@ class _Cycles:
                 why = "due"
             elif source and self.ask_ahead(k):
                 why = "ahead"
+            elif source and self.sync_early(k):
+                why = "early"
             elif source:
                 continue  # a sync before it is due: the connector's own schedule may land it first
             elif self.cheaper_later(k):
@@ -1052,10 +1106,19 @@ def _stage_hold_back(st: _PlanState) -> None:
     # a step never starts while an input is still being rebuilt elsewhere, is failing, or is
     # stale and not part of the same run: it would read old data and have to run again
     for k in sorted(want, key=lambda x: topo_index.get(x, 0)):
+        own = cycles.opens.get(k)  # the opening of k's own cycle (not a later consumer's)
         for u in graph.parents(k):
             if u in want:
                 continue
-            if u in pending or u in failing or cycles.holds(u, k):
+            if u in pending or u in failing:
+                want.pop(k)
+                break
+            if cycles.holds(u, k):
+                # stale for a later consumer's cycle but fresh for k's own, which is due now: k
+                # runs for its own cycle and again for the later one once newer data lands
+                dt = cycles.dts.get(u)
+                if own is not None and dt is not None and _aware(dt) >= own:
+                    continue  # (its data time is that of its oldest input: none is older)
                 want.pop(k)
                 break
     st.retry_need = retry_need
@@ -1203,6 +1266,8 @@ def _stage_run_actions(st: _PlanState) -> None:
                          if why_of[worst] == "due" else
                          "asked ahead: a sync that needs approval, and the connector's own schedule does "
                          "not land it before its latest start" if why_of[worst] == "ahead" else
+                         "its cycle is open and the connector's own schedule does not land a sync before "
+                         "its latest start" if why_of[worst] == "early" else
                          "their inputs are fresh for this deadline cycle"))
         opening = max((r for k in keys if why_of.get(k) == "ahead" and (r := st.cycles.req.get(k)) is not None
                        and r > now), default=None)

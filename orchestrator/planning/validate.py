@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import ActionType
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -40,6 +41,8 @@ class ValidationConfig:
     max_partitions: int = 31
     priority_bounds: tuple[int, int] = (-1000, 1000)
     max_defer: timedelta = timedelta(days=2)
+    # the warehouse price of unfinished work in flight with no cost history (CostRates.dbt_usd_per_hour)
+    unknown_usd_per_hour: float = 2.0
 
 
 def _aware(t: datetime) -> datetime:
@@ -71,9 +74,12 @@ def validate(
     now: datetime | None = None,
     config: ValidationConfig | None = None,
     budgets=None,
+    durations=None,
 ) -> tuple[list[Action], list[tuple[Action, str]]]:
     """``budgets``: an ``orchestrator.core.standing.BudgetCover`` (budget extensions a person
-    granted for today, added to the policies' daily budgets)."""
+    granted for today, added to the policies' daily budgets). Spent today counts the unfinished
+    part of the orchestrator's runs in flight (``orchestrator.planning.inflight``; ``durations``
+    prices steps with no cost history)."""
     cfg = config or ValidationConfig()
     now = _aware(now or plan.created_at or snapshot.taken_at)
     graph = snapshot.graph
@@ -106,8 +112,10 @@ def validate(
     # run-launching actions accepted so far, by each of their asset keys (in acceptance order)
     launched_by_key: dict[str, list[tuple[str, set[str], set[str]]]] = {}
     budget_cache: dict[str, tuple[float, float | None]] = {}
+    coming: dict[str, float] | None = None  # policy -> spend still to come from work in flight
 
     def check(a: Action) -> str | None:
+        nonlocal coming
         t = action_type(a)
         if t is None:
             return f"action type {a.type!r} is not allowed (allowed: {', '.join(x.value for x in ActionType)})"
@@ -196,7 +204,8 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        if resolution is not None and a.estimated_cost_usd > 0 and t is not ActionType.pause_connector:
+        cost = max(a.estimated_cost_usd, resync_floor(snapshot, a))
+        if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             for k in touched:
                 sla = resolution.sla(k)
                 if sla is None or sla.tier.value == "critical":
@@ -206,13 +215,18 @@ def validate(
                         continue
                     if name not in budget_cache:
                         more = budgets.extra(name) if budgets is not None else 0.0
-                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now),
-                                              budget.per_day + more)
+                        if coming is None:
+                            coming = in_flight_by_policy(in_flight_spend(
+                                snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced),
+                                resolution, graph)
+                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now)
+                                              + coming.get(name, 0.0), budget.per_day + more)
                     spent, per_day = budget_cache[name]
-                    if spent + a.estimated_cost_usd > per_day:
+                    if spent + cost > per_day:
                         return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today"
+                                + (" (counting work in flight)" if coming and coming.get(name) else "")
                                 + (" (with the extension granted)" if budgets is not None and budgets.extra(name) else "")
-                                + f", this would add {a.estimated_cost_usd:.2f}")
+                                + f", this would add {cost:.2f}")
         # in flight and duplicates
         if t.starts_run:
             a_keys, a_parts = set(a.asset_keys), set(a.partitions)

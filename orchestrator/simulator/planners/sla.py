@@ -141,9 +141,13 @@ class SLAPlanner(Planner):
             related = [(f.failure.message, f.category, f.failure.system)
                        for f in related_failures(action, d.assessment)]
             if g.decision == "execute":
-                self.ledger.record(action, "executing", now, by_person=False)
-                self._launch(sim, action, approved=False, related=related,
-                             standing=getattr(g, "authorised_by", None))
+                # authorised by a person's approval of the incident it closes (gate ``repairs``):
+                # launched as approved; the rest of ``authorised_by`` names standing approvals
+                parts = [p for p in (getattr(g, "authorised_by", None) or "").split(",") if p]
+                by_incident = any(p.startswith("incident:") for p in parts)
+                standing = ",".join(p for p in parts if not p.startswith("incident:")) or None
+                self.ledger.record(action, "executing", now, by_person=by_incident)
+                self._launch(sim, action, approved=by_incident, related=related, standing=standing)
             elif g.decision == "await_approval":
                 key = self._key(action)
                 if key in self._pending:

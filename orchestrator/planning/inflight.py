@@ -1,0 +1,147 @@
+"""Spend still to come from work already in flight (no Dagster imports).
+
+A run the orchestrator launched is charged step by step as its steps end: while it runs, the
+day's recorded spend holds only its finished steps. The gate and validation add the *unfinished*
+part of every run in flight (and of every connector sync the orchestrator triggered that is still
+running) to a budget's spend today, so work launched now cannot take the day over a budget on top
+of work that is still running (the independent audit counts the spend at completion).
+
+``in_flight_spend(snapshot, usd_per_hour=..., durations=None) -> {asset key | "connector:<id>": usd}``
+
+The estimate of an unfinished step: the mean of its past cost records (an asset's runs; a
+connector's orchestrator-triggered syncs, else any of its syncs), else its p90 duration (with
+``durations``) x ``usd_per_hour``. A step counts as finished once its run materialized it or
+recorded a failure of it. The vendor's own scheduled syncs and runs (``triggered_by`` schedule,
+the simulator's ``sim/source: native``) are not the orchestrator's: they do not count.
+"""
+
+from __future__ import annotations
+
+from orchestrator.core.records import Snapshot
+
+SCHEDULED_SOURCES = frozenset({"native", "schedule"})
+
+
+def _scheduled_run(run) -> bool:
+    tags = run.tags or {}
+    return (tags.get("sim/source") in SCHEDULED_SOURCES
+            or tags.get("orchestrator/triggered_by") in SCHEDULED_SOURCES)
+
+
+def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=None,
+                    exclude=frozenset()) -> dict[str, float]:
+    """The estimated spend still to come of the orchestrator's work in flight, by asset key (a
+    model's unfinished step) and by ``connector:<id>`` (an unfinished sync, counted once per
+    connector and run). ``exclude``: run ids not to count (queued runs a plan replaces)."""
+    runs = [r for r in snapshot.in_flight() if not _scheduled_run(r) and r.run_id not in exclude]
+    if not runs:
+        return {}
+    graph = snapshot.graph
+    ids = {r.run_id for r in runs}
+    done: set[tuple[str, str]] = set()
+    for m in snapshot.materializations:
+        if m.run_id in ids:
+            done.add((m.run_id, m.asset_key))
+    for f in snapshot.failures:
+        if f.run_id in ids:
+            if f.asset_key:
+                done.add((f.run_id, f.asset_key))
+            if f.connector:
+                done.add((f.run_id, f"connector:{f.connector}"))
+    # what is left to run: (run, unit) -> the unit's key (an asset, or a connector once per run)
+    left: dict[tuple[str, str], str] = {}
+    for r in runs:
+        for k in r.asset_keys:
+            node = graph.get(k)
+            if node is None:
+                continue
+            if node.connector:
+                unit = f"connector:{node.connector}"
+                if (r.run_id, k) in done or (r.run_id, unit) in done:
+                    done.add((r.run_id, unit))  # one table landed: the sync ended
+                    left.pop((r.run_id, unit), None)
+                    continue
+                left.setdefault((r.run_id, unit), unit)
+            elif (r.run_id, k) not in done:
+                left[(r.run_id, k)] = k
+    if not left:
+        return {}
+    units = set(left.values())
+    sums: dict[str, list[float]] = {}  # unit -> [usd, n, usd triggered, n triggered]
+    for c in snapshot.costs:
+        if c.asset_key is not None:
+            unit = c.asset_key
+        elif c.connector is not None and c.source == "sync":
+            unit = f"connector:{c.connector}"
+        else:
+            continue
+        if unit not in units:
+            continue
+        s = sums.setdefault(unit, [0.0, 0, 0.0, 0])
+        s[0] += c.amount_usd
+        s[1] += 1
+        if (c.detail or {}).get("triggered_by") not in SCHEDULED_SOURCES:
+            s[2] += c.amount_usd
+            s[3] += 1
+    rate = usd_per_hour / 3600.0
+    price: dict[str, float] = {}
+    for unit in units:
+        s = sums.get(unit)
+        if s is not None and s[3]:
+            price[unit] = s[2] / s[3]
+        elif s is not None and s[1]:
+            price[unit] = s[0] / s[1]
+        elif durations is not None and not unit.startswith("connector:"):
+            node = graph.get(unit)
+            try:
+                price[unit] = durations.seconds(node) * rate if node is not None else 0.0
+            except Exception:  # noqa: BLE001 - no estimate: nothing
+                price[unit] = 0.0
+        else:
+            price[unit] = 0.0
+    out: dict[str, float] = {}
+    for unit in left.values():
+        if price[unit] > 0:
+            out[unit] = out.get(unit, 0.0) + price[unit]
+    return out
+
+
+def in_flight_by_policy(spend: dict[str, float], resolution, graph) -> dict[str, float]:
+    """Per budgeted policy, the in-flight spend it pays for: an asset's step for every policy
+    governing it, a connector's sync in full for every policy governing any table it lands (as
+    the cost assessment, validation and the audit count spend)."""
+    if not spend or resolution is None:
+        return {}
+    out: dict[str, float] = {}
+    conns = graph.connectors
+    for unit, usd in spend.items():
+        if unit.startswith("connector:"):
+            keys = conns.get(unit.split(":", 1)[1], ())
+        else:
+            keys = (unit,)
+        names: set[str] = set()
+        for k in keys:
+            sla = resolution.sla(k)
+            if sla is not None:
+                names.update(n for n, _ in sla.budgets)
+        for n in names:
+            out[n] = out.get(n, 0.0) + usd
+    return out
+
+
+RESYNCS = frozenset({"resync_table", "full_resync"})
+# a resync re-reads whole tables: billed rows are a day's (or, full, several days') worth at full
+# price, where an incremental sync bills only the new rows. Without a past resync of the connector
+# to go by, a budget expects RESYNC_FACTOR x its dearest sync (a generated world's resync cost 3.4x)
+RESYNC_FACTOR = {"resync_table": 4.0, "full_resync": 16.0}
+
+
+def resync_floor(snapshot: Snapshot, action) -> float:
+    """What a budget must expect a resync to cost at least: RESYNC_FACTOR x the dearest past sync
+    of its connector (the planner prices a resync from the tables' own cost records, which a
+    connector's sync records do not name). 0 for other actions."""
+    if action.type not in RESYNCS or not action.connector:
+        return 0.0
+    dearest = max((c.amount_usd for c in snapshot.costs
+                   if c.source == "sync" and c.asset_key is None and c.connector == action.connector), default=0.0)
+    return RESYNC_FACTOR[action.type] * dearest
