@@ -17,15 +17,18 @@ import json
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from orchestrator.core.graph import CONNECTOR_TABLE
-from orchestrator.health.detect import LoadVerdict
 from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 from . import ProjectContext
 from ._checks import multi_asset_check
+
+if TYPE_CHECKING:  # numpy (the detectors) is imported on the first tick, not at load
+    from orchestrator.health.detect import LoadVerdict
 
 UTC = timezone.utc
 CHECK_NAME = "load_anomalies"

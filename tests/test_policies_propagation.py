@@ -232,3 +232,29 @@ policies:
     assert "runs ~   10m (p90 of 5 runs)" in lines[i + 1]
     assert lines[i + 2].split()[0] == "dashboard/attrition_dashboard" and "<- policy deadline" in lines[i + 2]
     assert "tier: critical" in out and "owners: finance-data@example.com" in out
+
+
+def test_equal_critical_paths_name_the_same_target_whatever_the_node_order():
+    # src feeds two dashboards under one policy by paths of equal length: the metadata shown in
+    # the UI (sla/deadline_target, sla/critical_path_next) must not change between reloads, where
+    # dagster-dbt lists nodes in a different order
+    text = """
+policies:
+  - name: dashes-0600
+    select: [{key: "dash_*"}]
+    deadline: {cron: "0 6 * * *", timezone: America/New_York}
+"""
+    n = lambda key, role, *up: AssetNode(key, role=role, upstream=up)  # noqa: E731
+    nodes = [
+        n("src", "connector_table"),
+        n("m_a", "dbt_model", "src"), n("m_b", "dbt_model", "src"),
+        n("dash_a", "dashboard", "m_a"), n("dash_b", "dashboard", "m_b"),
+    ]
+    history = {k.key: [600] * 5 for k in nodes}
+    seen = set()
+    for order in (nodes, list(reversed(nodes)), nodes[:1] + nodes[2:0:-1] + nodes[:2:-1]):
+        res = resolve(load_policies_from_text(text), AssetGraph(order), DurationModel(history), NOW)
+        assert res.ok
+        dl = res.sla("src").deadline
+        seen.add((dl.target, dl.via))
+    assert seen == {("dash_a", "m_a")}

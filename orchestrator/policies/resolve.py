@@ -375,7 +375,9 @@ def resolve(
             for name, (lead, _, target) in theirs.items():
                 cand = lead + dc
                 cur = mine.get(name)
-                if cur is None or cand > cur[0]:
+                # equal leads: the smaller (target, child), so the critical path named in the
+                # metadata does not depend on the order the graph's nodes were listed in
+                if cur is None or cand > cur[0] or (cand == cur[0] and (target, child) < (cur[2], cur[1])):
                     mine[name] = (cand, child, target)
         if mine:
             leads[key] = mine
@@ -421,7 +423,7 @@ def resolve(
                 if total > windows[name]:
                     bad.append(name)
                     prev = worst.get((name, "deadline"))
-                    if prev is None or total > prev[0]:
+                    if prev is None or total > prev[0] or (total == prev[0] and key < prev[1]):
                         worst[(name, "deadline")] = (total, key)
             if pi.max_lag_s is not None:
                 value = pi.max_lag_s - lead
@@ -431,7 +433,7 @@ def resolve(
                     if name not in bad:
                         bad.append(name)
                     prev = worst.get((name, "max_lag"))
-                    if prev is None or total > prev[0]:
+                    if prev is None or total > prev[0] or (total == prev[0] and key < prev[1]):
                         worst[(name, "max_lag")] = (total, key)
 
         governing = [info[n] for n in ({pi.name for pi in matched} | reach.keys())]
