@@ -75,8 +75,13 @@ def test_governed_assets_carry_their_sla_and_a_native_freshness_policy(project_d
     assert node.freshness_policy is not None
     # Deadlines propagate upstream: a connector feeding the revenue dashboard must be ready earlier.
     invoice = project_defs.resolve_asset_graph().get(dg.AssetKey(["stripe", "invoice"]))
-    assert invoice.tags["sla/deadline_policy"] == "executive-revenue"
-    assert invoice.tags["sla/deadline"] < node.tags["sla/deadline"]
+    # the deadline shown is the most urgent of those reaching it: which one depends on the hour
+    # (sales-pipeline, 07:30 Chicago on weekdays, is next from 06:00 New York until 07:30 Chicago)
+    assert invoice.tags["sla/deadline_policy"] in {"executive-revenue", "sales-pipeline"}
+    if invoice.tags["sla/deadline_policy"] == "executive-revenue":  # same time zone: comparable
+        assert invoice.tags["sla/deadline"] < node.tags["sla/deadline"]
+    else:  # due before the dashboard it feeds: the local time is earlier than 07:30 Chicago
+        assert invoice.tags["sla/deadline"] < "07h30"
 
 
 def test_invalid_policies_never_half_apply_and_the_location_still_loads(sandbox, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ class Sim:
                                     approvals=SimpleNamespace(answer_at=lambda t0, now: now + 3600),
                                     cost=SimpleNamespace(warehouse_usd_per_hour=12.0))  # the scenario default
         self.now, self.t0 = 0.0, 0.0
+        self.repairs: list = []  # repairs reported outside any action (none here)
 
     def dt(self):
         return NOW + timedelta(seconds=self.now)
