@@ -19,6 +19,7 @@ from orchestrator.lib.assets.dbt import (
 )
 from orchestrator.lib.assets.fivetran import build_fivetran_assets
 from orchestrator.lib.project import sla_definitions
+from orchestrator.load_gc import long_lived_load
 from orchestrator.resources import (
     SYSTEMS,
     airbyte_selector,
@@ -105,7 +106,9 @@ def build_project() -> Project:
             log.info("%s not used by this code location (ORCHESTRATOR_CONNECTORS=%s)", system, ",".join(systems) or "none")
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
     try:
-        manifest = load_manifest()  # parsed once for the dbt assets and the dashboards
+        # parsed once for the dbt assets and the dashboards, with the garbage collector paused
+        # (and the heap frozen once per process: orchestrator/load_gc.py)
+        manifest = long_lived_load(load_manifest)
         dbt_defs = build_dbt_assets(connector_keys, manifest)
         # the daily-partitioned models' op job and their dbt tests as checks (external assets)
         daily = build_daily_partitioned_job(connector_keys, manifest, tags=warehouse_tag()) if any(
