@@ -50,7 +50,76 @@ class SlaAttributes(NamedTuple):
     freshness_policy: FreshnessPolicy | None
 
 
-_weekly_min_interval = weekly_min_interval  # exact gap of a M H * * DOW cron (calendar.py)
+# Pure functions of a cron string, a duration or a name, called once per governed asset with a
+# few hundred distinct arguments: computed once per distinct value.
+_weekly_min_interval = lru_cache(maxsize=4096)(weekly_min_interval)  # exact gap of a M H * * DOW cron
+_shift_cron = lru_cache(maxsize=16384)(shift_cron)
+_format_duration = lru_cache(maxsize=16384)(format_duration)
+_tag_value = lru_cache(maxsize=16384)(tag_value)
+
+
+@lru_cache(maxsize=4096)
+def _joined(values: tuple[str, ...]) -> str:
+    return ", ".join(values)
+
+
+@lru_cache(maxsize=1024)
+def _auto_approve_text(actions: frozenset) -> str:
+    return ", ".join(sorted(a.value for a in actions)) or "none"
+
+
+@lru_cache(maxsize=4096)
+def _valid_owners(owners: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(o for o in owners if _EMAIL.fullmatch(o) or (o.startswith("team:") and len(o) > 5))
+
+
+def _budgets_text(budgets) -> str:
+    return "; ".join(
+        f"{name}: "
+        + ", ".join(
+            p for p in (
+                f"{b.per_day:g} {b.unit}/day" if b.per_day is not None else "",
+                f"{b.per_month:g} {b.unit}/month" if b.per_month is not None else "",
+            ) if p
+        )
+        for name, b in budgets
+    )
+
+
+def _windows_text(windows) -> str:
+    return "; ".join(w.describe() for w in windows)
+
+
+def _once_per_value(fn):
+    """``fn`` cached per distinct (hashable) argument; computed directly for an unhashable one."""
+    cached = lru_cache(maxsize=4096)(fn)
+
+    def call(value):
+        try:
+            return cached(value)
+        except TypeError:
+            return fn(value)
+
+    return call
+
+
+_budgets_text_cached = _once_per_value(_budgets_text)
+_windows_text_cached = _once_per_value(_windows_text)
+
+
+def _policy_of(resolution: Resolution, name: str):
+    """``resolution.policy(name)`` through an index built once per resolution (the policy set's
+    ``by_name`` scans every policy: once per governed asset, that is assets x policies)."""
+    policy_set = resolution.policy_set
+    index = getattr(resolution, "_policy_index", None)
+    if index is None or index[0] is not policy_set or index[1] != len(policy_set.policies):
+        by_name: dict[str, object] = {}
+        for p in policy_set.policies:
+            by_name.setdefault(p.name, p)  # the first of a name, as by_name returns
+        index = (policy_set, len(policy_set.policies), by_name)
+        resolution._policy_index = index  # type: ignore[attr-defined]
+    found = index[2].get(name)
+    return found if found is not None else resolution.policy(name)
 
 
 def _unchecked_cron_policy(cron: str, lower: timedelta, timezone: str) -> FreshnessPolicy | None:
@@ -116,9 +185,9 @@ def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> Fresh
     if dl is not None:
         schedule = dl.schedule
         weekdays = schedule.calendar.weekdays if schedule.calendar else None
-        cron = shift_cron(schedule.cron, dl.lead, weekdays)
+        cron = _shift_cron(schedule.cron, dl.lead, weekdays)
         if cron is not None:
-            policy = resolution.policy(dl.policy)
+            policy = _policy_of(resolution, dl.policy)
             window = policy.deadline.effective_window(schedule)  # type: ignore[union-attr]
             # exact for the usual 'M H * * DOW' shape without sampling ticks; else sampled once per cron
             smallest = _weekly_min_interval(cron) or cron_min_interval(cron)
@@ -141,26 +210,26 @@ def sla_attributes(resolution: Resolution, asset_key: str) -> SlaAttributes | No
     meta: dict[str, object] = {
         "sla/tier": sla.tier.value,
         "sla/policy": sla.primary_policy,
-        "sla/policies": ", ".join(sla.policies) or f"(inherited from {sla.primary_policy})",
-        "sla/owners": ", ".join(sla.owners),
+        "sla/policies": _joined(sla.policies) or f"(inherited from {sla.primary_policy})",
+        "sla/owners": _joined(sla.owners),
         "sla/rollout": sla.rollout.value,
-        "sla/auto_approve": ", ".join(sorted(a.value for a in sla.auto_approve)) or "none",
-        "sla/predicted_duration": format_duration(sla.predicted_duration_s),
+        "sla/auto_approve": _auto_approve_text(sla.auto_approve),
+        "sla/predicted_duration": _format_duration(sla.predicted_duration_s),
     }
     tags = {
         f"{TAG_PREFIX}/tier": sla.tier.value,
-        f"{TAG_PREFIX}/policy": tag_value(sla.primary_policy),
+        f"{TAG_PREFIX}/policy": _tag_value(sla.primary_policy),
         f"{TAG_PREFIX}/rollout": sla.rollout.value,
     }
     if sla.owners:
-        tags[f"{TAG_PREFIX}/owner"] = tag_value(sla.owners[0])
+        tags[f"{TAG_PREFIX}/owner"] = _tag_value(sla.owners[0])
     dl = sla.deadline
     if dl is not None:
         local = dl.local()
         meta["sla/effective_deadline"] = (
             f"{local:%H:%M} {dl.schedule.timezone} ({dl.target} due "
             f"{dl.target_deadline.astimezone(dl.schedule.zone):%H:%M} minus "
-            f"{format_duration(dl.lead)})"
+            f"{_format_duration(dl.lead)})"
         )
         meta["sla/deadline_policy"] = dl.policy
         meta["sla/deadline_schedule"] = dl.schedule.describe()
@@ -169,47 +238,86 @@ def sla_attributes(resolution: Resolution, asset_key: str) -> SlaAttributes | No
         if dl.via:
             meta["sla/critical_path_next"] = dl.via
         tags[f"{TAG_PREFIX}/deadline"] = f"{local:%Hh%M}"
-        tags[f"{TAG_PREFIX}/deadline_tz"] = tag_value(dl.schedule.timezone)
-        tags[f"{TAG_PREFIX}/deadline_policy"] = tag_value(dl.policy)
+        tags[f"{TAG_PREFIX}/deadline_tz"] = _tag_value(dl.schedule.timezone)
+        tags[f"{TAG_PREFIX}/deadline_policy"] = _tag_value(dl.policy)
     if sla.max_lag is not None:
-        meta["sla/max_lag"] = format_duration(sla.max_lag)
+        meta["sla/max_lag"] = _format_duration(sla.max_lag)
     if sla.budgets:
-        meta["sla/budgets"] = "; ".join(
-            f"{name}: "
-            + ", ".join(
-                p for p in (
-                    f"{b.per_day:g} {b.unit}/day" if b.per_day is not None else "",
-                    f"{b.per_month:g} {b.unit}/month" if b.per_month is not None else "",
-                ) if p
-            )
-            for name, b in sla.budgets
-        )
+        meta["sla/budgets"] = _budgets_text_cached(sla.budgets)
     if sla.off_peak:
-        meta["sla/off_peak"] = "; ".join(w.describe() for w in sla.off_peak)
+        meta["sla/off_peak"] = _windows_text_cached(sla.off_peak)
     if sla.blackout:
-        meta["sla/blackout"] = "; ".join(w.describe() for w in sla.blackout)
+        meta["sla/blackout"] = _windows_text_cached(sla.blackout)
     if sla.infeasible:
-        meta["sla/cannot_meet"] = ", ".join(sla.infeasible)
+        meta["sla/cannot_meet"] = _joined(sla.infeasible)
         tags[f"{TAG_PREFIX}/cannot_meet"] = "true"
-    owners = [o for o in sla.owners if _EMAIL.fullmatch(o) or (o.startswith("team:") and len(o) > 5)]
+    owners = list(_valid_owners(tuple(sla.owners)))
     return SlaAttributes(meta, tags, owners, compile_freshness_policy(sla, resolution))
+
+
+def _replace_checked(spec: AssetSpec, kw: dict[str, object]) -> AssetSpec:
+    """``spec.replace_attributes(**kw)`` as Dagster builds it (every attribute validated again)."""
+    return spec.replace_attributes(**kw)
+
+
+def _replace_added(spec: AssetSpec, kw: dict[str, object], new_tags: dict[str, str],
+                   new_owners: list[str]) -> AssetSpec:
+    """The record ``replace_attributes`` gives, with only what is added validated: the SLA tags
+    (Dagster's strict tag check) and owners (Dagster's owner check), as ``AssetSpec`` would; the
+    key, deps (re-coerced one by one by ``replace_attributes``), group and kinds are the spec's
+    own, already validated. Kind tags stay last, as ``replace_attributes`` re-adds them."""
+    from dagster._core.definitions.utils import validate_asset_owner
+    from dagster._utils.tags import normalize_tags
+
+    normalize_tags(new_tags, strict=True)  # raises as AssetSpec would on an invalid tag
+    for owner in new_owners:
+        validate_asset_owner(owner, spec.key)
+    tags = kw["tags"]
+    kinds = {k: v for k, v in spec.tags.items() if k.startswith(_KIND_PREFIX)}
+    return spec._replace(**{**kw, "tags": {**tags, **kinds}})  # type: ignore[dict-item]
+
+
+@lru_cache(maxsize=1)
+def _fast_replace_ok() -> bool:
+    """``_replace_added`` gives what ``replace_attributes`` gives on this Dagster (checked once per
+    process on a spec with deps, kinds, tags, owners and metadata); else the checked path."""
+    try:
+        from dagster import AssetDep, AssetKey
+
+        spec = AssetSpec(AssetKey(["probe", "a"]), deps=[AssetDep("up"), AssetKey(["probe", "b"])],
+                         kinds={"dbt", "duckdb"}, tags={"layer": "staging"}, owners=["team:x"],
+                         metadata={"m": 1}, group_name="g", description="d")
+        kw = {"metadata": {**spec.metadata, "sla/tier": "high"},
+              "tags": {**{k: v for k, v in spec.tags.items() if not k.startswith(_KIND_PREFIX)},
+                       "sla/tier": "high"},
+              "owners": [*spec.owners, "a@b.com"],
+              "freshness_policy": _time_window_freshness(timedelta(hours=2))}
+        fast = _replace_added(spec, kw, {"sla/tier": "high"}, ["a@b.com"])
+        checked = _replace_checked(spec, kw)
+        return type(fast) is type(checked) and fast == checked and fast.kinds == checked.kinds
+    except Exception:
+        return False
 
 
 def apply_sla_to_spec(spec: AssetSpec, resolution: Resolution) -> AssetSpec:
     """The spec with its SLA merged in (metadata, tags and owners added; the freshness policy
     set unless the spec has one): one new AssetSpec, as merge_attributes + replace_attributes
-    would give, built and validated once instead of twice."""
+    would give, built and validated once instead of twice (and only the added attributes
+    validated, ``_replace_added``)."""
     attrs = sla_attributes(resolution, spec.key.to_user_string())
     if attrs is None:
         return spec
+    new_owners = [o for o in attrs.owners if o not in (spec.owners or [])]
     kw: dict[str, object] = {
         "metadata": {**spec.metadata, **attrs.metadata},
         "tags": {**{k: v for k, v in spec.tags.items() if not k.startswith(_KIND_PREFIX)}, **attrs.tags},
-        "owners": [*spec.owners, *(o for o in attrs.owners if o not in (spec.owners or []))],
+        "owners": [*spec.owners, *new_owners],
     }
     if attrs.freshness_policy is not None and spec.freshness_policy is None:
         kw["freshness_policy"] = attrs.freshness_policy
-    return spec.replace_attributes(**kw)
+    if _fast_replace_ok():
+        return _replace_added(spec, kw, attrs.tags, new_owners)
+    return _replace_checked(spec, kw)
 
 
 def apply_sla_to_specs(specs: Iterable[AssetSpec], resolution: Resolution) -> list[AssetSpec]:

@@ -132,3 +132,65 @@ def test_apply_sla_to_spec_equals_merge_then_replace():
         assert got.kinds == {"dbt", "duckdb"}
         checked += 1
     assert checked > 100
+
+
+def test_fast_replace_is_in_use_and_validates_what_it_adds(monkeypatch):
+    """The SLA is added with only the added tags and owners validated: on this Dagster that gives
+    replace_attributes' record (the test above compares the results), and an invalid tag or owner
+    is refused with Dagster's own error, as replace_attributes refuses it."""
+    import dagster as dg
+    from dagster._core.errors import DagsterInvalidDefinitionError
+
+    assert dp._fast_replace_ok()
+    spec = dg.AssetSpec(dg.AssetKey(["s", "t"]), deps=["u", dg.AssetKey(["s", "v"])], kinds={"dbt"},
+                        tags={"layer": "a"}, owners=["team:x"], metadata={"m": 1})
+    base = {"metadata": {**spec.metadata, "sla/tier": "high"}, "owners": list(spec.owners)}
+    good = {**base, "tags": {"layer": "a", "sla/tier": "high"}}
+    fast = dp._replace_added(spec, good, {"sla/tier": "high"}, [])
+    assert fast == dp._replace_checked(spec, good)
+    assert fast.deps == spec.deps and fast.kinds == {"dbt"} and list(fast.tags)[-1] == "dagster/kind/dbt"
+    bad_tag = {**base, "tags": {"layer": "a", "sla/tier": "not valid!"}}
+    with pytest.raises(DagsterInvalidDefinitionError, match="Invalid tag value"):
+        dp._replace_checked(spec, bad_tag)
+    with pytest.raises(DagsterInvalidDefinitionError, match="Invalid tag value"):
+        dp._replace_added(spec, bad_tag, {"sla/tier": "not valid!"}, [])
+    bad_owner = {**good, "owners": ["team:x", "data team"]}
+    with pytest.raises(DagsterInvalidDefinitionError, match="Invalid owner"):
+        dp._replace_checked(spec, bad_owner)
+    with pytest.raises(DagsterInvalidDefinitionError, match="Invalid owner"):
+        dp._replace_added(spec, bad_owner, {"sla/tier": "high"}, ["data team"])
+
+
+def test_apply_falls_back_to_replace_attributes_when_the_probe_fails(monkeypatch):
+    import dagster as dg
+
+    from bench_policies import generated_graph, policies_for
+    from orchestrator.policies.durations import DurationModel
+    from orchestrator.policies.model import load_policies_from_text
+    from orchestrator.policies.resolve import resolve
+
+    graph = generated_graph(60)
+    res = resolve(load_policies_from_text(policies_for(graph), "bench.yaml"), graph, DurationModel(), dp_now())
+    specs = [dg.AssetSpec(dg.AssetKey.from_user_string(n.key), kinds={"dbt"}, owners=["team:x"]) for n in graph]
+    fast = [dp.apply_sla_to_spec(s, res) for s in specs]
+    calls = []
+    real = dp._replace_checked
+    monkeypatch.setattr(dp, "_fast_replace_ok", lambda: False)
+    monkeypatch.setattr(dp, "_replace_checked", lambda spec, kw: calls.append(spec.key) or real(spec, kw))
+    slow = [dp.apply_sla_to_spec(s, res) for s in specs]
+    assert calls and slow == fast
+
+
+def test_policy_index_matches_by_name():
+    from bench_policies import generated_graph, policies_for
+
+    from orchestrator.policies.durations import DurationModel
+    from orchestrator.policies.model import load_policies_from_text
+    from orchestrator.policies.resolve import resolve
+
+    graph = generated_graph(200)
+    res = resolve(load_policies_from_text(policies_for(graph), "bench.yaml"), graph, DurationModel(), dp_now())
+    for p in res.policy_set.policies:
+        assert dp._policy_of(res, p.name) is res.policy(p.name)
+    with pytest.raises(KeyError):
+        dp._policy_of(res, "no-such-policy")
