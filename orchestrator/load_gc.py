@@ -17,6 +17,7 @@ server loads its definitions once) and can be turned off with ``ORCHESTRATOR_GC_
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 from collections.abc import Callable
@@ -42,6 +43,9 @@ def long_lived_load(load: Callable[[], T]) -> T:
         if enabled and not _frozen and freeze_enabled():
             gc.freeze()
             _frozen = True
+            # at exit the frozen objects go back to the collector, so interpreter shutdown
+            # finalizes them as it would have (extension modules check for leaks then)
+            atexit.register(gc.unfreeze)
         return out
     finally:
         if enabled:
