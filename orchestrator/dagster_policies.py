@@ -117,7 +117,10 @@ def _policy_of(resolution: Resolution, name: str):
         for p in policy_set.policies:
             by_name.setdefault(p.name, p)  # the first of a name, as by_name returns
         index = (policy_set, len(policy_set.policies), by_name)
-        resolution._policy_index = index  # type: ignore[attr-defined]
+        try:
+            resolution._policy_index = index  # type: ignore[attr-defined]
+        except AttributeError:  # a slotted Resolution: look up without keeping the index
+            pass
     found = index[2].get(name)
     return found if found is not None else resolution.policy(name)
 
