@@ -348,6 +348,7 @@ class _Cycles:
         self.opens: dict[str, datetime] = {}
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
+        self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
         self._blackouts = any(getattr(sla, "blackout", ()) for sla in slas.values())
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
@@ -377,29 +378,39 @@ class _Cycles:
                 # fresh for it serves that cycle (and the lost one); plan for the newest open one
                 tick = self._newest_open_tick(resolution, dl.policy, tick, w, now)
             opens[k] = tick - w
-        # required freshness: own cycle, and consumers' cycles opening before the latest start
-        req: dict[str, datetime] = {}
-        children = graph.children
-        for k in reversed(self.keys):
-            r = opens.get(k)
-            later = [rc for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
-            if later:
-                lst = self.latest_start(k)
-                for rc in later:
-                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
-                    # started at that opening (or now) and the chain down to ``k`` must fit before
-                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
-                    if (lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
-                            r is None or rc > r):
-                        r = rc
-            if r is not None:
-                req[k] = r
-        self.req = req
-        self.opens = opens
         from orchestrator.core.datatime import data_times
 
         dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
         self.dts = dts
+        # required freshness: own cycle, and consumers' cycles opening before the latest start
+        req: dict[str, datetime] = {}
+        via = self.via  # key -> slack (s) of the consumers whose later cycle it works for
+        children = graph.children
+        for k in reversed(self.keys):
+            own = r = opens.get(k)
+            later = [(rc, c) for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
+            if later:
+                lst = self.latest_start(k)
+                # its own cycle already served (its data is newer than that opening): it now works
+                # for the consumers' later cycle, whatever its own slack says
+                served = own is not None and (dt := dts.get(k)) is not None and _aware(dt) >= own
+                for rc, _c in later:
+                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                    # started at that opening (or now) and the chain down to ``k`` must fit before
+                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                    if (served or lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
+                            r is None or rc > r):
+                        r = rc
+                if r is not None and r != own:
+                    # working for a consumer's cycle: its latest start is that consumer's, not the
+                    # one of its own (already served or later) cycle
+                    vs = [s for rc, c in later if rc <= r and (s := self.slack(c)) is not None]
+                    if vs:
+                        via[k] = min(vs)
+            if r is not None:
+                req[k] = r
+        self.req = req
+        self.opens = opens
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
@@ -481,9 +492,11 @@ class _Cycles:
         (work that cannot run through a blackout before the deadline must be done before it)."""
         fa = self.assessment.freshness.get(k)
         if fa is None or fa.slack_s is None:
-            return None
+            return self.via.get(k)
         cut = self.blackout_cut(k)
-        return fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
+        own = fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
+        v = self.via.get(k)
+        return own if v is None or v >= own else v
 
     def blackout_cut(self, k: str) -> float:
         """Seconds the deadline of ``k``'s target chain moves earlier because of a blackout window
