@@ -65,3 +65,69 @@ def test_an_input_served_for_its_own_cycle_is_refreshed_for_a_later_consumers_cy
     # and no model ran on data older than the window it was run for (no futile re-runs of b)
     b_runs = [s for s in steps if s.unit == "b" and s.state == "success" and sim.dt(s.start).hour >= 20]
     assert len(b_runs) <= 2, [(sim.dt(s.start), sim.dt(s.data_time)) for s in b_runs]
+
+
+def test_a_question_overtaken_by_a_landed_sync_holds_nothing_back():
+    # a retry of the crm connector was asked of a person at 04:50 (a failed sync); the connector's
+    # own 05:10 sync then landed both tables, fresh for both windows (opened 02:00 and 05:00): the models
+    # reading them are planned now, not held back until somebody answers the moot question
+    # (world 405, seeds 400-419: a retry asked at night and approved at the deadline held the
+    # whole dashboard back for the cycle)
+    from datetime import timedelta
+
+    from test_planner_approvals import NOW, _world
+
+    from orchestrator.core.decide import decide
+    from orchestrator.core.incidents import ActionLedger
+    from orchestrator.core.records import Action
+
+    snap, res = _world("0 * * * *")
+    landed = NOW - timedelta(minutes=20)
+    for k in ("crm/account", "crm/contact"):
+        snap.last_success[k] = snap.data_time[k] = landed
+    ledger = ActionLedger()
+    asked = Action("retry-crm", "retry", "retry after source_unavailable on fivetran:crm",
+                   asset_keys=("crm/account", "crm/contact"), connector="fivetran:crm", cause="source_unavailable")
+    ledger.record(asked, "pending", NOW - timedelta(minutes=40))
+    d = decide(snap, res, now=NOW, ledger=ledger)
+    planned = {k for a in d.plan.actions for k in a.asset_keys}
+    assert {"stg_account", "stg_contact"} <= planned, d.plan.rationale
+    # a question not overtaken still holds its readers back (what it would run has not landed)
+    ledger2 = ActionLedger()
+    ledger2.record(asked, "pending", NOW - timedelta(minutes=10))
+    d2 = decide(snap, res, now=NOW, ledger=ledger2)
+    assert not {k for a in d2.plan.actions for k in a.asset_keys} & {"stg_account", "stg_contact"}
+
+
+@pytest.mark.parametrize("category", ["config_error", "permission_denied"])
+def test_a_model_a_person_fixed_unreported_is_tried_again_in_a_later_cycle(tmp_path, category):
+    # a model fails for a cause only a person can fix (a grant, a profile); the on-call engineer
+    # fixes it two hours later without telling the orchestrator: every cycle opening after the
+    # fix is served (one fresh attempt per cycle, as a scheduled job would make), not held back
+    # for good waiting for a repair report
+    from test_planner_cycle_losses import _result
+    from test_planner_cycle_losses import _world as _loss_world
+
+    policy = """
+        policies:
+          - name: dash
+            select: [{key: dashboard/d}]
+            deadline: {cron: "0 */3 * * *", timezone: UTC, window: 3h}
+            tier: critical
+            rollout: auto
+            auto_approve: [retry, materialize]
+    """
+    extra = f"""
+        human_fix_delay: 2h
+        faults:
+          - {{name: grant, category: {category}, targets: ["a"], at: ["21:00"], fix: human}}
+    """
+    path = _loss_world(tmp_path, policy, extra=extra, schedule="0 * * * *", horizon="18h")
+    sim, deadlines, _ = _result(path)
+    failed = [i for i in sim.incidents if i.unit == "a"]
+    assert failed
+    fixed = min(i.opened for i in failed) + 7200
+    later = [d for d in deadlines if d.opens > fixed + 600]
+    assert later
+    missed = [d for d in later if lateness(d, sim.watch.get(d.target, []), sim.horizon) > 0]
+    assert not missed, [(sim.dt(d.tick), sim.dt(d.opens)) for d in missed]

@@ -277,20 +277,26 @@ def _preauthorised(resolution, keys, types) -> bool:
     return True
 
 
-def _awaiting_keys(incidents) -> set[str]:
+def _awaiting_keys(incidents, last_success: Mapping[str, datetime] | None = None) -> set[str]:
     """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
     and not launched yet): they are not
-    asked again in a new shape while the question is open, and what reads them waits."""
+    asked again in a new shape while the question is open, and what reads them waits. A key
+    that has landed since the question was asked (``last_success``: e.g. a connector's own sync
+    cleared the failure a retry was asked for) holds nothing back any more: the answer would
+    only run it again, and waiting for it cost a whole cycle (world 405)."""
     ledger = getattr(incidents, "ledger", None)
     if ledger is None:
         return set()
+    last = last_success or {}
     out: set[str] = set()
     for e in ledger.entries.values():
         if e.status not in ("pending", "approved"):  # approved: not launched yet
             continue
         t = ActionType.parse(e.action.type)
         if t is not None and t.starts_run:
-            out.update(e.action.asset_keys)
+            asked = _aware(e.at)
+            out.update(k for k in e.action.asset_keys
+                       if (ls := last.get(k)) is None or _aware(ls) <= asked)
     return out
 
 
@@ -761,7 +767,7 @@ def _stage_in_flight(st: _PlanState) -> None:
             running.update(run.asset_keys)
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
     pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
-    awaiting = _awaiting_keys(st.incidents)  # asked of a person, not answered yet
+    awaiting = _awaiting_keys(st.incidents, snapshot.last_success)  # asked of a person, not answered yet
     deferred = _deferred_keys(st.incidents, st.now)
     # keys only held by work deferred to a later start: released in the needs stage when an
     # earlier cycle needs them before that start
@@ -902,6 +908,11 @@ def _stage_failure_responses(st: _PlanState) -> None:
             continue
         if cat in ESCALATE_CATEGORIES:
             blocked.update(keys)
+            if not conn:
+                # an asset (no connector to pause): the person's fix is not always reported (a
+                # grant, a profile, a deploy); like any escalated failure, a deadline cycle that
+                # opens after it gets one fresh attempt, as a scheduled job would make
+                _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: needs a person (credentials, grants or setup); "
                                           "not retried", f.failure_id))
