@@ -280,10 +280,11 @@ def _preauthorised(resolution, keys, types) -> bool:
 def _awaiting_keys(incidents, last_success: Mapping[str, datetime] | None = None) -> set[str]:
     """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
     and not launched yet): they are not
-    asked again in a new shape while the question is open, and what reads them waits. A key
-    that has landed since the question was asked (``last_success``: e.g. a connector's own sync
-    cleared the failure a retry was asked for) holds nothing back any more: the answer would
-    only run it again, and waiting for it cost a whole cycle (world 405)."""
+    asked again in a new shape while the question is open, and what reads them waits. A retry
+    whose keys have landed since it was asked (``last_success``: e.g. the connector's own sync
+    cleared the failure it was asked for) holds nothing back any more: the failure is over, the
+    answer would only run them again, and waiting for it cost a whole cycle (world 405). Work
+    asked for a deadline cycle keeps holding its keys (it may be the refresh that cycle needs)."""
     ledger = getattr(incidents, "ledger", None)
     if ledger is None:
         return set()
@@ -293,10 +294,12 @@ def _awaiting_keys(incidents, last_success: Mapping[str, datetime] | None = None
         if e.status not in ("pending", "approved"):  # approved: not launched yet
             continue
         t = ActionType.parse(e.action.type)
-        if t is not None and t.starts_run:
+        if t is ActionType.retry:
             asked = _aware(e.at)
             out.update(k for k in e.action.asset_keys
                        if (ls := last.get(k)) is None or _aware(ls) <= asked)
+        elif t is not None and t.starts_run:
+            out.update(e.action.asset_keys)
     return out
 
 
