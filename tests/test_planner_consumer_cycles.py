@@ -131,3 +131,36 @@ def test_a_model_a_person_fixed_unreported_is_tried_again_in_a_later_cycle(tmp_p
     assert later
     missed = [d for d in later if lateness(d, sim.watch.get(d.target, []), sim.horizon) > 0]
     assert not missed, [(sim.dt(d.tick), sim.dt(d.opens)) for d in missed]
+
+
+def test_a_model_failing_after_its_upstream_recovered_is_diagnosed_on_its_own():
+    # the crm connector failed at 04:00 (an outage) and landed again at 04:30; stg_account then
+    # failed at 05:10 with a compilation error: not the outage (the upstream was healthy), so it
+    # is escalated as its own failure and not re-run every tick (world 404, seeds 400-419: the
+    # failure passed for the outage, the model was re-run three times in 25 min and the circuit
+    # breaker held it back for the rest of the horizon)
+    from datetime import timedelta
+
+    from test_planner_approvals import NOW, _world
+
+    from orchestrator.core.decide import decide
+    from orchestrator.core.records import FailureRecord
+
+    snap, res = _world("0 * * * *")
+    landed = NOW - timedelta(minutes=60)
+    for k in ("crm/account", "crm/contact"):
+        snap.last_success[k] = snap.data_time[k] = landed
+    outage = FailureRecord("f-crm", NOW - timedelta(minutes=90), "Fivetran: source unavailable: connection "
+                           "timed out (503 Service Unavailable)", "fivetran", connector="fivetran:crm")
+    broken = FailureRecord("f-stg", NOW - timedelta(minutes=20),
+                           "Compilation Error in model stg_account (models/stg_account.sql): "
+                           "column 'acct_id' does not exist", "dbt", asset_key="stg_account")
+    snap.failures = [outage, broken]
+    d = decide(snap, res, now=NOW)
+    assert any(e.subject == "asset:stg_account" for e in d.plan.escalations), d.plan.rationale
+    assert not any("stg_account" in a.asset_keys for a in d.plan.actions), [a.reason for a in d.plan.actions]
+    # while the upstream has not landed again since its failure, the link stands (no escalation)
+    for k in ("crm/account", "crm/contact"):
+        snap.last_success[k] = snap.data_time[k] = NOW - timedelta(hours=3)
+    d2 = decide(snap, res, now=NOW)
+    assert not any(e.subject == "asset:stg_account" for e in d2.plan.escalations)

@@ -790,10 +790,16 @@ def _stage_latest_failures(st: _PlanState) -> None:
     latest: dict[str, DiagnosedFailure] = {}
     attempts: dict[str, int] = {}
     partition_failures: dict[str, dict[str, DiagnosedFailure]] = {}
+    by_id = None
     for d in assessment.failures:
         f = d.failure
         if d.root_failure_id is not None:
-            continue
+            if by_id is None:
+                by_id = {x.failure.failure_id: x.failure for x in assessment.failures}
+            d = _own_failure(d, by_id.get(d.root_failure_id), snapshot, graph)
+            if d is None:
+                continue
+            f = d.failure
         subject = f"connector:{f.connector}" if f.connector else (f"asset:{f.asset_key}" if f.asset_key else None)
         if subject is None:
             continue
@@ -850,6 +856,30 @@ def _stage_backfills(st: _PlanState) -> None:
         backfilled.add(f"asset:{key}")
         blocked.update(closure)
     st.backfilled = backfilled
+
+
+def _own_failure(d: DiagnosedFailure, root, snapshot: Snapshot, graph: AssetGraph) -> DiagnosedFailure | None:
+    """A failure linked to an upstream root (``d.root_failure_id``): None while that root can
+    still be its cause; its own diagnosis when the root's subject had already landed again
+    before it failed (the upstream was healthy, so the failure is this asset's own: a code or
+    grant error must not pass for an upstream outage and be re-run every tick; world 404)."""
+    if root is None:
+        return None
+    f = d.failure
+    keys = ([root.asset_key] if root.asset_key else
+            list(graph.connector_tables(root.connector)) if root.connector else [])
+    last = snapshot.last_success
+    at_root, at = _aware(root.at), _aware(f.at)
+    if not keys or not all((ls := last.get(k)) is not None and at_root < _aware(ls) <= at for k in keys if k in graph):
+        return None
+    try:
+        from orchestrator.diagnosis import diagnose
+
+        own = diagnose(f.message, f.system, None)
+    except Exception:  # noqa: BLE001 - no diagnosis: keep the link
+        return None
+    return DiagnosedFailure(failure=f, category=own.category, transient=own.transient,
+                            confidence=own.confidence, evidence=tuple(own.evidence))
 
 
 def _note_block(st: _PlanState, keys, at: datetime) -> None:
