@@ -878,6 +878,8 @@ def _own_failure(d: DiagnosedFailure, root, snapshot: Snapshot, graph: AssetGrap
         own = diagnose(f.message, f.system, None)
     except Exception:  # noqa: BLE001 - no diagnosis: keep the link
         return None
+    if own.category == "unknown":
+        return None  # nothing better than the link: keep it
     return DiagnosedFailure(failure=f, category=own.category, transient=own.transient,
                             confidence=own.confidence, evidence=tuple(own.evidence))
 
