@@ -277,19 +277,28 @@ def _preauthorised(resolution, keys, types) -> bool:
     return True
 
 
-def _awaiting_keys(incidents) -> set[str]:
+def _awaiting_keys(incidents, last_success: Mapping[str, datetime] | None = None) -> set[str]:
     """Keys of runs waiting for a person's approval (ledger status ``pending``, or ``approved``
     and not launched yet): they are not
-    asked again in a new shape while the question is open, and what reads them waits."""
+    asked again in a new shape while the question is open, and what reads them waits. A retry
+    whose keys have landed since it was asked (``last_success``: e.g. the connector's own sync
+    cleared the failure it was asked for) holds nothing back any more: the failure is over, the
+    answer would only run them again, and waiting for it cost a whole cycle (world 405). Work
+    asked for a deadline cycle keeps holding its keys (it may be the refresh that cycle needs)."""
     ledger = getattr(incidents, "ledger", None)
     if ledger is None:
         return set()
+    last = last_success or {}
     out: set[str] = set()
     for e in ledger.entries.values():
         if e.status not in ("pending", "approved"):  # approved: not launched yet
             continue
         t = ActionType.parse(e.action.type)
-        if t is not None and t.starts_run:
+        if t is ActionType.retry:
+            asked = _aware(e.at)
+            out.update(k for k in e.action.asset_keys
+                       if (ls := last.get(k)) is None or _aware(ls) <= asked)
+        elif t is not None and t.starts_run:
             out.update(e.action.asset_keys)
     return out
 
@@ -348,6 +357,7 @@ class _Cycles:
         self.opens: dict[str, datetime] = {}
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
+        self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
         self._blackouts = any(getattr(sla, "blackout", ()) for sla in slas.values())
         if resolution is None or not getattr(resolution, "ok", True) or not assessment.freshness:
@@ -377,29 +387,39 @@ class _Cycles:
                 # fresh for it serves that cycle (and the lost one); plan for the newest open one
                 tick = self._newest_open_tick(resolution, dl.policy, tick, w, now)
             opens[k] = tick - w
-        # required freshness: own cycle, and consumers' cycles opening before the latest start
-        req: dict[str, datetime] = {}
-        children = graph.children
-        for k in reversed(self.keys):
-            r = opens.get(k)
-            later = [rc for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
-            if later:
-                lst = self.latest_start(k)
-                for rc in later:
-                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
-                    # started at that opening (or now) and the chain down to ``k`` must fit before
-                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
-                    if (lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
-                            r is None or rc > r):
-                        r = rc
-            if r is not None:
-                req[k] = r
-        self.req = req
-        self.opens = opens
         from orchestrator.core.datatime import data_times
 
         dts, _ = data_times(snapshot)  # fresh for a cycle = data time >= the window's opening
         self.dts = dts
+        # required freshness: own cycle, and consumers' cycles opening before the latest start
+        req: dict[str, datetime] = {}
+        via = self.via  # key -> slack (s) of the consumers whose later cycle it works for
+        children = graph.children
+        for k in reversed(self.keys):
+            own = r = opens.get(k)
+            later = [(rc, c) for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
+            if later:
+                lst = self.latest_start(k)
+                # its own cycle already served (its data is newer than that opening): it now works
+                # for the consumers' later cycle, whatever its own slack says
+                served = own is not None and (dt := dts.get(k)) is not None and _aware(dt) >= own
+                for rc, _c in later:
+                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                    # started at that opening (or now) and the chain down to ``k`` must fit before
+                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                    if (served or lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
+                            r is None or rc > r):
+                        r = rc
+                if r is not None and r != own:
+                    # working for a consumer's cycle: its latest start is that consumer's, not the
+                    # one of its own (already served or later) cycle
+                    vs = [s for rc, c in later if rc <= r and (s := self.slack(c)) is not None]
+                    if vs:
+                        via[k] = min(vs)
+            if r is not None:
+                req[k] = r
+        self.req = req
+        self.opens = opens
         needs = self.needs
         for k in self.keys:
             r = req.get(k)
@@ -481,9 +501,11 @@ class _Cycles:
         (work that cannot run through a blackout before the deadline must be done before it)."""
         fa = self.assessment.freshness.get(k)
         if fa is None or fa.slack_s is None:
-            return None
+            return self.via.get(k)
         cut = self.blackout_cut(k)
-        return fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
+        own = fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
+        v = self.via.get(k)
+        return own if v is None or v >= own else v
 
     def blackout_cut(self, k: str) -> float:
         """Seconds the deadline of ``k``'s target chain moves earlier because of a blackout window
@@ -748,7 +770,7 @@ def _stage_in_flight(st: _PlanState) -> None:
             running.update(run.asset_keys)
     syncing = {s.connector for s in snapshot.syncs if s.status == "running"}
     pending = _pending_keys(snapshot)  # being rebuilt by a run (or a sync) still in flight
-    awaiting = _awaiting_keys(st.incidents)  # asked of a person, not answered yet
+    awaiting = _awaiting_keys(st.incidents, snapshot.last_success)  # asked of a person, not answered yet
     deferred = _deferred_keys(st.incidents, st.now)
     # keys only held by work deferred to a later start: released in the needs stage when an
     # earlier cycle needs them before that start
@@ -768,10 +790,16 @@ def _stage_latest_failures(st: _PlanState) -> None:
     latest: dict[str, DiagnosedFailure] = {}
     attempts: dict[str, int] = {}
     partition_failures: dict[str, dict[str, DiagnosedFailure]] = {}
+    by_id = None
     for d in assessment.failures:
         f = d.failure
         if d.root_failure_id is not None:
-            continue
+            if by_id is None:
+                by_id = {x.failure.failure_id: x.failure for x in assessment.failures}
+            d = _own_failure(d, by_id.get(d.root_failure_id), snapshot, graph)
+            if d is None:
+                continue
+            f = d.failure
         subject = f"connector:{f.connector}" if f.connector else (f"asset:{f.asset_key}" if f.asset_key else None)
         if subject is None:
             continue
@@ -828,6 +856,32 @@ def _stage_backfills(st: _PlanState) -> None:
         backfilled.add(f"asset:{key}")
         blocked.update(closure)
     st.backfilled = backfilled
+
+
+def _own_failure(d: DiagnosedFailure, root, snapshot: Snapshot, graph: AssetGraph) -> DiagnosedFailure | None:
+    """A failure linked to an upstream root (``d.root_failure_id``): None while that root can
+    still be its cause; its own diagnosis when the root's subject had already landed again
+    before it failed (the upstream was healthy, so the failure is this asset's own: a code or
+    grant error must not pass for an upstream outage and be re-run every tick; world 404)."""
+    if root is None:
+        return None
+    f = d.failure
+    keys = ([root.asset_key] if root.asset_key else
+            list(graph.connector_tables(root.connector)) if root.connector else [])
+    last = snapshot.last_success
+    at_root, at = _aware(root.at), _aware(f.at)
+    if not keys or not all((ls := last.get(k)) is not None and at_root < _aware(ls) <= at for k in keys if k in graph):
+        return None
+    try:
+        from orchestrator.diagnosis import diagnose
+
+        own = diagnose(f.message, f.system, None)
+    except Exception:  # noqa: BLE001 - no diagnosis: keep the link
+        return None
+    if own.category == "unknown":
+        return None  # nothing better than the link: keep it
+    return DiagnosedFailure(failure=f, category=own.category, transient=own.transient,
+                            confidence=own.confidence, evidence=tuple(own.evidence))
 
 
 def _note_block(st: _PlanState, keys, at: datetime) -> None:
@@ -889,6 +943,11 @@ def _stage_failure_responses(st: _PlanState) -> None:
             continue
         if cat in ESCALATE_CATEGORIES:
             blocked.update(keys)
+            if not conn:
+                # an asset (no connector to pause): the person's fix is not always reported (a
+                # grant, a profile, a deploy); like any escalated failure, a deadline cycle that
+                # opens after it gets one fresh attempt, as a scheduled job would make
+                _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: needs a person (credentials, grants or setup); "
                                           "not retried", f.failure_id))
