@@ -235,6 +235,12 @@ def decide(
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
                                     held=held)
     asks += extensions
+    # routine work held only for the approval a standing approval being asked would give waits for
+    # that one answer instead of a request of its own
+    decisions, waits = wait_for_standing(decisions, book, asks, snapshot, assessment, resolution, memory=memory,
+                                         breaker=breaker, now=now, gate_config=gate_config, durations=durations,
+                                         budgets=budget_cover)
+    suppressed += waits
     # work held only by a budget whose extension is being asked waits for that one answer instead
     # of asking a person for each action (it is planned again next cycle and runs once granted)
     waiting = {a.action.cause.split(":", 1)[1] for a in extensions} | {
@@ -256,6 +262,45 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
+                      memory=None, breaker=None, now: datetime, gate_config=None, durations=None,
+                      budgets=None) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] withdrawn): routine freshness work the gate holds for a
+    person that the standing approvals being asked (pending in the ledger, or asked this cycle:
+    :func:`orchestrator.core.standing.awaited`) would let execute -- the gate judges it again as if
+    they were granted, so over-budget, blackout, breaker, risk or out-of-scope work still asks on
+    its own. It is planned again each cycle and runs once the person grants the standing approval."""
+    from orchestrator.core.standing import STANDING, awaited, is_routine
+    from orchestrator.planning import gate
+
+    held = [g for g in decisions if g.decision == "await_approval" and is_routine(g.action)]
+    if not held:
+        return decisions, []
+    book = awaited(book, [g.action for g in asks if g.action.type == STANDING], now)
+    if not book:
+        return decisions, []
+    ids = {s.action_id for items in book.by_policy.values() for s in items}
+    trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
+                 config=gate_config, durations=durations, standing=StandingCover(book, resolution, now),
+                 budgets=budgets)
+    waiting: dict[str, list[str]] = {}
+    for g in trial:
+        by = [x for x in (g.authorised_by or "").split(",") if x in ids]
+        if g.decision == "execute" and by:
+            waiting[g.action.action_id] = by
+    if not waiting:
+        return decisions, []
+    kept, withdrawn = [], []
+    for g in decisions:
+        by = waiting.get(g.action.action_id) if g.decision == "await_approval" else None
+        if by:
+            withdrawn.append((g.action, f"routine refresh inside the scope of the standing approval "
+                                        f"{', '.join(by)} asked of a person: waits for that answer"))
+        else:
+            kept.append(g)
+    return kept, withdrawn
 
 
 def incident_cover(ledger: ActionLedger | None, snapshot: Snapshot, assessment: Assessment):

@@ -37,7 +37,7 @@ import json
 import math
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from orchestrator.core.records import Action
@@ -196,6 +196,21 @@ def requests(resolution, graph, book: StandingBook, now: datetime) -> list[Actio
         if scope:
             out.append(request(p, _sorted(resolution, p.name, scope), now))
     return out
+
+
+def awaited(book: StandingBook, asked: Iterable[Action], now: datetime) -> StandingBook:
+    """The standing approvals a person is being asked for -- pending in the ledger, or ``asked``
+    this cycle -- as if granted at ``now``. Routine work inside their scope waits for that one
+    answer (a request made now is answered no earlier than one already pending) instead of a
+    request of its own: one question per policy, not one per refresh. Never an authorisation:
+    only the decision core's choice of what to ask uses it (:func:`orchestrator.core.decide.decide`)."""
+    out = [replace(s, status=ACTIVE, at=now) for items in book.by_policy.values() for s in items
+           if s.status == PENDING]
+    for a in asked:
+        if a.type == STANDING and (a.cause or "").startswith(CAUSE_PREFIX):
+            out.append(Standing(a.action_id, a.cause[len(CAUSE_PREFIX):], a.cycle or "", frozenset(a.asset_keys),
+                                ACTIVE, now))
+    return StandingBook(out)
 
 
 class StandingCover:

@@ -52,6 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from orchestrator.core.pricing import SyncPricer, sync_spend
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -339,25 +340,36 @@ def gate(
         left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
         return not left or cost > 0.5 * min(left)
     priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
+    pricer = SyncPricer(snapshot)
     rate = [cfg.unknown_usd_per_hour / 3600.0]
 
-    def unpriced(a: Action) -> float:
+    def unpriced(a: Action, with_history: bool = False) -> float:
         """The spend of the models in ``a`` with no cost history: p90 duration x the warehouse
-        price seen so far (``cfg.unknown_usd_per_hour`` before any)."""
+        price seen so far (``cfg.unknown_usd_per_hour`` before any); ``with_history``: plus the
+        mean past run of those with one."""
         nonlocal priced
         if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
             return 0.0
         if priced is None:
             from orchestrator.core.standing import observed_usd_per_hour
 
-            priced = {c.asset_key: c.amount_usd for c in snapshot.costs if c.asset_key}
+            sums: dict[str, list[float]] = {}
+            for c in snapshot.costs:
+                if c.asset_key:
+                    s = sums.setdefault(c.asset_key, [0.0, 0])
+                    s[0] += c.amount_usd
+                    s[1] += 1
+            priced = {k: v[0] / v[1] for k, v in sums.items()}
             seen = observed_usd_per_hour(snapshot.costs)  # not skewed by minimum-billed short steps
             if seen is not None:
                 rate[0] = max(rate[0], seen / 3600.0)
         total = 0.0
         for k in a.asset_keys:
             node = graph.get(k)
-            if node is None or node.connector or k in priced:
+            if node is None or node.connector:
+                continue
+            if k in priced:
+                total += priced[k] if with_history else 0.0
                 continue
             try:
                 total += durations.seconds(node) * rate[0]
@@ -398,7 +410,10 @@ def gate(
                          and all(t in p.auto_approve for p in reaching))
         # what it will cost, as far as a budget is concerned: never less than its assets' p90
         # durations at the warehouse price seen so far for the models with no cost history yet
-        budget_cost = (max(a.estimated_cost_usd, unpriced(a), resync_floor(snapshot, a)) if budget_names
+        # at the warehouse price seen so far for the models with no cost history yet, plus the
+        # connector syncs it starts priced from the backlog they will load (orchestrator.core.pricing)
+        budget_cost = (max(a.estimated_cost_usd, unpriced(a, with_history=True) + sync_spend(snapshot, a, now, pricer),
+                           resync_floor(snapshot, a)) if budget_names
                        else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
         # over the policies' own budgets but within what a person granted over them today
