@@ -212,6 +212,11 @@ def test_a_sync_is_never_priced_below_what_a_linear_connector_bills(n, every_h, 
 def test_no_history_prices_nothing_here_and_resyncs_keep_their_own_floor():
     sc = scenario()
     assert SyncPricer(sc.snapshot).estimate(CONN, NOW) == 0.0
+    # a connector with no history of its own borrows the dearest of the others
+    syncs, costs, last = _history(4, 6.0, 0.0, 1.0, outage_h=30.0)
+    snap = replace(sc.snapshot, syncs=syncs, costs=costs, data_time={TABLE: last, "crm/account": last})
+    own = SyncPricer(snap).estimate(CONN, NOW)
+    assert own > 0 and abs(SyncPricer(snap).estimate("fivetran:crm", NOW) - own) < 1e-9
     syncs, costs, last = _history(4, 6.0, 0.0, 1.0, outage_h=30.0)
     snap = replace(sc.snapshot, syncs=syncs, costs=costs, data_time={TABLE: last})
     assert sync_spend(snap, Action("x", "resync_table", "x", connector=CONN, tables={"events": ("page_view",)}), NOW) == 0.0

@@ -15,8 +15,9 @@ budget). A budget (the gate, validation, work in flight) therefore prices a sync
   [1, :data:`MAX_MARGIN`].
 
 ``estimate = max(mean past sync, rate x gap) x margin``. A gap no longer than usual prices as the
-mean (what the budget used before); with no history the connector has no price here (0: the
-callers keep their own floor).
+mean (what the budget used before). A connector with no history of its own borrows the dearest
+fit of the others; with no sync history at all there is no price here (0: the callers keep their
+own floor).
 """
 
 from __future__ import annotations
@@ -117,9 +118,20 @@ class SyncPricer:
             return None
         return max(0.0, (_aware(start) - since).total_seconds() / 3600)
 
+    def borrowed(self) -> tuple[float, float, float] | None:
+        """For a connector with no history of its own: the dearest fit of the others (a budget
+        must not read "no history" as "free")."""
+        if not self._built:
+            self._build()
+        fits = [f for c in self.pairs if (f := self.fit(c)) is not None]
+        if not fits:
+            return None
+        return max(f[0] for f in fits), max(f[1] for f in fits), max(f[2] for f in fits)
+
     def estimate(self, connector: str, start: datetime) -> float:
-        """What a sync of ``connector`` starting at ``start`` will cost (0: no history to go by)."""
-        fit = self.fit(connector)
+        """What a sync of ``connector`` starting at ``start`` will cost (0: no sync history at all
+        to go by; a connector without its own is priced as the dearest of the others)."""
+        fit = self.fit(connector) or self.borrowed()
         if fit is None:
             return 0.0
         mean, rate, margin = fit
