@@ -231,7 +231,7 @@ def decide(
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
-    held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph)
+    held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
                                     held=held)
     asks += extensions
@@ -356,19 +356,30 @@ def _ask_policy_owners(action, resolution, reason: str):
     return GateDecision(action, AWAIT_APPROVAL, "low", 0.0, 1.0, reason, owners)
 
 
-def over_budget(decisions, rejected, resolution, graph) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
+def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | None = None,
+                now: datetime | None = None) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
     """Work this cycle held or rejected as over a budget: (policy -> what that work would cost,
     held action id -> the budgeted policies it touches)."""
     cost: dict[str, float] = {}
     names_of: dict[str, frozenset[str]] = {}
-    items = [(g.action, g.reason) for g in decisions if g.decision == "await_approval"] + list(rejected)
-    for a, reason in items:
+    # what the gate counted (syncs priced from their backlog, models without history), not only the
+    # planner's estimate: an extension sized on less falls short and is asked again
+    items = [(g.action, g.reason, getattr(g, "budget_usd", 0.0)) for g in decisions
+             if g.decision == "await_approval"] + [(a, why, 0.0) for a, why in rejected]
+    pricer = None
+    for a, reason, counted in items:
         if not (reason or "").startswith("over budget") or resolution is None:
             continue
         touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
         names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
+        usd = max(a.estimated_cost_usd, counted)
+        if snapshot is not None and not counted:  # rejected by validation: priced as it priced it
+            from orchestrator.core.pricing import SyncPricer, models_spend, sync_spend
+
+            pricer = pricer or SyncPricer(snapshot)
+            usd = max(usd, models_spend(snapshot, a, pricer) + sync_spend(snapshot, a, now, pricer))
         for n in names:
-            cost[n] = cost.get(n, 0.0) + a.estimated_cost_usd
+            cost[n] = cost.get(n, 0.0) + usd
         names_of[a.action_id] = names
     return cost, names_of
 

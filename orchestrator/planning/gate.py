@@ -114,6 +114,7 @@ class GateDecision:
     owners: tuple[str, ...] = ()
     factors: dict[str, float] = field(default_factory=dict)
     authorised_by: str | None = None  # the standing approval that lets it execute (orchestrator.core.standing)
+    budget_usd: float = 0.0  # what the gate counted against the budgets it touches (0: none touched)
 
     def as_dict(self) -> dict:
         out = {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
@@ -452,7 +453,8 @@ def gate(
             conf_why = "freshness work, no failure involved"
 
         def decide(decision: str, reason: str, by: str | None = None) -> GateDecision:
-            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by)
+            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by,
+                                budget_cost if budget_names else 0.0)
 
         # a standing approval stands in for the approval a routine refresh would wait for (the
         # tier and rollout risks are what its approver accepted); nothing else it lifts
@@ -489,7 +491,7 @@ def gate(
             elif over:
                 coming = sum(pending_spend.get(n, 0.0) for n in over)
                 out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
-                                                  f"action ({a.estimated_cost_usd:.2f} USD"
+                                                  f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
             elif dark is not None:
@@ -519,14 +521,15 @@ def gate(
             g = out[-1]  # one request per incident: its approval covers closing it once repaired
             out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
                                    g.reason + f"; approving it also authorises resuming {a.connector} and one "
-                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by)
+                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by,
+                                   g.budget_usd)
         if out[-1].decision == EXECUTE and extended_by:
             g = out[-1]
             by = ",".join(x for x in (g.authorised_by, *extended_by) if x)
             out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
                                    g.reason + f"; over the policy budget within the budget extension "
                                               f"{', '.join(extended_by)} a person granted for today",
-                                   g.owners, g.factors, by)
+                                   g.owners, g.factors, by, g.budget_usd)
         if out[-1].decision == EXECUTE and budget_cost > 0:
             for name in budget_names:
                 committed[name] = committed.get(name, 0.0) + budget_cost
