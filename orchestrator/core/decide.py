@@ -374,10 +374,10 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
         names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
         usd = max(a.estimated_cost_usd, counted)
         if snapshot is not None and not counted:  # rejected by validation: priced as it priced it
-            from orchestrator.core.pricing import SyncPricer, models_spend, sync_spend
+            from orchestrator.core.pricing import SyncPricer, with_syncs
 
             pricer = pricer or SyncPricer(snapshot)
-            usd = max(usd, models_spend(snapshot, a, pricer) + sync_spend(snapshot, a, now, pricer))
+            usd = with_syncs(snapshot, a, now, usd, pricer)
         for n in names:
             cost[n] = cost.get(n, 0.0) + usd
         names_of[a.action_id] = names

@@ -171,6 +171,21 @@ def priced_total(snapshot: Snapshot, action: Action, now: datetime, *, models: f
     return models + sync_spend(snapshot, action, now, pricer)
 
 
+def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
+               pricer: SyncPricer | None = None) -> float:
+    """``base`` (the action's own estimate: its models, and for a retry of a sync one ordinary sync
+    of its connector, as the planner prices them) plus what its syncs' backlog adds to that."""
+    syncs = sync_spend(snapshot, action, now, pricer)
+    if syncs <= 0:
+        return base
+    included = 0.0
+    if action.type == ActionType.retry.value and action.connector:
+        pricer = pricer or SyncPricer(snapshot)
+        fit = pricer.fit(action.connector)
+        included = fit[0] if fit is not None else 0.0
+    return base + max(0.0, syncs - included)
+
+
 def models_spend(snapshot: Snapshot, action: Action, pricer: SyncPricer) -> float:
     """The mean past run cost of the models (not connector tables) ``action`` runs."""
     t = ActionType.parse(action.type)

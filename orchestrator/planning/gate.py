@@ -52,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, sync_spend
+from orchestrator.core.pricing import SyncPricer, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -344,10 +344,9 @@ def gate(
     pricer = SyncPricer(snapshot)
     rate = [cfg.unknown_usd_per_hour / 3600.0]
 
-    def unpriced(a: Action, with_history: bool = False) -> float:
+    def unpriced(a: Action) -> float:
         """The spend of the models in ``a`` with no cost history: p90 duration x the warehouse
-        price seen so far (``cfg.unknown_usd_per_hour`` before any); ``with_history``: plus the
-        mean past run of those with one."""
+        price seen so far (``cfg.unknown_usd_per_hour`` before any)."""
         nonlocal priced
         if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
             return 0.0
@@ -367,10 +366,7 @@ def gate(
         total = 0.0
         for k in a.asset_keys:
             node = graph.get(k)
-            if node is None or node.connector:
-                continue
-            if k in priced:
-                total += priced[k] if with_history else 0.0
+            if node is None or node.connector or k in priced:
                 continue
             try:
                 total += durations.seconds(node) * rate[0]
@@ -410,10 +406,9 @@ def gate(
                          and all(s.may_run_without_approval(t) for s in governed)
                          and all(t in p.auto_approve for p in reaching))
         # what it will cost, as far as a budget is concerned: never less than its assets' p90
-        # durations at the warehouse price seen so far for the models with no cost history yet
-        # at the warehouse price seen so far for the models with no cost history yet, plus the
-        # connector syncs it starts priced from the backlog they will load (orchestrator.core.pricing)
-        budget_cost = (max(a.estimated_cost_usd, unpriced(a, with_history=True) + sync_spend(snapshot, a, now, pricer),
+        # durations at the warehouse price seen so far for the models with no cost history yet, plus
+        # what the backlog its connector syncs will load adds (orchestrator.core.pricing)
+        budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
                            resync_floor(snapshot, a)) if budget_names
                        else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, models_spend, sync_spend
+from orchestrator.core.pricing import SyncPricer, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
@@ -206,8 +206,7 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        cost = max(a.estimated_cost_usd, resync_floor(snapshot, a),
-                   models_spend(snapshot, a, pricer) + sync_spend(snapshot, a, now, pricer))
+        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             for k in touched:
                 sla = resolution.sla(k)
