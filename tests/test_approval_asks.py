@@ -39,7 +39,13 @@ from orchestrator.planning.inflight import in_flight_spend
 
 
 def _stale_exec():
-    return scenario(freshness=[fresh("dashboard/exec", slack=3600, blocker="crm/account")])
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=3600, blocker="crm/account")])
+    # the connector's syncs so far price the one the refresh starts (orchestrator.core.pricing)
+    syncs = [SyncRecord("fivetran:crm", f"c{i}", "succeeded", NOW - timedelta(hours=h), NOW - timedelta(hours=h - 0.1))
+             for i, h in enumerate((26, 20))]
+    costs = [CostRecord(s.ended_at, 0.5, "sync", connector="fivetran:crm") for s in syncs]
+    sc.snapshot = replace(sc.snapshot, syncs=syncs, costs=costs)
+    return sc
 
 
 def test_routine_work_waits_for_the_standing_approval_asked_in_the_same_cycle():
@@ -160,7 +166,8 @@ def test_a_retry_after_a_long_outage_is_priced_from_its_backlog_and_waits_over_b
     asm = replace(sc.assessment, cost=[_growth_cost(46.0)])
     retry = Action("r1", "retry", "after the outage", asset_keys=(TABLE,), connector=CONN, cause="freshness",
                    estimated_cost_usd=1.0)
-    assert abs(SyncPricer(snap).estimate(CONN, NOW) - 5.0) < 1e-6  # 30 h of rows, not one 6 h sync
+    # 30 h of rows, not one 6 h sync (x 1.25: a gap longer than any it has seen)
+    assert abs(SyncPricer(snap).estimate(CONN, NOW) - 5.0 * 1.25) < 1e-6
     (g,) = gate([retry], snap, asm, sc.resolution, now=NOW)
     assert g.decision == "await_approval" and g.reason.startswith("over budget"), g.reason
     # validation prices it the same way (the day's spend is read from the cost records)
@@ -187,7 +194,7 @@ def test_a_sync_in_flight_after_an_outage_counts_its_backlog():
     syncs, costs, last = _history(8, 6.0, 0.0, 1 / 6, outage_h=30.0)
     run = RunRecord("run-1", RunStatus.running, (TABLE,), NOW - timedelta(minutes=2), NOW - timedelta(minutes=1))
     snap = replace(sc.snapshot, syncs=syncs, costs=costs, data_time={TABLE: last}, runs=[run])
-    assert abs(in_flight_spend(snap)[f"connector:{CONN}"] - (30 - 1 / 60) / 6) < 0.01
+    assert abs(in_flight_spend(snap)[f"connector:{CONN}"] - (30 - 1 / 60) / 6 * 1.25) < 0.01
 
 
 @settings(max_examples=120, deadline=None)
@@ -203,7 +210,7 @@ def test_a_sync_is_never_priced_below_what_a_linear_connector_bills(n, every_h, 
     est = SyncPricer(snap).estimate(CONN, NOW)
     assert est >= actual - 1e-6
     ordinary = fixed + per_h * every_h
-    assert est <= 1e-6 + max(ordinary, actual * (1 + fixed / max(per_h * every_h, 1e-9)))
+    assert est <= 1e-6 + 1.25 * max(ordinary, actual * (1 + fixed / max(per_h * every_h, 1e-9)))
     # what the gate adds for a retry of the connector's sync
     retry = Action("r1", "retry", "x", connector=CONN, cause="rate_limit")
     assert abs(sync_spend(snap, retry, NOW) - est) < 1e-9
@@ -223,3 +230,40 @@ def test_no_history_prices_nothing_here_and_resyncs_keep_their_own_floor():
     assert sync_spend(snap, Action("m", "materialize", "x", asset_keys=("stg_events",)), NOW) == 0.0
     assert sync_spend(snap, Action("m", "materialize", "x", asset_keys=(TABLE, "stg_events")), NOW) > 0.0
     assert STANDING  # (imported for the module's readers: the ask kind withdrawn work waits on)
+
+
+def test_a_sync_no_history_can_price_waits_for_a_person_under_a_budget():
+    """The first refresh of a budgeted lineage, before any connector has a priced sync: nothing
+    shows it stays within the budget (a generated world's first sync alone took a $9 budget
+    over), so it is not run unasked; once a sync is priced it runs on its standing approval."""
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=3600, blocker="crm/account")])
+    granted = _ledger([("exec", "standing", NOW - timedelta(hours=1), EXEC, RES)])
+    d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=granted)
+    (g,) = d.awaiting_approval
+    assert g.action.type == "materialize" and "no sync history prices the sync of fivetran:crm" in g.reason
+    d = decide(_stale_exec().snapshot, RES, assessment=sc.assessment, now=NOW, ledger=granted)
+    assert [g.action.type for g in d.to_execute] == ["materialize"] and not d.awaiting_approval
+
+
+def test_an_extension_for_a_small_overshoot_covers_the_day_with_a_margin():
+    """World 217: a retry priced at $42.07 against $41.59 held; the extension asked (2 x the $0.61
+    overshoot = $1) fell short of the retry's real bill and the spend crossed it. The amount asked
+    now covers the whole day's need + 10%."""
+    from orchestrator.core.standing import NEED_MARGIN, BudgetBook, budget_requests
+
+    sc = scenario()
+    (ask,) = budget_requests(sc.resolution, sc.snapshot, {"growth": (0.13, 41.59)}, BudgetBook(), NOW,
+                             held={"growth": 42.07})
+    need = 0.13 + 42.07
+    assert ask.estimated_cost_usd >= need * (1 + NEED_MARGIN) - 41.59 > 2 * (need - 41.59)
+
+
+def test_a_backlog_longer_than_any_seen_is_priced_with_a_margin():
+    from orchestrator.core.pricing import EXTRAPOLATION_MARGIN
+
+    sc = scenario()
+    syncs, costs, last = _history(6, 6.0, 0.0, 1.0, outage_h=6.0)
+    snap = replace(sc.snapshot, syncs=syncs, costs=costs, data_time={TABLE: last})
+    assert abs(SyncPricer(snap).estimate(CONN, NOW) - 6.0) < 1e-9  # an ordinary gap: as seen
+    long = replace(snap, data_time={TABLE: NOW - timedelta(hours=30)})
+    assert abs(SyncPricer(long).estimate(CONN, NOW) - 30.0 * EXTRAPOLATION_MARGIN) < 1e-9

@@ -12,7 +12,8 @@ budget). A budget (the gate, validation, work in flight) therefore prices a sync
   record, its gap from the start of the good sync before it): ``sum(usd) / sum(gap)``;
 * a **margin** from the estimate's observed error: the worst ratio of a past sync's actual cost to
   what this rule would have priced it at from the others (leave-one-out), within
-  [1, :data:`MAX_MARGIN`].
+  [1, :data:`MAX_MARGIN`]; at least :data:`EXTRAPOLATION_MARGIN` for a gap longer than any it was
+  learned from.
 
 ``estimate = max(mean past sync, rate x gap) x margin``. A gap no longer than usual prices as the
 mean (what the budget used before). A connector with no history of its own borrows the dearest
@@ -31,6 +32,7 @@ from orchestrator.core.vocab import ActionType
 UTC = timezone.utc
 HISTORY = 20  # recent good syncs per connector that the rate is learned from
 MAX_MARGIN = 2.0
+EXTRAPOLATION_MARGIN = 1.25  # at least this margin for a gap longer than any priced sync's
 
 
 def _aware(t: datetime) -> datetime:
@@ -136,7 +138,13 @@ class SyncPricer:
             return 0.0
         mean, rate, margin = fit
         gap = self.gap_hours(connector, start)
+        if gap is not None and gap > self.longest(connector):
+            margin = max(margin, EXTRAPOLATION_MARGIN)  # a backlog longer than any seen: less certain
         return (mean if gap is None else max(mean, rate * gap)) * margin
+
+    def longest(self, connector: str) -> float:
+        """The longest gap (hours) among the connector's priced syncs (0 with none)."""
+        return max((g for g, _ in self.pairs.get(connector) or ()), default=0.0)
 
 
 def synced_connectors(action: Action, graph) -> list[str]:

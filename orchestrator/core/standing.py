@@ -289,6 +289,7 @@ BUDGET_PREFIX = "budget:"
 EXTENSION_DAYS = 7
 EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, rounded up to a dollar (forecasts of
 # work with little cost history are rough: one generous ask beats a second one)
+NEED_MARGIN = 0.1  # ... and at least the day's forecast need + this share over the budget
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
 _RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
@@ -542,7 +543,10 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
             continue
         first, _, per_day, fell_short = short[0]
         peak = max(need for _, need, _ in days)
-        usd = float(math.ceil(max(need - per_day for _, need, _ in days) * EXTENSION_MARGIN))
+        # the forecast's error scales with the whole day's need, not with the overshoot alone: a tiny
+        # overshoot asked x2 fell short of a retry priced within 1% of the budget and was asked again
+        usd = float(math.ceil(max(max(need - per_day for _, need, _ in days) * EXTENSION_MARGIN,
+                                  max(need * (1 + NEED_MARGIN) - per_day for _, need, _ in days[:2]))))
         if fell_short is not None:
             usd = max(usd, 2.0 * fell_short.usd_per_day)
         out.append(extension_request(policy, resolution.governed_by(name), now, first, EXTENSION_DAYS,

@@ -52,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, with_syncs
+from orchestrator.core.pricing import SyncPricer, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -412,6 +412,10 @@ def gate(
                            resync_floor(snapshot, a)) if budget_names
                        else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
+        # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
+        # within the budget, so a person decides (the audit charges it like any other spend)
+        blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
+            budget_names and not over and pricer.borrowed() is None) else []
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, budget_cost, extended=False)
@@ -489,6 +493,10 @@ def gate(
                                                   f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
+            elif blind:
+                out.append(decide(AWAIT_APPROVAL, f"over budget unknown: no sync history prices the sync of "
+                                                  f"{', '.join(blind)} yet, and {', '.join(sorted(budget_names))} "
+                                                  f"has a budget: waits for approval"))
             elif dark is not None:
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
