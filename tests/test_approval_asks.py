@@ -243,6 +243,10 @@ def test_a_sync_no_history_can_price_waits_for_a_person_under_a_budget():
     assert g.action.type == "materialize" and "no sync history prices the sync of fivetran:crm" in g.reason
     d = decide(_stale_exec().snapshot, RES, assessment=sc.assessment, now=NOW, ledger=granted)
     assert [g.action.type for g in d.to_execute] == ["materialize"] and not d.awaiting_approval
+    # needing the standing approval asked this very cycle anyway, it waits for that one answer
+    d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=ActionLedger())
+    assert not [g for g in d.awaiting_approval if g.action.type == "materialize"]
+    assert [a for a, why in d.suppressed if a.type == "materialize" and "standing approval" in why]
 
 
 def test_an_extension_for_a_small_overshoot_covers_the_day_with_a_margin():

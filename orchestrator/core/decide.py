@@ -274,6 +274,7 @@ def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, a
     its own. It is planned again each cycle and runs once the person grants the standing approval."""
     from orchestrator.core.standing import STANDING, awaited, is_routine
     from orchestrator.planning import gate
+    from orchestrator.planning.gate import UNPRICED
 
     held = [g for g in decisions if g.decision == "await_approval" and is_routine(g.action)]
     if not held:
@@ -282,14 +283,20 @@ def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, a
     if not book:
         return decisions, []
     ids = {s.action_id for items in book.by_policy.values() for s in items}
+    cover = StandingCover(book, resolution, now)
     trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                 config=gate_config, durations=durations, standing=StandingCover(book, resolution, now),
-                 budgets=budgets)
+                 config=gate_config, durations=durations, standing=cover, budgets=budgets)
     waiting: dict[str, list[str]] = {}
     for g in trial:
         by = [x for x in (g.authorised_by or "").split(",") if x in ids]
         if g.decision == "execute" and by:
             waiting[g.action.action_id] = by
+        elif g.decision == "await_approval" and g.reason.startswith(UNPRICED):
+            # held only because no sync is priced yet, and it needs the standing approval being
+            # asked anyway: judged again once that is answered (the syncs by then price it)
+            need = cover.covers(g.action)
+            if need:
+                waiting[g.action.action_id] = [s.action_id for s in need if s.action_id in ids]
     if not waiting:
         return decisions, []
     kept, withdrawn = [], []

@@ -62,6 +62,7 @@ from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
+UNPRICED = "over budget unknown"  # the reason's opening when no sync history prices the work yet
 
 TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
@@ -494,7 +495,7 @@ def gate(
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
             elif blind:
-                out.append(decide(AWAIT_APPROVAL, f"over budget unknown: no sync history prices the sync of "
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED}: no sync history prices the sync of "
                                                   f"{', '.join(blind)} yet, and {', '.join(sorted(budget_names))} "
                                                   f"has a budget: waits for approval"))
             elif dark is not None:
