@@ -271,3 +271,29 @@ def test_a_backlog_longer_than_any_seen_is_priced_with_a_margin():
     assert abs(SyncPricer(snap).estimate(CONN, NOW) - 6.0) < 1e-9  # an ordinary gap: as seen
     long = replace(snap, data_time={TABLE: NOW - timedelta(hours=30)})
     assert abs(SyncPricer(long).estimate(CONN, NOW) - 30.0 * EXTRAPOLATION_MARGIN) < 1e-9
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(3, 12), every_h=st.floats(0.5, 12), fixed=st.floats(0.05, 5), per_h=st.floats(0.01, 20),
+       outage_h=st.floats(0.5, 96))
+def test_varied_gaps_tell_the_fixed_part_from_the_rows(n, every_h, fixed, per_h, outage_h):
+    """Syncs at varied gaps (the orchestrator's own between the vendor's): the fitted line prices a
+    long backlog at its bill (x1.25 past the longest gap seen), not at the mean sync's cost per
+    hour, which counts the fixed part again for every hour (world 103: an hourly connector's
+    refresh priced at $95 against a $55 budget, twice its bill, lost the deadline)."""
+    syncs, costs = [], []
+    t = NOW - timedelta(hours=outage_h)
+    starts = [t]
+    for i in range(n):
+        starts.append(starts[-1] - timedelta(hours=every_h * (1 if i % 2 else 2)))
+    starts.reverse()
+    for i, start in enumerate(starts):
+        end = start + timedelta(minutes=5)
+        syncs.append(SyncRecord(CONN, f"s{i}", "succeeded", start, end, triggered_by="schedule", tables=(TABLE,)))
+        if i:
+            gap = (start - starts[i - 1]).total_seconds() / 3600
+            costs.append(CostRecord(end, fixed + per_h * gap, "sync", connector=CONN))
+    snap = replace(scenario().snapshot, syncs=syncs, costs=costs, data_time={TABLE: t})
+    actual = fixed + per_h * outage_h
+    est = SyncPricer(snap).estimate(CONN, NOW)
+    assert actual - 1e-6 <= est <= 1.25 * actual + 1e-6

@@ -15,8 +15,10 @@ budget). A budget (the gate, validation, work in flight) therefore prices a sync
   [1, :data:`MAX_MARGIN`]; at least :data:`EXTRAPOLATION_MARGIN` for a gap longer than any it was
   learned from.
 
-``estimate = max(mean past sync, rate x gap) x margin``. A gap no longer than usual prices as the
-mean (what the budget used before). A connector with no history of its own borrows the dearest
+``estimate = (fixed + per hour x gap) x margin``, the line fitted by least squares when the past
+gaps vary enough to tell a sync's fixed part from its rows (at least 3 syncs, gaps 1.5x apart, both
+parts >= 0); else ``max(mean past sync, rate x gap)`` with ``rate = sum(usd) / sum(gap)`` (never
+below a linear bill, but over it by the fixed part x gap / usual gap).  A connector with no history of its own borrows the dearest
 fit of the others; with no sync history at all there is no price here (0: the callers keep their
 own floor).
 """
@@ -45,7 +47,7 @@ class SyncPricer:
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
         self._built = False
-        self._fit: dict[str, tuple[float, float, float] | None] = {}
+        self._fit: dict[str, tuple[list[tuple[float, float]], float] | None] = {}
         self.pairs: dict[str, list[tuple[float, float]]] = {}
         self.last_good: dict[str, datetime] = {}
 
@@ -75,27 +77,47 @@ class SyncPricer:
             self.pairs[conn] = pairs[-HISTORY:]
 
     @staticmethod
-    def _rule(pairs: list[tuple[float, float]], gap: float) -> float:
+    def _line(pairs: list[tuple[float, float]]) -> tuple[float, float] | None:
+        """(fixed usd, usd per hour of gap) by least squares when the gaps vary enough to tell a
+        sync's fixed part (API calls, the warehouse load) from its rows; None when they do not (one
+        cadence) or the fit is not a bill (negative part)."""
+        if len(pairs) < 3:
+            return None
+        gs = [g for g, _ in pairs]
+        if max(gs) < 1.5 * min(gs):
+            return None
+        n = len(pairs)
+        mg, mu = sum(gs) / n, sum(u for _, u in pairs) / n
+        var = sum((g - mg) ** 2 for g in gs)
+        b = sum((g - mg) * (u - mu) for g, u in pairs) / var
+        a = mu - b * mg
+        if b <= 0 or a < 0:
+            return None
+        return a, b
+
+    @classmethod
+    def _rule(cls, pairs: list[tuple[float, float]], gap: float) -> float:
+        line = cls._line(pairs)
+        if line is not None:
+            return line[0] + line[1] * gap
         mean = sum(u for _, u in pairs) / len(pairs)
         rate = sum(u for _, u in pairs) / sum(g for g, _ in pairs)
         return max(mean, rate * gap)
 
-    def fit(self, connector: str) -> tuple[float, float, float] | None:
-        """(mean usd, usd per hour of gap, margin) of a connector, None without history."""
+    def fit(self, connector: str) -> tuple[list[tuple[float, float]], float] | None:
+        """(the connector's priced syncs [(gap hours, usd)], margin), None without history."""
         if not self._built:
             self._build()
         if connector not in self._fit:
             pairs = self.pairs.get(connector) or []
             out = None
             if pairs:
-                mean = sum(u for _, u in pairs) / len(pairs)
-                rate = sum(u for _, u in pairs) / sum(g for g, _ in pairs)
                 margin = 1.0
                 if len(pairs) >= 3:
                     for i, (g, u) in enumerate(pairs):
                         rest = pairs[:i] + pairs[i + 1:]
-                        margin = max(margin, u / self._rule(rest, g))
-                out = (mean, rate, min(MAX_MARGIN, margin))
+                        margin = max(margin, u / max(self._rule(rest, g), 1e-9))
+                out = (pairs, min(MAX_MARGIN, margin))
             self._fit[connector] = out
         return self._fit[connector]
 
@@ -128,7 +150,8 @@ class SyncPricer:
         fits = [f for c in self.pairs if (f := self.fit(c)) is not None]
         if not fits:
             return None
-        return max(f[0] for f in fits), max(f[1] for f in fits), max(f[2] for f in fits)
+        gap = 24.0  # the dearest of the others, compared on a day's backlog
+        return max(fits, key=lambda f: self._rule(f[0], gap) * f[1])
 
     def estimate(self, connector: str, start: datetime) -> float:
         """What a sync of ``connector`` starting at ``start`` will cost (0: no sync history at all
@@ -136,15 +159,13 @@ class SyncPricer:
         fit = self.fit(connector) or self.borrowed()
         if fit is None:
             return 0.0
-        mean, rate, margin = fit
+        pairs, margin = fit
         gap = self.gap_hours(connector, start)
-        if gap is not None and gap > self.longest(connector):
+        if gap is None:
+            return sum(u for _, u in pairs) / len(pairs) * margin
+        if gap > max(g for g, _ in pairs):
             margin = max(margin, EXTRAPOLATION_MARGIN)  # a backlog longer than any seen: less certain
-        return (mean if gap is None else max(mean, rate * gap)) * margin
-
-    def longest(self, connector: str) -> float:
-        """The longest gap (hours) among the connector's priced syncs (0 with none)."""
-        return max((g for g, _ in self.pairs.get(connector) or ()), default=0.0)
+        return self._rule(pairs, gap) * margin
 
 
 def synced_connectors(action: Action, graph) -> list[str]:
@@ -190,7 +211,7 @@ def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
     if action.type == ActionType.retry.value and action.connector:
         pricer = pricer or SyncPricer(snapshot)
         fit = pricer.fit(action.connector)
-        included = fit[0] if fit is not None else 0.0
+        included = sum(u for _, u in fit[0]) / len(fit[0]) if fit is not None else 0.0
     return base + max(0.0, syncs - included)
 
 
