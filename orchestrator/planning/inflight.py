@@ -17,7 +17,6 @@ the simulator's ``sim/source: native``) are not the orchestrator's: they do not 
 
 from __future__ import annotations
 
-from orchestrator.core.pricing import SyncPricer
 from orchestrator.core.records import Snapshot
 
 SCHEDULED_SOURCES = frozenset({"native", "schedule"})
@@ -100,17 +99,10 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
                 price[unit] = 0.0
         else:
             price[unit] = 0.0
-    # a sync loads the backlog since its tables' data (a sync after an outage loads the outage's):
-    # priced from that gap when its connector's history allows (orchestrator.core.pricing)
-    pricer = SyncPricer(snapshot)
-    started = {r.run_id: (r.started_at or r.created_at or snapshot.taken_at) for r in runs}
     out: dict[str, float] = {}
-    for (run_id, _), unit in left.items():
-        usd = price[unit]
-        if unit.startswith("connector:"):
-            usd = max(usd, pricer.estimate(unit.split(":", 1)[1], started.get(run_id) or snapshot.taken_at))
-        if usd > 0:
-            out[unit] = out.get(unit, 0.0) + usd
+    for unit in left.values():
+        if price[unit] > 0:
+            out[unit] = out.get(unit, 0.0) + price[unit]
     return out
 
 
