@@ -3,8 +3,8 @@
 An incremental sync loads (and the vendor bills) the rows that arrived since the data its tables
 hold: a sync after a long outage loads the whole outage's backlog, so the mean of past syncs -- a
 few hours' rows each, on the connector's own schedule -- underprices it many times over (a generated
-world's retry after a day-long outage cost 8x its connector's mean sync and took a policy over its
-budget). A budget (the gate, validation, work in flight) therefore prices a sync from:
+world's retry after a day-long outage took a policy over its budget). The gate and validation
+therefore price a retry's sync (:func:`sync_spend`) from:
 
 * the **gap** it will load: from the oldest data time of its tables (``Snapshot.data_time``; else
   the start of the connector's last good sync) to when it starts;
