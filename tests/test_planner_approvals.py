@@ -79,14 +79,31 @@ def _syncs(d) -> list:
     return [x for x in d.decisions if "crm/account" in x.action.asset_keys]
 
 
+def _refused(res, now: datetime = NOW) -> ActionLedger:
+    """The owners refused every standing approval: routine work needing a person asks on its own
+    (while one is being asked, it waits for that answer instead: test_approval_asks.py)."""
+    from orchestrator.core.standing import lineage, needs_standing, request
+
+    ledger = ActionLedger()
+    for p in res.policy_set.policies:
+        if needs_standing(p):
+            ledger.record(request(p, lineage(res, res.graph, p.name), now - timedelta(days=1)), "declined",
+                          now - timedelta(days=1))
+    return ledger
+
+
 def test_a_sync_needing_approval_is_asked_as_soon_as_its_cycle_opens():
     # the connector syncs every 12 h (00:00, 12:00): nothing lands inside the window before the
     # latest start, so the sync is asked now, six hours ahead, not at the latest start
     snap, res = _world("0 */12 * * *")
-    d = decide(snap, res, now=NOW)
+    d = decide(snap, res, now=NOW, ledger=_refused(res))
     (g,) = _syncs(d)
     assert g.decision == "await_approval" and "asked ahead" in g.action.reason
     assert "materialize not in auto_approve" in g.reason
+    # while the platform's standing approval is asked in the same cycle, the sync waits for it
+    d = decide(snap, res, now=NOW)
+    assert _syncs(d) == [] and [a for a, why in d.suppressed if "crm/account" in a.asset_keys
+                                and "standing approval" in why and "asked ahead" in a.reason]
 
 
 def test_before_its_window_opens_a_sync_needing_approval_is_asked_to_start_at_the_opening():
@@ -95,7 +112,7 @@ def test_before_its_window_opens_a_sync_needing_approval_is_asked_to_start_at_th
     # tables of the connector are one run: one sync lands them, one approval covers it
     early = NOW.replace(hour=1, minute=0)
     snap, res = _world("0 */12 * * *", now=early)
-    d = decide(snap, res, now=early)
+    d = decide(snap, res, now=early, ledger=_refused(res, early))
     (g,) = _syncs(d)
     assert g.decision == "await_approval"
     assert set(g.action.asset_keys) == {"crm/account", "crm/contact"}
@@ -114,7 +131,7 @@ def test_a_sync_the_connectors_own_schedule_lands_in_time_is_left_to_it():
 
 def test_work_awaiting_approval_is_not_asked_again_in_another_shape():
     snap, res = _world("0 */12 * * *")
-    ledger = ActionLedger()
+    ledger = _refused(res)
     d = decide(snap, res, now=NOW, ledger=ledger)
     (g,) = _syncs(d)
     ledger.record(g.action, "pending", NOW)
@@ -168,7 +185,7 @@ def test_models_that_need_approval_join_the_sync_asked_ahead():
     # in the same run starting at the opening (one approval), not one by one once it lands
     early = NOW.replace(hour=1, minute=0)
     snap, res = _world("0 */12 * * *", now=early, exec_auto="[retry]")
-    d = decide(snap, res, now=early)
+    d = decide(snap, res, now=early, ledger=_refused(res, early))
     (g,) = _syncs(d)
     assert g.decision == "await_approval" and g.action.not_before == early.replace(hour=5)
     assert {"crm/account", "crm/contact"} < set(g.action.asset_keys)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from planning_fixtures import graph
 
 from orchestrator.core.incidents import ActionLedger
-from orchestrator.core.records import Action, Assessment, CostAssessment, Snapshot
+from orchestrator.core.records import Action, Assessment, CostAssessment, CostRecord, Snapshot, SyncRecord
 from orchestrator.core.standing import (
     STANDING,
     STANDING_TTL,
@@ -69,7 +69,12 @@ RES_CHANGED = _resolution(tier="high")  # the exec policy file changed
 
 def _snapshot(res) -> tuple[Snapshot, Assessment]:
     g = res.graph
-    snap = Snapshot(taken_at=NOW, graph=g, runs=[], costs=[], failures=[],
+    # the connectors' past syncs price the syncs a refresh starts (a budgeted sync nothing can
+    # price waits for a person: orchestrator.core.pricing)
+    syncs = [SyncRecord(c, f"{c}-{h}", "succeeded", NOW - timedelta(hours=h), NOW - timedelta(hours=h - 0.1))
+             for c in ("fivetran:crm", "airbyte:events") for h in (26, 20)]
+    snap = Snapshot(taken_at=NOW, graph=g, runs=[], failures=[], syncs=syncs,
+                    costs=[CostRecord(s.ended_at, 0.01, "sync", connector=s.connector) for s in syncs],
                     last_success={k: NOW - timedelta(hours=20) for k in g.keys})
     return snap, Assessment(taken_at=NOW, freshness={}, failures=[])
 

@@ -231,10 +231,16 @@ def decide(
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
-    held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph)
+    held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
                                     held=held)
     asks += extensions
+    # routine work held only for the approval a standing approval being asked would give waits for
+    # that one answer instead of a request of its own
+    decisions, waits = wait_for_standing(decisions, book, asks, snapshot, assessment, resolution, memory=memory,
+                                         breaker=breaker, now=now, gate_config=gate_config, durations=durations,
+                                         budgets=budget_cover)
+    suppressed += waits
     # work held only by a budget whose extension is being asked waits for that one answer instead
     # of asking a person for each action (it is planned again next cycle and runs once granted)
     waiting = {a.action.cause.split(":", 1)[1] for a in extensions} | {
@@ -256,6 +262,52 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
+                      memory=None, breaker=None, now: datetime, gate_config=None, durations=None,
+                      budgets=None) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] withdrawn): routine freshness work the gate holds for a
+    person that the standing approvals being asked (pending in the ledger, or asked this cycle:
+    :func:`orchestrator.core.standing.awaited`) would let execute -- the gate judges it again as if
+    they were granted, so over-budget, blackout, breaker, risk or out-of-scope work still asks on
+    its own. It is planned again each cycle and runs once the person grants the standing approval."""
+    from orchestrator.core.standing import STANDING, awaited, is_routine
+    from orchestrator.planning import gate
+    from orchestrator.planning.gate import UNPRICED
+
+    held = [g for g in decisions if g.decision == "await_approval" and is_routine(g.action)]
+    if not held:
+        return decisions, []
+    book = awaited(book, [g.action for g in asks if g.action.type == STANDING], now)
+    if not book:
+        return decisions, []
+    ids = {s.action_id for items in book.by_policy.values() for s in items}
+    cover = StandingCover(book, resolution, now)
+    trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
+                 config=gate_config, durations=durations, standing=cover, budgets=budgets)
+    waiting: dict[str, list[str]] = {}
+    for g in trial:
+        by = [x for x in (g.authorised_by or "").split(",") if x in ids]
+        if g.decision == "execute" and by:
+            waiting[g.action.action_id] = by
+        elif g.decision == "await_approval" and g.reason.startswith(UNPRICED):
+            # held only because no sync is priced yet, and it needs the standing approval being
+            # asked anyway: judged again once that is answered (the syncs by then price it)
+            need = cover.covers(g.action)
+            if need:
+                waiting[g.action.action_id] = [s.action_id for s in need if s.action_id in ids]
+    if not waiting:
+        return decisions, []
+    kept, withdrawn = [], []
+    for g in decisions:
+        by = waiting.get(g.action.action_id) if g.decision == "await_approval" else None
+        if by:
+            withdrawn.append((g.action, f"routine refresh inside the scope of the standing approval "
+                                        f"{', '.join(by)} asked of a person: waits for that answer"))
+        else:
+            kept.append(g)
+    return kept, withdrawn
 
 
 def incident_cover(ledger: ActionLedger | None, snapshot: Snapshot, assessment: Assessment):
@@ -311,19 +363,30 @@ def _ask_policy_owners(action, resolution, reason: str):
     return GateDecision(action, AWAIT_APPROVAL, "low", 0.0, 1.0, reason, owners)
 
 
-def over_budget(decisions, rejected, resolution, graph) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
+def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | None = None,
+                now: datetime | None = None) -> tuple[dict[str, float], dict[str, frozenset[str]]]:
     """Work this cycle held or rejected as over a budget: (policy -> what that work would cost,
     held action id -> the budgeted policies it touches)."""
     cost: dict[str, float] = {}
     names_of: dict[str, frozenset[str]] = {}
-    items = [(g.action, g.reason) for g in decisions if g.decision == "await_approval"] + list(rejected)
-    for a, reason in items:
+    # what the gate counted (syncs priced from their backlog, models without history), not only the
+    # planner's estimate: an extension sized on less falls short and is asked again
+    items = [(g.action, g.reason, getattr(g, "budget_usd", 0.0)) for g in decisions
+             if g.decision == "await_approval"] + [(a, why, 0.0) for a, why in rejected]
+    pricer = None
+    for a, reason, counted in items:
         if not (reason or "").startswith("over budget") or resolution is None:
             continue
         touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
         names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
+        usd = max(a.estimated_cost_usd, counted)
+        if snapshot is not None and not counted:  # rejected by validation: priced as it priced it
+            from orchestrator.core.pricing import SyncPricer, with_syncs
+
+            pricer = pricer or SyncPricer(snapshot)
+            usd = with_syncs(snapshot, a, now, usd, pricer)
         for n in names:
-            cost[n] = cost.get(n, 0.0) + a.estimated_cost_usd
+            cost[n] = cost.get(n, 0.0) + usd
         names_of[a.action_id] = names
     return cost, names_of
 

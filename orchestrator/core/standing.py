@@ -37,7 +37,7 @@ import json
 import math
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
 from orchestrator.core.records import Action
@@ -198,6 +198,21 @@ def requests(resolution, graph, book: StandingBook, now: datetime) -> list[Actio
     return out
 
 
+def awaited(book: StandingBook, asked: Iterable[Action], now: datetime) -> StandingBook:
+    """The standing approvals a person is being asked for -- pending in the ledger, or ``asked``
+    this cycle -- as if granted at ``now``. Routine work inside their scope waits for that one
+    answer (a request made now is answered no earlier than one already pending) instead of a
+    request of its own: one question per policy, not one per refresh. Never an authorisation:
+    only the decision core's choice of what to ask uses it (:func:`orchestrator.core.decide.decide`)."""
+    out = [replace(s, status=ACTIVE, at=now) for items in book.by_policy.values() for s in items
+           if s.status == PENDING]
+    for a in asked:
+        if a.type == STANDING and (a.cause or "").startswith(CAUSE_PREFIX):
+            out.append(Standing(a.action_id, a.cause[len(CAUSE_PREFIX):], a.cycle or "", frozenset(a.asset_keys),
+                                ACTIVE, now))
+    return StandingBook(out)
+
+
 class StandingCover:
     """What the gate (and the planner) ask: which active standing approval authorises a routine
     action on these assets. Every policy governing a touched asset that does not pre-authorise
@@ -274,6 +289,7 @@ BUDGET_PREFIX = "budget:"
 EXTENSION_DAYS = 7
 EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, rounded up to a dollar (forecasts of
 # work with little cost history are rough: one generous ask beats a second one)
+NEED_MARGIN = 0.1  # ... and at least the day's forecast need + this share over the budget
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
 _RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
@@ -527,7 +543,10 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
             continue
         first, _, per_day, fell_short = short[0]
         peak = max(need for _, need, _ in days)
-        usd = float(math.ceil(max(need - per_day for _, need, _ in days) * EXTENSION_MARGIN))
+        # the forecast's error scales with the whole day's need, not with the overshoot alone: a tiny
+        # overshoot asked x2 fell short of a retry priced within 1% of the budget and was asked again
+        usd = float(math.ceil(max(max(need - per_day for _, need, _ in days) * EXTENSION_MARGIN,
+                                  max(need * (1 + NEED_MARGIN) - per_day for _, need, _ in days[:2]))))
         if fell_short is not None:
             usd = max(usd, 2.0 * fell_short.usd_per_day)
         out.append(extension_request(policy, resolution.governed_by(name), now, first, EXTENSION_DAYS,

@@ -52,6 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from orchestrator.core.pricing import SyncPricer, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -61,6 +62,7 @@ from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
+UNPRICED = "over budget unknown"  # the reason's opening when no sync history prices the work yet
 
 TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
@@ -113,6 +115,7 @@ class GateDecision:
     owners: tuple[str, ...] = ()
     factors: dict[str, float] = field(default_factory=dict)
     authorised_by: str | None = None  # the standing approval that lets it execute (orchestrator.core.standing)
+    budget_usd: float = 0.0  # what the gate counted against the budgets it touches (0: none touched)
 
     def as_dict(self) -> dict:
         out = {"action_id": self.action.action_id, "decision": self.decision, "risk": self.risk,
@@ -339,6 +342,7 @@ def gate(
         left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
         return not left or cost > 0.5 * min(left)
     priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
+    pricer = SyncPricer(snapshot)
     rate = [cfg.unknown_usd_per_hour / 3600.0]
 
     def unpriced(a: Action) -> float:
@@ -350,7 +354,13 @@ def gate(
         if priced is None:
             from orchestrator.core.standing import observed_usd_per_hour
 
-            priced = {c.asset_key: c.amount_usd for c in snapshot.costs if c.asset_key}
+            sums: dict[str, list[float]] = {}
+            for c in snapshot.costs:
+                if c.asset_key:
+                    s = sums.setdefault(c.asset_key, [0.0, 0])
+                    s[0] += c.amount_usd
+                    s[1] += 1
+            priced = {k: v[0] / v[1] for k, v in sums.items()}
             seen = observed_usd_per_hour(snapshot.costs)  # not skewed by minimum-billed short steps
             if seen is not None:
                 rate[0] = max(rate[0], seen / 3600.0)
@@ -397,10 +407,16 @@ def gate(
                          and all(s.may_run_without_approval(t) for s in governed)
                          and all(t in p.auto_approve for p in reaching))
         # what it will cost, as far as a budget is concerned: never less than its assets' p90
-        # durations at the warehouse price seen so far for the models with no cost history yet
-        budget_cost = (max(a.estimated_cost_usd, unpriced(a), resync_floor(snapshot, a)) if budget_names
+        # durations at the warehouse price seen so far for the models with no cost history yet, plus
+        # what the backlog its connector syncs will load adds (orchestrator.core.pricing)
+        budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
+                           resync_floor(snapshot, a)) if budget_names
                        else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
+        # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
+        # within the budget, so a person decides (the audit charges it like any other spend)
+        blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
+            budget_names and not over and pricer.borrowed() is None) else []
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, budget_cost, extended=False)
@@ -437,7 +453,8 @@ def gate(
             conf_why = "freshness work, no failure involved"
 
         def decide(decision: str, reason: str, by: str | None = None) -> GateDecision:
-            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by)
+            return GateDecision(a, decision, level, score, confidence, reason, owners, factors, by,
+                                budget_cost if budget_names else 0.0)
 
         # a standing approval stands in for the approval a routine refresh would wait for (the
         # tier and rollout risks are what its approver accepted); nothing else it lifts
@@ -474,9 +491,13 @@ def gate(
             elif over:
                 coming = sum(pending_spend.get(n, 0.0) for n in over)
                 out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
-                                                  f"action ({a.estimated_cost_usd:.2f} USD"
+                                                  f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
+            elif blind:
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED}: no sync history prices the sync of "
+                                                  f"{', '.join(blind)} yet, and {', '.join(sorted(budget_names))} "
+                                                  f"has a budget: waits for approval"))
             elif dark is not None:
                 out.append(decide(AWAIT_APPROVAL, f"would run inside a blackout window of {dark[0]}"
                                                   f"{' (' + dark[1].reason + ')' if getattr(dark[1], 'reason', None) else ''}"
@@ -504,14 +525,15 @@ def gate(
             g = out[-1]  # one request per incident: its approval covers closing it once repaired
             out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
                                    g.reason + f"; approving it also authorises resuming {a.connector} and one "
-                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by)
+                                              "retry once the cause is repaired", g.owners, g.factors, g.authorised_by,
+                                   g.budget_usd)
         if out[-1].decision == EXECUTE and extended_by:
             g = out[-1]
             by = ",".join(x for x in (g.authorised_by, *extended_by) if x)
             out[-1] = GateDecision(a, g.decision, g.risk, g.risk_score, g.confidence,
                                    g.reason + f"; over the policy budget within the budget extension "
                                               f"{', '.join(extended_by)} a person granted for today",
-                                   g.owners, g.factors, by)
+                                   g.owners, g.factors, by, g.budget_usd)
         if out[-1].decision == EXECUTE and budget_cost > 0:
             for name in budget_names:
                 committed[name] = committed.get(name, 0.0) + budget_cost

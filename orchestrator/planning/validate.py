@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from orchestrator.core.pricing import SyncPricer, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
@@ -113,6 +114,7 @@ def validate(
     launched_by_key: dict[str, list[tuple[str, set[str], set[str]]]] = {}
     budget_cache: dict[str, tuple[float, float | None]] = {}
     coming: dict[str, float] | None = None  # policy -> spend still to come from work in flight
+    pricer = SyncPricer(snapshot)  # connector syncs priced from the backlog they load
 
     def check(a: Action) -> str | None:
         nonlocal coming
@@ -204,7 +206,7 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        cost = max(a.estimated_cost_usd, resync_floor(snapshot, a))
+        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             for k in touched:
                 sla = resolution.sla(k)

@@ -1,0 +1,235 @@
+"""What a connector sync will cost, priced from the backlog it will load (no Dagster imports).
+
+An incremental sync loads (and the vendor bills) the rows that arrived since the data its tables
+hold: a sync after a long outage loads the whole outage's backlog, so the mean of past syncs -- a
+few hours' rows each, on the connector's own schedule -- underprices it many times over (a generated
+world's retry after a day-long outage took a policy over its budget). The gate and validation
+therefore price a retry's sync (:func:`sync_spend`) from:
+
+* the **gap** it will load: from the oldest data time of its tables (``Snapshot.data_time``; else
+  the start of the connector's last good sync) to when it starts;
+* the connector's **cost per hour of gap** over its recent good syncs (each priced by its cost
+  record, its gap from the start of the good sync before it): ``sum(usd) / sum(gap)``;
+* a **margin** from the estimate's observed error: the worst ratio of a past sync's actual cost to
+  what this rule would have priced it at from the others (leave-one-out), within
+  [1, :data:`MAX_MARGIN`]; at least :data:`EXTRAPOLATION_MARGIN` for a gap longer than any it was
+  learned from.
+
+``estimate = (fixed + per hour x gap) x margin``, the line fitted by least squares when the past
+gaps vary enough to tell a sync's fixed part from its rows (at least 3 syncs, gaps 1.5x apart, both
+parts >= 0); else ``max(mean past sync, rate x gap)`` with ``rate = sum(usd) / sum(gap)`` (never
+below a linear bill, but over it by the fixed part x gap / usual gap).  A connector with no history of its own borrows the dearest
+fit of the others; with no sync history at all there is no price here (0: the callers keep their
+own floor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from orchestrator.core.records import Action, Snapshot
+from orchestrator.core.vocab import ActionType
+
+UTC = timezone.utc
+HISTORY = 20  # recent good syncs per connector that the rate is learned from
+MAX_MARGIN = 2.0
+EXTRAPOLATION_MARGIN = 1.25  # at least this margin for a gap longer than any priced sync's
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class SyncPricer:
+    """Prices of syncs from one snapshot's sync and cost records (built once per cycle)."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self._built = False
+        self._fit: dict[str, tuple[list[tuple[float, float]], float] | None] = {}
+        self.pairs: dict[str, list[tuple[float, float]]] = {}
+        self.last_good: dict[str, datetime] = {}
+
+    def _build(self) -> None:
+        """One pass over the snapshot's records, on the first price asked (most cycles ask none)."""
+        self._built = True
+        snapshot = self.snapshot
+        costs: dict[tuple[str, datetime], float] = {}
+        for c in snapshot.costs:
+            if c.source == "sync" and c.connector is not None and c.asset_key is None:
+                key = (c.connector, _aware(c.at))
+                costs[key] = costs.get(key, 0.0) + c.amount_usd
+        good: dict[str, list] = {}
+        for s in snapshot.syncs:
+            if s.status == "succeeded" and s.ended_at is not None:
+                good.setdefault(s.connector, []).append(s)
+        # connector -> [(gap hours, usd)] of its recent good syncs, and the start of its last good one
+        for conn, syncs in good.items():
+            syncs.sort(key=lambda s: _aware(s.started_at))
+            self.last_good[conn] = _aware(syncs[-1].started_at)
+            pairs = []
+            for prev, cur in zip(syncs, syncs[1:]):
+                usd = costs.get((conn, _aware(cur.ended_at)))
+                gap = (_aware(cur.started_at) - _aware(prev.started_at)).total_seconds() / 3600
+                if usd is not None and usd > 0 and gap > 0:
+                    pairs.append((gap, usd))
+            self.pairs[conn] = pairs[-HISTORY:]
+
+    @staticmethod
+    def _line(pairs: list[tuple[float, float]]) -> tuple[float, float] | None:
+        """(fixed usd, usd per hour of gap) by least squares when the gaps vary enough to tell a
+        sync's fixed part (API calls, the warehouse load) from its rows; None when they do not (one
+        cadence) or the fit is not a bill (negative part)."""
+        if len(pairs) < 3:
+            return None
+        gs = [g for g, _ in pairs]
+        if max(gs) < 1.5 * min(gs):
+            return None
+        n = len(pairs)
+        mg, mu = sum(gs) / n, sum(u for _, u in pairs) / n
+        var = sum((g - mg) ** 2 for g in gs)
+        b = sum((g - mg) * (u - mu) for g, u in pairs) / var
+        a = mu - b * mg
+        if b <= 0 or a < 0:
+            return None
+        return a, b
+
+    @classmethod
+    def _rule(cls, pairs: list[tuple[float, float]], gap: float) -> float:
+        line = cls._line(pairs)
+        if line is not None:
+            return line[0] + line[1] * gap
+        mean = sum(u for _, u in pairs) / len(pairs)
+        rate = sum(u for _, u in pairs) / sum(g for g, _ in pairs)
+        return max(mean, rate * gap)
+
+    def fit(self, connector: str) -> tuple[list[tuple[float, float]], float] | None:
+        """(the connector's priced syncs [(gap hours, usd)], margin), None without history."""
+        if not self._built:
+            self._build()
+        if connector not in self._fit:
+            pairs = self.pairs.get(connector) or []
+            out = None
+            if pairs:
+                margin = 1.0
+                if len(pairs) >= 3:
+                    for i, (g, u) in enumerate(pairs):
+                        rest = pairs[:i] + pairs[i + 1:]
+                        margin = max(margin, u / max(self._rule(rest, g), 1e-9))
+                out = (pairs, min(MAX_MARGIN, margin))
+            self._fit[connector] = out
+        return self._fit[connector]
+
+    def model_means(self) -> dict[str, float]:
+        """asset -> the mean spend of its past runs."""
+        if getattr(self, "_means", None) is None:
+            sums: dict[str, list[float]] = {}
+            for c in self.snapshot.costs:
+                if c.asset_key:
+                    s = sums.setdefault(c.asset_key, [0.0, 0])
+                    s[0] += c.amount_usd
+                    s[1] += 1
+            self._means = {k: v[0] / v[1] for k, v in sums.items()}
+        return self._means
+
+    def gap_hours(self, connector: str, start: datetime) -> float | None:
+        """Hours of data a sync of ``connector`` starting at ``start`` will load."""
+        tables = self.snapshot.graph.connectors.get(connector, ())
+        times = [_aware(t) for k in tables if (t := (self.snapshot.data_time or {}).get(k)) is not None]
+        since = min(times) if times else self.last_good.get(connector)
+        if since is None:
+            return None
+        return max(0.0, (_aware(start) - since).total_seconds() / 3600)
+
+    def borrowed(self) -> tuple[float, float, float] | None:
+        """For a connector with no history of its own: the dearest fit of the others (a budget
+        must not read "no history" as "free")."""
+        if not self._built:
+            self._build()
+        fits = [f for c in self.pairs if (f := self.fit(c)) is not None]
+        if not fits:
+            return None
+        gap = 24.0  # the dearest of the others, compared on a day's backlog
+        return max(fits, key=lambda f: self._rule(f[0], gap) * f[1])
+
+    def estimate(self, connector: str, start: datetime) -> float:
+        """What a sync of ``connector`` starting at ``start`` will cost (0: no sync history at all
+        to go by; a connector without its own is priced as the dearest of the others)."""
+        fit = self.fit(connector) or self.borrowed()
+        if fit is None:
+            return 0.0
+        pairs, margin = fit
+        gap = self.gap_hours(connector, start)
+        if gap is None:
+            return sum(u for _, u in pairs) / len(pairs) * margin
+        if gap > max(g for g, _ in pairs):
+            margin = max(margin, EXTRAPOLATION_MARGIN)  # a backlog longer than any seen: less certain
+        return self._rule(pairs, gap) * margin
+
+
+def synced_connectors(action: Action, graph) -> list[str]:
+    """The connectors whose sync an action starts: its connector (a retry of a sync) and those of
+    the connector tables a run of its assets lands. Resyncs are priced by their own floor."""
+    t = ActionType.parse(action.type)
+    if t is None or not (t.starts_run or t is ActionType.retry) or action.type in ("resync_table", "full_resync"):
+        return []
+    out: dict[str, None] = {}
+    if action.connector:
+        out[action.connector] = None
+    for k in action.asset_keys:
+        node = graph.get(k) if graph is not None else None
+        if node is not None and node.connector:
+            out[node.connector] = None
+    return list(out)
+
+
+def sync_spend(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncPricer | None = None) -> float:
+    """The spend of the connector sync a ``retry`` starts, priced from its backlog (0 for other
+    actions: a routine refresh's syncs keep the planner's price -- priced from their backlog too,
+    they held refreshes a cron job runs within budget and lost deadlines on tuning worlds 103 and
+    107, so only the outage case the issue names is priced this way)."""
+    if action.type != ActionType.retry.value:
+        return 0.0
+    conns = synced_connectors(action, snapshot.graph)
+    if not conns:
+        return 0.0
+    pricer = pricer or SyncPricer(snapshot)
+    start = _aware(action.not_before) if action.not_before is not None and _aware(action.not_before) > now else now
+    return sum(pricer.estimate(c, start) for c in conns)
+
+
+def priced_total(snapshot: Snapshot, action: Action, now: datetime, *, models: float,
+                 pricer: SyncPricer | None = None) -> float:
+    """``models`` (the models' share: cost history, else p90 x the warehouse price) plus its syncs."""
+    return models + sync_spend(snapshot, action, now, pricer)
+
+
+def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
+               pricer: SyncPricer | None = None) -> float:
+    """``base`` (the action's own estimate: its models, and for a retry of a sync one ordinary sync
+    of its connector, as the planner prices them) plus what its syncs' backlog adds to that."""
+    syncs = sync_spend(snapshot, action, now, pricer)
+    if syncs <= 0:
+        return base
+    included = 0.0
+    if action.type == ActionType.retry.value and action.connector:
+        pricer = pricer or SyncPricer(snapshot)
+        fit = pricer.fit(action.connector)
+        included = sum(u for _, u in fit[0]) / len(fit[0]) if fit is not None else 0.0
+    return base + max(0.0, syncs - included)
+
+
+def models_spend(snapshot: Snapshot, action: Action, pricer: SyncPricer) -> float:
+    """The mean past run cost of the models (not connector tables) ``action`` runs."""
+    t = ActionType.parse(action.type)
+    if t is None or not t.starts_run:
+        return 0.0
+    means = pricer.model_means()
+    graph = snapshot.graph
+    return sum(means.get(k, 0.0) for k in action.asset_keys
+               if (n := graph.get(k)) is not None and not n.connector)
+
+
+def connectors_of(keys: Iterable[str], graph) -> list[str]:
+    return list(dict.fromkeys(n.connector for k in keys if (n := graph.get(k)) is not None and n.connector))
