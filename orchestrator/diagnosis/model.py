@@ -95,7 +95,8 @@ def _name_and_status_tokens(message: str) -> list[str]:
 # a dotted module path (the driver), and marks of *where* a fix lies (an environment-variable-like
 # name, a configuration file, a Python type check, a template placeholder). Every pattern is linear
 # (no nested repetition) and runs on at most MAX_CHARS characters.
-_SQLSTATE = re.compile(r"\bsql\s?state\W{0,3}([0-9a-z]{5})\b|\b\d{6} \(([0-9a-z]{5})\)")  # on lower case
+_SQLSTATE = re.compile(r"\bsql\s?state\W{0,3}([0-9a-z]{5})\b")  # on lower case
+_SF_STATE = re.compile(r" \(([0-9a-z]{5})\)")  # Snowflake "002003 (42s02)": six digits before it
 _VENDOR = re.compile(r"\b(ORA|PLS|TNS|SQL|MSG|ERR|ERROR|E)[- ](\d{4,6})\b|\[Errno (\d{1,4})\]|"
                      r"\((\d{4}), ['\"]")
 _ERRNO_NAME = re.compile(r"\b(E(?:CONNREFUSED|CONNRESET|CONNABORTED|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|"
@@ -109,12 +110,15 @@ _CLASS = re.compile(r"\b((?:[a-z_][a-z0-9_]*\.){0,6})([A-Z][a-z0-9]+(?:[A-Z][a-z
 _CAMEL = re.compile(r"[A-Z][a-z0-9]*")
 _MODULE = re.compile(r"\b([a-z_][a-z0-9_]{1,30})\.[a-z_][a-z0-9_]*\.")
 _ENVVAR = re.compile(r"\$\{?[A-Z][A-Z0-9_]{2,}|\b[A-Z][A-Z0-9]{1,}(?:_[A-Z0-9]+){1,6}\b")
-_CFGFILE = re.compile(r"\.(?:ya?ml|toml|ini|cfg|conf|env|properties|json)\b|\bprofiles?\b|\bdotenv\b")
+_CFGFILE = re.compile(r"\.(?:ya?ml|toml|ini|cfg|conf|env|properties|json)\b")
+_CFGWORD = re.compile(r"\bprofiles?\b|\bdotenv\b")
 _TYPECHECK = re.compile(r"\b(?:must be|expected|expects|got|should be|instance of|not an?|type)\b[^.\n]{0,40}?"
                         r"\b(?:str|string|int|integer|float|bool|boolean|dict|list|tuple|set|bytes|nonetype|"
                         r"callable|sequence|mapping|iterable|none)\b|<class '")
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w.\[\]!:]{0,40}\}|\{\}|%[sdrif]\b|%\(\w{1,40}\)[sdr]")
-_VERSION = re.compile(r"\bversion\b|\bv?\d+\.\d+\.\d+\b|[<>=]=\s?\d")
+_VERSION = re.compile(r"\bversion\b")
+_SEMVER = re.compile(r"\bv?\d+\.\d+\.\d+\b")
+_CMP = re.compile(r"[<>=]=\s?\d")
 _DIGIT4 = re.compile(r"\d{4}")
 _UPPER2 = re.compile(r"[A-Z][A-Z0-9]*_[A-Z0-9]|[A-Z]{4}")
 _TYPECHECK_KEYS = ("must be", "expect", "got", "should be", "instance of", "not a", "type", "<class '")
@@ -132,11 +136,16 @@ def structured_tokens(message: str) -> list[str]:
     text = (message or "")[:MAX_CHARS]
     low = text.lower()
     out: list[str] = []
-    if "state" in low or ") (" in low or "0 (" in low or "1 (" in low or "2 (" in low or "3 (" in low \
-            or "4 (" in low or "5 (" in low or "6 (" in low or "7 (" in low or "8 (" in low or "9 (" in low:
-        for m in _SQLSTATE.finditer(low):
-            code = m.group(1) or m.group(2)
+    if "state" in low:
+        for code in _SQLSTATE.findall(low):
             out += ["sq:" + code, "sqc:" + code[:2]]
+    if " (" in low:
+        for m in _SF_STATE.finditer(low):
+            i = m.start()
+            if i >= 6 and low[i - 6:i].isdigit() and low[i - 6:i].isascii() and \
+                    (i == 6 or not (low[i - 7].isalnum() or low[i - 7] == "_")):
+                code = m.group(1)
+                out += ["sq:" + code, "sqc:" + code[:2]]
     if "Errno" in text or _DIGIT4.search(text) is not None:
         for m in _VENDOR.finditer(text):
             if m.group(3):
@@ -159,18 +168,21 @@ def structured_tokens(message: str) -> list[str]:
             out += ["xp:" + p.lower() for p in parts if len(p) > 1]
         if m.group(1):
             out.append("m:" + m.group(1).split(".", 1)[0])
-    if "." in text:
+    dot = "." in text
+    if dot:
         out += ["m:" + r for r in _MODULE.findall(text)]
-        if _CFGFILE.search(low) is not None:
-            out.append("s:cfgfile")
-    elif "profile" in low or "dotenv" in low:
+    if (dot and _CFGFILE.search(low) is not None) or \
+            (("profile" in low or "dotenv" in low) and _CFGWORD.search(low) is not None):
         out.append("s:cfgfile")
     if any(k in low for k in _TYPECHECK_KEYS) and _TYPECHECK.search(low) is not None:
         out.append("s:typecheck")
-    for pat, tok, src in ((_PLACEHOLDER, "s:placeholder", text), (_VERSION, "s:version", low),
-                          (_QUOTED_IDENT, "s:quoted_ident", text)):
-        if pat.search(src):
-            out.append(tok)
+    if ("{" in text or "%" in text) and _PLACEHOLDER.search(text) is not None:
+        out.append("s:placeholder")
+    if ("version" in low and _VERSION.search(low) is not None) or (dot and _SEMVER.search(low) is not None) \
+            or ("=" in low and _CMP.search(low) is not None):
+        out.append("s:version")
+    if _QUOTED_IDENT.search(text) is not None:
+        out.append("s:quoted_ident")
     return list(dict.fromkeys(out))
 
 
