@@ -81,3 +81,26 @@ def test_adversarial_long_inputs_return(adversarial):
     patterns are linear and only MAX_CHARS characters are read (a hang would stall this test)."""
     assert isinstance(structured_tokens(adversarial), list)
     assert isinstance(features(adversarial), dict)
+
+
+def test_the_shipped_model_was_fitted_with_them():
+    from orchestrator.diagnosis.model import load_default
+
+    vocab = set(load_default().vocab_list)
+    assert {"s:placeholder", "s:typecheck", "s:envvar", "s:cfgfile"} <= vocab
+    assert any(f.startswith("xp:") for f in vocab) and any(f.startswith("m:") for f in vocab)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ALPHABET, max_size=60).map("".join))
+def test_fast_logits_include_the_structured_tokens(text):
+    """Inference (cached per-word rows + typed tokens) gives exactly the training vector's logits,
+    structured tokens included."""
+    import numpy as np
+
+    from orchestrator.diagnosis.model import load_default
+
+    m = load_default()
+    idx, val = m.vector(text)
+    slow = (val @ m.W[idx] + m.b) if len(idx) else m.b
+    assert np.allclose(m.logits(text), slow, atol=1e-4)
