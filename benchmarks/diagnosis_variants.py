@@ -16,6 +16,9 @@ Variants (features are computed from the scrubbed message, as at inference):
   gRPC status names, exception class names split into words, driver/module roots, env-var-like
   names, config-file paths, Python type names in a type check, placeholders);
 * ``system``: + a ``sys:<system>`` token (the origin hint ``diagnose(message, system)`` receives);
+* ``idf``: the ``struct`` features weighted by inverse document frequency (from the training fold
+  only) and L2-normalised (as scikit-learn's TfidfVectorizer); ``idf-converged``: the same, fully
+  class-balanced, 150 Adam steps (closer to the converged LR measured in round five);
 * ``hier``: a hierarchical model: a layer model (access / infrastructure / data / program /
   unknown) times a class model within each layer, on the ``struct`` features.
 
@@ -99,7 +102,32 @@ class Hier:
         return out
 
 
+def idf_weighted(train, items):
+    """Copies of ``items`` whose feature values are multiplied by the inverse document frequency of
+    the feature in ``train`` (sklearn's smooth idf; a feature unseen in ``train`` gets the largest)
+    and L2-normalised again."""
+    from copy import copy
+    from math import log, sqrt
+
+    df: Counter = Counter()
+    for it in train:
+        df.update(it.feats.keys())
+    n = len(train)
+    out = []
+    for it in items:
+        f = Counter({k: v * (log((1 + n) / (1 + df[k])) + 1.0) for k, v in it.feats.items()})
+        z = sqrt(sum(v * v for v in f.values())) or 1.0
+        c = copy(it)
+        c.feats = Counter({k: v / z for k, v in f.items()})
+        out.append(c)
+    return out
+
+
 def run(corpus, extra, variant: str, k: int, steps: int):
+    idf = variant.startswith("idf")
+    fit_kw = {"steps": 150, "balance": 1.0} if variant == "idf-converged" else {"steps": steps}
+    if idf:
+        variant = "struct"
     corpus = with_feats(corpus, variant)
     extra = with_feats(extra, variant)
     folds = group_folds([i.group for i in corpus], k)
@@ -109,15 +137,17 @@ def run(corpus, extra, variant: str, k: int, steps: int):
         test_groups = {i.group for i, ff in zip(corpus, folds) if ff == f}
         train = [i for i, ff in zip(corpus, folds) if ff != f and i.category]
         train += [e for e in extra if e.group not in test_groups and e.category]
+        test = {j: it for j, (it, ff) in enumerate(zip(corpus, folds)) if ff == f}
+        if idf:  # document frequencies from the training fold only
+            test = dict(zip(test, idf_weighted(train, list(test.values()))))
+            train = idf_weighted(train, train)
         if variant == "hier":
             h = Hier(train, steps=steps)
             proba = h.proba
         else:
-            m = _fit(train, steps=steps)
+            m = _fit(train, **fit_kw)
             proba = (lambda m: lambda it: _proba(m, it))(m)
-        for j, (it, ff) in enumerate(zip(corpus, folds)):
-            if ff != f:
-                continue
+        for j, it in test.items():
             probas[j] = proba(it)
             preds[j] = combined(it, probas[j], f)
     return corpus, preds, probas
