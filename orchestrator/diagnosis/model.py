@@ -2,7 +2,9 @@
 
 Multinomial logistic regression over hashed-free sparse features of the normalized signature
 (:func:`orchestrator.diagnosis.normalize.normalize`): word unigrams and bigrams plus character
-3-5-grams inside words, log-scaled and L2-normalized per message. Training is full-batch Adam from
+3-5-grams inside words, and message-level typed tokens (exception names, HTTP codes and the
+:func:`structured_tokens`: SQLSTATE / vendor / errno / gRPC codes, class-name words, module roots,
+where-a-fix-lies marks), log-scaled and normalized per message. Training is full-batch Adam from
 zeros with a fixed number of steps and class-balanced sample weights, so the same data always gives
 the same weights. No scikit-learn: the project's lock has numpy, and ~1,000 short messages need
 nothing more.
