@@ -2,7 +2,9 @@
 
 Multinomial logistic regression over hashed-free sparse features of the normalized signature
 (:func:`orchestrator.diagnosis.normalize.normalize`): word unigrams and bigrams plus character
-3-5-grams inside words, log-scaled and L2-normalized per message. Training is full-batch Adam from
+3-5-grams inside words, and message-level typed tokens (exception names, HTTP codes and the
+:func:`structured_tokens`: SQLSTATE / vendor / errno / gRPC codes, class-name words, module roots,
+where-a-fix-lies marks), log-scaled and normalized per message. Training is full-batch Adam from
 zeros with a fixed number of steps and class-balanced sample weights, so the same data always gives
 the same weights. No scikit-learn: the project's lock has numpy, and ~1,000 short messages need
 nothing more.
@@ -14,6 +16,7 @@ holds the vocabulary, weights, and the combination parameters fitted by cross-va
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -57,10 +60,18 @@ def word_grams(w: str) -> list[str]:
     return grams
 
 
-def typed_tokens(message: str) -> list[str]:
+def typed_tokens(message: str, structured: bool = True) -> list[str]:
     """Message-level features that carry across vendors: exception class names (``x:``, plus their
     suffix ``xs:error`` / ``xs:exception`` ...) and HTTP status codes and classes (``h:403``,
-    ``h:4xx``), read from the original case."""
+    ``h:4xx``), read from the original case; with ``structured`` (the shipped model, since issue 16's
+    seventh round) also :func:`structured_tokens`."""
+    out = _name_and_status_tokens(message)
+    if structured:
+        out += structured_tokens(message)
+    return out
+
+
+def _name_and_status_tokens(message: str) -> list[str]:
     text = (message or "")[:MAX_CHARS]
     out: list[str] = []
     exc = _EXC_GATE.search(text) is not None
@@ -80,11 +91,108 @@ def typed_tokens(message: str) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- structured tokens
+# Identifiers that vendors document and that carry across products: SQLSTATE codes, vendor error
+# codes, errno and gRPC status names, exception class names (split into their words), the root of
+# a dotted module path (the driver), and marks of *where* a fix lies (an environment-variable-like
+# name, a configuration file, a Python type check, a template placeholder). Every pattern is linear
+# (no nested repetition) and runs on at most MAX_CHARS characters.
+_SQLSTATE = re.compile(r"\bsql\s?state\W{0,3}([0-9a-z]{5})\b")  # on lower case
+_SF_STATE = re.compile(r" \(([0-9a-z]{5})\)")  # Snowflake "002003 (42s02)": six digits before it
+_VENDOR = re.compile(r"\b(ORA|PLS|TNS|SQL|MSG|ERR|ERROR|E)[- ](\d{4,6})\b|\[Errno (\d{1,4})\]|"
+                     r"\((\d{4}), ['\"]")
+_ERRNO_NAME = re.compile(r"\b(E(?:CONNREFUSED|CONNRESET|CONNABORTED|TIMEDOUT|HOSTUNREACH|NETUNREACH|PIPE|"
+                         r"NOENT|ACCES|PERM|NOSPC|NOMEM|EXIST|AGAIN|ADDRINUSE|NOTFOUND|AI_AGAIN|"
+                         r"NOTDIR|ISDIR|ROFS|DQUOT|MFILE|NFILE|INVAL|BADF|NOTCONN|PROTO))\b")
+_GRPC = re.compile(r"\b(UNAVAILABLE|DEADLINE_EXCEEDED|PERMISSION_DENIED|UNAUTHENTICATED|RESOURCE_EXHAUSTED|"
+                   r"INVALID_ARGUMENT|NOT_FOUND|ALREADY_EXISTS|FAILED_PRECONDITION|ABORTED|INTERNAL|"
+                   r"UNIMPLEMENTED|OUT_OF_RANGE|DATA_LOSS|CANCELLED)\b")
+_CLASS = re.compile(r"\b((?:[a-z_][a-z0-9_]*\.){0,6})([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*){1,6})"
+                    r"(?=\b|:)")
+_CAMEL = re.compile(r"[A-Z][a-z0-9]*")
+_MODULE = re.compile(r"\b([a-z_][a-z0-9_]{1,30})\.[a-z_][a-z0-9_]*\.")
+_ENVVAR = re.compile(r"\$\{?[A-Z][A-Z0-9_]{2,}|\b[A-Z][A-Z0-9]{1,}(?:_[A-Z0-9]+){1,6}\b")
+_CFGFILE = re.compile(r"\.(?:ya?ml|toml|ini|cfg|conf|env|properties|json)\b")
+_CFGWORD = re.compile(r"\bprofiles?\b|\bdotenv\b")
+_TYPECHECK = re.compile(r"\b(?:must be|expected|expects|got|should be|instance of|not an?|type)\b[^.\n]{0,40}?"
+                        r"\b(?:str|string|int|integer|float|bool|boolean|dict|list|tuple|set|bytes|nonetype|"
+                        r"callable|sequence|mapping|iterable|none)\b|<class '")
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w.\[\]!:]{0,40}\}|\{\}|%[sdrif]\b|%\(\w{1,40}\)[sdr]")
+_VERSION = re.compile(r"\bversion\b")
+_SEMVER = re.compile(r"\bv?\d+\.\d+\.\d+\b")
+_CMP = re.compile(r"[<>=]=\s?\d")
+_DIGIT4 = re.compile(r"\d{4}")
+_UPPER2 = re.compile(r"[A-Z][A-Z0-9]*_[A-Z0-9]|[A-Z]{4}")
+_TYPECHECK_KEYS = ("must be", "expect", "got", "should be", "instance of", "not a", "type", "<class '")
+_QUOTED_IDENT = re.compile(r"['\"`][a-z][a-z0-9]*_[a-z0-9_]+['\"`]")
+
+
+def structured_tokens(message: str) -> list[str]:
+    """Typed tokens of documented identifiers and of where a fix lies (see the patterns above):
+    ``sq:42p01`` / ``sqc:42`` (SQLSTATE and its class), ``v:ora-00942`` (vendor code), ``en:enoent``
+    (errno name, also from ``[Errno 2]``), ``g:deadline_exceeded`` (gRPC status), ``xp:<word>`` (the
+    words of an exception-like CamelCase class name), ``m:<root>`` (a dotted module path's root), and
+    the marks ``s:envvar``, ``s:cfgfile``, ``s:typecheck``, ``s:placeholder``, ``s:version``,
+    ``s:quoted_ident``. Any text gives a list (possibly empty); each pattern is linear-time."""
+
+    text = (message or "")[:MAX_CHARS]
+    low = text.lower()
+    out: list[str] = []
+    if "state" in low:
+        for code in _SQLSTATE.findall(low):
+            out += ["sq:" + code, "sqc:" + code[:2]]
+    if " (" in low:
+        for m in _SF_STATE.finditer(low):
+            i = m.start()
+            if i >= 6 and low[i - 6:i].isdigit() and low[i - 6:i].isascii() and \
+                    (i == 6 or not (low[i - 7].isalnum() or low[i - 7] == "_")):
+                code = m.group(1)
+                out += ["sq:" + code, "sqc:" + code[:2]]
+    if "Errno" in text or _DIGIT4.search(text) is not None:
+        for m in _VENDOR.finditer(text):
+            if m.group(3):
+                name = errno.errorcode.get(int(m.group(3)))
+                out.append("en:" + name.lower() if name else "en:" + m.group(3))
+            elif m.group(4):
+                out.append("v:mysql-" + m.group(4))
+            else:
+                out.append(f"v:{m.group(1).lower()}-{m.group(2)}")
+    if _UPPER2.search(text) is not None:
+        out += ["en:" + m.lower() for m in _ERRNO_NAME.findall(text)]
+        out += ["g:" + m.lower() for m in _GRPC.findall(text)]
+        if any(_GRPC.fullmatch(m.group(0)) is None for m in _ENVVAR.finditer(text)):
+            out.append("s:envvar")
+    elif "${" in text:
+        out.append("s:envvar")
+    for m in _CLASS.finditer(text):
+        parts = _CAMEL.findall(m.group(2))
+        if len(parts) >= 2:
+            out += ["xp:" + p.lower() for p in parts if len(p) > 1]
+        if m.group(1):
+            out.append("m:" + m.group(1).split(".", 1)[0])
+    dot = "." in text
+    if dot:
+        out += ["m:" + r for r in _MODULE.findall(text)]
+    if (dot and _CFGFILE.search(low) is not None) or \
+            (("profile" in low or "dotenv" in low) and _CFGWORD.search(low) is not None):
+        out.append("s:cfgfile")
+    if any(k in low for k in _TYPECHECK_KEYS) and _TYPECHECK.search(low) is not None:
+        out.append("s:typecheck")
+    if ("{" in text or "%" in text) and _PLACEHOLDER.search(text) is not None:
+        out.append("s:placeholder")
+    if ("version" in low and _VERSION.search(low) is not None) or (dot and _SEMVER.search(low) is not None) \
+            or ("=" in low and _CMP.search(low) is not None):
+        out.append("s:version")
+    if _QUOTED_IDENT.search(text) is not None:
+        out.append("s:quoted_ident")
+    return list(dict.fromkeys(out))
+
+
 def _scale(c: int) -> float:
     return 1.0 if c == 1 else 1.0 + math.log(c)
 
 
-def features(message: str) -> Counter[str]:
+def features(message: str, extra: Sequence[str] = (), *, structured: bool = True) -> Counter[str]:
     """Normalized sparse feature vector of one raw message (feature -> value).
 
     Each distinct word ``w`` occurring ``c`` times adds ``s = 1 + log c`` to each of its features
@@ -93,7 +201,10 @@ def features(message: str) -> Counter[str]:
     ``sqrt(sum of s^2 over every contribution)``. That norm is additive over words, so inference
     can sum one cached logit vector per word (:meth:`TextModel.logits`) and get exactly this
     vector's logits. Tokens start with a letter, so numbers, ids and timestamps drop out; secrets
-    are opaque strings the vocabulary never holds."""
+    are opaque strings the vocabulary never holds. ``extra``: more message-level tokens (experiments,
+    e.g. ``benchmarks/diagnosis_variants.py``); ``structured=False``: the feature map before issue
+    16's seventh round (no :func:`structured_tokens`), for comparison only: the shipped model and
+    :meth:`TextModel.logits` use the default."""
     words = words_of(message)
     feats: Counter[str] = Counter()
     norm2 = 0.0
@@ -107,7 +218,7 @@ def features(message: str) -> Counter[str]:
         s = _scale(c)
         feats[f"b:{a} {b}"] += s
         norm2 += s * s
-    for t, c in Counter(typed_tokens(message)).items():
+    for t, c in Counter([*typed_tokens(message, structured), *extra]).items():
         s = _scale(c)
         feats[t] += s
         norm2 += s * s
