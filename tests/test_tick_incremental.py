@@ -12,6 +12,8 @@ from scratch, and the carried path must actually have been taken.
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -83,6 +85,8 @@ STEP = st.one_of(
               st.integers(1, 40)),
     st.tuples(st.just("drop"), st.integers(1, 4)),
     st.tuples(st.just("clock"), st.integers(10, 4 * 3600)),
+    # what a sensor sees: the clock alone moving by about a minute
+    st.tuples(st.just("clock"), st.integers(1, 120)),
     # just before or after an asset's effective deadline (its share of the policy's tick)
     st.tuples(st.just("near"), st.integers(0, 12), st.integers(-90, 90)),
     # around the instant an asset's data passes its max_lag
@@ -319,6 +323,11 @@ def _reference_freshness(
 
 
 
+def _fields(assessments: dict) -> dict:
+    return {k: tuple(getattr(a, f.name) for f in dataclasses.fields(FreshnessAssessment))
+            for k, a in assessments.items()}
+
+
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 10_000), policy=st.integers(0, len(POLICIES) - 1),
        steps=st.lists(STEP, min_size=1, max_size=14))
@@ -414,6 +423,8 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
         assert got_dt == want_dt, step
         assert got == want, step
         assert got == oracle, step
+        # field by field too (not only through the lazy assessments' own equality)
+        assert _fields(got) == _fields(oracle), step
         computed.append(freshness_module._TICK["last"].computed)
         if step == ("nothing",):
             assert computed[-1] == 0  # same inputs, same clock: no asset computed again
@@ -515,3 +526,99 @@ def test_the_critical_input_changes_when_a_queued_run_overtakes_a_running_one():
     switch = T0 - timedelta(minutes=1) + timedelta(seconds=1200) - timedelta(seconds=600)  # 9 min
     assert tick(switch)["dash/d1"].blocking_asset == "src/a"  # a tie: the first input stays
     assert tick(switch + timedelta(microseconds=1))["dash/d1"].blocking_asset == "src/b"
+
+
+# -- assessments that move with the clock are made when read ----------------------------------------
+DAILY = """
+policies:
+  - name: exec
+    select: [{key: "dash/*"}]
+    deadline: {cron: "0 6 * * *", timezone: UTC, window: 8h}
+"""
+
+
+def _chain(durations_s: int):
+    graph = AssetGraph([
+        AssetNode("src/a", role="connector_table", connector="fivetran:a"),
+        AssetNode("m0", role="dbt_model", upstream=("src/a",)),
+        AssetNode("dash/d0", role="dashboard", upstream=("m0",)),
+        AssetNode("dash/d1", role="dashboard", upstream=("m0",)),
+    ])
+    return graph, DurationModel({k: [durations_s] * 5 for k in graph.keys})
+
+
+def test_a_breached_asset_waiting_for_its_own_run_is_not_assessed_again_as_the_clock_moves():
+    """Stale since yesterday's deadline and nothing in flight: the predicted ready time is now +
+    the chain's durations, so it moves with every tick. Nothing but the clock moves: no assessment
+    is made again, each tick's assessments give the new predicted time, slack and reason (equal,
+    field by field, to the computation from scratch and to the oracle), and the ones handed out
+    before keep their values."""
+    graph, durations = _chain(300)
+    res = resolve(load_policies_from_text(DAILY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=30)) for k in graph.keys]
+    freshness_module._TICK.clear()
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                        materializations=list(mats))
+        got = assess_freshness(snap, res, durations, now)
+        oracle = _from_scratch(snap, res, durations, now)[2]
+        assert got == oracle and _fields(got) == _fields(oracle)
+        return got, freshness_module._TICK["last"]
+
+    first, state = tick(T0)
+    assert first["dash/d0"].status is FreshnessStatus.breached
+    assert first["dash/d0"].predicted_ready == T0 + timedelta(seconds=900)  # src/a, m0, d0 in a row
+    assert set(state.lazy) == set(graph.keys)  # the deadline's shares govern the upstreams too
+    kept = (first["dash/d0"].predicted_ready, first["dash/d0"].slack_s, first["dash/d0"].reason)
+    for i in range(1, 6):
+        now = T0 + timedelta(seconds=60 * i)
+        got, state = tick(now)
+        assert state.assessed == 0 and state.computed == 0 and state.refreshed == 4
+        a = got["dash/d0"]
+        assert isinstance(a, freshness_module._Moving)
+        assert a.predicted_ready == now + timedelta(seconds=900)
+        assert a.slack_s == (a.deadline - a.predicted_ready).total_seconds()
+        assert f"predicted ready {a.predicted_ready.isoformat()}" in a.reason
+    assert (first["dash/d0"].predicted_ready, first["dash/d0"].slack_s, first["dash/d0"].reason) == kept
+    # it behaves as the plain assessment with the same fields
+    plain = got["dash/d0"].plain()
+    assert type(plain) is FreshnessAssessment and plain == a and a == plain and hash(a) == hash(plain)
+    assert repr(a) == repr(plain)
+    assert pickle.loads(pickle.dumps(a)) == plain
+    edited = dataclasses.replace(a, reason="x")
+    assert type(edited) is FreshnessAssessment and edited.reason == "x" and edited.slack_s == a.slack_s
+    assert dataclasses.asdict(a) == dataclasses.asdict(plain)
+    assert a != dataclasses.replace(plain, slack_s=plain.slack_s + 1)
+
+
+def test_a_moving_predicted_time_turns_at_risk_at_the_instant_it_passes_the_deadline():
+    """Data fresh for yesterday's deadline but older than today's window: the dashboard needs a
+    run and nothing else is pending, so its predicted ready time is now + the chain's durations;
+    with nothing changing but the clock it turns at_risk at the microsecond the predicted time
+    plus the margin passes the deadline, not a tick later, and stays lazy until then."""
+    graph, durations = _chain(60)
+    res = resolve(load_policies_from_text(DAILY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=17)) for k in graph.keys]  # 10:00 yesterday
+    freshness_module._TICK.clear()
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                        materializations=list(mats))
+        got = assess_freshness(snap, res, durations, now)
+        oracle = _from_scratch(snap, res, durations, now)[2]
+        assert got == oracle and _fields(got) == _fields(oracle)
+        return got["dash/d0"], freshness_module._TICK["last"]
+
+    first, _ = tick(T0)
+    assert first.status is FreshnessStatus.ok and isinstance(first, freshness_module._Moving)
+    ahead = first.predicted_ready - T0  # src/a, m0, d0 in a row
+    assert ahead == timedelta(seconds=180)
+    flip = first.deadline - timedelta(seconds=300) - ahead
+    for now in (T0 + timedelta(hours=1), flip - timedelta(seconds=30)):
+        a, state = tick(now)
+        assert a.status is FreshnessStatus.ok and state.assessed == 0  # only made for the new now
+    a, _ = tick(flip)
+    assert a.status is FreshnessStatus.ok and "before the deadline" in a.reason
+    a, _ = tick(flip + timedelta(microseconds=1))
+    assert a.status is FreshnessStatus.at_risk and "is after the deadline" in a.reason
