@@ -622,3 +622,49 @@ def test_a_moving_predicted_time_turns_at_risk_at_the_instant_it_passes_the_dead
     assert a.status is FreshnessStatus.ok and "before the deadline" in a.reason
     a, _ = tick(flip + timedelta(microseconds=1))
     assert a.status is FreshnessStatus.at_risk and "is after the deadline" in a.reason
+
+
+def test_the_default_window_edge_moves_by_the_hour_so_a_tick_carries_every_row():
+    """The snapshot's materializations are read from two days back rounded down to the hour:
+    within the hour a later tick holds the same rows (the same objects, so the data times are
+    carried without computing anything), and the rows of the oldest hour leave together once the
+    edge passes the next hour. A window given explicitly is read as given."""
+    import dagster as dg
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
+
+    import orchestrator.event_log_cache as cache
+    from orchestrator.snapshot import build_snapshot, window_edge
+
+    graph, _ = _chain(60)
+    now = datetime(2026, 3, 10, 10, 20, tzinfo=UTC)
+    edge = now - timedelta(days=2)
+    assert window_edge(edge) == datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
+    at = {"src/a": edge - timedelta(minutes=30), "m0": edge - timedelta(minutes=10),
+          "dash/d0": edge + timedelta(minutes=10), "dash/d1": now - timedelta(hours=1)}
+    cache.clear()
+    try:
+        with dg.instance_for_test() as inst:
+            for key, t in at.items():
+                inst.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(key)))
+                with inst.event_log_storage.index_connection() as conn:
+                    sid = conn.execute(db.select(db.func.max(E.c.id))).scalar()
+                    conn.execute(E.update().where(E.c.id == sid).values(timestamp=t.replace(tzinfo=None)))
+
+            def snap(when, **kw):
+                return build_snapshot(inst, graph, now=when, failures=False, **kw)
+
+            first = snap(now)
+            assert sorted(m.asset_key for m in first.materializations) == ["dash/d0", "dash/d1", "m0"]
+            datatime.data_times(first)
+            later = snap(now + timedelta(minutes=39))  # the edge: 10:59, read from 10:00 still
+            assert len(later.materializations) == 3
+            assert all(a is b for a, b in zip(first.materializations, later.materializations))
+            datatime.data_times(later)
+            assert datatime._CARRY.recomputed == 0
+            moved = snap(now + timedelta(minutes=41))  # 11:01: read from 11:00
+            assert [m.asset_key for m in moved.materializations] == ["dash/d1"]
+            given = snap(now, since=edge)
+            assert sorted(m.asset_key for m in given.materializations) == ["dash/d0", "dash/d1"]
+    finally:
+        cache.clear()
