@@ -84,6 +84,8 @@ STEP = st.one_of(
     st.tuples(st.just("sync"), st.integers(0, 1), st.sampled_from(["succeeded", "failed", "running"]),
               st.integers(1, 40)),
     st.tuples(st.just("drop"), st.integers(1, 4)),
+    # a row gone from the middle (its run deleted), or read again as a new object
+    st.tuples(st.just("forget"), st.integers(0, 60), st.booleans()),
     st.tuples(st.just("clock"), st.integers(10, 4 * 3600)),
     # what a sensor sees: the clock alone moving by about a minute
     st.tuples(st.just("clock"), st.integers(1, 120)),
@@ -347,6 +349,7 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
     hits = datatime._CARRY.hits
     computed: list[int] = []
     snap = None
+    prev_dt = None
     for step in [("nothing"), *steps]:
         kind = step[0] if isinstance(step, tuple) else step
         if kind == "mat":
@@ -409,6 +412,13 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
                     now = max(now, at)
         elif kind == "drop":
             del mats[:step[1]]  # the window's edge passed the oldest rows (the latest stay known)
+        elif kind == "forget":
+            if mats:
+                i = step[1] % len(mats)
+                if step[2]:
+                    del mats[i]
+                else:
+                    mats[i] = dataclasses.replace(mats[i])
         elif kind == "clock":
             now = now + timedelta(seconds=step[1])
         elif kind == "policy":
@@ -418,6 +428,12 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
         snap = Snapshot(taken_at=now, graph=graph, last_success=dict(last), materializations=list(mats),
                         runs=list(runs.values()), syncs=list(syncs))
         got_dt = datatime.data_times(snap)
+        if prev_dt is not None:  # what the update says moved covers what moved
+            said = datatime.changed_since(prev_dt, got_dt)
+            if said is not None:
+                assert {k for k in keys if prev_dt[0].get(k) != got_dt[0].get(k)
+                        or prev_dt[1].get(k) != got_dt[1].get(k)} <= said, step
+        prev_dt = got_dt
         got = assess_freshness(snap, res, durations, now)
         want_dt, want, oracle = _from_scratch(snap, res, durations, now)
         assert got_dt == want_dt, step
@@ -444,13 +460,14 @@ def test_a_new_materialization_recomputes_its_lineage_only():
     mats = [Materialization(k, T0 - timedelta(hours=2)) for k in graph.keys]
     last = {m.asset_key: m.at for m in mats}
     snap = Snapshot(taken_at=T0, graph=graph, last_success=dict(last), materializations=list(mats))
-    datatime.data_times(snap)
+    first = datatime.data_times(snap)
     new = Materialization("src/a", T0 - timedelta(minutes=1))
     snap2 = Snapshot(taken_at=T0, graph=graph, last_success={**last, "src/a": new.at},
                      materializations=[*mats, new])
     dts, _ = datatime.data_times(snap2)
     assert dts["src/a"] == new.at
     assert datatime._CARRY.recomputed == 6  # src/a and its five children, none of the 51 others
+    assert "src/a" in datatime.changed_since(first, (dts, _)) <= {"src/a", *(f"a{i}" for i in range(5))}
     assert (dts, _) == datatime._compute(snap2)
 
 

@@ -133,14 +133,15 @@ def assess_freshness(
     graph = snapshot.graph
     if durations is None:
         durations = DurationModel(snapshot.durations)
-    from orchestrator.core.datatime import data_times
+    from orchestrator.core.datatime import data_times, gc_paused
 
     dts, held_by = data_times(snapshot)  # freshness is judged by data time, not by run time
     with _TICK_LOCK:
         state = _TICK.get("last")
         if state is None or not state.carries(graph, resolution, durations, now, margin_s):
             state = _Tick(graph, resolution, margin_s)
-        state.update(snapshot, durations, now, dts, held_by)
+        with gc_paused():
+            state.update(snapshot, durations, now, dts, held_by)
         _TICK["last"] = state
         return dict(state.out)
 
@@ -239,7 +240,7 @@ class _Tick:
     def update(self, snapshot: Snapshot, durations, now: datetime, dts: dict, held_by: dict) -> None:
         import heapq
 
-        from orchestrator.core.datatime import _changed_keys
+        from orchestrator.core.datatime import _changed_keys, changed_since
 
         now_us = _us(now)
         first = self.first
@@ -254,12 +255,15 @@ class _Tick:
         else:
             # own inputs that changed since the last call
             if dts is not self.dts or held_by is not self.held:
-                moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
+                moved = changed_since((self.dts, self.held), (dts, held_by))
+                if moved is None:
+                    moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
                 pass_dirty |= moved
                 status_dirty |= moved
-            moved = _changed_keys(self.last, last)
-            pass_dirty |= moved
-            status_dirty |= moved
+            if last != self.last:
+                moved = _changed_keys(self.last, last)
+                pass_dirty |= moved
+                status_dirty |= moved
             if durations is not self.durations:
                 old_h = getattr(self.durations, "history", None)
                 new_h = getattr(durations, "history", None)
