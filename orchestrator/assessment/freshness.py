@@ -182,9 +182,10 @@ class _Tick:
     reaches them. A call computes again only the assets whose own inputs changed (data time,
     latest materialization, cycle, in-flight run or sync, predicted duration) or whose instant
     came, then, in topological order, the children of those whose result changed. Statuses the
-    same way: an assessment is made again when its pass result or inputs changed, when ``now``
-    crosses one of its deadlines (``status_until``), or, every call with a new ``now``, when its
-    predicted ready time moves with the clock (nothing to wait for but the run itself).
+    same way: an assessment is made again when its pass result or inputs changed or when ``now``
+    crosses one of its deadlines or limits (``status_until``); one whose predicted ready time is
+    ``now + A`` (nothing to wait for but the run itself) is a ``_Moving`` made for each new
+    ``now`` from its shared parts (``lazy``), not assessed again.
     A new graph, resolution, margin, duration model of another kind, or a clock going back:
     everything is computed again (the same code, every asset dirty)."""
 
