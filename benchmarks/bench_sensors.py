@@ -232,7 +232,8 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
     (how the figures before the incremental tick were taken), nothing new with the clock moving
     ``advance_s`` per tick (a real sensor: every needing asset's predicted ready time moves with
-    it), and ``new_per_tick`` materializations stored before each tick with the clock moving."""
+    it), and ``new_per_tick`` materializations stored before each tick with the clock moving; then
+    one tick with the clock just past the next hour, when the window's edge moves (``edge``)."""
     from orchestrator.assessment import freshness as freshness_module
     from orchestrator.core import datatime
 
@@ -297,6 +298,15 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
                 "assess_s": statistics.median(g["assess"] for g in got),
                 "pass_assets": last["pass"], "assessed": last["assessed"], "data_times_recomputed": last["data_times"],
             }
+        # once an hour the window's edge (read from two days back rounded down to the hour,
+        # ``snapshot.HISTORY_EDGE_STEP``) passes an hour: that hour's rows leave together
+        clock[0] = snapshot_module.window_edge(clock[0]) + snapshot_module.HISTORY_EDGE_STEP + timedelta(seconds=1)
+        last = tick()
+        phases["edge"] = {
+            "new_per_tick": 0, "advance_s": 0.0, "wall_s": last["wall"], "cpu_s": last["cpu"],
+            "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
+            "assessed": last["assessed"], "data_times_recomputed": last["data_times"], "edge": True,
+        }
     a, snap = last["a"], last["snap"]
     statuses: dict[str, int] = {}
     for f in a.freshness.values():
@@ -384,7 +394,9 @@ def run(args, server) -> None:
               f"{r['materializations']:,} recent materializations, caps hit: {r['caps_hit'] or 'none'}; "
               f"{r['statuses']}, {r['failures']} failures", flush=True)
         for name, p in r["phases"].items():
-            print(f"         warm, {p['new_per_tick']:>4} new per tick, clock +{p['advance_s']:>4.0f} s: "
+            what = ("window edge passing the hour (1 tick an hour)" if p.get("edge") else
+                    f"{p['new_per_tick']:>4} new per tick, clock +{p['advance_s']:>4.0f} s")
+            print(f"         warm, {what}: "
                   f"wall {p['wall_s']:5.2f} s, CPU {p['cpu_s']:5.2f} s (snapshot {p['snapshot_s']:5.2f} s, "
                   f"assess {p['assess_s']:5.2f} s wall) | pass computed {p['pass_assets']}, assessments made "
                   f"{p['assessed']}, data times computed {p['data_times_recomputed']}", flush=True)

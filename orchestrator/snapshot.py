@@ -67,6 +67,19 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 CHUNK = 500
 PAGE = 20_000  # event log rows per query when reading recent materializations newest first
+# The default window's materializations are read from its edge rounded down to the hour (up to
+# an hour more rows): between two hours a tick's rows only grow, so the data times computed from
+# them (``orchestrator.core.datatime``) do not move with the clock; see ``window_edge``.
+HISTORY_EDGE_STEP = timedelta(hours=1)
+
+
+def window_edge(since: datetime, step: timedelta = HISTORY_EDGE_STEP) -> datetime:
+    """``since`` rounded down to a whole multiple of ``step`` since the epoch (UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    aware = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    return epoch + ((aware - epoch) // step) * step
+
+
 STORE_SKEW = timedelta(hours=1)  # how far an event's timestamp may trail the order it was stored in
 # DagsterRunStatus values (the runs table's status column)
 IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
@@ -571,16 +584,20 @@ class InstanceReader:
 
     def materializations(
         self, since: datetime, graph: AssetGraph | None = None, runs: Mapping[str, RunRecord] | None = None,
+        *, edge_step: timedelta | None = None, now: datetime | None = None,
     ) -> tuple[list[Materialization], dict[str, list[float]]]:
         """Recent materializations (one indexed query) and durations estimated without reading
         step events (per-run shards on SQLite): time since the later of the run's start and the
-        latest materialization of an upstream asset in the same run."""
+        latest materialization of an upstream asset in the same run. ``edge_step``: read from
+        ``since`` rounded down to a multiple of it (``window_edge``); ``now``: the snapshot's
+        clock (default the wall clock), which with ``since`` names the window its result is kept for."""
         runs = runs or {}
         cap = self.caps.max_materializations
+        read_since = window_edge(since, edge_step) if edge_step else since
         rows = self._capped("materializations",
-                            _materialization_rows(self.instance, since, cap + 1, with_ids=True), cap)
+                            _materialization_rows(self.instance, read_since, cap + 1, with_ids=True), cap)
         rows.reverse()  # oldest first
-        memo_key = (id(graph), round((datetime.now(UTC) - since).total_seconds() / 3600))  # per window length
+        memo_key = (id(graph), round(((now or datetime.now(UTC)) - since).total_seconds() / 3600))  # per window length
         with _DURATIONS_LOCK:
             memo = _DURATIONS_MEMO.get(memo_key)
             if memo is None or memo.graph is not graph:
@@ -1074,12 +1091,14 @@ def build_snapshot(
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
-    (default: two days before ``now``). ``history=False`` / ``last_success=False`` skip the
+    (default: two days before ``now``; then the materializations from that edge rounded down to the
+    hour, ``HISTORY_EDGE_STEP``). ``history=False`` / ``last_success=False`` skip the
     recent materializations / the latest materialization of every asset. ``caps`` (default: from
     the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit.
     ``connector_settings`` also reads each connector's schema-change setting (for the planner).
     ``resolvers`` (``job_assets``, ``step_assets``, ``dbt_targets``) replace ``repository_def``'s."""
     now = now or datetime.now(UTC)
+    since_given = since is not None
     since = since or now - timedelta(days=2)
     kwargs = {}
     if repository_def is not None:
@@ -1094,7 +1113,7 @@ def build_snapshot(
     snap.runs = reader.runs(since)
     if history:
         snap.materializations, snap.durations = reader.materializations(
-            since, graph, {r.run_id: r for r in snap.runs})
+            since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP, now=now)
     if check_keys:
         snap.checks = reader.checks(check_keys)
     if failures:

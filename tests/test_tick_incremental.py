@@ -12,6 +12,8 @@ from scratch, and the carried path must actually have been taken.
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -82,7 +84,11 @@ STEP = st.one_of(
     st.tuples(st.just("sync"), st.integers(0, 1), st.sampled_from(["succeeded", "failed", "running"]),
               st.integers(1, 40)),
     st.tuples(st.just("drop"), st.integers(1, 4)),
+    # a row gone from the middle (its run deleted), or read again as a new object
+    st.tuples(st.just("forget"), st.integers(0, 60), st.booleans()),
     st.tuples(st.just("clock"), st.integers(10, 4 * 3600)),
+    # what a sensor sees: the clock alone moving by about a minute
+    st.tuples(st.just("clock"), st.integers(1, 120)),
     # just before or after an asset's effective deadline (its share of the policy's tick)
     st.tuples(st.just("near"), st.integers(0, 12), st.integers(-90, 90)),
     # around the instant an asset's data passes its max_lag
@@ -319,6 +325,11 @@ def _reference_freshness(
 
 
 
+def _fields(assessments: dict) -> dict:
+    return {k: tuple(getattr(a, f.name) for f in dataclasses.fields(FreshnessAssessment))
+            for k, a in assessments.items()}
+
+
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 10_000), policy=st.integers(0, len(POLICIES) - 1),
        steps=st.lists(STEP, min_size=1, max_size=14))
@@ -338,6 +349,7 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
     hits = datatime._CARRY.hits
     computed: list[int] = []
     snap = None
+    prev_dt = None
     for step in [("nothing"), *steps]:
         kind = step[0] if isinstance(step, tuple) else step
         if kind == "mat":
@@ -400,6 +412,13 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
                     now = max(now, at)
         elif kind == "drop":
             del mats[:step[1]]  # the window's edge passed the oldest rows (the latest stay known)
+        elif kind == "forget":
+            if mats:
+                i = step[1] % len(mats)
+                if step[2]:
+                    del mats[i]
+                else:
+                    mats[i] = dataclasses.replace(mats[i])
         elif kind == "clock":
             now = now + timedelta(seconds=step[1])
         elif kind == "policy":
@@ -409,11 +428,19 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
         snap = Snapshot(taken_at=now, graph=graph, last_success=dict(last), materializations=list(mats),
                         runs=list(runs.values()), syncs=list(syncs))
         got_dt = datatime.data_times(snap)
+        if prev_dt is not None:  # what the update says moved covers what moved
+            said = datatime.changed_since(prev_dt, got_dt)
+            if said is not None:
+                assert {k for k in keys if prev_dt[0].get(k) != got_dt[0].get(k)
+                        or prev_dt[1].get(k) != got_dt[1].get(k)} <= said, step
+        prev_dt = got_dt
         got = assess_freshness(snap, res, durations, now)
         want_dt, want, oracle = _from_scratch(snap, res, durations, now)
         assert got_dt == want_dt, step
         assert got == want, step
         assert got == oracle, step
+        # field by field too (not only through the lazy assessments' own equality)
+        assert _fields(got) == _fields(oracle), step
         computed.append(freshness_module._TICK["last"].computed)
         if step == ("nothing",):
             assert computed[-1] == 0  # same inputs, same clock: no asset computed again
@@ -433,13 +460,14 @@ def test_a_new_materialization_recomputes_its_lineage_only():
     mats = [Materialization(k, T0 - timedelta(hours=2)) for k in graph.keys]
     last = {m.asset_key: m.at for m in mats}
     snap = Snapshot(taken_at=T0, graph=graph, last_success=dict(last), materializations=list(mats))
-    datatime.data_times(snap)
+    first = datatime.data_times(snap)
     new = Materialization("src/a", T0 - timedelta(minutes=1))
     snap2 = Snapshot(taken_at=T0, graph=graph, last_success={**last, "src/a": new.at},
                      materializations=[*mats, new])
     dts, _ = datatime.data_times(snap2)
     assert dts["src/a"] == new.at
     assert datatime._CARRY.recomputed == 6  # src/a and its five children, none of the 51 others
+    assert "src/a" in datatime.changed_since(first, (dts, _)) <= {"src/a", *(f"a{i}" for i in range(5))}
     assert (dts, _) == datatime._compute(snap2)
 
 
@@ -515,3 +543,145 @@ def test_the_critical_input_changes_when_a_queued_run_overtakes_a_running_one():
     switch = T0 - timedelta(minutes=1) + timedelta(seconds=1200) - timedelta(seconds=600)  # 9 min
     assert tick(switch)["dash/d1"].blocking_asset == "src/a"  # a tie: the first input stays
     assert tick(switch + timedelta(microseconds=1))["dash/d1"].blocking_asset == "src/b"
+
+
+# -- assessments that move with the clock are made when read ----------------------------------------
+DAILY = """
+policies:
+  - name: exec
+    select: [{key: "dash/*"}]
+    deadline: {cron: "0 6 * * *", timezone: UTC, window: 8h}
+"""
+
+
+def _chain(durations_s: int):
+    graph = AssetGraph([
+        AssetNode("src/a", role="connector_table", connector="fivetran:a"),
+        AssetNode("m0", role="dbt_model", upstream=("src/a",)),
+        AssetNode("dash/d0", role="dashboard", upstream=("m0",)),
+        AssetNode("dash/d1", role="dashboard", upstream=("m0",)),
+    ])
+    return graph, DurationModel({k: [durations_s] * 5 for k in graph.keys})
+
+
+def test_a_breached_asset_waiting_for_its_own_run_is_not_assessed_again_as_the_clock_moves():
+    """Stale since yesterday's deadline and nothing in flight: the predicted ready time is now +
+    the chain's durations, so it moves with every tick. Nothing but the clock moves: no assessment
+    is made again, each tick's assessments give the new predicted time, slack and reason (equal,
+    field by field, to the computation from scratch and to the oracle), and the ones handed out
+    before keep their values."""
+    graph, durations = _chain(300)
+    res = resolve(load_policies_from_text(DAILY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=30)) for k in graph.keys]
+    freshness_module._TICK.clear()
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                        materializations=list(mats))
+        got = assess_freshness(snap, res, durations, now)
+        oracle = _from_scratch(snap, res, durations, now)[2]
+        assert got == oracle and _fields(got) == _fields(oracle)
+        return got, freshness_module._TICK["last"]
+
+    first, state = tick(T0)
+    assert first["dash/d0"].status is FreshnessStatus.breached
+    assert first["dash/d0"].predicted_ready == T0 + timedelta(seconds=900)  # src/a, m0, d0 in a row
+    assert set(state.lazy) == set(graph.keys)  # the deadline's shares govern the upstreams too
+    kept = (first["dash/d0"].predicted_ready, first["dash/d0"].slack_s, first["dash/d0"].reason)
+    for i in range(1, 6):
+        now = T0 + timedelta(seconds=60 * i)
+        got, state = tick(now)
+        assert state.assessed == 0 and state.computed == 0 and state.refreshed == 4
+        a = got["dash/d0"]
+        assert isinstance(a, freshness_module._Moving)
+        assert a.predicted_ready == now + timedelta(seconds=900)
+        assert a.slack_s == (a.deadline - a.predicted_ready).total_seconds()
+        assert f"predicted ready {a.predicted_ready.isoformat()}" in a.reason
+    assert (first["dash/d0"].predicted_ready, first["dash/d0"].slack_s, first["dash/d0"].reason) == kept
+    # it behaves as the plain assessment with the same fields
+    plain = got["dash/d0"].plain()
+    assert type(plain) is FreshnessAssessment and plain == a and a == plain and hash(a) == hash(plain)
+    assert repr(a) == repr(plain)
+    assert pickle.loads(pickle.dumps(a)) == plain
+    edited = dataclasses.replace(a, reason="x")
+    assert type(edited) is FreshnessAssessment and edited.reason == "x" and edited.slack_s == a.slack_s
+    assert dataclasses.asdict(a) == dataclasses.asdict(plain)
+    assert a != dataclasses.replace(plain, slack_s=plain.slack_s + 1)
+
+
+def test_a_moving_predicted_time_turns_at_risk_at_the_instant_it_passes_the_deadline():
+    """Data fresh for yesterday's deadline but older than today's window: the dashboard needs a
+    run and nothing else is pending, so its predicted ready time is now + the chain's durations;
+    with nothing changing but the clock it turns at_risk at the microsecond the predicted time
+    plus the margin passes the deadline, not a tick later, and stays lazy until then."""
+    graph, durations = _chain(60)
+    res = resolve(load_policies_from_text(DAILY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=17)) for k in graph.keys]  # 10:00 yesterday
+    freshness_module._TICK.clear()
+
+    def tick(now):
+        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                        materializations=list(mats))
+        got = assess_freshness(snap, res, durations, now)
+        oracle = _from_scratch(snap, res, durations, now)[2]
+        assert got == oracle and _fields(got) == _fields(oracle)
+        return got["dash/d0"], freshness_module._TICK["last"]
+
+    first, _ = tick(T0)
+    assert first.status is FreshnessStatus.ok and isinstance(first, freshness_module._Moving)
+    ahead = first.predicted_ready - T0  # src/a, m0, d0 in a row
+    assert ahead == timedelta(seconds=180)
+    flip = first.deadline - timedelta(seconds=300) - ahead
+    for now in (T0 + timedelta(hours=1), flip - timedelta(seconds=30)):
+        a, state = tick(now)
+        assert a.status is FreshnessStatus.ok and state.assessed == 0  # only made for the new now
+    a, _ = tick(flip)
+    assert a.status is FreshnessStatus.ok and "before the deadline" in a.reason
+    a, _ = tick(flip + timedelta(microseconds=1))
+    assert a.status is FreshnessStatus.at_risk and "is after the deadline" in a.reason
+
+
+def test_the_default_window_edge_moves_by_the_hour_so_a_tick_carries_every_row():
+    """The snapshot's materializations are read from two days back rounded down to the hour:
+    within the hour a later tick holds the same rows (the same objects, so the data times are
+    carried without computing anything), and the rows of the oldest hour leave together once the
+    edge passes the next hour. A window given explicitly is read as given."""
+    import dagster as dg
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
+
+    import orchestrator.event_log_cache as cache
+    from orchestrator.snapshot import build_snapshot, window_edge
+
+    graph, _ = _chain(60)
+    now = datetime(2026, 3, 10, 10, 20, tzinfo=UTC)
+    edge = now - timedelta(days=2)
+    assert window_edge(edge) == datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
+    at = {"src/a": edge - timedelta(minutes=30), "m0": edge - timedelta(minutes=10),
+          "dash/d0": edge + timedelta(minutes=10), "dash/d1": now - timedelta(hours=1)}
+    cache.clear()
+    try:
+        with dg.instance_for_test() as inst:
+            for key, t in at.items():
+                inst.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(key)))
+                with inst.event_log_storage.index_connection() as conn:
+                    sid = conn.execute(db.select(db.func.max(E.c.id))).scalar()
+                    conn.execute(E.update().where(E.c.id == sid).values(timestamp=t.replace(tzinfo=None)))
+
+            def snap(when, **kw):
+                return build_snapshot(inst, graph, now=when, failures=False, **kw)
+
+            first = snap(now)
+            assert sorted(m.asset_key for m in first.materializations) == ["dash/d0", "dash/d1", "m0"]
+            datatime.data_times(first)
+            later = snap(now + timedelta(minutes=39))  # the edge: 10:59, read from 10:00 still
+            assert len(later.materializations) == 3
+            assert all(a is b for a, b in zip(first.materializations, later.materializations))
+            datatime.data_times(later)
+            assert datatime._CARRY.recomputed == 0
+            moved = snap(now + timedelta(minutes=41))  # 11:01: read from 11:00
+            assert [m.asset_key for m in moved.materializations] == ["dash/d1"]
+            given = snap(now, since=edge)
+            assert sorted(m.asset_key for m in given.materializations) == ["dash/d0", "dash/d1"]
+    finally:
+        cache.clear()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.records import (
@@ -133,14 +133,15 @@ def assess_freshness(
     graph = snapshot.graph
     if durations is None:
         durations = DurationModel(snapshot.durations)
-    from orchestrator.core.datatime import data_times
+    from orchestrator.core.datatime import data_times, gc_paused
 
     dts, held_by = data_times(snapshot)  # freshness is judged by data time, not by run time
     with _TICK_LOCK:
         state = _TICK.get("last")
         if state is None or not state.carries(graph, resolution, durations, now, margin_s):
             state = _Tick(graph, resolution, margin_s)
-        state.update(snapshot, durations, now, dts, held_by)
+        with gc_paused():
+            state.update(snapshot, durations, now, dts, held_by)
         _TICK["last"] = state
         return dict(state.out)
 
@@ -181,9 +182,10 @@ class _Tick:
     reaches them. A call computes again only the assets whose own inputs changed (data time,
     latest materialization, cycle, in-flight run or sync, predicted duration) or whose instant
     came, then, in topological order, the children of those whose result changed. Statuses the
-    same way: an assessment is made again when its pass result or inputs changed, when ``now``
-    crosses one of its deadlines (``status_until``), or, every call with a new ``now``, when its
-    predicted ready time moves with the clock (nothing to wait for but the run itself).
+    same way: an assessment is made again when its pass result or inputs changed or when ``now``
+    crosses one of its deadlines or limits (``status_until``); one whose predicted ready time is
+    ``now + A`` (nothing to wait for but the run itself) is a ``_Moving`` made for each new
+    ``now`` from its shared parts (``lazy``), not assessed again.
     A new graph, resolution, margin, duration model of another kind, or a clock going back:
     everything is computed again (the same code, every asset dirty)."""
 
@@ -218,7 +220,12 @@ class _Tick:
         self.pass_heap: list[tuple[int, str]] = []
         self.status_until: dict[str, int] = {}
         self.status_heap: list[tuple[int, str]] = []
-        self.moving: set[str] = set()
+        self.moving: set[str] = set()  # assessed again every call with a new now
+        # key -> (its shared parts, A): an assessment whose predicted ready time is now + A, made
+        # (a ``_Moving``) for each new now without assessing it again
+        self.lazy: dict[str, tuple[tuple, int]] = {}
+        self.lazy_now = 0
+        self.refreshed = 0  # lazy assessments the last call made for its now
         self.texts: dict[str, tuple[datetime, str]] = {}  # key -> (data time, its text)
         self.out: dict[str, FreshnessAssessment] = {}
         self.computed = 0  # assets the last call ran the pass for
@@ -234,7 +241,7 @@ class _Tick:
     def update(self, snapshot: Snapshot, durations, now: datetime, dts: dict, held_by: dict) -> None:
         import heapq
 
-        from orchestrator.core.datatime import _changed_keys
+        from orchestrator.core.datatime import _changed_keys, changed_since
 
         now_us = _us(now)
         first = self.first
@@ -249,12 +256,15 @@ class _Tick:
         else:
             # own inputs that changed since the last call
             if dts is not self.dts or held_by is not self.held:
-                moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
+                moved = changed_since((self.dts, self.held), (dts, held_by))
+                if moved is None:
+                    moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
                 pass_dirty |= moved
                 status_dirty |= moved
-            moved = _changed_keys(self.last, last)
-            pass_dirty |= moved
-            status_dirty |= moved
+            if last != self.last:
+                moved = _changed_keys(self.last, last)
+                pass_dirty |= moved
+                status_dirty |= moved
             if durations is not self.durations:
                 old_h = getattr(self.durations, "history", None)
                 new_h = getattr(durations, "history", None)
@@ -350,6 +360,7 @@ class _Tick:
         margin_us = self.margin_us
         out = self.out
         moving = self.moving
+        lazy = self.lazy
         texts = self.texts
         m = 0
         for key in status_dirty:
@@ -378,23 +389,22 @@ class _Tick:
                 else:
                     dt_text = dt.isoformat()
                     texts[key] = (dt, dt_text)
-            out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
-                                   self.margin_s, durations, node_of, dt_text)
             # when this assessment stops holding: now crossing a deadline, or a predicted ready
-            # time that moves with the clock
+            # time that moves with the clock (``pa``: predicted = now + pa from now on)
             until = _POS
-            moves = False
+            pa = None
             if r is not None and not need and ls is None:
-                moves = True  # predicted ready: now
+                pa = 0  # predicted ready: now
             if r is not None and need and a > _NEG // 2:
                 if now_us + a >= b:
-                    moves = True
+                    pa = a
                 else:
                     until = min(until, b - a + 1)
             if cyc is not None:
                 for tu in cyc.us[:2]:
                     if tu is not None and now_us < tu < until:
                         until = tu
+            moves = False  # every field but the predicted time's may move too: made again each call
             if sla.max_lag is not None:
                 if dt is None:
                     moves = True
@@ -406,6 +416,29 @@ class _Tick:
                         edge = limit - self._dur(key, durations) - margin_us + 1
                         if edge > now_us:
                             until = min(until, edge)
+                    if pa is not None and cyc is None:  # predicted + margin passing the limit
+                        flip = limit - margin_us - pa + 1
+                        if flip > now_us:
+                            until = min(until, flip)
+            if pa is not None and cyc is not None:  # predicted + margin passing the deadline
+                flip = cyc.us[1] - margin_us - pa + 1
+                if flip > now_us:
+                    until = min(until, flip)
+            if pa is not None and not moves:
+                # the assessment is a function of now until ``until``: its predicted time, slack
+                # and reason are made when read (``_Moving``), the rest is shared
+                plain = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
+                                    self.margin_s, durations, node_of, dt_text, _MARK)
+                base = _moving_base(plain)
+                if base is None:
+                    moves = True
+                else:
+                    lazy[key] = (base, pa)
+                    out[key] = _moving(base, now_us + pa)
+            if pa is None or moves:
+                lazy.pop(key, None)
+                out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
+                                       self.margin_s, durations, node_of, dt_text)
             if moves:
                 moving.add(key)
             else:
@@ -416,6 +449,15 @@ class _Tick:
             else:
                 self.status_until.pop(key, None)
         self.assessed = m
+        # the clock moved: the lazy ones not assessed again above take the new now
+        refreshed = 0
+        if now_us != self.lazy_now:
+            for key, (base, pa) in lazy.items():
+                if key not in status_dirty:
+                    out[key] = _moving(base, now_us + pa)
+                    refreshed += 1
+            self.lazy_now = now_us
+        self.refreshed = refreshed
         if len(self.status_heap) > 4 * len(self.status_until) + 1024:
             self.status_heap = [(v, k) for k, v in self.status_until.items()]
             heapq.heapify(self.status_heap)
@@ -501,6 +543,87 @@ class _Tick:
         return (True, a, b, block), until
 
 
+_MARK = "\x00predicted\x00"  # stands for the predicted ready time's text in a _Moving's reason
+_FIELDS = tuple(f.name for f in fields(FreshnessAssessment))
+
+
+def _moving_base(plain: FreshnessAssessment) -> tuple | None:
+    """(the assessment's parts that do not move, reason before and after the predicted time's
+    text) from one assessed with ``_MARK`` for that text; None: the text is there twice."""
+    parts = plain.reason.split(_MARK)
+    if len(parts) > 2:
+        return None
+    return (plain, parts[0], parts[1] if len(parts) == 2 else None)
+
+
+def _moving(base: tuple, predicted_us: int) -> _Moving:
+    obj = object.__new__(_Moving)
+    object.__setattr__(obj, "_b", base)
+    object.__setattr__(obj, "_p", predicted_us)
+    return obj
+
+
+def _shared(name: str) -> property:
+    def get(self):
+        return getattr(self._b[0], name)
+
+    return property(get)
+
+
+class _Moving(FreshnessAssessment):
+    """A ``FreshnessAssessment`` whose predicted ready time moves with the clock (an asset waiting
+    only for its own run): the predicted ready time, the slack and the reason (which quotes the
+    predicted time) are made when read, the other fields are shared with the assessment made
+    when its inputs last changed. Equal to, hashes, prints and pickles as the plain assessment
+    with the same fields; ``dataclasses.replace`` gives a plain one."""
+
+    __slots__ = ("_b", "_p")
+
+    def __new__(cls, *args, **kwargs):  # dataclasses.replace and the like: a plain assessment
+        return FreshnessAssessment(*args, **kwargs)
+
+    asset_key = _shared("asset_key")
+    status = _shared("status")
+    tier = _shared("tier")
+    policy = _shared("policy")
+    deadline = _shared("deadline")
+    blocking_asset = _shared("blocking_asset")
+    data_time = _shared("data_time")
+    data_held_by = _shared("data_held_by")
+    window_open = _shared("window_open")
+
+    @property
+    def predicted_ready(self) -> datetime:
+        return _at(self._p)
+
+    @property
+    def slack_s(self) -> float | None:
+        deadline = self._b[0].deadline
+        return (deadline - _at(self._p)).total_seconds() if deadline else None
+
+    @property
+    def reason(self) -> str:
+        _, head, tail = self._b
+        return head if tail is None else head + _at(self._p).isoformat() + tail
+
+    def plain(self) -> FreshnessAssessment:
+        return FreshnessAssessment(*(getattr(self, f) for f in _FIELDS))
+
+    def __eq__(self, other):
+        if isinstance(other, FreshnessAssessment):
+            return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in _FIELDS))
+
+    def __repr__(self) -> str:
+        return repr(self.plain())
+
+    def __reduce__(self):
+        return (FreshnessAssessment, tuple(getattr(self, f) for f in _FIELDS))
+
+
 _TICK: dict[str, _Tick] = {}
 _TICK_LOCK = threading.Lock()
 
@@ -532,7 +655,11 @@ def _in_flight(runs: list[RunRecord], syncs=()) -> dict[str, tuple[int | None, b
 
 
 def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
-                node_of, dt_text: str | None = None) -> FreshnessAssessment:
+                node_of, dt_text: str | None = None, ptext: str | None = None) -> FreshnessAssessment:
+    """One asset's assessment. ``ptext``: the text written for the predicted ready time (default
+    its ISO format; ``_MARK`` for ``_Moving``)."""
+    if ptext is None and predicted is not None:
+        ptext = predicted.isoformat()
     window_open = cyc.open if cyc is not None else None
     policy = cyc.policy if cyc is not None else sla.max_lag_policy
     status = FreshnessStatus.ok
@@ -548,14 +675,14 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
                 f"{cyc.text[1]}"
                 + (f" (data as of {dt_text or dt.isoformat()}"
                    + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
-                + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
+                + (f"; predicted ready {ptext}" if predicted else "")
                 + (f" (blocked by {block})" if block else "")
             )
         elif cyc.next <= now and (dt is None or dt < cyc.open):
             status = FreshnessStatus.breached
             reason = (
                 f"late for its share of the {cyc.policy} deadline: needed by "
-                f"{cyc.text[2]}; predicted ready {predicted.isoformat()}"
+                f"{cyc.text[2]}; predicted ready {ptext}"
                 + (f" (blocked by {block})" if block else "")
             )
         elif not need:
@@ -569,12 +696,12 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
         elif predicted + margin > cyc.next:
             status = FreshnessStatus.at_risk
             reason = (
-                f"predicted ready {predicted.isoformat()} is after the deadline "
+                f"predicted ready {ptext} is after the deadline "
                 f"{cyc.text[2]} minus a {int(margin_s)}s margin"
                 + (f"; critical path held by {block}" if block else "")
             )
         else:
-            reason = f"predicted ready {predicted.isoformat()} before the deadline {cyc.text[2]}"
+            reason = f"predicted ready {ptext} before the deadline {cyc.text[2]}"
     if sla.max_lag is not None and status is not FreshnessStatus.breached:
         limit = (dt + sla.max_lag) if dt is not None else now
         if dt is None or now > limit:
@@ -588,7 +715,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
             # the next refresh would have to start now to land before the limit
             if need and predicted + margin > limit:
                 status = FreshnessStatus.at_risk
-                reason = f"predicted ready {predicted.isoformat()} after the max_lag limit {limit.isoformat()}"
+                reason = f"predicted ready {ptext} after the max_lag limit {limit.isoformat()}"
             elif not need:
                 full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
                 if full > limit:
@@ -597,7 +724,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
                 else:
                     reason = f"within max_lag until {limit.isoformat()}"
             else:
-                reason = f"predicted ready {predicted.isoformat()} within max_lag until {limit.isoformat()}"
+                reason = f"predicted ready {ptext} within max_lag until {limit.isoformat()}"
     slack = (deadline - predicted).total_seconds() if deadline and predicted else None
     return FreshnessAssessment(
         asset_key=key,

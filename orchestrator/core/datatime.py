@@ -18,7 +18,9 @@ data time ``k`` inherits (the input that holds it back), ``k`` itself for a sour
 
 from __future__ import annotations
 
+import gc
 import threading
+from contextlib import contextmanager
 from bisect import bisect_right
 from datetime import datetime, timedelta, timezone
 
@@ -64,7 +66,7 @@ class _Carry:
     A new graph, or a source that gives every data time, computes everything (``misses``)."""
 
     __slots__ = ("graph", "inputs", "result", "hits", "misses", "partial", "recomputed",
-                 "mats", "by_key", "hist", "held", "of_run", "dts")
+                 "mats", "by_key", "hist", "held", "of_run", "dts", "changed")
 
     def __init__(self) -> None:
         self.graph = None
@@ -77,6 +79,9 @@ class _Carry:
         self.held: dict[str, str] = {}
         self.of_run: dict[str, dict[str, datetime]] = {}
         self.dts: dict[str, datetime] = {}
+        # (the result before the last update, keys whose data time or holder it changed): lets
+        # a caller holding that result find what moved without comparing every key
+        self.changed: tuple = (None, set())
 
 
 _CARRY = _Carry()
@@ -107,7 +112,56 @@ def _changed_keys(old: dict, new: dict) -> set[str]:
 _MISSING = object()
 
 
+def _mats_delta(old: list, new: list) -> tuple[list, list] | None:
+    """(rows added, rows removed) when ``new`` is ``old`` with rows dropped from its front (the
+    window's edge) and rows appended (the usual tick); None: anything else."""
+    d = 0
+    if new:
+        first = new[0]
+        for d, m in enumerate(old):
+            if m is first:
+                break
+        else:
+            d = len(old)
+    k = len(old) - d
+    if new[:k] != old[d:]:
+        return None
+    return new[k:], old[:d]
+
+
+def changed_since(old: tuple, new: tuple) -> set[str] | None:
+    """Keys whose data time or holder may differ between ``old`` and ``new``, two results
+    ``(data times, held by)`` of ``data_times`` in a row; None: not known (compare them)."""
+    with _CARRY_LOCK:
+        prev, keys = _CARRY.changed
+        cur = _CARRY.result
+        if (prev is not None and cur is not None and prev[0] is old[0] and prev[1] is old[1]
+                and cur[0] is new[0] and cur[1] is new[1]):
+            return set(keys)
+    return None
+
+
+@contextmanager
+def gc_paused():
+    """The cyclic garbage collector paused for a block that builds many objects but no reference
+    cycles (the carried per-asset results): at 100,000 assets a collection walks millions of
+    live objects, and the allocations of one tick would start several."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
+    with gc_paused():
+        return _carried_unpaused(snapshot)
+
+
+def _carried_unpaused(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
     inputs = _inputs(snapshot)
     with _CARRY_LOCK:
         c = _CARRY
@@ -115,6 +169,7 @@ def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
             if c.inputs == inputs:
                 c.hits += 1
                 c.recomputed = 0
+                c.changed = (c.result, set())
                 return c.result
             if c.by_key is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
                 result = _update(c, snapshot, inputs)
@@ -129,6 +184,7 @@ def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
         c.mats = inputs[2]  # (by_key None: every data time was given, nothing per asset to carry)
         c.misses += 1
         c.recomputed = len(result[0])
+        c.changed = (None, set())
     return result
 
 
@@ -139,18 +195,49 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     old_given, old_last, old_mats, old_starts, old_syncs = c.inputs  # type: ignore[misc]
     given, last, mats, starts, syncs = inputs
     graph = snapshot.graph
+    by_key = c.by_key
     # -- the assets whose own inputs changed ----------------------------------------------------
-    dirty = _changed_keys(old_given, given) | _changed_keys(old_last, last)
+    dirty: set[str] = set()
+    if given != old_given:
+        dirty |= _changed_keys(old_given, given)
+    if last != old_last:
+        dirty |= _changed_keys(old_last, last)
     if mats != old_mats:
-        # by identity: the snapshot reader hands out the same objects for rows it carried
-        before = {id(m) for m in old_mats}
-        now_ids = set()
-        for m in mats:
-            now_ids.add(id(m))
-            if id(m) not in before:
+        delta = _mats_delta(old_mats, mats)
+        if delta is not None:  # rows dropped from the front, rows appended: by_key follows
+            added, removed = delta
+            for m in removed:
                 dirty.add(m.asset_key)
-        dirty.update(m.asset_key for m in old_mats if id(m) not in now_ids)
-    runs_changed = _changed_keys(old_starts, starts)
+                if m.partition is None:
+                    own = by_key.get(m.asset_key)
+                    if own:
+                        for i, x in enumerate(own):
+                            if x is m:
+                                del own[i]
+                                break
+                    if not own:
+                        by_key.pop(m.asset_key, None)
+            for m in added:
+                dirty.add(m.asset_key)
+                if m.partition is None:
+                    by_key.setdefault(m.asset_key, []).append(m)
+        else:
+            # by identity: the snapshot reader hands out the same objects for rows it carried
+            before = {id(m) for m in old_mats}
+            now_ids = set()
+            changed = set()
+            for m in mats:
+                now_ids.add(id(m))
+                if id(m) not in before:
+                    changed.add(m.asset_key)
+            changed.update(m.asset_key for m in old_mats if id(m) not in now_ids)
+            dirty |= changed
+            for k in changed:  # their own materializations, in snapshot order
+                by_key.pop(k, None)
+            for m in mats:
+                if m.partition is None and m.asset_key in changed:
+                    by_key.setdefault(m.asset_key, []).append(m)
+    runs_changed = _changed_keys(old_starts, starts) if starts != old_starts else ()
     if runs_changed:
         dirty.update(m.asset_key for m in mats if m.run_id in runs_changed)
         dirty.update(m.asset_key for m in old_mats if m.run_id in runs_changed)
@@ -160,16 +247,10 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             dirty.update(s.tables)
     dirty = {k for k in dirty if k in graph}
     c.mats = mats
+    c.changed = (c.result, set())
     if not dirty:
         c.recomputed = 0
         return c.result  # type: ignore[return-value]
-    # -- their own materializations, in snapshot order -----------------------------------------
-    by_key = c.by_key
-    for k in dirty:
-        by_key.pop(k, None)
-    for m in mats:
-        if m.partition is None and m.asset_key in dirty:
-            by_key.setdefault(m.asset_key, []).append(m)
     run_start = {r.run_id: _aware(r.started_at or r.created_at) for r in snapshot.runs}
     syncs_of = _syncs_of(syncs)
     pos = graph.topological_index()
@@ -181,6 +262,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     heap = [(pos[k], k) for k in dirty]
     heapq.heapify(heap)
     queued = set(dirty)
+    moved = c.changed[1]  # keys whose data time or holder is not the same object as before
     n = 0
     while heap:
         _, k = heapq.heappop(heap)
@@ -188,6 +270,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         entries = _with_last([(_aware(m.at), m.run_id, m.duration_s) for m in by_key.get(k, ())], last.get(k))
         out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run)
         prev = (hist.get(k), held.get(k), of_run.get(k))
+        before_dt, before_held = dts.get(k), new_held.get(k)
         if out is None:
             changed = prev != (None, None, None)
             hist.pop(k, None), held.pop(k, None), of_run.pop(k, None)
@@ -197,6 +280,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             changed = prev != (h, hb, ofr)
             hist[k], held[k], of_run[k] = h, hb, ofr
             dts[k], new_held[k] = dt, hb
+        if dts.get(k) is not before_dt or new_held.get(k) is not before_held:
+            moved.add(k)
         if changed:
             for ch in children(k):
                 if ch not in queued:
