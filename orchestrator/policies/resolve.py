@@ -376,6 +376,7 @@ def resolve(
         for key, spec in found.items():
             direct.setdefault(key, []).append((policy, spec))
             specs[(policy.name, key)] = spec
+    del index  # its per-key tables (groups, roles, kinds...) are not needed past the matching
 
     # -- sources: policies with a deadline or a max lag ---------------------------------------
     targets: dict[str, datetime] = {}
@@ -400,13 +401,13 @@ def resolve(
             direct_src.setdefault(key, []).append(name)
 
     # -- one reverse-topological pass ---------------------------------------------------------
-    nodes = {n.key: n for n in graph}
+    node_of = graph.get
     dur: dict[str, float] = {}
 
     def duration(key: str) -> float:
         d = dur.get(key)
         if d is None:
-            d = dur[key] = durations.seconds(nodes[key])
+            d = dur[key] = durations.seconds(node_of(key))  # type: ignore[arg-type]
         return d
 
     leads: dict[str, AssetLeads] = {}
@@ -517,7 +518,7 @@ def resolve(
             propagated_from=share(tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None))),
             rollout=primary.rollout,
             auto_approve=primary.auto_approve,
-            owners=primary.owners or share(tuple(nodes[key].owners)),
+            owners=primary.owners or share(tuple(node_of(key).owners)),  # type: ignore[union-attr]
             budgets=budgets,  # type: ignore[arg-type]
             off_peak=primary.off_peak,
             blackout=bl,
@@ -528,7 +529,12 @@ def resolve(
             infeasible=share(tuple(bad)),
         )
 
-    res.members = {name: frozenset(keys) for name, keys in members.items()}
+    # frozen one policy at a time, each set dropped as its frozenset is made (both at once are
+    # ~2 x 25 MiB at 100,000 assets reached by ~8 policies each)
+    del dur
+    res.members = {}
+    for name in list(members):
+        res.members[name] = frozenset(members.pop(name))
     for (name, kind), (total, start) in sorted(worst.items()):
         policy = by_name[name]
         path = [start]
