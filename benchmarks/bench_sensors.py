@@ -25,6 +25,7 @@ Then the growth exponent of warm time and RSS between consecutive sizes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import random
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -228,6 +230,12 @@ def load(n: int, days: int, home: Path, postgres: str | None) -> None:
     print(json.dumps({"events": written, "load_s": time.perf_counter() - t0, "bulk_s": t_bulk}))
 
 
+def _rss_now() -> float:
+    """The process's resident memory now (MiB; ``ru_maxrss`` is the peak)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0) -> None:
     """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
     (how the figures before the incremental tick were taken), nothing new with the clock moving
@@ -242,15 +250,24 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     tmp = Path(tempfile.mkdtemp())
     write_policies(tmp / "p.yaml")
     now = datetime.now(UTC)
-    history = {k: [rng.uniform(30, 900) for _ in range(10)] for k in graph.keys}
+    rss_graph = _rss_now()
+    # The benchmark's own inputs, which a real sensor does not hold: 10 duration samples per asset
+    # (a real code location resolves with the priors, and the sensor builds its DurationModel
+    # from each snapshot's durations and drops it) and n cost records (the freshness sensor reads
+    # none). As arrays of doubles and one shared empty ``detail``: the same values, a third of
+    # the memory of lists of float objects and a dict per record.
+    history = {k: array("d", [rng.uniform(30, 900) for _ in range(10)]) for k in graph.keys}
     durations = DurationModel(history)
-    res = resolve(load_policies([tmp]), graph, durations, now)
-    assert res.ok, res.errors
     failures = [FailureRecord(f"f{i}", now - timedelta(minutes=i), "HTTP 429 Too Many Requests", "fivetran",
                               connector=f"fivetran:c{i}") for i in range(20)]
     all_keys = graph.keys  # AssetGraph.keys builds a list per call: once, not once per record
+    no_detail: dict = {}
     costs = [CostRecord(now - timedelta(hours=rng.uniform(0, 24 * 20)), rng.uniform(0, 2), "run",
-                        asset_key=rng.choice(all_keys)) for _ in range(n)]
+                        asset_key=rng.choice(all_keys), detail=no_detail) for _ in range(n)]
+    rss_inputs = _rss_now() - rss_graph
+    res = resolve(load_policies([tmp]), graph, durations, now)
+    assert res.ok, res.errors
+    rss_resolved = _rss_now()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     clock = [now]
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -282,6 +299,8 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         cold = tick()
         cold.pop("snap"), cold.pop("a")
         rss_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gc.collect()  # what the cold tick left behind, its garbage gone
+        rss_held = _rss_now()
         phases = {}
         for name, count, step in (("held", 0, 0.0), ("clock", 0, advance_s), ("new", new_per_tick, advance_s)):
             got = []
@@ -314,7 +333,9 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     print(json.dumps({
         "assets": n, "cold_s": cold["wall"], "cold_cpu_s": cold["cpu"], "phases": phases,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_cold_mib": rss_cold,
-        "rss_before_tick_mib": rss_before, "governed": len(a.freshness),
+        "rss_before_tick_mib": rss_before, "rss_graph_mib": rss_graph, "rss_inputs_mib": rss_inputs,
+        "rss_resolved_mib": rss_resolved, "rss_held_after_cold_mib": rss_held, "rss_end_mib": _rss_now(),
+        "governed": len(a.freshness),
         "materializations": len(snap.materializations), "last_success": len(snap.last_success),
         "caps_hit": snapshot_module.caps_hit(snap), "statuses": statuses, "failures": len(a.failures),
     }))
@@ -393,6 +414,11 @@ def run(args, server) -> None:
               f"{r['rss_after_cold_mib']:.0f} after it) | {r['governed']:,} governed, "
               f"{r['materializations']:,} recent materializations, caps hit: {r['caps_hit'] or 'none'}; "
               f"{r['statuses']}, {r['failures']} failures", flush=True)
+        if "rss_graph_mib" in r:
+            print(f"         rss: {r['rss_graph_mib']:.0f} MiB with the graph, +{r['rss_inputs_mib']:.0f} MiB of the "
+                  f"benchmark's own inputs (duration samples, cost records: not held by a real sensor), "
+                  f"{r['rss_resolved_mib']:.0f} resolved, {r['rss_held_after_cold_mib']:.0f} held after the cold "
+                  f"tick (gc), {r['rss_end_mib']:.0f} at the end (now, not peak)", flush=True)
         for name, p in r["phases"].items():
             what = ("window edge passing the hour (1 tick an hour)" if p.get("edge") else
                     f"{p['new_per_tick']:>4} new per tick, clock +{p['advance_s']:>4.0f} s")

@@ -7,7 +7,8 @@ of history that is 100,000 index seeks and ~200,000 rows per tick, although betw
 few hundred events at most were stored. Here, per event log database (its URL, password hidden:
 a sensor gets a new ``DagsterInstance`` per evaluation, the database is the same):
 
-* ``latest``: db asset key -> (storage id, timestamp) of its newest materialization;
+* ``latest``: asset key (user string, the graph's own key object) -> (storage id, timestamp) of
+  its newest materialization, or None when read in full and none is stored;
 * ``rows``: (storage id, user key, timestamp, run id, partition) of every materialization stored
   after ``covered_after``, ascending by id (what ``_materialization_rows`` reads);
 * each tick: ``SELECT ... WHERE id > cursor AND dagster_event_type = 'ASSET_MATERIALIZATION'``
@@ -66,8 +67,9 @@ class EventLogState:
         self.cursor: int | None = None  # highest storage id applied
         self.synced_at: float | None = None  # clock() of the last full read
         self.asset_key_rows: int | None = None
-        self.latest: dict[str, tuple[int, datetime]] = {}  # db key -> (id, timestamp)
-        self.known: set[str] = set()  # db keys whose latest materialization was read in full
+        # user key -> (id, timestamp); None: read in full, none stored. A key is held once read
+        # in full or once a row of it was applied (ids grow: nothing older can be its latest)
+        self.latest: dict[str, tuple[int, datetime] | None] = {}
         self.rows: list[Row] | None = None  # None: not held (never read, or the cap was hit)
         self.covered_after: datetime | None = None  # naive UTC: rows hold every row after it
         self.span_s = 0.0  # the widest window asked for (now - since), kept across re-reads
@@ -120,7 +122,6 @@ class EventLogState:
         self.cursor = top
         self.synced_at = now
         self.latest = {}
-        self.known = set()
         self.rows = None
         self.covered_after = None
         # the first incremental read also re-reads the last OVERLAP_IDS ids below ``top``
@@ -140,11 +141,12 @@ class EventLogState:
                 continue
             seen.add(sid)
             at = _utc(ts)
-            cur = latest.get(db_key)
+            key = _user_key(db_key)
+            cur = latest.get(key)
             if cur is None or sid > cur[0]:
-                latest[db_key] = (sid, at)
+                latest[key] = (sid, at)
             if rows is not None:
-                row = (sid, _user_key(db_key), at.timestamp(), run_id, partition)
+                row = (sid, key, at.timestamp(), run_id, partition)
                 if rows and sid < rows[-1][0]:  # a late commit below the highest id held
                     import bisect
 
@@ -153,23 +155,21 @@ class EventLogState:
                 else:
                     rows.append(row)
 
-    def last_success(self, conn, db_keys: list[str], read) -> dict[str, datetime]:
-        """db key -> latest materialization time for ``db_keys`` not wiped; ``read(conn, keys)``
-        is the full query (db key -> (id, timestamp) | None) for keys not held yet."""
-        missing = [k for k in db_keys if k not in self.known]
-        if missing:
-            for k, hit in read(conn, missing).items():
-                if hit is not None:
-                    cur = self.latest.get(k)
-                    if cur is None or hit[0] > cur[0]:
-                        self.latest[k] = hit
-            self.known.update(missing)
+    def last_success(self, conn, keys: list[str], db_keys: list[str], read) -> dict[str, datetime]:
+        """Asset key -> latest materialization time for ``keys`` (user strings; ``db_keys``: the
+        same keys as db strings, in the same order) not wiped; ``read(conn, db keys)`` is the full
+        query (db key -> (id, timestamp) | None) for keys not held yet."""
         latest = self.latest
+        missing = [i for i, k in enumerate(keys) if k not in latest]
+        if missing:
+            got = read(conn, [db_keys[i] for i in missing])
+            for i in missing:
+                latest[keys[i]] = got.get(db_keys[i])
         wiped = self.wiped
         out = {}
-        for k in db_keys:
-            hit = latest.get(k)
-            if hit is not None and k not in wiped:
+        for k, d in zip(keys, db_keys):
+            hit = latest[k]
+            if hit is not None and d not in wiped:
                 out[k] = hit[1]
         return out
 

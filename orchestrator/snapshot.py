@@ -210,15 +210,15 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     resync = event_log_cache.resync_seconds()
     with storage.index_connection() as conn:
-        known_db, known_user = _DB_KEY.get, _USER_KEY.get  # a dict lookup per key, not a call
+        known_db = _DB_KEY.get  # a dict lookup per key, not a call
         db_keys = [known_db(k) or _db_key(k) for k in keys]
         if resync > 0:
             state = event_log_cache.state_for(conn)
             with state.lock:
                 state.refresh(conn, resync)
-                found = state.last_success(conn, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
-                wiped = [_user_key(k) for k in db_keys if k in state.wiped]
-            return {(known_user(k) or _user_key(k)): t for k, t in found.items()}, wiped
+                found = state.last_success(conn, keys, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
+                wiped = [k for k, d in zip(keys, db_keys) if d in state.wiped] if state.wiped else []
+            return found, wiped
         latest, wiped_db = _latest_by_key(conn, db_keys)
     wiped_set = set(wiped_db)
     for db_key, hit in latest.items():
@@ -434,8 +434,7 @@ class _DurationsMemo:
     def __init__(self, graph: AssetGraph | None):
         self.graph = graph
         self.ids: list[int] = []
-        self.rows: list[tuple] = []
-        self.mats: list[Materialization] = []
+        self.mats: list[Materialization] = []  # one per row of ``ids`` (its run id: the row's)
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.in_run: dict[str, dict[str, float]] = defaultdict(dict)
         self.starts: dict[str, float | None] = {}  # run id -> the start its rows were computed with
@@ -443,7 +442,7 @@ class _DurationsMemo:
         self.incremental = 0
 
     def _reset(self) -> None:
-        self.ids, self.rows, self.mats = [], [], []
+        self.ids, self.mats = [], []
         self.durations = defaultdict(list)
         self.in_run = defaultdict(dict)
         self.starts = {}
@@ -459,7 +458,6 @@ class _DurationsMemo:
             self.incremental += 1
         self._extend(new, runs)
         self.ids = ids
-        self.rows = rows
 
     def _carry(self, ids: list, rows: list[tuple], runs: Mapping[str, RunRecord]) -> list[tuple] | None:
         """The rows still to compute when the previous result carries over, else None."""
@@ -477,9 +475,8 @@ class _DurationsMemo:
         for rid, start in self.starts.items():
             if _run_start(runs, rid) != start:
                 return None
-        dropped = self.rows[:d]
-        if dropped:
-            gone = {r[3] for r in dropped if r[3]}
+        if d:
+            gone = {m.run_id for m in self.mats[:d] if m.run_id}
             if gone and any(r[3] in gone for r in rows):
                 return None  # a run with rows on both sides of the window's edge
             durations = self.durations

@@ -11,7 +11,7 @@ import gzip
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # What an asset is, as far as the decision core cares.
@@ -22,6 +22,34 @@ DASHBOARD = "dashboard"
 OTHER = "other"
 
 
+class _NoTags(dict):
+    """The one empty, read-only tags mapping shared by every node without tags (a ``dict``, so it
+    compares, serializes and copies like ``{}``; 64 bytes per node at 100,000 nodes otherwise)."""
+
+    __slots__ = ()
+
+    def _readonly(self, *_a, **_k):
+        raise TypeError("AssetNode.tags is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (_no_tags, ())
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+NO_TAGS: Mapping[str, str] = _NoTags()
+
+
+def _no_tags() -> Mapping[str, str]:
+    return NO_TAGS
+
+
 @dataclass(frozen=True, slots=True)
 class AssetNode:
     key: str
@@ -30,7 +58,7 @@ class AssetNode:
     kinds: frozenset[str] = frozenset()
     group: str | None = None
     owners: tuple[str, ...] = ()
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=_no_tags)
     # "daily" for daily-partitioned assets, None otherwise.
     partitioning: str | None = None
     # Which connector syncs this table ("fivetran:<connector_id>" / "airbyte:<connection_id>").
@@ -38,6 +66,22 @@ class AssetNode:
     # dbt exposure name for dashboards, dbt unique_id for models.
     dbt_name: str | None = None
     description: str | None = None
+
+
+def _compact(node: AssetNode, shared: dict) -> AssetNode:
+    """``node`` with its repeated values (group, connector, role, kinds, owners, empty tags) as the
+    objects ``shared`` holds for them: equal, so the node compares equal to the one given."""
+    changes = {}
+    for name in ("role", "group", "connector", "kinds", "owners", "partitioning"):
+        value = getattr(node, name)
+        if value is None or value == ():
+            continue
+        kept = shared.setdefault((name, value), value)
+        if kept is not value:
+            changes[name] = kept
+    if not node.tags and node.tags is not NO_TAGS:
+        changes["tags"] = NO_TAGS
+    return replace(node, **changes) if changes else node
 
 
 class UnknownAssetError(KeyError):
@@ -58,12 +102,25 @@ class AssetGraph:
 
     def __init__(self, nodes: Iterable[AssetNode]):
         self._nodes: dict[str, AssetNode] = {}
+        # one object per distinct value (group, connector, role, kinds, owners): a graph of
+        # 100,000 nodes read from a manifest or specs has a string per node for each otherwise
+        shared: dict = {}
         for node in nodes:
-            self._nodes[node.key] = node
-        self._upstream: dict[str, tuple[str, ...]] = {
-            key: tuple(u for u in dict.fromkeys(node.upstream) if u in self._nodes and u != key)
-            for key, node in self._nodes.items()
-        }
+            self._nodes[node.key] = _compact(node, shared)
+        # parents as the graph's own key objects (one string per asset across the graph, the
+        # snapshot's rows and the resolution), the node's tuple itself when it is already that
+        nodes_ = self._nodes
+        upstream: dict[str, tuple[str, ...]] = {}
+        for key, node in nodes_.items():
+            ups = node.upstream
+            canon = tuple(nodes_[u].key for u in dict.fromkeys(ups) if u in nodes_ and u != key)
+            if canon == ups:
+                if any(a is not b for a, b in zip(canon, ups)):
+                    node = nodes_[key] = replace(node, upstream=canon)
+                upstream[key] = node.upstream
+            else:
+                upstream[key] = canon
+        self._upstream = upstream
         downstream: dict[str, list[str]] = {key: [] for key in self._nodes}
         for key, ups in self._upstream.items():
             for up in ups:
