@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orchestrator.assessment import assess  # noqa: E402
 from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode  # noqa: E402
 from orchestrator.core.records import Snapshot  # noqa: E402
-from orchestrator.health.detect import TableSeries, verdicts  # noqa: E402
+from orchestrator.health.detect import TableSeries, detect_sync, verdicts  # noqa: E402
 from orchestrator.health.hold import holds_from_verdicts  # noqa: E402
 from orchestrator.health.synth import SILENT_KINDS, SilentFault, expected_rows, generate, random_connector  # noqa: E402
 from orchestrator.policies import DurationModel, resolve  # noqa: E402
@@ -117,14 +117,20 @@ def run(n_worlds: int, seed0: int) -> dict:
         for c in conns:
             h = generate(c, start, end, np.random.default_rng([w, 1, zlib.crc32(c.connector.encode()) % 10_000]))
             flagged = set()
-            for table in c.tables:
-                se = TableSeries([s for s in h.signals if s.table == table])
+            all_series = {table: TableSeries([s for s in h.signals if s.table == table]) for table in c.tables}
+            for table, se in all_series.items():
                 for s in se.all:
                     if s.started_at >= warm:
                         found = se.detect(s)
                         if found:
                             flagged.add(s.started_at.date())
                             alarms.update(a.kind for a in found)
+            # the sync-level test (a connector's tables together)
+            for sid, st in {s.sync_id: s.started_at for s in h.signals if s.started_at >= warm}.items():
+                found = detect_sync(all_series, sid)
+                if found:
+                    flagged.add(st.date())
+                    alarms.update(f"sync:{a.kind}" for a in found[:1])
             fa_days += len(flagged)
             days += EVAL_DAYS
         # -- one silent failure ---------------------------------------------------------------
@@ -144,10 +150,11 @@ def run(n_worlds: int, seed0: int) -> dict:
         deps = [d for d in dashboards if set(tables) & graph.upstream_closure(d)]
         ticks = [pol[f"p{dashboards.index(d)}"].schedule().next_tick(first.ended_at).astimezone(UTC) for d in deps]
         deadline = min(ticks) if ticks else end
-        series = {t: TableSeries([s for s in h.signals if s.table == t]) for t in tables}
+        series = {t: TableSeries([s for s in h.signals if s.table == t]) for t in c.tables}
         found_at = None
         for s in sorted((s for s in h.signals if (s.table, s.sync_id) in h.faulty), key=lambda s: s.ended_at):
-            if any(a.untrusted for a in series[s.table].detect(s)):
+            if any(a.untrusted for a in series[s.table].detect(s)) or any(
+                    a.untrusted and a.table == s.table for a in detect_sync(series, s.sync_id)):
                 found_at = s.ended_at + timedelta(seconds=SENSOR_S)
                 break
         visible = any(expected_rows(c.tables[t], first.started_at) >= 20 for t in tables)
