@@ -139,3 +139,34 @@ def test_a_partial_load_of_a_noisy_busy_table_is_caught_with_the_day_type_baseli
         (_, sid), = h.faulty
         caught += any(a.untrusted for a in se.detect(next(s for s in se.all if s.sync_id == sid)))
     assert caught >= 4
+
+
+def test_the_sensor_tick_reports_a_multi_table_partial_sync_on_each_low_table(tmp_path):
+    import dagster as dg
+
+    from orchestrator.core.records import SyncRecord
+    from orchestrator.health.store import record_signals
+    from orchestrator.store import open_store
+    from sensors.health import health_tick
+
+    at = WARM + timedelta(days=2, hours=3)
+    f = SilentFault(kind="partial_volume", connector="fivetran:erp", start=at, loads=1, share=0.36)
+    h = generate(_erp(), START, at + timedelta(hours=5), np.random.default_rng(1), [f])
+    (sid,) = {sid for _, sid in h.faulty}
+    caught = {a.table for a in detect_sync(_series(h), sid)}
+    assert len(caught) >= 2
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}", cached=False)
+    try:
+        record_signals(store, [s for s in h.signals if s.sync_id != sid])
+        hit = [s for s in h.signals if s.sync_id == sid]
+        syncs = [SyncRecord(connector=s.connector, sync_id=s.sync_id, status="succeeded", started_at=s.started_at,
+                            ended_at=s.ended_at, rows=s.rows, tables=(s.table,)) for s in hit]
+        events, _ = health_tick(store, syncs, {}, now=hit[0].ended_at + timedelta(minutes=1))
+        bad = {ev.asset_key.to_user_string(): ev for ev in events if not ev.passed}
+        assert caught <= set(bad)
+        for table in caught:
+            md = {k: getattr(v, "value", v) for k, v in bad[table].metadata.items()}
+            assert md["untrusted"] is True and md["kinds"] in ("volume_drop", "zero_rows")
+            assert bad[table].severity in (dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN)
+    finally:
+        store.dispose()
