@@ -106,6 +106,7 @@ def snapshot_at(graph: AssetGraph, signals, t: datetime, holds) -> Snapshot:
 def run(n_worlds: int, seed0: int) -> dict:
     fa_days = days = 0
     alarms: Counter = Counter()
+    quiet_alarms: Counter = Counter()  # of which on quiet tables (<= 30 rows expected)
     injected = detected = injected_visible = detected_visible = 0
     dash_total = dash_held = 0
     missed: Counter = Counter()
@@ -125,6 +126,7 @@ def run(n_worlds: int, seed0: int) -> dict:
                         if found:
                             flagged.add(s.started_at.date())
                             alarms.update(a.kind for a in found)
+                            quiet_alarms.update(a.kind for a in found if a.expected is not None and a.expected <= 30)
             # the sync-level test (a connector's tables together)
             for sid, st in {s.sync_id: s.started_at for s in h.signals if s.started_at >= warm}.items():
                 found = detect_sync(all_series, sid)
@@ -195,6 +197,7 @@ def run(n_worlds: int, seed0: int) -> dict:
         "worlds": n_worlds,
         "false_alarm_rate_per_connector_day": fa_days / days if days else 0.0,
         "connector_days": days, "alarms_on_normal_data": dict(alarms),
+        "of_which_on_quiet_tables": dict(quiet_alarms),
         "injected": injected, "detected_before_deadline": detected,
         "detection_rate": detected / injected if injected else 0.0,
         "injected_on_tables_with_volume": injected_visible,
@@ -235,6 +238,7 @@ def quiet_calibration(n_tables: int, seed0: int) -> dict:
             ps = pr = 1.0
             if (s.rows + 1) / (e.mean + 1) < cfg.drop_ratio:
                 ps = e.tail(s.rows)
+            if s.rows <= e.mean:  # a run's last load need only be under its own mean
                 for _, p, got, mean, _ in se.run_tails(s, end, e):
                     if (got + 1) / (mean + 1) < cfg.drop_ratio:
                         pr = min(pr, p)
@@ -274,7 +278,7 @@ def main() -> None:
     r["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"worlds {r['worlds']}, {r['connector_days']} connector-days of normal data ({r['seconds']} s)")
     print(f"false alarms per connector-day: {r['false_alarm_rate_per_connector_day']:.2%} (target < 2%) "
-          f"{r['alarms_on_normal_data']}")
+          f"{r['alarms_on_normal_data']}; on quiet tables {r['of_which_on_quiet_tables']}")
     print(f"silent failures detected before the first dependent deadline: {r['detected_before_deadline']}/"
           f"{r['injected']} = {r['detection_rate']:.1%} (target >= 95%); on tables landing >= 20 rows a load: "
           f"{r['detection_rate_on_tables_with_volume']:.1%} of {r['injected_on_tables_with_volume']}; "

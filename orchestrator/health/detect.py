@@ -3,9 +3,11 @@
 Every check compares a load with the same table's history, never a global threshold:
 
 * **volume** (``zero_rows``, ``volume_drop``, ``volume_spike``): ``log1p(rows)`` against the
-  median of the table's earlier loads in the same *slot* -- the same weekday within +-75 min of
-  the time of day, else the same day type (weekday/weekend), else the day type at any hour --
-  with a robust scale (1.4826 x MAD, floored). Month-end loads (the last two days and the first
+  median of the table's earlier loads in the same *slot* -- the same day type (weekday/weekend)
+  near the time of day (within +-30 min when that holds 10 loads: the same hour of a regular
+  schedule; else +-75 min), narrowed to the same weekday only when that weekday's median stands
+  apart from the rest of its day type, else the day type at any hour -- with a robust scale
+  (1.4826 x MAD, floored). Month-end loads (the last two days and the first
   day of a month) are compared with the slot's ordinary baseline shifted by the month-end lift
   the table showed before; without month-end history the test is stricter and spikes are not
   flagged. A drop needs under ``drop_ratio`` of the expected volume and, on busy tables, a robust
@@ -23,6 +25,13 @@ Every check compares a load with the same table's history, never a global thresh
   table's durations a week and more ago, with the recent ones rising.
 * **warning / 429 rates**: warnings (resp. HTTP 429s) over the last 24 h against the table's
   earlier rate per sync (Poisson tail below ``rate_p``).
+
+* **a sync's tables together** (``detect_sync``): a silent failure hits a connector's load, often
+  several of its tables, each of which may stay within its own noise; the tables' lower-tail
+  p-values are combined by the truncated product (Zaykin et al. 2002) and, when at least two
+  tables under ``drop_ratio`` of their volume bring it below ``sync_p``, each of them is a
+  ``volume_drop`` / ``zero_rows`` naming the sync-level evidence (``verdicts`` applies it to each
+  connector's latest syncs).
 
 ``zero_rows``, ``volume_drop`` and ``stuck_cursor`` make a load *untrusted*
 (``Anomaly.untrusted``): the assessment does not count it as fresh (``orchestrator.health.hold``).
@@ -430,7 +439,8 @@ class TableSeries:
         # counting noise: a quiet table may land few or no rows by chance, so a drop also needs a
         # count tail below count_p; quiet tables (where the log scale says little) need only that
         cp = cfg.count_p * (0.1 if exp.month_end_unknown else 1.0)
-        if ratio < cfg.drop_ratio and (z < -zlim or quiet):
+        low = ratio < cfg.drop_ratio and (z < -zlim or quiet)
+        if low:
             # quiet: the count model; busy: the z-test covers the spread, Poisson the counting noise
             p = exp.tail(sig.rows) if quiet else poisson_cdf(sig.rows, expected)
             if p < cp:
@@ -445,6 +455,9 @@ class TableSeries:
                     sig, "volume_drop", sev, base, observed,
                     f"{ratio:.0%} of the usual volume (robust z {z:.1f}, limit -{zlim:.1f}; p={p:.1g})",
                     expected, float(sig.rows))]
+        if low or (quiet and sig.rows <= exp.mean):
+            # a run of low loads, judged on its sum: its last load need only be under its own mean,
+            # like the earlier ones (three loads landing 1, 0 and 0 rows where ~5, 3 and 1.3 were due)
             run = self._low_run(sig, end, exp)
             if run is not None:
                 return [run]
@@ -482,18 +495,23 @@ class TableSeries:
         sequential test for quiet tables, where one load says little)."""
         cfg = self.cfg
         limit = cfg.run_p * (0.1 if exp.month_end_unknown else 1.0)
+        best = None  # the run of 2..run_loads loads with the strongest evidence
         for k, p, got, mean, first in self.run_tails(sig, end, exp):
             ratio = (got + 1.0) / (mean + 1.0)
-            if ratio >= cfg.drop_ratio or p >= limit:
+            if ratio >= cfg.drop_ratio or p >= limit or (best is not None and p >= best[1]):
                 continue
-            kind = "zero_rows" if got == 0 else "volume_drop"
-            sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
-            return self._anomaly(
-                sig, kind, sev, f"~{mean:,.1f} rows over the last {k} loads (each against its own slot)",
-                f"{int(got):,} rows in {k} loads since {first.isoformat()}",
-                f"{k} loads in a row under their usual volume: {int(got):,} rows where ~{mean:,.1f} were "
-                f"expected (p={p:.1g}); one quiet load says little, {k} in a row do", mean, got, since=first)
-        return None
+            best = (k, p, got, mean, first, ratio)
+        if best is None:
+            return None
+        k, p, got, mean, first, ratio = best
+        kind = "zero_rows" if got == 0 else "volume_drop"
+        sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
+        # the untrusted span: that run, back to its first load
+        return self._anomaly(
+            sig, kind, sev, f"~{mean:,.1f} rows over the last {k} loads (each against its own slot)",
+            f"{int(got):,} rows in {k} loads since {first.isoformat()}",
+            f"{k} loads in a row under their usual volume: {int(got):,} rows where ~{mean:,.1f} were "
+            f"expected (p={p:.1g}); one quiet load says little, {k} in a row do", mean, got, since=first)
 
     def _cursor(self, sig: SyncSignal, end: int) -> list[Anomaly]:
         if sig.cursor is None:
