@@ -8,11 +8,13 @@ weekend, daily-curve and month-end patterns, lognormal or Poisson noise; quiet t
 a staging model per table, a mart per connector, 2-3 dashboards over 1-2 marts with a daily
 deadline policy (random hour, 12 h window), 42 days of history, then 7 evaluated days.
 
-* false alarms: every load of the 7 days of the *normal* world is checked; a connector-day with
-  any anomaly (any kind, WARN or ERROR) is a false alarm;
+* false alarms: every load of the 7 days of the *normal* world is checked, per table and per sync
+  (``detect_sync``: the connector's tables together); a connector-day with any anomaly (any kind,
+  WARN or ERROR) is a false alarm;
 * detection: the same world with one silent failure (zero rows, partial volume 2-30%, stuck
   cursor) on 1-3 consecutive syncs of one connector, hitting some of its tables; detected when a
-  hit load is flagged untrusted (zero_rows / volume_drop / stuck_cursor) within a minute of
+  hit load is flagged untrusted (zero_rows / volume_drop / stuck_cursor; by its table's tests or
+  the sync-level one) within a minute of
   landing (the health sensor's interval) and before the first deadline of a dashboard built on
   a hit table after the load landed;
 * held or flagged: at that deadline (minus a minute), every dashboard whose data includes a hit
