@@ -167,7 +167,11 @@ def build_anomaly_checks(ctx: ProjectContext):
         from orchestrator.store import open_store
 
         wanted = sorted(k.asset_key.to_user_string() for k in context.selected_asset_check_keys)
-        history = load_signals(open_store(), since=datetime.now(UTC) - timedelta(days=45), tables=wanted)
+        # every table of the same connectors: a sync is also judged on its tables together
+        conns = {n.connector for n in map(ctx.graph.get, wanted) if n is not None and n.connector}
+        peers = {k for k in keys if ctx.graph.get(k).connector in conns}
+        history = load_signals(open_store(), since=datetime.now(UTC) - timedelta(days=45),
+                               tables=sorted(set(wanted) | peers))
         vs = verdicts(history)
         for key in wanted:
             v = vs.get(key)

@@ -3,9 +3,11 @@
 Every check compares a load with the same table's history, never a global threshold:
 
 * **volume** (``zero_rows``, ``volume_drop``, ``volume_spike``): ``log1p(rows)`` against the
-  median of the table's earlier loads in the same *slot* -- the same weekday within +-75 min of
-  the time of day, else the same day type (weekday/weekend), else the day type at any hour --
-  with a robust scale (1.4826 x MAD, floored). Month-end loads (the last two days and the first
+  median of the table's earlier loads in the same *slot* -- the same day type (weekday/weekend)
+  near the time of day (within +-30 min when that holds 10 loads: the same hour of a regular
+  schedule; else +-75 min), narrowed to the same weekday only when that weekday's median stands
+  apart from the rest of its day type, else the day type at any hour -- with a robust scale
+  (1.4826 x MAD, floored). Month-end loads (the last two days and the first
   day of a month) are compared with the slot's ordinary baseline shifted by the month-end lift
   the table showed before; without month-end history the test is stricter and spikes are not
   flagged. A drop needs under ``drop_ratio`` of the expected volume and, on busy tables, a robust
@@ -23,6 +25,13 @@ Every check compares a load with the same table's history, never a global thresh
   table's durations a week and more ago, with the recent ones rising.
 * **warning / 429 rates**: warnings (resp. HTTP 429s) over the last 24 h against the table's
   earlier rate per sync (Poisson tail below ``rate_p``).
+
+* **a sync's tables together** (``detect_sync``): a silent failure hits a connector's load, often
+  several of its tables, each of which may stay within its own noise; the tables' lower-tail
+  p-values are combined by the truncated product (Zaykin et al. 2002) and, when at least two
+  tables under ``drop_ratio`` of their volume bring it below ``sync_p``, each of them is a
+  ``volume_drop`` / ``zero_rows`` naming the sync-level evidence (``verdicts`` applies it to each
+  connector's latest syncs).
 
 ``zero_rows``, ``volume_drop`` and ``stuck_cursor`` make a load *untrusted*
 (``Anomaly.untrusted``): the assessment does not count it as fresh (``orchestrator.health.hold``).
@@ -59,6 +68,12 @@ class DetectorConfig:
     min_samples: int = 5
     min_scale: float = 0.08  # floor of the log-volume scale
     slot_minutes: float = 75.0
+    # a narrower time-of-day window (the same hour of a regular schedule) when it holds at least
+    # ``narrow_samples`` loads of the day type; the same weekday's loads are pooled with the rest of
+    # its day type unless its median stands ``weekday_z`` standard errors apart
+    narrow_minutes: float = 30.0
+    narrow_samples: int = 10
+    weekday_z: float = 2.5
     creep_window: int = 6
     creep_ratio: float = 1.5
     rate_p: float = 1e-4
@@ -70,9 +85,15 @@ class DetectorConfig:
     # a run of low loads: the last 2..``run_loads`` loads (each under its own expectation) together
     # landing improbably few rows (tail below ``run_p``, under ``drop_ratio`` of the expected sum)
     run_loads: int = 4
-    run_p: float = 5e-4
+    run_p: float = 2e-3
     rate_min_events: int = 3
     stuck_loads: int = 2
+    # a sync's tables together (``detect_sync``): the truncated product of the tables' lower-tail
+    # p-values at most ``sync_tau`` (Zaykin et al. 2002; each table's load also under
+    # ``drop_ratio`` of its expectation) over the tables the sync landed; at least two tables, and
+    # the combined p-value below ``sync_p``
+    sync_tau: float = 0.05
+    sync_p: float = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,21 +299,31 @@ class TableSeries:
         logv, me = self.logv[sl], self.me[sl]
         valid = np.isfinite(logv)
         d = np.abs(self.tod[sl] - _tod(at))
-        near = np.minimum(d, 1440 - d) <= cfg.slot_minutes
+        d = np.minimum(d, 1440 - d)
         ordinary = valid & ~me
         wd = at.weekday()
         we = wd >= 5
         daytype = "weekend" if we else "weekday"
-        cands = (
-            (ordinary & near & (self.wd[sl] == wd), f"{_WEEKDAYS[wd]} loads near {at:%H:%M}"),
-            (ordinary & near & (self.weekend[sl] == we), f"{daytype} loads near {at:%H:%M}"),
-            (ordinary & (self.weekend[sl] == we), f"{daytype} loads"),
+        same_type = ordinary & (self.weekend[sl] == we)
+        # the time-of-day window: the narrow one where it holds enough loads of the day type (a
+        # regular schedule: the same hour every day, without the daily curve's slope), else the wide
+        near = d <= cfg.slot_minutes
+        if cfg.narrow_minutes and int((same_type & (d <= cfg.narrow_minutes)).sum()) >= cfg.narrow_samples:
+            near = d <= cfg.narrow_minutes
+        wide = same_type & near
+        same_wd = wide & (self.wd[sl] == wd)
+        cands = [
+            (same_wd, f"{_WEEKDAYS[wd]} loads near {at:%H:%M}"),
+            (wide, f"{daytype} loads near {at:%H:%M}"),
+            (same_type, f"{daytype} loads"),
             (ordinary, "loads"),
-        )
+        ]
+        if self._pool_day_type(logv, same_wd, wide):
+            cands[0] = (same_wd, "")  # the weekday is like the others of its day type: pool them
         pick = None
         for mask, label in cands:
             n = int(mask.sum())
-            if n >= cfg.min_samples:
+            if label and n >= cfg.min_samples:
                 pick = (mask, label, n)
                 break
         if pick is None:
@@ -303,7 +334,6 @@ class TableSeries:
         # the spread: of the chosen slot, and never below the spread of the wider day-type slot
         # (a handful of samples estimates it poorly); plus counting noise for quiet tables
         scale = 1.4826 * float(np.median(np.abs(x - center)))
-        wide = ordinary & near & (self.weekend[sl] == we)
         if int(wide.sum()) >= cfg.min_samples:
             w = logv[wide]
             scale = max(scale, 1.4826 * float(np.median(np.abs(w - np.median(w)))))
@@ -354,6 +384,24 @@ class TableSeries:
                 exp.month_end_unknown = True
         return exp
 
+    def _pool_day_type(self, logv: np.ndarray, same_wd: np.ndarray, wide: np.ndarray) -> bool:
+        """Whether the loads of the same weekday look like the other loads of its day type (near
+        the same time), so that the day type's slot -- several times the loads, a much firmer
+        median and spread -- can stand for it. Not when the weekday's median stands apart from the
+        others' by more than ``weekday_z`` standard errors (a weekday with its own level)."""
+        cfg = self.cfg
+        others = wide & ~same_wd
+        n1, n2 = int(same_wd.sum()), int(others.sum())
+        if n2 < cfg.min_samples or int(wide.sum()) < cfg.narrow_samples:
+            return False
+        if n1 == 0:
+            return True
+        a, b = logv[same_wd], logv[others]
+        w = logv[wide]
+        s = max(1.4826 * float(np.median(np.abs(w - np.median(w)))), cfg.min_scale)
+        se = 1.2533 * s * math.sqrt(1.0 / n1 + 1.0 / n2)  # standard error of a difference of medians
+        return abs(float(np.median(a)) - float(np.median(b))) <= cfg.weekday_z * se
+
     # -- checks -----------------------------------------------------------------------------
     def detect(self, sig: SyncSignal) -> list[Anomaly]:
         """Anomalies of ``sig`` (a load of this table) against the loads before it."""
@@ -391,7 +439,8 @@ class TableSeries:
         # counting noise: a quiet table may land few or no rows by chance, so a drop also needs a
         # count tail below count_p; quiet tables (where the log scale says little) need only that
         cp = cfg.count_p * (0.1 if exp.month_end_unknown else 1.0)
-        if ratio < cfg.drop_ratio and (z < -zlim or quiet):
+        low = ratio < cfg.drop_ratio and (z < -zlim or quiet)
+        if low:
             # quiet: the count model; busy: the z-test covers the spread, Poisson the counting noise
             p = exp.tail(sig.rows) if quiet else poisson_cdf(sig.rows, expected)
             if p < cp:
@@ -406,6 +455,9 @@ class TableSeries:
                     sig, "volume_drop", sev, base, observed,
                     f"{ratio:.0%} of the usual volume (robust z {z:.1f}, limit -{zlim:.1f}; p={p:.1g})",
                     expected, float(sig.rows))]
+        if low or (quiet and sig.rows <= exp.mean):
+            # a run of low loads, judged on its sum: its last load need only be under its own mean,
+            # like the earlier ones (three loads landing 1, 0 and 0 rows where ~5, 3 and 1.3 were due)
             run = self._low_run(sig, end, exp)
             if run is not None:
                 return [run]
@@ -443,18 +495,23 @@ class TableSeries:
         sequential test for quiet tables, where one load says little)."""
         cfg = self.cfg
         limit = cfg.run_p * (0.1 if exp.month_end_unknown else 1.0)
+        best = None  # the run of 2..run_loads loads with the strongest evidence
         for k, p, got, mean, first in self.run_tails(sig, end, exp):
             ratio = (got + 1.0) / (mean + 1.0)
-            if ratio >= cfg.drop_ratio or p >= limit:
+            if ratio >= cfg.drop_ratio or p >= limit or (best is not None and p >= best[1]):
                 continue
-            kind = "zero_rows" if got == 0 else "volume_drop"
-            sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
-            return self._anomaly(
-                sig, kind, sev, f"~{mean:,.1f} rows over the last {k} loads (each against its own slot)",
-                f"{int(got):,} rows in {k} loads since {first.isoformat()}",
-                f"{k} loads in a row under their usual volume: {int(got):,} rows where ~{mean:,.1f} were "
-                f"expected (p={p:.1g}); one quiet load says little, {k} in a row do", mean, got, since=first)
-        return None
+            best = (k, p, got, mean, first, ratio)
+        if best is None:
+            return None
+        k, p, got, mean, first, ratio = best
+        kind = "zero_rows" if got == 0 else "volume_drop"
+        sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
+        # the untrusted span: that run, back to its first load
+        return self._anomaly(
+            sig, kind, sev, f"~{mean:,.1f} rows over the last {k} loads (each against its own slot)",
+            f"{int(got):,} rows in {k} loads since {first.isoformat()}",
+            f"{k} loads in a row under their usual volume: {int(got):,} rows where ~{mean:,.1f} were "
+            f"expected (p={p:.1g}); one quiet load says little, {k} in a row do", mean, got, since=first)
 
     def _cursor(self, sig: SyncSignal, end: int) -> list[Anomaly]:
         if sig.cursor is None:
@@ -543,6 +600,99 @@ class TableSeries:
         return out
 
 
+def normal_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def truncated_product_p(ps: Sequence[float], n: int, tau: float) -> float:
+    """P(W <= w) for the truncated product W of the p-values at most ``tau`` among ``n``
+    independent uniform ones, at the observed ``ps`` (Zaykin et al. 2002); 1.0 when none is."""
+    low = [max(p, 1e-300) for p in ps if p <= tau]
+    if not low:
+        return 1.0
+    lw = sum(math.log(p) for p in low)
+    total = 0.0
+    for k in range(1, n + 1):
+        binom = math.comb(n, k) * (1.0 - tau) ** (n - k)
+        if lw <= k * math.log(tau):
+            # w * sum_{s<k} (k ln tau - ln w)^s / s!
+            x = k * math.log(tau) - lw
+            term, acc = 1.0, 1.0
+            for j in range(1, k):
+                term *= x / j
+                acc += term
+            total += binom * math.exp(lw) * acc
+        else:
+            total += binom * tau ** k
+    return min(1.0, total)
+
+
+def table_tail(series: "TableSeries", sig: SyncSignal, end: int | None = None
+               ) -> tuple[float, float, Expectation] | None:
+    """One load's lower-tail p-value against its table's baseline and its ratio to the expected
+    rows: the count model for quiet tables, the robust z (normal tail) for the others."""
+    if not sig.succeeded or sig.rows is None:
+        return None
+    end = series.index_before(sig.started_at) if end is None else end
+    exp = series.expectation(sig.started_at, end)
+    if exp is None:
+        return None
+    cfg = series.cfg
+    quiet = exp.mean <= cfg.count_rows
+    expected = exp.mean if quiet else exp.rows
+    ratio = (sig.rows + 1.0) / (expected + 1.0)
+    if quiet:
+        p = exp.tail(sig.rows)
+    else:
+        z = (math.log1p(sig.rows) - exp.center) / exp.scale
+        p = max(normal_cdf(z), poisson_cdf(sig.rows, expected) if expected < 1e6 else 0.0)
+    return p, ratio, exp
+
+
+def detect_sync(series: dict[str, "TableSeries"], sync_id: str) -> list[Anomaly]:
+    """A sync whose tables *together* landed improbably little: a silent failure hits a connector's
+    load, usually several of its tables at once, each of which may stay within its own noise.
+    The tables' lower-tail p-values (``table_tail``) are combined by the truncated product (at most
+    ``sync_tau`` each, over every table the sync landed with a baseline); when at least two tables
+    under ``drop_ratio`` of their volume bring the combined p-value below ``sync_p``, each of them
+    gets a ``volume_drop`` (``zero_rows`` when empty) naming the sync-level evidence."""
+    tails: list[tuple[str, SyncSignal, float, float, Expectation]] = []
+    cfg = None
+    for table, se in series.items():
+        sig = next((s for s in reversed(se.all) if s.sync_id == sync_id), None)
+        if sig is None:
+            continue
+        cfg = se.cfg
+        t = table_tail(se, sig)
+        if t is not None:
+            tails.append((table, sig, *t))
+    if cfg is None or len(tails) < 2:
+        return []
+    low = [x for x in tails if x[3] < cfg.drop_ratio and x[2] <= cfg.sync_tau]
+    if len(low) < 2:
+        return []
+    p = truncated_product_p([x[2] for x in low], len(tails), cfg.sync_tau)
+    month_end_unknown = any(x[4].month_end_unknown for x in low)
+    if p >= cfg.sync_p * (0.1 if month_end_unknown else 1.0):
+        return []
+    out = []
+    names = ", ".join(f"{x[0]} {x[1].rows:,} of ~{(x[4].mean if x[4].mean <= cfg.count_rows else x[4].rows):,.0f}"
+                      for x in low)
+    for table, sig, pt, ratio, exp in low:
+        expected = exp.mean if exp.mean <= cfg.count_rows else exp.rows
+        kind = "zero_rows" if sig.rows == 0 else "volume_drop"
+        sev = "ERROR" if kind == "zero_rows" or ratio < cfg.error_ratio else "WARN"
+        out.append(Anomaly(
+            kind=kind, severity=sev, connector=sig.connector, table=table, sync_id=sync_id,
+            at=aware(sig.ended_at or sig.started_at),
+            baseline=f"~{expected:,.0f} rows ({exp.slot}" + (f"; {exp.month_end}" if exp.month_end else "") + ")",
+            observed=f"{sig.rows:,} rows",
+            why=(f"the sync landed little on {len(low)} of its {len(tails)} tables at once ({names}; "
+                 f"combined p={p:.1g}, this table's p={pt:.1g}): one load of the connector gone wrong"),
+            expected=expected, value=float(sig.rows)))
+    return out
+
+
 def detect_latest(signals: Sequence[SyncSignal], cfg: DetectorConfig | None = None
                   ) -> dict[str, list[Anomaly]]:
     """Per table: the anomalies of its latest load (signals of any tables, any order)."""
@@ -582,14 +732,30 @@ def verdicts(signals: Sequence[SyncSignal], cfg: DetectorConfig | None = None,
     by_table: dict[str, list[SyncSignal]] = {}
     for s in signals:
         by_table.setdefault(s.table, []).append(s)
+    all_series = {table: TableSeries(sigs, cfg) for table, sigs in by_table.items()}
+    # the sync-level test on each connector's latest syncs (its tables together)
+    by_sync: dict[tuple[str, str], dict[str, TableSeries]] = {}
+    for table, series in all_series.items():
+        latest = next((s for s in reversed(series.all) if s.succeeded), None)
+        if latest is not None:
+            by_sync.setdefault((latest.connector, latest.sync_id), {})[table] = series
+    sync_found: dict[str, list[Anomaly]] = {}
+    for (conn, sid), group in by_sync.items():
+        peers = {t: se for t, se in all_series.items()
+                 if t not in group and se.all and se.all[0].connector == conn}
+        for a in detect_sync({**group, **peers}, sid):
+            if a.table in group:
+                sync_found.setdefault(a.table, []).append(a)
     out: dict[str, LoadVerdict] = {}
-    for table, sigs in by_table.items():
-        series = TableSeries(sigs, cfg)
+    for table, series in all_series.items():
         oks = [i for i, s in enumerate(series.all) if s.succeeded]
         if not oks:
             continue
         latest = series.all[oks[-1]]
-        v = LoadVerdict(table=table, connector=latest.connector, anomalies=series.detect(latest))
+        found = series.detect(latest)
+        if not any(a.untrusted for a in found):
+            found += sync_found.get(table, [])
+        v = LoadVerdict(table=table, connector=latest.connector, anomalies=found)
         if v.untrusted:
             # a run of low loads taints every load of the run
             since = min((a.since for a in v.anomalies if a.untrusted and a.since), default=None)
