@@ -414,9 +414,11 @@ def gate(
                        else a.estimated_cost_usd)
         over = sorted(name for name in budget_names if overspends(name, budget_cost))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
-        # within the budget, so a person decides (the audit charges it like any other spend)
+        # within the budget, so a person decides (the audit charges it like any other spend). A
+        # retry is exempt: it re-runs a sync the connector's own schedule runs anyway, and out of
+        # the box (no history at all) a failed sync must still be retried by itself
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
-            budget_names and not over and pricer.borrowed() is None) else []
+            budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, budget_cost, extended=False)
