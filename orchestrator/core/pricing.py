@@ -25,7 +25,6 @@ own floor).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from orchestrator.core.records import Action, Snapshot
@@ -121,18 +120,6 @@ class SyncPricer:
             self._fit[connector] = out
         return self._fit[connector]
 
-    def model_means(self) -> dict[str, float]:
-        """asset -> the mean spend of its past runs."""
-        if getattr(self, "_means", None) is None:
-            sums: dict[str, list[float]] = {}
-            for c in self.snapshot.costs:
-                if c.asset_key:
-                    s = sums.setdefault(c.asset_key, [0.0, 0])
-                    s[0] += c.amount_usd
-                    s[1] += 1
-            self._means = {k: v[0] / v[1] for k, v in sums.items()}
-        return self._means
-
     def gap_hours(self, connector: str, start: datetime) -> float | None:
         """Hours of data a sync of ``connector`` starting at ``start`` will load."""
         tables = self.snapshot.graph.connectors.get(connector, ())
@@ -199,12 +186,6 @@ def sync_spend(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncPr
     return sum(pricer.estimate(c, start) for c in conns)
 
 
-def priced_total(snapshot: Snapshot, action: Action, now: datetime, *, models: float,
-                 pricer: SyncPricer | None = None) -> float:
-    """``models`` (the models' share: cost history, else p90 x the warehouse price) plus its syncs."""
-    return models + sync_spend(snapshot, action, now, pricer)
-
-
 def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
                pricer: SyncPricer | None = None) -> float:
     """``base`` (the action's own estimate: its models, and for a retry of a sync one ordinary sync
@@ -218,18 +199,3 @@ def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
         fit = pricer.fit(action.connector)
         included = sum(u for _, u in fit[0]) / len(fit[0]) if fit is not None else 0.0
     return base + max(0.0, syncs - included)
-
-
-def models_spend(snapshot: Snapshot, action: Action, pricer: SyncPricer) -> float:
-    """The mean past run cost of the models (not connector tables) ``action`` runs."""
-    t = ActionType.parse(action.type)
-    if t is None or not t.starts_run:
-        return 0.0
-    means = pricer.model_means()
-    graph = snapshot.graph
-    return sum(means.get(k, 0.0) for k in action.asset_keys
-               if (n := graph.get(k)) is not None and not n.connector)
-
-
-def connectors_of(keys: Iterable[str], graph) -> list[str]:
-    return list(dict.fromkeys(n.connector for k in keys if (n := graph.get(k)) is not None and n.connector))
