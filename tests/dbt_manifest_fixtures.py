@@ -39,3 +39,27 @@ def make_dbt_project(name: str, root: Path) -> Path:
     for path in (project / "dbt_project.yml", project / "profiles.yml"):
         os.utime(path, (old, old))
     return project
+
+
+def build_location(project: Path, policies: Path, prepare=None):
+    """The code location's Definitions over ``project`` and ``policies`` (the settings caches cleared
+    before and after); ``prepare(monkeypatch)`` may patch more for the duration of the build."""
+    import pytest
+
+    from orchestrator.definitions import build_definitions
+    from orchestrator.resources import dbt_project
+    from orchestrator.settings import get_settings
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ORCHESTRATOR_DBT_PROJECT_DIR", str(project))
+    patch.setenv("ORCHESTRATOR_POLICIES_DIR", str(policies))
+    if prepare is not None:
+        prepare(patch)
+    get_settings.cache_clear()
+    dbt_project.cache_clear()
+    try:
+        return build_definitions()
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
+        dbt_project.cache_clear()

@@ -10,15 +10,13 @@ import logging
 import dagster as dg
 import pytest
 from dagster._core.definitions.utils import VALID_GROUP_NAME_REGEX, is_valid_owner
-from dbt_manifest_fixtures import REAL_MANIFESTS, make_dbt_project, manifest_path
+from dbt_manifest_fixtures import REAL_MANIFESTS, build_location, make_dbt_project, manifest_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assets.dbt import DEFAULT_OWNER, ProjectDbtTranslator
 from assets.dbt_meta import MetaReport, map_group, map_kinds, map_metadata, map_owner, map_tags
 from orchestrator.project_graph import asset_graph_from_definitions
-from orchestrator.resources import dbt_project
-from orchestrator.settings import get_settings
 
 POLICY = """policies:
   - name: models-morning
@@ -39,19 +37,7 @@ def _load(name: str, tmp_path):
     policies.mkdir()
     has_exposures = bool(_manifest(name).get("exposures"))
     (policies / "real.yaml").write_text(POLICY + (DASHBOARD_POLICY if has_exposures else ""))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ORCHESTRATOR_DBT_PROJECT_DIR", str(project))
-    patch.setenv("ORCHESTRATOR_POLICIES_DIR", str(policies))
-    get_settings.cache_clear()
-    dbt_project.cache_clear()
-    try:
-        from orchestrator.definitions import build_definitions
-
-        return build_definitions()
-    finally:
-        patch.undo()
-        get_settings.cache_clear()
-        dbt_project.cache_clear()
+    return build_location(project, policies)
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dbt_manifest_fixtures import make_dbt_project, manifest_path
+from dbt_manifest_fixtures import build_location, make_dbt_project, manifest_path
 
-from orchestrator.resources import dbt_project
-from orchestrator.settings import get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -60,21 +58,7 @@ def _build(tmp_path: Path, reference: bool) -> dg.Definitions:
     policies = tmp_path / "policies"
     policies.mkdir(exist_ok=True)
     (policies / "bench.yaml").write_text(policies_for(manifest))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ORCHESTRATOR_DBT_PROJECT_DIR", str(project))
-    patch.setenv("ORCHESTRATOR_POLICIES_DIR", str(policies))
-    if reference:
-        _reference_paths(patch)
-    get_settings.cache_clear()
-    dbt_project.cache_clear()
-    try:
-        from orchestrator.definitions import build_definitions
-
-        return build_definitions()
-    finally:
-        patch.undo()
-        get_settings.cache_clear()
-        dbt_project.cache_clear()
+    return build_location(project, policies, _reference_paths if reference else None)
 
 
 def _value(v) -> str:
