@@ -327,13 +327,30 @@ def _empty_logits(classes):
 def _diagnose_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
                          model, threshold) -> Diagnosis:
     # one message: plain-Python softmax/combine (numpy's per-call overhead dominates on 12 numbers)
+    # (the same arithmetic as model.proba + combine, on lists in the model's class order)
     classes = model.classes
-    p_model = (model.proba(text) if text.strip()
-               else {c: (1.0 if c == "unknown" else 0.0) for c in classes})
-    q = combine(scores, p_model, mem_scores, rule_weight=model.params.get("rule_weight", 1.0),
-                temperature=model.params.get("temperature", 1.0))
+    if text.strip():
+        z = model.logits(text).tolist()
+        zm = max(z)
+        e = [_EXP(v - zm) for v in z]
+        tot = sum(e)
+        p_model = [v / tot for v in e]
+    else:
+        p_model = [1.0 if c == "unknown" else 0.0 for c in classes]
+    params = model.params
+    rule_weight, temperature = params.get("rule_weight", 1.0), params.get("temperature", 1.0)
+    logits = [_LOG(p if p > MODEL_FLOOR else MODEL_FLOOR) for p in p_model]
+    if scores or mem_scores:
+        for j, c in enumerate(classes):
+            logits[j] += scores.get(c, 0.0) * rule_weight + mem_scores.get(c, 0.0)
+    if temperature != 1.0:
+        logits = [v / temperature for v in logits]
+    m = max(logits)
+    e = [_EXP(v - m) for v in logits]
+    tot = sum(e)
+    q = [v / tot for v in e]
     return _finish_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,
-                              model, threshold, [p_model[c] for c in classes], [q[c] for c in classes])
+                              model, threshold, p_model, q)
 
 
 def _finish_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transient, neighbours,

@@ -386,23 +386,41 @@ class TextModel:
         typed = typed_tokens(message)
         if not words and not typed:
             return self.b.copy()
-        cache = self._words
-        counts = Counter(words)
-        keys = list(counts)
-        ents = list(map(cache.get, keys))  # (row in _M, n features) per distinct word
-        if None in ents:
-            ents = [e if e is not None else self._word_entry(w) for e, w in zip(ents, keys)]
-        wrows = [e[0] for e in ents]
-        pairs = list(zip(words, words[1:]))
+        get = self._words.get
         bget = self._bigram_ids().get
-        if len(keys) == len(words) and len(set(pairs)) == len(pairs) and not typed:
-            # the common case: every word and bigram once (scale 1), no typed token: sums, no weights
-            norm2 = float(sum(e[1] for e in ents) + len(pairs))
-            frows = [j for j in map(bget, pairs) if j is not None]
-            z = self._M[wrows].sum(axis=0, dtype=np.float64) if wrows else self._zero.astype(np.float64)
+        if len(set(words)) == len(words):
+            # the common case: every word once, so every bigram once too (scale 1 for both):
+            # no Counter, one gather over the per-word cache, weights only for repeated typed tokens
+            ents = [get(w) or self._word_entry(w) for w in words]
+            norm2 = float(sum([e[1] for e in ents]) + len(words) - 1) if words else 0.0
+            z = self._M[[e[0] for e in ents]].sum(axis=0, dtype=np.float64) if ents \
+                else np.zeros(len(self.classes), dtype=np.float64)
+            frows = [j for j in map(bget, zip(words, words[1:])) if j is not None]
+            if typed:
+                vget = self.vocab.get
+                if len(set(typed)) == len(typed):
+                    norm2 += len(typed)
+                    frows += [j for j in map(vget, typed) if j is not None]
+                else:
+                    log = math.log
+                    trows, tscale = [], []
+                    for f, c in Counter(typed).items():
+                        s = 1.0 if c == 1 else 1.0 + log(c)
+                        norm2 += s * s
+                        j = vget(f)
+                        if j is not None:
+                            trows.append(j)
+                            tscale.append(s)
+                    if trows:
+                        z += np.dot(tscale, self.W[trows])
             if frows:
                 z += self.W[frows].sum(axis=0, dtype=np.float64)
             return z * (1.0 / math.sqrt(norm2)) + self.b
+        counts = Counter(words)
+        keys = list(counts)
+        ents = [get(w) or self._word_entry(w) for w in keys]  # (row in _M, n features) per distinct word
+        wrows = [e[0] for e in ents]
+        pairs = list(zip(words, words[1:]))
         log = math.log
         norm2 = 0.0
         wscale: list[float] = []
@@ -419,11 +437,11 @@ class TextModel:
             if j is not None:
                 frows.append(j)
                 fscale.append(s)
-        get = self.vocab.get
+        vget = self.vocab.get
         for f, c in Counter(typed).items():
             s = 1.0 if c == 1 else 1.0 + log(c)
             norm2 += s * s
-            j = get(f)
+            j = vget(f)
             if j is not None:
                 frows.append(j)
                 fscale.append(s)
