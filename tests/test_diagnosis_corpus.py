@@ -105,3 +105,22 @@ def test_rule_prechecks_change_nothing_on_random_text(seed):
         fast = [(h.rule.name, h.span) for h in match_rules(text)]
         slow = [(h.rule.name, h.span) for h in match_rules(text, precheck=False)]
         assert fast == slow, text
+
+
+def test_relabels_replace_both_passes_and_keep_their_provenance(rows):
+    """A correction (relabels.tsv) changes an item's category in both passes, records the labels it
+    replaced and why; no other item carries a correction."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_corpus", CORPUS.parent / "failure_corpus" / "build_corpus.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    fixes = build.relabels()
+    assert fixes, "relabels.tsv lists the corrected items"
+    by_id = {r["id"]: r for r in rows}
+    for rid, (cat, note) in fixes.items():
+        r = by_id[rid]
+        assert r["label_a"]["category"] == r["label_b"]["category"] == r["category"] == cat
+        assert r["relabel"]["note"] == note and note.strip()
+        assert cat not in r["relabel"]["from"], "a correction changes the label it replaces"
+    assert {r["id"] for r in rows if "relabel" in r} == set(fixes)

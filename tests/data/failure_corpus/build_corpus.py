@@ -39,6 +39,20 @@ LATER_RULES = set((HERE / "seen_by_later_rules.txt").read_text().split()) \
     if (HERE / "seen_by_later_rules.txt").exists() else set()
 
 
+def relabels() -> dict[str, tuple[str, str]]:
+    """``id -> (category, note)`` from relabels.tsv: corrections applied to both passes where a
+    label plainly contradicts the written guide (the pass files themselves are left as labelled)."""
+    path = HERE / "relabels.tsv"
+    out = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                rid, cat, note = line.split("\t", 2)
+                assert cat in CODES.values(), cat
+                out[rid] = (cat, note)
+    return out
+
+
 def _labels(path: Path) -> dict[int, str]:
     out = {}
     for tok in path.read_text().split():
@@ -99,6 +113,7 @@ def main() -> dict:
     project_msgs = {p["message"] for p in project}
     project_sources = {p["source"] for p in project}
     rows, dropped = [], 0
+    fixes = relabels()
     for i, it in enumerate(items):
         a, b = pass_a[i], pass_b[i]
         if a.rstrip("+-") == "x" or b == "x":
@@ -106,6 +121,10 @@ def main() -> dict:
             continue
         ca, cb = CODES[a.rstrip("+-")], CODES[b]
         ta, tb = transient_a(a, ca), transient_b(cb, it["message"])
+        fix = fixes.get(f"fc-{len(rows) + 1:04d}")
+        if fix:  # both passes' category corrected (relabels.tsv); the transient rule follows it
+            ca = cb = fix[0]
+            ta, tb = transient_a(a, ca), transient_b(cb, it["message"])
         rows.append({
             "id": f"fc-{len(rows) + 1:04d}",
             "message": it["message"],
@@ -124,6 +143,8 @@ def main() -> dict:
             "seen_by_rules": (it["message"] in project_msgs or it["source"] in project_sources
                               or f"fc-{len(rows) + 1:04d}" in LATER_RULES),
         })
+        if fix:
+            rows[-1]["relabel"] = {"from": [CODES[a.rstrip("+-")], CODES[b]], "note": fix[1]}
     with OUT.open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
