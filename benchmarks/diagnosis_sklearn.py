@@ -18,13 +18,22 @@ collections + the project set minus test sources). Per outer fold:
 3. the selected candidate is refitted on the whole training part and predicts the test fold.
 
 The reference row ("shipped") runs the shipped pipeline's ``crossval.cross_validate`` on the same
-folds. Candidates are listed in ``CANDIDATES``; every one is deterministic (fixed random_state).
+folds (``--no-shipped`` skips it: ``bench_diagnosis.py`` prints the same figures). Candidates are
+``candidates()`` over ``FEATS`` / ``LR_C`` / ``SVM_C``; every one is deterministic.
+
+Feature sets (``--feats``): ``wc+typed`` = scikit-learn TF-IDF (sublinear tf, smoothed IDF, each block
+L2-normalised) over word 1-2-grams, character 2-5-grams inside word boundaries (``char_wb``, at most
+60,000) and the shipped typed/structured tokens; ``project`` = the shipped feature map
+(``model.features``) with IDF weights, i.e. the same features as the shipped model and only the
+solver / regularisation / class weighting chosen by the inner CV (isolates where a gain comes from).
+Findings (issue 16, eighth round): see ``orchestrator/diagnosis/README.md``, "Eighth round".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -56,9 +65,70 @@ def _typed(text: str) -> list[str]:
     return typed_tokens(text)
 
 
+class ProjectTfidf:
+    """The shipped feature map (``model.features``: word char 3-5-grams, word, bigrams, typed and
+    structured tokens; per-word additive normalisation) with each feature weighted by its smoothed
+    IDF from the training part only (an OOV feature gets the IDF of df=0). Per-word additive, so the
+    numpy inference's per-word cache can compute it exactly (a word's row = sum of idf x weight
+    rows, its norm share = sum of idf^2)."""
+
+    def fit_transform(self, texts):
+        from orchestrator.diagnosis.model import features
+
+        fs = [features(t) for t in texts]
+        df = Counter()
+        for f in fs:
+            df.update(f.keys())
+        n = len(texts)
+        self.vocab = {k: i for i, k in enumerate(sorted(k for k, c in df.items() if c >= 2))}
+        self.idf = {k: math.log((1 + n) / (1 + df[k])) + 1.0 for k in self.vocab}
+        self.idf0 = math.log(1 + n) + 1.0
+        return self.transform(texts)
+
+    def _row(self, text):
+        from orchestrator.diagnosis.model import _scale, typed_tokens, word_grams, words_of
+
+        words = words_of(text)
+        vals: dict[int, float] = {}
+        norm2 = 0.0
+        get, idf, idf0 = self.vocab.get, self.idf, self.idf0
+
+        def add(feat, s):
+            nonlocal norm2
+            j = get(feat)
+            w = idf[feat] if j is not None else idf0
+            norm2 += (s * w) ** 2
+            if j is not None:
+                vals[j] = vals.get(j, 0.0) + s * w
+
+        for w, c in Counter(words).items():
+            for g in word_grams(w):
+                add(g, _scale(c))
+        for (a, b), c in Counter(zip(words, words[1:])).items():
+            add(f"b:{a} {b}", _scale(c))
+        for t, c in Counter(typed_tokens(text)).items():
+            add(t, _scale(c))
+        inv = 1.0 / math.sqrt(norm2) if norm2 > 0 else 0.0
+        return {j: v * inv for j, v in vals.items()}
+
+    def transform(self, texts):
+        from scipy.sparse import csr_matrix
+
+        rows, cols, data = [], [], []
+        for i, t in enumerate(texts):
+            for j, v in self._row(t).items():
+                rows.append(i)
+                cols.append(j)
+                data.append(v)
+        return csr_matrix((data, (rows, cols)), shape=(len(texts), len(self.vocab)), dtype=np.float64)
+
+
 def make_vectorizer(feats: str):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
+
+    if feats == "project":
+        return ProjectTfidf()
 
     parts = [
         ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
@@ -89,7 +159,7 @@ def make_model(family: str, C: float, balanced: bool):
 
 
 # the grid (kept small: 2 shared cores; each LR fit is ~5-8 s on ~2,000 messages x ~37k features)
-FEATS = ("wc+typed",)
+FEATS = ("wc+typed",)  # --feats project: the shipped feature map with IDF (numpy-portable)
 LR_C = (10.0, 30.0)
 SVM_C = (0.1, 0.3)
 
@@ -212,8 +282,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default="lr,svm")
     ap.add_argument("--no-shipped", action="store_true", help="skip the shipped pipeline's reference row")
+    ap.add_argument("--feats", default="wc+typed", help="wc+typed (scikit-learn TF-IDF word 1-2 + char_wb 2-5 "
+                    "+ typed tokens) or project (the shipped feature map with IDF)")
     ap.add_argument("--misses", help="write the out-of-fold misses (jsonl) of the nested run here")
     args = ap.parse_args()
+    global FEATS
+    FEATS = tuple(args.feats.split(","))
     corpus, extra = load_items()
     print(f"{len(corpus)} corpus messages, {sum(1 for i in corpus if i.category)} consensus items")
     if not args.no_shipped:
