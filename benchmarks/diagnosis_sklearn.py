@@ -286,6 +286,11 @@ def main() -> None:
                     "+ typed tokens) or project (the shipped feature map with IDF)")
     ap.add_argument("--misses", help="write the out-of-fold misses (jsonl) of the nested run here")
     args = ap.parse_args()
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        sys.exit("diagnosis_sklearn.py needs scikit-learn (an experiment-only install, not in the lock): "
+                 "VIRTUAL_ENV=.venv .venv/bin/uv pip install scikit-learn")
     global FEATS
     FEATS = tuple(args.feats.split(","))
     corpus, extra = load_items()
