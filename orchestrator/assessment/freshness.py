@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
+from orchestrator.core.datatime import BEFORE_HISTORY, data_time_text
 from orchestrator.core.records import (
     FreshnessAssessment,
     FreshnessStatus,
@@ -387,7 +388,7 @@ class _Tick:
                 if held_text is not None and held_text[0] is dt:
                     dt_text = held_text[1]
                 else:
-                    dt_text = dt.isoformat()
+                    dt_text = data_time_text(dt)
                     texts[key] = (dt, dt_text)
             # when this assessment stops holding: now crossing a deadline, or a predicted ready
             # time that moves with the clock (``pa``: predicted = now + pa from now on)
@@ -673,7 +674,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
             reason = (
                 f"deadline {cyc.text[0]} passed without data newer than "
                 f"{cyc.text[1]}"
-                + (f" (data as of {dt_text or dt.isoformat()}"
+                + (f" (data as of {dt_text or data_time_text(dt)}"
                    + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
                 + (f"; predicted ready {ptext}" if predicted else "")
                 + (f" (blocked by {block})" if block else "")
@@ -690,7 +691,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
                 deadline = cyc.after
             reason = (
                 f"fresh for the deadline {cyc.text[2]}"
-                + (f" (data as of {dt_text or dt.isoformat()}" if dt else "")
+                + (f" (data as of {dt_text or data_time_text(dt)}" if dt else "")
                 + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
             )
         elif predicted + margin > cyc.next:
@@ -706,7 +707,8 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
         limit = (dt + sla.max_lag) if dt is not None else now
         if dt is None or now > limit:
             status = FreshnessStatus.breached
-            deadline = limit
+            # data from before the history window: the limit passed at a time not known
+            deadline = None if dt == BEFORE_HISTORY else limit
             reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
                 f" (policy {sla.max_lag_policy})"
             )

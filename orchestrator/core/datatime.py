@@ -27,6 +27,21 @@ from datetime import datetime, timedelta, timezone
 from orchestrator.core.records import Snapshot
 
 UTC = timezone.utc
+# The data time of an asset that read an input's data from before the history window (the
+# snapshot's materializations start at its edge): only known to be older than the edge. A fixed
+# value, not the edge itself nor an input's first recorded data time, so that the edge moving
+# does not move it; older than any window opening or max_lag limit the history covers, so every
+# freshness decision is the one the true (older) data time gives when those lie inside the
+# window (``orchestrator.assessment.freshness.history_reach``).
+BEFORE_HISTORY = datetime(1970, 1, 1, tzinfo=UTC)
+BEFORE_HISTORY_TEXT = "a time before the history window"
+
+
+def data_time_text(dt: datetime) -> str:
+    """A data time as shown (UI metadata, reasons): ISO format, or that it predates the history."""
+    return BEFORE_HISTORY_TEXT if dt == BEFORE_HISTORY else dt.isoformat()
+
+
 _SYNC_MATCH = timedelta(minutes=10)  # a sync ending this close to a table's materialization landed it
 
 
@@ -348,15 +363,21 @@ def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
                     dt = started
             hb = k
         else:
-            inputs = [(p, as_of(p, start, run_id)) for p in ps]
-            # an input with no data recorded before the start: it read something older than
-            # the input's first recorded data time (an upper bound); no history at all: unknown
-            inputs = [(p, t if t is not None else (hist[p][1][0] if hist.get(p) and hist[p][1] else None))
-                      for p, t in inputs]
-            known = [(p, t) for p, t in inputs if t is not None]
+            known = []
+            for p in ps:
+                t = as_of(p, start, run_id)
+                direct = False
+                if t is None:
+                    h = hist.get(p)
+                    if not h or not h[1]:
+                        continue  # no history at all: unknown
+                    # no data of the input recorded at or before the start: what it read landed
+                    # before the history window, so its data time is only known to predate it
+                    t, direct = BEFORE_HISTORY, True
+                known.append((t, direct, p))
             if known:
-                p, dt = min(known, key=lambda x: x[1])
-                hb = held.get(p, p)
+                dt, direct, p = min(known, key=lambda x: x[0])
+                hb = p if direct else held.get(p, p)
             else:
                 dt = start
         at_l.append(at)
