@@ -111,6 +111,62 @@ def _scope(graph, resolution) -> tuple[str, ...]:
     return order
 
 
+_REACH: dict[int, tuple] = {}
+_REACH_LOCK = threading.Lock()
+_GAP_SAMPLE_TICKS = 1_000  # consecutive ticks sampled (back from now) for a schedule's longest gap
+_GAP_SAMPLE_SPAN = timedelta(days=400)  # ... or as far back as this, whichever comes first
+
+
+def _longest_gap(schedule, now: datetime) -> timedelta:
+    """The longest time between consecutive ticks of ``schedule`` over the last
+    ``_GAP_SAMPLE_TICKS`` ticks or ``_GAP_SAMPLE_SPAN`` (business calendars included)."""
+    gap = timedelta(0)
+    t = schedule.prev_tick(now)
+    stop = now - _GAP_SAMPLE_SPAN
+    for _ in range(_GAP_SAMPLE_TICKS):
+        try:
+            p = schedule.prev_tick(t)
+        except ValueError:
+            break
+        gap = max(gap, t - p)
+        if p < stop:
+            break
+        t = p
+    return max(gap, schedule.next_tick(now) - schedule.prev_tick(now))
+
+
+def history_reach(resolution, now: datetime | None = None) -> timedelta:
+    """How far back the materializations must be read for every freshness decision to be the
+    one the true data times give: the longest ``max_lag`` and, per deadline policy, its longest
+    gap between ticks plus its window (the oldest opening a cycle compares a data time with is
+    the previous tick's). A data time only known to predate the history
+    (``orchestrator.core.datatime.BEFORE_HISTORY``) is older than every opening after the edge,
+    so reading from ``now - history_reach`` back (``build_snapshot(reach=...)``) keeps every
+    decision. Computed once per resolution."""
+    if resolution is None or getattr(resolution, "policy_set", None) is None:
+        return timedelta(0)
+    with _REACH_LOCK:
+        hit = _REACH.get(id(resolution))
+        if hit is not None and hit[0] is resolution:
+            return hit[1]
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    reach = timedelta(0)
+    for policy in resolution.policy_set.policies:
+        if policy.max_lag is not None:
+            reach = max(reach, policy.max_lag)
+        if policy.deadline is not None:
+            try:
+                schedule = policy.schedule()
+                reach = max(reach, _longest_gap(schedule, now) + policy.deadline.effective_window(schedule))
+            except ValueError:  # a schedule without ticks: nothing to compare with
+                continue
+    with _REACH_LOCK:
+        if len(_REACH) >= 8:
+            _REACH.clear()
+        _REACH[id(resolution)] = (resolution, reach)
+    return reach
+
+
 def assess_freshness(
     snapshot: Snapshot,
     resolution,
