@@ -245,3 +245,40 @@ def test_the_ui_says_a_data_time_predates_the_history():
                             data_time=BEFORE_HISTORY, data_held_by="src/a")
     meta = check_metadata(a)
     assert meta["data_time"] == "a time before the history window" and meta["data_held_back_by"] == "src/a"
+
+
+def test_the_snapshot_reads_as_far_back_as_the_policies_reach():
+    """``build_snapshot(reach=...)``: the materializations from at least ``reach`` before now (the
+    edge still on the hour), the runs keep the two days; without it two days back."""
+    import dagster as dg
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
+
+    import orchestrator.event_log_cache as cache
+    from orchestrator.snapshot import build_snapshot
+
+    graph = AssetGraph([AssetNode("src/a", role="connector_table", connector="fivetran:c"),
+                        AssetNode("m", role="dbt_model", upstream=("src/a",))])
+    now = datetime(2026, 3, 10, 10, 20, tzinfo=UTC)
+    at = [("src/a", now - timedelta(days=3, hours=2)), ("m", now - timedelta(days=2, hours=5)),
+          ("src/a", now - timedelta(hours=3))]
+    cache.clear()
+    try:
+        with dg.instance_for_test() as inst:
+            for key, t in at:
+                inst.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(key)))
+                with inst.event_log_storage.index_connection() as conn:
+                    sid = conn.execute(db.select(db.func.max(E.c.id))).scalar()
+                    conn.execute(E.update().where(E.c.id == sid).values(timestamp=t.replace(tzinfo=None)))
+            plain = build_snapshot(inst, graph, now=now, failures=False)
+            assert [m.asset_key for m in plain.materializations] == ["src/a"]
+            dts, held = datatime.data_times(plain)
+            assert dts["m"] == BEFORE_HISTORY and held["m"] == "src/a"  # read src/a's row of 3 days ago
+            far = build_snapshot(inst, graph, now=now, failures=False, reach=timedelta(days=3, hours=2, minutes=30))
+            assert [m.asset_key for m in far.materializations] == ["src/a", "m", "src/a"]
+            dts, held = datatime.data_times(far)
+            assert dts["m"] == at[0][1] and held["m"] == "src/a"  # now known: src/a's sync of then
+            short = build_snapshot(inst, graph, now=now, failures=False, reach=timedelta(hours=1))
+            assert [m.asset_key for m in short.materializations] == ["src/a"]  # never less than since
+    finally:
+        cache.clear()

@@ -158,7 +158,7 @@ def history_reach(resolution, now: datetime | None = None) -> timedelta:
             try:
                 schedule = policy.schedule()
                 reach = max(reach, _longest_gap(schedule, now) + policy.deadline.effective_window(schedule))
-            except ValueError:  # a schedule without ticks: nothing to compare with
+            except Exception:  # noqa: BLE001 - an odd schedule only leaves the default window
                 continue
     with _REACH_LOCK:
         if len(_REACH) >= 8:
@@ -316,7 +316,9 @@ class _Tick:
                 moved = changed_since((self.dts, self.held), (dts, held_by))
                 if moved is None:
                     moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
-                pass_dirty |= moved
+                # the pass reads data times only; the input holding one back is in the assessment
+                old_dts = self.dts
+                pass_dirty.update(k for k in moved if (v := dts.get(k)) is not (o := old_dts.get(k)) and v != o)
                 status_dirty |= moved
             if last != self.last:
                 moved = _changed_keys(self.last, last)

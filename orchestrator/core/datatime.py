@@ -12,6 +12,16 @@ table), runs (start of the run that materialized a model) and the materializatio
 inputs' data time as of that start). Without any of that, the data time is the latest
 materialization (the old behaviour).
 
+The snapshot's materializations start at its window's edge (``orchestrator.snapshot``). A model
+that read an input's data from before it (no row of the input at or before the run's start) has
+a data time only known to predate the edge: ``BEFORE_HISTORY``, a fixed value (not the edge, nor
+the input's first recorded data time, which both move with the edge), held back by the input it
+read (the first such input in the graph's order of its parents).
+So every data time computed from the window equals the one the whole history gives, or both
+predate the edge; the edge passing an hour moves only data times older than the new edge; and a
+comparison with any window opening or max_lag limit after the edge (freshness, the planner) has
+the answer the whole history gives (``tests/test_datatime_edge.py``).
+
 :func:`data_times` returns ``(data_time, held_by)``: ``held_by[k]`` is the upstream asset whose
 data time ``k`` inherits (the input that holds it back), ``k`` itself for a source.
 """
@@ -366,18 +376,20 @@ def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
             known = []
             for p in ps:
                 t = as_of(p, start, run_id)
-                direct = False
                 if t is None:
                     h = hist.get(p)
                     if not h or not h[1]:
                         continue  # no history at all: unknown
                     # no data of the input recorded at or before the start: what it read landed
                     # before the history window, so its data time is only known to predate it
-                    t, direct = BEFORE_HISTORY, True
-                known.append((t, direct, p))
+                    t = BEFORE_HISTORY
+                known.append((t, p))
             if known:
-                dt, direct, p = min(known, key=lambda x: x[0])
-                hb = p if direct else held.get(p, p)
+                dt, p = min(known, key=lambda x: x[0])
+                # data from before the history: held back by the input it read it from (where
+                # that data came from is outside the window; and a change of that input's own
+                # holder does not travel down the graph each time the edge passes an hour)
+                hb = p if dt == BEFORE_HISTORY else held.get(p, p)
             else:
                 dt = start
         at_l.append(at)
