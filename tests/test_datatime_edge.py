@@ -110,7 +110,7 @@ def _agree(full: datetime | None, windowed: datetime | None, edge: datetime) -> 
     return full is not None and windowed is not None and full < edge and windowed < edge
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 1_000_000), hours_back=st.integers(2, 24 * (DAYS - 1)))
 def test_a_data_time_from_the_window_is_the_true_one_or_both_predate_the_edge(seed, hours_back):
     world = _world(seed)
@@ -130,7 +130,7 @@ def test_a_data_time_from_the_window_is_the_true_one_or_both_predate_the_edge(se
             assert (full[k] >= opening) == (windowed[k] >= opening), (k, opening)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 1_000_000), hours_back=st.integers(3, 24 * (DAYS - 1)), hours=st.integers(1, 3))
 def test_the_edge_passing_an_hour_moves_no_data_time_inside_the_window(seed, hours_back, hours):
     world = _world(seed)
@@ -181,7 +181,7 @@ def _assess(snapshot: Snapshot, res, durations):
         freshness_module._TICK.update(tick)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 1_000_000), extra_h=st.integers(0, 30))
 def test_freshness_decisions_are_the_whole_historys_when_the_window_covers_every_opening(seed, extra_h):
     world = _world(seed)
