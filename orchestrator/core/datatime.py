@@ -227,6 +227,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         dirty |= _changed_keys(old_given, given)
     if last != old_last:
         dirty |= _changed_keys(old_last, last)
+    had: dict[str, bool] = {}  # key -> whether it had rows in the window before they changed
     if mats != old_mats:
         delta = _mats_delta(old_mats, mats)
         if delta is not None:  # rows dropped from the front, rows appended: by_key follows
@@ -234,6 +235,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             for m in removed:
                 dirty.add(m.asset_key)
                 if m.partition is None:
+                    if m.asset_key not in had:
+                        had[m.asset_key] = m.asset_key in by_key
                     own = by_key.get(m.asset_key)
                     if own:
                         for i, x in enumerate(own):
@@ -245,6 +248,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             for m in added:
                 dirty.add(m.asset_key)
                 if m.partition is None:
+                    if m.asset_key not in had:
+                        had[m.asset_key] = m.asset_key in by_key
                     by_key.setdefault(m.asset_key, []).append(m)
         else:
             # by identity: the snapshot reader hands out the same objects for rows it carried
@@ -258,7 +263,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             changed.update(m.asset_key for m in old_mats if id(m) not in now_ids)
             dirty |= changed
             for k in changed:  # their own materializations, in snapshot order
-                by_key.pop(k, None)
+                had[k] = by_key.pop(k, None) is not None
             for m in mats:
                 if m.partition is None and m.asset_key in changed:
                     by_key.setdefault(m.asset_key, []).append(m)
@@ -293,7 +298,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         _, k = heapq.heappop(heap)
         n += 1
         entries = _with_last([(_aware(m.at), m.run_id, m.duration_s) for m in by_key.get(k, ())], last.get(k))
-        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run)
+        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run, by_key)
         prev = (hist.get(k), held.get(k), of_run.get(k))
         before_dt, before_held = dts.get(k), new_held.get(k)
         if out is None:
@@ -307,7 +312,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             dts[k], new_held[k] = dt, hb
         if dts.get(k) is not before_dt or new_held.get(k) is not before_held:
             moved.add(k)
-        if changed:
+        if changed or had.get(k, k in by_key) != (k in by_key):  # (its rows in the window: the children's rule)
             for ch in children(k):
                 if ch not in queued:
                     queued.add(ch)
@@ -335,7 +340,7 @@ def _with_last(entries: list, latest: datetime | None) -> list:
     return entries
 
 
-def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
+def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run, windowed):
     """One asset's (history of (landed at, data time), data time, held back by, data time per
     run id) from its own materializations and its parents' results; None: never materialized."""
     if k in given:
@@ -381,8 +386,10 @@ def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
                     if not h or not h[1]:
                         continue  # no history at all: unknown
                     # no data of the input recorded at or before the start: what it read landed
-                    # before the history window, so its data time is only known to predate it
-                    t = BEFORE_HISTORY
+                    # before the history window, so its data time is only known to predate it;
+                    # an input with no row in the window (its latest only, older than the edge):
+                    # older than that latest one's data time, which the edge does not move
+                    t = BEFORE_HISTORY if p in windowed else h[1][0]
                 known.append((t, p))
             if known:
                 dt, p = min(known, key=lambda x: x[0])
@@ -440,7 +447,7 @@ def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, 
     upstream = graph.upstream_map()
     for k in order:
         out = _one(k, _with_last(mat_runs.get(k, []), last.get(k)), given, upstream[k], graph.get(k),
-                   run_start, syncs_of, hist, held, of_run)
+                   run_start, syncs_of, hist, held, of_run, mat_runs)
         if out is None:
             continue
         hist[k], dts[k], held[k], of_run[k] = out
