@@ -16,7 +16,9 @@ The snapshot's materializations start at its window's edge (``orchestrator.snaps
 that read an input's data from before it (no row of the input at or before the run's start) has
 a data time only known to predate the edge: ``BEFORE_HISTORY``, a fixed value (not the edge, nor
 the input's first recorded data time, which both move with the edge), held back by the input it
-read (the first such input in the graph's order of its parents).
+read (the first such input in the graph's order of its parents). An input with no row in the
+window (its latest materialization only, older than the edge) bounds it by that one's data time
+instead, as before: older than the edge too, and the edge does not move it.
 So every data time computed from the window equals the one the whole history gives, or both
 predate the edge; the edge passing an hour moves only data times older than the new edge; and a
 comparison with any window opening or max_lag limit after the edge (freshness, the planner) has
