@@ -1085,6 +1085,7 @@ def build_snapshot(
     caps: SnapshotCaps | None = None,
     connector_settings: bool = False,
     resolvers: Mapping[str, Callable] | None = None,
+    reach: timedelta | None = None,
 ) -> Snapshot:
     """A full snapshot: last successes, recent materializations and durations, in-flight and
     recent runs, failures (steps, runs, connector syncs) and check results since ``since``
@@ -1093,7 +1094,10 @@ def build_snapshot(
     recent materializations / the latest materialization of every asset. ``caps`` (default: from
     the environment, ``SnapshotCaps``) bound what is read; ``caps_hit(snapshot)`` says which were hit.
     ``connector_settings`` also reads each connector's schema-change setting (for the planner).
-    ``resolvers`` (``job_assets``, ``step_assets``, ``dbt_targets``) replace ``repository_def``'s."""
+    ``resolvers`` (``job_assets``, ``step_assets``, ``dbt_targets``) replace ``repository_def``'s.
+    ``reach``: the materializations are read from at least this long before ``now``
+    (``orchestrator.assessment.freshness.history_reach``: far enough back for the policies' oldest
+    window opening and longest max_lag; the runs and failures keep ``since``)."""
     now = now or datetime.now(UTC)
     since_given = since is not None
     since = since or now - timedelta(days=2)
@@ -1109,8 +1113,10 @@ def build_snapshot(
         snap.last_success = read_last_success(instance, graph.keys)
     snap.runs = reader.runs(since)
     if history:
+        history_since = since if reach is None else min(since, now - reach)
         snap.materializations, snap.durations = reader.materializations(
-            since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP, now=now)
+            history_since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP,
+            now=now)
     if check_keys:
         snap.checks = reader.checks(check_keys)
     if failures:

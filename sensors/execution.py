@@ -576,9 +576,12 @@ def build_planning_sensor(ctx, *, name: str = "orchestrator_planning", store_url
         now = datetime.now(UTC)
         props = Proposals(open_store(store_url))
         with api_deadline(sensor_api_deadline_s()):
+            from orchestrator.assessment.freshness import history_reach
+
             snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
                               connectors=ConnectorReader(fivetran=fivetran, airbyte=airbyte),
-                              connector_settings=True)  # the planner reads each connector's schema-change setting
+                              connector_settings=True,  # the planner reads each connector's schema-change setting
+                              reach=history_reach(ctx.resolution, now))
         from orchestrator.recovery import stored_diagnoses
 
         durations = DurationModel(snap.durations)

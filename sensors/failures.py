@@ -286,8 +286,10 @@ def recovery_cycle(context, ctx: ProjectContext, props, *, now: datetime, connec
     from orchestrator.snapshot import build_snapshot
     from .execution import RUN_TYPES, _run_pass
 
+    from orchestrator.assessment.freshness import history_reach
+
     snap = snapshot or build_snapshot(context.instance, ctx.graph, now=now, repository_def=context.repository_def,
-                                      connectors=connectors)
+                                      connectors=connectors, reach=history_reach(ctx.resolution, now))
     known = stored_diagnoses(props.store, [f.failure_id for f in snap.failures])
     durations = DurationModel(snap.durations)
     assessment = assess(snap, ctx.resolution, durations, memory=props.memory, now=now, known_diagnoses=known)

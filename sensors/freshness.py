@@ -20,6 +20,8 @@ from orchestrator.resources.airbyte import AirbyteWorkspaceResource
 from orchestrator.resources.fivetran import FivetranWorkspaceResource
 
 from orchestrator.assessment import assess_freshness
+from orchestrator.assessment.freshness import history_reach
+from orchestrator.core.datatime import data_time_text
 from orchestrator.core.records import FreshnessAssessment, FreshnessStatus, Snapshot
 from . import ProjectContext
 from ._checks import multi_asset_check
@@ -53,7 +55,7 @@ def check_metadata(a: FreshnessAssessment) -> dict:
         "blocking_asset": a.blocking_asset or "",
         "policy": a.policy or "",
         "tier": a.tier,
-        "data_time": a.data_time.isoformat() if getattr(a, "data_time", None) else "",
+        "data_time": data_time_text(a.data_time) if getattr(a, "data_time", None) else "",
         "data_held_back_by": getattr(a, "data_held_by", None) or "",
     }
 
@@ -88,7 +90,7 @@ def freshness_tick(
 
     keys = set(governed_keys(ctx))
     snap = build_snapshot(instance, ctx.graph, now=now, repository_def=repository_def,
-                          connectors=connectors, failures=False)
+                          connectors=connectors, failures=False, reach=history_reach(ctx.resolution, now))
     out = assess_freshness(snap, ctx.resolution, durations(snap), now)
     bad_before: dict[str, list] = state.get("bad", {})
     first = not state.get("init")

@@ -119,6 +119,11 @@ def _from_scratch(snap: Snapshot, res, durations, now):
         freshness_module._TICK.update(tick)
 
 
+def _dt_text(dt: datetime) -> str:
+    """A data time in the reasons: data read from before the history window is said so."""
+    return "a time before the history window" if dt == datetime(1970, 1, 1, tzinfo=UTC) else dt.isoformat()
+
+
 # -- the freshness pass as it was before it was carried from tick to tick (the oracle) -----------
 def _reference_freshness(
     snapshot: Snapshot,
@@ -252,7 +257,7 @@ def _reference_freshness(
                 reason = (
                     f"deadline {cyc.prev.isoformat()} passed without data newer than "
                     f"{cyc.prev_open.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}"
+                    + (f" (data as of {_dt_text(dt)}"
                        + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
                     + (f"; predicted ready {predicted.isoformat()}" if predicted else "")
                     + (f" (blocked by {block})" if block else "")
@@ -269,7 +274,7 @@ def _reference_freshness(
                     deadline = cyc.after
                 reason = (
                     f"fresh for the deadline {cyc.next.isoformat()}"
-                    + (f" (data as of {dt.isoformat()}" if dt else "")
+                    + (f" (data as of {_dt_text(dt)}" if dt else "")
                     + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
                 )
             elif predicted + margin > cyc.next:
@@ -285,7 +290,7 @@ def _reference_freshness(
             limit = (dt + sla.max_lag) if dt is not None else now
             if dt is None or now > limit:
                 status = FreshnessStatus.breached
-                deadline = limit
+                deadline = None if dt == datatime.BEFORE_HISTORY else limit  # passed when: not known
                 reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
                     f" (policy {sla.max_lag_policy})"
                 )

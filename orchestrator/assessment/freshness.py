@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
+from orchestrator.core.datatime import BEFORE_HISTORY, data_time_text
 from orchestrator.core.records import (
     FreshnessAssessment,
     FreshnessStatus,
@@ -108,6 +109,62 @@ def _scope(graph, resolution) -> tuple[str, ...]:
     with _SCOPE_LOCK:
         _SCOPE["last"] = (graph, resolution, order, resolution.slas, len(resolution.slas))
     return order
+
+
+_REACH: dict[int, tuple] = {}
+_REACH_LOCK = threading.Lock()
+_GAP_SAMPLE_TICKS = 1_000  # consecutive ticks sampled (back from now) for a schedule's longest gap
+_GAP_SAMPLE_SPAN = timedelta(days=400)  # ... or as far back as this, whichever comes first
+
+
+def _longest_gap(schedule, now: datetime) -> timedelta:
+    """The longest time between consecutive ticks of ``schedule`` over the last
+    ``_GAP_SAMPLE_TICKS`` ticks or ``_GAP_SAMPLE_SPAN`` (business calendars included)."""
+    gap = timedelta(0)
+    t = schedule.prev_tick(now)
+    stop = now - _GAP_SAMPLE_SPAN
+    for _ in range(_GAP_SAMPLE_TICKS):
+        try:
+            p = schedule.prev_tick(t)
+        except ValueError:
+            break
+        gap = max(gap, t - p)
+        if p < stop:
+            break
+        t = p
+    return max(gap, schedule.next_tick(now) - schedule.prev_tick(now))
+
+
+def history_reach(resolution, now: datetime | None = None) -> timedelta:
+    """How far back the materializations must be read for every freshness decision to be the
+    one the true data times give: the longest ``max_lag`` and, per deadline policy, its longest
+    gap between ticks plus its window (the oldest opening a cycle compares a data time with is
+    the previous tick's). A data time only known to predate the history
+    (``orchestrator.core.datatime.BEFORE_HISTORY``) is older than every opening after the edge,
+    so reading from ``now - history_reach`` back (``build_snapshot(reach=...)``) keeps every
+    decision. Computed once per resolution."""
+    if resolution is None or getattr(resolution, "policy_set", None) is None:
+        return timedelta(0)
+    with _REACH_LOCK:
+        hit = _REACH.get(id(resolution))
+        if hit is not None and hit[0] is resolution:
+            return hit[1]
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    reach = timedelta(0)
+    for policy in resolution.policy_set.policies:
+        if policy.max_lag is not None:
+            reach = max(reach, policy.max_lag)
+        if policy.deadline is not None:
+            try:
+                schedule = policy.schedule()
+                reach = max(reach, _longest_gap(schedule, now) + policy.deadline.effective_window(schedule))
+            except Exception:  # noqa: BLE001 - an odd schedule only leaves the default window
+                continue
+    with _REACH_LOCK:
+        if len(_REACH) >= 8:
+            _REACH.clear()
+        _REACH[id(resolution)] = (resolution, reach)
+    return reach
 
 
 def assess_freshness(
@@ -259,7 +316,9 @@ class _Tick:
                 moved = changed_since((self.dts, self.held), (dts, held_by))
                 if moved is None:
                     moved = _changed_keys(self.dts, dts) | _changed_keys(self.held, held_by)
-                pass_dirty |= moved
+                # the pass reads data times only; the input holding one back is in the assessment
+                old_dts = self.dts
+                pass_dirty.update(k for k in moved if (v := dts.get(k)) is not (o := old_dts.get(k)) and v != o)
                 status_dirty |= moved
             if last != self.last:
                 moved = _changed_keys(self.last, last)
@@ -387,7 +446,7 @@ class _Tick:
                 if held_text is not None and held_text[0] is dt:
                     dt_text = held_text[1]
                 else:
-                    dt_text = dt.isoformat()
+                    dt_text = data_time_text(dt)
                     texts[key] = (dt, dt_text)
             # when this assessment stops holding: now crossing a deadline, or a predicted ready
             # time that moves with the clock (``pa``: predicted = now + pa from now on)
@@ -673,7 +732,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
             reason = (
                 f"deadline {cyc.text[0]} passed without data newer than "
                 f"{cyc.text[1]}"
-                + (f" (data as of {dt_text or dt.isoformat()}"
+                + (f" (data as of {dt_text or data_time_text(dt)}"
                    + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
                 + (f"; predicted ready {ptext}" if predicted else "")
                 + (f" (blocked by {block})" if block else "")
@@ -690,7 +749,7 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
                 deadline = cyc.after
             reason = (
                 f"fresh for the deadline {cyc.text[2]}"
-                + (f" (data as of {dt_text or dt.isoformat()}" if dt else "")
+                + (f" (data as of {dt_text or data_time_text(dt)}" if dt else "")
                 + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
             )
         elif predicted + margin > cyc.next:
@@ -706,7 +765,8 @@ def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, mar
         limit = (dt + sla.max_lag) if dt is not None else now
         if dt is None or now > limit:
             status = FreshnessStatus.breached
-            deadline = limit
+            # data from before the history window: the limit passed at a time not known
+            deadline = None if dt == BEFORE_HISTORY else limit
             reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
                 f" (policy {sla.max_lag_policy})"
             )

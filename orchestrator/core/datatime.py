@@ -12,6 +12,18 @@ table), runs (start of the run that materialized a model) and the materializatio
 inputs' data time as of that start). Without any of that, the data time is the latest
 materialization (the old behaviour).
 
+The snapshot's materializations start at its window's edge (``orchestrator.snapshot``). A model
+that read an input's data from before it (no row of the input at or before the run's start) has
+a data time only known to predate the edge: ``BEFORE_HISTORY``, a fixed value (not the edge, nor
+the input's first recorded data time, which both move with the edge), held back by the input it
+read (the first such input in the graph's order of its parents). An input with no row in the
+window (its latest materialization only, older than the edge) bounds it by that one's data time
+instead, as before: older than the edge too, and the edge does not move it.
+So every data time computed from the window equals the one the whole history gives, or both
+predate the edge; the edge passing an hour moves only data times older than the new edge; and a
+comparison with any window opening or max_lag limit after the edge (freshness, the planner) has
+the answer the whole history gives (``tests/test_datatime_edge.py``).
+
 :func:`data_times` returns ``(data_time, held_by)``: ``held_by[k]`` is the upstream asset whose
 data time ``k`` inherits (the input that holds it back), ``k`` itself for a source.
 """
@@ -27,6 +39,21 @@ from datetime import datetime, timedelta, timezone
 from orchestrator.core.records import Snapshot
 
 UTC = timezone.utc
+# The data time of an asset that read an input's data from before the history window (the
+# snapshot's materializations start at its edge): only known to be older than the edge. A fixed
+# value, not the edge itself nor an input's first recorded data time, so that the edge moving
+# does not move it; older than any window opening or max_lag limit the history covers, so every
+# freshness decision is the one the true (older) data time gives when those lie inside the
+# window (``orchestrator.assessment.freshness.history_reach``).
+BEFORE_HISTORY = datetime(1970, 1, 1, tzinfo=UTC)
+BEFORE_HISTORY_TEXT = "a time before the history window"
+
+
+def data_time_text(dt: datetime) -> str:
+    """A data time as shown (UI metadata, reasons): ISO format, or that it predates the history."""
+    return BEFORE_HISTORY_TEXT if dt == BEFORE_HISTORY else dt.isoformat()
+
+
 _SYNC_MATCH = timedelta(minutes=10)  # a sync ending this close to a table's materialization landed it
 
 
@@ -202,6 +229,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         dirty |= _changed_keys(old_given, given)
     if last != old_last:
         dirty |= _changed_keys(old_last, last)
+    had: dict[str, bool] = {}  # key -> whether it had rows in the window before they changed
     if mats != old_mats:
         delta = _mats_delta(old_mats, mats)
         if delta is not None:  # rows dropped from the front, rows appended: by_key follows
@@ -209,6 +237,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             for m in removed:
                 dirty.add(m.asset_key)
                 if m.partition is None:
+                    if m.asset_key not in had:
+                        had[m.asset_key] = m.asset_key in by_key
                     own = by_key.get(m.asset_key)
                     if own:
                         for i, x in enumerate(own):
@@ -220,6 +250,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             for m in added:
                 dirty.add(m.asset_key)
                 if m.partition is None:
+                    if m.asset_key not in had:
+                        had[m.asset_key] = m.asset_key in by_key
                     by_key.setdefault(m.asset_key, []).append(m)
         else:
             # by identity: the snapshot reader hands out the same objects for rows it carried
@@ -233,7 +265,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             changed.update(m.asset_key for m in old_mats if id(m) not in now_ids)
             dirty |= changed
             for k in changed:  # their own materializations, in snapshot order
-                by_key.pop(k, None)
+                had[k] = by_key.pop(k, None) is not None
             for m in mats:
                 if m.partition is None and m.asset_key in changed:
                     by_key.setdefault(m.asset_key, []).append(m)
@@ -268,7 +300,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         _, k = heapq.heappop(heap)
         n += 1
         entries = _with_last([(_aware(m.at), m.run_id, m.duration_s) for m in by_key.get(k, ())], last.get(k))
-        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run)
+        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run, by_key)
         prev = (hist.get(k), held.get(k), of_run.get(k))
         before_dt, before_held = dts.get(k), new_held.get(k)
         if out is None:
@@ -282,7 +314,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             dts[k], new_held[k] = dt, hb
         if dts.get(k) is not before_dt or new_held.get(k) is not before_held:
             moved.add(k)
-        if changed:
+        if changed or had.get(k, k in by_key) != (k in by_key):  # (its rows in the window: the children's rule)
             for ch in children(k):
                 if ch not in queued:
                     queued.add(ch)
@@ -310,7 +342,7 @@ def _with_last(entries: list, latest: datetime | None) -> list:
     return entries
 
 
-def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
+def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run, windowed):
     """One asset's (history of (landed at, data time), data time, held back by, data time per
     run id) from its own materializations and its parents' results; None: never materialized."""
     if k in given:
@@ -348,15 +380,25 @@ def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run):
                     dt = started
             hb = k
         else:
-            inputs = [(p, as_of(p, start, run_id)) for p in ps]
-            # an input with no data recorded before the start: it read something older than
-            # the input's first recorded data time (an upper bound); no history at all: unknown
-            inputs = [(p, t if t is not None else (hist[p][1][0] if hist.get(p) and hist[p][1] else None))
-                      for p, t in inputs]
-            known = [(p, t) for p, t in inputs if t is not None]
+            known = []
+            for p in ps:
+                t = as_of(p, start, run_id)
+                if t is None:
+                    h = hist.get(p)
+                    if not h or not h[1]:
+                        continue  # no history at all: unknown
+                    # no data of the input recorded at or before the start: what it read landed
+                    # before the history window, so its data time is only known to predate it;
+                    # an input with no row in the window (its latest only, older than the edge):
+                    # older than that latest one's data time, which the edge does not move
+                    t = BEFORE_HISTORY if p in windowed else h[1][0]
+                known.append((t, p))
             if known:
-                p, dt = min(known, key=lambda x: x[1])
-                hb = held.get(p, p)
+                dt, p = min(known, key=lambda x: x[0])
+                # data from before the history: held back by the input it read it from (where
+                # that data came from is outside the window; and a change of that input's own
+                # holder does not travel down the graph each time the edge passes an hour)
+                hb = p if dt == BEFORE_HISTORY else held.get(p, p)
             else:
                 dt = start
         at_l.append(at)
@@ -407,7 +449,7 @@ def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, 
     upstream = graph.upstream_map()
     for k in order:
         out = _one(k, _with_last(mat_runs.get(k, []), last.get(k)), given, upstream[k], graph.get(k),
-                   run_start, syncs_of, hist, held, of_run)
+                   run_start, syncs_of, hist, held, of_run, mat_runs)
         if out is None:
             continue
         hist[k], dts[k], held[k], of_run[k] = out

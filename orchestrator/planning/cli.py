@@ -36,7 +36,7 @@ def _initialized(resource):
     return resource.process_config_and_initialize()
 
 
-def _dagster_snapshot(now: datetime, graph, inputs, fivetran, airbyte, full: bool):
+def _dagster_snapshot(now: datetime, graph, inputs, fivetran, airbyte, full: bool, reach=None):
     """The snapshot through a ``DagsterInstance`` and the project's resources (another instance
     layout than the default SQLite one, or ``--full``)."""
     import dagster as dg
@@ -56,7 +56,7 @@ def _dagster_snapshot(now: datetime, graph, inputs, fivetran, airbyte, full: boo
         connectors = ConnectorReader(fivetran=_initialized(fivetran), airbyte=_initialized(airbyte))
         with api_deadline(sensor_api_deadline_s()):
             return build_snapshot(instance, graph, now=now, connectors=connectors,
-                                  resolvers=inputs.resolvers(), connector_settings=True)
+                                  resolvers=inputs.resolvers(), connector_settings=True, reach=reach)
 
 
 def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, props=None):
@@ -95,6 +95,9 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, pr
     from orchestrator.plain_instance import plain_instance
 
     plain = None if full else plain_instance(os.environ["DAGSTER_HOME"])
+    from orchestrator.assessment.freshness import history_reach
+
+    reach = history_reach(resolution, now)  # the data times every opening compares with
     try:
         from orchestrator.snapshot import ConnectorReader, build_snapshot
     except ImportError:
@@ -111,12 +114,12 @@ def _project_inputs(now: datetime, full: bool = False, refresh: bool = False, pr
                                          if "airbyte" in systems else None)
             try:
                 snapshot = build_snapshot(plain, graph, now=now, connectors=connectors, resolvers=inputs.resolvers(),
-                                          connector_settings=True)
+                                          connector_settings=True, reach=reach)
             except sqlite3.Error as exc:  # tables of another schema version: Dagster reads them
                 log.info("reading %s through Dagster: %s", plain.base, exc)
                 plain = None
         if plain is None:
-            snapshot = _dagster_snapshot(now, graph, inputs, fivetran, airbyte, full)
+            snapshot = _dagster_snapshot(now, graph, inputs, fivetran, airbyte, full, reach)
     from orchestrator.policies import DurationModel
 
     durations = DurationModel(snapshot.durations)
