@@ -216,7 +216,11 @@ def test_streamed_resolution_equals_the_plain_leads(nodes, data):
             assert dl.at == best and dl.at == dl.target_deadline - dl.lead
             assert (dl.lead.total_seconds(), dl.via, dl.target) == reach[dl.policy]
     for name, keys_of in res.members.items():
-        assert keys_of == {k for k, sla in res.slas.items() if name in sla.policies or name in plain.get(k, {})}
+        want = {k for k, sla in res.slas.items() if name in sla.policies or name in plain.get(k, {})}
+        assert keys_of == want and want == keys_of and len(keys_of) == len(want) and set(keys_of) == want
+        assert all((k in keys_of) == (k in want) for k in [*keys, "not-a-key"])
+        assert keys_of & set(keys) == want and isinstance(keys_of | set(), frozenset)
+        assert res.governed_by(name) is keys_of and hash(keys_of) == hash(frozenset(want))
     # the infeasible paths follow the plain vias from their start to the target
     assert res.infeasible or not any(sla.infeasible for sla in res.slas.values())
     for inf in res.infeasible:
