@@ -170,6 +170,18 @@ class PolicyMembers(Set):
         return f"PolicyMembers({self.name!r}, {len(self)} assets)"
 
 
+def _lag(lags: dict[float, timedelta], value: float) -> timedelta:
+    """``timedelta(seconds=value)``, kept in ``lags`` for the next asset with the same value
+    (bounded: sharing pays when values repeat)."""
+    lag = lags.get(value)
+    if lag is not None:
+        return lag
+    lag = timedelta(seconds=value)
+    if len(lags) < 65536:
+        lags[value] = lag
+    return lag
+
+
 def _reverse_leads(
     topo: Sequence[str],
     children,
@@ -540,6 +552,7 @@ def resolve(
     # the effective deadline's lead and instant: one timedelta and one datetime per distinct
     # (policy, lead), not per asset (leads are sums of a few durations: few distinct values)
     instants: dict[tuple[str, float], tuple[datetime, timedelta]] = {}
+    lags: dict[float, timedelta] = {}  # the same for the effective max lag
 
     # each asset's SLA as its leads come: the pass keeps only its frontier's leads, not all of them
     for key, reach in _reverse_leads(topo, graph.children, upstream, direct_src, duration, free=True):
@@ -622,13 +635,13 @@ def resolve(
             off_peak=primary.off_peak,
             blackout=bl,
             deadline=best_deadline,
-            max_lag=timedelta(seconds=lag_value) if lag_value is not None else None,
+            max_lag=None if lag_value is None else _lag(lags, lag_value),
             max_lag_policy=lag_policy,
             predicted_duration_s=own_dur,
             infeasible=share(tuple(bad)),
         )
 
-    del instants
+    del instants, lags
     # members: positions into one tuple of the governed keys, read off each SLA (the policies
     # selecting it and those propagating to it are exactly the ones governing it)
     governed = tuple(slas)
