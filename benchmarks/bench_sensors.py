@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,7 +45,7 @@ import dagster as dg  # noqa: E402
 
 from orchestrator.assessment import assess  # noqa: E402
 from orchestrator.core.graph import AssetGraph, AssetNode  # noqa: E402
-from orchestrator.core.records import CostRecord, FailureRecord  # noqa: E402
+from orchestrator.core.records import FailureRecord  # noqa: E402
 from orchestrator.policies import DurationModel, load_policies, resolve  # noqa: E402
 from orchestrator import snapshot as snapshot_module  # noqa: E402
 from orchestrator.snapshot import build_snapshot  # noqa: E402
@@ -251,21 +250,17 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     write_policies(tmp / "p.yaml")
     now = datetime.now(UTC)
     rss_graph = _rss_now()
-    # The benchmark's own inputs, which a real sensor does not hold: 10 duration samples per asset
-    # (a real code location resolves with the priors, and the sensor builds its DurationModel
-    # from each snapshot's durations and drops it) and n cost records (the freshness sensor reads
-    # none). As arrays of doubles and one shared empty ``detail``: the same values, a third of
-    # the memory of lists of float objects and a dict per record.
-    history = {k: array("d", [rng.uniform(30, 900) for _ in range(10)]) for k in graph.keys}
-    durations = DurationModel(history)
+    # What a real sensor holds between ticks, nothing more: the code location resolves with the
+    # priors (``load_resolution`` passes no history), and each tick builds its ``DurationModel``
+    # from that snapshot's durations and drops it, as the sensors do; the snapshot reads no cost
+    # records (the cost sensor reads its own). Until this change the benchmark held 10 duration
+    # samples per asset and one cost record per asset for the whole process (36 MiB at 100,000
+    # as arrays, ~60 MiB before as lists), which no sensor does; only the 20 failures stay.
     failures = [FailureRecord(f"f{i}", now - timedelta(minutes=i), "HTTP 429 Too Many Requests", "fivetran",
                               connector=f"fivetran:c{i}") for i in range(20)]
-    all_keys = graph.keys  # AssetGraph.keys builds a list per call: once, not once per record
-    no_detail: dict = {}
-    costs = [CostRecord(now - timedelta(hours=rng.uniform(0, 24 * 20)), rng.uniform(0, 2), "run",
-                        asset_key=rng.choice(all_keys), detail=no_detail) for _ in range(n)]
+    all_keys = graph.keys  # AssetGraph.keys builds a list per call: once, not once per tick
     rss_inputs = _rss_now() - rss_graph
-    res = resolve(load_policies([tmp]), graph, durations, now)
+    res = resolve(load_policies([tmp]), graph, DurationModel(), now)
     assert res.ok, res.errors
     rss_resolved = _rss_now()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -278,10 +273,8 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
             t1 = time.perf_counter()
             snap = build_snapshot(instance, graph, now=at)
             t2 = time.perf_counter()
-            snap.durations = history
             snap.failures += failures
-            snap.costs = costs
-            a = assess(snap, res, durations, now=at)
+            a = assess(snap, res, DurationModel(snap.durations), now=at)
             t3 = time.perf_counter()
             state = freshness_module._TICK.get("last")
             return {"snap": snap, "a": a, "wall": t3 - t1, "cpu": time.process_time() - c1, "snapshot": t2 - t1,
@@ -416,7 +409,7 @@ def run(args, server) -> None:
               f"{r['statuses']}, {r['failures']} failures", flush=True)
         if "rss_graph_mib" in r:
             print(f"         rss: {r['rss_graph_mib']:.0f} MiB with the graph, +{r['rss_inputs_mib']:.0f} MiB of the "
-                  f"benchmark's own inputs (duration samples, cost records: not held by a real sensor), "
+                  f"benchmark's own inputs (the 20 failures it adds to each snapshot), "
                   f"{r['rss_resolved_mib']:.0f} resolved, {r['rss_held_after_cold_mib']:.0f} held after the cold "
                   f"tick (gc), {r['rss_end_mib']:.0f} at the end (now, not peak)", flush=True)
         for name, p in r["phases"].items():

@@ -6,7 +6,11 @@
 * the resolution's critical-path leads are packed per asset (``AssetLeads``): compared with the
   plain algorithm (a dict of (lead, via, target) per asset, kept here as the oracle) on random
   graphs and policies, and the chains and SLAs they give;
-* ``DurationModel`` keeps ``array('d')`` samples as arrays: the same estimates as lists.
+* resolve() keeps only the frontier of its reverse pass (each asset's SLA made as its leads
+  come, the leads rebuilt on first use by chain/explain): the SLAs, members and infeasible paths
+  equal what the plain pass's leads give, with deadlines sharing one lead/instant per value;
+* ``DurationModel`` keeps ``array('d')`` samples as arrays: the same estimates as lists, and one
+  shared ``Estimate`` per prior for the assets without samples.
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ def graphs(draw, max_nodes: int = 24):
 @settings(max_examples=60, deadline=None)
 @given(graphs())
 def test_graph_shares_values_and_answers_as_given(nodes):
+    # the graph swaps equal shared values into the nodes it is given (in place, no copy per
+    # node): compare with copies taken before, which it does not touch
+    before = [AssetNode(**{f: getattr(n, f) for f in AssetNode.__dataclass_fields__}) for n in nodes]
     g = AssetGraph(nodes)
-    for given_node in nodes:
+    for given_node in before:
         kept = g.node(given_node.key)
         assert kept == given_node  # equal in every field (empty tags compare equal to {})
+        assert kept is next(n for n in nodes if n.key == given_node.key)  # no copy made
         want = tuple(dict.fromkeys(u for u in given_node.upstream if u in g and u != given_node.key))
         assert g.parents(given_node.key) == want
         # parents are the graph's own key objects: one string per asset
@@ -158,6 +166,92 @@ def test_packed_leads_equal_the_plain_pass(nodes, data):
             assert [link.lead.total_seconds() for link in chain] == sorted(
                 (link.lead.total_seconds() for link in chain), reverse=True)
             assert res.explain(key)
+
+
+TIGHT_POLICY_TEXT = """
+policies:
+  - name: p0
+    select: [{{key: "{a}"}}]
+    deadline: {{cron: "0 6 * * *", timezone: America/New_York, window: 20m}}
+  - name: p1
+    select: [{{key: "{b}"}}, {{key: "{a}"}}]
+    deadline: {{cron: "30 7 * * *", timezone: UTC, window: 30m}}
+    tier: critical
+  - name: p2
+    select: [{{key: "{c}"}}]
+    max_lag: 25m
+  - name: p3
+    select: [{{key: "{b}"}}]
+    tier: high
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.data())
+def test_streamed_resolution_equals_the_plain_leads(nodes, data):
+    """Tight windows, so policies are infeasible: every SLA's deadline, propagation, members and
+    infeasible paths are what the plain pass's leads (all held at once) give."""
+    g = AssetGraph(nodes)
+    keys = g.keys
+    picks = {name: data.draw(st.sampled_from(keys)) for name in "abc"}
+    history = {k: data.draw(st.lists(st.sampled_from([60.0, 300.0, 900.0]), max_size=3)) for k in keys}
+    res = resolve(load_policies_from_text(TIGHT_POLICY_TEXT.format(**picks)), g, DurationModel(history), NOW)
+    assert res.ok, res.errors
+    assert res._lead_memo is None  # not kept by resolve(): rebuilt on first use
+    plain = _plain_leads(g, res)
+    targets = res._targets
+    for key in keys:
+        sla, reach = res.sla(key), plain.get(key, {})
+        if sla is None:
+            assert not reach
+            continue
+        assert sla.propagated_from == tuple(sorted(n for n, (_, via, _) in reach.items() if via is not None))
+        deadlines = [(targets[n] - _td(lead), n, lead, via, target) for n, (lead, via, target) in reach.items()
+                     if n in targets]
+        if sla.deadline is None:
+            assert not deadlines
+        else:
+            dl = sla.deadline
+            best = min(d[0] for d in deadlines)
+            assert dl.at == best and dl.at == dl.target_deadline - dl.lead
+            lead, via, target = reach[dl.policy]
+            assert (dl.lead, dl.via, dl.target) == (_td(lead), via, target)
+    for name, keys_of in res.members.items():
+        want = {k for k, sla in res.slas.items() if name in sla.policies or name in plain.get(k, {})}
+        assert keys_of == want and want == keys_of and len(keys_of) == len(want) and set(keys_of) == want
+        assert all((k in keys_of) == (k in want) for k in [*keys, "not-a-key"])
+        assert keys_of & set(keys) == want and isinstance(keys_of | set(), frozenset)
+        assert res.governed_by(name) is keys_of and hash(keys_of) == hash(frozenset(want))
+    # the infeasible paths follow the plain vias from their start to the target
+    assert res.infeasible or not any(sla.infeasible for sla in res.slas.values())
+    for inf in res.infeasible:
+        path, cur = [inf.start], plain[inf.start][inf.policy][1]
+        while cur is not None:
+            path.append(cur)
+            cur = plain[cur][inf.policy][1]
+        assert inf.path == tuple(path) and inf.target == path[-1]
+        assert inf.policy in res.sla(inf.start).infeasible
+    assert {k: dict(v.items()) for k, v in res._leads.items()} == plain
+
+
+def _td(seconds: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def test_prior_estimates_are_shared_and_equal_the_plain_prior():
+    model = DurationModel({"h": [100.0] * 6})
+    nodes = [AssetNode(f"m{i}", role="dbt_model") for i in range(5)] + [
+        AssetNode("t", role="connector_table", connector="fivetran:c", kinds=frozenset({"fivetran"})),
+        AssetNode("u", role="connector_table", connector="airbyte:c", kinds=frozenset({"airbyte"})),
+        AssetNode("o", role="other"), AssetNode("x", role="custom")]
+    got = [model.estimate(n) for n in nodes]
+    assert all(e is got[0] for e in got[:5]) and got[0].seconds == 180 and got[0].basis == "prior for dbt_model"
+    assert [(e.seconds, e.basis) for e in got[5:]] == [model.prior(n) for n in nodes[5:]]
+    assert got[5].basis == "prior for fivetran syncs" and got[6].basis == "prior for airbyte syncs"
+    assert model.estimate(AssetNode("h", role="dbt_model")).basis == "p90 of 6 runs"
+    assert not model._cache.keys() - {"h"}  # no entry per asset without samples
 
 
 @settings(max_examples=80, deadline=None)

@@ -11,7 +11,7 @@ import gzip
 import json
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # What an asset is, as far as the decision core cares.
@@ -68,20 +68,24 @@ class AssetNode:
     description: str | None = None
 
 
+_set = object.__setattr__  # a frozen node's field swapped in place for an equal, shared value
+
+
 def _compact(node: AssetNode, shared: dict) -> AssetNode:
     """``node`` with its repeated values (group, connector, role, kinds, owners, empty tags) as the
-    objects ``shared`` holds for them: equal, so the node compares equal to the one given."""
-    changes = {}
+    objects ``shared`` holds for them, swapped in place: each is equal to the value it replaces,
+    so the node compares, hashes and reads as before, and no second node object is made (a copy
+    per node left ~11 MiB of freed nodes scattered through the heap at 100,000 assets)."""
     for name in ("role", "group", "connector", "kinds", "owners", "partitioning"):
         value = getattr(node, name)
         if value is None or value == ():
             continue
         kept = shared.setdefault((name, value), value)
         if kept is not value:
-            changes[name] = kept
+            _set(node, name, kept)
     if not node.tags and node.tags is not NO_TAGS:
-        changes["tags"] = NO_TAGS
-    return replace(node, **changes) if changes else node
+        _set(node, "tags", NO_TAGS)
+    return node
 
 
 class UnknownAssetError(KeyError):
@@ -116,7 +120,7 @@ class AssetGraph:
             canon = tuple(nodes_[u].key for u in dict.fromkeys(ups) if u in nodes_ and u != key)
             if canon == ups:
                 if any(a is not b for a, b in zip(canon, ups)):
-                    node = nodes_[key] = replace(node, upstream=canon)
+                    _set(node, "upstream", canon)
                 upstream[key] = node.upstream
             else:
                 upstream[key] = canon

@@ -72,7 +72,11 @@ class DurationModel:
                 else [float(x) for x in v if x is not None and x >= 0][-max_samples:])
             for k, v in (history or {}).items()
         }
+        # estimates from history, one per asset with samples; an asset without samples gets its
+        # prior's one shared ``Estimate`` (``_priors``), not an entry per asset: 100,000 assets
+        # resolved with the priors held ~10 MiB of identical estimates otherwise
         self._cache: dict[str, Estimate] = {}
+        self._priors: dict[tuple, Estimate] = {}
         self._bases: dict[str, str] = {}  # one string per distinct basis text, not one per asset
 
     @classmethod
@@ -109,19 +113,22 @@ class DurationModel:
         if hit is not None:
             return hit
         runs = self.history.get(node.key)
-        pct = f"p{round(self.q * 100)}"
         if not runs:
-            prior, basis = self.prior(node)
-            est = Estimate(prior, basis)
+            # what ``prior`` reads of the node: its role, kinds and whether it has a connector
+            slot = (node.role, node.kinds, bool(node.connector))
+            est = self._priors.get(slot)
+            if est is None:
+                est = self._priors[slot] = Estimate(*self.prior(node))
+            return est
+        pct = f"p{round(self.q * 100)}"
+        observed = quantile(runs, self.q)
+        n = len(runs)
+        if n >= self.min_samples:
+            est = Estimate(observed, f"{pct} of {n} runs")
         else:
-            observed = quantile(runs, self.q)
-            n = len(runs)
-            if n >= self.min_samples:
-                est = Estimate(observed, f"{pct} of {n} runs")
-            else:
-                prior, basis = self.prior(node)
-                value = (n * observed + (self.min_samples - n) * prior) / self.min_samples
-                est = Estimate(value, f"{pct} of {n} run{'s' if n > 1 else ''} blended with {basis}")
+            prior, basis = self.prior(node)
+            value = (n * observed + (self.min_samples - n) * prior) / self.min_samples
+            est = Estimate(value, f"{pct} of {n} run{'s' if n > 1 else ''} blended with {basis}")
         basis = self._bases.setdefault(est.basis, est.basis)
         if basis is not est.basis:
             est = Estimate(est.seconds, basis)
