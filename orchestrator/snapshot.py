@@ -480,7 +480,9 @@ class _DurationsMemo:
         self.starts = {}
         self.full += 1
 
-    def update(self, rows, runs: Mapping[str, RunRecord]) -> None:
+    def update(self, rows, runs: Mapping[str, RunRecord], latest: Mapping[str, datetime] | None = None) -> None:
+        """``latest``: asset key -> its latest materialization's time (the snapshot's
+        ``last_success``); a row at that very time takes that datetime object, not a copy."""
         from orchestrator.event_log_cache import Rows
 
         if not isinstance(rows, Rows):
@@ -491,7 +493,7 @@ class _DurationsMemo:
             start = 0
         else:
             self.incremental += 1
-        self._extend(rows, start, runs)
+        self._extend(rows, start, runs, latest or {})
         self.ids = rows.ids
 
     def _carry(self, rows, runs: Mapping[str, RunRecord]) -> int | None:
@@ -528,8 +530,9 @@ class _DurationsMemo:
             del self.mats[:d]
         return m
 
-    def _extend(self, rows, start: int, runs: Mapping[str, RunRecord]) -> None:
+    def _extend(self, rows, start: int, runs: Mapping[str, RunRecord], latest: Mapping[str, datetime]) -> None:
         graph = self.graph
+        latest_at = latest.get
         mats, durations, in_run, starts = self.mats, self.durations, self.in_run, self.starts
         cols = (rows.keys, rows.ts, rows.runs, rows.parts)
         if start:  # the new rows of a carried tick (few): sliced; a full pass: no copy of the columns
@@ -549,7 +552,10 @@ class _DurationsMemo:
                 dur = max(0.0, ts - begin)
                 durations[key].append(dur)
                 in_run[run_id][key] = ts
-            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
+            at = latest_at(key)
+            if at is None or at.tzinfo is not UTC or at.timestamp() != ts:
+                at = _dt(ts)
+            mats.append(Materialization(key, at, run_id or None, partition, dur))
 
 
 _DURATIONS_MEMO: dict[tuple, _DurationsMemo] = {}
@@ -621,12 +627,14 @@ class InstanceReader:
     def materializations(
         self, since: datetime, graph: AssetGraph | None = None, runs: Mapping[str, RunRecord] | None = None,
         *, edge_step: timedelta | None = None, now: datetime | None = None,
+        latest: Mapping[str, datetime] | None = None,
     ) -> tuple[list[Materialization], dict[str, list[float]]]:
         """Recent materializations (one indexed query) and durations estimated without reading
         step events (per-run shards on SQLite): time since the later of the run's start and the
         latest materialization of an upstream asset in the same run. ``edge_step``: read from
         ``since`` rounded down to a multiple of it (``window_edge``); ``now``: the snapshot's
-        clock (default the wall clock), which with ``since`` names the window its result is kept for."""
+        clock (default the wall clock), which with ``since`` names the window its result is kept for;
+        ``latest``: the snapshot's ``last_success`` (its datetimes are shared with the rows)."""
         runs = runs or {}
         cap = self.caps.max_materializations
         read_since = window_edge(since, edge_step) if edge_step else since
@@ -639,7 +647,7 @@ class InstanceReader:
             memo = _DURATIONS_MEMO.get(memo_key)
             if memo is None or memo.graph is not graph:
                 memo = _DurationsMemo(graph)
-            memo.update(rows, runs)
+            memo.update(rows, runs, latest)
             if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
                 _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
             _DURATIONS_MEMO[memo_key] = memo
@@ -1150,7 +1158,8 @@ def build_snapshot(
     snap.runs = reader.runs(since)
     if history:
         snap.materializations, snap.durations = reader.materializations(
-            since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP, now=now)
+            since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP, now=now,
+            latest=snap.last_success)
     if check_keys:
         snap.checks = reader.checks(check_keys)
     if failures:
