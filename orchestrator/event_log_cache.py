@@ -162,6 +162,7 @@ class EventLogState:
         self.recent_ids: set[int] = set()  # ids applied above the overlap's start
         self.out_of_order = 0  # rows inserted below the highest id held (late commits)
         self.wiped: set[str] = set()  # db keys whose asset was wiped (public API)
+        self.wiped_keys: set[str] = set()  # the same as user keys
         self.wipes: dict[str, str] = {}  # db key -> its asset_details (the last wipe's time)
         self.reads = {"full": 0, "incremental": 0, "rows_full": 0}
 
@@ -180,6 +181,10 @@ class EventLogState:
         rewiped = wipes != self.wipes
         self.wipes = wipes
         self.wiped = set(wipes)
+        if rewiped or len(self.wiped_keys) != len(wipes):
+            from orchestrator.snapshot import _user_key
+
+            self.wiped_keys = {_user_key(d) for d in wipes if d}
         stale = (
             rewiped or self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
             or (top or 0) < self.cursor or (self.asset_key_rows is not None and n_keys < self.asset_key_rows)
@@ -241,21 +246,22 @@ class EventLogState:
                 else:
                     rows.append(sid, key, at.timestamp(), run_id, partition)
 
-    def last_success(self, conn, keys: list[str], db_keys: list[str], read) -> dict[str, datetime]:
-        """Asset key -> latest materialization time for ``keys`` (user strings; ``db_keys``: the
-        same keys as db strings, in the same order) not wiped; ``read(conn, db keys)`` is the full
-        query (db key -> (id, timestamp) | None) for keys not held yet."""
+    def last_success(self, conn, keys: list[str], db_key, read) -> dict[str, datetime]:
+        """Asset key -> latest materialization time for ``keys`` (user strings) not wiped;
+        ``db_key(key)`` is a key's db string, ``read(conn, db keys)`` the full query (db key ->
+        (id, timestamp) | None), both only for keys not held yet."""
         latest = self.latest
-        missing = [i for i, k in enumerate(keys) if k not in latest]
+        missing = [k for k in keys if k not in latest]
         if missing:
-            got = read(conn, [db_keys[i] for i in missing])
-            for i in missing:
-                latest[keys[i]] = got.get(db_keys[i])
-        wiped = self.wiped
+            db_keys = [db_key(k) for k in missing]
+            got = read(conn, db_keys)
+            for k, d in zip(missing, db_keys):
+                latest[k] = got.get(d)
+        wiped = self.wiped_keys
         out = {}
-        for k, d in zip(keys, db_keys):
+        for k in keys:
             hit = latest[k]
-            if hit is not None and d not in wiped:
+            if hit is not None and k not in wiped:
                 out[k] = hit[1]
         return out
 

@@ -143,10 +143,16 @@ def _path_from_db(db_key: str) -> list[str]:
     return db_key.split(".")
 
 
-def _db_key(user_key: str) -> str:
+def _db_key(user_key: str, *, remember: bool = True) -> str:
+    """``AssetKey.from_user_string(user_key).to_string()``; the db string is mapped back to this
+    user string object (rows read later take the graph's own key objects). ``remember=False``:
+    not kept in ``_DB_KEY`` (the event log cache asks once per asset, the dict would hold a
+    second reference table for nothing)."""
     key = _DB_KEY.get(user_key)
     if key is None:
-        key = _DB_KEY[user_key] = json.dumps(user_key.split("/"))  # AssetKey.to_string()
+        key = json.dumps(user_key.split("/"))  # AssetKey.to_string()
+        if remember:
+            _DB_KEY[user_key] = key
         _USER_KEY.setdefault(key, user_key)
     return key
 
@@ -214,15 +220,17 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     resync = event_log_cache.resync_seconds()
     with storage.index_connection() as conn:
-        known_db = _DB_KEY.get  # a dict lookup per key, not a call
-        db_keys = [known_db(k) or _db_key(k) for k in keys]
         if resync > 0:
             state = event_log_cache.state_for(conn)
             with state.lock:
                 state.refresh(conn, resync)
-                found = state.last_success(conn, keys, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
-                wiped = [k for k, d in zip(keys, db_keys) if d in state.wiped] if state.wiped else []
+                # db strings only for the keys not held yet (the cold tick): none on a warm one
+                found = state.last_success(conn, keys, lambda k: _db_key(k, remember=False),
+                                           lambda c, ks: _latest_by_key(c, ks)[0])
+                wiped = [k for k in keys if k in state.wiped_keys] if state.wiped_keys else []
             return found, wiped
+        known_db = _DB_KEY.get  # a dict lookup per key, not a call
+        db_keys = [known_db(k) or _db_key(k) for k in keys]
         latest, wiped_db = _latest_by_key(conn, db_keys)
     wiped_set = set(wiped_db)
     for db_key, hit in latest.items():
