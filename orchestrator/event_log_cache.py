@@ -10,7 +10,8 @@ a sensor gets a new ``DagsterInstance`` per evaluation, the database is the same
 * ``latest``: asset key (user string, the graph's own key object) -> (storage id, timestamp) of
   its newest materialization, or None when read in full and none is stored;
 * ``rows``: (storage id, user key, timestamp, run id, partition) of every materialization stored
-  after ``covered_after``, ascending by id (what ``_materialization_rows`` reads);
+  after ``covered_after``, ascending by id (what ``_materialization_rows`` reads), by column
+  (``Rows``: ids and timestamps in arrays, the graph's key objects, interned run ids);
 * each tick: ``SELECT ... WHERE id > cursor AND dagster_event_type = 'ASSET_MATERIALIZATION'``
   (a primary-key range), applied to both. Ids stored in the last ``OVERLAP_S`` seconds are read
   again and de-duplicated: PostgreSQL takes an id at insert and shows the row at commit, so a row
@@ -29,8 +30,11 @@ materialization cap, is read in full too.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+from array import array
+from bisect import bisect_left
 from collections import deque
 from datetime import datetime, timedelta, timezone
 
@@ -42,6 +46,87 @@ OVERLAP_IDS = 1000  # after a full read: ids below its cursor read again once (l
 _MAT = "ASSET_MATERIALIZATION"
 
 Row = tuple[int, str, float, str, "str | None"]  # (storage id, user key, timestamp, run id, partition)
+
+
+class Rows:
+    """Materialization rows by column, ascending by storage id: ids and timestamps in arrays of
+    8-byte values, asset keys (the graph's own key objects), run ids and partitions (interned
+    strings) in lists. ~40 bytes a row, where a tuple per row (with its int and float objects)
+    took ~150; nothing per row is allocated to hold one. ``ids`` is None for rows read without
+    storage ids (the public API, the plain instance)."""
+
+    __slots__ = ("ids", "ts", "keys", "runs", "parts")
+
+    def __init__(self, ids=None, ts=None, keys=None, runs=None, parts=None, *, with_ids: bool = True):
+        self.ids = (ids if ids is not None else array("q")) if with_ids else None
+        self.ts = ts if ts is not None else array("d")
+        self.keys = keys if keys is not None else []
+        self.runs = runs if runs is not None else []
+        self.parts = parts if parts is not None else []
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def append(self, sid, key, ts: float, run_id, partition) -> None:
+        if self.ids is not None:
+            self.ids.append(sid)
+        self.ts.append(ts)
+        self.keys.append(key)
+        self.runs.append(run_id)
+        self.parts.append(partition)
+
+    def insert(self, i: int, sid, key, ts: float, run_id, partition) -> None:
+        if self.ids is not None:
+            self.ids.insert(i, sid)
+        self.ts.insert(i, ts)
+        self.keys.insert(i, key)
+        self.runs.insert(i, run_id)
+        self.parts.insert(i, partition)
+
+    def reverse(self) -> None:
+        for col in (self.ids, self.ts, self.keys, self.runs, self.parts):
+            if col is not None:
+                col.reverse()
+
+    def __getitem__(self, sl: slice) -> Rows:
+        if not isinstance(sl, slice):
+            raise TypeError("Rows are sliced, not indexed: use tuples() for one row at a time")
+        return Rows(self.ids[sl] if self.ids is not None else None, self.ts[sl], self.keys[sl], self.runs[sl],
+                    self.parts[sl], with_ids=self.ids is not None)
+
+    def take(self, index: list[int]) -> Rows:
+        ids = self.ids
+        return Rows(array("q", [ids[i] for i in index]) if ids is not None else None,
+                    array("d", [self.ts[i] for i in index]), [self.keys[i] for i in index],
+                    [self.runs[i] for i in index], [self.parts[i] for i in index], with_ids=ids is not None)
+
+    def after(self, cut: float) -> Rows:
+        """The rows with a timestamp after ``cut``, in the same order (self when all are)."""
+        ts = self.ts
+        n = len(ts)
+        f = 0
+        while f < n and ts[f] <= cut:
+            f += 1
+        if f == n:
+            return self[n:]
+        if min(ts[f:]) > cut:  # the usual case: ids grow with time, the old rows lead
+            return self if f == 0 else self[f:]
+        return self.take([i for i in range(f, n) if ts[i] > cut])
+
+    def tuples(self):
+        """(storage id | None, key, timestamp, run id, partition) per row, in order."""
+        ids = self.ids if self.ids is not None else [None] * len(self.ts)
+        return zip(ids, self.keys, self.ts, self.runs, self.parts)
+
+    @classmethod
+    def from_tuples(cls, rows) -> Rows:
+        """From (storage id | None, key, timestamp, run id, partition) tuples, in their order."""
+        rows = list(rows)
+        with_ids = bool(rows) and all(r[0] is not None for r in rows)
+        out = cls(with_ids=with_ids or not rows)
+        for r in rows:
+            out.append(r[0], r[1], r[2], r[3], r[4])
+        return out
 
 
 def resync_seconds(environ=None) -> float:
@@ -70,13 +155,14 @@ class EventLogState:
         # user key -> (id, timestamp); None: read in full, none stored. A key is held once read
         # in full or once a row of it was applied (ids grow: nothing older can be its latest)
         self.latest: dict[str, tuple[int, datetime] | None] = {}
-        self.rows: list[Row] | None = None  # None: not held (never read, or the cap was hit)
+        self.rows: Rows | None = None  # None: not held (never read, or the cap was hit)
         self.covered_after: datetime | None = None  # naive UTC: rows hold every row after it
         self.span_s = 0.0  # the widest window asked for (now - since), kept across re-reads
         self.marks: deque[tuple[float, int]] = deque()  # (clock, cursor) of recent ticks
         self.recent_ids: set[int] = set()  # ids applied above the overlap's start
         self.out_of_order = 0  # rows inserted below the highest id held (late commits)
         self.wiped: set[str] = set()  # db keys whose asset was wiped (public API)
+        self.wiped_keys: set[str] = set()  # the same as user keys
         self.wipes: dict[str, str] = {}  # db key -> its asset_details (the last wipe's time)
         self.reads = {"full": 0, "incremental": 0, "rows_full": 0}
 
@@ -95,6 +181,10 @@ class EventLogState:
         rewiped = wipes != self.wipes
         self.wipes = wipes
         self.wiped = set(wipes)
+        if rewiped or len(self.wiped_keys) != len(wipes):
+            from orchestrator.snapshot import _user_key
+
+            self.wiped_keys = {_user_key(d) for d in wipes if d}
         stale = (
             rewiped or self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
             or (top or 0) < self.cursor or (self.asset_key_rows is not None and n_keys < self.asset_key_rows)
@@ -136,6 +226,7 @@ class EventLogState:
         rows = self.rows
         latest = self.latest
         seen = self.recent_ids
+        intern = sys.intern
         for sid, db_key, ts, run_id, partition in result:
             if sid in seen or not db_key:
                 continue
@@ -146,62 +237,67 @@ class EventLogState:
             if cur is None or sid > cur[0]:
                 latest[key] = (sid, at)
             if rows is not None:
-                row = (sid, key, at.timestamp(), run_id, partition)
-                if rows and sid < rows[-1][0]:  # a late commit below the highest id held
-                    import bisect
-
-                    rows.insert(bisect.bisect_left(rows, (sid,)), row)
+                run_id = intern(run_id) if run_id else run_id
+                partition = intern(partition) if partition else partition
+                ids = rows.ids
+                if ids and sid < ids[-1]:  # a late commit below the highest id held
+                    rows.insert(bisect_left(ids, sid), sid, key, at.timestamp(), run_id, partition)
                     self.out_of_order += 1
                 else:
-                    rows.append(row)
+                    rows.append(sid, key, at.timestamp(), run_id, partition)
 
-    def last_success(self, conn, keys: list[str], db_keys: list[str], read) -> dict[str, datetime]:
-        """Asset key -> latest materialization time for ``keys`` (user strings; ``db_keys``: the
-        same keys as db strings, in the same order) not wiped; ``read(conn, db keys)`` is the full
-        query (db key -> (id, timestamp) | None) for keys not held yet."""
+    def last_success(self, conn, keys: list[str], db_key, read) -> dict[str, datetime]:
+        """Asset key -> latest materialization time for ``keys`` (user strings) not wiped;
+        ``db_key(key)`` is a key's db string, ``read(conn, db keys)`` the full query (db key ->
+        (id, timestamp) | None), both only for keys not held yet."""
         latest = self.latest
-        missing = [i for i, k in enumerate(keys) if k not in latest]
+        missing = [k for k in keys if k not in latest]
         if missing:
-            got = read(conn, [db_keys[i] for i in missing])
-            for i in missing:
-                latest[keys[i]] = got.get(db_keys[i])
-        wiped = self.wiped
+            db_keys = [db_key(k) for k in missing]
+            got = read(conn, db_keys)
+            for k, d in zip(missing, db_keys):
+                latest[k] = got.get(d)
+        wiped = self.wiped_keys
         out = {}
-        for k, d in zip(keys, db_keys):
+        for k in keys:
             hit = latest[k]
-            if hit is not None and d not in wiped:
+            if hit is not None and k not in wiped:
                 out[k] = hit[1]
         return out
 
-    def window_rows(self, conn, after: datetime, wall_now: datetime, limit: int, read) -> list[Row] | None:
-        """Rows with timestamp > ``after`` (naive UTC), newest first, at most ``limit``; ``read(conn,
-        after, limit)`` is the full read (rows newest first). None: not cacheable (cap hit)."""
+    def window_rows(self, conn, after: datetime, wall_now: datetime, limit: int, read) -> Rows | None:
+        """Rows with timestamp > ``after`` (naive UTC), ascending by id, the newest ``limit`` at
+        most (a copy: the held rows change in place); ``read(conn, after, limit)`` is the full
+        read (``Rows``, ascending). None: not cacheable (cap hit)."""
         self.span_s = max(self.span_s, (wall_now - after).total_seconds())
         if self.rows is None or self.covered_after is None or after < self.covered_after:
             wide = min(after, wall_now - timedelta(seconds=self.span_s))
+            self.rows = None  # the old rows go before the new ones are read (peak)
             got = read(conn, wide, limit)
             self.reads["rows_full"] += 1
             if limit and len(got) >= limit:
                 self.rows = None
                 self.covered_after = None
                 return None
-            got.reverse()
             self.rows = got
             self.covered_after = wide
-            self.recent_ids.update(r[0] for r in got if self.marks and r[0] > self.marks[0][1])
+            if self.marks:
+                floor_id = self.marks[0][1]
+                self.recent_ids.update(i for i in got.ids if i > floor_id)
         cut = after.replace(tzinfo=UTC).timestamp()
         rows = self.rows
         # drop what no window needs any more (older than the widest window asked for)
         floor = (wall_now - timedelta(seconds=self.span_s)).replace(tzinfo=UTC).timestamp()
-        if rows and rows[0][2] <= floor:
-            keep = [r for r in rows if r[2] > floor]
+        if len(rows) and rows.ts[0] <= floor:
+            keep = rows.after(floor)
             if len(keep) < len(rows):
                 rows = self.rows = keep
                 self.covered_after = max(self.covered_after, datetime.fromtimestamp(floor, UTC).replace(tzinfo=None))
-        out = [r for r in rows if r[2] > cut]
-        out.reverse()
+        out = rows.after(cut)
+        if out is rows:
+            out = rows[:]
         if limit and len(out) > limit:
-            out = out[:limit]
+            out = out[len(out) - limit:]
         return out
 
 

@@ -31,12 +31,13 @@ import logging
 import os
 import re
 import threading
+from array import array
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dateutil.parser import isoparse
 
@@ -58,6 +59,9 @@ from orchestrator.core.records import (
     SyncRecord,
 )
 from orchestrator.vendor_reasons import airbyte_failure_reasons, fivetran_problems
+
+if TYPE_CHECKING:
+    from orchestrator.event_log_cache import Rows
 
 # Dagster is imported where the instance is read through it, not by this module: ``orchestrator
 # plan --dry-run`` reads a SQLite instance without it (``orchestrator.plain_instance``, an
@@ -139,10 +143,16 @@ def _path_from_db(db_key: str) -> list[str]:
     return db_key.split(".")
 
 
-def _db_key(user_key: str) -> str:
+def _db_key(user_key: str, *, remember: bool = True) -> str:
+    """``AssetKey.from_user_string(user_key).to_string()``; the db string is mapped back to this
+    user string object (rows read later take the graph's own key objects). ``remember=False``:
+    not kept in ``_DB_KEY`` (the event log cache asks once per asset, the dict would hold a
+    second reference table for nothing)."""
     key = _DB_KEY.get(user_key)
     if key is None:
-        key = _DB_KEY[user_key] = json.dumps(user_key.split("/"))  # AssetKey.to_string()
+        key = json.dumps(user_key.split("/"))  # AssetKey.to_string()
+        if remember:
+            _DB_KEY[user_key] = key
         _USER_KEY.setdefault(key, user_key)
     return key
 
@@ -210,15 +220,17 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
     out: dict[str, datetime] = {}
     resync = event_log_cache.resync_seconds()
     with storage.index_connection() as conn:
-        known_db = _DB_KEY.get  # a dict lookup per key, not a call
-        db_keys = [known_db(k) or _db_key(k) for k in keys]
         if resync > 0:
             state = event_log_cache.state_for(conn)
             with state.lock:
                 state.refresh(conn, resync)
-                found = state.last_success(conn, keys, db_keys, lambda c, ks: _latest_by_key(c, ks)[0])
-                wiped = [k for k, d in zip(keys, db_keys) if d in state.wiped] if state.wiped else []
+                # db strings only for the keys not held yet (the cold tick): none on a warm one
+                found = state.last_success(conn, keys, lambda k: _db_key(k, remember=False),
+                                           lambda c, ks: _latest_by_key(c, ks)[0])
+                wiped = [k for k in keys if k in state.wiped_keys] if state.wiped_keys else []
             return found, wiped
+        known_db = _DB_KEY.get  # a dict lookup per key, not a call
+        db_keys = [known_db(k) or _db_key(k) for k in keys]
         latest, wiped_db = _latest_by_key(conn, db_keys)
     wiped_set = set(wiped_db)
     for db_key, hit in latest.items():
@@ -300,20 +312,30 @@ def _materialization_rows(instance, since: datetime, limit: int, *, with_ids: bo
     """(asset key, timestamp, run id, partition) of materializations after ``since``, newest
     first: by column from a SQL event log (the same filter as ``get_event_records`` with
     ``after_timestamp``), else through ``get_event_records``. ``with_ids``: (storage id, ...),
-    the id None when not read by column."""
+    the id None when not read by column. (``_materialization_columns``: the same rows by column.)"""
+    rows = _materialization_columns(instance, since, limit)
+    out = list(rows.tuples())
+    out.reverse()
+    return out if with_ids else [r[1:] for r in out]
+
+
+def _materialization_columns(instance, since: datetime, limit: int) -> Rows:
+    """The rows of ``_materialization_rows`` by column (``event_log_cache.Rows``), oldest first
+    (ascending by storage id; ``ids`` None when not read by column)."""
+    from orchestrator.event_log_cache import Rows
+
     if hasattr(instance, "plain_materialization_rows"):
         rows = instance.plain_materialization_rows(since, limit)
-        return [(None, *r) for r in rows] if with_ids else rows
+        return Rows.from_tuples((None, *r) for r in reversed(rows))
     from dagster._core.events import DagsterEventType
 
     storage = _sql_storage(instance)
     if storage is None:
-        return [
-            ((None,) if with_ids else ()) + (
-                rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
-                rec.partition_key)
-            for rec in _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
-        ]
+        recs = _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
+        return Rows.from_tuples(
+            (None, rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
+             rec.partition_key)
+            for rec in reversed(list(recs)))
     from orchestrator import event_log_cache
 
     after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
@@ -328,18 +350,25 @@ def _materialization_rows(instance, since: datetime, limit: int, *, with_ids: bo
                                          _read_rows)
         if rows is None:
             rows = _read_rows(conn, after, limit)
-    return rows if with_ids else [r[1:] for r in rows]
+    return rows
 
 
-def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float, str, str | None]]:
+def _read_rows(conn, after: datetime, limit: int) -> Rows:
     """(storage id, asset key, timestamp, run id, partition) of materializations with a timestamp
-    after ``after`` (naive UTC), newest first, at most ``limit`` (0: all)."""
+    after ``after`` (naive UTC), by column, oldest first: the newest ``limit`` (0: all). Streamed
+    into the columns page by page (no row tuples held; run ids and partitions interned)."""
+    import sys
+
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as E
 
+    from orchestrator.event_log_cache import Rows
+
     stop_below = after - STORE_SKEW
-    out: list[tuple[int, str, float, str, str | None]] = []
-    run_ids: dict[str, str] = {}
+    out = Rows()  # newest first while reading, reversed at the end
+    ids, tss, keys, runs, parts = out.ids, out.ts, out.keys, out.runs, out.parts
+    intern = sys.intern
+    user_key = _user_key
     cursor: int | None = None
     # Newest first by id, in pages, stopping once a whole page is older than the window by more
     # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it
@@ -349,12 +378,12 @@ def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float,
     while True:
         # The page's id range and newest timestamp (computed by the database), then only its
         # rows inside the window come back.
-        ids = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
+        page = db.select(E.c.id.label("id"), E.c.timestamp.label("ts")).where(mat)
         if cursor is not None:
-            ids = ids.where(E.c.id < cursor)
-        ids = ids.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
+            page = page.where(E.c.id < cursor)
+        page = page.order_by(E.c.id.desc()).limit(PAGE).subquery("page")
         low, newest, count = conn.execute(
-            db.select(db.func.min(ids.c.id), db.func.max(ids.c.ts), db.func.count())).one()
+            db.select(db.func.min(page.c.id), db.func.max(page.c.ts), db.func.count())).one()
         if not count:
             break
         query = (
@@ -366,12 +395,21 @@ def _read_rows(conn, after: datetime, limit: int) -> list[tuple[int, str, float,
             query = query.where(E.c.id < cursor)
         # one string per run id, not one per row (a run materializes many assets): at 100,000
         # assets the window holds ~200,000 rows from far fewer runs
-        out.extend((sid, _user_key(k), _utc(ts).timestamp(), run_ids.setdefault(run_id, run_id), part)
-                   for sid, k, ts, run_id, part in conn.execute(query) if k)
+        for sid, k, ts, run_id, part in conn.execute(query):
+            if not k:
+                continue
+            ids.append(sid)
+            keys.append(user_key(k))
+            tss.append((ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)).timestamp())
+            runs.append(intern(run_id) if run_id else run_id)
+            parts.append(intern(part) if part else part)
         if count < PAGE or (limit and len(out) >= limit) or (newest is not None and newest < stop_below):
             break
         cursor = low
-    return out[:limit] if limit else out
+    if limit and len(out) > limit:
+        out = out[:limit]
+    out.reverse()
+    return out
 
 
 StepAssets = Callable[[str, str], tuple[str, ...]]  # (job_name, step_key) -> asset keys
@@ -429,11 +467,13 @@ class _DurationsMemo:
     the next tick: rows that left the window are dropped from the front, rows stored since are
     computed and appended; everything is computed again when the rows are not the previous ones
     plus newer ids, a run's start changed, or a dropped row's run still has rows in the window.
-    Gives what the loop over all rows gives (a test compares them)."""
+    Gives what the loop over all rows gives (a test compares them). Rows come by column
+    (``event_log_cache.Rows``; a list of (id, key, timestamp, run id, partition) tuples is taken
+    too); the ids are kept in an array."""
 
     def __init__(self, graph: AssetGraph | None):
         self.graph = graph
-        self.ids: list[int] = []
+        self.ids: array | None = None
         self.mats: list[Materialization] = []  # one per row of ``ids`` (its run id: the row's)
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.in_run: dict[str, dict[str, float]] = defaultdict(dict)
@@ -442,27 +482,33 @@ class _DurationsMemo:
         self.incremental = 0
 
     def _reset(self) -> None:
-        self.ids, self.mats = [], []
+        self.ids, self.mats = None, []
         self.durations = defaultdict(list)
         self.in_run = defaultdict(dict)
         self.starts = {}
         self.full += 1
 
-    def update(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
-        ids = [r[0] for r in rows]
-        new = self._carry(ids, rows, runs)
-        if new is None:
+    def update(self, rows, runs: Mapping[str, RunRecord], latest: Mapping[str, datetime] | None = None) -> None:
+        """``latest``: asset key -> its latest materialization's time (the snapshot's
+        ``last_success``); a row at that very time takes that datetime object, not a copy."""
+        from orchestrator.event_log_cache import Rows
+
+        if not isinstance(rows, Rows):
+            rows = Rows.from_tuples(rows)
+        start = self._carry(rows, runs)
+        if start is None:
             self._reset()
-            new = rows
+            start = 0
         else:
             self.incremental += 1
-        self._extend(new, runs)
-        self.ids = ids
+        self._extend(rows, start, runs, latest or {})
+        self.ids = rows.ids
 
-    def _carry(self, ids: list, rows: list[tuple], runs: Mapping[str, RunRecord]) -> list[tuple] | None:
-        """The rows still to compute when the previous result carries over, else None."""
-        old = self.ids
-        if not old or not ids or ids[0] is None:
+    def _carry(self, rows, runs: Mapping[str, RunRecord]) -> int | None:
+        """The index of the first row still to compute when the previous result carries over,
+        else None."""
+        old, ids = self.ids, rows.ids
+        if old is None or ids is None or not len(old) or not len(ids):
             return None
         from bisect import bisect_left
 
@@ -477,7 +523,7 @@ class _DurationsMemo:
                 return None
         if d:
             gone = {m.run_id for m in self.mats[:d] if m.run_id}
-            if gone and any(r[3] in gone for r in rows):
+            if gone and any(r in gone for r in rows.runs):
                 return None  # a run with rows on both sides of the window's edge
             durations = self.durations
             for mat in self.mats[:d]:
@@ -490,12 +536,16 @@ class _DurationsMemo:
                 self.in_run.pop(rid, None)
                 self.starts.pop(rid, None)
             del self.mats[:d]
-        return rows[m:]
+        return m
 
-    def _extend(self, rows: list[tuple], runs: Mapping[str, RunRecord]) -> None:
+    def _extend(self, rows, start: int, runs: Mapping[str, RunRecord], latest: Mapping[str, datetime]) -> None:
         graph = self.graph
+        latest_at = latest.get
         mats, durations, in_run, starts = self.mats, self.durations, self.in_run, self.starts
-        for _sid, key, ts, run_id, partition in rows:
+        cols = (rows.keys, rows.ts, rows.runs, rows.parts)
+        if start:  # the new rows of a carried tick (few): sliced; a full pass: no copy of the columns
+            cols = tuple(c[start:] for c in cols)
+        for key, ts, run_id, partition in zip(*cols):
             dur = None
             if run_id and run_id not in starts:
                 starts[run_id] = _run_start(runs, run_id)
@@ -510,7 +560,10 @@ class _DurationsMemo:
                 dur = max(0.0, ts - begin)
                 durations[key].append(dur)
                 in_run[run_id][key] = ts
-            mats.append(Materialization(key, _dt(ts), run_id or None, partition, dur))
+            at = latest_at(key)
+            if at is None or at.tzinfo is not UTC or at.timestamp() != ts:
+                at = _dt(ts)
+            mats.append(Materialization(key, at, run_id or None, partition, dur))
 
 
 _DURATIONS_MEMO: dict[tuple, _DurationsMemo] = {}
@@ -582,24 +635,27 @@ class InstanceReader:
     def materializations(
         self, since: datetime, graph: AssetGraph | None = None, runs: Mapping[str, RunRecord] | None = None,
         *, edge_step: timedelta | None = None, now: datetime | None = None,
+        latest: Mapping[str, datetime] | None = None,
     ) -> tuple[list[Materialization], dict[str, list[float]]]:
         """Recent materializations (one indexed query) and durations estimated without reading
         step events (per-run shards on SQLite): time since the later of the run's start and the
         latest materialization of an upstream asset in the same run. ``edge_step``: read from
         ``since`` rounded down to a multiple of it (``window_edge``); ``now``: the snapshot's
-        clock (default the wall clock), which with ``since`` names the window its result is kept for."""
+        clock (default the wall clock), which with ``since`` names the window its result is kept for;
+        ``latest``: the snapshot's ``last_success`` (its datetimes are shared with the rows)."""
         runs = runs or {}
         cap = self.caps.max_materializations
         read_since = window_edge(since, edge_step) if edge_step else since
-        rows = self._capped("materializations",
-                            _materialization_rows(self.instance, read_since, cap + 1, with_ids=True), cap)
-        rows.reverse()  # oldest first
+        rows = _materialization_columns(self.instance, read_since, cap + 1)  # oldest first
+        if len(rows) > cap:
+            self._capped("materializations", range(cap + 1), cap)  # logged and reported
+            rows = rows[len(rows) - cap:]  # the newest ``cap``
         memo_key = (id(graph), round(((now or datetime.now(UTC)) - since).total_seconds() / 3600))  # per window length
         with _DURATIONS_LOCK:
             memo = _DURATIONS_MEMO.get(memo_key)
             if memo is None or memo.graph is not graph:
                 memo = _DurationsMemo(graph)
-            memo.update(rows, runs)
+            memo.update(rows, runs, latest)
             if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
                 _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
             _DURATIONS_MEMO[memo_key] = memo
@@ -1116,7 +1172,7 @@ def build_snapshot(
         history_since = since if reach is None else min(since, now - reach)
         snap.materializations, snap.durations = reader.materializations(
             history_since, graph, {r.run_id: r for r in snap.runs}, edge_step=None if since_given else HISTORY_EDGE_STEP,
-            now=now)
+            now=now, latest=snap.last_success)
     if check_keys:
         snap.checks = reader.checks(check_keys)
     if failures:
