@@ -51,11 +51,11 @@ def _stale_exec():
 def test_routine_work_waits_for_the_standing_approval_asked_in_the_same_cycle():
     sc = _stale_exec()
     d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=ActionLedger())
-    assert [g.action.cause for g in d.standing_requests] == ["standing:exec", "standing:growth"]
+    assert [g.action.cause for g in d.standing_requests] == ["standing:exec,growth"]  # one question
     # one question (the standing approval), not one more per refresh
     assert not [g for g in d.decisions if g.decision == "await_approval" and g.action.type == "materialize"]
     (withdrawn,) = [(a, why) for a, why in d.suppressed if a.type == "materialize"]
-    assert "standing approval standing-exec-" in withdrawn[1] and "waits for that answer" in withdrawn[1]
+    assert "standing approval standing-2policies-" in withdrawn[1] and "waits for that answer" in withdrawn[1]
     # a standing approval refused: the refresh asks on its own again
     led = _ledger([("exec", "declined", NOW - timedelta(hours=1), EXEC, RES)])
     d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=led)

@@ -346,20 +346,23 @@ def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate
 
     if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
         return []
-    return [_ask_policy_owners(a, resolution, "standing approval: routine refreshes of this policy wait for a "
+    return [_ask_policy_owners(a, resolution, "standing approval: routine refreshes of these policies wait for a "
                                "person; approve once for its scope")
             for a in requests(resolution, graph, book, now)]
 
 
 def _ask_policy_owners(action, resolution, reason: str):
-    """A gate decision that waits for the owners of the policy named in ``action.cause``
-    (``<kind>:<policy>``)."""
+    """A gate decision that waits for the owners of the policies named in ``action.cause``
+    (``<kind>:<policy>[,<policy>...]``)."""
     from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
 
-    try:
-        owners = tuple(resolution.policy(action.cause.split(":", 1)[1]).owners)
-    except Exception:  # noqa: BLE001 - an unknown policy: the catch-all owners
-        owners = ()
+    owners: dict[str, None] = {}
+    for name in action.cause.split(":", 1)[1].split(","):  # a bundled standing approval names several
+        try:
+            owners.update(dict.fromkeys(resolution.policy(name).owners))
+        except Exception:  # noqa: BLE001 - an unknown policy: the catch-all owners
+            continue
+    owners = tuple(owners)
     return GateDecision(action, AWAIT_APPROVAL, "low", 0.0, 1.0, reason, owners)
 
 
