@@ -8,7 +8,8 @@ governing policy (``recommend`` adds), its size in units of work (a connector sy
 however many tables it lands; each model and partition counts), its estimated cost (over
 ``cost_high_usd``; where budgets cover every touched asset, over half of what is left of them
 instead: the owners' budget is the yardstick), whether it
-would overspend a budget covering it (spent today + this action > the daily budget: +0.2; a
+would overspend a budget covering it (spent today + work in flight + this action, with
+``budget_reserve`` of what is only estimated kept in reserve, > the daily budget: +0.2; a
 budget only *forecast* over by its burn rate: +0.05) and whether the LLM proposed it.
 *Pre-authorised* actions — every policy governing the touched assets runs in ``auto`` and lists
 the action type in ``auto_approve`` — carry no tier risk: the owners who set the tier accepted
@@ -102,6 +103,11 @@ class GateConfig:
     rollout_cap: str | None = None
     # the warehouse price of work with no cost history yet, for budgets (CostRates.dbt_usd_per_hour)
     unknown_usd_per_hour: float = 2.0
+    # share of the *estimated* spend (work in flight, this cycle's, the action's) a budget keeps in
+    # reserve: a run's cost is its assets' mean past cost, and runs vary (durations, peak prices,
+    # minimum-billed steps). Without it, work run up to the last cent of a budget extension took the
+    # day $0.06 over it unasked (generated world 209); with it, such work waits for a person
+    budget_reserve: float = 0.25
 
 
 @dataclass
@@ -329,8 +335,11 @@ def gate(
         return budgets.extra(policy) if budgets is not None else 0.0
 
     def overspends(policy: str, cost: float, extended: bool = True) -> bool:
+        """Spent + in flight + this cycle's + ``cost`` (+ :data:`BUDGET_RESERVE` of what is only
+        estimated: in flight, this cycle's and ``cost``) over the budget (with the extension)."""
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
         cost += committed.get(policy, 0.0)
+        cost += cfg.budget_reserve * (cost + pending_spend.get(policy, 0.0))
         more = extra(policy) if extended else 0.0
         return ((day_budget is not None and today + cost > day_budget + more)
                 or (month_budget is not None and month + cost > month_budget))
