@@ -230,6 +230,9 @@ def decide(
                      repairs=incident_cover(ledger, snapshot, assessment))
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
+    # over-budget work no deadline can use yet is held without asking anyone (planned again later)
+    decisions, idle = hold_idle(decisions)
+    suppressed += idle
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
@@ -262,6 +265,21 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] held): work the gate found over its policies' own
+    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`)
+    is not asked of a person: it is planned again each cycle and judged again once a window opens."""
+    from orchestrator.planning.gate import IDLE
+
+    kept, held = [], []
+    for g in decisions:
+        if g.decision == "await_approval" and g.reason.startswith(IDLE):
+            held.append((g.action, g.reason))
+        else:
+            kept.append(g)
+    return kept, held
 
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
@@ -377,10 +395,15 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
     items = [(g.action, g.reason, getattr(g, "budget_usd", 0.0)) for g in decisions
              if g.decision == "await_approval"] + [(a, why, 0.0) for a, why in rejected]
     pricer = None
+    from orchestrator.planning.gate import IDLE, serves_open_window
+
+    memo: dict = {}
     for a, reason, counted in items:
-        if not (reason or "").startswith("over budget") or resolution is None:
+        if not (reason or "").startswith("over budget") or reason.startswith(IDLE) or resolution is None:
             continue
         touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
+        if now is not None and not serves_open_window(touched, resolution, now, memo):
+            continue  # no deadline can use it yet: no extension is asked for it
         names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
         usd = max(a.estimated_cost_usd, counted)
         if snapshot is not None and not counted:  # rejected by validation: priced as it priced it
