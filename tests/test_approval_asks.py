@@ -288,3 +288,26 @@ def test_varied_gaps_tell_the_fixed_part_from_the_rows(n, every_h, fixed, per_h,
     actual = fixed + per_h * outage_h
     est = SyncPricer(snap).estimate(CONN, NOW)
     assert actual - 1e-6 <= est <= 1.25 * actual + 1e-6
+
+
+def test_a_refresh_whose_answer_would_come_after_its_deadline_is_not_asked():
+    from orchestrator.core.decide import answer_too_late
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    deadline = NOW + timedelta(hours=2)
+    a = _routine({"stg_account", "fct_revenue"})
+    a = replace(a, cycle=f"dashboard/exec@{deadline.isoformat()}")
+    g = GateDecision(a, AWAIT_APPROVAL, "low", 0.1, 1.0, "materialize not in auto_approve")
+    sc = _stale_exec()
+    # answered in 45 min: asked
+    kept, late = answer_too_late([g], sc.assessment, NOW, lambda t: t + timedelta(minutes=45), RES.graph)
+    assert kept == [g] and not late
+    # the approvers are asleep until after the deadline: not asked, and the reason says why
+    kept, late = answer_too_late([g], sc.assessment, NOW, lambda t: t + timedelta(hours=9), RES.graph)
+    assert not kept and "after the deadline" in late[0][1]
+    # no known delay, remedial work, or another kind of request: asked as before
+    for other, fn in ((g, None),
+                      (GateDecision(replace(a, cause="rate_limit"), AWAIT_APPROVAL, "low", 0.1, 1.0, "x"),
+                       lambda t: t + timedelta(hours=9))):
+        kept, late = answer_too_late([other], sc.assessment, NOW, fn, RES.graph)
+        assert kept == [other] and not late

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
 from orchestrator.core.records import Action, Assessment, Snapshot
@@ -230,9 +230,13 @@ def decide(
                      repairs=incident_cover(ledger, snapshot, assessment))
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
-    # over-budget work no deadline can use yet is held without asking anyone (planned again later)
+    # over-budget work no deadline can use yet is held without asking anyone (planned again later),
+    # and so is a refresh whose answer would come after the deadline it is for
     decisions, idle = hold_idle(decisions)
     suppressed += idle
+    decisions, late = answer_too_late(decisions, assessment, now, getattr(gate_config, "answer_at", None),
+                                      snapshot.graph, durations)
+    suppressed += late
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
@@ -280,6 +284,48 @@ def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
         else:
             kept.append(g)
     return kept, held
+
+
+def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at, graph,
+                    durations=None) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] not asked): a routine refresh (``cause == "freshness"``,
+    its deadline in ``cycle`` as ``<target>@<ISO time>``) that waits for a person whose answer
+    (``answer_at(now)``: when a request made now is answered, e.g. after the approvers' night) plus
+    the run's predicted span lands after that deadline: asking is useless, the refresh could not
+    make it. It is planned again for the next cycle. Work on a subject with a failure open is
+    still asked (the person's answer also repairs it). ``answer_at`` None: nothing is known of the
+    approvers' delay, every request is made."""
+    if answer_at is None:
+        return decisions, []
+    from orchestrator.planning.gate import FailureIndex, _run_span_s
+
+    kept, late = [], []
+    index = None
+    answered = None
+    for g in decisions:
+        a = g.action
+        if g.decision != "await_approval" or a.cause != "freshness" or a.source == "llm" or "@" not in (a.cycle or ""):
+            kept.append(g)
+            continue
+        try:
+            deadline = _aware(datetime.fromisoformat(a.cycle.rsplit("@", 1)[1]))
+        except ValueError:
+            kept.append(g)
+            continue
+        if answered is None:
+            answered = _aware(answer_at(now))
+        start = max(answered, _aware(a.not_before)) if a.not_before is not None else answered
+        lands = start + timedelta(seconds=_run_span_s(a, graph, durations))
+        if lands <= deadline:
+            kept.append(g)
+            continue
+        index = index or FailureIndex(assessment)
+        if index.related(a):
+            kept.append(g)
+            continue
+        late.append((a, f"not asked: a person's answer (expected {answered:%Y-%m-%d %H:%M} UTC) and the run "
+                        f"would land after the deadline it is for ({deadline:%Y-%m-%d %H:%M} UTC)"))
+    return kept, late
 
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,

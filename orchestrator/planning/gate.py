@@ -108,6 +108,10 @@ class GateConfig:
     # minimum-billed steps). Without it, work run up to the last cent of a budget extension took the
     # day $0.06 over it unasked (generated world 209); with it, such work waits for a person
     budget_reserve: float = 0.25
+    # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
+    # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
+    # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
+    answer_at: object = None
 
 
 @dataclass
