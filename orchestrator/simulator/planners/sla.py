@@ -247,13 +247,7 @@ class SLAPlanner(Planner):
         if getattr(self, "_gconfig", None) is None:
             from orchestrator.planning.gate import GateConfig
 
-            spec = sim.spec.approvals  # the approvers' delay and night, as a team configures its on-call
-
-            def answer_at(t, sim=sim, spec=spec):
-                return sim.t0 + timedelta(seconds=spec.answer_at(sim.t0, (t - sim.t0).total_seconds()))
-
-            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour,
-                                       answer_at=answer_at)
+            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour)
         return self._gconfig
 
     @staticmethod
