@@ -51,11 +51,11 @@ def _stale_exec():
 def test_routine_work_waits_for_the_standing_approval_asked_in_the_same_cycle():
     sc = _stale_exec()
     d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=ActionLedger())
-    assert [g.action.cause for g in d.standing_requests] == ["standing:exec", "standing:growth"]
+    assert [g.action.cause for g in d.standing_requests] == ["standing:exec,growth"]  # one question
     # one question (the standing approval), not one more per refresh
     assert not [g for g in d.decisions if g.decision == "await_approval" and g.action.type == "materialize"]
     (withdrawn,) = [(a, why) for a, why in d.suppressed if a.type == "materialize"]
-    assert "standing approval standing-exec-" in withdrawn[1] and "waits for that answer" in withdrawn[1]
+    assert "standing approval standing-2policies-" in withdrawn[1] and "waits for that answer" in withdrawn[1]
     # a standing approval refused: the refresh asks on its own again
     led = _ledger([("exec", "declined", NOW - timedelta(hours=1), EXEC, RES)])
     d = decide(sc.snapshot, RES, assessment=sc.assessment, now=NOW, ledger=led)
@@ -288,3 +288,26 @@ def test_varied_gaps_tell_the_fixed_part_from_the_rows(n, every_h, fixed, per_h,
     actual = fixed + per_h * outage_h
     est = SyncPricer(snap).estimate(CONN, NOW)
     assert actual - 1e-6 <= est <= 1.25 * actual + 1e-6
+
+
+def test_a_refresh_whose_answer_would_come_after_its_deadline_is_not_asked():
+    from orchestrator.core.decide import answer_too_late
+    from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
+
+    deadline = NOW + timedelta(hours=2)
+    a = _routine({"stg_account", "fct_revenue"})
+    a = replace(a, cycle=f"dashboard/exec@{deadline.isoformat()}")
+    g = GateDecision(a, AWAIT_APPROVAL, "low", 0.1, 1.0, "materialize not in auto_approve")
+    sc = _stale_exec()
+    # answered in 45 min: asked
+    kept, late = answer_too_late([g], sc.assessment, NOW, lambda t: t + timedelta(minutes=45), RES.graph)
+    assert kept == [g] and not late
+    # the approvers are asleep until after the deadline: not asked, and the reason says why
+    kept, late = answer_too_late([g], sc.assessment, NOW, lambda t: t + timedelta(hours=9), RES.graph)
+    assert not kept and "after the deadline" in late[0][1]
+    # no known delay, remedial work, or another kind of request: asked as before
+    for other, fn in ((g, None),
+                      (GateDecision(replace(a, cause="rate_limit"), AWAIT_APPROVAL, "low", 0.1, 1.0, "x"),
+                       lambda t: t + timedelta(hours=9))):
+        kept, late = answer_too_late([other], sc.assessment, NOW, fn, RES.graph)
+        assert kept == [other] and not late

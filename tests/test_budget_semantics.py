@@ -356,3 +356,40 @@ def test_budget_extension_in_the_store_asked_once_approved_then_counted(tmp_path
     (d,) = gate([run], sc.snapshot, sc.assessment, sc.resolution, now=later, budgets=cover)
     assert d.decision == "execute" and d.authorised_by == asks[0].action_id, d.reason
     store.dispose()
+
+
+# -- over-budget work no deadline can use yet: held, not run on an extension, not asked ----------
+
+
+def test_over_budget_work_waits_for_a_deadline_window_instead_of_spending_or_asking():
+    from orchestrator.core.decide import decide
+    from orchestrator.planning.gate import IDLE
+
+    sc = scenario()
+    sc.assessment.cost.append(_budget(48.0))
+    a = Action("g", "materialize", "x", asset_keys=GROWTH, estimated_cost_usd=5.0, cause="freshness")
+    _, book, _ = _granted(sc, 10.0)
+    # growth's 12:00 deadline has a 12 h window: at 09:00 it is open, at 12:30 the next one opens at 00:00
+    for now, useful in ((NOW, True), (NOW + timedelta(hours=3, minutes=30), False)):
+        from orchestrator.core.standing import BudgetCover
+
+        cover = BudgetCover(book, sc.resolution, now)
+        (held,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=now)
+        (ext,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=now, budgets=cover)
+        if useful:  # over the budget: a person decides; within the extension: it runs
+            assert held.reason.startswith("over budget:") and ext.decision == "execute", (held.reason, ext.reason)
+        else:  # nothing it feeds can use its data before 00:00: no spend over the budget, no question
+            assert held.decision == ext.decision == "await_approval"
+            assert held.reason.startswith(IDLE) and ext.reason.startswith(IDLE), ext.reason
+    # within the budget it runs whatever the hour (the budget is the owners' to spend)
+    small = Action("s", "materialize", "x", asset_keys=GROWTH, estimated_cost_usd=0.5, cause="freshness")
+    (d,) = gate([small], sc.snapshot, sc.assessment, sc.resolution, now=NOW + timedelta(hours=3, minutes=30))
+    assert d.decision == "execute", d.reason
+    # decide: the idle over-budget work is suppressed, not asked, and asks no extension for itself
+    late = NOW + timedelta(hours=3, minutes=30)
+    sc2 = scenario(costs=_history(usd=20.0))
+    sc2.snapshot.costs.append(CostRecord(at=late - timedelta(minutes=30), amount_usd=49.0, source="run",
+                                         asset_key="stg_events", compute_s=600.0))
+    d = decide(sc2.snapshot, sc2.resolution, now=late, ledger=ActionLedger())
+    assert not [g for g in d.decisions if g.decision == "await_approval" and g.reason.startswith("over budget")]
+    assert all(not why.startswith("over budget:") for _, why in d.suppressed)

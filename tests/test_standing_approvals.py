@@ -224,11 +224,16 @@ def test_standing_approval_in_the_store_approve_by_link_revoke_and_expire(tmp_pa
     snap, asm = _snapshot(RES)
     first = props.run_cycle(snap, asm, RES, now=NOW, llm=None, use_memory=False)
     asked = {d.action.cause: d.action.action_id for d in first.decisions if d.action.type == STANDING}
-    assert set(asked) == {"standing:exec", "standing:growth"}  # asked ahead, before any work needs it
+    # asked ahead, before any work needs it: one question for both policies, not one each
+    assert set(asked) == {"standing:exec,growth"}
+    aid = asked["standing:exec,growth"]
+    (ask,) = [d for d in first.decisions if d.action.type == STANDING]
+    assert set(ask.owners) == {"finance-data@example.com", "team:growth"}  # both policies' owners
+    assert "exec" in ask.action.reason and "growth" in ask.action.reason
     # asked once: the next cycle does not ask again while it is pending
     again = props.run_cycle(snap, asm, RES, now=NOW + timedelta(minutes=5), llm=None, use_memory=False)
     assert not [d for d in again.decisions if d.action.type == STANDING]
-    row = props.show(asked["standing:exec"])
+    row = props.show(aid)
     assert row["status"] == "pending" and row["type"] == STANDING
 
     secret = b"standing-test-secret-0123456789"
@@ -241,33 +246,49 @@ def test_standing_approval_in_the_store_approve_by_link_revoke_and_expire(tmp_pa
         form = unescape(re.search(r'name="token" value="([^"]+)"', page.text).group(1))
         return client.post(f"/decide/{aid}/{decision}", data={"token": form})
 
-    assert click(asked["standing:exec"], "approve", "finance-data@example.com").status_code == 200
-    assert props.show(asked["standing:exec"])["status"] == "standing"
-    assert asked["standing:exec"] not in [a.action_id for a in props.executable(NOW + timedelta(hours=1))]
+    assert click(aid, "approve", "finance-data@example.com").status_code == 200
+    assert props.show(aid)["status"] == "standing"
+    assert aid not in [a.action_id for a in props.executable(NOW + timedelta(hours=1))]
 
-    # the ledger carries it into the next cycles: a routine refresh of its scope executes, naming it
+    # the ledger carries it into the next cycles: a routine refresh of either scope executes, naming it
     later = NOW + timedelta(hours=1)
     cover = StandingCover(StandingBook.from_ledger(props.ledger(later)), RES, later)
     snap2, asm2 = _snapshot(RES)
     (d,) = gate([_routine({"stg_account", "fct_revenue"})], snap2, asm2, RES, now=later, standing=cover)
-    assert d.decision == "execute" and d.authorised_by == asked["standing:exec"]
-    assert not [x for x in decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
-                if x.action.cause == "standing:exec"]
+    assert d.decision == "execute" and d.authorised_by == aid
+    (d,) = gate([_routine({"stg_events"})], snap2, asm2, RES, now=later, standing=cover)
+    assert d.decision == "execute" and d.authorised_by == aid, d.reason
+    assert not decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
 
     # cancelling it by the same links revokes it: the same work waits again, and it is not asked again
-    assert click(asked["standing:exec"], "cancel", "finance-data@example.com").status_code == 200
-    assert props.show(asked["standing:exec"])["status"] == "cancelled"
+    assert click(aid, "cancel", "finance-data@example.com").status_code == 200
+    assert props.show(aid)["status"] == "cancelled"
     cover = StandingCover(StandingBook.from_ledger(props.ledger(later)), RES, later)
     (d,) = gate([_routine({"stg_account", "fct_revenue"})], snap2, asm2, RES, now=later, standing=cover)
     assert d.decision == "await_approval" and d.authorised_by is None
-    assert not [x for x in decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
-                if x.action.cause == "standing:exec"]
+    assert not decide(snap2, RES, now=later, ledger=props.ledger(later)).standing_requests
 
-    # an approved one expires after its term, and is then asked again
-    props.approve(asked["standing:growth"], "team:growth", now=later)
-    gone_at = later + STANDING_TTL + timedelta(minutes=1)
-    assert asked["standing:growth"] in props.expire(gone_at)
-    assert props.show(asked["standing:growth"])["status"] == "expired"
-    anew = [x.action for x in decide(snap2, RES, now=gone_at, ledger=props.ledger(gone_at)).standing_requests]
-    assert [a.cause for a in anew] == ["standing:growth"] and anew[0].action_id != asked["standing:growth"]
+    second = props.run_cycle(snap, asm, RES, now=later, llm=None, use_memory=False)
+    assert not [d for d in second.decisions if d.action.type == STANDING]  # revoked: not asked again
     store.dispose()
+
+
+def test_a_bundled_standing_approval_covers_each_policy_and_expires_as_one():
+    from orchestrator.core.standing import bundle, policies_of, requests
+
+    a = bundle([(RES.policy("exec"), EXEC), (RES.policy("growth"), GROWTH)], NOW)
+    assert policies_of(a) == [("exec", policy_digest(RES.policy("exec"))),
+                              ("growth", policy_digest(RES.policy("growth")))]
+    assert set(a.asset_keys) == EXEC | GROWTH
+    led = ActionLedger()
+    led.record(a, "standing", NOW - timedelta(days=1), by_person=True)
+    book = StandingBook.from_ledger(led)
+    assert book.active("exec", None, NOW) and book.active("growth", None, NOW)
+    assert not requests(RES, RES.graph, book, NOW)  # nothing left to ask
+    # one policy changed: only it is asked again; the term over: both, in one request
+    assert [x.cause for x in requests(RES_CHANGED, RES_CHANGED.graph, book, NOW)] == ["standing:exec"]
+    later = NOW + STANDING_TTL
+    assert [x.cause for x in requests(RES, RES.graph, book, later)] == ["standing:exec,growth"]
+    # a policy's own change does not widen the other's scope: still only its lineage is covered
+    cover = StandingCover(book, RES_CHANGED, NOW)
+    assert cover.covers(_routine({"stg_events"})) and not cover.covers(_routine({"stg_account"}))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
 from orchestrator.core.records import Action, Assessment, Snapshot
@@ -230,6 +230,13 @@ def decide(
                      repairs=incident_cover(ledger, snapshot, assessment))
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
+    # over-budget work no deadline can use yet is held without asking anyone (planned again later),
+    # and so is a refresh whose answer would come after the deadline it is for
+    decisions, idle = hold_idle(decisions)
+    suppressed += idle
+    decisions, late = answer_too_late(decisions, assessment, now, getattr(gate_config, "answer_at", None),
+                                      snapshot.graph, durations)
+    suppressed += late
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
@@ -262,6 +269,63 @@ def decide(
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
                     standing_requests=asks)
+
+
+def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] held): work the gate found over its policies' own
+    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`)
+    is not asked of a person: it is planned again each cycle and judged again once a window opens."""
+    from orchestrator.planning.gate import IDLE
+
+    kept, held = [], []
+    for g in decisions:
+        if g.decision == "await_approval" and g.reason.startswith(IDLE):
+            held.append((g.action, g.reason))
+        else:
+            kept.append(g)
+    return kept, held
+
+
+def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at, graph,
+                    durations=None) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] not asked): a routine refresh (``cause == "freshness"``,
+    its deadline in ``cycle`` as ``<target>@<ISO time>``) that waits for a person whose answer
+    (``answer_at(now)``: when a request made now is answered, e.g. after the approvers' night) plus
+    the run's predicted span lands after that deadline: asking is useless, the refresh could not
+    make it. It is planned again for the next cycle. Work on a subject with a failure open is
+    still asked (the person's answer also repairs it). ``answer_at`` None: nothing is known of the
+    approvers' delay, every request is made."""
+    if answer_at is None:
+        return decisions, []
+    from orchestrator.planning.gate import FailureIndex, _run_span_s
+
+    kept, late = [], []
+    index = None
+    answered = None
+    for g in decisions:
+        a = g.action
+        if g.decision != "await_approval" or a.cause != "freshness" or a.source == "llm" or "@" not in (a.cycle or ""):
+            kept.append(g)
+            continue
+        try:
+            deadline = _aware(datetime.fromisoformat(a.cycle.rsplit("@", 1)[1]))
+        except ValueError:
+            kept.append(g)
+            continue
+        if answered is None:
+            answered = _aware(answer_at(now))
+        start = max(answered, _aware(a.not_before)) if a.not_before is not None else answered
+        lands = start + timedelta(seconds=_run_span_s(a, graph, durations))
+        if lands <= deadline:
+            kept.append(g)
+            continue
+        index = index or FailureIndex(assessment)
+        if index.related(a):
+            kept.append(g)
+            continue
+        late.append((a, f"not asked: a person's answer (expected {answered:%Y-%m-%d %H:%M} UTC) and the run "
+                        f"would land after the deadline it is for ({deadline:%Y-%m-%d %H:%M} UTC)"))
+    return kept, late
 
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
@@ -346,20 +410,23 @@ def standing_requests(resolution, graph, book: StandingBook, now: datetime, gate
 
     if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
         return []
-    return [_ask_policy_owners(a, resolution, "standing approval: routine refreshes of this policy wait for a "
+    return [_ask_policy_owners(a, resolution, "standing approval: routine refreshes of these policies wait for a "
                                "person; approve once for its scope")
             for a in requests(resolution, graph, book, now)]
 
 
 def _ask_policy_owners(action, resolution, reason: str):
-    """A gate decision that waits for the owners of the policy named in ``action.cause``
-    (``<kind>:<policy>``)."""
+    """A gate decision that waits for the owners of the policies named in ``action.cause``
+    (``<kind>:<policy>[,<policy>...]``)."""
     from orchestrator.planning.gate import AWAIT_APPROVAL, GateDecision
 
-    try:
-        owners = tuple(resolution.policy(action.cause.split(":", 1)[1]).owners)
-    except Exception:  # noqa: BLE001 - an unknown policy: the catch-all owners
-        owners = ()
+    owners: dict[str, None] = {}
+    for name in action.cause.split(":", 1)[1].split(","):  # a bundled standing approval names several
+        try:
+            owners.update(dict.fromkeys(resolution.policy(name).owners))
+        except Exception:  # noqa: BLE001 - an unknown policy: the catch-all owners
+            continue
+    owners = tuple(owners)
     return GateDecision(action, AWAIT_APPROVAL, "low", 0.0, 1.0, reason, owners)
 
 
@@ -374,10 +441,15 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
     items = [(g.action, g.reason, getattr(g, "budget_usd", 0.0)) for g in decisions
              if g.decision == "await_approval"] + [(a, why, 0.0) for a, why in rejected]
     pricer = None
+    from orchestrator.planning.gate import IDLE, serves_open_window
+
+    memo: dict = {}
     for a, reason, counted in items:
-        if not (reason or "").startswith("over budget") or resolution is None:
+        if not (reason or "").startswith("over budget") or reason.startswith(IDLE) or resolution is None:
             continue
         touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
+        if now is not None and not serves_open_window(touched, resolution, now, memo):
+            continue  # no deadline can use it yet: no extension is asked for it
         names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
         usd = max(a.estimated_cost_usd, counted)
         if snapshot is not None and not counted:  # rejected by validation: priced as it priced it

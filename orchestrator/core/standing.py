@@ -4,7 +4,8 @@ A policy that does not pre-authorise ``materialize`` (``rollout: recommend``, or
 ``materialize`` in ``auto_approve``) makes every routine refresh of its deadline (the connector
 syncs and model builds of its lineage, every cycle) wait for a person, where a team's cron job is a
 standing authorisation. The decision core therefore asks **once**, as soon as it sees such a
-policy, for a *standing approval* of a precise scope:
+policy, for a *standing approval* of a precise scope (every policy needing one in the same cycle
+in **one** request, :func:`bundle`: a person answers one question, not one per policy):
 
 * the **policy** (by name) and its **definition** (a digest of the policy as parsed: a changed
   policy file is a new question);
@@ -112,6 +113,45 @@ def is_routine(action: Action) -> bool:
             and action.source != "llm" and not action.run_id)
 
 
+def policies_of(action: Action) -> list[tuple[str, str]]:
+    """[(policy, digest)] a standing-approval request covers: one policy (``standing:<name>``,
+    cycle = its digest), or several asked together (``standing:<a>,<b>``, cycle = their digests
+    in the same order, comma-separated)."""
+    if action.type != STANDING or not (action.cause or "").startswith(CAUSE_PREFIX):
+        return []
+    names = action.cause[len(CAUSE_PREFIX):].split(",")
+    digests = (action.cycle or "").split(",")
+    if len(digests) != len(names):
+        digests = [action.cycle or ""] * len(names) if len(names) == 1 else [""] * len(names)
+    return list(zip(names, digests))
+
+
+def bundle(items: list[tuple[object, Iterable[str]]], now: datetime) -> Action:
+    """One standing-approval request for several policies at once ([(policy, scope)]): a person
+    answers one question for every policy whose routine refreshes wait, instead of one per policy
+    (a world with five such policies asked five times before any incident). Its scope is the
+    union of their lineages; approved, each named policy (at its current definition) has a
+    standing approval over it. One policy: the same request as :func:`request`."""
+    if len(items) == 1:
+        return request(items[0][0], items[0][1], now)
+    keys: set[str] = set()
+    for _, scope in items:
+        keys.update(scope)
+    names = [p.name for p, _ in items]
+    digests = [policy_digest(p) for p, _ in items]
+    tag = hashlib.sha256(",".join(f"{n}={d}" for n, d in zip(names, digests)).encode()).hexdigest()[:8]
+    listed = ", ".join(f"{p.name} (rollout {_val(p.rollout)})" for p, _ in items)
+    return Action(
+        action_id=f"standing-{len(names)}policies-{tag}-{now:%Y%m%d%H%M}",
+        type=STANDING, asset_keys=tuple(sorted(keys)), cause=CAUSE_PREFIX + ",".join(names), cycle=",".join(digests),
+        reason=(f"standing approval for policies {listed}: their routine deadline refreshes (connector syncs "
+                f"and model builds of their lineages, {len(keys)} asset(s)) run without asking each cycle, for "
+                f"{STANDING_TTL.days} days or until a policy changes. Remedial actions, full resyncs, pauses, "
+                f"work outside these assets, over budget or in a blackout window still wait for approval. "
+                f"Reject or cancel to revoke."),
+    )
+
+
 def request(policy, scope: Iterable[str], now: datetime) -> Action:
     """The standing-approval proposal for ``policy`` over ``scope``."""
     keys = tuple(sorted(scope))
@@ -158,10 +198,10 @@ class StandingBook:
         out = []
         for aid, e in (getattr(ledger, "entries", None) or {}).items():
             a = e.action
-            if a.type != STANDING or not (a.cause or "").startswith(CAUSE_PREFIX):
-                continue
-            out.append(Standing(aid, a.cause[len(CAUSE_PREFIX):], a.cycle or "", frozenset(a.asset_keys),
-                                e.status, e.at))
+            covered = policies_of(a)
+            if covered:
+                keys = frozenset(a.asset_keys)
+                out.extend(Standing(aid, name, digest, keys, e.status, e.at) for name, digest in covered)
         return cls(out)
 
     def __bool__(self) -> bool:
@@ -184,18 +224,19 @@ class StandingBook:
 
 
 def requests(resolution, graph, book: StandingBook, now: datetime) -> list[Action]:
-    """Standing approvals to ask now: one per policy whose routine refreshes wait for a person
-    and that has none pending, active or refused for its current definition."""
+    """Standing approvals to ask now: one request (:func:`bundle`) for every policy whose routine
+    refreshes wait for a person and that has none pending, active or refused for its current
+    definition."""
     if resolution is None or not getattr(resolution, "ok", False) or getattr(resolution, "policy_set", None) is None:
         return []
-    out = []
+    items = []
     for p in resolution.policy_set.policies:
         if not needs_standing(p) or book.settled(p.name, policy_digest(p), now):
             continue
         scope = lineage(resolution, graph, p.name)
         if scope:
-            out.append(request(p, _sorted(resolution, p.name, scope), now))
-    return out
+            items.append((p, _sorted(resolution, p.name, scope)))
+    return [bundle(items, now)] if items else []
 
 
 def awaited(book: StandingBook, asked: Iterable[Action], now: datetime) -> StandingBook:
@@ -207,9 +248,8 @@ def awaited(book: StandingBook, asked: Iterable[Action], now: datetime) -> Stand
     out = [replace(s, status=ACTIVE, at=now) for items in book.by_policy.values() for s in items
            if s.status == PENDING]
     for a in asked:
-        if a.type == STANDING and (a.cause or "").startswith(CAUSE_PREFIX):
-            out.append(Standing(a.action_id, a.cause[len(CAUSE_PREFIX):], a.cycle or "", frozenset(a.asset_keys),
-                                ACTIVE, now))
+        keys = frozenset(a.asset_keys)
+        out.extend(Standing(a.action_id, name, digest, keys, ACTIVE, now) for name, digest in policies_of(a))
     return StandingBook(out)
 
 

@@ -8,7 +8,8 @@ governing policy (``recommend`` adds), its size in units of work (a connector sy
 however many tables it lands; each model and partition counts), its estimated cost (over
 ``cost_high_usd``; where budgets cover every touched asset, over half of what is left of them
 instead: the owners' budget is the yardstick), whether it
-would overspend a budget covering it (spent today + this action > the daily budget: +0.2; a
+would overspend a budget covering it (spent today + work in flight + this action, with
+``budget_reserve`` of what is only estimated kept in reserve, > the daily budget: +0.2; a
 budget only *forecast* over by its burn rate: +0.05) and whether the LLM proposed it.
 *Pre-authorised* actions — every policy governing the touched assets runs in ``auto`` and lists
 the action type in ``auto_approve`` — carry no tier risk: the owners who set the tier accepted
@@ -102,6 +103,15 @@ class GateConfig:
     rollout_cap: str | None = None
     # the warehouse price of work with no cost history yet, for budgets (CostRates.dbt_usd_per_hour)
     unknown_usd_per_hour: float = 2.0
+    # share of the *estimated* spend (work in flight, this cycle's, the action's) a budget keeps in
+    # reserve: a run's cost is its assets' mean past cost, and runs vary (durations, peak prices,
+    # minimum-billed steps). Without it, work run up to the last cent of a budget extension took the
+    # day $0.06 over it unasked (generated world 209); with it, such work waits for a person
+    budget_reserve: float = 0.25
+    # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
+    # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
+    # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
+    answer_at: object = None
 
 
 @dataclass
@@ -255,6 +265,50 @@ def blackout_hit(action: Action, touched, resolution, start: datetime, span_s: f
     return None
 
 
+IDLE = "over budget, no deadline window open"  # the reason's opening: held, not worth asking now
+
+
+def serves_open_window(keys, resolution, now: datetime, memo: dict | None = None) -> bool:
+    """Whether work on ``keys`` can serve a deadline *now*: some policy whose deadline reaches them
+    has its window open (data made now is fresh for its next tick: freshness is judged by data
+    time, so data made before a window opens never counts for it), or one of them has a
+    ``max_lag``. True as well when no deadline reaches them (nothing says it is idle). Work over a
+    budget that serves no deadline now waits for a window to open instead of spending over it (or
+    asking a person to): a schema-drift resync run over a budget extension right after the drift,
+    hours before any window, cost a generated world 5x cron-tuned's spend (world 437)."""
+    if resolution is None:
+        return True
+    memo = {} if memo is None else memo
+    names: dict[str, None] = {}
+    for k in keys:
+        sla = resolution.sla(k)
+        if sla is not None:
+            names.update(dict.fromkeys(sla.policies))
+            names.update(dict.fromkeys(sla.propagated_from))
+    timed = False
+    for n in names:
+        if n not in memo:
+            try:
+                p = resolution.policy(n)
+                if getattr(p, "max_lag", None) is not None:
+                    memo[n] = True
+                else:
+                    sched = p.schedule()
+                    if sched is None:
+                        memo[n] = None
+                    else:
+                        tick = sched.next_tick(now)
+                        memo[n] = now >= tick - p.deadline.effective_window(sched)
+            except Exception:  # noqa: BLE001 - unknown: counts as serving
+                memo[n] = True
+        if memo[n] is None:
+            continue
+        timed = True
+        if memo[n]:
+            return True
+    return not timed
+
+
 def _reaching_policies(slas, resolution) -> list:
     """The policies whose deadline reaches an asset that no policy selects directly."""
     if resolution is None or getattr(resolution, "policy_set", None) is None:
@@ -304,6 +358,7 @@ def gate(
     graph = snapshot.graph
     conn_tables = graph.connectors
     failure_index = FailureIndex(assessment)
+    window_memo: dict = {}  # policy -> its deadline window open now (serves_open_window)
     burning: set[str] = set()  # policies whose budget is forecast over (burn rate)
     spent: dict[str, tuple[float, float | None, float, float | None]] = {}  # policy -> today, budget, month, budget
     for c in assessment.cost:
@@ -329,8 +384,11 @@ def gate(
         return budgets.extra(policy) if budgets is not None else 0.0
 
     def overspends(policy: str, cost: float, extended: bool = True) -> bool:
+        """Spent + in flight + this cycle's + ``cost`` (+ :data:`BUDGET_RESERVE` of what is only
+        estimated: in flight, this cycle's and ``cost``) over the budget (with the extension)."""
         today, day_budget, month, month_budget = spent.get(policy, (0.0, None, 0.0, None))
         cost += committed.get(policy, 0.0)
+        cost += cfg.budget_reserve * (cost + pending_spend.get(policy, 0.0))
         more = extra(policy) if extended else 0.0
         return ((day_budget is not None and today + cost > day_budget + more)
                 or (month_budget is not None and month + cost > month_budget))
@@ -423,6 +481,9 @@ def gate(
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, budget_cost, extended=False)
                               and budgets is not None and (e := budgets.extension(name)) is not None})
+        # over the policies' own budgets (held, or passing only on an extension) while no deadline
+        # it feeds can use its data now: not worth the spend, nor a person's time, yet
+        idle = bool(over or extended_by) and not serves_open_window(touched, resolution, now, window_memo)
         if over:
             budget_risk = 0.2
         elif budget_names & burning:
@@ -490,6 +551,10 @@ def gate(
                 t.starts_run or t.calls_connector) else None
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
+            elif idle:
+                out.append(decide(AWAIT_APPROVAL, f"{IDLE}: {', '.join(over or sorted(budget_names))} would go over "
+                                                  f"its own budget ({budget_cost:.2f} USD) for work no deadline can "
+                                                  "use before its window opens: planned again once one opens"))
             elif over:
                 coming = sum(pending_spend.get(n, 0.0) for n in over)
                 out.append(decide(AWAIT_APPROVAL, f"over budget: {', '.join(over)} would be overspent by this "
