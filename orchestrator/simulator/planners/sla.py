@@ -240,13 +240,16 @@ class SLAPlanner(Planner):
 
             # the executor's capacity, as a deployment configures it (dbt threads / run queue
             # limit, concurrent syncs per source)
-            sc = sim.sc
+            sc = getattr(sim, "sc", None)
+            pools = dict(getattr(sc, "pools", None) or {})
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
                                          preempt_kinds=self.preempt_kinds,
-                                         warehouse_slots=sc.pools.get("warehouse"),
-                                         connector_pools={cid: c.pool for cid, c in sc.connectors.items()},
-                                         pool_slots={p: n for p, n in sc.pools.items() if p != "warehouse"},
-                                         model_pools={k: p for k, p in sc.model_pool.items() if p != "warehouse"})
+                                         warehouse_slots=pools.get("warehouse"),
+                                         connector_pools={cid: c.pool for cid, c in
+                                                          (getattr(sc, "connectors", None) or {}).items()},
+                                         pool_slots={p: n for p, n in pools.items() if p != "warehouse"},
+                                         model_pools={k: p for k, p in (getattr(sc, "model_pool", None) or {}).items()
+                                                      if p != "warehouse"})
         return self._config
 
     def _gate_config(self, sim):
