@@ -49,3 +49,21 @@ def test_an_asset_breaker_stays_open_without_a_newer_success():
     assert br.close_recovered({}) == []
     assert br.is_open("asset:fct_orders")
     assert br.close_recovered({"fct_orders": opened + timedelta(minutes=1)}) == ["asset:fct_orders"]
+
+
+def test_decide_acts_again_on_an_asset_once_its_connector_synced_it():
+    from planning_fixtures import NOW, fresh, scenario
+
+    from orchestrator.core.decide import decide
+
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")])
+    br = CircuitBreaker(threshold=3)
+    for i in range(3):
+        br.record("asset:crm/account", False, NOW - timedelta(minutes=40 - 10 * i))
+    d = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, breaker=br)
+    assert [g.decision for g in d.decisions] == ["record_only"]  # open: recorded only
+    # the connector's own schedule synced the table after the breaker opened
+    sc.snapshot.last_success["crm/account"] = NOW - timedelta(minutes=5)
+    d = decide(sc.snapshot, sc.resolution, assessment=sc.assessment, now=NOW, breaker=br)
+    assert not br.is_open("asset:crm/account", NOW)
+    assert "record_only" not in [g.decision for g in d.decisions]
