@@ -74,7 +74,13 @@ def blind(monkeypatch):
     monkeypatch.setattr(sla_adapter.SLAPlanner, "_planner_config", no_capacity)
 
 
-def test_syncs_sharing_one_slot_start_early_enough_for_the_deadline(tmp_path):
+@pytest.fixture
+def aware(monkeypatch):
+    """The sla adapter planning with the scenario's capacity (off by default)."""
+    monkeypatch.setattr(sla_adapter.SLAPlanner, "capacity_aware", True)
+
+
+def test_syncs_sharing_one_slot_start_early_enough_for_the_deadline(tmp_path, aware):
     # four 30-min syncs share one source slot; the connectors' own 17:00 syncs would run one
     # after the other past 19:00, the deadline: the planner syncs them itself, from the window's
     # opening, and the deadline is met
