@@ -188,6 +188,9 @@ def decide(
     budget_book = BudgetBook.from_ledger(ledger) if ledger is not None else BudgetBook()
     budget_cover = BudgetCover(budget_book, resolution, now)
     incidents = IncidentView(paused=frozenset(paused), ledger=ledger, standing=cover)
+    if breaker is not None and getattr(breaker, "close_recovered", None) is not None:
+        # a subject that succeeded since its breaker opened (its own schedule, a person): closed
+        breaker.close_recovered(snapshot.last_success, snapshot.graph.connector_tables)
     planner_config = with_connector_settings(planner_config, snapshot)
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
                     incidents=incidents)

@@ -3,8 +3,9 @@
 After ``threshold`` failed *automatic* actions on one subject (``asset:<key>`` or
 ``connector:<id>``) within ``window``, the breaker opens for that subject: the gate stops acting
 on it automatically (everything touching it is recorded only), the connector is paused where the
-policy allows it, and its owners are told. It stays open until a person resets it (or, when
-``cooldown`` is set, until the cooldown has passed). ``to_dict``/``from_dict`` round-trip the
+policy allows it, and its owners are told. It stays open until a person resets it, until the subject
+succeeds again whoever ran it (``close_recovered``, each decision cycle: the cause has gone), or,
+when ``cooldown`` is set, until the cooldown has passed. ``to_dict``/``from_dict`` round-trip the
 state, so the same breaker lives in the project store and in the simulator.
 """
 
@@ -61,6 +62,23 @@ class CircuitBreaker:
     def reset(self, subject: str) -> None:
         self._open.pop(subject, None)
         self._failures.pop(subject, None)
+
+    def close_recovered(self, last_success, tables_of=None) -> list[str]:
+        """Close the open subjects that have succeeded since they opened, whoever ran them (the
+        connector's own schedule, a person, a cron): the cause has gone, so the gate may act on
+        them again (a half-open breaker closing on a success). ``last_success``: asset key ->
+        its latest success; ``tables_of(connector)``: the connector's tables (all must have
+        landed). A paused connector does not sync on its own and stays open until a person
+        resets it. Returns the subjects closed."""
+        closed = []
+        for subject, st in list(self._open.items()):
+            kind, _, name = subject.partition(":")
+            keys = [name] if kind == "asset" else (list(tables_of(name)) if kind == "connector" and tables_of else [])
+            opened = _aware(st["opened_at"])
+            if keys and all((ls := last_success.get(k)) is not None and _aware(ls) > opened for k in keys):
+                self.reset(subject)
+                closed.append(subject)
+        return closed
 
     # -- queries --------------------------------------------------------------------------------
     def is_open(self, subject: str, at: datetime | None = None) -> bool:

@@ -113,6 +113,15 @@ class PlannerConfig:
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
+    # capacity (None: unknown, treated as unlimited): concurrent model steps the warehouse runs
+    # (dbt threads / the run queue's concurrency limit), and concurrent syncs per connector pool
+    # (``connector_pools``: connector -> pool name; ``pool_slots``: pool -> slots; a connector in
+    # no pool is not limited). Under contention the work due before a deadline queues: its latest
+    # start moves earlier by the queueing (see ``_Cycles.capacity_slack``)
+    warehouse_slots: int | None = None
+    connector_pools: Mapping[str, str] = field(default_factory=dict)
+    pool_slots: Mapping[str, int] = field(default_factory=dict)
+    model_pools: Mapping[str, str] = field(default_factory=dict)  # model -> another warehouse pool
 
 
 def _aware(t: datetime) -> datetime:
@@ -498,14 +507,106 @@ class _Cycles:
 
     def slack(self, k: str) -> float | None:
         """The assessment's slack, less what a blackout window on the way to the target takes
-        (work that cannot run through a blackout before the deadline must be done before it)."""
+        (work that cannot run through a blackout before the deadline must be done before it), and
+        no more than the capacity slack (the queueing of the work due with it, ``capacity_slack``)."""
         fa = self.assessment.freshness.get(k)
         if fa is None or fa.slack_s is None:
             return self.via.get(k)
         cut = self.blackout_cut(k)
         own = fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
         v = self.via.get(k)
-        return own if v is None or v >= own else v
+        own = own if v is None or v >= own else v
+        cap = self.capacity_slack().get(k)
+        return own if cap is None or cap >= own else cap
+
+    def capacity_slack(self) -> dict[str, float]:
+        """key -> seconds until the latest start that the capacity allows (only keys whose work
+        queues; empty while the capacity is unknown or before ``needs`` is known).
+
+        The critical path alone says when each step must start if it had a slot to itself. With
+        ``warehouse_slots`` / ``pool_slots`` known, the steps that need a run for their cycles
+        compete for the slots of their pool: in each pool, taken in order of latest finish
+        (the asset's effective deadline, earliest first), the steps finishing by ``F`` need
+        their summed (p90) durations / slots of pool time before ``F``; the pool must be working
+        on them by ``F - that``, which bounds the latest start of every step in that batch. An
+        input then must land before its consumer's latest start (minus its own duration). This
+        is the demand bound of earliest-deadline-first scheduling: it moves work earlier only
+        when the slots cannot fit it in later, never later than the critical path says."""
+        hit = self.__dict__.get("_capacity")
+        if hit is not None:
+            return hit
+        cfg = self.cfg
+        if not self.needs or (cfg.warehouse_slots is None and not cfg.pool_slots):
+            return {}
+        from orchestrator.core.graph import DASHBOARD
+
+        graph, model, fresh, now = self.graph, self.model, self.assessment.freshness, self.now
+        units: dict[str, list] = {}  # unit -> [pool, duration, latest finish, keys]
+        dur: dict[str, float] = {}
+        for k in self.keys:
+            if not self.needs.get(k):
+                continue
+            fa = fresh.get(k)
+            node = graph.get(k)
+            if fa is None or fa.deadline is None or node is None or node.role == DASHBOARD:
+                continue
+            conn = node.connector
+            if conn:
+                pool = cfg.connector_pools.get(conn)
+                slots = cfg.pool_slots.get(pool) if pool is not None else None
+                unit = f"connector:{conn}"
+            else:
+                pool = cfg.model_pools.get(k, "warehouse")
+                slots = cfg.warehouse_slots if pool == "warehouse" else cfg.pool_slots.get(pool)
+                unit = k
+            try:
+                d = dur[k] = max(0.0, float(model.seconds(node)))
+            except Exception:  # noqa: BLE001 - no estimate: no demand
+                continue
+            if not slots or slots < 1:
+                continue
+            finish = _aware(fa.deadline)
+            u = units.get(unit)
+            if u is None:
+                units[unit] = [pool, d, finish, [k]]
+            else:  # a connector's tables: one sync, due by its earliest table's deadline
+                u[1] = max(u[1], d)
+                u[2] = min(u[2], finish)
+                u[3].append(k)
+        by_pool: dict[str, list] = {}
+        for u in units.values():
+            by_pool.setdefault(u[0], []).append(u)
+        latest: dict[str, datetime] = {}
+        for pool, items in by_pool.items():
+            slots = cfg.warehouse_slots if pool == "warehouse" else cfg.pool_slots.get(pool)
+            if not slots or len(items) <= slots:
+                continue  # every step has a slot: no queueing
+            items.sort(key=lambda u: u[2])
+            bounds, acc = [], 0.0
+            for u in items:
+                acc += u[1]
+                bounds.append(u[2] - timedelta(seconds=acc / slots))
+            low = None
+            for u, b in zip(reversed(items), reversed(bounds)):
+                low = b if low is None or b < low else low
+                for k in u[3]:
+                    latest[k] = low
+        if not latest:
+            self._capacity = {}
+            return self._capacity
+        # an input lands before its consumer's latest start
+        children = graph.children
+        for k in reversed(self.keys):
+            if k not in dur:
+                continue
+            for c in children(k):
+                lc = latest.get(c)
+                if lc is not None:
+                    lk = lc - timedelta(seconds=dur[k])
+                    if k not in latest or lk < latest[k]:
+                        latest[k] = lk
+        self._capacity = {k: (t - now).total_seconds() for k, t in latest.items()}
+        return self._capacity
 
     def blackout_cut(self, k: str) -> float:
         """Seconds the deadline of ``k``'s target chain moves earlier because of a blackout window

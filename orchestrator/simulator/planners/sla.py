@@ -24,6 +24,11 @@ _GRACE = timedelta(hours=1)  # approved work deferred to a start time: tried for
 
 
 class SLAPlanner(Planner):
+    # plan with the scenario's capacity (PlannerConfig.warehouse_slots / pool_slots). Off: on the
+    # generated worlds (seeds 100-119, 400-439) the capacity-bounded latest start cost 3 worlds a
+    # deadline or two and won none (README, "Capacity"); the mechanism stays for deployments to try
+    capacity_aware = False
+
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
         # read the health early warning (scenario precursors/maintenance): True (every pre-emptive
@@ -238,8 +243,18 @@ class SLAPlanner(Planner):
         if self._config is None:
             from orchestrator.planning import PlannerConfig
 
+            # the executor's capacity, as a deployment configures it (dbt threads / run queue
+            # limit, concurrent syncs per source)
+            sc = getattr(sim, "sc", None) if self.capacity_aware else None
+            pools = dict(getattr(sc, "pools", None) or {})
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
-                                         preempt_kinds=self.preempt_kinds)
+                                         preempt_kinds=self.preempt_kinds,
+                                         warehouse_slots=pools.get("warehouse"),
+                                         connector_pools={cid: c.pool for cid, c in
+                                                          (getattr(sc, "connectors", None) or {}).items()},
+                                         pool_slots={p: n for p, n in pools.items() if p != "warehouse"},
+                                         model_pools={k: p for k, p in (getattr(sc, "model_pool", None) or {}).items()
+                                                      if p != "warehouse"})
         return self._config
 
     def _gate_config(self, sim):
