@@ -75,7 +75,8 @@ def _name_and_status_tokens(message: str) -> list[str]:
     text = (message or "")[:MAX_CHARS]
     out: list[str] = []
     exc = _EXC_GATE.search(text) is not None
-    if not exc and _DIGITS3.search(text) is None:
+    digits = _DIGITS3.search(text) is not None  # both branches of _HTTP need [1-5]\d\d
+    if not exc and not digits:
         return out  # neither an exception-like name nor a 3-digit number: nothing to read
     for e in (_EXC.findall(text) if exc else ()):
         low = e.lower()
@@ -84,7 +85,7 @@ def _name_and_status_tokens(message: str) -> list[str]:
             if low.endswith(suf):
                 out.append("xs:" + suf)
                 break
-    for m in _HTTP.finditer(text):
+    for m in (_HTTP.finditer(text) if digits else ()):
         code = m.group(1) or m.group(2)
         out.append("h:" + code)
         out.append("h:" + code[0] + "xx")
