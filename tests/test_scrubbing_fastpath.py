@@ -8,7 +8,6 @@ messages from the corpus. A missed secret would be a leak: safety, not speed."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
