@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,12 +137,13 @@ def throughput(args) -> None:
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
             rates.append(len(msgs) / cpu)
             n_all, cpu_all, wall_all = n_all + len(msgs), cpu_all + cpu, wall_all + wall
-        figures[name] = n_all / cpu_all
-        print(f"throughput, {name} (rules + model, in-process): {n_all / cpu_all:,.0f} messages/s of CPU time "
+        figures[name] = statistics.median(rates)
+        print(f"throughput, {name} (rules + model, in-process): median of {len(rates)} passes "
+              f"{figures[name]:,.0f} messages/s of CPU time; all passes together {n_all / cpu_all:,.0f}/s "
               f"({n_all / wall_all:,.0f}/s wall clock on this shared machine; {cpu_all / n_all * 1e3:.3f} ms "
               f"CPU/message); per pass: " + ", ".join(f"{x:,.0f}/s" for x in rates)
               + " (the first pass also caches the words the vocabulary does not hold)")
-    print("TARGET throughput " + "   ".join(f"{k}: {v:,.0f} messages/s" for k, v in figures.items())
+    print("TARGET throughput (median of passes) " + "   ".join(f"{k}: {v:,.0f} messages/s" for k, v in figures.items())
           + " (>= 2,000)")
 
 

@@ -94,19 +94,27 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}"), SECRET),  # bcrypt hash
     (re.compile(r"\b[A-Z]{2,8}KEY-[A-Za-z0-9_\-]{8,}"), SECRET),  # vendor-prefixed keys (FTKEY-...)
 ]
-# Literals without which a pattern cannot match (same order as _SECRET_PATTERNS; None: always
-# run it; (True, ...) for (?i) patterns: checked in the lower-cased text, only when it is ASCII).
-# A pattern is skipped only when none of its literals is in the text: the result is the same.
-_REQUIRES: list[tuple[bool, tuple[str, ...]] | None] = [
+# Screens: what a text must contain for a pattern to match (same order as _SECRET_PATTERNS).
+# ``None``: always run it; ``(False, literals)``: one of these literals, in the text as it is;
+# ``(True, literals)``: one of them in the lower-cased text; ``(True, regex)``: the regex found in
+# the lower-cased text (a part of the pattern itself, so a necessary condition). Lower-cased
+# screens apply only when the text is ASCII ((?i) matches a few non-ASCII letters such as the
+# Kelvin sign or the long s as ASCII ones): otherwise the pattern runs. A pattern is skipped only
+# when its screen says it cannot match, so the result is the reference result
+# (``orchestrator.perf.disabled()`` runs every pattern; tests/test_scrubbing_fastpath.py compares).
+_REQUIRES: list[tuple[bool, tuple[str, ...] | re.Pattern[str]] | None] = [
     (False, ("-----BEGIN ",)),
     (True, ("hooks.slack.com",)),
     (True, ("discord",)),
     (True, (".webhook.office.com",)),
     (False, ("://",)),
     (True, ("bearer", "basic", "token", "digest")),
-    None,
-    (True, ("pass", "secret", "api", "access", "private", "token")),
-    (True, ("pass", "secret")),
+    # key=value: the key name, its closing quote and the '=' / ':' (the costliest pattern: it
+    # tries every position of every message; this screen is about six times cheaper)
+    (True, re.compile(r"(?:" + _KEY_NAMES + r")\b[\"']?\s*[=:]")),
+    # prose: the name, then white space (the optional "is|was|..." part also starts with it)
+    (True, re.compile(r"(?:" + _PROSE_NAMES + r")s?\b\s")),
+    (True, re.compile(r"(?:password|passwd|passphrase|secret)s?\s+(?:is|was|=|:)\s")),
     (False, ("eyJ",)),
     (False, ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")),
     (False, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
@@ -127,6 +135,17 @@ _REQUIRES: list[tuple[bool, tuple[str, ...]] | None] = [
     (False, ("KEY-",)),
 ]
 assert len(_REQUIRES) == len(_SECRET_PATTERNS)
+# Every literal of the case-sensitive screens in one alternation: when it finds none of them in
+# the text, every case-sensitive-screened pattern is skipped at once (one scan instead of ~20).
+_CS_ANY = re.compile("|".join(re.escape(lit) for req in _REQUIRES if req is not None and not req[0]
+                              for lit in req[1]))
+# (pattern, replacement, lower-cased?, literals or None, screen regex or None) per pattern
+_PLAN: list[tuple[re.Pattern[str], str, bool | None, tuple[str, ...] | None, re.Pattern[str] | None]] = [
+    (pat, repl, None if req is None else req[0],
+     None if req is None or isinstance(req[1], re.Pattern) else req[1],
+     req[1] if req is not None and isinstance(req[1], re.Pattern) else None)
+    for (pat, repl), req in zip(_SECRET_PATTERNS, _REQUIRES)
+]
 
 # Long opaque mixed-case alphanumeric strings (API keys/secrets); lowercase hex ids are left alone.
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9_/.\-])[A-Za-z0-9_\-+/]{32,}={0,2}(?![A-Za-z0-9_])")
@@ -178,28 +197,33 @@ def register_secret(value: str | None) -> None:
         _extra_literals.add(value)
 
 
-_secrets_memo: tuple[object, frozenset[str]] | None = None
+_secrets_memo: tuple[dict, frozenset[str], object, frozenset[str]] | None = None
 
 
 def configured_secrets() -> frozenset[str]:
     """The literal secret values this process is configured with (environment and settings).
 
-    Recomputed only when the environment, the registered literals or the settings' secrets
-    changed (every scrub asks; walking ``os.environ`` each time was half of diagnosis time)."""
+    Recomputed only when the environment, the registered literals or the settings loader changed
+    (every scrub asks; walking ``os.environ`` each time was half of diagnosis time). The settings
+    are read from the environment only (no dotenv file, no secrets directory: see
+    ``orchestrator.settings.Settings``), so an unchanged environment gives unchanged settings
+    secrets; a replaced ``get_settings`` (tests) starts over."""
     global _secrets_memo
     import os
+    import sys
 
     if not _perf.enabled():
         return _configured_secrets()
 
     env = getattr(os.environ, "_data", None)
-    key = ((tuple(env.items()) if isinstance(env, dict) else tuple(os.environ.items())),
-           frozenset(_extra_literals), tuple(_settings_secrets()))
+    if not isinstance(env, dict):
+        env = dict(os.environ)
+    loader = getattr(sys.modules.get("orchestrator.settings"), "get_settings", None)
     memo = _secrets_memo
-    if memo is not None and memo[0] == key:
-        return memo[1]
+    if memo is not None and memo[2] is loader and env == memo[0] and _extra_literals == memo[1]:
+        return memo[3]
     values = _configured_secrets()
-    _secrets_memo = (key, values)
+    _secrets_memo = (dict(env), frozenset(_extra_literals), loader, values)
     return values
 
 
@@ -266,21 +290,37 @@ def scrub(text: str) -> str:
     lit = _literal_pattern()
     if lit is not None:
         out = lit.sub(SECRET, out)
-    low: str | None = None
-    check = _perf.enabled()
-    for (pat, repl), req in zip(_SECRET_PATTERNS, _REQUIRES):
-        if req is not None and check:
-            if req[0]:
-                if low is None:
-                    low = out.lower() if out.isascii() else ""
-                if low and not any(lit in low for lit in req[1]):
+    if not _perf.enabled():  # the reference path: every pattern, no screen
+        for pat, repl in _SECRET_PATTERNS:
+            out = pat.sub(repl, out)
+        return _OPAQUE.sub(_opaque_repl, out)
+    low: str | None = None  # the lower-cased text when it is ASCII, "" when it is not
+    cs_any: bool | None = None  # a case-sensitive screen literal is in the text
+    for pat, repl, lowered, lits, pre in _PLAN:
+        if lowered is None:
+            pass
+        elif lowered:
+            if low is None:
+                low = out.lower() if out.isascii() else ""
+            if low:
+                if pre is not None:
+                    if pre.search(low) is None:
+                        continue
+                elif not any(lit in low for lit in lits):
                     continue
-            elif not any(lit in out for lit in req[1]):
+        else:
+            if cs_any is None:
+                cs_any = _CS_ANY.search(out) is not None
+            if not cs_any or not any(lit in out for lit in lits):
                 continue
         new = pat.sub(repl, out)
         if new != out:
-            out, low = new, None
-    return _OPAQUE.sub(lambda m: SECRET if _looks_opaque(m.group(0)) else m.group(0), out)
+            out, low, cs_any = new, None, None
+    return _OPAQUE.sub(_opaque_repl, out)
+
+
+def _opaque_repl(m: re.Match[str]) -> str:
+    return SECRET if _looks_opaque(m.group(0)) else m.group(0)
 
 
 def scrub_pii(text: str | None) -> str:

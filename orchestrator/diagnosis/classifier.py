@@ -65,9 +65,31 @@ class Diagnosis(BaseModel):
         }
 
 
+def _construct(category, transient, confidence, evidence, scores, neighbours, basis, probabilities) -> Diagnosis:
+    """``Diagnosis.model_construct`` with every field given, without its per-field loop (a fifth
+    of the answer's assembly on the per-message path): the same ``__dict__`` (field order), fields
+    set, no extra, no private (``test_fast_construct_equals_model_construct``)."""
+    d = _NEW(Diagnosis)
+    _SET(d, "__dict__", {"category": category, "transient": transient, "confidence": confidence,
+                         "evidence": evidence, "scores": scores, "neighbours": neighbours, "basis": basis,
+                         "probabilities": probabilities})
+    _SET(d, "__pydantic_fields_set__", set(_DIAGNOSIS_FIELDS))
+    _SET(d, "__pydantic_extra__", None)
+    _SET(d, "__pydantic_private__", None)
+    return d
+
+
+_NEW, _SET = object.__new__, object.__setattr__
+_DIAGNOSIS_FIELDS = ("category", "transient", "confidence", "evidence", "scores", "neighbours", "basis",
+                     "probabilities")
+assert tuple(Diagnosis.model_fields) == _DIAGNOSIS_FIELDS
+
+
 def default_threshold(model_default: float | None = None) -> float:
     """``ORCHESTRATOR_DIAGNOSIS_THRESHOLD`` if set, else the model's fitted threshold, else 0.5."""
-    env = os.environ.get("ORCHESTRATOR_DIAGNOSIS_THRESHOLD")
+    from orchestrator.diagnosis.model import env_get
+
+    env = env_get("ORCHESTRATOR_DIAGNOSIS_THRESHOLD")
     if env:
         try:
             return float(env)
@@ -380,13 +402,13 @@ def _finish_with_model(text, hits, scores, mem_scores, mem_evidence, mem_transie
     # model_construct skips re-validating them on the hot path
     if top == "unknown" or p_top < threshold:
         p_unknown = qs[classes.index("unknown")]
-        return Diagnosis.model_construct(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
-                                         confidence=round(p_unknown if top == "unknown" else 1.0 - p_top, 4),
-                                         evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
-                                         probabilities=top_probs)
-    return Diagnosis.model_construct(category=top, transient=_transient(top, cat_hits, mem_transient),
-                                     confidence=round(p_top, 4), evidence=evidence, scores=rounded,
-                                     neighbours=neighbours, basis=basis, probabilities=top_probs)
+        return _construct(category="unknown", transient=DEFAULT_TRANSIENT["unknown"],
+                          confidence=round(p_unknown if top == "unknown" else 1.0 - p_top, 4),
+                          evidence=evidence, scores=rounded, neighbours=neighbours, basis=basis,
+                          probabilities=top_probs)
+    return _construct(category=top, transient=_transient(top, cat_hits, mem_transient),
+                      confidence=round(p_top, 4), evidence=evidence, scores=rounded,
+                      neighbours=neighbours, basis=basis, probabilities=top_probs)
 
 
 def diagnose_batch(

@@ -75,7 +75,8 @@ def _name_and_status_tokens(message: str) -> list[str]:
     text = (message or "")[:MAX_CHARS]
     out: list[str] = []
     exc = _EXC_GATE.search(text) is not None
-    if not exc and _DIGITS3.search(text) is None:
+    digits = _DIGITS3.search(text) is not None  # both branches of _HTTP need [1-5]\d\d
+    if not exc and not digits:
         return out  # neither an exception-like name nor a 3-digit number: nothing to read
     for e in (_EXC.findall(text) if exc else ()):
         low = e.lower()
@@ -84,7 +85,7 @@ def _name_and_status_tokens(message: str) -> list[str]:
             if low.endswith(suf):
                 out.append("xs:" + suf)
                 break
-    for m in _HTTP.finditer(text):
+    for m in (_HTTP.finditer(text) if digits else ()):
         code = m.group(1) or m.group(2)
         out.append("h:" + code)
         out.append("h:" + code[0] + "xx")
@@ -510,10 +511,27 @@ class TextModel:
 _DEFAULT: dict[str, Any] = {}
 
 
+def env_get(name: str) -> str | None:
+    """``os.environ.get(name)``, answering "not set" from the environment's own dict without the
+    mapping's per-call encoding (POSIX; elsewhere, or when set, it is ``os.environ.get``). Asked
+    twice per diagnosed message."""
+    data = getattr(os.environ, "_data", None) if os.name == "posix" else None
+    if isinstance(data, dict):
+        key = _ENV_KEYS.get(name)
+        if key is None:
+            key = _ENV_KEYS[name] = os.fsencode(name)
+        if key not in data:
+            return None
+    return os.environ.get(name)
+
+
+_ENV_KEYS: dict[str, bytes] = {}
+
+
 def load_default() -> TextModel | None:
     """The shipped model, loaded once; None when disabled (``ORCHESTRATOR_DIAGNOSIS_MODEL=off``)
     or the artifact is missing/unreadable (the rules still work)."""
-    setting = os.environ.get("ORCHESTRATOR_DIAGNOSIS_MODEL", "")
+    setting = env_get("ORCHESTRATOR_DIAGNOSIS_MODEL") or ""
     if setting in _DEFAULT:  # the common case: already resolved for this setting
         return _DEFAULT[setting]
     if setting.lower() in ("off", "0", "false", "none"):
