@@ -187,11 +187,16 @@ _MISSING = object()
 
 
 def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> FreshnessPolicy | None:
-    """The asset's native FreshnessPolicy. It depends only on the deadline's policy, schedule and
-    lead and on the max_lag, which thousands of governed assets share: computed once per distinct
+    """The asset's native FreshnessPolicy. It depends only on the deadline's policy, cron, time
+    zone, business weekdays and lead and on the max_lag, which thousands of governed assets share: computed once per distinct
     value per resolution (the policy is looked up in it)."""
     dl = sla.deadline
-    key = (dl.policy, dl.schedule, dl.lead, sla.max_lag) if dl is not None else (None, None, None, sla.max_lag)
+    if dl is not None:  # what _compile_freshness_policy reads of the schedule (a calendar's holidays: not)
+        schedule = dl.schedule
+        weekdays = schedule.calendar.weekdays if schedule.calendar else None
+        key = (dl.policy, schedule.cron, schedule.timezone, weekdays, dl.lead, sla.max_lag)
+    else:
+        key = (None, None, None, None, None, sla.max_lag)
     cache = getattr(resolution, "_freshness_cache", None)
     if cache is None or cache[0] is not resolution.policy_set:
         cache = (resolution.policy_set, {})
@@ -201,7 +206,7 @@ def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> Fresh
             pass
     try:
         hit = cache[1].get(key, _MISSING)
-    except TypeError:  # an unhashable schedule: compute directly
+    except TypeError:  # an unhashable value: compute directly
         return _compile_freshness_policy(sla, resolution)
     if hit is _MISSING:
         hit = cache[1][key] = _compile_freshness_policy(sla, resolution)
