@@ -48,9 +48,8 @@ def _connector_assets(system: str, build, workspace, account: str) -> list[dg.As
     outcome = LOAD_OUTCOMES.get(f"{system}/{account}")
     if outcome is None:  # rebuilt from the state attached at load (run workers): nothing to add
         return assets
-    return dg.map_asset_specs(
-        lambda spec: spec.merge_attributes(metadata={"connector_state": outcome.describe()}), assets
-    )
+    state = {"connector_state": outcome.describe()}  # one text for every table of the system
+    return dg.map_asset_specs(lambda spec: spec.merge_attributes(metadata=state), assets)
 
 
 def _absent(system: str) -> dg.ResourceDefinition:
