@@ -183,7 +183,37 @@ def _time_window_freshness(max_lag: timedelta) -> FreshnessPolicy:
     )
 
 
+_MISSING = object()
+
+
 def compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> FreshnessPolicy | None:
+    """The asset's native FreshnessPolicy. It depends only on the deadline's policy, cron, time
+    zone, business weekdays and lead and on the max_lag, which thousands of governed assets share: computed once per distinct
+    value per resolution (the policy is looked up in it)."""
+    dl = sla.deadline
+    if dl is not None:  # what _compile_freshness_policy reads of the schedule (a calendar's holidays: not)
+        schedule = dl.schedule
+        weekdays = schedule.calendar.weekdays if schedule.calendar else None
+        key = (dl.policy, schedule.cron, schedule.timezone, weekdays, dl.lead, sla.max_lag)
+    else:
+        key = (None, None, None, None, None, sla.max_lag)
+    cache = getattr(resolution, "_freshness_cache", None)
+    if cache is None or cache[0] is not resolution.policy_set:
+        cache = (resolution.policy_set, {})
+        try:
+            resolution._freshness_cache = cache  # type: ignore[attr-defined]
+        except AttributeError:  # a slotted Resolution: compute without keeping the cache
+            pass
+    try:
+        hit = cache[1].get(key, _MISSING)
+    except TypeError:  # an unhashable value: compute directly
+        return _compile_freshness_policy(sla, resolution)
+    if hit is _MISSING:
+        hit = cache[1][key] = _compile_freshness_policy(sla, resolution)
+    return hit
+
+
+def _compile_freshness_policy(sla: EffectiveSLA, resolution: Resolution) -> FreshnessPolicy | None:
     dl = sla.deadline
     if dl is not None:
         schedule = dl.schedule

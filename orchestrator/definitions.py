@@ -48,9 +48,8 @@ def _connector_assets(system: str, build, workspace, account: str) -> list[dg.As
     outcome = LOAD_OUTCOMES.get(f"{system}/{account}")
     if outcome is None:  # rebuilt from the state attached at load (run workers): nothing to add
         return assets
-    return dg.map_asset_specs(
-        lambda spec: spec.merge_attributes(metadata={"connector_state": outcome.describe()}), assets
-    )
+    state = {"connector_state": outcome.describe()}  # one text for every table of the system
+    return dg.map_asset_specs(lambda spec: spec.merge_attributes(metadata=state), assets)
 
 
 def _absent(system: str) -> dg.ResourceDefinition:
@@ -77,6 +76,14 @@ def build_definitions() -> dg.Definitions:
 
 
 def build_project() -> Project:
+    # Built with the cyclic garbage collector paused, and what is alive after it (the imports, the
+    # parsed manifest, the Definitions) frozen once per process (orchestrator/load_gc.py): the
+    # build allocates ~300,000 long-lived objects and next to no cyclic garbage (~150 objects on
+    # teamster), so every collection during it would rescan a growing heap and free nothing.
+    return long_lived_load(_build_project)
+
+
+def _build_project() -> Project:
     # dbt subprocesses read the warehouse and landing paths from the environment.
     for name, value in dbt_env().items():
         os.environ.setdefault(name, value)
@@ -106,9 +113,8 @@ def build_project() -> Project:
             log.info("%s not used by this code location (ORCHESTRATOR_CONNECTORS=%s)", system, ",".join(systems) or "none")
     connector_keys = {key for assets_def in connector_assets for key in assets_def.keys}
     try:
-        # parsed once for the dbt assets and the dashboards, with the garbage collector paused
-        # (and the heap frozen once per process: orchestrator/load_gc.py)
-        manifest = long_lived_load(load_manifest)
+        # parsed once for the dbt assets and the dashboards (the collector paused: build_project)
+        manifest = load_manifest()
         dbt_defs = build_dbt_assets(connector_keys, manifest)
         # the daily-partitioned models' op job and their dbt tests as checks (external assets)
         daily = build_daily_partitioned_job(connector_keys, manifest, tags=warehouse_tag()) if any(

@@ -194,3 +194,34 @@ def test_policy_index_matches_by_name():
         assert dp._policy_of(res, p.name) is res.policy(p.name)
     with pytest.raises(KeyError):
         dp._policy_of(res, "no-such-policy")
+
+
+def test_freshness_compiled_once_per_distinct_deadline_and_equal_to_uncached(monkeypatch):
+    """compile_freshness_policy is cached per (policy, schedule, lead, max_lag) per resolution:
+    every governed asset gets what the uncached compile gives, computed once per distinct value,
+    and a second resolution (other policies) never sees the first one's records."""
+    from bench_policies import generated_graph, policies_for
+
+    from orchestrator.policies.durations import DurationModel
+    from orchestrator.policies.model import load_policies_from_text
+    from orchestrator.policies.resolve import resolve
+
+    graph = generated_graph(1500)
+    res = resolve(load_policies_from_text(policies_for(graph), "bench.yaml"), graph, DurationModel(), dp_now())
+    assert res.ok
+    calls = []
+    real = dp._compile_freshness_policy
+    monkeypatch.setattr(dp, "_compile_freshness_policy", lambda sla, r: calls.append(1) or real(sla, r))
+    slas = list(res.slas.values())
+    got = [dp.compile_freshness_policy(sla, res) for sla in slas]
+    assert got == [real(sla, res) for sla in slas]
+    distinct = {(s.deadline.policy, s.deadline.schedule.cron, s.deadline.schedule.timezone,
+                 s.deadline.schedule.calendar and s.deadline.schedule.calendar.weekdays, s.deadline.lead, s.max_lag)
+                if s.deadline else s.max_lag for s in slas}
+    assert len(calls) == len(distinct) < len(slas) / 2
+    # another resolution with every deadline policy's window changed: nothing reused from the first
+    text = policies_for(graph).replace("deadline: {", "deadline: {window: 3h, ")
+    other = resolve(load_policies_from_text(text, "bench.yaml"), graph, DurationModel(), dp_now())
+    assert other.ok, other.errors[:3]
+    assert [dp.compile_freshness_policy(s, other) for s in other.slas.values()] == [
+        real(s, other) for s in other.slas.values()]

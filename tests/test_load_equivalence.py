@@ -39,6 +39,7 @@ def _reference_paths(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(dp, "_format_duration", format_duration)
     patch.setattr(dp, "_tag_value", dp.tag_value)
     patch.setattr(dp, "_policy_of", lambda resolution, name: resolution.policy(name))
+    patch.setattr(dp, "compile_freshness_policy", dp._compile_freshness_policy)
 
     @contextlib.contextmanager
     def no_shortcut():

@@ -94,3 +94,22 @@ def test_frozen_tree_still_freed_by_reference_counting(fresh):
     assert gc.get_freeze_count() > fresh
     del holder["doc"]
     assert ref() is None  # no cycle: freed at once although frozen
+
+
+def test_code_location_build_runs_with_the_collector_paused(fresh, monkeypatch):
+    """build_project runs the whole build (manifest parse, dbt specs, SLA compile, sensors) under
+    long_lived_load: collector paused, heap frozen once at the end, collector back on after."""
+    from orchestrator import definitions as od
+
+    seen = []
+
+    def build():
+        seen.append(gc.isenabled())
+        return _nested()
+
+    monkeypatch.setattr(od, "_build_project", build)
+    out = od.build_project()
+    assert seen == [False]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > fresh
+    assert len(out["nodes"]) == 2000
