@@ -17,7 +17,7 @@ import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.assessment import freshness as freshness_module
@@ -338,6 +338,8 @@ def _fields(assessments: dict) -> dict:
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 10_000), policy=st.integers(0, len(POLICIES) - 1),
        steps=st.lists(STEP, min_size=1, max_size=14))
+# an equal row read again, then the edge dropping it: the carried rows must lose it too (found in CI)
+@example(seed=0, policy=0, steps=[("mat", 0, False, 0), ("forget", 44, False), ("drop", 1), ("drop", 2)])
 def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
     graph = _graph(seed)
     keys = graph.keys

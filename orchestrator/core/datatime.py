@@ -241,10 +241,13 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
                         had[m.asset_key] = m.asset_key in by_key
                     own = by_key.get(m.asset_key)
                     if own:
-                        for i, x in enumerate(own):
-                            if x is m:
-                                del own[i]
-                                break
+                        # the same object, else an equal one: a snapshot equal to the last (an
+                        # equal row read again) leaves by_key holding the earlier object
+                        i = next((i for i, x in enumerate(own) if x is m), None)
+                        if i is None:
+                            i = next((i for i, x in enumerate(own) if x == m), None)
+                        if i is not None:
+                            del own[i]
                     if not own:
                         by_key.pop(m.asset_key, None)
             for m in added:
