@@ -58,6 +58,7 @@ def build_digest_op(ctx, *, store_url: str | None = None) -> dg.OpDefinition:
            description="Build the daily digest; send it when launched by the schedule or with send: true.")
     def orchestrator_digest(context: dg.OpExecutionContext, config: DigestConfig):
         from orchestrator.assessment import assess
+        from orchestrator.assessment.freshness import history_reach
         from orchestrator.digest import run_digest
         from orchestrator.policies import DurationModel
         from orchestrator.proposals import Proposals
@@ -71,12 +72,15 @@ def build_digest_op(ctx, *, store_url: str | None = None) -> dg.OpDefinition:
             repo = context.repository_def
         except Exception:  # executed in process without a repository (tests, execute_in_process)
             repo = None
+        # read as far back as the other decision paths do, so the digest's statuses are theirs
+        reach = history_reach(ctx.resolution, now)
         try:
             connectors = ConnectorReader(fivetran=context.resources.fivetran, airbyte=context.resources.airbyte)
-            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo, connectors=connectors)
+            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo, connectors=connectors,
+                                  reach=reach)
         except Exception as exc:  # a connector API down must not stop the digest
             context.log.warning(f"connector state unavailable for the digest: {exc}")
-            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo)
+            snap = build_snapshot(context.instance, ctx.graph, now=now, repository_def=repo, reach=reach)
         store = open_store(store_url)
         durations = DurationModel(snap.durations)
         from orchestrator.recovery import stored_diagnoses
