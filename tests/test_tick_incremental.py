@@ -335,6 +335,17 @@ def _fields(assessments: dict) -> dict:
             for k, a in assessments.items()}
 
 
+def _checked_tick(graph, res, durations, mats, now):
+    """One carried tick over ``mats``, checked field by field against the computation from scratch
+    and the oracle: (assessments, the tick's carried state)."""
+    snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
+                    materializations=list(mats))
+    got = assess_freshness(snap, res, durations, now)
+    oracle = _from_scratch(snap, res, durations, now)[2]
+    assert got == oracle and _fields(got) == _fields(oracle)
+    return got, freshness_module._TICK["last"]
+
+
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 10_000), policy=st.integers(0, len(POLICIES) - 1),
        steps=st.lists(STEP, min_size=1, max_size=14))
@@ -583,12 +594,7 @@ def test_a_breached_asset_waiting_for_its_own_run_is_not_assessed_again_as_the_c
     freshness_module._TICK.clear()
 
     def tick(now):
-        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
-                        materializations=list(mats))
-        got = assess_freshness(snap, res, durations, now)
-        oracle = _from_scratch(snap, res, durations, now)[2]
-        assert got == oracle and _fields(got) == _fields(oracle)
-        return got, freshness_module._TICK["last"]
+        return _checked_tick(graph, res, durations, mats, now)
 
     first, state = tick(T0)
     assert first["dash/d0"].status is FreshnessStatus.breached
@@ -627,12 +633,8 @@ def test_a_moving_predicted_time_turns_at_risk_at_the_instant_it_passes_the_dead
     freshness_module._TICK.clear()
 
     def tick(now):
-        snap = Snapshot(taken_at=now, graph=graph, last_success={m.asset_key: m.at for m in mats},
-                        materializations=list(mats))
-        got = assess_freshness(snap, res, durations, now)
-        oracle = _from_scratch(snap, res, durations, now)[2]
-        assert got == oracle and _fields(got) == _fields(oracle)
-        return got["dash/d0"], freshness_module._TICK["last"]
+        got, state = _checked_tick(graph, res, durations, mats, now)
+        return got["dash/d0"], state
 
     first, _ = tick(T0)
     assert first.status is FreshnessStatus.ok and isinstance(first, freshness_module._Moving)
