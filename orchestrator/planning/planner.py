@@ -1334,6 +1334,7 @@ def _stage_group_runs(st: _PlanState) -> None:
         if rg["partitions"]:
             continue
         retry_of_root.setdefault(groups.find(rg["keys"][0]), []).append(rg)
+    _split_preauthorised(st, members, retry_of_root)
     # runs larger than the validation limit: the upstream part now, the rest once it has landed
     max_run = max(1, min(cfg.max_run_assets, max(len(graph) // 2, 1)))
     for root, keys in list(members.items()):
@@ -1345,6 +1346,55 @@ def _stage_group_runs(st: _PlanState) -> None:
     st.members = members
     st.retry_of_root = retry_of_root
     st.need_of = need_of
+
+
+APPROVAL_PART = "#approval"  # suffix of the member group split off a run for the part that waits
+
+
+def _split_preauthorised(st: _PlanState, members: dict[str, list[str]], retry_of_root: dict) -> None:
+    """A run mixing work its policies pre-authorise (or an active standing approval covers) with
+    work that waits for a person would wait whole, the pre-authorised steps with it: such a run
+    is split. The pre-authorised part whose inputs in the run are pre-authorised too starts now;
+    the rest (the steps that need approval and everything downstream of them in the run) is its
+    own run, asked of a person. Retries are not split (one failure, one answer)."""
+    resolution, graph = st.resolution, st.graph
+    if resolution is None:
+        return
+    standing = getattr(st.incidents, "standing", None)
+    memo: dict[str, bool] = {}
+
+    def alone(k: str) -> bool:
+        if k not in memo:
+            memo[k] = (_preauthorised(resolution, (k,), (ActionType.materialize,))
+                       or (standing is not None and bool(standing.covers_keys((k,)))))
+        return memo[k]
+
+    order = st.topo_index
+    split = 0
+    for root, keys in list(members.items()):
+        if root in retry_of_root or len(keys) < 2:
+            continue
+        if all(alone(k) for k in keys) or not any(alone(k) for k in keys):
+            continue
+        own = set(keys)
+        # tables of one connector stay together: one sync lands them all
+        waiting_conns = {n.connector for k in keys if not alone(k) and (n := graph.get(k)) is not None and n.connector}
+        free: set[str] = set()
+        for k in sorted(keys, key=lambda x: order.get(x, 0)):
+            node = graph.get(k)
+            if node is not None and node.connector and node.connector in waiting_conns:
+                continue
+            # an input of the same run that waits holds k back (it would read old data)
+            if alone(k) and all(u not in own or u in free for u in graph.parents(k)):
+                free.add(k)
+        if not free or len(free) == len(keys):
+            continue
+        members[root] = [k for k in keys if k in free]
+        members[root + APPROVAL_PART] = [k for k in keys if k not in free]
+        split += 1
+    if split:
+        st.notes.append(f"{split} run(s) split: the pre-authorised part starts now, the part that needs "
+                        "approval waits for it")
 
 
 def _stage_run_actions(st: _PlanState) -> None:
