@@ -237,6 +237,8 @@ def decide(
     # and so is a refresh whose answer would come after the deadline it is for
     decisions, idle = hold_idle(decisions)
     suppressed += idle
+    decisions, unasked = hold_probes(decisions)
+    suppressed += unasked
     decisions, late = answer_too_late(decisions, assessment, now, getattr(gate_config, "answer_at", None),
                                       snapshot.graph, durations)
     suppressed += late
@@ -284,6 +286,22 @@ def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
     for g in decisions:
         if g.decision == "await_approval" and g.reason.startswith(IDLE):
             held.append((g.action, g.reason))
+        else:
+            kept.append(g)
+    return kept, held
+
+
+def hold_probes(decisions) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] not asked): a probe (the planner's one attempt on a
+    subject held back by an escalated failure, its ``cycle`` prefixed ``probe:``) runs only when
+    the gate lets it run; its incident is already escalated to the owners, so it is never a
+    request of its own."""
+    from orchestrator.planning.planner import PROBE
+
+    kept, held = [], []
+    for g in decisions:
+        if g.decision == "await_approval" and (g.action.cycle or "").startswith(PROBE):
+            held.append((g.action, f"probe not asked of a person (the incident is escalated already): {g.reason}"))
         else:
             kept.append(g)
     return kept, held

@@ -507,6 +507,10 @@ def gate(
         fails = related_failures(a, assessment, failure_index)
         if a.cause and a.cause.startswith("repair:") and a.source != "llm":
             confidence, conf_why = 1.0, f"a person repaired {a.cause.split(':', 1)[1]}; closing the incident"
+        elif fails and (a.cycle or "").startswith("probe:") and a.source != "llm" and t is ActionType.materialize and a.cause == "freshness" and not a.run_id:
+            # the planner's one probe of a subject escalated to a person (its fix may be
+            # unreported): a check, not a resolution the memory could rate; the rest still applies
+            confidence, conf_why = 1.0, "a probe: one attempt to see whether a person fixed the escalated cause"
         elif fails:
             confidence, conf_why = memory_confidence(a, fails, memory)
             if a.source == "llm":

@@ -1140,6 +1140,19 @@ def _stage_needs(st: _PlanState) -> None:
     if retried:
         blocked.difference_update(retried)
         notes.append(f"{len(retried)} asset(s) held back by an escalated failure get one attempt for a new cycle")
+    # within the cycle it failed in, an escalated failure gets one probe at the latest start that
+    # still meets the deadline: a person's fix (a grant, a profile, a deploy) is not always
+    # reported. It failed before that start; a probe that fails again fails after it, so one only
+    probes = {k for k, at in block_at.items()
+              if k in blocked and k not in retried and cycles.needs.get(k)
+              and (r := cycles.req.get(k)) is not None and r <= at <= now
+              and k in assessment.freshness and cycles.due(k)
+              and (ls := cycles.latest_start(k)) is not None
+              and at < ls - timedelta(seconds=cfg.tick_interval_s)}
+    if probes:
+        blocked.difference_update(probes)
+        notes.append(f"{len(probes)} asset(s) held back by an escalated failure get one probe at their latest start")
+    st.probes = probes
     # work asked/approved for a later cycle (``not_before``) does not hold back an earlier cycle
     # that needs the key before that start: the earlier cycle gets its own run
     released = set()
@@ -1348,6 +1361,7 @@ def _stage_group_runs(st: _PlanState) -> None:
     st.need_of = need_of
 
 
+PROBE = "probe:"  # prefix of the cycle of a run that probes a subject held back by an escalated failure
 APPROVAL_PART = "#approval"  # suffix of the member group split off a run for the part that waits
 
 
@@ -1409,6 +1423,7 @@ def _stage_run_actions(st: _PlanState) -> None:
     why_of = st.why_of
     topo_index = st.topo_index
     burning = _burning_assets(assessment, resolution, graph)
+    probes = getattr(st, "probes", None) or set()
     order = topo_index
     for root, keys in members.items():
         keys = sorted(set(keys), key=lambda k: order.get(k, 0))
@@ -1497,11 +1512,17 @@ def _stage_run_actions(st: _PlanState) -> None:
                     reason = (f"budget burning and {target} is {tier}-tier: defer {len(keys)} asset(s) "
                               f"to the off-peak window at {opens:%Y-%m-%d %H:%M} UTC "
                               f"(predicted {int(dur // 60)} min, deadline still met)")
+        cycle = f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None
+        probing = sorted(probes.intersection(keys))
+        if probing:  # one attempt on a subject escalated to a person (its fix may be unreported)
+            reason += (f"; probe: one attempt at the latest start on {', '.join(probing)}, held back by an "
+                       "escalated failure (a person's fix is not always reported)")
+            cycle = PROBE + (cycle or ",".join(probing))
         aid = action_id(atype.value, keys, target, fa.deadline if fa else None, nb)
         actions.append(Action(
             action_id=aid, type=atype.value, asset_keys=tuple(keys), priority=prio,
             not_before=nb, reason=reason, estimated_cost_usd=cost, cause="freshness",
-            cycle=f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None,
+            cycle=cycle,
         ))
 
 
