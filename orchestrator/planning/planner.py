@@ -1142,13 +1142,18 @@ def _stage_needs(st: _PlanState) -> None:
         notes.append(f"{len(retried)} asset(s) held back by an escalated failure get one attempt for a new cycle")
     # within the cycle it failed in, an escalated failure gets one probe at the latest start that
     # still meets the deadline: a person's fix (a grant, a profile, a deploy) is not always
-    # reported. It failed before that start; a probe that fails again fails after it, so one only
-    probes = {k for k, at in block_at.items()
-              if k in blocked and k not in retried and cycles.needs.get(k)
-              and (r := cycles.req.get(k)) is not None and r <= at <= now
-              and k in assessment.freshness and cycles.due(k)
-              and (ls := cycles.latest_start(k)) is not None
-              and at < ls - timedelta(seconds=cfg.tick_interval_s)}
+    # reported. Once only: a subject that failed twice in the cycle (the probe failed too) waits
+    probes = set()
+    for k, at in block_at.items():
+        if (k not in blocked or k in retried or not cycles.needs.get(k) or k not in assessment.freshness
+                or (r := cycles.req.get(k)) is None or not r <= at <= now or not cycles.due(k)
+                or (sl := cycles.slack(k)) is None or sl < 0):  # a lost cycle is not probed
+            continue
+        node = graph.get(k)
+        conn = node.connector if node is not None else None
+        if sum(1 for f in snapshot.failures if (f.asset_key == k or (conn and f.connector == conn))
+               and _aware(f.at) >= r) < 2:
+            probes.add(k)
     if probes:
         blocked.difference_update(probes)
         notes.append(f"{len(probes)} asset(s) held back by an escalated failure get one probe at their latest start")
