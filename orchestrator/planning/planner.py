@@ -1142,17 +1142,19 @@ def _stage_needs(st: _PlanState) -> None:
         notes.append(f"{len(retried)} asset(s) held back by an escalated failure get one attempt for a new cycle")
     # within the cycle it failed in, an escalated failure gets one probe at the latest start that
     # still meets the deadline: a person's fix (a grant, a profile, a deploy) is not always
-    # reported. Once only: a subject that failed twice in the cycle (the probe failed too) waits
+    # reported. Once: a probe that fails leaves a failure near that latest start, and no other follows
     probes = set()
     for k, at in block_at.items():
         if (k not in blocked or k in retried or not cycles.needs.get(k) or k not in assessment.freshness
                 or (r := cycles.req.get(k)) is None or not r <= at <= now or not cycles.due(k)
-                or (sl := cycles.slack(k)) is None or sl < 0):  # a lost cycle is not probed
+                or (ls := cycles.latest_start(k)) is None):
             continue
+        # once: no failure of it (or of its connector) near its latest start, where a probe runs
+        since = max(r, ls - timedelta(seconds=2 * (cfg.tick_interval_s + cfg.min_margin_s)))
         node = graph.get(k)
         conn = node.connector if node is not None else None
-        if sum(1 for f in snapshot.failures if (f.asset_key == k or (conn and f.connector == conn))
-               and _aware(f.at) >= r) < 2:
+        if not any((f.asset_key == k or (conn and f.connector == conn)) and _aware(f.at) >= since
+                   for f in snapshot.failures):
             probes.add(k)
     if probes:
         blocked.difference_update(probes)
