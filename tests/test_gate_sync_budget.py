@@ -208,3 +208,26 @@ def test_the_gate_never_lets_a_sync_take_a_budget_over_unasked(
             day["pb"] += model_b
     assert day["pa"] <= budget_a + 1e-6, [(g.action.action_id, g.decision, g.reason) for g in decisions]
     assert day["pb"] <= budget_b + 1e-6, [(g.action.action_id, g.decision, g.reason) for g in decisions]
+
+
+def test_a_standing_approval_covers_an_expensive_routine_refresh_only_where_no_budget_is_set():
+    """An expensive connector's routine refresh (over ``cost_high_usd``) asked a person every cycle
+    although the owners' standing approval covered its scope (generated world 400: two asks a day).
+    With no budget on the work the approver accepted its routine refreshes as they come; under a
+    budget, cost (over half of what is left) still holds it."""
+    from test_standing_approvals import EXEC, GROWTH, RES, _ledger, _snapshot
+
+    from orchestrator.core.standing import StandingBook, StandingCover
+
+    snap, asm = _snapshot(RES)
+    growth = _refresh("g1", sorted(GROWTH - {"events/page_view"}), cost=40.0)
+    exec_ = _refresh("e1", sorted(EXEC - {"crm/account", "crm/contact"}), cost=40.0)
+    none = StandingCover(StandingBook.from_ledger(_ledger([])), RES, NOW)
+    both = StandingCover(StandingBook.from_ledger(_ledger([
+        ("growth", "standing", NOW - timedelta(hours=1), GROWTH, RES),
+        ("exec", "standing", NOW - timedelta(hours=1), EXEC, RES)])), RES, NOW)
+    g_none, e_none = gate([growth, exec_], snap, asm, RES, now=NOW, standing=none)
+    assert g_none.decision == "await_approval" and e_none.decision == "await_approval"
+    g, e = gate([growth, exec_], snap, asm, RES, now=NOW, standing=both)
+    assert g.decision == "execute" and g.authorised_by and "no budget" in g.reason, g.reason
+    assert e.decision == "await_approval", e.reason  # exec has a $50 budget: $40 is its yardstick

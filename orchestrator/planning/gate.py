@@ -42,8 +42,10 @@ touched asset's policy lists the action in ``auto_approve``, risk is low and con
 ``materialize`` that waits only because the policies do not pre-authorise it (``recommend`` or not
 in ``auto_approve``) executes when active standing approvals a person granted cover every touched
 asset of every policy that does not pre-authorise it, with low risk once the tier and rollout
-terms (what the approver accepted) are left out; the decision names them (``authorised_by``).
-Over budget, blackout, breaker, shadow, an operator cap, cost or LLM origin still hold it. The
+terms (what the approver accepted) are left out -- and the cost term too where no budget covers
+the work (no limit set: the approver accepted the scope's routine refreshes as they come); the
+decision names them (``authorised_by``). Over budget, blackout, breaker, shadow, an operator cap,
+cost under a budget or LLM origin still hold it. The
 actions of one cycle are judged on a budget together: what the cycle already lets run counts.
 """
 
@@ -533,10 +535,15 @@ def gate(
 
         # a standing approval stands in for the approval a routine refresh would wait for (the
         # tier and rollout risks are what its approver accepted); nothing else it lifts
+        # (and, where no budget covers the work, its cost: the owners set no limit on what a routine
+        # refresh may cost, and its approver accepted the scope's routine refreshes as they come --
+        # an expensive connector's refresh asked a person every cycle despite it; under a budget the
+        # budget checks hold it as before)
         standing_ok = None
+        lifted = factors["tier"] + factors["rollout"] + (factors["cost"] if not budget_names else 0.0)
         if (standing is not None and t is ActionType.materialize and cfg.rollout_cap not in ("shadow", "recommend")
-                and factors["cost"] == 0.0 and factors["llm"] == 0.0 and confidence >= cfg.min_confidence
-                and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
+                and (factors["cost"] == 0.0 or not budget_names) and factors["llm"] == 0.0
+                and confidence >= cfg.min_confidence and score - lifted < cfg.low_risk):
             standing_ok = standing.covers(a)
 
         incident_ok = None  # the person's approval of the incident this action closes
@@ -589,7 +596,7 @@ def gate(
                 names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
                                   for s in standing_ok)
                 out.append(decide(EXECUTE, f"standing approval {names}: routine refresh inside its scope, "
-                                           f"risk {score:.2f} without tier/rollout {score - factors['tier'] - factors['rollout']:.2f}",
+                                           f"risk {score:.2f} without tier/rollout{'/cost (no budget)' if factors['cost'] and not budget_names else ''} {score - lifted:.2f}",
                                   by=",".join(s.action_id for s in standing_ok)))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
