@@ -219,7 +219,18 @@ def sync_prices(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncP
         return {}
     pricer = pricer or SyncPricer(snapshot)
     start = _start(action, now)
-    return {c: max(pricer.estimate(c, start), pricer.planner_price(c)) for c in conns}
+    retry = action.type == ActionType.retry.value
+    out = {}
+    for c in conns:
+        if not retry and pricer.fit(c) is None and c in pricer.dearest:
+            # a routine refresh of a connector with past syncs but no priced gap of its own (a single
+            # sync): its dearest sync, not the others' fit -- borrowed, a $1-4 connector was priced at
+            # $17-45 and a refresh a cron job runs within budget waited past its deadline (tuning
+            # world 103). A retry (an outage's backlog) keeps the borrowed fit
+            out[c] = max(pricer.dearest[c], pricer.planner_price(c))
+        else:
+            out[c] = max(pricer.estimate(c, start), pricer.planner_price(c))
+    return out
 
 
 def budget_keys(action: Action, graph) -> list[str]:
