@@ -218,8 +218,10 @@ def test_no_history_prices_nothing_here_and_resyncs_keep_their_own_floor():
     snap = replace(sc.snapshot, syncs=syncs, costs=costs, data_time={TABLE: last})
     assert sync_spend(snap, Action("x", "resync_table", "x", connector=CONN, tables={"events": ("page_view",)}), NOW) == 0.0
     assert sync_spend(snap, Action("m", "materialize", "x", asset_keys=("stg_events",)), NOW) == 0.0
-    # a routine refresh's syncs keep the planner's price (only a retry after an outage is repriced)
-    assert sync_spend(snap, Action("m", "materialize", "x", asset_keys=(TABLE, "stg_events")), NOW) == 0.0
+    # a routine refresh that syncs the connector pays its backlog too (30 h of rows, x1.25 past
+    # any gap seen), as a retry does: the sync bills the same rows whoever triggers it
+    routine = sync_spend(snap, Action("m", "materialize", "x", asset_keys=(TABLE, "stg_events")), NOW)
+    assert abs(routine - SyncPricer(snap).estimate(CONN, NOW)) < 1e-9 and routine >= 30.0
     assert STANDING  # (imported for the module's readers: the ask kind withdrawn work waits on)
 
 

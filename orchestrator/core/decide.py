@@ -471,7 +471,9 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
         touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
         if now is not None and not serves_open_window(touched, resolution, now, memo):
             continue  # no deadline can use it yet: no extension is asked for it
-        names = frozenset(n for k in touched if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
+        from orchestrator.core.pricing import budget_keys  # a run's syncs are paid by their tables' policies too
+
+        names = frozenset(n for k in budget_keys(a, graph) if (s := resolution.sla(k)) is not None for n, _ in s.budgets)
         usd = max(a.estimated_cost_usd, counted)
         if snapshot is not None and not counted:  # rejected by validation: priced as it priced it
             from orchestrator.core.pricing import SyncPricer, with_syncs

@@ -1,10 +1,13 @@
 """What a connector sync will cost, priced from the backlog it will load (no Dagster imports).
 
 An incremental sync loads (and the vendor bills) the rows that arrived since the data its tables
-hold: a sync after a long outage loads the whole outage's backlog, so the mean of past syncs -- a
-few hours' rows each, on the connector's own schedule -- underprices it many times over (a generated
-world's retry after a day-long outage took a policy over its budget). The gate and validation
-therefore price a retry's sync (:func:`sync_spend`) from:
+hold: a sync after a long outage, or the first sync the orchestrator triggers of a connector whose
+data is a day old, loads the whole gap's backlog, so the mean of past syncs -- a few hours' rows
+each, on the connector's own schedule -- underprices it many times over (generated worlds: a
+retry after a day-long outage took a policy over its budget; a routine refresh that synced two
+connectors with 30 h of backlog, priced at their mean past sync -- $0, none had run yet -- took a
+$29.61 budget $85 over). The gate and validation therefore price **every** sync an action starts
+(:func:`sync_spend`: a retry's, and the syncs a run of connector tables triggers) from:
 
 * the **gap** it will load: from the oldest data time of its tables (``Snapshot.data_time``; else
   the start of the connector's last good sync) to when it starts;
@@ -18,9 +21,14 @@ therefore price a retry's sync (:func:`sync_spend`) from:
 ``estimate = (fixed + per hour x gap) x margin``, the line fitted by least squares when the past
 gaps vary enough to tell a sync's fixed part from its rows (at least 3 syncs, gaps 1.5x apart, both
 parts >= 0); else ``max(mean past sync, rate x gap)`` with ``rate = sum(usd) / sum(gap)`` (never
-below a linear bill, but over it by the fixed part x gap / usual gap).  A connector with no history of its own borrows the dearest
-fit of the others; with no sync history at all there is no price here (0: the callers keep their
-own floor).
+below a linear bill, but over it by the fixed part x gap / usual gap).  A connector with no priced
+sync of its own (none, or a single one: no gap to learn from) borrows the dearest fit of the others,
+and is never priced below its own dearest past sync; with no sync history at all there is no price
+here (0: the callers keep their own floor, and the gate asks a person).
+
+A run's syncs are paid by **every** budgeted policy governing any table they land
+(:func:`budget_keys`), as the cost assessment and the audit count them, not only by the policies
+of the assets the action names.
 """
 
 from __future__ import annotations
@@ -49,16 +57,25 @@ class SyncPricer:
         self._fit: dict[str, tuple[list[tuple[float, float]], float] | None] = {}
         self.pairs: dict[str, list[tuple[float, float]]] = {}
         self.last_good: dict[str, datetime] = {}
+        self.mean: dict[str, float] = {}  # connector -> mean of its sync cost records (the planner's price)
+        self.dearest: dict[str, float] = {}  # connector -> its dearest sync cost record
 
     def _build(self) -> None:
         """One pass over the snapshot's records, on the first price asked (most cycles ask none)."""
         self._built = True
         snapshot = self.snapshot
         costs: dict[tuple[str, datetime], float] = {}
+        sums: dict[str, list[float]] = {}
         for c in snapshot.costs:
+            if c.connector and not c.asset_key:  # as the planner prices a connector (_cost_per_asset)
+                s = sums.setdefault(c.connector, [0.0, 0])
+                s[0] += c.amount_usd
+                s[1] += 1
+                self.dearest[c.connector] = max(self.dearest.get(c.connector, 0.0), c.amount_usd)
             if c.source == "sync" and c.connector is not None and c.asset_key is None:
                 key = (c.connector, _aware(c.at))
                 costs[key] = costs.get(key, 0.0) + c.amount_usd
+        self.mean = {k: v[0] / v[1] for k, v in sums.items()}
         good: dict[str, list] = {}
         for s in snapshot.syncs:
             if s.status == "succeeded" and s.ended_at is not None:
@@ -140,12 +157,26 @@ class SyncPricer:
         gap = 24.0  # the dearest of the others, compared on a day's backlog
         return max(fits, key=lambda f: self._rule(f[0], gap) * f[1])
 
+    def planner_price(self, connector: str) -> float:
+        """The mean of the connector's sync cost records: what the planner counts for its sync."""
+        if not self._built:
+            self._build()
+        return self.mean.get(connector, 0.0)
+
     def estimate(self, connector: str, start: datetime) -> float:
         """What a sync of ``connector`` starting at ``start`` will cost (0: no sync history at all
-        to go by; a connector without its own is priced as the dearest of the others)."""
-        fit = self.fit(connector) or self.borrowed()
-        if fit is None:
-            return 0.0
+        to go by; a connector without its own is priced as the dearest of the others, and never
+        below its own dearest past sync)."""
+        own = self.fit(connector)
+        if own is None:
+            borrowed = self.borrowed()
+            floor = self.dearest.get(connector, 0.0)
+            if borrowed is None:
+                return floor
+            return max(floor, self._priced(borrowed, connector, start))
+        return self._priced(own, connector, start)
+
+    def _priced(self, fit, connector: str, start: datetime) -> float:
         pairs, margin = fit
         gap = self.gap_hours(connector, start)
         if gap is None:
@@ -172,30 +203,54 @@ def synced_connectors(action: Action, graph) -> list[str]:
 
 
 def sync_spend(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncPricer | None = None) -> float:
-    """The spend of the connector sync a ``retry`` starts, priced from its backlog (0 for other
-    actions: a routine refresh's syncs keep the planner's price -- priced from their backlog too,
-    they held refreshes a cron job runs within budget and lost deadlines on tuning worlds 103 and
-    107, so only the outage case the issue names is priced this way)."""
-    if action.type != ActionType.retry.value:
-        return 0.0
+    """The spend of the connector syncs an action starts (a retry of a sync; the syncs a run of
+    connector tables triggers), each priced from its backlog (0 for actions that start none)."""
+    return sum(sync_prices(snapshot, action, now, pricer).values())
+
+
+def _start(action: Action, now: datetime) -> datetime:
+    return _aware(action.not_before) if action.not_before is not None and _aware(action.not_before) > now else now
+
+
+def sync_prices(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncPricer | None = None) -> dict[str, float]:
+    """Connector -> the price of the sync of it that ``action`` starts, from its backlog."""
     conns = synced_connectors(action, snapshot.graph)
     if not conns:
-        return 0.0
+        return {}
     pricer = pricer or SyncPricer(snapshot)
-    start = _aware(action.not_before) if action.not_before is not None and _aware(action.not_before) > now else now
-    return sum(pricer.estimate(c, start) for c in conns)
+    start = _start(action, now)
+    retry = action.type == ActionType.retry.value
+    out = {}
+    for c in conns:
+        if not retry and pricer.fit(c) is None and c in pricer.dearest:
+            # a routine refresh of a connector with past syncs but no priced gap of its own (a single
+            # sync): its dearest sync, not the others' fit -- borrowed, a $1-4 connector was priced at
+            # $17-45 and a refresh a cron job runs within budget waited past its deadline (tuning
+            # world 103). A retry (an outage's backlog) keeps the borrowed fit
+            out[c] = max(pricer.dearest[c], pricer.planner_price(c))
+        else:
+            out[c] = max(pricer.estimate(c, start), pricer.planner_price(c))
+    return out
+
+
+def budget_keys(action: Action, graph) -> list[str]:
+    """The assets whose policies' budgets pay for ``action``: the assets it names (a connector
+    action: the connector's tables), and every table of each connector a run of it syncs (a sync
+    lands, and is billed for, all of its connector's tables: every policy governing one pays)."""
+    keys = dict.fromkeys(action.asset_keys or (graph.connectors.get(action.connector or "", ()) if graph is not None else ()))
+    if graph is not None:
+        for c in synced_connectors(action, graph):
+            keys.update(dict.fromkeys(graph.connectors.get(c, ())))
+    return list(keys)
 
 
 def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
                pricer: SyncPricer | None = None) -> float:
-    """``base`` (the action's own estimate: its models, and for a retry of a sync one ordinary sync
-    of its connector, as the planner prices them) plus what its syncs' backlog adds to that."""
-    syncs = sync_spend(snapshot, action, now, pricer)
-    if syncs <= 0:
+    """``base`` (the action's own estimate: its models, and one sync of each connector it syncs at
+    the connector's mean past sync, as the planner prices them) plus what its syncs' backlog adds
+    to that."""
+    prices = sync_prices(snapshot, action, now, pricer)
+    if not prices:
         return base
-    included = 0.0
-    if action.type == ActionType.retry.value and action.connector:
-        pricer = pricer or SyncPricer(snapshot)
-        fit = pricer.fit(action.connector)
-        included = sum(u for _, u in fit[0]) / len(fit[0]) if fit is not None else 0.0
-    return base + max(0.0, syncs - included)
+    pricer = pricer or SyncPricer(snapshot)
+    return base + sum(max(0.0, usd - pricer.planner_price(c)) for c, usd in prices.items())

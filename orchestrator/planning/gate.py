@@ -42,8 +42,10 @@ touched asset's policy lists the action in ``auto_approve``, risk is low and con
 ``materialize`` that waits only because the policies do not pre-authorise it (``recommend`` or not
 in ``auto_approve``) executes when active standing approvals a person granted cover every touched
 asset of every policy that does not pre-authorise it, with low risk once the tier and rollout
-terms (what the approver accepted) are left out; the decision names them (``authorised_by``).
-Over budget, blackout, breaker, shadow, an operator cap, cost or LLM origin still hold it. The
+terms (what the approver accepted) are left out -- and the cost term too where no budget covers
+the work (no limit set: the approver accepted the scope's routine refreshes as they come); the
+decision names them (``authorised_by``). Over budget, blackout, breaker, shadow, an operator cap,
+cost under a budget or LLM origin still hold it. The
 actions of one cycle are judged on a budget together: what the cycle already lets run counts.
 """
 
@@ -53,7 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, synced_connectors, with_syncs
+from orchestrator.core.pricing import SyncPricer, sync_prices, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -458,7 +460,18 @@ def gate(
         reaching = _reaching_policies(slas.values(), resolution)
         rollouts.extend(_val(p.rollout) for p in reaching)
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
-        budget_names = {name for s in governed for name, _ in s.budgets}
+        own_names = {name for s in governed for name, _ in s.budgets}
+        # the syncs a run triggers land every table of their connectors: each policy governing one
+        # pays for that sync (as the cost assessment and the audit count it), not only the policies
+        # of the assets the action names
+        synced = sync_prices(snapshot, a, now, pricer) if a.asset_keys else {}
+        via_sync: dict[str, float] = {}  # policy reached only through a synced table -> its syncs' price
+        if synced and resolution is not None:
+            for c, usd in synced.items():
+                for name in {n for k in conn_tables.get(c, ()) if (s := resolution.sla(k)) is not None
+                             for n, _ in s.budgets} - own_names:
+                    via_sync[name] = via_sync.get(name, 0.0) + usd
+        budget_names = own_names | set(via_sync)
         # owners who set a budget made it the yardstick for what counts as expensive
         covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)
         preauthorised = (t is not None and t not in NEVER_AUTOMATIC and rollout == "auto" and bool(governed)
@@ -470,7 +483,8 @@ def gate(
         budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
                            resync_floor(snapshot, a)) if budget_names
                        else a.estimated_cost_usd)
-        over = sorted(name for name in budget_names if overspends(name, budget_cost))
+        cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
+        over = sorted(name for name in budget_names if overspends(name, cost_of[name]))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
         # within the budget, so a person decides (the audit charges it like any other spend). A
         # retry is exempt: it re-runs a sync the connector's own schedule runs anyway, and out of
@@ -479,7 +493,7 @@ def gate(
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
-                              if not over and overspends(name, budget_cost, extended=False)
+                              if not over and overspends(name, cost_of[name], extended=False)
                               and budgets is not None and (e := budgets.extension(name)) is not None})
         # over the policies' own budgets (held, or passing only on an extension) while no deadline
         # it feeds can use its data now: not worth the spend, nor a person's time, yet
@@ -525,10 +539,15 @@ def gate(
 
         # a standing approval stands in for the approval a routine refresh would wait for (the
         # tier and rollout risks are what its approver accepted); nothing else it lifts
+        # (and, where no budget covers the work, its cost: the owners set no limit on what a routine
+        # refresh may cost, and its approver accepted the scope's routine refreshes as they come --
+        # an expensive connector's refresh asked a person every cycle despite it; under a budget the
+        # budget checks hold it as before)
         standing_ok = None
+        lifted = factors["tier"] + factors["rollout"] + (factors["cost"] if not budget_names else 0.0)
         if (standing is not None and t is ActionType.materialize and cfg.rollout_cap not in ("shadow", "recommend")
-                and factors["cost"] == 0.0 and factors["llm"] == 0.0 and confidence >= cfg.min_confidence
-                and score - factors["tier"] - factors["rollout"] < cfg.low_risk):
+                and (factors["cost"] == 0.0 or not budget_names) and factors["llm"] == 0.0
+                and confidence >= cfg.min_confidence and score - lifted < cfg.low_risk):
             standing_ok = standing.covers(a)
 
         incident_ok = None  # the person's approval of the incident this action closes
@@ -581,7 +600,7 @@ def gate(
                 names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
                                   for s in standing_ok)
                 out.append(decide(EXECUTE, f"standing approval {names}: routine refresh inside its scope, "
-                                           f"risk {score:.2f} without tier/rollout {score - factors['tier'] - factors['rollout']:.2f}",
+                                           f"risk {score:.2f} without tier/rollout{'/cost (no budget)' if factors['cost'] and not budget_names else ''} {score - lifted:.2f}",
                                   by=",".join(s.action_id for s in standing_ok)))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))
@@ -607,6 +626,6 @@ def gate(
                                    g.owners, g.factors, by, g.budget_usd)
         if out[-1].decision == EXECUTE and budget_cost > 0:
             for name in budget_names:
-                committed[name] = committed.get(name, 0.0) + budget_cost
+                committed[name] = committed.get(name, 0.0) + cost_of[name]
         by_index[i] = out[-1]
     return [by_index[i] for i in range(len(actions))]

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, with_syncs
+from orchestrator.core.pricing import SyncPricer, sync_prices, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
@@ -208,27 +208,41 @@ def validate(
         # budgets
         cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
+            # the syncs a run triggers are paid by every policy governing a table they land too
+            # (as the cost assessment and the audit count them): those policies pay the syncs' price
+            charge: dict[str, tuple[float, object]] = {}  # policy -> (what this action costs it, budget)
             for k in touched:
                 sla = resolution.sla(k)
-                if sla is None or sla.tier.value == "critical":
+                if sla is not None and sla.tier.value != "critical":
+                    for name, budget in sla.budgets:
+                        charge[name] = (cost, budget)
+            if a.asset_keys:
+                own = set(charge)
+                for c, usd in sync_prices(snapshot, a, now, pricer).items():
+                    names = {}
+                    for k in connectors.get(c, ()):
+                        sla = resolution.sla(k)
+                        if sla is not None and sla.tier.value != "critical":
+                            names.update({n: b for n, b in sla.budgets if n not in own})
+                    for name, budget in names.items():
+                        charge[name] = (charge.get(name, (0.0, budget))[0] + usd, budget)
+            for name, (usd, budget) in charge.items():
+                if budget.per_day is None or budget.unit != "usd":
                     continue
-                for name, budget in sla.budgets:
-                    if budget.per_day is None or budget.unit != "usd":
-                        continue
-                    if name not in budget_cache:
-                        more = budgets.extra(name) if budgets is not None else 0.0
-                        if coming is None:
-                            coming = in_flight_by_policy(in_flight_spend(
-                                snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced),
-                                resolution, graph)
-                        budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now)
-                                              + coming.get(name, 0.0), budget.per_day + more)
-                    spent, per_day = budget_cache[name]
-                    if spent + cost > per_day:
-                        return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today"
-                                + (" (counting work in flight)" if coming and coming.get(name) else "")
-                                + (" (with the extension granted)" if budgets is not None and budgets.extra(name) else "")
-                                + f", this would add {cost:.2f}")
+                if name not in budget_cache:
+                    more = budgets.extra(name) if budgets is not None else 0.0
+                    if coming is None:
+                        coming = in_flight_by_policy(in_flight_spend(
+                            snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced),
+                            resolution, graph)
+                    budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now)
+                                          + coming.get(name, 0.0), budget.per_day + more)
+                spent, per_day = budget_cache[name]
+                if spent + usd > per_day:
+                    return (f"over budget: policy {name} spent {spent:.2f} of {per_day:.2f} USD today"
+                            + (" (counting work in flight)" if coming and coming.get(name) else "")
+                            + (" (with the extension granted)" if budgets is not None and budgets.extra(name) else "")
+                            + f", this would add {usd:.2f}")
         # in flight and duplicates
         if t.starts_run:
             a_keys, a_parts = set(a.asset_keys), set(a.partitions)
