@@ -7,8 +7,12 @@ of history that is 100,000 index seeks and ~200,000 rows per tick, although betw
 few hundred events at most were stored. Here, per event log database (its URL, password hidden:
 a sensor gets a new ``DagsterInstance`` per evaluation, the database is the same):
 
-* ``latest``: asset key (user string, the graph's own key object) -> (storage id, timestamp) of
-  its newest materialization, or None when read in full and none is stored;
+* the latest materialization per asset: asset key (user string, the graph's own key object) ->
+  (storage id, timestamp) of its newest one, or None when read in full and none is stored, held
+  by slot (``latest_of``): one dict key -> slot, the ids in an ``array('q')``, the datetimes in a
+  list (the objects the snapshot's ``last_success`` and its window rows share). The slots are
+  also the cache's key interner: a row read from the database takes the key object its slot
+  holds (the graph's), so no db string -> user string map is kept;
 * ``rows``: (storage id, user key, timestamp, run id, partition) of every materialization stored
   after ``covered_after``, ascending by id (what ``_materialization_rows`` reads), by column
   (``Rows``: ids and timestamps in arrays, the graph's key objects, interned run ids);
@@ -44,6 +48,8 @@ DEFAULT_RESYNC_S = 600.0
 OVERLAP_S = 60.0
 OVERLAP_IDS = 1000  # after a full read: ids below its cursor read again once (late commits)
 _MAT = "ASSET_MATERIALIZATION"
+NOT_HELD = -2  # a slot's id: its key's latest materialization is not held (read it in full)
+NONE_STORED = -1  # a slot's id: read in full, none stored
 
 Row = tuple[int, str, float, str, "str | None"]  # (storage id, user key, timestamp, run id, partition)
 
@@ -152,9 +158,15 @@ class EventLogState:
         self.cursor: int | None = None  # highest storage id applied
         self.synced_at: float | None = None  # clock() of the last full read
         self.asset_key_rows: int | None = None
-        # user key -> (id, timestamp); None: read in full, none stored. A key is held once read
-        # in full or once a row of it was applied (ids grow: nothing older can be its latest)
-        self.latest: dict[str, tuple[int, datetime] | None] = {}
+        # The latest materialization per user key, by slot (``latest_of``): a key is held once
+        # read in full or once a row of it was applied (ids grow: nothing older can be its
+        # latest). ``_lat_id``: its storage id, NONE_STORED (read in full, none stored) or
+        # NOT_HELD; ``_lat_at``: its time. Slots outlive a full re-read (they intern the keys).
+        self._slot: dict[str, int] = {}
+        self._names: list[str] = []  # slot -> the key object rows take (the graph's)
+        self._lat_id = array("q")
+        self._lat_at: list[datetime | None] = []
+        self._other: dict[str, str] = {}  # keys of rows read in full that no slot holds
         self.rows: Rows | None = None  # None: not held (never read, or the cap was hit)
         self.covered_after: datetime | None = None  # naive UTC: rows hold every row after it
         self.span_s = 0.0  # the widest window asked for (now - since), kept across re-reads
@@ -182,9 +194,7 @@ class EventLogState:
         self.wipes = wipes
         self.wiped = set(wipes)
         if rewiped or len(self.wiped_keys) != len(wipes):
-            from orchestrator.snapshot import _user_key
-
-            self.wiped_keys = {_user_key(d) for d in wipes if d}
+            self.wiped_keys = {self.user_key(d) for d in wipes if d}
         stale = (
             rewiped or self.cursor is None or self.synced_at is None or now - self.synced_at >= resync_s
             or (top or 0) < self.cursor or (self.asset_key_rows is not None and n_keys < self.asset_key_rows)
@@ -211,7 +221,9 @@ class EventLogState:
     def _reset(self, top: int, now: float) -> None:
         self.cursor = top
         self.synced_at = now
-        self.latest = {}
+        self._lat_id = array("q", [NOT_HELD]) * len(self._names)  # nothing held, the slots kept
+        self._lat_at = [None] * len(self._names)
+        self._other = {}
         self.rows = None
         self.covered_after = None
         # the first incremental read also re-reads the last OVERLAP_IDS ids below ``top``
@@ -220,11 +232,42 @@ class EventLogState:
         self.out_of_order = 0
         self.reads["full"] += 1
 
+    # -- the latest materialization per key, by slot -----------------------------------------
+    def _hold(self, key: str) -> int:
+        """``key``'s slot, made (not held yet) when it has none."""
+        i = self._slot.get(key)
+        if i is None:
+            i = self._slot[key] = len(self._names)
+            self._names.append(key)
+            self._lat_id.append(NOT_HELD)
+            self._lat_at.append(None)
+        return i
+
+    def user_key(self, db_key: str) -> str:
+        """The user string of a db key string, as the key object its slot holds (the graph's)
+        when it has one: rows of one asset share one string, nothing per row is kept."""
+        from orchestrator.snapshot import _user_key
+
+        key = _user_key(db_key)
+        i = self._slot.get(key)
+        if i is not None:
+            return self._names[i]
+        return self._other.setdefault(key, key)
+
+    def latest_of(self, key: str) -> tuple[int, datetime] | None | bool:
+        """(storage id, time) of ``key``'s latest materialization; None: read in full and none
+        stored; False: not held."""
+        i = self._slot.get(key)
+        if i is None or self._lat_id[i] == NOT_HELD:
+            return False
+        sid = self._lat_id[i]
+        return None if sid == NONE_STORED else (sid, self._lat_at[i])
+
     def _apply(self, result) -> None:
-        from orchestrator.snapshot import _user_key, _utc
+        from orchestrator.snapshot import _utc
 
         rows = self.rows
-        latest = self.latest
+        lat_id, lat_at = self._lat_id, self._lat_at
         seen = self.recent_ids
         intern = sys.intern
         for sid, db_key, ts, run_id, partition in result:
@@ -232,10 +275,11 @@ class EventLogState:
                 continue
             seen.add(sid)
             at = _utc(ts)
-            key = _user_key(db_key)
-            cur = latest.get(key)
-            if cur is None or sid > cur[0]:
-                latest[key] = (sid, at)
+            key = self.user_key(db_key)
+            i = self._hold(key)
+            if sid > lat_id[i]:  # (NOT_HELD and NONE_STORED are below every id)
+                lat_id[i] = sid
+                lat_at[i] = at
             if rows is not None:
                 run_id = intern(run_id) if run_id else run_id
                 partition = intern(partition) if partition else partition
@@ -246,34 +290,46 @@ class EventLogState:
                 else:
                     rows.append(sid, key, at.timestamp(), run_id, partition)
 
-    def last_success(self, conn, keys: list[str], db_key, read) -> dict[str, datetime]:
+    def last_success(self, conn, keys: list[str], db_key, read, chunk: int = 2500) -> dict[str, datetime]:
         """Asset key -> latest materialization time for ``keys`` (user strings) not wiped;
         ``db_key(key)`` is a key's db string, ``read(conn, db keys)`` the full query (db key ->
-        (id, timestamp) | None), both only for keys not held yet."""
-        latest = self.latest
-        missing = [k for k in keys if k not in latest]
-        if missing:
-            db_keys = [db_key(k) for k in missing]
+        (id, timestamp) | None), both only for keys not held yet, ``chunk`` keys at a time (the
+        cold read holds no db string, id or tuple per asset beyond one chunk)."""
+        slot, lat_id, lat_at = self._slot, self._lat_id, self._lat_at
+        missing = [k for k in keys if (i := slot.get(k)) is None or lat_id[i] == NOT_HELD]
+        for c in range(0, len(missing), chunk):
+            part = missing[c:c + chunk]
+            db_keys = [db_key(k) for k in part]
             got = read(conn, db_keys)
-            for k, d in zip(missing, db_keys):
-                latest[k] = got.get(d)
+            for k, d in zip(part, db_keys):
+                i = self._hold(k)
+                lat_id, lat_at = self._lat_id, self._lat_at
+                self._names[i] = k  # rows read from now on take the caller's (the graph's) key object
+                hit = got.get(d)
+                if hit is None:
+                    lat_id[i], lat_at[i] = NONE_STORED, None
+                else:
+                    lat_id[i], lat_at[i] = hit
+            del got, db_keys, part
+        lat_at = self._lat_at
         wiped = self.wiped_keys
         out = {}
         for k in keys:
-            hit = latest[k]
-            if hit is not None and k not in wiped:
-                out[k] = hit[1]
+            at = lat_at[slot[k]]
+            if at is not None and k not in wiped:
+                out[k] = at
         return out
 
     def window_rows(self, conn, after: datetime, wall_now: datetime, limit: int, read) -> Rows | None:
         """Rows with timestamp > ``after`` (naive UTC), ascending by id, the newest ``limit`` at
-        most (a copy: the held rows change in place); ``read(conn, after, limit)`` is the full
-        read (``Rows``, ascending). None: not cacheable (cap hit)."""
+        most (a copy: the held rows change in place); ``read(conn, after, limit, key_of)`` is the
+        full read (``Rows``, ascending; ``key_of(db key)`` gives each row's key object). None: not
+        cacheable (cap hit)."""
         self.span_s = max(self.span_s, (wall_now - after).total_seconds())
         if self.rows is None or self.covered_after is None or after < self.covered_after:
             wide = min(after, wall_now - timedelta(seconds=self.span_s))
             self.rows = None  # the old rows go before the new ones are read (peak)
-            got = read(conn, wide, limit)
+            got = read(conn, wide, limit, self.user_key)
             self.reads["rows_full"] += 1
             if limit and len(got) >= limit:
                 self.rows = None

@@ -125,15 +125,22 @@ def _iso(value: Any) -> datetime | None:
 # ``get_event_records`` deserialize, ~90% of a tick at 10,000 assets -- is never loaded. Other
 # storages (and MySQL, whose TIMESTAMP columns may drop sub-seconds) use the public API.
 _SQL_DIALECTS = ("sqlite", "postgresql")
-_USER_KEY: dict[str, str] = {}  # db string '["a", "b"]' -> user string "a/b"
-_DB_KEY: dict[str, str] = {}  # user string -> db string
+# No map between db strings and user strings is kept in the process (at 100,000 assets it held a
+# second string per asset): the event log cache interns keys by its own slots
+# (``EventLogState.user_key``: the graph's key objects), the uncached reads per call. (Both names
+# stay, empty, for callers that clear them.)
+_USER_KEY: dict[str, str] = {}
+_DB_KEY: dict[str, str] = {}
 
 
 def _user_key(db_key: str) -> str:
-    key = _USER_KEY.get(db_key)
-    if key is None:
-        key = _USER_KEY[db_key] = "/".join(_path_from_db(db_key))
-    return key
+    """``AssetKey.from_db_string(db_key).to_user_string()``: the path of a db string joined by "/"
+    (a new string; parsed without ``json`` when it is ``json.dumps`` of plain path parts)."""
+    if db_key.startswith('["') and db_key.endswith('"]') and "\\" not in db_key:
+        key = db_key[2:-2].replace('", "', "/")
+        if '"' not in key:  # no other separator or quote: the parts were json.dumps'ed plainly
+            return key
+    return "/".join(_path_from_db(db_key))
 
 
 def _path_from_db(db_key: str) -> list[str]:
@@ -143,18 +150,10 @@ def _path_from_db(db_key: str) -> list[str]:
     return db_key.split(".")
 
 
-def _db_key(user_key: str, *, remember: bool = True) -> str:
-    """``AssetKey.from_user_string(user_key).to_string()``; the db string is mapped back to this
-    user string object (rows read later take the graph's own key objects). ``remember=False``:
-    not kept in ``_DB_KEY`` (the event log cache asks once per asset, the dict would hold a
-    second reference table for nothing)."""
-    key = _DB_KEY.get(user_key)
-    if key is None:
-        key = json.dumps(user_key.split("/"))  # AssetKey.to_string()
-        if remember:
-            _DB_KEY[user_key] = key
-        _USER_KEY.setdefault(key, user_key)
-    return key
+def _db_key(user_key: str, *, remember: bool = False) -> str:
+    """``AssetKey.from_user_string(user_key).to_string()`` (``remember`` is ignored: nothing is
+    kept, see ``_USER_KEY``)."""
+    return json.dumps(user_key.split("/"))  # AssetKey.to_string()
 
 
 def _sql_storage(instance):
@@ -225,18 +224,16 @@ def _sql_last_success(storage, keys: list[str]) -> tuple[dict[str, datetime], li
             with state.lock:
                 state.refresh(conn, resync)
                 # db strings only for the keys not held yet (the cold tick): none on a warm one
-                found = state.last_success(conn, keys, lambda k: _db_key(k, remember=False),
-                                           lambda c, ks: _latest_by_key(c, ks)[0])
+                found = state.last_success(conn, keys, _db_key, lambda c, ks: _latest_by_key(c, ks)[0])
                 wiped = [k for k in keys if k in state.wiped_keys] if state.wiped_keys else []
             return found, wiped
-        known_db = _DB_KEY.get  # a dict lookup per key, not a call
-        db_keys = [known_db(k) or _db_key(k) for k in keys]
-        latest, wiped_db = _latest_by_key(conn, db_keys)
+        user_of = {_db_key(k): k for k in keys}  # this call's keys, as the caller's objects
+        latest, wiped_db = _latest_by_key(conn, list(user_of))
     wiped_set = set(wiped_db)
     for db_key, hit in latest.items():
         if hit is not None and db_key not in wiped_set:
-            out[_user_key(db_key)] = hit[1]
-    return out, [_user_key(k) for k in wiped_db]
+            out[user_of.get(db_key) or _user_key(db_key)] = hit[1]
+    return out, [user_of.get(k) or _user_key(k) for k in wiped_db]
 
 
 def read_last_success(instance: dg.DagsterInstance, keys: Iterable[str]) -> dict[str, datetime]:
@@ -353,10 +350,12 @@ def _materialization_columns(instance, since: datetime, limit: int) -> Rows:
     return rows
 
 
-def _read_rows(conn, after: datetime, limit: int) -> Rows:
+def _read_rows(conn, after: datetime, limit: int, key_of: Callable[[str], str] | None = None) -> Rows:
     """(storage id, asset key, timestamp, run id, partition) of materializations with a timestamp
     after ``after`` (naive UTC), by column, oldest first: the newest ``limit`` (0: all). Streamed
-    into the columns page by page (no row tuples held; run ids and partitions interned)."""
+    into the columns page by page (no row tuples held; run ids and partitions interned).
+    ``key_of(db key)``: each row's key object (the event log cache's interner; default the user
+    string, interned)."""
     import sys
 
     import sqlalchemy as db
@@ -368,7 +367,7 @@ def _read_rows(conn, after: datetime, limit: int) -> Rows:
     out = Rows()  # newest first while reading, reversed at the end
     ids, tss, keys, runs, parts = out.ids, out.ts, out.keys, out.runs, out.parts
     intern = sys.intern
-    user_key = _user_key
+    user_key = key_of or (lambda k: intern(_user_key(k)))
     cursor: int | None = None
     # Newest first by id, in pages, stopping once a whole page is older than the window by more
     # than STORE_SKEW: ids grow in the order events are stored, and an event is stored when it

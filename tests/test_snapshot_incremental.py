@@ -265,3 +265,25 @@ def test_data_times_are_carried_for_equal_inputs_and_recomputed_otherwise():
                        last_success={**snap.last_success, "src/a": now})
     assert datatime.data_times(changed) == datatime._compute(changed)
     assert datatime.data_times(changed)[0]["src/a"] == now
+
+
+def test_rows_take_the_graph_key_objects_and_no_key_map_is_kept(instance):
+    """Cold and warm reads (rows read in full, then applied from the cursor, keys with a "/" and
+    a wiped one): every materialization's key and every last-success key is the graph's own
+    object, and no db string <-> user string map is kept in the process."""
+    graph = _graph("p/")
+    since = datetime.now(UTC) - timedelta(hours=1)
+    for key in graph.keys:
+        _materialize(instance, "".join(key))  # other string objects, equal to the graph's
+    mine = {k: k for k in graph.keys}
+    for step in range(3):
+        last, mats, _ = _carried(instance, graph, since, {})
+        assert mats and all(m.asset_key is mine[m.asset_key] for m in mats), step
+        assert last and all(k is mine[k] for k in last), step
+        assert not snapshot._USER_KEY and not snapshot._DB_KEY
+        _materialize(instance, "p/m1")
+        if step == 1:
+            instance.wipe_assets([dg.AssetKey(["p", "m3"])])
+    last, mats, _ = _carried(instance, graph, since, {})
+    assert all(m.asset_key is mine[m.asset_key] for m in mats) and all(k is mine[k] for k in last)
+    assert "p/m3" not in last and last == _reference(instance, graph, since, {})[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,42 @@ class UnknownAssetError(KeyError):
         return f"unknown asset key {self.key!r}"
 
 
+class _Parents(Mapping):
+    """key -> its parents, read from the nodes (``AssetGraph.upstream_map``): no dict per graph."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: dict[str, AssetNode]):
+        self._nodes = nodes
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        return self._nodes[key].upstream
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+
+class _ParentsWithOther(_Parents):
+    """``_Parents`` with the parents of the nodes whose tuple is not the graph's (a parent outside
+    the graph, one given twice) kept apart."""
+
+    __slots__ = ("_other",)
+
+    def __init__(self, nodes: dict[str, AssetNode], other: dict[str, tuple[str, ...]]):
+        super().__init__(nodes)
+        self._other = other
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        ups = self._other.get(key)
+        return ups if ups is not None else self._nodes[key].upstream
+
+
 class AssetGraph:
     """An immutable DAG of ``AssetNode`` with cached downstream edges.
 
@@ -111,27 +148,63 @@ class AssetGraph:
         shared: dict = {}
         for node in nodes:
             self._nodes[node.key] = _compact(node, shared)
-        # parents as the graph's own key objects (one string per asset across the graph, the
-        # snapshot's rows and the resolution), the node's tuple itself when it is already that
+        # Parents as the graph's own key objects (one string per asset across the graph, the
+        # snapshot's rows and the resolution): the node's tuple itself, swapped in place for the
+        # canonical one when equal; a node whose parents differ (some outside the graph, repeated)
+        # keeps its tuple and its parents are kept apart (``_other_parents``). No per-key dict of
+        # parents or children: one index (key -> position, topological when the graph is a DAG,
+        # the topological index itself) and the children as positions in int arrays.
         nodes_ = self._nodes
-        upstream: dict[str, tuple[str, ...]] = {}
+        other: dict[str, tuple[str, ...]] = {}
         for key, node in nodes_.items():
             ups = node.upstream
             canon = tuple(nodes_[u].key for u in dict.fromkeys(ups) if u in nodes_ and u != key)
             if canon == ups:
                 if any(a is not b for a, b in zip(canon, ups)):
                     _set(node, "upstream", canon)
-                upstream[key] = node.upstream
             else:
-                upstream[key] = canon
-        self._upstream = upstream
-        downstream: dict[str, list[str]] = {key: [] for key in self._nodes}
-        for key, ups in self._upstream.items():
-            for up in ups:
-                downstream[up].append(key)
-        self._downstream = {key: tuple(v) for key, v in downstream.items()}
-        self._topo: tuple[str, ...] | None = None
-        self._topo_index: dict[str, int] | None = None
+                other[key] = canon
+        self._other_parents = other
+        self._parents_view: Mapping[str, tuple[str, ...]] = (
+            _ParentsWithOther(nodes_, other) if other else _Parents(nodes_))
+        parents_of = self._parents_view.__getitem__
+        # children in graph order (per parent: its children in the order the nodes were given)
+        children: dict[str, list[str]] = {}
+        for key in nodes_:
+            for up in parents_of(key):
+                lst = children.get(up)
+                if lst is None:
+                    children[up] = [key]
+                else:
+                    lst.append(key)
+        # Kahn's algorithm once, here: the positions are the topological order's
+        indegree = {k: len(parents_of(k)) for k in nodes_}
+        ready = deque(k for k, d in indegree.items() if d == 0)
+        order: list[str] = []
+        while ready:
+            key = ready.popleft()
+            order.append(key)
+            for child in children.get(key, ()):
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready.append(child)
+        self._cycle: str | None = None
+        if len(order) != len(nodes_):  # raised by topological_order(), as before
+            self._cycle = next(k for k, d in indegree.items() if d > 0)
+            order = list(nodes_)
+        del indegree, ready
+        self._order: tuple[str, ...] = tuple(order)
+        self._index: dict[str, int] = {k: i for i, k in enumerate(order)}
+        index = self._index
+        ptr = array("l", [0])
+        down = array("l")
+        for key in order:
+            lst = children.get(key)
+            if lst:
+                down.extend(index[c] for c in lst)
+            ptr.append(len(down))
+        self._down_ptr, self._down = ptr, down
+        del children
         # connector -> the tables it syncs (graph order), role -> nodes, group -> keys: built
         # once, so "which tables does this connector land" is a lookup, not a scan of the graph
         by_connector: dict[str, list[str]] = {}
@@ -172,22 +245,31 @@ class AssetGraph:
 
     def parents(self, key: str) -> tuple[str, ...]:
         self.node(key)
-        return self._upstream[key]
+        return self._parents_view[key]
 
     def upstream_map(self) -> Mapping[str, tuple[str, ...]]:
         """key -> its parents (``parents(key)`` for every key) without a lookup check per call,
-        for per-tick passes over the whole graph. Shared: read it, do not change it."""
-        return self._upstream
+        for per-tick passes over the whole graph (a read-only view on the nodes, not a dict)."""
+        return self._parents_view
 
     def children(self, key: str) -> tuple[str, ...]:
-        self.node(key)
-        return self._downstream[key]
+        i = self._index.get(key)
+        if i is None:
+            raise UnknownAssetError(key)
+        ptr = self._down_ptr
+        a, b = ptr[i], ptr[i + 1]
+        if a == b:
+            return ()
+        order = self._order
+        return tuple([order[j] for j in self._down[a:b]])
 
     def roots(self) -> list[str]:
-        return [k for k, ups in self._upstream.items() if not ups]
+        parents = self._parents_view
+        return [k for k in self._nodes if not parents[k]]
 
     def leaves(self) -> list[str]:
-        return [k for k, downs in self._downstream.items() if not downs]
+        ptr, index = self._down_ptr, self._index
+        return [k for k in self._nodes if ptr[index[k]] == ptr[index[k] + 1]]
 
     def by_role(self, role: str) -> list[AssetNode]:
         return list(self._by_role.get(role, ()))
@@ -206,7 +288,8 @@ class AssetGraph:
         return self._by_group.get(group, ())
 
     # -- traversal ------------------------------------------------------------------------------
-    def _closure(self, starts: Iterable[str], edges: Mapping[str, tuple[str, ...]]) -> set[str]:
+    def _closure(self, starts: Iterable[str], edges) -> set[str]:
+        """``edges(key)``: the keys next to ``key``."""
         seen: set[str] = set()
         queue = deque()
         for start in starts:
@@ -214,45 +297,32 @@ class AssetGraph:
             queue.append(start)
         while queue:
             key = queue.popleft()
-            for nxt in edges[key]:
+            for nxt in edges(key):
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
         return seen
 
     def upstream_closure(self, *keys: str, include_self: bool = False) -> set[str]:
-        found = self._closure(keys, self._upstream)
+        found = self._closure(keys, self._parents_view.__getitem__)
         return found | set(keys) if include_self else found - set(keys)
 
     def downstream_closure(self, *keys: str, include_self: bool = False) -> set[str]:
-        found = self._closure(keys, self._downstream)
+        found = self._closure(keys, self.children)
         return found | set(keys) if include_self else found - set(keys)
 
     def topological_order(self) -> tuple[str, ...]:
-        """Kahn's algorithm; raises ValueError naming a node on a cycle."""
-        if self._topo is None:
-            indegree = {k: len(u) for k, u in self._upstream.items()}
-            ready = deque(k for k, d in indegree.items() if d == 0)
-            order: list[str] = []
-            while ready:
-                key = ready.popleft()
-                order.append(key)
-                for child in self._downstream[key]:
-                    indegree[child] -= 1
-                    if indegree[child] == 0:
-                        ready.append(child)
-            if len(order) != len(self._nodes):
-                stuck = next(k for k, d in indegree.items() if d > 0)
-                raise ValueError(f"asset graph has a cycle through {stuck!r}")
-            self._topo = tuple(order)
-        return self._topo
+        """Kahn's algorithm (run once, when the graph is built); raises ValueError naming a node
+        on a cycle."""
+        if self._cycle is not None:
+            raise ValueError(f"asset graph has a cycle through {self._cycle!r}")
+        return self._order
 
     def topological_index(self) -> dict[str, int]:
-        """key -> its position in ``topological_order()``, built once per graph (the planner sorts
-        by it every cycle). Shared: read it, do not change it."""
-        if self._topo_index is None:
-            self._topo_index = {k: i for i, k in enumerate(self.topological_order())}
-        return self._topo_index
+        """key -> its position in ``topological_order()`` (the graph's own index; the planner
+        sorts by it every cycle). Shared: read it, do not change it."""
+        self.topological_order()
+        return self._index
 
     def between(self, source: str, target: str) -> set[str]:
         """The assets strictly between ``source`` and ``target``: downstream of ``source`` and
@@ -263,8 +333,9 @@ class AssetGraph:
         self.node(source)
         seen: set[str] = set()
         queue = deque([source])
+        children = self.children
         while queue:
-            for nxt in self._downstream[queue.popleft()]:
+            for nxt in children(queue.popleft()):
                 if nxt in ancestors and nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
