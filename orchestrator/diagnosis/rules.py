@@ -437,7 +437,8 @@ RULES: list[Rule] = [
        r"\bno signatures? (?:found )?(?:with|matching)\b|"
        r"\binvalid (?:signature|jwt|id[ _]token|bearer token|credentials?|claims?|issuer|audience)\b|"
        r"\b(?:wrong|invalid|unexpected) (?:issuer|audience)\b|'(?:iss|aud|sub|exp|nbf|iat)' claim\b|"
-       r"\bunable to (?:acquire credentials|authenticate)\b|\b(?:authentication|auth) (?:error|failure|handshake failed)\b|"
+       r"\bunable to (?:acquire credentials|authenticate)\b|\bauthentication (?:error|failure|handshake failed)\b|"
+       r"\bauth (?:error|failure|handshake failed)\b|"
        r"\bcould not (?:authenticate|validate credentials)\b|\bunauthenticated\b",
        2.0),
     _r("source_unavailable", "rubric_remote_failed",
@@ -533,8 +534,8 @@ RULES: list[Rule] = [
     # C5: an option/parameter value out of its allowed range/format, or combined with an incompatible one
     _r("config_error", "c5_option_value",
        r"\bmutually exclusive\b|\bmust be (?:one of|between|in the range|greater than|less than|at least|"
-       r"at most|positive|non-negative|a positive)\b|\b(?:valid|allowed|supported|possible) values? "
-       r"(?:are|is|include)\b|\bexpected one of\b|\bcannot be (?:used|combined|specified|set) "
+       r"at most|positive|non-negative|a positive)\b|\b(?:valid|allowed|supported|possible) (?:values (?:are|include)|"
+       r"value is)\b|\bexpected one of\b|\bcannot be (?:used|combined|specified|set) "
        r"(?:together )?with\b|\bonly one of\b|\b(?:at least|exactly) one of\b",
        1.5),
 
