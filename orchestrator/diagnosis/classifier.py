@@ -151,10 +151,52 @@ def _evidence_line(hit: RuleHit) -> str:
     return ("…" if lo > 0 else "") + line[lo:hi] + ("…" if hi < len(line) else "")
 
 
-def _score(hits: list[RuleHit], system: str | None) -> dict[str, float]:
+# --------------------------------------------------------------------------- rule reliability
+# Measured, not shipped: a rule's precision on labelled training items, as a weight multiplier
+# (smoothed towards RELIABILITY_PRIOR with RELIABILITY_STRENGTH pseudo-hits; at or below
+# RELIABILITY_FLOOR the rule would defer to the model entirely). Issue 16's tenth round measured
+# deferral by fold-measured precision in grouped CV (``benchmarks/diagnosis_rule_deferral.py``): it
+# changed category accuracy by -0.2 to -0.5 points (noise) and lowered the ECE, so the shipped
+# scoring keeps every rule at its written weight (``reliability=None``); see the README.
+RELIABILITY_PRIOR = 0.9
+RELIABILITY_STRENGTH = 4.0
+RELIABILITY_FLOOR = 0.5
+
+
+def rule_reliability(items: Iterable[Any], *, prior: float = RELIABILITY_PRIOR,
+                     strength: float = RELIABILITY_STRENGTH, floor: float = RELIABILITY_FLOOR) -> dict[str, float]:
+    """Weight multiplier per rule name from labelled items (objects with ``hits`` and ``category``):
+    smoothed precision ``p = (correct + strength * prior) / (hits + strength)`` (a rule counts once
+    per item), multiplier ``max(0, (p - floor) / (1 - floor))``. Rules never hit get the prior's
+    multiplier; items without a label are ignored."""
+    from orchestrator.diagnosis.rules import RULES
+
+    n: dict[str, int] = {}
+    ok: dict[str, int] = {}
+    for it in items:
+        gold = getattr(it, "category", None)
+        if not gold:
+            continue
+        for rule in {h.rule for h in it.hits}:
+            n[rule.name] = n.get(rule.name, 0) + 1
+            ok[rule.name] = ok.get(rule.name, 0) + (gold == rule.category)
+    out = {}
+    for rule in RULES:
+        p = (ok.get(rule.name, 0) + strength * prior) / (n.get(rule.name, 0) + strength)
+        out[rule.name] = round(max(0.0, (p - floor) / (1.0 - floor)), 4)
+    return out
+
+
+def _score(hits: list[RuleHit], system: str | None, reliability: dict[str, float] | None = None) -> dict[str, float]:
+    """Rule score per category: each matched rule once, its weight (x1.25 when the origin hint is
+    one of its systems), times ``reliability[rule name]`` when given (a multiplier of 0 drops it)."""
     best: dict[str, tuple[str, float]] = {}
     for h in hits:
         w = h.rule.weight * (1.25 if system and system.lower() in h.rule.systems else 1.0)
+        if reliability is not None:
+            w *= reliability.get(h.rule.name, 1.0)
+            if w <= 0.0:
+                continue
         if h.rule.name not in best or w > best[h.rule.name][1]:
             best[h.rule.name] = (h.rule.category, w)
     scores: dict[str, float] = {}

@@ -60,6 +60,23 @@ _LOG_PREFIX = re.compile(
 )
 
 
+# A stack frame names where code ran, not what failed (Python ``File "...", line N, in f``; Java/Scala/
+# Kotlin ``at pkg.Class.method(File.java:12)``; JavaScript ``at fn (/path/file.js:1:2)``; ``... N more``).
+# Rules skip such lines: a module called ``timeout.py`` or ``config.py`` in a trace is no evidence of a
+# timeout or a configuration error (the label guide labels what the message itself shows).
+_FRAME_LINE = re.compile(
+    r'File "[^"\n]*", line \d+(?:, in \S+)?\s*$|at (?:async )?[\w$.<>/\[\]-]+ ?\([^()]*(?:\.\w+:\d+|:\d+:\d+|'
+    r'Native Method|Unknown Source)\)\s*$|\.\.\. \d+ (?:more|common frames omitted)\s*$')
+
+
+def is_frame_line(line: str) -> bool:
+    """Whether ``line`` (stripped) is a stack-frame line: a code location, no failure wording."""
+    head = line[:5]
+    if head != 'File ' and head[:3] != 'at ' and head[:4] != '... ':
+        return False
+    return _FRAME_LINE.match(line) is not None
+
+
 def normalize(text: str, max_chars: int = 2000) -> str:
     """Normalized signature of a failure message (scrubbed, placeholders, lower case)."""
     lines = []
