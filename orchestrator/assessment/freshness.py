@@ -271,16 +271,17 @@ class _Tick:
         self.shared: dict[tuple[str, timedelta], _Cycle] = {}
         self.cycles: dict[str, _Cycle] = {}
         self.in_flight: dict[str, tuple[int | None, bool]] = {}
-        self.rec: dict[str, tuple[bool, int, int, str | None]] = {}
+        self.rec = _Results(pos)
         self.dur: dict[str, int] = {}
         self.pass_until: dict[str, int] = {}
         self.pass_heap: list[tuple[int, str]] = []
         self.status_until: dict[str, int] = {}
         self.status_heap: list[tuple[int, str]] = []
         self.moving: set[str] = set()  # assessed again every call with a new now
-        # key -> (its shared parts, A, B): an assessment whose predicted ready time is
-        # max(now + A, B), made (a ``_Moving``) for each new now without assessing it again
-        self.lazy: dict[str, tuple[tuple, int, int]] = {}
+        # keys whose predicted ready time is max(now + A, B) (the pass's A and B; 0 and minus
+        # infinity for an asset needing no run and never materialized): made (a ``_Moving``) for
+        # each new now from the shared parts of the one in ``out``, without assessing it again
+        self.lazy: set[str] = set()
         self.lazy_now = 0
         self.refreshed = 0  # lazy assessments the last call made for its now
         self.out: dict[str, FreshnessAssessment] = {}
@@ -400,8 +401,7 @@ class _Tick:
                 heapq.heappush(self.pass_heap, (until, key))
             else:
                 self.pass_until.pop(key, None)
-            if rec.get(key) != got:
-                rec[key] = got
+            if rec.put(key, got):
                 status_dirty.add(key)
                 for ch in children(key):
                     if ch in in_scope and ch not in queued:
@@ -481,7 +481,7 @@ class _Tick:
                 if flip > now_us:
                     until = min(until, flip)
             if moves:
-                lazy.pop(key, None)
+                lazy.discard(key)
                 out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
                                        margin_s, durations, node_of)
                 moving.add(key)
@@ -492,9 +492,9 @@ class _Tick:
                 base = (key, status, sla, cyc, ls, dt, held_by.get(key, key), block, deadline, kind, margin_s)
                 out[key] = _moving(base, p)
                 if pa is not None:
-                    lazy[key] = (base, pa, pb)
+                    lazy.add(key)
                 else:
-                    lazy.pop(key, None)
+                    lazy.discard(key)
                 moving.discard(key)
             if until < _POS:
                 self.status_until[key] = until
@@ -505,11 +505,19 @@ class _Tick:
         # the clock moved: the lazy ones not assessed again above take the new now
         refreshed = 0
         if now_us != self.lazy_now:
-            for key, (base, pa, pb) in lazy.items():
+            needs, ra, rb = rec.need, rec.a, rec.b
+            for key in lazy:
+                if key in status_dirty:
+                    continue
+                i = pos[key]
+                if needs[i] == 2:
+                    pa, pb = ra[i], rb[i]
+                else:
+                    pa, pb = 0, _NEG
                 # still waiting for ``pb`` (a window opening, an input's run): the object made
                 # then holds; moving: made for this now
-                if now_us + pa >= pb and key not in status_dirty:
-                    out[key] = _moving(base, now_us + pa)
+                if now_us + pa >= pb:
+                    out[key] = _moving(out[key]._b, now_us + pa)
                     refreshed += 1
             self.lazy_now = now_us
         self.refreshed = refreshed
@@ -542,6 +550,8 @@ class _Tick:
         else:
             stale = dt is None
         rec = self.rec
+        pos = self.pos
+        r_need, r_a, r_b = rec.need, rec.a, rec.b
         crit = None
         crit_ready = None
         up_needs = False
@@ -549,10 +559,10 @@ class _Tick:
         max_b = _NEG
         needing = []
         for p in parents:
-            pr = rec[p]
-            if pr[0]:
+            i = pos[p]
+            if r_need[i] == 2:
                 up_needs = True
-                pa, pb = pr[1], pr[2]
+                pa, pb = r_a[i], r_b[i]
                 needing.append((p, pa, pb))
                 r = max(now_us + pa, pb)
                 if crit_ready is None or r > crit_ready:
@@ -588,8 +598,42 @@ class _Tick:
             b = top + dur if top > _NEG // 2 else _NEG
         block = None
         if crit is not None:
-            block = rec[crit][3] or crit
+            block = rec.block[pos[crit]] or crit
         return (True, a, b, block), until
+
+
+class _Results:
+    """The pass results ``(needs_run, A, B, blocking)`` of a graph's assets, in arrays by
+    topological position (``pos``): 1 byte, two 8-byte integers and a pointer to the graph's own
+    key per asset, where a tuple per asset with its two ints took ~170 bytes."""
+
+    __slots__ = ("pos", "need", "a", "b", "block")
+
+    def __init__(self, pos: dict[str, int]):
+        from array import array
+
+        n = len(pos)
+        self.pos = pos
+        self.need = bytearray(n)  # 0: not computed, 1: needs no run, 2: needs a run
+        self.a = array("q", bytes(8 * n))
+        self.b = array("q", bytes(8 * n))
+        self.block: list[str | None] = [None] * n
+
+    def get(self, key: str) -> tuple[bool, int, int, str | None] | None:
+        i = self.pos.get(key)
+        if i is None or not self.need[i]:
+            return None
+        return (self.need[i] == 2, self.a[i], self.b[i], self.block[i])
+
+    def put(self, key: str, got: tuple[bool, int, int, str | None]) -> bool:
+        """Keep ``got`` as ``key``'s result; whether it differs from the one held."""
+        i = self.pos[key]
+        need, a, b, block = got
+        f = 2 if need else 1
+        if self.need[i] == f and self.a[i] == a and self.b[i] == b and self.block[i] == block:
+            return False
+        self.need[i], self.a[i], self.b[i], self.block[i] = f, a, b, block
+        return True
 
 
 def _overtaken(needing: list, crit: str, now_us: int) -> int:
