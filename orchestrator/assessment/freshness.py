@@ -252,11 +252,11 @@ class _Tick:
         self.margin_s = margin_s
         self.margin_us = timedelta(seconds=margin_s) // _US
         self.scope = _scope(graph, resolution)
-        self.in_scope = frozenset(self.scope)
         pos = graph.topological_index()
         self.pos = pos
-        self.status_keys = {k: sla for k, sla in resolution.slas.items()
-                            if sla.deadline is not None or sla.max_lag is not None}
+        self.in_scope = bytearray(len(pos))  # by topological position: 1 in the scope
+        for k in self.scope:
+            self.in_scope[pos[k]] = 1
         self.by_policy: dict[str, list[str]] = {}
         for k, sla in resolution.slas.items():
             if sla.deadline is not None:
@@ -309,7 +309,7 @@ class _Tick:
         status_dirty: set[str] = set()
         if first:
             pass_dirty.update(self.scope)
-            status_dirty.update(self.status_keys)
+            status_dirty.update(slas)  # (the ones with a deadline or a max_lag are assessed)
         else:
             # own inputs that changed since the last call
             if dts is not self.dts or held_by is not self.held:
@@ -388,7 +388,7 @@ class _Tick:
         upstream = graph.upstream_map()
         children = graph.children
         rec = self.rec
-        heap = [(pos[k], k) for k in pass_dirty if k in in_scope]
+        heap = [(i, k) for k in pass_dirty if (i := pos.get(k)) is not None and in_scope[i]]
         heapq.heapify(heap)
         queued = {k for _, k in heap}
         n = 0
@@ -404,9 +404,10 @@ class _Tick:
             if rec.put(key, got):
                 status_dirty.add(key)
                 for ch in children(key):
-                    if ch in in_scope and ch not in queued:
+                    i = pos[ch]
+                    if in_scope[i] and ch not in queued:
                         queued.add(ch)
-                        heapq.heappush(heap, (pos[ch], ch))
+                        heapq.heappush(heap, (i, ch))
         self.computed = n
         if len(self.pass_heap) > 4 * len(self.pass_until) + 1024:  # stale entries
             self.pass_heap = [(v, k) for k, v in self.pass_until.items()]
@@ -422,8 +423,8 @@ class _Tick:
         lazy = self.lazy
         m = 0
         for key in status_dirty:
-            sla = self.status_keys.get(key)
-            if sla is None:
+            sla = slas.get(key)
+            if sla is None or (sla.deadline is None and sla.max_lag is None):
                 continue
             m += 1
             cyc = self.cycles.get(key)
