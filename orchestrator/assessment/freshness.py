@@ -22,6 +22,7 @@ effective ``max_lag``; ``at_risk`` when ``predicted ready + margin`` > the upcom
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -272,7 +273,8 @@ class _Tick:
         self.cycles: dict[str, _Cycle] = {}
         self.in_flight: dict[str, tuple[int | None, bool]] = {}
         self.rec = _Results(pos)
-        self.dur: dict[str, int] = {}
+        # predicted durations (microseconds) by topological position, _NEG: not computed yet
+        self.dur = array("q", [_NEG]) * len(pos)
         self.pass_until: dict[str, int] = {}
         self.pass_heap: list[tuple[int, str]] = []
         self.status_until: dict[str, int] = {}
@@ -328,11 +330,13 @@ class _Tick:
                 old_h = getattr(self.durations, "history", None)
                 new_h = getattr(durations, "history", None)
                 if old_h is None or new_h is None:
-                    moved = set(self.dur)
+                    order = graph.topological_order()
+                    moved = {order[i] for i, d in enumerate(self.dur) if d != _NEG}
                 else:
                     moved = _changed_keys(old_h, new_h)
                 for k in moved:
-                    self.dur.pop(k, None)
+                    if (i := self.pos.get(k)) is not None:
+                        self.dur[i] = _NEG
                 pass_dirty |= moved
                 status_dirty |= moved
             # instants reached
@@ -527,9 +531,12 @@ class _Tick:
             heapq.heapify(self.status_heap)
 
     def _dur(self, key: str, durations) -> int:
-        d = self.dur.get(key)
-        if d is None:
-            d = self.dur[key] = _dur_us(durations, self.graph.get(key))
+        i = self.pos.get(key)
+        if i is None:
+            return _dur_us(durations, self.graph.get(key))
+        d = self.dur[i]
+        if d == _NEG:
+            d = self.dur[i] = _dur_us(durations, self.graph.get(key))
         return d
 
     def _one(self, key, parents, now_us, dts, last, durations):
@@ -611,8 +618,6 @@ class _Results:
     __slots__ = ("pos", "need", "a", "b", "block")
 
     def __init__(self, pos: dict[str, int]):
-        from array import array
-
         n = len(pos)
         self.pos = pos
         self.need = bytearray(n)  # 0: not computed, 1: needs no run, 2: needs a run
