@@ -280,10 +280,14 @@ class _Tick:
         self.status_until: dict[str, int] = {}
         self.status_heap: list[tuple[int, str]] = []
         self.moving: set[str] = set()  # assessed again every call with a new now
-        # keys whose predicted ready time is max(now + A, B) (the pass's A and B; 0 and minus
-        # infinity for an asset needing no run and never materialized): made (a ``_Moving``) for
-        # each new now from the shared parts of the one in ``out``, without assessing it again
-        self.lazy: set[str] = set()
+        # key -> A: an assessment whose predicted ready time is now + A (the pass's A; 0 for an
+        # asset needing no run and never materialized), made (a ``_Moving``) for each new now from
+        # the shared parts of the one in ``out``, without assessing it again
+        self.lazy: dict[str, int] = {}
+        # key -> the instant B - A: one whose predicted ready time is max(now + A, B), still
+        # waiting for B (a window opening, an input's run); it joins ``lazy`` at that instant
+        self.waiting: dict[str, int] = {}
+        self.wait_heap: list[tuple[int, str]] = []
         self.lazy_now = 0
         self.refreshed = 0  # lazy assessments the last call made for its now
         self.out: dict[str, FreshnessAssessment] = {}
@@ -425,6 +429,7 @@ class _Tick:
         out = self.out
         moving = self.moving
         lazy = self.lazy
+        waiting = self.waiting
         m = 0
         for key in status_dirty:
             sla = slas.get(key)
@@ -486,7 +491,8 @@ class _Tick:
                 if flip > now_us:
                     until = min(until, flip)
             if moves:
-                lazy.discard(key)
+                lazy.pop(key, None)
+                waiting.pop(key, None)
                 out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
                                        margin_s, durations, node_of)
                 moving.add(key)
@@ -496,10 +502,16 @@ class _Tick:
                                                 node_of)
                 base = (key, status, sla, cyc, ls, dt, held_by.get(key, key), block, deadline, kind, margin_s)
                 out[key] = _moving(base, p)
-                if pa is not None:
-                    lazy.add(key)
+                if pa is None:
+                    lazy.pop(key, None)
+                    waiting.pop(key, None)
+                elif now_us + pa >= pb:
+                    lazy[key] = pa
+                    waiting.pop(key, None)
                 else:
-                    lazy.discard(key)
+                    lazy.pop(key, None)
+                    waiting[key] = pb - pa
+                    heapq.heappush(self.wait_heap, (pb - pa, key))
                 moving.discard(key)
             if until < _POS:
                 self.status_until[key] = until
@@ -510,21 +522,22 @@ class _Tick:
         # the clock moved: the lazy ones not assessed again above take the new now
         refreshed = 0
         if now_us != self.lazy_now:
-            needs, ra, rb = rec.need, rec.a, rec.b
-            for key in lazy:
-                if key in status_dirty:
-                    continue
-                i = pos[key]
-                if needs[i] == 2:
-                    pa, pb = ra[i], rb[i]
-                else:
-                    pa, pb = 0, _NEG
-                # still waiting for ``pb`` (a window opening, an input's run): the object made
-                # then holds; moving: made for this now
-                if now_us + pa >= pb:
+            # the ones whose wait is over (now + A reached B) move with the clock from now on
+            wait_heap = self.wait_heap
+            while wait_heap and wait_heap[0][0] <= now_us:
+                t, key = heapq.heappop(wait_heap)
+                if waiting.get(key) == t:
+                    del waiting[key]
+                    i = pos[key]
+                    lazy[key] = rec.a[i] if rec.need[i] == 2 else 0
+            for key, pa in lazy.items():
+                if key not in status_dirty:
                     out[key] = _moving(out[key]._b, now_us + pa)
                     refreshed += 1
             self.lazy_now = now_us
+            if len(wait_heap) > 4 * len(waiting) + 1024:
+                self.wait_heap = [(v, k) for k, v in waiting.items()]
+                heapq.heapify(self.wait_heap)
         self.refreshed = refreshed
         if len(self.status_heap) > 4 * len(self.status_until) + 1024:
             self.status_heap = [(v, k) for k, v in self.status_until.items()]
