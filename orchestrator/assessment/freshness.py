@@ -241,9 +241,11 @@ class _Tick:
     latest materialization, cycle, in-flight run or sync, predicted duration) or whose instant
     came, then, in topological order, the children of those whose result changed. Statuses the
     same way: an assessment is made again when its pass result or inputs changed or when ``now``
-    crosses one of its deadlines or limits (``status_until``); one whose predicted ready time is
-    ``now + A`` (nothing to wait for but the run itself) is a ``_Moving`` made for each new
-    ``now`` from its shared parts (``lazy``), not assessed again.
+    crosses one of its deadlines or limits (``status_until``). Every assessment is a lazy
+    ``_Moving`` (its reason formatted when read); one whose predicted ready time is
+    ``max(now + A, B)`` waits in ``waiting`` until ``now + A`` reaches ``B`` (a window opening, an
+    input's run: the instant is the same for every member of a policy), then is made for each new
+    ``now`` from its shared parts (``lazy``), never assessed again for it.
     A new graph, resolution, margin, duration model of another kind, or a clock going back:
     everything is computed again (the same code, every asset dirty)."""
 
