@@ -235,12 +235,35 @@ def _rss_now() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def next_opening(res, after: datetime) -> tuple[datetime, int, list[str]]:
+    """(the instant, its governed assets, its policies): among the window openings of the next day
+    (each deadline policy's upcoming ticks minus its window, after ``after``), the one whose
+    policies govern the most assets (the earliest of equals): the same opening whatever the
+    time of day the benchmark runs at."""
+    from collections import Counter
+
+    members = Counter(sla.deadline.policy for sla in res.slas.values() if sla.deadline is not None)
+    at: dict[datetime, list[str]] = {}
+    for name in members:
+        policy = res.policy(name)
+        schedule = policy.schedule()
+        window = policy.deadline.effective_window(schedule)
+        t = schedule.next_tick(after)
+        while t - window <= after + timedelta(days=1):
+            if t - window > after:
+                at.setdefault((t - window).astimezone(UTC), []).append(name)
+            t = schedule.next_tick(t)
+    best = max(sorted(at), key=lambda o: sum(members[p] for p in at[o]))
+    return best, sum(members[p] for p in at[best]), sorted(at[best])
+
+
 def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0) -> None:
     """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
     (how the figures before the incremental tick were taken), nothing new with the clock moving
     ``advance_s`` per tick (a real sensor: every needing asset's predicted ready time moves with
     it), and ``new_per_tick`` materializations stored before each tick with the clock moving; then
-    one tick with the clock just past the next hour, when the window's edge moves (``edge``)."""
+    one tick with the clock just past the next hour, when the window's edge moves (``edge``), and
+    one just past the next day's busiest deadline window opening (``opening``)."""
     from orchestrator.assessment import freshness as freshness_module
     from orchestrator.core import datatime
 
@@ -319,18 +342,36 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
             "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
             "assessed": last["assessed"], "data_times_recomputed": last["data_times"], "edge": True,
         }
-    a, snap = last["a"], last["snap"]
-    statuses: dict[str, int] = {}
-    for f in a.freshness.values():
-        statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
+        a, snap = last["a"], last["snap"]  # the counts below are the edge tick's, as before
+        statuses: dict[str, int] = {}
+        for f in a.freshness.values():
+            statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
+        summary = {"governed": len(a.freshness), "materializations": len(snap.materializations),
+                   "last_success": len(snap.last_success), "caps_hit": snapshot_module.caps_hit(snap),
+                   "statuses": statuses, "failures": len(a.failures)}
+        a = snap = last = None
+        # once a day per policy a deadline's window opens: every member needing a run stops
+        # waiting for the opening (its predicted ready time becomes now + its chain's durations).
+        # The opening shared by the most governed assets among the next day's, reached as a sensor
+        # reaches it: one untimed tick ``advance_s`` (at least 1 s) before, then the timed tick 1 s
+        # after (the openings are on the hour, so the window's edge moves in that tick too).
+        opening, members, names = next_opening(res, clock[0])
+        clock[0] = opening - timedelta(seconds=max(advance_s, 1.0))
+        tick()
+        clock[0] = opening + timedelta(seconds=1)
+        last = tick()
+        phases["opening"] = {
+            "new_per_tick": 0, "advance_s": max(advance_s, 1.0), "wall_s": last["wall"], "cpu_s": last["cpu"],
+            "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
+            "assessed": last["assessed"], "data_times_recomputed": last["data_times"],
+            "opening": opening.isoformat(), "opening_policies": names, "opening_members": members,
+        }
     print(json.dumps({
         "assets": n, "cold_s": cold["wall"], "cold_cpu_s": cold["cpu"], "phases": phases,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_cold_mib": rss_cold,
         "rss_before_tick_mib": rss_before, "rss_graph_mib": rss_graph, "rss_inputs_mib": rss_inputs,
         "rss_resolved_mib": rss_resolved, "rss_held_after_cold_mib": rss_held, "rss_end_mib": _rss_now(),
-        "governed": len(a.freshness),
-        "materializations": len(snap.materializations), "last_success": len(snap.last_success),
-        "caps_hit": snapshot_module.caps_hit(snap), "statuses": statuses, "failures": len(a.failures),
+        **summary,
     }))
 
 
@@ -414,6 +455,8 @@ def run(args, server) -> None:
                   f"tick (gc), {r['rss_end_mib']:.0f} at the end (now, not peak)", flush=True)
         for name, p in r["phases"].items():
             what = ("window edge passing the hour (1 tick an hour)" if p.get("edge") else
+                    f"a deadline window opening ({p['opening']}, {', '.join(p['opening_policies'])}: "
+                    f"{p['opening_members']:,} governed; 1 tick a day per policy)" if p.get("opening") else
                     f"{p['new_per_tick']:>4} new per tick, clock +{p['advance_s']:>4.0f} s")
             print(f"         warm, {what}: "
                   f"wall {p['wall_s']:5.2f} s, CPU {p['cpu_s']:5.2f} s (snapshot {p['snapshot_s']:5.2f} s, "

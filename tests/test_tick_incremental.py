@@ -96,6 +96,9 @@ STEP = st.one_of(
     # around an instant the carried state says something changes (an input overtaking another,
     # a deadline, a max_lag), in microseconds
     st.tuples(st.just("due"), st.integers(0, 30), st.integers(-2, 2)),
+    # just before or after an asset's next window opening (seconds, then microseconds): every
+    # member needing a run stops waiting for the opening at once
+    st.tuples(st.just("open"), st.integers(0, 12), st.integers(-90, 90), st.integers(-1, 1)),
     st.tuples(st.just("policy"), st.integers(0, len(POLICIES) - 1)),
     st.tuples(st.just("nothing")),
 )
@@ -330,6 +333,20 @@ def _reference_freshness(
 
 
 
+def _next_opening(res, key: str, now: datetime) -> datetime | None:
+    """When the window of the next cycle of ``key``'s deadline policy opens after ``now``."""
+    sla = res.slas.get(key)
+    if sla is None or sla.deadline is None:
+        return None
+    policy = res.policy(sla.deadline.policy)
+    schedule = policy.schedule()
+    window = policy.deadline.effective_window(schedule)
+    tick = schedule.next_tick(now)
+    while tick - window <= now:
+        tick = schedule.next_tick(tick)
+    return tick - window
+
+
 def _fields(assessments: dict) -> dict:
     return {k: tuple(getattr(a, f.name) for f in dataclasses.fields(FreshnessAssessment))
             for k, a in assessments.items()}
@@ -414,6 +431,11 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
             sla = res.slas.get(keys[i % len(keys)])
             if sla is not None and sla.deadline is not None:
                 now = max(now, sla.deadline.next_after(now) + timedelta(seconds=secs))
+        elif kind == "open":
+            _, i, secs, us = step
+            opening = _next_opening(res, keys[i % len(keys)], now)
+            if opening is not None:
+                now = max(now, opening + timedelta(seconds=secs, microseconds=us))
         elif kind == "lag_edge":
             _, i, secs = step
             key = keys[i % len(keys)]
@@ -459,6 +481,8 @@ def test_carried_tick_equals_a_full_recompute(seed, policy, steps):
         assert got == oracle, step
         # field by field too (not only through the lazy assessments' own equality)
         assert _fields(got) == _fields(oracle), step
+        for key, a in got.items():  # the lazy ones behave as the plain ones
+            assert hash(a) == hash(oracle[key]) and pickle.loads(pickle.dumps(a)) == oracle[key], step
         computed.append(freshness_module._TICK["last"].computed)
         if step == ("nothing",):
             assert computed[-1] == 0  # same inputs, same clock: no asset computed again
@@ -694,3 +718,80 @@ def test_the_default_window_edge_moves_by_the_hour_so_a_tick_carries_every_row()
             assert sorted(m.asset_key for m in given.materializations) == ["dash/d0", "dash/d1"]
     finally:
         cache.clear()
+
+
+def _critical(needing, now_us):
+    """The critical input at ``now_us`` as the pass picks it: the first with the latest ready time."""
+    crit, best = None, None
+    for key, a, b in needing:
+        r = max(now_us + a, b)
+        if best is None or r > best:
+            crit, best = key, r
+    return crit
+
+
+@settings(max_examples=300, deadline=None)
+@given(inputs=st.lists(st.tuples(st.integers(0, 40), st.one_of(st.just(freshness_module._NEG), st.integers(0, 120))),
+                       min_size=2, max_size=5),
+       now=st.integers(0, 100))
+def test_the_critical_input_is_computed_again_exactly_when_it_changes(inputs, now):
+    """``_overtaken`` gives the first instant after now at which another input takes the critical
+    place (ties go to the earlier input): the pass holds its blocking asset until then and not a
+    microsecond longer. Checked against the critical input picked at every instant (the inputs'
+    ready times only cross in this range); an instant that changes nothing would make the pass
+    compute the asset again for nothing (at a window opening, thousands of them)."""
+    needing = [(f"i{j}", a, b) for j, (a, b) in enumerate(inputs)]
+    crit = _critical(needing, now)
+    until = freshness_module._overtaken(needing, crit, now)
+    for t in range(now + 1, 400):
+        if t < until:
+            assert _critical(needing, t) == crit, t
+        else:
+            assert _critical(needing, t) != crit, t
+            break
+    else:
+        assert until == freshness_module._POS
+
+
+def test_a_window_opening_moves_every_member_s_predicted_time_without_assessing_them_again():
+    """Fresh for today's 06:00 deadline, so tomorrow's cycle needs a run once its window opens
+    (22:00, 8 h before): until then each asset's predicted ready time is the opening + its
+    chain's durations, then now + those durations. At the opening nothing is computed or assessed
+    again (at 100,000 assets that tick made 61,000 assessments again): the assessments made
+    before carry it, equal field by field to the computation from scratch and the oracle."""
+    graph, durations = _chain(60)
+    res = resolve(load_policies_from_text(DAILY), graph, durations, T0)
+    mats = [Materialization(k, T0 - timedelta(hours=2)) for k in graph.keys]  # 01:00, after yesterday's opening
+    freshness_module._TICK.clear()
+    opening = datetime(2026, 3, 10, 22, 0, tzinfo=UTC)
+    assert _next_opening(res, "dash/d0", T0 + timedelta(hours=4)) == opening
+    before, _ = _checked_tick(graph, res, durations, mats, opening - timedelta(seconds=60))
+    a = before["dash/d0"]
+    assert a.status is FreshnessStatus.ok and a.predicted_ready == opening + timedelta(seconds=180)
+    for now in (opening + timedelta(microseconds=1), opening + timedelta(seconds=1), opening + timedelta(seconds=61)):
+        got, state = _checked_tick(graph, res, durations, mats, now)
+        assert state.computed == 0 and state.assessed == 0 and state.refreshed == 4
+        assert got["dash/d0"].predicted_ready == now + timedelta(seconds=180)
+        assert got["src/a"].predicted_ready == now + timedelta(seconds=60)
+        assert f"predicted ready {(now + timedelta(seconds=180)).isoformat()}" in got["dash/d0"].reason
+    assert before["dash/d0"].predicted_ready == opening + timedelta(seconds=180)  # kept its value
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 5), st.booleans(),
+                              st.sampled_from([0, 1, 300_000_000, freshness_module._NEG, 1 << 61]),
+                              st.sampled_from([0, -5, 10**15, freshness_module._NEG]),
+                              st.sampled_from([None, "src/a", "m0"])), max_size=30))
+def test_the_pass_results_held_in_arrays_read_back_as_the_tuples_put(ops):
+    """``_Results`` (the pass results by topological position in arrays) against a dict of the
+    tuples: every read gives the last tuple put (None before any), and ``put`` says whether it
+    differed from the one held, as comparing the tuples did."""
+    keys = [f"k{i}" for i in range(6)]
+    held = freshness_module._Results({k: i for i, k in enumerate(keys)})
+    plain: dict = {}
+    for i, need, a, b, block in ops:
+        got = (need, a, b, block)
+        assert held.put(keys[i], got) == (plain.get(keys[i]) != got)
+        plain[keys[i]] = got
+        assert all(held.get(k) == plain.get(k) for k in keys)
+    assert held.get("not in the graph") is None

@@ -22,6 +22,7 @@ effective ``max_lag``; ``at_risk`` when ``predicted ready + margin`` > the upcom
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -240,9 +241,11 @@ class _Tick:
     latest materialization, cycle, in-flight run or sync, predicted duration) or whose instant
     came, then, in topological order, the children of those whose result changed. Statuses the
     same way: an assessment is made again when its pass result or inputs changed or when ``now``
-    crosses one of its deadlines or limits (``status_until``); one whose predicted ready time is
-    ``now + A`` (nothing to wait for but the run itself) is a ``_Moving`` made for each new
-    ``now`` from its shared parts (``lazy``), not assessed again.
+    crosses one of its deadlines or limits (``status_until``). Every assessment is a lazy
+    ``_Moving`` (its reason formatted when read); one whose predicted ready time is
+    ``max(now + A, B)`` waits in ``waiting`` until ``now + A`` reaches ``B`` (a window opening, an
+    input's run: the instant is the same for every member of a policy), then is made for each new
+    ``now`` from its shared parts (``lazy``), never assessed again for it.
     A new graph, resolution, margin, duration model of another kind, or a clock going back:
     everything is computed again (the same code, every asset dirty)."""
 
@@ -252,11 +255,11 @@ class _Tick:
         self.margin_s = margin_s
         self.margin_us = timedelta(seconds=margin_s) // _US
         self.scope = _scope(graph, resolution)
-        self.in_scope = frozenset(self.scope)
         pos = graph.topological_index()
         self.pos = pos
-        self.status_keys = {k: sla for k, sla in resolution.slas.items()
-                            if sla.deadline is not None or sla.max_lag is not None}
+        self.in_scope = bytearray(len(pos))  # by topological position: 1 in the scope
+        for k in self.scope:
+            self.in_scope[pos[k]] = 1
         self.by_policy: dict[str, list[str]] = {}
         for k, sla in resolution.slas.items():
             if sla.deadline is not None:
@@ -271,19 +274,24 @@ class _Tick:
         self.shared: dict[tuple[str, timedelta], _Cycle] = {}
         self.cycles: dict[str, _Cycle] = {}
         self.in_flight: dict[str, tuple[int | None, bool]] = {}
-        self.rec: dict[str, tuple[bool, int, int, str | None]] = {}
-        self.dur: dict[str, int] = {}
+        self.rec = _Results(pos)
+        # predicted durations (microseconds) by topological position, _NEG: not computed yet
+        self.dur = array("q", [_NEG]) * len(pos)
         self.pass_until: dict[str, int] = {}
         self.pass_heap: list[tuple[int, str]] = []
         self.status_until: dict[str, int] = {}
         self.status_heap: list[tuple[int, str]] = []
         self.moving: set[str] = set()  # assessed again every call with a new now
-        # key -> (its shared parts, A): an assessment whose predicted ready time is now + A, made
-        # (a ``_Moving``) for each new now without assessing it again
-        self.lazy: dict[str, tuple[tuple, int]] = {}
+        # key -> A: an assessment whose predicted ready time is now + A (the pass's A; 0 for an
+        # asset needing no run and never materialized), made (a ``_Moving``) for each new now from
+        # the shared parts of the one in ``out``, without assessing it again
+        self.lazy: dict[str, int] = {}
+        # key -> the instant B - A: one whose predicted ready time is max(now + A, B), still
+        # waiting for B (a window opening, an input's run); it joins ``lazy`` at that instant
+        self.waiting: dict[str, int] = {}
+        self.wait_heap: list[tuple[int, str]] = []
         self.lazy_now = 0
         self.refreshed = 0  # lazy assessments the last call made for its now
-        self.texts: dict[str, tuple[datetime, str]] = {}  # key -> (data time, its text)
         self.out: dict[str, FreshnessAssessment] = {}
         self.computed = 0  # assets the last call ran the pass for
         self.assessed = 0  # assessments the last call made
@@ -309,7 +317,7 @@ class _Tick:
         status_dirty: set[str] = set()
         if first:
             pass_dirty.update(self.scope)
-            status_dirty.update(self.status_keys)
+            status_dirty.update(slas)  # (the ones with a deadline or a max_lag are assessed)
         else:
             # own inputs that changed since the last call
             if dts is not self.dts or held_by is not self.held:
@@ -328,11 +336,13 @@ class _Tick:
                 old_h = getattr(self.durations, "history", None)
                 new_h = getattr(durations, "history", None)
                 if old_h is None or new_h is None:
-                    moved = set(self.dur)
+                    order = graph.topological_order()
+                    moved = {order[i] for i, d in enumerate(self.dur) if d != _NEG}
                 else:
                     moved = _changed_keys(old_h, new_h)
                 for k in moved:
-                    self.dur.pop(k, None)
+                    if (i := self.pos.get(k)) is not None:
+                        self.dur[i] = _NEG
                 pass_dirty |= moved
                 status_dirty |= moved
             # instants reached
@@ -388,7 +398,7 @@ class _Tick:
         upstream = graph.upstream_map()
         children = graph.children
         rec = self.rec
-        heap = [(pos[k], k) for k in pass_dirty if k in in_scope]
+        heap = [(i, k) for k in pass_dirty if (i := pos.get(k)) is not None and in_scope[i]]
         heapq.heapify(heap)
         queued = {k for _, k in heap}
         n = 0
@@ -401,13 +411,13 @@ class _Tick:
                 heapq.heappush(self.pass_heap, (until, key))
             else:
                 self.pass_until.pop(key, None)
-            if rec.get(key) != got:
-                rec[key] = got
+            if rec.put(key, got):
                 status_dirty.add(key)
                 for ch in children(key):
-                    if ch in in_scope and ch not in queued:
+                    i = pos[ch]
+                    if in_scope[i] and ch not in queued:
                         queued.add(ch)
-                        heapq.heappush(heap, (pos[ch], ch))
+                        heapq.heappush(heap, (i, ch))
         self.computed = n
         if len(self.pass_heap) > 4 * len(self.pass_until) + 1024:  # stale entries
             self.pass_heap = [(v, k) for k, v in self.pass_until.items()]
@@ -416,49 +426,48 @@ class _Tick:
         # -- statuses ------------------------------------------------------------------------------
         node_of = graph.get
         margin = timedelta(seconds=self.margin_s)
+        margin_s = self.margin_s
         margin_us = self.margin_us
         out = self.out
         moving = self.moving
         lazy = self.lazy
-        texts = self.texts
+        waiting = self.waiting
         m = 0
         for key in status_dirty:
-            sla = self.status_keys.get(key)
-            if sla is None:
+            sla = slas.get(key)
+            if sla is None or (sla.deadline is None and sla.max_lag is None):
                 continue
             m += 1
             cyc = self.cycles.get(key)
             r = rec.get(key)
             dt = dts.get(key)
             ls = last.get(key)
+            # the predicted ready time: ``p`` (microseconds, or the latest success), or
+            # ``max(now + pa, pb)`` from now on while ``pa`` is set (it moves with the clock once
+            # ``now + pa`` passes ``pb``; nothing is assessed again at that instant)
+            pa = pb = None
+            block = None
             if r is None:  # not in the graph: never assessed by the pass
-                need, predicted, a, b = None, None, _NEG, _NEG
+                need, p = None, None
             else:
                 need, a, b, block = r
                 if not need:
-                    predicted = ls if ls is not None else now
+                    if ls is not None:
+                        p = ls
+                    else:
+                        pa, pb = 0, _NEG  # predicted ready: now
+                elif a > _NEG // 2:
+                    pa, pb = a, b
                 else:
-                    predicted = _at(max(now_us + a, b))
-            block = r[3] if r is not None else None
-            dt_text = None
-            if dt is not None:
-                held_text = texts.get(key)
-                if held_text is not None and held_text[0] is dt:
-                    dt_text = held_text[1]
-                else:
-                    dt_text = data_time_text(dt)
-                    texts[key] = (dt, dt_text)
-            # when this assessment stops holding: now crossing a deadline, or a predicted ready
-            # time that moves with the clock (``pa``: predicted = now + pa from now on)
+                    p = b
+            if pa is not None:
+                p = now_us + pa
+                if p < pb:
+                    p = pb
+            predicted = None if p is None else (_at(p) if p.__class__ is int else p)
+            # when this assessment stops holding: now crossing a deadline or a limit, or the
+            # predicted time (plus the margin) passing one
             until = _POS
-            pa = None
-            if r is not None and not need and ls is None:
-                pa = 0  # predicted ready: now
-            if r is not None and need and a > _NEG // 2:
-                if now_us + a >= b:
-                    pa = a
-                else:
-                    until = min(until, b - a + 1)
             if cyc is not None:
                 for tu in cyc.us[:2]:
                     if tu is not None and now_us < tu < until:
@@ -475,32 +484,36 @@ class _Tick:
                         edge = limit - self._dur(key, durations) - margin_us + 1
                         if edge > now_us:
                             until = min(until, edge)
-                    if pa is not None and cyc is None:  # predicted + margin passing the limit
-                        flip = limit - margin_us - pa + 1
+                    if pa is not None and cyc is None and pb + margin_us <= limit:
+                        flip = limit - margin_us - pa + 1  # predicted + margin passing the limit
                         if flip > now_us:
                             until = min(until, flip)
-            if pa is not None and cyc is not None:  # predicted + margin passing the deadline
-                flip = cyc.us[1] - margin_us - pa + 1
+            if pa is not None and cyc is not None and pb + margin_us <= cyc.us[1]:
+                flip = cyc.us[1] - margin_us - pa + 1  # predicted + margin passing the deadline
                 if flip > now_us:
                     until = min(until, flip)
-            if pa is not None and not moves:
-                # the assessment is a function of now until ``until``: its predicted time, slack
-                # and reason are made when read (``_Moving``), the rest is shared
-                plain = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
-                                    self.margin_s, durations, node_of, dt_text, _MARK)
-                base = _moving_base(plain)
-                if base is None:
-                    moves = True
-                else:
-                    lazy[key] = (base, pa)
-                    out[key] = _moving(base, now_us + pa)
-            if pa is None or moves:
-                lazy.pop(key, None)
-                out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
-                                       self.margin_s, durations, node_of, dt_text)
             if moves:
+                lazy.pop(key, None)
+                waiting.pop(key, None)
+                out[key] = _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin,
+                                       margin_s, durations, node_of)
                 moving.add(key)
             else:
+                # the fields that do not move with the clock, the reason formatted when read
+                status, deadline, kind = _judge(key, sla, cyc, ls, dt, predicted, need, now, margin, durations,
+                                                node_of)
+                base = (key, status, sla, cyc, ls, dt, held_by.get(key, key), block, deadline, kind, margin_s)
+                out[key] = _moving(base, p)
+                if pa is None:
+                    lazy.pop(key, None)
+                    waiting.pop(key, None)
+                elif now_us + pa >= pb:
+                    lazy[key] = pa
+                    waiting.pop(key, None)
+                else:
+                    lazy.pop(key, None)
+                    waiting[key] = pb - pa
+                    heapq.heappush(self.wait_heap, (pb - pa, key))
                 moving.discard(key)
             if until < _POS:
                 self.status_until[key] = until
@@ -511,20 +524,34 @@ class _Tick:
         # the clock moved: the lazy ones not assessed again above take the new now
         refreshed = 0
         if now_us != self.lazy_now:
-            for key, (base, pa) in lazy.items():
+            # the ones whose wait is over (now + A reached B) move with the clock from now on
+            wait_heap = self.wait_heap
+            while wait_heap and wait_heap[0][0] <= now_us:
+                t, key = heapq.heappop(wait_heap)
+                if waiting.get(key) == t:
+                    del waiting[key]
+                    i = pos[key]
+                    lazy[key] = rec.a[i] if rec.need[i] == 2 else 0
+            for key, pa in lazy.items():
                 if key not in status_dirty:
-                    out[key] = _moving(base, now_us + pa)
+                    out[key] = _moving(out[key]._b, now_us + pa)
                     refreshed += 1
             self.lazy_now = now_us
+            if len(wait_heap) > 4 * len(waiting) + 1024:
+                self.wait_heap = [(v, k) for k, v in waiting.items()]
+                heapq.heapify(self.wait_heap)
         self.refreshed = refreshed
         if len(self.status_heap) > 4 * len(self.status_until) + 1024:
             self.status_heap = [(v, k) for k, v in self.status_until.items()]
             heapq.heapify(self.status_heap)
 
     def _dur(self, key: str, durations) -> int:
-        d = self.dur.get(key)
-        if d is None:
-            d = self.dur[key] = _dur_us(durations, self.graph.get(key))
+        i = self.pos.get(key)
+        if i is None:
+            return _dur_us(durations, self.graph.get(key))
+        d = self.dur[i]
+        if d == _NEG:
+            d = self.dur[i] = _dur_us(durations, self.graph.get(key))
         return d
 
     def _one(self, key, parents, now_us, dts, last, durations):
@@ -546,6 +573,8 @@ class _Tick:
         else:
             stale = dt is None
         rec = self.rec
+        pos = self.pos
+        r_need, r_a, r_b = rec.need, rec.a, rec.b
         crit = None
         crit_ready = None
         up_needs = False
@@ -553,11 +582,11 @@ class _Tick:
         max_b = _NEG
         needing = []
         for p in parents:
-            pr = rec[p]
-            if pr[0]:
+            i = pos[p]
+            if r_need[i] == 2:
                 up_needs = True
-                pa, pb = pr[1], pr[2]
-                needing.append((pa, pb))
+                pa, pb = r_a[i], r_b[i]
+                needing.append((p, pa, pb))
                 r = max(now_us + pa, pb)
                 if crit_ready is None or r > crit_ready:
                     crit, crit_ready = p, r
@@ -566,16 +595,10 @@ class _Tick:
                 if pb > max_b:
                     max_b = pb
         if len(needing) > 1:
-            # the critical input may change when one ready time overtakes another's
-            for pa, pb in needing:
-                if pb > _NEG // 2:
-                    for qa, _ in needing:
-                        if qa > _NEG // 2:
-                            b = pb - qa
-                            if b >= now_us:
-                                b = b if b > now_us else b + 1
-                                if b < until:
-                                    until = b
+            # the critical input changes when another input's ready time overtakes its own
+            t = _overtaken(needing, crit, now_us)
+            if t < until:
+                until = t
         need = stale or up_needs
         if not need:
             ls = last.get(key)
@@ -598,72 +621,151 @@ class _Tick:
             b = top + dur if top > _NEG // 2 else _NEG
         block = None
         if crit is not None:
-            block = rec[crit][3] or crit
+            block = rec.block[pos[crit]] or crit
         return (True, a, b, block), until
 
 
-_MARK = "\x00predicted\x00"  # stands for the predicted ready time's text in a _Moving's reason
+class _Results:
+    """The pass results ``(needs_run, A, B, blocking)`` of a graph's assets, in arrays by
+    topological position (``pos``): 1 byte, two 8-byte integers and a pointer to the graph's own
+    key per asset, where a tuple per asset with its two ints took ~170 bytes."""
+
+    __slots__ = ("pos", "need", "a", "b", "block")
+
+    def __init__(self, pos: dict[str, int]):
+        n = len(pos)
+        self.pos = pos
+        self.need = bytearray(n)  # 0: not computed, 1: needs no run, 2: needs a run
+        self.a = array("q", bytes(8 * n))
+        self.b = array("q", bytes(8 * n))
+        self.block: list[str | None] = [None] * n
+
+    def get(self, key: str) -> tuple[bool, int, int, str | None] | None:
+        i = self.pos.get(key)
+        if i is None or not self.need[i]:
+            return None
+        return (self.need[i] == 2, self.a[i], self.b[i], self.block[i])
+
+    def put(self, key: str, got: tuple[bool, int, int, str | None]) -> bool:
+        """Keep ``got`` as ``key``'s result; whether it differs from the one held."""
+        i = self.pos[key]
+        need, a, b, block = got
+        f = 2 if need else 1
+        if self.need[i] == f and self.a[i] == a and self.b[i] == b and self.block[i] == block:
+            return False
+        self.need[i], self.a[i], self.b[i], self.block[i] = f, a, b, block
+        return True
+
+
+def _overtaken(needing: list, crit: str, now_us: int) -> int:
+    """The first instant after ``now_us`` at which an input of ``needing`` (``(key, A, B)`` in
+    the parents' order, ready at ``max(now + A, B)``) takes the critical place from ``crit`` (the
+    first input with the latest ready time): a later ready time, or an equal one and earlier in
+    the order. ``_POS``: none does. Both ready times are piecewise linear in now (slope 0, then 1),
+    so whether one beats the other is constant between the instants where either changes slope or
+    they cross: only those instants and the microsecond after each need checking."""
+    for i, (p, ca, cb) in enumerate(needing):
+        if p == crit:
+            break
+    until = _POS
+    for j, (q, qa, qb) in enumerate(needing):
+        if j == i:
+            continue
+        first = j < i
+        best = _POS
+        for t in (now_us + 1, cb - ca, qb - qa, cb - qa, qb - ca):
+            for u in (t, t + 1):
+                if now_us < u < best:
+                    rq = u + qa if u + qa > qb else qb
+                    rc = u + ca if u + ca > cb else cb
+                    if rq > rc or (first and rq == rc):
+                        best = u
+        if best < until:
+            until = best
+    return until
+
+
 _FIELDS = tuple(f.name for f in fields(FreshnessAssessment))
 
 
-def _moving_base(plain: FreshnessAssessment) -> tuple | None:
-    """(the assessment's parts that do not move, reason before and after the predicted time's
-    text) from one assessed with ``_MARK`` for that text; None: the text is there twice."""
-    parts = plain.reason.split(_MARK)
-    if len(parts) > 2:
-        return None
-    return (plain, parts[0], parts[1] if len(parts) == 2 else None)
-
-
-def _moving(base: tuple, predicted_us: int) -> _Moving:
+def _moving(base: tuple, predicted) -> _Moving:
     obj = object.__new__(_Moving)
     object.__setattr__(obj, "_b", base)
-    object.__setattr__(obj, "_p", predicted_us)
+    object.__setattr__(obj, "_p", predicted)
     return obj
 
 
-def _shared(name: str) -> property:
-    def get(self):
-        return getattr(self._b[0], name)
-
-    return property(get)
-
-
 class _Moving(FreshnessAssessment):
-    """A ``FreshnessAssessment`` whose predicted ready time moves with the clock (an asset waiting
-    only for its own run): the predicted ready time, the slack and the reason (which quotes the
-    predicted time) are made when read, the other fields are shared with the assessment made
-    when its inputs last changed. Equal to, hashes, prints and pickles as the plain assessment
-    with the same fields; ``dataclasses.replace`` gives a plain one."""
+    """A ``FreshnessAssessment`` made lazily: the fields that do not move with the clock are kept
+    as judged (``_b``: key, status, SLA, cycle, latest success, data time, holder, blocking asset,
+    deadline, the reason's kind, margin), the predicted ready time as ``_p`` (integer microseconds,
+    the latest success, or None); the predicted time's datetime, the slack and the reason (which
+    quotes the predicted time) are made when read. One whose predicted time is ``now + A`` (an
+    asset waiting only for its own run) is made for each tick's now from the same ``_b``. Equal
+    to, hashes, prints and pickles as the plain assessment with the same fields;
+    ``dataclasses.replace`` gives a plain one."""
 
     __slots__ = ("_b", "_p")
 
     def __new__(cls, *args, **kwargs):  # dataclasses.replace and the like: a plain assessment
         return FreshnessAssessment(*args, **kwargs)
 
-    asset_key = _shared("asset_key")
-    status = _shared("status")
-    tier = _shared("tier")
-    policy = _shared("policy")
-    deadline = _shared("deadline")
-    blocking_asset = _shared("blocking_asset")
-    data_time = _shared("data_time")
-    data_held_by = _shared("data_held_by")
-    window_open = _shared("window_open")
+    @property
+    def asset_key(self) -> str:
+        return self._b[0]
 
     @property
-    def predicted_ready(self) -> datetime:
-        return _at(self._p)
+    def status(self) -> FreshnessStatus:
+        return self._b[1]
+
+    @property
+    def tier(self) -> str:
+        return self._b[2].tier.value
+
+    @property
+    def policy(self) -> str | None:
+        cyc = self._b[3]
+        return cyc.policy if cyc is not None else self._b[2].max_lag_policy
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self._b[8]
+
+    @property
+    def blocking_asset(self) -> str | None:
+        return self._b[7]
+
+    @property
+    def data_time(self) -> datetime | None:
+        return self._b[5]
+
+    @property
+    def data_held_by(self) -> str | None:
+        b = self._b
+        return b[6] if b[6] != b[0] else None
+
+    @property
+    def window_open(self) -> datetime | None:
+        cyc = self._b[3]
+        return cyc.open if cyc is not None else None
+
+    @property
+    def predicted_ready(self) -> datetime | None:
+        p = self._p
+        return _at(p) if p.__class__ is int else p
 
     @property
     def slack_s(self) -> float | None:
-        deadline = self._b[0].deadline
-        return (deadline - _at(self._p)).total_seconds() if deadline else None
+        deadline = self._b[8]
+        predicted = self.predicted_ready
+        return (deadline - predicted).total_seconds() if deadline and predicted else None
 
     @property
     def reason(self) -> str:
-        _, head, tail = self._b
-        return head if tail is None else head + _at(self._p).isoformat() + tail
+        key, _, sla, cyc, ls, dt, held, block, deadline, kind, margin_s = self._b
+        predicted = self.predicted_ready
+        return _text(kind, key, sla, cyc, ls, dt, held, block, deadline, margin_s,
+                     predicted.isoformat() if predicted is not None else None)
 
     def plain(self) -> FreshnessAssessment:
         return FreshnessAssessment(*(getattr(self, f) for f in _FIELDS))
@@ -713,92 +815,126 @@ def _in_flight(runs: list[RunRecord], syncs=()) -> dict[str, tuple[int | None, b
     return {k: (fixed.get(k), k in queued) for k in fixed.keys() | queued}
 
 
-def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
-                node_of, dt_text: str | None = None, ptext: str | None = None) -> FreshnessAssessment:
-    """One asset's assessment. ``ptext``: the text written for the predicted ready time (default
-    its ISO format; ``_MARK`` for ``_Moving``)."""
-    if ptext is None and predicted is not None:
-        ptext = predicted.isoformat()
-    window_open = cyc.open if cyc is not None else None
-    policy = cyc.policy if cyc is not None else sla.max_lag_policy
+# the reasons' kinds (``_judge``), formatted by ``_text`` when read
+(_PREV, _LATE, _FRESH, _RISK, _BEFORE, _LAG_OLD, _LAG_RISK, _LAG_REFRESH, _LAG_WITHIN, _LAG_PREDICTED,
+ _NONE) = range(11)
+
+
+def _judge(key, sla, cyc, ls, dt, predicted, need, now, margin, durations, node_of):
+    """One asset's ``(status, deadline, the reason's kind)``."""
     status = FreshnessStatus.ok
     deadline: datetime | None = None
-    reason = ""
+    kind = _NONE
     if cyc is not None:
         deadline = cyc.next
         if cyc.prev is not None and cyc.prev <= now and (dt is None or dt < cyc.prev_open):
             status = FreshnessStatus.breached
             deadline = cyc.prev
-            reason = (
-                f"deadline {cyc.text[0]} passed without data newer than "
-                f"{cyc.text[1]}"
-                + (f" (data as of {dt_text or data_time_text(dt)}"
-                   + (f", held back by {held_by[key]})" if held_by.get(key, key) != key else ")") if dt else "")
-                + (f"; predicted ready {ptext}" if predicted else "")
-                + (f" (blocked by {block})" if block else "")
-            )
+            kind = _PREV
         elif cyc.next <= now and (dt is None or dt < cyc.open):
             status = FreshnessStatus.breached
-            reason = (
-                f"late for its share of the {cyc.policy} deadline: needed by "
-                f"{cyc.text[2]}; predicted ready {ptext}"
-                + (f" (blocked by {block})" if block else "")
-            )
+            kind = _LATE
         elif not need:
             if deadline <= now:
                 deadline = cyc.after
-            reason = (
-                f"fresh for the deadline {cyc.text[2]}"
-                + (f" (data as of {dt_text or data_time_text(dt)}" if dt else "")
-                + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
-            )
+            kind = _FRESH
         elif predicted + margin > cyc.next:
             status = FreshnessStatus.at_risk
-            reason = (
-                f"predicted ready {ptext} is after the deadline "
-                f"{cyc.text[2]} minus a {int(margin_s)}s margin"
-                + (f"; critical path held by {block}" if block else "")
-            )
+            kind = _RISK
         else:
-            reason = f"predicted ready {ptext} before the deadline {cyc.text[2]}"
+            kind = _BEFORE
     if sla.max_lag is not None and status is not FreshnessStatus.breached:
         limit = (dt + sla.max_lag) if dt is not None else now
         if dt is None or now > limit:
             status = FreshnessStatus.breached
             # data from before the history window: the limit passed at a time not known
             deadline = None if dt == BEFORE_HISTORY else limit
-            reason = (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
-                f" (policy {sla.max_lag_policy})"
-            )
+            kind = _LAG_OLD
         elif cyc is None:
             deadline = limit
             # the next refresh would have to start now to land before the limit
             if need and predicted + margin > limit:
                 status = FreshnessStatus.at_risk
-                reason = f"predicted ready {ptext} after the max_lag limit {limit.isoformat()}"
+                kind = _LAG_RISK
             elif not need:
                 full = now + timedelta(seconds=durations.seconds(node_of(key))) + margin
                 if full > limit:
                     status = FreshnessStatus.at_risk
-                    reason = f"a refresh started now would land after the max_lag limit {limit.isoformat()}"
+                    kind = _LAG_REFRESH
                 else:
-                    reason = f"within max_lag until {limit.isoformat()}"
+                    kind = _LAG_WITHIN
             else:
-                reason = f"predicted ready {ptext} within max_lag until {limit.isoformat()}"
+                kind = _LAG_PREDICTED
+    return status, deadline, kind
+
+
+def _text(kind, key, sla, cyc, ls, dt, held, block, deadline, margin_s, ptext) -> str:
+    """The reason of kind ``kind`` (``held``: ``held_by.get(key, key)``; ``ptext``: the predicted
+    ready time's text)."""
+    if kind == _PREV:
+        return (
+            f"deadline {cyc.text[0]} passed without data newer than "
+            f"{cyc.text[1]}"
+            + (f" (data as of {data_time_text(dt)}"
+               + (f", held back by {held})" if held != key else ")") if dt else "")
+            + (f"; predicted ready {ptext}" if ptext else "")
+            + (f" (blocked by {block})" if block else "")
+        )
+    if kind == _LATE:
+        return (
+            f"late for its share of the {cyc.policy} deadline: needed by "
+            f"{cyc.text[2]}; predicted ready {ptext}"
+            + (f" (blocked by {block})" if block else "")
+        )
+    if kind == _FRESH:
+        return (
+            f"fresh for the deadline {cyc.text[2]}"
+            + (f" (data as of {data_time_text(dt)}" if dt else "")
+            + (f", materialized {ls.isoformat()})" if ls and dt else (")" if dt else ""))
+        )
+    if kind == _RISK:
+        return (
+            f"predicted ready {ptext} is after the deadline "
+            f"{cyc.text[2]} minus a {int(margin_s)}s margin"
+            + (f"; critical path held by {block}" if block else "")
+        )
+    if kind == _BEFORE:
+        return f"predicted ready {ptext} before the deadline {cyc.text[2]}"
+    if kind == _LAG_OLD:
+        return (f"data older than max_lag {sla.max_lag}" if dt else "never materialized") + (
+            f" (policy {sla.max_lag_policy})"
+        )
+    if kind == _LAG_RISK:
+        return f"predicted ready {ptext} after the max_lag limit {deadline.isoformat()}"
+    if kind == _LAG_REFRESH:
+        return f"a refresh started now would land after the max_lag limit {deadline.isoformat()}"
+    if kind == _LAG_WITHIN:
+        return f"within max_lag until {deadline.isoformat()}"
+    if kind == _LAG_PREDICTED:
+        return f"predicted ready {ptext} within max_lag until {deadline.isoformat()}"
+    return ""
+
+
+def _assess_one(key, sla, cyc, ls, dt, predicted, need, block, held_by, now, margin, margin_s, durations,
+                node_of) -> FreshnessAssessment:
+    """One asset's assessment, plain (every field made now)."""
+    status, deadline, kind = _judge(key, sla, cyc, ls, dt, predicted, need, now, margin, durations, node_of)
+    held = held_by.get(key, key)
     slack = (deadline - predicted).total_seconds() if deadline and predicted else None
     return FreshnessAssessment(
         asset_key=key,
         status=status,
         tier=sla.tier.value,
-        policy=policy,
+        policy=cyc.policy if cyc is not None else sla.max_lag_policy,
         deadline=deadline,
         predicted_ready=predicted,
         slack_s=slack,
         blocking_asset=block,
-        reason=reason,
+        reason=_text(kind, key, sla, cyc, ls, dt, held, block, deadline, margin_s,
+                     predicted.isoformat() if predicted is not None else None),
         data_time=dt,
-        data_held_by=held_by.get(key) if held_by.get(key, key) != key else None,
-        window_open=window_open,
+        data_held_by=held_by.get(key) if held != key else None,
+        window_open=cyc.open if cyc is not None else None,
     )
 
 
