@@ -345,6 +345,14 @@ def _syncs_of(syncs) -> dict[str, list[tuple[int, int, datetime]]]:
     return out
 
 
+def _syncs_by_table(syncs) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for s in syncs:
+        for t in s.tables:
+            out.setdefault(t, []).append(s)
+    return out
+
+
 def _row(m) -> tuple:
     at = _aware(m.at)
     return _us(at), m.run_id, float(m.duration_s or 0.0), at
@@ -428,9 +436,10 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
         dirty.update(m.asset_key for m in mats if m.run_id in runs_changed)
         dirty.update(m.asset_key for m in old_mats if m.run_id in runs_changed)
     if syncs != old_syncs:
-        a, b = set(syncs), set(old_syncs)
-        for s in a ^ b:
-            dirty.update(s.tables)
+        # per table, its syncs in order (the last one matching a row gives its data time: a sync
+        # listed again, or listed in another order, changes it though the set of syncs is the same)
+        a, b = _syncs_by_table(syncs), _syncs_by_table(old_syncs)
+        dirty.update(t for t in a.keys() | b.keys() if a.get(t) != b.get(t))
     dirty = {k for k in dirty if k in graph}
     c.changed = (c.result, set())
     if not dirty:
