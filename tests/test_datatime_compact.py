@@ -381,3 +381,27 @@ def test_data_times_at_microsecond_edges_and_in_other_time_zones_keep_their_valu
         assert dts["m"] == at - timedelta(hours=1) and held["m"] == "src/t"
     finally:
         datatime._CARRY = saved
+
+
+def test_the_carried_latest_materializations_are_a_copy_that_stays_as_it_was():
+    """``carried_last_success``: equal to the snapshot's, the carry's own dict (no second copy
+    per tick), and not changed when the snapshot's dict or a later snapshot changes."""
+    world = World(7)
+    saved = datatime._CARRY
+    datatime._CARRY = datatime._Carry()
+    try:
+        snap = world.snapshot()
+        datatime.data_times(snap)
+        held = datatime.carried_last_success(snap)
+        assert held == snap.last_success and held is not snap.last_success
+        assert datatime.carried_last_success(snap) is held  # the same one: not copied again
+        before = dict(held)
+        snap.last_success["src/t0"] = NOW + timedelta(days=1)  # the snapshot's changed in place
+        assert held == before
+        other = datatime.carried_last_success(snap)  # not what the carry read: a new copy
+        assert other == snap.last_success and other is not held and other is not snap.last_success
+        world.step("new", 3)
+        datatime.data_times(world.snapshot())
+        assert held == before
+    finally:
+        datatime._CARRY = saved

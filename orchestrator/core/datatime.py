@@ -277,6 +277,19 @@ def changed_since(old: tuple, new: tuple) -> set[str] | None:
     return None
 
 
+def carried_last_success(snapshot: Snapshot) -> dict[str, datetime]:
+    """A copy of ``snapshot.last_success`` that stays as it is (the one the data-time carry holds
+    when ``data_times`` last read an equal one, else a new copy): another per-tick carry that keeps
+    the latest materializations to compare with the next snapshot's can hold this one instead of a
+    copy of its own (one dict of every asset fewer). Never change it."""
+    last = snapshot.last_success
+    with _CARRY_LOCK:
+        inputs = _CARRY.inputs
+        if inputs is not None and inputs[1] == last:
+            return inputs[1]
+    return dict(last)
+
+
 @contextmanager
 def gc_paused():
     """The cyclic garbage collector paused for a block that builds many objects but no reference
