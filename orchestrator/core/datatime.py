@@ -117,6 +117,7 @@ class _Hist:
     once more than half of them is dead."""
 
     __slots__ = ("off", "cnt", "at", "dt", "dur", "run", "dead")
+    MIN_DEAD = 4096  # dead entries below which the columns are not compacted
 
     def __init__(self, n: int) -> None:
         self.off = array("q", bytes(8 * n))
@@ -158,12 +159,14 @@ class _Hist:
         self.dt.extend(dt_l)
         self.dur.extend(dur_l)
         self.run.extend(run_l)
-        if self.dead > 4096 and 2 * self.dead > len(self.at):
+        if self.dead > self.MIN_DEAD and 2 * self.dead > len(self.at):
             self._compact()
 
     def clear(self, i: int) -> None:
         self.dead += self.cnt[i]
         self.cnt[i] = 0
+        if self.dead > self.MIN_DEAD and 2 * self.dead > len(self.at):
+            self._compact()
 
     def _compact(self) -> None:
         at, dt, dur, run = array("q"), array("q"), array("d"), []
