@@ -306,7 +306,7 @@ class _Tick:
     def update(self, snapshot: Snapshot, durations, now: datetime, dts: dict, held_by: dict) -> None:
         import heapq
 
-        from orchestrator.core.datatime import _changed_keys, changed_since
+        from orchestrator.core.datatime import _changed_keys, carried_last_success, changed_since
 
         now_us = _us(now)
         first = self.first
@@ -387,8 +387,8 @@ class _Tick:
             moved = {k for k in flight.keys() | self.in_flight.keys() if flight.get(k) != self.in_flight.get(k)}
             pass_dirty |= moved
             self.in_flight = flight
-        # (a copy: a caller may change its dict in place before the next call)
-        self.dts, self.held, self.last, self.durations = dts, held_by, dict(last), durations
+        # (a copy - the data-time carry's own, not a second one: a caller may change its dict in place)
+        self.dts, self.held, self.last, self.durations = dts, held_by, carried_last_success(snapshot), durations
         self.now_us = now_us
         self.first = False
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import gc
 import threading
 from contextlib import contextmanager
+from array import array
 from bisect import bisect_right
 from datetime import datetime, timedelta, timezone
 
@@ -82,6 +83,114 @@ def data_times(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]
     return dts, held
 
 
+_NOT_ROW = object()  # the run of a history entry that is not a window row (see ``_Hist``)
+_NO_RUNS: dict = {}  # an asset with no run ids in its history (shared, never written)
+_EPOCH = BEFORE_HISTORY  # microseconds are counted from it: BEFORE_HISTORY is 0
+_US = timedelta(microseconds=1)
+_SYNC_MATCH_US = _SYNC_MATCH // _US
+
+
+def _us(t: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact)."""
+    return (t - _EPOCH) // _US
+
+
+def _at_us(us: int) -> datetime:
+    return BEFORE_HISTORY if us == 0 else _EPOCH + timedelta(microseconds=us)
+
+
+def _row_at(row) -> int:
+    return row[0]
+
+
+class _Hist:
+    """Every asset's history of (landed at, data time), carried between ticks in flat columns, no
+    object per asset or per row: asset ``i`` (its position in the graph's topological order) has
+    ``cnt[i]`` entries from ``off[i]``, sorted by when they landed (stable: rows at the same time
+    keep the snapshot's order): ``at`` and ``dt`` (its data time as of then, never going back) as
+    integer microseconds since the epoch (``BEFORE_HISTORY`` is 0), with the row's run id
+    (``run``) and step duration (``dur``, 0.0 when not known) - what the asset is computed from
+    again when its rows change (no list of the snapshot's rows per asset is kept). An entry that is
+    not a window row (the latest materialization, later than every row; a given data time with no
+    row) has the run ``_NOT_ROW``: at most one per asset, its last. ``cnt[i] == 0``: no history.
+    A history replaced by one of another length goes to the end of the columns; they are compacted
+    once more than half of them is dead."""
+
+    __slots__ = ("off", "cnt", "at", "dt", "dur", "run", "dead")
+    MIN_DEAD = 4096  # dead entries below which the columns are not compacted
+
+    def __init__(self, n: int) -> None:
+        self.off = array("q", bytes(8 * n))
+        self.cnt = array("l", bytes(array("l").itemsize * n))
+        self.at = array("q")
+        self.dt = array("q")
+        self.dur = array("d")
+        self.run: list = []
+        self.dead = 0
+
+    def windowed(self, i: int) -> bool:
+        """The asset has rows in the window (its first entry is one: the other is the last)."""
+        return self.cnt[i] > 0 and self.run[self.off[i]] is not _NOT_ROW
+
+    def rows(self, i: int) -> list:
+        """The asset's window rows as ``(at, run id, duration, None)``, oldest first."""
+        o = self.off[i]
+        at, run, dur = self.at, self.run, self.dur
+        return [(at[j], run[j], dur[j], None) for j in range(o, o + self.cnt[i]) if run[j] is not _NOT_ROW]
+
+    def same(self, i: int, at_l: list, dt_l: list) -> bool:
+        n = self.cnt[i]
+        if n != len(at_l):
+            return False
+        o = self.off[i]
+        return self.at[o:o + n].tolist() == at_l and self.dt[o:o + n].tolist() == dt_l
+
+    def put(self, i: int, at_l: list, dt_l: list, dur_l: list, run_l: list) -> None:
+        n, old = len(at_l), self.cnt[i]
+        if n == old:  # in place
+            o = self.off[i]
+            for j in range(n):
+                self.at[o + j], self.dt[o + j], self.dur[o + j], self.run[o + j] = at_l[j], dt_l[j], dur_l[j], run_l[j]
+            return
+        self.dead += old
+        self.off[i] = len(self.at)
+        self.cnt[i] = n
+        self.at.extend(at_l)
+        self.dt.extend(dt_l)
+        self.dur.extend(dur_l)
+        self.run.extend(run_l)
+        if self.dead > self.MIN_DEAD and 2 * self.dead > len(self.at):
+            self._compact()
+
+    def clear(self, i: int) -> None:
+        self.dead += self.cnt[i]
+        self.cnt[i] = 0
+        if self.dead > self.MIN_DEAD and 2 * self.dead > len(self.at):
+            self._compact()
+
+    def _compact(self) -> None:
+        at, dt, dur, run = array("q"), array("q"), array("d"), []
+        off, cnt = self.off, self.cnt
+        for i in range(len(cnt)):
+            n = cnt[i]
+            if n:
+                o = off[i]
+                off[i] = len(at)
+                at.extend(self.at[o:o + n])
+                dt.extend(self.dt[o:o + n])
+                dur.extend(self.dur[o:o + n])
+                run.extend(self.run[o:o + n])
+        self.at, self.dt, self.dur, self.run, self.dead = at, dt, dur, run, 0
+
+    def history(self, i: int) -> tuple[list[datetime], list[datetime]] | None:
+        """(landed at, data time) as datetimes (UTC), as the plain computation keeps them."""
+        n = self.cnt[i]
+        if not n:
+            return None
+        o = self.off[i]
+        return [_at_us(x) for x in self.at[o:o + n]], [_at_us(x) for x in self.dt[o:o + n]]
+
+
 class _Carry:
     """The last computation's inputs, per-asset intermediate results and result, for the next
     snapshot (the next sensor tick) of the same graph. When every input is equal the result is
@@ -90,24 +199,25 @@ class _Carry:
     sync landing it) are computed again, then their children, in topological order, as long as an
     asset's result (history of data times, the input holding it back, the data times per run)
     differs from the one held (``partial``; ``recomputed``: assets computed by the last update).
-    A new graph, or a source that gives every data time, computes everything (``misses``)."""
+    A new graph, or a source that gives every data time, computes everything (``misses``).
+
+    Held per asset: its history in ``store`` (``_Hist``: flat columns, with the window rows it is
+    computed from), the data time per run id of the assets with run ids (``of_run``), and the
+    result's two dicts (the holders are the result's own)."""
 
     __slots__ = ("graph", "inputs", "result", "hits", "misses", "partial", "recomputed",
-                 "mats", "by_key", "hist", "held", "of_run", "dts", "changed")
+                 "store", "of_run", "changed")
 
     def __init__(self) -> None:
         self.graph = None
         self.inputs: tuple | None = None
         self.result: tuple[dict[str, datetime], dict[str, str]] | None = None
         self.hits = self.misses = self.partial = self.recomputed = 0
-        self.mats: list = []
-        self.by_key: dict[str, list] | None = None  # asset key -> its unpartitioned materializations
-        self.hist: dict[str, tuple[list[datetime], list[datetime]]] = {}
-        self.held: dict[str, str] = {}
-        self.of_run: dict[str, dict[str, datetime]] = {}
-        self.dts: dict[str, datetime] = {}
+        self.store: _Hist | None = None  # None: every data time was given, nothing per asset
+        self.of_run: dict[str, dict[str, int]] = {}  # key -> run id -> data time (us) it materialized with
         # (the result before the last update, keys whose data time or holder it changed): lets
-        # a caller holding that result find what moved without comparing every key
+        # the next caller holding that result find what moved without comparing every key (read
+        # once: ``changed_since``)
         self.changed: tuple = (None, set())
 
 
@@ -158,14 +268,29 @@ def _mats_delta(old: list, new: list) -> tuple[list, list] | None:
 
 def changed_since(old: tuple, new: tuple) -> set[str] | None:
     """Keys whose data time or holder may differ between ``old`` and ``new``, two results
-    ``(data times, held by)`` of ``data_times`` in a row; None: not known (compare them)."""
+    ``(data times, held by)`` of ``data_times`` in a row; None: not known (compare them). Known
+    once: the earlier result is not kept for a second caller (it would stay held a whole tick)."""
     with _CARRY_LOCK:
         prev, keys = _CARRY.changed
         cur = _CARRY.result
         if (prev is not None and cur is not None and prev[0] is old[0] and prev[1] is old[1]
                 and cur[0] is new[0] and cur[1] is new[1]):
-            return set(keys)
+            _CARRY.changed = (None, set())
+            return keys
     return None
+
+
+def carried_last_success(snapshot: Snapshot) -> dict[str, datetime]:
+    """A copy of ``snapshot.last_success`` that stays as it is (the one the data-time carry holds
+    when ``data_times`` last read an equal one, else a new copy): another per-tick carry that keeps
+    the latest materializations to compare with the next snapshot's can hold this one instead of a
+    copy of its own (one dict of every asset fewer). Never change it."""
+    last = snapshot.last_success
+    with _CARRY_LOCK:
+        inputs = _CARRY.inputs
+        if inputs is not None and inputs[1] == last:
+            return inputs[1]
+    return dict(last)
 
 
 @contextmanager
@@ -198,21 +323,55 @@ def _carried_unpaused(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str
                 c.recomputed = 0
                 c.changed = (c.result, set())
                 return c.result
-            if c.by_key is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
+            if c.store is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
                 result = _update(c, snapshot, inputs)
                 c.inputs, c.result = inputs, result
                 c.partial += 1
                 return result
+        # a full computation: what the last one carried goes first (it is not read again)
+        c.graph = c.inputs = c.result = c.store = None
+        c.of_run, c.changed = {}, (None, set())
     result = _compute(snapshot, keep := _Carry())
     with _CARRY_LOCK:
         c = _CARRY
         c.graph, c.inputs, c.result = snapshot.graph, inputs, result
-        c.hist, c.held, c.of_run, c.dts, c.by_key = keep.hist, keep.held, keep.of_run, keep.dts, keep.by_key
-        c.mats = inputs[2]  # (by_key None: every data time was given, nothing per asset to carry)
+        c.store, c.of_run = keep.store, keep.of_run  # (store None: every data time was given)
         c.misses += 1
         c.recomputed = len(result[0])
         c.changed = (None, set())
     return result
+
+
+def _run_starts(runs) -> dict[str, tuple[int, datetime]]:
+    out = {}
+    for r in runs:
+        t = _aware(r.started_at or r.created_at)
+        out[r.run_id] = (_us(t), t)
+    return out
+
+
+def _syncs_of(syncs) -> dict[str, list[tuple[int, int, datetime]]]:
+    """Table -> (ended, started, the start as given) of the succeeded syncs that landed it."""
+    out: dict[str, list[tuple[int, int, datetime]]] = {}
+    for s in syncs:
+        if s.status == "succeeded" and s.ended_at is not None:
+            started = _aware(s.started_at)
+            for t in s.tables:
+                out.setdefault(t, []).append((_us(_aware(s.ended_at)), _us(started), started))
+    return out
+
+
+def _syncs_by_table(syncs) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for s in syncs:
+        for t in s.tables:
+            out.setdefault(t, []).append(s)
+    return out
+
+
+def _row(m) -> tuple:
+    at = _aware(m.at)
+    return _us(at), m.run_id, float(m.duration_s or 0.0), at
 
 
 def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, datetime], dict[str, str]]:
@@ -222,7 +381,9 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     old_given, old_last, old_mats, old_starts, old_syncs = c.inputs  # type: ignore[misc]
     given, last, mats, starts, syncs = inputs
     graph = snapshot.graph
-    by_key = c.by_key
+    pos = graph.topological_index()
+    store = c.store
+    assert store is not None
     # -- the assets whose own inputs changed ----------------------------------------------------
     dirty: set[str] = set()
     if given != old_given:
@@ -230,32 +391,41 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     if last != old_last:
         dirty |= _changed_keys(old_last, last)
     had: dict[str, bool] = {}  # key -> whether it had rows in the window before they changed
+    rows_of: dict[str, list] = {}  # key -> its window rows after the change (``_Hist.rows``)
+
+    def own(key: str) -> list | None:
+        rows = rows_of.get(key)
+        if rows is None:
+            i = pos.get(key)
+            if i is None:  # not in the graph: nothing computed for it
+                return None
+            had[key] = store.windowed(i)
+            rows = rows_of[key] = store.rows(i)
+        return rows
+
     if mats != old_mats:
         delta = _mats_delta(old_mats, mats)
-        if delta is not None:  # rows dropped from the front, rows appended: by_key follows
+        if delta is not None:  # rows dropped from the front, rows appended: the rows follow
             added, removed = delta
             for m in removed:
                 dirty.add(m.asset_key)
                 if m.partition is None:
-                    if m.asset_key not in had:
-                        had[m.asset_key] = m.asset_key in by_key
-                    own = by_key.get(m.asset_key)
-                    if own:
-                        # the same object, else an equal one: a snapshot equal to the last (an
-                        # equal row read again) leaves by_key holding the earlier object
-                        i = next((i for i, x in enumerate(own) if x is m), None)
-                        if i is None:
-                            i = next((i for i, x in enumerate(own) if x == m), None)
-                        if i is not None:
-                            del own[i]
-                    if not own:
-                        by_key.pop(m.asset_key, None)
+                    rows = own(m.asset_key)
+                    if rows:
+                        # the row, or an equal one (its fields the computation reads equal): a
+                        # snapshot equal to the last (an equal row read again) leaves the
+                        # earlier one carried
+                        at, run_id, dur, _ = _row(m)
+                        for j, x in enumerate(rows):
+                            if x[0] == at and x[1] == run_id and x[2] == dur:
+                                del rows[j]
+                                break
             for m in added:
                 dirty.add(m.asset_key)
                 if m.partition is None:
-                    if m.asset_key not in had:
-                        had[m.asset_key] = m.asset_key in by_key
-                    by_key.setdefault(m.asset_key, []).append(m)
+                    rows = own(m.asset_key)
+                    if rows is not None:
+                        rows.append(_row(m))
         else:
             # by identity: the snapshot reader hands out the same objects for rows it carried
             before = {id(m) for m in old_mats}
@@ -267,152 +437,191 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
                     changed.add(m.asset_key)
             changed.update(m.asset_key for m in old_mats if id(m) not in now_ids)
             dirty |= changed
-            for k in changed:  # their own materializations, in snapshot order
-                had[k] = by_key.pop(k, None) is not None
+            for k in changed:  # their own rows, in snapshot order
+                i = pos.get(k)
+                if i is not None:
+                    had[k] = store.windowed(i)
+                    rows_of[k] = []
             for m in mats:
                 if m.partition is None and m.asset_key in changed:
-                    by_key.setdefault(m.asset_key, []).append(m)
+                    rows = rows_of.get(m.asset_key)
+                    if rows is not None:
+                        rows.append(_row(m))
     runs_changed = _changed_keys(old_starts, starts) if starts != old_starts else ()
     if runs_changed:
         dirty.update(m.asset_key for m in mats if m.run_id in runs_changed)
         dirty.update(m.asset_key for m in old_mats if m.run_id in runs_changed)
     if syncs != old_syncs:
-        a, b = set(syncs), set(old_syncs)
-        for s in a ^ b:
-            dirty.update(s.tables)
+        # per table, its syncs in order (the last one matching a row gives its data time: a sync
+        # listed again, or listed in another order, changes it though the set of syncs is the same)
+        a, b = _syncs_by_table(syncs), _syncs_by_table(old_syncs)
+        dirty.update(t for t in a.keys() | b.keys() if a.get(t) != b.get(t))
     dirty = {k for k in dirty if k in graph}
-    c.mats = mats
     c.changed = (c.result, set())
     if not dirty:
         c.recomputed = 0
         return c.result  # type: ignore[return-value]
-    run_start = {r.run_id: _aware(r.started_at or r.created_at) for r in snapshot.runs}
+    run_start = _run_starts(snapshot.runs)
     syncs_of = _syncs_of(syncs)
-    pos = graph.topological_index()
     upstream = graph.upstream_map()
     children = graph.children
-    hist, held, of_run = c.hist, c.held, c.of_run
+    of_run = c.of_run
     dts = dict(c.result[0])  # type: ignore[index]
-    new_held = dict(c.result[1])  # type: ignore[index]
+    held = dict(c.result[1])  # type: ignore[index]
     heap = [(pos[k], k) for k in dirty]
     heapq.heapify(heap)
     queued = set(dirty)
     moved = c.changed[1]  # keys whose data time or holder is not the same object as before
     n = 0
     while heap:
-        _, k = heapq.heappop(heap)
+        i, k = heapq.heappop(heap)
         n += 1
-        entries = _with_last([(_aware(m.at), m.run_id, m.duration_s) for m in by_key.get(k, ())], last.get(k))
-        out = _one(k, entries, given, upstream[k], graph.get(k), run_start, syncs_of, hist, held, of_run, by_key)
-        prev = (hist.get(k), held.get(k), of_run.get(k))
-        before_dt, before_held = dts.get(k), new_held.get(k)
+        rows = rows_of.get(k)
+        if rows is None:
+            rows = store.rows(i)
+        out = _one(k, rows, last.get(k), given, upstream[k], graph.get(k), run_start, syncs_of, store, pos,
+                   held, of_run, dts)
+        before_dt, before_held = dts.get(k), held.get(k)
         if out is None:
-            changed = prev != (None, None, None)
-            hist.pop(k, None), held.pop(k, None), of_run.pop(k, None)
-            dts.pop(k, None), new_held.pop(k, None)
+            changed = store.cnt[i] > 0
+            store.clear(i)
+            of_run.pop(k, None)
+            dts.pop(k, None), held.pop(k, None)
         else:
-            h, dt, hb, ofr = out
-            changed = prev != (h, hb, ofr)
-            hist[k], held[k], of_run[k] = h, hb, ofr
-            dts[k], new_held[k] = dt, hb
-        if dts.get(k) is not before_dt or new_held.get(k) is not before_held:
+            at_l, dt_l, dur_l, run_l, v, src, hb, mine = out
+            changed = (not store.same(i, at_l, dt_l) or before_held != hb
+                       or of_run.get(k, _NO_RUNS) != mine)
+            store.put(i, at_l, dt_l, dur_l, run_l)
+            if mine:
+                of_run[k] = mine
+            else:
+                of_run.pop(k, None)
+            dts[k], held[k] = _obj(v, src, dts, store, pos, before_dt), hb
+        if dts.get(k) is not before_dt or held.get(k) is not before_held:
             moved.add(k)
-        if changed or had.get(k, k in by_key) != (k in by_key):  # (its rows in the window: the children's rule)
+        if changed or (k in had and had[k] != store.windowed(i)):  # (its rows in the window: the children's rule)
             for ch in children(k):
                 if ch not in queued:
                     queued.add(ch)
                     heapq.heappush(heap, (pos[ch], ch))
     c.recomputed = n
-    return dts, new_held
+    return dts, held
 
 
-def _syncs_of(syncs) -> dict[str, list[tuple[datetime, datetime]]]:
-    out: dict[str, list[tuple[datetime, datetime]]] = {}
-    for s in syncs:
-        if s.status == "succeeded" and s.ended_at is not None:
-            for t in s.tables:
-                out.setdefault(t, []).append((_aware(s.ended_at), _aware(s.started_at)))
-    return out
+def _obj(v: int, src, dts: dict, store: _Hist, pos: dict, before: datetime | None) -> datetime:
+    """The data time ``v`` (us) as a datetime: the object it was computed from (a row's time, a
+    run's start, a given data time), an input's own data time when it is that one, the one held
+    before when equal; else made (UTC)."""
+    if isinstance(src, str):  # an input's data time
+        o = dts.get(src)
+        if o is not None:
+            i = pos[src]
+            if store.dt[store.off[i] + store.cnt[i] - 1] == v:
+                return o
+    elif src is not None:
+        return src
+    if v == 0:
+        return BEFORE_HISTORY
+    if before is not None and _us(before) == v:
+        return before
+    return _at_us(v)
 
 
-def _with_last(entries: list, latest: datetime | None) -> list:
-    """An asset's materializations plus its latest one when the window does not hold it."""
-    if latest is None:
-        return entries
-    t = _aware(latest)
-    if not entries or max(x[0] for x in entries) < t:
-        return [*entries, (t, None, None)]
-    return entries
-
-
-def _one(k, entries, given, ps, node, run_start, syncs_of, hist, held, of_run, windowed):
-    """One asset's (history of (landed at, data time), data time, held back by, data time per
-    run id) from its own materializations and its parents' results; None: never materialized."""
+def _one(k, rows, latest, given, ps, node, run_start, syncs_of, store, pos, held, of_run, dts):
+    """One asset's history from its window rows (``(at, run id, duration, at as datetime or
+    None)``, in snapshot order), its latest materialization and its parents' results: None (never
+    materialized) or ``(landed at, data time, durations, run ids)`` per entry (what
+    ``_Hist.put`` takes), its data time and where that came from (for ``_obj``), the input
+    holding it back, and its data time per run id."""
+    tu = None
+    if latest is not None:
+        latest = _aware(latest)
+        tu = _us(latest)
+        if not rows or max(r[0] for r in rows) < tu:  # the window does not hold its latest one
+            rows = [*rows, (tu, _NOT_ROW, 0.0, latest)]
     if k in given:
         g = _aware(given[k])
-        landed = sorted(x[0] for x in entries) or [g]
-        return (landed, [g] * len(landed)), g, k, {}
-    if not entries:
+        gu = _us(g)
+        rows = sorted(rows, key=_row_at) if rows else [(gu, _NOT_ROW, 0.0, g)]
+        return ([r[0] for r in rows], [gu] * len(rows), [r[2] for r in rows], [r[1] for r in rows],
+                gu, g, k, _NO_RUNS)
+    if not rows:
         return None
-    entries = sorted(entries, key=lambda x: x[0])
+    rows = sorted(rows, key=_row_at)
     is_table = node is not None and node.connector is not None
-    at_l: list[datetime] = []
-    dt_l: list[datetime] = []
-    mine: dict[str, datetime] = {}
+    off, cnt, h_at, h_dt, h_run = store.off, store.cnt, store.at, store.dt, store.run
+    at_l: list[int] = []
+    dt_l: list[int] = []
+    mine: dict | None = None
+    cur = cur_src = None
     hb = k
-
-    def as_of(key: str, t: datetime, run_id: str | None) -> datetime | None:
-        if run_id is not None:  # built in the same run: read that output
-            r = of_run.get(key)
-            if r is not None and run_id in r:
-                return r[run_id]
-        h = hist.get(key)
-        if not h or not h[0]:
-            return None
-        i = bisect_right(h[0], t)
-        return h[1][i - 1] if i else None
-
-    for at, run_id, dur in entries:
-        start = run_start.get(run_id) if run_id else None
-        if start is None:
-            start = at - timedelta(seconds=dur) if dur else at
+    for at, run_id, dur, at_obj in rows:
+        if run_id is _NOT_ROW:
+            run_id = None
+        s = run_start.get(run_id) if run_id else None
+        if s is not None:
+            start, start_src = s
+        elif dur:
+            start, start_src = at - timedelta(seconds=dur) // _US, None
+        else:
+            start, start_src = at, at_obj
         if is_table or not ps:
-            dt = start
-            for ended, started in syncs_of.get(k, ()):
-                if abs((ended - at).total_seconds()) <= _SYNC_MATCH.total_seconds() and started <= at:
-                    dt = started
+            dt, src = start, start_src
+            for ended, started, started_obj in syncs_of.get(k, ()):
+                if abs(ended - at) <= _SYNC_MATCH_US and started <= at:
+                    dt, src = started, started_obj
             hb = k
         else:
-            known = []
+            best = bp = None
             for p in ps:
-                t = as_of(p, start, run_id)
+                t = None
+                if run_id is not None:  # built in the same run: read that output
+                    r = of_run.get(p)
+                    if r is not None:
+                        t = r.get(run_id)
                 if t is None:
-                    h = hist.get(p)
-                    if not h or not h[1]:
+                    i = pos[p]
+                    n = cnt[i]
+                    if not n:
                         continue  # no history at all: unknown
-                    # no data of the input recorded at or before the start: what it read landed
-                    # before the history window, so its data time is only known to predate it;
-                    # an input with no row in the window (its latest only, older than the edge):
-                    # older than that latest one's data time, which the edge does not move
-                    t = BEFORE_HISTORY if p in windowed else h[1][0]
-                known.append((t, p))
-            if known:
-                dt, p = min(known, key=lambda x: x[0])
+                    o = off[i]
+                    j = bisect_right(h_at, start, o, o + n)
+                    if j > o:
+                        t = h_dt[j - 1]
+                    else:
+                        # no data of the input recorded at or before the start: what it read
+                        # landed before the history window, so its data time is only known to
+                        # predate it; an input with no row in the window (its latest only,
+                        # older than the edge): older than that latest one's data time, which
+                        # the edge does not move
+                        t = 0 if h_run[o] is not _NOT_ROW else h_dt[o]
+                if best is None or t < best:
+                    best, bp = t, p
+            if bp is not None:
+                dt, src = best, bp
                 # data from before the history: held back by the input it read it from (where
                 # that data came from is outside the window; and a change of that input's own
                 # holder does not travel down the graph each time the edge passes an hour)
-                hb = p if dt == BEFORE_HISTORY else held.get(p, p)
+                hb = bp if dt == 0 else held.get(bp, bp)
             else:
-                dt = start
+                dt, src = start, start_src
+        if at < dt:
+            dt, src = at, at_obj
         at_l.append(at)
-        dt_l.append(min(dt, at))
+        dt_l.append(dt)
         if run_id is not None:
-            mine[run_id] = dt_l[-1]
-    # data time never goes back (a late run on older data does not make it older)
-    for i in range(1, len(dt_l)):
-        if dt_l[i] < dt_l[i - 1]:
-            dt_l[i] = dt_l[i - 1]
-    return (at_l, dt_l), dt_l[-1], hb, mine
+            if mine is None:
+                mine = {}
+            mine[run_id] = dt
+        # data time never goes back (a late run on older data does not make it older)
+        if cur is None or dt >= cur:
+            cur, cur_src = dt, src
+        else:
+            dt_l[-1] = cur
+    if cur_src is None and cur == tu:
+        cur_src = latest
+    return (at_l, dt_l, [r[2] for r in rows], [r[1] for r in rows], cur, cur_src, hb,
+            mine if mine else _NO_RUNS)
 
 
 def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, datetime], dict[str, str]]:
@@ -435,27 +644,45 @@ def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, 
             held[k] = held.get(p, p) if k not in dts or dts[p] <= dts[k] else k
         return dts, held
 
-    # derive: per asset, its materializations (at, data time), oldest first
-    run_start = {r.run_id: _aware(r.started_at or r.created_at) for r in snapshot.runs}
-    mat_runs: dict[str, list[tuple[datetime, str | None, float | None]]] = {}
-    by_key: dict[str, list] = {}
-    for m in snapshot.materializations:
-        if m.partition is not None:
-            continue
-        mat_runs.setdefault(m.asset_key, []).append((_aware(m.at), m.run_id, m.duration_s))
-        if keep is not None:
-            by_key.setdefault(m.asset_key, []).append(m)
+    # derive: per asset, its history of (landed at, data time), in topological order
+    run_start = _run_starts(snapshot.runs)
+    pos = graph.topological_index()
+    n = len(order)
+    # the window's unpartitioned rows grouped by asset: a counting sort of their indexes into one
+    # array (no list per asset), each asset's in snapshot order
+    mats = snapshot.materializations
+    where = array("q")
+    first = array("q", bytes(8 * (n + 1)))
+    for m in mats:
+        i = pos.get(m.asset_key, -1) if m.partition is None else -1
+        where.append(i)
+        if i >= 0:
+            first[i + 1] += 1
+    for i in range(n):
+        first[i + 1] += first[i]
+    fill = array("q", first)
+    by_asset = array("q", bytes(8 * first[n]))
+    for j, i in enumerate(where):
+        if i >= 0:
+            by_asset[fill[i]] = j
+            fill[i] += 1
+    del where, fill
     syncs_of = _syncs_of(snapshot.syncs)
-    hist: dict[str, tuple[list[datetime], list[datetime]]] = {}  # key -> (landed at, data time) sorted
+    store = _Hist(n)
     dts: dict[str, datetime] = {}
-    of_run: dict[str, dict[str, datetime]] = {}  # key -> run id -> data time it materialized with
+    of_run: dict[str, dict[str, int]] = {}  # key -> run id -> data time it materialized with
     upstream = graph.upstream_map()
-    for k in order:
-        out = _one(k, _with_last(mat_runs.get(k, []), last.get(k)), given, upstream[k], graph.get(k),
-                   run_start, syncs_of, hist, held, of_run, mat_runs)
+    for i, k in enumerate(order):
+        rows = [_row(mats[j]) for j in by_asset[first[i]:first[i + 1]]]
+        out = _one(k, rows, last.get(k), given, upstream[k], graph.get(k), run_start, syncs_of, store, pos,
+                   held, of_run, dts)
         if out is None:
             continue
-        hist[k], dts[k], held[k], of_run[k] = out
+        at_l, dt_l, dur_l, run_l, v, src, hb, mine = out
+        store.put(i, at_l, dt_l, dur_l, run_l)
+        dts[k], held[k] = _obj(v, src, dts, store, pos, None), hb
+        if mine:
+            of_run[k] = mine
     if keep is not None:
-        keep.hist, keep.held, keep.of_run, keep.dts, keep.by_key = hist, dict(held), of_run, dts, by_key
+        keep.store, keep.of_run = store, of_run
     return dts, held
