@@ -182,3 +182,32 @@ def test_explanations_name_block_terms():
     m = load_default()
     terms = m.top_features("HTTP 429 Too Many Requests: rate limit exceeded", "rate_limit", k=5)
     assert terms and all(t[:2] in ("w:", "c:", "t:") for t in terms)
+
+
+def test_ensemble_is_the_weighted_geometric_mean_and_round_trips(tmp_path, small, rows):
+    """The ensemble family (measured by the grouped CV, not shipped): softmax(logits) is the
+    normalised product of the members' probabilities to their weights; it saves and loads as one file."""
+    from orchestrator.diagnosis.model import EnsembleModel
+
+    msgs, labels, m = small
+    other = TextModel.fit(msgs, labels, steps=5)
+    ens = EnsembleModel([m, other], [0.75, 0.25], {"rule_weight": 2.0, "mix": 0.75})
+    loaded = load_model(ens.save(tmp_path / "e.npz"))
+    assert isinstance(loaded, EnsembleModel) and loaded.weights == [0.75, 0.25] and loaded.params == ens.params
+    for msg in msgs[:10] + ["", "HTTP 429 Too Many Requests"]:
+        p1, p2 = m.proba(msg), other.proba(msg)
+        geo = {c: p1[c] ** 0.75 * p2[c] ** 0.25 for c in CATEGORIES}
+        tot = sum(geo.values())
+        pe = ens.proba(msg)
+        assert all(abs(pe[c] - geo[c] / tot) < 1e-6 for c in CATEGORIES)
+        assert np.allclose(ens.logits(msg), ens.reference_logits(msg), atol=1e-4)
+        assert np.allclose(loaded.logits(msg), ens.logits(msg), atol=1e-2)  # float16 weights on disk
+    with pytest.raises(ValueError, match="one weight per member"):
+        EnsembleModel([m], [0.5, 0.5])
+
+
+def test_an_unknown_model_family_is_named():
+    from orchestrator.diagnosis.crossval import _fit
+
+    with pytest.raises(ValueError, match="tfidf, textlr, ensemble"):
+        _fit([], family="forest")

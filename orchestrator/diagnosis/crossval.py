@@ -87,6 +87,8 @@ def _fit(items: Sequence[Item], family: str = FAMILY, **kw: Any) -> TextModel | 
         kw.pop("steps", None)  # the textlr family's setting (callers pass it for either family)
         return TfidfModel.fit([i.message for i in items], [i.category for i in items],
                               analyses=[i.tfa for i in items], **kw)
+    if family == "ensemble":
+        raise ValueError("the ensemble family is fitted by fit_with_params (its mixing weight needs an inner split)")
     if family != "textlr":
         raise ValueError(f"unknown model family {family!r} (one of {', '.join(FAMILIES)})")
     return TextModel.fit([i.message for i in items], [i.category for i in items],

@@ -765,7 +765,10 @@ class TfidfModel:
                     cc = np.full(n, 1.0 / math.sqrt(float(self._idf2a[u].sum())))
                 else:
                     u = cat[first]
-                    tf = np.log(np.diff(first, append=n))
+                    cnt = np.empty(len(first))
+                    np.subtract(first[1:], first[:-1], out=cnt[:-1])
+                    cnt[-1] = n - first[-1]
+                    tf = np.log(cnt)
                     tf += 1.0
                     cc = tf * (1.0 / math.sqrt(float((tf * tf) @ self._idf2a[u])))
         if u is None:
