@@ -589,7 +589,7 @@ class TfidfModel:
         self._idf_list = self.idf.tolist()
         self._idf2a = self.idf * self.idf
         self._idf2 = self._idf2a.tolist()
-        self._Wi = self.W.astype(np.float64) * self.idf[:, None]  # idf folded into the weight rows
+        self._Wi = (self.W * self.idf[:, None]).astype(np.float32)  # idf folded into the weight rows
         self._tok: dict[str, np.ndarray] = {}  # token -> ids of its in-vocabulary char n-grams
         self._empty = np.zeros(0, dtype=np.int64)
 
