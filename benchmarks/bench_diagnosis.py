@@ -35,9 +35,15 @@ from orchestrator.diagnosis.crossval import (  # noqa: E402
     train_artifact, Prediction,
 )
 from orchestrator.diagnosis.evaluate import format_table, load_dataset, per_category, split_of  # noqa: E402
-from orchestrator.diagnosis.model import ARTIFACT, TextModel, load_default  # noqa: E402
+from orchestrator.diagnosis.model import ARTIFACT, load_default, load_model  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "failure_messages.jsonl"
+
+
+def fit_kwargs(args) -> dict:
+    """The model family's fit arguments: ``tfidf`` takes none here, ``textlr`` and ``ensemble`` (the
+    word-additive member) the Adam steps."""
+    return {"family": args.family, **({"steps": args.steps} if args.family != "tfidf" else {})}
 
 
 def grouped_cv(args) -> None:
@@ -51,7 +57,8 @@ def grouped_cv(args) -> None:
           f"third collection (round 4, two passes): {sum(1 for i in corpus if i.id.startswith('fr-'))}; "
           f"fourth collection (round 6, issue-thread logs, two passes): "
           f"{sum(1 for i in corpus if i.id.startswith('ft-'))}")
-    preds, chosen = cross_validate(corpus, extra, k=args.folds, inner_k=3, steps=args.steps)
+    preds, chosen = cross_validate(corpus, extra, k=args.folds, inner_k=3, **fit_kwargs(args))
+    print(f"model family: {args.family}")
     print(f"grouped {args.folds}-fold CV in {time.perf_counter() - t0:.0f}s; parameters chosen per fold "
           f"(inner CV): {chosen}")
     m = metrics(corpus, preds)
@@ -119,7 +126,7 @@ def throughput(args) -> None:
     corpus_rows = [json.loads(x) for x in (ROOT / "tests/data/failure_corpus.jsonl").read_text().splitlines() if x]
     msgs = [(r["message"], r["system"]) for r in corpus_rows]
     t0 = time.perf_counter()
-    TextModel.load(ARTIFACT)
+    load_model(ARTIFACT)
     print(f"\nmodel artifact: {ARTIFACT.stat().st_size / 1024:.0f} KiB, loads in {time.perf_counter() - t0:.3f}s")
     diagnose(msgs[0][0])
     print(f"{len(msgs)} distinct messages, {args.repeat} passes each (load average {os.getloadavg()[0]:.1f})")
@@ -127,7 +134,7 @@ def throughput(args) -> None:
     for name, run in (("diagnose() per message", lambda: [diagnose(m, s) for m, s in msgs]),
                       ("diagnose_batch(), one batch", lambda: diagnose_batch(msgs))):
         shipped = load_default()
-        shipped._words.clear()  # each way starts from the shipped cache: its first pass meets new words
+        shipped.clear_cache()  # each way starts from the shipped cache: its first pass meets new words
         shipped.warm()
         rates = []
         n_all = cpu_all = wall_all = 0.0
@@ -195,7 +202,11 @@ def main() -> None:
     ap.add_argument("--cli", action="store_true")
     ap.add_argument("--memory", action="store_true", help="(project set) unused; kept for compatibility")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=60, help="Adam steps (--family textlr only)")
+    ap.add_argument("--family", default="tfidf", choices=("tfidf", "textlr", "ensemble"),
+                    help="the model family cross-validated/trained: tfidf (TF-IDF LR), textlr (the numpy "
+                         "Adam LR shipped before issue 16's tenth round) or ensemble (their geometric mean, "
+                         "the weight chosen by the inner split)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")
@@ -204,7 +215,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.train:
         t0 = time.perf_counter()
-        model = train_artifact(steps=args.steps)
+        model = train_artifact(**fit_kwargs(args))
         print(f"trained {ARTIFACT.name} in {time.perf_counter() - t0:.0f}s: {len(model.vocab_list)} features, "
               f"params {model.params}")
     if args.project_set:

@@ -126,6 +126,7 @@ def idf_weighted(train, items):
 def run(corpus, extra, variant: str, k: int, steps: int):
     idf = variant.startswith("idf")
     fit_kw = {"steps": 150, "balance": 1.0} if variant == "idf-converged" else {"steps": steps}
+    fit_kw["family"] = "textlr"  # these variants change TextModel's feature map (crossval's default is tfidf)
     if idf:
         variant = "struct"
     corpus = with_feats(corpus, variant)
@@ -142,7 +143,7 @@ def run(corpus, extra, variant: str, k: int, steps: int):
             test = dict(zip(test, idf_weighted(train, list(test.values()))))
             train = idf_weighted(train, train)
         if variant == "hier":
-            h = Hier(train, steps=steps)
+            h = Hier(train, steps=steps, family="textlr")
             proba = h.proba
         else:
             m = _fit(train, **fit_kw)

@@ -15,7 +15,7 @@ from orchestrator.diagnosis import diagnose
 from orchestrator.diagnosis.crossval import (
     RULE_WEIGHTS, TEMPERATURES, THRESHOLDS, cross_validate, metrics, prepare, rules_only,
 )
-from orchestrator.diagnosis.model import ARTIFACT, TextModel, features, load_default
+from orchestrator.diagnosis.model import ARTIFACT, TextModel, features, load_default, load_model
 from orchestrator.diagnosis.normalize import scrub
 from orchestrator.diagnosis.rules import CATEGORIES
 
@@ -50,8 +50,8 @@ def test_save_load_roundtrip(tmp_path, rows):
 
 def test_shipped_artifact_is_small_loads_fast_and_was_fitted_by_cv():
     assert ARTIFACT.exists(), "run: python benchmarks/bench_diagnosis.py --train"
-    assert ARTIFACT.stat().st_size < 2_500_000
-    m = TextModel.load(ARTIFACT)
+    assert ARTIFACT.stat().st_size < 3_000_000
+    m = load_model(ARTIFACT)
     assert m.classes == tuple(CATEGORIES)
     assert m.params["rule_weight"] in RULE_WEIGHTS
     assert m.params["temperature"] in TEMPERATURES
@@ -135,7 +135,7 @@ def test_memory_of_a_confirmed_case_raises_confidence(tmp_path):
 def test_grouped_cv_beats_rules_alone_on_issue_thread_messages(rows):
     """Small, fast version of the benchmark: 3 grouped folds over the issue-thread messages."""
     items = prepare([r for r in rows if r["kind"] == "issue_thread"])
-    preds, params = cross_validate(items, k=3, inner_k=2, steps=25)
+    preds, params = cross_validate(items, k=3, inner_k=2)  # the shipped family (TF-IDF LR)
     assert len(params) == 3
     model_m = metrics(items, preds)
     rules_m = metrics(items, rules_only(items))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.diagnosis.classifier import _score, _transient, combine
-from orchestrator.diagnosis.model import TextModel, features
+from orchestrator.diagnosis.model import EnsembleModel, TextModel, TfidfModel, features, tfidf_analysis
 from orchestrator.diagnosis.normalize import scrub
 from orchestrator.diagnosis.rules import CATEGORIES, match_rules
 
@@ -44,6 +44,7 @@ class Item:
     feats: Counter = field(default_factory=Counter, repr=False)
     rules: dict[str, float] = field(default_factory=dict, repr=False)
     hits: list = field(default_factory=list, repr=False)
+    tfa: tuple | None = field(default=None, repr=False)  # tfidf_analysis of the scrubbed text
 
 
 def prepare(rows: Sequence[dict[str, Any]], *, group_key: str = "group") -> list[Item]:
@@ -55,7 +56,7 @@ def prepare(rows: Sequence[dict[str, Any]], *, group_key: str = "group") -> list
             message=r["message"], system=r.get("system"), group=str(r.get(group_key) or r.get("source")),
             category=r.get("category"), transient=r.get("transient"), id=str(r.get("id", "")),
             kind=r.get("kind", ""), seen_by_rules=bool(r.get("seen_by_rules")),
-            feats=features(text), rules=_score(hits, r.get("system")), hits=hits,
+            feats=features(text), rules=_score(hits, r.get("system")), hits=hits, tfa=tfidf_analysis(text),
         ))
     return items
 
@@ -72,21 +73,50 @@ def group_folds(groups: Sequence[str], k: int) -> list[int]:
     return [assign[g] for g in groups]
 
 
-def _fit(items: Sequence[Item], **kw: Any) -> TextModel:
+# the model families: "tfidf" (TfidfModel; training needs scikit-learn), "textlr" (TextModel: the
+# numpy Adam LR shipped before issue 16's tenth round) and "ensemble" (their geometric mean, the
+# TF-IDF model's weight chosen by the inner split among MIX_WEIGHTS)
+FAMILY = "tfidf"
+FAMILIES = ("tfidf", "textlr", "ensemble")
+MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+TEXTLR_STEPS = 60  # the Adam steps of the textlr family (as shipped before the tenth round)
+
+
+def _fit(items: Sequence[Item], family: str = FAMILY, **kw: Any) -> TextModel | TfidfModel:
+    if family == "tfidf":
+        kw.pop("steps", None)  # the textlr family's setting (callers pass it for either family)
+        return TfidfModel.fit([i.message for i in items], [i.category for i in items],
+                              analyses=[i.tfa for i in items], **kw)
+    if family == "ensemble":
+        raise ValueError("the ensemble family is fitted by fit_with_params (its mixing weight needs an inner split)")
+    if family != "textlr":
+        raise ValueError(f"unknown model family {family!r} (one of {', '.join(FAMILIES)})")
     return TextModel.fit([i.message for i in items], [i.category for i in items],
                          feats=[i.feats for i in items], groups=[i.group for i in items], **kw)
 
 
-def _proba(model: TextModel, item: Item) -> dict[str, float]:
-    from orchestrator.diagnosis.model import _vectorize
+def _proba(model: TextModel | TfidfModel | EnsembleModel, item: Item) -> dict[str, float]:
     import numpy as np
 
-    idx, val = _vectorize(item.feats, model.vocab)
-    z = (val @ model.W[idx] + model.b) if len(idx) else model.b.copy()
+    if isinstance(model, EnsembleModel):
+        z = model.mix([_proba_logits(m, item) for m in model.members])
+    else:
+        z = _proba_logits(model, item)
     z = z - z.max()
     p = np.exp(z)
     p /= p.sum()
     return {c: float(p[i]) for i, c in enumerate(model.classes)}
+
+
+def _proba_logits(model: TextModel | TfidfModel, item: Item):
+    import numpy as np
+
+    from orchestrator.diagnosis.model import _vectorize
+
+    if isinstance(model, TfidfModel):
+        return model.logits_of(item.tfa)
+    idx, val = _vectorize(item.feats, model.vocab)
+    return (val @ model.W[idx] + model.b) if len(idx) else model.b.astype(np.float64)
 
 
 def decide(probs: dict[str, float], threshold: float) -> tuple[str, float]:
@@ -127,8 +157,53 @@ def choose_params(items: Sequence[Item], oof: Sequence[dict[str, float]]) -> dic
     return {"rule_weight": a, "temperature": best_t, "threshold": tau}
 
 
+def pipeline_accuracy(items: Sequence[Item], probs: Sequence[dict[str, float]], params: dict[str, float]) -> float:
+    """Accuracy of the whole decision (rules + model probabilities, temperature, abstention)."""
+    ok = 0
+    for it, p in zip(items, probs):
+        pr = combine(it.rules, p, {}, rule_weight=params["rule_weight"], temperature=params["temperature"])
+        ok += decide(pr, params["threshold"])[0] == it.category
+    return ok / len(items) if items else 0.0
+
+
+def _fit_ensemble(train: Sequence[Item], *, inner_k: int = 3, steps: int = TEXTLR_STEPS,
+                  **tfidf_kw: Any) -> EnsembleModel:
+    """Both members on an inner grouped split; per mixing weight (``MIX_WEIGHTS``) the combination
+    parameters are chosen on the out-of-fold mix (``choose_params``) and the weight whose whole
+    decision is most accurate there wins (ties: the larger TF-IDF weight); then both members are
+    fitted on all of ``train``."""
+    folds = group_folds([i.group for i in train], inner_k)
+    zt: list = [None] * len(train)
+    zx: list = [None] * len(train)
+    for f in range(inner_k):
+        tr = [i for i, ff in zip(train, folds) if ff != f]
+        mt, mx = _fit(tr, "tfidf", **tfidf_kw), _fit(tr, "textlr", steps=steps)
+        for j, (it, ff) in enumerate(zip(train, folds)):
+            if ff == f:
+                zt[j], zx[j] = _proba_logits(mt, it), _proba_logits(mx, it)
+    best = None
+    for a in MIX_WEIGHTS:
+        mixer = EnsembleModel([mt, mx], [a, 1.0 - a])
+        probs = []
+        for j in range(len(train)):
+            z = mixer.mix([zt[j], zx[j]])
+            e = [math.exp(v - z.max()) for v in z.tolist()]
+            t = sum(e)
+            probs.append({c: v / t for c, v in zip(mixer.classes, e)})
+        params = choose_params(train, probs)
+        key = (round(pipeline_accuracy(train, probs, params), 4), a)
+        if best is None or key > best[0]:
+            best = (key, a, params)
+    _, a, params = best
+    model = EnsembleModel([_fit(train, "tfidf", **tfidf_kw), _fit(train, "textlr", steps=steps)], [a, 1.0 - a],
+                          {**params, "mix": a})
+    return model
+
+
 def fit_with_params(train: Sequence[Item], *, inner_k: int = 3, **fit_kw: Any) -> TextModel:
     """Model on all of ``train`` + combination parameters chosen on an inner grouped split."""
+    if fit_kw.get("family") == "ensemble":
+        return _fit_ensemble(train, inner_k=inner_k, **{k: v for k, v in fit_kw.items() if k != "family"})
     folds = group_folds([i.group for i in train], inner_k)
     oof: list[dict[str, float] | None] = [None] * len(train)
     for f in range(inner_k):
@@ -306,6 +381,6 @@ def train_artifact(path: Path | None = None, **fit_kw: Any) -> TextModel:
     return model
 
 
-__all__ = ["Item", "Prediction", "choose_params", "cross_validate", "decide", "fit_with_params",
+__all__ = ["FAMILIES", "Item", "Prediction", "choose_params", "cross_validate", "decide", "fit_with_params",
            "format_confusion", "format_metrics", "group_folds", "load_items", "metrics", "prepare",
            "rules_only", "train_artifact"]

@@ -364,6 +364,10 @@ class TextModel:
             e = self._words[w] = (row, len(g))
         return e
 
+    def clear_cache(self) -> None:
+        """Forget the per-word cache (benchmarks start from a cold or freshly warmed cache)."""
+        self._words.clear()
+
     def warm(self) -> int:
         """Fill the per-word cache for every word of the vocabulary (``w:`` features) at once, so
         the first messages do not pay for it one word at a time. Returns the number of words."""
@@ -458,6 +462,11 @@ class TextModel:
         (:meth:`top_terms`); ``logits`` does not need it."""
         return _vectorize(features(message), self.vocab)
 
+    def reference_logits(self, message: str) -> np.ndarray:
+        """The training vector's logits (what :meth:`logits` computes faster)."""
+        idx, val = self.vector(message)
+        return (val.astype(np.float64) @ self.W[idx] + self.b) if len(idx) else self.b.astype(np.float64)
+
     def _softmax(self, z: np.ndarray) -> dict[str, float]:
         zl = z.tolist()
         m = max(zl)
@@ -488,24 +497,428 @@ class TextModel:
         return self.top_terms(self.vector(message), category, k)
 
     # ---------------------------------------------------------------- persistence
-    def save(self, path: str | Path = ARTIFACT) -> Path:
-        path = Path(path)
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What :meth:`save` writes (also an :class:`EnsembleModel` member's part of its file)."""
         keys = sorted(self.params)
-        np.savez_compressed(
-            path, vocab=np.asarray(self.vocab_list, dtype=object).astype(str),
+        return dict(
+            vocab=np.asarray(self.vocab_list, dtype=object).astype(str),
             W=self.W.astype(np.float16), b=self.b.astype(np.float32),
             classes=np.asarray(self.classes, dtype=str),
             param_keys=np.asarray(keys, dtype=str),
             param_values=np.asarray([self.params[k] for k in keys], dtype=np.float64),
         )
+
+    def save(self, path: str | Path = ARTIFACT) -> Path:
+        path = Path(path)
+        np.savez_compressed(path, **self.arrays())
         return path
 
     @classmethod
     def load(cls, path: str | Path = ARTIFACT) -> TextModel:
+        """A :class:`TextModel` artifact (:func:`load_model` reads either kind)."""
         with np.load(Path(path), allow_pickle=False) as z:
             params = dict(zip([str(k) for k in z["param_keys"]], [float(v) for v in z["param_values"]]))
             return cls([str(v) for v in z["vocab"]], z["W"].astype(np.float32), z["b"],
                        params, [str(c) for c in z["classes"]])
+
+
+# ---------------------------------------------------------------- TF-IDF model (issue 16, tenth round)
+# Three TF-IDF blocks, each with sublinear tf (1 + ln count), smoothed idf (ln((1 + n) / (1 + df)) + 1)
+# and its own L2 norm over in-vocabulary terms, as scikit-learn's ``TfidfVectorizer`` computes them:
+# word 1-2-grams (``_TOKEN`` on the lower-cased text), character 2-5-grams inside white-space
+# separated tokens (scikit-learn's ``char_wb``: each token padded with one space, punctuation and
+# digits included) and the typed/structured tokens. A multinomial logistic regression over their
+# concatenation; training uses scikit-learn (a dev dependency), inference is numpy only.
+_TOKEN = re.compile(r"\b[a-z][a-z0-9_]+\b")
+CHAR_N = (2, 5)
+TFIDF_BLOCKS = ("w", "c", "t")  # word 1-2-grams, char_wb 2-5-grams, typed tokens
+
+
+def token_char_grams(tok: str) -> list[str]:
+    """scikit-learn's ``char_wb`` n-grams (2-5) of one white-space separated, lower-cased token:
+    the token padded with a space on each side; a padded token shorter than ``n`` gives itself once
+    (and stops there), exactly as ``CountVectorizer._char_wb_ngrams``."""
+    w = " " + tok + " "
+    L = len(w)
+    out = []
+    for n in range(CHAR_N[0], CHAR_N[1] + 1):
+        if L <= n:
+            out.append(w)  # offset 0 only (w[0:n] == w), and no larger n
+            break
+        out += [w[i:i + n] for i in range(L - n + 1)]
+    return out
+
+
+def tfidf_analysis(message: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Term counts of the three blocks of ``message`` (the first ``MAX_CHARS`` characters): word
+    unigrams + bigrams (``"a b"``), ``char_wb`` 2-5-grams, typed tokens. The reference definition
+    the fast inference (:meth:`TfidfModel.logits`) is tested against."""
+    text = (message or "")[:MAX_CHARS]
+    low = text.lower()
+    toks = _TOKEN.findall(low)
+    words: Counter[str] = Counter(toks)
+    words.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
+    chars: Counter[str] = Counter()
+    for t in low.split():
+        chars.update(token_char_grams(t))
+    return words, chars, Counter(typed_tokens(text))
+
+
+class TfidfModel:
+    """Multinomial logistic regression over the TF-IDF blocks of :func:`tfidf_analysis`.
+
+    Same inference interface as :class:`TextModel` (``classes``, ``params``, ``logits``, ``proba``,
+    ``vector``, ``top_terms``, ``warm``, ``save``); ``vocab_list`` holds block-prefixed terms
+    (``w:``, ``c:``, ``t:``), ``idf`` their idf, ``W`` (features x classes) and ``b`` the weights."""
+
+    kind = "tfidf"
+
+    def __init__(self, vocab: Sequence[str], idf: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 params: dict[str, float] | None = None, classes: Sequence[str] = CATEGORIES):
+        self.classes = tuple(classes)
+        self.vocab_list = list(vocab)
+        self.vocab = {f: i for i, f in enumerate(self.vocab_list)}
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.W = np.asarray(W, dtype=np.float32)
+        self.b = np.asarray(b, dtype=np.float64)
+        self.params = dict(params or {})
+        self._Wc = self.W - self.W.mean(axis=1, keepdims=True)  # for explanations
+        self._blk: dict[str, dict[str, int]] = {p: {} for p in TFIDF_BLOCKS}
+        for f, i in self.vocab.items():
+            self._blk[f[:1]][f[2:]] = i
+        self._idf_list = self.idf.tolist()
+        self._idf2a = self.idf * self.idf
+        self._idf2 = self._idf2a.tolist()
+        self._Wi = (self.W * self.idf[:, None]).astype(np.float32)  # idf folded into the weight rows
+        self._tok: dict[str, np.ndarray] = {}  # token -> ids of its in-vocabulary char n-grams
+        self._empty = np.zeros(0, dtype=np.int64)
+
+    # ---------------------------------------------------------------- training
+    @classmethod
+    def fit(cls, messages: Sequence[str], labels: Sequence[str], *, C: float = 10.0, min_df: int = 2,
+            max_char_features: int = 60000, class_weight: str | None = None, max_iter: int = 300,
+            analyses: Sequence[tuple[Counter, Counter, Counter]] | None = None) -> TfidfModel:
+        """Fit on ``messages`` with gold ``labels``. Vocabulary: word terms and char n-grams in at
+        least ``min_df`` messages (char n-grams: the ``max_char_features`` most frequent, ties by
+        term), every typed token; idf from these messages only. Solver: scikit-learn's
+        ``LogisticRegression`` (lbfgs, ``C``, deterministic); the weights are rounded to float16 as
+        the artifact stores them, so cross-validation scores exactly what ships."""
+        try:
+            from scipy.sparse import csr_matrix
+            from sklearn.linear_model import LogisticRegression
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RuntimeError("training the diagnosis TF-IDF model needs scikit-learn (a dev dependency: "
+                               "pip install -e '.[dev]'); inference needs numpy only") from exc
+        an = list(analyses) if analyses is not None else [tfidf_analysis(m) for m in messages]
+        n = len(an)
+        vocab: list[str] = []
+        dfs: list[int] = []
+        for k, prefix in enumerate(TFIDF_BLOCKS):
+            df: Counter[str] = Counter()
+            tf: Counter[str] = Counter()
+            for a in an:
+                df.update(a[k].keys())
+                if prefix == "c":
+                    tf.update(a[k])
+            terms = [t for t, c in df.items() if c >= (1 if prefix == "t" else min_df)]
+            if prefix == "c" and len(terms) > max_char_features:
+                terms = sorted(terms, key=lambda t: (-tf[t], t))[:max_char_features]
+            terms.sort()
+            vocab += [f"{prefix}:{t}" for t in terms]
+            dfs += [df[t] for t in terms]
+        idf = np.log((1.0 + n) / (1.0 + np.asarray(dfs, dtype=np.float64))) + 1.0
+        model = cls(vocab, idf, np.zeros((len(vocab), len(CATEGORIES)), np.float32),
+                    np.zeros(len(CATEGORIES)))
+        rows, cols, vals = [], [], []
+        for i, a in enumerate(an):
+            ids, v = model.vector_of(a)
+            rows += [i] * len(ids)
+            cols += ids.tolist()
+            vals += v.tolist()
+        X = csr_matrix((vals, (rows, cols)), shape=(n, len(vocab)), dtype=np.float64)
+        y = np.asarray(labels)
+        lr = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, tol=1e-3, solver="lbfgs")
+        lr.fit(X, y)
+        W = np.zeros((len(vocab), len(CATEGORIES)), dtype=np.float64)
+        b = np.full(len(CATEGORIES), -30.0)  # a class absent from training: never predicted
+        for j, c in enumerate(lr.classes_):
+            k = CATEGORIES.index(c)
+            if len(lr.classes_) == 2:  # binary: scikit-learn keeps one row for the second class
+                sign = 1.0 if j == 1 else -1.0
+                W[:, k] = sign * lr.coef_[0] / 2
+                b[k] = sign * lr.intercept_[0] / 2
+            else:
+                W[:, k] = lr.coef_[j]
+                b[k] = lr.intercept_[j]
+        return cls(vocab, idf, W.astype(np.float16).astype(np.float32), b)
+
+    # ---------------------------------------------------------------- inference
+    def vector_of(self, analysis: tuple[Counter, Counter, Counter]) -> tuple[np.ndarray, np.ndarray]:
+        """(feature ids, values) of an analysis (:func:`tfidf_analysis`): per block sublinear tf x
+        idf over in-vocabulary terms, L2-normalised per block. The reference for :meth:`logits`."""
+        ids_all: list[int] = []
+        vals_all: list[float] = []
+        for k, prefix in enumerate(TFIDF_BLOCKS):
+            get = self._blk[prefix].get
+            ids, vals = [], []
+            for t, c in analysis[k].items():
+                j = get(t)
+                if j is not None:
+                    ids.append(j)
+                    vals.append((1.0 + math.log(c)) * self._idf_list[j])
+            if ids:
+                inv = 1.0 / math.sqrt(sum(v * v for v in vals))
+                ids_all += ids
+                vals_all += [v * inv for v in vals]
+        ids_arr = np.asarray(ids_all, dtype=np.int64)
+        order = np.argsort(ids_arr, kind="stable")
+        return ids_arr[order], np.asarray(vals_all, dtype=np.float64)[order]
+
+    def logits_of(self, analysis: tuple[Counter, Counter, Counter]) -> np.ndarray:
+        ids, vals = self.vector_of(analysis)
+        return (vals @ self.W[ids] + self.b) if len(ids) else self.b.copy()
+
+    def _token_ids(self, tok: str) -> np.ndarray:
+        e = self._tok.get(tok)
+        if e is None:
+            get = self._blk["c"].get
+            ids = [j for j in map(get, token_char_grams(tok)) if j is not None]
+            e = np.asarray(ids, dtype=np.int64) if ids else self._empty
+            if len(self._tok) >= 200_000:  # a bounded cache: start over
+                self._tok.clear()
+            self._tok[tok] = e
+        return e
+
+    def clear_cache(self) -> None:
+        """Forget the per-token cache (benchmarks start from a cold or freshly warmed cache)."""
+        self._tok.clear()
+
+    def warm(self) -> int:
+        """Fill the per-token cache for the vocabulary's words (so the first messages do not pay for
+        them one at a time). Returns the number of tokens cached."""
+        for w in self._blk["w"]:
+            if " " not in w:
+                self._token_ids(w)
+        return len(self._tok)
+
+    def _block_coefs(self, counts: Counter, get, ids: list[int], coefs: list[float]) -> None:
+        """Append the in-vocabulary ids of a word/typed block and their coefficients
+        ``(1 + ln tf) / block norm`` (the idf is folded into ``_Wi``)."""
+        idf2 = self._idf2
+        bi, bs = [], []
+        n2 = 0.0
+        for t, c in counts.items():
+            j = get(t)
+            if j is not None:
+                sc = 1.0 if c == 1 else 1.0 + math.log(c)
+                bi.append(j)
+                bs.append(sc)
+                n2 += sc * sc * idf2[j]
+        if bi:
+            inv = 1.0 / math.sqrt(n2)
+            ids += bi
+            coefs += [x * inv for x in bs]
+
+    def logits(self, message: str) -> np.ndarray:
+        """Class logits of ``message``: exactly ``logits_of(tfidf_analysis(message))`` (tested): one
+        gather of idf-scaled weight rows (``_Wi``) for all three blocks, the char block's n-gram ids
+        cached per token and their counts merged over the message in numpy."""
+        text = (message or "")[:MAX_CHARS]
+        low = text.lower()
+        ids: list[int] = []
+        coefs: list[float] = []
+        # word 1-2-grams
+        toks = _TOKEN.findall(low)
+        if toks:
+            wget = self._blk["w"].get
+            if len(set(toks)) == len(toks):  # all distinct (then bigrams too): tf 1 each
+                bi = [j for j in map(wget, toks) if j is not None]
+                bi += [j for j in map(wget, [f"{a} {b}" for a, b in zip(toks, toks[1:])]) if j is not None]
+                if bi:
+                    idf2 = self._idf2
+                    inv = 1.0 / math.sqrt(sum([idf2[j] for j in bi]))
+                    ids += bi
+                    coefs += [inv] * len(bi)
+            else:
+                cnt = Counter(toks)
+                cnt.update([f"{a} {b}" for a, b in zip(toks, toks[1:])])
+                self._block_coefs(cnt, wget, ids, coefs)
+        # typed tokens
+        typed = typed_tokens(text)
+        if typed:
+            self._block_coefs(Counter(typed), self._blk["t"].get, ids, coefs)
+        # char_wb 2-5-grams: cached ids per token, counts merged over the message
+        parts = low.split()
+        u = None
+        if parts:
+            tok = self._tok
+            cat = np.concatenate([tok[t] if t in tok else self._token_ids(t) for t in parts])
+            n = len(cat)
+            if n:
+                cat.sort()
+                flag = np.empty(n, dtype=bool)
+                flag[0] = True
+                np.not_equal(cat[1:], cat[:-1], out=flag[1:])
+                first = np.flatnonzero(flag)
+                if len(first) == n:  # every n-gram once: tf 1
+                    u = cat
+                    cc = np.full(n, 1.0 / math.sqrt(float(self._idf2a[u].sum())))
+                else:
+                    u = cat[first]
+                    cnt = np.empty(len(first))
+                    np.subtract(first[1:], first[:-1], out=cnt[:-1])
+                    cnt[-1] = n - first[-1]
+                    tf = np.log(cnt)
+                    tf += 1.0
+                    cc = tf * (1.0 / math.sqrt(float((tf * tf) @ self._idf2a[u])))
+        if u is None:
+            if not ids:
+                return self.b.copy()
+            return np.dot(coefs, self._Wi[ids]) + self.b
+        if ids:
+            u = np.concatenate((u, ids))
+            cc = np.concatenate((cc, coefs))
+        return cc @ self._Wi[u] + self.b
+
+    def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.vector_of(tfidf_analysis(message))
+
+    def reference_logits(self, message: str) -> np.ndarray:
+        """The reference vector's logits (what :meth:`logits` computes faster)."""
+        return self.logits_of(tfidf_analysis(message))
+
+    _softmax = TextModel._softmax
+    proba_vector = TextModel.proba_vector
+    top_terms = TextModel.top_terms
+    top_features = TextModel.top_features
+
+    def proba(self, message: str) -> dict[str, float]:
+        return self._softmax(self.logits(message))
+
+    # ---------------------------------------------------------------- persistence
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What :meth:`save` writes (also an :class:`EnsembleModel` member's part of its file)."""
+        keys = sorted(self.params)
+        return dict(
+            kind=np.asarray(self.kind), vocab=np.asarray(self.vocab_list, dtype=str),
+            idf=self.idf.astype(np.float32), W=self.W.astype(np.float16), b=self.b.astype(np.float64),
+            classes=np.asarray(self.classes, dtype=str), param_keys=np.asarray(keys, dtype=str),
+            param_values=np.asarray([self.params[k] for k in keys], dtype=np.float64),
+        )
+
+    def save(self, path: str | Path = ARTIFACT) -> Path:
+        path = Path(path)
+        np.savez_compressed(path, **self.arrays())
+        return path
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    m = z.max()
+    return z - (m + math.log(float(np.exp(z - m).sum())))
+
+
+class EnsembleModel:
+    """A weighted geometric mean of member models' probabilities: ``logits = sum_i w_i log p_i``
+    (so ``softmax(logits)`` is the normalised product ``prod_i p_i ** w_i``; weights sum to 1).
+    Same inference interface as the members; explanations come from the heaviest member."""
+
+    kind = "ensemble"
+    # mixing weights of the TF-IDF model (the rest goes to the word-additive TextModel) that the
+    # inner cross-validation chooses among (crossval.fit_with_params, family "ensemble")
+
+    def __init__(self, members: Sequence[Any], weights: Sequence[float], params: dict[str, float] | None = None):
+        if len(members) != len(weights) or not members:
+            raise ValueError("an ensemble needs one weight per member")
+        self.members = list(members)
+        self.weights = [float(w) for w in weights]
+        self.classes = tuple(self.members[0].classes)
+        if any(tuple(m.classes) != self.classes for m in self.members):
+            raise ValueError("ensemble members must share their classes")
+        self.params = dict(params or {})
+        self._active = [(w, m) for w, m in zip(self.weights, self.members) if w > 0]
+        self._main = max(zip(self.weights, range(len(self.members))))[1]
+
+    @property
+    def vocab_list(self) -> list[str]:
+        return self.members[self._main].vocab_list
+
+    def mix(self, member_logits: Sequence[np.ndarray]) -> np.ndarray:
+        z = np.zeros(len(self.classes))
+        for w, zl in zip(self.weights, member_logits):
+            if w > 0:
+                z += w * _log_softmax(zl)
+        return z
+
+    def logits(self, message: str) -> np.ndarray:
+        if len(self._active) == 1:
+            return self._active[0][1].logits(message)
+        z = np.zeros(len(self.classes))
+        for w, m in self._active:
+            z += w * _log_softmax(m.logits(message))
+        return z
+
+    def reference_logits(self, message: str) -> np.ndarray:
+        return self.mix([m.reference_logits(message) for m in self.members])
+
+    def proba(self, message: str) -> dict[str, float]:
+        return TextModel._softmax(self, self.logits(message))
+
+    def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.members[self._main].vector(message)
+
+    def top_terms(self, vec: tuple[np.ndarray, np.ndarray], category: str, k: int = 12) -> list[str]:
+        return self.members[self._main].top_terms(vec, category, k)
+
+    def top_features(self, message: str, category: str, k: int = 3) -> list[str]:
+        return self.members[self._main].top_features(message, category, k)
+
+    def warm(self) -> int:
+        return sum(m.warm() for m in self.members)
+
+    def clear_cache(self) -> None:
+        for m in self.members:
+            m.clear_cache()
+
+    def save(self, path: str | Path = ARTIFACT) -> Path:
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {"kind": np.asarray(self.kind),
+                                         "weights": np.asarray(self.weights, dtype=np.float64)}
+        for i, m in enumerate(self.members):
+            arrays.update({f"m{i}_{k}": v for k, v in m.arrays().items()})
+            arrays[f"m{i}_kind"] = np.asarray(getattr(m, "kind", "textlr"))
+        keys = sorted(self.params)
+        arrays["param_keys"] = np.asarray(keys, dtype=str)
+        arrays["param_values"] = np.asarray([self.params[k] for k in keys], dtype=np.float64)
+        arrays["classes"] = np.asarray(self.classes, dtype=str)
+        np.savez_compressed(path, **arrays)
+        return path
+
+
+def load_model(path: str | Path = ARTIFACT) -> TextModel | TfidfModel | EnsembleModel:
+    """The model stored at ``path``: a :class:`TfidfModel` (``kind`` = tfidf), an
+    :class:`EnsembleModel` (``ensemble``) or a :class:`TextModel` (artifacts before issue 16's
+    tenth round)."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        return _model_from({k: z[k] for k in z.files}, path)
+
+
+def _model_from(z: dict[str, np.ndarray], path: Any) -> Any:
+    if True:
+        kind = str(z["kind"]) if "kind" in z else "textlr"
+        params = dict(zip([str(k) for k in z["param_keys"]], [float(v) for v in z["param_values"]]))
+        classes = [str(c) for c in z["classes"]]
+        if kind == "ensemble":
+            n = len(z["weights"])
+            members = [_model_from({k[len(f"m{i}_"):]: v for k, v in z.items() if k.startswith(f"m{i}_")}, path)
+                       for i in range(n)]
+            return EnsembleModel(members, [float(w) for w in z["weights"]], params)
+        if kind == "tfidf":
+            return TfidfModel([str(v) for v in z["vocab"]], z["idf"].astype(np.float64),
+                              z["W"].astype(np.float32), z["b"], params, classes)
+        if kind != "textlr":
+            raise ValueError(f"unknown diagnosis model kind {kind!r} in {path}")
+        return TextModel([str(v) for v in z["vocab"]], z["W"].astype(np.float32), z["b"], params, classes)
 
 
 _DEFAULT: dict[str, Any] = {}
@@ -540,7 +953,7 @@ def load_default() -> TextModel | None:
     key = str(path)
     if key not in _DEFAULT:
         try:
-            _DEFAULT[key] = TextModel.load(path)
+            _DEFAULT[key] = load_model(path)
             _DEFAULT[key].warm()
         except (OSError, ValueError, KeyError) as exc:
             import logging
@@ -561,4 +974,5 @@ def iter_corpus_training(rows: Iterable[dict[str, Any]]) -> tuple[list[str], lis
     return msgs, labels
 
 
-__all__ = ["ARTIFACT", "TextModel", "features", "load_default", "iter_corpus_training"]
+__all__ = ["ARTIFACT", "EnsembleModel", "TextModel", "TfidfModel", "features", "load_default", "load_model", "tfidf_analysis",
+           "iter_corpus_training"]

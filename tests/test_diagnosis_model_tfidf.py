@@ -1,0 +1,213 @@
+"""The TF-IDF model (issue 16, tenth round): its numpy inference is exactly the TF-IDF + logistic
+regression that was trained (scikit-learn's definitions), deterministic, and the shipped artifact."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.diagnosis.crossval import RULE_WEIGHTS, TEMPERATURES, THRESHOLDS
+from orchestrator.diagnosis.model import (
+    ARTIFACT, MAX_CHARS, TextModel, TfidfModel, load_default, load_model, tfidf_analysis, token_char_grams,
+)
+from orchestrator.diagnosis.rules import CATEGORIES
+
+sklearn = pytest.importorskip("sklearn")  # a dev dependency: training only
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "data" / "failure_corpus.jsonl"
+
+# text built from pieces that exercise every block: repeated words (tf > 1), punctuation inside
+# white-space tokens, short tokens (char_wb's short-word rule), typed tokens, non-ASCII case folding
+_PIECES = st.sampled_from(list("abcdeXYZ _-:'\"\n\t0123456789{}()./") + [
+    "Error", "HTTP 403 ", "Exception", " status 429", "timeout ", "denied", " a ", "İ", "K", "ß",
+    "psycopg2.OperationalError: ", "SQLSTATE 42P01 ", "ECONNREFUSED ", "${DB_HOST} ", "profiles.yml ",
+    "connection refused ", "connection refused ", "permission denied for table x "])
+TEXTS = st.lists(_PIECES, max_size=80).map("".join)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [json.loads(x) for x in CORPUS.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def small(rows):
+    sample = [r for r in rows if r["category"]][::12]
+    msgs, labels = [r["message"][:400] for r in sample], [r["category"] for r in sample]
+    return msgs, labels, TfidfModel.fit(msgs, labels, min_df=1, max_char_features=10**9, max_iter=100)
+
+
+def _sk_blocks():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return {
+        "w": lambda **kw: TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
+                                          token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_]+\b", **kw),
+        "c": lambda **kw: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, **kw),
+        "t": lambda **kw: TfidfVectorizer(analyzer=lambda d: tfidf_analysis(d)[2].elements(), sublinear_tf=True,
+                                          lowercase=False, **kw),
+    }
+
+
+@settings(max_examples=80, deadline=None)
+@given(TEXTS)
+def test_analysis_is_scikit_learns_word_and_char_wb_analyzers(text):
+    blocks = _sk_blocks()
+    words, chars, _ = tfidf_analysis(text)
+    assert Counter(blocks["w"]().build_analyzer()(text[:MAX_CHARS])) == words
+    assert Counter(blocks["c"]().build_analyzer()(text[:MAX_CHARS])) == chars
+
+
+def test_short_tokens_follow_char_wb():
+    assert token_char_grams("a") == [" a", "a ", " a "]  # padded length 3: n=2 twice, n=3 once, stop
+    assert token_char_grams("ab")[-1] == " ab "  # length 4 = n: once, then stop
+    assert len(token_char_grams("abcdef")) == 7 + 6 + 5 + 4
+
+
+def test_vectors_equal_scikit_learns_tfidf_per_block(small):
+    """Same vocabulary, same training messages: sublinear tf, smoothed idf and per-block L2 norm
+    equal scikit-learn's TfidfVectorizer to float precision."""
+    msgs, _, m = small
+    blocks = _sk_blocks()
+    parts = []
+    for prefix in ("w", "c", "t"):
+        terms = sorted(f[2:] for f in m.vocab_list if f[0] == prefix)
+        vec = blocks[prefix](vocabulary=terms).fit([s[:MAX_CHARS] for s in msgs])
+        parts.append(vec)
+    for msg in msgs[:40] + ["", "x", "HTTP 429 429 Too Many Requests Too Many"]:
+        ids, vals = m.vector(msg)
+        dense = np.zeros(len(m.vocab_list))
+        dense[ids] = vals
+        ref = np.concatenate([p.transform([msg[:MAX_CHARS]]).toarray()[0] for p in parts])
+        assert np.allclose(dense, ref, atol=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(TEXTS)
+def test_fast_logits_equal_the_reference_vector_of_the_shipped_model(text):
+    """Inference merges cached per-token n-gram ids in numpy; it must equal the reference vector's
+    logits (tf over the whole message, not per token)."""
+    m = load_default()
+    assert isinstance(m, TfidfModel)
+    assert np.allclose(m.logits(text), m.logits_of(tfidf_analysis(text)), atol=1e-5)
+
+
+def test_fast_logits_after_the_cache_is_cleared_and_on_corpus_messages(rows):
+    m = load_model(ARTIFACT)
+    msgs = [r["message"] for r in rows[::5]]
+    warm = [m.logits(x) for x in msgs]
+    m.clear_cache()
+    cold = [m.logits(x) for x in msgs]
+    ref = [m.logits_of(tfidf_analysis(x)) for x in msgs]
+    assert all(np.array_equal(a, b) for a, b in zip(warm, cold))
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(cold, ref))
+
+
+def test_training_is_deterministic(small):
+    msgs, labels, m = small
+    m2 = TfidfModel.fit(list(msgs), list(labels), min_df=1, max_char_features=10**9, max_iter=100)
+    assert m.vocab_list == m2.vocab_list
+    assert np.array_equal(m.W, m2.W) and np.array_equal(m.b, m2.b) and np.array_equal(m.idf, m2.idf)
+
+
+def test_it_learns_the_training_messages_and_keeps_the_class_order(small):
+    msgs, labels, m = small
+    assert m.classes == tuple(CATEGORIES)
+    pred = [max(m.proba(x).items(), key=lambda kv: kv[1])[0] for x in msgs]
+    assert sum(p == g for p, g in zip(pred, labels)) / len(labels) > 0.9
+
+
+def test_char_vocabulary_is_capped_by_frequency(small):
+    msgs, labels, _ = small
+    m = TfidfModel.fit(msgs, labels, max_char_features=500, max_iter=5)
+    chars = [f for f in m.vocab_list if f.startswith("c:")]
+    assert len(chars) == 500
+    tf, df = Counter(), Counter()
+    for x in msgs:
+        c = tfidf_analysis(x)[1]
+        tf.update(c)
+        df.update(c.keys())
+    kept_min = min(tf[f[2:]] for f in chars)
+    assert all(df[f[2:]] >= 2 for f in chars)  # min_df first, then the most frequent
+    assert all(tf[t] <= kept_min for t in tf if df[t] >= 2 and "c:" + t not in m.vocab)
+
+
+def test_save_load_roundtrip(tmp_path, small):
+    _, _, m = small
+    m.params = {"rule_weight": 2.0, "temperature": 1.0, "threshold": 0.2}
+    m2 = load_model(m.save(tmp_path / "m.npz"))
+    assert isinstance(m2, TfidfModel) and m2.params == m.params and m2.classes == m.classes
+    for msg in ["HTTP 429 Too Many Requests", "permission denied for relation orders", ""]:
+        assert np.allclose(m.logits(msg), m2.logits(msg), atol=1e-4)  # float16 weights round-trip exactly
+
+
+def test_older_artifacts_still_load(tmp_path, rows):
+    sample = [r for r in rows if r["category"]][::15]
+    old = TextModel.fit([r["message"] for r in sample], [r["category"] for r in sample], steps=5)
+    old.params = {"rule_weight": 1.0}
+    loaded = load_model(old.save(tmp_path / "old.npz"))
+    assert isinstance(loaded, TextModel) and loaded.params == {"rule_weight": 1.0}
+
+
+def test_an_unknown_artifact_kind_is_named(tmp_path, small):
+    _, _, m = small
+    path = m.save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    data["kind"] = np.asarray("forest")
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ValueError, match="forest"):
+        load_model(tmp_path / "bad.npz")
+
+
+def test_shipped_artifact_is_the_tfidf_model_fitted_by_cv():
+    m = load_model(ARTIFACT)
+    assert isinstance(m, TfidfModel) and m.classes == tuple(CATEGORIES)
+    assert ARTIFACT.stat().st_size < 3_000_000
+    assert m.params["rule_weight"] in RULE_WEIGHTS
+    assert m.params["temperature"] in TEMPERATURES
+    assert m.params["threshold"] in THRESHOLDS
+    assert {"t:s:placeholder", "t:s:typecheck", "t:h:4xx"} <= set(m.vocab_list)
+    assert sum(f.startswith("c:") for f in m.vocab_list) <= 60000
+
+
+def test_explanations_name_block_terms():
+    m = load_default()
+    terms = m.top_features("HTTP 429 Too Many Requests: rate limit exceeded", "rate_limit", k=5)
+    assert terms and all(t[:2] in ("w:", "c:", "t:") for t in terms)
+
+
+def test_ensemble_is_the_weighted_geometric_mean_and_round_trips(tmp_path, small, rows):
+    """The ensemble family (measured by the grouped CV, not shipped): softmax(logits) is the
+    normalised product of the members' probabilities to their weights; it saves and loads as one file."""
+    from orchestrator.diagnosis.model import EnsembleModel
+
+    msgs, labels, m = small
+    other = TextModel.fit(msgs, labels, steps=5)
+    ens = EnsembleModel([m, other], [0.75, 0.25], {"rule_weight": 2.0, "mix": 0.75})
+    loaded = load_model(ens.save(tmp_path / "e.npz"))
+    assert isinstance(loaded, EnsembleModel) and loaded.weights == [0.75, 0.25] and loaded.params == ens.params
+    for msg in msgs[:10] + ["", "HTTP 429 Too Many Requests"]:
+        p1, p2 = m.proba(msg), other.proba(msg)
+        geo = {c: p1[c] ** 0.75 * p2[c] ** 0.25 for c in CATEGORIES}
+        tot = sum(geo.values())
+        pe = ens.proba(msg)
+        assert all(abs(pe[c] - geo[c] / tot) < 1e-6 for c in CATEGORIES)
+        assert np.allclose(ens.logits(msg), ens.reference_logits(msg), atol=1e-4)
+        assert np.allclose(loaded.logits(msg), ens.logits(msg), atol=1e-2)  # float16 weights on disk
+    with pytest.raises(ValueError, match="one weight per member"):
+        EnsembleModel([m], [0.5, 0.5])
+
+
+def test_an_unknown_model_family_is_named():
+    from orchestrator.diagnosis.crossval import _fit
+
+    with pytest.raises(ValueError, match="tfidf, textlr, ensemble"):
+        _fit([], family="forest")
