@@ -1,5 +1,5 @@
 """The TF-IDF model (issue 16, tenth round): its numpy inference is exactly the TF-IDF + logistic
-regression that was trained (scikit-learn's definitions), deterministic, and the shipped artifact."""
+regression that was trained (scikit-learn's definitions), deterministic, and saves and loads as an artifact of its kind."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.diagnosis.crossval import RULE_WEIGHTS, TEMPERATURES, THRESHOLDS
 from orchestrator.diagnosis.model import (
-    ARTIFACT, MAX_CHARS, TextModel, TfidfModel, load_default, load_model, tfidf_analysis, token_char_grams,
+    MAX_CHARS, TextModel, TfidfModel, load_model, tfidf_analysis, token_char_grams,
 )
 from orchestrator.diagnosis.rules import CATEGORIES
 
@@ -91,16 +90,15 @@ def test_vectors_equal_scikit_learns_tfidf_per_block(small):
 
 @settings(max_examples=80, deadline=None)
 @given(TEXTS)
-def test_fast_logits_equal_the_reference_vector_of_the_shipped_model(text):
+def test_fast_logits_equal_the_reference_vector(small, text):
     """Inference merges cached per-token n-gram ids in numpy; it must equal the reference vector's
     logits (tf over the whole message, not per token)."""
-    m = load_default()
-    assert isinstance(m, TfidfModel)
+    m = small[2]
     assert np.allclose(m.logits(text), m.logits_of(tfidf_analysis(text)), atol=1e-5)
 
 
-def test_fast_logits_after_the_cache_is_cleared_and_on_corpus_messages(rows):
-    m = load_model(ARTIFACT)
+def test_fast_logits_after_the_cache_is_cleared_and_on_corpus_messages(rows, small):
+    m = small[2]
     msgs = [r["message"] for r in rows[::5]]
     warm = [m.logits(x) for x in msgs]
     m.clear_cache()
@@ -167,19 +165,16 @@ def test_an_unknown_artifact_kind_is_named(tmp_path, small):
         load_model(tmp_path / "bad.npz")
 
 
-def test_shipped_artifact_is_the_tfidf_model_fitted_by_cv():
-    m = load_model(ARTIFACT)
-    assert isinstance(m, TfidfModel) and m.classes == tuple(CATEGORIES)
-    assert ARTIFACT.stat().st_size < 3_000_000
-    assert m.params["rule_weight"] in RULE_WEIGHTS
-    assert m.params["temperature"] in TEMPERATURES
-    assert m.params["threshold"] in THRESHOLDS
-    assert {"t:s:placeholder", "t:s:typecheck", "t:h:4xx"} <= set(m.vocab_list)
-    assert sum(f.startswith("c:") for f in m.vocab_list) <= 60000
+def test_the_typed_tokens_are_a_block_of_their_own(small):
+    """(The shipped artifact is the textlr family: TF-IDF halves the per-message speed, below the
+    2,000/s target; `bench_diagnosis.py --train --family tfidf` writes a TF-IDF artifact.)"""
+    m = small[2]
+    assert m.classes == tuple(CATEGORIES)
+    assert any(f.startswith("t:") for f in m.vocab_list) and any(f.startswith("c:") for f in m.vocab_list)
 
 
-def test_explanations_name_block_terms():
-    m = load_default()
+def test_explanations_name_block_terms(small):
+    m = small[2]
     terms = m.top_features("HTTP 429 Too Many Requests: rate limit exceeded", "rate_limit", k=5)
     assert terms and all(t[:2] in ("w:", "c:", "t:") for t in terms)
 
