@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,10 +113,18 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopped
+
     def stop(self, fast: bool = False) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if threading.current_thread() is threading.main_thread():
+            # a second Ctrl-C while stopping would raise KeyboardInterrupt in the middle of the
+            # stop and leave the stubborn children running: the first one already asked for this
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if not fast:
             self._signal_groups(signal.SIGINT)
             if self._wait(self.grace):
@@ -140,6 +149,10 @@ def dev_command(port: int, host: str, emulators: bool) -> None:
     sup = Supervisor()
 
     def on_signal(signum, _frame):
+        if sup.stopping:
+            # a second SIGTERM/SIGHUP while a stop runs: exiting here would skip its SIGKILL phase
+            # and orphan whatever ignored SIGTERM; the stop under way finishes and exits
+            return
         sup.stop(fast=True)  # SIGTERM/SIGHUP: everything gone within a few seconds, this process too
         os._exit(0 if signum == signal.SIGTERM else 129)  # no cleanup handler may hold the exit
 

@@ -128,6 +128,26 @@ def test_sigterm_with_the_defaults_leaves_nothing_after_a_few_seconds(tmp_path, 
         _cleanup(proc, pids)
 
 
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM-twice", "ctrl-c-twice"])
+def test_a_second_signal_while_stopping_does_not_orphan_anything(tmp_path, fake_bin, how):
+    """A supervisor that repeats SIGTERM, or a user pressing Ctrl-C again, while the first stop waits
+    for the child that ignores SIGTERM: the stop still reaches its SIGKILL phase (a second SIGTERM used
+    to exit at once and leave that child running)."""
+    proc, pids = _start_dev(tmp_path, fake_bin, grace="1")
+    try:
+        proc.send_signal(how)
+        time.sleep(0.5)  # inside the first stop's wait
+        proc.send_signal(how)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in pids if _alive(p)] == [], "processes survived"
+    finally:
+        _cleanup(proc, pids)
+
+
 def test_emulator_ports_are_documented_settings(monkeypatch):
     """The ports the README lists are settings the embedded resources follow."""
     from orchestrator import resources
