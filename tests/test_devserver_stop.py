@@ -85,6 +85,13 @@ def _start_dev(tmp_path, fake_bin, grace: str | None):
     return proc, pids
 
 
+def _assert_all_gone_soon(pids, within: float = 10.0):
+    deadline = time.monotonic() + within
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in pids if _alive(p)] == [], "processes survived"
+
+
 def _cleanup(proc, pids):
     if proc.poll() is None:
         proc.kill()
@@ -102,10 +109,7 @@ def test_dev_stops_every_process_it_started(tmp_path, fake_bin, how):
     try:
         proc.send_signal(how)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [p for p in pids if _alive(p)] == [], "processes survived"
+        _assert_all_gone_soon(pids)
     finally:
         _cleanup(proc, pids)
 
@@ -140,10 +144,7 @@ def test_a_second_signal_while_stopping_does_not_orphan_anything(tmp_path, fake_
         time.sleep(0.5)  # inside the first stop's wait
         proc.send_signal(how)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [p for p in pids if _alive(p)] == [], "processes survived"
+        _assert_all_gone_soon(pids)
     finally:
         _cleanup(proc, pids)
 
