@@ -231,3 +231,32 @@ def test_a_standing_approval_covers_an_expensive_routine_refresh_only_where_no_b
     g, e = gate([growth, exec_], snap, asm, RES, now=NOW, standing=both)
     assert g.decision == "execute" and g.authorised_by and "no budget" in g.reason, g.reason
     assert e.decision == "await_approval", e.reason  # exec has a $50 budget: $40 is its yardstick
+
+
+def test_a_policy_reached_through_several_synced_connectors_pays_each_sync_once():
+    """One home for "who pays for the syncs a run triggers" (``pricing.sync_charges``), used by the
+    gate and by validation: pb governs a table of each connector the run syncs, so it pays both
+    syncs' prices; the policy the action is for pays for it elsewhere; validation's critical-tier
+    exemption leaves out a policy reached only through critical tables."""
+    from orchestrator.core.pricing import SyncPricer, sync_charges, sync_prices
+
+    snap, _, res = _state(gap_h=6.0, budget_a=100.0, budget_b=40.0)
+    a = _refresh("m1", ("sis/students", "hr/staff", "stg_students"), cost=0.2)
+    prices = sync_prices(snap, a, NOW, SyncPricer(snap))
+    assert set(prices) == {CONN, OTHER} and all(p > 0 for p in prices.values())
+    charges = sync_charges(snap, a, NOW, res, exclude={"pa"})
+    assert set(charges) == {"pb"}
+    assert abs(charges["pb"][0] - (prices[CONN] + prices[OTHER])) < 1e-9
+    assert charges["pb"][1].per_day == 40.0
+    assert set(sync_charges(snap, a, NOW, res)) == {"pa", "pb"}
+    # a connector action (a retry of the sync) names no assets: its tables' policies are its own
+    assert sync_charges(snap, Action("r1", "retry", "t", connector=CONN), NOW, res) == {}
+    # pb critical: validation does not charge it (critical work passes there), the gate does
+    text = POLICIES.replace("BUDGET_A", "100").replace("BUDGET_B", "40").replace(
+        "    tier: standard\n    owners: [team:b]", "    tier: critical\n    owners: [team:b]")
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "p.yaml"
+        p.write_text(text)
+        critical = resolve(load_policies([p]), GRAPH, DurationModel(), NOW)
+    assert set(sync_charges(snap, a, NOW, critical, exclude={"pa"})) == {"pb"}
+    assert sync_charges(snap, a, NOW, critical, exclude={"pa"}, skip_critical=True) == {}

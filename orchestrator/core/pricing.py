@@ -233,6 +233,34 @@ def sync_prices(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncP
     return out
 
 
+def sync_charges(snapshot: Snapshot, action: Action, now: datetime, resolution, *,
+                 exclude: set[str] | frozenset[str] = frozenset(), skip_critical: bool = False,
+                 pricer: SyncPricer | None = None) -> dict[str, tuple[float, object]]:
+    """Policy -> (what the syncs a run of ``action``'s assets triggers costs it, its budget).
+
+    A sync lands, and is billed for, every table of its connector, so each budgeted policy governing
+    one of them pays that sync's price (as the cost assessment and the audit count it), not only the
+    policies of the assets the action names: those, ``exclude``, pay for the action itself. A policy
+    reached through several connectors pays each of their syncs. ``skip_critical`` leaves out policies
+    reached through a critical-tier table (validation lets critical work pass and the gate weighs it).
+    Only actions naming assets: a connector action's own tables are its connector's.
+    """
+    if resolution is None or not action.asset_keys:
+        return {}
+    tables = snapshot.graph.connectors
+    out: dict[str, tuple[float, object]] = {}
+    for connector, usd in sync_prices(snapshot, action, now, pricer).items():
+        paying: dict[str, object] = {}
+        for k in tables.get(connector, ()):
+            sla = resolution.sla(k)
+            if sla is None or (skip_critical and sla.tier.value == "critical"):
+                continue
+            paying.update({name: budget for name, budget in sla.budgets if name not in exclude})
+        for name, budget in paying.items():
+            out[name] = (out.get(name, (0.0, budget))[0] + usd, budget)
+    return out
+
+
 def budget_keys(action: Action, graph) -> list[str]:
     """The assets whose policies' budgets pay for ``action``: the assets it names (a connector
     action: the connector's tables), and every table of each connector a run of it syncs (a sync

@@ -55,7 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, sync_prices, synced_connectors, with_syncs
+from orchestrator.core.pricing import SyncPricer, sync_charges, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -462,15 +462,9 @@ def gate(
         rollout = min(rollouts, key=lambda r: {"shadow": 0, "recommend": 1, "auto": 2}[r])
         own_names = {name for s in governed for name, _ in s.budgets}
         # the syncs a run triggers land every table of their connectors: each policy governing one
-        # pays for that sync (as the cost assessment and the audit count it), not only the policies
-        # of the assets the action names
-        synced = sync_prices(snapshot, a, now, pricer) if a.asset_keys else {}
-        via_sync: dict[str, float] = {}  # policy reached only through a synced table -> its syncs' price
-        if synced and resolution is not None:
-            for c, usd in synced.items():
-                for name in {n for k in conn_tables.get(c, ()) if (s := resolution.sla(k)) is not None
-                             for n, _ in s.budgets} - own_names:
-                    via_sync[name] = via_sync.get(name, 0.0) + usd
+        # pays for that sync, not only the policies of the assets the action names
+        via_sync = {name: usd for name, (usd, _) in sync_charges(
+            snapshot, a, now, resolution, exclude=own_names, pricer=pricer).items()}
         budget_names = own_names | set(via_sync)
         # owners who set a budget made it the yardstick for what counts as expensive
         covered = bool(touched) and len(governed) == len(touched) and all(s.budgets for s in governed)

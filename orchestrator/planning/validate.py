@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from orchestrator.core.pricing import SyncPricer, sync_prices, with_syncs
+from orchestrator.core.pricing import SyncPricer, sync_charges, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
@@ -216,16 +216,8 @@ def validate(
                 if sla is not None and sla.tier.value != "critical":
                     for name, budget in sla.budgets:
                         charge[name] = (cost, budget)
-            if a.asset_keys:
-                own = set(charge)
-                for c, usd in sync_prices(snapshot, a, now, pricer).items():
-                    names = {}
-                    for k in connectors.get(c, ()):
-                        sla = resolution.sla(k)
-                        if sla is not None and sla.tier.value != "critical":
-                            names.update({n: b for n, b in sla.budgets if n not in own})
-                    for name, budget in names.items():
-                        charge[name] = (charge.get(name, (0.0, budget))[0] + usd, budget)
+            charge.update(sync_charges(snapshot, a, now, resolution, exclude=set(charge),
+                                       skip_critical=True, pricer=pricer))
             for name, (usd, budget) in charge.items():
                 if budget.per_day is None or budget.unit != "usd":
                     continue
