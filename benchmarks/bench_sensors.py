@@ -425,6 +425,9 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         # once an hour the window's edge (read from two days back rounded down to the hour,
         # ``snapshot.HISTORY_EDGE_STEP``) passes an hour: that hour's rows leave together
         clock[0] = snapshot_module.window_edge(clock[0]) + snapshot_module.HISTORY_EDGE_STEP + timedelta(seconds=1)
+        # the last warm tick's snapshot and assessment go first, as in the loop above (until this
+        # line the edge tick ran with them still held: two assessments of every governed asset)
+        last = None
         last = tick("edge")
         phases["edge"] = {
             "new_per_tick": 0, "advance_s": 0.0, "wall_s": last["wall"], "cpu_s": last["cpu"],
