@@ -293,6 +293,12 @@ def print_stages(r: dict) -> None:
     ticks: dict[str, list[dict]] = {}
     for m in marks:
         ticks.setdefault(m["tick"], []).append(m)
+    jump = (r.get("phases", {}).get("opening") or {}).get("pre_opening_jump_h")
+    print("         high-water mark at the end of each tick: "
+          + ", ".join(f"{t} {ms[-1]['hwm_mib']:.0f}" for t, ms in ticks.items())
+          + (f" (the pre-opening tick moves the clock {jump:.1f} h at once: a sensor's catch-up after "
+             f"a pause, where a running one steps through the hours' edges)" if jump is not None else ""),
+          flush=True)
     for tick, ms in ticks.items():
         full = tick in ("setup", "cold", "edge", "opening", "pre-opening")
         rose = [m for m in ms if m["peak_rise_mib"] >= 0.5]
@@ -448,6 +454,7 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         # reaches it: one untimed tick ``advance_s`` (at least 1 s) before, then the timed tick 1 s
         # after (the openings are on the hour, so the window's edge moves in that tick too).
         opening, members, names = next_opening(res, clock[0])
+        jump = opening - timedelta(seconds=max(advance_s, 1.0)) - clock[0]  # hours in one tick: a catch-up
         clock[0] = opening - timedelta(seconds=max(advance_s, 1.0))
         tick("pre-opening")
         clock[0] = opening + timedelta(seconds=1)
@@ -457,6 +464,7 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
             "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
             "assessed": last["assessed"], "data_times_recomputed": last["data_times"],
             "opening": opening.isoformat(), "opening_policies": names, "opening_members": members,
+            "pre_opening_jump_h": jump.total_seconds() / 3600,
         }
     print(json.dumps({
         "assets": n, "cold_s": cold["wall"], "cold_cpu_s": cold["cpu"], "phases": phases,
