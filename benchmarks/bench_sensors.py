@@ -296,8 +296,9 @@ def print_stages(r: dict) -> None:
     jump = (r.get("phases", {}).get("opening") or {}).get("pre_opening_jump_h")
     print("         high-water mark at the end of each tick: "
           + ", ".join(f"{t} {ms[-1]['hwm_mib']:.0f}" for t, ms in ticks.items())
-          + (f" (the pre-opening tick moves the clock {jump:.1f} h at once: a sensor's catch-up after "
-             f"a pause, where a running one steps through the hours' edges)" if jump is not None else ""),
+          + (f" (the pre-opening tick moves the clock {jump:.1f} h at once"
+             + (": a sensor's catch-up after a pause, where a running one steps through the hours' edges, "
+                "--walk-hours)" if jump > 1 else ")") if jump is not None else ""),
           flush=True)
     for tick, ms in ticks.items():
         full = tick in ("setup", "cold", "edge", "opening", "pre-opening")
@@ -332,7 +333,8 @@ def next_opening(res, after: datetime) -> tuple[datetime, int, list[str]]:
     return best, sum(members[p] for p in at[best]), sorted(at[best])
 
 
-def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0) -> None:
+def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0,
+                 walk_hours: bool = False) -> None:
     """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
     (how the figures before the incremental tick were taken), nothing new with the clock moving
     ``advance_s`` per tick (a real sensor: every needing asset's predicted ready time moves with
@@ -454,6 +456,10 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         # reaches it: one untimed tick ``advance_s`` (at least 1 s) before, then the timed tick 1 s
         # after (the openings are on the hour, so the window's edge moves in that tick too).
         opening, members, names = next_opening(res, clock[0])
+        if walk_hours:  # as a running sensor gets there: one tick past each hour's edge on the way
+            while clock[0] + snapshot_module.HISTORY_EDGE_STEP < opening - timedelta(seconds=max(advance_s, 1.0)):
+                clock[0] = clock[0] + snapshot_module.HISTORY_EDGE_STEP
+                tick("walk")
         jump = opening - timedelta(seconds=max(advance_s, 1.0)) - clock[0]  # hours in one tick: a catch-up
         clock[0] = opening - timedelta(seconds=max(advance_s, 1.0))
         tick("pre-opening")
@@ -491,6 +497,9 @@ def main() -> None:
                         help="materializations stored between warm ticks (0: nothing changes between ticks)")
     parser.add_argument("--advance-s", type=float, default=60.0,
                         help="seconds the clock moves between warm ticks in the clock and new phases (default 60)")
+    parser.add_argument("--walk-hours", action="store_true",
+                        help="reach the window opening by one tick past each hour's edge, as a running sensor "
+                             "does, instead of one tick that moves the clock ~a day at once (a catch-up)")
     parser.add_argument("--loaded", action="store_true",
                         help="the instance under --home (and --postgres) is already loaded: tick only")
     parser.add_argument("--postgres", help="postgresql:// URL of an empty database to use instead of SQLite")
@@ -505,7 +514,7 @@ def main() -> None:
         load(args.load, args.days, args.home, args.postgres)
         return
     if args.tick:
-        tick_process(args.tick, args.home, args.ticks, args.new_per_tick, args.advance_s)
+        tick_process(args.tick, args.home, args.ticks, args.new_per_tick, args.advance_s, args.walk_hours)
         return
     server = None
     if args.pg:
@@ -539,7 +548,8 @@ def run(args, server) -> None:
             loaded = _child(["--load", str(n), "--days", str(args.days), "--home", str(home),
                              *(["--postgres", args.postgres] if args.postgres else [])])
         r = _child(["--tick", str(n), "--home", str(home), "--ticks", str(args.ticks),
-                    "--new-per-tick", str(args.new_per_tick), "--advance-s", str(args.advance_s)])
+                    "--new-per-tick", str(args.new_per_tick), "--advance-s", str(args.advance_s),
+                    *(["--walk-hours"] if args.walk_hours else [])])
         r.update(loaded)
         rows.append(r)
         print(f"{n:>7} assets {backend}: {loaded['events']:,} events loaded in {loaded['load_s']:.0f} s "
