@@ -235,6 +235,82 @@ def _rss_now() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _rss_and_peak() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MiB: resident now and the high-water mark so far."""
+    got = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":", 1)
+                got[name] = int(value.split()[0]) / 1024
+    return got["VmRSS"], got["VmHWM"]
+
+
+class StageMeter:
+    """Where the tick process's peak RSS happens. The high-water mark cannot be reset, so it is
+    read at every stage boundary (with the resident size then): a stage during which it rose set
+    a new peak, and the process's peak is the last stage that raised it. Reading /proc costs
+    ~20 us a mark (no tracemalloc, which would change what is measured)."""
+
+    def __init__(self) -> None:
+        self.tick = "setup"
+        self.marks: list[dict] = []
+        self._last_hwm = _rss_and_peak()[1]
+
+    def mark(self, stage: str) -> None:
+        rss, hwm = _rss_and_peak()
+        self.marks.append({"tick": self.tick, "stage": stage, "rss_mib": round(rss, 1), "hwm_mib": round(hwm, 1),
+                           "peak_rise_mib": round(hwm - self._last_hwm, 1)})
+        self._last_hwm = hwm
+
+    def wrap(self, owner, name: str, stage: str) -> None:
+        """Mark ``stage`` when ``owner.name`` returns (the benchmark's own process only)."""
+        inner = getattr(owner, name)
+
+        def measured(*args, **kwargs):
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.mark(stage)
+
+        setattr(owner, name, measured)
+
+    def peak_stage(self) -> dict | None:
+        """The mark at which the process's final high-water mark was reached."""
+        rising = [m for m in self.marks if m["peak_rise_mib"] > 0]
+        return rising[-1] if rising else None
+
+
+def print_stages(r: dict) -> None:
+    """The per-stage lines: each tick's RSS at its start and end and the stages that raised the
+    high-water mark (all stages of the cold, edge and opening ticks)."""
+    marks = r.get("stages") or []
+    if not marks:
+        return
+    peak = r.get("peak_stage") or {}
+    print(f"         peak {r['rss_mib']:.0f} MiB reached in: {peak.get('tick')} / {peak.get('stage')} "
+          f"(+{peak.get('peak_rise_mib', 0):.0f} MiB over the previous high-water mark)", flush=True)
+    ticks: dict[str, list[dict]] = {}
+    for m in marks:
+        ticks.setdefault(m["tick"], []).append(m)
+    jump = (r.get("phases", {}).get("opening") or {}).get("pre_opening_jump_h")
+    print("         high-water mark at the end of each tick: "
+          + ", ".join(f"{t} {ms[-1]['hwm_mib']:.0f}" for t, ms in ticks.items())
+          + (f" (the pre-opening tick moves the clock {jump:.1f} h at once"
+             + (": a sensor's catch-up after a pause, where a running one steps through the hours' edges, "
+                "--walk-hours)" if jump > 1 else ")") if jump is not None else ""),
+          flush=True)
+    for tick, ms in ticks.items():
+        full = tick in ("setup", "cold", "edge", "opening", "pre-opening")
+        rose = [m for m in ms if m["peak_rise_mib"] >= 0.5]
+        shown = ms if full else rose
+        parts = ", ".join(f"{m['stage']} {m['rss_mib']:.0f}" + (f" (peak +{m['peak_rise_mib']:.0f} -> "
+                                                                  f"{m['hwm_mib']:.0f})" if m['peak_rise_mib'] >= 0.5
+                                                                  else "") for m in shown)
+        print(f"         stages {tick:<11} rss after each: {parts or 'no new peak'}"
+              + ("" if full else f" | rss {ms[0]['rss_mib']:.0f} -> {ms[-1]['rss_mib']:.0f}"), flush=True)
+
+
 def next_opening(res, after: datetime) -> tuple[datetime, int, list[str]]:
     """(the instant, its governed assets, its policies): among the window openings of the next day
     (each deadline policy's upcoming ticks minus its window, after ``after``), the one whose
@@ -257,7 +333,8 @@ def next_opening(res, after: datetime) -> tuple[datetime, int, list[str]]:
     return best, sum(members[p] for p in at[best]), sorted(at[best])
 
 
-def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0) -> None:
+def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_s: float = 0.0,
+                 walk_hours: bool = False) -> None:
     """Cold tick, then three phases of ``ticks`` warm ticks each: nothing new and the clock held
     (how the figures before the incremental tick were taken), nothing new with the clock moving
     ``advance_s`` per tick (a real sensor: every needing asset's predicted ready time moves with
@@ -267,8 +344,13 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     from orchestrator.assessment import freshness as freshness_module
     from orchestrator.core import datatime
 
+    from orchestrator import assessment as assessment_module
+
+    meter = StageMeter()
+    meter.mark("imports")
     rng = random.Random(n)
     graph = make_graph(n, rng)
+    meter.mark("graph")
     tmp = Path(tempfile.mkdtemp())
     write_policies(tmp / "p.yaml")
     now = datetime.now(UTC)
@@ -286,19 +368,32 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
     res = resolve(load_policies([tmp]), graph, DurationModel(), now)
     assert res.ok, res.errors
     rss_resolved = _rss_now()
+    meter.mark("policies resolved")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     clock = [now]
+    # stage marks inside the snapshot and the assessment (names looked up at call time)
+    meter.wrap(snapshot_module, "read_last_success", "snapshot: last successes")
+    meter.wrap(snapshot_module.InstanceReader, "runs", "snapshot: runs")
+    meter.wrap(snapshot_module.InstanceReader, "materializations", "snapshot: recent materializations")
+    meter.wrap(assessment_module, "diagnose_failures", "assess: failures diagnosed")
+    meter.wrap(assessment_module, "assess_freshness", "assess: freshness")
+    meter.wrap(assessment_module, "assess_cost", "assess: cost")
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        meter.mark("instance opened")
 
-        def tick():
+        def tick(label: str):
+            meter.tick = label
+            meter.mark("start")
             at = clock[0]
             c1 = time.process_time()
             t1 = time.perf_counter()
             snap = build_snapshot(instance, graph, now=at)
             t2 = time.perf_counter()
+            meter.mark("snapshot done")
             snap.failures += failures
             a = assess(snap, res, DurationModel(snap.durations), now=at)
             t3 = time.perf_counter()
+            meter.mark("assess done")
             state = freshness_module._TICK.get("last")
             return {"snap": snap, "a": a, "wall": t3 - t1, "cpu": time.process_time() - c1, "snapshot": t2 - t1,
                     "assess": t3 - t2, "pass": state.computed if state else None,
@@ -312,19 +407,21 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
 
         snapshot_module._USER_KEY.clear()  # cold: no asset keys converted yet in this process
         snapshot_module._DB_KEY.clear()
-        cold = tick()
+        cold = tick("cold")
         cold.pop("snap"), cold.pop("a")
+        meter.mark("results dropped")
         rss_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         gc.collect()  # what the cold tick left behind, its garbage gone
         rss_held = _rss_now()
+        meter.mark("gc")
         phases = {}
         for name, count, step in (("held", 0, 0.0), ("clock", 0, advance_s), ("new", new_per_tick, advance_s)):
             got = []
-            for _ in range(ticks):
+            for i in range(ticks):
                 store_new(count)
                 clock[0] = clock[0] + timedelta(seconds=step)
                 last = None  # a sensor does not hold the last tick's snapshot and assessment
-                last = tick()
+                last = tick(f"{name} {i + 1}")
                 got.append({k: v for k, v in last.items() if k not in ("snap", "a")})
             phases[name] = {
                 "new_per_tick": count, "advance_s": step,
@@ -336,7 +433,10 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         # once an hour the window's edge (read from two days back rounded down to the hour,
         # ``snapshot.HISTORY_EDGE_STEP``) passes an hour: that hour's rows leave together
         clock[0] = snapshot_module.window_edge(clock[0]) + snapshot_module.HISTORY_EDGE_STEP + timedelta(seconds=1)
-        last = tick()
+        # the last warm tick's snapshot and assessment go first, as in the loop above (until this
+        # line the edge tick ran with them still held: two assessments of every governed asset)
+        last = None
+        last = tick("edge")
         phases["edge"] = {
             "new_per_tick": 0, "advance_s": 0.0, "wall_s": last["wall"], "cpu_s": last["cpu"],
             "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
@@ -356,22 +456,28 @@ def tick_process(n: int, home: Path, ticks: int, new_per_tick: int = 0, advance_
         # reaches it: one untimed tick ``advance_s`` (at least 1 s) before, then the timed tick 1 s
         # after (the openings are on the hour, so the window's edge moves in that tick too).
         opening, members, names = next_opening(res, clock[0])
+        if walk_hours:  # as a running sensor gets there: one tick past each hour's edge on the way
+            while clock[0] + snapshot_module.HISTORY_EDGE_STEP < opening - timedelta(seconds=max(advance_s, 1.0)):
+                clock[0] = clock[0] + snapshot_module.HISTORY_EDGE_STEP
+                tick("walk")
+        jump = opening - timedelta(seconds=max(advance_s, 1.0)) - clock[0]  # hours in one tick: a catch-up
         clock[0] = opening - timedelta(seconds=max(advance_s, 1.0))
-        tick()
+        tick("pre-opening")
         clock[0] = opening + timedelta(seconds=1)
-        last = tick()
+        last = tick("opening")
         phases["opening"] = {
             "new_per_tick": 0, "advance_s": max(advance_s, 1.0), "wall_s": last["wall"], "cpu_s": last["cpu"],
             "snapshot_s": last["snapshot"], "assess_s": last["assess"], "pass_assets": last["pass"],
             "assessed": last["assessed"], "data_times_recomputed": last["data_times"],
             "opening": opening.isoformat(), "opening_policies": names, "opening_members": members,
+            "pre_opening_jump_h": jump.total_seconds() / 3600,
         }
     print(json.dumps({
         "assets": n, "cold_s": cold["wall"], "cold_cpu_s": cold["cpu"], "phases": phases,
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_cold_mib": rss_cold,
         "rss_before_tick_mib": rss_before, "rss_graph_mib": rss_graph, "rss_inputs_mib": rss_inputs,
         "rss_resolved_mib": rss_resolved, "rss_held_after_cold_mib": rss_held, "rss_end_mib": _rss_now(),
-        **summary,
+        **summary, "stages": meter.marks, "peak_stage": meter.peak_stage(),
     }))
 
 
@@ -391,6 +497,9 @@ def main() -> None:
                         help="materializations stored between warm ticks (0: nothing changes between ticks)")
     parser.add_argument("--advance-s", type=float, default=60.0,
                         help="seconds the clock moves between warm ticks in the clock and new phases (default 60)")
+    parser.add_argument("--walk-hours", action="store_true",
+                        help="reach the window opening by one tick past each hour's edge, as a running sensor "
+                             "does, instead of one tick that moves the clock ~a day at once (a catch-up)")
     parser.add_argument("--loaded", action="store_true",
                         help="the instance under --home (and --postgres) is already loaded: tick only")
     parser.add_argument("--postgres", help="postgresql:// URL of an empty database to use instead of SQLite")
@@ -405,7 +514,7 @@ def main() -> None:
         load(args.load, args.days, args.home, args.postgres)
         return
     if args.tick:
-        tick_process(args.tick, args.home, args.ticks, args.new_per_tick, args.advance_s)
+        tick_process(args.tick, args.home, args.ticks, args.new_per_tick, args.advance_s, args.walk_hours)
         return
     server = None
     if args.pg:
@@ -439,7 +548,8 @@ def run(args, server) -> None:
             loaded = _child(["--load", str(n), "--days", str(args.days), "--home", str(home),
                              *(["--postgres", args.postgres] if args.postgres else [])])
         r = _child(["--tick", str(n), "--home", str(home), "--ticks", str(args.ticks),
-                    "--new-per-tick", str(args.new_per_tick), "--advance-s", str(args.advance_s)])
+                    "--new-per-tick", str(args.new_per_tick), "--advance-s", str(args.advance_s),
+                    *(["--walk-hours"] if args.walk_hours else [])])
         r.update(loaded)
         rows.append(r)
         print(f"{n:>7} assets {backend}: {loaded['events']:,} events loaded in {loaded['load_s']:.0f} s "
@@ -453,6 +563,7 @@ def run(args, server) -> None:
                   f"benchmark's own inputs (the 20 failures it adds to each snapshot), "
                   f"{r['rss_resolved_mib']:.0f} resolved, {r['rss_held_after_cold_mib']:.0f} held after the cold "
                   f"tick (gc), {r['rss_end_mib']:.0f} at the end (now, not peak)", flush=True)
+        print_stages(r)
         for name, p in r["phases"].items():
             what = ("window edge passing the hour (1 tick an hour)" if p.get("edge") else
                     f"a deadline window opening ({p['opening']}, {', '.join(p['opening_policies'])}: "

@@ -316,38 +316,45 @@ def _materialization_rows(instance, since: datetime, limit: int, *, with_ids: bo
     return out if with_ids else [r[1:] for r in out]
 
 
-def _materialization_columns(instance, since: datetime, limit: int) -> Rows:
+def _materialization_columns(instance, since: datetime, limit: int, consume: Callable[[Rows], Any] | None = None):
     """The rows of ``_materialization_rows`` by column (``event_log_cache.Rows``), oldest first
-    (ascending by storage id; ``ids`` None when not read by column)."""
+    (ascending by storage id; ``ids`` None when not read by column). ``consume(rows)``: what is
+    returned instead, computed while the rows are valid: the event log cache's held rows are
+    passed as they are (no copy) and its lock is held until ``consume`` returns, so ``consume``
+    must keep none of their columns."""
+    from contextlib import ExitStack
+
     from orchestrator.event_log_cache import Rows
 
+    done = consume or (lambda rows: rows)
     if hasattr(instance, "plain_materialization_rows"):
         rows = instance.plain_materialization_rows(since, limit)
-        return Rows.from_tuples((None, *r) for r in reversed(rows))
+        return done(Rows.from_tuples((None, *r) for r in reversed(rows)))
     from dagster._core.events import DagsterEventType
 
     storage = _sql_storage(instance)
     if storage is None:
         recs = _records(instance, DagsterEventType.ASSET_MATERIALIZATION, since, limit)
-        return Rows.from_tuples(
+        return done(Rows.from_tuples(
             (None, rec.asset_key.to_user_string(), rec.event_log_entry.timestamp, rec.event_log_entry.run_id,
              rec.partition_key)
-            for rec in reversed(list(recs)))
+            for rec in reversed(list(recs))))
     from orchestrator import event_log_cache
 
     after = datetime.fromtimestamp(since.timestamp(), UTC).replace(tzinfo=None)
     resync = event_log_cache.resync_seconds()
-    with storage.index_connection() as conn:
-        rows = None
-        if resync > 0:
-            state = event_log_cache.state_for(conn)
-            with state.lock:
+    with ExitStack() as held:
+        with storage.index_connection() as conn:
+            rows = None
+            if resync > 0:
+                state = event_log_cache.state_for(conn)
+                held.enter_context(state.lock)  # released once ``done`` returns (the connection before)
                 state.refresh(conn, resync)
                 rows = state.window_rows(conn, after, datetime.now(UTC).replace(tzinfo=None), limit,
-                                         _read_rows)
-        if rows is None:
-            rows = _read_rows(conn, after, limit)
-    return rows
+                                         _read_rows, copy=consume is None)
+            if rows is None:
+                rows = _read_rows(conn, after, limit)
+        return done(rows)
 
 
 def _read_rows(conn, after: datetime, limit: int, key_of: Callable[[str], str] | None = None) -> Rows:
@@ -501,7 +508,8 @@ class _DurationsMemo:
         else:
             self.incremental += 1
         self._extend(rows, start, runs, latest or {})
-        self.ids = rows.ids
+        # its own copy: ``rows`` may be the event log cache's held rows, which change in place
+        self.ids = array("q", rows.ids) if rows.ids is not None else None
 
     def _carry(self, rows, runs: Mapping[str, RunRecord]) -> int | None:
         """The index of the first row still to compute when the previous result carries over,
@@ -515,8 +523,9 @@ class _DurationsMemo:
         if d == len(old) or old[d] != ids[0]:
             return None
         m = len(old) - d
-        if ids[:m] != old[d:]:
-            return None
+        with memoryview(ids) as new_ids, memoryview(old) as old_ids:  # compared in place, no copies
+            if new_ids[:m] != old_ids[d:]:
+                return None
         for rid, start in self.starts.items():
             if _run_start(runs, rid) != start:
                 return None
@@ -645,20 +654,23 @@ class InstanceReader:
         runs = runs or {}
         cap = self.caps.max_materializations
         read_since = window_edge(since, edge_step) if edge_step else since
-        rows = _materialization_columns(self.instance, read_since, cap + 1)  # oldest first
-        if len(rows) > cap:
-            self._capped("materializations", range(cap + 1), cap)  # logged and reported
-            rows = rows[len(rows) - cap:]  # the newest ``cap``
         memo_key = (id(graph), round(((now or datetime.now(UTC)) - since).total_seconds() / 3600))  # per window length
-        with _DURATIONS_LOCK:
-            memo = _DURATIONS_MEMO.get(memo_key)
-            if memo is None or memo.graph is not graph:
-                memo = _DurationsMemo(graph)
-            memo.update(rows, runs, latest)
-            if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
-                _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
-            _DURATIONS_MEMO[memo_key] = memo
-            return list(memo.mats), {k: list(v) for k, v in memo.durations.items() if v}
+
+        def computed(rows):  # oldest first; possibly the event log cache's held rows: nothing of them kept
+            if len(rows) > cap:
+                self._capped("materializations", range(cap + 1), cap)  # logged and reported
+                rows = rows[len(rows) - cap:]  # the newest ``cap``
+            with _DURATIONS_LOCK:
+                memo = _DURATIONS_MEMO.get(memo_key)
+                if memo is None or memo.graph is not graph:
+                    memo = _DurationsMemo(graph)
+                memo.update(rows, runs, latest)
+                if len(_DURATIONS_MEMO) >= 4 and memo_key not in _DURATIONS_MEMO:
+                    _DURATIONS_MEMO.pop(next(iter(_DURATIONS_MEMO)))
+                _DURATIONS_MEMO[memo_key] = memo
+                return list(memo.mats), {k: list(v) for k, v in memo.durations.items() if v}
+
+        return _materialization_columns(self.instance, read_since, cap + 1, computed)
 
     def failures(self, since: datetime, graph: AssetGraph, runs: Mapping[str, RunRecord]) -> list[FailureRecord]:
         """Step failures (with dbt and vendor messages) of runs that failed since ``since``, read
