@@ -416,3 +416,24 @@ def test_the_carried_latest_materializations_are_a_copy_that_stays_as_it_was():
         assert held == before
     finally:
         datatime._CARRY = saved
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 12), st.booleans()), max_size=40),
+       visit=st.lists(st.booleans(), min_size=13, max_size=13))
+def test_row_edits_grouped_by_position_read_back_as_each_asset_s_rows_in_order(rows, visit):
+    """``_edits`` (the rows that left or came, grouped by topological position for the update)
+    against a dict of lists: read forward over the positions (some skipped), each position gives
+    its unpartitioned rows in the order given; keys outside the graph give nothing."""
+    pos = {f"k{i}": i for i in range(10)}  # k10..k12: not in the graph
+    mats = [Materialization(f"k{i}", NOW + timedelta(seconds=j), None, "2026-05-01" if part else None)
+            for j, (i, part) in enumerate(rows)]
+    want: dict[int, list] = {}
+    for m in mats:
+        if m.partition is None and m.asset_key in pos:
+            want.setdefault(pos[m.asset_key], []).append(m)
+    edits = datatime._edits(mats, pos)
+    for i in range(13):
+        if visit[i]:
+            got = edits.at(i)
+            assert got == want.get(i, []) and all(a is b for a, b in zip(got, want.get(i, [])))
