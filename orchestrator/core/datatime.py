@@ -35,6 +35,7 @@ import threading
 from contextlib import contextmanager
 from array import array
 from bisect import bisect_right
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.records import Snapshot
@@ -62,8 +63,10 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def data_times(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
-    """(asset key -> data time, asset key -> the input holding it back). Memoised per snapshot."""
+def data_times(snapshot: Snapshot) -> tuple[Mapping[str, datetime], Mapping[str, str]]:
+    """(asset key -> data time, asset key -> the input holding it back): read-only mappings
+    (``ByPosition`` when derived, dicts when the source gives every data time). Memoised per
+    snapshot."""
     memo = getattr(snapshot, "_data_times_memo", None)
     sig = (id(snapshot.data_time), len(snapshot.data_time), len(snapshot.last_success),
            len(snapshot.materializations), len(snapshot.syncs), snapshot.taken_at,
@@ -189,6 +192,74 @@ class _Hist:
             return None
         o = self.off[i]
         return [_at_us(x) for x in self.at[o:o + n]], [_at_us(x) for x in self.dt[o:o + n]]
+
+
+class ByPosition(Mapping):
+    """A read-only mapping of asset key -> value (a data time, a holder) kept as a list by the
+    graph's topological position (None: no entry), iterated in that order: what ``data_times``
+    returns when it derives the data times. A pointer per asset where a dict of 100,000 keys takes
+    3.7 MiB, and an update copies the list, not a dict (two generations of both dicts stayed in
+    the heap after a tick). Compares equal to the dict with the same items."""
+
+    __slots__ = ("_pos", "_order", "_vals", "_n")
+
+    def __init__(self, pos: dict[str, int], order: tuple[str, ...], vals: list | None = None, n: int = 0):
+        self._pos = pos
+        self._order = order
+        self._vals = vals if vals is not None else [None] * len(order)
+        self._n = n
+
+    def __getitem__(self, key):
+        i = self._pos.get(key)
+        v = None if i is None else self._vals[i]
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def get(self, key, default=None):
+        i = self._pos.get(key)
+        if i is None:
+            return default
+        v = self._vals[i]
+        return default if v is None else v
+
+    def __contains__(self, key) -> bool:
+        i = self._pos.get(key)
+        return i is not None and self._vals[i] is not None
+
+    def __iter__(self):
+        order = self._order
+        return (order[i] for i, v in enumerate(self._vals) if v is not None)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def items(self):  # type: ignore[override]  (no lookup per key)
+        order = self._order
+        return [(order[i], v) for i, v in enumerate(self._vals) if v is not None]
+
+    def values(self):  # type: ignore[override]
+        return [v for v in self._vals if v is not None]
+
+    def __repr__(self) -> str:
+        return f"ByPosition({dict(self.items())!r})"
+
+    def __reduce__(self):
+        return (dict, (self.items(),))
+
+    # -- the carry's own writes (a caller never changes a result) --------------------------------
+    def _copy(self) -> ByPosition:
+        return ByPosition(self._pos, self._order, list(self._vals), self._n)
+
+    def _set(self, i: int, v) -> None:
+        if self._vals[i] is None:
+            self._n += 1
+        self._vals[i] = v
+
+    def _drop(self, i: int) -> None:
+        if self._vals[i] is not None:
+            self._n -= 1
+            self._vals[i] = None
 
 
 class _Carry:
@@ -451,8 +522,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     upstream = graph.upstream_map()
     children = graph.children
     of_run = c.of_run
-    dts = dict(c.result[0])  # type: ignore[index]
-    held = dict(c.result[1])  # type: ignore[index]
+    dts = c.result[0]._copy()  # type: ignore[index, union-attr]
+    held = c.result[1]._copy()  # type: ignore[index, union-attr]
     moved = c.changed[1]  # keys whose data time or holder is not the same object as before
     n = 0
     while i >= 0:
@@ -485,7 +556,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
             changed = store.cnt[i] > 0
             store.clear(i)
             of_run.pop(k, None)
-            dts.pop(k, None), held.pop(k, None)
+            dts._drop(i), held._drop(i)
         else:
             at_l, dt_l, dur_l, run_l, v, src, hb, mine = out
             changed = (not store.same(i, at_l, dt_l) or before_held != hb
@@ -495,7 +566,8 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
                 of_run[k] = mine
             else:
                 of_run.pop(k, None)
-            dts[k], held[k] = _obj(v, src, dts, store, pos, before_dt), hb
+            dts._set(i, _obj(v, src, dts, store, pos, before_dt))
+            held._set(i, hb)
         if dts.get(k) is not before_dt or held.get(k) is not before_held:
             moved.add(k)
         if changed or (edited and had != store.windowed(i)):
@@ -709,7 +781,8 @@ def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, 
     del where, fill
     syncs_of = _syncs_of(snapshot.syncs)
     store = _Hist(n)
-    dts: dict[str, datetime] = {}
+    dts = ByPosition(pos, order)
+    held = ByPosition(pos, order)
     of_run: dict[str, dict[str, int]] = {}  # key -> run id -> data time it materialized with
     upstream = graph.upstream_map()
     for i, k in enumerate(order):
@@ -720,7 +793,8 @@ def _compute(snapshot: Snapshot, keep: _Carry | None = None) -> tuple[dict[str, 
             continue
         at_l, dt_l, dur_l, run_l, v, src, hb, mine = out
         store.put(i, at_l, dt_l, dur_l, run_l)
-        dts[k], held[k] = _obj(v, src, dts, store, pos, None), hb
+        dts._set(i, _obj(v, src, dts, store, pos, None))
+        held._set(i, hb)
         if mine:
             of_run[k] = mine
     if keep is not None:
