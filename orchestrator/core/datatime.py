@@ -116,8 +116,9 @@ class _Hist:
     again when its rows change (no list of the snapshot's rows per asset is kept). An entry that is
     not a window row (the latest materialization, later than every row; a given data time with no
     row) has the run ``_NOT_ROW``: at most one per asset, its last. ``cnt[i] == 0``: no history.
-    A history replaced by one of another length goes to the end of the columns; they are compacted
-    once more than half of them is dead."""
+    A history replaced by a longer one goes to the end of the columns; they are compacted
+    once more than half of them is dead; a shorter one is written in place (the window's edge
+    passing an hour shortens every history it drops rows from: those add nothing to the columns)."""
 
     __slots__ = ("off", "cnt", "at", "dt", "dur", "run", "dead")
     MIN_DEAD = 4096  # dead entries below which the columns are not compacted
@@ -150,10 +151,17 @@ class _Hist:
 
     def put(self, i: int, at_l: list, dt_l: list, dur_l: list, run_l: list) -> None:
         n, old = len(at_l), self.cnt[i]
-        if n == old:  # in place
+        if n <= old:  # in place (a shorter one leaves its tail dead: the window's edge drops rows)
             o = self.off[i]
             for j in range(n):
                 self.at[o + j], self.dt[o + j], self.dur[o + j], self.run[o + j] = at_l[j], dt_l[j], dur_l[j], run_l[j]
+            if n < old:
+                for j in range(n, old):  # (no run id kept alive by a dead entry)
+                    self.run[o + j] = None
+                self.cnt[i] = n
+                self.dead += old - n
+                if self.dead > self.MIN_DEAD and 2 * self.dead > len(self.at):
+                    self._compact()
             return
         self.dead += old
         self.off[i] = len(self.at)
