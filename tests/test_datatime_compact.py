@@ -416,3 +416,57 @@ def test_the_carried_latest_materializations_are_a_copy_that_stays_as_it_was():
         assert held == before
     finally:
         datatime._CARRY = saved
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 12), st.booleans()), max_size=40),
+       visit=st.lists(st.booleans(), min_size=13, max_size=13))
+def test_row_edits_grouped_by_position_read_back_as_each_asset_s_rows_in_order(rows, visit):
+    """``_edits`` (the rows that left or came, grouped by topological position for the update)
+    against a dict of lists: read forward over the positions (some skipped), each position gives
+    its unpartitioned rows in the order given; keys outside the graph give nothing."""
+    pos = {f"k{i}": i for i in range(10)}  # k10..k12: not in the graph
+    mats = [Materialization(f"k{i}", NOW + timedelta(seconds=j), None, "2026-05-01" if part else None)
+            for j, (i, part) in enumerate(rows)]
+    want: dict[int, list] = {}
+    for m in mats:
+        if m.partition is None and m.asset_key in pos:
+            want.setdefault(pos[m.asset_key], []).append(m)
+    edits = datatime._edits(mats, pos)
+    for i in range(13):
+        if visit[i]:
+            got = edits.at(i)
+            assert got == want.get(i, []) and all(a is b for a, b in zip(got, want.get(i, [])))
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 11), st.one_of(st.none(), st.integers(0, 5))), max_size=60))
+def test_results_by_position_read_as_the_dict_of_the_same_writes(ops):
+    """``ByPosition`` (the data times and holders as a list by topological position) against a
+    dict given the same writes and removals: equal both ways, same lookups, length, keys in
+    topological order; a copy made before later writes keeps its items; pickles as the dict."""
+    import pickle
+
+    order = tuple(f"k{i}" for i in range(10))
+    pos = {k: i for i, k in enumerate(order)}
+    got = datatime.ByPosition(pos, order)
+    want: dict[str, str] = {}
+    copies = []
+    for j, (i, v) in enumerate(ops):
+        key = f"k{i}"  # k10, k11: not in the graph (never written, read as missing)
+        if i < 10:
+            if v is None:
+                got._drop(i)
+                want.pop(key, None)
+            else:
+                got._set(i, f"v{v}")
+                want[key] = f"v{v}"
+        if j % 7 == 0:
+            copies.append((got._copy(), dict(want)))
+        assert got == want and want == got and len(got) == len(want)
+        assert (key in got) == (key in want) and got.get(key) == want.get(key) and got.get(key, 0) == want.get(key, 0)
+        assert list(got) == [k for k in order if k in want] and dict(got.items()) == want
+        assert sorted(got.values()) == sorted(want.values())
+    for c, w in copies:
+        assert c == w
+    assert pickle.loads(pickle.dumps(got)) == want
