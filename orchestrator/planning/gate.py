@@ -43,9 +43,10 @@ touched asset's policy lists the action in ``auto_approve``, risk is low and con
 in ``auto_approve``) executes when active standing approvals a person granted cover every touched
 asset of every policy that does not pre-authorise it, with low risk once the tier and rollout
 terms (what the approver accepted) are left out -- and the cost term too where no budget covers
-the work (no limit set: the approver accepted the scope's routine refreshes as they come); the
-decision names them (``authorised_by``). Over budget, blackout, breaker, shadow, an operator cap,
-cost under a budget or LLM origin still hold it. The
+the work (no limit set: the approver accepted the scope's routine refreshes as they come) or where
+it takes none of the budgets it touches over half of what is left of them (the owners' yardstick);
+the decision names them (``authorised_by``). Over budget, blackout, breaker, shadow, an operator
+cap, a large share of a budget or LLM origin still hold it. The
 actions of one cycle are judged on a budget together: what the cycle already lets run counts.
 """
 
@@ -328,6 +329,13 @@ def _reaching_policies(slas, resolution) -> list:
     return out
 
 
+def _lifted_cost(lifted, budget_names) -> str:
+    """How a standing approval's reason names a cost term it lifted."""
+    if not lifted:
+        return ""
+    return "/cost (no budget)" if not budget_names else "/cost (within half of what is left of each budget)"
+
+
 def gate(
     actions: Iterable[Action],
     snapshot: Snapshot,
@@ -537,10 +545,16 @@ def gate(
         # refresh may cost, and its approver accepted the scope's routine refreshes as they come --
         # an expensive connector's refresh asked a person every cycle despite it; under a budget the
         # budget checks hold it as before)
+        # Where budgets do apply they are the yardstick instead: a refresh that would take none of
+        # them over half of what is left (the budget checks above still hold anything over one) is
+        # not expensive for its owners -- a large sync of unbudgeted platform tables that also
+        # lands a budgeted policy's tables waited for a person at night although that policy paid
+        # a fraction of its budget (generated world 103, 07-10)
         standing_ok = None
-        lifted = factors["tier"] + factors["rollout"] + (factors["cost"] if not budget_names else 0.0)
+        cost_in_budget = not budget_names or not any(large_for_budget(n, cost_of[n]) for n in budget_names)
+        lifted = factors["tier"] + factors["rollout"] + (factors["cost"] if cost_in_budget else 0.0)
         if (standing is not None and t is ActionType.materialize and cfg.rollout_cap not in ("shadow", "recommend")
-                and (factors["cost"] == 0.0 or not budget_names) and factors["llm"] == 0.0
+                and (factors["cost"] == 0.0 or cost_in_budget) and factors["llm"] == 0.0
                 and confidence >= cfg.min_confidence and score - lifted < cfg.low_risk):
             standing_ok = standing.covers(a)
 
@@ -594,7 +608,7 @@ def gate(
                 names = ", ".join(f"{s.action_id} (policy {s.policy}, until {s.expires_at:%Y-%m-%d})"
                                   for s in standing_ok)
                 out.append(decide(EXECUTE, f"standing approval {names}: routine refresh inside its scope, "
-                                           f"risk {score:.2f} without tier/rollout{'/cost (no budget)' if factors['cost'] and not budget_names else ''} {score - lifted:.2f}",
+                                           f"risk {score:.2f} without tier/rollout{_lifted_cost(factors['cost'] and cost_in_budget, budget_names)} {score - lifted:.2f}",
                                   by=",".join(s.action_id for s in standing_ok)))
             elif not_listed:
                 out.append(decide(AWAIT_APPROVAL, f"{', '.join(not_listed)} not in auto_approve"))

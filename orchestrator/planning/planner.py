@@ -1382,6 +1382,7 @@ def _split_preauthorised(st: _PlanState, members: dict[str, list[str]], retry_of
     if resolution is None:
         return
     standing = getattr(st.incidents, "standing", None)
+    cycles = getattr(st, "cycles", None)
     memo: dict[str, bool] = {}
 
     def alone(k: str) -> bool:
@@ -1405,8 +1406,11 @@ def _split_preauthorised(st: _PlanState, members: dict[str, list[str]], retry_of
             node = graph.get(k)
             if node is not None and node.connector and node.connector in waiting_conns:
                 continue
-            # an input of the same run that waits holds k back (it would read old data)
-            if alone(k) and all(u not in own or u in free for u in graph.parents(k)):
+            # an input of the same run that waits holds k back (it would read old data), unless
+            # its data is already fresh for k's cycle (it is synced for a later one: k's cycle
+            # cannot wait for that sync's approval, world 107)
+            if alone(k) and all(u not in own or u in free or (cycles is not None and not cycles.holds(u, k))
+                                for u in graph.parents(k)):
                 free.add(k)
         if not free or len(free) == len(keys):
             continue
