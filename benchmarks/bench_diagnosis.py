@@ -35,7 +35,7 @@ from orchestrator.diagnosis.crossval import (  # noqa: E402
     train_artifact, Prediction,
 )
 from orchestrator.diagnosis.evaluate import format_table, load_dataset, per_category, split_of  # noqa: E402
-from orchestrator.diagnosis.model import ARTIFACT, load_default, load_model  # noqa: E402
+from orchestrator.diagnosis.model import ARTIFACT, default_path, load_default, load_model  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "failure_messages.jsonl"
 
@@ -125,17 +125,25 @@ def throughput(args) -> None:
 
     corpus_rows = [json.loads(x) for x in (ROOT / "tests/data/failure_corpus.jsonl").read_text().splitlines() if x]
     msgs = [(r["message"], r["system"]) for r in corpus_rows]
-    t0 = time.perf_counter()
-    load_model(ARTIFACT)
-    print(f"\nmodel artifact: {ARTIFACT.stat().st_size / 1024:.0f} KiB, loads in {time.perf_counter() - t0:.3f}s")
+    path = default_path()  # the shipped model.npz unless ORCHESTRATOR_DIAGNOSIS_MODEL names another
+    if path is None:
+        print("\nthroughput: the model is off (ORCHESTRATOR_DIAGNOSIS_MODEL); rules only")
+    else:
+        t0 = time.perf_counter()
+        loaded = load_model(path)
+        loaded.warm()
+        print(f"\nmodel artifact {path.name}: family {getattr(loaded, 'kind', 'textlr')}, "
+              f"{path.stat().st_size / 1024:.0f} KiB, loads (incl. warming its token cache) in "
+              f"{time.perf_counter() - t0:.3f}s")
     diagnose(msgs[0][0])
     print(f"{len(msgs)} distinct messages, {args.repeat} passes each (load average {os.getloadavg()[0]:.1f})")
     figures = {}
     for name, run in (("diagnose() per message", lambda: [diagnose(m, s) for m, s in msgs]),
                       ("diagnose_batch(), one batch", lambda: diagnose_batch(msgs))):
         shipped = load_default()
-        shipped.clear_cache()  # each way starts from the shipped cache: its first pass meets new words
-        shipped.warm()
+        if shipped is not None:
+            shipped.clear_cache()  # each way starts from the shipped cache: its first pass meets new words
+            shipped.warm()
         rates = []
         n_all = cpu_all = wall_all = 0.0
         for _ in range(args.repeat):
