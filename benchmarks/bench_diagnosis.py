@@ -211,7 +211,7 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="(project set) unused; kept for compatibility")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60, help="Adam steps (--family textlr only)")
-    ap.add_argument("--family", default="textlr", choices=("tfidf", "textlr", "ensemble"),
+    ap.add_argument("--family", default="tfidf", choices=("tfidf", "textlr", "ensemble"),
                     help="the model family cross-validated/trained: tfidf (TF-IDF LR), textlr (the numpy "
                          "Adam LR shipped before issue 16's tenth round) or ensemble (their geometric mean, "
                          "the weight chosen by the inner split)")

@@ -166,8 +166,6 @@ def test_an_unknown_artifact_kind_is_named(tmp_path, small):
 
 
 def test_the_typed_tokens_are_a_block_of_their_own(small):
-    """(The shipped artifact is the textlr family: TF-IDF halves the per-message speed, below the
-    2,000/s target; `bench_diagnosis.py --train --family tfidf` writes a TF-IDF artifact.)"""
     m = small[2]
     assert m.classes == tuple(CATEGORIES)
     assert any(f.startswith("t:") for f in m.vocab_list) and any(f.startswith("c:") for f in m.vocab_list)
@@ -238,11 +236,12 @@ def test_fast_probabilities_equal_scikit_learns_computation_on_the_corpus(rows, 
 
 
 def test_the_shipped_artifact_infers_exactly_its_reference_vectors(rows):
-    """The shipped model (whatever its family) on every corpus message: the fast logits equal the
-    reference computation's probabilities to 1e-9."""
+    """The shipped model is the TF-IDF family (since issue 16's eleventh round); on every corpus
+    message its fast logits give the reference computation's probabilities to 1e-9."""
     from orchestrator.diagnosis.model import ARTIFACT
 
     m = load_model(ARTIFACT)
+    assert isinstance(m, TfidfModel)
     m.warm()
     texts = [r["message"] for r in rows]
     fast = _softmax_rows([m.logits(t) for t in texts])
