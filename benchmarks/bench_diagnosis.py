@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.diagnosis import diagnose  # noqa: E402
 from orchestrator.diagnosis.crossval import (  # noqa: E402
-    HELDOUT, cross_validate, format_confusion, format_metrics, load_items, load_rows, metrics, prepare, rules_only,
+    CLASS_WEIGHT_GRID, HELDOUT, cross_validate, format_confusion, format_metrics, load_items, load_rows, metrics, prepare, rules_only,
     train_artifact, Prediction,
 )
 from orchestrator.diagnosis.evaluate import format_table, load_dataset, per_category, split_of  # noqa: E402
@@ -42,8 +42,12 @@ DATA = ROOT / "tests" / "data" / "failure_messages.jsonl"
 
 def fit_kwargs(args) -> dict:
     """The model family's fit arguments: ``tfidf`` takes none here, ``textlr`` and ``ensemble`` (the
-    word-additive member) the Adam steps."""
-    return {"family": args.family, **({"steps": args.steps} if args.family != "tfidf" else {})}
+    word-additive member) the Adam steps; ``--class-weight-grid``: the inner split chooses plain or
+    class-balanced weights (tfidf)."""
+    kw = {"family": args.family, **({"steps": args.steps} if args.family != "tfidf" else {})}
+    if args.class_weight_grid:
+        kw["grid"] = CLASS_WEIGHT_GRID
+    return kw
 
 
 def grouped_cv(args) -> None:
@@ -215,6 +219,8 @@ def main() -> None:
                     help="the model family cross-validated/trained: tfidf (TF-IDF LR), textlr (the numpy "
                          "Adam LR shipped before issue 16's tenth round) or ensemble (their geometric mean, "
                          "the weight chosen by the inner split)")
+    ap.add_argument("--class-weight-grid", action="store_true",
+                    help="(tfidf) let the inner split choose plain or class-balanced sample weights")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")

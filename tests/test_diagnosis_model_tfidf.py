@@ -283,3 +283,18 @@ def test_a_full_token_cache_starts_over_without_changing_answers(small, monkeypa
     assert np.array_equal(m.logits(msg), before)
     assert len(m._tok) <= 3
     m.clear_cache()
+
+
+def test_the_inner_split_chooses_among_fit_settings_and_records_it(rows):
+    """``fit_with_params(grid=...)``: each setting is scored on the inner grouped split only; the
+    model returned is the chosen setting fitted on all training rows, and the choice is recorded."""
+    from orchestrator.diagnosis.crossval import CLASS_WEIGHT_GRID, _fit, fit_with_params, prepare
+
+    items = [i for i in prepare([r for r in rows if r["kind"] == "issue_thread"][:160]) if i.category]
+    m = fit_with_params(items, inner_k=2, grid=CLASS_WEIGHT_GRID, family="tfidf")
+    pos = int(m.params["grid_choice"])
+    assert pos in (0, 1) and {"rule_weight", "temperature", "threshold"} <= set(m.params)
+    again = _fit(items, family="tfidf", **CLASS_WEIGHT_GRID[pos])
+    assert np.array_equal(again.W, m.W) and np.array_equal(again.b, m.b)
+    plain = fit_with_params(items, inner_k=2, family="tfidf")
+    assert "grid_choice" not in plain.params
