@@ -31,19 +31,23 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.diagnosis import diagnose  # noqa: E402
 from orchestrator.diagnosis.crossval import (  # noqa: E402
-    HELDOUT, cross_validate, format_confusion, format_metrics, load_items, load_rows, metrics, prepare, rules_only,
+    CLASS_WEIGHT_GRID, HELDOUT, cross_validate, format_confusion, format_metrics, load_items, load_rows, metrics, prepare, rules_only,
     train_artifact, Prediction,
 )
 from orchestrator.diagnosis.evaluate import format_table, load_dataset, per_category, split_of  # noqa: E402
-from orchestrator.diagnosis.model import ARTIFACT, load_default, load_model  # noqa: E402
+from orchestrator.diagnosis.model import ARTIFACT, default_path, load_default, load_model  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "failure_messages.jsonl"
 
 
 def fit_kwargs(args) -> dict:
     """The model family's fit arguments: ``tfidf`` takes none here, ``textlr`` and ``ensemble`` (the
-    word-additive member) the Adam steps."""
-    return {"family": args.family, **({"steps": args.steps} if args.family != "tfidf" else {})}
+    word-additive member) the Adam steps; ``--class-weight-grid``: the inner split chooses plain or
+    class-balanced weights (tfidf)."""
+    kw = {"family": args.family, **({"steps": args.steps} if args.family != "tfidf" else {})}
+    if args.class_weight_grid:
+        kw["grid"] = CLASS_WEIGHT_GRID
+    return kw
 
 
 def grouped_cv(args) -> None:
@@ -125,17 +129,25 @@ def throughput(args) -> None:
 
     corpus_rows = [json.loads(x) for x in (ROOT / "tests/data/failure_corpus.jsonl").read_text().splitlines() if x]
     msgs = [(r["message"], r["system"]) for r in corpus_rows]
-    t0 = time.perf_counter()
-    load_model(ARTIFACT)
-    print(f"\nmodel artifact: {ARTIFACT.stat().st_size / 1024:.0f} KiB, loads in {time.perf_counter() - t0:.3f}s")
+    path = default_path()  # the shipped model.npz unless ORCHESTRATOR_DIAGNOSIS_MODEL names another
+    if path is None:
+        print("\nthroughput: the model is off (ORCHESTRATOR_DIAGNOSIS_MODEL); rules only")
+    else:
+        t0 = time.perf_counter()
+        loaded = load_model(path)
+        loaded.warm()
+        print(f"\nmodel artifact {path.name}: family {getattr(loaded, 'kind', 'textlr')}, "
+              f"{path.stat().st_size / 1024:.0f} KiB, loads (incl. warming its token cache) in "
+              f"{time.perf_counter() - t0:.3f}s")
     diagnose(msgs[0][0])
     print(f"{len(msgs)} distinct messages, {args.repeat} passes each (load average {os.getloadavg()[0]:.1f})")
     figures = {}
     for name, run in (("diagnose() per message", lambda: [diagnose(m, s) for m, s in msgs]),
                       ("diagnose_batch(), one batch", lambda: diagnose_batch(msgs))):
         shipped = load_default()
-        shipped.clear_cache()  # each way starts from the shipped cache: its first pass meets new words
-        shipped.warm()
+        if shipped is not None:
+            shipped.clear_cache()  # each way starts from the shipped cache: its first pass meets new words
+            shipped.warm()
         rates = []
         n_all = cpu_all = wall_all = 0.0
         for _ in range(args.repeat):
@@ -203,10 +215,12 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="(project set) unused; kept for compatibility")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=60, help="Adam steps (--family textlr only)")
-    ap.add_argument("--family", default="textlr", choices=("tfidf", "textlr", "ensemble"),
+    ap.add_argument("--family", default="tfidf", choices=("tfidf", "textlr", "ensemble"),
                     help="the model family cross-validated/trained: tfidf (TF-IDF LR), textlr (the numpy "
                          "Adam LR shipped before issue 16's tenth round) or ensemble (their geometric mean, "
                          "the weight chosen by the inner split)")
+    ap.add_argument("--class-weight-grid", action="store_true",
+                    help="(tfidf) let the inner split choose plain or class-balanced sample weights")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")

@@ -135,7 +135,7 @@ def test_memory_of_a_confirmed_case_raises_confidence(tmp_path):
 def test_grouped_cv_beats_rules_alone_on_issue_thread_messages(rows):
     """Small, fast version of the benchmark: 3 grouped folds over the issue-thread messages."""
     items = prepare([r for r in rows if r["kind"] == "issue_thread"])
-    preds, params = cross_validate(items, k=3, inner_k=2, steps=25)  # the shipped family (textlr)
+    preds, params = cross_validate(items, k=3, inner_k=2)  # the shipped family (TF-IDF LR)
     assert len(params) == 3
     model_m = metrics(items, preds)
     rules_m = metrics(items, rules_only(items))

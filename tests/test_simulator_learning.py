@@ -36,7 +36,7 @@ durations:
 capacity: {{warehouse_slots: 2, per_source: 1}}
 faults:
   - {{name: web-mysql-gone, category: source_unavailable, targets: ["airbyte:web"], at: ["22:25"], lasts: 20m,
-     message: "Connection to MySQL is not available"}}
+     message: "Source MySQL not reachable"}}
 approvals: {{delay: 30m}}
 """
 
@@ -77,7 +77,7 @@ def test_an_approved_resolution_lets_the_next_occurrence_resolve_itself(two_days
     r = two_days
     by_day = {d: [i for i in r.incidents if i.day == d and i.fault == "web-mysql-gone"] for d in range(2)}
     assert all(by_day.values()), "the fault fails the web sync every day"
-    # day 1: the classifier alone is unsure (confidence ~0.5): a person approves the retry
+    # day 1: the classifier alone is unsure (confidence ~0.3): a person approves the retry
     assert not any(i.auto for i in by_day[0]) and r.approvals[0] >= 1
     # the approval is a labelled memory case; from then on the same wording runs by itself
     assert r.memory_cases[0] >= 1

@@ -76,7 +76,7 @@ def group_folds(groups: Sequence[str], k: int) -> list[int]:
 # the model families: "tfidf" (TfidfModel; training needs scikit-learn), "textlr" (TextModel: the
 # numpy Adam LR shipped before issue 16's tenth round) and "ensemble" (their geometric mean, the
 # TF-IDF model's weight chosen by the inner split among MIX_WEIGHTS)
-FAMILY = "textlr"
+FAMILY = "tfidf"
 FAMILIES = ("tfidf", "textlr", "ensemble")
 MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 TEXTLR_STEPS = 60  # the Adam steps of the textlr family (as shipped before the tenth round)
@@ -200,21 +200,36 @@ def _fit_ensemble(train: Sequence[Item], *, inner_k: int = 3, steps: int = TEXTL
     return model
 
 
-def fit_with_params(train: Sequence[Item], *, inner_k: int = 3, **fit_kw: Any) -> TextModel:
-    """Model on all of ``train`` + combination parameters chosen on an inner grouped split."""
+# fit settings the inner split can choose among (``fit_with_params(grid=...)``); the first is the
+# shipped one, which wins ties
+CLASS_WEIGHT_GRID = ({}, {"class_weight": "balanced"})
+
+
+def fit_with_params(train: Sequence[Item], *, inner_k: int = 3, grid: Sequence[dict[str, Any]] = (),
+                    **fit_kw: Any) -> TextModel:
+    """Model on all of ``train`` + combination parameters chosen on an inner grouped split. With a
+    ``grid`` of extra fit settings, each is fitted on the same inner split and the one whose whole
+    decision (rules + model, parameters chosen as above) is most accurate out of fold is used (its
+    position recorded as ``params["grid_choice"]``): a choice made inside the training rows only."""
     if fit_kw.get("family") == "ensemble":
         return _fit_ensemble(train, inner_k=inner_k, **{k: v for k, v in fit_kw.items() if k != "family"})
     folds = group_folds([i.group for i in train], inner_k)
-    oof: list[dict[str, float] | None] = [None] * len(train)
-    for f in range(inner_k):
-        tr = [i for i, ff in zip(train, folds) if ff != f]
-        model = _fit(tr, **fit_kw)
-        for j, (it, ff) in enumerate(zip(train, folds)):
-            if ff == f:
-                oof[j] = _proba(model, it)
-    params = choose_params(train, oof)  # type: ignore[arg-type]
-    model = _fit(train, **fit_kw)
-    model.params = params
+    best = None
+    for pos, extra in enumerate(grid or ({},)):
+        oof: list[dict[str, float] | None] = [None] * len(train)
+        for f in range(inner_k):
+            tr = [i for i, ff in zip(train, folds) if ff != f]
+            model = _fit(tr, **fit_kw, **extra)
+            for j, (it, ff) in enumerate(zip(train, folds)):
+                if ff == f:
+                    oof[j] = _proba(model, it)
+        params = choose_params(train, oof)  # type: ignore[arg-type]
+        key = round(pipeline_accuracy(train, oof, params), 4)  # type: ignore[arg-type]
+        if best is None or key > best[0]:
+            best = (key, pos, extra, params)
+    _, pos, extra, params = best
+    model = _fit(train, **fit_kw, **extra)
+    model.params = {**params, "grid_choice": float(pos)} if grid else params
     return model
 
 
@@ -381,6 +396,6 @@ def train_artifact(path: Path | None = None, **fit_kw: Any) -> TextModel:
     return model
 
 
-__all__ = ["FAMILIES", "Item", "Prediction", "choose_params", "cross_validate", "decide", "fit_with_params",
+__all__ = ["CLASS_WEIGHT_GRID", "FAMILIES", "Item", "Prediction", "choose_params", "cross_validate", "decide", "fit_with_params",
            "format_confusion", "format_metrics", "group_folds", "load_items", "metrics", "prepare",
            "rules_only", "train_artifact"]

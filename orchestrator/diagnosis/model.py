@@ -589,7 +589,9 @@ class TfidfModel:
         self._idf_list = self.idf.tolist()
         self._idf2a = self.idf * self.idf
         self._idf2 = self._idf2a.tolist()
-        self._Wi = (self.W * self.idf[:, None]).astype(np.float32)  # idf folded into the weight rows
+        # per term: its weight row times its idf and, last column, idf^2 (its share of the squared
+        # block norm): one gather gives a message's rows and its norm (float64: exact to the reference)
+        self._WQ = np.concatenate((self.W.astype(np.float64) * self.idf[:, None], self._idf2a[:, None]), axis=1)
         self._tok: dict[str, np.ndarray] = {}  # token -> ids of its in-vocabulary char n-grams
         self._empty = np.zeros(0, dtype=np.int64)
 
@@ -678,13 +680,15 @@ class TfidfModel:
         ids, vals = self.vector_of(analysis)
         return (vals @ self.W[ids] + self.b) if len(ids) else self.b.copy()
 
+    _TOKEN_CACHE_MAX = 200_000
+
     def _token_ids(self, tok: str) -> np.ndarray:
         e = self._tok.get(tok)
         if e is None:
             get = self._blk["c"].get
             ids = [j for j in map(get, token_char_grams(tok)) if j is not None]
             e = np.asarray(ids, dtype=np.int64) if ids else self._empty
-            if len(self._tok) >= 200_000:  # a bounded cache: start over
+            if len(self._tok) >= self._TOKEN_CACHE_MAX:  # a bounded cache: start over
                 self._tok.clear()
             self._tok[tok] = e
         return e
@@ -703,7 +707,7 @@ class TfidfModel:
 
     def _block_coefs(self, counts: Counter, get, ids: list[int], coefs: list[float]) -> None:
         """Append the in-vocabulary ids of a word/typed block and their coefficients
-        ``(1 + ln tf) / block norm`` (the idf is folded into ``_Wi``)."""
+        ``(1 + ln tf) / block norm`` (the idf is folded into ``_WQ``)."""
         idf2 = self._idf2
         bi, bs = [], []
         n2 = 0.0
@@ -719,10 +723,19 @@ class TfidfModel:
             ids += bi
             coefs += [x * inv for x in bs]
 
+    def _bigram_ids(self) -> dict[tuple[str, str], int]:
+        """``(a, b) -> id`` of the word block's bigrams (no string building per message)."""
+        bi = self.__dict__.get("_bi")
+        if bi is None:
+            bi = self._bi = {tuple(t.split(" ", 1)): j for t, j in self._blk["w"].items() if " " in t}
+        return bi
+
     def logits(self, message: str) -> np.ndarray:
-        """Class logits of ``message``: exactly ``logits_of(tfidf_analysis(message))`` (tested): one
-        gather of idf-scaled weight rows (``_Wi``) for all three blocks, the char block's n-gram ids
-        cached per token and their counts merged over the message in numpy."""
+        """Class logits of ``message``: exactly ``logits_of(tfidf_analysis(message))`` (tested to
+        1e-9 in probability): the word and typed blocks' coefficients in Python, the char block's
+        n-gram ids cached per token and their counts merged over the message in numpy, then one
+        gather of ``[idf-scaled weight row | idf^2]`` rows for all three blocks (the char block's
+        norm from its last column) and one product."""
         text = (message or "")[:MAX_CHARS]
         low = text.lower()
         ids: list[int] = []
@@ -733,7 +746,7 @@ class TfidfModel:
             wget = self._blk["w"].get
             if len(set(toks)) == len(toks):  # all distinct (then bigrams too): tf 1 each
                 bi = [j for j in map(wget, toks) if j is not None]
-                bi += [j for j in map(wget, [f"{a} {b}" for a, b in zip(toks, toks[1:])]) if j is not None]
+                bi += [j for j in map(self._bigram_ids().get, zip(toks, toks[1:])) if j is not None]
                 if bi:
                     idf2 = self._idf2
                     inv = 1.0 / math.sqrt(sum([idf2[j] for j in bi]))
@@ -749,7 +762,6 @@ class TfidfModel:
             self._block_coefs(Counter(typed), self._blk["t"].get, ids, coefs)
         # char_wb 2-5-grams: cached ids per token, counts merged over the message
         parts = low.split()
-        u = None
         if parts:
             tok = self._tok
             cat = np.concatenate([tok[t] if t in tok else self._token_ids(t) for t in parts])
@@ -760,25 +772,24 @@ class TfidfModel:
                 flag[0] = True
                 np.not_equal(cat[1:], cat[:-1], out=flag[1:])
                 first = np.flatnonzero(flag)
-                if len(first) == n:  # every n-gram once: tf 1
-                    u = cat
-                    cc = np.full(n, 1.0 / math.sqrt(float(self._idf2a[u].sum())))
+                nc = len(first)
+                if nc == n:  # every n-gram once: tf 1
+                    G = self._WQ[np.concatenate((cat, ids)) if ids else cat]
+                    cc = np.full(n, 1.0 / math.sqrt(float(G[:n, -1].sum())))
                 else:
-                    u = cat[first]
-                    cnt = np.empty(len(first))
+                    cnt = np.empty(nc)
                     np.subtract(first[1:], first[:-1], out=cnt[:-1])
                     cnt[-1] = n - first[-1]
                     tf = np.log(cnt)
                     tf += 1.0
-                    cc = tf * (1.0 / math.sqrt(float((tf * tf) @ self._idf2a[u])))
-        if u is None:
-            if not ids:
-                return self.b.copy()
-            return np.dot(coefs, self._Wi[ids]) + self.b
-        if ids:
-            u = np.concatenate((u, ids))
-            cc = np.concatenate((cc, coefs))
-        return cc @ self._Wi[u] + self.b
+                    G = self._WQ[np.concatenate((cat[first], ids)) if ids else cat[first]]
+                    cc = tf * (1.0 / math.sqrt(float((tf * tf) @ G[:nc, -1])))
+                if ids:
+                    cc = np.concatenate((cc, coefs))
+                return cc @ G[:, :-1] + self.b
+        if not ids:
+            return self.b.copy()
+        return np.dot(coefs, self._WQ[ids, :-1]) + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
         return self.vector_of(tfidf_analysis(message))
@@ -941,15 +952,24 @@ def env_get(name: str) -> str | None:
 _ENV_KEYS: dict[str, bytes] = {}
 
 
-def load_default() -> TextModel | None:
+def default_path() -> Path | None:
+    """The artifact :func:`load_default` reads: ``ORCHESTRATOR_DIAGNOSIS_MODEL`` if set (None when
+    it disables the model), else the shipped ``model.npz``."""
+    setting = env_get("ORCHESTRATOR_DIAGNOSIS_MODEL") or ""
+    if setting.lower() in ("off", "0", "false", "none"):
+        return None
+    return Path(setting) if setting else ARTIFACT
+
+
+def load_default() -> TextModel | TfidfModel | EnsembleModel | None:
     """The shipped model, loaded once; None when disabled (``ORCHESTRATOR_DIAGNOSIS_MODEL=off``)
     or the artifact is missing/unreadable (the rules still work)."""
     setting = env_get("ORCHESTRATOR_DIAGNOSIS_MODEL") or ""
     if setting in _DEFAULT:  # the common case: already resolved for this setting
         return _DEFAULT[setting]
-    if setting.lower() in ("off", "0", "false", "none"):
+    path = default_path()
+    if path is None:
         return None
-    path = Path(setting) if setting else ARTIFACT
     key = str(path)
     if key not in _DEFAULT:
         try:
@@ -974,5 +994,5 @@ def iter_corpus_training(rows: Iterable[dict[str, Any]]) -> tuple[list[str], lis
     return msgs, labels
 
 
-__all__ = ["ARTIFACT", "EnsembleModel", "TextModel", "TfidfModel", "features", "load_default", "load_model", "tfidf_analysis",
-           "iter_corpus_training"]
+__all__ = ["ARTIFACT", "EnsembleModel", "TextModel", "TfidfModel", "default_path", "features", "load_default",
+           "load_model", "tfidf_analysis", "iter_corpus_training"]
