@@ -133,6 +133,12 @@ class FailureClass(str, enum.Enum):
         return _CLASS[self][2]
 
     @property
+    def rerun_resolves(self) -> bool:
+        """A new run of the failed work is the prescribed resolution (a backed-off retry; for a
+        deadline cycle that needs the assets, its routine refresh after the backoff is that run)."""
+        return self.response is Response.retry
+
+    @property
     def needs_person(self) -> bool:
         """Only a person can fix it (credentials, grants, setup, code, data)."""
         return self.response in (Response.pause_and_escalate, Response.escalate)

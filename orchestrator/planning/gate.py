@@ -56,6 +56,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from orchestrator.core.standing import is_routine
 from orchestrator.core.pricing import SyncPricer, sync_charges, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
@@ -84,11 +85,18 @@ def _retry_budget(category: str) -> int:
     return b.max_attempts if b is not None else 1
 
 
-def prescribed(d: DiagnosedFailure, action_type: str) -> bool:
-    """True when ``action_type`` is the planner's prescribed resolution of this failure."""
+def prescribed(d: DiagnosedFailure, action_type: str, *, routine: bool = False) -> bool:
+    """True when ``action_type`` is the planner's prescribed resolution of this failure.
+    ``routine``: the action is a routine freshness refresh (``standing.is_routine``); for a class
+    a new run resolves, that refresh is the re-run its backoff schedule prescribes."""
     t = ActionType.parse(action_type)
+    reruns = FailureClass.parse(d.category).rerun_resolves
+    if routine and t is ActionType.materialize and reruns:
+        return True
     if t is ActionType.retry:
-        return bool(d.transient) and d.category not in NOT_RETRYABLE
+        # a class whose prescribed response is the backed-off retry (memory, capacity: not
+        # transient by default, yet a retry after the backoff is what the planner prescribes)
+        return (bool(d.transient) or reruns) and d.category not in NOT_RETRYABLE
     if t is ActionType.resync_table:
         return FailureClass.parse(d.category) is FailureClass.schema_drift
     return False
@@ -188,7 +196,7 @@ def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memo
     """
     best, why = 0.0, "no failure memory"
     for d in failures:
-        prior_backed = prescribed(d, action.type)
+        prior_backed = prescribed(d, action.type, routine=is_routine(action))
         is_retry = prior_backed and ActionType.parse(action.type) is ActionType.retry
         n = _retry_budget(d.category) if is_retry else 1
         prior = PRESCRIBED_PRIOR if prior_backed else DEFAULT_PRIOR

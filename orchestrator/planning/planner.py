@@ -75,7 +75,7 @@ from orchestrator.planning.common import (
     action_id,
     tables_of,
 )
-from orchestrator.core.vocab import DEFAULT_BACKOFF, ESCALATE_ONLY, NO_ACTION, ActionType, Backoff
+from orchestrator.core.vocab import DEFAULT_BACKOFF, ESCALATE_ONLY, NO_ACTION, ActionType, Backoff, FailureClass
 from orchestrator.policies import DurationModel
 
 __all__ = ["DEFAULT_BACKOFF", "Backoff", "PlannerConfig", "plan", "priority_for"]
@@ -1422,6 +1422,29 @@ def _split_preauthorised(st: _PlanState, members: dict[str, list[str]], retry_of
                         "approval waits for it")
 
 
+def _routine_rerun(st: _PlanState, rgs: list[dict], keys: list[str]) -> bool:
+    """A retry that would wait for a person, of a failure whose prescribed response is a plain
+    re-run (rate limit, outage, capacity, memory: it clears by itself), on assets a deadline cycle
+    needs now, whose routine refresh the policies authorise (pre-authorised ``materialize`` or an
+    active standing approval): it is the cycle's routine refresh, started after the backoff, not a
+    remedial action for a person. A scheduled job would simply run again; holding the chain for an
+    approval (hours at night) loses deadlines that the authorised refresh meets. A repair, a
+    partition or a class that needs a person or a resync still goes the remedial way."""
+    if not keys or any(rg.get("repair") or rg["partitions"] for rg in rgs):
+        return False
+    if not all(FailureClass.parse(rg["category"]).rerun_resolves for rg in rgs):
+        return False
+    if not any(k in st.retry_need for k in keys):  # no deadline cycle needs it now
+        return False
+    resolution = st.resolution
+    if _preauthorised(resolution, keys, (ActionType.retry,)):
+        return False  # the retry runs without a person anyway
+    if _preauthorised(resolution, keys, (ActionType.materialize,)):
+        return True
+    standing = getattr(st.incidents, "standing", None)
+    return standing is not None and bool(standing.covers_keys(keys))
+
+
 def _stage_run_actions(st: _PlanState) -> None:
     """One action per run: retry, materialize (partitioned assets: the latest day) or, when a budget burns, defer to off-peak."""
     assessment, resolution, cfg, now, graph, model = st.assessment, st.resolution, st.cfg, st.now, st.graph, st.model
@@ -1457,6 +1480,17 @@ def _stage_run_actions(st: _PlanState) -> None:
             )
             repair = any(rg.get("repair") for rg in rgs)
             cats = sorted({rg["category"] for rg in rgs})
+            if _routine_rerun(st, rgs, keys):
+                aid = action_id("materialize", keys, fids)
+                actions.append(Action(
+                    action_id=aid, type=ActionType.materialize.value, asset_keys=tuple(keys), priority=prio,
+                    not_before=nb, estimated_cost_usd=cost, cause="freshness", cycle=",".join(fids),
+                    reason=(f"{what}: it clears by itself and its retry would wait for a person, but a deadline "
+                            "cycle needs it now and its routine refresh is authorised: refresh it"
+                            + (f" not before {nb:%H:%M} UTC (backoff)" if nb else "")),
+                ))
+                links[aid] = fids
+                continue
             aid = action_id("retry", keys, fids)
             actions.append(Action(
                 action_id=aid, type=ActionType.retry.value, asset_keys=tuple(keys),
