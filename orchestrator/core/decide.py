@@ -255,7 +255,7 @@ def decide(
     suppressed += waits
     # work held only by a budget whose extension is being asked waits for that one answer instead
     # of asking a person for each action (it is planned again next cycle and runs once granted)
-    waiting = {a.action.cause.split(":", 1)[1] for a in extensions} | {
+    waiting = {name for a in extensions for name in a.action.cause.split(":", 1)[1].split(",")} | {
         n for n in held if budget_book.pending(n)}
     if waiting:
         keep = []
