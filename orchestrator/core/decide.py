@@ -253,9 +253,11 @@ def decide(
                                          breaker=breaker, now=now, gate_config=gate_config, durations=durations,
                                          budgets=budget_cover)
     suppressed += waits
+    decisions, unpriced = one_unpriced_ask(decisions, ledger, snapshot)
+    suppressed += unpriced
     # work held only by a budget whose extension is being asked waits for that one answer instead
     # of asking a person for each action (it is planned again next cycle and runs once granted)
-    waiting = {a.action.cause.split(":", 1)[1] for a in extensions} | {
+    waiting = {name for a in extensions for name in a.action.cause.split(":", 1)[1].split(",")} | {
         n for n in held if budget_book.pending(n)}
     if waiting:
         keep = []
@@ -278,13 +280,14 @@ def decide(
 
 def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
     """(decisions kept, [(action, reason)] held): work the gate found over its policies' own
-    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`)
-    is not asked of a person: it is planned again each cycle and judged again once a window opens."""
-    from orchestrator.planning.gate import IDLE
+    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`),
+    and resyncs no deadline cycle needs yet (:data:`orchestrator.planning.gate.EARLY`), are not
+    asked of a person: they are planned again each cycle and judged again then."""
+    from orchestrator.planning.gate import EARLY, IDLE
 
     kept, held = [], []
     for g in decisions:
-        if g.decision == "await_approval" and g.reason.startswith(IDLE):
+        if g.decision == "await_approval" and g.reason.startswith((IDLE, EARLY)):
             held.append((g.action, g.reason))
         else:
             kept.append(g)
@@ -302,6 +305,38 @@ def hold_probes(decisions) -> tuple[list, list[tuple[Action, str]]]:
     for g in decisions:
         if g.decision == "await_approval" and (g.action.cycle or "").startswith(PROBE):
             held.append((g.action, f"probe not asked of a person (the incident is escalated already): {g.reason}"))
+        else:
+            kept.append(g)
+    return kept, held
+
+
+def one_unpriced_ask(decisions, ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] not asked): while no connector has a priced sync yet,
+    the gate holds every budgeted run that syncs one for a person
+    (:data:`orchestrator.planning.gate.UNPRICED`) -- the same unknown each time, and the first
+    sync that runs prices the others (``orchestrator.core.pricing``: a connector without its own
+    history borrows the fleet's). So only the most urgent is asked; the others are planned again
+    each cycle, priced once an answered one has synced, and, while a request that syncs a
+    connector is still open, no new one is asked (generated worlds 437, 447: three such requests
+    in one cycle, each an approval asked)."""
+    from orchestrator.core.pricing import synced_connectors
+    from orchestrator.planning.gate import UNPRICED
+
+    blind = [g for g in decisions if g.decision == "await_approval" and g.reason.startswith(UNPRICED)]
+    if not blind:
+        return decisions, []
+    graph = snapshot.graph
+    # (the gate holds work as unpriced only while no sync anywhere is priced: an open action that
+    # syncs a connector is still what the others wait for)
+    asked = next((e.action for e in (ledger.entries.values() if ledger is not None else ())
+                  if e.status in OPEN and synced_connectors(e.action, graph)), None)
+    first = None if asked is not None else max(blind, key=lambda g: g.action.priority)
+    waits_for = asked.action_id if asked is not None else first.action.action_id
+    kept, held = [], []
+    for g in decisions:
+        if g in blind and g is not first:
+            held.append((g.action, f"not asked: no sync is priced yet, and the request {waits_for} will price "
+                                   f"one once it runs (planned again each cycle): {g.reason}"))
         else:
             kept.append(g)
     return kept, held

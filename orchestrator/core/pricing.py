@@ -21,7 +21,9 @@ $29.61 budget $85 over). The gate and validation therefore price **every** sync 
 ``estimate = (fixed + per hour x gap) x margin``, the line fitted by least squares when the past
 gaps vary enough to tell a sync's fixed part from its rows (at least 3 syncs, gaps 1.5x apart, both
 parts >= 0); else ``max(mean past sync, rate x gap)`` with ``rate = sum(usd) / sum(gap)`` (never
-below a linear bill, but over it by the fixed part x gap / usual gap).  A connector with no priced
+below a linear bill, but over it by the fixed part x gap / usual gap) -- or, where the connector
+reports the rows its syncs loaded, the cheaper :meth:`SyncPricer._by_rows`: a past sync's bill plus
+the extra hours' rows at the fleet's cheapest sync per row (an upper bound of the per-row price).  A connector with no priced
 sync of its own (none, or a single one: no gap to learn from) borrows the dearest fit of the others,
 and is never priced below its own dearest past sync; with no sync history at all there is no price
 here (0: the callers keep their own floor, and the gate asks a person).
@@ -59,6 +61,8 @@ class SyncPricer:
         self.last_good: dict[str, datetime] = {}
         self.mean: dict[str, float] = {}  # connector -> mean of its sync cost records (the planner's price)
         self.dearest: dict[str, float] = {}  # connector -> its dearest sync cost record
+        self.rows_per_hour: dict[str, float] = {}  # connector -> most rows per hour of gap its priced syncs loaded
+        self.usd_per_row: float | None = None  # the fleet's cheapest priced sync per row (>= the per-row price)
 
     def _build(self) -> None:
         """One pass over the snapshot's records, on the first price asked (most cycles ask none)."""
@@ -81,16 +85,24 @@ class SyncPricer:
             if s.status == "succeeded" and s.ended_at is not None:
                 good.setdefault(s.connector, []).append(s)
         # connector -> [(gap hours, usd)] of its recent good syncs, and the start of its last good one
+        per_row: list[float] = []
         for conn, syncs in good.items():
             syncs.sort(key=lambda s: _aware(s.started_at))
             self.last_good[conn] = _aware(syncs[-1].started_at)
-            pairs = []
+            pairs, rows = [], []
             for prev, cur in zip(syncs, syncs[1:]):
                 usd = costs.get((conn, _aware(cur.ended_at)))
                 gap = (_aware(cur.started_at) - _aware(prev.started_at)).total_seconds() / 3600
                 if usd is not None and usd > 0 and gap > 0:
                     pairs.append((gap, usd))
+                    rows.append(None if cur.rows is None else cur.rows / gap)
+                    if cur.rows:
+                        per_row.append(usd / cur.rows)
             self.pairs[conn] = pairs[-HISTORY:]
+            rows = rows[-HISTORY:]
+            if rows and None not in rows:
+                self.rows_per_hour[conn] = max(rows)
+        self.usd_per_row = min(per_row) if per_row else None
 
     @staticmethod
     def _line(pairs: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -183,7 +195,23 @@ class SyncPricer:
             return sum(u for _, u in pairs) / len(pairs) * margin
         if gap > max(g for g, _ in pairs):
             margin = max(margin, EXTRAPOLATION_MARGIN)  # a backlog longer than any seen: less certain
-        return self._rule(pairs, gap) * margin
+        by_rows = self._by_rows(connector, pairs, gap)
+        rule = self._rule(pairs, gap)
+        return (rule if by_rows is None else min(rule, by_rows)) * margin
+
+    def _by_rows(self, connector: str, pairs: list[tuple[float, float]], gap: float) -> float | None:
+        """A sync's price from the rows it will load, where its own syncs' gaps cannot tell the
+        fixed part of its bill from the rows (one cadence, a single priced gap): each past sync's
+        bill plus the rows of the extra hours (its most rows per hour of gap) at the fleet's
+        cheapest price per row -- no sync billed less per row than the per-row price, so never
+        below a bill of a fixed part and rows. A connector with few rows priced all-rows from a 0.5 h
+        gap took a $1.79 sync for $16.70 and held a refresh a cron job runs within budget
+        (generated world 103). None where a line is fitted or rows are not reported."""
+        rate = self.rows_per_hour.get(connector)
+        if rate is None or self.usd_per_row is None or self._line(pairs) is not None:
+            return None
+        mean = sum(u for _, u in pairs) / len(pairs)
+        return max(mean, max(u + self.usd_per_row * rate * max(0.0, gap - g) for g, u in pairs))
 
 
 def synced_connectors(action: Action, graph) -> list[str]:

@@ -349,14 +349,35 @@ class Extension:
 
 
 def extension_scope(action: Action) -> tuple[str, str, date, int] | None:
-    """(policy, digest, first day, days) of a budget-extension request, else None."""
+    """(policy, digest, first day, days) of a budget-extension request for one policy, else None
+    (a bundled request: :func:`extension_scopes`)."""
+    scopes = extension_scopes(action)
+    return scopes[0][:4] if len(scopes) == 1 else None
+
+
+def extension_scopes(action: Action) -> list[tuple[str, str, date, int, float]]:
+    """[(policy, digest, first day, days, USD a day)] a budget-extension request asks: one policy
+    (cause ``budget:<name>``, cycle ``<digest>|<first>|<days>``, the amount its estimated cost), or
+    several in one request (:func:`bundle_extensions`: cause ``budget:<a>,<b>``, cycle one
+    ``<digest>|<first>|<days>|<usd>`` per policy, ``;``-separated, in the same order). [] for
+    anything else or a malformed request."""
     if action.type != STANDING or not (action.cause or "").startswith(BUDGET_PREFIX):
-        return None
+        return []
+    names = action.cause[len(BUDGET_PREFIX):].split(",")
+    parts = (action.cycle or "").split(";")
     try:
-        digest, first, days = (action.cycle or "").split("|")
-        return action.cause[len(BUDGET_PREFIX):], digest, date.fromisoformat(first), int(days)
+        if len(names) == 1 and len(parts) == 1:
+            digest, first, days = parts[0].split("|")
+            return [(names[0], digest, date.fromisoformat(first), int(days), float(action.estimated_cost_usd))]
+        if len(parts) != len(names):
+            return []
+        out = []
+        for name, part in zip(names, parts):
+            digest, first, days, usd = part.split("|")
+            out.append((name, digest, date.fromisoformat(first), int(days), float(usd)))
+        return out
     except ValueError:
-        return None
+        return []
 
 
 class BudgetBook:
@@ -371,11 +392,8 @@ class BudgetBook:
     def from_ledger(cls, ledger) -> BudgetBook:
         out = []
         for aid, e in (getattr(ledger, "entries", None) or {}).items():
-            scope = extension_scope(e.action)
-            if scope is None:
-                continue
-            policy, digest, first, days = scope
-            out.append(Extension(aid, policy, digest, first, days, float(e.action.estimated_cost_usd), e.status))
+            out.extend(Extension(aid, policy, digest, first, days, usd, e.status)
+                       for policy, digest, first, days, usd in extension_scopes(e.action))
         return cls(out)
 
     def granted(self, policy: str, digest: str | None, day: date) -> Extension | None:
@@ -549,8 +567,9 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
                     now: datetime, durations=None, held: dict[str, float] | None = None,
                     usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> list[Action]:
-    """Budget extensions to ask now: one per budgeted policy whose forecast spend today or tomorrow
-    (UTC; today's spend so far plus its deadlines' refreshes ahead) exceeds its daily budget plus
+    """Budget extensions to ask now, all in one request (:func:`bundle_extensions`): for each
+    budgeted policy whose forecast spend today or tomorrow (UTC; today's spend so far plus its
+    deadlines' refreshes ahead) exceeds its daily budget plus
     what is granted, unless one is pending or was refused for that day. The amount covers the
     largest overshoot forecast over the next :data:`EXTENSION_DAYS` (x :data:`EXTENSION_MARGIN`),
     and at least twice an active extension that fell short (so a forecast that keeps growing asks
@@ -589,6 +608,37 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
                                   max(need * (1 + NEED_MARGIN) - per_day for _, need, _ in days[:2]))))
         if fell_short is not None:
             usd = max(usd, 2.0 * fell_short.usd_per_day)
-        out.append(extension_request(policy, resolution.governed_by(name), now, first, EXTENSION_DAYS,
-                                     max(usd, 1.0), per_day, peak))
-    return out
+        out.append((policy, resolution.governed_by(name), first, max(usd, 1.0), per_day, peak))
+    return [bundle_extensions(out, now)] if out else []
+
+
+def bundle_extensions(items: list[tuple[object, Iterable[str], date, float, float, float]], now: datetime,
+                      days: int = EXTENSION_DAYS) -> Action:
+    """One request for the budget extensions of several policies asked in the same cycle
+    ([(policy, scope, first day, USD a day asked, daily budget, peak need)]): a person answers one
+    question naming every policy and its amount, not one per policy (the work held over their
+    budgets is usually one refresh whose syncs several policies pay for; asked one by one, each
+    counted as an approval asked: 2.33 per incident that needs a person on generated worlds).
+    Approved, each policy has its own extension, as if asked alone. One policy:
+    :func:`extension_request`."""
+    if len(items) == 1:
+        policy, scope, first, usd, per_day, peak = items[0]
+        return extension_request(policy, scope, now, first, days, usd, per_day, peak)
+    keys: set[str] = set()
+    for _, scope, *_ in items:
+        keys.update(scope)
+    names = [p.name for p, *_ in items]
+    cycle = ";".join(f"{policy_digest(p)}|{first.isoformat()}|{days}|{usd:.2f}" for p, _, first, usd, _, _ in items)
+    tag = hashlib.sha256(cycle.encode()).hexdigest()[:8]
+    listed = "; ".join(f"{p.name}: ${usd:,.2f} a day over its ${per_day:,.2f} from {first:%Y-%m-%d} (its deadlines "
+                       f"ahead need up to ${peak:,.2f} a day)" for p, _, first, usd, per_day, peak in items)
+    return Action(
+        action_id=f"budget-{len(items)}policies-{tag}-{now:%Y%m%d%H%M}",
+        type=STANDING, asset_keys=tuple(sorted(keys)), cause=BUDGET_PREFIX + ",".join(names), cycle=cycle,
+        estimated_cost_usd=round(sum(usd for _, _, _, usd, _, _ in items), 2),
+        reason=(f"budget extensions for {len(items)} policies for {days} days (UTC): {listed}. Approve once for "
+                f"all of them so their routine refreshes run on time without asking one by one. A policy's "
+                f"spend past its budget plus its amount still waits for approval; approval rules, blackout "
+                f"windows and the circuit breaker are unchanged. Reject to keep the budgets: refreshes past "
+                f"them then wait for a person each time."),
+    )

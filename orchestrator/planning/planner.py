@@ -366,6 +366,7 @@ class _Cycles:
         self.opens: dict[str, datetime] = {}
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
+        self._syncs = getattr(snapshot, "syncs", None) or ()
         self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
         self._blackouts = any(getattr(sla, "blackout", ()) for sla in slas.values())
@@ -721,7 +722,19 @@ class _Cycles:
             except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
                 memo[key] = None
         tick = memo[key]
+        if tick is not None and tick <= by and self.native_failed_day_before(connector, tick):
+            return False
         return None if tick is None else tick <= by
+
+    def native_failed_day_before(self, connector: str, tick: datetime) -> bool:
+        """The connector's own scheduled sync a day before ``tick`` (within 15 minutes) failed: not
+        counted on to land this one (a daily fault at the source -- a nightly schema change, a
+        maintenance window -- fails it again; waiting for it, a deadline then needed a table resync
+        at 10x a sync's price every day where a sync before that slot ran clean: world 431)."""
+        day_before = tick - timedelta(days=1)
+        slack = timedelta(minutes=15)
+        return any(s.connector == connector and s.triggered_by == "schedule" and s.status == "failed"
+                   and abs(_aware(s.started_at) - day_before) <= slack for s in self._syncs)
 
     def ask_ahead(self, k: str) -> bool:
         """A connector table whose sync needs a person's approval (its policy does not

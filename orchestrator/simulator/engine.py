@@ -776,7 +776,7 @@ class Simulation:
         reported on its units; approving a *standing approval* (``orchestrator.core.standing``)
         fixes nothing: it is recorded (``standing_granted``) as the scope of routine refreshes the
         person authorised, which the safety audit checks on its own."""
-        from orchestrator.core.standing import extension_scope
+        from orchestrator.core.standing import extension_scopes
 
         self.approvals_requested += 1
         standing = action.type == "standing_approval"
@@ -790,10 +790,10 @@ class Simulation:
             if approve:
                 if standing:
                     self.standing_granted[action.action_id] = frozenset(action.asset_keys)
-                    ext = extension_scope(action)
-                    if ext is not None:  # a budget extension: the amount and days the person granted
-                        policy, _, first, days = ext
-                        self.auditor.extend(policy, first, float(action.estimated_cost_usd), days)
+                    # a budget extension (one policy, or several asked together): the amount and
+                    # days the person granted each policy named
+                    for policy, _, first, days, usd in extension_scopes(action):
+                        self.auditor.extend(policy, first, usd, days)
                 else:
                     for u in self._units_of_action(action):
                         self.human_fix_unit(u, reported)
