@@ -17,6 +17,7 @@ holds the vocabulary, weights, and the combination parameters fitted by cross-va
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import re
@@ -576,17 +577,17 @@ class TfidfModel:
     def __init__(self, vocab: Sequence[str], idf: np.ndarray, W: np.ndarray, b: np.ndarray,
                  params: dict[str, float] | None = None, classes: Sequence[str] = CATEGORIES):
         self.classes = tuple(classes)
-        self.vocab_list = list(vocab)
-        self.vocab = {f: i for i, f in enumerate(self.vocab_list)}
         self.idf = np.asarray(idf, dtype=np.float64)
         self.W = np.asarray(W, dtype=np.float32)
         self.b = np.asarray(b, dtype=np.float64)
         self.params = dict(params or {})
-        self._Wc = self.W - self.W.mean(axis=1, keepdims=True)  # for explanations
+        # the terms are held once, per block: a sensor process keeps the model loaded, and the
+        # whole-vocabulary views (explanations, saving, the training-time reference) are built
+        # only when asked (about 7 MiB the diagnosis of a few failures never needs)
         self._blk: dict[str, dict[str, int]] = {p: {} for p in TFIDF_BLOCKS}
-        for f, i in self.vocab.items():
+        for i, f in enumerate(vocab):
             self._blk[f[:1]][f[2:]] = i
-        self._idf_list = self.idf.tolist()
+        self._size = sum(len(terms) for terms in self._blk.values())
         self._idf2a = self.idf * self.idf
         self._idf2 = self._idf2a.tolist()
         # per term: its weight row times its idf and, last column, idf^2 (its share of the squared
@@ -594,6 +595,27 @@ class TfidfModel:
         self._WQ = np.concatenate((self.W.astype(np.float64) * self.idf[:, None], self._idf2a[:, None]), axis=1)
         self._tok: dict[str, np.ndarray] = {}  # token -> ids of its in-vocabulary char n-grams
         self._empty = np.zeros(0, dtype=np.int64)
+
+    @functools.cached_property
+    def vocab_list(self) -> list[str]:
+        """The block-prefixed terms by feature id."""
+        out = [""] * self._size
+        for prefix, terms in self._blk.items():
+            for t, i in terms.items():
+                out[i] = f"{prefix}:{t}"
+        return out
+
+    @functools.cached_property
+    def vocab(self) -> dict[str, int]:
+        return {f: i for i, f in enumerate(self.vocab_list)}
+
+    @functools.cached_property
+    def _Wc(self) -> np.ndarray:  # for explanations
+        return self.W - self.W.mean(axis=1, keepdims=True)
+
+    @functools.cached_property
+    def _idf_list(self) -> list[float]:
+        return self.idf.tolist()
 
     # ---------------------------------------------------------------- training
     @classmethod
@@ -925,7 +947,7 @@ def _model_from(z: dict[str, np.ndarray], path: Any) -> Any:
                        for i in range(n)]
             return EnsembleModel(members, [float(w) for w in z["weights"]], params)
         if kind == "tfidf":
-            return TfidfModel([str(v) for v in z["vocab"]], z["idf"].astype(np.float64),
+            return TfidfModel(z["vocab"], z["idf"].astype(np.float64),
                               z["W"].astype(np.float32), z["b"], params, classes)
         if kind != "textlr":
             raise ValueError(f"unknown diagnosis model kind {kind!r} in {path}")
