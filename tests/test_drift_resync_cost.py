@@ -3,12 +3,13 @@
 In world 431 a connector's own 06:00 sync failed every day on schema drift. `sla` counted on that
 06:00 sync to land its tables for an 11:00 deadline, so each day it then needed a table resync
 ($148, a day of rows at the full price) where cron-tuned's 03:00 sync ($9) ran clean before the
-drift: 1.9x cron-tuned's spend for the same attainment. Two rules:
+drift: 1.9x cron-tuned's spend for the same attainment. The planner does not count on a
+connector's own scheduled sync whose slot failed the day before
+(``_Cycles.native_failed_day_before``): it syncs before it, as a cron job would.
 
-* the planner does not count on a connector's own scheduled sync whose slot failed the day before
-  (``_Cycles.native_failed_day_before``): it syncs before it, as a cron job would;
-* the gate holds a resync while its tables hold data fresh for their next cycle, or that cycle
-  has not opened (``gate.resync_needed_now``): not asked, planned again each cycle.
+(A second rule, holding a resync while its tables hold data fresh for their next cycle, was
+measured and not kept: in the 30-day learning run a held drift waited for a person instead of
+resolving itself, and the auto-resolved share of recurring failures fell from 84-88% to 75%.)
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.core.decide import decide, hold_idle
+from orchestrator.core.decide import decide
 from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
-from orchestrator.core.records import Action, SyncRecord, Snapshot
-from orchestrator.planning import gate
-from orchestrator.planning.gate import EARLY
+from orchestrator.core.records import SyncRecord, Snapshot
 from orchestrator.policies import DurationModel, load_policies, resolve
 
 UTC = timezone.utc
@@ -84,30 +83,3 @@ def test_a_scheduled_slot_that_failed_the_day_before_is_not_counted_on(offset_mi
     failed_slot = status == "failed" and by == "schedule" and abs(offset_min) <= 15
     assert _syncs_now(snap) == failed_slot
 
-
-def _resync() -> Action:
-    return Action("rs", "resync_table", "schema drift on src1/t1: resync 1 table(s) only", connector=CONN,
-                  tables={CONN: ("t1",)}, asset_keys=("src1/t1",), cause="schema_drift", cycle="f1")
-
-
-@settings(max_examples=25, deadline=None)
-@given(data_h=st.floats(-30, 5.9), now_h=st.floats(-20, 9.5))
-def test_a_resync_runs_only_when_a_cycle_needs_newer_data(data_h, now_h):
-    """Hours relative to 01:00 (the window's opening): the resync executes iff the window has
-    opened and the table's data is older than its opening; else it is held without asking."""
-    from orchestrator.assessment import assess
-
-    opens = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
-    now = opens + timedelta(hours=now_h)
-    data_at = min(opens + timedelta(hours=data_h), now)
-    snap = _snapshot(now, data_at)
-    asm = assess(snap, RES, DurationModel(DURATIONS), now=now)
-    fa = asm.freshness["src1/t1"]
-    (g,) = gate([_resync()], snap, asm, RES, now=now)
-    needed = fa.window_open <= now and fa.data_time < fa.window_open
-    if needed:
-        assert g.decision == "execute", g.reason
-    else:
-        assert g.decision == "await_approval" and g.reason.startswith(EARLY), g.reason
-        kept, held = hold_idle([g])
-        assert not kept and held

@@ -280,14 +280,13 @@ def decide(
 
 def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
     """(decisions kept, [(action, reason)] held): work the gate found over its policies' own
-    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`),
-    and resyncs no deadline cycle needs yet (:data:`orchestrator.planning.gate.EARLY`), are not
-    asked of a person: they are planned again each cycle and judged again then."""
-    from orchestrator.planning.gate import EARLY, IDLE
+    budgets while no deadline it feeds has its window open (:data:`orchestrator.planning.gate.IDLE`)
+    is not asked of a person: it is planned again each cycle and judged again once a window opens."""
+    from orchestrator.planning.gate import IDLE
 
     kept, held = [], []
     for g in decisions:
-        if g.decision == "await_approval" and g.reason.startswith((IDLE, EARLY)):
+        if g.decision == "await_approval" and g.reason.startswith(IDLE):
             held.append((g.action, g.reason))
         else:
             kept.append(g)

@@ -277,29 +277,6 @@ def blackout_hit(action: Action, touched, resolution, start: datetime, span_s: f
 
 
 IDLE = "over budget, no deadline window open"  # the reason's opening: held, not worth asking now
-EARLY = "resync not needed yet"  # the reason's opening: held until a cycle needs newer data
-
-
-def resync_needed_now(keys, assessment: Assessment, now: datetime) -> bool:
-    """Whether a table resync serves a deadline cycle now: some table's next cycle has opened
-    (``window_open`` <= now) and its data is older than that opening. Not while every table
-    already holds data fresh for its next cycle, or that cycle has not opened yet (data made now
-    would not count for it). A resync reloads a day of rows at the full price (10x a routine sync
-    of a busy connector), and the drift it repairs is often gone by the time a cycle needs the
-    table (a person, the connector's next sync): a daily drift resynced at once, its tables synced
-    fresh an hour before, cost a generated world 1.9x cron-tuned's spend (world 431). Tables
-    the assessment does not know, or with no cycle, count as needed."""
-    for k in keys:
-        fa = assessment.freshness.get(k)
-        if fa is None or fa.window_open is None:
-            return True
-        opens = fa.window_open if fa.window_open.tzinfo else fa.window_open.replace(tzinfo=now.tzinfo)
-        if opens > now:
-            continue
-        dt = fa.data_time
-        if dt is None or (dt if dt.tzinfo else dt.replace(tzinfo=now.tzinfo)) < opens:
-            return True
-    return False
 
 
 def serves_open_window(keys, resolution, now: datetime, memo: dict | None = None) -> bool:
@@ -531,7 +508,6 @@ def gate(
         # over the policies' own budgets (held, or passing only on an extension) while no deadline
         # it feeds can use its data now: not worth the spend, nor a person's time, yet
         idle = bool(over or extended_by) and not serves_open_window(touched, resolution, now, window_memo)
-        early = t is ActionType.resync_table and not resync_needed_now(touched, assessment, now)
         if over:
             budget_risk = 0.2
         elif budget_names & burning:
@@ -614,9 +590,6 @@ def gate(
                 t.starts_run or t.calls_connector) else None
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
-            elif early:
-                out.append(decide(AWAIT_APPROVAL, f"{EARLY}: {', '.join(touched[:3])} hold data fresh for their "
-                                                  "next cycle, or it has not opened: planned again each cycle"))
             elif idle:
                 out.append(decide(AWAIT_APPROVAL, f"{IDLE}: {', '.join(over or sorted(budget_names))} would go over "
                                                   f"its own budget ({budget_cost:.2f} USD) for work no deadline can "
