@@ -28,7 +28,10 @@ propose extra actions. It **may never**
   at risk, its blocker or the path between; for a cancel, a queued run and a target at risk),
   must not repeat what the planner already does (a planner run covering its assets, a planner
   action on its connector, an escalation of its subject), and waits for approval (``hold``) unless
-  it is identical to a baseline action (then it *is* that action).
+  it is identical to a baseline action (then it *is* that action); its priority is at most the
+  lowest of the planner's actions (which come first in the plan), so the gate, which hands a
+  budget to the highest priorities first, judges all of the planner's work before it and a held
+  proposal never takes the budget the planner's work needs.
 
 Bounded work per cycle: at most ``max_llm_actions`` LLM-originated actions are considered; at
 most ``max_rejection_rows`` refusals are listed one by one, the rest become one summary row.
@@ -304,6 +307,7 @@ def enforce(
     extra = [a for a in proposed.actions if a.action_id not in base_ids]
     seen: set[tuple] = set()
     over_cap = extra[cfg.max_llm_actions:]
+    ceiling = min((a.priority for a in actions), default=None)  # below or level with every planner action
     for a in extra[: cfg.max_llm_actions]:
         a = replace(a, reason=_note(a.reason, cfg.max_reason_chars), source="llm")
         sig = _sig(a)
@@ -317,6 +321,10 @@ def enforce(
         prio = max(lo, min(hi, int(a.priority)))
         if floor is not None and prio >= floor and not facts.on_urgent_path(a):
             prio = floor - 1  # once approved, it does not overtake the work for a target at risk
+        if ceiling is not None:
+            # never ahead of the planner's work: the gate hands a budget to the highest priorities
+            # first, and an action that then waits for a person must not have taken what it leaves
+            prio = min(prio, ceiling)
         a = replace(a, priority=prio)
         if any(k not in facts.graph for k in a.asset_keys) or (a.connector and a.connector not in facts.conn_tables):
             actions.append(a)  # names nothing real: validation refuses it, naming what is unknown

@@ -390,7 +390,8 @@ def gate(
     actions = list(actions)
     pending_spend = in_flight_by_policy(
         in_flight_spend(snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations,
-                        exclude={a.run_id for a in actions if a.run_id}), resolution, graph)
+                        exclude={a.run_id for a in actions if a.run_id and a.source != "llm"}),  # see validate
+        resolution, graph)
     for name, usd in pending_spend.items():
         if name in spent:
             today, day_budget, month, month_budget = spent[name]

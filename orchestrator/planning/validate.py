@@ -103,9 +103,10 @@ def validate(
             failed_parts.setdefault(f.asset_key, set()).add(f.partition)
         if f.connector:
             failed_connectors.add(f.connector)
-    # runs the plan cancels (re-prioritisation) do not count as in flight
-    replaced = {a.run_id for a in plan.actions
-                if a.run_id and ActionType.parse(a.type) in (ActionType.materialize, ActionType.cancel_run)}
+    # runs the plan cancels (re-prioritisation) do not count as in flight; an LLM's cancel is only
+    # a proposal waiting for a person (agent.envelope): until then its run still runs and spends
+    replaced = {a.run_id for a in plan.actions if a.run_id and a.source != "llm"
+                and ActionType.parse(a.type) in (ActionType.materialize, ActionType.cancel_run)}
 
     accepted: list[Action] = []
     rejected: list[tuple[Action, str]] = []
