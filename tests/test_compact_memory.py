@@ -301,5 +301,9 @@ def test_shared_sla_profiles_read_as_plain_slas(nodes, data, text):
         profiles.setdefault(tuple(values[n] for n in _SLA_FIELDS if n not in
                                   ("key", "deadline", "max_lag", "predicted_duration_s")), set()).add(
             id(sla._profile))
-    # equal profiles are one object (the parts resolve() hands out are shared)
+    # equal profiles are one object (the parts resolve() hands out are shared), and stay shared
+    # through a pickle of the resolution's SLAs
     assert all(len(ids) == 1 for ids in profiles.values())
+    back = pickle.loads(pickle.dumps(res.slas))
+    assert back == res.slas
+    assert len({id(s._profile) for s in back.values()}) == len({id(s._profile) for s in res.slas.values()})

@@ -334,8 +334,8 @@ class EffectiveSLA:
     def __repr__(self) -> str:
         return "EffectiveSLA(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in _SLA_FIELDS) + ")"
 
-    def __reduce__(self):
-        return (EffectiveSLA, self._values())
+    def __reduce__(self):  # the profile tuple as is: pickled once for the SLAs sharing it
+        return (_restore_sla, (self.key, self._profile, self.deadline, self.max_lag, self.predicted_duration_s))
 
     @property
     def direct(self) -> bool:
@@ -355,6 +355,14 @@ class EffectiveSLA:
     def next_off_peak(self, after: datetime) -> datetime | None:
         opens = [t for w in self.off_peak if (t := w.next_open(after)) is not None]
         return min(opens) if opens else None
+
+
+def _restore_sla(key, profile, deadline, max_lag, predicted_duration_s) -> EffectiveSLA:
+    sla = object.__new__(EffectiveSLA)
+    for name, value in (("key", key), ("_profile", profile), ("deadline", deadline), ("max_lag", max_lag),
+                        ("predicted_duration_s", predicted_duration_s)):
+        object.__setattr__(sla, name, value)
+    return sla
 
 
 for _i, _name in enumerate(_PROFILE_FIELDS):
