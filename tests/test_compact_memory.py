@@ -268,3 +268,42 @@ def test_duration_model_arrays_estimate_as_lists(history):
     # one basis text per distinct value
     bases = [plain.estimate(AssetNode(k, role="dbt_model")).basis for k in history]
     assert len({id(b) for b in bases}) == len(set(bases))
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.data(), st.sampled_from([POLICY_TEXT, TIGHT_POLICY_TEXT]))
+def test_shared_sla_profiles_read_as_plain_slas(nodes, data, text):
+    """Assets governed alike share one profile tuple (tier, policies, windows, ...): every SLA
+    reads, compares, hashes, prints, pickles and copies as one built with its own values (no
+    interning table), is immutable, and the table holds one profile per distinct combination."""
+    from dataclasses import FrozenInstanceError
+
+    from orchestrator.policies.resolve import _SLA_FIELDS, EffectiveSLA
+
+    g = AssetGraph(nodes)
+    keys = g.keys
+    picks = {name: data.draw(st.sampled_from(keys)) for name in "abc"}
+    history = {k: data.draw(st.lists(st.sampled_from([60.0, 300.0, 900.0]), max_size=3)) for k in keys}
+    res = resolve(load_policies_from_text(text.format(**picks)), g, DurationModel(history), NOW)
+    assert res.ok, res.errors
+    profiles = {}
+    for key, sla in res.slas.items():
+        values = {name: getattr(sla, name) for name in _SLA_FIELDS}
+        plain = EffectiveSLA(**values)
+        assert plain == sla and hash(plain) == hash(sla) and repr(plain) == repr(sla)
+        assert {name: getattr(plain, name) for name in _SLA_FIELDS} == values and sla.key == key
+        assert sla.direct == bool(sla.policies)
+        assert pickle.loads(pickle.dumps(sla)) == sla and copy.deepcopy(sla) == sla
+        other = EffectiveSLA(**{**values, "predicted_duration_s": values["predicted_duration_s"] + 1})
+        assert other != sla
+        with pytest.raises(FrozenInstanceError):
+            sla.tier = None
+        profiles.setdefault(tuple(values[n] for n in _SLA_FIELDS if n not in
+                                  ("key", "deadline", "max_lag", "predicted_duration_s")), set()).add(
+            id(sla._profile))
+    # equal profiles are one object (the parts resolve() hands out are shared), and stay shared
+    # through a pickle of the resolution's SLAs
+    assert all(len(ids) == 1 for ids in profiles.values())
+    back = pickle.loads(pickle.dumps(res.slas))
+    assert back == res.slas
+    assert len({id(s._profile) for s in back.values()}) == len({id(s._profile) for s in res.slas.values()})

@@ -470,3 +470,38 @@ def test_results_by_position_read_as_the_dict_of_the_same_writes(ops):
     for c, w in copies:
         assert c == w
     assert pickle.loads(pickle.dumps(got)) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10**6), steps=STEPS)
+def test_unchanged_latest_successes_and_rows_are_not_copied_again(seed, steps):
+    """A tick whose snapshot holds the same latest successes and rows (the same objects, in the
+    same order) keeps the carry's copies instead of making new ones; any other tick copies, and
+    the carry's copies never follow a later change to a snapshot's own dict or list."""
+    world = World(seed)
+    saved = datatime._CARRY
+    datatime._CARRY = datatime._Carry()
+    try:
+        datatime.data_times(world.snapshot())
+        for kind, x in steps:
+            if kind != "same":
+                world.step(kind, x)
+            held = datatime._CARRY.inputs
+            snap = world.snapshot()
+            same_last = list(snap.last_success.items()) == list(held[1].items()) and all(
+                a is b for a, b in zip(snap.last_success.values(), held[1].values()))
+            same_rows = len(snap.materializations) == len(held[2]) and all(
+                a is b for a, b in zip(snap.materializations, held[2]))
+            got = datatime.data_times(snap)
+            assert got == plain_result(snap)[0]
+            now = datatime._CARRY.inputs
+            # (equal parts of other objects: the carry keeps what it held, as before)
+            assert (now[1] is held[1]) >= same_last and (now[2] is held[2]) >= same_rows
+            assert now[1] == snap.last_success and now[2] == snap.materializations
+            assert now[1] is not snap.last_success and now[2] is not snap.materializations
+            kept_last, kept_rows = dict(now[1]), list(now[2])
+            snap.last_success.clear()
+            snap.materializations.clear()
+            assert now[1] == kept_last and now[2] == kept_rows
+    finally:
+        datatime._CARRY = saved

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -263,8 +263,20 @@ class Infeasibility:
         return PolicyError(self.file, self.line, self.kind, self.message, severity="warning")
 
 
-@dataclass(frozen=True, slots=True)
+_PROFILE_FIELDS = ("tier", "primary_policy", "policies", "propagated_from", "rollout", "auto_approve", "owners",
+                   "budgets", "off_peak", "blackout", "max_lag_policy", "infeasible")
+_SLA_FIELDS = ("key", *_PROFILE_FIELDS[:10], "deadline", "max_lag", *_PROFILE_FIELDS[10:11], "predicted_duration_s",
+               "infeasible")
+
+
 class EffectiveSLA:
+    """One governed asset's effective SLA. Immutable, compared by value. The fields that follow
+    from how the asset is governed (tier, policies, rollout, owners, windows, ...) live in one
+    tuple shared by every asset governed the same way (``resolve`` passes ``profiles``, its
+    interning table): at 100,000 assets that is a few hundred tuples instead of 12 slots per asset;
+    only the key, deadline, lag and duration are the asset's own."""
+
+    __slots__ = ("key", "_profile", "deadline", "max_lag", "predicted_duration_s")
     key: str
     tier: Tier
     primary_policy: str
@@ -280,7 +292,50 @@ class EffectiveSLA:
     max_lag: timedelta | None  # effective (propagated) maximum lag
     max_lag_policy: str | None
     predicted_duration_s: float
-    infeasible: tuple[str, ...] = ()  # policies whose deadline/lag cannot be met via this asset
+    infeasible: tuple[str, ...]  # policies whose deadline/lag cannot be met via this asset
+
+    def __init__(self, key: str, tier: Tier, primary_policy: str, policies: tuple[str, ...],
+                 propagated_from: tuple[str, ...], rollout: Rollout, auto_approve: frozenset[ActionType],
+                 owners: tuple[str, ...], budgets: tuple[tuple[str, Budget], ...], off_peak: tuple[Window, ...],
+                 blackout: tuple[Window, ...], deadline: EffectiveDeadline | None, max_lag: timedelta | None,
+                 max_lag_policy: str | None, predicted_duration_s: float, infeasible: tuple[str, ...] = (), *,
+                 profiles: dict[tuple, tuple] | None = None) -> None:
+        profile = (tier, primary_policy, policies, propagated_from, rollout, auto_approve, owners, budgets,
+                   off_peak, blackout, max_lag_policy, infeasible)
+        if profiles is not None:  # by the parts' identity: resolve hands out shared parts
+            profile = profiles.setdefault(tuple(map(id, profile)), profile)
+        put = object.__setattr__
+        put(self, "key", key)
+        put(self, "_profile", profile)
+        put(self, "deadline", deadline)
+        put(self, "max_lag", max_lag)
+        put(self, "predicted_duration_s", predicted_duration_s)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in _SLA_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.key == other.key and self.deadline == other.deadline  # type: ignore[attr-defined]
+                and self.max_lag == other.max_lag  # type: ignore[attr-defined]
+                and self.predicted_duration_s == other.predicted_duration_s  # type: ignore[attr-defined]
+                and self._profile == other._profile)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.key, self._profile, self.deadline, self.max_lag, self.predicted_duration_s))
+
+    def __repr__(self) -> str:
+        return "EffectiveSLA(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in _SLA_FIELDS) + ")"
+
+    def __reduce__(self):  # the profile tuple as is: pickled once for the SLAs sharing it
+        return (_restore_sla, (self.key, self._profile, self.deadline, self.max_lag, self.predicted_duration_s))
 
     @property
     def direct(self) -> bool:
@@ -300,6 +355,19 @@ class EffectiveSLA:
     def next_off_peak(self, after: datetime) -> datetime | None:
         opens = [t for w in self.off_peak if (t := w.next_open(after)) is not None]
         return min(opens) if opens else None
+
+
+def _restore_sla(key, profile, deadline, max_lag, predicted_duration_s) -> EffectiveSLA:
+    sla = object.__new__(EffectiveSLA)
+    for name, value in (("key", key), ("_profile", profile), ("deadline", deadline), ("max_lag", max_lag),
+                        ("predicted_duration_s", predicted_duration_s)):
+        object.__setattr__(sla, name, value)
+    return sla
+
+
+for _i, _name in enumerate(_PROFILE_FIELDS):
+    setattr(EffectiveSLA, _name, property(lambda self, _i=_i: self._profile[_i]))
+del _i, _name
 
 
 @dataclass
@@ -548,6 +616,7 @@ def resolve(
     budgets_of: dict[tuple[str, ...], tuple] = {}
     shared: dict[tuple, tuple] = {}
     share = lambda t: shared.setdefault(t, t)  # noqa: E731
+    profiles: dict[tuple, tuple] = {}  # what assets governed alike share (``EffectiveSLA``)
 
     # the effective deadline's lead and instant: one timedelta and one datetime per distinct
     # (policy, lead), not per asset (leads are sums of a few durations: few distinct values)
@@ -633,15 +702,16 @@ def resolve(
             owners=primary.owners or share(tuple(node_of(key).owners)),  # type: ignore[union-attr]
             budgets=budgets,  # type: ignore[arg-type]
             off_peak=primary.off_peak,
-            blackout=bl,
+            blackout=share(bl),
             deadline=best_deadline,
             max_lag=None if lag_value is None else _lag(lags, lag_value),
             max_lag_policy=lag_policy,
             predicted_duration_s=own_dur,
             infeasible=share(tuple(bad)),
+            profiles=profiles,
         )
 
-    del instants, lags
+    del instants, lags, profiles
     # members: positions into one tuple of the governed keys, read off each SLA (the policies
     # selecting it and those propagating to it are exactly the ones governing it)
     governed = tuple(slas)
