@@ -777,6 +777,22 @@ class _Cycles:
         by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
         return self.native_lands(node.connector, self.now, by) is False
 
+    def native_serves(self, k: str) -> bool:
+        """A connector table due now (not at risk) whose connector's own schedule starts a sync
+        after its cycle opened and no later than its latest start: that sync serves the cycle.
+        A sync triggered now as well is a second one: the scheduled sync still runs after it
+        (it queues behind it for the source's slot) and both take the slot from the other
+        connectors' work under contention. A table at risk (the latest start has passed, or the
+        scheduled sync did not start) is synced, as before."""
+        node = self.graph.node(k)
+        fa = self.assessment.freshness.get(k)
+        if not node.connector or fa is None or fa.status is not FreshnessStatus.ok:
+            return False
+        lst, r = self.latest_start(k), self.req.get(k)
+        if lst is None or r is None or lst <= self.now:
+            return False
+        return self.native_lands(node.connector, max(self.now, r), lst) is True
+
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
         start within the horizon), "ready" (a model whose inputs are fresh for its cycle) or
@@ -816,6 +832,8 @@ class _Cycles:
                 continue  # an input still needs a run that is not starting now
             fa = fresh[k]
             if self.due(k):
+                if source and self.native_serves(k):
+                    continue  # one sync serves the cycle: the connector's own, before the latest start
                 why = "due"
             elif source and self.ask_ahead(k):
                 why = "ahead"
@@ -1571,17 +1589,35 @@ def _stage_run_actions(st: _PlanState) -> None:
                               f"to the off-peak window at {opens:%Y-%m-%d %H:%M} UTC "
                               f"(predicted {int(dur // 60)} min, deadline still met)")
         cycle = f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None
+        later = _later_consumer_cycle(st.cycles, keys)
+        if cycle is not None and later is not None:
+            cycle += f">{later.isoformat()}"
         probing = sorted(probes.intersection(keys))
         if probing:  # one attempt on a subject escalated to a person (its fix may be unreported)
             reason += (f"; probe: one attempt at the latest start on {', '.join(probing)}, held back by an "
                        "escalated failure (a person's fix is not always reported)")
             cycle = PROBE + (cycle or ",".join(probing))
-        aid = action_id(atype.value, keys, target, fa.deadline if fa else None, nb)
+        aid = (action_id(atype.value, keys, target, fa.deadline if fa else None, nb) if later is None
+               else action_id(atype.value, keys, target, fa.deadline if fa else None, nb, later))
         actions.append(Action(
             action_id=aid, type=atype.value, asset_keys=tuple(keys), priority=prio,
             not_before=nb, reason=reason, estimated_cost_usd=cost, cause="freshness",
             cycle=cycle,
         ))
+
+
+def _later_consumer_cycle(cycles: _Cycles, keys) -> datetime | None:
+    """The latest opening of a consumer's cycle that ``keys`` are refreshed for beyond their own
+    (None: each works for its own cycle). Part of the run's cycle: a sync that served a table's own
+    cycle is not "already done" for a consumer's later cycle whose window opened after it ran (the
+    ledger dropped that refresh while the table's own deadline stood, and the later cycle was lost
+    waiting for it: world 547)."""
+    later = None
+    for k in keys:
+        r, own = cycles.req.get(k), cycles.opens.get(k)
+        if r is not None and own is not None and r > own and (later is None or r > later):
+            later = r
+    return later
 
 
 def _stage_partition_retries(st: _PlanState) -> None:
