@@ -1,11 +1,12 @@
-"""One sync per connector and cycle: the planner does not trigger a sync of a connector whose own
-scheduled sync starts after the cycle opened and by the table's latest start (that sync serves
-the cycle; a second one triggered before it only makes the scheduled one queue behind it for the
-source's slot, taking the slot from the other connectors' work under contention). When the
-schedule does not land a sync by then, the planner still syncs the table when it is due.
+"""One sync per connector and cycle.
 
-Random worlds: the connector's schedule (minute, every N hours), its sync duration, and the
-planning instant inside the deadline's window are drawn by Hypothesis.
+* The planner does not sync a connector ahead of its own scheduled sync when that starts after
+  the cycle opened and before the table's latest start (minus the planning horizon): that sync
+  serves the cycle. When the schedule does not land a sync by the latest start, the planner syncs
+  the table when it is due. Random worlds: the connector's schedule (minute, every N hours), its
+  sync duration and the planning instant inside the deadline's window are drawn by Hypothesis.
+* A sync that served a table's own cycle is not "already done" for a consumer's later cycle whose
+  window opened after it (world 547), and the refresh for that later cycle runs once.
 """
 
 from __future__ import annotations

@@ -777,22 +777,6 @@ class _Cycles:
         by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
         return self.native_lands(node.connector, self.now, by) is False
 
-    def native_serves(self, k: str) -> bool:
-        """A connector table due now (not at risk) whose connector's own schedule starts a sync
-        after its cycle opened and no later than its latest start: that sync serves the cycle.
-        A sync triggered now as well is a second one: the scheduled sync still runs after it
-        (it queues behind it for the source's slot) and both take the slot from the other
-        connectors' work under contention. A table at risk (the latest start has passed, or the
-        scheduled sync did not start) is synced, as before."""
-        node = self.graph.node(k)
-        fa = self.assessment.freshness.get(k)
-        if not node.connector or fa is None or fa.status is not FreshnessStatus.ok:
-            return False
-        lst, r = self.latest_start(k), self.req.get(k)
-        if lst is None or r is None or lst <= self.now:
-            return False
-        return self.native_lands(node.connector, max(self.now, r), lst) is True
-
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
         start within the horizon), "ready" (a model whose inputs are fresh for its cycle) or
@@ -832,8 +816,6 @@ class _Cycles:
                 continue  # an input still needs a run that is not starting now
             fa = fresh[k]
             if self.due(k):
-                if source and self.native_serves(k):
-                    continue  # one sync serves the cycle: the connector's own, before the latest start
                 why = "due"
             elif source and self.ask_ahead(k):
                 why = "ahead"
