@@ -98,3 +98,17 @@ def test_without_the_capacity_the_same_world_misses_it(tmp_path, blind):
     path = _world(tmp_path)
     sim, _, _ = run_sim(path, "sla")
     assert _late(path, sim) > 0
+
+
+def test_with_the_sources_sync_slots_only_the_queued_syncs_start_early_enough(tmp_path, monkeypatch):
+    # the sources' slots (a connector's sync queues behind another's for its source), not the
+    # warehouse's: the world above is met without switching the full capacity on
+    monkeypatch.setattr(sla_adapter.SLAPlanner, "source_capacity_aware", True)
+    path = _world(tmp_path)
+    sim, steps, peaks = run_sim(path, "sla")
+    assert _late(path, sim) == 0
+    assert peaks.get("source:shared", 1) <= 1
+    cfg = sla_adapter.SLAPlanner()._planner_config(sim)
+    assert cfg.warehouse_slots is None and not cfg.model_pools
+    assert cfg.pool_slots == {"source:shared": 1}
+    assert set(cfg.connector_pools) == {f"fivetran:s{i}" for i in range(4)}

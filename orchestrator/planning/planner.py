@@ -1571,17 +1571,35 @@ def _stage_run_actions(st: _PlanState) -> None:
                               f"to the off-peak window at {opens:%Y-%m-%d %H:%M} UTC "
                               f"(predicted {int(dur // 60)} min, deadline still met)")
         cycle = f"{target}@{fa.deadline.isoformat()}" if fa and fa.deadline else None
+        later = _later_consumer_cycle(st.cycles, keys)
+        if cycle is not None and later is not None:
+            cycle += f">{later.isoformat()}"
         probing = sorted(probes.intersection(keys))
         if probing:  # one attempt on a subject escalated to a person (its fix may be unreported)
             reason += (f"; probe: one attempt at the latest start on {', '.join(probing)}, held back by an "
                        "escalated failure (a person's fix is not always reported)")
             cycle = PROBE + (cycle or ",".join(probing))
-        aid = action_id(atype.value, keys, target, fa.deadline if fa else None, nb)
+        aid = (action_id(atype.value, keys, target, fa.deadline if fa else None, nb) if later is None
+               else action_id(atype.value, keys, target, fa.deadline if fa else None, nb, later))
         actions.append(Action(
             action_id=aid, type=atype.value, asset_keys=tuple(keys), priority=prio,
             not_before=nb, reason=reason, estimated_cost_usd=cost, cause="freshness",
             cycle=cycle,
         ))
+
+
+def _later_consumer_cycle(cycles: _Cycles, keys) -> datetime | None:
+    """The latest opening of a consumer's cycle that ``keys`` are refreshed for beyond their own
+    (None: each works for its own cycle). Part of the run's cycle: a sync that served a table's own
+    cycle is not "already done" for a consumer's later cycle whose window opened after it ran (the
+    ledger dropped that refresh while the table's own deadline stood, and the later cycle was lost
+    waiting for it: world 547)."""
+    later = None
+    for k in keys:
+        r, own = cycles.req.get(k), cycles.opens.get(k)
+        if r is not None and own is not None and r > own and (later is None or r > later):
+            later = r
+    return later
 
 
 def _stage_partition_retries(st: _PlanState) -> None:
