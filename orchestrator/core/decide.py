@@ -567,7 +567,12 @@ def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, br
             except Exception:  # noqa: BLE001 - memory is advisory
                 pass
     trips = []
-    if breaker is not None:
+    from orchestrator.planning.planner import PROBE
+
+    # a failed probe is a check on an incident escalated to a person already, made once per
+    # deadline cycle: counted by the breaker, two of them opened it and it then held back the
+    # probe (and routine work) after the person's unreported fix (generated world 463)
+    if breaker is not None and (success or not (action.cycle or "").startswith(PROBE)):
         from orchestrator.planning.common import subjects as subjects_of
 
         for subject in (subjects if subjects is not None else subjects_of(action)):

@@ -1157,6 +1157,7 @@ def _stage_needs(st: _PlanState) -> None:
     # still meets the deadline: a person's fix (a grant, a profile, a deploy) is not always
     # reported. Once: a probe that fails leaves a failure near that latest start, and no other follows
     probes = set()
+    probed_since = _probed_subjects(st.incidents, graph)
     for k, at in block_at.items():
         if (k not in blocked or k in retried or not cycles.needs.get(k) or k not in assessment.freshness
                 or (r := cycles.req.get(k)) is None or not r <= at <= now or not cycles.due(k)
@@ -1167,7 +1168,7 @@ def _stage_needs(st: _PlanState) -> None:
         node = graph.get(k)
         conn = node.connector if node is not None else None
         if not any((f.asset_key == k or (conn and f.connector == conn)) and _aware(f.at) >= since
-                   for f in snapshot.failures):
+                   for f in snapshot.failures) and not ({k, conn} & probed_since(r)):
             probes.add(k)
     if probes:
         blocked.difference_update(probes)
@@ -1382,6 +1383,29 @@ def _stage_group_runs(st: _PlanState) -> None:
 
 
 PROBE = "probe:"  # prefix of the cycle of a run that probes a subject held back by an escalated failure
+
+
+def _probed_subjects(incidents, graph):
+    """``since -> {asset keys and connectors probed since then}``, from the ledger's probes (a
+    probe's action id depends on its asset set, so the subject and the time it ran identify it):
+    a subject gets one probe per deadline cycle. Its failure alone does not say so: a probe
+    starts at its run's latest start, which can be long before the subject's own, so a failure
+    "near the subject's latest start" missed it and a second probe followed in the same cycle
+    (generated world 463: two failed probes of fivetran:src0 opened the circuit breaker)."""
+    ledger = getattr(incidents, "ledger", None)
+    probes = [e for e in (ledger.entries.values() if ledger is not None else ())
+              if (e.action.cycle or "").startswith(PROBE) and e.status not in ("pending", "approved")]
+
+    def since(at: datetime) -> set:
+        out = set()
+        for e in probes:
+            if _aware(e.at) >= at:
+                for k in e.action.asset_keys:
+                    node = graph.get(k)
+                    out.update((k, node.connector) if node is not None and node.connector else (k,))
+        return out - {None}
+    return since
+
 APPROVAL_PART = "#approval"  # suffix of the member group split off a run for the part that waits
 
 
