@@ -331,9 +331,10 @@ def one_unpriced_ask(decisions, ledger: ActionLedger | None, snapshot: Snapshot)
                   if e.status in OPEN and synced_connectors(e.action, graph)), None)
     first = None if asked is not None else max(blind, key=lambda g: g.action.priority)
     waits_for = asked.action_id if asked is not None else first.action.action_id
+    blind_ids = {id(g) for g in blind}  # by identity: comparing decisions by value was quadratic
     kept, held = [], []
     for g in decisions:
-        if g in blind and g is not first:
+        if id(g) in blind_ids and g is not first:
             held.append((g.action, f"not asked: no sync is priced yet, and the request {waits_for} will price "
                                    f"one once it runs (planned again each cycle): {g.reason}"))
         else:

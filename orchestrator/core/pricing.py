@@ -275,11 +275,11 @@ def sync_charges(snapshot: Snapshot, action: Action, now: datetime, resolution, 
     """
     if resolution is None or not action.asset_keys:
         return {}
-    tables = snapshot.graph.connectors
+    graph = snapshot.graph
     out: dict[str, tuple[float, object]] = {}
     for connector, usd in sync_prices(snapshot, action, now, pricer).items():
         paying: dict[str, object] = {}
-        for k in tables.get(connector, ()):
+        for k in graph.connector_tables(connector):
             sla = resolution.sla(k)
             if sla is None or (skip_critical and sla.tier.value == "critical"):
                 continue

@@ -532,7 +532,7 @@ def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, fl
             lin[p.name] = lineage(resolution, graph, p.name)
     out: dict[str, list[tuple[date, float, float]]] = {}
     for name, (spent, per_day) in spent_today.items():
-        scope = resolution.governed_by(name)
+        scope = frozenset(resolution.governed_by(name))  # a plain set: the intersections run in C
         per_refresh = {q: refresh_cost(lin[q] & scope, graph, runs, syncs, durations, usd_per_hour) for q in ticks}
         need = {today + timedelta(days=i): 0.0 for i in range(days)}
         need[today] = spent
