@@ -193,13 +193,18 @@ class BaseStore:
         _remember(_BASES, digest, bad)
         return bad
 
-    def put(self, bad: dict) -> str:
+    def put(self, bad: dict, pin: str | None = None) -> str:
+        """Store ``bad`` as a base; ``pin``: the base of the cursor this tick started from, kept
+        whatever else goes (ticks whose cursors are never committed all start from it again, and
+        each of them writes a base of its own)."""
         text = json.dumps(bad, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         index_key = f"{KV_PREFIX}/{self.scope}/bases"
         held = json.loads(self.storage.get_cursor_values({index_key}).get(index_key) or "[]")
         pairs = {self._key(digest): base64.b64encode(zlib.compress(text.encode(), 6)).decode()}
-        keep = [d for d in held if d != digest][-(KEEP_BASES - 1):] + [digest]
+        pinned = [pin] if pin in held and pin != digest else []
+        others = [d for d in held if d != digest and d not in pinned]
+        keep = others[len(others) - max(0, KEEP_BASES - 1 - len(pinned)):] + pinned + [digest]
         for old in held:
             if old not in keep:
                 pairs[self._key(old)] = ""  # emptied: the store has no delete
@@ -247,6 +252,7 @@ def _save_bad(state: dict, before: dict, bad: dict, store: "BaseStore | None", *
     ``max_delta`` or the previous base is not known (without a usable store: no base, the whole
     map in the delta, as big as the first format's)."""
     digest = state.get("base") if state.get("v") == 2 and state.get("init") else None
+    started_from = digest
     base = (store.get(digest) if store is not None else None) if digest else {}
     if base is None:  # gone: the delta would mean nothing
         digest, base, delta = None, {}, {k: v for k, v in bad.items()}
@@ -267,7 +273,7 @@ def _save_bad(state: dict, before: dict, bad: dict, store: "BaseStore | None", *
     else:  # the first tick, or a cursor of the first format: no base yet
         delta = dict(bad)
     if len(delta) > max_delta and store is not None and store.usable:
-        digest, delta = store.put(bad), {}
+        digest, delta = store.put(bad, pin=started_from), {}
     new = {"init": True, "v": 2, "base": digest, "delta": delta, "id": uuid.uuid4().hex}
     _remember(_SAVED, new["id"], bad)
     return new

@@ -134,3 +134,25 @@ def test_a_cursor_of_the_first_format_is_read_once(instance):
     assert [(a.asset_key, rec) for a, rec in reported] == [("b", True)]
     assert state["v"] == 2 and "bad" not in state
     assert fs._load_bad(json.loads(json.dumps(state)), store) == {"a": ["at_risk", 12.0], "c": ["breached", -3.0]}
+
+
+def test_many_ticks_in_a_row_whose_cursors_are_never_committed_keep_the_committed_base(instance):
+    """Each uncommitted tick starts again from the last committed cursor and writes a base of its
+    own; more of them than ``KEEP_BASES`` evicted the committed cursor's base, and the next tick
+    reported every status again instead of what changed (found by the property test above)."""
+    store = fs.BaseStore(instance, "test-uncommitted-run")
+    keys = {f"a{i}" for i in range(10)}
+    statuses = {k: (OK, None) for k in keys}
+    statuses["a0"] = (RISK, None)
+    out = {k: _a(k, s, slack) for k, (s, slack) in statuses.items()}
+    _, committed = fs.report_changes(out, keys, {}, store, max_delta=0)
+    committed = json.loads(json.dumps(committed))
+    for i in range(fs.KEEP_BASES + 2):  # each a different map, each never committed
+        statuses[f"a{1 + i % 9}"] = (BREACH, float(i))
+        out = {k: _a(k, s, slack) for k, (s, slack) in statuses.items()}
+        fs.report_changes(out, keys, committed, store, max_delta=0)
+    _forget_process()
+    statuses = {k: (OK, None) for k in keys} | {"a0": (RISK, None), "a5": (BREACH, None)}
+    out = {k: _a(k, s, slack) for k, (s, slack) in statuses.items()}
+    got, _ = fs.report_changes(out, keys, committed, store, max_delta=0)
+    assert [(a.asset_key, a.status.value) for a, _ in got] == [("a5", "breached")]
