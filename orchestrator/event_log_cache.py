@@ -42,6 +42,8 @@ from bisect import bisect_left
 from collections import deque
 from datetime import datetime, timedelta, timezone
 
+from orchestrator.core.graph import shared_ints
+
 UTC = timezone.utc
 RESYNC_ENV = "ORCHESTRATOR_SNAPSHOT_RESYNC_S"
 DEFAULT_RESYNC_S = 600.0
@@ -237,7 +239,7 @@ class EventLogState:
         """``key``'s slot, made (not held yet) when it has none."""
         i = self._slot.get(key)
         if i is None:
-            i = self._slot[key] = len(self._names)
+            i = self._slot[key] = shared_ints(len(self._names) + 1)[len(self._names)]  # (the graph's ints)
             self._names.append(key)
             self._lat_id.append(NOT_HELD)
             self._lat_at.append(None)

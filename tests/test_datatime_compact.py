@@ -394,26 +394,34 @@ def test_data_times_at_microsecond_edges_and_in_other_time_zones_keep_their_valu
         datatime._CARRY = saved
 
 
-def test_the_carried_latest_materializations_are_a_copy_that_stays_as_it_was():
+def test_the_carried_latest_materializations_are_a_private_copy_whose_edits_are_known():
     """``carried_last_success``: equal to the snapshot's, the carry's own dict (no second copy
-    per tick), and not changed when the snapshot's dict or a later snapshot changes."""
+    per tick), not changed when the snapshot's dict changes; a later snapshot edits it in place,
+    and ``last_success_moved`` names exactly the keys whose latest success differs from the one
+    read (the holder's comparison with the next snapshot stays right)."""
     world = World(7)
     saved = datatime._CARRY
     datatime._CARRY = datatime._Carry()
     try:
         snap = world.snapshot()
         datatime.data_times(snap)
-        held = datatime.carried_last_success(snap)
+        held, version = datatime.carried_last_success(snap)
         assert held == snap.last_success and held is not snap.last_success
-        assert datatime.carried_last_success(snap) is held  # the same one: not copied again
+        assert datatime.carried_last_success(snap)[0] is held  # the same one: not copied again
         before = dict(held)
         snap.last_success["src/t0"] = NOW + timedelta(days=1)  # the snapshot's changed in place
         assert held == before
-        other = datatime.carried_last_success(snap)  # not what the carry read: a new copy
+        other, _ = datatime.carried_last_success(snap)  # not what the carry read: a new copy
         assert other == snap.last_success and other is not held and other is not snap.last_success
-        world.step("new", 3)
-        datatime.data_times(world.snapshot())
-        assert held == before
+        for kind in ("new", "latest", "latest", "new", "latest"):
+            world.step(kind, 3)
+            nxt = world.snapshot()
+            datatime.data_times(nxt)
+            want = {k for k in before.keys() | nxt.last_success.keys() if before.get(k) != nxt.last_success.get(k)}
+            assert datatime.last_success_moved(held, version, nxt.last_success) == want
+            assert datatime.carried_last_success(nxt)[0] is held  # edited, not copied
+            held, version = datatime.carried_last_success(nxt)
+            before = dict(held)
     finally:
         datatime._CARRY = saved
 
@@ -505,3 +513,34 @@ def test_unchanged_latest_successes_and_rows_are_not_copied_again(seed, steps):
             assert now[1] == kept_last and now[2] == kept_rows
     finally:
         datatime._CARRY = saved
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from([f"k{i}" for i in range(8)]),
+                                st.one_of(st.none(), st.integers(0, 3)), max_size=5), max_size=40),
+       st.lists(st.booleans(), min_size=40, max_size=40))
+def test_a_holder_of_the_edited_latest_successes_learns_every_key_that_moved(edits, reads):
+    """``HeldLastSuccess`` edited in place snapshot after snapshot (keys set, changed, removed),
+    read by a holder at some versions only (more edits in between than the log keeps, sometimes):
+    ``last_success_moved`` covers every key whose value differs from what the holder read, and
+    names no other key while the log reaches back."""
+    held = datatime.HeldLastSuccess({})
+    seen, version, current = {}, 0, {}
+    for step, (change, read) in enumerate(zip(edits, reads)):
+        for k, v in change.items():
+            if v is None:
+                current.pop(k, None)
+            else:
+                current[k] = NOW + timedelta(hours=v)
+        snapshot_last = dict(current)
+        moved = datatime._changed_keys(held, snapshot_last)
+        if moved:
+            held.edit(snapshot_last, moved)
+        assert held == snapshot_last
+        if read or step == len(edits) - 1:
+            got = datatime.last_success_moved(held, version, snapshot_last)
+            want = {k for k in seen.keys() | current.keys() if seen.get(k) != current.get(k)}
+            assert want <= got
+            if held.log and held.log[0][0] <= version + 1:
+                assert got <= {k for _, ks in held.log for k in ks}
+            seen, version = dict(held), held.version

@@ -298,3 +298,15 @@ def test_the_inner_split_chooses_among_fit_settings_and_records_it(rows):
     assert np.array_equal(again.W, m.W) and np.array_equal(again.b, m.b)
     plain = fit_with_params(items, inner_k=2, family="tfidf")
     assert "grid_choice" not in plain.params
+
+
+def test_the_feature_ids_are_the_processs_shared_ints(small):
+    """Each term's feature id is its position in the vocabulary (as ``enumerate`` gave it), held
+    as the process's shared int object (the one the graph's positions hold), not an int of its own."""
+    from orchestrator.core.graph import shared_ints
+
+    _, _, m = small
+    vocab = m.vocab_list
+    assert m.vocab == {f: i for i, f in enumerate(vocab)}
+    ints = shared_ints(len(vocab))
+    assert all(i is ints[i] for terms in m._blk.values() for i in terms.values())

@@ -120,3 +120,26 @@ def test_the_user_string_of_a_db_string_is_the_json_one(path):
     assert _user_key(db) == "/".join(path)
     assert _user_key(json.dumps(path, separators=(",", ":"))) == "/".join(path)
     assert _user_key(json.dumps(path, ensure_ascii=False)) == "/".join(path)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 999), max_size=3), min_size=300, max_size=700), st.randoms())
+def test_the_slots_and_the_graph_positions_share_their_int_objects(parents, rnd):
+    """Positions above the interpreter's small-int cache (256): the graph's key -> position map
+    equals the plain ``enumerate`` one, and the cache's key -> slot map holds, for each number, the
+    very int object the graph's map holds (one set of ints for both, not one each)."""
+    from orchestrator.core.graph import AssetGraph, AssetNode
+
+    keys = [f"k{i}" for i in range(len(parents))]
+    nodes = [AssetNode(key=k, upstream=tuple(keys[p] for p in ps if p < i)) for i, (k, ps) in enumerate(zip(keys, parents))]
+    graph = AssetGraph(nodes)
+    order = graph.topological_order()
+    index = graph.topological_index()
+    assert index == {k: i for i, k in enumerate(order)}
+    by_number = {v: v for v in index.values()}
+    state = EventLogState()
+    asked = list(order)
+    rnd.shuffle(asked)
+    state.last_success(None, asked, _db_key, lambda conn, dks: {}, chunk=97)
+    assert sorted(state._slot.values()) == list(range(len(keys)))
+    assert all(v is by_number[v] for v in state._slot.values())

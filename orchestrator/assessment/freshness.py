@@ -271,6 +271,7 @@ class _Tick:
         self.dts: dict = {}
         self.held: dict = {}
         self.last: dict = {}
+        self.last_version = 0  # (``self.last``'s version when read: the data-time carry edits it)
         self.ticks: dict[str, tuple] = {}
         self.shared: dict[tuple[str, timedelta], _Cycle] = {}
         self.cycles: dict[str, _Cycle] = {}
@@ -310,7 +311,7 @@ class _Tick:
     def update(self, snapshot: Snapshot, durations, now: datetime, dts: dict, held_by: dict) -> None:
         import heapq
 
-        from orchestrator.core.datatime import _changed_keys, carried_last_success, changed_since
+        from orchestrator.core.datatime import _changed_keys, carried_last_success, changed_since, last_success_moved
 
         now_us = _us(now)
         first = self.first
@@ -332,8 +333,8 @@ class _Tick:
                 old_dts = self.dts
                 pass_dirty.update(k for k in moved if (v := dts.get(k)) is not (o := old_dts.get(k)) and v != o)
                 status_dirty |= moved
-            if last != self.last:
-                moved = _changed_keys(self.last, last)
+            moved = last_success_moved(self.last, self.last_version, last)
+            if moved:
                 pass_dirty |= moved
                 status_dirty |= moved
             if durations is not self.durations:
@@ -392,7 +393,8 @@ class _Tick:
             pass_dirty |= moved
             self.in_flight = flight
         # (a copy - the data-time carry's own, not a second one: a caller may change its dict in place)
-        self.dts, self.held, self.last, self.durations = dts, held_by, carried_last_success(snapshot), durations
+        self.last, self.last_version = carried_last_success(snapshot)
+        self.dts, self.held, self.durations = dts, held_by, durations
         self.now_us = now_us
         self.first = False
 

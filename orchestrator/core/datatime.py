@@ -35,6 +35,7 @@ import threading
 from contextlib import contextmanager
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from operator import is_
@@ -305,22 +306,67 @@ _CARRY = _Carry()
 _CARRY_LOCK = threading.Lock()
 
 
-def _inputs(snapshot: Snapshot, held: tuple | None = None) -> tuple:
-    """Copies of the snapshot's parts the carry compares with the next snapshot's; the latest
-    successes and the rows are the ``held`` ones when they hold the same objects in the same order
-    (``_same_objects``): a tick where they did not change copies neither (a dict and a list of
-    every asset and row, ~7 MiB at 100,000 assets, held at once with the carried ones)."""
+class HeldLastSuccess(dict):
+    """The carry's private copy of the latest successes, brought to the next snapshot's in place
+    (``edit``): a copy of every asset (~5 MiB at 100,000 assets) is not built while the last one
+    is still held. ``version`` counts the edits; ``log`` keeps the keys of the recent ones, for
+    another holder of this dict to learn what changed since the version it read
+    (``last_success_moved``)."""
+
+    __slots__ = ("version", "log")
+    LOG = 16  # edits remembered; a holder further behind treats every key as changed
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.version = 0
+        self.log: deque[tuple[int, frozenset]] = deque(maxlen=self.LOG)
+
+    def edit(self, new: Mapping, keys: set[str]) -> None:
+        """Make it equal ``new``, ``keys`` being every key whose value differs (``_changed_keys``)."""
+        for k in keys:
+            v = new.get(k, _MISSING)
+            if v is _MISSING:
+                self.pop(k, None)
+            else:
+                self[k] = v
+        self.version += 1
+        self.log.append((self.version, frozenset(keys)))
+
+    def moved_since(self, version: int) -> set[str] | None:
+        """Keys edited since ``version``; None: not known (the log no longer reaches it)."""
+        if version == self.version:
+            return set()
+        if not self.log or self.log[0][0] > version + 1 or version > self.version:
+            return None
+        out: set[str] = set()
+        for v, keys in self.log:
+            if v > version:
+                out |= keys
+        return out
+
+
+def _inputs(snapshot: Snapshot, held: tuple | None = None) -> tuple[tuple, set[str]]:
+    """The snapshot's parts the carry compares with the next snapshot's, and the keys whose latest
+    success differs from the ``held`` one. The latest successes are the held ``HeldLastSuccess``
+    edited in place (never the snapshot's dict: its owner may change it); the rows are the
+    ``held`` ones when they hold the same objects in the same order (``_same_objects``): a tick
+    where they did not change does not copy them (a list of every row, held at once with the
+    carried one)."""
     last, mats = snapshot.last_success, snapshot.materializations
-    if held is not None and _same_objects(held[1], last):
+    moved: set[str] = set()
+    if held is not None and isinstance(held[1], HeldLastSuccess):
+        moved = _changed_keys(held[1], last)
+        if moved:
+            held[1].edit(last, moved)
         last = held[1]
     else:
-        last = dict(last)
+        last = HeldLastSuccess(last)
     if held is not None and _same_objects(held[2], mats):
         mats = held[2]
     else:
         mats = list(mats)
     return (dict(snapshot.data_time or {}), last, mats,
-            {r.run_id: r.started_at or r.created_at for r in snapshot.runs}, list(snapshot.syncs))
+            {r.run_id: r.started_at or r.created_at for r in snapshot.runs}, list(snapshot.syncs)), moved
 
 
 def _same_objects(held, new) -> bool:
@@ -383,17 +429,31 @@ def changed_since(old: tuple, new: tuple) -> set[str] | None:
     return None
 
 
-def carried_last_success(snapshot: Snapshot) -> dict[str, datetime]:
-    """A copy of ``snapshot.last_success`` that stays as it is (the one the data-time carry holds
-    when ``data_times`` last read an equal one, else a new copy): another per-tick carry that keeps
-    the latest materializations to compare with the next snapshot's can hold this one instead of a
-    copy of its own (one dict of every asset fewer). Never change it."""
+def carried_last_success(snapshot: Snapshot) -> tuple[HeldLastSuccess, int]:
+    """A copy of ``snapshot.last_success`` and its version (the one the data-time carry holds when
+    ``data_times`` last read an equal one, else a new copy): another per-tick carry that keeps the
+    latest materializations to compare with the next snapshot's can hold this one instead of a
+    copy of its own (one dict of every asset fewer). Never change it; the data-time carry edits it
+    in place: ask ``last_success_moved`` what changed before comparing it."""
     last = snapshot.last_success
     with _CARRY_LOCK:
         inputs = _CARRY.inputs
         if inputs is not None and inputs[1] == last:
-            return inputs[1]
-    return dict(last)
+            return inputs[1], inputs[1].version
+    return HeldLastSuccess(last), 0
+
+
+def last_success_moved(held: HeldLastSuccess, version: int, last: Mapping) -> set[str]:
+    """Keys whose latest success differs between ``last`` and ``held`` as it was at ``version``
+    (``carried_last_success``): the keys the data-time carry edited since, and the ones that
+    differ now; every key when the edits are no longer known."""
+    with _CARRY_LOCK:
+        edited = held.moved_since(version) if isinstance(held, HeldLastSuccess) else set()
+        if edited is None:
+            return set(held) | set(last)
+        if last != held:
+            edited |= _changed_keys(held, last)
+        return edited
 
 
 @contextmanager
@@ -419,15 +479,20 @@ def _carried(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
 def _carried_unpaused(snapshot: Snapshot) -> tuple[dict[str, datetime], dict[str, str]]:
     with _CARRY_LOCK:
         c = _CARRY
-        inputs = _inputs(snapshot, c.inputs if c.graph is snapshot.graph else None)
+        inputs, moved = _inputs(snapshot, c.inputs if c.graph is snapshot.graph else None)
         if c.graph is snapshot.graph and c.inputs is not None and c.result is not None:
-            if c.inputs == inputs:
+            if not moved and c.inputs == inputs:
                 c.hits += 1
                 c.recomputed = 0
                 c.changed = (c.result, set())
                 return c.result
             if c.store is not None and not _all_given(snapshot.graph, inputs[0], inputs[1]):
-                result = _update(c, snapshot, inputs)
+                try:
+                    result = _update(c, snapshot, inputs, moved)
+                except BaseException:  # the held latest successes are edited already: start over
+                    c.graph = c.inputs = c.result = c.store = None
+                    c.of_run, c.changed = {}, (None, set())
+                    raise
                 c.inputs, c.result = inputs, result
                 c.partial += 1
                 return result
@@ -477,7 +542,7 @@ def _row(m) -> tuple:
     return _us(at), m.run_id, float(m.duration_s or 0.0), at
 
 
-def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, datetime], dict[str, str]]:
+def _update(c: _Carry, snapshot: Snapshot, inputs: tuple, last_moved: set[str]) -> tuple[dict[str, datetime], dict[str, str]]:
     """Bring the carried per-asset results to ``snapshot`` (see ``_Carry``).
 
     What is dirty is a byte per topological position, walked in increasing order (a child's
@@ -485,7 +550,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
     applied when their asset is computed: when the window's edge passes many hours at once (a
     sensor resuming, a clock jump) nearly every asset is touched, and a set, a heap entry and a
     list of rows per asset held at once took ~40 MiB at 100,000 assets."""
-    old_given, old_last, old_mats, old_starts, old_syncs = c.inputs  # type: ignore[misc]
+    old_given, _, old_mats, old_starts, old_syncs = c.inputs  # type: ignore[misc]
     given, last, mats, starts, syncs = inputs
     graph = snapshot.graph
     pos = graph.topological_index()
@@ -503,8 +568,7 @@ def _update(c: _Carry, snapshot: Snapshot, inputs: tuple) -> tuple[dict[str, dat
 
     if given != old_given:
         mark(_changed_keys(old_given, given))
-    if last != old_last:
-        mark(_changed_keys(old_last, last))
+    mark(last_moved)  # (the held latest successes are edited in place: ``_inputs`` found what moved)
     # rows that left (``gone``) and came (``came``) per asset, as ``_edits`` gives them; or, when
     # the rows did not just move (``rows_of``): every changed asset's rows in snapshot order
     gone = came = _NO_EDITS

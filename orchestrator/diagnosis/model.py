@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.core.graph import shared_ints
 from orchestrator.diagnosis.rules import CATEGORIES
 
 ARTIFACT = Path(__file__).with_name("model.npz")
@@ -584,8 +585,9 @@ class TfidfModel:
         # the terms are held once, per block: a sensor process keeps the model loaded, and the
         # whole-vocabulary views (explanations, saving, the training-time reference) are built
         # only when asked (about 7 MiB the diagnosis of a few failures never needs)
+        # (the feature ids: the process's shared int objects, not 36,000 ints of the model's own)
         self._blk: dict[str, dict[str, int]] = {p: {} for p in TFIDF_BLOCKS}
-        for i, f in enumerate(vocab):
+        for f, i in zip(vocab, shared_ints(len(vocab))):
             self._blk[f[:1]][f[2:]] = i
         self._size = sum(len(terms) for terms in self._blk.values())
         self._idf2a = self.idf * self.idf
