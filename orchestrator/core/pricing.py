@@ -61,8 +61,20 @@ class SyncPricer:
         self.last_good: dict[str, datetime] = {}
         self.mean: dict[str, float] = {}  # connector -> mean of its sync cost records (the planner's price)
         self.dearest: dict[str, float] = {}  # connector -> its dearest sync cost record
+        self._dearest_sync: dict[str, float] | None = None
         self.rows_per_hour: dict[str, float] = {}  # connector -> most rows per hour of gap its priced syncs loaded
         self.usd_per_row: float | None = None  # the fleet's cheapest priced sync per row (>= the per-row price)
+
+    def dearest_sync(self, connector: str) -> float:
+        """The dearest of ``connector``'s sync cost records (source ``sync``), 0 without any: what
+        a resync's floor is scaled from (:func:`orchestrator.planning.inflight.resync_floor`)."""
+        if self._dearest_sync is None:
+            out: dict[str, float] = {}
+            for c in self.snapshot.costs:
+                if c.source == "sync" and c.asset_key is None and c.connector:
+                    out[c.connector] = max(out.get(c.connector, c.amount_usd), c.amount_usd)
+            self._dearest_sync = out
+        return self._dearest_sync.get(connector, 0.0)
 
     def _build(self) -> None:
         """One pass over the snapshot's records, on the first price asked (most cycles ask none)."""

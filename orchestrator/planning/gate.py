@@ -492,7 +492,7 @@ def gate(
         # durations at the warehouse price seen so far for the models with no cost history yet, plus
         # what the backlog its connector syncs will load adds (orchestrator.core.pricing)
         budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
-                           resync_floor(snapshot, a)) if budget_names
+                           resync_floor(snapshot, a, pricer)) if budget_names
                        else a.estimated_cost_usd)
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))

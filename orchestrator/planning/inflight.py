@@ -17,6 +17,7 @@ the simulator's ``sim/source: native``) are not the orchestrator's: they do not 
 
 from __future__ import annotations
 
+from orchestrator.core.pricing import SyncPricer
 from orchestrator.core.records import Snapshot
 
 SCHEDULED_SOURCES = frozenset({"native", "schedule"})
@@ -136,12 +137,11 @@ RESYNCS = frozenset({"resync_table", "full_resync"})
 RESYNC_FACTOR = {"resync_table": 4.0, "full_resync": 16.0}
 
 
-def resync_floor(snapshot: Snapshot, action) -> float:
+def resync_floor(snapshot: Snapshot, action, pricer=None) -> float:
     """What a budget must expect a resync to cost at least: RESYNC_FACTOR x the dearest past sync
     of its connector (the planner prices a resync from the tables' own cost records, which a
-    connector's sync records do not name). 0 for other actions."""
+    connector's sync records do not name). 0 for other actions. ``pricer``: the cycle's
+    :class:`~orchestrator.core.pricing.SyncPricer` (one pass over the cost records per cycle)."""
     if action.type not in RESYNCS or not action.connector:
         return 0.0
-    dearest = max((c.amount_usd for c in snapshot.costs
-                   if c.source == "sync" and c.asset_key is None and c.connector == action.connector), default=0.0)
-    return RESYNC_FACTOR[action.type] * dearest
+    return RESYNC_FACTOR[action.type] * (pricer or SyncPricer(snapshot)).dearest_sync(action.connector)

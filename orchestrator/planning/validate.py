@@ -207,7 +207,7 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a))
+        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a, pricer))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             # the syncs a run triggers are paid by every policy governing a table they land too
             # (as the cost assessment and the audit count them): those policies pay the syncs' price
