@@ -367,6 +367,7 @@ class _Cycles:
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
         self._syncs = getattr(snapshot, "syncs", None) or ()
+        self._failed_native: dict[str, list[datetime]] | None = None  # connector -> its failed scheduled syncs' starts
         self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
         self._blackouts = any(getattr(sla, "blackout", ()) for sla in slas.values())
@@ -731,10 +732,14 @@ class _Cycles:
         counted on to land this one (a daily fault at the source -- a nightly schema change, a
         maintenance window -- fails it again; waiting for it, a deadline then needed a table resync
         at 10x a sync's price every day where a sync before that slot ran clean: world 431)."""
+        if self._failed_native is None:  # one pass over the sync records per cycle, not one per question
+            self._failed_native = {}
+            for s in self._syncs:
+                if s.triggered_by == "schedule" and s.status == "failed":
+                    self._failed_native.setdefault(s.connector, []).append(_aware(s.started_at))
         day_before = tick - timedelta(days=1)
         slack = timedelta(minutes=15)
-        return any(s.connector == connector and s.triggered_by == "schedule" and s.status == "failed"
-                   and abs(_aware(s.started_at) - day_before) <= slack for s in self._syncs)
+        return any(abs(started - day_before) <= slack for started in self._failed_native.get(connector, ()))
 
     def ask_ahead(self, k: str) -> bool:
         """A connector table whose sync needs a person's approval (its policy does not
