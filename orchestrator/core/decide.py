@@ -244,8 +244,10 @@ def decide(
     suppressed += late
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
+    # asked together with a standing approval (one question): every day the forecast needs it, not
+    # only today and tomorrow, so that the same person is not asked again for it the next day
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
-                                    held=held)
+                                    held=held, ahead=bool(asks))
     asks += extensions
     # routine work held only for the approval a standing approval being asked would give waits for
     # that one answer instead of a request of its own
@@ -275,7 +277,25 @@ def decide(
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
-                    standing_requests=asks)
+                    standing_requests=one_question(asks, now))
+
+
+def one_question(asks: list, now: datetime) -> list:
+    """The standing approval and the budget extension asked in the same cycle as one request
+    (:func:`orchestrator.core.standing.joint`), waiting for the owners of both: a person answers
+    one question about the same policies' routine refreshes, not two at the same moment."""
+    from orchestrator.core.standing import BUDGET_PREFIX, CAUSE_PREFIX, joint
+
+    standing = [g for g in asks if (g.action.cause or "").startswith(CAUSE_PREFIX)]
+    budget = [g for g in asks if (g.action.cause or "").startswith(BUDGET_PREFIX)]
+    if len(standing) != 1 or len(budget) != 1 or len(asks) != 2:
+        return asks
+    from orchestrator.planning.gate import GateDecision
+
+    s, b = standing[0], budget[0]
+    owners = tuple(dict.fromkeys(s.owners + b.owners))
+    return [GateDecision(joint(s.action, b.action, now), s.decision, s.risk, s.risk_score, s.confidence,
+                         f"{s.reason}; {b.reason}", owners)]
 
 
 def hold_idle(decisions) -> tuple[list, list[tuple[Action, str]]]:
@@ -522,9 +542,11 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
 
 
 def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, book: BudgetBook, now: datetime,
-                       durations=None, gate_config=None, held: dict[str, float] | None = None) -> list:
+                       durations=None, gate_config=None, held: dict[str, float] | None = None,
+                       ahead: bool = False) -> list:
     """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
-    decisions that wait for a person. None while the operator caps every rollout at recommend/shadow."""
+    decisions that wait for a person. None while the operator caps every rollout at recommend/shadow.
+    ``ahead``: for any day of the forecast, not only today and tomorrow."""
     from orchestrator.core.standing import budget_requests
 
     if getattr(gate_config, "rollout_cap", None) in ("shadow", "recommend"):
@@ -534,7 +556,7 @@ def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, b
     rate = getattr(gate_config, "unknown_usd_per_hour", None)
     return [_ask_policy_owners(a, resolution, "budget extension: the deadlines ahead need more than the "
                                "policy's daily budget; approve once for the days named")
-            for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
+            for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held, ahead=ahead,
                                      **({"usd_per_hour": rate} if rate else {}))]
 
 

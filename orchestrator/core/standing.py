@@ -117,7 +117,8 @@ def policies_of(action: Action) -> list[tuple[str, str]]:
     """[(policy, digest)] a standing-approval request covers: one policy (``standing:<name>``,
     cycle = its digest), or several asked together (``standing:<a>,<b>``, cycle = their digests
     in the same order, comma-separated)."""
-    if action.type != STANDING or not (action.cause or "").startswith(CAUSE_PREFIX):
+    action = joint_part(action, CAUSE_PREFIX)
+    if action is None:
         return []
     names = action.cause[len(CAUSE_PREFIX):].split(",")
     digests = (action.cycle or "").split(",")
@@ -330,6 +331,7 @@ EXTENSION_DAYS = 7
 EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, rounded up to a dollar (forecasts of
 # work with little cost history are rough: one generous ask beats a second one)
 NEED_MARGIN = 0.1  # ... and at least the day's forecast need + this share over the budget
+FIRST_EXTENSION_SHARE = 1.0  # ... and a policy's first extension at least this share of its daily budget
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
 _RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
@@ -361,7 +363,8 @@ def extension_scopes(action: Action) -> list[tuple[str, str, date, int, float]]:
     several in one request (:func:`bundle_extensions`: cause ``budget:<a>,<b>``, cycle one
     ``<digest>|<first>|<days>|<usd>`` per policy, ``;``-separated, in the same order). [] for
     anything else or a malformed request."""
-    if action.type != STANDING or not (action.cause or "").startswith(BUDGET_PREFIX):
+    action = joint_part(action, BUDGET_PREFIX)
+    if action is None:
         return []
     names = action.cause[len(BUDGET_PREFIX):].split(",")
     parts = (action.cycle or "").split(";")
@@ -566,7 +569,7 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
                     now: datetime, durations=None, held: dict[str, float] | None = None,
-                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> list[Action]:
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR, ahead: bool = False) -> list[Action]:
     """Budget extensions to ask now, all in one request (:func:`bundle_extensions`): for each
     budgeted policy whose forecast spend today or tomorrow (UTC; today's spend so far plus its
     deadlines' refreshes ahead) exceeds its daily budget plus
@@ -574,7 +577,8 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
     largest overshoot forecast over the next :data:`EXTENSION_DAYS` (x :data:`EXTENSION_MARGIN`),
     and at least twice an active extension that fell short (so a forecast that keeps growing asks
     a few times at most); it holds for :data:`EXTENSION_DAYS` days. ``held``: policy -> what the
-    work this cycle held (or rejected) as over its budget would cost: today needs at least that."""
+    work this cycle held (or rejected) as over its budget would cost: today needs at least that.
+    ``ahead``: any day of the forecast short counts (a request asked together with another one)."""
     if not spent_today:
         return []
     out = []
@@ -594,7 +598,7 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
             continue
         digest = policy_digest(policy)
         short = []
-        for d, need, per_day in days[:2]:  # today and tomorrow: asked a day ahead, before the night
+        for d, need, per_day in (days if ahead else days[:2]):  # today and tomorrow: asked a day ahead, before the night
             g = book.granted(name, digest, d)
             if need > per_day + (g.usd_per_day if g else 0.0) + 1e-6 and not book.refused(name, digest, d):
                 short.append((d, need, per_day, g))
@@ -608,6 +612,12 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
                                   max(need * (1 + NEED_MARGIN) - per_day for _, need, _ in days[:2]))))
         if fell_short is not None:
             usd = max(usd, 2.0 * fell_short.usd_per_day)
+        elif not book.by_policy.get(name):
+            # a first extension no smaller than the budget itself: the first forecasts price only the
+            # syncs the orchestrator has already triggered, and fell 2-4x short of what the policy
+            # then needed (generated worlds 13002, 13003, 13029: asked three times each, the amount
+            # growing each time); the cap is a ceiling the gate spends up to only for deadlines
+            usd = max(usd, FIRST_EXTENSION_SHARE * per_day)
         out.append((policy, resolution.governed_by(name), first, max(usd, 1.0), per_day, peak))
     return [bundle_extensions(out, now)] if out else []
 
@@ -641,4 +651,48 @@ def bundle_extensions(items: list[tuple[object, Iterable[str], date, float, floa
                 f"spend past its budget plus its amount still waits for approval; approval rules, blackout "
                 f"windows and the circuit breaker are unchanged. Reject to keep the budgets: refreshes past "
                 f"them then wait for a person each time."),
+    )
+
+
+# -- one question: a standing approval and budget extensions asked in the same cycle -------------------
+#
+# A world's first cycle typically asks both: the standing approval of the policies whose routine
+# refreshes wait, and a budget extension for the policies whose deadlines ahead need more than their
+# budget. Asked apart, a person answers two questions at the same moment about the same refreshes;
+# :func:`joint` makes them one request. Its cause and cycle join the standing approval's and the
+# extension's with :data:`JOINT`; :func:`policies_of` and :func:`extension_scopes` read their own part,
+# so the ledger, the store and the simulator treat the approved request as both (declined, as neither).
+
+JOINT = "#"
+
+
+def joint_part(action: Action, prefix: str) -> Action | None:
+    """The part of a standing-type request whose cause opens with ``prefix`` (the request itself
+    when it is not joint), else None."""
+    if action.type != STANDING:
+        return None
+    cause = action.cause or ""
+    if JOINT not in cause:
+        return action if cause.startswith(prefix) else None
+    causes, cycles = cause.split(JOINT), (action.cycle or "").split(JOINT)
+    if len(causes) != len(cycles):
+        return None
+    for c, cyc in zip(causes, cycles):
+        if c.startswith(prefix):
+            return replace(action, cause=c, cycle=cyc)
+    return None
+
+
+def joint(standing: Action, extension: Action, now: datetime) -> Action:
+    """One request asking ``standing`` (a standing approval, :func:`bundle`) and ``extension``
+    (budget extensions, :func:`bundle_extensions`) together. Its scope is the union of theirs (a
+    policy's standing approval still covers only its own lineage: every asset it governs is in it)."""
+    cause = standing.cause + JOINT + extension.cause
+    cycle = (standing.cycle or "") + JOINT + (extension.cycle or "")
+    tag = hashlib.sha256(f"{cause}|{cycle}".encode()).hexdigest()[:8]
+    return Action(
+        action_id=f"standing-budget-{tag}-{now:%Y%m%d%H%M}", type=STANDING,
+        asset_keys=tuple(sorted(set(standing.asset_keys) | set(extension.asset_keys))), cause=cause, cycle=cycle,
+        estimated_cost_usd=extension.estimated_cost_usd,
+        reason=f"two questions in one, approve or reject both: (1) {standing.reason} (2) {extension.reason}",
     )
