@@ -617,7 +617,7 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
             # syncs the orchestrator has already triggered, and fell 2-4x short of what the policy
             # then needed (generated worlds 13002, 13003, 13029: asked three times each, the amount
             # growing each time); the cap is a ceiling the gate spends up to only for deadlines
-            usd = max(usd, FIRST_EXTENSION_SHARE * per_day)
+            usd = max(usd, float(math.ceil(FIRST_EXTENSION_SHARE * per_day)))
         out.append((policy, resolution.governed_by(name), first, max(usd, 1.0), per_day, peak))
     return [bundle_extensions(out, now)] if out else []
 
