@@ -121,6 +121,26 @@ class Rows:
             return self if f == 0 else self[f:]
         return self.take([i for i in range(f, n) if ts[i] > cut])
 
+    def keep_after(self, cut: float) -> None:
+        """Keep only the rows ``after(cut)`` gives, in place: the old rows leave the front of each
+        column without a second copy of every column (8 MiB at 100,000 assets) held beside the
+        first while it is made."""
+        ts = self.ts
+        n = len(ts)
+        f = 0
+        while f < n and ts[f] <= cut:
+            f += 1
+        cols = [c for c in (self.ids, self.ts, self.keys, self.runs, self.parts) if c is not None]
+        with memoryview(ts) as view:  # (no copy of the column to find its least timestamp)
+            rest_after = f == n or min(view[f:]) > cut
+        if rest_after:
+            for c in cols:
+                del c[:f]
+            return
+        index = [i for i in range(f, n) if ts[i] > cut]
+        for c in cols:
+            c[:] = array(c.typecode, [c[i] for i in index]) if isinstance(c, array) else [c[i] for i in index]
+
     def tuples(self):
         """(storage id | None, key, timestamp, run id, partition) per row, in order."""
         ids = self.ids if self.ids is not None else [None] * len(self.ts)
@@ -350,9 +370,9 @@ class EventLogState:
         # drop what no window needs any more (older than the widest window asked for)
         floor = (wall_now - timedelta(seconds=self.span_s)).replace(tzinfo=UTC).timestamp()
         if len(rows) and rows.ts[0] <= floor:
-            keep = rows.after(floor)
-            if len(keep) < len(rows):
-                rows = self.rows = keep
+            held = len(rows)
+            rows.keep_after(floor)  # (rows handed out uncopied are read under the lock, none kept)
+            if len(rows) < held:
                 self.covered_after = max(self.covered_after, datetime.fromtimestamp(floor, UTC).replace(tzinfo=None))
         out = rows.after(cut)
         if out is rows and copy:

@@ -58,6 +58,7 @@ from orchestrator.core.records import (
     Snapshot,
     SyncRecord,
 )
+from orchestrator.heap import release_free_heap
 from orchestrator.vendor_reasons import airbyte_failure_reasons, fivetran_problems
 
 if TYPE_CHECKING:
@@ -1165,6 +1166,8 @@ def build_snapshot(
     ``reach``: the materializations are read from at least this long before ``now``
     (``orchestrator.assessment.freshness.history_reach``: far enough back for the policies' oldest
     window opening and longest max_lag; the runs and failures keep ``since``)."""
+    # what the last tick freed (its snapshot and assessment, gone by now) back to the system
+    release_free_heap()
     now = now or datetime.now(UTC)
     since_given = since is not None
     since = since or now - timedelta(days=2)
@@ -1199,6 +1202,7 @@ def build_snapshot(
 
         attach_holds(snap)
     snap.caps_hit = dict(reader.caps_hit)  # type: ignore[attr-defined]  (read with caps_hit())
+    release_free_heap()  # the reads' own buffers (driver rows, decoded events): the snapshot holds none
     return snap
 
 

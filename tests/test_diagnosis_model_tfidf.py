@@ -310,3 +310,52 @@ def test_the_feature_ids_are_the_processs_shared_ints(small):
     assert m.vocab == {f: i for i, f in enumerate(vocab)}
     ints = shared_ints(len(vocab))
     assert all(i is ints[i] for terms in m._blk.values() for i in terms.values())
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from orchestrator.diagnosis.model import ARTIFACT
+
+    m = load_model(ARTIFACT)
+    m.warm()
+    return m
+
+
+@pytest.fixture(scope="module")
+def shipped_plain():
+    from orchestrator.diagnosis.model import ARTIFACT
+
+    m = load_model(ARTIFACT)
+    m._rows = _whole_product_rows(m)
+    return m
+
+
+def _whole_product_rows(m):
+    """``_rows`` as the plain gather from the whole ``[W * idf | idf^2]`` product, the matrix the
+    model held until issue 19's memory round."""
+    whole = np.concatenate((m.W.astype(np.float64) * m.idf[:, None], (m.idf * m.idf)[:, None]), axis=1)
+    return lambda ids: whole[ids]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(ANY_TEXT, TEXTS, st.text(alphabet="é€Ωxq !0_", max_size=40)))
+def test_rows_made_per_message_give_exactly_the_whole_products_logits(shipped, shipped_plain, text):
+    """The rows ``logits`` gathers are made per message from ``W`` and ``idf`` (the whole product
+    is not held): every logit is bit for bit the one the whole product's rows give, on any text
+    (char n-grams or none, repeated or not, typed tokens)."""
+    assert np.array_equal(shipped.logits(text), shipped_plain.logits(text))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 10**9), max_size=60))
+def test_rows_equal_the_whole_products_rows(shipped, picks):
+    ids = np.asarray([p % len(shipped.idf) for p in picks], dtype=np.int64)
+    assert np.array_equal(shipped._rows(ids), _whole_product_rows(shipped)(ids))
+    assert shipped._rows(ids).shape == (len(ids), len(shipped.classes) + 1)
+
+
+def test_the_model_holds_no_whole_product_matrix(shipped):
+    """What a loaded model holds stays below W, idf and the vocabulary: no (terms x classes+1)
+    float64 matrix beside them (3.7 MiB for the shipped model)."""
+    arrays = [v for v in vars(shipped).values() if isinstance(v, np.ndarray)]
+    assert sum(a.nbytes for a in arrays) <= shipped.W.nbytes + shipped.idf.nbytes + 64 * 1024

@@ -143,3 +143,28 @@ def test_the_slots_and_the_graph_positions_share_their_int_objects(parents, rnd)
     state.last_success(None, asked, _db_key, lambda conn, dks: {}, chunk=97)
     assert sorted(state._slot.values()) == list(range(len(keys)))
     assert all(v is by_number[v] for v in state._slot.values())
+
+
+ROW = st.tuples(st.integers(0, 10**6), st.sampled_from(["a", "b/c", "d"]), st.integers(0, 40).map(float),
+                st.sampled_from(["", "r1", "r2"]), st.sampled_from([None, "p1"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(ROW, max_size=30), cut=st.integers(-1, 41).map(float), with_ids=st.booleans(),
+       sort_ts=st.booleans())
+def test_keeping_the_rows_after_a_cut_in_place_leaves_what_after_gives(rows, cut, with_ids, sort_ts):
+    """The held rows lose their old front in place (the window's edge passing an hour): every
+    column ends as the one ``after(cut)`` returns, timestamps in order or not (rows stored late)."""
+    if sort_ts:
+        rows = sorted(rows, key=lambda r: r[2])
+    if not with_ids:
+        rows = [(None, *r[1:]) for r in rows]
+    held = Rows.from_tuples(rows)
+    expected = Rows.from_tuples(rows).after(cut)
+    columns = [held.ts, held.keys, held.runs, held.parts, held.ids]
+    held.keep_after(cut)
+    assert list(held.tuples()) == list(expected.tuples())
+    assert held.ts.typecode == "d" and (held.ids is None) == (expected.ids is None)
+    # the same column objects, changed in place
+    assert [held.ts, held.keys, held.runs, held.parts, held.ids] == columns
+    assert all(a is b for a, b in zip([held.ts, held.keys, held.runs, held.parts], columns))

@@ -320,8 +320,7 @@ class _Tick:
         last = snapshot.last_success
         pass_dirty: set[str] = set()
         status_dirty: set[str] = set()
-        if first:
-            pass_dirty.update(self.scope)
+        if first:  # (the pass computes the whole scope, in its order: see below)
             status_dirty.update(slas)  # (the ones with a deadline or a max_lag are assessed)
         else:
             # own inputs that changed since the last call
@@ -384,7 +383,8 @@ class _Tick:
                     )
                 if self.cycles.get(key) is not cyc:
                     self.cycles[key] = cyc
-                    pass_dirty.add(key)
+                    if not first:
+                        pass_dirty.add(key)
                     status_dirty.add(key)
         # in flight: key -> (earliest fixed start, whether a queued run starts "now")
         flight = _in_flight(snapshot.runs, snapshot.syncs)
@@ -404,26 +404,43 @@ class _Tick:
         upstream = graph.upstream_map()
         children = graph.children
         rec = self.rec
-        heap = [(i, k) for k in pass_dirty if (i := pos.get(k)) is not None and in_scope[i]]
-        heapq.heapify(heap)
-        queued = {k for _, k in heap}
-        n = 0
-        while heap:
-            _, key = heapq.heappop(heap)
-            n += 1
+        pass_until, pass_heap = self.pass_until, self.pass_heap
+
+        def compute(key: str) -> bool:
+            """The pass for ``key``; whether its result changed."""
             got, until = self._one(key, upstream[key], now_us, dts, last, durations)
             if until < _POS:
-                self.pass_until[key] = until
-                heapq.heappush(self.pass_heap, (until, key))
+                pass_until[key] = until
+                heapq.heappush(pass_heap, (until, key))
             else:
-                self.pass_until.pop(key, None)
-            if rec.put(key, got):
-                status_dirty.add(key)
-                for ch in children(key):
-                    i = pos[ch]
-                    if in_scope[i] and ch not in queued:
-                        queued.add(ch)
-                        heapq.heappush(heap, (i, ch))
+                pass_until.pop(key, None)
+            return rec.put(key, got)
+
+        n = 0
+        if first:
+            # every asset of the scope is dirty: its own topological order is the heap's, without
+            # the heap, the queue and the dirty set of the whole scope (~15 MiB at 100,000
+            # assets, still held while the statuses are made)
+            for key in self.scope:
+                n += 1
+                if compute(key):
+                    status_dirty.add(key)
+        else:
+            heap = [(i, k) for k in pass_dirty if (i := pos.get(k)) is not None and in_scope[i]]
+            heapq.heapify(heap)
+            queued = {k for _, k in heap}
+            while heap:
+                _, key = heapq.heappop(heap)
+                n += 1
+                if compute(key):
+                    status_dirty.add(key)
+                    for ch in children(key):
+                        i = pos[ch]
+                        if in_scope[i] and ch not in queued:
+                            queued.add(ch)
+                            heapq.heappush(heap, (i, ch))
+            del heap, queued
+        del pass_dirty
         self.computed = n
         if len(self.pass_heap) > 4 * len(self.pass_until) + 1024:  # stale entries
             self.pass_heap = [(v, k) for k, v in self.pass_until.items()]

@@ -21,6 +21,7 @@ import functools
 import math
 import os
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -590,11 +591,9 @@ class TfidfModel:
         for f, i in zip(vocab, shared_ints(len(vocab))):
             self._blk[f[:1]][f[2:]] = i
         self._size = sum(len(terms) for terms in self._blk.values())
-        self._idf2a = self.idf * self.idf
-        self._idf2 = self._idf2a.tolist()
-        # per term: its weight row times its idf and, last column, idf^2 (its share of the squared
-        # block norm): one gather gives a message's rows and its norm (float64: exact to the reference)
-        self._WQ = np.concatenate((self.W.astype(np.float64) * self.idf[:, None], self._idf2a[:, None]), axis=1)
+        # idf^2 per term (a term's share of its block's squared norm), 8 bytes each, read one at a
+        # time as Python floats
+        self._idf2 = array("d", (self.idf * self.idf).tobytes())
         self._tok: dict[str, np.ndarray] = {}  # token -> ids of its in-vocabulary char n-grams
         self._empty = np.zeros(0, dtype=np.int64)
 
@@ -729,9 +728,21 @@ class TfidfModel:
                 self._token_ids(w)
         return len(self._tok)
 
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` of ``[W * idf | idf^2]`` (float64; per term its weight row times its idf and,
+        last column, its share of the squared block norm): one gather gives a message's rows and
+        its norm (float64: exact to the reference). Made per message from ``W`` and ``idf``, the
+        same values as the rows of the whole product, which is not held (3.7 MiB for the shipped
+        model, the largest part of it)."""
+        idf = self.idf[ids]
+        out = np.empty((len(ids), self.W.shape[1] + 1))
+        np.multiply(self.W[ids], idf[:, None], out=out[:, :-1])
+        np.multiply(idf, idf, out=out[:, -1])
+        return out
+
     def _block_coefs(self, counts: Counter, get, ids: list[int], coefs: list[float]) -> None:
         """Append the in-vocabulary ids of a word/typed block and their coefficients
-        ``(1 + ln tf) / block norm`` (the idf is folded into ``_WQ``)."""
+        ``(1 + ln tf) / block norm`` (the idf is folded into ``_rows``)."""
         idf2 = self._idf2
         bi, bs = [], []
         n2 = 0.0
@@ -798,7 +809,7 @@ class TfidfModel:
                 first = np.flatnonzero(flag)
                 nc = len(first)
                 if nc == n:  # every n-gram once: tf 1
-                    G = self._WQ[np.concatenate((cat, ids)) if ids else cat]
+                    G = self._rows(np.concatenate((cat, ids)) if ids else cat)
                     cc = np.full(n, 1.0 / math.sqrt(float(G[:n, -1].sum())))
                 else:
                     cnt = np.empty(nc)
@@ -806,14 +817,14 @@ class TfidfModel:
                     cnt[-1] = n - first[-1]
                     tf = np.log(cnt)
                     tf += 1.0
-                    G = self._WQ[np.concatenate((cat[first], ids)) if ids else cat[first]]
+                    G = self._rows(np.concatenate((cat[first], ids)) if ids else cat[first])
                     cc = tf * (1.0 / math.sqrt(float((tf * tf) @ G[:nc, -1])))
                 if ids:
                     cc = np.concatenate((cc, coefs))
                 return cc @ G[:, :-1] + self.b
         if not ids:
             return self.b.copy()
-        return np.dot(coefs, self._WQ[ids, :-1]) + self.b
+        return np.dot(coefs, np.ascontiguousarray(self._rows(np.asarray(ids))[:, :-1])) + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
         return self.vector_of(tfidf_analysis(message))
