@@ -100,6 +100,12 @@ class PlannerConfig:
     deferrable_tiers: frozenset[str] = frozenset({"low"})
     slack_bucket_s: float = 300.0
     priority_cap: int = 99  # |slack buckets| are clipped to this
+    # work for a deadline ranks above the deployment's routine traffic (dagster/priority 0: the
+    # connectors' own scheduled syncs, untagged runs): True lifts every slack-ranked priority above
+    # 0, least slack first among them. Ranked from -396 up, work with slack queued behind every
+    # scheduled sync of a busy source -- never re-ranked where re-prioritising needs approval, it
+    # waited 46 h while holding its deadline's lineage (generated world 13031)
+    deadline_work_first: bool = True
     reprioritize_margin: int = 1  # re-submit a queued run only when the gain is at least this
     # connector -> Fivetran schema_change_handling (ALLOW_ALL | ALLOW_COLUMNS | BLOCK_ALL)
     schema_change_handling: Mapping[str, str] = field(default_factory=dict)
@@ -133,14 +139,23 @@ def _tv(x) -> str:
 
 
 def priority_for(slack_s: float | None, tier: str, config: PlannerConfig | None = None) -> int:
-    """``dagster/priority`` for work with this slack: less slack, higher priority."""
+    """``dagster/priority`` for work with this slack: less slack, higher priority. Work with no
+    deadline (``slack_s`` None) ranks lowest; with ``deadline_work_first`` every deadline's work
+    ranks above the routine traffic at priority 0 (:func:`deadline_priority_floor`)."""
     cfg = config or PlannerConfig()
     rank = _TIER_RANK.get(_tv(tier), 1)
     if slack_s is None:
         return -cfg.priority_cap * 4 + rank
     buckets = int(-slack_s // cfg.slack_bucket_s)
     buckets = max(-cfg.priority_cap, min(cfg.priority_cap, buckets))
-    return buckets * 4 + rank
+    return buckets * 4 + rank + deadline_priority_floor(cfg)
+
+
+def deadline_priority_floor(config: PlannerConfig | None = None) -> int:
+    """What lifts slack-ranked priorities above 0 (the lowest then ranks 1), or 0 when
+    ``deadline_work_first`` is off."""
+    cfg = config or PlannerConfig()
+    return cfg.priority_cap * 4 + 1 if cfg.deadline_work_first else 0
 
 
 def _duration_model(durations) -> DurationModel:
