@@ -166,7 +166,25 @@ def decide(
     gate_config=None,
     validation_config=None,
 ) -> Decision:
-    """One cycle. ``assessment`` may be given when the caller already assessed this snapshot."""
+    """One cycle. ``assessment`` may be given when the caller already assessed this snapshot.
+
+    It runs with the cyclic garbage collector paused (:func:`orchestrator.core.datatime.gc_paused`):
+    a cycle allocates hundreds of thousands of short-lived containers that reference counting
+    frees (it leaves next to no reference cycles), and each full collection they set off walks
+    the whole heap -- the snapshot, the graph and the resolution, 10x larger at 100,000 assets
+    than at 10,000 -- so what it costs per cycle grew faster than the fleet (0.2-0.3 s of the
+    cycle's 1.4 s CPU at 100,000 assets on ``benchmarks/bench_decide.py``'s bad day)."""
+    from orchestrator.core.datatime import gc_paused
+
+    with gc_paused():
+        return _decide(snapshot, resolution, memory=memory, breaker=breaker, reviewer=reviewer, now=now,
+                       durations=durations, assessment=assessment, ledger=ledger, planner_config=planner_config,
+                       gate_config=gate_config, validation_config=validation_config)
+
+
+def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Reviewer | None, now: datetime | None,
+            durations, assessment: Assessment | None, ledger: ActionLedger | None, planner_config, gate_config,
+            validation_config) -> Decision:
     from dataclasses import replace
 
     from orchestrator.assessment import assess
