@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
+from orchestrator.core.pricing import CostHistory
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
@@ -210,8 +211,9 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
         # a subject that succeeded since its breaker opened (its own schedule, a person): closed
         breaker.close_recovered(snapshot.last_success, snapshot.graph.connector_tables)
     planner_config = with_connector_settings(planner_config, snapshot)
+    costs = CostHistory(snapshot.costs)  # one pass over the cost records for the whole cycle
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
-                    incidents=incidents)
+                    incidents=incidents, costs=costs)
     if getattr(snapshot, "anomalous_loads", None):  # re-sync untrusted loads (orchestrator.health)
         from orchestrator.health.actions import resync_untrusted
 
@@ -248,7 +250,7 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
                                   budgets=budget_cover, durations=durations)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
-                     repairs=incident_cover(ledger, snapshot, assessment))
+                     repairs=incident_cover(ledger, snapshot, assessment), costs=costs)
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     # over-budget work no deadline can use yet is held without asking anyone (planned again later),
@@ -263,13 +265,13 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
-                                    held=held)
+                                    held=held, costs=costs)
     asks += extensions
     # routine work held only for the approval a standing approval being asked would give waits for
     # that one answer instead of a request of its own
     decisions, waits = wait_for_standing(decisions, book, asks, snapshot, assessment, resolution, memory=memory,
                                          breaker=breaker, now=now, gate_config=gate_config, durations=durations,
-                                         budgets=budget_cover)
+                                         budgets=budget_cover, costs=costs)
     suppressed += waits
     decisions, unpriced = one_unpriced_ask(decisions, ledger, snapshot)
     suppressed += unpriced
@@ -404,7 +406,7 @@ def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at,
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
                       memory=None, breaker=None, now: datetime, gate_config=None, durations=None,
-                      budgets=None) -> tuple[list, list[tuple[Action, str]]]:
+                      budgets=None, costs: CostHistory | None = None) -> tuple[list, list[tuple[Action, str]]]:
     """(decisions kept, [(action, reason)] withdrawn): routine freshness work the gate holds for a
     person that the standing approvals being asked (pending in the ledger, or asked this cycle:
     :func:`orchestrator.core.standing.awaited`) would let execute -- the gate judges it again as if
@@ -423,7 +425,7 @@ def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, a
     ids = {s.action_id for items in book.by_policy.values() for s in items}
     cover = StandingCover(book, resolution, now)
     trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                 config=gate_config, durations=durations, standing=cover, budgets=budgets)
+                 config=gate_config, durations=durations, standing=cover, budgets=budgets, costs=costs)
     waiting: dict[str, list[str]] = {}
     for g in trial:
         by = [x for x in (g.authorised_by or "").split(",") if x in ids]
@@ -540,7 +542,8 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
 
 
 def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, book: BudgetBook, now: datetime,
-                       durations=None, gate_config=None, held: dict[str, float] | None = None) -> list:
+                       durations=None, gate_config=None, held: dict[str, float] | None = None,
+                       costs: CostHistory | None = None) -> list:
     """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
     decisions that wait for a person. None while the operator caps every rollout at recommend/shadow."""
     from orchestrator.core.standing import budget_requests
@@ -552,7 +555,7 @@ def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, b
     rate = getattr(gate_config, "unknown_usd_per_hour", None)
     return [_ask_policy_owners(a, resolution, "budget extension: the deadlines ahead need more than the "
                                "policy's daily budget; approve once for the days named")
-            for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held,
+            for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held, costs=costs,
                                      **({"usd_per_hour": rate} if rate else {}))]
 
 

@@ -331,7 +331,6 @@ EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, round
 # work with little cost history are rough: one generous ask beats a second one)
 NEED_MARGIN = 0.1  # ... and at least the day's forecast need + this share over the budget
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
-_RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
 
 @dataclass(frozen=True)
@@ -451,27 +450,11 @@ def observed_usd_per_hour(costs) -> float | None:
     return usd / secs * 3600.0 if secs > 0 else None
 
 
-def _mean_costs(snapshot) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean spend per run of each asset, and per sync the orchestrator triggered of each connector
-    (the connectors' own scheduled syncs do not count against a budget)."""
-    runs: dict[str, list[float]] = {}
-    syncs: dict[str, list[float]] = {}
-    for c in snapshot.costs:
-        if c.asset_key:
-            runs.setdefault(c.asset_key, []).append(c.amount_usd)
-        elif c.connector and (c.detail or {}).get("triggered_by") != "schedule":
-            syncs.setdefault(c.connector, []).append(c.amount_usd)
-    means = {k: sum(v) / len(v) for k, v in runs.items()}
-    rate = observed_usd_per_hour(snapshot.costs)
-    if rate is not None:  # the warehouse price seen so far, for assets without history of their own
-        means[_RATE] = rate
-    return means, {k: sum(v) / len(v) for k, v in syncs.items()}
-
-
 def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict[str, float],
                  durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> float:
-    """What one refresh of ``keys`` costs: each model's mean spend (while it has no history: its
-    p90 duration at the warehouse price seen so far, :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync of each
+    """What one refresh of ``keys`` costs: each model's mean spend (``runs``; while it has no
+    history: its p90 duration at ``usd_per_hour``, the warehouse price seen so far or
+    :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync (``syncs``) of each
     connector the orchestrator has had to sync itself (the others land on their own schedules)."""
     total = 0.0
     conns: set[str] = set()
@@ -487,7 +470,7 @@ def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict
             total += runs[k]
         elif durations is not None:
             try:
-                total += durations.seconds(node) / 3600.0 * max(runs.get(_RATE, 0.0), usd_per_hour)
+                total += durations.seconds(node) / 3600.0 * usd_per_hour
             except Exception:  # noqa: BLE001 - no estimate: nothing
                 pass
     return total + sum(syncs.get(c, 0.0) for c in conns)
@@ -495,15 +478,24 @@ def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict
 
 def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, float]], now: datetime,
                     durations=None, days: int = EXTENSION_DAYS,
-                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> dict[str, list[tuple[date, float, float]]]:
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR,
+                    costs=None) -> dict[str, list[tuple[date, float, float]]]:
     """Per budgeted policy: [(UTC day, forecast spend, budget)] for ``days`` days from today: today's
     spend so far plus one refresh of every deadline tick still ahead that day (each deadline's
-    lineage inside the policy's scope), at the assets' mean cost. ``spent_today``: policy ->
-    (spent today, daily budget in USD)."""
+    lineage inside the policy's scope), at the assets' mean cost (the orchestrator's triggered
+    syncs only: the connectors' own scheduled syncs do not count against a budget).
+    ``spent_today``: policy -> (spent today, daily budget in USD). ``costs``: the cycle's
+    :class:`~orchestrator.core.pricing.CostHistory` (built here if not given)."""
     if resolution is None or not getattr(resolution, "ok", False) or getattr(resolution, "policy_set", None) is None:
         return {}
+    from orchestrator.core.pricing import CostHistory
+
     graph = snapshot.graph
-    runs, syncs = _mean_costs(snapshot)
+    history = CostHistory.of(snapshot, costs)
+    runs, syncs = history.run_mean, history.triggered_sync_mean
+    # an asset without history of its own: the warehouse price seen so far, if above the fallback
+    seen = history.usd_per_hour
+    usd_per_hour = max(seen if seen is not None else 0.0, usd_per_hour)
     today = now.astimezone(UTC).date()
     day0 = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     end = day0 + timedelta(days=days)
@@ -566,7 +558,7 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
                     now: datetime, durations=None, held: dict[str, float] | None = None,
-                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> list[Action]:
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR, costs=None) -> list[Action]:
     """Budget extensions to ask now, all in one request (:func:`bundle_extensions`): for each
     budgeted policy whose forecast spend today or tomorrow (UTC; today's spend so far plus its
     deadlines' refreshes ahead) exceeds its daily budget plus
@@ -578,7 +570,8 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
     if not spent_today:
         return []
     out = []
-    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour)
+    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour,
+                               costs=costs)
     for name, extra in (held or {}).items():
         if name in forecast and forecast[name]:
             d, need, per_day = forecast[name][0]
