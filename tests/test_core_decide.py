@@ -140,3 +140,32 @@ def test_simulated_credentials_incident_closes_with_at_most_two_approvals(tmp_pa
     assert types.count("pause_connector") == 1
     resumed = [a for a in sim.actions if a.action.type == "resume_connector"]
     assert resumed and "fivetran:src" not in sim.paused  # the incident closed
+
+
+def test_decide_leaves_the_garbage_collector_as_it_found_it():
+    """decide() pauses the cyclic collector for the cycle (its full collections walk the whole
+    heap); the caller's setting comes back, also when the cycle raises, and the cycle's own
+    allocations run with it off."""
+    import gc
+
+    sc = scenario(freshness=[fresh("dashboard/exec", slack=-900, blocker="crm/account")])
+    seen = []
+
+    def reviewer(plan, *a):
+        seen.append(gc.isenabled())
+        raise RuntimeError("reviewer down")
+
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert _decide(sc).decisions
+            assert gc.isenabled() is enabled
+            try:
+                _decide(sc, reviewer=reviewer)
+            except RuntimeError:
+                pass
+            assert gc.isenabled() is enabled
+        assert seen == [False, False]
+    finally:
+        (gc.enable if was else gc.disable)()

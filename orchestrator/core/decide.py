@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
+from orchestrator.core.pricing import CostHistory
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
@@ -166,7 +167,25 @@ def decide(
     gate_config=None,
     validation_config=None,
 ) -> Decision:
-    """One cycle. ``assessment`` may be given when the caller already assessed this snapshot."""
+    """One cycle. ``assessment`` may be given when the caller already assessed this snapshot.
+
+    It runs with the cyclic garbage collector paused (:func:`orchestrator.core.datatime.gc_paused`):
+    a cycle allocates hundreds of thousands of short-lived containers that reference counting
+    frees (it leaves next to no reference cycles), and each full collection they set off walks
+    the whole heap -- the snapshot, the graph and the resolution, 10x larger at 100,000 assets
+    than at 10,000 -- so what it costs per cycle grew faster than the fleet (0.2-0.3 s of the
+    cycle's 1.4 s CPU at 100,000 assets on ``benchmarks/bench_decide.py``'s bad day)."""
+    from orchestrator.core.datatime import gc_paused
+
+    with gc_paused():
+        return _decide(snapshot, resolution, memory=memory, breaker=breaker, reviewer=reviewer, now=now,
+                       durations=durations, assessment=assessment, ledger=ledger, planner_config=planner_config,
+                       gate_config=gate_config, validation_config=validation_config)
+
+
+def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Reviewer | None, now: datetime | None,
+            durations, assessment: Assessment | None, ledger: ActionLedger | None, planner_config, gate_config,
+            validation_config) -> Decision:
     from dataclasses import replace
 
     from orchestrator.assessment import assess
@@ -192,8 +211,9 @@ def decide(
         # a subject that succeeded since its breaker opened (its own schedule, a person): closed
         breaker.close_recovered(snapshot.last_success, snapshot.graph.connector_tables)
     planner_config = with_connector_settings(planner_config, snapshot)
+    costs = CostHistory(snapshot.costs)  # one pass over the cost records for the whole cycle
     baseline = plan(snapshot, assessment, resolution, durations, now=now, config=planner_config,
-                    incidents=incidents)
+                    incidents=incidents, costs=costs)
     if getattr(snapshot, "anomalous_loads", None):  # re-sync untrusted loads (orchestrator.health)
         from orchestrator.health.actions import resync_untrusted
 
@@ -230,7 +250,7 @@ def decide(
                                   budgets=budget_cover, durations=durations)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
-                     repairs=incident_cover(ledger, snapshot, assessment))
+                     repairs=incident_cover(ledger, snapshot, assessment), costs=costs)
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     # over-budget work no deadline can use yet is held without asking anyone (planned again later),
@@ -247,13 +267,13 @@ def decide(
     # asked together with a standing approval (one question): every day the forecast needs it, not
     # only today and tomorrow, so that the same person is not asked again for it the next day
     extensions = extension_requests(resolution, snapshot, assessment, budget_book, now, durations, gate_config,
-                                    held=held, ahead=bool(asks))
+                                    held=held, ahead=bool(asks), costs=costs)
     asks += extensions
     # routine work held only for the approval a standing approval being asked would give waits for
     # that one answer instead of a request of its own
     decisions, waits = wait_for_standing(decisions, book, asks, snapshot, assessment, resolution, memory=memory,
                                          breaker=breaker, now=now, gate_config=gate_config, durations=durations,
-                                         budgets=budget_cover)
+                                         budgets=budget_cover, costs=costs)
     suppressed += waits
     decisions, unpriced = one_unpriced_ask(decisions, ledger, snapshot)
     suppressed += unpriced
@@ -406,7 +426,7 @@ def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at,
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
                       memory=None, breaker=None, now: datetime, gate_config=None, durations=None,
-                      budgets=None) -> tuple[list, list[tuple[Action, str]]]:
+                      budgets=None, costs: CostHistory | None = None) -> tuple[list, list[tuple[Action, str]]]:
     """(decisions kept, [(action, reason)] withdrawn): routine freshness work the gate holds for a
     person that the standing approvals being asked (pending in the ledger, or asked this cycle:
     :func:`orchestrator.core.standing.awaited`) would let execute -- the gate judges it again as if
@@ -425,7 +445,7 @@ def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, a
     ids = {s.action_id for items in book.by_policy.values() for s in items}
     cover = StandingCover(book, resolution, now)
     trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                 config=gate_config, durations=durations, standing=cover, budgets=budgets)
+                 config=gate_config, durations=durations, standing=cover, budgets=budgets, costs=costs)
     waiting: dict[str, list[str]] = {}
     for g in trial:
         by = [x for x in (g.authorised_by or "").split(",") if x in ids]
@@ -543,7 +563,7 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
 
 def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, book: BudgetBook, now: datetime,
                        durations=None, gate_config=None, held: dict[str, float] | None = None,
-                       ahead: bool = False) -> list:
+                       ahead: bool = False, costs: CostHistory | None = None) -> list:
     """Budget extensions to ask this cycle (``orchestrator.core.standing.budget_requests``), as gate
     decisions that wait for a person. None while the operator caps every rollout at recommend/shadow.
     ``ahead``: for any day of the forecast, not only today and tomorrow."""
@@ -557,6 +577,7 @@ def extension_requests(resolution, snapshot: Snapshot, assessment: Assessment, b
     return [_ask_policy_owners(a, resolution, "budget extension: the deadlines ahead need more than the "
                                "policy's daily budget; approve once for the days named")
             for a in budget_requests(resolution, snapshot, spent, book, now, durations, held=held, ahead=ahead,
+                                     costs=costs,
                                      **({"usd_per_hour": rate} if rate else {}))]
 
 

@@ -50,6 +50,46 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+class CostHistory:
+    """The means of a snapshot's cost records, from one pass over them per cycle (the planner,
+    the gate and the budget forecast each made their own pass: at 100,000 assets, four passes
+    building 50,000-key maps, ~0.1 s of a cycle). Read-only once built; shared, never copied.
+
+    * ``run_mean``: asset -> mean spend of a run of it (records naming an asset);
+    * ``sync_mean``: connector -> mean of its sync records (the planner's price of a sync);
+    * ``triggered_sync_mean``: the same over the syncs the orchestrator triggered (a connector's
+      own scheduled syncs count against no budget);
+    * ``usd_per_hour``: the warehouse price seen so far
+      (:func:`orchestrator.core.standing.observed_usd_per_hour`), None before any.
+
+    Each mean is ``sum(records in order) / count``: the same float as each pass computed."""
+
+    __slots__ = ("run_mean", "sync_mean", "triggered_sync_mean", "usd_per_hour")
+
+    def __init__(self, costs) -> None:
+        from orchestrator.core.standing import observed_usd_per_hour
+
+        runs: dict[str, list[float]] = {}
+        syncs: dict[str, list[float]] = {}
+        triggered: dict[str, list[float]] = {}
+        for c in costs:
+            if c.asset_key:
+                runs.setdefault(c.asset_key, []).append(c.amount_usd)
+            elif c.connector:
+                syncs.setdefault(c.connector, []).append(c.amount_usd)
+                if (c.detail or {}).get("triggered_by") != "schedule":
+                    triggered.setdefault(c.connector, []).append(c.amount_usd)
+        self.run_mean: dict[str, float] = {k: sum(v) / len(v) for k, v in runs.items()}
+        self.sync_mean: dict[str, float] = {k: sum(v) / len(v) for k, v in syncs.items()}
+        self.triggered_sync_mean: dict[str, float] = {k: sum(v) / len(v) for k, v in triggered.items()}
+        self.usd_per_hour: float | None = observed_usd_per_hour(costs)
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, given: CostHistory | None = None) -> CostHistory:
+        """``given`` (the cycle's) when there is one, else built from ``snapshot``."""
+        return given if given is not None else cls(snapshot.costs)
+
+
 class SyncPricer:
     """Prices of syncs from one snapshot's sync and cost records (built once per cycle)."""
 

@@ -100,6 +100,51 @@ def lineage(resolution, graph, policy_name: str) -> frozenset[str]:
     return scope
 
 
+def _kept(resolution, slot: str, key, inputs: tuple, build):
+    """``build()``, kept on the resolution under ``slot``/``key`` while ``inputs`` are the very
+    same objects (as :func:`lineage` keeps its walks): what depends only on the resolution (and
+    the graph and lineages it was resolved with) is computed once per code location load, not per
+    planning cycle."""
+    memo = getattr(resolution, "__dict__", {}).get(slot)
+    if memo is not None:
+        hit = memo.get(key)
+        if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
+            return hit[1]
+    out = build()
+    try:
+        if memo is None:
+            memo = resolution.__dict__.setdefault(slot, {})
+        memo[key] = (inputs, out)
+    except (AttributeError, TypeError):  # no instance dict: not kept
+        pass
+    return out
+
+
+def _direct_targets(resolution) -> dict[str, list[str]]:
+    """Policy -> the assets it selects directly, in the resolution's order (one pass over every
+    SLA: 100,000 at 100,000 assets), kept on the resolution."""
+
+    def build() -> dict[str, list[str]]:
+        targets: dict[str, list[str]] = {}
+        for k, sla in resolution.slas.items():
+            for name in sla.policies:
+                targets.setdefault(name, []).append(k)
+        return targets
+
+    return _kept(resolution, "_standing_targets", None, (resolution.slas,), build)
+
+
+def _lineage_in_scope(resolution, graph, policy_name: str, budget_policy: str) -> frozenset[str]:
+    """The lineage of ``policy_name`` (:func:`lineage`) inside the assets ``budget_policy`` governs
+    (a plain set: the intersection runs in C), kept on the resolution for the same lineage and
+    governed set."""
+    lin = lineage(resolution, graph, policy_name)
+    governed = resolution.governed_by(budget_policy)
+    scope = _kept(resolution, "_standing_scope", budget_policy, (governed,), lambda: frozenset(governed))
+    return _kept(resolution, "_standing_lineage_in_scope", (policy_name, budget_policy), (lin, scope),
+                 lambda: lin & scope)
+
+
 def _sorted(resolution, policy_name: str, scope: frozenset[str]) -> Iterable[str]:
     """``scope`` in order, from the lineage memo when it holds this very scope (a request's keys
     are sorted again, which is linear on sorted input)."""
@@ -333,7 +378,6 @@ EXTENSION_MARGIN = 2.0  # the amount asked: the forecast overshoot x this, round
 NEED_MARGIN = 0.1  # ... and at least the day's forecast need + this share over the budget
 FIRST_EXTENSION_SHARE = 1.0  # ... and a policy's first extension at least this share of its daily budget
 FALLBACK_USD_PER_HOUR = 2.0  # an asset with no cost history yet (CostRates.dbt_usd_per_hour)
-_RATE = "\x00usd_per_hour"  # (key of the observed warehouse price in the mean-cost map)
 
 
 @dataclass(frozen=True)
@@ -454,69 +498,75 @@ def observed_usd_per_hour(costs) -> float | None:
     return usd / secs * 3600.0 if secs > 0 else None
 
 
-def _mean_costs(snapshot) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean spend per run of each asset, and per sync the orchestrator triggered of each connector
-    (the connectors' own scheduled syncs do not count against a budget)."""
-    runs: dict[str, list[float]] = {}
-    syncs: dict[str, list[float]] = {}
-    for c in snapshot.costs:
-        if c.asset_key:
-            runs.setdefault(c.asset_key, []).append(c.amount_usd)
-        elif c.connector and (c.detail or {}).get("triggered_by") != "schedule":
-            syncs.setdefault(c.connector, []).append(c.amount_usd)
-    means = {k: sum(v) / len(v) for k, v in runs.items()}
-    rate = observed_usd_per_hour(snapshot.costs)
-    if rate is not None:  # the warehouse price seen so far, for assets without history of their own
-        means[_RATE] = rate
-    return means, {k: sum(v) / len(v) for k, v in syncs.items()}
-
-
 def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict[str, float],
-                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> float:
-    """What one refresh of ``keys`` costs: each model's mean spend (while it has no history: its
-    p90 duration at the warehouse price seen so far, :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync of each
-    connector the orchestrator has had to sync itself (the others land on their own schedules)."""
+                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR,
+                 unit: dict[str, float | str | None] | None = None) -> float:
+    """What one refresh of ``keys`` costs: each model's mean spend (``runs``; while it has no
+    history: its p90 duration at ``usd_per_hour``, the warehouse price seen so far or
+    :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync (``syncs``) of each
+    connector the orchestrator has had to sync itself (the others land on their own schedules).
+    ``unit``: asset -> what it adds (a model's cost, a connector table's connector, None for
+    nothing), filled and read across calls with the same other arguments (the lineages of a
+    policy's deadlines overlap: each asset is read once per cycle)."""
     total = 0.0
     conns: set[str] = set()
+    unit = {} if unit is None else unit
     for k in keys:
-        node = graph.get(k) if hasattr(graph, "get") else None
-        if node is None:
+        u = unit.get(k, unit)  # (the map itself: not seen yet)
+        if u is unit:
+            u = unit[k] = _unit_cost(k, graph, runs, durations, usd_per_hour)
+        if u is None:
             continue
-        if node.connector or node.role == "connector_table":
-            if node.connector:
-                conns.add(node.connector)
-            continue
-        if k in runs:
-            total += runs[k]
-        elif durations is not None:
-            try:
-                total += durations.seconds(node) / 3600.0 * max(runs.get(_RATE, 0.0), usd_per_hour)
-            except Exception:  # noqa: BLE001 - no estimate: nothing
-                pass
+        if u.__class__ is str:
+            conns.add(u)
+        else:
+            total += u
     return total + sum(syncs.get(c, 0.0) for c in conns)
+
+
+def _unit_cost(k: str, graph, runs: dict[str, float], durations, usd_per_hour: float) -> float | str | None:
+    """What asset ``k`` adds to a refresh (:func:`refresh_cost`)."""
+    node = graph.get(k) if hasattr(graph, "get") else None
+    if node is None:
+        return None
+    if node.connector or node.role == "connector_table":
+        return node.connector or None
+    if k in runs:
+        return runs[k]
+    if durations is not None:
+        try:
+            return durations.seconds(node) / 3600.0 * usd_per_hour
+        except Exception:  # noqa: BLE001 - no estimate: nothing
+            return None
+    return None
 
 
 def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, float]], now: datetime,
                     durations=None, days: int = EXTENSION_DAYS,
-                    usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> dict[str, list[tuple[date, float, float]]]:
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR,
+                    costs=None) -> dict[str, list[tuple[date, float, float]]]:
     """Per budgeted policy: [(UTC day, forecast spend, budget)] for ``days`` days from today: today's
     spend so far plus one refresh of every deadline tick still ahead that day (each deadline's
-    lineage inside the policy's scope), at the assets' mean cost. ``spent_today``: policy ->
-    (spent today, daily budget in USD)."""
+    lineage inside the policy's scope), at the assets' mean cost (the orchestrator's triggered
+    syncs only: the connectors' own scheduled syncs do not count against a budget).
+    ``spent_today``: policy -> (spent today, daily budget in USD). ``costs``: the cycle's
+    :class:`~orchestrator.core.pricing.CostHistory` (built here if not given)."""
     if resolution is None or not getattr(resolution, "ok", False) or getattr(resolution, "policy_set", None) is None:
         return {}
+    from orchestrator.core.pricing import CostHistory
+
     graph = snapshot.graph
-    runs, syncs = _mean_costs(snapshot)
+    history = CostHistory.of(snapshot, costs)
+    runs, syncs = history.run_mean, history.triggered_sync_mean
+    # an asset without history of its own: the warehouse price seen so far, if above the fallback
+    seen = history.usd_per_hour
+    usd_per_hour = max(seen if seen is not None else 0.0, usd_per_hour)
     today = now.astimezone(UTC).date()
     day0 = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     end = day0 + timedelta(days=days)
     ticks: dict[str, list[datetime]] = {}
-    lin: dict[str, frozenset[str]] = {}
     data_time = getattr(snapshot, "data_time", None) or {}
-    targets: dict[str, list[str]] = {}
-    for k, sla in resolution.slas.items():
-        for name in sla.policies:
-            targets.setdefault(name, []).append(k)
+    targets = _direct_targets(resolution)
     for p in resolution.policy_set.policies:
         sched = p.schedule()
         if sched is None:
@@ -532,11 +582,11 @@ def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, fl
         ts = [t for t in sched.ticks(now, end) if t > now and not served(t)]
         if ts:
             ticks[p.name] = ts
-            lin[p.name] = lineage(resolution, graph, p.name)
     out: dict[str, list[tuple[date, float, float]]] = {}
+    unit: dict[str, float | str | None] = {}  # what refresh_cost reads of each asset, once per cycle
     for name, (spent, per_day) in spent_today.items():
-        scope = frozenset(resolution.governed_by(name))  # a plain set: the intersections run in C
-        per_refresh = {q: refresh_cost(lin[q] & scope, graph, runs, syncs, durations, usd_per_hour) for q in ticks}
+        per_refresh = {q: refresh_cost(_lineage_in_scope(resolution, graph, q, name), graph, runs, syncs, durations,
+                                       usd_per_hour, unit) for q in ticks}
         need = {today + timedelta(days=i): 0.0 for i in range(days)}
         need[today] = spent
         for q, ts in ticks.items():
@@ -569,7 +619,8 @@ def extension_request(policy, scope: Iterable[str], now: datetime, first: date, 
 
 def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, float]], book: BudgetBook,
                     now: datetime, durations=None, held: dict[str, float] | None = None,
-                    usd_per_hour: float = FALLBACK_USD_PER_HOUR, ahead: bool = False) -> list[Action]:
+                    usd_per_hour: float = FALLBACK_USD_PER_HOUR, ahead: bool = False,
+                    costs=None) -> list[Action]:
     """Budget extensions to ask now, all in one request (:func:`bundle_extensions`): for each
     budgeted policy whose forecast spend today or tomorrow (UTC; today's spend so far plus its
     deadlines' refreshes ahead) exceeds its daily budget plus
@@ -582,7 +633,8 @@ def budget_requests(resolution, snapshot, spent_today: dict[str, tuple[float, fl
     if not spent_today:
         return []
     out = []
-    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour)
+    forecast = budget_forecast(resolution, snapshot, spent_today, now, durations, usd_per_hour=usd_per_hour,
+                               costs=costs)
     for name, extra in (held or {}).items():
         if name in forecast and forecast[name]:
             d, need, per_day = forecast[name][0]

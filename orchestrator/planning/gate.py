@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orchestrator.core.standing import is_routine
-from orchestrator.core.pricing import SyncPricer, sync_charges, synced_connectors, with_syncs
+from orchestrator.core.pricing import CostHistory, SyncPricer, sync_charges, synced_connectors, with_syncs
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -358,6 +358,7 @@ def gate(
     standing=None,
     budgets=None,
     repairs=None,
+    costs: CostHistory | None = None,
 ) -> list[GateDecision]:
     """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
     person granted); routine freshness work inside an active one's scope executes with it named
@@ -370,7 +371,8 @@ def gate(
     person repaired (cause ``repair:<class>``: resume the connector, retry once) the approval that
     covers it (:func:`orchestrator.core.decide.incident_cover`): the person who approved the
     incident's request and repaired it authorised closing it, so it is not asked again; budget,
-    blackout, breaker, shadow and an operator cap still hold it."""
+    blackout, breaker, shadow and an operator cap still hold it. ``costs``: the cycle's
+    :class:`~orchestrator.core.pricing.CostHistory` (built here on the first price asked if not given)."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -429,16 +431,9 @@ def gate(
         if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
             return 0.0
         if priced is None:
-            from orchestrator.core.standing import observed_usd_per_hour
-
-            sums: dict[str, list[float]] = {}
-            for c in snapshot.costs:
-                if c.asset_key:
-                    s = sums.setdefault(c.asset_key, [0.0, 0])
-                    s[0] += c.amount_usd
-                    s[1] += 1
-            priced = {k: v[0] / v[1] for k, v in sums.items()}
-            seen = observed_usd_per_hour(snapshot.costs)  # not skewed by minimum-billed short steps
+            history = CostHistory.of(snapshot, costs)
+            priced = history.run_mean
+            seen = history.usd_per_hour  # not skewed by minimum-billed short steps
             if seen is not None:
                 rate[0] = max(rate[0], seen / 3600.0)
         total = 0.0

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_SOURCE, AssetGraph
+from orchestrator.core.pricing import CostHistory
 from orchestrator.core.records import (
     Action,
     Assessment,
@@ -217,15 +218,11 @@ def _path(graph: AssetGraph, resolution, blocker: str | None, target: str) -> li
     return [blocker, *sorted(between), target]
 
 
-def _cost_per_asset(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
-    sums: dict[str, list[float]] = {}
-    csums: dict[str, list[float]] = {}
-    for c in snapshot.costs:
-        if c.asset_key:
-            sums.setdefault(c.asset_key, []).append(c.amount_usd)
-        elif c.connector:
-            csums.setdefault(c.connector, []).append(c.amount_usd)
-    return ({k: sum(v) / len(v) for k, v in sums.items()}, {k: sum(v) / len(v) for k, v in csums.items()})
+def _cost_per_asset(snapshot: Snapshot, history: CostHistory | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(asset -> mean spend of a run, connector -> mean sync), read-only: ``history``'s (the
+    cycle's) when given."""
+    history = CostHistory.of(snapshot, history)
+    return history.run_mean, history.sync_mean
 
 
 def _burning_assets(assessment: Assessment, resolution, graph: AssetGraph) -> set[str]:
@@ -1696,11 +1693,13 @@ def plan(
     *,
     config: PlannerConfig | None = None,
     incidents=None,
+    costs: CostHistory | None = None,
 ) -> AgentPlan:
     """The baseline plan. Always returns a plan (possibly empty), never raises on odd input.
 
     ``incidents`` (an ``orchestrator.core.incidents.IncidentView``): connectors paused now and the
-    ledger of earlier actions, so a repaired incident is resumed and retried, not paused again."""
+    ledger of earlier actions, so a repaired incident is resumed and retried, not paused again.
+    ``costs``: the cycle's :class:`~orchestrator.core.pricing.CostHistory` (built here if not given)."""
     cfg = config or PlannerConfig()
     paused = set(getattr(incidents, "paused", ()) or ()) | set(getattr(snapshot, "paused_connectors", ()) or ())
     now = _aware(now or snapshot.taken_at)
@@ -1709,7 +1708,7 @@ def plan(
     if resolution is not None and not getattr(resolution, "ok", True):
         return AgentPlan(created_at=now, actions=[], planner="deterministic",
                          rationale=f"nothing planned: {resolution.skip_reason}")
-    cost_asset, cost_connector = _cost_per_asset(snapshot)
+    cost_asset, cost_connector = _cost_per_asset(snapshot, costs)
     st = _PlanState(snapshot, assessment, resolution, cfg, now, graph, model, paused, incidents,
                     cost_asset, cost_connector)
     return run_stages(st).result
