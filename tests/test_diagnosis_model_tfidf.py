@@ -393,9 +393,9 @@ def test_a_term_only_one_source_uses_stays_out_of_the_vocabulary():
     assert "w:option" in spread.vocab and "w:shared" in spread.vocab
 
 
-def test_the_shipped_model_reads_identifier_words():
+def test_the_shipped_artifact_reads_text_as_the_cross_validation_does():
     from orchestrator.diagnosis.crossval import TFIDF_FIT
     from orchestrator.diagnosis.model import ARTIFACT
 
     m = load_model(ARTIFACT)
-    assert m.subwords is TFIDF_FIT["subwords"] is True
+    assert m.subwords is TFIDF_FIT["subwords"]

@@ -80,11 +80,15 @@ def group_folds(groups: Sequence[str], k: int) -> list[int]:
 FAMILY = "tfidf"
 FAMILIES = ("tfidf", "textlr", "ensemble")
 MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-# the TF-IDF family's fit settings (issue 16, twelfth round, ``benchmarks/diagnosis_nested.py``): the
-# word block also counts the words of multi-word identifiers, and a term enters the vocabulary only
-# if at least two sources use it (a term of one package alone cannot carry to a package never seen;
-# same accuracy, 13% fewer features)
-TFIDF_FIT: dict[str, Any] = {"subwords": True, "min_groups": 2}
+# the TF-IDF family's fit settings. IDENTIFIER_WORDS (issue 16, twelfth round,
+# ``benchmarks/diagnosis_nested.py``): the word block also counts the words of multi-word
+# identifiers, and a term enters the vocabulary only if at least two sources use it; grouped CV
+# 0.732 -> 0.737 on the same folds, 13% fewer features, but its artifact fails three learning-loop
+# tests (see the README, "Twelfth round"), so the shipped artifact keeps the plain setting
+# (``bench_diagnosis.py --identifier-words`` cross-validates / trains the other)
+PLAIN_FIT: dict[str, Any] = {"subwords": False, "min_groups": 1}
+IDENTIFIER_WORDS: dict[str, Any] = {"subwords": True, "min_groups": 2}
+TFIDF_FIT: dict[str, Any] = dict(PLAIN_FIT)
 TEXTLR_STEPS = 60  # the Adam steps of the textlr family (as shipped before the tenth round)
 
 
