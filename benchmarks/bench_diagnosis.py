@@ -221,12 +221,19 @@ def main() -> None:
                          "the weight chosen by the inner split)")
     ap.add_argument("--class-weight-grid", action="store_true",
                     help="(tfidf) let the inner split choose plain or class-balanced sample weights")
+    ap.add_argument("--identifier-words", action="store_true",
+                    help="(tfidf) the twelfth round's fit setting: identifier words in the word block, terms "
+                         "of at least two sources (crossval.IDENTIFIER_WORDS; not the shipped artifact's)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (throughput only)")
     ap.add_argument("--heldout", action="store_true", help="score the shipped model on the held-out set")
     ap.add_argument("--learning", action="store_true", help="the 30-day learning-loop simulation")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.identifier_words:
+        import orchestrator.diagnosis.crossval as crossval
+
+        crossval.TFIDF_FIT.update(crossval.IDENTIFIER_WORDS)
     if args.train:
         t0 = time.perf_counter()
         model = train_artifact(**fit_kwargs(args))

@@ -359,3 +359,92 @@ def test_the_model_holds_no_whole_product_matrix(shipped):
     float64 matrix beside them (3.7 MiB for the shipped model)."""
     arrays = [v for v in vars(shipped).values() if isinstance(v, np.ndarray)]
     assert sum(a.nbytes for a in arrays) <= shipped.W.nbytes + shipped.idf.nbytes + 64 * 1024
+
+
+# ---------------------------------------------------------------- issue 16, twelfth round
+# The shipped TF-IDF model's word block also counts the words of multi-word identifiers, and its
+# vocabulary keeps only terms that at least two sources use (crossval.TFIDF_FIT).
+
+IDENT_TEXTS = st.lists(st.sampled_from(list("aZ_.-: 09{}") + [
+    "oauth_jwt_key_file", "allowSyncMethods", "ExecutedAsyncStatement", "fsspec.parquet", "HTTPXClient",
+    "__init__", "a_b", "X.Y", "İ_ß", "credentials_file ", " port "]), max_size=60).map("".join)
+
+
+def test_identifier_parts_are_the_words_of_multi_word_names():
+    from orchestrator.diagnosis.model import identifier_parts
+
+    assert identifier_parts("both oauth_jwt_key_file and oauth_client_secret were provided") == [
+        "oauth", "jwt", "key", "file", "oauth", "client", "secret"]
+    assert identifier_parts("HTTPXClient was not initialized with allowSyncMethods") == [
+        "allow", "sync", "methods"]
+    assert identifier_parts("requires ExecutedAsyncStatement.reader()") == ["executed", "async", "statement", "reader"]
+    assert identifier_parts("Connection refused") == []  # single words are the word block's already
+    assert identifier_parts("x" * 5000 + "_y") == []  # only the first MAX_CHARS characters are read
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(IDENT_TEXTS, st.text(max_size=2000),
+                 st.builds(lambda k: "a" * k + "_", st.integers(0, 100_000)),
+                 st.builds(lambda k: "aB" * k, st.integers(0, 50_000))))
+def test_identifier_parts_of_any_text_are_lower_case_words_in_bounded_time(text):
+    import time
+
+    from orchestrator.diagnosis.model import identifier_parts
+
+    t0 = time.perf_counter()
+    parts = identifier_parts(text)
+    assert time.perf_counter() - t0 < 0.2  # linear scan of at most MAX_CHARS characters
+    assert all(len(p) >= 2 and p.isalpha() and p == p.lower() for p in parts)
+    words = tfidf_analysis(text, subwords=True)[0]
+    assert words - tfidf_analysis(text)[0] == Counter(parts)
+
+
+@pytest.fixture(scope="module")
+def small_subwords(rows):
+    sample = [r for r in rows if r["category"]][::12]
+    msgs, labels = [r["message"][:400] for r in sample], [r["category"] for r in sample]
+    return TfidfModel.fit(msgs, labels, min_df=1, max_char_features=10**9, max_iter=100, subwords=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(TEXTS, IDENT_TEXTS, ANY_TEXT))
+def test_fast_logits_with_identifier_words_equal_the_reference(small_subwords, text):
+    m = small_subwords
+    assert m.subwords
+    z = m.logits(text)
+    assert np.abs(_softmax_rows(z) - _softmax_rows(m.reference_logits(text))).max() < 1e-9
+
+
+def test_identifier_words_reach_the_word_block_and_round_trip(tmp_path, small_subwords, small):
+    m = small_subwords
+    assert any(f == "w:key" for f in m.vocab_list)
+    msg = "Unsupported private_key type: pass the key_file option"
+    ids, _ = m.vector(msg)
+    assert m.vocab["w:file"] in set(ids.tolist())  # from key_file: the plain model has no such term for it
+    loaded = load_model(m.save(tmp_path / "sw.npz"))
+    assert loaded.subwords and np.allclose(loaded.logits(msg), m.logits(msg), atol=1e-4)
+    # artifacts written before (no flag) read as before
+    path = small[2].save(tmp_path / "plain.npz")
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files if k != "subwords"}
+    np.savez(tmp_path / "old.npz", **data)
+    assert load_model(tmp_path / "old.npz").subwords is False
+
+
+def test_a_term_only_one_source_uses_stays_out_of_the_vocabulary():
+    msgs = ["zorblax option missing", "zorblax option invalid", "quux option missing", "quux option invalid",
+            "shared wording here", "shared wording there"]
+    labels = ["config_error", "config_error", "code_error", "code_error", "unknown", "unknown"]
+    groups = ["pkg-a", "pkg-a", "pkg-b", "pkg-b", "pkg-a", "pkg-b"]
+    every = TfidfModel.fit(msgs, labels, groups=groups, min_groups=1, max_iter=50)
+    spread = TfidfModel.fit(msgs, labels, groups=groups, min_groups=2, max_iter=50)
+    assert "w:zorblax" in every.vocab and "w:zorblax" not in spread.vocab  # two messages, one package
+    assert "w:option" in spread.vocab and "w:shared" in spread.vocab
+
+
+def test_the_shipped_artifact_reads_text_as_the_cross_validation_does():
+    from orchestrator.diagnosis.crossval import TFIDF_FIT
+    from orchestrator.diagnosis.model import ARTIFACT
+
+    m = load_model(ARTIFACT)
+    assert m.subwords is TFIDF_FIT["subwords"]

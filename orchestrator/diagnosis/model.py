@@ -552,15 +552,43 @@ def token_char_grams(tok: str) -> list[str]:
     return out
 
 
-def tfidf_analysis(message: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
+# identifiers made of several words: snake_case / dotted (``oauth_jwt_key_file``,
+# ``fsspec.parquet``), camelCase (``allowSyncMethods``) and CamelCase (``ExecutedAsyncStatement``);
+# each starts at a word boundary, so a long run of letters is scanned once (linear time)
+_IDENT = re.compile(r"\b(?:[A-Za-z][A-Za-z0-9]*(?:[_.][A-Za-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+|"
+                    r"(?:[A-Z][a-z0-9]+){2,})")
+_IDENT_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_IDENT_GATE = re.compile(r"[A-Za-z0-9][_.][A-Za-z]|[a-z][A-Z]")
+
+
+def identifier_parts(message: str) -> list[str]:
+    """The words of the multi-word identifiers in ``message`` (its first ``MAX_CHARS`` characters),
+    lower-cased, at least 2 letters: ``oauth_jwt_key_file`` gives oauth, jwt, key, file. An option or
+    class name of a package never seen shares these words with the names and prose of the packages
+    trained on (issue 16, twelfth round)."""
+    text = (message or "")[:MAX_CHARS]
+    if _IDENT_GATE.search(text) is None:
+        return []
+    out: list[str] = []
+    for ident in _IDENT.findall(text):
+        parts = _IDENT_PART.findall(ident)
+        if len(parts) >= 2:
+            out += [w.lower() for w in parts if len(w) >= 2]
+    return out
+
+
+def tfidf_analysis(message: str, subwords: bool = False) -> tuple[Counter[str], Counter[str], Counter[str]]:
     """Term counts of the three blocks of ``message`` (the first ``MAX_CHARS`` characters): word
-    unigrams + bigrams (``"a b"``), ``char_wb`` 2-5-grams, typed tokens. The reference definition
-    the fast inference (:meth:`TfidfModel.logits`) is tested against."""
+    unigrams + bigrams (``"a b"``), ``char_wb`` 2-5-grams, typed tokens; with ``subwords`` the word
+    block also counts :func:`identifier_parts` as unigrams. The reference definition the fast
+    inference (:meth:`TfidfModel.logits`) is tested against."""
     text = (message or "")[:MAX_CHARS]
     low = text.lower()
     toks = _TOKEN.findall(low)
     words: Counter[str] = Counter(toks)
     words.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
+    if subwords:
+        words.update(identifier_parts(text))
     chars: Counter[str] = Counter()
     for t in low.split():
         chars.update(token_char_grams(t))
@@ -577,8 +605,10 @@ class TfidfModel:
     kind = "tfidf"
 
     def __init__(self, vocab: Sequence[str], idf: np.ndarray, W: np.ndarray, b: np.ndarray,
-                 params: dict[str, float] | None = None, classes: Sequence[str] = CATEGORIES):
+                 params: dict[str, float] | None = None, classes: Sequence[str] = CATEGORIES,
+                 subwords: bool = False):
         self.classes = tuple(classes)
+        self.subwords = bool(subwords)  # the word block counts identifier_parts (artifacts since round 12)
         self.idf = np.asarray(idf, dtype=np.float64)
         self.W = np.asarray(W, dtype=np.float32)
         self.b = np.asarray(b, dtype=np.float64)
@@ -622,7 +652,10 @@ class TfidfModel:
     @classmethod
     def fit(cls, messages: Sequence[str], labels: Sequence[str], *, C: float = 10.0, min_df: int = 2,
             max_char_features: int = 60000, class_weight: str | None = None, max_iter: int = 300,
-            analyses: Sequence[tuple[Counter, Counter, Counter]] | None = None) -> TfidfModel:
+            analyses: Sequence[tuple[Counter, Counter, Counter]] | None = None,
+            groups: Sequence[str] | None = None, min_groups: int = 1,
+            sample_weight: Sequence[float] | None = None,
+            block_scale: dict[str, float] | None = None, subwords: bool = False) -> TfidfModel:
         """Fit on ``messages`` with gold ``labels``. Vocabulary: word terms and char n-grams in at
         least ``min_df`` messages (char n-grams: the ``max_char_features`` most frequent, ties by
         term), every typed token; idf from these messages only. Solver: scikit-learn's
@@ -634,7 +667,7 @@ class TfidfModel:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError("training the diagnosis TF-IDF model needs scikit-learn (a dev dependency: "
                                "pip install -e '.[dev]'); inference needs numpy only") from exc
-        an = list(analyses) if analyses is not None else [tfidf_analysis(m) for m in messages]
+        an = list(analyses) if analyses is not None else [tfidf_analysis(m, subwords) for m in messages]
         n = len(an)
         vocab: list[str] = []
         dfs: list[int] = []
@@ -646,6 +679,12 @@ class TfidfModel:
                 if prefix == "c":
                     tf.update(a[k])
             terms = [t for t, c in df.items() if c >= (1 if prefix == "t" else min_df)]
+            if min_groups > 1 and groups is not None:
+                spread: dict[str, set[str]] = {}
+                for a, g in zip(an, groups):
+                    for t in a[k]:
+                        spread.setdefault(t, set()).add(g)
+                terms = [t for t in terms if len(spread[t]) >= min_groups]
             if prefix == "c" and len(terms) > max_char_features:
                 terms = sorted(terms, key=lambda t: (-tf[t], t))[:max_char_features]
             terms.sort()
@@ -653,17 +692,23 @@ class TfidfModel:
             dfs += [df[t] for t in terms]
         idf = np.log((1.0 + n) / (1.0 + np.asarray(dfs, dtype=np.float64))) + 1.0
         model = cls(vocab, idf, np.zeros((len(vocab), len(CATEGORIES)), np.float32),
-                    np.zeros(len(CATEGORIES)))
+                    np.zeros(len(CATEGORIES)), subwords=subwords)
         rows, cols, vals = [], [], []
         for i, a in enumerate(an):
             ids, v = model.vector_of(a)
             rows += [i] * len(ids)
             cols += ids.tolist()
             vals += v.tolist()
+        scale = None
+        if block_scale:
+            scale = np.ones(len(vocab))
+            for prefix, v in block_scale.items():
+                scale[[i for i, f in enumerate(vocab) if f.startswith(prefix + ":")]] = v
+            vals = (np.asarray(vals) * scale[np.asarray(cols, dtype=np.int64)]).tolist()
         X = csr_matrix((vals, (rows, cols)), shape=(n, len(vocab)), dtype=np.float64)
         y = np.asarray(labels)
         lr = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, tol=1e-3, solver="lbfgs")
-        lr.fit(X, y)
+        lr.fit(X, y, sample_weight=None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64))
         W = np.zeros((len(vocab), len(CATEGORIES)), dtype=np.float64)
         b = np.full(len(CATEGORIES), -30.0)  # a class absent from training: never predicted
         for j, c in enumerate(lr.classes_):
@@ -675,7 +720,9 @@ class TfidfModel:
             else:
                 W[:, k] = lr.coef_[j]
                 b[k] = lr.intercept_[j]
-        return cls(vocab, idf, W.astype(np.float16).astype(np.float32), b)
+        if scale is not None:  # a block's scale folded into its weight rows: inference is unchanged
+            W *= scale[:, None]
+        return cls(vocab, idf, W.astype(np.float16).astype(np.float32), b, subwords=subwords)
 
     # ---------------------------------------------------------------- inference
     def vector_of(self, analysis: tuple[Counter, Counter, Counter]) -> tuple[np.ndarray, np.ndarray]:
@@ -775,11 +822,12 @@ class TfidfModel:
         low = text.lower()
         ids: list[int] = []
         coefs: list[float] = []
-        # word 1-2-grams
+        # word 1-2-grams (+ the words of multi-word identifiers)
         toks = _TOKEN.findall(low)
-        if toks:
+        parts = identifier_parts(text) if self.subwords else None
+        if toks or parts:
             wget = self._blk["w"].get
-            if len(set(toks)) == len(toks):  # all distinct (then bigrams too): tf 1 each
+            if not parts and len(set(toks)) == len(toks):  # all distinct (then bigrams too): tf 1 each
                 bi = [j for j in map(wget, toks) if j is not None]
                 bi += [j for j in map(self._bigram_ids().get, zip(toks, toks[1:])) if j is not None]
                 if bi:
@@ -790,6 +838,8 @@ class TfidfModel:
             else:
                 cnt = Counter(toks)
                 cnt.update([f"{a} {b}" for a, b in zip(toks, toks[1:])])
+                if parts:
+                    cnt.update(parts)
                 self._block_coefs(cnt, wget, ids, coefs)
         # typed tokens
         typed = typed_tokens(text)
@@ -827,11 +877,11 @@ class TfidfModel:
         return np.dot(coefs, np.ascontiguousarray(self._rows(np.asarray(ids))[:, :-1])) + self.b
 
     def vector(self, message: str) -> tuple[np.ndarray, np.ndarray]:
-        return self.vector_of(tfidf_analysis(message))
+        return self.vector_of(tfidf_analysis(message, self.subwords))
 
     def reference_logits(self, message: str) -> np.ndarray:
         """The reference vector's logits (what :meth:`logits` computes faster)."""
-        return self.logits_of(tfidf_analysis(message))
+        return self.logits_of(tfidf_analysis(message, self.subwords))
 
     _softmax = TextModel._softmax
     proba_vector = TextModel.proba_vector
@@ -850,6 +900,7 @@ class TfidfModel:
             idf=self.idf.astype(np.float32), W=self.W.astype(np.float16), b=self.b.astype(np.float64),
             classes=np.asarray(self.classes, dtype=str), param_keys=np.asarray(keys, dtype=str),
             param_values=np.asarray([self.params[k] for k in keys], dtype=np.float64),
+            subwords=np.asarray(self.subwords),
         )
 
     def save(self, path: str | Path = ARTIFACT) -> Path:
@@ -961,7 +1012,8 @@ def _model_from(z: dict[str, np.ndarray], path: Any) -> Any:
             return EnsembleModel(members, [float(w) for w in z["weights"]], params)
         if kind == "tfidf":
             return TfidfModel(z["vocab"], z["idf"].astype(np.float64),
-                              z["W"].astype(np.float32), z["b"], params, classes)
+                              z["W"].astype(np.float32), z["b"], params, classes,
+                              subwords=bool(z["subwords"]) if "subwords" in z else False)
         if kind != "textlr":
             raise ValueError(f"unknown diagnosis model kind {kind!r} in {path}")
         return TextModel([str(v) for v in z["vocab"]], z["W"].astype(np.float32), z["b"], params, classes)
@@ -1030,4 +1082,4 @@ def iter_corpus_training(rows: Iterable[dict[str, Any]]) -> tuple[list[str], lis
 
 
 __all__ = ["ARTIFACT", "EnsembleModel", "TextModel", "TfidfModel", "default_path", "features", "load_default",
-           "load_model", "tfidf_analysis", "iter_corpus_training"]
+           "load_model", "tfidf_analysis", "identifier_parts", "iter_corpus_training"]
