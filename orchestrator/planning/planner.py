@@ -110,6 +110,9 @@ class PlannerConfig:
     min_margin_s: float = 300.0  # safety margin at least this ...
     spread_quantile: float = 0.5  # ... or the path's duration spread: sum of (p90 - this quantile)
     cost_aware_start: bool = True  # work that could start early waits for a cheaper (off-peak) window
+    # a pre-authorised sync whose cycle is open waits for the connector's own scheduled sync only
+    # when that one starts within this share of the time to its latest start (``native_wait_until``)
+    native_wait_share: float = 0.5
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -410,17 +413,22 @@ class _Cycles:
             own = r = opens.get(k)
             later = [(rc, c) for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
             if later:
-                lst = self.latest_start(k)
                 # its own cycle already served (its data is newer than that opening): it now works
-                # for the consumers' later cycle, whatever its own slack says
+                # for the consumers' later cycles, whatever its own slack says
                 served = own is not None and (dt := dts.get(k)) is not None and _aware(dt) >= own
-                for rc, _c in later:
-                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
-                    # started at that opening (or now) and the chain down to ``k`` must fit before
-                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
-                    if (served or lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
-                            r is None or rc > r):
-                        r = rc
+                lst = self.latest_start(k)
+                for_consumers = served or lst is None
+                if for_consumers:
+                    lst = self._consumers_latest_start(later)
+                # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                # started at that opening (or now) and the chain down to ``k`` must fit before
+                # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                up = timedelta(seconds=self.upstream_s(k))
+                reachable = [rc for rc, _c in later if lst is None or max(rc, now) + up <= lst]
+                if reachable:
+                    r = max(reachable)
+                elif for_consumers:
+                    r = min(rc for rc, _c in later)  # the next cycle, even if it is already tight
                 if r is not None and r != own:
                     # working for a consumer's cycle: its latest start is that consumer's, not the
                     # one of its own (already served or later) cycle
@@ -437,6 +445,16 @@ class _Cycles:
             ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(self.holds(u, k) for u in graph.parents(k))
+
+    def _consumers_latest_start(self, later) -> datetime | None:
+        """The latest start of an input working for its consumers' cycles (``later``: ``(cycle
+        opening, consumer)`` pairs) -- one without a slack of its own (a connector table under a
+        policy with no deadline), or whose own cycle its data already serves: that of its most
+        urgent consumer. Without it every consumer cycle counted as reachable and the input worked
+        for the latest one -- days ahead past a weekend and a holiday -- leaving the open cycle of
+        another consumer to a sync at its latest start, on p90 estimates (world 13008)."""
+        slacks = [s for _rc, c in later if (s := self.slack(c)) is not None]
+        return self.now + timedelta(seconds=min(slacks)) if slacks else None
 
     def holds(self, u: str, k: str) -> bool:
         """Input ``u`` needs a run that ``k`` must wait for: ``u`` needs one and its data is not
@@ -779,8 +797,19 @@ class _Cycles:
         r = self.req.get(k)
         if lst is None or r is None or r > self.now or self.cheaper_later(k):
             return False
-        by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
-        return self.native_lands(node.connector, self.now, by) is False
+        return self.native_lands(node.connector, self.now, self.native_wait_until(lst)) is False
+
+    def native_wait_until(self, lst: datetime) -> datetime:
+        """How late the connector's own sync may start and still be waited for, rather than a sync
+        now: before the latest start (less the planning horizon), and within ``native_wait_share``
+        of the time to it. A fault that arrives while waiting (a credential that expires, a
+        deploy that breaks the source) fails that sync, and what is left before the latest start
+        is then too short for a person's fix or a retry: a native sync late in the window cost the
+        cycle where a sync at its opening met it (worlds 13006, 13008, 13021)."""
+        cfg = self.cfg
+        by = lst - timedelta(seconds=cfg.tick_interval_s + cfg.min_margin_s)
+        share = self.now + (lst - self.now) * cfg.native_wait_share
+        return min(by, share)
 
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest
