@@ -2,7 +2,8 @@
 
 * The planner does not sync a connector ahead of its own scheduled sync when that starts after
   the cycle opened, before the table's latest start (minus the planning horizon) and within
-  ``PlannerConfig.native_wait_share`` of the time to it: that sync serves the cycle. A scheduled
+  ``PlannerConfig.native_wait_share`` of the time to it (or ``native_wait_min_s``, an hour): that
+  sync serves the cycle. A scheduled
   sync later than that is not waited for (a fault arriving meanwhile fails it with no time left
   to recover: worlds 13006, 13008, 13021): the table is synced now. Random worlds: the
   connector's schedule (minute, every N hours), its sync duration and the planning instant inside
@@ -87,8 +88,10 @@ def test_the_planner_does_not_sync_a_connector_its_own_scheduled_sync_serves(min
     scheduled = _next_scheduled(schedule, now)
     # the planner waits for a scheduled sync that starts before the planning horizon (one tick +
     # the 5-minute margin) ahead of the latest start and within the waiting share of the time to
-    # it; it syncs now ahead of any later one
-    wait_until = min(latest_start - HORIZON, now + (latest_start - now) * PlannerConfig().native_wait_share)
+    # it (or within the hour); it syncs now ahead of any later one
+    cfg = PlannerConfig()
+    wait_until = min(latest_start - HORIZON, now + max((latest_start - now) * cfg.native_wait_share,
+                                                       timedelta(seconds=cfg.native_wait_min_s)))
     if synced:
         assert scheduled > wait_until, (
             f"synced at {now:%H:%M} although the schedule {schedule!r} syncs at {scheduled:%H:%M}, "

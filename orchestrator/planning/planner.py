@@ -113,6 +113,7 @@ class PlannerConfig:
     # a pre-authorised sync whose cycle is open waits for the connector's own scheduled sync only
     # when that one starts within this share of the time to its latest start (``native_wait_until``)
     native_wait_share: float = 0.5
+    native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -370,6 +371,7 @@ class _Cycles:
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
         self._syncs = getattr(snapshot, "syncs", None) or ()
+        self._snapshot = snapshot
         self._failed_native: dict[str, list[datetime]] | None = None  # connector -> its failed scheduled syncs' starts
         self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
@@ -797,18 +799,56 @@ class _Cycles:
         r = self.req.get(k)
         if lst is None or r is None or r > self.now or self.cheaper_later(k):
             return False
-        return self.native_lands(node.connector, self.now, self.native_wait_until(lst)) is False
+        by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
+        if self.budget_room(node.connector):
+            by = self.native_wait_until(lst)
+        return self.native_lands(node.connector, self.now, by) is False
+
+    def budget_room(self, connector: str) -> bool:
+        """Every budgeted policy governing one of the connector's tables has room today for one
+        more sync of it: the sync's price, and those of the other syncs ahead of their connectors'
+        own granted this cycle, within half of what its forecast leaves of the day's budget (the
+        gate holds work taking more than that as large for the budget). The connector's
+        own scheduled sync does not spend a policy's budget, a sync of ours does: one ahead of it
+        must not push the work due later in the day over budget, to wait for a person (world 103:
+        syncs ahead of their connectors' own, bundled with a budgeted model, waited all morning)."""
+        memo = self.__dict__.setdefault("_budget_room", {})
+        hit = memo.get(connector)
+        if hit is None:
+            names = {name for t in self.graph.connector_tables(connector)
+                     if (sla := self.resolution.sla(t)) is not None for name, _b in sla.budgets}
+            hit = True
+            if names:
+                from orchestrator.core.pricing import SyncPricer
+
+                pricer = self.__dict__.get("_pricer")
+                if pricer is None:
+                    pricer = self._pricer = SyncPricer(self._snapshot)
+                price = pricer.estimate(connector, self.now)
+                reserved = self.__dict__.setdefault("_reserved", {})  # policy -> early syncs granted this cycle
+                for c in self.assessment.cost:
+                    kind, _, name = c.scope.partition(":")
+                    if kind == "policy" and name in names and (
+                            c.over_budget or (c.budget_day_usd is not None and reserved.get(name, 0.0) + price
+                                              > 0.5 * (c.budget_day_usd - c.forecast_day_usd))):
+                        hit = False
+                        break
+                if hit:
+                    for name in names:
+                        reserved[name] = reserved.get(name, 0.0) + price
+            memo[connector] = hit
+        return hit
 
     def native_wait_until(self, lst: datetime) -> datetime:
         """How late the connector's own sync may start and still be waited for, rather than a sync
-        now: before the latest start (less the planning horizon), and within ``native_wait_share``
-        of the time to it. A fault that arrives while waiting (a credential that expires, a
+        now (with room in the budgets that pay for it: ``budget_room``): before the latest start (less the
+        planning horizon), and within ``native_wait_share`` of the time to it. A fault that arrives while waiting (a credential that expires, a
         deploy that breaks the source) fails that sync, and what is left before the latest start
         is then too short for a person's fix or a retry: a native sync late in the window cost the
         cycle where a sync at its opening met it (worlds 13006, 13008, 13021)."""
         cfg = self.cfg
         by = lst - timedelta(seconds=cfg.tick_interval_s + cfg.min_margin_s)
-        share = self.now + (lst - self.now) * cfg.native_wait_share
+        share = self.now + max((lst - self.now) * cfg.native_wait_share, timedelta(seconds=cfg.native_wait_min_s))
         return min(by, share)
 
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
