@@ -1,10 +1,10 @@
 """One sync per connector and cycle.
 
 * The planner does not sync a connector ahead of its own scheduled sync when that starts after
-  the cycle opened, before the table's latest start (minus the planning horizon) and within
-  ``PlannerConfig.native_wait_share`` of the time to it (or ``native_wait_min_s``, an hour): that
-  sync serves the cycle. A scheduled
-  sync later than that is not waited for (a fault arriving meanwhile fails it with no time left
+  the cycle opened, before the table's latest start (minus the planning horizon) and, when
+  ``PlannerConfig.native_wait_share`` is set (off by default), within that share of the time to it
+  (or ``native_wait_min_s``, an hour): that sync serves the cycle. A scheduled sync later than that
+  is not waited for (a fault arriving meanwhile fails it with no time left
   to recover: worlds 13006, 13008, 13021): the table is synced now. Random worlds: the
   connector's schedule (minute, every N hours), its sync duration and the planning instant inside
   the deadline's window are drawn by Hypothesis.
@@ -73,12 +73,14 @@ def _next_scheduled(schedule: str, after: datetime) -> datetime:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(minute=st.integers(0, 59), every_h=st.sampled_from([1, 2, 3, 4, 6, 12]),
-       sync_min=st.integers(3, 90), now_min=st.integers(0, 355))
-def test_the_planner_does_not_sync_a_connector_its_own_scheduled_sync_serves(minute, every_h, sync_min, now_min):
+       sync_min=st.integers(3, 90), now_min=st.integers(0, 355), share=st.sampled_from([None, 0.25, 0.5]))
+def test_the_planner_does_not_sync_a_connector_its_own_scheduled_sync_serves(minute, every_h, sync_min, now_min,
+                                                                             share):
     schedule = f"{minute} */{every_h} * * *"
     now = OPENS + timedelta(minutes=now_min)
     snap, res = _world(sync_min * 60.0, schedule, now)
-    d = decide(snap, res, now=now)
+    cfg = PlannerConfig(native_wait_share=share)
+    d = decide(snap, res, now=now, planner_config=cfg)
     fa = d.assessment.freshness["src/t"]
     synced = any("src/t" in g.action.asset_keys for g in d.decisions
                  if g.action.type == "materialize" and g.decision == "execute")
@@ -89,9 +91,9 @@ def test_the_planner_does_not_sync_a_connector_its_own_scheduled_sync_serves(min
     # the planner waits for a scheduled sync that starts before the planning horizon (one tick +
     # the 5-minute margin) ahead of the latest start and within the waiting share of the time to
     # it (or within the hour); it syncs now ahead of any later one
-    cfg = PlannerConfig()
-    wait_until = min(latest_start - HORIZON, now + max((latest_start - now) * cfg.native_wait_share,
-                                                       timedelta(seconds=cfg.native_wait_min_s)))
+    wait_until = latest_start - HORIZON
+    if share is not None:
+        wait_until = min(wait_until, now + max((latest_start - now) * share, timedelta(seconds=cfg.native_wait_min_s)))
     if synced:
         assert scheduled > wait_until, (
             f"synced at {now:%H:%M} although the schedule {schedule!r} syncs at {scheduled:%H:%M}, "

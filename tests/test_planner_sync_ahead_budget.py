@@ -1,7 +1,8 @@
 """A sync ahead of the connector's own scheduled sync is started only with room in the budget.
 
 The connector's own scheduled sync spends no policy's budget; a sync the orchestrator starts ahead
-of it (``PlannerConfig.native_wait_share``: the scheduled one starts too late to wait for) does.
+of it (``PlannerConfig.native_wait_share``, here 0.5: the scheduled one starts too late to wait
+for) does.
 Under a daily budget it is started only when its price fits in half of what the policy's forecast
 leaves of the day (with the other syncs ahead granted in the same cycle), else the table waits for
 the scheduled sync: world 103 lost a deadline when such syncs, bundled with a budgeted model, were
@@ -24,6 +25,7 @@ from orchestrator.core.decide import decide
 from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
 from orchestrator.core.pricing import SyncPricer
 from orchestrator.core.records import CostRecord, FreshnessStatus, Snapshot
+from orchestrator.planning import PlannerConfig
 from orchestrator.policies import DurationModel, load_policies, resolve
 
 UTC = timezone.utc
@@ -76,7 +78,7 @@ def test_a_sync_ahead_of_the_connectors_own_fits_in_half_of_what_the_budget_leav
                                                                                     now_min):
     now = OPENS + timedelta(minutes=now_min)
     snap, res = _world(now, budget, budget * spent_share, price)
-    d = decide(snap, res, now=now)
+    d = decide(snap, res, now=now, planner_config=PlannerConfig(native_wait_share=0.5))
     fa = d.assessment.freshness["src/t"]
     if fa.status is not FreshnessStatus.ok:
         return  # at risk: synced whatever the budget says (not this property)

@@ -111,8 +111,11 @@ class PlannerConfig:
     spread_quantile: float = 0.5  # ... or the path's duration spread: sum of (p90 - this quantile)
     cost_aware_start: bool = True  # work that could start early waits for a cheaper (off-peak) window
     # a pre-authorised sync whose cycle is open waits for the connector's own scheduled sync only
-    # when that one starts within this share of the time to its latest start (``native_wait_until``)
-    native_wait_share: float = 0.5
+    # when that one starts within this share of the time to its latest start (``native_wait_until``;
+    # None: up to the latest start, as before). Off by default: on seeds 13000-13039 (0.5) it won
+    # worlds 13006, 13008, 13021 and lost none, on 100-119 none either way, but on seeds 700-799 it
+    # won 5 worlds and lost 7 (723, 736, 746: early syncs failed into a recurring fault window)
+    native_wait_share: float | None = None
     native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
@@ -800,7 +803,7 @@ class _Cycles:
         if lst is None or r is None or r > self.now or self.cheaper_later(k):
             return False
         by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
-        if self.budget_room(node.connector):
+        if self.cfg.native_wait_share is not None and self.budget_room(node.connector):
             by = self.native_wait_until(lst)
         return self.native_lands(node.connector, self.now, by) is False
 
@@ -848,6 +851,8 @@ class _Cycles:
         cycle where a sync at its opening met it (worlds 13006, 13008, 13021)."""
         cfg = self.cfg
         by = lst - timedelta(seconds=cfg.tick_interval_s + cfg.min_margin_s)
+        if cfg.native_wait_share is None:
+            return by
         share = self.now + max((lst - self.now) * cfg.native_wait_share, timedelta(seconds=cfg.native_wait_min_s))
         return min(by, share)
 
