@@ -36,7 +36,7 @@ class SLAPlanner(Planner):
     source_capacity_aware = False
     # PlannerConfig.native_wait_share: a pre-authorised sync is not left to a connector's own
     # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
-    # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, "Capacity")
+    # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
     native_wait_share: float | None = None
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
