@@ -117,6 +117,13 @@ class PlannerConfig:
     min_margin_s: float = 300.0  # safety margin at least this ...
     spread_quantile: float = 0.5  # ... or the path's duration spread: sum of (p90 - this quantile)
     cost_aware_start: bool = True  # work that could start early waits for a cheaper (off-peak) window
+    # a pre-authorised sync whose cycle is open waits for the connector's own scheduled sync only
+    # when that one starts within this share of the time to its latest start (``native_wait_until``;
+    # None: up to the latest start, as before). Off by default: on seeds 13000-13039 (0.5) it won
+    # worlds 13006, 13008, 13021 and lost none, on 100-119 none either way, but on seeds 700-799 it
+    # won 5 worlds and lost 7 (723, 736, 746: early syncs failed into a recurring fault window)
+    native_wait_share: float | None = None
+    native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -379,6 +386,7 @@ class _Cycles:
         self.dts: dict[str, datetime] = {}
         self.native: dict[str, str] = dict(getattr(snapshot, "connector_schedules", None) or {})
         self._syncs = getattr(snapshot, "syncs", None) or ()
+        self._snapshot = snapshot
         self._failed_native: dict[str, list[datetime]] | None = None  # connector -> its failed scheduled syncs' starts
         self.via: dict[str, float] = {}
         slas = getattr(resolution, "slas", None) or {}
@@ -422,17 +430,22 @@ class _Cycles:
             own = r = opens.get(k)
             later = [(rc, c) for c in children(k) if (rc := req.get(c)) is not None and (r is None or rc > r)]
             if later:
-                lst = self.latest_start(k)
                 # its own cycle already served (its data is newer than that opening): it now works
-                # for the consumers' later cycle, whatever its own slack says
+                # for the consumers' later cycles, whatever its own slack says
                 served = own is not None and (dt := dts.get(k)) is not None and _aware(dt) >= own
-                for rc, _c in later:
-                    # only a later cycle whose data can reach ``k`` by its latest start: a sync
-                    # started at that opening (or now) and the chain down to ``k`` must fit before
-                    # it, else ``k`` would wait for data that cannot come in time for its own cycle
-                    if (served or lst is None or max(rc, now) + timedelta(seconds=self.upstream_s(k)) <= lst) and (
-                            r is None or rc > r):
-                        r = rc
+                lst = self.latest_start(k)
+                for_consumers = served or lst is None
+                if for_consumers:
+                    lst = self._consumers_latest_start(later)
+                # only a later cycle whose data can reach ``k`` by its latest start: a sync
+                # started at that opening (or now) and the chain down to ``k`` must fit before
+                # it, else ``k`` would wait for data that cannot come in time for its own cycle
+                up = timedelta(seconds=self.upstream_s(k))
+                reachable = [rc for rc, _c in later if lst is None or max(rc, now) + up <= lst]
+                if reachable:
+                    r = max(reachable)
+                elif for_consumers:
+                    r = min(rc for rc, _c in later)  # the next cycle, even if it is already tight
                 if r is not None and r != own:
                     # working for a consumer's cycle: its latest start is that consumer's, not the
                     # one of its own (already served or later) cycle
@@ -449,6 +462,16 @@ class _Cycles:
             ls = dts.get(k)
             stale = r is not None and (ls is None or _aware(ls) < r)
             needs[k] = stale or any(self.holds(u, k) for u in graph.parents(k))
+
+    def _consumers_latest_start(self, later) -> datetime | None:
+        """The latest start of an input working for its consumers' cycles (``later``: ``(cycle
+        opening, consumer)`` pairs) -- one without a slack of its own (a connector table under a
+        policy with no deadline), or whose own cycle its data already serves: that of its most
+        urgent consumer. Without it every consumer cycle counted as reachable and the input worked
+        for the latest one -- days ahead past a weekend and a holiday -- leaving the open cycle of
+        another consumer to a sync at its latest start, on p90 estimates (world 13008)."""
+        slacks = [s for _rc, c in later if (s := self.slack(c)) is not None]
+        return self.now + timedelta(seconds=min(slacks)) if slacks else None
 
     def holds(self, u: str, k: str) -> bool:
         """Input ``u`` needs a run that ``k`` must wait for: ``u`` needs one and its data is not
@@ -792,7 +815,58 @@ class _Cycles:
         if lst is None or r is None or r > self.now or self.cheaper_later(k):
             return False
         by = lst - timedelta(seconds=self.cfg.tick_interval_s + self.cfg.min_margin_s)
+        if self.cfg.native_wait_share is not None and self.budget_room(node.connector):
+            by = self.native_wait_until(lst)
         return self.native_lands(node.connector, self.now, by) is False
+
+    def budget_room(self, connector: str) -> bool:
+        """Every budgeted policy governing one of the connector's tables has room today for one
+        more sync of it: the sync's price, and those of the other syncs ahead of their connectors'
+        own granted this cycle, within half of what its forecast leaves of the day's budget (the
+        gate holds work taking more than that as large for the budget). The connector's
+        own scheduled sync does not spend a policy's budget, a sync of ours does: one ahead of it
+        must not push the work due later in the day over budget, to wait for a person (world 103:
+        syncs ahead of their connectors' own, bundled with a budgeted model, waited all morning)."""
+        memo = self.__dict__.setdefault("_budget_room", {})
+        hit = memo.get(connector)
+        if hit is None:
+            names = {name for t in self.graph.connector_tables(connector)
+                     if (sla := self.resolution.sla(t)) is not None for name, _b in sla.budgets}
+            hit = True
+            if names:
+                from orchestrator.core.pricing import SyncPricer
+
+                pricer = self.__dict__.get("_pricer")
+                if pricer is None:
+                    pricer = self._pricer = SyncPricer(self._snapshot)
+                price = pricer.estimate(connector, self.now)
+                reserved = self.__dict__.setdefault("_reserved", {})  # policy -> early syncs granted this cycle
+                for c in self.assessment.cost:
+                    kind, _, name = c.scope.partition(":")
+                    if kind == "policy" and name in names and (
+                            c.over_budget or (c.budget_day_usd is not None and reserved.get(name, 0.0) + price
+                                              > 0.5 * (c.budget_day_usd - c.forecast_day_usd))):
+                        hit = False
+                        break
+                if hit:
+                    for name in names:
+                        reserved[name] = reserved.get(name, 0.0) + price
+            memo[connector] = hit
+        return hit
+
+    def native_wait_until(self, lst: datetime) -> datetime:
+        """How late the connector's own sync may start and still be waited for, rather than a sync
+        now (with room in the budgets that pay for it: ``budget_room``): before the latest start (less the
+        planning horizon), and within ``native_wait_share`` of the time to it. A fault that arrives while waiting (a credential that expires, a
+        deploy that breaks the source) fails that sync, and what is left before the latest start
+        is then too short for a person's fix or a retry: a native sync late in the window cost the
+        cycle where a sync at its opening met it (worlds 13006, 13008, 13021)."""
+        cfg = self.cfg
+        by = lst - timedelta(seconds=cfg.tick_interval_s + cfg.min_margin_s)
+        if cfg.native_wait_share is None:
+            return by
+        share = self.now + max((lst - self.now) * cfg.native_wait_share, timedelta(seconds=cfg.native_wait_min_s))
+        return min(by, share)
 
     def schedulable(self, blocked: set[str], pending: set[str], retry_keys: set[str]) -> dict[str, tuple]:
         """key -> (slack, tier, why) for what can usefully start now; ``why`` is "due" (latest

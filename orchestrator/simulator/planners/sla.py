@@ -34,6 +34,10 @@ class SLAPlanner(Planner):
     # another connector's sync for the same source slot, both due for one cycle, starts earlier.
     # Off: on seeds 540-579 and 100-119 it won worlds 544, 547, 559 and lost 112 (README, "Capacity")
     source_capacity_aware = False
+    # PlannerConfig.native_wait_share: a pre-authorised sync is not left to a connector's own
+    # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
+    # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
+    native_wait_share: float | None = None
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
@@ -261,6 +265,7 @@ class SLAPlanner(Planner):
                 sc_models = getattr(sc, "model_pool", None) or {}
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
                                          preempt_kinds=self.preempt_kinds,
+                                         native_wait_share=self.native_wait_share,
                                          warehouse_slots=pools.get("warehouse"),
                                          connector_pools={cid: c.pool for cid, c in
                                                           (getattr(sc, "connectors", None) or {}).items()},
