@@ -15,15 +15,12 @@ cost) and checks the bundle against asking each policy alone.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
 from orchestrator.core.incidents import ActionLedger
-from orchestrator.core.records import CostRecord, Snapshot
 from orchestrator.core.standing import (
     ACTIVE,
     BudgetBook,
@@ -34,16 +31,9 @@ from orchestrator.core.standing import (
 )
 from orchestrator.policies import DurationModel, load_policies, resolve
 
-UTC = timezone.utc
-NOW = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
-
-
-def _fleet(n: int):
-    nodes = [AssetNode("src/t", CONNECTOR_TABLE, kinds=frozenset({"airbyte"}), connector="airbyte:src")]
-    for i in range(n):
-        nodes += [AssetNode(f"m{i}", DBT_MODEL, upstream=("src/t",)), AssetNode(f"dashboard/{i}", DASHBOARD,
-                                                                                 upstream=(f"m{i}",))]
-    return AssetGraph(nodes)
+from budget_fixtures import NOW
+from budget_fixtures import fleet_graph as _fleet
+from budget_fixtures import refresh_snapshot as _snapshot
 
 
 def _resolution(graph, budgets: list[float]):
@@ -63,14 +53,6 @@ def _resolution(graph, budgets: list[float]):
         res = resolve(load_policies([p]), graph, DurationModel(), NOW)
     assert res.ok, res.skip_reason
     return res
-
-
-def _snapshot(graph, refresh_usd: list[float]) -> Snapshot:
-    # each policy's model cost refresh_usd[i] a run yesterday: today's 12:00 deadline needs one more
-    costs = [CostRecord(NOW - timedelta(days=1), usd, "run", asset_key=f"m{i}", compute_s=600.0)
-             for i, usd in enumerate(refresh_usd)]
-    return Snapshot(taken_at=NOW, graph=graph, runs=[], failures=[], costs=costs,
-                    last_success={k: NOW - timedelta(hours=20) for k in graph.keys})
 
 
 @settings(max_examples=40, deadline=None)

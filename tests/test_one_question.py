@@ -16,16 +16,14 @@ means to the ledger exactly what the two requests would have meant.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, AssetGraph, AssetNode
 from orchestrator.core.incidents import ActionLedger
-from orchestrator.core.records import CostRecord, Snapshot
 from orchestrator.core.standing import (
     ACTIVE,
     BudgetBook,
@@ -41,16 +39,9 @@ from orchestrator.core.standing import (
 )
 from orchestrator.policies import DurationModel, load_policies, resolve
 
-UTC = timezone.utc
-NOW = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
-
-
-def _fleet(n: int):
-    nodes = [AssetNode("src/t", CONNECTOR_TABLE, kinds=frozenset({"airbyte"}), connector="airbyte:src")]
-    for i in range(n):
-        nodes += [AssetNode(f"m{i}", DBT_MODEL, upstream=("src/t",)),
-                  AssetNode(f"dashboard/{i}", DASHBOARD, upstream=(f"m{i}",))]
-    return AssetGraph(nodes)
+from budget_fixtures import NOW
+from budget_fixtures import fleet_graph as _fleet
+from budget_fixtures import refresh_snapshot as _snapshot
 
 
 def _resolution(graph, fleet):
@@ -70,13 +61,6 @@ def _resolution(graph, fleet):
         res = resolve(load_policies([p]), graph, DurationModel(), NOW)
     assert res.ok, res.skip_reason
     return res
-
-
-def _snapshot(graph, refresh_usd) -> Snapshot:
-    costs = [CostRecord(NOW - timedelta(days=1), usd, "run", asset_key=f"m{i}", compute_s=600.0)
-             for i, usd in enumerate(refresh_usd)]
-    return Snapshot(taken_at=NOW, graph=graph, runs=[], failures=[], costs=costs,
-                    last_success={k: NOW - timedelta(hours=20) for k in graph.keys})
 
 
 def _book_state(ledger: ActionLedger, res, names):
