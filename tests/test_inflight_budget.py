@@ -159,3 +159,77 @@ def test_a_resync_counts_at_least_a_multiple_of_its_connectors_dearest_sync():
     # 10 spent + 4 x 2 < 50: within budget (it waits only because resync_table is not pre-authorised)
     d, rejected = resync_decision(2.0)
     assert not rejected and not d.reason.startswith("over budget"), d.reason
+
+
+def _resync_ledger(connector: str, at):
+    from orchestrator.core.incidents import ActionLedger
+
+    ledger = ActionLedger()
+    ledger.record(Action(f"rs-{connector}", "resync_table", "drift", connector=connector,
+                         tables={"s": ("t",)}, cause="schema_drift"), "executing", at)
+    return ledger
+
+
+def test_a_resync_is_priced_by_what_the_resyncs_that_ran_cost():
+    """RESYNC_FACTOR is a guess: a resync re-reads whole tables, and in a generated world one cost
+    $37.72 where 4x the connector's dearest sync priced it at $7.96, so a pre-authorised resync
+    took a policy over its budget unasked. Once a resync the orchestrator ran (the ledger) shows
+    its bill at 25x its connector's dearest incremental sync, a resync of another connector is
+    priced at 25x its own: over the budget here, where 4x fitted."""
+    from orchestrator.core.pricing import ResyncPrices
+
+    sc = _state(10.0, (2.0, 0.0, 0.0), frozenset(RUN_KEYS))
+    ran = NOW - timedelta(hours=6)
+    sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 99.0] + [
+        CostRecord(ran - timedelta(days=3), 1.0, "sync", connector="airbyte:crm"),  # incremental syncs
+        CostRecord(ran - timedelta(days=2), 0.8, "sync", connector="airbyte:crm"),
+        CostRecord(ran + timedelta(hours=1), 25.0, "sync", connector="airbyte:crm"),  # the resync's bill
+    ]
+    resyncs = ResyncPrices.observe(sc.snapshot, _resync_ledger("airbyte:crm", ran))
+    assert resyncs.ratio == {"resync_table": 25.0}
+    a = Action("rs", "resync_table", "drift", connector="airbyte:events", tables={"events": ("page_view",)},
+               asset_keys=("events/page_view",), cause="schema_drift")
+    for seen in (None, resyncs):
+        (d,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations, resyncs=seen)
+        _, rejected = validate(Plan(NOW, [a], "t"), sc.snapshot, sc.resolution, now=NOW, resyncs=seen)
+        if seen is None:  # 10 spent + 4 x 2 < 50
+            assert not rejected and not d.reason.startswith("over budget"), d.reason
+        else:  # 10 spent + 25 x 2 > 50
+            assert d.reason.startswith("over budget"), d.reason
+            assert rejected and "over budget" in rejected[0][1]
+
+
+bill = st.floats(min_value=0.01, max_value=500.0, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["airbyte:crm", "airbyte:events", "fivetran:x"]),
+                          st.integers(-96, 0), bill), max_size=12),
+       st.lists(st.tuples(st.sampled_from(["airbyte:crm", "airbyte:events", "fivetran:x"]),
+                          st.integers(-96, 0), st.sampled_from(["resync_table", "full_resync"]),
+                          st.sampled_from(["executing", "succeeded", "failed", "pending"])), max_size=4),
+       st.sampled_from(["airbyte:crm", "airbyte:events", "fivetran:x"]),
+       st.sampled_from(["resync_table", "full_resync"]))
+def test_what_resyncs_cost_only_ever_raises_a_resyncs_floor(bills, entries, connector, kind):
+    """Bills are matched to resyncs by time, not by name, so a mismatch must not make a resync
+    look cheaper than the fixed multiple already does; and a resync that ran counts for every
+    connector: the floor is at least its bill / its connector's dearest other bill x the dearest
+    sync of the connector asked about."""
+    from orchestrator.core.incidents import ActionLedger
+    from orchestrator.core.pricing import ResyncPrices
+    from orchestrator.planning.inflight import resync_floor
+
+    sc = scenario(costs=[CostRecord(NOW + timedelta(hours=h), usd, "sync", connector=c) for c, h, usd in bills])
+    ledger = ActionLedger()
+    for i, (c, h, t, status) in enumerate(entries):
+        ledger.record(Action(f"e{i}", t, "drift", connector=c, cause="schema_drift"), status,
+                      NOW + timedelta(hours=h))
+    resyncs = ResyncPrices.observe(sc.snapshot, ledger)
+    a = Action("rs", kind, "drift", connector=connector, cause="schema_drift")
+    plain = resync_floor(sc.snapshot, a)
+    seen = resync_floor(sc.snapshot, a, resyncs=resyncs)
+    assert seen >= plain >= 0
+    if not any(status != "pending" for *_, status in entries):
+        assert seen == plain and not resyncs.ratio
+    dearest = max((usd for c, _, usd in bills if c == connector), default=0.0)
+    assert seen >= resyncs.ratio.get(kind, 0.0) * resyncs.incremental.get(connector, dearest) - 1e-9

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
-from orchestrator.core.pricing import CostHistory
+from orchestrator.core.pricing import CostHistory, ResyncPrices
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType
@@ -246,11 +246,12 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
         from orchestrator.planning import ValidationConfig
 
         validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour)
+    resyncs = ResyncPrices.observe(snapshot, ledger)  # what the resyncs that ran cost: a resync's floor
     accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
-                                  budgets=budget_cover, durations=durations)
+                                  budgets=budget_cover, durations=durations, resyncs=resyncs)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
-                     repairs=incident_cover(ledger, snapshot, assessment), costs=costs)
+                     repairs=incident_cover(ledger, snapshot, assessment), costs=costs, resyncs=resyncs)
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     # over-budget work no deadline can use yet is held without asking anyone (planned again later),
@@ -273,7 +274,7 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
     # that one answer instead of a request of its own
     decisions, waits = wait_for_standing(decisions, book, asks, snapshot, assessment, resolution, memory=memory,
                                          breaker=breaker, now=now, gate_config=gate_config, durations=durations,
-                                         budgets=budget_cover, costs=costs)
+                                         budgets=budget_cover, costs=costs, resyncs=resyncs)
     suppressed += waits
     decisions, unpriced = one_unpriced_ask(decisions, ledger, snapshot)
     suppressed += unpriced
@@ -426,7 +427,8 @@ def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at,
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,
                       memory=None, breaker=None, now: datetime, gate_config=None, durations=None,
-                      budgets=None, costs: CostHistory | None = None) -> tuple[list, list[tuple[Action, str]]]:
+                      budgets=None, costs: CostHistory | None = None,
+                      resyncs: ResyncPrices | None = None) -> tuple[list, list[tuple[Action, str]]]:
     """(decisions kept, [(action, reason)] withdrawn): routine freshness work the gate holds for a
     person that the standing approvals being asked (pending in the ledger, or asked this cycle:
     :func:`orchestrator.core.standing.awaited`) would let execute -- the gate judges it again as if
@@ -445,7 +447,8 @@ def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, a
     ids = {s.action_id for items in book.by_policy.values() for s in items}
     cover = StandingCover(book, resolution, now)
     trial = gate([g.action for g in held], snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
-                 config=gate_config, durations=durations, standing=cover, budgets=budgets, costs=costs)
+                 config=gate_config, durations=durations, standing=cover, budgets=budgets, costs=costs,
+                 resyncs=resyncs)
     waiting: dict[str, list[str]] = {}
     for g in trial:
         by = [x for x in (g.authorised_by or "").split(",") if x in ids]

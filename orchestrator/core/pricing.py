@@ -362,3 +362,57 @@ def with_syncs(snapshot: Snapshot, action: Action, now: datetime, base: float,
         return base
     pricer = pricer or SyncPricer(snapshot)
     return base + sum(max(0.0, usd - pricer.planner_price(c)) for c, usd in prices.items())
+
+
+RESYNC_WINDOW_S = 86_400.0  # a resync's bill is looked for within a day of its ledger entry
+
+
+class ResyncPrices:
+    """What the resyncs the orchestrator ran actually cost (built once per cycle from the ledger).
+
+    A resync re-reads whole tables, so its bill has no fixed relation to the connector's incremental
+    syncs: a generated world's table resync cost $37.72 where 4x the connector's dearest incremental
+    sync priced it at $7.96, and a pre-authorised one took a policy over its budget without asking.
+    Connector sync records do not say which sync was a resync, but the ledger says when the
+    orchestrator resynced a connector: the dearest sync bill of that connector within a day of the
+    entry is the resync's. From those this keeps, per resynced connector, its dearest incremental
+    sync (the bills not taken as a resync's), and per resync type the highest ratio of a
+    resync's bill to its connector's dearest incremental sync, which prices resyncs of connectors
+    that were never resynced (:func:`orchestrator.planning.inflight.resync_floor`)."""
+
+    def __init__(self, ratio: dict[str, float] | None = None, incremental: dict[str, float] | None = None):
+        self.ratio = dict(ratio or {})  # action type -> highest observed resync / incremental ratio
+        self.incremental = dict(incremental or {})  # connector -> dearest bill not taken as a resync
+
+    @classmethod
+    def observe(cls, snapshot: Snapshot, ledger) -> ResyncPrices:
+        """From ``ledger`` (an ``orchestrator.core.incidents.ActionLedger``; None: nothing seen)."""
+        wanted: dict[str, list[tuple[str, float]]] = {}  # connector -> [(type, entry time)]
+        for e in (ledger.entries.values() if ledger is not None else ()):
+            a = e.action
+            t = getattr(a.type, "value", a.type)
+            if t in ("resync_table", "full_resync") and a.connector and e.status in (
+                    "executing", "succeeded", "failed"):
+                wanted.setdefault(a.connector, []).append((t, _aware(e.at).timestamp()))
+        if not wanted:
+            return cls()
+        bills: dict[str, list[tuple[float, float]]] = {}  # connector -> [(at, usd)]
+        for c in snapshot.costs:
+            if c.source == "sync" and c.asset_key is None and c.connector in wanted and c.amount_usd > 0:
+                bills.setdefault(c.connector, []).append((_aware(c.at).timestamp(), c.amount_usd))
+        ratio: dict[str, float] = {}
+        incremental: dict[str, float] = {}
+        for conn, entries in wanted.items():
+            mine = bills.get(conn, [])
+            taken: dict[int, str] = {}  # index of a bill -> the resync type it is the bill of
+            for t, at in entries:
+                near = [i for i, (b_at, _) in enumerate(mine) if abs(b_at - at) <= RESYNC_WINDOW_S]
+                if near:
+                    taken[max(near, key=lambda i: mine[i][1])] = t
+            rest = [usd for i, (_, usd) in enumerate(mine) if i not in taken]
+            if rest:
+                incremental[conn] = max(rest)
+            for i, t in taken.items():
+                if rest:
+                    ratio[t] = max(ratio.get(t, 0.0), mine[i][1] / max(rest))
+        return cls(ratio, incremental)

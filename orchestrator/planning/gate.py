@@ -359,6 +359,7 @@ def gate(
     budgets=None,
     repairs=None,
     costs: CostHistory | None = None,
+    resyncs=None,
 ) -> list[GateDecision]:
     """``standing``: an ``orchestrator.core.standing.StandingCover`` (the standing approvals a
     person granted); routine freshness work inside an active one's scope executes with it named
@@ -372,7 +373,9 @@ def gate(
     covers it (:func:`orchestrator.core.decide.incident_cover`): the person who approved the
     incident's request and repaired it authorised closing it, so it is not asked again; budget,
     blackout, breaker, shadow and an operator cap still hold it. ``costs``: the cycle's
-    :class:`~orchestrator.core.pricing.CostHistory` (built here on the first price asked if not given)."""
+    :class:`~orchestrator.core.pricing.CostHistory` (built here on the first price asked if not given).
+    ``resyncs``: what the resyncs that ran cost (:class:`~orchestrator.core.pricing.ResyncPrices`),
+    the floor of a resync's price."""
     cfg = config or GateConfig()
     now = now or snapshot.taken_at
     graph = snapshot.graph
@@ -487,7 +490,7 @@ def gate(
         # durations at the warehouse price seen so far for the models with no cost history yet, plus
         # what the backlog its connector syncs will load adds (orchestrator.core.pricing)
         budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
-                           resync_floor(snapshot, a, pricer)) if budget_names
+                           resync_floor(snapshot, a, pricer, resyncs)) if budget_names
                        else a.estimated_cost_usd)
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))

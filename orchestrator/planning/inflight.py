@@ -137,11 +137,25 @@ RESYNCS = frozenset({"resync_table", "full_resync"})
 RESYNC_FACTOR = {"resync_table": 4.0, "full_resync": 16.0}
 
 
-def resync_floor(snapshot: Snapshot, action, pricer=None) -> float:
+def resync_floor(snapshot: Snapshot, action, pricer=None, resyncs=None) -> float:
     """What a budget must expect a resync to cost at least: RESYNC_FACTOR x the dearest past sync
     of its connector (the planner prices a resync from the tables' own cost records, which a
     connector's sync records do not name). 0 for other actions. ``pricer``: the cycle's
-    :class:`~orchestrator.core.pricing.SyncPricer` (one pass over the cost records per cycle)."""
+    :class:`~orchestrator.core.pricing.SyncPricer` (one pass over the cost records per cycle).
+    ``resyncs``: the cycle's :class:`~orchestrator.core.pricing.ResyncPrices` -- once resyncs
+    the orchestrator ran show what one really costs, never less than the highest multiple of a connector's dearest incremental sync that one cost (for a full
+    resync, that multiple scaled as RESYNC_FACTOR scales it): what was seen only raises the floor."""
     if action.type not in RESYNCS or not action.connector:
         return 0.0
-    return RESYNC_FACTOR[action.type] * (pricer or SyncPricer(snapshot)).dearest_sync(action.connector)
+    t = getattr(action.type, "value", action.type)
+    conn = action.connector
+    floor = RESYNC_FACTOR[t] * (pricer or SyncPricer(snapshot)).dearest_sync(conn)
+    if resyncs is None or not resyncs.ratio:
+        return floor
+    # what was seen can only raise the floor: a bill is matched to a resync by time, not by name
+    scale = RESYNC_FACTOR[t] / RESYNC_FACTOR["resync_table"]
+    seen = max(resyncs.ratio.get(t, 0.0), resyncs.ratio.get("resync_table", 0.0) * scale)
+    base = resyncs.incremental.get(conn)
+    if base is None:  # never resynced: its dearest sync is an incremental one
+        base = floor / RESYNC_FACTOR[t]
+    return max(floor, seen * base)

@@ -76,11 +76,13 @@ def validate(
     config: ValidationConfig | None = None,
     budgets=None,
     durations=None,
+    resyncs=None,
 ) -> tuple[list[Action], list[tuple[Action, str]]]:
     """``budgets``: an ``orchestrator.core.standing.BudgetCover`` (budget extensions a person
     granted for today, added to the policies' daily budgets). Spent today counts the unfinished
     part of the orchestrator's runs in flight (``orchestrator.planning.inflight``; ``durations``
-    prices steps with no cost history)."""
+    prices steps with no cost history). ``resyncs``: what resyncs that ran cost
+    (``orchestrator.core.pricing.ResyncPrices``), the floor of a resync's price."""
     cfg = config or ValidationConfig()
     now = _aware(now or plan.created_at or snapshot.taken_at)
     graph = snapshot.graph
@@ -207,7 +209,7 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a, pricer))
+        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a, pricer, resyncs))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             # the syncs a run triggers are paid by every policy governing a table they land too
             # (as the cost assessment and the audit count them): those policies pay the syncs' price
