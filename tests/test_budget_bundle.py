@@ -14,8 +14,6 @@ cost) and checks the bundle against asking each policy alone.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,30 +27,14 @@ from orchestrator.core.standing import (
     extension_scope,
     extension_scopes,
 )
-from orchestrator.policies import DurationModel, load_policies, resolve
 
-from budget_fixtures import NOW
+from budget_fixtures import NOW, fleet_resolution
 from budget_fixtures import fleet_graph as _fleet
 from budget_fixtures import refresh_snapshot as _snapshot
 
 
 def _resolution(graph, budgets: list[float]):
-    text = "policies:\n" + "".join(
-        f"""  - name: p{i}
-    select: [{{key: "dashboard/{i}"}}]
-    deadline: {{cron: "0 12 * * *", timezone: UTC, window: 12h}}
-    tier: standard
-    owners: [team:{i}]
-    rollout: auto
-    auto_approve: [materialize]
-    budget: {{per_day: {b:.2f}, unit: usd}}
-""" for i, b in enumerate(budgets))
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "p.yaml"
-        p.write_text(text)
-        res = resolve(load_policies([p]), graph, DurationModel(), NOW)
-    assert res.ok, res.skip_reason
-    return res
+    return fleet_resolution(graph, [(b, "auto", True) for b in budgets])
 
 
 @settings(max_examples=40, deadline=None)

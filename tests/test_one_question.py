@@ -15,9 +15,7 @@ means to the ledger exactly what the two requests would have meant.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -37,30 +35,14 @@ from orchestrator.core.standing import (
     policy_digest,
     requests,
 )
-from orchestrator.policies import DurationModel, load_policies, resolve
 
-from budget_fixtures import NOW
+from budget_fixtures import NOW, fleet_resolution
 from budget_fixtures import fleet_graph as _fleet
 from budget_fixtures import refresh_snapshot as _snapshot
 
 
 def _resolution(graph, fleet):
-    text = "policies:\n" + "".join(
-        f"""  - name: p{i}
-    select: [{{key: "dashboard/{i}"}}]
-    deadline: {{cron: "0 12 * * *", timezone: UTC, window: 12h}}
-    tier: standard
-    owners: [team:{i}]
-    rollout: {rollout}
-    auto_approve: [{'materialize' if preauthorised else 'retry'}]
-    budget: {{per_day: {budget:.2f}, unit: usd}}
-""" for i, (budget, _, _, rollout, preauthorised) in enumerate(fleet))
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "p.yaml"
-        p.write_text(text)
-        res = resolve(load_policies([p]), graph, DurationModel(), NOW)
-    assert res.ok, res.skip_reason
-    return res
+    return fleet_resolution(graph, [(budget, rollout, pre) for budget, _, _, rollout, pre in fleet])
 
 
 def _book_state(ledger: ActionLedger, res, names):
