@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from planning_fixtures import graph
 
@@ -165,6 +165,10 @@ def _often(common, *rare):
 
 
 @settings(max_examples=80, deadline=None)
+@example(  # a grant recorded when another policy's file changed still stands for growth
+    grants=[("growth", "standing", 0, {"dashboard/exec", "crm/account", "dashboard/growth", "crm/contact"}, False)],
+    typ="materialize", cause="freshness", source="planner", run_id=None,
+    keys={"dashboard/exec", "crm/account", "dashboard/growth", "crm/contact"}, cost=0.0, spent=0.0, dark=False)
 @given(
     grants=st.lists(st.tuples(st.sampled_from(["exec", "growth"]), _often("standing", *STATUSES[1:]),
                               st.integers(0, 40), st.sets(st.sampled_from(ALL_KEYS)), _often(True, False)),
@@ -192,8 +196,12 @@ def test_nothing_outside_an_approved_scope_ever_executes_on_a_standing_approval(
         return
     # an independent oracle of the scope a person approved
     assert typ == "materialize" and cause == "freshness" and source == "planner" and run_id is None
+    # a grant recorded under RES_CHANGED still stands for a policy that file left unchanged (growth)
+    unchanged = {name for name in ("exec", "growth")
+                 if policy_digest(res.policy(name)) == policy_digest(RES_CHANGED.policy(name))}
     active = {name: set().union(*[set(scope) for n, status, age, scope, same in grants
-                                  if n == name and status == "standing" and age < STANDING_TTL.days and same] or [set()])
+                                  if n == name and status == "standing" and age < STANDING_TTL.days
+                                  and (same or name in unchanged)] or [set()])
               for name in ("exec", "growth")}
     for k in keys:
         owners = [n for n, lin in (("exec", EXEC), ("growth", GROWTH)) if k in lin]
