@@ -327,6 +327,8 @@ class Proposals:
         )
         if not dry_run:
             self.record(result, snapshot, d.assessment, now=now)
+            for pending_id, why in d.superseded:  # the gate runs its work by itself now
+                self.withdraw(pending_id, why, now=now)
         return result
 
     def record(self, result: CycleResult, snapshot: Snapshot, assessment: Assessment, *,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, action_subjects
+from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, LedgerEntry, action_subjects
 from orchestrator.core.pricing import CostHistory, ResyncPrices
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
@@ -61,6 +61,9 @@ class Decision:
     # standing approvals asked this cycle (orchestrator.core.standing): await_approval decisions
     # of their own, apart from the plan's; the caller records them like any other
     standing_requests: list = field(default_factory=list)
+    # [(pending action id, why)]: requests still waiting for a person whose work the gate now
+    # runs by itself (re-proposed this cycle and executed); the caller withdraws them
+    superseded: list[tuple[str, str]] = field(default_factory=list)
 
     def by_decision(self, kind: str) -> list:
         return [d for d in self.decisions if d.decision == kind]
@@ -247,11 +250,19 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
 
         validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour)
     resyncs = ResyncPrices.observe(snapshot, ledger)  # what the resyncs that ran cost: a resync's floor
-    accepted, rejected = validate(final, snapshot, resolution, now=now, config=validation_config,
+    # work a person is still asked for goes to the gate again: what it now runs by itself (a sync
+    # priced since, a budget day turned) runs instead of waiting for the answer
+    rechecked = pending_rechecks(ledger, now)
+    to_check = replace(final, actions=list(final.actions) + [a for a, _ in rechecked.values()]) if rechecked else final
+    accepted, rejected = validate(to_check, snapshot, resolution, now=now, config=validation_config,
                                   budgets=budget_cover, durations=durations, resyncs=resyncs)
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
                      repairs=incident_cover(ledger, snapshot, assessment), costs=costs, resyncs=resyncs)
+    superseded: list[tuple[str, str]] = []
+    if rechecked:
+        decisions, rejected, superseded, still = settle_rechecks(decisions, rejected, rechecked)
+        suppressed += still
     # ask ahead, once per policy: a standing approval of its routine refreshes, and a budget
     # extension when its deadlines ahead will need more than its daily budget
     # over-budget work no deadline can use yet is held without asking anyone (planned again later),
@@ -298,7 +309,58 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
         rejected, decisions = envelope.rejected + rejected, hold_for_approval(decisions, envelope)
     return Decision(now=now, assessment=assessment, baseline=baseline, plan=final, accepted=accepted,
                     rejected=rejected, decisions=decisions, suppressed=suppressed, review=review,
-                    standing_requests=one_question(asks, now))
+                    standing_requests=one_question(asks, now), superseded=superseded)
+
+
+def pending_rechecks(ledger: ActionLedger | None, now: datetime) -> dict[int, tuple[Action, LedgerEntry]]:
+    """Requests still waiting for a person (ledger ``pending``; not a standing approval, not the
+    LLM's, not deferred to a later start), each as a copy under a new id for the gate to judge
+    again with the rest of the cycle's work (one budget count): by ``id()`` of the copy -> (copy,
+    the request). The planner does not propose work a person is asked for again, so without this
+    a sync no history priced when it was asked, once priced by the connector's own schedule, still
+    waited for the answer (generated world 14008: held at 05:30 as unpriced, priceable from 08:37,
+    run at the 12:30 answer, past two deadlines)."""
+    if ledger is None or not ledger.entries:
+        return {}
+    from dataclasses import replace
+
+    from orchestrator.core.standing import STANDING
+
+    out: dict[int, tuple[Action, LedgerEntry]] = {}
+    for e in ledger.entries.values():
+        a = e.action
+        if e.status != "pending" or a.type == STANDING or a.source == "llm" or ActionType.parse(a.type) is None:
+            continue
+        if a.not_before is not None and _aware(a.not_before) > now:
+            continue
+        copy = replace(a, action_id=f"{a.action_id}-rejudged-{now:%Y%m%d%H%M}")
+        out[id(copy)] = (copy, e)
+    return out
+
+
+def settle_rechecks(decisions, rejected, rechecked: dict[int, tuple[Action, LedgerEntry]]):
+    """(decisions, rejected, [(pending id, why)] superseded, [(copy, reason)] not asked): a
+    re-judged request (:func:`pending_rechecks`) the gate executes supersedes the request; any
+    other outcome leaves it to the person, as if never re-judged (nothing is asked twice)."""
+    kept, superseded, still = [], [], []
+    for g in decisions:
+        hit = rechecked.get(id(g.action))
+        if hit is None:
+            kept.append(g)
+        elif g.decision == "execute":
+            kept.append(g)
+            superseded.append((hit[1].action.action_id, f"superseded by {g.action.action_id}: the gate runs it "
+                                                        f"by itself now ({g.reason})"))
+        else:
+            still.append((g.action, f"still waits for the answer to {hit[1].action.action_id}: {g.reason}"))
+    kept_rejected = []
+    for a, why in rejected:
+        hit = rechecked.get(id(a))
+        if hit is None:
+            kept_rejected.append((a, why))
+        else:
+            still.append((a, f"still waits for the answer to {hit[1].action.action_id}: {why}"))
+    return kept, kept_rejected, superseded, still
 
 
 def one_question(asks: list, now: datetime) -> list:

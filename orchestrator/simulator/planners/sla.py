@@ -150,6 +150,11 @@ class SLAPlanner(Planner):
                          gate_config=self._gate_config(sim))
         from orchestrator.planning.gate import related_failures
 
+        for pending_id, _why in getattr(d, "superseded", ()):  # the gate runs its work by itself now
+            entry = self.ledger.entries.get(pending_id)
+            if entry is not None and entry.status == "pending":
+                self._pending.discard(self._key(entry.action))
+                self.ledger.update(pending_id, "withdrawn", now)
         for g in list(d.decisions) + list(d.standing_requests):
             self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
             action = g.action
@@ -182,7 +187,8 @@ class SLAPlanner(Planner):
                     self._pending.discard(key)
                     if a.type == DROP_TYPE:  # an LLM's drop: carried out here, never run
                         self._settle_drop(sim, a)
-                    elif self.ledger.status(a.action_id) != "cancelled":  # an approved drop cancelled it
+                    elif self.ledger.status(a.action_id) not in ("cancelled", "withdrawn"):
+                        # (an approved drop cancelled it; withdrawn: superseded by work that ran)
                         self.ledger.update(a.action_id, "approved", sim.dt(), by_person=True)
                         self._learn_approval(a, related)
                         self._run_approved(sim, a, related)
