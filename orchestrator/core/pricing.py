@@ -203,7 +203,7 @@ class SyncPricer:
 
     def gap_hours(self, connector: str, start: datetime) -> float | None:
         """Hours of data a sync of ``connector`` starting at ``start`` will load."""
-        tables = self.snapshot.graph.connectors.get(connector, ())
+        tables = self.snapshot.graph.connector_tables(connector)
         times = [_aware(t) for k in tables if (t := (self.snapshot.data_time or {}).get(k)) is not None]
         since = min(times) if times else self.last_good.get(connector)
         if since is None:
@@ -345,10 +345,11 @@ def budget_keys(action: Action, graph) -> list[str]:
     """The assets whose policies' budgets pay for ``action``: the assets it names (a connector
     action: the connector's tables), and every table of each connector a run of it syncs (a sync
     lands, and is billed for, all of its connector's tables: every policy governing one pays)."""
-    keys = dict.fromkeys(action.asset_keys or (graph.connectors.get(action.connector or "", ()) if graph is not None else ()))
+    # (the index lookup, not ``graph.connectors``: that copies the whole index, once per action)
+    keys = dict.fromkeys(action.asset_keys or (graph.connector_tables(action.connector) if graph is not None else ()))
     if graph is not None:
         for c in synced_connectors(action, graph):
-            keys.update(dict.fromkeys(graph.connectors.get(c, ())))
+            keys.update(dict.fromkeys(graph.connector_tables(c)))
     return list(keys)
 
 
