@@ -135,13 +135,27 @@ def _direct_targets(resolution) -> dict[str, list[str]]:
     return _kept(resolution, "_standing_targets", None, (resolution.slas,), build)
 
 
+def governed_set(resolution, policy_name: str) -> frozenset[str]:
+    """The assets ``policy_name`` governs as a plain set (intersections and membership in C), kept
+    on the resolution for the same governed set."""
+    governed = resolution.governed_by(policy_name)
+    return _kept(resolution, "_standing_scope", policy_name, (governed,), lambda: frozenset(governed))
+
+
+def governed_connectors(resolution, graph, policy_name: str) -> frozenset[str]:
+    """The connectors landing a table ``policy_name`` governs, kept on the resolution for the same
+    governed set and graph (a budget pays their triggered syncs: ``orchestrator.planning.validate``)."""
+    scope = governed_set(resolution, policy_name)
+    return _kept(resolution, "_standing_connectors", policy_name, (scope, graph),
+                 lambda: frozenset(n.connector for n in graph if n.connector and n.key in scope))
+
+
 def _lineage_in_scope(resolution, graph, policy_name: str, budget_policy: str) -> frozenset[str]:
     """The lineage of ``policy_name`` (:func:`lineage`) inside the assets ``budget_policy`` governs
     (a plain set: the intersection runs in C), kept on the resolution for the same lineage and
     governed set."""
     lin = lineage(resolution, graph, policy_name)
-    governed = resolution.governed_by(budget_policy)
-    scope = _kept(resolution, "_standing_scope", budget_policy, (governed,), lambda: frozenset(governed))
+    scope = governed_set(resolution, budget_policy)
     return _kept(resolution, "_standing_lineage_in_scope", (policy_name, budget_policy), (lin, scope),
                  lambda: lin & scope)
 
