@@ -115,3 +115,28 @@ def test_parents_is_the_upstream_view(n, seed):
     assert all(graph.parents(k) == view[k] for k in graph.keys)
     with pytest.raises(UnknownAssetError):
         graph.parents("no/such/asset")
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(20, 300), seed=st.integers(0, 10_000),
+       pairs=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)), min_size=1, max_size=30),
+       kept=st.integers(1, 8))
+def test_between_kept_per_pair_is_the_closure_intersection(n, seed, pairs, kept):
+    import orchestrator.core.graph as graph_module
+
+    graph = fleet(n, seed=seed).snapshot.graph
+    keys = graph.keys
+    old, graph_module.BETWEEN_KEPT = graph_module.BETWEEN_KEPT, kept  # pairs forgotten as the cap is hit
+    try:
+        for _ in range(2):  # asked afresh, then (some) kept
+            for i, j in pairs:
+                s, t = keys[i % len(keys)], keys[j % len(keys)]
+                want = graph.downstream_closure(s) & graph.upstream_closure(t)
+                got = graph.between(s, t)
+                assert got == want
+                got.add("changed by the caller")  # a copy: what is kept does not change
+                assert graph.between(s, t) == want
+        with pytest.raises(UnknownAssetError):
+            graph.between("no/such/asset", keys[0])
+    finally:
+        graph_module.BETWEEN_KEPT = old
