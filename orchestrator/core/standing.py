@@ -39,8 +39,8 @@ import math
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 from datetime import date, datetime, timedelta, timezone
+from typing import NamedTuple
 
 from orchestrator.core.records import Action
 from orchestrator.core.vocab import ActionType
