@@ -112,14 +112,21 @@ def test_forecast_is_the_plain_one_on_every_cycle(n, seed, failure_rate, at_risk
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(30, 300), seed=st.integers(0, 10_000),
-       picks=st.lists(st.lists(st.integers(0, 10_000), max_size=80), min_size=1, max_size=4))
-def test_refresh_cost_with_the_cycle_unit_map_is_each_sum_read_afresh(n, seed, picks):
+       picks=st.lists(st.lists(st.integers(0, 10_000), max_size=80), min_size=1, max_size=4),
+       with_durations=st.booleans())
+def test_refresh_cost_of_kept_units_is_each_sum_read_afresh(n, seed, picks, with_durations):
+    """The graph's part of a refresh (standing.refresh_units), split once and priced on later
+    cycles, costs the very float the asset-by-asset sum gives (same order, same set of syncs)."""
     f = fleet(n, seed=seed)
     graph, keys = f.snapshot.graph, f.snapshot.graph.keys
     h = CostHistory(f.snapshot.costs)
-    unit: dict = {}
+    conns = sorted(graph.connectors)
+    syncs = {c: 0.5 + i for i, c in enumerate(conns[::2])}  # some connectors priced, the others not
+    durations = f.durations if with_durations else None
     for pick in picks:
         subset = [keys[i % len(keys)] for i in pick] + ["not-an-asset"]
-        plain = _plain_refresh_cost(subset, graph, h.run_mean, h.triggered_sync_mean, f.durations, 2.0)
-        shared = standing.refresh_cost(subset, graph, h.run_mean, h.triggered_sync_mean, f.durations, 2.0, unit)
-        assert repr(shared) == repr(plain)
+        plain = _plain_refresh_cost(subset, graph, h.run_mean, syncs, durations, 2.0)
+        units = standing.refresh_units(subset, graph)
+        for _ in range(2):
+            assert repr(standing.refresh_cost(units, graph, h.run_mean, syncs, durations, 2.0)) == repr(plain)
+        assert repr(standing.refresh_cost(subset, graph, h.run_mean, syncs, durations, 2.0)) == repr(plain)

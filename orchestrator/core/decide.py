@@ -608,7 +608,7 @@ def over_budget(decisions, rejected, resolution, graph, snapshot: Snapshot | Non
     for a, reason, counted in items:
         if not (reason or "").startswith("over budget") or reason.startswith(IDLE) or resolution is None:
             continue
-        touched = list(a.asset_keys) or list(graph.connectors.get(a.connector or "", ()))
+        touched = list(a.asset_keys) or list(graph.connector_tables(a.connector))
         if now is not None and not serves_open_window(touched, resolution, now, memo):
             continue  # no deadline can use it yet: no extension is asked for it
         from orchestrator.core.pricing import budget_keys  # a run's syncs are paid by their tables' policies too

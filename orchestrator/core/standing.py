@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from typing import NamedTuple
 
 from orchestrator.core.records import Action
 from orchestrator.core.vocab import ActionType
@@ -134,15 +135,38 @@ def _direct_targets(resolution) -> dict[str, list[str]]:
     return _kept(resolution, "_standing_targets", None, (resolution.slas,), build)
 
 
+def governed_set(resolution, policy_name: str) -> frozenset[str]:
+    """The assets ``policy_name`` governs as a plain set (intersections and membership in C), kept
+    on the resolution for the same governed set."""
+    governed = resolution.governed_by(policy_name)
+    return _kept(resolution, "_standing_scope", policy_name, (governed,), lambda: frozenset(governed))
+
+
+def governed_connectors(resolution, graph, policy_name: str) -> frozenset[str]:
+    """The connectors landing a table ``policy_name`` governs, kept on the resolution for the same
+    governed set and graph (a budget pays their triggered syncs: ``orchestrator.planning.validate``)."""
+    scope = governed_set(resolution, policy_name)
+    return _kept(resolution, "_standing_connectors", policy_name, (scope, graph),
+                 lambda: frozenset(n.connector for n in graph if n.connector and n.key in scope))
+
+
 def _lineage_in_scope(resolution, graph, policy_name: str, budget_policy: str) -> frozenset[str]:
     """The lineage of ``policy_name`` (:func:`lineage`) inside the assets ``budget_policy`` governs
     (a plain set: the intersection runs in C), kept on the resolution for the same lineage and
     governed set."""
     lin = lineage(resolution, graph, policy_name)
-    governed = resolution.governed_by(budget_policy)
-    scope = _kept(resolution, "_standing_scope", budget_policy, (governed,), lambda: frozenset(governed))
+    scope = governed_set(resolution, budget_policy)
     return _kept(resolution, "_standing_lineage_in_scope", (policy_name, budget_policy), (lin, scope),
                  lambda: lin & scope)
+
+
+def _refresh_units_in_scope(resolution, graph, policy_name: str, budget_policy: str) -> RefreshUnits:
+    """:func:`refresh_units` of :func:`_lineage_in_scope`, kept on the resolution for the same
+    scope (a new graph is a new lineage, so a new scope): each cycle's forecast then reads the
+    prices of the models alone, not the graph (a policy's lineage is most of the graph)."""
+    scope = _lineage_in_scope(resolution, graph, policy_name, budget_policy)
+    return _kept(resolution, "_standing_refresh_units", (policy_name, budget_policy), (scope,),
+                 lambda: refresh_units(scope, graph))
 
 
 def _sorted(resolution, policy_name: str, scope: frozenset[str]) -> Iterable[str]:
@@ -498,47 +522,55 @@ def observed_usd_per_hour(costs) -> float | None:
     return usd / secs * 3600.0 if secs > 0 else None
 
 
-def refresh_cost(keys: Iterable[str], graph, runs: dict[str, float], syncs: dict[str, float],
-                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR,
-                 unit: dict[str, float | str | None] | None = None) -> float:
+class RefreshUnits(NamedTuple):
+    """What a refresh of some assets is made of, read from the graph alone (:func:`refresh_units`)."""
+
+    models: tuple  # (key, node) of each model, in the assets' order
+    # the connectors of its connector tables, as a set filled in that order: its iteration order
+    # (the order their syncs are summed in) is that of a set filled asset by asset
+    connectors: frozenset[str]
+
+
+def refresh_units(keys: Iterable[str], graph) -> RefreshUnits:
+    """Split ``keys`` into what a refresh of them pays for (:class:`RefreshUnits`); unknown assets
+    and connector tables without a connector add nothing."""
+    models = []
+    conns = []
+    get = graph.get if hasattr(graph, "get") else None
+    for k in keys:
+        node = get(k) if get is not None else None
+        if node is None:
+            continue
+        if node.connector or node.role == "connector_table":
+            if node.connector:
+                conns.append(node.connector)
+            continue
+        models.append((k, node))
+    return RefreshUnits(tuple(models), frozenset(conns))
+
+
+def refresh_cost(keys: Iterable[str] | RefreshUnits, graph, runs: dict[str, float], syncs: dict[str, float],
+                 durations=None, usd_per_hour: float = FALLBACK_USD_PER_HOUR) -> float:
     """What one refresh of ``keys`` costs: each model's mean spend (``runs``; while it has no
     history: its p90 duration at ``usd_per_hour``, the warehouse price seen so far or
     :data:`FALLBACK_USD_PER_HOUR` before any), and the mean triggered sync (``syncs``) of each
     connector the orchestrator has had to sync itself (the others land on their own schedules).
-    ``unit``: asset -> what it adds (a model's cost, a connector table's connector, None for
-    nothing), filled and read across calls with the same other arguments (the lineages of a
-    policy's deadlines overlap: each asset is read once per cycle)."""
+    ``keys`` may be their :func:`refresh_units` already (what depends only on the graph, kept by
+    the budget forecast between cycles)."""
+    units = keys if isinstance(keys, RefreshUnits) else refresh_units(keys, graph)
     total = 0.0
-    conns: set[str] = set()
-    unit = {} if unit is None else unit
-    for k in keys:
-        u = unit.get(k, unit)  # (the map itself: not seen yet)
-        if u is unit:
-            u = unit[k] = _unit_cost(k, graph, runs, durations, usd_per_hour)
-        if u is None:
-            continue
-        if u.__class__ is str:
-            conns.add(u)
-        else:
-            total += u
-    return total + sum(syncs.get(c, 0.0) for c in conns)
-
-
-def _unit_cost(k: str, graph, runs: dict[str, float], durations, usd_per_hour: float) -> float | str | None:
-    """What asset ``k`` adds to a refresh (:func:`refresh_cost`)."""
-    node = graph.get(k) if hasattr(graph, "get") else None
-    if node is None:
-        return None
-    if node.connector or node.role == "connector_table":
-        return node.connector or None
-    if k in runs:
-        return runs[k]
-    if durations is not None:
-        try:
-            return durations.seconds(node) / 3600.0 * usd_per_hour
-        except Exception:  # noqa: BLE001 - no estimate: nothing
-            return None
-    return None
+    missing = runs  # (the map itself: no mean of its own)
+    for k, node in units.models:
+        u = runs.get(k, missing)
+        if u is missing:
+            if durations is None:
+                continue
+            try:
+                u = durations.seconds(node) / 3600.0 * usd_per_hour
+            except Exception:  # noqa: BLE001 - no estimate: nothing
+                continue
+        total += u
+    return total + sum(syncs.get(c, 0.0) for c in units.connectors)
 
 
 def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, float]], now: datetime,
@@ -583,10 +615,9 @@ def budget_forecast(resolution, snapshot, spent_today: dict[str, tuple[float, fl
         if ts:
             ticks[p.name] = ts
     out: dict[str, list[tuple[date, float, float]]] = {}
-    unit: dict[str, float | str | None] = {}  # what refresh_cost reads of each asset, once per cycle
     for name, (spent, per_day) in spent_today.items():
-        per_refresh = {q: refresh_cost(_lineage_in_scope(resolution, graph, q, name), graph, runs, syncs, durations,
-                                       usd_per_hour, unit) for q in ticks}
+        per_refresh = {q: refresh_cost(_refresh_units_in_scope(resolution, graph, q, name), graph, runs, syncs,
+                                       durations, usd_per_hour) for q in ticks}
         need = {today + timedelta(days=i): 0.0 for i in range(days)}
         need[today] = spent
         for q, ts in ticks.items():

@@ -232,19 +232,32 @@ def _cost_per_asset(snapshot: Snapshot, history: CostHistory | None = None) -> t
     return history.run_mean, history.sync_mean
 
 
-def _burning_assets(assessment: Assessment, resolution, graph: AssetGraph) -> set[str]:
-    keys: set[str] = set()
+class _Burning:
+    """The assets a burning budget covers (forecast over budget, or a spike), read by membership:
+    a burning policy's governed set itself, not a copy of it each cycle (a third of the fleet on
+    ``benchmarks/bench_decide.py``'s bad day, for a check made per run)."""
+
+    def __init__(self, covered: list):
+        self._covered = covered  # sets (a policy's governed set, a group's keys, one asset)
+
+    def intersects(self, keys: Iterable[str]) -> bool:
+        keys = tuple(keys)
+        return any(k in s for s in self._covered for k in keys)
+
+
+def _burning_assets(assessment: Assessment, resolution, graph: AssetGraph) -> _Burning:
+    covered: list = []
     for c in assessment.cost:
         if not (c.over_budget or c.spike):
             continue
         kind, _, name = c.scope.partition(":")
         if kind == "policy" and resolution is not None:
-            keys |= set(resolution.governed_by(name))
+            covered.append(resolution.governed_by(name))
         elif kind == "group":
-            keys |= set(graph.group_keys(name))
+            covered.append(frozenset(graph.group_keys(name)))
         elif kind == "asset":
-            keys.add(name)
-    return keys
+            covered.append(frozenset((name,)))
+    return _Burning(covered)
 
 
 def _drift_is_breaking(d: DiagnosedFailure, handling: str | None, attempt: int = 1) -> bool:
@@ -1451,9 +1464,9 @@ def _stage_group_runs(st: _PlanState) -> None:
 
     members: dict[str, list[str]] = {}
     for k in list(want) + sorted(retry_keys):
-        members.setdefault(groups.find(k), [])
-        if k not in members[groups.find(k)]:
-            members[groups.find(k)].append(k)
+        run = members.setdefault(groups.find(k), [])  # (one find: the root it gives is final)
+        if k not in run:
+            run.append(k)
     retry_of_root: dict[str, list[dict]] = {}
     for rg in retry_groups:
         if rg["partitions"]:
@@ -1674,7 +1687,7 @@ def _stage_run_actions(st: _PlanState) -> None:
             if slack is not None:  # its priority is the slack it will have when it starts
                 prio = priority_for(slack - (opening - now).total_seconds(), tier, cfg)
             reason += f"; asked ahead to start at the window's opening {opening:%Y-%m-%d %H:%M} UTC"
-        if tiers <= cfg.deferrable_tiers and burning.intersection(keys):
+        if tiers <= cfg.deferrable_tiers and burning.intersects(keys):
             sla = resolution.sla(keys[0]) if resolution is not None else None
             if sla is not None and sla.off_peak_at(now) is None:
                 opens = sla.next_off_peak(now)

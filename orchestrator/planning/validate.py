@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Set
+from datetime import date, datetime, time, timedelta
 
 from orchestrator.core.pricing import SyncPricer, sync_charges, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot
+from orchestrator.core.standing import governed_connectors, governed_set
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import ActionType
@@ -56,15 +58,20 @@ def scheduled_sync(c) -> bool:
     return c.source == "sync" and (c.detail or {}).get("triggered_by") == "schedule"
 
 
-def _spent_today(snapshot: Snapshot, keys: set[str], now: datetime) -> float:
+def _spent_today(snapshot: Snapshot, keys: Set[str], now: datetime, conns: Set[str] | None = None) -> float:
     """Spend today on ``keys`` that counts against a budget: their runs, and the syncs the
-    orchestrator triggered on connectors landing any of them (a sync record names the connector,
-    not a table: it counts in full). The connectors' own scheduled syncs do not count."""
+    orchestrator triggered on connectors landing any of them (``conns``: read from the graph when
+    not given; a sync record names the connector, not a table: it counts in full). The connectors'
+    own scheduled syncs do not count."""
     day = now.astimezone(UTC).date()
-    conns = {n.connector for n in snapshot.graph if n.connector and n.key in keys}
+    # today as a UTC interval: a comparison per record, not a conversion and a date
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    if conns is None:
+        conns = {n.connector for n in snapshot.graph if n.connector and n.key in keys}
     return sum(c.amount_usd for c in snapshot.costs
                if (c.asset_key in keys or (c.asset_key is None and c.connector in conns and not scheduled_sync(c)))
-               and _aware(c.at).astimezone(UTC).date() == day)
+               and start <= _aware(c.at) < end)
 
 
 def validate(
@@ -230,7 +237,8 @@ def validate(
                         coming = in_flight_by_policy(in_flight_spend(
                             snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced),
                             resolution, graph)
-                    budget_cache[name] = (_spent_today(snapshot, set(resolution.governed_by(name)), now)
+                    budget_cache[name] = (_spent_today(snapshot, governed_set(resolution, name), now,
+                                                       governed_connectors(resolution, graph, name))
                                           + coming.get(name, 0.0), budget.per_day + more)
                 spent, per_day = budget_cache[name]
                 if spent + usd > per_day:

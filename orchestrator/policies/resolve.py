@@ -343,7 +343,8 @@ class EffectiveSLA:
 
     def may_run_without_approval(self, action: ActionType | str) -> bool:
         """True when the rollout is ``auto`` and the action is listed in ``auto_approve``."""
-        action = ActionType(action)
+        if action.__class__ is not ActionType:  # (the enum's call costs more than the check itself)
+            action = ActionType(action)
         return self.rollout is Rollout.auto and action in self.auto_approve
 
     def blackout_at(self, at: datetime) -> Window | None:
