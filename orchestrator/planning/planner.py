@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_SOURCE, AssetGraph
@@ -124,6 +124,9 @@ class PlannerConfig:
     # won 5 worlds and lost 7 (723, 736, 746: early syncs failed into a recurring fault window)
     native_wait_share: float | None = None
     native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
+    # a schema-drift resync (full price) of pre-authorised tables runs only when a deadline cycle
+    # needs them by its latest start; tables no deadline reads are escalated, not resynced
+    resync_when_needed: bool = True
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -710,14 +713,16 @@ class _Cycles:
             self._spread[key] = acc
         return self._spread[k]
 
-    def due(self, k: str) -> bool:
+    def due(self, k: str, extra_s: float = 0.0) -> bool:
+        """The latest start of ``k`` falls within the planning horizon and a safety margin
+        (``extra_s``: more work ahead of it than its p90 run, e.g. a resync's longer read)."""
         fa = self.assessment.freshness[k]
         if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached):
             return True
         slack = self.slack(k)
         if slack is None:
             return False
-        horizon = self.cfg.tick_interval_s
+        horizon = self.cfg.tick_interval_s + extra_s
         if slack <= horizon + self.cfg.min_margin_s:
             return True
         # the spread never exceeds the remaining path's p90 total: skip the walk when far off
@@ -956,7 +961,7 @@ class _PlanState:
 
 
 STAGES = (
-    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "reprioritise",
+    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "resync_when_needed", "reprioritise",
     "hold_back", "group_runs", "run_actions", "partition_retries", "finish",
 )
 
@@ -1322,6 +1327,84 @@ def _stage_needs(st: _PlanState) -> None:
     st.targets = targets
     st.broken = broken
     st.why_of = why_of
+
+
+def _resync_need(st: _PlanState, action: Action) -> str:
+    """When a drift resync of ``action``'s tables is worth its price: "now" (a deadline cycle
+    needs the tables and its latest start, less the longer run of a resync, is within the
+    planning horizon), "later" (a deadline cycle needs them, not yet), "none" (no deadline
+    cycle reads them: nothing they feed is governed by a deadline)."""
+    cycles = st.cycles
+    later = False
+    for k in action.asset_keys:
+        if cycles.req.get(k) is None:
+            continue
+        if not cycles.needs.get(k):
+            later = True
+            continue
+        if cycles.due(k, extra_s=_resync_extra_s(st, k)):
+            return "now"
+        later = True
+    return "later" if later else "none"
+
+
+def _resync_start(st: _PlanState, action: Action) -> datetime | None:
+    """The latest moment a resync of ``action``'s tables may start for the deadline cycles that
+    need them (their latest start less a resync's longer read, the planning horizon and margin)."""
+    cycles, cfg = st.cycles, st.cfg
+    starts = [lst - timedelta(seconds=_resync_extra_s(st, k) + cfg.tick_interval_s
+                              + max(cfg.min_margin_s, cycles.spread(k) if k in st.assessment.freshness else 0.0))
+              for k in action.asset_keys
+              if cycles.req.get(k) is not None and cycles.needs.get(k) and (lst := cycles.latest_start(k)) is not None]
+    return min(starts) if starts else None
+
+
+def _resync_extra_s(st: _PlanState, k: str) -> float:
+    """How much longer than a sync a resync of ``k`` may take: it re-reads the whole table, so
+    at least as long again as the table's own sync (p90)."""
+    node = st.graph.get(k)
+    try:
+        return st.model.seconds(node) if node is not None else 0.0
+    except Exception:  # noqa: BLE001 - no estimate: no extra margin
+        return 0.0
+
+
+def _stage_resync_when_needed(st: _PlanState) -> None:
+    """A schema-drift resync re-reads whole tables at full price where a sync reads the new rows
+    only (a table of 400k rows an hour: $145 a resync against cents a sync; world 14080 resynced
+    8 times tables no deadline reads, world 14038 10 times hours before any deadline needed them).
+    It runs when a deadline cycle needs the drifted tables by its latest start; until then the
+    drift is with the owners (on-call fixes it, and the connector's own sync lands the data at the
+    incremental price); tables no deadline reads are escalated, never resynced. A resync a
+    deadline needs that waits for a person's approval is still asked at once (approvers answer late)."""
+    if not st.cfg.resync_when_needed or not st.cycles.keys:  # no deadline known: the drift's own fix
+        return
+    keep: list[Action] = []
+    for a in st.actions:
+        if ActionType.parse(a.type) is not ActionType.resync_table or a.cause != "schema_drift" or not a.asset_keys:
+            keep.append(a)
+            continue
+        need = _resync_need(st, a)
+        if need == "now":
+            keep.append(a)
+            continue
+        if need == "later" and not _preauthorised(st.resolution, a.asset_keys, (ActionType.resync_table,)):
+            # asked now (an approver answers late), run at the latest start: if the drift is fixed
+            # before then and the tables land, validation drops it as stale
+            start = _resync_start(st, a)
+            keep.append(a if start is None or start <= st.now else replace(a, not_before=start))
+            continue
+        fids = st.links.pop(a.action_id, ())
+        subject = f"connector:{a.connector}"
+        if need == "none":
+            st.escalations.append(Escalation(
+                subject, "schema_drift", st.owners_of(a.asset_keys),
+                f"schema drift on {', '.join(a.asset_keys)}: no deadline reads these tables, not resynced "
+                "(a resync re-reads them at full price); the owners fix the schema", ",".join(fids)))
+            st.notes.append(f"{subject}: drift on tables no deadline reads, escalated, not resynced")
+        else:
+            st.notes.append(f"{subject}: drift resync waits for the latest start of the cycle that needs it")
+    st.actions[:] = keep
 
 
 def _stage_reprioritise(st: _PlanState) -> None:
