@@ -124,9 +124,13 @@ class PlannerConfig:
     # won 5 worlds and lost 7 (723, 736, 746: early syncs failed into a recurring fault window)
     native_wait_share: float | None = None
     native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
-    # a schema-drift resync (full price) of pre-authorised tables runs only when a deadline cycle
-    # needs them by its latest start; tables no deadline reads are escalated, not resynced
+    # a schema-drift resync (full price) only of a connector some deadline reads; the drift of
+    # one no deadline reads is escalated to the owners, not resynced
     resync_when_needed: bool = True
+    # ... and, for tables a deadline reads, waits for the window of the cycle that needs them to
+    # open (a person may fix the drift first). Off: a resync is also the drift's fix, and a fault
+    # arriving while it waits (an expired credential) can leave no time (worlds 14027, 14038, 14044)
+    resync_waits_for_window: bool = False
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -713,16 +717,14 @@ class _Cycles:
             self._spread[key] = acc
         return self._spread[k]
 
-    def due(self, k: str, extra_s: float = 0.0) -> bool:
-        """The latest start of ``k`` falls within the planning horizon and a safety margin
-        (``extra_s``: more work ahead of it than its p90 run, e.g. a resync's longer read)."""
+    def due(self, k: str) -> bool:
         fa = self.assessment.freshness[k]
         if fa.status in (FreshnessStatus.at_risk, FreshnessStatus.breached):
             return True
         slack = self.slack(k)
         if slack is None:
             return False
-        horizon = self.cfg.tick_interval_s + extra_s
+        horizon = self.cfg.tick_interval_s
         if slack <= horizon + self.cfg.min_margin_s:
             return True
         # the spread never exceeds the remaining path's p90 total: skip the walk when far off
@@ -1329,54 +1331,38 @@ def _stage_needs(st: _PlanState) -> None:
     st.why_of = why_of
 
 
-def _resync_need(st: _PlanState, action: Action) -> str:
-    """When a drift resync of ``action``'s tables is worth its price: "now" (a deadline cycle
-    needs the tables and its latest start, less the longer run of a resync, is within the
-    planning horizon), "later" (a deadline cycle needs them, not yet), "none" (no deadline
-    cycle reads them: nothing they feed is governed by a deadline)."""
+def _resync_need(st: _PlanState, action: Action) -> tuple[str, datetime | None]:
+    """When a drift resync of ``action``'s tables is worth its price, and the opening it waits for:
+    ("now", None) when a deadline cycle that needs newer data of them has opened; ("later", the
+    earliest such opening) when it has not (a resync now loads data older than that opening: it
+    serves no cycle); ("none", None) when no deadline cycle reads the connector's tables."""
     cycles = st.cycles
-    later = False
-    for k in action.asset_keys:
-        if cycles.req.get(k) is None:
+    opens: list[datetime] = []
+    # the drift fails the connector's whole sync: every table of it waits for the fix, not only
+    # the drifted ones (world 14027: a drifted table no deadline read, its sibling d0 did)
+    tables = [k for k in st.graph.connector_tables(action.connector) if k in st.graph] if action.connector else []
+    for k in tables or action.asset_keys:
+        r = cycles.req.get(k)
+        if r is None:
             continue
         if not cycles.needs.get(k):
-            later = True
+            opens.append(r)  # fresh for that cycle: the drift matters from the next one
             continue
-        if cycles.due(k, extra_s=_resync_extra_s(st, k)):
-            return "now"
-        later = True
-    return "later" if later else "none"
-
-
-def _resync_start(st: _PlanState, action: Action) -> datetime | None:
-    """The latest moment a resync of ``action``'s tables may start for the deadline cycles that
-    need them (their latest start less a resync's longer read, the planning horizon and margin)."""
-    cycles, cfg = st.cycles, st.cfg
-    starts = [lst - timedelta(seconds=_resync_extra_s(st, k) + cfg.tick_interval_s
-                              + max(cfg.min_margin_s, cycles.spread(k) if k in st.assessment.freshness else 0.0))
-              for k in action.asset_keys
-              if cycles.req.get(k) is not None and cycles.needs.get(k) and (lst := cycles.latest_start(k)) is not None]
-    return min(starts) if starts else None
-
-
-def _resync_extra_s(st: _PlanState, k: str) -> float:
-    """How much longer than a sync a resync of ``k`` may take: it re-reads the whole table, so
-    at least as long again as the table's own sync (p90)."""
-    node = st.graph.get(k)
-    try:
-        return st.model.seconds(node) if node is not None else 0.0
-    except Exception:  # noqa: BLE001 - no estimate: no extra margin
-        return 0.0
+        if r <= st.now:
+            return "now", None
+        opens.append(r)
+    return ("later", min(opens)) if opens else ("none", None)
 
 
 def _stage_resync_when_needed(st: _PlanState) -> None:
     """A schema-drift resync re-reads whole tables at full price where a sync reads the new rows
-    only (a table of 400k rows an hour: $145 a resync against cents a sync; world 14080 resynced
-    8 times tables no deadline reads, world 14038 10 times hours before any deadline needed them).
-    It runs when a deadline cycle needs the drifted tables by its latest start; until then the
-    drift is with the owners (on-call fixes it, and the connector's own sync lands the data at the
-    incremental price); tables no deadline reads are escalated, never resynced. A resync a
-    deadline needs that waits for a person's approval is still asked at once (approvers answer late)."""
+    only (a table of 400k rows an hour: $145 a resync against cents a sync): a connector whose
+    tables no deadline reads is not resynced, its drift is escalated to the owners (world 14080
+    resynced one 8 times, $1,161; cron-tuned waited for on-call and met every deadline). With
+    ``resync_waits_for_window`` (off), a resync for tables a deadline reads also waits for the
+    window of the cycle that needs them to open (on-call may fix the drift first); one that needs
+    a person's approval is asked at once to start then, and validation drops it once the tables
+    landed after the drift."""
     if not st.cfg.resync_when_needed or not st.cycles.keys:  # no deadline known: the drift's own fix
         return
     keep: list[Action] = []
@@ -1384,15 +1370,12 @@ def _stage_resync_when_needed(st: _PlanState) -> None:
         if ActionType.parse(a.type) is not ActionType.resync_table or a.cause != "schema_drift" or not a.asset_keys:
             keep.append(a)
             continue
-        need = _resync_need(st, a)
-        if need == "now":
+        need, opening = _resync_need(st, a)
+        if need == "now" or (need == "later" and not st.cfg.resync_waits_for_window):
             keep.append(a)
             continue
         if need == "later" and not _preauthorised(st.resolution, a.asset_keys, (ActionType.resync_table,)):
-            # asked now (an approver answers late), run at the latest start: if the drift is fixed
-            # before then and the tables land, validation drops it as stale
-            start = _resync_start(st, a)
-            keep.append(a if start is None or start <= st.now else replace(a, not_before=start))
+            keep.append(replace(a, not_before=opening))
             continue
         fids = st.links.pop(a.action_id, ())
         subject = f"connector:{a.connector}"
@@ -1403,7 +1386,7 @@ def _stage_resync_when_needed(st: _PlanState) -> None:
                 "(a resync re-reads them at full price); the owners fix the schema", ",".join(fids)))
             st.notes.append(f"{subject}: drift on tables no deadline reads, escalated, not resynced")
         else:
-            st.notes.append(f"{subject}: drift resync waits for the latest start of the cycle that needs it")
+            st.notes.append(f"{subject}: drift resync waits for the window of the cycle that needs it to open")
     st.actions[:] = keep
 
 

@@ -38,8 +38,8 @@ class SLAPlanner(Planner):
     # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
     # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
     native_wait_share: float | None = None
-    # PlannerConfig.resync_when_needed: a drift resync (full price) only when a deadline needs the
-    # tables by its latest start (seeds 14000-14199: README, planner)
+    # PlannerConfig.resync_when_needed: no drift resync (full price) of a connector whose tables no
+    # deadline reads (seeds 14000-14199: README, planner)
     resync_when_needed: bool = True
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
