@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from orchestrator.core.graph import CONNECTOR_TABLE, DBT_SOURCE, AssetGraph
@@ -124,6 +124,13 @@ class PlannerConfig:
     # won 5 worlds and lost 7 (723, 736, 746: early syncs failed into a recurring fault window)
     native_wait_share: float | None = None
     native_wait_min_s: float = 3600.0  # ... or within this long of now (a short exposure to a fault)
+    # a schema-drift resync (full price) only of a connector some deadline reads; the drift of
+    # one no deadline reads is escalated to the owners, not resynced
+    resync_when_needed: bool = True
+    # ... and, for tables a deadline reads, waits for the window of the cycle that needs them to
+    # open (a person may fix the drift first). Off: a resync is also the drift's fix, and a fault
+    # arriving while it waits (an expired credential) can leave no time (worlds 14027, 14038, 14044)
+    resync_waits_for_window: bool = False
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -969,7 +976,7 @@ class _PlanState:
 
 
 STAGES = (
-    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "reprioritise",
+    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "resync_when_needed", "reprioritise",
     "hold_back", "group_runs", "run_actions", "partition_retries", "finish",
 )
 
@@ -1335,6 +1342,65 @@ def _stage_needs(st: _PlanState) -> None:
     st.targets = targets
     st.broken = broken
     st.why_of = why_of
+
+
+def _resync_need(st: _PlanState, action: Action) -> tuple[str, datetime | None]:
+    """When a drift resync of ``action``'s tables is worth its price, and the opening it waits for:
+    ("now", None) when a deadline cycle that needs newer data of them has opened; ("later", the
+    earliest such opening) when it has not (a resync now loads data older than that opening: it
+    serves no cycle); ("none", None) when no deadline cycle reads the connector's tables."""
+    cycles = st.cycles
+    opens: list[datetime] = []
+    # the drift fails the connector's whole sync: every table of it waits for the fix, not only
+    # the drifted ones (world 14027: a drifted table no deadline read, its sibling d0 did)
+    tables = [k for k in st.graph.connector_tables(action.connector) if k in st.graph] if action.connector else []
+    for k in tables or action.asset_keys:
+        r = cycles.req.get(k)
+        if r is None:
+            continue
+        if not cycles.needs.get(k):
+            opens.append(r)  # fresh for that cycle: the drift matters from the next one
+            continue
+        if r <= st.now:
+            return "now", None
+        opens.append(r)
+    return ("later", min(opens)) if opens else ("none", None)
+
+
+def _stage_resync_when_needed(st: _PlanState) -> None:
+    """A schema-drift resync re-reads whole tables at full price where a sync reads the new rows
+    only (a table of 400k rows an hour: $145 a resync against cents a sync): a connector whose
+    tables no deadline reads is not resynced, its drift is escalated to the owners (world 14080
+    resynced one 8 times, $1,161; cron-tuned waited for on-call and met every deadline). With
+    ``resync_waits_for_window`` (off), a resync for tables a deadline reads also waits for the
+    window of the cycle that needs them to open (on-call may fix the drift first); one that needs
+    a person's approval is asked at once to start then, and validation drops it once the tables
+    landed after the drift."""
+    if not st.cfg.resync_when_needed or not st.cycles.keys:  # no deadline known: the drift's own fix
+        return
+    keep: list[Action] = []
+    for a in st.actions:
+        if ActionType.parse(a.type) is not ActionType.resync_table or a.cause != "schema_drift" or not a.asset_keys:
+            keep.append(a)
+            continue
+        need, opening = _resync_need(st, a)
+        if need == "now" or (need == "later" and not st.cfg.resync_waits_for_window):
+            keep.append(a)
+            continue
+        if need == "later" and not _preauthorised(st.resolution, a.asset_keys, (ActionType.resync_table,)):
+            keep.append(replace(a, not_before=opening))
+            continue
+        fids = st.links.pop(a.action_id, ())
+        subject = f"connector:{a.connector}"
+        if need == "none":
+            st.escalations.append(Escalation(
+                subject, "schema_drift", st.owners_of(a.asset_keys),
+                f"schema drift on {', '.join(a.asset_keys)}: no deadline reads these tables, not resynced "
+                "(a resync re-reads them at full price); the owners fix the schema", ",".join(fids)))
+            st.notes.append(f"{subject}: drift on tables no deadline reads, escalated, not resynced")
+        else:
+            st.notes.append(f"{subject}: drift resync waits for the window of the cycle that needs it to open")
+    st.actions[:] = keep
 
 
 def _stage_reprioritise(st: _PlanState) -> None:

@@ -193,6 +193,8 @@ def validate(
         if t is ActionType.resync_table:
             if not a.tables:
                 return "resync_table needs tables"
+            if (landed := _landed_since_failure(snapshot, a)) is not None:
+                return landed
             own = set(connectors[a.connector])
             for schema, tables in a.tables.items():
                 for table in tables:
@@ -283,3 +285,19 @@ def validate(
         else:
             rejected.append((a, reason))
     return accepted, rejected
+
+
+def _landed_since_failure(snapshot: Snapshot, a: Action) -> str | None:
+    """A resync answers the failure it names (``a.cycle``); once every table it names has landed
+    after that failure (a person fixed the drift, the connector's own sync ran clean), it would
+    re-read them at full price for nothing: stale (an approved resync waiting for its start)."""
+    if not a.cycle or not a.asset_keys:
+        return None
+    failed = next((f for f in snapshot.failures if f.failure_id == a.cycle), None)
+    if failed is None:
+        return None
+    at = _aware(failed.at)
+    last = snapshot.last_success
+    if all((ls := last.get(k)) is not None and _aware(ls) > at for k in a.asset_keys):
+        return f"stale: every table it resyncs landed after the failure it answers ({a.cycle})"
+    return None

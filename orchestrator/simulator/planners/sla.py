@@ -38,6 +38,9 @@ class SLAPlanner(Planner):
     # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
     # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
     native_wait_share: float | None = None
+    # PlannerConfig.resync_when_needed: no drift resync (full price) of a connector whose tables no
+    # deadline reads (seeds 14000-14199: README, planner)
+    resync_when_needed: bool = True
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
@@ -272,6 +275,7 @@ class SLAPlanner(Planner):
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
                                          preempt_kinds=self.preempt_kinds,
                                          native_wait_share=self.native_wait_share,
+                                         resync_when_needed=self.resync_when_needed,
                                          warehouse_slots=pools.get("warehouse"),
                                          connector_pools={cid: c.pool for cid, c in
                                                           (getattr(sc, "connectors", None) or {}).items()},
