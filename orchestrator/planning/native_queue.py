@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.core.records import RunStatus, Snapshot
 from orchestrator.planning.common import UTC
-from orchestrator.planning.inflight import _scheduled_run as is_scheduled_run
+from orchestrator.planning.inflight import is_scheduled_run
 
 # a scheduled sync that started longer ago than this says nothing about the source's queue now
 LAG_MEMORY = timedelta(hours=24)
