@@ -38,6 +38,10 @@ class SLAPlanner(Planner):
     # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
     # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
     native_wait_share: float | None = None
+    # PlannerConfig.queued_native_aware: a connector's scheduled sync queued behind its source is
+    # not counted on. Off: won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
+    # 16000-16099, lost world 112 on 100-119 (README, planner)
+    queued_native_aware = False
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
@@ -266,6 +270,7 @@ class SLAPlanner(Planner):
             self._config = PlannerConfig(tick_interval_s=sim.spec.sensor_tick.total_seconds(),
                                          preempt_kinds=self.preempt_kinds,
                                          native_wait_share=self.native_wait_share,
+                                         queued_native_aware=self.queued_native_aware,
                                          warehouse_slots=pools.get("warehouse"),
                                          connector_pools={cid: c.pool for cid, c in
                                                           (getattr(sc, "connectors", None) or {}).items()},
