@@ -23,7 +23,8 @@ from orchestrator.core.records import Snapshot
 SCHEDULED_SOURCES = frozenset({"native", "schedule"})
 
 
-def _scheduled_run(run) -> bool:
+def is_scheduled_run(run) -> bool:
+    """The vendor's own scheduled sync or run (a connector's schedule), not the orchestrator's."""
     tags = run.tags or {}
     return (tags.get("sim/source") in SCHEDULED_SOURCES
             or tags.get("orchestrator/triggered_by") in SCHEDULED_SOURCES)
@@ -34,7 +35,7 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
     """The estimated spend still to come of the orchestrator's work in flight, by asset key (a
     model's unfinished step) and by ``connector:<id>`` (an unfinished sync, counted once per
     connector and run). ``exclude``: run ids not to count (queued runs a plan replaces)."""
-    runs = [r for r in snapshot.in_flight() if not _scheduled_run(r) and r.run_id not in exclude]
+    runs = [r for r in snapshot.in_flight() if not is_scheduled_run(r) and r.run_id not in exclude]
     if not runs:
         return {}
     graph = snapshot.graph

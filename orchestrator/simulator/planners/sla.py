@@ -41,6 +41,10 @@ class SLAPlanner(Planner):
     # PlannerConfig.resync_when_needed: no drift resync (full price) of a connector whose tables no
     # deadline reads (seeds 14000-14199: README, planner)
     resync_when_needed: bool = True
+    # PlannerConfig.queued_native_aware: a connector's scheduled sync queued behind its source is
+    # not counted on. Off: won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
+    # 16000-16099, lost world 112 on 100-119 (README, planner)
+    queued_native_aware = False
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
@@ -276,6 +280,7 @@ class SLAPlanner(Planner):
                                          preempt_kinds=self.preempt_kinds,
                                          native_wait_share=self.native_wait_share,
                                          resync_when_needed=self.resync_when_needed,
+                                         queued_native_aware=self.queued_native_aware,
                                          warehouse_slots=pools.get("warehouse"),
                                          connector_pools={cid: c.pool for cid, c in
                                                           (getattr(sc, "connectors", None) or {}).items()},
