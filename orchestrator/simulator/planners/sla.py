@@ -42,9 +42,9 @@ class SLAPlanner(Planner):
     # deadline reads (seeds 14000-14199: README, planner)
     resync_when_needed: bool = True
     # PlannerConfig.queued_native_aware: a connector's scheduled sync queued behind its source is
-    # not counted on. Off: won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
+    # not counted on. Won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
     # 16000-16099, lost world 112 on 100-119 (README, planner)
-    queued_native_aware = False
+    queued_native_aware = True
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
