@@ -148,13 +148,13 @@ class SLAPlanner(Planner):
         d = self._decide(snap, res, memory=self.memory, breaker=self.breaker, reviewer=reviewer, now=now,
                          ledger=self.ledger, planner_config=self._planner_config(sim),
                          gate_config=self._gate_config(sim))
-        from orchestrator.planning.gate import related_failures
+        from orchestrator.planning.gate import answered_failures
 
         for g in list(d.decisions) + list(d.standing_requests):
             self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
             action = g.action
             related = [(f.failure.message, f.category, f.failure.system)
-                       for f in related_failures(action, d.assessment)]
+                       for f in answered_failures(action, d.assessment, snap)]
             if g.decision == "execute":
                 # authorised by a person's approval of the incident it closes (gate ``repairs``):
                 # launched as approved; the rest of ``authorised_by`` names standing approvals
@@ -316,7 +316,20 @@ class SLAPlanner(Planner):
             return
         action, approved, related = hit
         self._learn(action, not run.failed, failures=related[:3], memory=self.memory, breaker=self.breaker,
-                    automatic=not approved, now=sim.dt(), ledger=self.ledger)
+                    automatic=not approved, now=sim.dt(), ledger=self.ledger,
+                    subjects=self._failed_subjects(sim, action, run) if run.failed else None)
+
+    @staticmethod
+    def _failed_subjects(sim, action, run) -> list[str]:
+        """The action's subjects whose own step failed (what the execution sensor reads from the
+        run's failed steps): a model skipped because its input's sync failed did not fail. Counted
+        against it, the breaker opened on models that never ran, and nothing closes it -- only a
+        success of theirs does, which the breaker itself then holds back (generated world 14005)."""
+        from orchestrator.planning.common import subjects
+
+        failed = {st.unit for st in run.steps if st.state == "failure"}
+        keys = {k for u in failed for k in sim.assets_of(u)}
+        return [s for s in subjects(action) if s.partition(":")[2] in keys or s.partition(":")[2] in failed]
 
     def finish(self, sim) -> None:
         parts = [f"{self.ticks} ticks", ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items()))]
