@@ -1584,14 +1584,15 @@ def deadline_backoff(not_before: datetime | None, earliest: datetime | None, sla
     step, or the source's Retry-After). A backoff doubled past the latest start lost the deadline a
     fixed retry met: a destination-capacity fault over at 16:27, retries at 15:49 and 16:21, the
     next one due at 17:25 for a 17:30 deadline whose latest start was 17:00 (generated world
-    14005; a cron job retrying every 30 min met it). None: now."""
+    14005; a cron job retrying every 30 min met it). A deadline that even ``earliest`` cannot meet
+    is not chased: the backoff stands. None: now."""
     if not_before is None or slack_s is None:
         return not_before
     latest = now + timedelta(seconds=slack_s)
-    if latest >= not_before:
+    if latest >= not_before or (earliest is not None and latest < earliest):
+        # the backoff meets it anyway, or no start allowed after the failure can: the class's backoff
         return not_before
-    start = latest if earliest is None or latest >= earliest else earliest
-    return start if start > now else None
+    return latest if latest > now else None
 
 
 def _stage_run_actions(st: _PlanState) -> None:
