@@ -211,7 +211,7 @@ class Proposals:
                                  **({"last_attempt": tried[t.subject].isoformat()}
                                     if t.subject in tried and tried[t.subject] > _aware(t.opened_at) else {})}
                      for t in trips},
-        }, **{k: v for k, v in self._breaker_defaults.items() if k == "trial_after"})
+        })
 
     def save_breaker(self, breaker: CircuitBreaker) -> None:
         """Persist an in-memory breaker's failures and open subjects (samples, imports)."""

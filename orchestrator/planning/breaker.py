@@ -6,8 +6,9 @@ on it automatically (everything touching it is recorded only), the connector is 
 policy allows it, and its owners are told. It stays open until a person resets it, until the subject
 succeeds again whoever ran it (``close_recovered``, each decision cycle: the cause has gone), or,
 when ``cooldown`` is set, until the cooldown has passed. Half-open: every ``trial_after`` (one hour)
-one automatic attempt may run again (``trial_due``); its failure keeps it open for another hour. ``to_dict``/``from_dict`` round-trip the
-state, so the same breaker lives in the project store and in the simulator.
+one automatic attempt may run again (``trial_due``); its failure keeps it open for another hour.
+``to_dict``/``from_dict`` round-trip the state, so the same breaker lives in the project store and
+in the simulator.
 """
 
 from __future__ import annotations

@@ -200,15 +200,15 @@ def answered_failures(action: Action, assessment: Assessment, snapshot: Snapshot
     if not conns:
         return out
     # only a connector's failures since its tables last landed (older ones were answered already)
-    landed = {c: max((_aware_ts(t) for k in graph.connector_tables(c) if (t := snapshot.last_success.get(k))),
+    landed = {c: max((_aware(t) for k in graph.connector_tables(c) if (t := snapshot.last_success.get(k))),
                      default=None) for c in conns}
     seen = {id(d) for d in out}
     return out + [d for d in assessment.failures if d.root_failure_id is None and id(d) not in seen
                   and d.failure.asset_key is None and d.failure.connector in conns
-                  and (landed[d.failure.connector] is None or _aware_ts(d.failure.at) > landed[d.failure.connector])]
+                  and (landed[d.failure.connector] is None or _aware(d.failure.at) > landed[d.failure.connector])]
 
 
-def _aware_ts(t: datetime) -> datetime:
+def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 

@@ -321,10 +321,12 @@ class SLAPlanner(Planner):
 
     @staticmethod
     def _failed_subjects(sim, action, run) -> list[str]:
-        """The action's subjects whose own step failed (what the execution sensor reads from the
-        run's failed steps): a model skipped because its input's sync failed did not fail. Counted
-        against it, the breaker opened on models that never ran, and nothing closes it -- only a
-        success of theirs does, which the breaker itself then holds back (generated world 14005)."""
+        """The action's subjects whose own step failed: a model skipped because its input's sync
+        failed did not fail. Counted against it, the breaker opened on models that never ran, and
+        only a success of theirs closes it, which the breaker itself then holds back (generated
+        world 14005: 14 of 22 deadlines met without this, 15 with). The store-backed breaker of
+        the execution sensor (``Proposals.record_outcome``) still counts every subject of the
+        action: it does not read the run's steps yet."""
         from orchestrator.planning.common import subjects
 
         failed = {st.unit for st in run.steps if st.state == "failure"}
