@@ -192,7 +192,7 @@ def answered_failures(action: Action, assessment: Assessment, snapshot: Snapshot
     confidence stays on :func:`related_failures`."""
     out = related_failures(action, assessment)
     t = ActionType.parse(action.type)
-    if t is None or not t.starts_run:
+    if t is None or not t.starts_run or snapshot is None:
         return out
     graph = snapshot.graph
     conns = {n.connector for k in action.asset_keys if (n := graph.get(k)) is not None and n.connector}
