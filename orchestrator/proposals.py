@@ -43,8 +43,8 @@ from orchestrator.planning import (
 )
 from orchestrator.diagnosis.normalize import normalize
 from orchestrator.diagnosis.rules import CATEGORIES
-from orchestrator.planning.breaker import Trip
-from orchestrator.planning.gate import related_failures
+from orchestrator.planning.breaker import Trip, schedule_allowance
+from orchestrator.planning.gate import answered_failures
 from orchestrator.policies import ActionType
 from orchestrator.store import Store, open_store
 from orchestrator.store.models import AuditEvent
@@ -202,10 +202,15 @@ class Proposals:
                 failures.pop(e.subject, None)
             else:
                 failures.setdefault(e.subject, []).append(_aware(e.at).isoformat())
+        # the last failed attempt on each open subject (a failed half-open trial keeps it open)
+        tried = {e.subject: _aware(e.at) for e in events if not e.success}
         return CircuitBreaker.from_dict({
             "threshold": self._breaker_defaults["threshold"], "window_s": window.total_seconds(),
             "failures": failures,
-            "open": {t.subject: {"opened_at": _aware(t.opened_at).isoformat(), "reason": t.reason} for t in trips},
+            "open": {t.subject: {"opened_at": _aware(t.opened_at).isoformat(), "reason": t.reason,
+                                 **({"last_attempt": tried[t.subject].isoformat()}
+                                    if t.subject in tried and tried[t.subject] > _aware(t.opened_at) else {})}
+                     for t in trips},
         })
 
     def save_breaker(self, breaker: CircuitBreaker) -> None:
@@ -376,7 +381,7 @@ class Proposals:
                 existing.add(a.action_id)
                 fails = [{"message": scrub_pii(d.failure.message)[:2000], "category": d.category,
                           "failure_id": d.failure.failure_id, "system": d.failure.system}
-                         for d in related_failures(a, assessment)]
+                         for d in answered_failures(a, assessment, snapshot)]
                 s.add(ActionRow(
                     id=a.action_id, proposal_id=result.proposal_id, type=str(a.type)[:32], source=a.source,
                     status=status, reason=scrub_pii(a.reason)[:4000], subjects=subjects(a),
@@ -786,6 +791,8 @@ class Proposals:
         (or reset) within the window reach the threshold. Runs under the audit lock, so concurrent
         outcomes are counted one after the other."""
         threshold, window = self._breaker_defaults["threshold"], self._breaker_defaults["window"]
+        # a prescribed retry schedule is not cut short (the planner escalates once it is spent)
+        threshold = max(threshold, schedule_allowance(row.type, [f.get("category") for f in row.failures or []]))
         trips: list[Trip] = []
         for sub in list(row.subjects or []):
             s.add(BreakerEventRow(subject=sub, action_id=row.id, success=success, at=now))

@@ -427,7 +427,11 @@ def test_in_the_simulator_a_pause_over_the_window_saves_failed_syncs_and_resumes
     (p_at, _), (r_at, _) = seen[:2]
     assert p_at < datetime(2026, 3, 2, 22, 30, tzinfo=UTC) <= datetime(2026, 3, 3, 0, 30, tzinfo=UTC) <= r_at
     assert ew.sla_attainment == plain.sla_attainment == 1.0 and ew.unsafe_actions == 0 == plain.unsafe_actions
-    assert ew.cost < plain.cost  # the failing syncs inside the window did not run
+    # the failing syncs inside the window did not run; (until the breaker stopped cutting a
+    # prescribed retry schedule short, breaker.schedule_allowance, the pause run was also cheaper
+    # because the breaker opened on its retries and held the last one: both now spend the
+    # schedule, whose last retry lands the data)
+    assert ew.cost <= plain.cost
 
 
 def test_with_a_ledger_our_pause_is_resumed_even_after_skipped_syncs():

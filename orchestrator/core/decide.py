@@ -669,8 +669,9 @@ def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, br
     breaker hears automatic outcomes, the ledger closes the action. Returns breaker trips."""
     if ledger is not None:
         ledger.update(action.action_id, "succeeded" if success else "failed", now)
+    failures = list(failures)
     if memory is not None:
-        for message, category, system in list(failures):
+        for message, category, system in failures:
             try:
                 memory.record_resolution(message, category, action.type, success, system=system)
             except Exception:  # noqa: BLE001 - memory is advisory
@@ -682,10 +683,12 @@ def learn_outcome(action: Action, success: bool, *, failures=(), memory=None, br
     # deadline cycle: counted by the breaker, two of them opened it and it then held back the
     # probe (and routine work) after the person's unreported fix (generated world 463)
     if breaker is not None and (success or not (action.cycle or "").startswith(PROBE)):
+        from orchestrator.planning.breaker import schedule_allowance
         from orchestrator.planning.common import subjects as subjects_of
 
+        allowance = schedule_allowance(action.type, [category for _, category, _ in failures])
         for subject in (subjects if subjects is not None else subjects_of(action)):
-            trip = breaker.record(subject, success, now, automatic=automatic)
+            trip = breaker.record(subject, success, now, automatic=automatic, allowance=allowance)
             if trip is not None:
                 trips.append(trip)
     return trips

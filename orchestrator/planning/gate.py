@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.standing import is_routine
 from orchestrator.core.pricing import CostHistory, SyncPricer, sync_charges, synced_connectors, with_syncs
@@ -182,6 +182,34 @@ def related_failures(action: Action, assessment: Assessment, index: FailureIndex
             if d.root_failure_id is None and (
                 (d.failure.asset_key is not None and d.failure.asset_key in keys)
                 or (action.connector is not None and d.failure.connector == action.connector))]
+
+
+def answered_failures(action: Action, assessment: Assessment, snapshot: Snapshot) -> list[DiagnosedFailure]:
+    """The failures an action's outcome answers: :func:`related_failures`, and the failures of the
+    connectors whose sync a run of the action's assets triggers (a ``materialize`` of a
+    connector's tables re-runs its failed sync: the routine re-run of a capacity or rate-limit
+    failure). What the failure memory and the circuit breaker learn from when it ends; the gate's
+    confidence stays on :func:`related_failures`."""
+    out = related_failures(action, assessment)
+    t = ActionType.parse(action.type)
+    if t is None or not t.starts_run or snapshot is None:
+        return out
+    graph = snapshot.graph
+    conns = {n.connector for k in action.asset_keys if (n := graph.get(k)) is not None and n.connector}
+    conns.discard(action.connector)
+    if not conns:
+        return out
+    # only a connector's failures since its tables last landed (older ones were answered already)
+    landed = {c: max((_aware(t) for k in graph.connector_tables(c) if (t := snapshot.last_success.get(k))),
+                     default=None) for c in conns}
+    seen = {id(d) for d in out}
+    return out + [d for d in assessment.failures if d.root_failure_id is None and id(d) not in seen
+                  and d.failure.asset_key is None and d.failure.connector in conns
+                  and (landed[d.failure.connector] is None or _aware(d.failure.at) > landed[d.failure.connector])]
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memory) -> tuple[float, str]:

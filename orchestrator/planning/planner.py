@@ -1240,10 +1240,12 @@ def _stage_failure_responses(st: _PlanState) -> None:
                                           f"(max {backoff.max_attempts} retries)", f.failure_id))
             continue
         delay = min(backoff.cap_s, backoff.base_s * backoff.factor ** (n - 1))
+        floor = min(delay, backoff.base_s)  # the least a retry waits (deadline_backoff)
         for text in (f.message, *d.evidence):
             m = _RETRY_AFTER.search(text or "")
             if m:
                 delay = max(delay, min(backoff.cap_s, float(m.group(1))))
+                floor = max(floor, min(backoff.cap_s, float(m.group(1))))  # what the source asked for
         not_before = _aware(f.at) + timedelta(seconds=delay)
         if conn and conn in syncing:
             notes.append(f"{subject}: a sync is already running, no retry")
@@ -1253,6 +1255,7 @@ def _stage_failure_responses(st: _PlanState) -> None:
             continue
         retry_groups.append({
             "keys": keys, "not_before": not_before if not_before > now else None,
+            "earliest": _aware(f.at) + timedelta(seconds=floor),
             "failure": f.failure_id, "connector": conn, "category": cat, "attempt": n,
             "partitions": (f.partition,) if f.partition and f.asset_key and graph.node(f.asset_key).partitioning else (),
         })
@@ -1675,6 +1678,25 @@ def _routine_rerun(st: _PlanState, rgs: list[dict], keys: list[str]) -> bool:
     return standing is not None and bool(standing.covers_keys(keys))
 
 
+def deadline_backoff(not_before: datetime | None, earliest: datetime | None, slack_s: float | None,
+                     now: datetime) -> datetime | None:
+    """When a backed-off retry starts: at ``not_before`` (the class's backoff after the last
+    failure), but no later than the latest start that still meets the deadline the work is needed
+    for (``now + slack_s``), and never before ``earliest`` (the failure + the class's first backoff
+    step, or the source's Retry-After). A backoff doubled past the latest start lost the deadline a
+    fixed retry met: a destination-capacity fault over at 16:27, retries at 15:49 and 16:21, the
+    next one due at 17:25 for a 17:30 deadline whose latest start was 17:00 (generated world
+    14005; a cron job retrying every 30 min met it). A deadline that even ``earliest`` cannot meet
+    is not chased: the backoff stands. None: now."""
+    if not_before is None or slack_s is None:
+        return not_before
+    latest = now + timedelta(seconds=slack_s)
+    if latest >= not_before or (earliest is not None and latest < earliest):
+        # the backoff meets it anyway, or no start allowed after the failure can: the class's backoff
+        return not_before
+    return latest if latest > now else None
+
+
 def _stage_run_actions(st: _PlanState) -> None:
     """One action per run: retry, materialize (partitioned assets: the latest day) or, when a budget burns, defer to off-peak."""
     assessment, resolution, cfg, now, graph, model = st.assessment, st.resolution, st.cfg, st.now, st.graph, st.model
@@ -1699,7 +1721,9 @@ def _stage_run_actions(st: _PlanState) -> None:
         rgs = retry_of_root.get(root, [])
         if rgs:
             keys = [k for k in keys if not graph.node(k).partitioning] or keys
-            nb = max((rg["not_before"] for rg in rgs if rg["not_before"]), default=None)
+            nb = deadline_backoff(max((rg["not_before"] for rg in rgs if rg["not_before"]), default=None),
+                                  max((e for rg in rgs if (e := rg.get("earliest")) is not None), default=None),
+                                  slack, now)
             fids = tuple(sorted(rg["failure"] for rg in rgs))
             conns = sorted({rg["connector"] for rg in rgs if rg["connector"]})
             cost += round(sum(cost_connector.get(c, 0.0) for c in conns), 4)

@@ -18,7 +18,9 @@
   asks for approval);
 * repeats something in flight (a running/queued run on the same assets and partitions, a sync
   running on the connector) or an earlier action of the same plan (the same action, or a run
-  whose assets an earlier accepted run of the plan already covers).
+  whose assets an earlier accepted run of the plan already covers);
+* pauses a connector whose failure has cleared (:func:`failure_cleared`: its latest sync
+  succeeded): an approval that comes after the cause was fixed must not stop a healthy connector.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from collections.abc import Set
 from datetime import date, datetime, time, timedelta
 
 from orchestrator.core.pricing import SyncPricer, sync_charges, with_syncs
-from orchestrator.core.records import Action, Plan, Snapshot
+from orchestrator.core.records import Action, Plan, Snapshot, SyncRecord
 from orchestrator.core.standing import governed_connectors, governed_set
 from orchestrator.planning.common import UTC, action_type, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
-from orchestrator.core.vocab import ActionType
+from orchestrator.core.vocab import PAUSE_AND_ESCALATE, ActionType
 
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -72,6 +74,21 @@ def _spent_today(snapshot: Snapshot, keys: Set[str], now: datetime, conns: Set[s
     return sum(c.amount_usd for c in snapshot.costs
                if (c.asset_key in keys or (c.asset_key is None and c.connector in conns and not scheduled_sync(c)))
                and start <= _aware(c.at) < end)
+
+
+def failure_cleared(snapshot: Snapshot, connector: str) -> datetime | None:
+    """When ``connector``'s latest finished sync succeeded (None: it failed, or none is known):
+    the failure a pause was asked for has cleared since. A pause approved after that (the person
+    answered after someone fixed the cause) would stop a healthy connector, and nothing would
+    resume it: no failure is left for the planner to answer (generated world 14047: every
+    later deadline of its lineage lost)."""
+    last: SyncRecord | None = None
+    for s in snapshot.syncs:
+        if s.connector != connector or s.status not in ("succeeded", "failed") or s.ended_at is None:
+            continue
+        if last is None or _aware(s.ended_at) >= _aware(last.ended_at):
+            last = s
+    return _aware(last.ended_at) if last is not None and last.status == "succeeded" else None
 
 
 def validate(
@@ -202,6 +219,9 @@ def validate(
                         return f"table {schema}.{table} is not synced by {a.connector}"
         if t is ActionType.full_resync and a.connector not in failed_connectors:
             return f"full_resync of {a.connector} without any recorded failure of it"
+        if t is ActionType.pause_connector and a.cause in PAUSE_AND_ESCALATE and (cleared := failure_cleared(snapshot, a.connector)):
+            return (f"pause of {a.connector} for {a.cause}: its failure has cleared (a sync succeeded at "
+                    f"{cleared:%Y-%m-%d %H:%M} UTC)")
         if a.not_before is not None and _aware(a.not_before) - now > cfg.max_defer:
             return f"not_before {a.not_before.isoformat()} is more than {cfg.max_defer} away"
 

@@ -155,7 +155,7 @@ class SLAPlanner(Planner):
         d = self._decide(snap, res, memory=self.memory, breaker=self.breaker, reviewer=reviewer, now=now,
                          ledger=self.ledger, planner_config=self._planner_config(sim),
                          gate_config=self._gate_config(sim))
-        from orchestrator.planning.gate import related_failures
+        from orchestrator.planning.gate import answered_failures
 
         for pending_id, _why in getattr(d, "superseded", ()):  # the gate runs its work by itself now
             entry = self.ledger.entries.get(pending_id)
@@ -166,7 +166,7 @@ class SLAPlanner(Planner):
             self.decisions[g.decision] = self.decisions.get(g.decision, 0) + 1
             action = g.action
             related = [(f.failure.message, f.category, f.failure.system)
-                       for f in related_failures(action, d.assessment)]
+                       for f in answered_failures(action, d.assessment, snap)]
             if g.decision == "execute":
                 # authorised by a person's approval of the incident it closes (gate ``repairs``):
                 # launched as approved; the rest of ``authorised_by`` names standing approvals
@@ -331,7 +331,22 @@ class SLAPlanner(Planner):
             return
         action, approved, related = hit
         self._learn(action, not run.failed, failures=related[:3], memory=self.memory, breaker=self.breaker,
-                    automatic=not approved, now=sim.dt(), ledger=self.ledger)
+                    automatic=not approved, now=sim.dt(), ledger=self.ledger,
+                    subjects=self._failed_subjects(sim, action, run) if run.failed else None)
+
+    @staticmethod
+    def _failed_subjects(sim, action, run) -> list[str]:
+        """The action's subjects whose own step failed: a model skipped because its input's sync
+        failed did not fail. Counted against it, the breaker opened on models that never ran, and
+        only a success of theirs closes it, which the breaker itself then holds back (generated
+        world 14005: 14 of 22 deadlines met without this, 15 with). The store-backed breaker of
+        the execution sensor (``Proposals.record_outcome``) still counts every subject of the
+        action: it does not read the run's steps yet."""
+        from orchestrator.planning.common import subjects
+
+        failed = {st.unit for st in run.steps if st.state == "failure"}
+        keys = {k for u in failed for k in sim.assets_of(u)}
+        return [s for s in subjects(action) if s.partition(":")[2] in keys or s.partition(":")[2] in failed]
 
     def finish(self, sim) -> None:
         parts = [f"{self.ticks} ticks", ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items()))]
