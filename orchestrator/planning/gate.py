@@ -61,13 +61,15 @@ from orchestrator.core.pricing import CostHistory, SyncPricer, sync_charges, syn
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
-from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor, unpriced_reload
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 UNPRICED = "over budget unknown"  # the reason's opening when no sync history prices the work yet
+UNPRICED_RETRY = "retry price unknown"  # ... when no sync of a retried connector is priced yet
+UNPRICED_RELOAD = "reload price unknown"  # ... when no resync seen prices a resync yet (no sync run prices it)
 
 TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
@@ -337,6 +339,21 @@ def _reaching_policies(slas, resolution) -> list:
     return out
 
 
+def unpriced_retry(action: Action, graph, pricer: SyncPricer) -> list[str]:
+    """The connector of a ``retry`` whose sync no history of its own prices yet ([] otherwise).
+
+    A retry loads the whole backlog of the outage, and a connector's rows per hour are its own:
+    the dearest fit of the other connectors (what prices a sync with no history of its own) is no
+    upper estimate of it (generated connectors differ 200x in rows per hour), and with no sync priced
+    at all there is no estimate (world 15032: a retry 1.4 h in took dash-0's $2.86 day over). Under a
+    budget such a retry is not clearly within it, so a person decides; the gate asks only where a
+    budget governs the connector's tables (otherwise a failed sync is retried by itself, as out of
+    the box), and once the connector's own syncs price it, the retry is priced like any sync."""
+    if ActionType.parse(action.type) is not ActionType.retry:
+        return []
+    return sorted(c for c in synced_connectors(action, graph) if pricer.fit(c) is None)
+
+
 def _lifted_cost(lifted, budget_names) -> str:
     """How a standing approval's reason names a cost term it lifted."""
     if not lifted:
@@ -495,11 +512,11 @@ def gate(
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
-        # within the budget, so a person decides (the audit charges it like any other spend). A
-        # retry is exempt: it re-runs a sync the connector's own schedule runs anyway, and out of
-        # the box (no history at all) a failed sync must still be retried by itself
+        # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
+        retry_blind = unpriced_retry(a, graph, pricer) if budget_names and not over else []
+        reload = unpriced_reload(a, resyncs) if budget_names and not over else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, cost_of[name], extended=False)
@@ -599,6 +616,15 @@ def gate(
                                                   f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
+            elif retry_blind:
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RETRY}: no sync of {', '.join(retry_blind)} is priced "
+                                                  f"yet, and the backlog its retry loads is paid by "
+                                                  f"{', '.join(sorted(budget_names))}'s budget: waits for approval"))
+            elif reload is not None:
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet prices a reload of "
+                                                  f"{reload} (every row at full price, not the new rows an "
+                                                  f"incremental sync bills), and {', '.join(sorted(budget_names))} "
+                                                  f"has a budget: waits for approval"))
             elif blind:
                 out.append(decide(AWAIT_APPROVAL, f"{UNPRICED}: no sync history prices the sync of "
                                                   f"{', '.join(blind)} yet, and {', '.join(sorted(budget_names))} "
