@@ -77,9 +77,12 @@ def _state(*, budget: float, spent: float, gap_h: float, rows: float, other_rows
     return snap, asm, res
 
 
-def _retry() -> Action:
-    return Action("r1", "retry", "retry after resource_exhausted", connector=CONN, priority=60,
-                  estimated_cost_usd=0.0, cause="resource_exhausted")
+def _retry(snap: Snapshot) -> Action:
+    """As the planner proposes it: the connector's tables, priced at its mean past sync."""
+    bills = [c.amount_usd for c in snap.costs if c.connector == CONN]
+    return Action("r1", "retry", "retry after resource_exhausted", asset_keys=TABLES[CONN], connector=CONN,
+                  priority=60, estimated_cost_usd=sum(bills) / len(bills) if bills else 0.0,
+                  cause="resource_exhausted")
 
 
 def _resync() -> Action:
@@ -110,7 +113,7 @@ def test_a_retry_or_resync_the_gate_runs_unasked_keeps_the_budget(
         bill = _bill(seen[1], every_h, "resync_table")[0]
         resyncs = ResyncPrices({"resync_table": bill / incremental}, {resynced_before: incremental},
                                {(resynced_before, "resync_table"): bill})
-    a = _resync() if resync else _retry()
+    a = _resync() if resync else _retry(snap)
     (g,) = gate([a], snap, asm, res, now=NOW, resyncs=resyncs)
     if g.decision != "execute":
         return
@@ -123,7 +126,7 @@ def test_a_retry_no_history_prices_waits_under_a_budget_and_runs_without_one(tmp
     (world 15032); where no budget governs the connector, the failed sync is retried by itself."""
     snap, asm, res = _state(budget=2.86, spent=0.0, gap_h=6.0, rows=100000.0, other_rows=2000.0,
                             n_own=0, n_other=0, every_h=1.0)
-    (g,) = gate([_retry()], snap, asm, res, now=NOW)
+    (g,) = gate([_retry(snap)], snap, asm, res, now=NOW)
     assert g.decision == "await_approval" and g.reason.startswith(UNPRICED_RETRY), g.reason
     assert _bill(100000.0, 6.0)[0] > 2.86  # what it would have cost
     # no budget on the connector's tables: retried by itself
@@ -131,12 +134,12 @@ def test_a_retry_no_history_prices_waits_under_a_budget_and_runs_without_one(tmp
     p = tmp_path / "p.yaml"
     p.write_text(text)
     unbudgeted = resolve(load_policies([p]), GRAPH, DurationModel(), NOW)
-    (g,) = gate([_retry()], snap, Assessment(taken_at=NOW, freshness={}, failures=[], cost=[]), unbudgeted, now=NOW)
+    (g,) = gate([_retry(snap)], snap, Assessment(taken_at=NOW, freshness={}, failures=[], cost=[]), unbudgeted, now=NOW)
     assert g.decision == "execute", g.reason
     # once syncs are priced, a retry with room in the budget runs by itself
     snap, asm, res = _state(budget=50.0, spent=0.0, gap_h=1.0, rows=2000.0, other_rows=2000.0,
                             n_own=6, n_other=6, every_h=1.0)
-    (g,) = gate([_retry()], snap, asm, res, now=NOW)
+    (g,) = gate([_retry(snap)], snap, asm, res, now=NOW)
     assert g.decision == "execute", g.reason
 
 

@@ -604,6 +604,8 @@ def gate(
             start = a.not_before if a.not_before is not None and a.not_before > now else now
             dark = blackout_hit(a, touched, resolution, start, _run_span_s(a, graph, durations)) if (
                 t.starts_run or t.calls_connector) else None
+            # the policy has a person approve it anyway: that, not the unknown price, is the reason
+            asks_anyway = bool(not_listed) and not incident_ok and not standing_ok
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
             elif idle:
@@ -616,11 +618,11 @@ def gate(
                                                   f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
-            elif retry_blind:
+            elif retry_blind and not asks_anyway:
                 out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RETRY}: no sync of {', '.join(retry_blind)} is priced "
                                                   f"yet, and the backlog its retry loads is paid by "
                                                   f"{', '.join(sorted(budget_names))}'s budget: waits for approval"))
-            elif reload is not None:
+            elif reload is not None and not asks_anyway:
                 out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet prices a reload of "
                                                   f"{reload} (every row at full price, not the new rows an "
                                                   f"incremental sync bills), and {', '.join(sorted(budget_names))} "
