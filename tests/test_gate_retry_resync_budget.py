@@ -121,14 +121,24 @@ def test_a_retry_or_resync_the_gate_runs_unasked_keeps_the_budget(
     assert spent + usd <= budget + 1e-6, (g.reason, g.budget_usd, usd)
 
 
-def test_a_retry_no_history_prices_waits_under_a_budget_and_runs_without_one(tmp_path):
-    """Before any sync is priced a retry's backlog is unknown: under a budget a person decides
-    (world 15032); where no budget governs the connector, the failed sync is retried by itself."""
+def test_a_retry_no_history_prices_waits_under_a_small_budget_and_runs_without_one(tmp_path):
+    """Before any sync of its connector is priced, a retry's backlog is priced at the assumed
+    ``unpriced_sync_usd_per_hour``: under a small budget a person decides (world 15032), with room it
+    runs; where no budget governs the connector, the failed sync is retried by itself."""
     snap, asm, res = _state(budget=2.86, spent=0.0, gap_h=6.0, rows=100000.0, other_rows=2000.0,
                             n_own=0, n_other=0, every_h=1.0)
     (g,) = gate([_retry(snap)], snap, asm, res, now=NOW)
+    assert g.decision == "await_approval" and g.reason.startswith("over budget"), g.reason
+    assert g.budget_usd >= _bill(100000.0, 6.0)[0] > 2.86  # what it would have cost
+    # nor its backlog known (no data time, no good sync): a person decides
+    blind = Snapshot(taken_at=NOW, graph=GRAPH)
+    (g,) = gate([_retry(blind)], blind, asm, res, now=NOW)
     assert g.decision == "await_approval" and g.reason.startswith(UNPRICED_RETRY), g.reason
-    assert _bill(100000.0, 6.0)[0] > 2.86  # what it would have cost
+    # with room in the budget for the backlog at the assumed price, it is retried by itself
+    snap, asm, res = _state(budget=150.0, spent=0.0, gap_h=6.0, rows=100000.0, other_rows=2000.0,
+                            n_own=0, n_other=0, every_h=1.0)
+    (g,) = gate([_retry(snap)], snap, asm, res, now=NOW)
+    assert g.decision == "execute", g.reason
     # no budget on the connector's tables: retried by itself
     text = "\n".join(line for line in POLICIES.splitlines() if "budget:" not in line)
     p = tmp_path / "p.yaml"
