@@ -392,9 +392,13 @@ class ResyncPrices:
     resync's bill to its connector's dearest incremental sync, which prices resyncs of connectors
     that were never resynced (:func:`orchestrator.planning.inflight.resync_floor`)."""
 
-    def __init__(self, ratio: dict[str, float] | None = None, incremental: dict[str, float] | None = None):
+    def __init__(self, ratio: dict[str, float] | None = None, incremental: dict[str, float] | None = None,
+                 bills: dict[tuple[str, str], float] | None = None):
         self.ratio = dict(ratio or {})  # action type -> highest observed resync / incremental ratio
         self.incremental = dict(incremental or {})  # connector -> dearest bill not taken as a resync
+        # (connector, action type) -> its dearest bill taken as a resync's: what a reload of that
+        # connector's tables cost (the other connectors' ratio is no estimate of it: see resync_floor)
+        self.bills = dict(bills or {})
 
     @classmethod
     def observe(cls, snapshot: Snapshot, ledger) -> ResyncPrices:
@@ -414,6 +418,7 @@ class ResyncPrices:
                 bills.setdefault(c.connector, []).append((_aware(c.at).timestamp(), c.amount_usd))
         ratio: dict[str, float] = {}
         incremental: dict[str, float] = {}
+        resync_bills: dict[tuple[str, str], float] = {}
         for conn, entries in wanted.items():
             mine = bills.get(conn, [])
             taken: dict[int, str] = {}  # index of a bill -> the resync type it is the bill of
@@ -425,6 +430,7 @@ class ResyncPrices:
             if rest:
                 incremental[conn] = max(rest)
             for i, t in taken.items():
+                resync_bills[(conn, t)] = max(resync_bills.get((conn, t), 0.0), mine[i][1])
                 if rest:
                     ratio[t] = max(ratio.get(t, 0.0), mine[i][1] / max(rest))
-        return cls(ratio, incremental)
+        return cls(ratio, incremental, resync_bills)

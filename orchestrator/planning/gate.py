@@ -61,13 +61,15 @@ from orchestrator.core.pricing import CostHistory, SyncPricer, sync_charges, syn
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
-from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
+from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor, unpriced_reload
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 UNPRICED = "over budget unknown"  # the reason's opening when no sync history prices the work yet
+UNPRICED_RETRY = "retry price unknown"  # ... when no sync of a retried connector is priced yet
+UNPRICED_RELOAD = "reload price unknown"  # ... when no resync seen prices a resync yet (no sync run prices it)
 
 TYPE_RISK = {t.value: t.base_risk for t in ActionType}
 TIER_RISK = {"low": 0.0, "standard": 0.05, "high": 0.10, "critical": 0.15}
@@ -119,6 +121,10 @@ class GateConfig:
     # minimum-billed steps). Without it, work run up to the last cent of a budget extension took the
     # day $0.06 over it unasked (generated world 209); with it, such work waits for a person
     budget_reserve: float = 0.25
+    # what a budget expects a retry to cost per hour of the backlog it loads while no sync of its
+    # connector prices it (``unpriced_retry_cost``): an assumption for the fleet's dearest source,
+    # as ``unknown_usd_per_hour`` is for models (a generated source bills up to ~$2.2 an hour of gap)
+    unpriced_sync_usd_per_hour: float = 3.0
     # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
     # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
     # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
@@ -365,6 +371,30 @@ def _reaching_policies(slas, resolution) -> list:
     return out
 
 
+def unpriced_retry_cost(action: Action, graph, pricer: SyncPricer, now: datetime, usd_per_hour: float) -> float | None:
+    """What a budget expects the syncs of a ``retry`` to cost where no sync of their connector's own
+    prices them: ``usd_per_hour`` x the hours of backlog each loads (at least an hour); 0 for other
+    actions and connectors with priced syncs; None when a backlog is unknown (then a person decides).
+
+    A retry loads the whole backlog of the outage, and a connector's rows per hour are its own: the
+    dearest fit of the other connectors (what prices a sync with no history of its own) is no upper
+    estimate of it (generated connectors differ 200x in rows per hour), and with no sync priced at
+    all there is no estimate (world 15032: a retry 1.4 h in took dash-0's $2.86 day over). Only
+    where a budget governs the connector's tables: otherwise a failed sync is retried by itself."""
+    if ActionType.parse(action.type) is not ActionType.retry:
+        return 0.0
+    start = action.not_before if action.not_before is not None and action.not_before > now else now
+    total = 0.0
+    for c in synced_connectors(action, graph):
+        if pricer.fit(c) is not None:
+            continue
+        gap = pricer.gap_hours(c, start)
+        if gap is None:
+            return None
+        total += usd_per_hour * max(1.0, gap)
+    return total
+
+
 def _lifted_cost(lifted, budget_names) -> str:
     """How a standing approval's reason names a cost term it lifted."""
     if not lifted:
@@ -520,14 +550,17 @@ def gate(
         budget_cost = (max(with_syncs(snapshot, a, now, max(a.estimated_cost_usd, unpriced(a)), pricer),
                            resync_floor(snapshot, a, pricer, resyncs)) if budget_names
                        else a.estimated_cost_usd)
+        # a retry of a connector no sync of its own prices: at the assumed price of its backlog
+        retry_prior = unpriced_retry_cost(a, graph, pricer, now, cfg.unpriced_sync_usd_per_hour) if budget_names else 0.0
+        budget_cost = max(budget_cost, a.estimated_cost_usd + (retry_prior or 0.0)) if budget_names else budget_cost
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
-        # within the budget, so a person decides (the audit charges it like any other spend). A
-        # retry is exempt: it re-runs a sync the connector's own schedule runs anyway, and out of
-        # the box (no history at all) a failed sync must still be retried by itself
+        # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
+        retry_blind = not over and retry_prior is None
+        reload = unpriced_reload(a, resyncs) if budget_names and not over else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, cost_of[name], extended=False)
@@ -615,6 +648,8 @@ def gate(
             start = a.not_before if a.not_before is not None and a.not_before > now else now
             dark = blackout_hit(a, touched, resolution, start, _run_span_s(a, graph, durations)) if (
                 t.starts_run or t.calls_connector) else None
+            # the policy has a person approve it anyway: that, not the unknown price, is the reason
+            asks_anyway = bool(not_listed) and not incident_ok and not standing_ok
             if t in NEVER_AUTOMATIC:
                 out.append(decide(AWAIT_APPROVAL, f"{t.value} always needs approval"))
             elif idle:
@@ -627,6 +662,15 @@ def gate(
                                                   f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
+            elif retry_blind and not asks_anyway:
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RETRY}: no sync of {a.connector or 'its connector'} "
+                                                  f"is priced yet nor its backlog known, and it is paid by "
+                                                  f"{', '.join(sorted(budget_names))}'s budget: waits for approval"))
+            elif reload is not None and not asks_anyway:
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet prices a reload of "
+                                                  f"{reload} (every row at full price, not the new rows an "
+                                                  f"incremental sync bills), and {', '.join(sorted(budget_names))} "
+                                                  f"has a budget: waits for approval"))
             elif blind:
                 out.append(decide(AWAIT_APPROVAL, f"{UNPRICED}: no sync history prices the sync of "
                                                   f"{', '.join(blind)} yet, and {', '.join(sorted(budget_names))} "

@@ -138,6 +138,34 @@ RESYNCS = frozenset({"resync_table", "full_resync"})
 RESYNC_FACTOR = {"resync_table": 4.0, "full_resync": 16.0}
 
 
+def unpriced_reload(action, resyncs=None) -> str | None:
+    """The connector of a resync that no resync seen so far prices, None otherwise (other actions,
+    or once the ledger shows what a resync cost: :class:`~orchestrator.core.pricing.ResyncPrices`).
+
+    A reload bills every row its tables hold at full price, an incremental sync only its new rows,
+    so neither how many rows a reload reads nor what each costs follows from incremental syncs: the
+    floor :func:`resync_floor` scales from them is no upper estimate (generated world 15051: a
+    table resync floored at 4 x a $11.54 sync, $46.16, cost $149.94 -- 9.6M rows -- and took a
+    policy over its budget and its extension). Nor does another connector's resync: its ratio to
+    that connector's dearest sync depends on the gap that sync loaded. Until the ledger shows a
+    resync of this connector (:func:`resync_bill`), under a budget such a resync is not clearly within
+    it: the gate has a person decide (where no budget governs it, it runs as before)."""
+    if action.type not in RESYNCS or not action.connector:
+        return None
+    return None if resync_bill(action, resyncs) > 0 else action.connector
+
+
+def resync_bill(action, resyncs=None) -> float:
+    """What a past resync of ``action``'s connector cost (a table resync's bill scaled as
+    RESYNC_FACTOR scales a full resync), 0 when the ledger shows none."""
+    if resyncs is None or action.type not in RESYNCS or not action.connector:
+        return 0.0
+    t = getattr(action.type, "value", action.type)
+    bills = getattr(resyncs, "bills", {})
+    return max([bills.get((action.connector, k), 0.0) * RESYNC_FACTOR[t] / RESYNC_FACTOR[k] for k in RESYNCS
+                if k == t or RESYNC_FACTOR[k] < RESYNC_FACTOR[t]] or [0.0])
+
+
 def resync_floor(snapshot: Snapshot, action, pricer=None, resyncs=None) -> float:
     """What a budget must expect a resync to cost at least: RESYNC_FACTOR x the dearest past sync
     of its connector (the planner prices a resync from the tables' own cost records, which a
@@ -150,7 +178,8 @@ def resync_floor(snapshot: Snapshot, action, pricer=None, resyncs=None) -> float
         return 0.0
     t = getattr(action.type, "value", action.type)
     conn = action.connector
-    floor = RESYNC_FACTOR[t] * (pricer or SyncPricer(snapshot)).dearest_sync(conn)
+    scaled = RESYNC_FACTOR[t] * (pricer or SyncPricer(snapshot)).dearest_sync(conn)
+    floor = max(scaled, resync_bill(action, resyncs))  # a past resync of the connector prices its next
     if resyncs is None or not resyncs.ratio:
         return floor
     # what was seen can only raise the floor: a bill is matched to a resync by time, not by name
@@ -158,5 +187,5 @@ def resync_floor(snapshot: Snapshot, action, pricer=None, resyncs=None) -> float
     seen = max(resyncs.ratio.get(t, 0.0), resyncs.ratio.get("resync_table", 0.0) * scale)
     base = resyncs.incremental.get(conn)
     if base is None:  # never resynced: its dearest sync is an incremental one
-        base = floor / RESYNC_FACTOR[t]
+        base = scaled / RESYNC_FACTOR[t]
     return max(floor, seen * base)
