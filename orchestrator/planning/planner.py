@@ -1383,7 +1383,15 @@ def _resync_need(st: _PlanState, action: Action) -> tuple[str, datetime | None]:
         if r <= st.now:
             return "now", None
         opens.append(r)
-    return ("later", min(opens)) if opens else ("none", None)
+    if opens:
+        return "later", min(opens)
+    # no cycle of theirs is planned now (a breached one is reported, not chased), yet a deadline
+    # propagates to them: the drift still fails every sync its cycles will need, so it is fixed
+    sla_of = getattr(st.resolution, "sla", None)
+    if sla_of is not None and any((s := sla_of(k)) is not None and getattr(s, "deadline", None) is not None
+                                  for k in tables or action.asset_keys):
+        return "now", None
+    return "none", None
 
 
 def _stage_resync_when_needed(st: _PlanState) -> None:
