@@ -124,6 +124,11 @@ class GateConfig:
     # connector prices it (``unpriced_retry_cost``): an assumption for the fleet's dearest source,
     # as ``unknown_usd_per_hour`` is for models (a generated source bills up to ~$2.2 an hour of gap)
     unpriced_sync_usd_per_hour: float = 3.0
+    # under a budget, a resync of a connector no past resync of its own prices waits for a person
+    # (``inflight.unpriced_reload``). Off: it made 2 of 3 budget crossings on seeds 16400-16599 and
+    # world 15051 safe but lost 6 worlds in 400, and the 30-day learning run's auto-resolved share
+    # fell from 86% -> 88% to 75% -> 75% (recurring drift resyncs each waiting for a person)
+    hold_unpriced_resyncs: bool = False
     # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
     # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
     # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
@@ -560,7 +565,7 @@ def gate(
         # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
-        reload = unpriced_reload(a, resyncs) if budget_names and not over else None
+        reload = unpriced_reload(a, resyncs) if budget_names and not over and cfg.hold_unpriced_resyncs else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, cost_of[name], extended=False)
