@@ -22,22 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _run(sc, seed, planner, res, deadlines):
-    from orchestrator.simulator import engine
-    from orchestrator.simulator.bench import simulate
+    from orchestrator.simulator.bench import simulate_keeping
 
-    holder = {}
-    orig = engine.Simulation.__init__
-
-    def keep(self, *a, **kw):
-        orig(self, *a, **kw)
-        holder["sim"] = self
-
-    engine.Simulation.__init__ = keep
-    try:
-        r = simulate(sc, seed, planner, res, deadlines)
-    finally:
-        engine.Simulation.__init__ = orig
-    return r, holder["sim"]
+    return simulate_keeping(sc, seed, planner, res, deadlines)
 
 
 def _steps(sim, units, lo, hi):

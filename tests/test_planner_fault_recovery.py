@@ -147,8 +147,7 @@ def test_a_backed_off_retry_starts_by_the_latest_start_but_never_before_its_firs
 
 def _simulate(seed, tmp_path, planner=None):
     from orchestrator.simulator import load_scenario
-    from orchestrator.simulator import engine
-    from orchestrator.simulator.bench import resolve_policies, simulate
+    from orchestrator.simulator.bench import resolve_policies, simulate_keeping
     from orchestrator.simulator.metrics import deadlines_of
     from orchestrator.simulator.planners.sla import SLAPlanner
     from orchestrator.simulator.worlds import generate_world
@@ -156,19 +155,8 @@ def _simulate(seed, tmp_path, planner=None):
     sc = load_scenario(generate_world(seed, tmp_path))
     res = resolve_policies(sc, sc.realise(seed))
     planner = planner or SLAPlanner()
-    holder = {}
-    orig = engine.Simulation.__init__
-
-    def keep(self, *a, **kw):
-        orig(self, *a, **kw)
-        holder["sim"] = self
-
-    engine.Simulation.__init__ = keep
-    try:
-        r = simulate(sc, seed, planner, res, deadlines_of(res, sc.t0, sc.horizon_s))
-    finally:
-        engine.Simulation.__init__ = orig
-    return r, holder["sim"], planner
+    r, sim = simulate_keeping(sc, seed, planner, res, deadlines_of(res, sc.t0, sc.horizon_s))
+    return r, sim, planner
 
 
 def test_world_14047_an_approved_pause_after_the_fix_leaves_the_connector_running(tmp_path):

@@ -20,7 +20,7 @@ long the queued scheduled sync has been waiting are drawn by Hypothesis.
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,23 +33,9 @@ from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, Asset
 from orchestrator.core.records import FreshnessStatus, RunRecord, RunStatus, Snapshot
 from orchestrator.planning import PlannerConfig
 
-AWARE = PlannerConfig(queued_native_aware=True)  # off by default (README, planner)
+AWARE = PlannerConfig(queued_native_aware=True)  # the default, named (README, planner)
 
-UTC = timezone.utc
-DAY = datetime(2026, 10, 26, tzinfo=UTC)  # a Monday
-OPENS = DAY + timedelta(hours=16)  # the 22:00 deadline's 6h window
-HORIZON = timedelta(minutes=10)  # PlannerConfig: tick_interval_s + min_margin_s
-
-POLICY = """
-policies:
-  - name: dash
-    select: [{key: "dash/a"}]
-    deadline: {cron: "0 22 * * *", timezone: UTC, window: 6h}
-    tier: high
-    owners: [team:a]
-    rollout: auto
-    auto_approve: [retry, materialize, resync_table]
-"""
+from test_planner_native_sync import DAY, HORIZON, OPENS, POLICY, UTC  # the same one-deadline world
 
 
 def _graph():

@@ -49,6 +49,13 @@ def run_benchmark(scenario: Scenario | str | Path, planner: str, seed: int = 0, 
 def simulate(sc: Scenario, seed: int, p, res, deadlines, *, progress: Callable[[str], None] | None = None,
              started: float | None = None) -> BenchResult:
     """One planner object on one seed's world; figures from the finished simulation."""
+    return simulate_keeping(sc, seed, p, res, deadlines, progress=progress, started=started)[0]
+
+
+def simulate_keeping(sc: Scenario, seed: int, p, res, deadlines, *, progress: Callable[[str], None] | None = None,
+                     started: float | None = None) -> tuple[BenchResult, Simulation]:
+    """:func:`simulate`, and the finished simulation itself (its audit, runs and costs: what the
+    loss studies and the world tests read)."""
     started = time.perf_counter() if started is None else started
     sim = Simulation(sc, seed, progress=progress)
     sim.set_resolution(res)
@@ -69,4 +76,4 @@ def simulate(sc: Scenario, seed: int, p, res, deadlines, *, progress: Callable[[
             f"by a person {s['fixed_by_person']}, unfixed {s['unfixed']}, failed attempts {s['failed_attempts']}, "
             f"patches applied without approval {s['applied_without_approval']}")
     result.lateness = [lateness(d, sim.watch.get(d.target, []), sim.horizon) for d in deadlines]
-    return result
+    return result, sim
