@@ -19,9 +19,7 @@ long the queued scheduled sync has been waiting are drawn by Hypothesis.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cronsim import CronSim
@@ -33,9 +31,9 @@ from orchestrator.core.graph import CONNECTOR_TABLE, DASHBOARD, DBT_MODEL, Asset
 from orchestrator.core.records import FreshnessStatus, RunRecord, RunStatus, Snapshot
 from orchestrator.planning import PlannerConfig
 
-AWARE = PlannerConfig(queued_native_aware=True)  # the default, named (README, planner)
-
 from test_planner_native_sync import DAY, HORIZON, OPENS, POLICY, UTC  # the same one-deadline world
+
+AWARE = PlannerConfig(queued_native_aware=True)  # the default, named (README, planner)
 
 
 def _graph():
@@ -55,14 +53,12 @@ def _scheduled(run_id, created, started=None, ended=None):
 
 
 def _world(sync_s: float, schedule: str, now: datetime, runs=()):
-    from orchestrator.policies import DurationModel, load_policies, resolve
+    from orchestrator.policies import DurationModel, resolve
+    from orchestrator.policies.model import load_policies_from_text
 
     g = _graph()
     durations = {"src/t": [sync_s] * 6, "src/u": [sync_s] * 6, "m": [60.0] * 6, "dash/a": [5.0] * 6}
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "p.yaml"
-        p.write_text(POLICY)
-        res = resolve(load_policies([p]), g, DurationModel(durations), now)
+    res = resolve(load_policies_from_text(POLICY), g, DurationModel(durations), now)
     assert res.ok, res.skip_reason
     old = OPENS - timedelta(hours=1)  # fresh for yesterday's cycle, not for today's
     keys = ("src/t", "src/u", "m", "dash/a")
