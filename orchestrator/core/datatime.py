@@ -53,6 +53,19 @@ BEFORE_HISTORY = datetime(1970, 1, 1, tzinfo=UTC)
 BEFORE_HISTORY_TEXT = "a time before the history window"
 
 
+def next_cron_tick(cron: str | None, after: datetime) -> datetime | None:
+    """The first tick of a cron schedule (a connector's own sync schedule) at or after ``after``,
+    in UTC (None: no schedule, or one that cannot be read)."""
+    if not cron:
+        return None
+    try:
+        from cronsim import CronSim
+
+        return _aware(next(iter(CronSim(cron, _aware(after).astimezone(timezone.utc) - timedelta(seconds=1)))))
+    except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
+        return None
+
+
 def data_time_text(dt: datetime) -> str:
     """A data time as shown (UI metadata, reasons): ISO format, or that it predates the history."""
     return BEFORE_HISTORY_TEXT if dt == BEFORE_HISTORY else dt.isoformat()

@@ -25,9 +25,10 @@ from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, LedgerEntry, action_subjects
 from orchestrator.core.pricing import CostHistory, ResyncPrices
+from orchestrator.core.datatime import next_cron_tick
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
-from orchestrator.core.vocab import ActionType
+from orchestrator.core.vocab import ActionType, FailureClass
 
 UTC = timezone.utc
 
@@ -135,6 +136,12 @@ def screen(actions: list[Action], ledger: ActionLedger | None, snapshot: Snapsho
                         and subs and subs <= e.subjects and not _starts_later(e.action, a, now)), None)
         if dup is not None:
             dropped.append((a, f"already {dup.status}: {dup.action.action_id} ({a.type}, {a.cause or 'same cause'})"))
+            continue
+        declined = index.declined_before(a)
+        if declined is not None:
+            # the same failure's remedy (or the same cycle's work) a person said no to: asked once
+            dropped.append((a, f"declined by a person at {declined.at:%Y-%m-%d %H:%M} UTC: "
+                               f"{declined.action.action_id} ({a.type}, {a.cause or 'same cause'}): not asked again"))
             continue
         done = index.done_before(a)
         if done is not None:
@@ -271,9 +278,15 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
     suppressed += idle
     decisions, unasked = hold_probes(decisions)
     suppressed += unasked
-    decisions, late = answer_too_late(decisions, assessment, now, getattr(gate_config, "answer_at", None),
+    answer_at = getattr(gate_config, "answer_at", None)
+    decisions, late = answer_too_late(decisions, assessment, now,
+                                      answer_at if getattr(gate_config, "late_refreshes_unasked", True) else None,
                                       snapshot.graph, durations)
     suppressed += late
+    # and a retry of a failure that clears by itself, which the connector's own scheduled sync
+    # runs before a person could answer
+    decisions, first = native_sync_first(decisions, snapshot, now, answer_at)
+    suppressed += first
     asks = standing_requests(resolution, snapshot.graph, book, now, gate_config)
     held, names_of = over_budget(decisions, rejected, resolution, snapshot.graph, snapshot, now)
     # asked together with a standing approval (one question): every day the forecast needs it, not
@@ -485,6 +498,51 @@ def answer_too_late(decisions, assessment: Assessment, now: datetime, answer_at,
         late.append((a, f"not asked: a person's answer (expected {answered:%Y-%m-%d %H:%M} UTC) and the run "
                         f"would land after the deadline it is for ({deadline:%Y-%m-%d %H:%M} UTC)"))
     return kept, late
+
+
+def clears_by_itself(action: Action) -> bool:
+    """The action retries failures whose prescribed response is a plain re-run (rate limit, an
+    outage, capacity: :attr:`FailureClass.rerun_resolves`), none a person must fix, and it is
+    not the close of an incident a person repaired."""
+    cause = action.cause or ""
+    if not cause or cause.startswith("repair:"):
+        return False
+    classes = [FailureClass.parse(c) for c in cause.split(",")]
+    return all(c.rerun_resolves and not c.needs_person for c in classes)
+
+
+def native_sync_first(decisions, snapshot: Snapshot, now: datetime, answer_at) -> tuple[list, list[tuple[Action, str]]]:
+    """(decisions kept, [(action, reason)] not asked): a connector retry that waits for a person
+    (``rollout: recommend``, retry not pre-authorised), of failures that clear by themselves
+    (:func:`clears_by_itself`), whose connector's own scheduled sync starts before the retry
+    could (a person's answer, ``answer_at(now)``, or its backoff if later): the scheduled sync
+    is that retry, and asking a person for it adds a request and no data. It is planned again
+    each cycle (asked if the failure is still open once the answer would come first). A paused
+    connector, a repair, a class a person must fix, or an unknown schedule or delay: asked as
+    before (world 16340: 11 retries of an hourly connector's rate limit asked, 0 incidents
+    needing a person)."""
+    if answer_at is None:
+        return decisions, []
+    kept, first = [], []
+    answered = None
+    schedules = getattr(snapshot, "connector_schedules", None) or {}
+    paused = set(getattr(snapshot, "paused_connectors", None) or ())
+    for g in decisions:
+        a = g.action
+        if (g.decision != "await_approval" or a.type != ActionType.retry.value or not a.connector
+                or a.source == "llm" or a.connector in paused or not clears_by_itself(a)):
+            kept.append(g)
+            continue
+        if answered is None:
+            answered = _aware(answer_at(now))
+        start = max(answered, _aware(a.not_before)) if a.not_before is not None else answered
+        tick = next_cron_tick(schedules.get(a.connector), now)
+        if tick is None or tick > start:
+            kept.append(g)
+            continue
+        first.append((a, f"not asked: {a.connector}'s own scheduled sync at {tick:%Y-%m-%d %H:%M} UTC retries "
+                         f"{a.cause} before a person's answer (expected {answered:%Y-%m-%d %H:%M} UTC) could"))
+    return kept, first
 
 
 def wait_for_standing(decisions, book: StandingBook, asks, snapshot: Snapshot, assessment: Assessment, resolution, *,

@@ -8,6 +8,8 @@ An :class:`ActionLedger` holds the actions of earlier cycles with their status (
   action of the same type and cause already covers its subjects;
 * **not again once done**: an action is dropped when one of the same type, subjects, cause and
   cycle (the deadline cycle, the failure) already ran and succeeded;
+* **not again once declined**: ... or when a person declined one of the same type, subjects,
+  cause and cycle (``LedgerIndex.declined_before``: the same failure's remedy is asked once);
 * **repairs close incidents**: a failure that needs a person (credentials, grants, setup) counts
   as repaired once a person approved an action about it on that subject and it succeeded (the
   approver fixed the cause; the simulator models exactly that), or a manual repair was recorded
@@ -34,6 +36,7 @@ OPEN = frozenset({"pending", "approved", "executing"})
 # binder, conversion or contract errors, diagnosed as drift, data quality or code errors)
 ANY_CLASS = "*"
 DONE_OK = "succeeded"
+DECLINED = "declined"
 
 
 def action_subjects(action: Action) -> frozenset[str]:
@@ -68,17 +71,20 @@ class LedgerIndex:
         self._open: dict[tuple, list[tuple[int, LedgerEntry, frozenset[str]]]] = {}
         # (type, cause, cycle, subject | None) -> the same, for succeeded entries
         self._done: dict[tuple, list[tuple[int, LedgerEntry, frozenset[str]]]] = {}
+        # ... and for entries a person declined (or never answered)
+        self._declined: dict[tuple, list[tuple[int, LedgerEntry, frozenset[str]]]] = {}
         for pos, (aid, e) in enumerate(ledger.entries.items()):
             self._pos[aid] = pos
             subs = e.subjects
             if e.status in OPEN:
                 for s in subs:
                     self._open.setdefault((e.action.type, e.action.cause, s), []).append((pos, e, subs))
-            elif e.status == DONE_OK:
+            elif e.status in (DONE_OK, DECLINED):
+                into = self._done if e.status == DONE_OK else self._declined
                 head = (e.action.type, e.action.cause, e.action.cycle)
-                self._done.setdefault((*head, None), []).append((pos, e, subs))
+                into.setdefault((*head, None), []).append((pos, e, subs))
                 for s in subs:
-                    self._done.setdefault((*head, s), []).append((pos, e, subs))
+                    into.setdefault((*head, s), []).append((pos, e, subs))
 
     def open_duplicate(self, action: Action) -> LedgerEntry | None:
         subs = action_subjects(action)
@@ -96,14 +102,22 @@ class LedgerIndex:
         return best[1] if best is not None else None
 
     def done_before(self, action: Action) -> LedgerEntry | None:
+        return self._same_cycle(action, DONE_OK, self._done)
+
+    def declined_before(self, action: Action) -> LedgerEntry | None:
+        """A person declined this action, or one of the same type, subjects, cause and cycle (the
+        same failure, the same deadline cycle): not a question to ask them again."""
+        return self._same_cycle(action, DECLINED, self._declined)
+
+    def _same_cycle(self, action: Action, status: str, by_cycle: dict) -> LedgerEntry | None:
         e = self.entries.get(action.action_id)
-        if e is not None and e.status == DONE_OK:
+        if e is not None and e.status == status:
             return e
         if action.cycle is None:
             return None
         subs = action_subjects(action)
         pick = next(iter(subs)) if subs else None
-        for _, e, e_subs in self._done.get((action.type, action.cause, action.cycle, pick), ()):
+        for _, e, e_subs in by_cycle.get((action.type, action.cause, action.cycle, pick), ()):
             if subs <= e_subs:
                 return e
         return None

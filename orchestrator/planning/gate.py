@@ -132,7 +132,12 @@ class GateConfig:
     # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
     # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
     # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
+    # when ``late_refreshes_unasked``; a retry the connector's own schedule runs first is not asked
+    # either (orchestrator.core.decide.native_sync_first)
     answer_at: object = None
+    # with ``answer_at`` known, a routine refresh answered too late for its deadline is not asked.
+    # The simulator's sla adapter turns it off: it lowered world 438 from 0.75 to 0.42 (README)
+    late_refreshes_unasked: bool = True
 
 
 @dataclass

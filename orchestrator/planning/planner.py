@@ -137,6 +137,9 @@ class PlannerConfig:
     # on 16000-16099 won 7 and lost 4 (mean +1.6 points), on 100-119 lost world 112 (an extra
     # sync queued the source's other connector behind two syncs; tests/test_planner_loss_worlds.py)
     queued_native_aware: bool = True
+    # a retry that would wait for a person, of a failure that clears by itself, on assets no
+    # deadline cycle needs now, is not proposed (``_unneeded_rerun``: issue 11's approvals target)
+    unneeded_reruns_unasked: bool = True
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -781,12 +784,9 @@ class _Cycles:
         memo = self.__dict__.setdefault("_next_native", {})
         key = (connector, after)
         if key not in memo:  # one schedule walk per connector and cycle, not per table
-            try:
-                from cronsim import CronSim
+            from orchestrator.core.datatime import next_cron_tick
 
-                memo[key] = _aware(next(iter(CronSim(cron, _aware(after).astimezone(UTC) - timedelta(seconds=1)))))
-            except Exception:  # noqa: BLE001 - an unreadable schedule counts as unknown
-                memo[key] = None
+            memo[key] = next_cron_tick(cron, after)
         tick = memo[key]
         if tick is not None and tick <= by and self.native_failed_day_before(connector, tick):
             return False
@@ -1686,6 +1686,23 @@ def _routine_rerun(st: _PlanState, rgs: list[dict], keys: list[str]) -> bool:
     return standing is not None and bool(standing.covers_keys(keys))
 
 
+def _unneeded_rerun(st: _PlanState, rgs: list[dict], keys: list[str]) -> bool:
+    """A retry that would wait for a person, of failures that clear by themselves (their
+    prescribed response is a plain re-run), on assets no deadline cycle needs now: not proposed.
+    The connector's own schedule (or the next run the assets' deadlines ask for, asked ahead as any
+    sync that needs approval) re-runs it; asking a person now adds a request, not data that a
+    deadline is waiting for (world 16340: 11 retries of an hourly connector's rate limit asked,
+    0 incidents needing a person). Once a deadline cycle needs the assets the retry is proposed
+    (or :func:`_routine_rerun` refreshes them); a repair or a partition goes the remedial way."""
+    if not keys or any(rg.get("repair") or rg["partitions"] for rg in rgs):
+        return False
+    if not all(FailureClass.parse(rg["category"]).rerun_resolves for rg in rgs):
+        return False
+    if any(k in st.retry_need for k in keys):
+        return False
+    return not _preauthorised(st.resolution, keys, (ActionType.retry,))
+
+
 def deadline_backoff(not_before: datetime | None, earliest: datetime | None, slack_s: float | None,
                      now: datetime) -> datetime | None:
     """When a backed-off retry starts: at ``not_before`` (the class's backoff after the last
@@ -1752,6 +1769,10 @@ def _stage_run_actions(st: _PlanState) -> None:
                             + (f" not before {nb:%H:%M} UTC (backoff)" if nb else "")),
                 ))
                 links[aid] = fids
+                continue
+            if cfg.unneeded_reruns_unasked and _unneeded_rerun(st, rgs, keys):
+                st.notes.append(f"{what}: clears by itself and no deadline cycle needs it now; its retry "
+                                "would wait for a person: not proposed (a later sync re-runs it)")
                 continue
             aid = action_id("retry", keys, fids)
             actions.append(Action(

@@ -102,6 +102,7 @@ class SLAPlanner(Planner):
             self.memory = FailureMemory(open_store("sqlite://", cached=False), embeddings=False)
         except Exception:  # noqa: BLE001 - memory is optional for the decision core
             self.memory = None
+        self._gconfig = None  # the gate's config names this simulation's approvers
         sim.start_native_schedules()
         sim.listeners.append(self)
         sim.every(sim.spec.sensor_tick.total_seconds(), self.tick, start=0.0)
@@ -293,7 +294,15 @@ class SLAPlanner(Planner):
         if getattr(self, "_gconfig", None) is None:
             from orchestrator.planning.gate import GateConfig
 
-            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour)
+            approvals, t0 = sim.spec.approvals, sim.t0
+
+            def answer_at(at: datetime) -> datetime:  # the scenario's approvers: their delay, their night
+                return sim.dt(approvals.answer_at(t0, sim.secs(at)))
+
+            # the approvers' answer time tells the gate which retries the connectors' own schedules
+            # run first; a refresh answered after its deadline is still asked (README, world 438)
+            self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour,
+                                       answer_at=answer_at, late_refreshes_unasked=False)
         return self._gconfig
 
     @staticmethod
