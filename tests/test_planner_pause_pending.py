@@ -3,7 +3,8 @@ waits for a person's answer: the on-call engineer often renews the credential lo
 approver answers the pause (at night, hours later), and the fix is not reported. A deadline cycle
 that opens after the failure gets one fresh sync attempt, as a scheduled job would make, instead of
 holding the connector's lineage until the pause is answered (generated world 17683: every morning
-deadline lost while the credential had been renewed an hour after the failure)."""
+deadline lost while the credential had been renewed an hour after the failure; world 17692:
+its one deadline, 0 -> 1 met)."""
 
 from __future__ import annotations
 

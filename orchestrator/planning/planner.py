@@ -1190,7 +1190,7 @@ def _stage_failure_responses(st: _PlanState) -> None:
                 # failure, a deadline cycle that opens after it gets one fresh attempt, as a
                 # scheduled job would make. Held until the pause was answered (at night, hours
                 # later), every deadline of the lineage was lost although the credential had been
-                # renewed an hour after the failure (generated world 17683). A paused connector
+                # renewed an hour after the failure (generated worlds 17683, 17692). A paused connector
                 # stays paused until its repair is reported.
                 _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
