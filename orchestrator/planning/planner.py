@@ -1183,10 +1183,15 @@ def _stage_failure_responses(st: _PlanState) -> None:
             continue
         if cat in ESCALATE_CATEGORIES:
             blocked.update(keys)
-            if not conn:
-                # an asset (no connector to pause): the person's fix is not always reported (a
-                # grant, a profile, a deploy); like any escalated failure, a deadline cycle that
-                # opens after it gets one fresh attempt, as a scheduled job would make
+            if not conn or conn not in paused:
+                # an asset (no connector to pause), or a connector whose pause still waits for a
+                # person's answer: the person's fix is not always reported (a grant, a profile, a
+                # deploy, a renewed credential by the on-call engineer); like any escalated
+                # failure, a deadline cycle that opens after it gets one fresh attempt, as a
+                # scheduled job would make. Held until the pause was answered (at night, hours
+                # later), every deadline of the lineage was lost although the credential had been
+                # renewed an hour after the failure (generated worlds 17683, 17692). A paused connector
+                # stays paused until its repair is reported.
                 _note_block(st, keys, f.at)
             escalations.append(Escalation(subject, cat, owners,
                                           f"{cat} on {subject}: needs a person (credentials, grants or setup); "
