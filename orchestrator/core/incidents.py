@@ -224,15 +224,20 @@ class ActionLedger:
 
     def paused(self, connector: str) -> bool:
         """The last pause/resume of ``connector`` that succeeded was a pause."""
-        last: tuple[datetime, bool] | None = None
+        return self.standing_pause(connector) is not None
+
+    def standing_pause(self, connector: str) -> LedgerEntry | None:
+        """The pause of ``connector`` still in force: the entry of its last pause/resume that
+        succeeded, when that was a pause; None when it was a resume or nothing of ours paused it."""
+        last: LedgerEntry | None = None
         for e in self.entries.values():
             t = ActionType.parse(e.action.type)
             if e.status != DONE_OK or e.action.connector != connector or t not in (
                     ActionType.pause_connector, ActionType.resume_connector):
                 continue
-            if last is None or e.at >= last[0]:
-                last = (e.at, t is ActionType.pause_connector)
-        return bool(last and last[1])
+            if last is None or e.at >= last.at:
+                last = e
+        return last if last is not None and ActionType.parse(last.action.type) is ActionType.pause_connector else None
 
     def paused_connectors(self) -> set[str]:
         """Every connector ``paused`` is true for, in one pass over the ledger (not one per connector)."""

@@ -988,8 +988,8 @@ class _PlanState:
 
 
 STAGES = (
-    "in_flight", "latest_failures", "backfills", "failure_responses", "needs", "resync_when_needed", "reprioritise",
-    "hold_back", "group_runs", "run_actions", "partition_retries", "finish",
+    "in_flight", "latest_failures", "backfills", "failure_responses", "resume_recovered", "needs",
+    "resync_when_needed", "reprioritise", "hold_back", "group_runs", "run_actions", "partition_retries", "finish",
 )
 
 
@@ -1264,6 +1264,37 @@ def _stage_failure_responses(st: _PlanState) -> None:
             "failure": f.failure_id, "connector": conn, "category": cat, "attempt": n,
             "partitions": (f.partition,) if f.partition and f.asset_key and graph.node(f.asset_key).partitioning else (),
         })
+
+
+def _stage_resume_recovered(st: _PlanState) -> None:
+    """Resume a connector we paused for a failure that needs a person once its tables synced after
+    the pause and nothing of it fails any more: the cause is gone (the on-call fixed it without
+    reporting it, and a retry or a cycle's fresh attempt succeeded). The repair path resumes only on
+    a failure whose repair is reported; after a clean sync no failure is left to answer, and the
+    connector stayed paused for good, its own schedule stopped (generated world 17683: the next
+    days' syncs never ran). Cause ``repair:<class>`` and the pause's failure ids as the cycle: the
+    person who approved the pause covers closing the incident, as for a reported repair."""
+    ledger = getattr(st.incidents, "ledger", None)
+    if ledger is None or not st.paused:
+        return
+    failing = {d.failure.connector for d in st.latest.values() if d.failure.connector}
+    last = st.snapshot.last_success
+    for conn in sorted(st.paused - failing):
+        pause = ledger.standing_pause(conn)
+        if pause is None or not pause.action.cause or not FailureClass.parse(pause.action.cause).needs_person:
+            continue  # paused by a person, or ahead of a maintenance window (the early warning resumes it)
+        tables = [k for k in st.graph.connector_tables(conn) if k in st.graph]
+        if not tables or not all(k in last and _aware(last[k]) > _aware(pause.at) for k in tables):
+            continue
+        cat = FailureClass.parse(pause.action.cause).value
+        st.actions.append(Action(
+            action_id=action_id("resume", conn, pause.action.cycle or pause.action.action_id),
+            type=ActionType.resume_connector.value, connector=conn,
+            reason=(f"{conn} synced after its pause for {cat} ({pause.at:%Y-%m-%d %H:%M} UTC) and nothing of it "
+                    f"fails: the cause is gone, resume its schedule"),
+            priority=priority_for(None, _tier(st.resolution, tables[0]), st.cfg),
+            cause=f"repair:{cat}", cycle=pause.action.cycle,
+        ))
 
 
 def _stage_needs(st: _PlanState) -> None:
