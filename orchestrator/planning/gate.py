@@ -62,6 +62,7 @@ from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snap
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor, unpriced_reload
+from orchestrator.planning.reload_price import RELOAD_HOURS, unbounded_reload
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
 
 EXECUTE = "execute"
@@ -129,6 +130,18 @@ class GateConfig:
     # world 15051 safe but lost 6 worlds in 400, and the 30-day learning run's auto-resolved share
     # fell from 86% -> 88% to 75% -> 75% (recurring drift resyncs each waiting for a person)
     hold_unpriced_resyncs: bool = False
+    # instead, under a budget, a resync no past resync of its connector prices is priced at its upper
+    # bound (``reload_price.reload_bound``: the rows a reload re-reads, from the rows per hour its
+    # syncs landed, at the full price per row) and waits for a person only when that does not fit
+    # the budget, or when no sync of its connector reported rows yet
+    bound_unpriced_resyncs: bool = True
+    # the contract's list price per million rows a full refresh bills (Airbyte API and custom
+    # sources: USD 15, shared/reference/connector-apis.md [AB-PRICE]); incremental syncs bill only
+    # the rows new to the month, so their price per row is no bound on it
+    reload_usd_per_million_rows: float = 15.0
+    # hours of its connector's rows a reload re-reads (the tables' retained size: the snapshot
+    # reports no table size)
+    reload_hours: dict = field(default_factory=lambda: dict(RELOAD_HOURS))
     # when a person answers a request made at a given time (``callable(datetime) -> datetime``: the
     # approvers' delay, later after their night); None: unknown. A routine refresh whose answer
     # would land after its deadline is then not asked (orchestrator.core.decide.answer_too_late)
@@ -564,13 +577,19 @@ def gate(
         # a retry of a connector no sync of its own prices: at the assumed price of its backlog
         retry_prior = unpriced_retry_cost(a, graph, pricer, now, cfg.unpriced_sync_usd_per_hour) if budget_names else 0.0
         budget_cost = max(budget_cost, a.estimated_cost_usd + retry_prior) if budget_names else budget_cost
+        # a resync no past resync of its connector prices: at its upper bound (or a person decides)
+        unbounded, reload_usd = unbounded_reload(snapshot, a, pricer, resyncs, cfg.reload_usd_per_million_rows,
+                                                 cfg.reload_hours) if (
+            budget_names and cfg.bound_unpriced_resyncs) else (None, None)
+        budget_cost = max(budget_cost, reload_usd) if reload_usd is not None else budget_cost
         cost_of = {name: (budget_cost if name in own_names else via_sync[name]) for name in budget_names}
         over = sorted(name for name in budget_names if overspends(name, cost_of[name]))
         # a sync no history can price yet (no connector has a priced sync): nothing shows it stays
         # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
-        reload = unpriced_reload(a, resyncs) if budget_names and not over and cfg.hold_unpriced_resyncs else None
+        reload = (unpriced_reload(a, resyncs) if cfg.hold_unpriced_resyncs else unbounded) if (
+            budget_names and not over) else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, cost_of[name], extended=False)
@@ -673,8 +692,8 @@ def gate(
                                                   + (f", with {coming:.2f} USD still to come from work in flight"
                                                      if coming > 0 else "") + "): waits for approval"))
             elif reload is not None and not asks_anyway:
-                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet prices a reload of "
-                                                  f"{reload} (every row at full price, not the new rows an "
+                out.append(decide(AWAIT_APPROVAL, f"{UNPRICED_RELOAD}: no resync seen yet (nor rows its syncs "
+                                                  f"reported) prices a reload of {reload} (every row at full price, not the new rows an "
                                                   f"incremental sync bills), and {', '.join(sorted(budget_names))} "
                                                   f"has a budget: waits for approval"))
             elif blind:
