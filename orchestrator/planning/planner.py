@@ -1533,9 +1533,9 @@ def _serves_due_cycle(st: _PlanState, u: str, k: str, own: datetime | None) -> b
     due, waited behind each re-sync in turn and missed 08:30 by an hour. ``k`` runs again for the
     later cycle once the newer data lands."""
     cycles = st.cycles
-    dt = cycles.dts.get(u)
-    if own is None or dt is None or _aware(dt) < own:
-        return False
+    dt, served = cycles.dts.get(u), cycles.dts.get(k)
+    if own is None or dt is None or _aware(dt) < own or (served is not None and _aware(served) >= own):
+        return False  # (``k`` already fresh for its own cycle: it works for a later one, which needs the rebuild)
     if cycles.due(k):
         return True
     lst = cycles.latest_start(k)
