@@ -270,15 +270,15 @@ class SyncPricer:
             return single
         pairs = own[0]
         gap = self.gap_hours(connector, start)
-        r = self._log_residuals(connector)
-        level = math.exp(sum(r) / len(r))
-        if gap is None:
-            base = sum(u for _, u in pairs) / len(pairs) / level  # the rule's level without a gap
+        if gap is None:  # no gap to scale by: the connector's mean bill is its level
+            level = sum(u for _, u in pairs) / len(pairs)
         else:
+            # the rule's price of this gap, moved by how its bills sat around the rule (geometric)
+            r = self._log_residuals(connector)
             by_rows = self._by_rows(connector, pairs, gap)
             rule = self._rule(pairs, gap)
-            base = rule if by_rows is None else min(rule, by_rows)
-        return max(self.estimate(connector, start), base * level * self.spread_factor(len(pairs)))
+            level = (rule if by_rows is None else min(rule, by_rows)) * math.exp(sum(r) / len(r))
+        return max(self.estimate(connector, start), level * self.spread_factor(len(pairs)))
 
     def gap_hours(self, connector: str, start: datetime) -> float | None:
         """Hours of data a sync of ``connector`` starting at ``start`` will load."""
