@@ -258,16 +258,17 @@ class SyncPricer:
     def budget_bound(self, connector: str, start: datetime, *, borrow: bool = True) -> float:
         """What a budget charges for a sync of ``connector`` starting at ``start``: an upper bound of
         its bill (the module's BOUND_QUANTILE), never below :meth:`estimate`. A connector with no
-        priced gap but a past bill: that bill x the spread of a single one (``borrow``: also the
-        others' fit, as :meth:`estimate` prices an outage's backlog). 0 without any sync history
+        priced gap but a past bill: its dearest bill (``borrow``: or the others' fit, as
+        :meth:`estimate` prices an outage's backlog), as before. 0 without any sync history
         (the callers' floor: :func:`unpriced_sync_cost`, or a person)."""
         own = self.fit(connector)
         if own is None:
+            # no priced gap of its own: its dearest past bill (spread-widened, a single bill cost
+            # world 103 -- a $1-4 connector's refresh a cron job runs within budget -- its deadlines)
             dearest = self.dearest.get(connector, 0.0)
-            single = dearest * self.spread_factor(1)
             if borrow or dearest <= 0:
-                return max(single, self.estimate(connector, start))
-            return single
+                return max(dearest, self.estimate(connector, start))
+            return dearest
         pairs = own[0]
         gap = self.gap_hours(connector, start)
         if gap is None:  # no gap to scale by: the connector's mean bill is its level
