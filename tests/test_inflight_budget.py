@@ -23,6 +23,7 @@ from orchestrator.core.records import (
     RunRecord,
     RunStatus,
 )
+from orchestrator.core.pricing import SyncPricer
 from orchestrator.planning import gate, validate
 from orchestrator.planning.gate import GateConfig
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend
@@ -47,8 +48,9 @@ def _state(spent: float, prices: tuple[float, float, float], finished: frozenset
         CostRecord(YESTERDAY, sync_usd, "sync", connector="airbyte:events", detail={"triggered_by": "dagster"}),
         CostRecord(YESTERDAY, stg_usd, "run", asset_key="stg_events"),
         CostRecord(YESTERDAY, dash_usd, "run", asset_key="dashboard/growth"),
-        # a vendor's scheduled sync is dearer; it is not what an orchestrator-triggered sync costs
-        CostRecord(YESTERDAY, 99.0, "sync", connector="airbyte:events", detail={"triggered_by": "schedule"}),
+        # the vendor's scheduled sync bills as any sync of the connector: one more bill a budget's
+        # bound of the in-flight sync goes by (the sync itself counts against no budget)
+        CostRecord(YESTERDAY, 4.0, "sync", connector="airbyte:events", detail={"triggered_by": "schedule"}),
         CostRecord(NOW - timedelta(minutes=5), spent, "run", asset_key="fct_events_daily"),
     ]
     runs = [RunRecord("r1", RunStatus.running, RUN_KEYS, NOW - timedelta(minutes=40),
@@ -70,8 +72,15 @@ def _action(cost: float) -> Action:
                   cause="freshness")
 
 
-def _still_to_come(prices, finished) -> float:
+def _sync_bound(snapshot) -> float:
+    """What the unfinished sync counts: its bill's budget bound (an upper bound, not the mean of
+    past bills: tests/test_sync_budget_bound.py holds it against generated bills)."""
+    return SyncPricer(snapshot).budget_bound("airbyte:events", NOW - timedelta(minutes=39))
+
+
+def _still_to_come(prices, finished, sync_bound=None) -> float:
     sync_usd, stg_usd, dash_usd = prices
+    sync_usd = sync_usd if sync_bound is None else sync_bound
     return ((sync_usd if "events/page_view" not in finished else 0.0)
             + (stg_usd if "stg_events" not in finished else 0.0)
             + (dash_usd if "dashboard/growth" not in finished else 0.0))
@@ -88,7 +97,8 @@ price = st.floats(min_value=0.0, max_value=30.0, allow_nan=False).map(lambda x: 
        native=st.booleans(), other_run=st.booleans())
 def test_new_work_counts_the_unfinished_part_of_runs_in_flight(spent, prices, finished, cost, native, other_run):
     sc = _state(spent, prices, finished, native=native, other_run=other_run)
-    total = spent + _still_to_come(prices, finished) + cost
+    coming = _still_to_come(prices, finished, _sync_bound(sc.snapshot))
+    total = spent + coming + cost
     a = _action(cost)
     (d,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations)
     accepted, rejected = validate(Plan(NOW, [a], "t"), sc.snapshot, sc.resolution, now=NOW,
@@ -98,7 +108,7 @@ def test_new_work_counts_the_unfinished_part_of_runs_in_flight(spent, prices, fi
         assert d.decision != "execute", (total, d.reason)
         assert d.reason.startswith("over budget"), d.reason
         assert rejected and "over budget" in rejected[0][1], rejected
-    elif total + GateConfig().budget_reserve * (_still_to_come(prices, finished) + cost) < BUDGET - 0.01:
+    elif total + GateConfig().budget_reserve * (coming + cost) < BUDGET - 0.01:
         # finished steps are not counted twice, the vendor's runs and other policies' not at all
         # (what is only estimated keeps a reserve: in flight and this action)
         assert d.decision == "execute", (total, d.reason)
@@ -123,8 +133,9 @@ def test_a_step_with_no_cost_history_is_priced_at_its_duration():
     spend = in_flight_spend(sc.snapshot, usd_per_hour=3600.0, durations=sc.durations)
     node = sc.graph.get("dashboard/growth")
     assert spend["dashboard/growth"] == sc.durations.seconds(node)  # 1 USD per second
-    assert spend["connector:airbyte:events"] == 1.0 and spend["stg_events"] == 1.0
-    assert in_flight_by_policy(spend, sc.resolution, sc.graph) == {"growth": 2.0 + sc.durations.seconds(node)}
+    sync = _sync_bound(sc.snapshot)
+    assert spend["connector:airbyte:events"] == sync and spend["stg_events"] == 1.0
+    assert in_flight_by_policy(spend, sc.resolution, sc.graph) == {"growth": sync + 1.0 + sc.durations.seconds(node)}
 
 
 def test_a_failed_step_and_a_queued_run_the_plan_replaces_are_not_to_come():
@@ -144,7 +155,7 @@ def test_a_resync_counts_at_least_a_multiple_of_its_connectors_dearest_sync():
 
     def resync_decision(dearest: float):
         sc = _state(10.0, (dearest, 0.0, 0.0), frozenset(RUN_KEYS))
-        sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 99.0]  # no dearer sync
+        sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 4.0]  # no dearer sync
         a = Action("rs", "resync_table", "drift", connector="airbyte:events", tables={"events": ("page_view",)},
                    asset_keys=("events/page_view",), cause="schema_drift")
         (d,) = gate([a], sc.snapshot, sc.assessment, sc.resolution, now=NOW, durations=sc.durations)
@@ -180,7 +191,7 @@ def test_a_resync_is_priced_by_what_the_resyncs_that_ran_cost():
 
     sc = _state(10.0, (2.0, 0.0, 0.0), frozenset(RUN_KEYS))
     ran = NOW - timedelta(hours=6)
-    sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 99.0] + [
+    sc.snapshot.costs = [c for c in sc.snapshot.costs if c.amount_usd != 4.0] + [
         CostRecord(ran - timedelta(days=3), 1.0, "sync", connector="airbyte:crm"),  # incremental syncs
         CostRecord(ran - timedelta(days=2), 0.8, "sync", connector="airbyte:crm"),
         CostRecord(ran + timedelta(hours=1), 25.0, "sync", connector="airbyte:crm"),  # the resync's bill

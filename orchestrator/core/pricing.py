@@ -35,6 +35,7 @@ of the assets the action names.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 from orchestrator.core.records import Action, Snapshot
@@ -44,6 +45,21 @@ UTC = timezone.utc
 HISTORY = 20  # recent good syncs per connector that the rate is learned from
 MAX_MARGIN = 2.0
 EXTRAPOLATION_MARGIN = 1.25  # at least this margin for a gap longer than any priced sync's
+# What a budget charges for a sync is an upper bound of its bill, not the estimate above: a sync's
+# bill is mostly its load time at the warehouse price (a lognormal duration, peak or off-peak), so
+# two bills of a connector said little of its third (generated world 15156: a routine refresh's sync
+# counted at $3.37 from two $2.3-2.5 night syncs was billed $5.85 at peak and took a second policy
+# over its $14.29 budget). :meth:`SyncPricer.budget_bound`: the one-sided BOUND_QUANTILE predictive
+# bound of a lognormal bill, its log spread pooled over the fleet's connectors (the same durations
+# and price schedule) with a prior of PRIOR_LOG_SD worth PRIOR_DOF syncs, widened for a connector's
+# few own bills (sqrt(1 + 1/n): its own level is uncertain too).
+BOUND_Z = 1.645  # the standard normal quantile of BOUND_QUANTILE
+BOUND_QUANTILE = 0.95
+PRIOR_LOG_SD = 0.5
+PRIOR_DOF = 4.0
+# what a budget expects a sync no past sync of its connector prices to cost per hour of the backlog
+# it loads (GateConfig.unpriced_sync_usd_per_hour's default; a generated source bills up to ~$2.2)
+UNPRICED_SYNC_USD_PER_HOUR = 3.0
 
 
 def _aware(t: datetime) -> datetime:
@@ -115,6 +131,7 @@ class SyncPricer:
         self._dearest_sync: dict[str, float] | None = None
         self.rows_per_hour: dict[str, float] = {}  # connector -> most rows per hour of gap its priced syncs loaded
         self.usd_per_row: float | None = None  # the fleet's cheapest priced sync per row (>= the per-row price)
+        self._log_sd: float | None = None  # the fleet's pooled log spread of a bill around its rule
 
     def dearest_sync(self, connector: str) -> float:
         """The dearest of ``connector``'s sync cost records (source ``sync``), 0 without any: what
@@ -211,6 +228,58 @@ class SyncPricer:
                 out = (pairs, min(MAX_MARGIN, margin))
             self._fit[connector] = out
         return self._fit[connector]
+
+    def _log_residuals(self, connector: str) -> list[float]:
+        """ln(bill / the rule's price of its gap from all of the connector's priced syncs)."""
+        pairs = self.pairs.get(connector) or []
+        return [math.log(u / max(self._rule(pairs, g), 1e-9)) for g, u in pairs]
+
+    def log_spread(self) -> float:
+        """The fleet's pooled standard deviation of ln(bill) around each connector's own level,
+        shrunk to PRIOR_LOG_SD (worth PRIOR_DOF degrees of freedom) while few syncs are seen."""
+        if self._log_sd is None:
+            if not self._built:
+                self._build()
+            ss, dof = PRIOR_DOF * PRIOR_LOG_SD ** 2, PRIOR_DOF
+            for c in self.pairs:
+                r = self._log_residuals(c)
+                if len(r) >= 2:
+                    m = sum(r) / len(r)
+                    ss += sum((x - m) ** 2 for x in r)
+                    dof += len(r) - 1
+            self._log_sd = math.sqrt(ss / dof)
+        return self._log_sd
+
+    def spread_factor(self, n: int) -> float:
+        """How far above its connector's level (geometric) a sync's bill may be, at BOUND_QUANTILE,
+        after ``n`` bills of it."""
+        return math.exp(BOUND_Z * self.log_spread() * math.sqrt(1.0 + 1.0 / max(1, n)))
+
+    def budget_bound(self, connector: str, start: datetime, *, borrow: bool = True) -> float:
+        """What a budget charges for a sync of ``connector`` starting at ``start``: an upper bound of
+        its bill (the module's BOUND_QUANTILE), never below :meth:`estimate`. A connector with no
+        priced gap but a past bill: its dearest bill (``borrow``: or the others' fit, as
+        :meth:`estimate` prices an outage's backlog), as before. 0 without any sync history
+        (the callers' floor: :func:`unpriced_sync_cost`, or a person)."""
+        own = self.fit(connector)
+        if own is None:
+            # no priced gap of its own: its dearest past bill (spread-widened, a single bill cost
+            # world 103 -- a $1-4 connector's refresh a cron job runs within budget -- its deadlines)
+            dearest = self.dearest.get(connector, 0.0)
+            if borrow or dearest <= 0:
+                return max(dearest, self.estimate(connector, start))
+            return dearest
+        pairs = own[0]
+        gap = self.gap_hours(connector, start)
+        if gap is None:  # no gap to scale by: the connector's mean bill is its level
+            level = sum(u for _, u in pairs) / len(pairs)
+        else:
+            # the rule's price of this gap, moved by how its bills sat around the rule (geometric)
+            r = self._log_residuals(connector)
+            by_rows = self._by_rows(connector, pairs, gap)
+            rule = self._rule(pairs, gap)
+            level = (rule if by_rows is None else min(rule, by_rows)) * math.exp(sum(r) / len(r))
+        return max(self.estimate(connector, start), level * self.spread_factor(len(pairs)))
 
     def gap_hours(self, connector: str, start: datetime) -> float | None:
         """Hours of data a sync of ``connector`` starting at ``start`` will load."""
@@ -313,15 +382,21 @@ def sync_prices(snapshot: Snapshot, action: Action, now: datetime, pricer: SyncP
     retry = action.type == ActionType.retry.value
     out = {}
     for c in conns:
-        if not retry and pricer.fit(c) is None and c in pricer.dearest:
-            # a routine refresh of a connector with past syncs but no priced gap of its own (a single
-            # sync): its dearest sync, not the others' fit -- borrowed, a $1-4 connector was priced at
-            # $17-45 and a refresh a cron job runs within budget waited past its deadline (tuning
-            # world 103). A retry (an outage's backlog) keeps the borrowed fit
-            out[c] = max(pricer.dearest[c], pricer.planner_price(c))
-        else:
-            out[c] = max(pricer.estimate(c, start), pricer.planner_price(c))
+        # a routine refresh of a connector with past syncs but no priced gap of its own (a single
+        # sync): from its dearest sync, not the others' fit -- borrowed, a $1-4 connector was priced at
+        # $17-45 and a refresh a cron job runs within budget waited past its deadline (tuning
+        # world 103). A retry (an outage's backlog) keeps the borrowed fit
+        borrow = retry or c not in pricer.dearest
+        out[c] = max(pricer.budget_bound(c, start, borrow=borrow), pricer.planner_price(c))
     return out
+
+
+def unpriced_sync_cost(pricer: SyncPricer, connector: str, start: datetime,
+                       usd_per_hour: float = UNPRICED_SYNC_USD_PER_HOUR) -> float:
+    """What a budget expects a sync no sync of its connector's own prices to cost: ``usd_per_hour``
+    x the hours of backlog it loads, at least an hour (a connector that never delivered data: one)."""
+    gap = pricer.gap_hours(connector, start)
+    return usd_per_hour * max(1.0, 1.0 if gap is None else gap)
 
 
 def sync_charges(snapshot: Snapshot, action: Action, now: datetime, resolution, *,

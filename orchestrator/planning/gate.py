@@ -57,7 +57,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from orchestrator.core.standing import is_routine
-from orchestrator.core.pricing import CostHistory, SyncPricer, sync_charges, synced_connectors, with_syncs
+from orchestrator.core.pricing import (UNPRICED_SYNC_USD_PER_HOUR, CostHistory, SyncPricer, sync_charges,
+                                       synced_connectors, unpriced_sync_cost, with_syncs)
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
@@ -124,7 +125,7 @@ class GateConfig:
     # what a budget expects a retry to cost per hour of the backlog it loads while no sync of its
     # connector prices it (``unpriced_retry_cost``): an assumption for the fleet's dearest source,
     # as ``unknown_usd_per_hour`` is for models (a generated source bills up to ~$2.2 an hour of gap)
-    unpriced_sync_usd_per_hour: float = 3.0
+    unpriced_sync_usd_per_hour: float = UNPRICED_SYNC_USD_PER_HOUR
     # under a budget, a resync of a connector no past resync of its own prices waits for a person
     # (``inflight.unpriced_reload``). Off: it made 2 of 3 budget crossings on seeds 16400-16599 and
     # world 15051 safe but lost 6 worlds in 400, and the 30-day learning run's auto-resolved share
@@ -410,12 +411,9 @@ def unpriced_retry_cost(action: Action, graph, pricer: SyncPricer, now: datetime
     for c in synced_connectors(action, graph):
         if pricer.fit(c) is not None:
             continue
-        gap = pricer.gap_hours(c, start)
-        if gap is None:
-            # the connector never delivered data: the retry is its first sync, which nothing can
-            # price; out of the box a failed first sync is retried by itself (the tests' sandbox)
-            gap = 1.0
-        total += usd_per_hour * max(1.0, gap)
+        # (a connector that never delivered data: the retry is its first sync, which nothing can
+        # price; out of the box a failed first sync is retried by itself (the tests' sandbox): an hour)
+        total += unpriced_sync_cost(pricer, c, start, usd_per_hour)
     return total
 
 
@@ -475,9 +473,11 @@ def gate(
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
     # the unfinished part of the orchestrator's runs and syncs in flight will be spent too
     actions = list(actions)
+    pricer = SyncPricer(snapshot)
     pending_spend = in_flight_by_policy(
         in_flight_spend(snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations,
-                        exclude={a.run_id for a in actions if a.run_id and a.source != "llm"}),  # see validate
+                        exclude={a.run_id for a in actions if a.run_id and a.source != "llm"},  # see validate
+                        pricer=pricer, unpriced_sync_usd_per_hour=cfg.unpriced_sync_usd_per_hour),
         resolution, graph)
     for name, usd in pending_spend.items():
         if name in spent:
@@ -506,7 +506,6 @@ def gate(
         left = [b - s for b, s in ((day_budget, today), (month_budget, month)) if b is not None]
         return not left or cost > 0.5 * min(left)
     priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
-    pricer = SyncPricer(snapshot)
     rate = [cfg.unknown_usd_per_hour / 3600.0]
 
     def unpriced(a: Action) -> float:

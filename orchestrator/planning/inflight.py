@@ -8,16 +8,20 @@ of work that is still running (the independent audit counts the spend at complet
 
 ``in_flight_spend(snapshot, usd_per_hour=..., durations=None) -> {asset key | "connector:<id>": usd}``
 
-The estimate of an unfinished step: the mean of its past cost records (an asset's runs; a
-connector's orchestrator-triggered syncs, else any of its syncs), else its p90 duration (with
-``durations``) x ``usd_per_hour``. A step counts as finished once its run materialized it or
+The estimate of an unfinished model step: the mean of its past cost records, else its p90 duration
+(with ``durations``) x ``usd_per_hour``. An unfinished sync counts as every budget check prices a
+sync: the upper bound :meth:`~orchestrator.core.pricing.SyncPricer.budget_bound` of its bill from
+the backlog it loads, and with no sync history of its connector at the assumed
+``unpriced_sync_usd_per_hour`` per hour of backlog (:func:`~orchestrator.core.pricing.unpriced_sync_cost`),
+never $0 (generated world 16492: a blind sync a person approved counted $0 while in flight, and a
+$12 refresh ran under the same budget). A step counts as finished once its run materialized it or
 recorded a failure of it. The vendor's own scheduled syncs and runs (``triggered_by`` schedule,
 the simulator's ``sim/source: native``) are not the orchestrator's: they do not count.
 """
 
 from __future__ import annotations
 
-from orchestrator.core.pricing import SyncPricer
+from orchestrator.core.pricing import UNPRICED_SYNC_USD_PER_HOUR, SyncPricer, unpriced_sync_cost
 from orchestrator.core.records import Snapshot
 
 SCHEDULED_SOURCES = frozenset({"native", "schedule"})
@@ -31,10 +35,12 @@ def is_scheduled_run(run) -> bool:
 
 
 def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=None,
-                    exclude=frozenset()) -> dict[str, float]:
+                    exclude=frozenset(), pricer: SyncPricer | None = None,
+                    unpriced_sync_usd_per_hour: float = UNPRICED_SYNC_USD_PER_HOUR) -> dict[str, float]:
     """The estimated spend still to come of the orchestrator's work in flight, by asset key (a
     model's unfinished step) and by ``connector:<id>`` (an unfinished sync, counted once per
-    connector and run). ``exclude``: run ids not to count (queued runs a plan replaces)."""
+    connector and run). ``exclude``: run ids not to count (queued runs a plan replaces).
+    ``pricer``: the cycle's :class:`~orchestrator.core.pricing.SyncPricer` (built here if not given)."""
     runs = [r for r in snapshot.in_flight() if not is_scheduled_run(r) and r.run_id not in exclude]
     if not runs:
         return {}
@@ -52,6 +58,7 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
                 done.add((f.run_id, f"connector:{f.connector}"))
     # what is left to run: (run, unit) -> the unit's key (an asset, or a connector once per run)
     left: dict[tuple[str, str], str] = {}
+    sync_start: dict[str, object] = {}  # connector unit -> when its earliest unfinished sync started
     for r in runs:
         for k in r.asset_keys:
             node = graph.get(k)
@@ -64,17 +71,24 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
                     left.pop((r.run_id, unit), None)
                     continue
                 left.setdefault((r.run_id, unit), unit)
+                began = r.started_at or snapshot.taken_at
+                sync_start[unit] = min(sync_start.get(unit, began), began)
             elif (r.run_id, k) not in done:
                 left[(r.run_id, k)] = k
     if not left:
         return {}
     units = set(left.values())
+    price: dict[str, float] = {}
+    if sync_start:
+        pricer = pricer or SyncPricer(snapshot)
+        for unit, began in sync_start.items():
+            conn = unit.split(":", 1)[1]
+            price[unit] = pricer.budget_bound(conn, began) or unpriced_sync_cost(
+                pricer, conn, began, unpriced_sync_usd_per_hour)
     sums: dict[str, list[float]] = {}  # unit -> [usd, n, usd triggered, n triggered]
     for c in snapshot.costs:
         if c.asset_key is not None:
             unit = c.asset_key
-        elif c.connector is not None and c.source == "sync":
-            unit = f"connector:{c.connector}"
         else:
             continue
         if unit not in units:
@@ -86,8 +100,9 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
             s[2] += c.amount_usd
             s[3] += 1
     rate = usd_per_hour / 3600.0
-    price: dict[str, float] = {}
     for unit in units:
+        if unit in price:
+            continue
         s = sums.get(unit)
         if s is not None and s[3]:
             price[unit] = s[2] / s[3]

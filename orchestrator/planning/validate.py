@@ -257,7 +257,8 @@ def validate(
                     more = budgets.extra(name) if budgets is not None else 0.0
                     if coming is None:
                         coming = in_flight_by_policy(in_flight_spend(
-                            snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced),
+                            snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced,
+                            pricer=pricer),
                             resolution, graph)
                     budget_cache[name] = (_spent_today(snapshot, governed_set(resolution, name), now,
                                                        governed_connectors(resolution, graph, name))
