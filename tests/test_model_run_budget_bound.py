@@ -3,9 +3,10 @@
 A model step's bill is its duration (lognormal) at the warehouse price of the hour (off-peak at
 night), so its mean past bill is exceeded about half the time. Generated world 16610: six refreshes
 in one cycle were counted $14.06 at their models' mean past cost and billed $20.30, over a policy's
-budget. The gate, validation and the in-flight count now charge a run the bound
-``pricing.RunBound`` (the same machinery as a sync's ``SyncPricer.budget_bound``); the planner keeps
-ranking and forecasting with the mean.
+budget. With ``GateConfig.bound_model_runs`` (off by default: it cost world 16635 a deadline) the
+gate, validation and the in-flight count charge a run the bound ``pricing.RunBound`` (the same
+machinery as a sync's ``SyncPricer.budget_bound``); the planner keeps ranking and forecasting with
+the mean.
 
 The frequency test draws fleets of models and run histories from that bill model (durations'
 spread, price schedule, warehouse price, each model's median all drawn) and checks the charge the
@@ -95,7 +96,7 @@ def _world_16610_shape():
     """Two refreshes of pa's lineage in one cycle, each model with three past bills around $2.5;
     pa ($8 a day) has nothing spent yet."""
     bills = {"stg_students": (2.0, 2.4, 3.1), "dashboard/a": (1.8, 2.6, 2.2)}
-    costs = [CostRecord(NOW - timedelta(hours=6 * (i + 1)), usd, "run", asset_key=k)
+    costs = [CostRecord(NOW - timedelta(days=i + 1), usd, "run", asset_key=k)
              for k, v in bills.items() for i, usd in enumerate(v)]
     snap = Snapshot(taken_at=NOW, graph=GRAPH, runs=[], failures=[], syncs=[], costs=costs,
                     last_success={}, data_time={})
@@ -112,9 +113,9 @@ def test_a_cycle_of_refreshes_counted_at_their_bound_world_16610():
     the second waits for a person; with the bound off (the old charge) both ran unasked."""
     snap, asm, actions = _world_16610_shape()
     res = _resolution(8.0, 100.0)
-    old = gate(actions, snap, asm, res, now=NOW, config=GateConfig(bound_model_runs=False))
+    old = gate(actions, snap, asm, res, now=NOW)
     assert [g.decision for g in old] == ["execute", "execute"]
-    new = gate(actions, snap, asm, res, now=NOW)
+    new = gate(actions, snap, asm, res, now=NOW, config=GateConfig(bound_model_runs=True))
     assert new[0].decision == "execute", new[0].reason
     assert new[1].decision == "await_approval" and new[1].reason.startswith("over budget"), new[1].reason
 
@@ -129,14 +130,37 @@ def test_an_unfinished_model_step_in_flight_counts_at_its_bound():
     assert in_flight_spend(snap)["stg_students"] == 2.5
     assert in_flight_spend(snap, run_bound=RunBound(snap.costs))["stg_students"] == bound > 2.5
     res = _resolution(8.0, 100.0)
-    (g,) = gate(actions[1:], snap, asm, res, now=NOW, config=GateConfig(bound_model_runs=False))
-    assert g.decision == "execute", g.reason
     (g,) = gate(actions[1:], snap, asm, res, now=NOW)
+    assert g.decision == "execute", g.reason
+    (g,) = gate(actions[1:], snap, asm, res, now=NOW, config=GateConfig(bound_model_runs=True))
     assert g.decision == "await_approval" and g.reason.startswith("over budget"), g.reason
 
 
+def test_validation_counts_a_run_at_its_bound():
+    """Validation (the last check before a launch, and of approved work) counts the same charge:
+    the second refresh, with $4.50 already spent today, is rejected over pa's budget."""
+    from orchestrator.core.records import Plan
+    from orchestrator.planning import ValidationConfig, validate
+
+    from dataclasses import replace
+
+    snap, _, actions = _world_16610_shape()
+    snap.costs = snap.costs + [CostRecord(NOW - timedelta(minutes=30), 4.5, "run", asset_key="stg_students")]
+    res = _resolution(8.0, 100.0)
+    refresh = actions[1]  # dashboard/a at its mean, $2.20: $6.70 of $8 counted at the mean
+    accepted, rejected = validate(Plan(NOW, [refresh], "t"), snap, res, now=NOW)
+    assert accepted and not rejected, rejected
+    accepted, rejected = validate(Plan(NOW, [refresh], "t"), snap, res, now=NOW,
+                                  config=ValidationConfig(bound_model_runs=True))
+    assert not accepted and rejected[0][1].startswith("over budget"), rejected
+    # the bound is what the model's bills may reach, not a refusal: with room for it, it passes
+    accepted, _ = validate(Plan(NOW, [replace(refresh, asset_keys=("dashboard/b",))], "t"), snap, res, now=NOW,
+                           config=ValidationConfig(bound_model_runs=True))
+    assert accepted
+
+
 def test_world_16610_makes_no_unsafe_action(tmp_path):
-    """The generated world itself: no budget crossing."""
+    """The generated world itself: no budget crossing with the bound (one without it)."""
     from orchestrator.simulator import load_scenario
     from orchestrator.simulator.bench import resolve_policies, simulate
     from orchestrator.simulator.metrics import deadlines_of
@@ -145,5 +169,10 @@ def test_world_16610_makes_no_unsafe_action(tmp_path):
 
     sc = load_scenario(generate_world(16610, tmp_path))
     res = resolve_policies(sc, sc.realise(16610))
-    r = simulate(sc, 16610, SLAPlanner(), res, deadlines_of(res, sc.t0, sc.horizon_s))
+    planner = SLAPlanner()
+    planner.bound_model_runs = True
+    r = simulate(sc, 16610, planner, res, deadlines_of(res, sc.t0, sc.horizon_s))
     assert r.unsafe_actions == 0, r.unsafe_by_kind
+    assert r.sla_attainment == 1.0
+    r = simulate(sc, 16610, SLAPlanner(), res, deadlines_of(res, sc.t0, sc.horizon_s))
+    assert r.unsafe_actions == 1, r.unsafe_by_kind

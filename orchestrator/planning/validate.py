@@ -48,8 +48,9 @@ class ValidationConfig:
     max_defer: timedelta = timedelta(days=2)
     # the warehouse price of unfinished work in flight with no cost history (CostRates.dbt_usd_per_hour)
     unknown_usd_per_hour: float = 2.0
-    # a model run counts at the upper bound of its bill (``pricing.RunBound``), as the gate counts it
-    bound_model_runs: bool = True
+    # a model run counts at the upper bound of its bill (``pricing.RunBound``), as the gate counts
+    # it with GateConfig.bound_model_runs (off by default, see there)
+    bound_model_runs: bool = False
 
 
 def _aware(t: datetime) -> datetime:
