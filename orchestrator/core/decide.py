@@ -255,7 +255,8 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
     if validation_config is None and getattr(gate_config, "unknown_usd_per_hour", None):
         from orchestrator.planning import ValidationConfig
 
-        validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour)
+        validation_config = ValidationConfig(unknown_usd_per_hour=gate_config.unknown_usd_per_hour,
+                                             bound_model_runs=getattr(gate_config, "bound_model_runs", False))
     resyncs = ResyncPrices.observe(snapshot, ledger)  # what the resyncs that ran cost: a resync's floor
     # work a person is still asked for goes to the gate again: what it now runs by itself (a sync
     # priced since, a budget day turned) runs instead of waiting for the answer

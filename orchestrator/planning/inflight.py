@@ -21,7 +21,7 @@ the simulator's ``sim/source: native``) are not the orchestrator's: they do not 
 
 from __future__ import annotations
 
-from orchestrator.core.pricing import UNPRICED_SYNC_USD_PER_HOUR, SyncPricer, unpriced_sync_cost
+from orchestrator.core.pricing import UNPRICED_SYNC_USD_PER_HOUR, RunBound, SyncPricer, unpriced_sync_cost
 from orchestrator.core.records import Snapshot
 
 SCHEDULED_SOURCES = frozenset({"native", "schedule"})
@@ -36,11 +36,14 @@ def is_scheduled_run(run) -> bool:
 
 def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=None,
                     exclude=frozenset(), pricer: SyncPricer | None = None,
-                    unpriced_sync_usd_per_hour: float = UNPRICED_SYNC_USD_PER_HOUR) -> dict[str, float]:
+                    unpriced_sync_usd_per_hour: float = UNPRICED_SYNC_USD_PER_HOUR,
+                    run_bound: RunBound | None = None) -> dict[str, float]:
     """The estimated spend still to come of the orchestrator's work in flight, by asset key (a
     model's unfinished step) and by ``connector:<id>`` (an unfinished sync, counted once per
     connector and run). ``exclude``: run ids not to count (queued runs a plan replaces).
-    ``pricer``: the cycle's :class:`~orchestrator.core.pricing.SyncPricer` (built here if not given)."""
+    ``pricer``: the cycle's :class:`~orchestrator.core.pricing.SyncPricer` (built here if not given).
+    ``run_bound``: a model step with past bills counts at the upper bound of its bill
+    (:class:`~orchestrator.core.pricing.RunBound`), as a budget check charges a run; None: at its mean."""
     runs = [r for r in snapshot.in_flight() if not is_scheduled_run(r) and r.run_id not in exclude]
     if not runs:
         return {}
@@ -104,10 +107,10 @@ def in_flight_spend(snapshot: Snapshot, *, usd_per_hour: float = 2.0, durations=
         if unit in price:
             continue
         s = sums.get(unit)
-        if s is not None and s[3]:
-            price[unit] = s[2] / s[3]
-        elif s is not None and s[1]:
-            price[unit] = s[0] / s[1]
+        if s is not None and s[1]:
+            price[unit] = s[2] / s[3] if s[3] else s[0] / s[1]
+            if run_bound is not None:
+                price[unit] = max(price[unit], run_bound.budget_bound(unit))
         elif durations is not None and not unit.startswith("connector:"):
             node = graph.get(unit)
             try:

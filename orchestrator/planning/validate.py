@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from collections.abc import Set
 from datetime import date, datetime, time, timedelta
 
-from orchestrator.core.pricing import SyncPricer, sync_charges, with_syncs
+from orchestrator.core.pricing import CostHistory, RunBound, SyncPricer, sync_charges, with_syncs
 from orchestrator.core.records import Action, Plan, Snapshot, SyncRecord
 from orchestrator.core.standing import governed_connectors, governed_set
 from orchestrator.planning.common import UTC, action_type, units_of_work
@@ -48,6 +48,9 @@ class ValidationConfig:
     max_defer: timedelta = timedelta(days=2)
     # the warehouse price of unfinished work in flight with no cost history (CostRates.dbt_usd_per_hour)
     unknown_usd_per_hour: float = 2.0
+    # a model run counts at the upper bound of its bill (``pricing.RunBound``), as the gate counts
+    # it with GateConfig.bound_model_runs (off by default, see there)
+    bound_model_runs: bool = False
 
 
 def _aware(t: datetime) -> datetime:
@@ -142,9 +145,11 @@ def validate(
     budget_cache: dict[str, tuple[float, float | None]] = {}
     coming: dict[str, float] | None = None  # policy -> spend still to come from work in flight
     pricer = SyncPricer(snapshot)  # connector syncs priced from the backlog they load
+    run_bound = RunBound(snapshot.costs) if cfg.bound_model_runs else None
+    run_mean: dict[str, float] | None = None
 
     def check(a: Action) -> str | None:
-        nonlocal coming
+        nonlocal coming, run_mean
         t = action_type(a)
         if t is None:
             return f"action type {a.type!r} is not allowed (allowed: {', '.join(x.value for x in ActionType)})"
@@ -238,7 +243,12 @@ def validate(
                     why = f" ({w.reason})" if getattr(w, "reason", None) else ""
                     return f"inside a blackout window of {k}{why} at {at:%Y-%m-%d %H:%M} UTC"
         # budgets
-        cost = max(with_syncs(snapshot, a, now, a.estimated_cost_usd, pricer), resync_floor(snapshot, a, pricer, resyncs))
+        base = a.estimated_cost_usd
+        if run_bound is not None:
+            if run_mean is None:
+                run_mean = CostHistory(snapshot.costs).run_mean
+            base += run_bound.excess(a, graph, run_mean)
+        cost = max(with_syncs(snapshot, a, now, base, pricer), resync_floor(snapshot, a, pricer, resyncs))
         if resolution is not None and cost > 0 and t is not ActionType.pause_connector:
             # the syncs a run triggers are paid by every policy governing a table they land too
             # (as the cost assessment and the audit count them): those policies pay the syncs' price
@@ -258,7 +268,7 @@ def validate(
                     if coming is None:
                         coming = in_flight_by_policy(in_flight_spend(
                             snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations, exclude=replaced,
-                            pricer=pricer),
+                            pricer=pricer, run_bound=run_bound),
                             resolution, graph)
                     budget_cache[name] = (_spent_today(snapshot, governed_set(resolution, name), now,
                                                        governed_connectors(resolution, graph, name))

@@ -34,6 +34,9 @@ class SLAPlanner(Planner):
     # another connector's sync for the same source slot, both due for one cycle, starts earlier.
     # Off: on seeds 540-579 and 100-119 it won worlds 544, 547, 559 and lost 112 (README, "Capacity")
     source_capacity_aware = False
+    # GateConfig.bound_model_runs: budgets charge a model run the upper bound of its bill. Off:
+    # seeds 16600-16699 unsafe 1 -> 0 (world 16610) but world 16635 lost a deadline, none won
+    bound_model_runs = False
     # PlannerConfig.native_wait_share: a pre-authorised sync is not left to a connector's own
     # scheduled sync late in the window. Off: won worlds 13006, 13008, 13021 (seeds 13000-13039,
     # none lost; 100-119 unchanged) but on seeds 700-799 won 5 worlds and lost 7 (README, planner)
@@ -222,8 +225,11 @@ class SLAPlanner(Planner):
         from orchestrator.core.standing import BudgetBook, BudgetCover
 
         res = self.resolution(sim)
+        from orchestrator.planning import ValidationConfig
+
         ok, _ = self._validate(Plan(sim.dt(), [a], "approved"), self.snapshot(sim), res, now=sim.dt(),
-                               budgets=BudgetCover(BudgetBook.from_ledger(self.ledger), res, sim.dt()))
+                               budgets=BudgetCover(BudgetBook.from_ledger(self.ledger), res, sim.dt()),
+                               config=ValidationConfig(bound_model_runs=self.bound_model_runs))
         if ok:
             self.ledger.update(a.action_id, "executing", sim.dt())
             self._launch(sim, a, approved=True, related=related)
@@ -302,7 +308,8 @@ class SLAPlanner(Planner):
             # the approvers' answer time tells the gate which retries the connectors' own schedules
             # run first; a refresh answered after its deadline is still asked (README, world 438)
             self._gconfig = GateConfig(unknown_usd_per_hour=sim.spec.cost.warehouse_usd_per_hour,
-                                       answer_at=answer_at, late_refreshes_unasked=False)
+                                       answer_at=answer_at, late_refreshes_unasked=False,
+                                       bound_model_runs=self.bound_model_runs)
         return self._gconfig
 
     @staticmethod
