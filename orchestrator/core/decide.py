@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from orchestrator.core.datatime import next_cron_tick
 from orchestrator.core.incidents import OPEN, ActionLedger, IncidentView, LedgerEntry, action_subjects
 from orchestrator.core.pricing import CostHistory, ResyncPrices
-from orchestrator.core.datatime import next_cron_tick
 from orchestrator.core.records import Action, Assessment, Snapshot
 from orchestrator.core.standing import BudgetBook, BudgetCover, StandingBook, StandingCover
 from orchestrator.core.vocab import ActionType, FailureClass

@@ -514,6 +514,13 @@ def gate(
         return not left or cost > 0.5 * min(left)
     priced: dict[str, float] | None = None  # asset -> mean spend of a run of it (cost history)
     rate = [cfg.unknown_usd_per_hour / 3600.0]
+    history: CostHistory | None = None  # built once, on the first action that needs it
+
+    def cost_history() -> CostHistory:
+        nonlocal history
+        if history is None:
+            history = CostHistory.of(snapshot, costs)
+        return history
 
     def unpriced(a: Action) -> float:
         """The spend of the models in ``a`` with no cost history: p90 duration x the warehouse
@@ -522,9 +529,8 @@ def gate(
         if durations is None or not a.asset_keys or not ActionType.parse(a.type) or not ActionType.parse(a.type).starts_run:
             return 0.0
         if priced is None:
-            history = CostHistory.of(snapshot, costs)
-            priced = history.run_mean
-            seen = history.usd_per_hour  # not skewed by minimum-billed short steps
+            priced = cost_history().run_mean
+            seen = cost_history().usd_per_hour  # not skewed by minimum-billed short steps
             if seen is not None:
                 rate[0] = max(rate[0], seen / 3600.0)
         total = 0.0
@@ -542,7 +548,7 @@ def gate(
         """What the upper bounds of ``a``'s models' bills add to their mean past cost."""
         if run_bound is None:
             return 0.0
-        return run_bound.excess(a, graph, CostHistory.of(snapshot, costs).run_mean)
+        return run_bound.excess(a, graph, cost_history().run_mean)
 
     actions = list(actions)
     # the most urgent work gets what is left of a budget first (the decisions keep the input order)
