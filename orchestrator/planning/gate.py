@@ -136,11 +136,13 @@ class GateConfig:
     # world 15051 safe but lost 6 worlds in 400, and the 30-day learning run's auto-resolved share
     # fell from 86% -> 88% to 75% -> 75% (recurring drift resyncs each waiting for a person)
     hold_unpriced_resyncs: bool = False
-    # instead, under a budget, a resync no past resync of its connector prices is priced at its upper
+    # or, under a budget, a resync no past resync of its connector prices is priced at its upper
     # bound (``reload_price.reload_bound``: the rows a reload re-reads, from the rows per hour its
     # syncs landed, at the full price per row) and waits for a person only when that does not fit
-    # the budget, or when no sync of its connector reported rows yet
-    bound_unpriced_resyncs: bool = True
+    # the budget, or when no sync of its connector reported rows yet. Off: it made world 15051 safe
+    # but cost the shipped silent scenario's seed 1 three of four deadlines (a $435 bound held the
+    # resync for a person whose extension came late: 1.00 -> 0.25)
+    bound_unpriced_resyncs: bool = False
     # the contract's list price per million rows a full refresh bills (Airbyte API and custom
     # sources: USD 15, shared/reference/connector-apis.md [AB-PRICE]); incremental syncs bill only
     # the rows new to the month, so their price per row is no bound on it
