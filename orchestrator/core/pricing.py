@@ -140,8 +140,11 @@ class CostHistory:
 class SyncPricer:
     """Prices of syncs from one snapshot's sync and cost records (built once per cycle)."""
 
-    def __init__(self, snapshot: Snapshot):
+    def __init__(self, snapshot: Snapshot, unpriced_usd_per_hour: float | None = None):
         self.snapshot = snapshot
+        # what a budget charges per hour of backlog for a sync of a connector with no bill of its own
+        # (:func:`unpriced_sync_cost`); None: :data:`UNPRICED_SYNC_USD_PER_HOUR`
+        self.unpriced_usd_per_hour = UNPRICED_SYNC_USD_PER_HOUR if unpriced_usd_per_hour is None else unpriced_usd_per_hour
         self._built = False
         self._fit: dict[str, tuple[list[tuple[float, float]], float] | None] = {}
         self.pairs: dict[str, list[tuple[float, float]]] = {}
@@ -279,7 +282,9 @@ class SyncPricer:
             # no priced gap of its own: its dearest past bill (spread-widened, a single bill cost
             # world 103 -- a $1-4 connector's refresh a cron job runs within budget -- its deadlines)
             dearest = self.dearest.get(connector, 0.0)
-            if borrow or dearest <= 0:
+            if dearest <= 0:
+                return self.first_sync_bound(connector, start)
+            if borrow:
                 return max(dearest, self.estimate(connector, start))
             return dearest
         pairs = own[0]
@@ -293,6 +298,19 @@ class SyncPricer:
             rule = self._rule(pairs, gap)
             level = (rule if by_rows is None else min(rule, by_rows)) * math.exp(sum(r) / len(r))
         return max(self.estimate(connector, start), level * self.spread_factor(len(pairs)))
+
+    def first_sync_bound(self, connector: str, start: datetime) -> float:
+        """What a budget charges for a sync of a connector that has no bill of its own yet: the others'
+        dearest fit (:meth:`estimate`), never below :func:`unpriced_sync_cost` (``unpriced_usd_per_hour``
+        x the backlog's hours). Connectors differ 200x in rows per hour, so the others' fit is no upper
+        estimate of a connector's first bill (generated worlds 15284, 15323, 15394: a routine refresh
+        syncing a connector with 13-26 h of backlog and no bill yet, counted at $5.80-10.56 from the
+        others, was billed $29-55 and took its policy over its budget unasked). 0 while no sync at all
+        is priced (the callers' floor, or a person)."""
+        borrowed = self.estimate(connector, start)
+        if borrowed <= 0:
+            return 0.0
+        return max(borrowed, unpriced_sync_cost(self, connector, start, self.unpriced_usd_per_hour))
 
     def gap_hours(self, connector: str, start: datetime) -> float | None:
         """Hours of data a sync of ``connector`` starting at ``start`` will load."""

@@ -480,7 +480,7 @@ def gate(
         spent[name] = (c.spent_today_usd, c.budget_day_usd, c.spent_month_usd, c.budget_month_usd)
     # the unfinished part of the orchestrator's runs and syncs in flight will be spent too
     actions = list(actions)
-    pricer = SyncPricer(snapshot)
+    pricer = SyncPricer(snapshot, cfg.unpriced_sync_usd_per_hour)
     run_bound = RunBound(snapshot.costs) if cfg.bound_model_runs else None
     pending_spend = in_flight_by_policy(
         in_flight_spend(snapshot, usd_per_hour=cfg.unknown_usd_per_hour, durations=durations,
