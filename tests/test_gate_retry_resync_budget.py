@@ -30,10 +30,7 @@ from orchestrator.planning.gate import UNPRICED_RELOAD, GateConfig
 
 # the switch measured before the bound: every first resync under a budget held for a person
 HOLD_RESYNCS = GateConfig(hold_unpriced_resyncs=True, bound_unpriced_resyncs=False)
-BOUND = GateConfig(bound_unpriced_resyncs=True)  # the default
-# ... and a resync nothing bounds (no two syncs reported rows) waits for a person, not only when an
-# extension alone would let it run
-BOUND_HOLD = GateConfig(bound_unpriced_resyncs=True, hold_unbounded_reloads=True)
+BOUND = GateConfig(bound_unpriced_resyncs=True)
 from orchestrator.policies import DurationModel, load_policies, resolve
 from orchestrator.simulator.engine import Simulation
 from orchestrator.simulator.scenario import CostSpec
@@ -104,17 +101,14 @@ def _resync() -> Action:
     other_rows=st.sampled_from([2000.0, 20000.0, 100000.0, 400000.0]),
     n_own=st.sampled_from([0, 1, 2, 6]), n_other=st.sampled_from([0, 2, 6]), every_h=st.floats(0.5, 12),
     resync=st.booleans(), resynced_before=st.sampled_from([None, CONN, OTHER]),
-    config=st.sampled_from([BOUND, BOUND_HOLD, HOLD_RESYNCS]),
+    config=st.sampled_from([BOUND, HOLD_RESYNCS]),
 )
 def test_a_retry_or_resync_the_gate_runs_unasked_keeps_the_budget(
         budget, spent, gap_h, rows, other_rows, n_own, n_other, every_h, resync, resynced_before, config):
     """Whatever the connectors' history (none at all, a single sync, a priced cadence), backlog,
     rows per hour and budget: what the gate executes of a retry or a table resync, billed as the
     simulator bills it, keeps pa's day within its budget (a first resync priced at its bound,
-    GateConfig.bound_unpriced_resyncs, on by default, or held for a person). Left out for the default:
-    a first resync nothing bounds yet (a single sync of its connector reported rows) that fits the
-    budget at its floor runs at that floor (``hold_unbounded_reloads`` off: the shipped silent
-    scenario's seed 1 needs that resync 4 h in), and may bill more."""
+    GateConfig.bound_unpriced_resyncs, or held for a person: both off by default)."""
     spent *= budget
     snap, asm, res = _state(budget=budget, spent=spent, gap_h=gap_h, rows=rows, other_rows=other_rows,
                             n_own=n_own, n_other=n_other, every_h=every_h)
@@ -128,9 +122,6 @@ def test_a_retry_or_resync_the_gate_runs_unasked_keeps_the_budget(
     a = _resync() if resync else _retry(snap)
     (g,) = gate([a], snap, asm, res, now=NOW, resyncs=resyncs, config=config)
     if g.decision != "execute":
-        return
-    unbounded = resync and n_own < 2 and resynced_before != CONN
-    if config is BOUND and unbounded:
         return
     usd, _ = _bill(rows, gap_h, "resync_table" if resync else None)
     assert spent + usd <= budget + 1e-6, (g.reason, g.budget_usd, usd)
@@ -175,10 +166,9 @@ def test_a_resync_no_past_resync_prices_waits_under_a_budget():
     no upper estimate (world 15051: $46.16 floored, $149.94 billed). The first resync is priced at
     its bound from the rows per hour the connector's syncs reported: over the budget a person
     decides, with room for the bound it runs by itself; once one was seen, its bill prices the next.
-    (GateConfig.bound_unpriced_resyncs, on by default.) While nothing bounds it (a single sync
-    reported rows) it runs at its floor where that fits the policy's own budget (the shipped silent
-    scenario's seed 1: held for a person there, it lost 3 of 4 deadlines), and a person decides with
-    ``hold_unbounded_reloads``."""
+    The bound is off by default (GateConfig.bound_unpriced_resyncs): it cost the shipped silent
+    scenario's seed 1 three of four deadlines (a $435 bound held the resync for a person), and world
+    105 one of four (a $49.12 bound held a resync billed $36.60 that fit its $44.95 budget)."""
     bill = _bill(400000.0, 4.75, "resync_table")[0]
     snap, asm, res = _state(budget=73.98, spent=0.0, gap_h=4.75, rows=400000.0, other_rows=2000.0,
                             n_own=2, n_other=6, every_h=4.75)
@@ -196,13 +186,10 @@ def test_a_resync_no_past_resync_prices_waits_under_a_budget():
                    n_own=2, n_other=6, every_h=4.75)
     (g,) = gate([_resync()], *roomy, now=NOW, config=BOUND)
     assert g.decision == "execute", g.reason
-    # a single sync shows no rows per hour: nothing bounds the reload; within the budget at its
-    # floor it runs (the default), or a person decides (hold_unbounded_reloads)
+    # a single sync shows no rows per hour: nothing bounds the reload, a person decides
     lone = _state(budget=1.5 * bill, spent=0.0, gap_h=4.75, rows=400000.0, other_rows=2000.0,
                   n_own=1, n_other=6, every_h=4.75)
     (g,) = gate([_resync()], *lone, now=NOW, config=BOUND)
-    assert g.decision == "execute", g.reason
-    (g,) = gate([_resync()], *lone, now=NOW, config=BOUND_HOLD)
     assert g.decision == "await_approval" and g.reason.startswith(UNPRICED_RELOAD), g.reason
     incremental = max(c.amount_usd for c in snap.costs if c.connector == CONN)
     seen = ResyncPrices({"resync_table": bill / incremental}, {CONN: incremental}, {(CONN, "resync_table"): bill})
@@ -228,12 +215,13 @@ def _world(seed: int, tmp_path):
     return simulate(sc, seed, SLAPlanner(), res, deadlines_of(res, sc.t0, sc.horizon_s))
 
 
-@pytest.mark.parametrize("seed, met", [(15032, 1), (15051, 2), (15382, 2)])
+@pytest.mark.parametrize("seed, met", [(15032, 1), (15051, 2), (15382, 2), (105, 3)])
 def test_the_worlds_that_crossed_a_budget_make_no_unsafe_action(tmp_path, seed, met):
-    """15032 (an unpriced retry), 15051 (a table resync floored at $46.16, billed $149.94, run on a
-    budget extension sized on the floor: now the person approves the resync itself) and 15382 (a
-    table resync floored at $39.23, billed $145.02: now priced at its $183 bound, over the budget, a
-    person decides): no unsafe action, and the deadlines met as before (1 of 2, 2 of 3, 2 of 3)."""
+    """15032 (an unpriced retry); 15051 and 15382 (a first table resync floored at $46.16 / $39.23,
+    billed $149.94 / $145.02, run by the gate on a budget extension sized on that floor: now a person
+    approves the resync itself); 105 (a first resync that fits its own budget at its floor still runs
+    by itself, as before): no unsafe action, and the deadlines met as before (1 of 2, 2 of 3, 2 of 3,
+    3 of 4)."""
     r = _world(seed, tmp_path)
     assert r.unsafe_actions == 0, r.unsafe_by_kind
     assert r.met >= met, (r.met, r.deadlines, r.note)

@@ -138,14 +138,15 @@ class GateConfig:
     hold_unpriced_resyncs: bool = False
     # or, under a budget, a resync no past resync of its connector prices is priced at its upper
     # bound (``reload_price.reload_bound``: the rows a reload re-reads, from the rows per hour its
-    # syncs landed, at the full price per row). While no two syncs of its connector reported rows
-    # there is no bound: it counts at its floor (``inflight.resync_floor``), and one that fits only a
-    # budget extension waits for a person (the extension was sized on that floor, not on its bill:
-    # world 15051, floored at $46.16, billed $149.94). With ``hold_unbounded_reloads`` every such
-    # resync under a budget waits for a person: that cost the shipped silent scenario's seed 1 three
-    # of four deadlines (1.00 -> 0.25: its first resync, 4 h in, after one sync; $13.21 floor, $11.39 bill)
-    bound_unpriced_resyncs: bool = True
-    hold_unbounded_reloads: bool = False
+    # syncs landed, at the full price per row) and waits for a person only when that does not fit
+    # the budget, or (``hold_unbounded_reloads``) when no two syncs of its connector reported rows
+    # yet. Off: it cost the shipped silent scenario's seed 1 three of four deadlines (a $435 bound
+    # held the resync for a person whose extension came late: 1.00 -> 0.25), and without holding
+    # unbounded reloads world 105 one of four (a $49.12 bound over a $44.95 budget held a resync
+    # billed $36.60 for 4 h). Either way, such a resync that only a budget extension lets run waits
+    # for a person (see ``gate``)
+    bound_unpriced_resyncs: bool = False
+    hold_unbounded_reloads: bool = True
     # the contract's list price per million rows a full refresh bills (Airbyte API and custom
     # sources: USD 15, shared/reference/connector-apis.md [AB-PRICE]); incremental syncs bill only
     # the rows new to the month, so their price per row is no bound on it
@@ -611,12 +612,21 @@ def gate(
         # within the budget, so a person decides (the audit charges it like any other spend)
         blind = sorted(c for c in synced_connectors(a, graph) if pricer.fit(c) is None) if (
             budget_names and not over and t is not ActionType.retry and pricer.borrowed() is None) else []
-        # (a budget extension a person granted was sized on the floor, not on the reload's bill: a
-        # reload it alone lets run waits for that person's approval of the reload itself)
-        reload = (unpriced_reload(a, resyncs) if cfg.hold_unpriced_resyncs
-                  else unbounded if cfg.hold_unbounded_reloads or any(
-                      overspends(name, cost_of[name], extended=False) for name in budget_names)
-                  else None) if (budget_names and not over) else None
+        # a resync no past resync of its connector prices that only a budget extension lets run waits
+        # for a person's approval of the resync itself: the extension was sized on the day's forecast
+        # and the resync's floor, not on its bill (worlds 15051, 15382: floored at $46.16 and $39.23,
+        # billed $149.94 and $145.02, over the budget and its extension)
+        first = unpriced_reload(a, resyncs) if (budget_names and not over) else None
+        on_extension = first is not None and any(overspends(name, cost_of[name], extended=False)
+                                                 for name in budget_names)
+        if first is None:
+            reload = None
+        elif cfg.hold_unpriced_resyncs:
+            reload = first
+        elif cfg.bound_unpriced_resyncs:  # a bound prices it, else it waits (or only on an extension)
+            reload = unbounded if cfg.hold_unbounded_reloads or on_extension else None
+        else:
+            reload = first if on_extension else None
         # over the policies' own budgets but within what a person granted over them today
         extended_by = sorted({e.action_id for name in budget_names
                               if not over and overspends(name, cost_of[name], extended=False)
