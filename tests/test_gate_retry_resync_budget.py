@@ -225,3 +225,39 @@ def test_the_worlds_that_crossed_a_budget_make_no_unsafe_action(tmp_path, seed, 
     r = _world(seed, tmp_path)
     assert r.unsafe_actions == 0, r.unsafe_by_kind
     assert r.met >= met, (r.met, r.deadlines, r.note)
+
+
+@settings(max_examples=80, deadline=None)
+@given(budget=st.floats(2, 60), spent=st.floats(0, 1.2), extension=st.floats(1, 500), gap_h=st.floats(0.5, 24),
+       rows=st.sampled_from([2000.0, 20000.0, 100000.0, 400000.0]), n_own=st.sampled_from([1, 2, 6]),
+       every_h=st.floats(0.5, 12), resynced=st.booleans())
+def test_a_first_resync_never_runs_on_a_budget_extension_alone(budget, spent, extension, gap_h, rows, n_own,
+                                                               every_h, resynced):
+    """Whatever the budget, the spend so far, the extension a person granted and the connector's
+    history: a resync no past resync of its connector prices never executes on that extension
+    alone (the extension was sized on its floor; worlds 15051, 15382) -- it waits for a person's
+    approval of the resync itself. One the ledger prices (a past resync's bill) may use it, and
+    one within the policy's own budget still runs by itself."""
+    from orchestrator.core.incidents import ActionLedger
+    from orchestrator.core.standing import ACTIVE, BudgetBook, BudgetCover, extension_request
+
+    spent *= budget
+    snap, asm, res = _state(budget=budget, spent=spent, gap_h=gap_h, rows=rows, other_rows=2000.0,
+                            n_own=n_own, n_other=6, every_h=every_h)
+    req = extension_request(res.policy("pa"), res.governed_by("pa"), NOW, NOW.date(), 1, extension,
+                            budget, budget + extension)
+    ledger = ActionLedger()
+    ledger.record(req, ACTIVE, NOW, by_person=True)
+    cover = BudgetCover(BudgetBook.from_ledger(ledger), res, NOW)
+    assert cover.extra("pa") > 0
+    resyncs = None
+    if resynced and n_own > 1:
+        incremental = max(c.amount_usd for c in snap.costs if c.connector == CONN)
+        bill = _bill(rows, every_h, "resync_table")[0]
+        resyncs = ResyncPrices({"resync_table": bill / incremental}, {CONN: incremental}, {(CONN, "resync_table"): bill})
+    (g,) = gate([_resync()], snap, asm, res, now=NOW, resyncs=resyncs, budgets=cover)
+    on_extension = g.decision == "execute" and req.action_id in (g.authorised_by or "")
+    if resyncs is None:
+        assert not on_extension, (g.reason, g.budget_usd)
+        if g.decision == "await_approval" and g.reason.startswith(UNPRICED_RELOAD):
+            assert spent + g.budget_usd > budget  # held only where the policy's own budget does not hold it
