@@ -72,14 +72,7 @@ def cleared_faults(
     """``(asset key, first failure, the success that ended it, seconds it took to clear)`` for
     every recovered fault a re-run resolves (the time capped by its class's retry schedule)."""
     backoff = DEFAULT_BACKOFF if backoff is None else backoff
-    successes: dict[str, list[datetime]] = {}
-    for m in materializations:
-        if m.partition is None:
-            successes.setdefault(m.asset_key, []).append(_aware(m.at))
-    for v in successes.values():
-        v.sort()
-    # (key, the success that ended it) -> [first failure of the episode, cap]
-    episodes: dict[tuple[str, datetime], list] = {}
+    eligible: list[tuple[str, datetime, float]] = []  # (key, failed at, its class's retry schedule)
     for d in failures:
         if d.root_failure_id is not None:
             continue
@@ -88,18 +81,27 @@ def cleared_faults(
         if not cls.rerun_resolves or schedule is None:
             continue
         f = d.failure
-        at = _aware(f.at)
         keys = (f.asset_key,) if f.asset_key else graph.connector_tables(f.connector)
-        for k in keys:
-            if k not in graph:
-                continue
-            times = successes.get(k, ())
-            i = bisect_right(times, at)
-            if i >= len(times):
-                continue  # not recovered: the failure responses handle it
-            ep = episodes.setdefault((k, times[i]), [at, 0.0])
-            ep[0] = min(ep[0], at)
-            ep[1] = max(ep[1], retry_schedule_s(schedule))
+        eligible.extend((k, _aware(f.at), retry_schedule_s(schedule)) for k in keys if k in graph)
+    if not eligible:
+        return []  # the usual case: one pass over the failures, none over the materializations
+    wanted = {k for k, _at, _cap in eligible}
+    successes: dict[str, list[datetime]] = {}
+    for m in materializations:
+        if m.partition is None and m.asset_key in wanted:
+            successes.setdefault(m.asset_key, []).append(_aware(m.at))
+    for v in successes.values():
+        v.sort()
+    # (key, the success that ended it) -> [first failure of the episode, cap]
+    episodes: dict[tuple[str, datetime], list] = {}
+    for k, at, cap in eligible:
+        times = successes.get(k, ())
+        i = bisect_right(times, at)
+        if i >= len(times):
+            continue  # not recovered: the failure responses handle it
+        ep = episodes.setdefault((k, times[i]), [at, 0.0])
+        ep[0] = min(ep[0], at)
+        ep[1] = max(ep[1], cap)
     return [(k, first, ended, min((ended - first).total_seconds(), cap))
             for (k, ended), (first, cap) in sorted(episodes.items())]
 
