@@ -48,8 +48,9 @@ class SLAPlanner(Planner):
     # not counted on. Won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
     # 16000-16099, lost world 112 on 100-119 (README, planner)
     queued_native_aware = True
-    # PlannerConfig.fault_reserve: a lineage that failed in the last day with a fault a re-run
-    # resolves leaves room for one retry after it clears (orchestrator.planning.fault_reserve)
+    # PlannerConfig.fault_reserve: a fault a re-run resolves that came at this hour yesterday on a
+    # deadline's lineage leaves room for one retry after it clears (world 15231; seeds 18000-18099
+    # and 100-119 unchanged; orchestrator.planning.fault_reserve)
     fault_reserve = True
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
