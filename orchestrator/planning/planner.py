@@ -140,6 +140,10 @@ class PlannerConfig:
     # a retry that would wait for a person, of a failure that clears by itself, on assets no
     # deadline cycle needs now, is not proposed (``_unneeded_rerun``: issue 11's approvals target)
     unneeded_reruns_unasked: bool = True
+    # a fault a re-run resolves that came yesterday at an hour between a lineage's latest start and
+    # its deadline: the latest start moves earlier by the time that fault took to clear plus one
+    # run of the failed asset, room for a retry after it (``orchestrator.planning.fault_reserve``)
+    fault_reserve: bool = True
     max_run_assets: int = 200  # larger runs are split upstream-first (validation's limit)
     # the early warning's pre-emptive action kinds allowed (orchestrator.health.early.KINDS; None: all)
     preempt_kinds: frozenset[str] | None = None
@@ -582,10 +586,35 @@ class _Cycles:
             return self.via.get(k)
         cut = self.blackout_cut(k)
         own = fa.slack_s - cut if cut and fa.slack_s - cut >= 0 else fa.slack_s
-        v = self.via.get(k)
+        reserve = self.fault_reserve(k, own)
+        own -= reserve
+        v = self.via.get(k)  # a consumer's slack: its reserve is in it already
         own = own if v is None or v >= own else v
         cap = self.capacity_slack().get(k)
+        cap = None if cap is None else cap - reserve
         return own if cap is None or cap >= own else cap
+
+    def fault_reserve(self, k: str, slack_s: float) -> float:
+        """Seconds ``k``'s latest start (now + ``slack_s``) moves earlier because a fault on its
+        lineage that a re-run resolves came yesterday at an hour between that start and its
+        target's deadline: room for one retry after it clears (``orchestrator.planning.fault_reserve``)."""
+        reserves = self.__dict__.get("_fault_reserves")
+        if reserves is None:
+            from orchestrator.planning.fault_reserve import FaultReserves
+
+            graph, model = self.graph, self.model
+            failures = self.assessment.failures if self.cfg.fault_reserve else ()
+            reserves = self._fault_reserves = FaultReserves(
+                failures, self._snapshot.materializations, graph,
+                lambda key: model.seconds(graph.node(key)), self.cfg.backoff)
+        if not reserves:
+            return 0.0
+        fa = self.assessment.freshness.get(k)
+        if fa is None or fa.deadline is None:
+            return 0.0
+        sla = self.resolution.sla(k)
+        lead = sla.deadline.lead if sla is not None and sla.deadline is not None else timedelta(0)
+        return reserves.during(k, self.now + timedelta(seconds=slack_s), _aware(fa.deadline) + lead)
 
     def capacity_slack(self) -> dict[str, float]:
         """key -> seconds until the latest start that the capacity allows (only keys whose work

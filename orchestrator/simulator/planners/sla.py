@@ -48,6 +48,10 @@ class SLAPlanner(Planner):
     # not counted on. Won 18 worlds and lost 3 on seeds 14000-14199, won 7 and lost 4 on
     # 16000-16099, lost world 112 on 100-119 (README, planner)
     queued_native_aware = True
+    # PlannerConfig.fault_reserve: a fault a re-run resolves that came at this hour yesterday on a
+    # deadline's lineage leaves room for one retry after it clears (world 15231; seeds 18000-18099
+    # and 100-119 unchanged; orchestrator.planning.fault_reserve)
+    fault_reserve = True
 
     def __init__(self, llm: bool = False, client=None, early_warning=True) -> None:
         self.name = "sla-llm" if llm else "sla"
@@ -288,6 +292,7 @@ class SLAPlanner(Planner):
                                          native_wait_share=self.native_wait_share,
                                          resync_when_needed=self.resync_when_needed,
                                          queued_native_aware=self.queued_native_aware,
+                                         fault_reserve=self.fault_reserve,
                                          warehouse_slots=pools.get("warehouse"),
                                          connector_pools={cid: c.pool for cid, c in
                                                           (getattr(sc, "connectors", None) or {}).items()},
