@@ -459,7 +459,8 @@ def drift_probes(rejected, accepted, snapshot: Snapshot, resolution, now: dateti
     for a, why in rejected:
         conn = a.connector
         if (ActionType.parse(a.type) is not ActionType.resync_table or a.cause != FailureClass.schema_drift.value
-                or not why.startswith("over budget") or not conn or not a.asset_keys or conn in busy):
+                or not why.startswith("over budget") or not conn or not a.asset_keys or conn in busy
+                or a.source == "llm"):  # the reviewer's own proposals stay its own
             continue
         last = max([_aware(f.at) for f in snapshot.failures if f.connector == conn]
                    + [_aware(s.started_at) for s in snapshot.syncs if s.connector == conn and s.started_at], default=None)
@@ -473,8 +474,8 @@ def drift_probes(rejected, accepted, snapshot: Snapshot, resolution, now: dateti
             action_id=f"{a.action_id}-probe-{now:%Y%m%d%H%M}", type=ActionType.materialize.value,
             asset_keys=a.asset_keys, priority=a.priority, cause="freshness", cycle=PROBE + (a.cycle or conn),
             reason=(f"probe: a plain sync of {conn} instead of the resync of its drifted tables, which is over "
-                    f"the budget ({why}); it lands them if someone fixed the drift since, and fails at no "
-                    "charge if not"),
+                    f"the budget ({why}); it lands them if someone fixed the drift since, and fails early "
+                    "if not"),
         ))
     return out
 
