@@ -264,6 +264,12 @@ def _decide(snapshot: Snapshot, resolution, *, memory, breaker, reviewer: Review
     to_check = replace(final, actions=list(final.actions) + [a for a, _ in rechecked.values()]) if rechecked else final
     accepted, rejected = validate(to_check, snapshot, resolution, now=now, config=validation_config,
                                   budgets=budget_cover, durations=durations, resyncs=resyncs)
+    probes = drift_probes(rejected, accepted, snapshot, resolution, now, breaker)
+    if probes:  # validated like any action: a probe over the budget too is rejected, never run
+        ok, no = validate(replace(final, actions=probes), snapshot, resolution, now=now, config=validation_config,
+                          budgets=budget_cover, durations=durations, resyncs=resyncs)
+        accepted = accepted + ok
+        suppressed += [(a, f"probe not run: {why}") for a, why in no]  # the resync it stands in for is rejected already
     decisions = gate(accepted, snapshot, assessment, resolution, memory=memory, breaker=breaker, now=now,
                      config=gate_config, durations=durations, standing=cover, budgets=budget_cover,
                      repairs=incident_cover(ledger, snapshot, assessment), costs=costs, resyncs=resyncs)
@@ -424,6 +430,54 @@ def hold_probes(decisions) -> tuple[list, list[tuple[Action, str]]]:
         else:
             kept.append(g)
     return kept, held
+
+
+DRIFT_PROBE_SPACING = timedelta(hours=3)  # without a circuit breaker to read it from (see drift_probes)
+
+
+def drift_probes(rejected, accepted, snapshot: Snapshot, resolution, now: datetime, breaker=None) -> list[Action]:
+    """Plain syncs in place of schema-drift resyncs that validation rejected as over a budget: a
+    refresh of the drifted tables (one sync of the connector at its backlog's price, not a full
+    re-read), as a planner probe (``cycle`` ``probe:``; :func:`hold_probes` drops it when the gate
+    would ask a person). The drift is often fixed by someone else (on-call, the source's owner)
+    without it being reported; the rejected resync blocked its tables, so the lineage waited for
+    days while a cron schedule's plain sync landed them within the budget (generated world 15233:
+    a $59 resync against a $44.55 daily budget rejected 169 times, both deadlines lost). One probe
+    per connector when its latest failure and sync start are at least a spacing old, and only when
+    a deadline can use the data now: a drift that persists then fails a probe at most every
+    ``window / (threshold - 1)`` of the circuit breaker, fewer than would open it."""
+    from orchestrator.planning.gate import serves_open_window
+    from orchestrator.planning.planner import PROBE
+
+    spacing = DRIFT_PROBE_SPACING
+    if breaker is not None and getattr(breaker, "threshold", 0) > 1 and getattr(breaker, "window", None):
+        spacing = breaker.window / (breaker.threshold - 1)
+    busy = {a.connector for a in accepted if a.connector} | {
+        n.connector for a in accepted for k in a.asset_keys if (n := snapshot.graph.get(k)) is not None and n.connector}
+    out: list[Action] = []
+    memo: dict = {}
+    for a, why in rejected:
+        conn = a.connector
+        if (ActionType.parse(a.type) is not ActionType.resync_table or a.cause != FailureClass.schema_drift.value
+                or not why.startswith("over budget") or not conn or not a.asset_keys or conn in busy
+                or a.source == "llm"):  # the reviewer's own proposals stay its own
+            continue
+        last = max([_aware(f.at) for f in snapshot.failures if f.connector == conn]
+                   + [_aware(s.started_at) for s in snapshot.syncs if s.connector == conn and s.started_at], default=None)
+        if (last is not None and now - last < spacing) or any(
+                s.connector == conn and s.status == "running" for s in snapshot.syncs):
+            continue
+        if not serves_open_window(a.asset_keys, resolution, now, memo):
+            continue
+        busy.add(conn)
+        out.append(Action(
+            action_id=f"{a.action_id}-probe-{now:%Y%m%d%H%M}", type=ActionType.materialize.value,
+            asset_keys=a.asset_keys, priority=a.priority, cause="freshness", cycle=PROBE + (a.cycle or conn),
+            reason=(f"probe: a plain sync of {conn} instead of the resync of its drifted tables, which is over "
+                    f"the budget ({why}); it lands them if someone fixed the drift since, and fails early "
+                    "if not"),
+        ))
+    return out
 
 
 def one_unpriced_ask(decisions, ledger: ActionLedger | None, snapshot: Snapshot) -> tuple[list, list[tuple[Action, str]]]:
