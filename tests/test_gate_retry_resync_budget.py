@@ -19,7 +19,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_gate_sync_budget import CONN, GRAPH, NOW, OTHER, POLICIES, _resolution, _spent
 
@@ -228,6 +228,8 @@ def test_the_worlds_that_crossed_a_budget_make_no_unsafe_action(tmp_path, seed, 
 
 
 @settings(max_examples=80, deadline=None)
+@example(budget=2.0, spent=0.0, extension=1.0, gap_h=1.0, rows=20000.0, n_own=2, every_h=1.0,
+         resynced=False)  # held by the reserve the gate keeps, within the bare budget
 @given(budget=st.floats(2, 60), spent=st.floats(0, 1.2), extension=st.floats(1, 500), gap_h=st.floats(0.5, 24),
        rows=st.sampled_from([2000.0, 20000.0, 100000.0, 400000.0]), n_own=st.sampled_from([1, 2, 6]),
        every_h=st.floats(0.5, 12), resynced=st.booleans())
@@ -260,4 +262,6 @@ def test_a_first_resync_never_runs_on_a_budget_extension_alone(budget, spent, ex
     if resyncs is None:
         assert not on_extension, (g.reason, g.budget_usd)
         if g.decision == "await_approval" and g.reason.startswith(UNPRICED_RELOAD):
-            assert spent + g.budget_usd > budget  # held only where the policy's own budget does not hold it
+            # held only where the policy's own budget does not hold it, counting the reserve the
+            # gate keeps on what is only estimated (GateConfig.budget_reserve)
+            assert spent + g.budget_usd * (1 + GateConfig().budget_reserve) > budget
