@@ -14,16 +14,13 @@ in the simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-UTC = timezone.utc
+from orchestrator.planning.common import aware as _aware
+
 # an open breaker lets one automatic attempt through this long after it opened or after its last
 # failed trial (half-open); None: it stays open until a success or a person's reset
 TRIAL_AFTER = timedelta(hours=1)
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

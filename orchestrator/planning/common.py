@@ -13,6 +13,11 @@ from orchestrator.core.vocab import CONNECTOR_ACTIONS, PAUSE_AND_ESCALATE, RUN_A
 
 UTC = timezone.utc
 
+
+def aware(t: datetime) -> datetime:
+    """``t`` with UTC attached when it carries no zone (records read from storage may not)."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
 __all__ = ["CONNECTOR_ACTIONS", "ESCALATE_CATEGORIES", "RUN_ACTIONS"]
 
 # Failure classes the planner never retries: a person must fix something first (vocab).

@@ -32,11 +32,7 @@ from datetime import datetime, timedelta
 from orchestrator.core.graph import AssetGraph
 from orchestrator.core.records import DiagnosedFailure, Materialization
 from orchestrator.core.vocab import DEFAULT_BACKOFF, Backoff, FailureClass
-from orchestrator.planning.common import UTC
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+from orchestrator.planning.common import aware as _aware
 
 
 def retry_schedule_s(backoff: Backoff) -> float:

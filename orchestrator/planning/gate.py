@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from orchestrator.core.standing import is_routine
 from orchestrator.core.pricing import (UNPRICED_SYNC_USD_PER_HOUR, CostHistory, RunBound, SyncPricer, sync_charges,
@@ -62,6 +62,7 @@ from orchestrator.core.pricing import (UNPRICED_SYNC_USD_PER_HOUR, CostHistory, 
 from orchestrator.core.records import Action, Assessment, DiagnosedFailure, Snapshot
 from orchestrator.planning.breaker import CircuitBreaker
 from orchestrator.planning.common import action_type, subjects, units_of_work
+from orchestrator.planning.common import aware as _aware
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor, unpriced_reload
 from orchestrator.planning.reload_price import RELOAD_HOURS, unbounded_reload
 from orchestrator.core.vocab import NOT_RETRYABLE, ActionType, FailureClass
@@ -246,10 +247,6 @@ def answered_failures(action: Action, assessment: Assessment, snapshot: Snapshot
     return out + [d for d in assessment.failures if d.root_failure_id is None and id(d) not in seen
                   and d.failure.asset_key is None and d.failure.connector in conns
                   and (landed[d.failure.connector] is None or _aware(d.failure.at) > landed[d.failure.connector])]
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def memory_confidence(action: Action, failures: Sequence[DiagnosedFailure], memory) -> tuple[float, str]:

@@ -23,15 +23,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from orchestrator.core.records import RunStatus, Snapshot
-from orchestrator.planning.common import UTC
+from orchestrator.planning.common import aware as _aware
 from orchestrator.planning.inflight import is_scheduled_run
 
 # a scheduled sync that started longer ago than this says nothing about the source's queue now
 LAG_MEMORY = timedelta(hours=24)
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 class ScheduledSyncQueue:

@@ -68,6 +68,7 @@ from orchestrator.core.records import (
     RunStatus,
     Snapshot,
 )
+from orchestrator.planning.common import aware as _aware
 from orchestrator.planning.common import (
     ESCALATE_CATEGORIES,
     UTC,
@@ -156,10 +157,6 @@ class PlannerConfig:
     connector_pools: Mapping[str, str] = field(default_factory=dict)
     pool_slots: Mapping[str, int] = field(default_factory=dict)
     model_pools: Mapping[str, str] = field(default_factory=dict)  # model -> another warehouse pool
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _tv(x) -> str:
@@ -292,7 +289,6 @@ def _drift_is_breaking(d: DiagnosedFailure, handling: str | None, attempt: int =
     if handling is not None and handling not in ABSORBS_NEW_COLUMNS:
         return True
     return not _ADDED_COLUMN.search(text)
-
 
 
 def _pending_keys(snapshot: Snapshot, waiting: frozenset[str] = frozenset()) -> set[str]:

@@ -34,6 +34,7 @@ from orchestrator.core.pricing import CostHistory, RunBound, SyncPricer, sync_ch
 from orchestrator.core.records import Action, Plan, Snapshot, SyncRecord
 from orchestrator.core.standing import governed_connectors, governed_set
 from orchestrator.planning.common import UTC, action_type, units_of_work
+from orchestrator.planning.common import aware as _aware
 from orchestrator.planning.inflight import in_flight_by_policy, in_flight_spend, resync_floor
 from orchestrator.core.vocab import PAUSE_AND_ESCALATE, ActionType
 
@@ -51,10 +52,6 @@ class ValidationConfig:
     # a model run counts at the upper bound of its bill (``pricing.RunBound``), as the gate counts
     # it with GateConfig.bound_model_runs (off by default, see there)
     bound_model_runs: bool = False
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def scheduled_sync(c) -> bool:
